@@ -1,0 +1,69 @@
+# ngx_http_canary_module: build, test, demo, bench.
+#
+#   make                     module + sidecar against the installed nginx
+#   make NGINX_SRC=/path     against a full nginx source tree
+#   make test                install deps, build, unit + integration tests
+#   make demo                a whole rollout on loopback
+#   make bench               benchmarks (not part of make test)
+
+NGINX_SRC  ?= /usr/share/nginx/src
+BUILD      ?= build
+CC         ?= cc
+CFLAGS_STD  = -std=gnu99 -O2 -g -Wall -Wextra -Werror
+MODULE_CC_OPT ?=
+MODULE_LD_OPT ?=
+
+NGX_BUILD  = $(BUILD)/nginx
+MODULE     = $(BUILD)/ngx_http_canary_module.so
+
+PURE_SRCS  = src/ngx_http_canary_hash.c src/ngx_http_canary_parse.c
+UNIT_TESTS = $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(wildcard t/unit/*.c))
+
+CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
+
+# Debian's nginx-dev records the flags its nginx was configured with
+NGX_CONF_FLAGS = $(shell [ -f $(NGINX_SRC)/conf_flags ] \
+	&& bash -c '. $(NGINX_SRC)/conf_flags; echo "$${NGX_CONF_FLAGS[@]}"' \
+	|| echo --with-compat)
+
+.PHONY: all module unit test check deps demo bench clean FORCE
+
+all: module
+
+module: $(MODULE)
+
+deps:
+	@sh scripts/install-deps.sh
+
+$(NGX_BUILD)/Makefile: config
+	rm -rf $(NGX_BUILD)
+	mkdir -p $(BUILD)
+	cp -a $(NGINX_SRC) $(NGX_BUILD)
+	cd $(NGX_BUILD) && ./configure $(NGX_CONF_FLAGS) \
+	    --with-cc-opt="-Wall -Wextra -Werror $(MODULE_CC_OPT)" \
+	    --with-ld-opt="$(MODULE_LD_OPT)" \
+	    --add-dynamic-module=$(CURDIR) >configure.log 2>&1 \
+	    || { tail -30 configure.log; exit 1; }
+
+$(MODULE): $(NGX_BUILD)/Makefile FORCE
+	$(MAKE) -s -C $(NGX_BUILD) -f objs/Makefile modules
+	cp $(NGX_BUILD)/objs/ngx_http_canary_module.so $@
+
+$(BUILD)/unit/%: t/unit/%.c $(PURE_SRCS) src/*.h
+	@mkdir -p $(BUILD)/unit
+	$(CC) $(CFLAGS_STD) $(CHECK_CFLAGS) -Isrc -o $@ $< $(PURE_SRCS) \
+	    $(CHECK_LIBS)
+
+unit: $(UNIT_TESTS)
+	@for t in $(UNIT_TESTS); do echo "# $$t"; $$t || exit 1; done
+
+test: deps
+	$(MAKE) all
+	$(MAKE) unit
+	prove -r t/
+
+clean:
+	rm -rf $(BUILD)
+
+FORCE:

@@ -1,0 +1,39 @@
+#!/bin/sh
+# Installs from Debian packages everything the build, tests, demo and
+# benchmarks need.  Idempotent; returns at once when all is present.
+set -eu
+
+PKGS="gcc make perl nginx-core nginx-dev libhiredis-dev libpcre2-dev
+zlib1g-dev libssl-dev redis-server redis-tools libcurl4-openssl-dev
+libjansson-dev check pkg-config prometheus chromium wrk curl procps"
+
+missing=""
+for p in $PKGS; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null \
+         | grep -q "install ok installed"
+    then
+        missing="$missing $p"
+    fi
+done
+
+if [ -z "$missing" ]; then
+    exit 0
+fi
+
+echo "install-deps: installing:$missing"
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+    SUDO=sudo
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# policy-rc.d keeps the packaged services (nginx, redis, prometheus) from
+# being started: the tests start their own on free loopback ports.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+$SUDO apt-get install -y -qq --no-install-recommends $missing

@@ -1,0 +1,814 @@
+
+/*
+ * ngx_http_canary_module: directives and configuration.
+ *
+ *     canary_zone  NAME SIZE;
+ *     canary_split NAME { stable ...; canary ...; weight ...; ... }
+ *     canary       SPLIT | off;
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_canary_module.h"
+
+
+static ngx_int_t ngx_http_canary_preconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_canary_postconfiguration(ngx_conf_t *cf);
+static void *ngx_http_canary_create_main_conf(ngx_conf_t *cf);
+static void *ngx_http_canary_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_canary_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+
+static char *ngx_http_canary_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_canary_split_block(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_canary_split_line(ngx_conf_t *cf, ngx_command_t *dummy,
+    void *conf);
+static char *ngx_http_canary_split_override(ngx_conf_t *cf,
+    ngx_http_canary_split_t *split);
+static char *ngx_http_canary_split_cohort_weight(ngx_conf_t *cf,
+    ngx_http_canary_split_t *split);
+static char *ngx_http_canary(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+
+static ngx_http_canary_split_t *ngx_http_canary_get_split(ngx_conf_t *cf,
+    ngx_http_canary_main_conf_t *cmcf, ngx_str_t *name);
+static ngx_int_t ngx_http_canary_parse_variant(ngx_str_t *value);
+static ngx_int_t ngx_http_canary_check_upstream(ngx_conf_t *cf,
+    ngx_http_canary_split_t *split, ngx_uint_t variant);
+
+
+static ngx_command_t  ngx_http_canary_commands[] = {
+
+    { ngx_string("canary_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_canary_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("canary_split"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_BLOCK|NGX_CONF_TAKE1,
+      ngx_http_canary_split_block,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("canary"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_canary,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_canary_module_ctx = {
+    ngx_http_canary_preconfiguration,      /* preconfiguration */
+    ngx_http_canary_postconfiguration,     /* postconfiguration */
+
+    ngx_http_canary_create_main_conf,      /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_canary_create_loc_conf,       /* create location configuration */
+    ngx_http_canary_merge_loc_conf         /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_canary_module = {
+    NGX_MODULE_V1,
+    &ngx_http_canary_module_ctx,           /* module context */
+    ngx_http_canary_commands,              /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_str_t  ngx_http_canary_default_key =
+    ngx_string("$http_x_tenant_id");
+
+
+static ngx_int_t
+ngx_http_canary_preconfiguration(ngx_conf_t *cf)
+{
+    return ngx_http_canary_add_variables(cf);
+}
+
+
+static void *
+ngx_http_canary_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_canary_main_conf_t  *cmcf;
+
+    cmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_canary_main_conf_t));
+    if (cmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     cmcf->shm_zone = NULL;
+     *     cmcf->used_file = NULL;
+     */
+
+    if (ngx_array_init(&cmcf->splits, cf->pool, 4,
+                       sizeof(ngx_http_canary_split_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return cmcf;
+}
+
+
+static void *
+ngx_http_canary_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_canary_loc_conf_t  *clcf;
+
+    clcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_canary_loc_conf_t));
+    if (clcf == NULL) {
+        return NULL;
+    }
+
+    clcf->split = NGX_CONF_UNSET_PTR;
+
+    return clcf;
+}
+
+
+static char *
+ngx_http_canary_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_canary_loc_conf_t  *prev = parent;
+    ngx_http_canary_loc_conf_t  *conf = child;
+
+    ngx_conf_merge_ptr_value(conf->split, prev->split, NULL);
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_canary_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_canary_main_conf_t  *cmcf = conf;
+
+    ssize_t     size;
+    ngx_str_t  *value;
+
+    value = cf->args->elts;
+
+    if (cmcf->shm_zone) {
+        return "is duplicate";
+    }
+
+    size = ngx_parse_size(&value[2]);
+
+    if (size == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid canary_zone size \"%V\"", &value[2]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "canary_zone \"%V\" is too small: \"%V\", "
+                           "the minimum is %uzk",
+                           &value[1], &value[2], 8 * ngx_pagesize / 1024);
+        return NGX_CONF_ERROR;
+    }
+
+    cmcf->shm_zone = ngx_shared_memory_add(cf, &value[1], size,
+                                           &ngx_http_canary_module);
+    if (cmcf->shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (cmcf->shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "canary_zone \"%V\" is already used",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    cmcf->shm_zone->init = ngx_http_canary_init_zone;
+    cmcf->shm_zone->data = cmcf;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_http_canary_split_t *
+ngx_http_canary_get_split(ngx_conf_t *cf, ngx_http_canary_main_conf_t *cmcf,
+    ngx_str_t *name)
+{
+    ngx_uint_t                i;
+    ngx_http_canary_split_t  *split, **splitp;
+
+    splitp = cmcf->splits.elts;
+
+    for (i = 0; i < cmcf->splits.nelts; i++) {
+        if (splitp[i]->name.len == name->len
+            && ngx_strncmp(splitp[i]->name.data, name->data, name->len) == 0)
+        {
+            return splitp[i];
+        }
+    }
+
+    split = ngx_pcalloc(cf->pool, sizeof(ngx_http_canary_split_t));
+    if (split == NULL) {
+        return NULL;
+    }
+
+    split->name = *name;
+
+    if (ngx_array_init(&split->overrides, cf->pool, 2,
+                       sizeof(ngx_http_canary_override_t))
+        != NGX_OK
+        || ngx_array_init(&split->cohorts, cf->pool, 2,
+                          sizeof(ngx_http_canary_cohort_t))
+           != NGX_OK)
+    {
+        return NULL;
+    }
+
+    splitp = ngx_array_push(&cmcf->splits);
+    if (splitp == NULL) {
+        return NULL;
+    }
+
+    *splitp = split;
+
+    return split;
+}
+
+
+static char *
+ngx_http_canary_split_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_canary_main_conf_t  *cmcf = conf;
+
+    char                              *rv;
+    ngx_str_t                         *value;
+    ngx_conf_t                         save;
+    ngx_uint_t                         v;
+    ngx_http_canary_split_t           *split;
+    ngx_http_compile_complex_value_t   ccv;
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0 || value[1].len >= NGX_HTTP_CANARY_NAME_LEN) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid canary_split name \"%V\": 1 to %d bytes",
+                           &value[1], NGX_HTTP_CANARY_NAME_LEN - 1);
+        return NGX_CONF_ERROR;
+    }
+
+    split = ngx_http_canary_get_split(cf, cmcf, &value[1]);
+    if (split == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (split->defined) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "duplicate canary_split \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    split->defined = 1;
+
+    save = *cf;
+    cf->handler = ngx_http_canary_split_line;
+    cf->handler_conf = (char *) split;
+
+    rv = ngx_conf_parse(cf, NULL);
+
+    *cf = save;
+
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    for (v = 0; v < NGX_HTTP_CANARY_VARIANTS; v++) {
+        if (split->upstream[v].len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "canary_split \"%V\" has no \"%s\" upstream",
+                               &split->name,
+                               v == NGX_HTTP_CANARY_STABLE ? "stable"
+                                                           : "canary");
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (split->key == NULL) {
+        split->key = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+        if (split->key == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+        ccv.cf = cf;
+        ccv.value = &ngx_http_canary_default_key;
+        ccv.complex_value = split->key;
+
+        if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (split->cohorts.nelts && split->cohort == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "canary_split \"%V\" has \"cohort_weight\" "
+                           "but no \"cohort\"", &split->name);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_canary_split_line(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
+{
+    ngx_http_canary_split_t *split = (ngx_http_canary_split_t *) conf;
+
+    int32_t                            weight;
+    ngx_str_t                         *value, *name;
+    ngx_uint_t                         n;
+    ngx_http_complex_value_t         **cvp;
+    ngx_http_compile_complex_value_t   ccv;
+
+    value = cf->args->elts;
+    name = &value[0];
+    n = cf->args->nelts;
+
+#define ngx_http_canary_is(s)                                                \
+    (name->len == sizeof(s) - 1 && ngx_strncmp(name->data, s, name->len) == 0)
+
+    if (ngx_http_canary_is("override")) {
+        return ngx_http_canary_split_override(cf, split);
+    }
+
+    if (ngx_http_canary_is("cohort_weight")) {
+        return ngx_http_canary_split_cohort_weight(cf, split);
+    }
+
+    if (n != 2) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid number of arguments in \"%V\" "
+                           "of canary_split \"%V\"", name, &split->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_canary_is("stable") || ngx_http_canary_is("canary")) {
+        n = ngx_http_canary_is("stable") ? NGX_HTTP_CANARY_STABLE
+                                         : NGX_HTTP_CANARY_CANARY;
+
+        if (split->upstream[n].len) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\" is duplicate in canary_split \"%V\"",
+                               name, &split->name);
+            return NGX_CONF_ERROR;
+        }
+
+        split->upstream[n] = value[1];
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_http_canary_is("weight")) {
+        weight = ngx_http_canary_parse_weight(value[1].data, value[1].len);
+
+        if (weight < 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid \"weight\" \"%V\" in canary_split "
+                               "\"%V\": a percent from 0 to 100 "
+                               "with at most 2 decimals",
+                               &value[1], &split->name);
+            return NGX_CONF_ERROR;
+        }
+
+        split->weight = weight;
+        split->has_weight = 1;
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_http_canary_is("salt")) {
+        split->salt = value[1];
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_http_canary_is("cookie")) {
+        if (value[1].len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "empty \"cookie\" name in canary_split "
+                               "\"%V\"", &split->name);
+            return NGX_CONF_ERROR;
+        }
+
+        split->cookie = value[1];
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_http_canary_is("key")) {
+        cvp = &split->key;
+
+    } else if (ngx_http_canary_is("cohort")) {
+        cvp = &split->cohort;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "unknown directive \"%V\" in canary_split \"%V\"",
+                           name, &split->name);
+        return NGX_CONF_ERROR;
+    }
+
+#undef ngx_http_canary_is
+
+    if (*cvp) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" is duplicate in canary_split \"%V\"",
+                           name, &split->name);
+        return NGX_CONF_ERROR;
+    }
+
+    *cvp = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+    if (*cvp == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+    ccv.cf = cf;
+    ccv.value = &value[1];
+    ccv.complex_value = *cvp;
+
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* override HEADER VALUE canary|stable [from=CIDR ...]; */
+
+static char *
+ngx_http_canary_split_override(ngx_conf_t *cf, ngx_http_canary_split_t *split)
+{
+    ngx_int_t                    rc, variant;
+    ngx_str_t                   *value, addr;
+    ngx_uint_t                   i;
+    ngx_cidr_t                  *cidr;
+    ngx_http_canary_override_t  *ov;
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts < 4) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"override\" in canary_split \"%V\" needs a "
+                           "header, a value and canary or stable",
+                           &split->name);
+        return NGX_CONF_ERROR;
+    }
+
+    variant = ngx_http_canary_parse_variant(&value[3]);
+
+    if (variant == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"override\" variant \"%V\" in "
+                           "canary_split \"%V\": use canary or stable",
+                           &value[3], &split->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (value[1].len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "empty \"override\" header in canary_split \"%V\"",
+                           &split->name);
+        return NGX_CONF_ERROR;
+    }
+
+    ov = ngx_array_push(&split->overrides);
+    if (ov == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    /* compared with the lowercased names nginx keeps for every header */
+    ov->name.len = value[1].len;
+    ov->name.data = ngx_pnalloc(cf->pool, value[1].len);
+    if (ov->name.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_strlow(ov->name.data, value[1].data, value[1].len);
+
+    ov->value = value[2];
+    ov->variant = variant;
+    ov->from = NULL;
+
+    for (i = 4; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "from=", 5) != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid \"override\" parameter \"%V\" in "
+                               "canary_split \"%V\"", &value[i],
+                               &split->name);
+            return NGX_CONF_ERROR;
+        }
+
+        if (ov->from == NULL) {
+            ov->from = ngx_array_create(cf->pool, 2, sizeof(ngx_cidr_t));
+            if (ov->from == NULL) {
+                return NGX_CONF_ERROR;
+            }
+        }
+
+        cidr = ngx_array_push(ov->from);
+        if (cidr == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        addr.data = value[i].data + 5;
+        addr.len = value[i].len - 5;
+
+        rc = ngx_ptocidr(&addr, cidr);
+
+        if (rc == NGX_ERROR) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid \"override\" address \"%V\" in "
+                               "canary_split \"%V\"", &value[i],
+                               &split->name);
+            return NGX_CONF_ERROR;
+        }
+
+        if (rc == NGX_DONE) {
+            ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                               "low address bits of %V are meaningless",
+                               &addr);
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* cohort_weight NAME PERCENT; */
+
+static char *
+ngx_http_canary_split_cohort_weight(ngx_conf_t *cf,
+    ngx_http_canary_split_t *split)
+{
+    int32_t                    weight;
+    ngx_str_t                 *value;
+    ngx_uint_t                 i;
+    ngx_http_canary_cohort_t  *cohort;
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts != 3) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"cohort_weight\" in canary_split \"%V\" needs "
+                           "a cohort name and a percent", &split->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (value[1].len == 0 || value[1].len >= NGX_HTTP_CANARY_NAME_LEN) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"cohort_weight\" cohort \"%V\" in "
+                           "canary_split \"%V\": 1 to %d bytes",
+                           &value[1], &split->name,
+                           NGX_HTTP_CANARY_NAME_LEN - 1);
+        return NGX_CONF_ERROR;
+    }
+
+    weight = ngx_http_canary_parse_weight(value[2].data, value[2].len);
+
+    if (weight < 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"cohort_weight\" \"%V\" for cohort "
+                           "\"%V\" in canary_split \"%V\": a percent from "
+                           "0 to 100 with at most 2 decimals",
+                           &value[2], &value[1], &split->name);
+        return NGX_CONF_ERROR;
+    }
+
+    cohort = split->cohorts.elts;
+
+    for (i = 0; i < split->cohorts.nelts; i++) {
+        if (cohort[i].name.len == value[1].len
+            && ngx_strncmp(cohort[i].name.data, value[1].data,
+                           value[1].len) == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "duplicate \"cohort_weight\" cohort \"%V\" "
+                               "in canary_split \"%V\"",
+                               &value[1], &split->name);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (split->cohorts.nelts == NGX_HTTP_CANARY_COHORTS_MAX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "too many \"cohort_weight\" in canary_split "
+                           "\"%V\": at most %d",
+                           &split->name, NGX_HTTP_CANARY_COHORTS_MAX);
+        return NGX_CONF_ERROR;
+    }
+
+    cohort = ngx_array_push(&split->cohorts);
+    if (cohort == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    cohort->name = value[1];
+    cohort->weight = weight;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_canary_parse_variant(ngx_str_t *value)
+{
+    if (value->len == 6 && ngx_strncmp(value->data, "canary", 6) == 0) {
+        return NGX_HTTP_CANARY_CANARY;
+    }
+
+    if (value->len == 6 && ngx_strncmp(value->data, "stable", 6) == 0) {
+        return NGX_HTTP_CANARY_STABLE;
+    }
+
+    return NGX_ERROR;
+}
+
+
+static char *
+ngx_http_canary(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_canary_loc_conf_t *clcf = conf;
+
+    ngx_str_t                    *value;
+    ngx_http_canary_split_t      *split;
+    ngx_http_canary_main_conf_t  *cmcf;
+
+    if (clcf->split != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 3 && ngx_strncmp(value[1].data, "off", 3) == 0) {
+        clcf->split = NULL;
+        return NGX_CONF_OK;
+    }
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_canary_module);
+
+    split = ngx_http_canary_get_split(cf, cmcf, &value[1]);
+    if (split == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (!split->defined && split->used_file == NULL) {
+        split->used_file = cf->conf_file->file.name.data;
+        split->used_line = cf->conf_file->line;
+    }
+
+    if (cmcf->used_file == NULL) {
+        cmcf->used_file = cf->conf_file->file.name.data;
+        cmcf->used_line = cf->conf_file->line;
+    }
+
+    clcf->split = split;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_canary_postconfiguration(ngx_conf_t *cf)
+{
+    size_t                        needed;
+    ngx_uint_t                    i, v;
+    ngx_http_canary_split_t     **splitp;
+    ngx_http_canary_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_canary_module);
+
+    splitp = cmcf->splits.elts;
+
+    for (i = 0; i < cmcf->splits.nelts; i++) {
+
+        if (!splitp[i]->defined) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "unknown canary_split \"%V\" in \"canary\" "
+                          "directive in %s:%ui", &splitp[i]->name,
+                          splitp[i]->used_file, splitp[i]->used_line);
+            return NGX_ERROR;
+        }
+
+        for (v = 0; v < NGX_HTTP_CANARY_VARIANTS; v++) {
+            if (ngx_http_canary_check_upstream(cf, splitp[i], v) != NGX_OK) {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    if (cmcf->splits.nelts == 0) {
+        return NGX_OK;
+    }
+
+    if (cmcf->shm_zone == NULL) {
+        if (cmcf->used_file) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"canary\" directive in %s:%ui requires "
+                          "\"canary_zone\" in the http block",
+                          cmcf->used_file, cmcf->used_line);
+
+        } else {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "canary_split \"%V\" requires \"canary_zone\" "
+                          "in the http block", &splitp[0]->name);
+        }
+
+        return NGX_ERROR;
+    }
+
+    needed = ngx_http_canary_zone_size_needed(cmcf->splits.nelts);
+
+    if (cmcf->shm_zone->shm.size < needed) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "canary_zone \"%V\" is too small: %uzk for %ui "
+                      "splits, at least %uzk needed",
+                      &cmcf->shm_zone->shm.name,
+                      cmcf->shm_zone->shm.size / 1024,
+                      cmcf->splits.nelts, (needed + 1023) / 1024);
+        return NGX_ERROR;
+    }
+
+    return ngx_http_canary_init_route(cf);
+}
+
+
+/*
+ * An upstream named by "stable" or "canary" must be an upstream{} block,
+ * unless it is an explicit host:port that proxy_pass can use as is.
+ */
+
+static ngx_int_t
+ngx_http_canary_check_upstream(ngx_conf_t *cf, ngx_http_canary_split_t *split,
+    ngx_uint_t variant)
+{
+    ngx_str_t                      *name;
+    ngx_uint_t                      i;
+    ngx_http_upstream_srv_conf_t  **uscfp;
+    ngx_http_upstream_main_conf_t  *umcf;
+
+    name = &split->upstream[variant];
+
+    if (ngx_strlchr(name->data, name->data + name->len, ':') != NULL) {
+        return NGX_OK;
+    }
+
+    umcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_upstream_module);
+
+    uscfp = umcf->upstreams.elts;
+
+    for (i = 0; i < umcf->upstreams.nelts; i++) {
+        if ((uscfp[i]->flags & NGX_HTTP_UPSTREAM_CREATE)
+            && uscfp[i]->host.len == name->len
+            && ngx_strncasecmp(uscfp[i]->host.data, name->data, name->len)
+               == 0)
+        {
+            return NGX_OK;
+        }
+    }
+
+    ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                  "canary_split \"%V\": \"%s\" upstream \"%V\" is not "
+                  "defined by an upstream block",
+                  &split->name,
+                  variant == NGX_HTTP_CANARY_STABLE ? "stable" : "canary",
+                  name);
+
+    return NGX_ERROR;
+}

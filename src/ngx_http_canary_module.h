@@ -1,0 +1,169 @@
+
+/*
+ * ngx_http_canary_module: per-tenant canary routing with shared-memory
+ * weights.  Types shared by the files of the module.
+ */
+
+
+#ifndef _NGX_HTTP_CANARY_MODULE_H_INCLUDED_
+#define _NGX_HTTP_CANARY_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_canary_hash.h"
+#include "ngx_http_canary_parse.h"
+
+
+#define NGX_HTTP_CANARY_STABLE          0
+#define NGX_HTTP_CANARY_CANARY          1
+#define NGX_HTTP_CANARY_VARIANTS        2
+
+#define NGX_HTTP_CANARY_NAME_LEN        64
+#define NGX_HTTP_CANARY_STATE_LEN       64
+#define NGX_HTTP_CANARY_COHORTS_MAX     16
+
+/* bump when the layout of the shared zone changes */
+#define NGX_HTTP_CANARY_ZONE_LAYOUT     1
+
+
+typedef enum {
+    NGX_HTTP_CANARY_REASON_HASH = 0,
+    NGX_HTTP_CANARY_REASON_RANDOM,
+    NGX_HTTP_CANARY_REASON_HEADER,
+    NGX_HTTP_CANARY_REASON_COOKIE,
+    NGX_HTTP_CANARY_REASON_PIN,
+    NGX_HTTP_CANARY_REASON_COHORT,
+    NGX_HTTP_CANARY_REASON_DISABLED,
+    NGX_HTTP_CANARY_REASON_GUARD
+} ngx_http_canary_reason_e;
+
+
+/* where the weights in the zone came from */
+typedef enum {
+    NGX_HTTP_CANARY_SOURCE_CONF = 0,
+    NGX_HTTP_CANARY_SOURCE_REDIS
+} ngx_http_canary_source_e;
+
+
+/* one cohort weight in the zone; the name is fixed at configuration */
+typedef struct {
+    u_char                       name[NGX_HTTP_CANARY_NAME_LEN];
+    size_t                       name_len;
+    ngx_atomic_t                 weight;
+} ngx_http_canary_shm_cohort_t;
+
+
+/*
+ * A split's state in shared memory.  Workers read it on every request
+ * without a lock: every field they read is one aligned word.
+ */
+typedef struct {
+    ngx_queue_t                  queue;
+
+    u_char                       name[NGX_HTTP_CANARY_NAME_LEN];
+    size_t                       name_len;
+
+    ngx_atomic_t                 weight;        /* hundredths of percent */
+    ngx_atomic_t                 enabled;
+    ngx_atomic_t                 generation;
+    ngx_atomic_t                 source;        /* weights from conf/redis */
+    ngx_uint_t                   conf_weight;
+
+    u_char                       state[NGX_HTTP_CANARY_STATE_LEN];
+    ngx_atomic_t                 state_len;
+
+    ngx_uint_t                   ncohorts;
+    ngx_http_canary_shm_cohort_t cohorts[NGX_HTTP_CANARY_COHORTS_MAX];
+} ngx_http_canary_shm_split_t;
+
+
+typedef struct {
+    ngx_uint_t                   layout;
+    ngx_queue_t                  splits;
+} ngx_http_canary_shm_t;
+
+
+typedef struct {
+    ngx_str_t                    name;
+    ngx_str_t                    value;
+    ngx_uint_t                   variant;
+    ngx_array_t                 *from;          /* of ngx_cidr_t, or NULL */
+} ngx_http_canary_override_t;
+
+
+typedef struct {
+    ngx_str_t                    name;
+    ngx_uint_t                   weight;        /* hundredths of percent */
+} ngx_http_canary_cohort_t;
+
+
+typedef struct {
+    ngx_str_t                    name;
+    ngx_str_t                    upstream[NGX_HTTP_CANARY_VARIANTS];
+
+    ngx_http_complex_value_t    *key;
+    ngx_http_complex_value_t    *cohort;
+    ngx_str_t                    salt;
+    ngx_uint_t                   weight;        /* hundredths of percent */
+    ngx_str_t                    cookie;
+
+    ngx_array_t                  overrides;     /* ngx_http_canary_override_t */
+    ngx_array_t                  cohorts;       /* ngx_http_canary_cohort_t */
+
+    unsigned                     defined:1;
+    unsigned                     has_weight:1;
+
+    /* where a "canary" directive first used a split not yet defined */
+    u_char                      *used_file;
+    ngx_uint_t                   used_line;
+
+    ngx_http_canary_shm_split_t *sh;
+} ngx_http_canary_split_t;
+
+
+typedef struct {
+    ngx_shm_zone_t              *shm_zone;
+    ngx_http_canary_shm_t       *sh;
+    ngx_slab_pool_t             *shpool;
+
+    ngx_array_t                  splits;        /* ngx_http_canary_split_t * */
+
+    /* where the first "canary" directive is, for a missing canary_zone */
+    u_char                      *used_file;
+    ngx_uint_t                   used_line;
+} ngx_http_canary_main_conf_t;
+
+
+typedef struct {
+    ngx_http_canary_split_t     *split;
+} ngx_http_canary_loc_conf_t;
+
+
+/* the decision for one request */
+typedef struct {
+    ngx_http_canary_split_t     *split;
+    ngx_uint_t                   variant;
+    ngx_http_canary_reason_e     reason;
+    ngx_int_t                    bucket;        /* -1 when not hashed */
+    ngx_uint_t                   weight;        /* weight applied */
+} ngx_http_canary_ctx_t;
+
+
+extern ngx_module_t  ngx_http_canary_module;
+
+
+/* ngx_http_canary_zone.c */
+ngx_int_t ngx_http_canary_init_zone(ngx_shm_zone_t *shm_zone, void *data);
+size_t ngx_http_canary_zone_size_needed(ngx_uint_t nsplits);
+
+/* ngx_http_canary_route.c */
+ngx_int_t ngx_http_canary_add_variables(ngx_conf_t *cf);
+ngx_int_t ngx_http_canary_init_route(ngx_conf_t *cf);
+ngx_http_canary_ctx_t *ngx_http_canary_decide(ngx_http_request_t *r);
+ngx_str_t *ngx_http_canary_reason_name(ngx_http_canary_reason_e reason);
+
+
+#endif /* _NGX_HTTP_CANARY_MODULE_H_INCLUDED_ */

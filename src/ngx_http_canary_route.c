@@ -1,0 +1,463 @@
+
+/*
+ * The routing decision, made once per request and kept in the request
+ * context: split disabled -> override headers -> cookie -> cohort weight
+ * -> weight.  Also the $canary_* variables that expose it.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_canary_module.h"
+
+
+static ngx_int_t ngx_http_canary_preaccess_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_canary_by_override(ngx_http_request_t *r,
+    ngx_http_canary_split_t *split, ngx_http_canary_ctx_t *ctx);
+static ngx_int_t ngx_http_canary_by_cookie(ngx_http_request_t *r,
+    ngx_http_canary_split_t *split, ngx_http_canary_ctx_t *ctx);
+static ngx_uint_t ngx_http_canary_weight(ngx_http_request_t *r,
+    ngx_http_canary_split_t *split, ngx_http_canary_ctx_t *ctx);
+static ngx_int_t ngx_http_canary_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+
+typedef enum {
+    NGX_HTTP_CANARY_VAR_UPSTREAM = 0,
+    NGX_HTTP_CANARY_VAR_VARIANT,
+    NGX_HTTP_CANARY_VAR_REASON,
+    NGX_HTTP_CANARY_VAR_BUCKET,
+    NGX_HTTP_CANARY_VAR_WEIGHT
+} ngx_http_canary_var_e;
+
+
+static ngx_http_variable_t  ngx_http_canary_vars[] = {
+
+    { ngx_string("canary_upstream"), NULL, ngx_http_canary_variable,
+      NGX_HTTP_CANARY_VAR_UPSTREAM, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("canary_variant"), NULL, ngx_http_canary_variable,
+      NGX_HTTP_CANARY_VAR_VARIANT, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("canary_reason"), NULL, ngx_http_canary_variable,
+      NGX_HTTP_CANARY_VAR_REASON, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("canary_bucket"), NULL, ngx_http_canary_variable,
+      NGX_HTTP_CANARY_VAR_BUCKET, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("canary_weight"), NULL, ngx_http_canary_variable,
+      NGX_HTTP_CANARY_VAR_WEIGHT, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+static ngx_str_t  ngx_http_canary_variant_names[] = {
+    ngx_string("stable"),
+    ngx_string("canary")
+};
+
+
+static ngx_str_t  ngx_http_canary_reason_names[] = {
+    ngx_string("hash"),
+    ngx_string("random"),
+    ngx_string("header"),
+    ngx_string("cookie"),
+    ngx_string("pin"),
+    ngx_string("cohort"),
+    ngx_string("disabled"),
+    ngx_string("guard")
+};
+
+
+ngx_int_t
+ngx_http_canary_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_canary_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_canary_init_route(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    /*
+     * Decide in preaccess as well as on first use of a variable, so that
+     * every request of a "canary" location is counted in the log phase.
+     */
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_canary_preaccess_handler;
+
+    return NGX_OK;
+}
+
+
+ngx_str_t *
+ngx_http_canary_reason_name(ngx_http_canary_reason_e reason)
+{
+    return &ngx_http_canary_reason_names[reason];
+}
+
+
+static ngx_int_t
+ngx_http_canary_preaccess_handler(ngx_http_request_t *r)
+{
+    ngx_http_canary_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_canary_module);
+
+    if (clcf->split && ngx_http_canary_decide(r) == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * Returns the decision for the request, making it on first call.
+ * NULL means no "canary" applies here (or no memory: logged by the pool).
+ */
+
+ngx_http_canary_ctx_t *
+ngx_http_canary_decide(ngx_http_request_t *r)
+{
+    ngx_str_t                     key;
+    ngx_uint_t                    weight;
+    ngx_http_request_t           *mr;
+    ngx_http_canary_ctx_t        *ctx;
+    ngx_http_canary_split_t      *split;
+    ngx_http_canary_loc_conf_t   *clcf;
+    ngx_http_canary_shm_split_t  *shs;
+
+    mr = r->main;
+
+    ctx = ngx_http_get_module_ctx(mr, ngx_http_canary_module);
+    if (ctx) {
+        return ctx;
+    }
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_canary_module);
+    split = clcf->split;
+
+    if (split == NULL) {
+        return NULL;
+    }
+
+    ctx = ngx_palloc(mr->pool, sizeof(ngx_http_canary_ctx_t));
+    if (ctx == NULL) {
+        return NULL;
+    }
+
+    ngx_http_set_ctx(mr, ctx, ngx_http_canary_module);
+
+    shs = split->sh;
+
+    ctx->split = split;
+    ctx->bucket = -1;
+    ctx->weight = shs->weight;
+
+    if (!shs->enabled) {
+        ctx->variant = NGX_HTTP_CANARY_STABLE;
+        ctx->reason = NGX_HTTP_CANARY_REASON_DISABLED;
+        ctx->weight = 0;
+        goto done;
+    }
+
+    if (split->overrides.nelts
+        && ngx_http_canary_by_override(r, split, ctx) == NGX_OK)
+    {
+        goto done;
+    }
+
+    if (split->cookie.len
+        && ngx_http_canary_by_cookie(r, split, ctx) == NGX_OK)
+    {
+        goto done;
+    }
+
+    weight = ngx_http_canary_weight(r, split, ctx);
+
+    if (ngx_http_complex_value(r, split->key, &key) != NGX_OK) {
+        return NULL;
+    }
+
+    if (key.len == 0) {
+        ctx->reason = NGX_HTTP_CANARY_REASON_RANDOM;
+        ctx->variant = ((ngx_uint_t) ngx_random() % NGX_HTTP_CANARY_BUCKETS
+                        < weight)
+                       ? NGX_HTTP_CANARY_CANARY : NGX_HTTP_CANARY_STABLE;
+        goto done;
+    }
+
+    ctx->bucket = ngx_http_canary_bucket(split->salt.data, split->salt.len,
+                                         key.data, key.len);
+
+    ctx->variant = ((ngx_uint_t) ctx->bucket < weight)
+                   ? NGX_HTTP_CANARY_CANARY : NGX_HTTP_CANARY_STABLE;
+
+done:
+
+    ngx_log_debug5(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "canary split \"%V\": %V by %V, bucket %i, weight %ui",
+                   &split->name, &ngx_http_canary_variant_names[ctx->variant],
+                   &ngx_http_canary_reason_names[ctx->reason], ctx->bucket,
+                   ctx->weight);
+
+    return ctx;
+}
+
+
+/*
+ * The first override in configuration order that a request header matches
+ * (name case-insensitively, value exactly) wins; one pass over the headers.
+ */
+
+static ngx_int_t
+ngx_http_canary_by_override(ngx_http_request_t *r,
+    ngx_http_canary_split_t *split, ngx_http_canary_ctx_t *ctx)
+{
+    ngx_uint_t                   i, k, best;
+    ngx_list_part_t             *part;
+    ngx_table_elt_t             *h;
+    ngx_http_canary_override_t  *ov;
+
+    ov = split->overrides.elts;
+    best = split->overrides.nelts;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        for (k = 0; k < best; k++) {
+
+            if (h[i].key.len != ov[k].name.len
+                || h[i].value.len != ov[k].value.len
+                || ngx_strncmp(h[i].lowcase_key, ov[k].name.data,
+                               ov[k].name.len) != 0
+                || ngx_strncmp(h[i].value.data, ov[k].value.data,
+                               ov[k].value.len) != 0)
+            {
+                continue;
+            }
+
+            /* a header from an untrusted address is ignored */
+            if (ov[k].from
+                && ngx_cidr_match(r->connection->sockaddr, ov[k].from)
+                   != NGX_OK)
+            {
+                continue;
+            }
+
+            best = k;
+            break;
+        }
+    }
+
+    if (best == split->overrides.nelts) {
+        return NGX_DECLINED;
+    }
+
+    ctx->variant = ov[best].variant;
+    ctx->reason = NGX_HTTP_CANARY_REASON_HEADER;
+
+    return NGX_OK;
+}
+
+
+/* cookie NAME: NAME=always sends the client to canary, NAME=never to stable */
+
+static ngx_int_t
+ngx_http_canary_by_cookie(ngx_http_request_t *r,
+    ngx_http_canary_split_t *split, ngx_http_canary_ctx_t *ctx)
+{
+    size_t            len;
+    ngx_uint_t        i;
+    const u_char     *val;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len != 6
+            || ngx_strncmp(h[i].lowcase_key, "cookie", 6) != 0)
+        {
+            continue;
+        }
+
+        if (!ngx_http_canary_find_cookie(h[i].value.data, h[i].value.len,
+                                         split->cookie.data,
+                                         split->cookie.len, &val, &len))
+        {
+            continue;
+        }
+
+        if (len == 6 && ngx_strncmp(val, "always", 6) == 0) {
+            ctx->variant = NGX_HTTP_CANARY_CANARY;
+
+        } else if (len == 5 && ngx_strncmp(val, "never", 5) == 0) {
+            ctx->variant = NGX_HTTP_CANARY_STABLE;
+
+        } else {
+            continue;
+        }
+
+        ctx->reason = NGX_HTTP_CANARY_REASON_COOKIE;
+
+        return NGX_OK;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* the cohort's weight when the request's cohort has one, else the split's */
+
+static ngx_uint_t
+ngx_http_canary_weight(ngx_http_request_t *r, ngx_http_canary_split_t *split,
+    ngx_http_canary_ctx_t *ctx)
+{
+    ngx_str_t                      name;
+    ngx_uint_t                     i;
+    ngx_http_canary_shm_cohort_t  *shc;
+
+    ctx->reason = NGX_HTTP_CANARY_REASON_HASH;
+
+    if (split->cohort == NULL
+        || ngx_http_complex_value(r, split->cohort, &name) != NGX_OK
+        || name.len == 0)
+    {
+        return ctx->weight;
+    }
+
+    shc = split->sh->cohorts;
+
+    for (i = 0; i < split->sh->ncohorts; i++) {
+        if (shc[i].name_len == name.len
+            && ngx_memcmp(shc[i].name, name.data, name.len) == 0)
+        {
+            ctx->reason = NGX_HTTP_CANARY_REASON_COHORT;
+            ctx->weight = shc[i].weight;
+            break;
+        }
+    }
+
+    return ctx->weight;
+}
+
+
+static ngx_int_t
+ngx_http_canary_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
+    uintptr_t data)
+{
+    u_char                 *p;
+    ngx_str_t              *s;
+    ngx_http_canary_ctx_t  *ctx;
+
+    ctx = ngx_http_canary_decide(r);
+
+    if (ctx == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    s = NULL;
+    p = NULL;
+
+    switch (data) {
+
+    case NGX_HTTP_CANARY_VAR_UPSTREAM:
+        s = &ctx->split->upstream[ctx->variant];
+        break;
+
+    case NGX_HTTP_CANARY_VAR_VARIANT:
+        s = &ngx_http_canary_variant_names[ctx->variant];
+        break;
+
+    case NGX_HTTP_CANARY_VAR_REASON:
+        s = &ngx_http_canary_reason_names[ctx->reason];
+        break;
+
+    case NGX_HTTP_CANARY_VAR_BUCKET:
+        if (ctx->bucket < 0) {
+            v->len = 0;
+            break;
+        }
+
+        p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        v->len = ngx_sprintf(p, "%i", ctx->bucket) - p;
+        break;
+
+    default: /* NGX_HTTP_CANARY_VAR_WEIGHT */
+        p = ngx_pnalloc(r->pool, NGX_HTTP_CANARY_WEIGHT_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        v->len = ngx_http_canary_format_weight(p, ctx->weight);
+        break;
+    }
+
+    if (s) {
+        v->len = s->len;
+        p = s->data;
+    }
+
+    v->data = p;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    return NGX_OK;
+}

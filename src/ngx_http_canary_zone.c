@@ -1,0 +1,228 @@
+
+/*
+ * The shared zone: one slot per split, found by name, so that a reload
+ * keeps every split's weights (and counters) while splits may be added.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_canary_module.h"
+
+
+static ngx_http_canary_shm_split_t *ngx_http_canary_zone_find(
+    ngx_http_canary_shm_t *sh, ngx_str_t *name);
+static ngx_int_t ngx_http_canary_zone_attach(ngx_shm_zone_t *shm_zone,
+    ngx_http_canary_main_conf_t *cmcf, ngx_http_canary_split_t *split);
+static void ngx_http_canary_zone_conf(ngx_http_canary_split_t *split,
+    ngx_http_canary_shm_split_t *shs, ngx_uint_t fresh);
+
+
+/*
+ * What the slab allocator needs for nsplits: its own header page, a page
+ * descriptor per page, and whole pages for each split slot.
+ */
+
+size_t
+ngx_http_canary_zone_size_needed(ngx_uint_t nsplits)
+{
+    size_t  pages, need;
+
+    pages = (sizeof(ngx_http_canary_shm_split_t) + ngx_pagesize - 1)
+            / ngx_pagesize;
+
+    pages = nsplits * pages + 1;
+
+    need = 2 * ngx_pagesize + pages * (ngx_pagesize + 64);
+
+    return ngx_max(need, 8 * ngx_pagesize);
+}
+
+
+ngx_int_t
+ngx_http_canary_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_canary_main_conf_t  *ocmcf = data;
+
+    size_t                         len;
+    ngx_uint_t                     i;
+    ngx_http_canary_split_t      **splitp;
+    ngx_http_canary_main_conf_t   *cmcf;
+
+    cmcf = shm_zone->data;
+    cmcf->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (ocmcf) {
+        /* a reload: the zone, and everything in it, is kept */
+        cmcf->sh = ocmcf->sh;
+
+    } else if (shm_zone->shm.exists) {
+        cmcf->sh = cmcf->shpool->data;
+
+    } else {
+        cmcf->sh = ngx_slab_alloc(cmcf->shpool,
+                                  sizeof(ngx_http_canary_shm_t));
+        if (cmcf->sh == NULL) {
+            return NGX_ERROR;
+        }
+
+        cmcf->sh->layout = NGX_HTTP_CANARY_ZONE_LAYOUT;
+        ngx_queue_init(&cmcf->sh->splits);
+
+        cmcf->shpool->data = cmcf->sh;
+
+        len = sizeof(" in canary_zone \"\"") + shm_zone->shm.name.len;
+
+        cmcf->shpool->log_ctx = ngx_slab_alloc(cmcf->shpool, len);
+        if (cmcf->shpool->log_ctx == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_sprintf(cmcf->shpool->log_ctx, " in canary_zone \"%V\"%Z",
+                    &shm_zone->shm.name);
+    }
+
+    if (cmcf->sh->layout != NGX_HTTP_CANARY_ZONE_LAYOUT) {
+        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                      "canary_zone \"%V\" was created by another version "
+                      "of the canary module (layout %ui, this one is %d): "
+                      "restart nginx or use a new zone name",
+                      &shm_zone->shm.name, cmcf->sh->layout,
+                      NGX_HTTP_CANARY_ZONE_LAYOUT);
+        return NGX_ERROR;
+    }
+
+    splitp = cmcf->splits.elts;
+
+    for (i = 0; i < cmcf->splits.nelts; i++) {
+        if (ngx_http_canary_zone_attach(shm_zone, cmcf, splitp[i]) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_http_canary_shm_split_t *
+ngx_http_canary_zone_find(ngx_http_canary_shm_t *sh, ngx_str_t *name)
+{
+    ngx_queue_t                  *q;
+    ngx_http_canary_shm_split_t  *shs;
+
+    for (q = ngx_queue_head(&sh->splits);
+         q != ngx_queue_sentinel(&sh->splits);
+         q = ngx_queue_next(q))
+    {
+        shs = ngx_queue_data(q, ngx_http_canary_shm_split_t, queue);
+
+        if (shs->name_len == name->len
+            && ngx_memcmp(shs->name, name->data, name->len) == 0)
+        {
+            return shs;
+        }
+    }
+
+    return NULL;
+}
+
+
+static ngx_int_t
+ngx_http_canary_zone_attach(ngx_shm_zone_t *shm_zone,
+    ngx_http_canary_main_conf_t *cmcf, ngx_http_canary_split_t *split)
+{
+    ngx_uint_t                    fresh;
+    ngx_http_canary_shm_split_t  *shs;
+
+    ngx_shmtx_lock(&cmcf->shpool->mutex);
+
+    shs = ngx_http_canary_zone_find(cmcf->sh, &split->name);
+    fresh = 0;
+
+    if (shs == NULL) {
+        shs = ngx_slab_calloc_locked(cmcf->shpool,
+                                     sizeof(ngx_http_canary_shm_split_t));
+        if (shs == NULL) {
+            ngx_shmtx_unlock(&cmcf->shpool->mutex);
+
+            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                          "canary_zone \"%V\" is too small for "
+                          "canary_split \"%V\": %uzk, at least %uzk needed "
+                          "for %ui splits",
+                          &shm_zone->shm.name, &split->name,
+                          shm_zone->shm.size / 1024,
+                          (ngx_http_canary_zone_size_needed(
+                               cmcf->splits.nelts) + 1023) / 1024,
+                          cmcf->splits.nelts);
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(shs->name, split->name.data, split->name.len);
+        shs->name_len = split->name.len;
+        shs->enabled = 1;
+
+        ngx_queue_insert_tail(&cmcf->sh->splits, &shs->queue);
+        fresh = 1;
+    }
+
+    ngx_http_canary_zone_conf(split, shs, fresh);
+
+    ngx_shmtx_unlock(&cmcf->shpool->mutex);
+
+    split->sh = shs;
+
+    return NGX_OK;
+}
+
+
+/*
+ * nginx.conf values apply to a new slot and, after a reload, to a slot
+ * whose weights never came from Redis: an edited weight takes effect.
+ */
+
+static void
+ngx_http_canary_zone_conf(ngx_http_canary_split_t *split,
+    ngx_http_canary_shm_split_t *shs, ngx_uint_t fresh)
+{
+    ngx_uint_t                     i, j;
+    ngx_http_canary_cohort_t      *cohort;
+    ngx_http_canary_shm_cohort_t  *shc, old[NGX_HTTP_CANARY_COHORTS_MAX];
+
+    shs->conf_weight = split->weight;
+
+    if (fresh || shs->source == NGX_HTTP_CANARY_SOURCE_CONF) {
+        shs->weight = split->weight;
+    }
+
+    /* cohorts are matched by name: the list may change across reloads */
+
+    ngx_memcpy(old, shs->cohorts, sizeof(old));
+
+    cohort = split->cohorts.elts;
+
+    for (i = 0; i < split->cohorts.nelts; i++) {
+        shc = &shs->cohorts[i];
+
+        ngx_memcpy(shc->name, cohort[i].name.data, cohort[i].name.len);
+        shc->name_len = cohort[i].name.len;
+        shc->weight = cohort[i].weight;
+
+        if (fresh || shs->source == NGX_HTTP_CANARY_SOURCE_CONF) {
+            continue;
+        }
+
+        for (j = 0; j < shs->ncohorts; j++) {
+            if (old[j].name_len == shc->name_len
+                && ngx_memcmp(old[j].name, shc->name, shc->name_len) == 0)
+            {
+                shc->weight = old[j].weight;
+                break;
+            }
+        }
+    }
+
+    shs->ncohorts = split->cohorts.nelts;
+}
