@@ -1,0 +1,158 @@
+
+/*
+ * The streaming MurmurHash2 over salt ":" key must equal nginx's
+ * ngx_murmur_hash2() over the joined bytes, for every split of lengths.
+ */
+
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ngx_http_canary_hash.h"
+
+
+/* nginx's algorithm over one contiguous buffer, as the reference */
+static uint32_t
+reference_murmur2(const unsigned char *data, size_t len)
+{
+    uint32_t  h, k;
+
+    h = 0 ^ (uint32_t) len;
+
+    while (len >= 4) {
+        k  = data[0];
+        k |= data[1] << 8;
+        k |= data[2] << 16;
+        k |= (uint32_t) data[3] << 24;
+
+        k *= 0x5bd1e995;
+        k ^= k >> 24;
+        k *= 0x5bd1e995;
+
+        h *= 0x5bd1e995;
+        h ^= k;
+
+        data += 4;
+        len -= 4;
+    }
+
+    switch (len) {
+    case 3:
+        h ^= data[2] << 16;
+        /* fall through */
+    case 2:
+        h ^= data[1] << 8;
+        /* fall through */
+    case 1:
+        h ^= data[0];
+        h *= 0x5bd1e995;
+    }
+
+    h ^= h >> 13;
+    h *= 0x5bd1e995;
+    h ^= h >> 15;
+
+    return h;
+}
+
+
+START_TEST(streaming_hash_equals_nginx_murmur2_for_all_lengths)
+{
+    size_t         salt_len, key_len;
+    unsigned char  salt[16], key[64], joined[96];
+
+    srand(1);
+
+    for (salt_len = 0; salt_len < sizeof(salt); salt_len++) {
+        for (key_len = 0; key_len < sizeof(key); key_len++) {
+            size_t  i;
+
+            for (i = 0; i < salt_len; i++) {
+                salt[i] = (unsigned char) rand();
+            }
+
+            for (i = 0; i < key_len; i++) {
+                key[i] = (unsigned char) rand();
+            }
+
+            memcpy(joined, salt, salt_len);
+            joined[salt_len] = ':';
+            memcpy(joined + salt_len + 1, key, key_len);
+
+            ck_assert_uint_eq(
+                ngx_http_canary_murmur2(salt, salt_len, key, key_len),
+                reference_murmur2(joined, salt_len + 1 + key_len));
+        }
+    }
+}
+END_TEST
+
+
+START_TEST(bucket_is_hash_scaled_to_ten_thousand)
+{
+    uint32_t       h;
+    const char    *key = "tenant-42";
+    unsigned char  joined[64];
+
+    memcpy(joined, "v1:", 3);
+    memcpy(joined + 3, key, strlen(key));
+
+    h = reference_murmur2(joined, 3 + strlen(key));
+
+    ck_assert_uint_eq(ngx_http_canary_bucket((const unsigned char *) "v1", 2,
+                                             (const unsigned char *) key,
+                                             strlen(key)),
+                      (uint32_t) (((uint64_t) h * 10000) >> 32));
+}
+END_TEST
+
+
+START_TEST(buckets_are_uniform_over_many_tenants)
+{
+    int            i, n, canary;
+    char           key[32];
+
+    canary = 0;
+
+    for (i = 0; i < 100000; i++) {
+        n = snprintf(key, sizeof(key), "tenant-%d", i);
+
+        if (ngx_http_canary_bucket((const unsigned char *) "s", 1,
+                                   (const unsigned char *) key, n) < 500)
+        {
+            canary++;
+        }
+    }
+
+    /* 5% +- 0.3 points */
+    ck_assert_int_ge(canary, 4700);
+    ck_assert_int_le(canary, 5300);
+}
+END_TEST
+
+
+int
+main(void)
+{
+    int       failed;
+    Suite    *s;
+    TCase    *tc;
+    SRunner  *sr;
+
+    s = suite_create("hash");
+    tc = tcase_create("murmur2");
+
+    tcase_add_test(tc, streaming_hash_equals_nginx_murmur2_for_all_lengths);
+    tcase_add_test(tc, bucket_is_hash_scaled_to_ten_thousand);
+    tcase_add_test(tc, buckets_are_uniform_over_many_tenants);
+    suite_add_tcase(s, tc);
+
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
