@@ -16,7 +16,11 @@ MODULE_LD_OPT ?=
 NGX_BUILD  = $(BUILD)/nginx
 MODULE     = $(BUILD)/ngx_http_canary_module.so
 
-PURE_SRCS  = src/ngx_http_canary_hash.c src/ngx_http_canary_parse.c
+# files that need the nginx runtime; every other src/*.c is pure C that
+# unit tests and fuzzers link alone
+NGX_SRCS   = $(addprefix src/ngx_http_canary_,module.c zone.c route.c \
+             metrics.c status.c)
+PURE_SRCS  = $(filter-out $(NGX_SRCS),$(wildcard src/ngx_http_canary_*.c))
 UNIT_TESTS = $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(wildcard t/unit/*.c))
 
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
@@ -36,7 +40,7 @@ module: $(MODULE)
 deps:
 	@sh scripts/install-deps.sh
 
-$(NGX_BUILD)/Makefile: config
+$(NGX_BUILD)/Makefile: config src/ngx_http_canary_dashboard.html
 	rm -rf $(NGX_BUILD)
 	mkdir -p $(BUILD)
 	cp -a $(NGINX_SRC) $(NGX_BUILD)
@@ -53,7 +57,7 @@ $(MODULE): $(NGX_BUILD)/Makefile FORCE
 $(BUILD)/unit/%: t/unit/%.c $(PURE_SRCS) src/*.h
 	@mkdir -p $(BUILD)/unit
 	$(CC) $(CFLAGS_STD) $(CHECK_CFLAGS) -Isrc -o $@ $< $(PURE_SRCS) \
-	    $(CHECK_LIBS)
+	    $(CHECK_LIBS) -lm
 
 unit: $(UNIT_TESTS)
 	@for t in $(UNIT_TESTS); do echo "# $$t"; $$t || exit 1; done

@@ -33,6 +33,8 @@ static char *ngx_http_canary_split_override(ngx_conf_t *cf,
 static char *ngx_http_canary_split_cohort_weight(ngx_conf_t *cf,
     ngx_http_canary_split_t *split);
 static char *ngx_http_canary(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static ngx_int_t ngx_http_canary_init_process(ngx_cycle_t *cycle);
+static void ngx_http_canary_tick(ngx_event_t *ev);
 
 static ngx_http_canary_split_t *ngx_http_canary_get_split(ngx_conf_t *cf,
     ngx_http_canary_main_conf_t *cmcf, ngx_str_t *name);
@@ -64,6 +66,13 @@ static ngx_command_t  ngx_http_canary_commands[] = {
       0,
       NULL },
 
+    { ngx_string("canary_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_canary_status,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -90,7 +99,7 @@ ngx_module_t  ngx_http_canary_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_canary_init_process,          /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
     NULL,                                  /* exit process */
@@ -101,6 +110,10 @@ ngx_module_t  ngx_http_canary_module = {
 
 static ngx_str_t  ngx_http_canary_default_key =
     ngx_string("$http_x_tenant_id");
+
+
+/* how often each worker takes window snapshots (and, later, guards) */
+#define NGX_HTTP_CANARY_TICK  250
 
 
 static ngx_int_t
@@ -765,7 +778,11 @@ ngx_http_canary_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    return ngx_http_canary_init_route(cf);
+    if (ngx_http_canary_init_route(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_canary_init_metrics(cf);
 }
 
 
@@ -811,4 +828,57 @@ ngx_http_canary_check_upstream(ngx_conf_t *cf, ngx_http_canary_split_t *split,
                   name);
 
     return NGX_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_canary_init_process(ngx_cycle_t *cycle)
+{
+    ngx_event_t                  *ev;
+    ngx_http_canary_main_conf_t  *cmcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    if (cycle->conf_ctx[ngx_http_module.index] == NULL) {
+        return NGX_OK;
+    }
+
+    cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_canary_module);
+
+    if (cmcf == NULL || cmcf->shm_zone == NULL || cmcf->splits.nelts == 0) {
+        return NGX_OK;
+    }
+
+    ev = ngx_pcalloc(cycle->pool, sizeof(ngx_event_t));
+    if (ev == NULL) {
+        return NGX_ERROR;
+    }
+
+    ev->handler = ngx_http_canary_tick;
+    ev->data = cmcf;
+    ev->log = cycle->log;
+    ev->cancelable = 1;
+
+    ngx_add_timer(ev, NGX_HTTP_CANARY_TICK);
+
+    return NGX_OK;
+}
+
+
+/* every worker: window snapshots; the first worker a second takes them */
+
+static void
+ngx_http_canary_tick(ngx_event_t *ev)
+{
+    ngx_http_canary_main_conf_t  *cmcf = ev->data;
+
+    ngx_http_canary_snapshot(cmcf);
+
+    if (!ngx_exiting && !ngx_terminate && !ngx_quit) {
+        ngx_add_timer(ev, NGX_HTTP_CANARY_TICK);
+    }
 }

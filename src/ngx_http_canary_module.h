@@ -14,7 +14,9 @@
 #include <ngx_http.h>
 
 #include "ngx_http_canary_hash.h"
+#include "ngx_http_canary_histogram.h"
 #include "ngx_http_canary_parse.h"
+#include "ngx_http_canary_report.h"
 
 
 #define NGX_HTTP_CANARY_STABLE          0
@@ -25,8 +27,12 @@
 #define NGX_HTTP_CANARY_STATE_LEN       64
 #define NGX_HTTP_CANARY_COHORTS_MAX     16
 
+/* one second per slot, a power of two above the 60s window */
+#define NGX_HTTP_CANARY_WINDOW_SLOTS    64
+#define NGX_HTTP_CANARY_WINDOW_MAX      60
+
 /* bump when the layout of the shared zone changes */
-#define NGX_HTTP_CANARY_ZONE_LAYOUT     1
+#define NGX_HTTP_CANARY_ZONE_LAYOUT     2
 
 
 typedef enum {
@@ -57,6 +63,43 @@ typedef struct {
 
 
 /*
+ * Cumulative counters of one variant, updated with atomic adds in the
+ * log phase, never under a lock.
+ */
+typedef struct {
+    ngx_atomic_t                 requests;
+    ngx_atomic_t                 responses[5];  /* 1xx .. 5xx */
+    ngx_atomic_t                 upstream_errors;
+
+    ngx_atomic_t                 latency_sum_us;
+    ngx_atomic_t                 latency[NGX_HTTP_CANARY_HIST_BUCKETS];
+
+    ngx_atomic_t                 upstream_count;
+    ngx_atomic_t                 upstream_sum_us;
+    ngx_atomic_t                 upstream_latency[NGX_HTTP_CANARY_HIST_BUCKETS];
+} ngx_http_canary_shm_stats_t;
+
+
+/*
+ * The low 32 bits of the cumulative counters at one second.  A window is
+ * "now minus the snapshot N seconds ago", exact in modular arithmetic as
+ * long as fewer than 2^32 requests pass in one window.
+ */
+typedef struct {
+    uint32_t                     requests;
+    uint32_t                     responses_5xx;
+    uint32_t                     upstream_errors;
+    uint32_t                     latency[NGX_HTTP_CANARY_HIST_BUCKETS];
+} ngx_http_canary_shm_snap_variant_t;
+
+
+typedef struct {
+    ngx_atomic_t                 sec;           /* 0 while being written */
+    ngx_http_canary_shm_snap_variant_t  v[NGX_HTTP_CANARY_VARIANTS];
+} ngx_http_canary_shm_snap_t;
+
+
+/*
  * A split's state in shared memory.  Workers read it on every request
  * without a lock: every field they read is one aligned word.
  */
@@ -77,6 +120,11 @@ typedef struct {
 
     ngx_uint_t                   ncohorts;
     ngx_http_canary_shm_cohort_t cohorts[NGX_HTTP_CANARY_COHORTS_MAX];
+
+    ngx_http_canary_shm_stats_t  stats[NGX_HTTP_CANARY_VARIANTS];
+
+    ngx_atomic_t                 snap_sec;      /* last second snapshotted */
+    ngx_http_canary_shm_snap_t   window[NGX_HTTP_CANARY_WINDOW_SLOTS];
 } ngx_http_canary_shm_split_t;
 
 
@@ -139,6 +187,7 @@ typedef struct {
 
 typedef struct {
     ngx_http_canary_split_t     *split;
+    ngx_flag_t                   status;
 } ngx_http_canary_loc_conf_t;
 
 
@@ -158,6 +207,17 @@ extern ngx_module_t  ngx_http_canary_module;
 /* ngx_http_canary_zone.c */
 ngx_int_t ngx_http_canary_init_zone(ngx_shm_zone_t *shm_zone, void *data);
 size_t ngx_http_canary_zone_size_needed(ngx_uint_t nsplits);
+
+/* ngx_http_canary_metrics.c */
+ngx_int_t ngx_http_canary_init_metrics(ngx_conf_t *cf);
+void ngx_http_canary_snapshot(ngx_http_canary_main_conf_t *cmcf);
+ngx_int_t ngx_http_canary_report(ngx_http_request_t *r,
+    ngx_http_canary_main_conf_t *cmcf, ngx_str_t *split, ngx_uint_t window,
+    ngx_http_canary_report_t *rep);
+
+/* ngx_http_canary_status.c */
+char *ngx_http_canary_status(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 /* ngx_http_canary_route.c */
 ngx_int_t ngx_http_canary_add_variables(ngx_conf_t *cf);

@@ -1,0 +1,416 @@
+
+/*
+ * Metrics: the log phase adds each routed request to its variant's
+ * counters with a handful of atomic adds; a timer in every worker copies
+ * the counters into a per-second ring once a second (the first worker
+ * to get there wins), from which any window up to 60s is one subtraction.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_canary_module.h"
+
+
+static ngx_int_t ngx_http_canary_log_handler(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_canary_upstream_failed(ngx_http_request_t *r,
+    ngx_uint_t status);
+static void ngx_http_canary_record_upstream(ngx_http_request_t *r,
+    ngx_http_canary_shm_stats_t *st);
+static void ngx_http_canary_snapshot_split(ngx_http_canary_shm_split_t *shs,
+    time_t now);
+static ngx_http_canary_shm_snap_t *ngx_http_canary_window_base(
+    ngx_http_canary_shm_split_t *shs, time_t now, ngx_uint_t seconds,
+    ngx_http_canary_shm_snap_t *copy);
+static void ngx_http_canary_report_split(ngx_http_canary_split_t *split,
+    ngx_uint_t window, time_t now, ngx_http_canary_split_report_t *sr);
+
+
+ngx_int_t
+ngx_http_canary_init_metrics(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_canary_log_handler;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_canary_log_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                     ms;
+    ngx_uint_t                    status;
+    ngx_time_t                   *tp;
+    ngx_atomic_int_t              us;
+    ngx_http_canary_ctx_t        *ctx;
+    ngx_http_canary_shm_stats_t  *st;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_canary_module);
+    if (ctx == NULL) {
+        return NGX_OK;
+    }
+
+    st = &ctx->split->sh->stats[ctx->variant];
+
+    (void) ngx_atomic_fetch_add(&st->requests, 1);
+
+    status = r->err_status ? r->err_status : r->headers_out.status;
+
+    if (ngx_http_canary_upstream_failed(r, status)) {
+        (void) ngx_atomic_fetch_add(&st->upstream_errors, 1);
+
+    } else if (status >= 100 && status < 600) {
+        (void) ngx_atomic_fetch_add(&st->responses[status / 100 - 1], 1);
+    }
+
+    /* nginx keeps request times in milliseconds */
+    tp = ngx_timeofday();
+
+    ms = (ngx_int_t) ((tp->sec - r->start_sec) * 1000
+                      + (tp->msec - r->start_msec));
+    us = (ngx_atomic_int_t) ngx_max(ms, 0) * 1000;
+
+    (void) ngx_atomic_fetch_add(&st->latency[ngx_http_canary_hist_index(us)],
+                                1);
+    (void) ngx_atomic_fetch_add(&st->latency_sum_us, us);
+
+    ngx_http_canary_record_upstream(r, st);
+
+    return NGX_OK;
+}
+
+
+/*
+ * An upstream failure is a 502/503/504 that nginx made itself because
+ * no upstream response header arrived: connect error, timeout, no live
+ * upstream.  A 5xx the origin sent has a header time and is not one.
+ */
+
+static ngx_uint_t
+ngx_http_canary_upstream_failed(ngx_http_request_t *r, ngx_uint_t status)
+{
+    ngx_http_upstream_state_t  *state;
+
+    if (status != NGX_HTTP_BAD_GATEWAY
+        && status != NGX_HTTP_SERVICE_UNAVAILABLE
+        && status != NGX_HTTP_GATEWAY_TIME_OUT)
+    {
+        return 0;
+    }
+
+    if (r->upstream_states == NULL || r->upstream_states->nelts == 0) {
+        return 1;
+    }
+
+    state = r->upstream_states->elts;
+    state = &state[r->upstream_states->nelts - 1];
+
+    return state->header_time == (ngx_msec_t) -1;
+}
+
+
+static void
+ngx_http_canary_record_upstream(ngx_http_request_t *r,
+    ngx_http_canary_shm_stats_t *st)
+{
+    ngx_uint_t                  i, tries;
+    ngx_atomic_int_t            us;
+    ngx_http_upstream_state_t  *state;
+
+    if (r->upstream_states == NULL || r->upstream_states->nelts == 0) {
+        return;
+    }
+
+    state = r->upstream_states->elts;
+    us = 0;
+    tries = 0;
+
+    /* all tries together, as $upstream_response_time lists them */
+    for (i = 0; i < r->upstream_states->nelts; i++) {
+        if (state[i].peer == NULL
+            || state[i].response_time == (ngx_msec_t) -1)
+        {
+            continue;
+        }
+
+        us += (ngx_atomic_int_t) state[i].response_time * 1000;
+        tries++;
+    }
+
+    if (tries == 0) {
+        return;
+    }
+
+    (void) ngx_atomic_fetch_add(
+                   &st->upstream_latency[ngx_http_canary_hist_index(us)], 1);
+    (void) ngx_atomic_fetch_add(&st->upstream_sum_us, us);
+    (void) ngx_atomic_fetch_add(&st->upstream_count, 1);
+}
+
+
+void
+ngx_http_canary_snapshot(ngx_http_canary_main_conf_t *cmcf)
+{
+    time_t                     now;
+    ngx_uint_t                 i;
+    ngx_atomic_uint_t          last;
+    ngx_http_canary_split_t  **splitp;
+
+    now = ngx_time();
+    splitp = cmcf->splits.elts;
+
+    for (i = 0; i < cmcf->splits.nelts; i++) {
+        last = splitp[i]->sh->snap_sec;
+
+        /* one worker a second wins the slot */
+        if ((time_t) last == now
+            || !ngx_atomic_cmp_set(&splitp[i]->sh->snap_sec, last,
+                                   (ngx_atomic_uint_t) now))
+        {
+            continue;
+        }
+
+        ngx_http_canary_snapshot_split(splitp[i]->sh, now);
+    }
+}
+
+
+static void
+ngx_http_canary_snapshot_split(ngx_http_canary_shm_split_t *shs, time_t now)
+{
+    ngx_uint_t                           v, b;
+    ngx_http_canary_shm_snap_t          *slot;
+    ngx_http_canary_shm_stats_t         *st;
+    ngx_http_canary_shm_snap_variant_t  *sv;
+
+    slot = &shs->window[now % NGX_HTTP_CANARY_WINDOW_SLOTS];
+
+    /* readers skip a slot whose second is 0 or changed under them */
+    slot->sec = 0;
+    ngx_memory_barrier();
+
+    for (v = 0; v < NGX_HTTP_CANARY_VARIANTS; v++) {
+        st = &shs->stats[v];
+        sv = &slot->v[v];
+
+        sv->requests = (uint32_t) st->requests;
+        sv->responses_5xx = (uint32_t) st->responses[4];
+        sv->upstream_errors = (uint32_t) st->upstream_errors;
+
+        for (b = 0; b < NGX_HTTP_CANARY_HIST_BUCKETS; b++) {
+            sv->latency[b] = (uint32_t) st->latency[b];
+        }
+    }
+
+    ngx_memory_barrier();
+    slot->sec = (ngx_atomic_uint_t) now;
+}
+
+
+/*
+ * The snapshot a window of "seconds" starts from: the newest one taken
+ * at or before now - seconds, else the oldest one there is.  Copied out,
+ * so that a writer taking the slot over cannot tear it.  NULL when there
+ * is no snapshot yet: the window then starts at zero.
+ */
+
+static ngx_http_canary_shm_snap_t *
+ngx_http_canary_window_base(ngx_http_canary_shm_split_t *shs, time_t now,
+    ngx_uint_t seconds, ngx_http_canary_shm_snap_t *copy)
+{
+    time_t                       target, sec, best, oldest;
+    ngx_uint_t                   i, pick, oldest_i, tries;
+    ngx_http_canary_shm_snap_t  *slot;
+
+    target = now - (time_t) seconds;
+
+    for (tries = 0; tries < 3; tries++) {
+
+        best = 0;
+        oldest = 0;
+        pick = 0;
+        oldest_i = 0;
+
+        for (i = 0; i < NGX_HTTP_CANARY_WINDOW_SLOTS; i++) {
+            sec = (time_t) shs->window[i].sec;
+
+            if (sec == 0 || sec > now
+                || sec <= now - NGX_HTTP_CANARY_WINDOW_SLOTS)
+            {
+                continue;
+            }
+
+            if (sec <= target && sec > best) {
+                best = sec;
+                pick = i;
+            }
+
+            if (oldest == 0 || sec < oldest) {
+                oldest = sec;
+                oldest_i = i;
+            }
+        }
+
+        if (best == 0) {
+            if (oldest == 0) {
+                return NULL;
+            }
+
+            best = oldest;
+            pick = oldest_i;
+        }
+
+        slot = &shs->window[pick];
+
+        ngx_memcpy(copy, slot, sizeof(ngx_http_canary_shm_snap_t));
+        ngx_memory_barrier();
+
+        if ((time_t) copy->sec == best && (time_t) slot->sec == best) {
+            return copy;
+        }
+    }
+
+    return NULL;
+}
+
+
+ngx_int_t
+ngx_http_canary_report(ngx_http_request_t *r,
+    ngx_http_canary_main_conf_t *cmcf, ngx_str_t *name, ngx_uint_t window,
+    ngx_http_canary_report_t *rep)
+{
+    time_t                     now;
+    ngx_uint_t                 i, n;
+    ngx_http_canary_split_t  **splitp;
+
+    now = ngx_time();
+
+    ngx_memzero(rep, sizeof(ngx_http_canary_report_t));
+
+    rep->now = now;
+    rep->zone_name.data = cmcf->shm_zone->shm.name.data;
+    rep->zone_name.len = cmcf->shm_zone->shm.name.len;
+    rep->zone_size = cmcf->shm_zone->shm.size;
+    rep->zone_used = cmcf->shm_zone->shm.size
+                     - cmcf->shpool->pfree * ngx_pagesize;
+
+    splitp = cmcf->splits.elts;
+
+    rep->splits = ngx_pcalloc(r->pool, cmcf->splits.nelts
+                                   * sizeof(ngx_http_canary_split_report_t));
+    if (rep->splits == NULL) {
+        return NGX_ERROR;
+    }
+
+    n = 0;
+
+    for (i = 0; i < cmcf->splits.nelts; i++) {
+        if (name->len
+            && (name->len != splitp[i]->name.len
+                || ngx_strncmp(name->data, splitp[i]->name.data, name->len)
+                   != 0))
+        {
+            continue;
+        }
+
+        ngx_http_canary_report_split(splitp[i], window, now,
+                                     &rep->splits[n++]);
+    }
+
+    rep->nsplits = n;
+
+    return (name->len && n == 0) ? NGX_DECLINED : NGX_OK;
+}
+
+
+static void
+ngx_http_canary_report_split(ngx_http_canary_split_t *split,
+    ngx_uint_t window, time_t now, ngx_http_canary_split_report_t *sr)
+{
+    size_t                               len;
+    ngx_uint_t                           v, b;
+    ngx_http_canary_shm_snap_t           base, *bp;
+    ngx_http_canary_shm_split_t         *shs;
+    ngx_http_canary_shm_stats_t         *st;
+    ngx_http_canary_variant_report_t    *vr;
+    ngx_http_canary_shm_snap_variant_t  *sv;
+
+    shs = split->sh;
+
+    sr->name.data = split->name.data;
+    sr->name.len = split->name.len;
+    sr->weight = (uint32_t) shs->weight;
+    sr->enabled = shs->enabled ? 1 : 0;
+    sr->generation = shs->generation;
+    sr->source = shs->source == NGX_HTTP_CANARY_SOURCE_REDIS ? "redis"
+                                                             : "conf";
+
+    len = ngx_min((size_t) shs->state_len, sizeof(sr->state));
+    ngx_memcpy(sr->state, shs->state, len);
+    sr->state_len = len;
+
+    sr->ncohorts = ngx_min(shs->ncohorts, NGX_HTTP_CANARY_REPORT_COHORTS);
+
+    for (v = 0; v < sr->ncohorts; v++) {
+        sr->cohorts[v].name.data = shs->cohorts[v].name;
+        sr->cohorts[v].name.len = shs->cohorts[v].name_len;
+        sr->cohorts[v].weight = (uint32_t) shs->cohorts[v].weight;
+    }
+
+    bp = ngx_http_canary_window_base(shs, now, window, &base);
+
+    for (v = 0; v < NGX_HTTP_CANARY_VARIANTS; v++) {
+        st = &shs->stats[v];
+        vr = &sr->variants[v];
+
+        vr->upstream.data = split->upstream[v].data;
+        vr->upstream.len = split->upstream[v].len;
+
+        vr->requests = st->requests;
+        vr->upstream_errors = st->upstream_errors;
+
+        for (b = 0; b < 5; b++) {
+            vr->responses[b] = st->responses[b];
+        }
+
+        for (b = 0; b < NGX_HTTP_CANARY_HIST_BUCKETS; b++) {
+            vr->latency.counts[b] = st->latency[b];
+            vr->upstream_latency.counts[b] = st->upstream_latency[b];
+        }
+
+        vr->latency.sum_us = st->latency_sum_us;
+        vr->latency.count = vr->requests;
+        vr->upstream_latency.sum_us = st->upstream_sum_us;
+        vr->upstream_latency.count = st->upstream_count;
+
+        /* a window is the cumulative counters less a snapshot, mod 2^32 */
+        sv = bp ? &bp->v[v] : NULL;
+
+        vr->window.seconds = bp ? (unsigned) (now - (time_t) bp->sec) : 0;
+
+        vr->window.requests = (uint32_t) (vr->requests
+                                          - (sv ? sv->requests : 0));
+        vr->window.responses_5xx = (uint32_t) (vr->responses[4]
+                                          - (sv ? sv->responses_5xx : 0));
+        vr->window.upstream_errors = (uint32_t) (vr->upstream_errors
+                                          - (sv ? sv->upstream_errors : 0));
+
+        for (b = 0; b < NGX_HTTP_CANARY_HIST_BUCKETS; b++) {
+            vr->window.latency.counts[b] =
+                (uint32_t) (vr->latency.counts[b] - (sv ? sv->latency[b] : 0));
+            vr->window.latency.count += vr->window.latency.counts[b];
+        }
+    }
+}

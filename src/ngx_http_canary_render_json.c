@@ -1,0 +1,233 @@
+
+/*
+ * /canary_status as JSON: the schema documented in README.md.
+ */
+
+
+#include <string.h>
+
+#include "ngx_http_canary_parse.h"
+#include "ngx_http_canary_report.h"
+
+
+static void ngx_http_canary_json_split(ngx_http_canary_out_t *out,
+    const ngx_http_canary_split_report_t *s);
+static void ngx_http_canary_json_variant(ngx_http_canary_out_t *out,
+    const ngx_http_canary_variant_report_t *v);
+static void ngx_http_canary_json_hist(ngx_http_canary_out_t *out,
+    const ngx_http_canary_hist_t *h);
+static void ngx_http_canary_json_counts(ngx_http_canary_out_t *out,
+    const uint64_t *counts);
+static void ngx_http_canary_json_quantiles(ngx_http_canary_out_t *out,
+    const ngx_http_canary_hist_t *h);
+static void ngx_http_canary_json_weight(ngx_http_canary_out_t *out,
+    uint32_t weight);
+
+
+static const char  *ngx_http_canary_json_variants[] = { "stable", "canary" };
+
+
+size_t
+ngx_http_canary_render_estimate(size_t nsplits)
+{
+    /* four histograms of 322 buckets, each bound and count <= 24 bytes */
+    return 4096 + nsplits * (4 * 2 * NGX_HTTP_CANARY_HIST_BUCKETS * 24
+                             + 8192);
+}
+
+
+void
+ngx_http_canary_render_json(ngx_http_canary_out_t *out,
+    const ngx_http_canary_report_t *rep)
+{
+    size_t  i;
+
+    ngx_http_canary_out_printf(out, "{\"time\":%lld,\"zone\":{\"name\":",
+                               (long long) rep->now);
+    ngx_http_canary_out_json_string(out, rep->zone_name.data,
+                                    rep->zone_name.len);
+    ngx_http_canary_out_printf(out, ",\"size\":%zu,\"used\":%zu},"
+                               "\"splits\":{", rep->zone_size,
+                               rep->zone_used);
+
+    for (i = 0; i < rep->nsplits; i++) {
+        if (i) {
+            ngx_http_canary_out_printf(out, ",");
+        }
+
+        ngx_http_canary_json_split(out, &rep->splits[i]);
+    }
+
+    ngx_http_canary_out_printf(out, "}}\n");
+}
+
+
+static void
+ngx_http_canary_json_split(ngx_http_canary_out_t *out,
+    const ngx_http_canary_split_report_t *s)
+{
+    size_t  i;
+
+    ngx_http_canary_out_json_string(out, s->name.data, s->name.len);
+    ngx_http_canary_out_printf(out, ":{\"weight\":");
+    ngx_http_canary_json_weight(out, s->weight);
+    ngx_http_canary_out_printf(out, ",\"enabled\":%s,\"generation\":%llu,"
+                               "\"source\":\"%s\",\"state\":",
+                               s->enabled ? "true" : "false",
+                               (unsigned long long) s->generation,
+                               s->source);
+    ngx_http_canary_out_json_string(out, s->state, s->state_len);
+
+    ngx_http_canary_out_printf(out, ",\"cohorts\":{");
+
+    for (i = 0; i < s->ncohorts; i++) {
+        if (i) {
+            ngx_http_canary_out_printf(out, ",");
+        }
+
+        ngx_http_canary_out_json_string(out, s->cohorts[i].name.data,
+                                        s->cohorts[i].name.len);
+        ngx_http_canary_out_printf(out, ":");
+        ngx_http_canary_json_weight(out, s->cohorts[i].weight);
+    }
+
+    ngx_http_canary_out_printf(out, "},\"guard\":{\"configured\":%s,"
+                               "\"tripped\":%s,\"since\":%lld,\"reason\":",
+                               s->guard.configured ? "true" : "false",
+                               s->guard.tripped ? "true" : "false",
+                               (long long) s->guard.since);
+    ngx_http_canary_out_json_string(out, (const unsigned char *)
+                                    s->guard.reason,
+                                    strlen(s->guard.reason));
+
+    ngx_http_canary_out_printf(out, "},\"variants\":{");
+
+    for (i = 0; i < 2; i++) {
+        ngx_http_canary_out_printf(out, "%s\"%s\":", i ? "," : "",
+                                   ngx_http_canary_json_variants[i]);
+        ngx_http_canary_json_variant(out, &s->variants[i]);
+    }
+
+    ngx_http_canary_out_printf(out, "}}");
+}
+
+
+static void
+ngx_http_canary_json_variant(ngx_http_canary_out_t *out,
+    const ngx_http_canary_variant_report_t *v)
+{
+    ngx_http_canary_out_printf(out, "{\"upstream\":");
+    ngx_http_canary_out_json_string(out, v->upstream.data, v->upstream.len);
+
+    ngx_http_canary_out_printf(out,
+        ",\"requests\":%llu,\"responses\":{\"1xx\":%llu,\"2xx\":%llu,"
+        "\"3xx\":%llu,\"4xx\":%llu,\"5xx\":%llu},\"upstream_errors\":%llu,"
+        "\"latency\":",
+        (unsigned long long) v->requests,
+        (unsigned long long) v->responses[0],
+        (unsigned long long) v->responses[1],
+        (unsigned long long) v->responses[2],
+        (unsigned long long) v->responses[3],
+        (unsigned long long) v->responses[4],
+        (unsigned long long) v->upstream_errors);
+
+    ngx_http_canary_json_hist(out, &v->latency);
+
+    ngx_http_canary_out_printf(out, ",\"upstream_latency\":");
+    ngx_http_canary_json_hist(out, &v->upstream_latency);
+
+    ngx_http_canary_out_printf(out,
+        ",\"window\":{\"seconds\":%u,\"requests\":%llu,\"5xx\":%llu,"
+        "\"upstream_errors\":%llu,",
+        v->window.seconds,
+        (unsigned long long) v->window.requests,
+        (unsigned long long) v->window.responses_5xx,
+        (unsigned long long) v->window.upstream_errors);
+
+    ngx_http_canary_json_quantiles(out, &v->window.latency);
+
+    ngx_http_canary_out_printf(out, ",");
+    ngx_http_canary_json_counts(out, v->window.latency.counts);
+
+    ngx_http_canary_out_printf(out, "}}");
+}
+
+
+/* le_ms ends with null: the last bucket has no upper bound (+Inf) */
+
+static void
+ngx_http_canary_json_hist(ngx_http_canary_out_t *out,
+    const ngx_http_canary_hist_t *h)
+{
+    size_t    i;
+    uint64_t  le;
+
+    ngx_http_canary_out_printf(out, "{\"le_ms\":[");
+
+    for (i = 0; i < NGX_HTTP_CANARY_HIST_BUCKETS; i++) {
+        le = ngx_http_canary_hist_upper(i);
+
+        if (le == UINT64_MAX) {
+            ngx_http_canary_out_printf(out, "%snull", i ? "," : "");
+
+        } else {
+            ngx_http_canary_out_printf(out, "%s%llu.%03llu", i ? "," : "",
+                                       (unsigned long long) le / 1000,
+                                       (unsigned long long) le % 1000);
+        }
+    }
+
+    ngx_http_canary_out_printf(out, "],");
+    ngx_http_canary_json_counts(out, h->counts);
+
+    ngx_http_canary_out_printf(out, ",\"sum_ms\":%llu.%03llu,"
+                               "\"count\":%llu,",
+                               (unsigned long long) h->sum_us / 1000,
+                               (unsigned long long) h->sum_us % 1000,
+                               (unsigned long long) h->count);
+
+    ngx_http_canary_json_quantiles(out, h);
+
+    ngx_http_canary_out_printf(out, "}");
+}
+
+
+static void
+ngx_http_canary_json_counts(ngx_http_canary_out_t *out,
+    const uint64_t *counts)
+{
+    size_t  i;
+
+    ngx_http_canary_out_printf(out, "\"counts\":[");
+
+    for (i = 0; i < NGX_HTTP_CANARY_HIST_BUCKETS; i++) {
+        ngx_http_canary_out_printf(out, "%s%llu", i ? "," : "",
+                                   (unsigned long long) counts[i]);
+    }
+
+    ngx_http_canary_out_printf(out, "]");
+}
+
+
+static void
+ngx_http_canary_json_quantiles(ngx_http_canary_out_t *out,
+    const ngx_http_canary_hist_t *h)
+{
+    ngx_http_canary_out_printf(out,
+        "\"p50_ms\":%.3f,\"p95_ms\":%.3f,\"p99_ms\":%.3f",
+        ngx_http_canary_hist_quantile(h->counts, 0.50) / 1000,
+        ngx_http_canary_hist_quantile(h->counts, 0.95) / 1000,
+        ngx_http_canary_hist_quantile(h->counts, 0.99) / 1000);
+}
+
+
+static void
+ngx_http_canary_json_weight(ngx_http_canary_out_t *out, uint32_t weight)
+{
+    size_t         n;
+    unsigned char  buf[NGX_HTTP_CANARY_WEIGHT_LEN];
+
+    n = ngx_http_canary_format_weight(buf, weight);
+
+    ngx_http_canary_out_printf(out, "%.*s", (int) n, buf);
+}

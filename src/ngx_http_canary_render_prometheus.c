@@ -1,0 +1,229 @@
+
+/*
+ * /canary_status?format=prometheus: text exposition format 0.0.4.
+ *
+ * Histograms expose every fourth bound of the zone's layout (four per
+ * power of two, about 19% apart): cumulative buckets may skip bounds,
+ * and the series stay few.  The JSON keeps the full resolution.
+ */
+
+
+#include "ngx_http_canary_parse.h"
+#include "ngx_http_canary_report.h"
+
+
+#define NGX_HTTP_CANARY_PROM_STEP  4
+
+
+static void ngx_http_canary_prom_family(ngx_http_canary_out_t *out,
+    const char *name, const char *type, const char *help);
+static void ngx_http_canary_prom_labels(ngx_http_canary_out_t *out,
+    const ngx_http_canary_split_report_t *s, const char *variant);
+static void ngx_http_canary_prom_histogram(ngx_http_canary_out_t *out,
+    const char *name, const ngx_http_canary_report_t *rep, int upstream);
+static void ngx_http_canary_prom_per_split(ngx_http_canary_out_t *out,
+    const ngx_http_canary_report_t *rep, const char *name,
+    const char *help, int which);
+
+
+static const char  *ngx_http_canary_prom_variants[] = { "stable", "canary" };
+
+
+void
+ngx_http_canary_render_prometheus(ngx_http_canary_out_t *out,
+    const ngx_http_canary_report_t *rep)
+{
+    size_t                                   i, v, c;
+    const ngx_http_canary_split_report_t    *s;
+    const ngx_http_canary_variant_report_t  *vr;
+
+    ngx_http_canary_prom_family(out, "canary_requests_total", "counter",
+        "Requests routed by a split, by variant and response class "
+        "(upstream failures are counted apart).");
+
+    for (i = 0; i < rep->nsplits; i++) {
+        s = &rep->splits[i];
+
+        for (v = 0; v < 2; v++) {
+            vr = &s->variants[v];
+
+            for (c = 0; c < 5; c++) {
+                ngx_http_canary_out_printf(out, "canary_requests_total");
+                ngx_http_canary_prom_labels(out, s,
+                                            ngx_http_canary_prom_variants[v]);
+                ngx_http_canary_out_printf(out, ",code=\"%zuxx\"} %llu\n",
+                    c + 1, (unsigned long long) vr->responses[c]);
+            }
+        }
+    }
+
+    ngx_http_canary_prom_family(out, "canary_upstream_errors_total",
+        "counter",
+        "Upstream failures: connect errors, timeouts, no live upstream, "
+        "502/503/504 made by nginx.");
+
+    for (i = 0; i < rep->nsplits; i++) {
+        s = &rep->splits[i];
+
+        for (v = 0; v < 2; v++) {
+            ngx_http_canary_out_printf(out, "canary_upstream_errors_total");
+            ngx_http_canary_prom_labels(out, s,
+                                        ngx_http_canary_prom_variants[v]);
+            ngx_http_canary_out_printf(out, "} %llu\n",
+                (unsigned long long) s->variants[v].upstream_errors);
+        }
+    }
+
+    ngx_http_canary_prom_histogram(out, "canary_request_duration_seconds",
+                                   rep, 0);
+    ngx_http_canary_prom_histogram(out, "canary_upstream_response_seconds",
+                                   rep, 1);
+
+    ngx_http_canary_prom_per_split(out, rep, "canary_weight_percent",
+        "Percent of tenants routed to the canary.", 0);
+    ngx_http_canary_prom_per_split(out, rep, "canary_enabled",
+        "1 when the split is enabled, 0 when the kill switch is on.", 1);
+    ngx_http_canary_prom_per_split(out, rep, "canary_generation",
+        "Generation of the weights in force.", 2);
+    ngx_http_canary_prom_per_split(out, rep, "canary_guard_tripped",
+        "1 when the in-proxy guard has pulled the canary.", 3);
+
+    ngx_http_canary_prom_family(out, "canary_zone_size_bytes", "gauge",
+        "Size of the canary shared memory zone.");
+    ngx_http_canary_out_printf(out, "canary_zone_size_bytes %zu\n",
+                               rep->zone_size);
+
+    ngx_http_canary_prom_family(out, "canary_zone_used_bytes", "gauge",
+        "Bytes of the canary shared memory zone in use.");
+    ngx_http_canary_out_printf(out, "canary_zone_used_bytes %zu\n",
+                               rep->zone_used);
+}
+
+
+static void
+ngx_http_canary_prom_family(ngx_http_canary_out_t *out, const char *name,
+    const char *type, const char *help)
+{
+    ngx_http_canary_out_printf(out, "# HELP %s %s\n# TYPE %s %s\n",
+                               name, help, name, type);
+}
+
+
+/* opens the label set: the caller adds labels and the closing brace */
+
+static void
+ngx_http_canary_prom_labels(ngx_http_canary_out_t *out,
+    const ngx_http_canary_split_report_t *s, const char *variant)
+{
+    ngx_http_canary_out_printf(out, "{split=\"");
+    ngx_http_canary_out_label_value(out, s->name.data, s->name.len);
+    ngx_http_canary_out_printf(out, "\"");
+
+    if (variant) {
+        ngx_http_canary_out_printf(out, ",variant=\"%s\"", variant);
+    }
+}
+
+
+static void
+ngx_http_canary_prom_histogram(ngx_http_canary_out_t *out, const char *name,
+    const ngx_http_canary_report_t *rep, int upstream)
+{
+    size_t                                 i, v, b;
+    uint64_t                               cum, le;
+    const ngx_http_canary_hist_t          *h;
+    const ngx_http_canary_split_report_t  *s;
+
+    ngx_http_canary_prom_family(out, name, "histogram",
+        upstream ? "Upstream response time of routed requests."
+                 : "Request time of routed requests, as nginx measures it.");
+
+    for (i = 0; i < rep->nsplits; i++) {
+        s = &rep->splits[i];
+
+        for (v = 0; v < 2; v++) {
+            h = upstream ? &s->variants[v].upstream_latency
+                         : &s->variants[v].latency;
+            cum = 0;
+
+            for (b = 0; b < NGX_HTTP_CANARY_HIST_BUCKETS - 1; b++) {
+                cum += h->counts[b];
+
+                if (b % NGX_HTTP_CANARY_PROM_STEP) {
+                    continue;
+                }
+
+                le = ngx_http_canary_hist_upper(b);
+
+                ngx_http_canary_out_printf(out, "%s_bucket", name);
+                ngx_http_canary_prom_labels(out, s,
+                                            ngx_http_canary_prom_variants[v]);
+                ngx_http_canary_out_printf(out,
+                    ",le=\"%llu.%06llu\"} %llu\n",
+                    (unsigned long long) le / 1000000,
+                    (unsigned long long) le % 1000000,
+                    (unsigned long long) cum);
+            }
+
+            ngx_http_canary_out_printf(out, "%s_bucket", name);
+            ngx_http_canary_prom_labels(out, s,
+                                        ngx_http_canary_prom_variants[v]);
+            ngx_http_canary_out_printf(out, ",le=\"+Inf\"} %llu\n",
+                                       (unsigned long long) h->count);
+
+            ngx_http_canary_out_printf(out, "%s_sum", name);
+            ngx_http_canary_prom_labels(out, s,
+                                        ngx_http_canary_prom_variants[v]);
+            ngx_http_canary_out_printf(out, "} %llu.%06llu\n",
+                (unsigned long long) h->sum_us / 1000000,
+                (unsigned long long) h->sum_us % 1000000);
+
+            ngx_http_canary_out_printf(out, "%s_count", name);
+            ngx_http_canary_prom_labels(out, s,
+                                        ngx_http_canary_prom_variants[v]);
+            ngx_http_canary_out_printf(out, "} %llu\n",
+                                       (unsigned long long) h->count);
+        }
+    }
+}
+
+
+static void
+ngx_http_canary_prom_per_split(ngx_http_canary_out_t *out,
+    const ngx_http_canary_report_t *rep, const char *name, const char *help,
+    int which)
+{
+    size_t                                 i, n;
+    unsigned char                          buf[NGX_HTTP_CANARY_WEIGHT_LEN];
+    const ngx_http_canary_split_report_t  *s;
+
+    ngx_http_canary_prom_family(out, name, "gauge", help);
+
+    for (i = 0; i < rep->nsplits; i++) {
+        s = &rep->splits[i];
+
+        ngx_http_canary_out_printf(out, "%s", name);
+        ngx_http_canary_prom_labels(out, s, NULL);
+
+        switch (which) {
+
+        case 0:
+            n = ngx_http_canary_format_weight(buf, s->weight);
+            ngx_http_canary_out_printf(out, "} %.*s\n", (int) n, buf);
+            break;
+
+        case 1:
+            ngx_http_canary_out_printf(out, "} %d\n", s->enabled ? 1 : 0);
+            break;
+
+        case 2:
+            ngx_http_canary_out_printf(out, "} %llu\n",
+                                       (unsigned long long) s->generation);
+            break;
+
+        default:
+            ngx_http_canary_out_printf(out, "} %d\n",
+                                       s->guard.tripped ? 1 : 0);
+        }
+    }
+}

@@ -1,0 +1,126 @@
+
+/*
+ * A snapshot of the zone, taken without locks and then rendered: the
+ * renderers (JSON, Prometheus) see only these plain structures, so they
+ * compile and are tested without the nginx runtime.
+ */
+
+
+#ifndef _NGX_HTTP_CANARY_REPORT_H_INCLUDED_
+#define _NGX_HTTP_CANARY_REPORT_H_INCLUDED_
+
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "ngx_http_canary_histogram.h"
+
+
+#define NGX_HTTP_CANARY_REPORT_COHORTS  16
+
+
+typedef struct {
+    const unsigned char              *data;
+    size_t                            len;
+} ngx_http_canary_bytes_t;
+
+
+typedef struct {
+    uint64_t                          counts[NGX_HTTP_CANARY_HIST_BUCKETS];
+    uint64_t                          sum_us;
+    uint64_t                          count;
+} ngx_http_canary_hist_t;
+
+
+typedef struct {
+    ngx_http_canary_bytes_t           upstream;
+
+    uint64_t                          requests;
+    uint64_t                          responses[5];     /* 1xx .. 5xx */
+    uint64_t                          upstream_errors;
+
+    ngx_http_canary_hist_t            latency;          /* request time */
+    ngx_http_canary_hist_t            upstream_latency;
+
+    struct {
+        unsigned                      seconds;
+        uint64_t                      requests;
+        uint64_t                      responses_5xx;
+        uint64_t                      upstream_errors;
+        ngx_http_canary_hist_t        latency;
+    } window;
+} ngx_http_canary_variant_report_t;
+
+
+typedef struct {
+    ngx_http_canary_bytes_t           name;
+    uint32_t                          weight;
+} ngx_http_canary_cohort_report_t;
+
+
+typedef struct {
+    int                               tripped;
+    int                               configured;
+    time_t                            since;
+    char                              reason[256];
+} ngx_http_canary_guard_report_t;
+
+
+typedef struct {
+    ngx_http_canary_bytes_t           name;
+    uint32_t                          weight;           /* hundredths */
+    int                               enabled;
+    uint64_t                          generation;
+    const char                       *source;           /* conf, redis */
+    unsigned char                     state[64];
+    size_t                            state_len;
+
+    size_t                            ncohorts;
+    ngx_http_canary_cohort_report_t   cohorts[NGX_HTTP_CANARY_REPORT_COHORTS];
+
+    ngx_http_canary_guard_report_t    guard;
+
+    ngx_http_canary_variant_report_t  variants[2];      /* stable, canary */
+} ngx_http_canary_split_report_t;
+
+
+typedef struct {
+    time_t                            now;
+    ngx_http_canary_bytes_t           zone_name;
+    size_t                            zone_size;
+    size_t                            zone_used;
+
+    size_t                            nsplits;
+    ngx_http_canary_split_report_t   *splits;
+} ngx_http_canary_report_t;
+
+
+/*
+ * An output buffer that never overflows: what does not fit is counted in
+ * "need", so the caller can allocate that much and render again.
+ */
+typedef struct {
+    unsigned char                    *pos;
+    unsigned char                    *end;
+    size_t                            need;
+} ngx_http_canary_out_t;
+
+
+void ngx_http_canary_out_printf(ngx_http_canary_out_t *out,
+    const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void ngx_http_canary_out_json_string(ngx_http_canary_out_t *out,
+    const unsigned char *p, size_t len);
+void ngx_http_canary_out_label_value(ngx_http_canary_out_t *out,
+    const unsigned char *p, size_t len);
+
+void ngx_http_canary_render_json(ngx_http_canary_out_t *out,
+    const ngx_http_canary_report_t *rep);
+void ngx_http_canary_render_prometheus(ngx_http_canary_out_t *out,
+    const ngx_http_canary_report_t *rep);
+
+/* bytes a rendering of nsplits splits takes at most, to size the buffer */
+size_t ngx_http_canary_render_estimate(size_t nsplits);
+
+
+#endif /* _NGX_HTTP_CANARY_REPORT_H_INCLUDED_ */
