@@ -19,7 +19,7 @@ MODULE     = $(BUILD)/ngx_http_canary_module.so
 # files that need the nginx runtime; every other src/*.c is pure C that
 # unit tests and fuzzers link alone
 NGX_SRCS   = $(addprefix src/ngx_http_canary_,module.c zone.c route.c \
-             metrics.c status.c)
+             metrics.c status.c redis.c sync.c)
 PURE_SRCS  = $(filter-out $(NGX_SRCS),$(wildcard src/ngx_http_canary_*.c))
 UNIT_TESTS = $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(wildcard t/unit/*.c))
 

@@ -24,6 +24,10 @@ static void ngx_http_canary_snapshot_split(ngx_http_canary_shm_split_t *shs,
 static ngx_http_canary_shm_snap_t *ngx_http_canary_window_base(
     ngx_http_canary_shm_split_t *shs, time_t now, ngx_uint_t seconds,
     ngx_http_canary_shm_snap_t *copy);
+static void ngx_http_canary_report_redis(ngx_http_canary_main_conf_t *cmcf,
+    ngx_http_canary_redis_report_t *rr);
+static size_t ngx_http_canary_report_text(u_char *dst, size_t size,
+    u_char *src, ngx_atomic_t *len);
 static void ngx_http_canary_report_split(ngx_http_canary_split_t *split,
     ngx_uint_t window, time_t now, ngx_http_canary_split_report_t *sr);
 
@@ -306,6 +310,10 @@ ngx_http_canary_report(ngx_http_request_t *r,
     rep->zone_used = cmcf->shm_zone->shm.size
                      - cmcf->shpool->pfree * ngx_pagesize;
 
+    if (cmcf->redis) {
+        ngx_http_canary_report_redis(cmcf, &rep->redis);
+    }
+
     splitp = cmcf->splits.elts;
 
     rep->splits = ngx_pcalloc(r->pool, cmcf->splits.nelts
@@ -336,10 +344,54 @@ ngx_http_canary_report(ngx_http_request_t *r,
 
 
 static void
+ngx_http_canary_report_redis(ngx_http_canary_main_conf_t *cmcf,
+    ngx_http_canary_redis_report_t *rr)
+{
+    ngx_http_canary_shm_redis_t  *sr;
+
+    sr = &cmcf->sh->redis;
+
+    rr->configured = 1;
+    rr->connected = sr->connected ? 1 : 0;
+    rr->address.data = cmcf->redis->address.data;
+    rr->address.len = cmcf->redis->address.len;
+    rr->prefix.data = cmcf->redis->prefix.data;
+    rr->prefix.len = cmcf->redis->prefix.len;
+    rr->last_sync = (time_t) sr->last_sync;
+    rr->error_time = (time_t) sr->error_time;
+    rr->error_len = ngx_http_canary_report_text(rr->error, sizeof(rr->error),
+                                                sr->error, &sr->error_len);
+}
+
+
+/* a text field the syncing worker may be rewriting: copy, then recheck */
+
+static size_t
+ngx_http_canary_report_text(u_char *dst, size_t size, u_char *src,
+    ngx_atomic_t *len)
+{
+    size_t      n;
+    ngx_uint_t  tries;
+
+    for (tries = 0; tries < 3; tries++) {
+        n = ngx_min((size_t) *len, size);
+        ngx_memory_barrier();
+        ngx_memcpy(dst, src, n);
+        ngx_memory_barrier();
+
+        if (n == ngx_min((size_t) *len, size)) {
+            return n;
+        }
+    }
+
+    return 0;
+}
+
+
+static void
 ngx_http_canary_report_split(ngx_http_canary_split_t *split,
     ngx_uint_t window, time_t now, ngx_http_canary_split_report_t *sr)
 {
-    size_t                               len;
     ngx_uint_t                           v, b;
     ngx_http_canary_shm_snap_t           base, *bp;
     ngx_http_canary_shm_split_t         *shs;
@@ -357,9 +409,16 @@ ngx_http_canary_report_split(ngx_http_canary_split_t *split,
     sr->source = shs->source == NGX_HTTP_CANARY_SOURCE_REDIS ? "redis"
                                                              : "conf";
 
-    len = ngx_min((size_t) shs->state_len, sizeof(sr->state));
-    ngx_memcpy(sr->state, shs->state, len);
-    sr->state_len = len;
+    sr->state_len = ngx_http_canary_report_text(sr->state, sizeof(sr->state),
+                                                shs->state, &shs->state_len);
+    sr->updated_by_len = ngx_http_canary_report_text(sr->updated_by,
+                             sizeof(sr->updated_by), shs->updated_by,
+                             &shs->updated_by_len);
+    sr->updated_at_len = ngx_http_canary_report_text(sr->updated_at,
+                             sizeof(sr->updated_at), shs->updated_at,
+                             &shs->updated_at_len);
+    sr->pins[0] = shs->npins[0];
+    sr->pins[1] = shs->npins[1];
 
     sr->ncohorts = ngx_min(shs->ncohorts, NGX_HTTP_CANARY_REPORT_COHORTS);
 

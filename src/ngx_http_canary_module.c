@@ -2,9 +2,11 @@
 /*
  * ngx_http_canary_module: directives and configuration.
  *
- *     canary_zone  NAME SIZE;
- *     canary_split NAME { stable ...; canary ...; weight ...; ... }
- *     canary       SPLIT | off;
+ *     canary_zone   NAME SIZE;
+ *     canary_redis  ADDRESS [db=N] [password_file=PATH] [prefix=STR] ...;
+ *     canary_split  NAME { stable ...; canary ...; weight ...; ... }
+ *     canary        SPLIT | off;
+ *     canary_status;
  */
 
 
@@ -34,6 +36,7 @@ static char *ngx_http_canary_split_cohort_weight(ngx_conf_t *cf,
     ngx_http_canary_split_t *split);
 static char *ngx_http_canary(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_canary_init_process(ngx_cycle_t *cycle);
+static void ngx_http_canary_exit_process(ngx_cycle_t *cycle);
 static void ngx_http_canary_tick(ngx_event_t *ev);
 
 static ngx_http_canary_split_t *ngx_http_canary_get_split(ngx_conf_t *cf,
@@ -63,6 +66,13 @@ static ngx_command_t  ngx_http_canary_commands[] = {
       NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_canary,
       NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("canary_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_canary_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
 
@@ -102,7 +112,7 @@ ngx_module_t  ngx_http_canary_module = {
     ngx_http_canary_init_process,          /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_canary_exit_process,          /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -865,7 +875,14 @@ ngx_http_canary_init_process(ngx_cycle_t *cycle)
 
     ngx_add_timer(ev, NGX_HTTP_CANARY_TICK);
 
-    return NGX_OK;
+    return ngx_http_canary_redis_init_process(cycle, cmcf);
+}
+
+
+static void
+ngx_http_canary_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_canary_redis_exit_process();
 }
 
 

@@ -16,6 +16,7 @@
 #include "ngx_http_canary_hash.h"
 #include "ngx_http_canary_histogram.h"
 #include "ngx_http_canary_parse.h"
+#include "ngx_http_canary_pins.h"
 #include "ngx_http_canary_report.h"
 
 
@@ -32,7 +33,9 @@
 #define NGX_HTTP_CANARY_WINDOW_MAX      60
 
 /* bump when the layout of the shared zone changes */
-#define NGX_HTTP_CANARY_ZONE_LAYOUT     2
+#define NGX_HTTP_CANARY_ZONE_LAYOUT     3
+
+#define NGX_HTTP_CANARY_ERROR_LEN       128
 
 
 typedef enum {
@@ -117,6 +120,18 @@ typedef struct {
 
     u_char                       state[NGX_HTTP_CANARY_STATE_LEN];
     ngx_atomic_t                 state_len;
+    u_char                       updated_by[NGX_HTTP_CANARY_STATE_LEN];
+    ngx_atomic_t                 updated_by_len;
+    u_char                       updated_at[NGX_HTTP_CANARY_STATE_LEN];
+    ngx_atomic_t                 updated_at_len;
+
+    /*
+     * Pinned tenants, replaced as a whole by the syncing worker; readers
+     * check that pins_seq did not move while they looked (a seqlock).
+     */
+    ngx_atomic_t                 pins_seq;
+    ngx_http_canary_pins_t      *pins;
+    ngx_atomic_t                 npins[NGX_HTTP_CANARY_VARIANTS];
 
     ngx_uint_t                   ncohorts;
     ngx_http_canary_shm_cohort_t cohorts[NGX_HTTP_CANARY_COHORTS_MAX];
@@ -128,9 +143,20 @@ typedef struct {
 } ngx_http_canary_shm_split_t;
 
 
+/* what the syncing worker knows of Redis, for every worker's status page */
+typedef struct {
+    ngx_atomic_t                 connected;
+    ngx_atomic_t                 last_sync;     /* time_t, 0: never */
+    ngx_atomic_t                 error_time;
+    ngx_atomic_t                 error_len;
+    u_char                       error[NGX_HTTP_CANARY_ERROR_LEN];
+} ngx_http_canary_shm_redis_t;
+
+
 typedef struct {
     ngx_uint_t                   layout;
     ngx_queue_t                  splits;
+    ngx_http_canary_shm_redis_t  redis;
 } ngx_http_canary_shm_t;
 
 
@@ -173,11 +199,25 @@ typedef struct {
 
 
 typedef struct {
+    ngx_str_t                    address;       /* as written */
+    u_char                      *host;          /* an IP, or a unix path */
+    ngx_int_t                    port;          /* 0 for a unix socket */
+    ngx_uint_t                   db;
+    ngx_str_t                    password;      /* from password_file */
+    ngx_str_t                    prefix;
+    ngx_msec_t                   interval;
+    ngx_msec_t                   timeout;
+} ngx_http_canary_redis_conf_t;
+
+
+typedef struct {
     ngx_shm_zone_t              *shm_zone;
     ngx_http_canary_shm_t       *sh;
     ngx_slab_pool_t             *shpool;
 
     ngx_array_t                  splits;        /* ngx_http_canary_split_t * */
+
+    ngx_http_canary_redis_conf_t *redis;
 
     /* where the first "canary" directive is, for a missing canary_zone */
     u_char                      *used_file;
@@ -214,6 +254,28 @@ void ngx_http_canary_snapshot(ngx_http_canary_main_conf_t *cmcf);
 ngx_int_t ngx_http_canary_report(ngx_http_request_t *r,
     ngx_http_canary_main_conf_t *cmcf, ngx_str_t *split, ngx_uint_t window,
     ngx_http_canary_report_t *rep);
+
+/* ngx_http_canary_redis.c */
+char *ngx_http_canary_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_http_canary_redis_init_process(ngx_cycle_t *cycle,
+    ngx_http_canary_main_conf_t *cmcf);
+void ngx_http_canary_redis_exit_process(void);
+
+/* ngx_http_canary_sync.c */
+typedef struct ngx_http_canary_sync_s  ngx_http_canary_sync_t;
+struct redisReply;
+
+ngx_http_canary_sync_t *ngx_http_canary_sync_create(ngx_cycle_t *cycle,
+    ngx_http_canary_main_conf_t *cmcf);
+ngx_int_t ngx_http_canary_sync_apply(ngx_http_canary_sync_t *sync,
+    ngx_uint_t index, struct redisReply *exec);
+void ngx_http_canary_sync_error(ngx_http_canary_sync_t *sync,
+    ngx_uint_t level, const char *fmt, ...);
+void ngx_http_canary_sync_connected(ngx_http_canary_sync_t *sync,
+    ngx_uint_t connected);
+void ngx_http_canary_sync_retire(ngx_http_canary_sync_t *sync);
+ngx_int_t ngx_http_canary_pin_lookup(ngx_http_canary_shm_split_t *shs,
+    ngx_str_t *key);
 
 /* ngx_http_canary_status.c */
 char *ngx_http_canary_status(ngx_conf_t *cf, ngx_command_t *cmd,

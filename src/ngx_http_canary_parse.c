@@ -67,6 +67,155 @@ ngx_http_canary_parse_weight(const unsigned char *p, size_t len)
 }
 
 
+int
+ngx_http_canary_parse_enabled(const unsigned char *p, size_t len)
+{
+    if (len != 1 || (p[0] != '0' && p[0] != '1')) {
+        return -1;
+    }
+
+    return p[0] - '0';
+}
+
+
+int
+ngx_http_canary_parse_generation(const unsigned char *p, size_t len,
+    uint64_t *value)
+{
+    size_t    i;
+    uint64_t  n;
+
+    /* 18 digits cannot overflow 64 bits */
+    if (len == 0 || len > 18) {
+        return -1;
+    }
+
+    n = 0;
+
+    for (i = 0; i < len; i++) {
+        if (p[i] < '0' || p[i] > '9') {
+            return -1;
+        }
+
+        n = n * 10 + (uint64_t) (p[i] - '0');
+    }
+
+    *value = n;
+
+    return 0;
+}
+
+
+int
+ngx_http_canary_valid_state(const unsigned char *p, size_t len)
+{
+    size_t  i;
+
+    if (len > 64) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (p[i] < 0x20 || p[i] >= 0x7f) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+ngx_http_canary_field_e
+ngx_http_canary_update_field(ngx_http_canary_update_t *u,
+    const unsigned char *f, size_t flen, const unsigned char *v, size_t vlen)
+{
+    int32_t  w;
+
+#define ngx_http_canary_field_is(s)                                          \
+    (flen == sizeof(s) - 1 && memcmp(f, s, flen) == 0)
+
+    if (ngx_http_canary_field_is("weight")) {
+        w = ngx_http_canary_parse_weight(v, vlen);
+        if (w < 0) {
+            return NGX_HTTP_CANARY_FIELD_BAD_VALUE;
+        }
+
+        u->weight = (uint32_t) w;
+        u->has_weight = 1;
+        return NGX_HTTP_CANARY_FIELD_OK;
+    }
+
+    if (ngx_http_canary_field_is("enabled")) {
+        u->enabled = ngx_http_canary_parse_enabled(v, vlen);
+        if (u->enabled < 0) {
+            return NGX_HTTP_CANARY_FIELD_BAD_VALUE;
+        }
+
+        u->has_enabled = 1;
+        return NGX_HTTP_CANARY_FIELD_OK;
+    }
+
+    if (ngx_http_canary_field_is("generation")) {
+        if (ngx_http_canary_parse_generation(v, vlen, &u->generation) != 0) {
+            return NGX_HTTP_CANARY_FIELD_BAD_VALUE;
+        }
+
+        u->has_generation = 1;
+        return NGX_HTTP_CANARY_FIELD_OK;
+    }
+
+    if (ngx_http_canary_field_is("state")
+        || ngx_http_canary_field_is("updated_by")
+        || ngx_http_canary_field_is("updated_at"))
+    {
+        if (!ngx_http_canary_valid_state(v, vlen)) {
+            return NGX_HTTP_CANARY_FIELD_BAD_VALUE;
+        }
+
+        if (f[0] == 's') {
+            u->state = v;
+            u->state_len = vlen;
+            u->has_state = 1;
+
+        } else if (f[8] == 'b') {
+            u->updated_by = v;
+            u->updated_by_len = vlen;
+            u->has_updated_by = 1;
+
+        } else {
+            u->updated_at = v;
+            u->updated_at_len = vlen;
+            u->has_updated_at = 1;
+        }
+
+        return NGX_HTTP_CANARY_FIELD_OK;
+    }
+
+#undef ngx_http_canary_field_is
+
+    /* weight.COHORT */
+    if (flen > 7 && memcmp(f, "weight.", 7) == 0) {
+        w = ngx_http_canary_parse_weight(v, vlen);
+        if (w < 0) {
+            return NGX_HTTP_CANARY_FIELD_BAD_VALUE;
+        }
+
+        if (u->ncohorts == NGX_HTTP_CANARY_UPDATE_COHORTS) {
+            return NGX_HTTP_CANARY_FIELD_TOO_MANY;
+        }
+
+        u->cohorts[u->ncohorts].name = f + 7;
+        u->cohorts[u->ncohorts].len = flen - 7;
+        u->cohorts[u->ncohorts].weight = (uint32_t) w;
+        u->ncohorts++;
+
+        return NGX_HTTP_CANARY_FIELD_OK;
+    }
+
+    return NGX_HTTP_CANARY_FIELD_UNKNOWN;
+}
+
+
 size_t
 ngx_http_canary_format_weight(unsigned char *buf, uint32_t weight)
 {

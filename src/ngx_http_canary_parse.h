@@ -30,6 +30,61 @@ int32_t ngx_http_canary_parse_weight(const unsigned char *p, size_t len);
 /* 1225 -> "12.25", 50 -> "0.5", 500 -> "5"; returns the length written */
 size_t ngx_http_canary_format_weight(unsigned char *buf, uint32_t weight);
 
+/* "1" -> 1, "0" -> 0, anything else -> -1 */
+int ngx_http_canary_parse_enabled(const unsigned char *p, size_t len);
+
+/* a decimal integer of 1 to 18 digits -> 0 and *value; else -1 */
+int ngx_http_canary_parse_generation(const unsigned char *p, size_t len,
+    uint64_t *value);
+
+/* free text for the status page: 0 to 64 printable ASCII bytes -> 1 */
+int ngx_http_canary_valid_state(const unsigned char *p, size_t len);
+
+#define NGX_HTTP_CANARY_UPDATE_COHORTS  16
+
+
+/* the fields of one Redis hash <prefix><split>, each validated */
+typedef struct {
+    unsigned                has_weight:1;
+    unsigned                has_enabled:1;
+    unsigned                has_generation:1;
+    unsigned                has_state:1;
+    unsigned                has_updated_by:1;
+    unsigned                has_updated_at:1;
+
+    uint32_t                weight;
+    int                     enabled;
+    uint64_t                generation;
+
+    const unsigned char    *state;
+    size_t                  state_len;
+    const unsigned char    *updated_by;
+    size_t                  updated_by_len;
+    const unsigned char    *updated_at;
+    size_t                  updated_at_len;
+
+    size_t                  ncohorts;
+    struct {
+        const unsigned char *name;
+        size_t               len;
+        uint32_t             weight;
+    }                       cohorts[NGX_HTTP_CANARY_UPDATE_COHORTS];
+} ngx_http_canary_update_t;
+
+
+typedef enum {
+    NGX_HTTP_CANARY_FIELD_OK = 0,
+    NGX_HTTP_CANARY_FIELD_BAD_VALUE,
+    NGX_HTTP_CANARY_FIELD_UNKNOWN,
+    NGX_HTTP_CANARY_FIELD_TOO_MANY
+} ngx_http_canary_field_e;
+
+
+/* takes one field of the hash into u; u starts zeroed */
+ngx_http_canary_field_e ngx_http_canary_update_field(
+    ngx_http_canary_update_t *u, const unsigned char *field,
+    size_t field_len, const unsigned char *value, size_t value_len);
+
 /*
  * Finds cookie "name" in one Cookie header value ("a=1; b=2").
  * Returns 1 and sets *value, *value_len when found, 0 otherwise.

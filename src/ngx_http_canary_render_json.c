@@ -10,6 +10,8 @@
 #include "ngx_http_canary_report.h"
 
 
+static void ngx_http_canary_json_redis(ngx_http_canary_out_t *out,
+    const ngx_http_canary_report_t *rep);
 static void ngx_http_canary_json_split(ngx_http_canary_out_t *out,
     const ngx_http_canary_split_report_t *s);
 static void ngx_http_canary_json_variant(ngx_http_canary_out_t *out,
@@ -42,8 +44,10 @@ ngx_http_canary_render_json(ngx_http_canary_out_t *out,
 {
     size_t  i;
 
-    ngx_http_canary_out_printf(out, "{\"time\":%lld,\"zone\":{\"name\":",
+    ngx_http_canary_out_printf(out, "{\"time\":%lld,",
                                (long long) rep->now);
+    ngx_http_canary_json_redis(out, rep);
+    ngx_http_canary_out_printf(out, ",\"zone\":{\"name\":");
     ngx_http_canary_out_json_string(out, rep->zone_name.data,
                                     rep->zone_name.len);
     ngx_http_canary_out_printf(out, ",\"size\":%zu,\"used\":%zu},"
@@ -62,6 +66,52 @@ ngx_http_canary_render_json(ngx_http_canary_out_t *out,
 }
 
 
+/* "redis": null without canary_redis */
+
+static void
+ngx_http_canary_json_redis(ngx_http_canary_out_t *out,
+    const ngx_http_canary_report_t *rep)
+{
+    const ngx_http_canary_redis_report_t  *r;
+
+    r = &rep->redis;
+
+    if (!r->configured) {
+        ngx_http_canary_out_printf(out, "\"redis\":null");
+        return;
+    }
+
+    ngx_http_canary_out_printf(out, "\"redis\":{\"address\":");
+    ngx_http_canary_out_json_string(out, r->address.data, r->address.len);
+    ngx_http_canary_out_printf(out, ",\"prefix\":");
+    ngx_http_canary_out_json_string(out, r->prefix.data, r->prefix.len);
+    ngx_http_canary_out_printf(out, ",\"connected\":%s,\"last_sync\":%lld,"
+                               "\"stale_seconds\":",
+                               r->connected ? "true" : "false",
+                               (long long) r->last_sync);
+
+    if (r->last_sync) {
+        ngx_http_canary_out_printf(out, "%lld",
+                                   (long long) (rep->now - r->last_sync));
+
+    } else {
+        ngx_http_canary_out_printf(out, "null");
+    }
+
+    ngx_http_canary_out_printf(out, ",\"last_error\":");
+
+    if (r->error_len) {
+        ngx_http_canary_out_json_string(out, r->error, r->error_len);
+
+    } else {
+        ngx_http_canary_out_printf(out, "null");
+    }
+
+    ngx_http_canary_out_printf(out, ",\"last_error_time\":%lld}",
+                               (long long) r->error_time);
+}
+
+
 static void
 ngx_http_canary_json_split(ngx_http_canary_out_t *out,
     const ngx_http_canary_split_report_t *s)
@@ -77,6 +127,14 @@ ngx_http_canary_json_split(ngx_http_canary_out_t *out,
                                (unsigned long long) s->generation,
                                s->source);
     ngx_http_canary_out_json_string(out, s->state, s->state_len);
+    ngx_http_canary_out_printf(out, ",\"updated_by\":");
+    ngx_http_canary_out_json_string(out, s->updated_by, s->updated_by_len);
+    ngx_http_canary_out_printf(out, ",\"updated_at\":");
+    ngx_http_canary_out_json_string(out, s->updated_at, s->updated_at_len);
+    ngx_http_canary_out_printf(out, ",\"pins\":{\"stable\":%llu,"
+                               "\"canary\":%llu}",
+                               (unsigned long long) s->pins[0],
+                               (unsigned long long) s->pins[1]);
 
     ngx_http_canary_out_printf(out, ",\"cohorts\":{");
 

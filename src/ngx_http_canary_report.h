@@ -75,6 +75,11 @@ typedef struct {
     const char                       *source;           /* conf, redis */
     unsigned char                     state[64];
     size_t                            state_len;
+    unsigned char                     updated_by[64];
+    size_t                            updated_by_len;
+    unsigned char                     updated_at[64];
+    size_t                            updated_at_len;
+    uint64_t                          pins[2];          /* stable, canary */
 
     size_t                            ncohorts;
     ngx_http_canary_cohort_report_t   cohorts[NGX_HTTP_CANARY_REPORT_COHORTS];
@@ -86,7 +91,20 @@ typedef struct {
 
 
 typedef struct {
+    int                               configured;
+    int                               connected;
+    ngx_http_canary_bytes_t           address;
+    ngx_http_canary_bytes_t           prefix;
+    time_t                            last_sync;
+    time_t                            error_time;
+    unsigned char                     error[128];
+    size_t                            error_len;
+} ngx_http_canary_redis_report_t;
+
+
+typedef struct {
     time_t                            now;
+    ngx_http_canary_redis_report_t    redis;
     ngx_http_canary_bytes_t           zone_name;
     size_t                            zone_size;
     size_t                            zone_used;

@@ -1,8 +1,8 @@
 
 /*
  * The routing decision, made once per request and kept in the request
- * context: split disabled -> override headers -> cookie -> cohort weight
- * -> weight.  Also the $canary_* variables that expose it.
+ * context: split disabled -> override headers -> cookie -> pinned tenant
+ * -> cohort weight -> weight.  Also the $canary_* variables.
  */
 
 
@@ -145,6 +145,7 @@ ngx_http_canary_preaccess_handler(ngx_http_request_t *r)
 ngx_http_canary_ctx_t *
 ngx_http_canary_decide(ngx_http_request_t *r)
 {
+    ngx_int_t                     pinned;
     ngx_str_t                     key;
     ngx_uint_t                    weight;
     ngx_http_request_t           *mr;
@@ -199,11 +200,21 @@ ngx_http_canary_decide(ngx_http_request_t *r)
         goto done;
     }
 
-    weight = ngx_http_canary_weight(r, split, ctx);
-
     if (ngx_http_complex_value(r, split->key, &key) != NGX_OK) {
         return NULL;
     }
+
+    if (shs->pins && key.len) {
+        pinned = ngx_http_canary_pin_lookup(shs, &key);
+
+        if (pinned != NGX_DECLINED) {
+            ctx->variant = pinned;
+            ctx->reason = NGX_HTTP_CANARY_REASON_PIN;
+            goto done;
+        }
+    }
+
+    weight = ngx_http_canary_weight(r, split, ctx);
 
     if (key.len == 0) {
         ctx->reason = NGX_HTTP_CANARY_REASON_RANDOM;

@@ -1,0 +1,1003 @@
+
+/*
+ * Redis, on nginx's event loop.  One worker (ngx_worker == 0) keeps two
+ * hiredis async connections: a subscriber to every split's channel and
+ * a command connection that re-reads a split's hash and pin sets on each
+ * message and on every poll interval.  Requests never wait on any of it:
+ * they read the zone.
+ *
+ *     canary_redis ADDRESS [db=N] [password_file=PATH] [prefix=STR]
+ *                  [interval=TIME] [timeout=TIME];
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <sys/ioctl.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+
+#include "ngx_http_canary_module.h"
+
+
+#define NGX_HTTP_CANARY_BACKOFF_MIN    100
+#define NGX_HTTP_CANARY_BACKOFF_MAX    3000
+
+/* read events handled in a row on one connection before yielding */
+#define NGX_HTTP_CANARY_DRAIN_MAX      32
+
+
+typedef struct ngx_http_canary_redis_s  ngx_http_canary_redis_t;
+
+
+typedef struct {
+    ngx_http_canary_redis_t      *rd;
+    redisAsyncContext            *ac;
+    ngx_connection_t             *c;
+    ngx_event_t                   timeout;      /* connect and replies */
+    ngx_uint_t                    pending;      /* replies awaited */
+    const char                   *role;
+    unsigned                      subscriber:1;
+    unsigned                      ready:1;
+} ngx_http_canary_redis_conn_t;
+
+
+struct ngx_http_canary_redis_s {
+    ngx_http_canary_main_conf_t  *cmcf;
+    ngx_http_canary_redis_conf_t *conf;
+    ngx_http_canary_sync_t       *sync;
+    ngx_log_t                    *log;
+
+    ngx_http_canary_redis_conn_t  cmd;
+    ngx_http_canary_redis_conn_t  sub;
+
+    ngx_event_t                   poll;
+    ngx_event_t                   reconnect;
+    ngx_msec_t                    backoff;
+
+    /* per split: a read is in flight; another is wanted after it */
+    u_char                       *in_flight;
+    u_char                       *again;
+
+    unsigned                      exiting:1;
+};
+
+
+static void ngx_http_canary_redis_connect(ngx_http_canary_redis_t *rd,
+    ngx_http_canary_redis_conn_t *conn);
+static ngx_int_t ngx_http_canary_redis_attach(
+    ngx_http_canary_redis_conn_t *conn, redisAsyncContext *ac);
+static void ngx_http_canary_redis_add_read(void *data);
+static void ngx_http_canary_redis_del_read(void *data);
+static void ngx_http_canary_redis_add_write(void *data);
+static void ngx_http_canary_redis_del_write(void *data);
+static void ngx_http_canary_redis_cleanup(void *data);
+static void ngx_http_canary_redis_read_handler(ngx_event_t *ev);
+static void ngx_http_canary_redis_write_handler(ngx_event_t *ev);
+static void ngx_http_canary_redis_on_connect(const redisAsyncContext *ac,
+    int status);
+static void ngx_http_canary_redis_on_disconnect(const redisAsyncContext *ac,
+    int status);
+static void ngx_http_canary_redis_on_ok(redisAsyncContext *ac, void *r,
+    void *data);
+static void ngx_http_canary_redis_on_message(redisAsyncContext *ac, void *r,
+    void *data);
+static void ngx_http_canary_redis_on_sync(redisAsyncContext *ac, void *r,
+    void *data);
+static void ngx_http_canary_redis_sent(ngx_http_canary_redis_conn_t *conn);
+static void ngx_http_canary_redis_replied(
+    ngx_http_canary_redis_conn_t *conn);
+static void ngx_http_canary_redis_timeout(ngx_event_t *ev);
+static void ngx_http_canary_redis_drop(ngx_http_canary_redis_conn_t *conn);
+static void ngx_http_canary_redis_retry(ngx_http_canary_redis_t *rd);
+static void ngx_http_canary_redis_reconnect_handler(ngx_event_t *ev);
+static void ngx_http_canary_redis_poll_handler(ngx_event_t *ev);
+static void ngx_http_canary_redis_read_split(ngx_http_canary_redis_t *rd,
+    ngx_uint_t index);
+static void ngx_http_canary_redis_state(ngx_http_canary_redis_t *rd);
+static ngx_int_t ngx_http_canary_redis_read_password(ngx_conf_t *cf,
+    ngx_str_t *path, ngx_str_t *password);
+
+
+/* the one per worker process, if this worker syncs */
+static ngx_http_canary_redis_t  *ngx_http_canary_redis_worker;
+
+
+char *
+ngx_http_canary_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_canary_main_conf_t *cmcf = conf;
+
+    u_char                        *p;
+    ngx_int_t                      n;
+    ngx_str_t                     *value, s;
+    ngx_url_t                      u;
+    ngx_uint_t                     i;
+    ngx_http_canary_redis_conf_t  *rc;
+
+    if (cmcf->redis) {
+        return "is duplicate";
+    }
+
+    rc = ngx_pcalloc(cf->pool, sizeof(ngx_http_canary_redis_conf_t));
+    if (rc == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    rc->address = value[1];
+    ngx_str_set(&rc->prefix, "canary:");
+    rc->interval = 1000;
+    rc->timeout = 200;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
+            n = ngx_atoi(value[i].data + 3, value[i].len - 3);
+            if (n == NGX_ERROR || n > 1000) {
+                goto invalid;
+            }
+
+            rc->db = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "password_file=", 14) == 0) {
+            s.data = value[i].data + 14;
+            s.len = value[i].len - 14;
+
+            if (ngx_http_canary_redis_read_password(cf, &s, &rc->password)
+                != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "prefix=", 7) == 0) {
+            rc->prefix.data = value[i].data + 7;
+            rc->prefix.len = value[i].len - 7;
+
+            if (rc->prefix.len == 0 || rc->prefix.len > 64) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "interval=", 9) == 0
+            || ngx_strncmp(value[i].data, "timeout=", 8) == 0)
+        {
+            p = ngx_strlchr(value[i].data, value[i].data + value[i].len, '=');
+            s.data = p + 1;
+            s.len = value[i].data + value[i].len - s.data;
+
+            n = ngx_parse_time(&s, 0);
+            if (n == NGX_ERROR || n < 10) {
+                goto invalid;
+            }
+
+            if (value[i].data[0] == 'i') {
+                rc->interval = n;
+
+            } else {
+                rc->timeout = n;
+            }
+
+            continue;
+        }
+
+        goto invalid;
+    }
+
+    if (rc->address.len > 5
+        && ngx_strncmp(rc->address.data, "unix:", 5) == 0)
+    {
+        rc->host = ngx_pnalloc(cf->pool, rc->address.len - 5 + 1);
+        if (rc->host == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_cpystrn(rc->host, rc->address.data + 5, rc->address.len - 5 + 1);
+
+        cmcf->redis = rc;
+        return NGX_CONF_OK;
+    }
+
+    /* hiredis resolves names with a blocking call: resolve them here */
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    u.url = rc->address;
+    u.default_port = 6379;
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid canary_redis address \"%V\"%s%s",
+                           &rc->address, u.err ? ": " : "",
+                           u.err ? u.err : "");
+        return NGX_CONF_ERROR;
+    }
+
+    rc->host = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
+    if (rc->host == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    n = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen, rc->host,
+                      NGX_SOCKADDR_STRLEN, 0);
+    rc->host[n] = '\0';
+    rc->port = u.port;
+
+    cmcf->redis = rc;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid canary_redis parameter \"%V\"", &value[i]);
+    return NGX_CONF_ERROR;
+}
+
+
+/* the password stays in memory only: never in nginx.conf or the log */
+
+static ngx_int_t
+ngx_http_canary_redis_read_password(ngx_conf_t *cf, ngx_str_t *path,
+    ngx_str_t *password)
+{
+    u_char           *buf;
+    ssize_t           n;
+    ngx_fd_t          fd;
+    ngx_str_t         name;
+    ngx_file_info_t   fi;
+
+    name = *path;
+
+    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "canary_redis: cannot open password_file "
+                           "\"%V\"", &name);
+        return NGX_ERROR;
+    }
+
+    n = -1;
+    buf = NULL;
+
+    if (ngx_fd_info(fd, &fi) != NGX_FILE_ERROR
+        && ngx_file_size(&fi) > 0 && ngx_file_size(&fi) <= 4096)
+    {
+        buf = ngx_pnalloc(cf->pool, ngx_file_size(&fi));
+        if (buf) {
+            n = ngx_read_fd(fd, buf, ngx_file_size(&fi));
+        }
+    }
+
+    ngx_close_file(fd);
+
+    while (n > 0 && (buf[n - 1] == LF || buf[n - 1] == CR
+                     || buf[n - 1] == ' '))
+    {
+        n--;
+    }
+
+    if (n <= 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "canary_redis: password_file \"%V\" is empty, "
+                           "unreadable or over 4k", &name);
+        return NGX_ERROR;
+    }
+
+    password->data = buf;
+    password->len = n;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_canary_redis_init_process(ngx_cycle_t *cycle,
+    ngx_http_canary_main_conf_t *cmcf)
+{
+    ngx_http_canary_redis_t  *rd;
+
+    if (cmcf->redis == NULL || ngx_worker != 0) {
+        return NGX_OK;
+    }
+
+    rd = ngx_pcalloc(cycle->pool, sizeof(ngx_http_canary_redis_t));
+    if (rd == NULL) {
+        return NGX_ERROR;
+    }
+
+    rd->in_flight = ngx_pcalloc(cycle->pool, cmcf->splits.nelts);
+    rd->again = ngx_pcalloc(cycle->pool, cmcf->splits.nelts);
+    rd->sync = ngx_http_canary_sync_create(cycle, cmcf);
+
+    if (rd->in_flight == NULL || rd->again == NULL || rd->sync == NULL) {
+        return NGX_ERROR;
+    }
+
+    rd->cmcf = cmcf;
+    rd->conf = cmcf->redis;
+    rd->log = cycle->log;
+    rd->backoff = NGX_HTTP_CANARY_BACKOFF_MIN;
+
+    rd->cmd.rd = rd;
+    rd->cmd.role = "command";
+    rd->sub.rd = rd;
+    rd->sub.role = "subscriber";
+    rd->sub.subscriber = 1;
+
+    rd->cmd.timeout.handler = ngx_http_canary_redis_timeout;
+    rd->cmd.timeout.data = &rd->cmd;
+    rd->cmd.timeout.log = rd->log;
+    rd->cmd.timeout.cancelable = 1;
+
+    rd->sub.timeout = rd->cmd.timeout;
+    rd->sub.timeout.data = &rd->sub;
+
+    rd->poll.handler = ngx_http_canary_redis_poll_handler;
+    rd->poll.data = rd;
+    rd->poll.log = rd->log;
+    rd->poll.cancelable = 1;
+
+    rd->reconnect.handler = ngx_http_canary_redis_reconnect_handler;
+    rd->reconnect.data = rd;
+    rd->reconnect.log = rd->log;
+    rd->reconnect.cancelable = 1;
+
+    ngx_http_canary_redis_worker = rd;
+
+    ngx_http_canary_sync_connected(rd->sync, 0);
+
+    ngx_http_canary_redis_connect(rd, &rd->cmd);
+    ngx_http_canary_redis_connect(rd, &rd->sub);
+
+    ngx_add_timer(&rd->poll, rd->conf->interval);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_canary_redis_exit_process(void)
+{
+    ngx_http_canary_redis_t  *rd;
+
+    rd = ngx_http_canary_redis_worker;
+
+    if (rd == NULL) {
+        return;
+    }
+
+    /* callbacks run from redisAsyncFree() see this and do nothing */
+    rd->exiting = 1;
+
+    if (rd->cmd.ac) {
+        redisAsyncFree(rd->cmd.ac);
+    }
+
+    if (rd->sub.ac) {
+        redisAsyncFree(rd->sub.ac);
+    }
+
+    ngx_http_canary_redis_worker = NULL;
+}
+
+
+static void
+ngx_http_canary_redis_connect(ngx_http_canary_redis_t *rd,
+    ngx_http_canary_redis_conn_t *conn)
+{
+    redisAsyncContext  *ac;
+
+    if (conn->ac || rd->exiting) {
+        return;
+    }
+
+    if (rd->conf->port == 0) {
+        ac = redisAsyncConnectUnix((char *) rd->conf->host);
+
+    } else {
+        ac = redisAsyncConnect((char *) rd->conf->host, rd->conf->port);
+    }
+
+    if (ac == NULL) {
+        ngx_http_canary_sync_error(rd->sync, NGX_LOG_ERR,
+                                   "canary_redis: out of memory");
+        ngx_http_canary_redis_retry(rd);
+        return;
+    }
+
+    if (ac->err) {
+        ngx_http_canary_sync_error(rd->sync, NGX_LOG_WARN,
+                                   "canary_redis: cannot connect to %V: %s",
+                                   &rd->conf->address, ac->errstr);
+        redisAsyncFree(ac);
+        ngx_http_canary_redis_retry(rd);
+        return;
+    }
+
+    if (ngx_http_canary_redis_attach(conn, ac) != NGX_OK) {
+        redisAsyncFree(ac);
+        ngx_http_canary_redis_retry(rd);
+        return;
+    }
+
+    redisAsyncSetConnectCallback(ac, ngx_http_canary_redis_on_connect);
+    redisAsyncSetDisconnectCallback(ac, ngx_http_canary_redis_on_disconnect);
+
+    ngx_add_timer(&conn->timeout, rd->conf->timeout);
+}
+
+
+/* hiredis' event hooks, mapped onto an nginx connection */
+
+static ngx_int_t
+ngx_http_canary_redis_attach(ngx_http_canary_redis_conn_t *conn,
+    redisAsyncContext *ac)
+{
+    ngx_connection_t  *c;
+
+    c = ngx_get_connection(ac->c.fd, conn->rd->log);
+    if (c == NULL) {
+        return NGX_ERROR;
+    }
+
+    c->data = conn;
+    c->read->handler = ngx_http_canary_redis_read_handler;
+    c->write->handler = ngx_http_canary_redis_write_handler;
+    c->read->log = conn->rd->log;
+    c->write->log = conn->rd->log;
+
+    conn->c = c;
+    conn->ac = ac;
+    conn->pending = 0;
+    conn->ready = 0;
+
+    ac->data = conn;
+    ac->ev.data = c;
+    ac->ev.addRead = ngx_http_canary_redis_add_read;
+    ac->ev.delRead = ngx_http_canary_redis_del_read;
+    ac->ev.addWrite = ngx_http_canary_redis_add_write;
+    ac->ev.delWrite = ngx_http_canary_redis_del_write;
+    ac->ev.cleanup = ngx_http_canary_redis_cleanup;
+
+    return NGX_OK;
+}
+
+
+/* level-triggered: hiredis reads once per call, the event fires again */
+
+static void
+ngx_http_canary_redis_add_read(void *data)
+{
+    ngx_connection_t  *c = data;
+
+    if (!c->read->active) {
+        (void) ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT);
+    }
+}
+
+
+static void
+ngx_http_canary_redis_del_read(void *data)
+{
+    ngx_connection_t  *c = data;
+
+    if (c->read->active) {
+        (void) ngx_del_event(c->read, NGX_READ_EVENT, 0);
+    }
+}
+
+
+static void
+ngx_http_canary_redis_add_write(void *data)
+{
+    ngx_connection_t  *c = data;
+
+    if (!c->write->active) {
+        (void) ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT);
+    }
+}
+
+
+static void
+ngx_http_canary_redis_del_write(void *data)
+{
+    ngx_connection_t  *c = data;
+
+    if (c->write->active) {
+        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
+    }
+}
+
+
+/* hiredis frees a context: before it closes the socket, drop our side */
+
+static void
+ngx_http_canary_redis_cleanup(void *data)
+{
+    ngx_connection_t  *c = data;
+
+    ngx_http_canary_redis_conn_t  *conn;
+
+    conn = c->data;
+
+    ngx_http_canary_redis_del_read(c);
+    ngx_http_canary_redis_del_write(c);
+
+    if (c->read->posted) {
+        ngx_delete_posted_event(c->read);
+    }
+
+    if (c->write->posted) {
+        ngx_delete_posted_event(c->write);
+    }
+
+    ngx_free_connection(c);
+    c->fd = (ngx_socket_t) -1;
+
+    if (conn->timeout.timer_set) {
+        ngx_del_timer(&conn->timeout);
+    }
+
+    conn->c = NULL;
+    conn->ac = NULL;
+    conn->ready = 0;
+    conn->pending = 0;
+}
+
+
+static void
+ngx_http_canary_redis_read_handler(ngx_event_t *ev)
+{
+    int                            avail;
+    ngx_uint_t                     n;
+    ngx_connection_t              *c;
+    redisAsyncContext             *ac;
+    ngx_http_canary_redis_conn_t  *conn;
+
+    c = ev->data;
+    conn = c->data;
+    ac = conn->ac;
+
+    /* drain what the socket holds; a callback may free the context */
+    for (n = 0; n < NGX_HTTP_CANARY_DRAIN_MAX; n++) {
+        redisAsyncHandleRead(ac);
+
+        if (conn->ac != ac
+            || ioctl(c->fd, FIONREAD, &avail) == -1 || avail <= 0)
+        {
+            break;
+        }
+    }
+}
+
+
+static void
+ngx_http_canary_redis_write_handler(ngx_event_t *ev)
+{
+    ngx_connection_t              *c;
+    ngx_http_canary_redis_conn_t  *conn;
+
+    c = ev->data;
+    conn = c->data;
+
+    redisAsyncHandleWrite(conn->ac);
+}
+
+
+static void
+ngx_http_canary_redis_on_connect(const redisAsyncContext *ac, int status)
+{
+    ngx_uint_t                     i;
+    ngx_http_canary_redis_t       *rd;
+    ngx_http_canary_split_t      **splitp;
+    ngx_http_canary_redis_conn_t  *conn;
+
+    conn = ac->data;
+    rd = conn->rd;
+
+    if (rd->exiting) {
+        return;
+    }
+
+    if (status != REDIS_OK) {
+        /* hiredis frees the context after this callback */
+        ngx_http_canary_sync_error(rd->sync, NGX_LOG_WARN,
+                                   "canary_redis: cannot connect to %V: %s",
+                                   &rd->conf->address, ac->errstr);
+        ngx_http_canary_redis_retry(rd);
+        return;
+    }
+
+    if (conn->timeout.timer_set) {
+        ngx_del_timer(&conn->timeout);
+    }
+
+    if (rd->conf->password.len) {
+        redisAsyncCommand(conn->ac, ngx_http_canary_redis_on_ok, (void *) 0,
+                          "AUTH %b", rd->conf->password.data,
+                          rd->conf->password.len);
+        ngx_http_canary_redis_sent(conn);
+    }
+
+    conn->ready = 1;
+
+    if (conn->subscriber) {
+        splitp = rd->cmcf->splits.elts;
+
+        for (i = 0; i < rd->cmcf->splits.nelts; i++) {
+            redisAsyncCommand(conn->ac, ngx_http_canary_redis_on_message,
+                              NULL, "SUBSCRIBE %b%b",
+                              rd->conf->prefix.data, rd->conf->prefix.len,
+                              splitp[i]->name.data, splitp[i]->name.len);
+        }
+
+        ngx_http_canary_redis_state(rd);
+        return;
+    }
+
+    if (rd->conf->db) {
+        redisAsyncCommand(conn->ac, ngx_http_canary_redis_on_ok, (void *) 1,
+                          "SELECT %d", (int) rd->conf->db);
+        ngx_http_canary_redis_sent(conn);
+    }
+
+    ngx_memzero(rd->in_flight, rd->cmcf->splits.nelts);
+
+    for (i = 0; i < rd->cmcf->splits.nelts; i++) {
+        ngx_http_canary_redis_read_split(rd, i);
+    }
+
+    ngx_http_canary_redis_state(rd);
+}
+
+
+static void
+ngx_http_canary_redis_on_disconnect(const redisAsyncContext *ac, int status)
+{
+    ngx_http_canary_redis_t       *rd;
+    ngx_http_canary_redis_conn_t  *conn;
+
+    conn = ac->data;
+    rd = conn->rd;
+
+    if (rd->exiting) {
+        return;
+    }
+
+    conn->ready = 0;
+
+    ngx_http_canary_sync_error(rd->sync, NGX_LOG_WARN,
+                               "canary_redis: lost the %s connection to "
+                               "%V: %s", conn->role, &rd->conf->address,
+                               status == REDIS_OK ? "closed" : ac->errstr);
+
+    ngx_http_canary_redis_state(rd);
+    ngx_http_canary_redis_retry(rd);
+}
+
+
+/* AUTH and SELECT: anything but +OK drops the connection */
+
+static void
+ngx_http_canary_redis_on_ok(redisAsyncContext *ac, void *r, void *data)
+{
+    redisReply                    *reply = r;
+    ngx_http_canary_redis_t       *rd;
+    ngx_http_canary_redis_conn_t  *conn;
+
+    conn = ac->data;
+    rd = conn->rd;
+
+    if (reply == NULL || rd->exiting) {
+        return;
+    }
+
+    ngx_http_canary_redis_replied(conn);
+
+    if (reply->type == REDIS_REPLY_STATUS) {
+        return;
+    }
+
+    ngx_http_canary_sync_error(rd->sync, NGX_LOG_ERR,
+                               "canary_redis: %s failed on %V: %*s",
+                               data ? "SELECT" : "AUTH", &rd->conf->address,
+                               reply->type == REDIS_REPLY_ERROR
+                                   ? ngx_min(reply->len, 100) : 0,
+                               reply->str);
+
+    conn->ready = 0;
+    ngx_http_canary_redis_state(rd);
+    redisAsyncDisconnect(ac);
+}
+
+
+/* ["message", channel, payload]: the payload is not trusted, only a cue */
+
+static void
+ngx_http_canary_redis_on_message(redisAsyncContext *ac, void *r,
+    void *data)
+{
+    redisReply                    *reply = r;
+    size_t                         plen;
+    ngx_uint_t                     i;
+    redisReply                    *ch;
+    ngx_http_canary_redis_t       *rd;
+    ngx_http_canary_split_t      **splitp;
+    ngx_http_canary_redis_conn_t  *conn;
+
+    conn = ac->data;
+    rd = conn->rd;
+
+    if (reply == NULL || rd->exiting) {
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_http_canary_sync_error(rd->sync, NGX_LOG_ERR,
+                                   "canary_redis: SUBSCRIBE failed: %*s",
+                                   ngx_min(reply->len, 100), reply->str);
+        redisAsyncDisconnect(ac);
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3
+        || reply->element[0]->type != REDIS_REPLY_STRING
+        || reply->element[1]->type != REDIS_REPLY_STRING
+        || reply->element[0]->len != 7
+        || ngx_strncmp(reply->element[0]->str, "message", 7) != 0)
+    {
+        return;
+    }
+
+    ch = reply->element[1];
+    plen = rd->conf->prefix.len;
+
+    if (ch->len <= plen
+        || ngx_strncmp(ch->str, rd->conf->prefix.data, plen) != 0)
+    {
+        return;
+    }
+
+    splitp = rd->cmcf->splits.elts;
+
+    for (i = 0; i < rd->cmcf->splits.nelts; i++) {
+        if (splitp[i]->name.len == ch->len - plen
+            && ngx_strncmp(splitp[i]->name.data, ch->str + plen,
+                           ch->len - plen) == 0)
+        {
+            ngx_http_canary_redis_read_split(rd, i);
+            return;
+        }
+    }
+}
+
+
+/* one MULTI/EXEC reads a split's hash and both pin sets as one snapshot */
+
+static void
+ngx_http_canary_redis_read_split(ngx_http_canary_redis_t *rd,
+    ngx_uint_t index)
+{
+    ngx_str_t                     *p, *n;
+    redisAsyncContext             *ac;
+    ngx_http_canary_split_t      **splitp;
+
+    if (!rd->cmd.ready) {
+        return;
+    }
+
+    if (rd->in_flight[index]) {
+        rd->again[index] = 1;
+        return;
+    }
+
+    splitp = rd->cmcf->splits.elts;
+    p = &rd->conf->prefix;
+    n = &splitp[index]->name;
+    ac = rd->cmd.ac;
+
+    rd->in_flight[index] = 1;
+    rd->again[index] = 0;
+
+    redisAsyncCommand(ac, NULL, NULL, "MULTI");
+    redisAsyncCommand(ac, NULL, NULL, "HGETALL %b%b",
+                      p->data, p->len, n->data, n->len);
+    redisAsyncCommand(ac, NULL, NULL, "SMEMBERS %b%b:pin:canary",
+                      p->data, p->len, n->data, n->len);
+    redisAsyncCommand(ac, NULL, NULL, "SMEMBERS %b%b:pin:stable",
+                      p->data, p->len, n->data, n->len);
+    redisAsyncCommand(ac, ngx_http_canary_redis_on_sync,
+                      (void *) (uintptr_t) index, "EXEC");
+
+    ngx_http_canary_redis_sent(&rd->cmd);
+}
+
+
+static void
+ngx_http_canary_redis_on_sync(redisAsyncContext *ac, void *r, void *data)
+{
+    redisReply                    *reply = r;
+    ngx_uint_t                     index;
+    ngx_http_canary_redis_t       *rd;
+    ngx_http_canary_redis_conn_t  *conn;
+
+    conn = ac->data;
+    rd = conn->rd;
+    index = (uintptr_t) data;
+
+    if (rd->exiting) {
+        return;
+    }
+
+    rd->in_flight[index] = 0;
+
+    if (reply == NULL) {
+        return;
+    }
+
+    ngx_http_canary_redis_replied(conn);
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_http_canary_sync_error(rd->sync, NGX_LOG_ERR,
+                                   "canary_redis: reading from %V: %*s",
+                                   &rd->conf->address,
+                                   ngx_min(reply->len, 100), reply->str);
+
+    } else {
+        (void) ngx_http_canary_sync_apply(rd->sync, index, reply);
+    }
+
+    if (rd->again[index]) {
+        ngx_http_canary_redis_read_split(rd, index);
+    }
+}
+
+
+/* every command awaits its reply no longer than "timeout" */
+
+static void
+ngx_http_canary_redis_sent(ngx_http_canary_redis_conn_t *conn)
+{
+    if (conn->pending++ == 0) {
+        ngx_add_timer(&conn->timeout, conn->rd->conf->timeout);
+    }
+}
+
+
+static void
+ngx_http_canary_redis_replied(ngx_http_canary_redis_conn_t *conn)
+{
+    if (conn->pending == 0) {
+        return;
+    }
+
+    if (--conn->pending == 0) {
+        if (conn->timeout.timer_set) {
+            ngx_del_timer(&conn->timeout);
+        }
+
+    } else {
+        ngx_add_timer(&conn->timeout, conn->rd->conf->timeout);
+    }
+}
+
+
+static void
+ngx_http_canary_redis_timeout(ngx_event_t *ev)
+{
+    ngx_http_canary_redis_conn_t  *conn = ev->data;
+
+    ngx_http_canary_sync_error(conn->rd->sync, NGX_LOG_WARN,
+                               "canary_redis: %V did not answer the %s "
+                               "connection in %Mms",
+                               &conn->rd->conf->address, conn->role,
+                               conn->rd->conf->timeout);
+
+    ngx_http_canary_redis_drop(conn);
+    ngx_http_canary_redis_state(conn->rd);
+    ngx_http_canary_redis_retry(conn->rd);
+}
+
+
+/* outside hiredis callbacks only: frees the context at once */
+
+static void
+ngx_http_canary_redis_drop(ngx_http_canary_redis_conn_t *conn)
+{
+    ngx_http_canary_redis_t  *rd;
+
+    rd = conn->rd;
+
+    if (conn->ac == NULL) {
+        return;
+    }
+
+    /* the callbacks of pending commands run with no reply: ignore them */
+    rd->exiting = 1;
+    redisAsyncFree(conn->ac);
+    rd->exiting = 0;
+
+    if (!conn->subscriber) {
+        ngx_memzero(rd->in_flight, rd->cmcf->splits.nelts);
+    }
+}
+
+
+static void
+ngx_http_canary_redis_retry(ngx_http_canary_redis_t *rd)
+{
+    if (rd->exiting || ngx_exiting || ngx_terminate || ngx_quit
+        || rd->reconnect.timer_set)
+    {
+        return;
+    }
+
+    ngx_add_timer(&rd->reconnect, rd->backoff);
+
+    rd->backoff = ngx_min(rd->backoff * 2, NGX_HTTP_CANARY_BACKOFF_MAX);
+}
+
+
+static void
+ngx_http_canary_redis_reconnect_handler(ngx_event_t *ev)
+{
+    ngx_http_canary_redis_t  *rd = ev->data;
+
+    ngx_http_canary_redis_connect(rd, &rd->cmd);
+    ngx_http_canary_redis_connect(rd, &rd->sub);
+}
+
+
+static void
+ngx_http_canary_redis_poll_handler(ngx_event_t *ev)
+{
+    ngx_http_canary_redis_t  *rd = ev->data;
+
+    ngx_uint_t  i;
+
+    for (i = 0; i < rd->cmcf->splits.nelts; i++) {
+        ngx_http_canary_redis_read_split(rd, i);
+    }
+
+    ngx_http_canary_sync_retire(rd->sync);
+
+    if (rd->cmd.ac == NULL || rd->sub.ac == NULL) {
+        ngx_http_canary_redis_retry(rd);
+    }
+
+    if (!ngx_exiting && !ngx_terminate && !ngx_quit) {
+        ngx_add_timer(ev, rd->conf->interval);
+    }
+}
+
+
+/* connected means both connections are up; a success resets the backoff */
+
+static void
+ngx_http_canary_redis_state(ngx_http_canary_redis_t *rd)
+{
+    ngx_uint_t  up;
+
+    up = rd->cmd.ready && rd->sub.ready;
+
+    if (up) {
+        rd->backoff = NGX_HTTP_CANARY_BACKOFF_MIN;
+    }
+
+    ngx_http_canary_sync_connected(rd->sync, up);
+}

@@ -1,0 +1,556 @@
+
+/*
+ * Applying Redis to the zone.  The syncing worker validates every field
+ * of <prefix><split> and its pin sets, writes what is good into the zone
+ * and keeps the last good value of whatever is not.  Each rejected value
+ * is logged once, not on every poll.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <hiredis/hiredis.h>
+
+#include "ngx_http_canary_module.h"
+
+
+#define NGX_HTTP_CANARY_LOGGED   16
+#define NGX_HTTP_CANARY_RETIRED  4
+
+/* a replaced pin table is freed only after readers are surely done */
+#define NGX_HTTP_CANARY_RETIRE_AFTER  2000
+
+
+typedef struct {
+    uint32_t                      logged[NGX_HTTP_CANARY_LOGGED];
+    ngx_uint_t                    next;
+} ngx_http_canary_sync_split_t;
+
+
+typedef struct {
+    ngx_http_canary_pins_t       *pins;
+    ngx_msec_t                    since;
+} ngx_http_canary_retired_t;
+
+
+struct ngx_http_canary_sync_s {
+    ngx_http_canary_main_conf_t  *cmcf;
+    ngx_log_t                    *log;
+    ngx_http_canary_sync_split_t *splits;
+    ngx_http_canary_retired_t     retired[NGX_HTTP_CANARY_RETIRED];
+    uint32_t                      last_error;
+};
+
+
+static ngx_uint_t ngx_http_canary_sync_first_time(
+    ngx_http_canary_sync_split_t *ss, const u_char *a, size_t alen,
+    const u_char *b, size_t blen);
+static void ngx_http_canary_sync_reject(ngx_http_canary_sync_t *sync,
+    ngx_http_canary_split_t *split, ngx_uint_t index, const char *why,
+    redisReply *field, redisReply *value);
+static void ngx_http_canary_sync_fields(ngx_http_canary_sync_t *sync,
+    ngx_uint_t index, redisReply *hash);
+static void ngx_http_canary_sync_text(u_char *dst, ngx_atomic_t *len,
+    const u_char *src, size_t n);
+static void ngx_http_canary_sync_pins(ngx_http_canary_sync_t *sync,
+    ngx_uint_t index, redisReply *sets[2]);
+static void ngx_http_canary_sync_publish(ngx_http_canary_sync_t *sync,
+    ngx_http_canary_shm_split_t *shs, ngx_http_canary_pins_t *pins,
+    size_t npins[2]);
+
+
+ngx_http_canary_sync_t *
+ngx_http_canary_sync_create(ngx_cycle_t *cycle,
+    ngx_http_canary_main_conf_t *cmcf)
+{
+    ngx_http_canary_sync_t  *sync;
+
+    sync = ngx_pcalloc(cycle->pool, sizeof(ngx_http_canary_sync_t));
+    if (sync == NULL) {
+        return NULL;
+    }
+
+    sync->splits = ngx_pcalloc(cycle->pool, cmcf->splits.nelts
+                                        * sizeof(ngx_http_canary_sync_split_t));
+    if (sync->splits == NULL) {
+        return NULL;
+    }
+
+    sync->cmcf = cmcf;
+    sync->log = cycle->log;
+
+    return sync;
+}
+
+
+/* exec is the reply to MULTI HGETALL SMEMBERS(canary) SMEMBERS(stable) EXEC */
+
+ngx_int_t
+ngx_http_canary_sync_apply(ngx_http_canary_sync_t *sync, ngx_uint_t index,
+    redisReply *exec)
+{
+    ngx_uint_t                i;
+    redisReply               *sets[2];
+    ngx_http_canary_split_t **splitp;
+
+    splitp = sync->cmcf->splits.elts;
+
+    if (exec->type != REDIS_REPLY_ARRAY || exec->elements != 3) {
+        ngx_http_canary_sync_error(sync, NGX_LOG_ERR,
+            "canary_redis: unexpected reply reading split \"%V\"",
+            &splitp[index]->name);
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < 3; i++) {
+        if (exec->element[i]->type != REDIS_REPLY_ARRAY) {
+            ngx_http_canary_sync_error(sync, NGX_LOG_ERR,
+                "canary_redis: split \"%V\": %*s",
+                &splitp[index]->name,
+                exec->element[i]->type == REDIS_REPLY_ERROR
+                    ? ngx_min(exec->element[i]->len, 100) : 13,
+                exec->element[i]->type == REDIS_REPLY_ERROR
+                    ? exec->element[i]->str : "not an array");
+            return NGX_ERROR;
+        }
+    }
+
+    ngx_http_canary_sync_fields(sync, index, exec->element[0]);
+
+    sets[NGX_HTTP_CANARY_CANARY] = exec->element[1];
+    sets[NGX_HTTP_CANARY_STABLE] = exec->element[2];
+
+    ngx_http_canary_sync_pins(sync, index, sets);
+
+    sync->cmcf->sh->redis.last_sync = (ngx_atomic_uint_t) ngx_time();
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_canary_sync_fields(ngx_http_canary_sync_t *sync, ngx_uint_t index,
+    redisReply *hash)
+{
+    size_t                         i, c;
+    ngx_http_canary_update_t       u;
+    ngx_http_canary_split_t      **splitp, *split;
+    ngx_http_canary_field_e        rc;
+    ngx_http_canary_shm_split_t   *shs;
+    ngx_http_canary_shm_cohort_t  *shc;
+
+    splitp = sync->cmcf->splits.elts;
+    split = splitp[index];
+    shs = split->sh;
+
+    ngx_memzero(&u, sizeof(ngx_http_canary_update_t));
+
+    for (i = 0; i + 1 < hash->elements; i += 2) {
+        if (hash->element[i]->type != REDIS_REPLY_STRING
+            || hash->element[i + 1]->type != REDIS_REPLY_STRING)
+        {
+            continue;
+        }
+
+        rc = ngx_http_canary_update_field(&u,
+                 (u_char *) hash->element[i]->str, hash->element[i]->len,
+                 (u_char *) hash->element[i + 1]->str,
+                 hash->element[i + 1]->len);
+
+        if (rc != NGX_HTTP_CANARY_FIELD_OK) {
+            ngx_http_canary_sync_reject(sync, split, index,
+                rc == NGX_HTTP_CANARY_FIELD_UNKNOWN ? "unknown field"
+                : rc == NGX_HTTP_CANARY_FIELD_TOO_MANY ? "too many cohorts"
+                : "invalid value",
+                hash->element[i], hash->element[i + 1]);
+        }
+    }
+
+    if (u.has_generation && u.generation < shs->generation) {
+        if (ngx_http_canary_sync_first_time(&sync->splits[index],
+                (u_char *) "stale", 5, (u_char *) &u.generation,
+                sizeof(uint64_t)))
+        {
+            ngx_log_error(NGX_LOG_WARN, sync->log, 0,
+                          "canary_redis: split \"%V\": ignored a stale "
+                          "write, generation %uL is older than %uA",
+                          &split->name, u.generation, shs->generation);
+        }
+
+        return;
+    }
+
+    if (u.has_weight) {
+        shs->weight = u.weight;
+        shs->source = NGX_HTTP_CANARY_SOURCE_REDIS;
+    }
+
+    if (u.has_enabled) {
+        shs->enabled = u.enabled;
+    }
+
+    if (u.has_state) {
+        ngx_http_canary_sync_text(shs->state, &shs->state_len,
+                                  u.state, u.state_len);
+    }
+
+    if (u.has_updated_by) {
+        ngx_http_canary_sync_text(shs->updated_by, &shs->updated_by_len,
+                                  u.updated_by, u.updated_by_len);
+    }
+
+    if (u.has_updated_at) {
+        ngx_http_canary_sync_text(shs->updated_at, &shs->updated_at_len,
+                                  u.updated_at, u.updated_at_len);
+    }
+
+    for (i = 0; i < u.ncohorts; i++) {
+        shc = NULL;
+
+        for (c = 0; c < shs->ncohorts; c++) {
+            if (shs->cohorts[c].name_len == u.cohorts[i].len
+                && ngx_memcmp(shs->cohorts[c].name, u.cohorts[i].name,
+                              u.cohorts[i].len) == 0)
+            {
+                shc = &shs->cohorts[c];
+                break;
+            }
+        }
+
+        if (shc) {
+            shc->weight = u.cohorts[i].weight;
+            continue;
+        }
+
+        if (ngx_http_canary_sync_first_time(&sync->splits[index],
+                u.cohorts[i].name, u.cohorts[i].len, (u_char *) "cohort", 6))
+        {
+            ngx_log_error(NGX_LOG_ERR, sync->log, 0,
+                          "canary_redis: split \"%V\": ignored "
+                          "\"weight.%*s\": no such cohort_weight in "
+                          "nginx.conf", &split->name,
+                          ngx_min(u.cohorts[i].len, 64), u.cohorts[i].name);
+        }
+    }
+
+    if (u.has_generation) {
+        shs->generation = u.generation;
+    }
+}
+
+
+/* free text fields: the length goes to 0 while the bytes change */
+
+static void
+ngx_http_canary_sync_text(u_char *dst, ngx_atomic_t *len, const u_char *src,
+    size_t n)
+{
+    if ((size_t) *len == n && ngx_memcmp(dst, src, n) == 0) {
+        return;
+    }
+
+    *len = 0;
+    ngx_memory_barrier();
+    ngx_memcpy(dst, src, n);
+    ngx_memory_barrier();
+    *len = n;
+}
+
+
+static ngx_uint_t
+ngx_http_canary_sync_first_time(ngx_http_canary_sync_split_t *ss,
+    const u_char *a, size_t alen, const u_char *b, size_t blen)
+{
+    uint32_t    h;
+    ngx_uint_t  i;
+
+    h = ngx_http_canary_murmur2(a, alen, b, blen);
+
+    for (i = 0; i < NGX_HTTP_CANARY_LOGGED; i++) {
+        if (ss->logged[i] == h) {
+            return 0;
+        }
+    }
+
+    ss->logged[ss->next++ % NGX_HTTP_CANARY_LOGGED] = h;
+
+    return 1;
+}
+
+
+static void
+ngx_http_canary_sync_reject(ngx_http_canary_sync_t *sync,
+    ngx_http_canary_split_t *split, ngx_uint_t index, const char *why,
+    redisReply *field, redisReply *value)
+{
+    if (!ngx_http_canary_sync_first_time(&sync->splits[index],
+                                         (u_char *) field->str, field->len,
+                                         (u_char *) value->str, value->len))
+    {
+        return;
+    }
+
+    /* a value may be a megabyte of anything: log its start, escaped */
+    ngx_log_error(NGX_LOG_ERR, sync->log, 0,
+                  "canary_redis: split \"%V\": rejected field \"%*s\" "
+                  "value \"%*s\"%s (%uz bytes) of key \"%V%V\": %s, "
+                  "the last good value stays",
+                  &split->name, ngx_min(field->len, 64), field->str,
+                  ngx_min(value->len, 64), value->str,
+                  value->len > 64 ? "..." : "", value->len,
+                  &sync->cmcf->redis->prefix, &split->name, why);
+}
+
+
+static void
+ngx_http_canary_sync_pins(ngx_http_canary_sync_t *sync, ngx_uint_t index,
+    redisReply *sets[2])
+{
+    size_t                        i, n, keys, size, npins[2];
+    ngx_uint_t                    v;
+    redisReply                   *m;
+    ngx_http_canary_pins_t       *pins;
+    ngx_http_canary_split_t     **splitp, *split;
+    ngx_http_canary_shm_split_t  *shs;
+
+    splitp = sync->cmcf->splits.elts;
+    split = splitp[index];
+    shs = split->sh;
+
+    n = 0;
+    keys = 0;
+
+    for (v = 0; v < 2; v++) {
+        for (i = 0; i < sets[v]->elements; i++) {
+            m = sets[v]->element[i];
+
+            if (m->type != REDIS_REPLY_STRING || m->len == 0
+                || m->len > NGX_HTTP_CANARY_PIN_KEY_MAX)
+            {
+                if (m->type == REDIS_REPLY_STRING
+                    && ngx_http_canary_sync_first_time(&sync->splits[index],
+                           (u_char *) "pin", 3, (u_char *) m->str, m->len))
+                {
+                    ngx_log_error(NGX_LOG_ERR, sync->log, 0,
+                                  "canary_redis: split \"%V\": ignored a "
+                                  "pinned tenant of %uz bytes: 1 to %d",
+                                  &split->name, m->len,
+                                  NGX_HTTP_CANARY_PIN_KEY_MAX);
+                }
+
+                continue;
+            }
+
+            n++;
+            keys += m->len;
+        }
+    }
+
+    if (n > NGX_HTTP_CANARY_PINS_MAX) {
+        if (ngx_http_canary_sync_first_time(&sync->splits[index],
+                (u_char *) "pins", 4, (u_char *) &n, sizeof(size_t)))
+        {
+            ngx_log_error(NGX_LOG_ERR, sync->log, 0,
+                          "canary_redis: split \"%V\": %uz pinned tenants, "
+                          "at most %d: the last good pins stay",
+                          &split->name, n, NGX_HTTP_CANARY_PINS_MAX);
+        }
+
+        return;
+    }
+
+    npins[0] = 0;
+    npins[1] = 0;
+
+    if (n == 0) {
+        if (shs->pins) {
+            ngx_http_canary_sync_publish(sync, shs, NULL, npins);
+        }
+
+        return;
+    }
+
+    size = ngx_http_canary_pins_size(n, keys);
+
+    pins = ngx_slab_alloc(sync->cmcf->shpool, size);
+    if (pins == NULL) {
+        ngx_http_canary_sync_error(sync, NGX_LOG_ERR,
+            "canary_redis: split \"%V\": no room for %uz pinned tenants "
+            "(%uz bytes) in canary_zone \"%V\": the last good pins stay",
+            &split->name, n, size, &sync->cmcf->shm_zone->shm.name);
+        return;
+    }
+
+    ngx_http_canary_pins_init(pins, size, n);
+
+    /* a tenant in both sets stays on canary: its first pin wins */
+    for (v = 2; v-- > 0; /* void */) {
+        for (i = 0; i < sets[v]->elements; i++) {
+            m = sets[v]->element[i];
+
+            if (m->type == REDIS_REPLY_STRING
+                && ngx_http_canary_pins_add(pins, (u_char *) m->str, m->len,
+                                            v) == 0)
+            {
+                npins[v]++;
+            }
+        }
+    }
+
+    if (shs->pins && shs->pins->size == pins->size
+        && ngx_memcmp(shs->pins, pins, size) == 0)
+    {
+        /* the same pins as before: nothing to publish */
+        ngx_slab_free(sync->cmcf->shpool, pins);
+        return;
+    }
+
+    ngx_http_canary_sync_publish(sync, shs, pins, npins);
+}
+
+
+static void
+ngx_http_canary_sync_publish(ngx_http_canary_sync_t *sync,
+    ngx_http_canary_shm_split_t *shs, ngx_http_canary_pins_t *pins,
+    size_t npins[2])
+{
+    ngx_uint_t                  i, oldest;
+    ngx_http_canary_retired_t  *r;
+
+    r = NULL;
+    oldest = 0;
+
+    for (i = 0; i < NGX_HTTP_CANARY_RETIRED; i++) {
+        if (sync->retired[i].pins == NULL) {
+            r = &sync->retired[i];
+            break;
+        }
+
+        if (sync->retired[i].since < sync->retired[oldest].since) {
+            oldest = i;
+        }
+    }
+
+    if (r == NULL) {
+        r = &sync->retired[oldest];
+        ngx_slab_free(sync->cmcf->shpool, r->pins);
+    }
+
+    r->pins = shs->pins;
+    r->since = ngx_current_msec;
+
+    (void) ngx_atomic_fetch_add(&shs->pins_seq, 1);
+    ngx_memory_barrier();
+    shs->pins = pins;
+    ngx_memory_barrier();
+    (void) ngx_atomic_fetch_add(&shs->pins_seq, 1);
+
+    shs->npins[NGX_HTTP_CANARY_STABLE] = npins[NGX_HTTP_CANARY_STABLE];
+    shs->npins[NGX_HTTP_CANARY_CANARY] = npins[NGX_HTTP_CANARY_CANARY];
+}
+
+
+void
+ngx_http_canary_sync_retire(ngx_http_canary_sync_t *sync)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < NGX_HTTP_CANARY_RETIRED; i++) {
+        if (sync->retired[i].pins
+            && ngx_current_msec - sync->retired[i].since
+               >= NGX_HTTP_CANARY_RETIRE_AFTER)
+        {
+            ngx_slab_free(sync->cmcf->shpool, sync->retired[i].pins);
+            sync->retired[i].pins = NULL;
+        }
+    }
+}
+
+
+/*
+ * The pinned side of a tenant, read without a lock: the lookup is
+ * bounds-checked within the table, and retried if the table changed.
+ */
+
+ngx_int_t
+ngx_http_canary_pin_lookup(ngx_http_canary_shm_split_t *shs, ngx_str_t *key)
+{
+    int                      v;
+    ngx_uint_t               tries;
+    ngx_atomic_uint_t        seq;
+    ngx_http_canary_pins_t  *pins;
+
+    for (tries = 0; tries < 4; tries++) {
+        seq = shs->pins_seq;
+        ngx_memory_barrier();
+
+        pins = shs->pins;
+
+        if (pins == NULL) {
+            return NGX_DECLINED;
+        }
+
+        v = ngx_http_canary_pins_lookup(pins, key->data, key->len);
+
+        ngx_memory_barrier();
+
+        if (!(seq & 1) && shs->pins_seq == seq) {
+            return v < 0 ? NGX_DECLINED : v;
+        }
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* one line per distinct error, not per retry; the status page shows it */
+
+void
+ngx_http_canary_sync_error(ngx_http_canary_sync_t *sync, ngx_uint_t level,
+    const char *fmt, ...)
+{
+    u_char                       *p, buf[NGX_HTTP_CANARY_ERROR_LEN];
+    va_list                       args;
+    uint32_t                      h;
+    ngx_http_canary_shm_redis_t  *sr;
+
+    va_start(args, fmt);
+    p = ngx_vslprintf(buf, buf + sizeof(buf), fmt, args);
+    va_end(args);
+
+    h = ngx_murmur_hash2(buf, p - buf);
+
+    if (h != sync->last_error) {
+        sync->last_error = h;
+        ngx_log_error(level, sync->log, 0, "%*s", p - buf, buf);
+    }
+
+    sr = &sync->cmcf->sh->redis;
+
+    ngx_http_canary_sync_text(sr->error, &sr->error_len, buf, p - buf);
+    sr->error_time = (ngx_atomic_uint_t) ngx_time();
+}
+
+
+void
+ngx_http_canary_sync_connected(ngx_http_canary_sync_t *sync,
+    ngx_uint_t connected)
+{
+    ngx_http_canary_shm_redis_t  *sr;
+
+    sr = &sync->cmcf->sh->redis;
+
+    if (connected && !sr->connected && sync->last_error) {
+        ngx_log_error(NGX_LOG_NOTICE, sync->log, 0,
+                      "canary_redis: connected to %V",
+                      &sync->cmcf->redis->address);
+    }
+
+    if (connected) {
+        sync->last_error = 0;
+    }
+
+    sr->connected = connected;
+}
