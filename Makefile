@@ -15,13 +15,20 @@ MODULE_LD_OPT ?=
 
 NGX_BUILD  = $(BUILD)/nginx
 MODULE     = $(BUILD)/ngx_http_canary_module.so
+SIDECAR    = $(BUILD)/canary-sidecar
+
+# the sidecar: main.c is the program, the rest links into unit tests too
+SIDECAR_SRCS = $(wildcard src/sidecar/*.c)
+SIDECAR_LIB  = $(filter-out src/sidecar/main.c,$(SIDECAR_SRCS))
+SIDECAR_LIBS = -lhiredis -lcurl -ljansson -lm
 
 # files that need the nginx runtime; every other src/*.c is pure C that
 # unit tests and fuzzers link alone
 NGX_SRCS   = $(addprefix src/ngx_http_canary_,module.c zone.c route.c \
-             metrics.c status.c redis.c sync.c)
+             metrics.c status.c redis.c sync.c guard.c)
 PURE_SRCS  = $(filter-out $(NGX_SRCS),$(wildcard src/ngx_http_canary_*.c))
 UNIT_TESTS = $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(wildcard t/unit/*.c))
+SIDECAR_UNIT = $(filter $(BUILD)/unit/test_sidecar_%,$(UNIT_TESTS))
 
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
@@ -31,11 +38,17 @@ NGX_CONF_FLAGS = $(shell [ -f $(NGINX_SRC)/conf_flags ] \
 	&& bash -c '. $(NGINX_SRC)/conf_flags; echo "$${NGX_CONF_FLAGS[@]}"' \
 	|| echo --with-compat)
 
-.PHONY: all module unit test check deps demo bench clean FORCE
+.PHONY: all module sidecar unit test check deps demo bench clean FORCE
 
-all: module
+all: module sidecar
 
 module: $(MODULE)
+
+sidecar: $(if $(SIDECAR_SRCS),$(SIDECAR))
+
+$(SIDECAR): $(SIDECAR_SRCS) $(wildcard src/sidecar/*.h)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS_STD) -Isrc/sidecar -o $@ $(SIDECAR_SRCS) $(SIDECAR_LIBS)
 
 deps:
 	@sh scripts/install-deps.sh
@@ -53,6 +66,12 @@ $(NGX_BUILD)/Makefile: config src/ngx_http_canary_dashboard.html
 $(MODULE): $(NGX_BUILD)/Makefile FORCE
 	$(MAKE) -s -C $(NGX_BUILD) -f objs/Makefile modules
 	cp $(NGX_BUILD)/objs/ngx_http_canary_module.so $@
+
+$(SIDECAR_UNIT): $(BUILD)/unit/test_sidecar_%: t/unit/test_sidecar_%.c \
+    $(SIDECAR_LIB) $(wildcard src/sidecar/*.h)
+	@mkdir -p $(BUILD)/unit
+	$(CC) $(CFLAGS_STD) $(CHECK_CFLAGS) -Isrc/sidecar -o $@ $< \
+	    $(SIDECAR_LIB) $(CHECK_LIBS) $(SIDECAR_LIBS)
 
 $(BUILD)/unit/%: t/unit/%.c $(PURE_SRCS) src/*.h
 	@mkdir -p $(BUILD)/unit

@@ -21,9 +21,6 @@ static void ngx_http_canary_record_upstream(ngx_http_request_t *r,
     ngx_http_canary_shm_stats_t *st);
 static void ngx_http_canary_snapshot_split(ngx_http_canary_shm_split_t *shs,
     time_t now);
-static ngx_http_canary_shm_snap_t *ngx_http_canary_window_base(
-    ngx_http_canary_shm_split_t *shs, time_t now, ngx_uint_t seconds,
-    ngx_http_canary_shm_snap_t *copy);
 static void ngx_http_canary_report_redis(ngx_http_canary_main_conf_t *cmcf,
     ngx_http_canary_redis_report_t *rr);
 static size_t ngx_http_canary_report_text(u_char *dst, size_t size,
@@ -225,14 +222,15 @@ ngx_http_canary_snapshot_split(ngx_http_canary_shm_split_t *shs, time_t now)
 
 /*
  * The snapshot a window of "seconds" starts from: the newest one taken
- * at or before now - seconds, else the oldest one there is.  Copied out,
- * so that a writer taking the slot over cannot tear it.  NULL when there
- * is no snapshot yet: the window then starts at zero.
+ * at or before now - seconds, else the oldest one there is; none taken
+ * before not_before (0: no bound).  Copied out, so that a writer taking
+ * the slot over cannot tear it.  NULL when there is no such snapshot:
+ * without a bound the window then starts at zero.
  */
 
-static ngx_http_canary_shm_snap_t *
+ngx_http_canary_shm_snap_t *
 ngx_http_canary_window_base(ngx_http_canary_shm_split_t *shs, time_t now,
-    ngx_uint_t seconds, ngx_http_canary_shm_snap_t *copy)
+    ngx_uint_t seconds, time_t not_before, ngx_http_canary_shm_snap_t *copy)
 {
     time_t                       target, sec, best, oldest;
     ngx_uint_t                   i, pick, oldest_i, tries;
@@ -250,7 +248,7 @@ ngx_http_canary_window_base(ngx_http_canary_shm_split_t *shs, time_t now,
         for (i = 0; i < NGX_HTTP_CANARY_WINDOW_SLOTS; i++) {
             sec = (time_t) shs->window[i].sec;
 
-            if (sec == 0 || sec > now
+            if (sec == 0 || sec > now || sec < not_before
                 || sec <= now - NGX_HTTP_CANARY_WINDOW_SLOTS)
             {
                 continue;
@@ -420,6 +418,14 @@ ngx_http_canary_report_split(ngx_http_canary_split_t *split,
     sr->pins[0] = shs->npins[0];
     sr->pins[1] = shs->npins[1];
 
+    sr->guard.configured = split->has_guard;
+    sr->guard.tripped = shs->guard_tripped ? 1 : 0;
+    sr->guard.since = (time_t) shs->guard_since;
+    (void) ngx_http_canary_report_text((u_char *) sr->guard.reason,
+                                       sizeof(sr->guard.reason) - 1,
+                                       shs->guard_reason,
+                                       &shs->guard_reason_len);
+
     sr->ncohorts = ngx_min(shs->ncohorts, NGX_HTTP_CANARY_REPORT_COHORTS);
 
     for (v = 0; v < sr->ncohorts; v++) {
@@ -428,7 +434,7 @@ ngx_http_canary_report_split(ngx_http_canary_split_t *split,
         sr->cohorts[v].weight = (uint32_t) shs->cohorts[v].weight;
     }
 
-    bp = ngx_http_canary_window_base(shs, now, window, &base);
+    bp = ngx_http_canary_window_base(shs, now, window, 0, &base);
 
     for (v = 0; v < NGX_HTTP_CANARY_VARIANTS; v++) {
         st = &shs->stats[v];

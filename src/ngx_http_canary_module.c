@@ -122,8 +122,8 @@ static ngx_str_t  ngx_http_canary_default_key =
     ngx_string("$http_x_tenant_id");
 
 
-/* how often each worker takes window snapshots (and, later, guards) */
-#define NGX_HTTP_CANARY_TICK  250
+/* how often each worker takes window snapshots and checks the guards */
+#define NGX_HTTP_CANARY_TICK  100
 
 
 static ngx_int_t
@@ -393,6 +393,10 @@ ngx_http_canary_split_line(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
 
     if (ngx_http_canary_is("cohort_weight")) {
         return ngx_http_canary_split_cohort_weight(cf, split);
+    }
+
+    if (ngx_http_canary_is("guard")) {
+        return ngx_http_canary_guard_conf(cf, split);
     }
 
     if (n != 2) {
@@ -886,7 +890,10 @@ ngx_http_canary_exit_process(ngx_cycle_t *cycle)
 }
 
 
-/* every worker: window snapshots; the first worker a second takes them */
+/*
+ * Every worker: window snapshots (the first worker a second takes them)
+ * and the guards; the syncing worker also writes guard trips to Redis.
+ */
 
 static void
 ngx_http_canary_tick(ngx_event_t *ev)
@@ -894,6 +901,8 @@ ngx_http_canary_tick(ngx_event_t *ev)
     ngx_http_canary_main_conf_t  *cmcf = ev->data;
 
     ngx_http_canary_snapshot(cmcf);
+    ngx_http_canary_guard_check(cmcf);
+    ngx_http_canary_redis_tick();
 
     if (!ngx_exiting && !ngx_terminate && !ngx_quit) {
         ngx_add_timer(ev, NGX_HTTP_CANARY_TICK);

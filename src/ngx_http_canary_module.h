@@ -13,6 +13,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "ngx_http_canary_guard_rule.h"
 #include "ngx_http_canary_hash.h"
 #include "ngx_http_canary_histogram.h"
 #include "ngx_http_canary_parse.h"
@@ -36,6 +37,10 @@
 #define NGX_HTTP_CANARY_ZONE_LAYOUT     3
 
 #define NGX_HTTP_CANARY_ERROR_LEN       128
+#define NGX_HTTP_CANARY_REASON_LEN      192
+
+/* guard_generation while the trip is not yet written to Redis */
+#define NGX_HTTP_CANARY_GENERATION_PENDING  ((ngx_atomic_uint_t) -1)
 
 
 typedef enum {
@@ -133,6 +138,19 @@ typedef struct {
     ngx_http_canary_pins_t      *pins;
     ngx_atomic_t                 npins[NGX_HTTP_CANARY_VARIANTS];
 
+    /*
+     * The in-proxy guard: once tripped, every worker sends the split to
+     * stable until Redis brings a generation newer than guard_generation
+     * (the one its own trip wrote), or a reload without Redis.
+     */
+    ngx_atomic_t                 guard_tripped;
+    ngx_atomic_t                 guard_since;
+    ngx_atomic_t                 guard_reported;
+    ngx_atomic_t                 guard_generation;
+    ngx_atomic_t                 guard_armed_at;  /* windows start here */
+    u_char                       guard_reason[NGX_HTTP_CANARY_REASON_LEN];
+    ngx_atomic_t                 guard_reason_len;
+
     ngx_uint_t                   ncohorts;
     ngx_http_canary_shm_cohort_t cohorts[NGX_HTTP_CANARY_COHORTS_MAX];
 
@@ -187,8 +205,11 @@ typedef struct {
     ngx_array_t                  overrides;     /* ngx_http_canary_override_t */
     ngx_array_t                  cohorts;       /* ngx_http_canary_cohort_t */
 
+    ngx_http_canary_guard_limits_t  guard;
+
     unsigned                     defined:1;
     unsigned                     has_weight:1;
+    unsigned                     has_guard:1;
 
     /* where a "canary" directive first used a split not yet defined */
     u_char                      *used_file;
@@ -251,15 +272,24 @@ size_t ngx_http_canary_zone_size_needed(ngx_uint_t nsplits);
 /* ngx_http_canary_metrics.c */
 ngx_int_t ngx_http_canary_init_metrics(ngx_conf_t *cf);
 void ngx_http_canary_snapshot(ngx_http_canary_main_conf_t *cmcf);
+ngx_http_canary_shm_snap_t *ngx_http_canary_window_base(
+    ngx_http_canary_shm_split_t *shs, time_t now, ngx_uint_t seconds,
+    time_t not_before, ngx_http_canary_shm_snap_t *copy);
 ngx_int_t ngx_http_canary_report(ngx_http_request_t *r,
     ngx_http_canary_main_conf_t *cmcf, ngx_str_t *split, ngx_uint_t window,
     ngx_http_canary_report_t *rep);
+
+/* ngx_http_canary_guard.c */
+char *ngx_http_canary_guard_conf(ngx_conf_t *cf,
+    ngx_http_canary_split_t *split);
+void ngx_http_canary_guard_check(ngx_http_canary_main_conf_t *cmcf);
 
 /* ngx_http_canary_redis.c */
 char *ngx_http_canary_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_http_canary_redis_init_process(ngx_cycle_t *cycle,
     ngx_http_canary_main_conf_t *cmcf);
 void ngx_http_canary_redis_exit_process(void);
+void ngx_http_canary_redis_tick(void);
 
 /* ngx_http_canary_sync.c */
 typedef struct ngx_http_canary_sync_s  ngx_http_canary_sync_t;

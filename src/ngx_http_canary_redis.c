@@ -60,6 +60,7 @@ struct ngx_http_canary_redis_s {
     /* per split: a read is in flight; another is wanted after it */
     u_char                       *in_flight;
     u_char                       *again;
+    u_char                       *reporting;    /* a guard trip */
 
     unsigned                      exiting:1;
 };
@@ -97,6 +98,10 @@ static void ngx_http_canary_redis_poll_handler(ngx_event_t *ev);
 static void ngx_http_canary_redis_read_split(ngx_http_canary_redis_t *rd,
     ngx_uint_t index);
 static void ngx_http_canary_redis_state(ngx_http_canary_redis_t *rd);
+static void ngx_http_canary_redis_report_guard(ngx_http_canary_redis_t *rd,
+    ngx_uint_t index);
+static void ngx_http_canary_redis_on_reported(redisAsyncContext *ac,
+    void *r, void *data);
 static ngx_int_t ngx_http_canary_redis_read_password(ngx_conf_t *cf,
     ngx_str_t *path, ngx_str_t *password);
 
@@ -322,9 +327,12 @@ ngx_http_canary_redis_init_process(ngx_cycle_t *cycle,
 
     rd->in_flight = ngx_pcalloc(cycle->pool, cmcf->splits.nelts);
     rd->again = ngx_pcalloc(cycle->pool, cmcf->splits.nelts);
+    rd->reporting = ngx_pcalloc(cycle->pool, cmcf->splits.nelts);
     rd->sync = ngx_http_canary_sync_create(cycle, cmcf);
 
-    if (rd->in_flight == NULL || rd->again == NULL || rd->sync == NULL) {
+    if (rd->in_flight == NULL || rd->again == NULL || rd->reporting == NULL
+        || rd->sync == NULL)
+    {
         return NGX_ERROR;
     }
 
@@ -657,6 +665,7 @@ ngx_http_canary_redis_on_connect(const redisAsyncContext *ac, int status)
     }
 
     ngx_memzero(rd->in_flight, rd->cmcf->splits.nelts);
+    ngx_memzero(rd->reporting, rd->cmcf->splits.nelts);
 
     for (i = 0; i < rd->cmcf->splits.nelts; i++) {
         ngx_http_canary_redis_read_split(rd, i);
@@ -934,6 +943,7 @@ ngx_http_canary_redis_drop(ngx_http_canary_redis_conn_t *conn)
 
     if (!conn->subscriber) {
         ngx_memzero(rd->in_flight, rd->cmcf->splits.nelts);
+        ngx_memzero(rd->reporting, rd->cmcf->splits.nelts);
     }
 }
 
@@ -1000,4 +1010,144 @@ ngx_http_canary_redis_state(ngx_http_canary_redis_t *rd)
     }
 
     ngx_http_canary_sync_connected(rd->sync, up);
+}
+
+
+/* on every tick of the syncing worker: write guard trips to Redis */
+
+void
+ngx_http_canary_redis_tick(void)
+{
+    ngx_uint_t                 i;
+    ngx_http_canary_redis_t   *rd;
+    ngx_http_canary_split_t  **splitp;
+
+    rd = ngx_http_canary_redis_worker;
+
+    if (rd == NULL || !rd->cmd.ready) {
+        return;
+    }
+
+    splitp = rd->cmcf->splits.elts;
+
+    for (i = 0; i < rd->cmcf->splits.nelts; i++) {
+        if (splitp[i]->sh->guard_tripped && !splitp[i]->sh->guard_reported
+            && !rd->reporting[i])
+        {
+            ngx_http_canary_redis_report_guard(rd, i);
+        }
+    }
+}
+
+
+/*
+ * As every writer does: one MULTI/EXEC (generation, weight 0, state,
+ * receipt) and a PUBLISH, so every nginx and the sidecar follow.
+ */
+
+static void
+ngx_http_canary_redis_report_guard(ngx_http_canary_redis_t *rd,
+    ngx_uint_t index)
+{
+    u_char                        *p, receipt[1024];
+    ngx_str_t                     *pf, *n, ts;
+    redisAsyncContext             *ac;
+    ngx_http_canary_split_t      **splitp;
+    ngx_http_canary_shm_split_t   *shs;
+
+    splitp = rd->cmcf->splits.elts;
+    shs = splitp[index]->sh;
+    pf = &rd->conf->prefix;
+    n = &splitp[index]->name;
+    ac = rd->cmd.ac;
+    ts.data = ngx_cached_http_log_iso8601.data;
+    ts.len = ngx_cached_http_log_iso8601.len;
+
+    /* the reason is our own text: digits, letters, "%", "." and ">" */
+    p = ngx_snprintf(receipt, sizeof(receipt),
+            "{\"receipt_id\":\"%08xD-%04xD-%04xD-%04xD-%08xD%04xD\","
+            "\"timestamp\":\"%V\",\"operation\":\"guard_tripped\","
+            "\"split\":\"%V\",\"by\":\"nginx-guard:%V\","
+            "\"from_weight\":%ui.%02ui,\"to_weight\":0,"
+            "\"since\":%T,\"reason\":\"%*s\"}",
+            (uint32_t) ngx_random(), (uint32_t) ngx_random() & 0xffff,
+            (uint32_t) ngx_random() & 0xffff,
+            (uint32_t) ngx_random() & 0xffff,
+            (uint32_t) ngx_random(), (uint32_t) ngx_random() & 0xffff,
+            &ts, n, &ngx_cycle->hostname,
+            (ngx_uint_t) shs->weight / 100, (ngx_uint_t) shs->weight % 100,
+            (time_t) shs->guard_since,
+            (size_t) shs->guard_reason_len, shs->guard_reason);
+
+    rd->reporting[index] = 1;
+
+    redisAsyncCommand(ac, NULL, NULL, "MULTI");
+    redisAsyncCommand(ac, NULL, NULL, "HINCRBY %b%b generation 1",
+                      pf->data, pf->len, n->data, n->len);
+    redisAsyncCommand(ac, NULL, NULL,
+                      "HSET %b%b weight 0 state guard_tripped "
+                      "updated_by nginx-guard:%b updated_at %b",
+                      pf->data, pf->len, n->data, n->len,
+                      ngx_cycle->hostname.data, ngx_cycle->hostname.len,
+                      ts.data, ts.len);
+    redisAsyncCommand(ac, NULL, NULL,
+                      "XADD %b%b:receipts MAXLEN ~ 10000 * receipt %b",
+                      pf->data, pf->len, n->data, n->len,
+                      receipt, (size_t) (p - receipt));
+    redisAsyncCommand(ac, ngx_http_canary_redis_on_reported,
+                      (void *) (uintptr_t) index, "EXEC");
+    redisAsyncCommand(ac, NULL, NULL, "PUBLISH %b%b guard_tripped",
+                      pf->data, pf->len, n->data, n->len);
+
+    ngx_http_canary_redis_sent(&rd->cmd);
+}
+
+
+static void
+ngx_http_canary_redis_on_reported(redisAsyncContext *ac, void *r,
+    void *data)
+{
+    redisReply                    *reply = r;
+    ngx_uint_t                     index;
+    ngx_http_canary_redis_t       *rd;
+    ngx_http_canary_split_t      **splitp;
+    ngx_http_canary_redis_conn_t  *conn;
+    ngx_http_canary_shm_split_t   *shs;
+
+    conn = ac->data;
+    rd = conn->rd;
+    index = (uintptr_t) data;
+
+    if (rd->exiting) {
+        return;
+    }
+
+    rd->reporting[index] = 0;
+
+    if (reply == NULL) {
+        return;
+    }
+
+    ngx_http_canary_redis_replied(conn);
+
+    splitp = rd->cmcf->splits.elts;
+    shs = splitp[index]->sh;
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1
+        || reply->element[0]->type != REDIS_REPLY_INTEGER)
+    {
+        /* the next tick tries again */
+        ngx_http_canary_sync_error(rd->sync, NGX_LOG_ERR,
+            "canary_redis: could not write the guard trip of split \"%V\"",
+            &splitp[index]->name);
+        return;
+    }
+
+    shs->guard_generation = (ngx_atomic_uint_t) reply->element[0]->integer;
+    shs->guard_reported = 1;
+
+    ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
+                  "canary guard trip of split \"%V\" written to %V as "
+                  "generation %L", &splitp[index]->name, &rd->conf->address,
+                  reply->element[0]->integer);
 }

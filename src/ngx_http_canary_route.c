@@ -1,8 +1,8 @@
 
 /*
  * The routing decision, made once per request and kept in the request
- * context: split disabled -> override headers -> cookie -> pinned tenant
- * -> cohort weight -> weight.  Also the $canary_* variables.
+ * context: guard tripped -> split disabled -> override headers -> cookie
+ * -> pinned tenant -> cohort weight -> weight.  Also the $canary_* variables.
  */
 
 
@@ -180,6 +180,14 @@ ngx_http_canary_decide(ngx_http_request_t *r)
     ctx->split = split;
     ctx->bucket = -1;
     ctx->weight = shs->weight;
+
+    /* safety first: a tripped guard beats every override */
+    if (shs->guard_tripped) {
+        ctx->variant = NGX_HTTP_CANARY_STABLE;
+        ctx->reason = NGX_HTTP_CANARY_REASON_GUARD;
+        ctx->weight = 0;
+        goto done;
+    }
 
     if (!shs->enabled) {
         ctx->variant = NGX_HTTP_CANARY_STABLE;

@@ -237,6 +237,17 @@ ngx_http_canary_sync_fields(ngx_http_canary_sync_t *sync, ngx_uint_t index,
 
     if (u.has_generation) {
         shs->generation = u.generation;
+
+        /* an operator or the sidecar wrote after the trip: re-arm */
+        if (shs->guard_tripped && u.generation > shs->guard_generation) {
+            shs->guard_armed_at = (ngx_atomic_uint_t) ngx_time();
+            ngx_memory_barrier();
+            shs->guard_tripped = 0;
+
+            ngx_log_error(NGX_LOG_NOTICE, sync->log, 0,
+                          "canary guard re-armed for split \"%V\" by "
+                          "generation %uL", &split->name, u.generation);
+        }
     }
 }
 

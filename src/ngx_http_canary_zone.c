@@ -16,8 +16,9 @@ static ngx_http_canary_shm_split_t *ngx_http_canary_zone_find(
     ngx_http_canary_shm_t *sh, ngx_str_t *name);
 static ngx_int_t ngx_http_canary_zone_attach(ngx_shm_zone_t *shm_zone,
     ngx_http_canary_main_conf_t *cmcf, ngx_http_canary_split_t *split);
-static void ngx_http_canary_zone_conf(ngx_http_canary_split_t *split,
-    ngx_http_canary_shm_split_t *shs, ngx_uint_t fresh);
+static void ngx_http_canary_zone_conf(ngx_http_canary_main_conf_t *cmcf,
+    ngx_http_canary_split_t *split, ngx_http_canary_shm_split_t *shs,
+    ngx_uint_t fresh);
 
 
 /*
@@ -168,7 +169,7 @@ ngx_http_canary_zone_attach(ngx_shm_zone_t *shm_zone,
         fresh = 1;
     }
 
-    ngx_http_canary_zone_conf(split, shs, fresh);
+    ngx_http_canary_zone_conf(cmcf, split, shs, fresh);
 
     ngx_shmtx_unlock(&cmcf->shpool->mutex);
 
@@ -181,17 +182,24 @@ ngx_http_canary_zone_attach(ngx_shm_zone_t *shm_zone,
 /*
  * nginx.conf values apply to a new slot and, after a reload, to a slot
  * whose weights never came from Redis: an edited weight takes effect.
+ * Without Redis, a reload is also what re-arms a tripped guard.
  */
 
 static void
-ngx_http_canary_zone_conf(ngx_http_canary_split_t *split,
-    ngx_http_canary_shm_split_t *shs, ngx_uint_t fresh)
+ngx_http_canary_zone_conf(ngx_http_canary_main_conf_t *cmcf,
+    ngx_http_canary_split_t *split, ngx_http_canary_shm_split_t *shs,
+    ngx_uint_t fresh)
 {
     ngx_uint_t                     i, j;
     ngx_http_canary_cohort_t      *cohort;
     ngx_http_canary_shm_cohort_t  *shc, old[NGX_HTTP_CANARY_COHORTS_MAX];
 
     shs->conf_weight = split->weight;
+
+    if (shs->guard_tripped && (cmcf->redis == NULL || !split->has_guard)) {
+        shs->guard_armed_at = (ngx_atomic_uint_t) ngx_time();
+        shs->guard_tripped = 0;
+    }
 
     if (fresh || shs->source == NGX_HTTP_CANARY_SOURCE_CONF) {
         shs->weight = split->weight;

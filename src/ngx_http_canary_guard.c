@@ -1,0 +1,242 @@
+
+/*
+ * The in-proxy guard: each worker, once a tick (100ms), looks at each
+ * guarded split's window in the zone; the first to see a limit broken
+ * trips the split for every worker with one compare-and-swap.  Requests
+ * read a single flag.  The worker that syncs Redis then writes the trip
+ * there, so the fleet and the sidecar follow.
+ *
+ *     guard [error_rate=PERCENT] [upstream_errors=N] [latency_p99=TIME]
+ *           [min_requests=N] [window=TIME];
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_canary_module.h"
+
+
+static void ngx_http_canary_guard_split(ngx_http_canary_split_t *split,
+    time_t now);
+static void ngx_http_canary_guard_window(ngx_http_canary_shm_split_t *shs,
+    ngx_uint_t variant, ngx_http_canary_shm_snap_t *base, ngx_uint_t p99,
+    ngx_http_canary_guard_window_t *w);
+
+
+char *
+ngx_http_canary_guard_conf(ngx_conf_t *cf, ngx_http_canary_split_t *split)
+{
+    int32_t                          pct;
+    ngx_int_t                        n;
+    ngx_str_t                       *value, v;
+    ngx_uint_t                       i;
+    ngx_http_canary_guard_limits_t  *g;
+
+    if (split->has_guard) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"guard\" is duplicate in canary_split \"%V\"",
+                           &split->name);
+        return NGX_CONF_ERROR;
+    }
+
+    g = &split->guard;
+    g->min_requests = 20;
+    g->window = 10;
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        v.data = ngx_strlchr(value[i].data, value[i].data + value[i].len,
+                             '=');
+        if (v.data == NULL) {
+            goto invalid;
+        }
+
+        v.data++;
+        v.len = value[i].data + value[i].len - v.data;
+
+#define ngx_http_canary_param_is(s)                                          \
+    (ngx_strncmp(value[i].data, s "=", sizeof(s)) == 0)
+
+        if (ngx_http_canary_param_is("error_rate")) {
+            pct = ngx_http_canary_parse_weight(v.data, v.len);
+            if (pct <= 0) {
+                goto invalid;
+            }
+
+            g->error_rate = pct;
+
+        } else if (ngx_http_canary_param_is("upstream_errors")) {
+            n = ngx_atoi(v.data, v.len);
+            if (n <= 0) {
+                goto invalid;
+            }
+
+            g->upstream_errors = n;
+
+        } else if (ngx_http_canary_param_is("latency_p99")) {
+            n = ngx_parse_time(&v, 0);
+            if (n == NGX_ERROR || n == 0) {
+                goto invalid;
+            }
+
+            g->latency_p99_us = (uint64_t) n * 1000;
+
+        } else if (ngx_http_canary_param_is("min_requests")) {
+            n = ngx_atoi(v.data, v.len);
+            if (n <= 0) {
+                goto invalid;
+            }
+
+            g->min_requests = n;
+
+        } else if (ngx_http_canary_param_is("window")) {
+            n = ngx_parse_time(&v, 1);
+            if (n == NGX_ERROR || n < 1 || n > NGX_HTTP_CANARY_WINDOW_MAX) {
+                goto invalid;
+            }
+
+            g->window = n;
+
+        } else {
+            goto invalid;
+        }
+
+#undef ngx_http_canary_param_is
+    }
+
+    if (g->error_rate == 0 && g->upstream_errors == 0
+        && g->latency_p99_us == 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"guard\" in canary_split \"%V\" needs at least "
+                           "one of error_rate=, upstream_errors=, "
+                           "latency_p99=", &split->name);
+        return NGX_CONF_ERROR;
+    }
+
+    split->has_guard = 1;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid \"guard\" parameter \"%V\" in canary_split "
+                       "\"%V\"", &value[i], &split->name);
+    return NGX_CONF_ERROR;
+}
+
+
+void
+ngx_http_canary_guard_check(ngx_http_canary_main_conf_t *cmcf)
+{
+    time_t                     now;
+    ngx_uint_t                 i;
+    ngx_http_canary_split_t  **splitp;
+
+    now = ngx_time();
+    splitp = cmcf->splits.elts;
+
+    for (i = 0; i < cmcf->splits.nelts; i++) {
+        if (splitp[i]->has_guard && !splitp[i]->sh->guard_tripped) {
+            ngx_http_canary_guard_split(splitp[i], now);
+        }
+    }
+}
+
+
+static void
+ngx_http_canary_guard_split(ngx_http_canary_split_t *split, time_t now)
+{
+    size_t                           len;
+    ngx_http_canary_shm_snap_t       base, *bp;
+    ngx_http_canary_shm_split_t     *shs;
+    ngx_http_canary_guard_limits_t  *lim;
+    ngx_http_canary_guard_window_t   sw, cw;
+    char                             why[NGX_HTTP_CANARY_REASON_LEN];
+
+    shs = split->sh;
+    lim = &split->guard;
+
+    /* after a re-arm, the failures that tripped it are not counted again */
+    bp = ngx_http_canary_window_base(shs, now, lim->window,
+                                     (time_t) shs->guard_armed_at, &base);
+
+    if (bp == NULL && shs->guard_armed_at) {
+        return;
+    }
+
+    ngx_http_canary_guard_window(shs, NGX_HTTP_CANARY_CANARY, bp,
+                                 lim->latency_p99_us != 0, &cw);
+
+    if (cw.requests < lim->min_requests) {
+        return;
+    }
+
+    ngx_http_canary_guard_window(shs, NGX_HTTP_CANARY_STABLE, bp,
+                                 lim->latency_p99_us != 0, &sw);
+
+    if (!ngx_http_canary_guard_broken(lim, &sw, &cw, why, sizeof(why))) {
+        return;
+    }
+
+    /* one worker wins the trip; the others see the flag on their tick */
+    if (!ngx_atomic_cmp_set(&shs->guard_tripped, 0, 1)) {
+        return;
+    }
+
+    len = ngx_strlen(why);
+
+    shs->guard_generation = NGX_HTTP_CANARY_GENERATION_PENDING;
+    shs->guard_reported = 0;
+    shs->guard_since = (ngx_atomic_uint_t) now;
+    shs->guard_reason_len = 0;
+    ngx_memory_barrier();
+    ngx_memcpy(shs->guard_reason, why, len);
+    ngx_memory_barrier();
+    shs->guard_reason_len = len;
+
+    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                  "canary guard tripped for split \"%V\": %s; "
+                  "every request goes to stable \"%V\"",
+                  &split->name, why,
+                  &split->upstream[NGX_HTTP_CANARY_STABLE]);
+}
+
+
+static void
+ngx_http_canary_guard_window(ngx_http_canary_shm_split_t *shs,
+    ngx_uint_t variant, ngx_http_canary_shm_snap_t *base, ngx_uint_t p99,
+    ngx_http_canary_guard_window_t *w)
+{
+    ngx_uint_t                           b;
+    ngx_http_canary_shm_stats_t         *st;
+    ngx_http_canary_shm_snap_variant_t  *sv;
+    uint64_t                             counts[NGX_HTTP_CANARY_HIST_BUCKETS];
+
+    st = &shs->stats[variant];
+    sv = base ? &base->v[variant] : NULL;
+
+    /* windows are differences modulo 2^32, as on the status page */
+    w->requests = (uint32_t) (st->requests - (sv ? sv->requests : 0));
+    w->upstream_errors = (uint32_t) (st->upstream_errors
+                                     - (sv ? sv->upstream_errors : 0));
+    w->errors = w->upstream_errors
+                + (uint32_t) (st->responses[4]
+                              - (sv ? sv->responses_5xx : 0));
+    w->p99_us = 0;
+
+    if (!p99) {
+        return;
+    }
+
+    for (b = 0; b < NGX_HTTP_CANARY_HIST_BUCKETS; b++) {
+        counts[b] = (uint32_t) (st->latency[b] - (sv ? sv->latency[b] : 0));
+    }
+
+    w->p99_us = (uint64_t) ngx_http_canary_hist_quantile(counts, 0.99);
+}
