@@ -48,7 +48,8 @@ sidecar: $(if $(SIDECAR_SRCS),$(SIDECAR))
 
 $(SIDECAR): $(SIDECAR_SRCS) $(wildcard src/sidecar/*.h)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS_STD) -Isrc/sidecar -o $@ $(SIDECAR_SRCS) $(SIDECAR_LIBS)
+	$(CC) $(CFLAGS_STD) -Isrc/sidecar -o $@.tmp $(SIDECAR_SRCS) \
+	    $(SIDECAR_LIBS) && mv -f $@.tmp $@
 
 deps:
 	@sh scripts/install-deps.sh
@@ -65,7 +66,8 @@ $(NGX_BUILD)/Makefile: config src/ngx_http_canary_dashboard.html
 
 $(MODULE): $(NGX_BUILD)/Makefile FORCE
 	$(MAKE) -s -C $(NGX_BUILD) -f objs/Makefile modules
-	cp $(NGX_BUILD)/objs/ngx_http_canary_module.so $@
+	@# a new inode: a running nginx keeps the module it mapped
+	cp $(NGX_BUILD)/objs/ngx_http_canary_module.so $@.tmp && mv -f $@.tmp $@
 
 $(SIDECAR_UNIT): $(BUILD)/unit/test_sidecar_%: t/unit/test_sidecar_%.c \
     $(SIDECAR_LIB) $(wildcard src/sidecar/*.h)

@@ -222,8 +222,8 @@ ngx_http_canary_snapshot_split(ngx_http_canary_shm_split_t *shs, time_t now)
 
 /*
  * The snapshot a window of "seconds" starts from: the newest one taken
- * at or before now - seconds, else the oldest one there is; none taken
- * before not_before (0: no bound).  Copied out, so that a writer taking
+ * at or before now - seconds, else the oldest one there is; only ones
+ * taken after the second not_before (0: no bound).  Copied out, so that a writer taking
  * the slot over cannot tear it.  NULL when there is no such snapshot:
  * without a bound the window then starts at zero.
  */
@@ -248,7 +248,7 @@ ngx_http_canary_window_base(ngx_http_canary_shm_split_t *shs, time_t now,
         for (i = 0; i < NGX_HTTP_CANARY_WINDOW_SLOTS; i++) {
             sec = (time_t) shs->window[i].sec;
 
-            if (sec == 0 || sec > now || sec < not_before
+            if (sec == 0 || sec > now || (not_before && sec <= not_before)
                 || sec <= now - NGX_HTTP_CANARY_WINDOW_SLOTS)
             {
                 continue;

@@ -35,6 +35,7 @@ static char *ngx_http_canary_split_override(ngx_conf_t *cf,
 static char *ngx_http_canary_split_cohort_weight(ngx_conf_t *cf,
     ngx_http_canary_split_t *split);
 static char *ngx_http_canary(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static ngx_int_t ngx_http_canary_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_canary_init_process(ngx_cycle_t *cycle);
 static void ngx_http_canary_exit_process(ngx_cycle_t *cycle);
 static void ngx_http_canary_tick(ngx_event_t *ev);
@@ -108,7 +109,7 @@ ngx_module_t  ngx_http_canary_module = {
     ngx_http_canary_commands,              /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
+    ngx_http_canary_init_module,           /* init module */
     ngx_http_canary_init_process,          /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
@@ -419,6 +420,16 @@ ngx_http_canary_split_line(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
 
         split->upstream[n] = value[1];
         return NGX_CONF_OK;
+    }
+
+    if ((ngx_http_canary_is("weight") && split->has_weight)
+        || (ngx_http_canary_is("salt") && split->salt.data)
+        || (ngx_http_canary_is("cookie") && split->cookie.len))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" is duplicate in canary_split \"%V\"",
+                           name, &split->name);
+        return NGX_CONF_ERROR;
     }
 
     if (ngx_http_canary_is("weight")) {
@@ -802,13 +813,15 @@ ngx_http_canary_postconfiguration(ngx_conf_t *cf)
 
 /*
  * An upstream named by "stable" or "canary" must be an upstream{} block,
- * unless it is an explicit host:port that proxy_pass can use as is.
+ * or an IP address and port that proxy_pass can use as is (a host name
+ * would need a resolver on every request).
  */
 
 static ngx_int_t
 ngx_http_canary_check_upstream(ngx_conf_t *cf, ngx_http_canary_split_t *split,
     ngx_uint_t variant)
 {
+    ngx_url_t                       u;
     ngx_str_t                      *name;
     ngx_uint_t                      i;
     ngx_http_upstream_srv_conf_t  **uscfp;
@@ -817,7 +830,24 @@ ngx_http_canary_check_upstream(ngx_conf_t *cf, ngx_http_canary_split_t *split,
     name = &split->upstream[variant];
 
     if (ngx_strlchr(name->data, name->data + name->len, ':') != NULL) {
-        return NGX_OK;
+        ngx_memzero(&u, sizeof(ngx_url_t));
+
+        u.url = *name;
+        u.no_resolve = 1;
+
+        if (ngx_parse_url(cf->pool, &u) == NGX_OK && u.naddrs > 0
+            && !u.no_port)
+        {
+            return NGX_OK;
+        }
+
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "canary_split \"%V\": invalid \"%s\" upstream "
+                      "\"%V\": an upstream block name, or an IP address "
+                      "and port", &split->name,
+                      variant == NGX_HTTP_CANARY_STABLE ? "stable" : "canary",
+                      name);
+        return NGX_ERROR;
     }
 
     umcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_upstream_module);
@@ -842,6 +872,27 @@ ngx_http_canary_check_upstream(ngx_conf_t *cf, ngx_http_canary_split_t *split,
                   name);
 
     return NGX_ERROR;
+}
+
+
+/* the new configuration is committed: its values go into the zone */
+
+static ngx_int_t
+ngx_http_canary_init_module(ngx_cycle_t *cycle)
+{
+    ngx_http_canary_main_conf_t  *cmcf;
+
+    if (cycle->conf_ctx[ngx_http_module.index] == NULL) {
+        return NGX_OK;
+    }
+
+    cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_canary_module);
+
+    if (cmcf && cmcf->shm_zone && cmcf->sh) {
+        ngx_http_canary_zone_commit(cmcf);
+    }
+
+    return NGX_OK;
 }
 
 

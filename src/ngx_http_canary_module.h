@@ -117,6 +117,9 @@ typedef struct {
     u_char                       name[NGX_HTTP_CANARY_NAME_LEN];
     size_t                       name_len;
 
+    /* the last committed configuration that has this split; 0: none yet */
+    ngx_uint_t                   seen;
+
     ngx_atomic_t                 weight;        /* hundredths of percent */
     ngx_atomic_t                 enabled;
     ngx_atomic_t                 generation;
@@ -173,6 +176,7 @@ typedef struct {
 
 typedef struct {
     ngx_uint_t                   layout;
+    ngx_uint_t                   generation;    /* committed configurations */
     ngx_queue_t                  splits;
     ngx_http_canary_shm_redis_t  redis;
 } ngx_http_canary_shm_t;
@@ -267,6 +271,7 @@ extern ngx_module_t  ngx_http_canary_module;
 
 /* ngx_http_canary_zone.c */
 ngx_int_t ngx_http_canary_init_zone(ngx_shm_zone_t *shm_zone, void *data);
+void ngx_http_canary_zone_commit(ngx_http_canary_main_conf_t *cmcf);
 size_t ngx_http_canary_zone_size_needed(ngx_uint_t nsplits);
 
 /* ngx_http_canary_metrics.c */

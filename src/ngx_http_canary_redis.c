@@ -41,6 +41,7 @@ typedef struct {
     const char                   *role;
     unsigned                      subscriber:1;
     unsigned                      ready:1;
+    unsigned                      failed:1;     /* setup refused: closing */
 } ngx_http_canary_redis_conn_t;
 
 
@@ -81,7 +82,7 @@ static void ngx_http_canary_redis_on_connect(const redisAsyncContext *ac,
     int status);
 static void ngx_http_canary_redis_on_disconnect(const redisAsyncContext *ac,
     int status);
-static void ngx_http_canary_redis_on_ok(redisAsyncContext *ac, void *r,
+static void ngx_http_canary_redis_on_setup(redisAsyncContext *ac, void *r,
     void *data);
 static void ngx_http_canary_redis_on_message(redisAsyncContext *ac, void *r,
     void *data);
@@ -473,6 +474,7 @@ ngx_http_canary_redis_attach(ngx_http_canary_redis_conn_t *conn,
     conn->ac = ac;
     conn->pending = 0;
     conn->ready = 0;
+    conn->failed = 0;
 
     ac->data = conn;
     ac->ev.data = c;
@@ -635,14 +637,18 @@ ngx_http_canary_redis_on_connect(const redisAsyncContext *ac, int status)
         ngx_del_timer(&conn->timeout);
     }
 
+    /*
+     * A TCP connection is not Redis answering (a hung server accepts
+     * too): a connection is ready only once its setup has been answered,
+     * PING on the command connection, SUBSCRIBE on the subscriber.
+     */
+
     if (rd->conf->password.len) {
-        redisAsyncCommand(conn->ac, ngx_http_canary_redis_on_ok, (void *) 0,
-                          "AUTH %b", rd->conf->password.data,
-                          rd->conf->password.len);
+        redisAsyncCommand(conn->ac, ngx_http_canary_redis_on_setup,
+                          (void *) "AUTH", "AUTH %b",
+                          rd->conf->password.data, rd->conf->password.len);
         ngx_http_canary_redis_sent(conn);
     }
-
-    conn->ready = 1;
 
     if (conn->subscriber) {
         splitp = rd->cmcf->splits.elts;
@@ -654,24 +660,21 @@ ngx_http_canary_redis_on_connect(const redisAsyncContext *ac, int status)
                               splitp[i]->name.data, splitp[i]->name.len);
         }
 
-        ngx_http_canary_redis_state(rd);
+        /* one reply awaited: the first confirmation */
+        ngx_http_canary_redis_sent(conn);
         return;
     }
 
     if (rd->conf->db) {
-        redisAsyncCommand(conn->ac, ngx_http_canary_redis_on_ok, (void *) 1,
-                          "SELECT %d", (int) rd->conf->db);
+        redisAsyncCommand(conn->ac, ngx_http_canary_redis_on_setup,
+                          (void *) "SELECT", "SELECT %d",
+                          (int) rd->conf->db);
         ngx_http_canary_redis_sent(conn);
     }
 
-    ngx_memzero(rd->in_flight, rd->cmcf->splits.nelts);
-    ngx_memzero(rd->reporting, rd->cmcf->splits.nelts);
-
-    for (i = 0; i < rd->cmcf->splits.nelts; i++) {
-        ngx_http_canary_redis_read_split(rd, i);
-    }
-
-    ngx_http_canary_redis_state(rd);
+    redisAsyncCommand(conn->ac, ngx_http_canary_redis_on_setup,
+                      (void *) "PING", "PING");
+    ngx_http_canary_redis_sent(conn);
 }
 
 
@@ -690,22 +693,31 @@ ngx_http_canary_redis_on_disconnect(const redisAsyncContext *ac, int status)
 
     conn->ready = 0;
 
-    ngx_http_canary_sync_error(rd->sync, NGX_LOG_WARN,
-                               "canary_redis: lost the %s connection to "
-                               "%V: %s", conn->role, &rd->conf->address,
-                               status == REDIS_OK ? "closed" : ac->errstr);
+    /* a refused setup was logged already: its close is not news */
+    if (!conn->failed) {
+        ngx_http_canary_sync_error(rd->sync, NGX_LOG_WARN,
+                                   "canary_redis: lost the %s connection to "
+                                   "%V: %s", conn->role, &rd->conf->address,
+                                   status == REDIS_OK ? "closed"
+                                                      : ac->errstr);
+    }
 
     ngx_http_canary_redis_state(rd);
     ngx_http_canary_redis_retry(rd);
 }
 
 
-/* AUTH and SELECT: anything but +OK drops the connection */
+/*
+ * AUTH, SELECT, PING: an error drops the connection; the answer to PING,
+ * the last of them, makes the command connection ready.
+ */
 
 static void
-ngx_http_canary_redis_on_ok(redisAsyncContext *ac, void *r, void *data)
+ngx_http_canary_redis_on_setup(redisAsyncContext *ac, void *r, void *data)
 {
     redisReply                    *reply = r;
+    const char                    *command = data;
+    ngx_uint_t                     i;
     ngx_http_canary_redis_t       *rd;
     ngx_http_canary_redis_conn_t  *conn;
 
@@ -718,20 +730,38 @@ ngx_http_canary_redis_on_ok(redisAsyncContext *ac, void *r, void *data)
 
     ngx_http_canary_redis_replied(conn);
 
-    if (reply->type == REDIS_REPLY_STATUS) {
+    if (conn->failed) {
+        /* the replies to what was pipelined after a refused AUTH */
         return;
     }
 
-    ngx_http_canary_sync_error(rd->sync, NGX_LOG_ERR,
-                               "canary_redis: %s failed on %V: %*s",
-                               data ? "SELECT" : "AUTH", &rd->conf->address,
-                               reply->type == REDIS_REPLY_ERROR
-                                   ? ngx_min(reply->len, 100) : 0,
-                               reply->str);
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_http_canary_sync_error(rd->sync, NGX_LOG_ERR,
+                                   "canary_redis: %s failed on %V: %*s",
+                                   command, &rd->conf->address,
+                                   ngx_min(reply->len, 100), reply->str);
 
-    conn->ready = 0;
+        conn->failed = 1;
+        conn->ready = 0;
+        ngx_http_canary_redis_state(rd);
+        redisAsyncDisconnect(ac);
+        return;
+    }
+
+    if (command[0] != 'P' || conn->subscriber) {
+        return;
+    }
+
+    conn->ready = 1;
+
+    ngx_memzero(rd->in_flight, rd->cmcf->splits.nelts);
+    ngx_memzero(rd->reporting, rd->cmcf->splits.nelts);
+
+    for (i = 0; i < rd->cmcf->splits.nelts; i++) {
+        ngx_http_canary_redis_read_split(rd, i);
+    }
+
     ngx_http_canary_redis_state(rd);
-    redisAsyncDisconnect(ac);
 }
 
 
@@ -757,17 +787,37 @@ ngx_http_canary_redis_on_message(redisAsyncContext *ac, void *r,
     }
 
     if (reply->type == REDIS_REPLY_ERROR) {
-        ngx_http_canary_sync_error(rd->sync, NGX_LOG_ERR,
-                                   "canary_redis: SUBSCRIBE failed: %*s",
-                                   ngx_min(reply->len, 100), reply->str);
-        redisAsyncDisconnect(ac);
+        if (!conn->failed) {
+            ngx_http_canary_sync_error(rd->sync, NGX_LOG_ERR,
+                                       "canary_redis: SUBSCRIBE failed: %*s",
+                                       ngx_min(reply->len, 100), reply->str);
+            conn->failed = 1;
+            redisAsyncDisconnect(ac);
+        }
+
         return;
     }
 
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3
         || reply->element[0]->type != REDIS_REPLY_STRING
-        || reply->element[1]->type != REDIS_REPLY_STRING
-        || reply->element[0]->len != 7
+        || reply->element[1]->type != REDIS_REPLY_STRING)
+    {
+        return;
+    }
+
+    if (reply->element[0]->len == 9
+        && ngx_strncmp(reply->element[0]->str, "subscribe", 9) == 0)
+    {
+        if (!conn->ready) {
+            conn->ready = 1;
+            ngx_http_canary_redis_replied(conn);
+            ngx_http_canary_redis_state(rd);
+        }
+
+        return;
+    }
+
+    if (reply->element[0]->len != 7
         || ngx_strncmp(reply->element[0]->str, "message", 7) != 0)
     {
         return;
@@ -1002,6 +1052,11 @@ static void
 ngx_http_canary_redis_state(ngx_http_canary_redis_t *rd)
 {
     ngx_uint_t  up;
+
+    /* after a reload the new syncing worker owns the status */
+    if (ngx_exiting) {
+        return;
+    }
 
     up = rd->cmd.ready && rd->sub.ready;
 

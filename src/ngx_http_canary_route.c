@@ -138,8 +138,11 @@ ngx_http_canary_preaccess_handler(ngx_http_request_t *r)
 
 
 /*
- * Returns the decision for the request, making it on first call.
- * NULL means no "canary" applies here (or no memory: logged by the pool).
+ * Returns the decision for the request under the current location's
+ * split, made once per split: a location with another split (after a
+ * server-level "canary" was already used) decides again, and one with
+ * "canary off" has none.  NULL means no "canary" applies here (or no
+ * memory: logged by the pool).
  */
 
 ngx_http_canary_ctx_t *
@@ -156,11 +159,6 @@ ngx_http_canary_decide(ngx_http_request_t *r)
 
     mr = r->main;
 
-    ctx = ngx_http_get_module_ctx(mr, ngx_http_canary_module);
-    if (ctx) {
-        return ctx;
-    }
-
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_canary_module);
     split = clcf->split;
 
@@ -168,12 +166,20 @@ ngx_http_canary_decide(ngx_http_request_t *r)
         return NULL;
     }
 
-    ctx = ngx_palloc(mr->pool, sizeof(ngx_http_canary_ctx_t));
-    if (ctx == NULL) {
-        return NULL;
+    ctx = ngx_http_get_module_ctx(mr, ngx_http_canary_module);
+
+    if (ctx && ctx->split == split) {
+        return ctx;
     }
 
-    ngx_http_set_ctx(mr, ctx, ngx_http_canary_module);
+    if (ctx == NULL) {
+        ctx = ngx_palloc(mr->pool, sizeof(ngx_http_canary_ctx_t));
+        if (ctx == NULL) {
+            return NULL;
+        }
+
+        ngx_http_set_ctx(mr, ctx, ngx_http_canary_module);
+    }
 
     shs = split->sh;
 

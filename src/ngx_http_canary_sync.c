@@ -16,7 +16,14 @@
 #include "ngx_http_canary_module.h"
 
 
-#define NGX_HTTP_CANARY_LOGGED   16
+/* distinct bad values remembered per split, not logged again */
+#define NGX_HTTP_CANARY_LOGGED   256
+
+/* rejected fields logged in one read of a hash, the rest summed up */
+#define NGX_HTTP_CANARY_LOG_MAX  64
+
+/* distinct Redis errors remembered until the connection is back */
+#define NGX_HTTP_CANARY_ERRORS   8
 #define NGX_HTTP_CANARY_RETIRED  4
 
 /* a replaced pin table is freed only after readers are surely done */
@@ -26,6 +33,7 @@
 typedef struct {
     uint32_t                      logged[NGX_HTTP_CANARY_LOGGED];
     ngx_uint_t                    next;
+    ngx_uint_t                    rejected;     /* in the current read */
 } ngx_http_canary_sync_split_t;
 
 
@@ -40,13 +48,16 @@ struct ngx_http_canary_sync_s {
     ngx_log_t                    *log;
     ngx_http_canary_sync_split_t *splits;
     ngx_http_canary_retired_t     retired[NGX_HTTP_CANARY_RETIRED];
-    uint32_t                      last_error;
+    uint32_t                      errors[NGX_HTTP_CANARY_ERRORS];
+    ngx_uint_t                    next_error;
 };
 
 
 static ngx_uint_t ngx_http_canary_sync_first_time(
     ngx_http_canary_sync_split_t *ss, const u_char *a, size_t alen,
     const u_char *b, size_t blen);
+static u_char *ngx_http_canary_sync_escape(u_char *dst, const u_char *src,
+    size_t n);
 static void ngx_http_canary_sync_reject(ngx_http_canary_sync_t *sync,
     ngx_http_canary_split_t *split, ngx_uint_t index, const char *why,
     redisReply *field, redisReply *value);
@@ -117,12 +128,27 @@ ngx_http_canary_sync_apply(ngx_http_canary_sync_t *sync, ngx_uint_t index,
         }
     }
 
+    sync->splits[index].rejected = 0;
+
     ngx_http_canary_sync_fields(sync, index, exec->element[0]);
 
     sets[NGX_HTTP_CANARY_CANARY] = exec->element[1];
     sets[NGX_HTTP_CANARY_STABLE] = exec->element[2];
 
     ngx_http_canary_sync_pins(sync, index, sets);
+
+    if (sync->splits[index].rejected > NGX_HTTP_CANARY_LOG_MAX) {
+        ngx_log_error(NGX_LOG_ERR, sync->log, 0,
+                      "canary_redis: split \"%V\": %ui more rejected "
+                      "values not logged", &splitp[index]->name,
+                      sync->splits[index].rejected - NGX_HTTP_CANARY_LOG_MAX);
+    }
+
+    if (sync->splits[index].rejected == 0) {
+        /* all is well again: a bad value that comes back is logged again */
+        ngx_memzero(sync->splits[index].logged,
+                    sizeof(sync->splits[index].logged));
+    }
 
     sync->cmcf->sh->redis.last_sync = (ngx_atomic_uint_t) ngx_time();
 
@@ -134,6 +160,7 @@ static void
 ngx_http_canary_sync_fields(ngx_http_canary_sync_t *sync, ngx_uint_t index,
     redisReply *hash)
 {
+    u_char                        *p, esc[4 * 64 + 4];
     size_t                         i, c;
     ngx_http_canary_update_t       u;
     ngx_http_canary_split_t      **splitp, *split;
@@ -146,6 +173,30 @@ ngx_http_canary_sync_fields(ngx_http_canary_sync_t *sync, ngx_uint_t index,
     shs = split->sh;
 
     ngx_memzero(&u, sizeof(ngx_http_canary_update_t));
+
+    if (hash->elements == 0) {
+        /*
+         * No hash: Redis was flushed or restarted empty.  Writers start
+         * again from generation 1, so forget the applied one (the weights
+         * stay), and write a tripped guard there again.
+         */
+        if (shs->generation) {
+            ngx_log_error(NGX_LOG_NOTICE, sync->log, 0,
+                          "canary_redis: split \"%V\": key \"%V%V\" is "
+                          "gone, the weights in force stay and the next "
+                          "write of any generation applies",
+                          &split->name, &sync->cmcf->redis->prefix,
+                          &split->name);
+            shs->generation = 0;
+        }
+
+        if (shs->guard_tripped && shs->guard_reported) {
+            shs->guard_generation = NGX_HTTP_CANARY_GENERATION_PENDING;
+            shs->guard_reported = 0;
+        }
+
+        return;
+    }
 
     for (i = 0; i + 1 < hash->elements; i += 2) {
         if (hash->element[i]->type != REDIS_REPLY_STRING
@@ -169,6 +220,8 @@ ngx_http_canary_sync_fields(ngx_http_canary_sync_t *sync, ngx_uint_t index,
     }
 
     if (u.has_generation && u.generation < shs->generation) {
+        sync->splits[index].rejected++;
+
         if (ngx_http_canary_sync_first_time(&sync->splits[index],
                 (u_char *) "stale", 5, (u_char *) &u.generation,
                 sizeof(uint64_t)))
@@ -224,22 +277,32 @@ ngx_http_canary_sync_fields(ngx_http_canary_sync_t *sync, ngx_uint_t index,
             continue;
         }
 
+        sync->splits[index].rejected++;
+
         if (ngx_http_canary_sync_first_time(&sync->splits[index],
                 u.cohorts[i].name, u.cohorts[i].len, (u_char *) "cohort", 6))
         {
+            p = ngx_http_canary_sync_escape(esc, u.cohorts[i].name,
+                                            u.cohorts[i].len);
+
             ngx_log_error(NGX_LOG_ERR, sync->log, 0,
                           "canary_redis: split \"%V\": ignored "
                           "\"weight.%*s\": no such cohort_weight in "
-                          "nginx.conf", &split->name,
-                          ngx_min(u.cohorts[i].len, 64), u.cohorts[i].name);
+                          "nginx.conf", &split->name, p - esc, esc);
         }
     }
 
     if (u.has_generation) {
         shs->generation = u.generation;
 
-        /* an operator or the sidecar wrote after the trip: re-arm */
-        if (shs->guard_tripped && u.generation > shs->guard_generation) {
+        /*
+         * An operator or the sidecar wrote after the trip: re-arm.  Not
+         * for another nginx's guard writing its own trip.
+         */
+        if (shs->guard_tripped && u.generation > shs->guard_generation
+            && !(u.has_updated_by && u.updated_by_len >= 12
+                 && ngx_strncmp(u.updated_by, "nginx-guard:", 12) == 0))
+        {
             shs->guard_armed_at = (ngx_atomic_uint_t) ngx_time();
             ngx_memory_barrier();
             shs->guard_tripped = 0;
@@ -291,26 +354,63 @@ ngx_http_canary_sync_first_time(ngx_http_canary_sync_split_t *ss,
 }
 
 
+/* bytes from Redis go to the log printable: no forged log lines */
+
+static u_char *
+ngx_http_canary_sync_escape(u_char *dst, const u_char *src, size_t n)
+{
+    size_t  i;
+
+    static u_char  hex[] = "0123456789abcdef";
+
+    for (i = 0; i < ngx_min(n, 64); i++) {
+        if (src[i] < 0x20 || src[i] >= 0x7f || src[i] == '"'
+            || src[i] == '\\')
+        {
+            *dst++ = '\\';
+            *dst++ = 'x';
+            *dst++ = hex[src[i] >> 4];
+            *dst++ = hex[src[i] & 0xf];
+
+        } else {
+            *dst++ = src[i];
+        }
+    }
+
+    return dst;
+}
+
+
 static void
 ngx_http_canary_sync_reject(ngx_http_canary_sync_t *sync,
     ngx_http_canary_split_t *split, ngx_uint_t index, const char *why,
     redisReply *field, redisReply *value)
 {
-    if (!ngx_http_canary_sync_first_time(&sync->splits[index],
-                                         (u_char *) field->str, field->len,
-                                         (u_char *) value->str, value->len))
+    u_char                        *f, *v;
+    u_char                         fesc[4 * 64 + 4], vesc[4 * 64 + 4];
+    ngx_http_canary_sync_split_t  *ss;
+
+    ss = &sync->splits[index];
+
+    if (ss->rejected++ >= NGX_HTTP_CANARY_LOG_MAX
+        || !ngx_http_canary_sync_first_time(ss,
+                                            (u_char *) field->str, field->len,
+                                            (u_char *) value->str,
+                                            value->len))
     {
         return;
     }
 
     /* a value may be a megabyte of anything: log its start, escaped */
+    f = ngx_http_canary_sync_escape(fesc, (u_char *) field->str, field->len);
+    v = ngx_http_canary_sync_escape(vesc, (u_char *) value->str, value->len);
+
     ngx_log_error(NGX_LOG_ERR, sync->log, 0,
-                  "canary_redis: split \"%V\": rejected field \"%*s\" "
+                  "canary_redis: split \"%V\": rejected field \"%*s\"%s "
                   "value \"%*s\"%s (%uz bytes) of key \"%V%V\": %s, "
                   "the last good value stays",
-                  &split->name, ngx_min(field->len, 64), field->str,
-                  ngx_min(value->len, 64), value->str,
-                  value->len > 64 ? "..." : "", value->len,
+                  &split->name, f - fesc, fesc, field->len > 64 ? "..." : "",
+                  v - vesc, vesc, value->len > 64 ? "..." : "", value->len,
                   &sync->cmcf->redis->prefix, &split->name, why);
 }
 
@@ -340,6 +440,8 @@ ngx_http_canary_sync_pins(ngx_http_canary_sync_t *sync, ngx_uint_t index,
             if (m->type != REDIS_REPLY_STRING || m->len == 0
                 || m->len > NGX_HTTP_CANARY_PIN_KEY_MAX)
             {
+                sync->splits[index].rejected++;
+
                 if (m->type == REDIS_REPLY_STRING
                     && ngx_http_canary_sync_first_time(&sync->splits[index],
                            (u_char *) "pin", 3, (u_char *) m->str, m->len))
@@ -525,17 +627,29 @@ ngx_http_canary_sync_error(ngx_http_canary_sync_t *sync, ngx_uint_t level,
     u_char                       *p, buf[NGX_HTTP_CANARY_ERROR_LEN];
     va_list                       args;
     uint32_t                      h;
+    ngx_uint_t                    i;
     ngx_http_canary_shm_redis_t  *sr;
 
     va_start(args, fmt);
     p = ngx_vslprintf(buf, buf + sizeof(buf), fmt, args);
     va_end(args);
 
-    h = ngx_murmur_hash2(buf, p - buf);
+    h = ngx_murmur_hash2(buf, p - buf) | 1;
 
-    if (h != sync->last_error) {
-        sync->last_error = h;
+    for (i = 0; i < NGX_HTTP_CANARY_ERRORS; i++) {
+        if (sync->errors[i] == h) {
+            break;
+        }
+    }
+
+    if (i == NGX_HTTP_CANARY_ERRORS) {
+        sync->errors[sync->next_error++ % NGX_HTTP_CANARY_ERRORS] = h;
         ngx_log_error(level, sync->log, 0, "%*s", p - buf, buf);
+    }
+
+    /* after a reload the new syncing worker owns the status */
+    if (ngx_exiting) {
+        return;
     }
 
     sr = &sync->cmcf->sh->redis;
@@ -553,14 +667,14 @@ ngx_http_canary_sync_connected(ngx_http_canary_sync_t *sync,
 
     sr = &sync->cmcf->sh->redis;
 
-    if (connected && !sr->connected && sync->last_error) {
+    if (connected && sync->next_error) {
         ngx_log_error(NGX_LOG_NOTICE, sync->log, 0,
                       "canary_redis: connected to %V",
                       &sync->cmcf->redis->address);
-    }
 
-    if (connected) {
-        sync->last_error = 0;
+        /* the next failure is news again */
+        ngx_memzero(sync->errors, sizeof(sync->errors));
+        sync->next_error = 0;
     }
 
     sr->connected = connected;

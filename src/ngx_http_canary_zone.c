@@ -2,6 +2,11 @@
 /*
  * The shared zone: one slot per split, found by name, so that a reload
  * keeps every split's weights (and counters) while splits may be added.
+ *
+ * Two steps, because nginx initialises zones before it knows whether a
+ * reload will go through (a listen may still fail): the zone's init only
+ * finds or allocates slots; nginx.conf values are written into them in
+ * ngx_http_canary_zone_commit(), from init_module, once it has.
  */
 
 
@@ -14,8 +19,11 @@
 
 static ngx_http_canary_shm_split_t *ngx_http_canary_zone_find(
     ngx_http_canary_shm_t *sh, ngx_str_t *name);
+static ngx_uint_t ngx_http_canary_zone_reclaim(
+    ngx_http_canary_main_conf_t *cmcf);
 static ngx_int_t ngx_http_canary_zone_attach(ngx_shm_zone_t *shm_zone,
-    ngx_http_canary_main_conf_t *cmcf, ngx_http_canary_split_t *split);
+    ngx_http_canary_main_conf_t *cmcf, ngx_http_canary_split_t *split,
+    ngx_uint_t kept);
 static void ngx_http_canary_zone_conf(ngx_http_canary_main_conf_t *cmcf,
     ngx_http_canary_split_t *split, ngx_http_canary_shm_split_t *shs,
     ngx_uint_t fresh);
@@ -48,7 +56,7 @@ ngx_http_canary_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_http_canary_main_conf_t  *ocmcf = data;
 
     size_t                         len;
-    ngx_uint_t                     i;
+    ngx_uint_t                     i, kept;
     ngx_http_canary_split_t      **splitp;
     ngx_http_canary_main_conf_t   *cmcf;
 
@@ -95,16 +103,84 @@ ngx_http_canary_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_ERROR;
     }
 
+    kept = ngx_http_canary_zone_reclaim(cmcf);
+
     splitp = cmcf->splits.elts;
 
     for (i = 0; i < cmcf->splits.nelts; i++) {
-        if (ngx_http_canary_zone_attach(shm_zone, cmcf, splitp[i]) != NGX_OK)
+        if (ngx_http_canary_zone_attach(shm_zone, cmcf, splitp[i], kept)
+            != NGX_OK)
         {
             return NGX_ERROR;
         }
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * Frees the slots of splits that neither the running configuration nor
+ * the one before it has: workers of older ones have long exited.  Slots
+ * of a refused reload were never used at all.  Returns how many slots
+ * stay that the new configuration does not name.
+ */
+
+static ngx_uint_t
+ngx_http_canary_zone_reclaim(ngx_http_canary_main_conf_t *cmcf)
+{
+    ngx_uint_t                    kept, i, named;
+    ngx_queue_t                  *q, *next;
+    ngx_http_canary_shm_t        *sh;
+    ngx_http_canary_split_t     **splitp;
+    ngx_http_canary_shm_split_t  *shs;
+
+    sh = cmcf->sh;
+    splitp = cmcf->splits.elts;
+    kept = 0;
+
+    ngx_shmtx_lock(&cmcf->shpool->mutex);
+
+    for (q = ngx_queue_head(&sh->splits);
+         q != ngx_queue_sentinel(&sh->splits);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        shs = ngx_queue_data(q, ngx_http_canary_shm_split_t, queue);
+
+        named = 0;
+
+        for (i = 0; i < cmcf->splits.nelts; i++) {
+            if (shs->name_len == splitp[i]->name.len
+                && ngx_memcmp(shs->name, splitp[i]->name.data,
+                              shs->name_len) == 0)
+            {
+                named = 1;
+                break;
+            }
+        }
+
+        if (named) {
+            continue;
+        }
+
+        if (shs->seen == 0 || shs->seen + 2 <= sh->generation) {
+            ngx_queue_remove(q);
+
+            if (shs->pins) {
+                ngx_slab_free_locked(cmcf->shpool, shs->pins);
+            }
+
+            ngx_slab_free_locked(cmcf->shpool, shs);
+            continue;
+        }
+
+        kept++;
+    }
+
+    ngx_shmtx_unlock(&cmcf->shpool->mutex);
+
+    return kept;
 }
 
 
@@ -133,15 +209,14 @@ ngx_http_canary_zone_find(ngx_http_canary_shm_t *sh, ngx_str_t *name)
 
 static ngx_int_t
 ngx_http_canary_zone_attach(ngx_shm_zone_t *shm_zone,
-    ngx_http_canary_main_conf_t *cmcf, ngx_http_canary_split_t *split)
+    ngx_http_canary_main_conf_t *cmcf, ngx_http_canary_split_t *split,
+    ngx_uint_t kept)
 {
-    ngx_uint_t                    fresh;
     ngx_http_canary_shm_split_t  *shs;
 
     ngx_shmtx_lock(&cmcf->shpool->mutex);
 
     shs = ngx_http_canary_zone_find(cmcf->sh, &split->name);
-    fresh = 0;
 
     if (shs == NULL) {
         shs = ngx_slab_calloc_locked(cmcf->shpool,
@@ -152,12 +227,13 @@ ngx_http_canary_zone_attach(ngx_shm_zone_t *shm_zone,
             ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
                           "canary_zone \"%V\" is too small for "
                           "canary_split \"%V\": %uzk, at least %uzk needed "
-                          "for %ui splits",
+                          "for %ui splits and %ui kept for splits removed "
+                          "by the last reload",
                           &shm_zone->shm.name, &split->name,
                           shm_zone->shm.size / 1024,
                           (ngx_http_canary_zone_size_needed(
-                               cmcf->splits.nelts) + 1023) / 1024,
-                          cmcf->splits.nelts);
+                               cmcf->splits.nelts + kept) + 1023) / 1024,
+                          cmcf->splits.nelts, kept);
             return NGX_ERROR;
         }
 
@@ -166,16 +242,36 @@ ngx_http_canary_zone_attach(ngx_shm_zone_t *shm_zone,
         shs->enabled = 1;
 
         ngx_queue_insert_tail(&cmcf->sh->splits, &shs->queue);
-        fresh = 1;
     }
-
-    ngx_http_canary_zone_conf(cmcf, split, shs, fresh);
 
     ngx_shmtx_unlock(&cmcf->shpool->mutex);
 
     split->sh = shs;
 
     return NGX_OK;
+}
+
+
+/* the reload went through: nginx.conf values take effect */
+
+void
+ngx_http_canary_zone_commit(ngx_http_canary_main_conf_t *cmcf)
+{
+    ngx_uint_t                 i, generation;
+    ngx_http_canary_split_t  **splitp;
+
+    ngx_shmtx_lock(&cmcf->shpool->mutex);
+
+    generation = ++cmcf->sh->generation;
+    splitp = cmcf->splits.elts;
+
+    for (i = 0; i < cmcf->splits.nelts; i++) {
+        ngx_http_canary_zone_conf(cmcf, splitp[i], splitp[i]->sh,
+                                  splitp[i]->sh->seen == 0);
+        splitp[i]->sh->seen = generation;
+    }
+
+    ngx_shmtx_unlock(&cmcf->shpool->mutex);
 }
 
 

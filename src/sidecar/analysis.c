@@ -1,0 +1,883 @@
+
+/*
+ * The decision of one step.  Canary is always judged against stable
+ * over the same window of the same nginx, never against a fixed number
+ * alone: a check fails only when the canary is worse by the SLO's
+ * margin (effect size) AND a one-sided test says it is worse at the
+ * plan's confidence (significance).
+ *
+ *   errors        two-proportion z-test on errors / requests
+ *   availability  the same test, against availability_min
+ *   latency       p99 ratio (and a minimum difference in ms) plus a
+ *                 Mann-Whitney U test on the two window histograms
+ *
+ * Fewer than min_requests on either side: no judgement, hold.  Both
+ * sides over error_rate_max: an outage, halt.  A violation must last
+ * violation_for, unless critical.  The window never reaches back before
+ * the stage started (cs_window_seconds): over a window that straddles a
+ * weight change, the side whose share grew is weighted towards recent
+ * traffic, and any change over time looks like a difference between
+ * the two.
+ */
+
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "analysis.h"
+
+
+static void cs_decide_start(const cs_plan_t *plan,
+    const cs_split_view_t *view, int64_t now, cs_decision_t *d);
+static void cs_decide_operator(const cs_plan_t *plan,
+    const cs_split_view_t *view, const cs_rollout_t *ro, int64_t now,
+    cs_decision_t *d);
+static void cs_decide_judged(const cs_plan_t *plan,
+    const cs_split_view_t *view, const cs_metrics_t *m, int64_t now,
+    cs_decision_t *d);
+static void cs_decide_violation(const cs_plan_t *plan,
+    const cs_split_view_t *view, int64_t now, cs_decision_t *d);
+static void cs_decide_forward(const cs_plan_t *plan,
+    const cs_split_view_t *view, int64_t now, cs_decision_t *d);
+static void cs_write(cs_decision_t *d, const cs_split_view_t *view,
+    cs_action_e action, const char *state);
+static void cs_op(cs_decision_t *d, const char *op);
+static void cs_failed_checks(const cs_plan_t *plan, const cs_judgement_t *j,
+    char *buf, size_t size);
+static void cs_reason(cs_decision_t *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void cs_note(cs_decision_t *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static size_t cs_cat(char *buf, size_t size, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+
+static const char  *cs_status_names[] = {
+    "new", "running", "awaiting_resume", "paused", "halted", "complete",
+    "rolled_back"
+};
+
+
+void
+cs_rollout_init(cs_rollout_t *ro)
+{
+    memset(ro, 0, sizeof(cs_rollout_t));
+    ro->status = CS_STATUS_NEW;
+    ro->approved = -1;
+}
+
+
+const char *
+cs_status_name(cs_status_e status)
+{
+    return cs_status_names[status];
+}
+
+
+int
+cs_status_parse(const char *s, cs_status_e *status)
+{
+    size_t  i;
+
+    for (i = 0; i < sizeof(cs_status_names) / sizeof(char *); i++) {
+        if (strcmp(s, cs_status_names[i]) == 0) {
+            *status = (cs_status_e) i;
+            return 0;
+        }
+    }
+
+    return -1;
+}
+
+
+int
+cs_rollout_over(const cs_rollout_t *ro)
+{
+    return ro->status == CS_STATUS_COMPLETE
+           || ro->status == CS_STATUS_ROLLED_BACK;
+}
+
+
+int
+cs_action_writes(cs_action_e action)
+{
+    return action != CS_ACT_HOLD && action != CS_ACT_IDLE;
+}
+
+
+const char *
+cs_verdict_name(cs_verdict_e v)
+{
+    return v == CS_PASS ? "PASS" : v == CS_FAIL ? "FAIL" : "NO_DATA";
+}
+
+
+const char *
+cs_check_name(size_t check)
+{
+    static const char  *names[] = {
+        "latency_p99_ms", "error_rate_percent", "availability_percent"
+    };
+
+    return names[check];
+}
+
+
+unsigned
+cs_window_seconds(const cs_plan_t *plan, const cs_rollout_t *ro,
+    int64_t now)
+{
+    int64_t  w;
+
+    w = plan->window / 1000;
+
+    if (ro->status == CS_STATUS_NEW || cs_rollout_over(ro)) {
+        return (unsigned) w;
+    }
+
+    if (now - ro->stage_started < w * 1000) {
+        w = (now - ro->stage_started) / 1000;
+    }
+
+    return w < 1 ? 1 : (unsigned) w;
+}
+
+
+size_t
+cs_stage_for_weight(const cs_plan_t *plan, uint32_t weight)
+{
+    size_t  i, k;
+
+    k = 0;
+
+    for (i = 0; i < plan->nstages; i++) {
+        if (plan->stages[i].weight <= weight) {
+            k = i;
+        }
+    }
+
+    return k;
+}
+
+
+void
+cs_judge(const cs_plan_t *plan, const cs_metrics_t *m, cs_judgement_t *j)
+{
+    int              v;
+    double           alpha, ratio_bound, delta_bound;
+    uint64_t         hist[2];
+    cs_mwu_t         mw;
+    cs_check_t      *c;
+    cs_ztest_t       zt;
+    const cs_slo_t  *slo;
+
+    slo = &plan->slo;
+    alpha = 1 - slo->confidence;
+
+    memset(j, 0, sizeof(cs_judgement_t));
+
+    for (v = 0; v < 2; v++) {
+        j->requests[v] = m->v[v].requests;
+        j->errors[v] = m->v[v].errors_5xx + m->v[v].upstream_errors;
+
+        if (j->errors[v] > j->requests[v]) {
+            j->errors[v] = j->requests[v];
+        }
+
+        j->error_pct[v] = j->requests[v]
+                          ? 100.0 * j->errors[v] / j->requests[v] : 0;
+        j->p99_ms[v] = cs_hist_quantile_ms(m->v[v].counts, 0.99);
+        hist[v] = cs_hist_total(m->v[v].counts);
+    }
+
+    j->window_seconds = m->window_seconds;
+    j->instances = m->instances;
+    j->asked = m->asked;
+
+    j->enough = j->requests[CS_STABLE] >= slo->min_requests
+                && j->requests[CS_CANARY] >= slo->min_requests;
+
+    /* errors: worse than ratio x stable or over the maximum, and
+     * significantly above stable either way */
+
+    cs_ztest_greater(j->errors[CS_CANARY], j->requests[CS_CANARY],
+                     j->errors[CS_STABLE], j->requests[CS_STABLE], &zt);
+
+    ratio_bound = slo->error_rate_ratio_max * j->error_pct[CS_STABLE];
+
+    c = &j->checks[CS_CHECK_ERRORS];
+    c->baseline = j->error_pct[CS_STABLE];
+    c->canary = j->error_pct[CS_CANARY];
+    c->threshold = ratio_bound < slo->error_rate_max
+                   ? ratio_bound : slo->error_rate_max;
+    c->p_value = zt.p_value;
+    c->status = !j->enough ? CS_NO_DATA
+                : (c->canary > ratio_bound || c->canary > slo->error_rate_max)
+                  && zt.p_value < alpha ? CS_FAIL : CS_PASS;
+
+    /* availability: under the minimum and significantly under stable */
+
+    c = &j->checks[CS_CHECK_AVAILABILITY];
+    c->baseline = 100 - j->error_pct[CS_STABLE];
+    c->canary = 100 - j->error_pct[CS_CANARY];
+    c->threshold = slo->availability_min;
+    c->p_value = zt.p_value;
+    c->status = !j->enough ? CS_NO_DATA
+                : c->canary < slo->availability_min && zt.p_value < alpha
+                  ? CS_FAIL : CS_PASS;
+
+    /* latency: p99 over ratio x stable's (and by min_delta_ms at least),
+     * and canary stochastically slower by Mann-Whitney */
+
+    cs_mwu_greater(m->v[CS_CANARY].counts, m->v[CS_STABLE].counts,
+                   CS_HIST_BUCKETS, &mw);
+
+    j->mwu_effect = mw.effect;
+
+    ratio_bound = slo->latency_p99_ratio_max * j->p99_ms[CS_STABLE];
+    delta_bound = j->p99_ms[CS_STABLE] + slo->latency_p99_min_delta_ms;
+
+    c = &j->checks[CS_CHECK_LATENCY];
+    c->baseline = j->p99_ms[CS_STABLE];
+    c->canary = j->p99_ms[CS_CANARY];
+    c->threshold = ratio_bound > delta_bound ? ratio_bound : delta_bound;
+    c->p_value = mw.p_value;
+    c->status = hist[CS_STABLE] < slo->min_requests
+                || hist[CS_CANARY] < slo->min_requests ? CS_NO_DATA
+                : c->canary > c->threshold && mw.p_value < alpha
+                  ? CS_FAIL : CS_PASS;
+
+    j->outage = j->enough
+                && j->error_pct[CS_CANARY] > slo->error_rate_max
+                && j->error_pct[CS_STABLE] > slo->error_rate_max;
+
+    j->critical = j->requests[CS_CANARY] >= slo->min_requests
+                  && j->error_pct[CS_CANARY]
+                     > CS_CRITICAL_FACTOR * slo->error_rate_max
+                  && !(j->requests[CS_STABLE] >= slo->min_requests
+                       && j->error_pct[CS_STABLE] > slo->error_rate_max);
+
+    j->violation = !j->outage
+                   && (j->critical
+                       || j->checks[CS_CHECK_LATENCY].status == CS_FAIL
+                       || j->checks[CS_CHECK_ERRORS].status == CS_FAIL
+                       || j->checks[CS_CHECK_AVAILABILITY].status
+                          == CS_FAIL);
+}
+
+
+void
+cs_decide(const cs_plan_t *plan, const cs_split_view_t *view,
+    const cs_rollout_t *ro, const cs_metrics_t *m, int64_t now,
+    cs_decision_t *d)
+{
+    memset(d, 0, sizeof(cs_decision_t));
+
+    d->action = CS_ACT_HOLD;
+    d->next = *ro;
+    d->from_stage = (int) ro->stage;
+    d->to_stage = (int) ro->stage;
+    d->from_weight = ro->weight;
+    d->to_weight = ro->weight;
+
+    if (m != NULL && m->instances > 0) {
+        cs_judge(plan, m, &d->j);
+        d->has_judgement = 1;
+
+    } else {
+        m = NULL;
+    }
+
+    if (ro->status == CS_STATUS_NEW) {
+        cs_decide_start(plan, view, now, d);
+        return;
+    }
+
+    if (cs_rollout_over(ro)) {
+        d->action = CS_ACT_IDLE;
+        cs_reason(d, "rollout %s%s%s: nothing to do",
+                  cs_status_name(ro->status),
+                  ro->stopped_by[0] ? ": " : "", ro->stopped_by);
+        return;
+    }
+
+    if (!view->exists) {
+        cs_reason(d, "hold: the split's hash is gone from Redis; "
+                  "re-create it, or delete the sidecar state to start "
+                  "a new rollout");
+        return;
+    }
+
+    if (view->generation < ro->seen) {
+        cs_reason(d, "hold: the split's generation went back from %llu "
+                  "to %llu: someone rewrote the hash",
+                  (unsigned long long) ro->seen,
+                  (unsigned long long) view->generation);
+        return;
+    }
+
+    if (view->generation > ro->seen) {
+        cs_decide_operator(plan, view, ro, now, d);
+
+        if (cs_rollout_over(&d->next)) {
+            d->action = CS_ACT_IDLE;
+            cs_reason(d, "stopped: %s; not acting on this rollout any "
+                      "more", d->next.stopped_by);
+            return;
+        }
+    }
+
+    if (m == NULL) {
+        cs_reason(d, "hold: no /canary_status answered; never promoting "
+                  "blind");
+        return;
+    }
+
+    cs_decide_judged(plan, view, m, now, d);
+}
+
+
+static void
+cs_decide_start(const cs_plan_t *plan, const cs_split_view_t *view,
+    int64_t now, cs_decision_t *d)
+{
+    char                weight[16];
+    cs_rollout_t       *nx;
+    const cs_stage_t   *st;
+
+    st = &plan->stages[0];
+    nx = &d->next;
+
+    cs_write(d, view, CS_ACT_START, "running");
+    cs_op(d, "rollout_started");
+
+    d->from_stage = -1;
+    d->to_stage = 0;
+    d->from_weight = view->has_weight ? view->weight : 0;
+    d->to_weight = st->weight;
+    d->set_weight = 1;
+    d->weight = st->weight;
+    d->pins = plan->npins ? 1 : 0;
+
+    nx->status = CS_STATUS_RUNNING;
+    nx->stage = 0;
+    nx->stage_started = now;
+    nx->weight = st->weight;
+    nx->violation_since = 0;
+    nx->approved = -1;
+    nx->stopped_by[0] = '\0';
+
+    cs_reason(d, "start: stage %s (%s%%) with %zu pinned tenant%s on "
+              "canary", st->name,
+              cs_weight_format(st->weight, weight, sizeof(weight)),
+              plan->npins, plan->npins == 1 ? "" : "s");
+}
+
+
+/*
+ * Someone else raised the generation: canary-ctl, the module's guard,
+ * or a hand-written HSET.  What the sidecar does:
+ *
+ *   state rolled_back or guard_tripped   stop acting on this rollout
+ *   state paused                         hold (violations still act)
+ *   state running after paused,          continue; at a manual gate
+ *     awaiting_resume or halted          whose hold passed, enter it
+ *   weight other than the sidecar's      the operator's weight stands:
+ *                                        the rollout is re-anchored at
+ *                                        the last stage with a weight
+ *                                        at most that, whose hold
+ *                                        starts over; the next
+ *                                        promotion goes above it
+ *   anything else (pins, enabled)        noted; nothing changes
+ */
+
+static void
+cs_decide_operator(const cs_plan_t *plan, const cs_split_view_t *view,
+    const cs_rollout_t *ro, int64_t now, cs_decision_t *d)
+{
+    int                 changed;
+    char                w[16];
+    size_t              k;
+    const char         *by;
+    cs_rollout_t       *nx;
+    const cs_stage_t   *st;
+
+    nx = &d->next;
+    nx->seen = view->generation;
+    d->dirty = 1;
+
+    by = view->updated_by[0] ? view->updated_by : "someone";
+    changed = 0;
+
+    if (strcmp(view->state, "rolled_back") == 0
+        || strcmp(view->state, "guard_tripped") == 0)
+    {
+        nx->status = CS_STATUS_ROLLED_BACK;
+        snprintf(nx->stopped_by, sizeof(nx->stopped_by),
+                 "state %s by %s (generation %llu)", view->state, by,
+                 (unsigned long long) view->generation);
+        cs_note(d, "%s", nx->stopped_by);
+        return;
+    }
+
+    if (strcmp(view->state, "paused") == 0) {
+        if (nx->status != CS_STATUS_PAUSED) {
+            nx->status = CS_STATUS_PAUSED;
+            cs_note(d, "paused by %s", by);
+            changed = 1;
+        }
+
+    } else if (strcmp(view->state, "running") == 0
+               && (nx->status == CS_STATUS_PAUSED
+                   || nx->status == CS_STATUS_AWAITING_RESUME
+                   || nx->status == CS_STATUS_HALTED))
+    {
+        nx->status = CS_STATUS_RUNNING;
+        nx->violation_since = 0;
+        changed = 1;
+
+        st = &plan->stages[nx->stage];
+
+        if (nx->stage + 1 < plan->nstages
+            && plan->stages[nx->stage + 1].manual
+            && now - nx->stage_started >= st->hold)
+        {
+            nx->approved = (int) nx->stage + 1;
+            cs_note(d, "resumed by %s: may enter manual stage %s", by,
+                    plan->stages[nx->stage + 1].name);
+
+        } else {
+            cs_note(d, "resumed by %s", by);
+        }
+    }
+
+    if (view->has_weight && view->weight != ro->weight) {
+        k = cs_stage_for_weight(plan, view->weight);
+
+        nx->stage = k;
+        nx->stage_started = now;
+        nx->weight = view->weight;
+        nx->approved = -1;
+        nx->violation_since = 0;
+
+        if (nx->status == CS_STATUS_AWAITING_RESUME) {
+            nx->status = CS_STATUS_RUNNING;
+        }
+
+        cs_note(d, "%sweight set to %s%% by %s: at stage %s now, its hold "
+                "starts over", changed ? "; " : "",
+                cs_weight_format(view->weight, w, sizeof(w)), by,
+                plan->stages[k].name);
+        changed = 1;
+    }
+
+    if (!changed) {
+        cs_note(d, "generation %llu by %s (state \"%s\"): nothing to do",
+                (unsigned long long) view->generation, by, view->state);
+    }
+}
+
+
+static void
+cs_decide_judged(const cs_plan_t *plan, const cs_split_view_t *view,
+    const cs_metrics_t *m, int64_t now, cs_decision_t *d)
+{
+    cs_rollout_t          *nx;
+    const cs_judgement_t  *j;
+
+    nx = &d->next;
+    j = &d->j;
+
+    if (j->outage) {
+        if (nx->violation_since) {
+            nx->violation_since = 0;
+            d->dirty = 1;
+        }
+
+        if (nx->status == CS_STATUS_RUNNING
+            || nx->status == CS_STATUS_AWAITING_RESUME)
+        {
+            cs_write(d, view, CS_ACT_HALT, "halted");
+            cs_op(d, "rollout_halted");
+            nx->status = CS_STATUS_HALTED;
+            cs_reason(d, "HALT: both variants over error_rate_max %g%%: "
+                      "canary %.2f%%, stable %.2f%%; an outage, not the "
+                      "canary: no rollback, no promotion",
+                      plan->slo.error_rate_max, j->error_pct[CS_CANARY],
+                      j->error_pct[CS_STABLE]);
+            return;
+        }
+
+        cs_reason(d, "%s: outage, both variants over error_rate_max %g%%",
+                  cs_status_name(nx->status), plan->slo.error_rate_max);
+        return;
+    }
+
+    if (nx->status == CS_STATUS_HALTED) {
+        if (!j->enough) {
+            cs_reason(d, "halted: too little traffic to see the outage "
+                      "clear (min %llu requests each)",
+                      (unsigned long long) plan->slo.min_requests);
+            return;
+        }
+
+        cs_write(d, view, CS_ACT_UNHALT, "running");
+        cs_op(d, "halt_cleared");
+        nx->status = CS_STATUS_RUNNING;
+        nx->stage_started = now;
+        cs_reason(d, "outage over: error rates canary %.2f%%, stable "
+                  "%.2f%%; judging again, the stage's hold starts over",
+                  j->error_pct[CS_CANARY], j->error_pct[CS_STABLE]);
+        return;
+    }
+
+    if (j->violation) {
+        cs_decide_violation(plan, view, now, d);
+        return;
+    }
+
+    if (j->enough && nx->violation_since) {
+        nx->violation_since = 0;
+        d->dirty = 1;
+    }
+
+    if (nx->status == CS_STATUS_PAUSED) {
+        cs_reason(d, "paused: holding until canary-ctl resume");
+        return;
+    }
+
+    if (nx->status == CS_STATUS_AWAITING_RESUME) {
+        cs_reason(d, "awaiting canary-ctl resume to enter manual stage %s",
+                  plan->stages[nx->stage + 1].name);
+        return;
+    }
+
+    if (m->guard_tripped) {
+        cs_reason(d, "hold: the guard tripped on %zu nginx",
+                  m->guard_tripped);
+        return;
+    }
+
+    if (view->enabled == 0 || m->disabled) {
+        cs_reason(d, "hold: the split is disabled (kill switch)%s",
+                  view->enabled == 0 ? "" : " in an nginx");
+        return;
+    }
+
+    cs_decide_forward(plan, view, now, d);
+}
+
+
+static void
+cs_decide_violation(const cs_plan_t *plan, const cs_split_view_t *view,
+    int64_t now, cs_decision_t *d)
+{
+    char                   failed[256], a[24], b[24], when[40];
+    int64_t                held;
+    cs_rollout_t          *nx;
+    const cs_judgement_t  *j;
+
+    nx = &d->next;
+    j = &d->j;
+
+    cs_failed_checks(plan, j, failed, sizeof(failed));
+
+    if (nx->violation_since == 0) {
+        nx->violation_since = now;
+        d->dirty = 1;
+    }
+
+    held = now - nx->violation_since;
+
+    if (!j->critical && held < plan->violation_for) {
+        cs_reason(d, "VIOLATION %s for %s/%s", failed,
+                  cs_duration_format(held, a, sizeof(a)),
+                  cs_duration_format(plan->violation_for, b, sizeof(b)));
+        return;
+    }
+
+    if (j->critical) {
+        snprintf(when, sizeof(when), "at once");
+
+    } else {
+        snprintf(when, sizeof(when), "for %s",
+                 cs_duration_format(held, a, sizeof(a)));
+    }
+
+    if (plan->on_violation == CS_ON_VIOLATION_PAUSE) {
+        if (nx->status == CS_STATUS_PAUSED) {
+            cs_reason(d, "VIOLATION %s %s; paused already", failed, when);
+            return;
+        }
+
+        cs_write(d, view, CS_ACT_PAUSE, "paused");
+        cs_op(d, "sli_violation_detected");
+        cs_op(d, "rollout_paused");
+        nx->status = CS_STATUS_PAUSED;
+        cs_reason(d, "PAUSE (on_violation pause): %s %s", failed, when);
+        return;
+    }
+
+    cs_write(d, view, CS_ACT_ROLLBACK, "rolled_back");
+    cs_op(d, "sli_violation_detected");
+    cs_op(d, "rollback_executed");
+
+    d->set_weight = 1;
+    d->weight = 0;
+    d->to_weight = 0;
+    d->pins = plan->npins ? -1 : 0;
+
+    nx->status = CS_STATUS_ROLLED_BACK;
+    nx->weight = 0;
+    snprintf(nx->stopped_by, sizeof(nx->stopped_by),
+             "rolled back by the sidecar");
+
+    cs_reason(d, "ROLLBACK: %s %s", failed, when);
+}
+
+
+static void
+cs_decide_forward(const cs_plan_t *plan, const cs_split_view_t *view,
+    int64_t now, cs_decision_t *d)
+{
+    char                a[24], b[24], w[16];
+    size_t              to, last;
+    int64_t             held;
+    cs_rollout_t       *nx;
+    const cs_stage_t   *st, *next;
+
+    nx = &d->next;
+    st = &plan->stages[nx->stage];
+    last = plan->nstages - 1;
+    held = now - nx->stage_started;
+
+    if (!d->j.enough && nx->stage != last) {
+        cs_reason(d, "hold: too little traffic to judge (canary n=%llu, "
+                  "stable n=%llu, min %llu each)",
+                  (unsigned long long) d->j.requests[CS_CANARY],
+                  (unsigned long long) d->j.requests[CS_STABLE],
+                  (unsigned long long) plan->slo.min_requests);
+        return;
+    }
+
+    if (held < st->hold) {
+        cs_reason(d, "hold %s/%s",
+                  cs_duration_format(held, a, sizeof(a)),
+                  cs_duration_format(st->hold, b, sizeof(b)));
+        return;
+    }
+
+    cs_duration_format(st->hold, b, sizeof(b));
+
+    if (nx->stage == last) {
+        cs_write(d, view, CS_ACT_COMPLETE, "complete");
+        cs_op(d, "deployment_complete");
+        d->pins = plan->npins ? -1 : 0;
+        nx->status = CS_STATUS_COMPLETE;
+        cs_reason(d, "COMPLETE: hold %s at the last stage passed", b);
+        return;
+    }
+
+    to = nx->stage + 1;
+    next = &plan->stages[to];
+
+    if (next->manual && nx->approved != (int) to) {
+        cs_write(d, view, CS_ACT_AWAIT, "awaiting_resume");
+        cs_op(d, "awaiting_resume");
+        d->to_stage = (int) to;
+        d->to_weight = next->weight;
+        nx->status = CS_STATUS_AWAITING_RESUME;
+        cs_reason(d, "hold %s passed, every check PASS; stage %s is "
+                  "manual: awaiting canary-ctl resume", b, next->name);
+        return;
+    }
+
+    d->set_weight = 1;
+    d->weight = next->weight;
+    d->to_stage = (int) to;
+    d->to_weight = next->weight;
+
+    nx->stage = to;
+    nx->stage_started = now;
+    nx->weight = next->weight;
+    nx->approved = -1;
+    nx->violation_since = 0;
+
+    cs_weight_format(next->weight, w, sizeof(w));
+
+    if (to == last && next->hold == 0) {
+        cs_write(d, view, CS_ACT_COMPLETE, "complete");
+        cs_op(d, "deployment_complete");
+        d->pins = plan->npins ? -1 : 0;
+        nx->status = CS_STATUS_COMPLETE;
+        cs_reason(d, "COMPLETE: hold %s passed, every check PASS; at "
+                  "%s (%s%%)", b, next->name, w);
+        return;
+    }
+
+    cs_write(d, view, CS_ACT_PROMOTE, "running");
+    cs_op(d, d->from_stage == 0 ? "canary_phase_complete"
+                                : "traffic_promoted");
+    nx->status = CS_STATUS_RUNNING;
+    cs_reason(d, "PROMOTE to %s (%s%%): hold %s passed, every check PASS",
+              next->name, w, b);
+}
+
+
+static void
+cs_write(cs_decision_t *d, const cs_split_view_t *view, cs_action_e action,
+    const char *state)
+{
+    d->action = action;
+    d->state = state;
+    d->next.generation = view->generation + 1;
+    d->next.seen = view->generation + 1;
+}
+
+
+static void
+cs_op(cs_decision_t *d, const char *op)
+{
+    d->ops[d->nops++] = op;
+}
+
+
+static void
+cs_failed_checks(const cs_plan_t *plan, const cs_judgement_t *j, char *buf,
+    size_t size)
+{
+    size_t             n;
+    const cs_check_t  *c;
+
+    n = 0;
+    buf[0] = '\0';
+
+    if (j->critical) {
+        n = cs_cat(buf, size, n, "critical: canary error rate %.2f%% > "
+                   "%d x error_rate_max %g%%", j->error_pct[CS_CANARY],
+                   CS_CRITICAL_FACTOR, plan->slo.error_rate_max);
+    }
+
+    c = &j->checks[CS_CHECK_ERRORS];
+
+    if (c->status == CS_FAIL) {
+        n = cs_cat(buf, size, n, "%serror_rate_percent %.2f%% > %.2f%% "
+                   "(stable %.2f%%, p=%.2g)", n ? ", " : "", c->canary,
+                   c->threshold, c->baseline, c->p_value);
+    }
+
+    c = &j->checks[CS_CHECK_AVAILABILITY];
+
+    if (c->status == CS_FAIL) {
+        n = cs_cat(buf, size, n, "%savailability_percent %.2f%% < %g%% "
+                   "(stable %.2f%%, p=%.2g)", n ? ", " : "", c->canary,
+                   c->threshold, c->baseline, c->p_value);
+    }
+
+    c = &j->checks[CS_CHECK_LATENCY];
+
+    if (c->status == CS_FAIL) {
+        (void) cs_cat(buf, size, n, "%slatency_p99_ms %.1fms > %.1fms "
+                      "(stable %.1fms, Mann-Whitney p=%.2g)",
+                      n ? ", " : "", c->canary, c->threshold, c->baseline,
+                      c->p_value);
+    }
+}
+
+
+void
+cs_decision_line(const cs_plan_t *plan, const char *split,
+    const cs_rollout_t *ro, const cs_decision_t *d, char *buf, size_t size)
+{
+    char                   w[16];
+    size_t                 n;
+    const cs_judgement_t  *j;
+
+    n = 0;
+
+    if (ro->status == CS_STATUS_NEW || ro->stage >= plan->nstages) {
+        n = cs_cat(buf, size, n, "%s: ", split);
+
+    } else {
+        n = cs_cat(buf, size, n, "%s stage %s (%s%%): ", split,
+                   plan->stages[ro->stage].name,
+                   cs_weight_format(ro->weight, w, sizeof(w)));
+    }
+
+    if (d->note[0]) {
+        n = cs_cat(buf, size, n, "operator: %s; ", d->note);
+    }
+
+    n = cs_cat(buf, size, n, "%s", d->reason);
+
+    if (!d->has_judgement) {
+        return;
+    }
+
+    j = &d->j;
+
+    n = cs_cat(buf, size, n, "; canary err %.2f%% (n=%llu) vs stable "
+               "%.2f%% (n=%llu); p99 %.1fms vs %.1fms",
+               j->error_pct[CS_CANARY],
+               (unsigned long long) j->requests[CS_CANARY],
+               j->error_pct[CS_STABLE],
+               (unsigned long long) j->requests[CS_STABLE],
+               j->p99_ms[CS_CANARY], j->p99_ms[CS_STABLE]);
+
+    if (j->asked > 1 || j->instances != j->asked) {
+        (void) cs_cat(buf, size, n, "; %zu/%zu nginx", j->instances,
+                      j->asked);
+    }
+}
+
+
+static void
+cs_reason(cs_decision_t *d, const char *fmt, ...)
+{
+    va_list  args;
+
+    va_start(args, fmt);
+    vsnprintf(d->reason, sizeof(d->reason), fmt, args);
+    va_end(args);
+}
+
+
+static void
+cs_note(cs_decision_t *d, const char *fmt, ...)
+{
+    size_t   n;
+    va_list  args;
+
+    n = strlen(d->note);
+
+    if (n >= sizeof(d->note) - 1) {
+        return;
+    }
+
+    va_start(args, fmt);
+    vsnprintf(d->note + n, sizeof(d->note) - n, fmt, args);
+    va_end(args);
+}
+
+
+static size_t
+cs_cat(char *buf, size_t size, size_t n, const char *fmt, ...)
+{
+    int      k;
+    va_list  args;
+
+    if (n >= size) {
+        return n;
+    }
+
+    va_start(args, fmt);
+    k = vsnprintf(buf + n, size - n, fmt, args);
+    va_end(args);
+
+    if (k < 0) {
+        return n;
+    }
+
+    return n + (size_t) k < size ? n + (size_t) k : size - 1;
+}

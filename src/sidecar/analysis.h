@@ -1,0 +1,184 @@
+
+/*
+ * The decision, pure: from the fleet's summed metrics, the plan, the
+ * rollout's state (the sidecar's own and the split's hash as read) and
+ * the time, what to do and why, with the numbers.  No I/O: the caller
+ * reads Redis and nginx, then writes what the decision says.
+ */
+
+
+#ifndef _CS_ANALYSIS_H_INCLUDED_
+#define _CS_ANALYSIS_H_INCLUDED_
+
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "plan.h"
+#include "fetch.h"
+
+
+typedef enum {
+    CS_STATUS_NEW = 0,              /* no state yet: the rollout starts */
+    CS_STATUS_RUNNING,
+    CS_STATUS_AWAITING_RESUME,
+    CS_STATUS_PAUSED,
+    CS_STATUS_HALTED,
+    CS_STATUS_COMPLETE,
+    CS_STATUS_ROLLED_BACK
+} cs_status_e;
+
+
+/* the sidecar's own state: <prefix><split>:sidecar */
+typedef struct {
+    cs_status_e         status;
+    size_t              stage;
+    int64_t             stage_started;      /* unix ms */
+    uint32_t            weight;             /* the split's, last known */
+    uint64_t            generation;         /* the last the sidecar wrote */
+    uint64_t            seen;               /* the last it accounted for */
+    int64_t             violation_since;    /* unix ms; 0: none pending */
+    int                 approved;           /* a manual stage resumed
+                                               into; -1: none */
+    char                last_receipt[40];
+    char                stopped_by[192];
+} cs_rollout_t;
+
+
+/* the split's hash <prefix><split> as read */
+typedef struct {
+    int                 exists;
+    int                 has_weight;
+    uint32_t            weight;
+    int                 enabled;            /* 1, 0; -1: not set */
+    uint64_t            generation;
+    char                state[65];
+    char                updated_by[65];
+} cs_split_view_t;
+
+
+enum {
+    CS_CHECK_LATENCY = 0,
+    CS_CHECK_ERRORS,
+    CS_CHECK_AVAILABILITY,
+    CS_CHECKS
+};
+
+
+typedef enum {
+    CS_PASS = 0,
+    CS_FAIL,
+    CS_NO_DATA
+} cs_verdict_e;
+
+
+typedef struct {
+    double              baseline;           /* stable */
+    double              canary;
+    double              threshold;
+    double              p_value;
+    cs_verdict_e        status;
+} cs_check_t;
+
+
+typedef struct {
+    cs_check_t          checks[CS_CHECKS];
+    uint64_t            requests[2];
+    uint64_t            errors[2];
+    double              error_pct[2];
+    double              p99_ms[2];
+    double              mwu_effect;         /* P(canary slower) */
+    unsigned            window_seconds;
+    size_t              instances;
+    size_t              asked;
+    int                 enough;             /* both >= min_requests */
+    int                 outage;             /* both over error_rate_max */
+    int                 critical;
+    int                 violation;          /* a FAIL or critical */
+} cs_judgement_t;
+
+
+typedef enum {
+    CS_ACT_HOLD = 0,        /* nothing to write to the split */
+    CS_ACT_IDLE,            /* the rollout is over: nothing to do */
+    CS_ACT_START,
+    CS_ACT_PROMOTE,
+    CS_ACT_AWAIT,
+    CS_ACT_COMPLETE,
+    CS_ACT_ROLLBACK,
+    CS_ACT_PAUSE,
+    CS_ACT_HALT,
+    CS_ACT_UNHALT
+} cs_action_e;
+
+
+typedef struct {
+    cs_action_e         action;
+    const char         *ops[2];             /* receipt operations */
+    size_t              nops;
+    const char         *state;              /* the split's new state */
+    int                 set_weight;
+    uint32_t            weight;
+    int                 pins;               /* 1: pin the plan's tenants
+                                               to canary; -1: unpin */
+    int                 from_stage;         /* -1: none */
+    int                 to_stage;
+    uint32_t            from_weight;
+    uint32_t            to_weight;
+    int                 has_judgement;
+    cs_judgement_t      j;
+    cs_rollout_t        next;               /* the state after it */
+    int                 dirty;              /* next differs: save it */
+    char                reason[384];
+    char                note[384];          /* what an operator did */
+} cs_decision_t;
+
+
+void cs_rollout_init(cs_rollout_t *ro);
+const char *cs_status_name(cs_status_e status);
+int cs_status_parse(const char *s, cs_status_e *status);
+int cs_rollout_over(const cs_rollout_t *ro);
+
+/* the action writes the split (weight, state, receipt, generation) */
+int cs_action_writes(cs_action_e action);
+const char *cs_verdict_name(cs_verdict_e v);
+const char *cs_check_name(size_t check);
+
+/* the checks of canary against stable over the window */
+void cs_judge(const cs_plan_t *plan, const cs_metrics_t *m,
+    cs_judgement_t *j);
+
+/*
+ * The decision.  m is NULL when no nginx answered.  A decision that
+ * writes the split expects to raise its generation from
+ * view->generation to view->generation + 1 (the caller makes the write
+ * conditional on that).
+ */
+void cs_decide(const cs_plan_t *plan, const cs_split_view_t *view,
+    const cs_rollout_t *ro, const cs_metrics_t *m, int64_t now,
+    cs_decision_t *d);
+
+/*
+ * The window to judge over, in whole seconds: the plan's, but never
+ * reaching back before the stage (or its hold) started, so that a stage
+ * is judged on its own traffic and not on a mix from before a weight
+ * change; at least 1.
+ */
+unsigned cs_window_seconds(const cs_plan_t *plan, const cs_rollout_t *ro,
+    int64_t now);
+
+/* the stage an operator's weight puts the rollout at: the last one
+ * whose weight is at most that */
+size_t cs_stage_for_weight(const cs_plan_t *plan, uint32_t weight);
+
+/*
+ * The log line of a decision, without the timestamp:
+ * "api stage 20_percent (20%): hold 12s/60s; canary err 0.40% (n=250)
+ *  vs stable 0.38% (n=1010); p99 12.1ms vs 11.9ms"
+ */
+void cs_decision_line(const cs_plan_t *plan, const char *split,
+    const cs_rollout_t *ro, const cs_decision_t *d, char *buf,
+    size_t size);
+
+
+#endif /* _CS_ANALYSIS_H_INCLUDED_ */

@@ -1,0 +1,64 @@
+
+/*
+ * The fleet's metrics: GET /canary_status?format=json&split=&window= of
+ * every nginx (libcurl, in parallel, short timeouts), parse (jansson),
+ * and add up requests, errors and latency histograms bucket by bucket.
+ */
+
+
+#ifndef _CS_FETCH_H_INCLUDED_
+#define _CS_FETCH_H_INCLUDED_
+
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stats.h"
+
+
+#define CS_STABLE             0
+#define CS_CANARY             1
+
+
+/* one variant over the window */
+typedef struct {
+    uint64_t            requests;
+    uint64_t            errors_5xx;
+    uint64_t            upstream_errors;
+    uint64_t            counts[CS_HIST_BUCKETS];
+} cs_window_t;
+
+
+typedef struct {
+    cs_window_t         v[2];               /* CS_STABLE, CS_CANARY */
+    unsigned            window_seconds;     /* the shortest of any nginx */
+    size_t              instances;          /* answered and added up */
+    size_t              asked;
+    size_t              guard_tripped;      /* nginx with the guard on */
+    size_t              disabled;           /* nginx with enabled false */
+    uint64_t            generation_min;     /* lowest applied by any */
+} cs_metrics_t;
+
+
+/* the status URL with format=json&split=NAME&window=SECONDS appended;
+ * malloc()ed, NULL without memory */
+char *cs_fetch_url(const char *base, const char *split, unsigned window);
+
+/*
+ * GET every URL in parallel, each within timeout_ms (connect and
+ * total), and add up what answered into sum.  Returns the number of
+ * nginx read; problems of the others, one "NAME: why" each, in err.
+ */
+size_t cs_fetch(char *const *urls, char *const *names, size_t n,
+    const char *split, long timeout_ms, cs_metrics_t *sum, char *err,
+    size_t errlen);
+
+/* one /canary_status JSON body into m (zeroed first); 0 or -1 and err */
+int cs_fetch_parse(const char *body, size_t len, const char *split,
+    cs_metrics_t *m, char *err, size_t errlen);
+
+void cs_metrics_init(cs_metrics_t *m);
+void cs_metrics_add(cs_metrics_t *sum, const cs_metrics_t *one);
+
+
+#endif /* _CS_FETCH_H_INCLUDED_ */

@@ -1,0 +1,886 @@
+
+/*
+ * canary-sidecar: walks a rollout through its stages and rolls it back
+ * on its own.  Each interval the leader (one sidecar of several, by a
+ * Redis lease) reads the split and its own state from Redis, reads
+ * /canary_status of every nginx, decides (analysis.c) and writes the
+ * decision as one MULTI/EXEC with its receipt.
+ *
+ *   canary-sidecar --redis HOST:PORT [--redis-password-file F]
+ *                  [--prefix canary:] --split NAME --status URL ...
+ *                  [--plan FILE] [--receipts FILE] [--id NAME]
+ *                  [--once] [--dry-run]
+ */
+
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "plan.h"
+#include "fetch.h"
+#include "analysis.h"
+#include "redis.h"
+#include "receipts.h"
+
+
+#define CS_FETCH_TIMEOUT    1000        /* ms, connect and total */
+#define CS_LEASE_MIN        3000        /* ms */
+#define CS_REPEAT_LOG       30000       /* ms between repeats of a line */
+
+
+typedef struct {
+    char               *redis;
+    char               *password_file;
+    char               *prefix;
+    char               *split;
+    char              **status;
+    size_t              nstatus;
+    char               *plan_file;
+    char               *receipts;
+    char               *id;
+    int                 once;
+    int                 dry_run;
+} cs_options_t;
+
+
+typedef struct {
+    cs_options_t        opt;
+    cs_plan_t           plan;
+    cs_redis_t          redis;
+    char              **urls;
+    unsigned            window;
+    int                 curl;
+    char                id[128];
+    char                last_error[512];
+    int64_t             last_error_at;
+    char                holder[128];
+    int                 was_leader;
+    char                idle[2048];
+    char                fleet[1024];
+} cs_sidecar_t;
+
+
+static int cs_init(cs_sidecar_t *sc, int argc, char **argv);
+static int cs_run(cs_sidecar_t *sc);
+static void cs_cleanup(cs_sidecar_t *sc);
+static int cs_options(cs_options_t *opt, int argc, char **argv);
+static void cs_usage(FILE *f);
+static int cs_check_options(cs_sidecar_t *sc, char **password);
+static char *cs_read_password(const char *path);
+static int cs_step(cs_sidecar_t *sc);
+static int cs_status_urls(cs_sidecar_t *sc, unsigned window);
+static int cs_act(cs_sidecar_t *sc, cs_decision_t *d,
+    const cs_split_view_t *view, int64_t now, double decision_ms,
+    char *line, size_t size);
+static void cs_log(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+static void cs_log_error(cs_sidecar_t *sc, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int64_t cs_wall_ms(void);
+static int64_t cs_mono_ms(void);
+static double cs_mono_fms(void);
+static void cs_sleep_ms(int64_t ms);
+static void cs_on_signal(int signo);
+
+
+static volatile sig_atomic_t  cs_stop;
+
+
+int
+main(int argc, char **argv)
+{
+    int           rc;
+    cs_sidecar_t  sc;
+
+    memset(&sc, 0, sizeof(cs_sidecar_t));
+
+    rc = cs_init(&sc, argc, argv);
+
+    if (rc < 0) {
+        rc = cs_run(&sc);
+    }
+
+    cs_cleanup(&sc);
+
+    return rc;
+}
+
+
+/* options, plan, Redis address: -1 to go on, else the exit code */
+
+static int
+cs_init(cs_sidecar_t *sc, int argc, char **argv)
+{
+    int               rc;
+    char              err[512], a[24], b[24], c[24], *password;
+    int64_t           lease;
+    struct sigaction  sa;
+
+    rc = cs_options(&sc->opt, argc, argv);
+    if (rc >= 0) {
+        return rc;
+    }
+
+    password = NULL;
+
+    if (cs_check_options(sc, &password) != 0) {
+        return 2;
+    }
+
+    rc = -1;
+
+    /* the plan is checked before anything touches Redis */
+    if (sc->opt.plan_file) {
+        if (cs_plan_load(&sc->plan, sc->opt.plan_file, err, sizeof(err))
+            != 0)
+        {
+            fprintf(stderr, "canary-sidecar: bad plan: %s\n", err);
+            rc = 2;
+            goto done;
+        }
+
+    } else if (cs_plan_default(&sc->plan) != 0) {
+        fprintf(stderr, "canary-sidecar: no memory\n");
+        rc = 1;
+        goto done;
+    }
+
+    sc->urls = calloc(sc->opt.nstatus, sizeof(char *));
+    if (sc->urls == NULL) {
+        fprintf(stderr, "canary-sidecar: no memory\n");
+        rc = 1;
+        goto done;
+    }
+
+    lease = 3 * sc->plan.interval;
+    if (lease < CS_LEASE_MIN) {
+        lease = CS_LEASE_MIN;
+    }
+
+    if (cs_redis_init(&sc->redis, sc->opt.redis, password, sc->opt.prefix,
+                      sc->opt.split, sc->id, lease, err, sizeof(err)) != 0)
+    {
+        fprintf(stderr, "canary-sidecar: %s\n", err);
+        rc = 2;
+        goto done;
+    }
+
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+        fprintf(stderr, "canary-sidecar: cannot initialize libcurl\n");
+        rc = 1;
+        goto done;
+    }
+
+    sc->curl = 1;
+
+    memset(&sa, 0, sizeof(struct sigaction));
+    sa.sa_handler = cs_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    cs_log("%s: canary-sidecar %s%s: redis %s key %s, %zu nginx, plan %s "
+           "(%zu stages), interval %s, window %s, violation_for %s, "
+           "on_violation %s", sc->opt.split, sc->id,
+           sc->opt.dry_run ? " (dry run: writes nothing)" : "",
+           sc->opt.redis, sc->redis.key, sc->opt.nstatus,
+           sc->opt.plan_file ? sc->opt.plan_file : "default",
+           sc->plan.nstages,
+           cs_duration_format(sc->plan.interval, a, sizeof(a)),
+           cs_duration_format(sc->plan.window, b, sizeof(b)),
+           cs_duration_format(sc->plan.violation_for, c, sizeof(c)),
+           sc->plan.on_violation == CS_ON_VIOLATION_PAUSE
+           ? "pause" : "rollback");
+
+    if (sc->plan.stages[0].weight == 0 && sc->plan.npins == 0) {
+        cs_log("%s: warning: the first stage, %s, has weight 0 and the plan "
+               "pins no tenant: only tenants pinned with canary-ctl reach "
+               "the canary there, and without them it cannot be judged",
+               sc->opt.split, sc->plan.stages[0].name);
+    }
+
+done:
+
+    if (password) {
+        memset(password, 0, strlen(password));
+        free(password);
+    }
+
+    return rc;
+}
+
+
+/* a step each interval until a signal (or once); the exit code */
+
+static int
+cs_run(cs_sidecar_t *sc)
+{
+    int      failed;
+    int64_t  start;
+
+    failed = 0;
+
+    while (!cs_stop) {
+        start = cs_mono_ms();
+
+        failed = cs_step(sc) != 0;
+
+        if (sc->opt.once) {
+            break;
+        }
+
+        cs_sleep_ms(start + sc->plan.interval - cs_mono_ms());
+    }
+
+    if (sc->redis.leader) {
+        cs_redis_release(&sc->redis);
+        cs_log("%s: %s gave up the lease", sc->opt.split, sc->id);
+    }
+
+    if (cs_stop) {
+        cs_log("%s: %s stopped", sc->opt.split, sc->id);
+    }
+
+    return sc->opt.once && failed ? 1 : 0;
+}
+
+
+static void
+cs_cleanup(cs_sidecar_t *sc)
+{
+    size_t  i;
+
+    cs_redis_free(&sc->redis);
+    cs_plan_free(&sc->plan);
+
+    for (i = 0; sc->urls && i < sc->opt.nstatus; i++) {
+        free(sc->urls[i]);
+    }
+
+    free(sc->urls);
+    free(sc->opt.status);
+
+    if (sc->curl) {
+        curl_global_cleanup();
+    }
+}
+
+
+/* -1: go on; otherwise the exit code */
+
+static int
+cs_options(cs_options_t *opt, int argc, char **argv)
+{
+    int    c;
+    char **s;
+
+    static const struct option  longopts[] = {
+        { "redis",               required_argument, NULL, 'r' },
+        { "redis-password-file", required_argument, NULL, 'P' },
+        { "prefix",              required_argument, NULL, 'x' },
+        { "split",               required_argument, NULL, 's' },
+        { "status",              required_argument, NULL, 'u' },
+        { "plan",                required_argument, NULL, 'p' },
+        { "receipts",            required_argument, NULL, 'R' },
+        { "id",                  required_argument, NULL, 'i' },
+        { "once",                no_argument,       NULL, 'o' },
+        { "dry-run",             no_argument,       NULL, 'n' },
+        { "help",                no_argument,       NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+
+    opt->prefix = "canary:";
+
+    opterr = 0;
+
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'r':
+            opt->redis = optarg;
+            break;
+        case 'P':
+            opt->password_file = optarg;
+            break;
+        case 'x':
+            opt->prefix = optarg;
+            break;
+        case 's':
+            opt->split = optarg;
+            break;
+        case 'u':
+            s = realloc(opt->status, (opt->nstatus + 1) * sizeof(char *));
+            if (s == NULL) {
+                fprintf(stderr, "canary-sidecar: no memory\n");
+                return 1;
+            }
+
+            opt->status = s;
+            opt->status[opt->nstatus++] = optarg;
+            break;
+        case 'p':
+            opt->plan_file = optarg;
+            break;
+        case 'R':
+            opt->receipts = optarg;
+            break;
+        case 'i':
+            opt->id = optarg;
+            break;
+        case 'o':
+            opt->once = 1;
+            break;
+        case 'n':
+            opt->dry_run = 1;
+            break;
+        case 'h':
+            cs_usage(stdout);
+            return 0;
+        default:
+            if (optopt) {
+                fprintf(stderr, "canary-sidecar: option %s needs a "
+                        "value\n", argv[optind - 1]);
+
+            } else {
+                fprintf(stderr, "canary-sidecar: unknown option %s\n",
+                        argv[optind - 1]);
+            }
+
+            cs_usage(stderr);
+            return 2;
+        }
+    }
+
+    if (optind < argc) {
+        fprintf(stderr, "canary-sidecar: unexpected argument \"%s\"\n",
+                argv[optind]);
+        cs_usage(stderr);
+        return 2;
+    }
+
+    return -1;
+}
+
+
+static void
+cs_usage(FILE *f)
+{
+    fprintf(f,
+"usage: canary-sidecar --redis HOST:PORT [--redis-password-file F]\n"
+"                      [--prefix canary:] --split NAME --status URL\n"
+"                      [--status URL ...] [--plan FILE] [--receipts FILE]\n"
+"                      [--id NAME] [--once] [--dry-run]\n"
+"\n"
+"Walks the split's rollout through the plan's stages, comparing canary\n"
+"with stable across every nginx's /canary_status, and rolls back on its\n"
+"own when the canary breaks the plan's SLOs.\n"
+"\n"
+"  --redis HOST:PORT      Redis shared with nginx (or unix:PATH)\n"
+"  --redis-password-file  file whose first line is the Redis password\n"
+"  --prefix P             key prefix, as canary_redis prefix= (canary:)\n"
+"  --split NAME           the canary_split to roll out\n"
+"  --status URL           a canary_status location; once per nginx\n"
+"  --plan FILE            JSON plan; default: canary (pinned tenants),\n"
+"                         5, 20, 50, 100%% (manual)\n"
+"  --receipts FILE        also append each receipt to FILE, one a line\n"
+"  --id NAME              this sidecar in the lease and receipts\n"
+"                         (default HOSTNAME:PID)\n"
+"  --once                 one step, then exit (1 if it could not decide)\n"
+"  --dry-run              decide and log, write nothing\n"
+"\n"
+"Exit status 2: bad options or plan (before Redis is touched).\n");
+}
+
+
+static int
+cs_check_options(cs_sidecar_t *sc, char **password)
+{
+    size_t         i, len;
+    char           host[64];
+    const char    *s;
+    cs_options_t  *opt;
+
+    opt = &sc->opt;
+
+    if (opt->redis == NULL || opt->split == NULL || opt->nstatus == 0) {
+        fprintf(stderr, "canary-sidecar: --redis, --split and at least one "
+                "--status are required\n");
+        cs_usage(stderr);
+        return -1;
+    }
+
+    /* the names canary-ctl and the module accept */
+    len = strlen(opt->split);
+
+    for (i = 0; i < len; i++) {
+        s = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                   "0123456789._:-", opt->split[i]);
+        if (s == NULL) {
+            break;
+        }
+    }
+
+    if (len == 0 || len > 63 || i < len) {
+        fprintf(stderr, "canary-sidecar: invalid --split \"%s\": 1 to 63 "
+                "of A-Z a-z 0-9 . _ : -\n", opt->split);
+        return -1;
+    }
+
+    for (i = 0; opt->prefix[i]; i++) {
+        if (opt->prefix[i] <= 0x20 || opt->prefix[i] >= 0x7f) {
+            break;
+        }
+    }
+
+    if (opt->prefix[i] || i > 64) {
+        fprintf(stderr, "canary-sidecar: invalid --prefix \"%s\"\n",
+                opt->prefix);
+        return -1;
+    }
+
+    for (i = 0; i < opt->nstatus; i++) {
+        if (strncmp(opt->status[i], "http://", 7) != 0
+            && strncmp(opt->status[i], "https://", 8) != 0)
+        {
+            fprintf(stderr, "canary-sidecar: --status \"%s\": an http:// "
+                    "or https:// URL\n", opt->status[i]);
+            return -1;
+        }
+    }
+
+    if (opt->id) {
+        len = strlen(opt->id);
+
+        for (i = 0; i < len; i++) {
+            if (opt->id[i] < 0x20 || opt->id[i] >= 0x7f) {
+                break;
+            }
+        }
+
+        if (len == 0 || len > 64 || i < len) {
+            fprintf(stderr, "canary-sidecar: invalid --id: 1 to 64 "
+                    "printable ASCII characters\n");
+            return -1;
+        }
+
+        snprintf(sc->id, sizeof(sc->id), "%s", opt->id);
+
+    } else {
+        if (gethostname(host, sizeof(host)) != 0) {
+            snprintf(host, sizeof(host), "localhost");
+        }
+
+        host[sizeof(host) - 1] = '\0';
+        snprintf(sc->id, sizeof(sc->id), "%.48s:%ld", host,
+                 (long) getpid());
+    }
+
+    if (opt->password_file) {
+        *password = cs_read_password(opt->password_file);
+
+        if (*password == NULL) {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+static char *
+cs_read_password(const char *path)
+{
+    FILE  *f;
+    char   buf[1024], *p;
+
+    f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "canary-sidecar: --redis-password-file %s: %s\n",
+                path, strerror(errno));
+        return NULL;
+    }
+
+    if (fgets(buf, sizeof(buf), f) == NULL) {
+        buf[0] = '\0';
+    }
+
+    fclose(f);
+
+    buf[strcspn(buf, "\r\n")] = '\0';
+
+    if (buf[0] == '\0') {
+        fprintf(stderr, "canary-sidecar: --redis-password-file %s: no "
+                "password on its first line\n", path);
+        return NULL;
+    }
+
+    p = strdup(buf);
+    memset(buf, 0, sizeof(buf));
+
+    return p;
+}
+
+
+/* one analysis step; 0, or -1 when it could not decide */
+
+static int
+cs_step(cs_sidecar_t *sc)
+{
+    int              rc;
+    char             holder[128], line[2048], err[1024], ts[32];
+    double           t0;
+    size_t           n;
+    int64_t          now;
+    cs_metrics_t    *m, metrics;
+    cs_rollout_t     ro;
+    cs_decision_t    d;
+    cs_split_view_t  view;
+
+    t0 = cs_mono_fms();
+
+    if (cs_redis_connect(&sc->redis) != 0) {
+        cs_log_error(sc, "%s: redis %s unreachable: %s; holding, retrying",
+                     sc->opt.split, sc->opt.redis, sc->redis.err);
+        sc->was_leader = 0;
+        return -1;
+    }
+
+    if (!sc->opt.dry_run) {
+        rc = cs_redis_lead(&sc->redis, holder, sizeof(holder));
+
+        if (rc < 0) {
+            cs_log_error(sc, "%s: redis: %s; holding, retrying",
+                         sc->opt.split, sc->redis.err);
+            sc->was_leader = 0;
+            return -1;
+        }
+
+        if (rc == 0) {
+            if (sc->was_leader || strcmp(holder, sc->holder) != 0) {
+                cs_log("%s: standby: %s holds the lease %s", sc->opt.split,
+                       holder[0] ? holder : "another sidecar",
+                       sc->redis.leader_key);
+                snprintf(sc->holder, sizeof(sc->holder), "%s", holder);
+            }
+
+            sc->was_leader = 0;
+            return 0;
+        }
+
+        if (!sc->was_leader) {
+            cs_log("%s: %s is the leader (lease %s, %lldms)", sc->opt.split,
+                   sc->id, sc->redis.leader_key,
+                   (long long) sc->redis.lease_ms);
+            sc->was_leader = 1;
+            sc->holder[0] = '\0';
+        }
+    }
+
+    rc = cs_redis_read(&sc->redis, &sc->plan, &now, &view, &ro);
+
+    if (rc != CS_REDIS_OK) {
+        cs_log_error(sc, "%s: %s; holding", sc->opt.split, sc->redis.err);
+        return -1;
+    }
+
+    sc->last_error[0] = '\0';
+    m = NULL;
+
+    if (!cs_rollout_over(&ro)) {
+        if (cs_status_urls(sc, cs_window_seconds(&sc->plan, &ro, now))
+            != 0)
+        {
+            cs_log_error(sc, "%s: no memory; holding", sc->opt.split);
+            return -1;
+        }
+
+        n = cs_fetch(sc->urls, sc->opt.status, sc->opt.nstatus,
+                     sc->opt.split, CS_FETCH_TIMEOUT, &metrics, err,
+                     sizeof(err));
+
+        if (n > 0) {
+            m = &metrics;
+        }
+
+        /* which nginx did not answer: when that changes */
+        if (strcmp(err, sc->fleet) != 0) {
+            if (err[0]) {
+                cs_log("%s: %zu/%zu nginx answered; %s", sc->opt.split, n,
+                       sc->opt.nstatus, err);
+
+            } else {
+                cs_log("%s: all %zu nginx answer again", sc->opt.split,
+                       sc->opt.nstatus);
+            }
+
+            snprintf(sc->fleet, sizeof(sc->fleet), "%s", err);
+        }
+    }
+
+    cs_decide(&sc->plan, &view, &ro, m, now, &d);
+
+    cs_decision_line(&sc->plan, sc->opt.split, &ro, &d, line, sizeof(line));
+
+    if (sc->opt.dry_run) {
+        fprintf(stderr, "%s [dry run] %s\n",
+                cs_iso8601(now, ts, sizeof(ts)), line);
+        return 0;
+    }
+
+    rc = cs_act(sc, &d, &view, now, cs_mono_fms() - t0, line, sizeof(line));
+
+    if (d.action == CS_ACT_IDLE && !d.note[0]) {
+        /* a finished rollout: say so once, not every second */
+        if (strcmp(sc->idle, line) == 0) {
+            return rc;
+        }
+
+        snprintf(sc->idle, sizeof(sc->idle), "%s", line);
+
+    } else {
+        sc->idle[0] = '\0';
+    }
+
+    fprintf(stderr, "%s %s\n", cs_iso8601(now, ts, sizeof(ts)), line);
+
+    return rc;
+}
+
+
+/* the status URLs for a window, made again only when it changes */
+
+static int
+cs_status_urls(cs_sidecar_t *sc, unsigned window)
+{
+    size_t  i;
+
+    if (window == sc->window && sc->urls[0] != NULL) {
+        return 0;
+    }
+
+    for (i = 0; i < sc->opt.nstatus; i++) {
+        free(sc->urls[i]);
+
+        sc->urls[i] = cs_fetch_url(sc->opt.status[i], sc->opt.split, window);
+        if (sc->urls[i] == NULL) {
+            sc->window = 0;
+            return -1;
+        }
+    }
+
+    sc->window = window;
+
+    return 0;
+}
+
+
+/* writes what the decision says; appends the outcome to the line */
+
+static int
+cs_act(cs_sidecar_t *sc, cs_decision_t *d, const cs_split_view_t *view,
+    int64_t now, double decision_ms, char *line, size_t size)
+{
+    int               rc;
+    char              id[CS_UUID_LEN + 1], err[512], *receipts[2];
+    size_t            i, n, len;
+    cs_receipt_ctx_t  ctx;
+
+    len = strlen(line);
+
+    if (!cs_action_writes(d->action)) {
+        if (!d->dirty) {
+            return 0;
+        }
+
+        rc = cs_redis_save(&sc->redis, &sc->plan, &d->next, now);
+
+        if (rc != CS_REDIS_OK) {
+            snprintf(line + len, size - len, " [state not saved: %s]",
+                     sc->redis.err);
+            return -1;
+        }
+
+        return 0;
+    }
+
+    ctx.split = sc->opt.split;
+    ctx.by = sc->id;
+    ctx.now = now;
+    ctx.decision_ms = decision_ms;
+    ctx.generation = view->generation + 1;
+
+    n = 0;
+
+    for (i = 0; i < d->nops; i++) {
+        receipts[i] = cs_receipt_json(&sc->plan, d, i, &ctx, id);
+
+        if (receipts[i] == NULL) {
+            snprintf(line + len, size - len, " [not written: no memory]");
+            rc = -1;
+            goto done;
+        }
+
+        n++;
+    }
+
+    snprintf(d->next.last_receipt, sizeof(d->next.last_receipt), "%s", id);
+
+    rc = cs_redis_write(&sc->redis, &sc->plan, d, view->generation,
+                        receipts, n, now);
+
+    if (rc == CS_REDIS_CONFLICT) {
+        snprintf(line + len, size - len, " [not written: %s; deciding "
+                 "again]", sc->redis.err);
+        rc = -1;
+        goto done;
+    }
+
+    if (rc != CS_REDIS_OK) {
+        snprintf(line + len, size - len, " [not written: %s]",
+                 sc->redis.err);
+        rc = -1;
+        goto done;
+    }
+
+    len += snprintf(line + len, size - len, " [generation %llu:",
+                    (unsigned long long) ctx.generation);
+
+    for (i = 0; i < n && len < size; i++) {
+        len += snprintf(line + len, size - len, " %s", d->ops[i]);
+    }
+
+    if (len < size) {
+        snprintf(line + len, size - len, "]");
+    }
+
+    if (sc->opt.receipts
+        && cs_receipts_append(sc->opt.receipts, receipts, n, err,
+                              sizeof(err)) != 0)
+    {
+        cs_log("%s: receipts file: %s", sc->opt.split, err);
+    }
+
+    rc = 0;
+
+done:
+
+    for (i = 0; i < n; i++) {
+        free(receipts[i]);
+    }
+
+    return rc;
+}
+
+
+static void
+cs_log(const char *fmt, ...)
+{
+    char     ts[32];
+    va_list  args;
+
+    fprintf(stderr, "%s ", cs_iso8601(cs_wall_ms(), ts, sizeof(ts)));
+
+    va_start(args, fmt);
+    vfprintf(stderr, fmt, args);
+    va_end(args);
+
+    fputc('\n', stderr);
+}
+
+
+/* the same error every interval is logged once, then every 30s */
+
+static void
+cs_log_error(cs_sidecar_t *sc, const char *fmt, ...)
+{
+    char     buf[512];
+    int64_t  now;
+    va_list  args;
+
+    va_start(args, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, args);
+    va_end(args);
+
+    now = cs_mono_ms();
+
+    if (strcmp(buf, sc->last_error) == 0
+        && now - sc->last_error_at < CS_REPEAT_LOG)
+    {
+        return;
+    }
+
+    snprintf(sc->last_error, sizeof(sc->last_error), "%s", buf);
+    sc->last_error_at = now;
+
+    cs_log("%s", buf);
+}
+
+
+static int64_t
+cs_wall_ms(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+
+static int64_t
+cs_mono_ms(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+
+static double
+cs_mono_fms(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (double) ts.tv_sec * 1000 + (double) ts.tv_nsec / 1000000;
+}
+
+
+/* returns early on a signal */
+
+static void
+cs_sleep_ms(int64_t ms)
+{
+    struct timespec  ts;
+
+    if (ms <= 0 || cs_stop) {
+        return;
+    }
+
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (ms % 1000) * 1000000;
+
+    (void) nanosleep(&ts, NULL);
+}
+
+
+static void
+cs_on_signal(int signo)
+{
+    (void) signo;
+
+    cs_stop = 1;
+}

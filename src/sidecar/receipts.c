@@ -1,0 +1,245 @@
+
+/*
+ * Receipts as JSON (jansson) and the receipts file.
+ */
+
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "receipts.h"
+
+
+static json_t *cs_receipt_number(double v);
+static json_t *cs_receipt_weight(uint32_t weight);
+static json_t *cs_receipt_checks(const cs_decision_t *d);
+
+
+char *
+cs_receipt_json(const cs_plan_t *plan, const cs_decision_t *d, size_t op,
+    const cs_receipt_ctx_t *ctx, char id[CS_UUID_LEN + 1])
+{
+    char                   ts[32];
+    char                  *out;
+    json_t                *r;
+    const cs_judgement_t  *j;
+
+    cs_uuid(id);
+    cs_iso8601(ctx->now, ts, sizeof(ts));
+
+    j = &d->j;
+
+    r = json_object();
+    if (r == NULL) {
+        return NULL;
+    }
+
+    json_object_set_new(r, "receipt_id", json_string(id));
+    json_object_set_new(r, "timestamp", json_string(ts));
+    json_object_set_new(r, "operation", json_string(d->ops[op]));
+    json_object_set_new(r, "split", json_string(ctx->split));
+
+    json_object_set_new(r, "from_stage", d->from_stage < 0 ? json_null()
+                        : json_string(plan->stages[d->from_stage].name));
+    json_object_set_new(r, "to_stage",
+                        json_string(plan->stages[d->to_stage].name));
+    json_object_set_new(r, "from_weight", cs_receipt_weight(d->from_weight));
+    json_object_set_new(r, "to_weight", cs_receipt_weight(d->to_weight));
+    json_object_set_new(r, "state", json_string(d->state));
+
+    json_object_set_new(r, "sli_checks", cs_receipt_checks(d));
+
+    json_object_set_new(r, "requests",
+        json_pack("{s:I,s:I}",
+                  "stable", (json_int_t) j->requests[CS_STABLE],
+                  "canary", (json_int_t) j->requests[CS_CANARY]));
+    json_object_set_new(r, "errors",
+        json_pack("{s:I,s:I}",
+                  "stable", (json_int_t) j->errors[CS_STABLE],
+                  "canary", (json_int_t) j->errors[CS_CANARY]));
+    json_object_set_new(r, "window_seconds",
+                        json_integer(d->has_judgement ? j->window_seconds
+                                     : plan->window / 1000));
+    json_object_set_new(r, "nginx",
+        json_pack("{s:I,s:I}", "answered", (json_int_t) j->instances,
+                  "asked", (json_int_t) j->asked));
+    json_object_set_new(r, "reason", json_string(d->reason));
+    json_object_set_new(r, "decision_ms",
+                        cs_receipt_number(round(ctx->decision_ms * 1000)
+                                          / 1000));
+    json_object_set_new(r, "generation",
+                        json_integer((json_int_t) ctx->generation));
+    json_object_set_new(r, "by", json_string(ctx->by));
+
+    out = json_dumps(r, JSON_COMPACT | JSON_REAL_PRECISION(6)
+                        | JSON_PRESERVE_ORDER);
+
+    json_decref(r);
+
+    return out;
+}
+
+
+static json_t *
+cs_receipt_checks(const cs_decision_t *d)
+{
+    size_t             i;
+    json_t            *checks, *c;
+    const cs_check_t  *k;
+
+    checks = json_object();
+
+    for (i = 0; i < CS_CHECKS; i++) {
+        k = &d->j.checks[i];
+
+        if (!d->has_judgement) {
+            c = json_pack("{s:n,s:n,s:n,s:s,s:n}", "baseline", "canary",
+                          "threshold", "status", "NO_DATA", "p_value");
+
+        } else {
+            c = json_object();
+            json_object_set_new(c, "baseline", cs_receipt_number(k->baseline));
+            json_object_set_new(c, "canary", cs_receipt_number(k->canary));
+            json_object_set_new(c, "threshold",
+                                cs_receipt_number(k->threshold));
+            json_object_set_new(c, "status",
+                                json_string(cs_verdict_name(k->status)));
+            json_object_set_new(c, "p_value", cs_receipt_number(k->p_value));
+        }
+
+        json_object_set_new(checks, cs_check_name(i), c);
+    }
+
+    return checks;
+}
+
+
+static json_t *
+cs_receipt_number(double v)
+{
+    if (!isfinite(v)) {
+        return json_null();
+    }
+
+    return json_real(v);
+}
+
+
+static json_t *
+cs_receipt_weight(uint32_t weight)
+{
+    if (weight % 100 == 0) {
+        return json_integer(weight / 100);
+    }
+
+    return json_real(weight / 100.0);
+}
+
+
+void
+cs_uuid(char out[CS_UUID_LEN + 1])
+{
+    size_t          i, n;
+    struct timespec ts;
+    unsigned char   b[16];
+
+    if (getrandom(b, sizeof(b), 0) != (ssize_t) sizeof(b)) {
+        clock_gettime(CLOCK_REALTIME, &ts);
+        srandom((unsigned) (ts.tv_nsec ^ ts.tv_sec ^ getpid()));
+
+        for (i = 0; i < sizeof(b); i++) {
+            b[i] = (unsigned char) random();
+        }
+    }
+
+    b[6] = (unsigned char) ((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char) ((b[8] & 0x3f) | 0x80);
+
+    n = 0;
+
+    for (i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) {
+            out[n++] = '-';
+        }
+
+        out[n++] = "0123456789abcdef"[b[i] >> 4];
+        out[n++] = "0123456789abcdef"[b[i] & 0x0f];
+    }
+
+    out[n] = '\0';
+}
+
+
+char *
+cs_iso8601(int64_t ms, char *buf, size_t size)
+{
+    time_t     t;
+    struct tm  tm;
+
+    t = (time_t) (ms / 1000);
+    gmtime_r(&t, &tm);
+    strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+
+    return buf;
+}
+
+
+int
+cs_receipts_append(const char *path, char *const *receipts, size_t n,
+    char *err, size_t errlen)
+{
+    int      fd, rc;
+    char    *line;
+    size_t   i, len;
+    ssize_t  w;
+
+    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd == -1) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+
+    rc = 0;
+
+    for (i = 0; i < n; i++) {
+        len = strlen(receipts[i]);
+
+        line = malloc(len + 1);
+        if (line == NULL) {
+            snprintf(err, errlen, "%s: no memory", path);
+            rc = -1;
+            break;
+        }
+
+        memcpy(line, receipts[i], len);
+        line[len] = '\n';
+
+        /* one write per line: concurrent appenders do not interleave */
+        w = write(fd, line, len + 1);
+
+        free(line);
+
+        if (w != (ssize_t) (len + 1)) {
+            snprintf(err, errlen, "%s: %s", path,
+                     w < 0 ? strerror(errno) : "short write");
+            rc = -1;
+            break;
+        }
+    }
+
+    if (close(fd) != 0 && rc == 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        rc = -1;
+    }
+
+    return rc;
+}

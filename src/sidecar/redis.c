@@ -1,0 +1,1040 @@
+
+/*
+ * Redis: lease, state, and each decision's write as one MULTI/EXEC.
+ */
+
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "redis.h"
+#include "receipts.h"
+
+
+#define CS_RECEIPTS_MAXLEN  "10000"
+
+
+typedef struct {
+    char              **argv;
+    size_t             *len;
+    size_t              n;
+    size_t              size;
+    int                 failed;
+} cs_args_t;
+
+
+static void cs_args_add(cs_args_t *a, const char *s);
+static void cs_args_addf(cs_args_t *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void cs_args_free(cs_args_t *a);
+static redisReply *cs_redis_command(cs_redis_t *r, cs_args_t *a);
+static int cs_redis_pipeline(cs_redis_t *r, cs_args_t *cmds, size_t n,
+    redisReply **replies);
+static int cs_redis_io_error(cs_redis_t *r, const char *what);
+static int cs_redis_fence(cs_redis_t *r, const char *watch_key,
+    int check_generation, uint64_t expect);
+static void cs_redis_state_args(cs_redis_t *r, cs_args_t *a,
+    const cs_plan_t *plan, const cs_rollout_t *ro, int64_t now);
+static int cs_redis_exec_result(cs_redis_t *r, redisReply *exec);
+static char *cs_strcat3(const char *a, const char *b, const char *c);
+
+
+/* renew the lease only while it still holds this id */
+static const char  *cs_redis_renew_script =
+    "if redis.call('get', KEYS[1]) == ARGV[1] then "
+    "return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0";
+
+static const char  *cs_redis_release_script =
+    "if redis.call('get', KEYS[1]) == ARGV[1] then "
+    "return redis.call('del', KEYS[1]) end return 0";
+
+
+int
+cs_redis_init(cs_redis_t *r, const char *address, const char *password,
+    const char *prefix, const char *split, const char *id, int64_t lease_ms,
+    char *err, size_t errlen)
+{
+    long         port;
+    char        *end;
+    const char  *colon;
+
+    memset(r, 0, sizeof(cs_redis_t));
+
+    if (strncmp(address, "unix:", 5) == 0 && address[5]) {
+        r->unix_path = strdup(address + 5);
+
+    } else {
+        colon = strrchr(address, ':');
+
+        if (colon == NULL || colon == address) {
+            snprintf(err, errlen, "--redis \"%s\": HOST:PORT or unix:PATH",
+                     address);
+            return -1;
+        }
+
+        port = strtol(colon + 1, &end, 10);
+
+        if (*end || port < 1 || port > 65535) {
+            snprintf(err, errlen, "--redis \"%s\": the port is not 1 to "
+                     "65535", address);
+            return -1;
+        }
+
+        if (address[0] == '[' && colon[-1] == ']') {
+            r->host = strndup(address + 1, (size_t) (colon - address - 2));
+
+        } else {
+            r->host = strndup(address, (size_t) (colon - address));
+        }
+
+        r->port = (int) port;
+    }
+
+    r->password = password ? strdup(password) : NULL;
+    r->id = strdup(id);
+    r->timeout_ms = 1000;
+    r->lease_ms = lease_ms;
+
+    r->key = cs_strcat3(prefix, split, "");
+    r->sidecar_key = cs_strcat3(prefix, split, ":sidecar");
+    r->leader_key = cs_strcat3(prefix, split, ":leader");
+    r->receipts_key = cs_strcat3(prefix, split, ":receipts");
+    r->pin_keys[CS_STABLE] = cs_strcat3(prefix, split, ":pin:stable");
+    r->pin_keys[CS_CANARY] = cs_strcat3(prefix, split, ":pin:canary");
+
+    if ((r->host == NULL && r->unix_path == NULL) || r->id == NULL
+        || r->key == NULL || r->sidecar_key == NULL || r->leader_key == NULL
+        || r->receipts_key == NULL || r->pin_keys[0] == NULL
+        || r->pin_keys[1] == NULL || (password && r->password == NULL))
+    {
+        snprintf(err, errlen, "no memory");
+        cs_redis_free(r);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+void
+cs_redis_free(cs_redis_t *r)
+{
+    cs_redis_close(r);
+
+    free(r->host);
+    free(r->unix_path);
+
+    if (r->password) {
+        memset(r->password, 0, strlen(r->password));
+        free(r->password);
+    }
+
+    free(r->id);
+    free(r->key);
+    free(r->sidecar_key);
+    free(r->leader_key);
+    free(r->receipts_key);
+    free(r->pin_keys[0]);
+    free(r->pin_keys[1]);
+
+    memset(r, 0, sizeof(cs_redis_t));
+}
+
+
+int
+cs_redis_connect(cs_redis_t *r)
+{
+    redisReply      *reply;
+    struct timeval   tv;
+
+    if (r->c != NULL) {
+        return 0;
+    }
+
+    tv.tv_sec = r->timeout_ms / 1000;
+    tv.tv_usec = (r->timeout_ms % 1000) * 1000;
+
+    if (r->unix_path) {
+        r->c = redisConnectUnixWithTimeout(r->unix_path, tv);
+
+    } else {
+        r->c = redisConnectWithTimeout(r->host, r->port, tv);
+    }
+
+    if (r->c == NULL) {
+        snprintf(r->err, sizeof(r->err), "cannot allocate a connection");
+        return -1;
+    }
+
+    if (r->c->err) {
+        return cs_redis_io_error(r, "connect");
+    }
+
+    if (redisSetTimeout(r->c, tv) != REDIS_OK) {
+        return cs_redis_io_error(r, "set timeout");
+    }
+
+    if (r->password == NULL) {
+        return 0;
+    }
+
+    reply = redisCommand(r->c, "AUTH %s", r->password);
+
+    if (reply == NULL) {
+        return cs_redis_io_error(r, "AUTH");
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        snprintf(r->err, sizeof(r->err), "AUTH: %.200s", reply->str);
+        freeReplyObject(reply);
+        cs_redis_close(r);
+        return -1;
+    }
+
+    freeReplyObject(reply);
+
+    return 0;
+}
+
+
+void
+cs_redis_close(cs_redis_t *r)
+{
+    if (r->c) {
+        redisFree(r->c);
+        r->c = NULL;
+    }
+}
+
+
+int
+cs_redis_lead(cs_redis_t *r, char *holder, size_t size)
+{
+    int          rc;
+    char         lease[32];
+    cs_args_t    a;
+    redisReply  *reply;
+
+    snprintf(lease, sizeof(lease), "%lld", (long long) r->lease_ms);
+    holder[0] = '\0';
+
+    if (r->leader) {
+        memset(&a, 0, sizeof(cs_args_t));
+        cs_args_add(&a, "EVAL");
+        cs_args_add(&a, cs_redis_renew_script);
+        cs_args_add(&a, "1");
+        cs_args_add(&a, r->leader_key);
+        cs_args_add(&a, r->id);
+        cs_args_add(&a, lease);
+
+        reply = cs_redis_command(r, &a);
+        cs_args_free(&a);
+
+        if (reply == NULL) {
+            return -1;
+        }
+
+        rc = reply->type == REDIS_REPLY_INTEGER && reply->integer == 1;
+
+        if (reply->type == REDIS_REPLY_ERROR) {
+            snprintf(r->err, sizeof(r->err), "renewing the lease: %.200s",
+                     reply->str);
+            freeReplyObject(reply);
+            return -1;
+        }
+
+        freeReplyObject(reply);
+
+        if (rc) {
+            return 1;
+        }
+
+        r->leader = 0;
+    }
+
+    memset(&a, 0, sizeof(cs_args_t));
+    cs_args_add(&a, "SET");
+    cs_args_add(&a, r->leader_key);
+    cs_args_add(&a, r->id);
+    cs_args_add(&a, "NX");
+    cs_args_add(&a, "PX");
+    cs_args_add(&a, lease);
+
+    reply = cs_redis_command(r, &a);
+    cs_args_free(&a);
+
+    if (reply == NULL) {
+        return -1;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        snprintf(r->err, sizeof(r->err), "taking the lease: %.200s",
+                 reply->str);
+        freeReplyObject(reply);
+        return -1;
+    }
+
+    rc = reply->type == REDIS_REPLY_STATUS;
+    freeReplyObject(reply);
+
+    if (rc) {
+        r->leader = 1;
+        return 1;
+    }
+
+    reply = redisCommand(r->c, "GET %s", r->leader_key);
+
+    if (reply == NULL) {
+        return cs_redis_io_error(r, "GET");
+    }
+
+    if (reply->type == REDIS_REPLY_STRING) {
+        snprintf(holder, size, "%.*s", (int) reply->len, reply->str);
+    }
+
+    freeReplyObject(reply);
+
+    return 0;
+}
+
+
+void
+cs_redis_release(cs_redis_t *r)
+{
+    redisReply  *reply;
+
+    if (!r->leader || r->c == NULL) {
+        return;
+    }
+
+    r->leader = 0;
+
+    reply = redisCommand(r->c, "EVAL %s 1 %s %s", cs_redis_release_script,
+                         r->leader_key, r->id);
+
+    if (reply) {
+        freeReplyObject(reply);
+    }
+}
+
+
+int
+cs_redis_read(cs_redis_t *r, const cs_plan_t *plan, int64_t *now,
+    cs_split_view_t *view, cs_rollout_t *ro)
+{
+    int          rc;
+    size_t       i;
+    cs_args_t    cmds[5];
+    redisReply  *replies[5], *exec, *t;
+
+    memset(cmds, 0, sizeof(cmds));
+
+    cs_args_add(&cmds[0], "MULTI");
+    cs_args_add(&cmds[1], "TIME");
+    cs_args_add(&cmds[2], "HGETALL");
+    cs_args_add(&cmds[2], r->key);
+    cs_args_add(&cmds[3], "HGETALL");
+    cs_args_add(&cmds[3], r->sidecar_key);
+    cs_args_add(&cmds[4], "EXEC");
+
+    rc = cs_redis_pipeline(r, cmds, 5, replies);
+
+    for (i = 0; i < 5; i++) {
+        cs_args_free(&cmds[i]);
+    }
+
+    if (rc != 0) {
+        return CS_REDIS_ERROR;
+    }
+
+    rc = CS_REDIS_ERROR;
+    exec = replies[4];
+
+    if (exec->type != REDIS_REPLY_ARRAY || exec->elements != 3
+        || exec->element[0]->type != REDIS_REPLY_ARRAY
+        || exec->element[0]->elements != 2
+        || exec->element[1]->type != REDIS_REPLY_ARRAY
+        || exec->element[2]->type != REDIS_REPLY_ARRAY)
+    {
+        snprintf(r->err, sizeof(r->err), "reading %s: %.200s", r->key,
+                 exec->type == REDIS_REPLY_ERROR ? exec->str
+                 : "unexpected reply (is it a hash?)");
+
+        for (i = 0; i < 3 && exec->type == REDIS_REPLY_ARRAY
+                    && i < exec->elements; i++)
+        {
+            if (exec->element[i]->type == REDIS_REPLY_ERROR) {
+                snprintf(r->err, sizeof(r->err), "reading %s: %.200s",
+                         r->key, exec->element[i]->str);
+            }
+        }
+
+        goto done;
+    }
+
+    t = exec->element[0];
+    *now = strtoll(t->element[0]->str, NULL, 10) * 1000
+           + strtoll(t->element[1]->str, NULL, 10) / 1000;
+
+    cs_view_from_hash(view, exec->element[1]);
+
+    if (cs_rollout_from_hash(ro, plan, exec->element[2], r->err,
+                             sizeof(r->err)) != 0)
+    {
+        rc = CS_REDIS_BAD_STATE;
+        goto done;
+    }
+
+    rc = CS_REDIS_OK;
+
+done:
+
+    for (i = 0; i < 5; i++) {
+        freeReplyObject(replies[i]);
+    }
+
+    return rc;
+}
+
+
+int
+cs_redis_write(cs_redis_t *r, const cs_plan_t *plan, const cs_decision_t *d,
+    uint64_t expect, char *const *receipts, size_t nreceipts, int64_t now)
+{
+    int          rc;
+    char         ts[32], w[16];
+    size_t       i, n, ncmds;
+    cs_args_t   *cmds;
+    redisReply  *pub, **replies;
+
+    rc = cs_redis_fence(r, r->key, 1, expect);
+    if (rc != CS_REDIS_OK) {
+        return rc;
+    }
+
+    ncmds = 8 + nreceipts;
+    cmds = calloc(ncmds, sizeof(cs_args_t));
+    replies = calloc(ncmds, sizeof(redisReply *));
+
+    if (cmds == NULL || replies == NULL) {
+        free(cmds);
+        free(replies);
+        snprintf(r->err, sizeof(r->err), "no memory");
+        cs_redis_close(r);
+        return CS_REDIS_ERROR;
+    }
+
+    cs_iso8601(now, ts, sizeof(ts));
+
+    n = 0;
+    cs_args_add(&cmds[n++], "MULTI");
+
+    cs_args_add(&cmds[n], "HINCRBY");
+    cs_args_add(&cmds[n], r->key);
+    cs_args_add(&cmds[n], "generation");
+    cs_args_add(&cmds[n++], "1");
+
+    cs_args_add(&cmds[n], "HSET");
+    cs_args_add(&cmds[n], r->key);
+
+    if (d->set_weight) {
+        cs_args_add(&cmds[n], "weight");
+        cs_args_add(&cmds[n], cs_weight_format(d->weight, w, sizeof(w)));
+    }
+
+    cs_args_add(&cmds[n], "state");
+    cs_args_add(&cmds[n], d->state);
+    cs_args_add(&cmds[n], "updated_by");
+    cs_args_add(&cmds[n], r->id);
+    cs_args_add(&cmds[n], "updated_at");
+    cs_args_add(&cmds[n++], ts);
+
+    if (d->pins != 0 && plan->npins) {
+        /* pinned test tenants: to canary when the rollout starts, off
+         * it when it ends, so that every tenant follows the weight */
+        cs_args_add(&cmds[n], d->pins > 0 ? "SADD" : "SREM");
+        cs_args_add(&cmds[n], r->pin_keys[CS_CANARY]);
+
+        for (i = 0; i < plan->npins; i++) {
+            cs_args_add(&cmds[n], plan->pins[i]);
+        }
+
+        n++;
+
+        if (d->pins > 0) {
+            cs_args_add(&cmds[n], "SREM");
+            cs_args_add(&cmds[n], r->pin_keys[CS_STABLE]);
+
+            for (i = 0; i < plan->npins; i++) {
+                cs_args_add(&cmds[n], plan->pins[i]);
+            }
+
+            n++;
+        }
+    }
+
+    for (i = 0; i < nreceipts; i++) {
+        cs_args_add(&cmds[n], "XADD");
+        cs_args_add(&cmds[n], r->receipts_key);
+        cs_args_add(&cmds[n], "MAXLEN");
+        cs_args_add(&cmds[n], "~");
+        cs_args_add(&cmds[n], CS_RECEIPTS_MAXLEN);
+        cs_args_add(&cmds[n], "*");
+        cs_args_add(&cmds[n], "receipt");
+        cs_args_add(&cmds[n++], receipts[i]);
+    }
+
+    cs_redis_state_args(r, &cmds[n++], plan, &d->next, now);
+
+    cs_args_add(&cmds[n++], "EXEC");
+
+    rc = cs_redis_pipeline(r, cmds, n, replies);
+
+    if (rc == 0) {
+        rc = cs_redis_exec_result(r, replies[n - 1]);
+
+        for (i = 0; i < n; i++) {
+            freeReplyObject(replies[i]);
+        }
+    }
+
+    for (i = 0; i < n; i++) {
+        cs_args_free(&cmds[i]);
+    }
+
+    free(cmds);
+    free(replies);
+
+    if (rc != CS_REDIS_OK) {
+        return rc;
+    }
+
+    /* the payload is not trusted: nginx re-reads the hash */
+    pub = redisCommand(r->c, "PUBLISH %s %s", r->key, d->ops[d->nops - 1]);
+
+    if (pub == NULL) {
+        /* written; nginx picks it up at its next poll */
+        cs_redis_io_error(r, "PUBLISH");
+
+    } else {
+        freeReplyObject(pub);
+    }
+
+    return CS_REDIS_OK;
+}
+
+
+int
+cs_redis_save(cs_redis_t *r, const cs_plan_t *plan, const cs_rollout_t *ro,
+    int64_t now)
+{
+    int          rc;
+    size_t       i;
+    cs_args_t    cmds[3];
+    redisReply  *replies[3];
+
+    rc = cs_redis_fence(r, NULL, 0, 0);
+    if (rc != CS_REDIS_OK) {
+        return rc;
+    }
+
+    memset(cmds, 0, sizeof(cmds));
+
+    cs_args_add(&cmds[0], "MULTI");
+    cs_redis_state_args(r, &cmds[1], plan, ro, now);
+    cs_args_add(&cmds[2], "EXEC");
+
+    rc = cs_redis_pipeline(r, cmds, 3, replies);
+
+    for (i = 0; i < 3; i++) {
+        cs_args_free(&cmds[i]);
+    }
+
+    if (rc != 0) {
+        return CS_REDIS_ERROR;
+    }
+
+    rc = cs_redis_exec_result(r, replies[2]);
+
+    for (i = 0; i < 3; i++) {
+        freeReplyObject(replies[i]);
+    }
+
+    return rc;
+}
+
+
+/*
+ * WATCH the lease (and the split), then check that this sidecar still
+ * holds the lease and the split still has the generation decided on:
+ * the EXEC that follows fails if either changes in between.
+ */
+
+static int
+cs_redis_fence(cs_redis_t *r, const char *watch_key, int check_generation,
+    uint64_t expect)
+{
+    int          ok;
+    uint64_t     gen;
+    redisReply  *reply;
+
+    if (watch_key) {
+        reply = redisCommand(r->c, "WATCH %s %s", r->leader_key, watch_key);
+
+    } else {
+        reply = redisCommand(r->c, "WATCH %s", r->leader_key);
+    }
+
+    if (reply == NULL) {
+        return cs_redis_io_error(r, "WATCH");
+    }
+
+    freeReplyObject(reply);
+
+    reply = redisCommand(r->c, "GET %s", r->leader_key);
+
+    if (reply == NULL) {
+        return cs_redis_io_error(r, "GET");
+    }
+
+    ok = reply->type == REDIS_REPLY_STRING && strlen(r->id) == reply->len
+         && memcmp(reply->str, r->id, reply->len) == 0;
+
+    freeReplyObject(reply);
+
+    if (!ok) {
+        r->leader = 0;
+        snprintf(r->err, sizeof(r->err), "the lease %s is no longer ours",
+                 r->leader_key);
+        goto conflict;
+    }
+
+    if (!check_generation) {
+        return CS_REDIS_OK;
+    }
+
+    reply = redisCommand(r->c, "HGET %s generation", r->key);
+
+    if (reply == NULL) {
+        return cs_redis_io_error(r, "HGET");
+    }
+
+    gen = reply->type == REDIS_REPLY_STRING
+          ? strtoull(reply->str, NULL, 10) : 0;
+
+    freeReplyObject(reply);
+
+    if (gen != expect) {
+        snprintf(r->err, sizeof(r->err), "generation changed from %llu to "
+                 "%llu meanwhile", (unsigned long long) expect,
+                 (unsigned long long) gen);
+        goto conflict;
+    }
+
+    return CS_REDIS_OK;
+
+conflict:
+
+    reply = redisCommand(r->c, "UNWATCH");
+
+    if (reply == NULL) {
+        return cs_redis_io_error(r, "UNWATCH");
+    }
+
+    freeReplyObject(reply);
+
+    return CS_REDIS_CONFLICT;
+}
+
+
+static int
+cs_redis_exec_result(cs_redis_t *r, redisReply *exec)
+{
+    size_t  i;
+
+    if (exec->type == REDIS_REPLY_NIL) {
+        snprintf(r->err, sizeof(r->err), "the split or the lease changed "
+                 "during the write: nothing written");
+        return CS_REDIS_CONFLICT;
+    }
+
+    if (exec->type == REDIS_REPLY_ERROR) {
+        snprintf(r->err, sizeof(r->err), "EXEC: %.200s", exec->str);
+        return CS_REDIS_ERROR;
+    }
+
+    if (exec->type != REDIS_REPLY_ARRAY) {
+        snprintf(r->err, sizeof(r->err), "EXEC: unexpected reply");
+        return CS_REDIS_ERROR;
+    }
+
+    for (i = 0; i < exec->elements; i++) {
+        if (exec->element[i]->type == REDIS_REPLY_ERROR) {
+            snprintf(r->err, sizeof(r->err), "command %zu of the write: "
+                     "%.200s", i + 1, exec->element[i]->str);
+            return CS_REDIS_ERROR;
+        }
+    }
+
+    return CS_REDIS_OK;
+}
+
+
+static void
+cs_redis_state_args(cs_redis_t *r, cs_args_t *a, const cs_plan_t *plan,
+    const cs_rollout_t *ro, int64_t now)
+{
+    char  ts[32], w[16];
+
+    cs_args_add(a, "HSET");
+    cs_args_add(a, r->sidecar_key);
+    cs_args_add(a, "status");
+    cs_args_add(a, cs_status_name(ro->status));
+    cs_args_add(a, "stage");
+    cs_args_addf(a, "%zu", ro->stage);
+    cs_args_add(a, "stage_name");
+    cs_args_add(a, plan->stages[ro->stage].name);
+    cs_args_add(a, "stage_started");
+    cs_args_addf(a, "%lld", (long long) ro->stage_started);
+    cs_args_add(a, "weight");
+    cs_args_add(a, cs_weight_format(ro->weight, w, sizeof(w)));
+    cs_args_add(a, "generation");
+    cs_args_addf(a, "%llu", (unsigned long long) ro->generation);
+    cs_args_add(a, "seen");
+    cs_args_addf(a, "%llu", (unsigned long long) ro->seen);
+    cs_args_add(a, "violation_since");
+    cs_args_addf(a, "%lld", (long long) ro->violation_since);
+    cs_args_add(a, "approved");
+    cs_args_addf(a, "%d", ro->approved);
+    cs_args_add(a, "last_receipt");
+    cs_args_add(a, ro->last_receipt);
+    cs_args_add(a, "stopped_by");
+    cs_args_add(a, ro->stopped_by);
+    cs_args_add(a, "by");
+    cs_args_add(a, r->id);
+    cs_args_add(a, "updated_at");
+    cs_args_add(a, cs_iso8601(now, ts, sizeof(ts)));
+}
+
+
+void
+cs_view_from_hash(cs_split_view_t *view, const redisReply *hash)
+{
+    size_t              i;
+    int64_t             w;
+    const redisReply   *f, *v;
+
+    memset(view, 0, sizeof(cs_split_view_t));
+    view->enabled = -1;
+    view->exists = hash->elements > 0;
+
+    for (i = 0; i + 1 < hash->elements; i += 2) {
+        f = hash->element[i];
+        v = hash->element[i + 1];
+
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+
+        if (strcmp(f->str, "weight") == 0) {
+            w = cs_weight_parse(v->str, v->len);
+
+            if (w >= 0) {
+                view->weight = (uint32_t) w;
+                view->has_weight = 1;
+            }
+
+        } else if (strcmp(f->str, "enabled") == 0) {
+            view->enabled = strcmp(v->str, "0") == 0 ? 0
+                            : strcmp(v->str, "1") == 0 ? 1 : -1;
+
+        } else if (strcmp(f->str, "generation") == 0) {
+            view->generation = strtoull(v->str, NULL, 10);
+
+        } else if (strcmp(f->str, "state") == 0) {
+            snprintf(view->state, sizeof(view->state), "%s", v->str);
+
+        } else if (strcmp(f->str, "updated_by") == 0) {
+            snprintf(view->updated_by, sizeof(view->updated_by), "%s",
+                     v->str);
+        }
+    }
+}
+
+
+int
+cs_rollout_from_hash(cs_rollout_t *ro, const cs_plan_t *plan,
+    const redisReply *hash, char *err, size_t errlen)
+{
+    size_t              i, k;
+    int64_t             w;
+    const char         *name, *status;
+    const redisReply   *f, *v;
+
+    cs_rollout_init(ro);
+
+    if (hash->elements == 0) {
+        return 0;
+    }
+
+    name = NULL;
+    status = NULL;
+
+    for (i = 0; i + 1 < hash->elements; i += 2) {
+        f = hash->element[i];
+        v = hash->element[i + 1];
+
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+
+        if (strcmp(f->str, "status") == 0) {
+            status = v->str;
+
+        } else if (strcmp(f->str, "stage") == 0) {
+            ro->stage = (size_t) strtoull(v->str, NULL, 10);
+
+        } else if (strcmp(f->str, "stage_name") == 0) {
+            name = v->str;
+
+        } else if (strcmp(f->str, "stage_started") == 0) {
+            ro->stage_started = strtoll(v->str, NULL, 10);
+
+        } else if (strcmp(f->str, "weight") == 0) {
+            w = cs_weight_parse(v->str, v->len);
+            ro->weight = w < 0 ? 0 : (uint32_t) w;
+
+        } else if (strcmp(f->str, "generation") == 0) {
+            ro->generation = strtoull(v->str, NULL, 10);
+
+        } else if (strcmp(f->str, "seen") == 0) {
+            ro->seen = strtoull(v->str, NULL, 10);
+
+        } else if (strcmp(f->str, "violation_since") == 0) {
+            ro->violation_since = strtoll(v->str, NULL, 10);
+
+        } else if (strcmp(f->str, "approved") == 0) {
+            ro->approved = (int) strtol(v->str, NULL, 10);
+
+        } else if (strcmp(f->str, "last_receipt") == 0) {
+            snprintf(ro->last_receipt, sizeof(ro->last_receipt), "%s",
+                     v->str);
+
+        } else if (strcmp(f->str, "stopped_by") == 0) {
+            snprintf(ro->stopped_by, sizeof(ro->stopped_by), "%s", v->str);
+        }
+    }
+
+    if (status == NULL || cs_status_parse(status, &ro->status) != 0
+        || ro->status == CS_STATUS_NEW)
+    {
+        snprintf(err, errlen, "the sidecar state has no valid status "
+                 "(\"%.32s\")", status ? status : "");
+        return -1;
+    }
+
+    if (ro->seen < ro->generation) {
+        ro->seen = ro->generation;
+    }
+
+    /* the plan may have changed since: the stage is known by its name */
+    if (ro->stage < plan->nstages && name
+        && strcmp(plan->stages[ro->stage].name, name) == 0)
+    {
+        return 0;
+    }
+
+    for (k = 0; name && k < plan->nstages; k++) {
+        if (strcmp(plan->stages[k].name, name) == 0) {
+            ro->stage = k;
+            ro->approved = -1;
+            return 0;
+        }
+    }
+
+    snprintf(err, errlen, "the sidecar state is at stage \"%.64s\", which "
+             "this plan does not have; delete the state to start a new "
+             "rollout", name ? name : "");
+
+    return -1;
+}
+
+
+static redisReply *
+cs_redis_command(cs_redis_t *r, cs_args_t *a)
+{
+    redisReply  *reply;
+
+    if (a->failed) {
+        snprintf(r->err, sizeof(r->err), "no memory");
+        return NULL;
+    }
+
+    reply = redisCommandArgv(r->c, (int) a->n, (const char **) a->argv,
+                             a->len);
+
+    if (reply == NULL) {
+        cs_redis_io_error(r, a->n ? a->argv[0] : "command");
+    }
+
+    return reply;
+}
+
+
+/* all commands in one round trip; replies[] to free unless -1 */
+
+static int
+cs_redis_pipeline(cs_redis_t *r, cs_args_t *cmds, size_t n,
+    redisReply **replies)
+{
+    size_t   i, k;
+    void    *reply;
+
+    for (i = 0; i < n; i++) {
+        if (cmds[i].failed) {
+            snprintf(r->err, sizeof(r->err), "no memory");
+            return -1;
+        }
+
+        if (redisAppendCommandArgv(r->c, (int) cmds[i].n,
+                                   (const char **) cmds[i].argv,
+                                   cmds[i].len) != REDIS_OK)
+        {
+            return cs_redis_io_error(r, "pipeline");
+        }
+    }
+
+    for (i = 0; i < n; i++) {
+        if (redisGetReply(r->c, &reply) != REDIS_OK || reply == NULL) {
+            for (k = 0; k < i; k++) {
+                freeReplyObject(replies[k]);
+            }
+
+            return cs_redis_io_error(r, cmds[i].argv[0]);
+        }
+
+        replies[i] = reply;
+    }
+
+    return 0;
+}
+
+
+static int
+cs_redis_io_error(cs_redis_t *r, const char *what)
+{
+    if (r->c && r->c->err == REDIS_ERR_IO && r->c->errstr[0]
+        && strstr(r->c->errstr, "temporarily unavailable"))
+    {
+        /* hiredis' word for a command timeout (EAGAIN) */
+        snprintf(r->err, sizeof(r->err), "%s: timed out after %ldms", what,
+                 r->timeout_ms);
+
+    } else {
+        snprintf(r->err, sizeof(r->err), "%s: %s", what,
+                 r->c && r->c->errstr[0] ? r->c->errstr
+                 : "connection lost");
+    }
+
+    cs_redis_close(r);
+
+    return CS_REDIS_ERROR;
+}
+
+
+static void
+cs_args_add(cs_args_t *a, const char *s)
+{
+    char    **argv;
+    size_t   *len;
+
+    if (a->failed) {
+        return;
+    }
+
+    if (a->n == a->size) {
+        a->size = a->size ? a->size * 2 : 16;
+
+        argv = realloc(a->argv, a->size * sizeof(char *));
+        if (argv == NULL) {
+            a->failed = 1;
+            return;
+        }
+
+        a->argv = argv;
+
+        len = realloc(a->len, a->size * sizeof(size_t));
+        if (len == NULL) {
+            a->failed = 1;
+            return;
+        }
+
+        a->len = len;
+    }
+
+    a->argv[a->n] = strdup(s);
+
+    if (a->argv[a->n] == NULL) {
+        a->failed = 1;
+        return;
+    }
+
+    a->len[a->n] = strlen(s);
+    a->n++;
+}
+
+
+static void
+cs_args_addf(cs_args_t *a, const char *fmt, ...)
+{
+    char     buf[64];
+    va_list  args;
+
+    va_start(args, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, args);
+    va_end(args);
+
+    cs_args_add(a, buf);
+}
+
+
+static void
+cs_args_free(cs_args_t *a)
+{
+    size_t  i;
+
+    for (i = 0; i < a->n; i++) {
+        free(a->argv[i]);
+    }
+
+    free(a->argv);
+    free(a->len);
+
+    memset(a, 0, sizeof(cs_args_t));
+}
+
+
+static char *
+cs_strcat3(const char *a, const char *b, const char *c)
+{
+    char    *s;
+    size_t   la, lb, lc;
+
+    la = strlen(a);
+    lb = strlen(b);
+    lc = strlen(c);
+
+    s = malloc(la + lb + lc + 1);
+    if (s == NULL) {
+        return NULL;
+    }
+
+    memcpy(s, a, la);
+    memcpy(s + la, b, lb);
+    memcpy(s + la + lb, c, lc + 1);
+
+    return s;
+}

@@ -1,0 +1,101 @@
+
+/*
+ * Redis for canary-sidecar: hiredis' synchronous API with connect and
+ * command timeouts.  The leader lease, reading the split and the
+ * sidecar's state, and each decision's write as one MULTI/EXEC that
+ * only happens if the split's generation is still the one decided on
+ * and this sidecar still holds the lease (WATCH).
+ *
+ *   <prefix><split>            the split's hash (the module's contract)
+ *   <prefix><split>:sidecar    the sidecar's own state
+ *   <prefix><split>:leader     the lease: SET NX PX, renewed by script
+ *   <prefix><split>:receipts   the receipts stream
+ *   <prefix><split>:pin:canary, :pin:stable
+ */
+
+
+#ifndef _CS_REDIS_H_INCLUDED_
+#define _CS_REDIS_H_INCLUDED_
+
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+
+#include "analysis.h"
+
+
+#define CS_REDIS_OK         0
+#define CS_REDIS_ERROR     -1
+#define CS_REDIS_CONFLICT   1       /* nothing written: re-decide */
+#define CS_REDIS_BAD_STATE -2       /* the state does not fit the plan */
+
+
+typedef struct {
+    char               *host;
+    int                 port;
+    char               *unix_path;
+    char               *password;
+    long                timeout_ms;
+    char               *id;
+    char               *key;
+    char               *sidecar_key;
+    char               *leader_key;
+    char               *receipts_key;
+    char               *pin_keys[2];        /* CS_STABLE, CS_CANARY */
+    int64_t             lease_ms;
+    redisContext       *c;
+    int                 leader;
+    char                err[256];
+} cs_redis_t;
+
+
+/* parses "HOST:PORT" or "unix:PATH"; connects later; 0 or -1 and err */
+int cs_redis_init(cs_redis_t *r, const char *address, const char *password,
+    const char *prefix, const char *split, const char *id, int64_t lease_ms,
+    char *err, size_t errlen);
+void cs_redis_free(cs_redis_t *r);
+
+/* connects (and AUTHs) unless connected; 0, or -1 with r->err */
+int cs_redis_connect(cs_redis_t *r);
+void cs_redis_close(cs_redis_t *r);
+
+/*
+ * Takes the lease (SET NX PX) or renews it if it still holds this id
+ * (compare-and-pexpire script): 1 leader, 0 another holds it (its id in
+ * holder), -1 error.
+ */
+int cs_redis_lead(cs_redis_t *r, char *holder, size_t size);
+
+/* gives the lease up if this id holds it */
+void cs_redis_release(cs_redis_t *r);
+
+/*
+ * Redis' TIME (unix ms), the split's hash and the sidecar's state, in
+ * one MULTI/EXEC.
+ */
+int cs_redis_read(cs_redis_t *r, const cs_plan_t *plan, int64_t *now,
+    cs_split_view_t *view, cs_rollout_t *ro);
+
+/*
+ * The write of a decision: generation + 1, weight, state, updated_by,
+ * updated_at, pins, receipts (XADD), the sidecar's state, then PUBLISH.
+ * CS_REDIS_CONFLICT when the split's generation is no longer "expect"
+ * or the lease is lost: nothing is written.
+ */
+int cs_redis_write(cs_redis_t *r, const cs_plan_t *plan,
+    const cs_decision_t *d, uint64_t expect, char *const *receipts,
+    size_t nreceipts, int64_t now);
+
+/* the sidecar's state alone, under the lease */
+int cs_redis_save(cs_redis_t *r, const cs_plan_t *plan,
+    const cs_rollout_t *ro, int64_t now);
+
+/* pure: the hashes as HGETALL returns them */
+void cs_view_from_hash(cs_split_view_t *view, const redisReply *hash);
+int cs_rollout_from_hash(cs_rollout_t *ro, const cs_plan_t *plan,
+    const redisReply *hash, char *err, size_t errlen);
+
+
+#endif /* _CS_REDIS_H_INCLUDED_ */

@@ -1,0 +1,183 @@
+
+/*
+ * Pure statistics: histogram bounds and quantiles as the module has
+ * them, the normal tail, a two-proportion z-test, Mann-Whitney U.
+ */
+
+
+#include <math.h>
+
+#include "stats.h"
+
+
+uint64_t
+cs_hist_lower(size_t i)
+{
+    size_t  octave, sub;
+
+    if (i == 0) {
+        return 0;
+    }
+
+    if (i >= CS_HIST_BUCKETS - 1) {
+        return (uint64_t) 1 << CS_HIST_MAX_SHIFT;
+    }
+
+    octave = (i - 1) / CS_HIST_SUB;
+    sub = (i - 1) % CS_HIST_SUB;
+
+    return (uint64_t) (CS_HIST_SUB + sub)
+           << (octave + CS_HIST_MIN_SHIFT - CS_HIST_SUB_BITS);
+}
+
+
+uint64_t
+cs_hist_upper(size_t i)
+{
+    if (i >= CS_HIST_BUCKETS - 1) {
+        return UINT64_MAX;
+    }
+
+    return cs_hist_lower(i + 1);
+}
+
+
+uint64_t
+cs_hist_total(const uint64_t *counts)
+{
+    size_t    i;
+    uint64_t  total;
+
+    total = 0;
+
+    for (i = 0; i < CS_HIST_BUCKETS; i++) {
+        total += counts[i];
+    }
+
+    return total;
+}
+
+
+double
+cs_hist_quantile_ms(const uint64_t *counts, double q)
+{
+    size_t    i;
+    uint64_t  total, rank, seen;
+
+    total = cs_hist_total(counts);
+
+    if (total == 0) {
+        return 0;
+    }
+
+    rank = (uint64_t) ceil(q * (double) total);
+
+    if (rank == 0) {
+        rank = 1;
+    }
+
+    seen = 0;
+
+    for (i = 0; i < CS_HIST_BUCKETS - 1; i++) {
+        seen += counts[i];
+
+        if (seen >= rank) {
+            return ((double) cs_hist_lower(i) + (double) cs_hist_upper(i))
+                   / 2 / 1000;
+        }
+    }
+
+    return (double) cs_hist_lower(i) / 1000;
+}
+
+
+double
+cs_normal_sf(double z)
+{
+    return 0.5 * erfc(z / sqrt(2.0));
+}
+
+
+void
+cs_ztest_greater(uint64_t x1, uint64_t n1, uint64_t x2, uint64_t n2,
+    cs_ztest_t *out)
+{
+    double  p1, p2, pooled, se;
+
+    out->z = 0;
+    out->p_value = 1;
+
+    if (n1 == 0 || n2 == 0 || x1 > n1 || x2 > n2) {
+        return;
+    }
+
+    p1 = (double) x1 / (double) n1;
+    p2 = (double) x2 / (double) n2;
+    pooled = (double) (x1 + x2) / (double) (n1 + n2);
+
+    se = sqrt(pooled * (1 - pooled) * (1 / (double) n1 + 1 / (double) n2));
+
+    if (!(se > 0)) {
+        return;
+    }
+
+    out->z = (p1 - p2) / se;
+    out->p_value = cs_normal_sf(out->z);
+}
+
+
+void
+cs_mwu_greater(const uint64_t *a, const uint64_t *b, size_t nbuckets,
+    cs_mwu_t *out)
+{
+    size_t  i;
+    double  n1, n2, n, below, u, ties, t, var;
+
+    out->u = 0;
+    out->mean = 0;
+    out->sd = 0;
+    out->z = 0;
+    out->p_value = 1;
+    out->effect = 0.5;
+
+    n1 = 0;
+    n2 = 0;
+
+    for (i = 0; i < nbuckets; i++) {
+        n1 += (double) a[i];
+        n2 += (double) b[i];
+    }
+
+    if (n1 == 0 || n2 == 0) {
+        return;
+    }
+
+    /* each a beats every b in a lower bucket and ties half of its own */
+    below = 0;
+    u = 0;
+    ties = 0;
+
+    for (i = 0; i < nbuckets; i++) {
+        u += (double) a[i] * (below + (double) b[i] / 2);
+        below += (double) b[i];
+
+        t = (double) a[i] + (double) b[i];
+        ties += t * t * t - t;
+    }
+
+    n = n1 + n2;
+
+    out->u = u;
+    out->mean = n1 * n2 / 2;
+    out->effect = u / (n1 * n2);
+
+    var = n1 * n2 / 12 * ((n + 1) - ties / (n * (n - 1)));
+
+    if (!(var > 0)) {
+        return;
+    }
+
+    out->sd = sqrt(var);
+    out->z = (u - out->mean - 0.5) / out->sd;
+    out->p_value = cs_normal_sf(out->z);
+}

@@ -1,0 +1,83 @@
+
+/*
+ * Pure statistics for canary-sidecar: the module's latency histogram
+ * layout, quantiles, a two-proportion z-test and a Mann-Whitney U test
+ * on two histograms.  No I/O; unit tests link this file alone.
+ */
+
+
+#ifndef _CS_STATS_H_INCLUDED_
+#define _CS_STATS_H_INCLUDED_
+
+
+#include <stddef.h>
+#include <stdint.h>
+
+
+/*
+ * The module's histogram (src/ngx_http_canary_histogram.h): bucket 0 is
+ * [0, 64us); every power of two from 64us to 2^26us is cut into 16
+ * linear sub-buckets; the last bucket has no upper bound.  Histograms of
+ * a fleet add up bucket by bucket.
+ */
+#define CS_HIST_SUB_BITS    4
+#define CS_HIST_SUB         (1 << CS_HIST_SUB_BITS)
+#define CS_HIST_MIN_SHIFT   6
+#define CS_HIST_MAX_SHIFT   26
+#define CS_HIST_BUCKETS                                                       \
+    ((CS_HIST_MAX_SHIFT - CS_HIST_MIN_SHIFT) * CS_HIST_SUB + 2)
+
+
+typedef struct {
+    double      z;
+    double      p_value;        /* one-sided: the first is worse */
+} cs_ztest_t;
+
+
+typedef struct {
+    double      u;              /* U of the first sample */
+    double      mean;
+    double      sd;             /* tie-corrected */
+    double      z;
+    double      p_value;        /* one-sided: the first is larger */
+    double      effect;         /* U / (n1 n2): P(X > Y) + P(X = Y) / 2 */
+} cs_mwu_t;
+
+
+/* bounds of bucket i in microseconds; the upper one of the last is
+ * UINT64_MAX */
+uint64_t cs_hist_lower(size_t i);
+uint64_t cs_hist_upper(size_t i);
+
+uint64_t cs_hist_total(const uint64_t *counts);
+
+/*
+ * The q-quantile (0 < q <= 1) in milliseconds, exactly as the module
+ * computes it: the midpoint of the bucket holding rank ceil(q * total),
+ * the lower bound of the overflow bucket; 0 for an empty histogram.
+ */
+double cs_hist_quantile_ms(const uint64_t *counts, double q);
+
+/* P(Z > z) for a standard normal Z */
+double cs_normal_sf(double z);
+
+/*
+ * Pooled two-proportion z-test, one-sided: is x1/n1 greater than x2/n2?
+ * With no variance at all (no events, or only events, on both sides),
+ * or an empty sample, z = 0 and p = 1: no evidence.
+ */
+void cs_ztest_greater(uint64_t x1, uint64_t n1, uint64_t x2, uint64_t n2,
+    cs_ztest_t *out);
+
+/*
+ * Mann-Whitney U on two histograms with the same buckets, one-sided:
+ * are values of a stochastically larger than those of b?  Values in the
+ * same bucket are ties (mid-ranks); normal approximation with the tie
+ * correction of the variance and a continuity correction of 0.5.  An
+ * empty sample, or every value in one bucket, gives z = 0 and p = 1.
+ */
+void cs_mwu_greater(const uint64_t *a, const uint64_t *b, size_t nbuckets,
+    cs_mwu_t *out);
+
+
+#endif /* _CS_STATS_H_INCLUDED_ */
