@@ -1,0 +1,411 @@
+#!/usr/bin/perl
+
+# Story: an operator drives a rollout with scripts/canary-ctl against a
+# real Redis, and a SUBSCRIBE client listens like every nginx does.
+#
+# Every subcommand writes what it says into the split's hash, raises the
+# generation by exactly one, appends one receipt (valid JSON, even with
+# quotes, backslashes and control characters in a reason) and PUBLISHes
+# the operation.  "receipts" and "status" read it back.  --help works on
+# every subcommand.  Bad arguments exit 2 before any connection to Redis
+# (its keys, their DUMPs and its connection counter are unchanged), and
+# an unreachable Redis makes every subcommand exit non-zero with a clear
+# message.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use JSON::PP;
+use POSIX qw(_exit);
+use Test::More;
+use Time::HiRes qw(sleep time);
+use CanaryTest;
+
+my $CTL = "$FindBin::Bin/../scripts/canary-ctl";
+my $KEY = 'canary:app';
+
+my $t = CanaryTest->new(name => 'canary-ctl');
+my $redis = '127.0.0.1:' . $t->redis_start;
+
+# a port nothing listens on
+my $dead = '127.0.0.1:' . $t->port('nothing');
+
+my @COMMANDS = qw(status set-weight enable disable pause resume rollback
+                  pin unpin receipts);
+
+# runs canary-ctl with CANARY_REDIS pointing at our Redis, so that an
+# argument check that fails to stop it would show in Redis
+sub ctl {
+    my ($args, %env) = @_;
+
+    my $dir = $t->prefix . '/tmp';
+    my $pid = fork // die "fork: $!";
+
+    if ($pid == 0) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', "$dir/ctl.out";
+        open STDERR, '>', "$dir/ctl.err";
+        $ENV{CANARY_REDIS} = $redis;
+        $ENV{CANARY_ACTOR} = 'tester';
+        delete @ENV{qw(CANARY_PREFIX CANARY_REDIS_DB
+                       CANARY_REDIS_PASSWORD_FILE REDISCLI_AUTH)};
+        @ENV{keys %env} = values %env;
+        exec $CTL, @$args or _exit(127);
+    }
+
+    waitpid $pid, 0;
+    my $rc = $? >> 8;
+
+    local $/;
+    open my $o, '<', "$dir/ctl.out";
+    open my $e, '<', "$dir/ctl.err";
+    my ($out, $err) = (<$o> // '', <$e> // '');
+
+    return ($rc, $out, $err);
+}
+
+sub r { $t->redis_cli(@_) }
+
+sub hash { my %h = r('HGETALL', $KEY); return \%h }
+
+sub receipts {
+    my ($key) = @_;
+
+    my @lines = r('XRANGE', $key // "$KEY:receipts", '-', '+');
+    my @r;
+
+    # id, "receipt", json: three lines an entry
+    while (@lines >= 3) {
+        my (undef, $f, $json) = splice @lines, 0, 3;
+        next unless $f eq 'receipt';
+
+        # strict JSON; else read it loosely to check the rest, and say so
+        my $r = eval { decode_json($json) };
+        if (!$r) {
+            $r = eval { JSON::PP->new->utf8->loose->decode($json) } // {};
+            $r->{invalid_json} = $json;
+        }
+
+        push @r, $r;
+    }
+
+    return @r;
+}
+
+sub published {
+    my ($file) = @_;
+
+    open my $fh, '<', $file or return ();
+    my @l = map { s/\r?\n\z//r } <$fh>;
+    my @ops;
+
+    for my $i (0 .. $#l - 2) {
+        push @ops, $l[$i + 2] if $l[$i] eq 'message' && $l[$i + 1] eq $KEY;
+    }
+
+    return @ops;
+}
+
+# ---- --help --------------------------------------------------------------
+
+{
+    my ($rc, $out) = ctl(['--help']);
+    is $rc, 0, 'canary-ctl --help exits 0';
+    like $out, qr/^usage: canary-ctl/m, 'and prints the usage';
+
+    for my $cmd (@COMMANDS) {
+        like $out, qr/^ .*\b\Q$cmd\E SPLIT/m, "--help lists $cmd";
+    }
+
+    for my $cmd (@COMMANDS) {
+        for my $h ('--help', '-h') {
+            ($rc, $out) = ctl([$cmd, $h]);
+            is $rc, 0, "canary-ctl $cmd $h exits 0";
+            like $out, qr/^usage: canary-ctl \Q$cmd\E\b.*\n\n\S/s,
+                "canary-ctl $cmd $h: usage line and description";
+        }
+    }
+
+    ($rc, $out) = ctl(['set-weight', 'app', 'abc', '--help']);
+    is $rc, 0, '--help wins over bad arguments';
+}
+
+# ---- every subcommand writes, raises the generation, leaves a receipt ------
+
+my $sub_file = $t->prefix . '/subscriber.out';
+$t->spawn('sh', '-c', "exec redis-cli -h 127.0.0.1 -p " . $t->redis_port
+          . " SUBSCRIBE $KEY > $sub_file 2>&1");
+
+my $t0 = time;
+sleep 0.02 until time - $t0 > 3 || r('PUBSUB', 'NUMSUB', $KEY) =~ /\n1$/;
+ok r('PUBSUB', 'NUMSUB', $KEY) =~ /\n1$/, 'a SUBSCRIBE client listens';
+
+my $reason = qq{p99 "spike" at 10:02 \\ see C:\\logs\ttab\r\x01 caf\x{e9}};
+utf8::encode(my $reason_bytes = $reason);
+
+my @writes = (
+    [ ['set-weight', 'app', '12.5'], 'weight_set',
+      { weight => '12.5' }, { weight => '12.5' } ],
+    [ ['set-weight', 'app', '100'], 'weight_set',
+      { weight => '100' }, { weight => '100' } ],
+    [ ['set-weight', 'app', '0.05'], 'weight_set',
+      { weight => '0.05' }, { weight => '0.05' } ],
+    [ ['disable', 'app'], 'split_disabled', { enabled => 0 },
+      { enabled => 0 } ],
+    [ ['enable', 'app'], 'split_enabled', { enabled => 1 },
+      { enabled => 1 } ],
+    [ ['pause', 'app'], 'rollout_paused', { state => 'paused' },
+      { state => 'paused' } ],
+    [ ['resume', 'app'], 'rollout_resumed', { state => 'running' },
+      { state => 'running' } ],
+    [ ['rollback', 'app', '--reason', $reason_bytes], 'rollback_executed',
+      { weight => 0, state => 'rolled_back' },
+      { reason => $reason, trigger => 'manual' } ],
+    [ ['pin', 'app', 'canary', 't1', 't two', 'q"uote'], 'tenants_pinned',
+      {}, { side => 'canary', tenants => ['t1', 't two', 'q"uote'] } ],
+    [ ['pin', 'app', 'stable', 't1'], 'tenants_pinned', {},
+      { side => 'stable', tenants => ['t1'] } ],
+    [ ['unpin', 'app', 't1', 't two', 'q"uote'], 'tenants_unpinned', {},
+      { tenants => ['t1', 't two', 'q"uote'] } ],
+    [ ['set-weight', 'app', '5'], 'weight_set', { weight => 5 },
+      { weight => '5' } ],
+);
+
+my $gen = 0;
+my @ops;
+
+for my $w (@writes) {
+    my ($args, $op, $fields, $in_receipt) = @$w;
+    my $what = join ' ', map { length > 20 ? substr($_, 0, 17) . '...' : $_ }
+                         @$args;
+
+    my $before = hash();
+    my ($rc, $out, $err) = ctl($args);
+
+    is $rc, 0, "canary-ctl $what" or diag $err;
+    $gen++;
+    push @ops, $op;
+
+    my $h = hash();
+    my @rec = receipts();
+    my $r = $rec[-1] // {};
+
+    subtest "canary-ctl $what: hash, generation, receipt" => sub {
+        like $out, qr/^\Q$op\E app: generation $gen by tester$/m,
+            "prints: $op app: generation $gen";
+        is $h->{generation}, $gen, "generation $gen";
+        is $h->{$_}, $fields->{$_}, "$_ = $fields->{$_}" for sort keys %$fields;
+        is $h->{updated_by}, 'tester', 'updated_by from CANARY_ACTOR';
+        like $h->{updated_at}, qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/,
+            'updated_at in ISO 8601 UTC';
+        is scalar(@rec), $gen, 'one receipt more';
+        ok !$r->{invalid_json}, 'the receipt is valid JSON'
+            or diag $r->{invalid_json};
+        is $r->{operation}, $op, "receipt: operation $op";
+        is $r->{split}, 'app', 'receipt: split';
+        is $r->{generation}, $gen, 'receipt: generation';
+        is $r->{by}, 'tester', 'receipt: by';
+        like $r->{receipt_id} // '', qr/^[0-9a-f-]{16,}$/, 'receipt: an id';
+        is_deeply $r->{previous}, { weight => $before->{weight} // '',
+                                    enabled => $before->{enabled} // '' },
+            'receipt: the previous weight and enabled';
+        is_deeply $r->{$_}, $in_receipt->{$_}, "receipt: $_"
+            for sort keys %$in_receipt;
+    };
+}
+
+is_deeply [ sort(r('SMEMBERS', "$KEY:pin:canary")) ], [],
+    'no pins on canary left';
+is_deeply [ sort(r('SMEMBERS', "$KEY:pin:stable")) ], [],
+    'no pins on stable left';
+
+# pinning moves a tenant from the other side
+{
+    ctl(['pin', 'app', 'canary', 'm1', 'm2']);
+    ctl(['pin', 'app', 'stable', 'm1']);
+    $gen += 2;
+    push @ops, 'tenants_pinned', 'tenants_pinned';
+
+    is_deeply [ sort(r('SMEMBERS', "$KEY:pin:canary")) ], ['m2'],
+        'pin stable m1 took m1 out of the canary set';
+    is_deeply [ sort(r('SMEMBERS', "$KEY:pin:stable")) ], ['m1'],
+        'and into the stable set';
+}
+
+$t0 = time;
+sleep 0.02 until time - $t0 > 3 || published($sub_file) >= @ops;
+is_deeply [ published($sub_file) ], \@ops,
+    'the subscriber saw one PUBLISH per change, with its operation';
+
+# ---- reading ---------------------------------------------------------------
+
+{
+    my ($rc, $out, $err) = ctl(['receipts', 'app', 3]);
+    is $rc, 0, 'canary-ctl receipts app 3' or diag $err;
+
+    my @lines = split /\n/, $out;
+    is scalar(@lines), 3, 'three lines';
+    my @g = map { (eval { decode_json($_) } // {})->{generation} // -1 }
+            @lines;
+    is_deeply \@g, [ $gen, $gen - 1, $gen - 2 ],
+        'one JSON receipt a line, newest first';
+
+    ($rc, $out) = ctl(['receipts', 'app']);
+    is scalar(split /\n/, $out), 10, 'receipts app: the last 10 by default';
+
+    ($rc, $out, $err) = ctl(['status', 'app']);
+    is $rc, 0, 'canary-ctl status app' or diag $err;
+    like $out, qr/^\s+weight\s+5$/m, 'status: weight';
+    like $out, qr/^\s+generation\s+$gen$/m, 'status: generation';
+    like $out, qr/^\s+state\s+rolled_back$/m, 'status: state';
+    like $out, qr/pins\s+canary 1, stable 1/, 'status: pins on each side';
+    like $out, qr/last receipt\s+\{.*"operation":"tenants_pinned"/,
+        'status: the last receipt';
+
+    ($rc, $out) = ctl(['status', 'other']);
+    is $rc, 0, 'status of a split without state exits 0';
+    like $out, qr/no Redis state/, 'says there is no Redis state';
+
+    # a hash another writer made, with no receipt stream
+    r('HSET', 'canary:bare', 'weight', 3);
+    ($rc, $out) = ctl(['status', 'bare']);
+    is $rc, 0, 'status of a split without receipts exits 0';
+    like $out, qr/^\s+weight\s+3$/m, 'and shows its weight';
+}
+
+# ---- environment: prefix, database ------------------------------------------
+
+{
+    my ($rc, $out, $err) = ctl(['set-weight', 'app', 7],
+                               CANARY_PREFIX => 'env:', CANARY_REDIS_DB => 2);
+    is $rc, 0, 'CANARY_PREFIX and CANARY_REDIS_DB' or diag $err;
+    is r('-n', 2, 'HGET', 'env:app', 'weight'), 7, 'wrote env:app in db 2';
+    is r('HGET', $KEY, 'weight'), 5, "$KEY untouched";
+
+    ($rc, $out, $err) = ctl(['--prefix', 'opt:', '--db', 2, '--redis',
+                             $redis, 'set-weight', 'app', 8],
+                            CANARY_REDIS => $dead);
+    is $rc, 0, '--prefix, --db and --redis override the environment'
+        or diag $err;
+    is r('-n', 2, 'HGET', 'opt:app', 'weight'), 8, 'wrote opt:app in db 2';
+}
+
+# ---- bad arguments: exit 2, Redis untouched ----------------------------------
+
+sub snapshot {
+    my @keys = sort(r('KEYS', '*'));
+
+    return join "\n", map { ("$_:", scalar r('DUMP', $_)) } @keys;
+}
+
+sub connections {
+    return r('INFO', 'stats') =~ /total_connections_received:(\d+)/ ? $1
+                                                                     : -1;
+}
+
+my @bad = (
+    [],
+    ['frobnicate', 'app'],
+    ['--frob', 'status', 'app'],
+    ['--redis'],
+    ['--redis', 'nocolon', 'status', 'app'],
+    ['--db', 'abc', 'status', 'app'],
+    ['--password-file', '/nonexistent/pw', 'status', 'app'],
+    ['status'],
+    ['status', 'a b'],
+    ['status', 'app', 'extra'],
+    ['set-weight', 'app'],
+    ['set-weight', 'app', '5', 'extra'],
+    (map { ['set-weight', 'app', $_] }
+         'abc', '101', '-1', '5.555', '', '100.01', '1e2', ' 5', '5%',
+         '0x10', '1,5', "5\n"),
+    ['set-weight', 'bad/name', '5'],
+    ['set-weight', 'x' x 64, '5'],
+    ['set-weight', '', '5'],
+    ['enable'],
+    ['enable', 'app', 'extra'],
+    ['disable'],
+    ['disable', 'a b'],
+    ['pause', 'app', 'extra'],
+    ['resume'],
+    ['rollback'],
+    ['rollback', 'app'],
+    ['rollback', 'app', '--reason'],
+    ['rollback', 'app', '--reason', ''],
+    ['rollback', 'app', '--bogus', 'x'],
+    ['rollback', 'app', 'because'],
+    ['pin'],
+    ['pin', 'app'],
+    ['pin', 'app', 'canary'],
+    ['pin', 'app', 'sideways', 't1'],
+    ['pin', 'app', 'canary', 'x' x 257],
+    ['pin', 'app', 'canary', ''],
+    ['pin', 'app', 'canary', 'ok', ''],
+    ['unpin', 'app'],
+    ['unpin'],
+    ['receipts'],
+    ['receipts', 'app', '0'],
+    ['receipts', 'app', 'abc'],
+    ['receipts', 'app', '-1'],
+    ['receipts', 'app', '100000'],
+    ['receipts', 'app', '1', '2'],
+);
+
+{
+    my $snap = snapshot();
+    my $conns = connections();
+
+    for my $args (@bad) {
+        my $what = join ' ', map { my $s = $_ =~ s/\n/\\n/gr;
+                                   length $s > 20 ? substr($s, 0, 17) . '...'
+                                   : length $s ? $s : "''" } @$args;
+
+        my ($rc, $out, $err) = ctl($args);
+
+        subtest "canary-ctl $what" => sub {
+            is $rc, 2, 'exits 2';
+            like $err, qr/canary-ctl|usage/, 'says why on stderr';
+        };
+    }
+
+    is connections(), $conns + 1,
+        'none of the ' . scalar(@bad) . ' bad invocations connected to Redis';
+    is snapshot(), $snap, 'every key and its DUMP unchanged';
+}
+
+# ---- Redis unreachable -------------------------------------------------------
+
+my @calls = (
+    ['status', 'app'],
+    ['set-weight', 'app', 5],
+    ['enable', 'app'],
+    ['disable', 'app'],
+    ['pause', 'app'],
+    ['resume', 'app'],
+    ['rollback', 'app', '--reason', 'x'],
+    ['pin', 'app', 'canary', 't1'],
+    ['unpin', 'app', 't1'],
+    ['receipts', 'app'],
+);
+
+for my $args (@calls) {
+    for my $how ([ '--redis', ['--redis', $dead] ],
+                 [ 'CANARY_REDIS', [], CANARY_REDIS => $dead ])
+    {
+        my ($label, $pre, %env) = @$how;
+        my ($rc, $out, $err) = ctl([@$pre, @$args], %env);
+
+        subtest "unreachable Redis ($label): canary-ctl @$args" => sub {
+            isnt $rc, 0, 'exits non-zero';
+            isnt $rc, 2, 'not as for bad arguments';
+            like $err, qr/cannot reach Redis|Could not connect/,
+                'says it cannot reach Redis';
+            is $out, '', 'prints nothing on stdout';
+        };
+    }
+}
+
+done_testing;

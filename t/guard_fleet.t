@@ -1,0 +1,529 @@
+#!/usr/bin/perl
+
+# Story: one nginx's guard pulls the canary for the whole fleet, and only
+# an operator puts it back.
+#
+# nginx A and nginx B share one Redis; the operator sets weight 50 with
+# canary-ctl.  A's canary origin starts failing under A's traffic: A's
+# guard trips, and A's syncing worker writes the trip to Redis in one
+# MULTI/EXEC (weight 0, state guard_tripped, generation + 1, a receipt
+# with operation guard_tripped) and PUBLISHes it: a SUBSCRIBE client sees
+# it, and B, whose own canary is healthy, stops routing to canary too.
+# A stays tripped across a reload and after its canary recovers; then
+# "canary-ctl set-weight" writes a newer generation, which re-arms A's
+# guard: both route to canary again, and A's guard stays armed under
+# traffic (the failures that tripped it are not counted again), even
+# when it is re-armed within the second it tripped in.  When the canary
+# fails for A and B at once, each writes its trip and both stay tripped:
+# one nginx's trip is not an operator's write and does not re-arm the
+# other (a tenant pinned to canary stays on stable).
+#
+# nginx C has no Redis: its guard trips the same way, and a reload is
+# what re-arms it.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use HTTP::Tiny;
+use JSON::PP;
+use POSIX qw(_exit);
+use Storable qw(nstore retrieve);
+use Test::More;
+use Time::HiRes qw(sleep time);
+use CanaryTest;
+
+my $CTL = "$FindBin::Bin/../scripts/canary-ctl";
+
+my $ta = CanaryTest->new(name => 'nginx A');
+my $tb = CanaryTest->new(name => 'nginx B');
+my $tc = CanaryTest->new(name => 'nginx C');
+
+my $redis = '127.0.0.1:' . $ta->redis_start;
+
+sub conf {
+    my ($t, $with_redis) = @_;
+
+    my $port = $t->port('http');
+    my $p_stable = $t->port('stable');
+    my $p_canary = $t->port('canary');
+    my $fault = $t->prefix . '/fault';
+    my $redis_conf = $with_redis
+        ? "canary_redis $redis interval=200ms timeout=300ms;" : '';
+
+    $t->write_conf(<<"EOF", workers => 2);
+    canary_zone canary 1m;
+    $redis_conf
+
+    canary_split app {
+        stable app_stable;
+        canary app_canary;
+        weight 50;
+        guard  error_rate=10 min_requests=20 window=10s;
+    }
+
+    upstream app_stable { server 127.0.0.1:$p_stable; }
+    upstream app_canary { server 127.0.0.1:$p_canary; }
+
+    server {
+        listen 127.0.0.1:$p_stable;
+
+        location / {
+            return 200 "stable app_stable\\n";
+        }
+    }
+
+    server {
+        listen 127.0.0.1:$p_canary;
+
+        location / {
+            if (-f $fault) {
+                return 500;
+            }
+
+            return 200 "canary app_canary\\n";
+        }
+    }
+
+    server {
+        listen 127.0.0.1:$port;
+
+        location / {
+            canary app;
+${\ CanaryTest::expose_vars() }
+            proxy_pass http://\$canary_upstream;
+        }
+
+        location = /canary_status {
+            canary_status;
+        }
+    }
+EOF
+}
+
+# ---- helpers ---------------------------------------------------------------
+
+sub ctl {
+    my (@args) = @_;
+
+    my $pid = open(my $fh, '-|') // die "fork: $!";
+
+    if ($pid == 0) {
+        open STDERR, '>&', \*STDOUT;
+        exec $CTL, '--redis', $redis, @args or _exit(127);
+    }
+
+    local $/;
+    my $out = <$fh> // '';
+    close $fh;
+
+    return ($? >> 8, $out);
+}
+
+sub status {
+    my ($t) = @_;
+
+    my $r = $t->get($t->port('http'), '/canary_status');
+
+    return decode_json($r->{content})->{splits}{app};
+}
+
+sub tripped { status($_[0])->{guard}{tripped} ? 1 : 0 }
+
+sub wait_for {
+    my ($seconds, $cond) = @_;
+
+    my $t0 = time;
+
+    until ($cond->()) {
+        return undef if time - $t0 > $seconds;
+        sleep 0.02;
+    }
+
+    return time - $t0;
+}
+
+sub fault {
+    my ($t, $on) = @_;
+
+    my $file = $t->prefix . '/fault';
+
+    if ($on) {
+        open my $fh, '>', $file or die "$file: $!";
+        close $fh;
+    } else {
+        unlink $file;
+    }
+}
+
+# forked keep-alive clients on one instance until the stop file appears,
+# 300 tenants in turn (or one); each response kept as [time, status,
+# variant, reason]
+sub start_load {
+    my ($t, $clients, $tenant) = @_;
+
+    my $port = $t->port('http');
+    my $stop = $t->prefix . "/tmp/stop-load";
+    unlink $stop;
+
+    my @kids;
+    my $parent = $$;
+
+    for my $c (1 .. $clients) {
+        my $file = $t->prefix . "/tmp/load-$c";
+        my $pid = fork // die "fork: $!";
+
+        if ($pid == 0) {
+            my $http = HTTP::Tiny->new(keep_alive => 1, timeout => 5);
+            my ($i, @rec) = (0);
+
+            while (!-e $stop && kill(0, $parent) && @rec < 200000) {
+                my $r = $http->get("http://127.0.0.1:$port/",
+                    { headers => { 'X-Tenant-Id' =>
+                                       $tenant // "t" . $i++ % 300 } });
+                my $h = $r->{headers};
+
+                push @rec, [ time, $r->{status},
+                             $h->{'x-canary-variant'} // '',
+                             $h->{'x-canary-reason'} // '' ];
+                sleep 0.002;
+            }
+
+            nstore(\@rec, $file);
+            _exit(0);
+        }
+
+        push @kids, [$pid, $file];
+    }
+
+    return { stop => $stop, kids => \@kids };
+}
+
+sub stop_load {
+    my ($load) = @_;
+
+    open my $fh, '>', $load->{stop} or die "$load->{stop}: $!";
+    close $fh;
+
+    my @rec;
+
+    for my $k (@{$load->{kids}}) {
+        waitpid $k->[0], 0;
+        push @rec, @{retrieve($k->[1])};
+    }
+
+    return [ sort { $a->[0] <=> $b->[0] } @rec ];
+}
+
+# the sides 300 tenants go to on an instance
+sub sides {
+    my ($t) = @_;
+
+    my $res = $t->route_many($t->port('http'), [ map { { path => '/',
+        headers => { 'X-Tenant-Id' => "t$_" } } } 0 .. 299 ]);
+    my %n;
+    $n{"$_->{side}/$_->{reason}"}++ for @$res;
+
+    return \%n;
+}
+
+sub log_lines {
+    my ($t, $re) = @_;
+
+    return scalar grep { $_ =~ $re } split /\n/, $t->error_log;
+}
+
+# ---- the fleet at 50% ------------------------------------------------------
+
+conf($ta, 1);
+conf($tb, 1);
+conf($tc, 0);
+$_->start for $ta, $tb, $tc;
+
+my ($rc, $out) = ctl('set-weight', 'app', 50);
+is $rc, 0, 'canary-ctl set-weight app 50' or diag $out;
+ok wait_for(3, sub { status($ta)->{weight} == 50
+                     && status($tb)->{weight} == 50 }), 'A and B at 50';
+
+my $gen = $ta->redis_cli('HGET', 'canary:app', 'generation');
+my $xlen = $ta->redis_cli('XLEN', 'canary:app:receipts');
+
+my $sub_file = $ta->prefix . '/subscriber.out';
+$ta->spawn('sh', '-c', "exec redis-cli -h 127.0.0.1 -p "
+           . $ta->redis_port . " SUBSCRIBE canary:app > $sub_file 2>&1");
+ok wait_for(3, sub { -s $sub_file }), 'a SUBSCRIBE client listens';
+
+my $b_before = sides($tb);
+cmp_ok $b_before->{'canary/hash'} // 0, '>', 100,
+    "B sends $b_before->{'canary/hash'} of 300 tenants to canary";
+
+# ---- A's canary fails ------------------------------------------------------
+
+my $load = start_load($ta, 2);
+sleep 1;
+
+my $t_fault = time;
+fault($ta, 1);
+
+ok defined wait_for(5, sub { tripped($ta) }), "A's guard trips";
+my $t_trip = time;
+
+# the trip, in Redis
+my $written = wait_for(3, sub {
+    $ta->redis_cli('HGET', 'canary:app', 'state') eq 'guard_tripped' });
+ok defined $written, 'the trip reaches Redis';
+
+my %h = $ta->redis_cli('HGETALL', 'canary:app');
+is $h{weight}, 0, 'Redis: weight 0';
+is $h{state}, 'guard_tripped', 'Redis: state guard_tripped';
+is $h{generation}, $gen + 1, 'Redis: generation raised by one';
+like $h{updated_by}, qr/^nginx-guard:/, "Redis: updated_by $h{updated_by}";
+
+is $ta->redis_cli('XLEN', 'canary:app:receipts'), $xlen + 1,
+    'one receipt appended';
+my @last = $ta->redis_cli('XREVRANGE', 'canary:app:receipts', '+', '-',
+                          'COUNT', 1);
+my $receipt = eval { decode_json($last[2]) } || {};
+is $receipt->{operation}, 'guard_tripped', 'receipt: operation guard_tripped';
+is $receipt->{split}, 'app', 'receipt: split app';
+is $receipt->{from_weight}, 50, 'receipt: from weight 50';
+is $receipt->{to_weight}, 0, 'receipt: to weight 0';
+like $receipt->{reason} // '', qr/^error_rate/, 'receipt: the reason';
+like $receipt->{by} // '', qr/^nginx-guard:/, 'receipt: by the guard';
+
+ok wait_for(2, sub { my $s = '';
+                     open my $fh, '<', $sub_file and local $/;
+                     $s = <$fh> if $fh;
+                     ($s // '') =~ /message\s+canary:app\s+guard_tripped/ }),
+    'the SUBSCRIBE client saw the PUBLISH of the trip';
+
+# B follows through Redis
+my $b_took = wait_for(3, sub {
+    ($tb->route($tb->port('http'), '/', { 'X-Tenant-Id' => 't1' })
+        ->{weight} // '') eq '0' });
+ok defined $b_took, 'B routes with weight 0';
+diag sprintf "fleet: A tripped %.0fms after its canary began failing; the "
+             . "trip was in Redis and B routed at weight 0 %.0fms after "
+             . "that", ($t_trip - $t_fault) * 1000,
+             (time - $t_trip) * 1000;
+
+my $b_after = sides($tb);
+is_deeply $b_after, { 'stable/hash' => 300 },
+    'B sends all 300 tenants to stable';
+is status($tb)->{guard}{tripped}, JSON::PP::false,
+    "B's own guard did not trip (its canary is fine)";
+
+is log_lines($ta, qr/\[error\].*canary guard tripped for split "app"/), 1,
+    'A logs the trip once';
+my $gen_trip = $gen + 1;
+is log_lines($ta, qr/canary guard trip of split "app" written to /
+                  . qr/\Q$redis\E as generation $gen_trip\b/), 1,
+    'A logs that it wrote the trip to Redis';
+
+# ---- it stays pulled -------------------------------------------------------
+
+$ta->reload;
+is tripped($ta), 1, 'A is still tripped after a reload (it has Redis)';
+
+fault($ta, 0);
+sleep 1.5;
+is tripped($ta), 1, 'A is still tripped after its canary recovered';
+is status($ta)->{weight}, 0, 'A: weight 0 from Redis';
+
+# ---- an operator re-arms it ------------------------------------------------
+
+my $t_rearm = time;
+($rc, $out) = ctl('set-weight', 'app', 50);
+is $rc, 0, 'canary-ctl set-weight app 50: a newer generation' or diag $out;
+
+my $rearmed = wait_for(2, sub { !tripped($ta) });
+ok defined $rearmed, "A's guard is re-armed";
+diag sprintf "re-arm: A's guard armed again %.0fms after canary-ctl "
+             . "started", (time - $t_rearm) * 1000;
+
+my $gen_rearm = $gen + 2;
+is log_lines($ta, qr/\[notice\].*canary guard re-armed for split "app" /
+                  . qr/by generation $gen_rearm\b/), 1,
+    'A logs the re-arm with the generation';
+
+ok wait_for(2, sub { status($tb)->{weight} == 50 }), 'B back at 50';
+my $b_back = sides($tb);
+is $b_back->{'canary/hash'}, $b_before->{'canary/hash'},
+    'B sends the same tenants to canary as before';
+
+# A's traffic goes on, the canary healthy: the guard stays armed
+sleep 2;
+my $rec = stop_load($load);
+
+is tripped($ta), 0, "A's guard stays armed: old failures are not counted";
+
+my @fails = grep { $_->[1] == 500 } @$rec;
+my @canary_after = grep { $_->[0] > $t_rearm + $rearmed + 0.2 } @$rec;
+my $after_ok = grep { $_->[2] eq 'canary' && $_->[1] == 200 }
+               @canary_after;
+
+cmp_ok scalar(@fails), '>', 0, scalar(@fails) . ' requests failed on A '
+    . 'before the trip';
+cmp_ok $after_ok, '>', 20, "$after_ok canary successes on A after the re-arm";
+is scalar(grep { $_->[1] != 200 } @canary_after), 0,
+    'no failure on A after the re-arm';
+is scalar(grep { $_->[3] eq 'guard' } @canary_after), 0,
+    'and no request routed by the guard';
+
+is log_lines($ta, qr/canary guard tripped for split/), 1,
+    'A logged one trip so far';
+
+# ---- re-armed right after a trip -------------------------------------------
+
+# The operator reacts at once: the canary is fixed and re-armed within
+# the second it tripped in.  The failures before the re-arm must not
+# count: the guard stays armed.
+$load = start_load($ta, 2);
+sleep 1;
+sleep 0.01 while time - int(time) > 0.05;    # a second has just begun
+
+my $gen_quick = $ta->redis_cli('HGET', 'canary:app', 'generation');
+fault($ta, 1);
+ok defined wait_for(3, sub { tripped($ta) }), "A's guard trips again";
+
+# the operator sees the trip in Redis, fixes the canary, re-arms
+ok defined wait_for(2, sub {
+        $ta->redis_cli('HGET', 'canary:app', 'generation') > $gen_quick }),
+    'the trip is written to Redis';
+fault($ta, 0);
+
+my $mark_quick = $ta->log_mark;
+my $t_quick = time;
+($rc, $out) = ctl('set-weight', 'app', 50);
+is $rc, 0, 'canary-ctl set-weight app 50 at once' or diag $out;
+ok defined wait_for(2, sub { $ta->log_since($mark_quick)
+                             =~ /canary guard re-armed for split "app"/ }),
+    'the write re-arms A';
+diag sprintf "quick re-arm: A re-armed %.0fms after canary-ctl started, "
+             . "%.0fms into the second it tripped in",
+             (time - $t_quick) * 1000, ($t_quick - int($t_quick)) * 1000;
+
+my ($samples, $retripped) = (0, 0);
+while (time - $t_quick < 2) {
+    $samples++;
+    $retripped++ if tripped($ta);
+    sleep 0.1;
+}
+
+stop_load($load);
+
+my @again = grep { /canary guard tripped for split "app"/ }
+            split /\n/, $ta->log_since($mark_quick);
+is scalar(@again), 0, 'A does not trip again on the failures from before '
+    . 'the re-arm' or diag $again[0];
+is $retripped, 0, "A's guard stayed armed in all $samples samples after "
+    . 'a quick re-arm (its canary is fine)'
+    or diag "tripped in $retripped of $samples samples";
+is $ta->redis_cli('HGET', 'canary:app', 'weight'), 50,
+    "the operator's weight 50 stays in Redis";
+
+# ---- the whole fleet sees the canary fail ----------------------------------
+
+# a shared canary backend breaks: both A and B trip.  Each writes its
+# trip; neither trip may re-arm the other's guard, and a tenant pinned to
+# canary stays on stable everywhere.
+sleep 1.1;
+($rc, $out) = ctl('set-weight', 'app', 50);
+is $rc, 0, 'canary-ctl set-weight app 50' or diag $out;
+($rc, $out) = ctl('pin', 'app', 'canary', 'vip');
+is $rc, 0, 'canary-ctl pin app canary vip' or diag $out;
+ok wait_for(3, sub { !tripped($ta) && !tripped($tb)
+                     && status($ta)->{pins}{canary} == 1
+                     && status($tb)->{pins}{canary} == 1 }),
+    'A and B armed, at 50, vip pinned to canary';
+
+my $gen_before = $ta->redis_cli('HGET', 'canary:app', 'generation');
+# the traffic is the pinned tenant's: canary whatever the weight
+my $la = start_load($ta, 1, 'vip');
+my $lb = start_load($tb, 1, 'vip');
+sleep 1;
+
+fault($ta, 1);
+fault($tb, 1);
+
+my ($mark_a, $mark_b) = ($ta->log_mark, $tb->log_mark);
+my $trip_re = qr/canary guard tripped for split "app"/;
+
+ok defined wait_for(5, sub { $ta->log_since($mark_a) =~ $trip_re
+                             && $tb->log_since($mark_b) =~ $trip_re }),
+    'both guards trip';
+
+# both trips are written to Redis meanwhile
+sleep 0.3;
+
+my ($both, $untripped, $vip_canary) = (0, 0, 0);
+my $t_both = time;
+
+while (time - $t_both < 2) {
+    $both++;
+    $untripped++ unless tripped($ta) && tripped($tb);
+
+    for my $t ($ta, $tb) {
+        my $d = $t->route($t->port('http'), '/', { 'X-Tenant-Id' => 'vip' });
+        $vip_canary++ if $d->{variant} eq 'canary';
+    }
+
+    sleep 0.1;
+}
+
+stop_load($la);
+stop_load($lb);
+fault($ta, 0);
+fault($tb, 0);
+
+my @receipts = grep { /"operation":"guard_tripped"/ }
+               $ta->redis_cli('XRANGE', 'canary:app:receipts', '-', '+');
+my $trips = grep { /"operation":"guard_tripped"/ } @receipts;
+my $gen_after = $ta->redis_cli('HGET', 'canary:app', 'generation');
+
+is $untripped, 0, "both stayed tripped in all $both samples"
+    or diag "one of them was re-armed in $untripped of $both samples";
+is $vip_canary, 0, 'the tenant pinned to canary stayed on stable'
+    or diag "vip went to the failing canary $vip_canary times";
+cmp_ok $gen_after - $gen_before, '<=', 2,
+    'at most one trip written per instance'
+    or diag "generation went from $gen_before to $gen_after";
+diag sprintf "fleet trip: %d guard_tripped receipts in the stream in all, "
+             . "generation %d -> %d", scalar(@receipts), $gen_before,
+             $gen_after;
+
+# ---- without Redis, a reload re-arms ---------------------------------------
+
+my $c_load = start_load($tc, 2);
+sleep 0.5;
+fault($tc, 1);
+ok defined wait_for(5, sub { tripped($tc) }), "C's guard trips";
+fault($tc, 0);
+my $c_rec = stop_load($c_load);
+
+# (a second later, so that this does not depend on the re-arm's
+# granularity, which the quick re-arm above checks)
+sleep 1.2;
+is tripped($tc), 1, 'C stays tripped after its canary recovered';
+
+$tc->reload;
+is tripped($tc), 0, 'a reload re-arms the guard of C (no Redis)';
+
+my $c_sides = sides($tc);
+cmp_ok $c_sides->{'canary/hash'} // 0, '>', 100,
+    'C sends tenants to canary again';
+
+# and it stays armed: the failures before the reload are not counted again
+$c_load = start_load($tc, 2);
+sleep 1.5;
+$c_rec = stop_load($c_load);
+is tripped($tc), 0, 'C stays armed under traffic after the reload';
+is scalar(grep { $_->[1] != 200 } @$c_rec), 0, 'no failure on C';
+
+$tc->stop;
+$tb->stop;
+$ta->stop;
+
+done_testing;

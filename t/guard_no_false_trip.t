@@ -1,0 +1,238 @@
+#!/usr/bin/perl
+
+# Story: the guard pulls a canary that is worse than stable, and nothing
+# else.  Each scenario has its own split, all with
+#     guard error_rate=10 min_requests=20 window=...;
+# The origins fail a request when it carries "X-Fail: 1", and the
+# override header X-Variant picks the side, so every window is exact.
+#
+#   both     both sides fail every request (a shared dependency is down):
+#            the canary is not worse, no trip.  Steady traffic by hash.
+#   stable   only stable fails: no trip.
+#   ratio    canary 60% errors against stable 40%: not twice as bad, no
+#            trip; more canary failures take it to 82%: trips.
+#   few      19 canary requests, all failing (min_requests=20): no trip;
+#            the 20th trips it.
+#   aged     window=2s: 15 failures, 3 seconds later 15 more; never 20 in
+#            one window, no trip.
+#
+# A split that does not trip logs nothing and keeps routing to canary.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use JSON::PP;
+use Test::More;
+use Time::HiRes qw(sleep time);
+use CanaryTest;
+
+my $t = CanaryTest->new;
+my $port = $t->port('http');
+my $p_stable = $t->port('stable');
+my $p_canary = $t->port('canary');
+
+my @splits = qw(both stable ratio few aged);
+
+my $split_conf = join '', map {
+    my $w = $_ eq 'aged' ? '2s' : '10s';
+    <<"EOF" } @splits;
+    canary_split $_ {
+        stable app_stable;
+        canary app_canary;
+        weight 50;
+        override X-Variant canary canary;
+        override X-Variant stable stable;
+        guard  error_rate=10 min_requests=20 window=$w;
+    }
+
+EOF
+
+my $locations = join '', map { <<"EOF" } @splits;
+        location /$_/ {
+            canary $_;
+${\ CanaryTest::expose_vars() }
+            proxy_pass http://\$canary_upstream;
+        }
+
+EOF
+
+$t->write_conf(<<"EOF", workers => 2);
+    canary_zone canary 1m;
+
+$split_conf
+    upstream app_stable { server 127.0.0.1:$p_stable; }
+    upstream app_canary { server 127.0.0.1:$p_canary; }
+
+    server {
+        listen 127.0.0.1:$p_stable;
+
+        location / {
+            if (\$http_x_fail) {
+                return 500;
+            }
+
+            return 200 "stable app_stable\\n";
+        }
+    }
+
+    server {
+        listen 127.0.0.1:$p_canary;
+
+        location / {
+            if (\$http_x_fail) {
+                return 500;
+            }
+
+            return 200 "canary app_canary\\n";
+        }
+    }
+
+    server {
+        listen 127.0.0.1:$port;
+
+$locations
+        location = /canary_status {
+            canary_status;
+        }
+    }
+EOF
+
+$t->start;
+
+# ---- helpers -------------------------------------------------------------
+
+sub status {
+    my $r = $t->get($port, '/canary_status');
+
+    return decode_json($r->{content})->{splits};
+}
+
+sub tripped {
+    my ($split) = @_;
+
+    return status()->{$split}{guard}{tripped} ? 1 : 0;
+}
+
+sub trip_lines {
+    my ($split) = @_;
+
+    return scalar grep { /canary guard tripped for split "$split"/ }
+                  split /\n/, $t->error_log;
+}
+
+# $n requests to a split on one side, $fail of them failing, spread
+# evenly: the guard may look at any moment, every prefix has the rate
+sub send_side {
+    my ($split, $side, $n, $fail) = @_;
+
+    my @reqs = map {
+        my $fails = int($_ * $fail / $n) > int(($_ - 1) * $fail / $n);
+        { path => "/$split/",
+          headers => [ 'X-Variant' => $side, 'X-Tenant-Id' => "t$_",
+                       $fails ? ('X-Fail' => 1) : () ] } } 1 .. $n;
+
+    my $res = $t->route_many($port, \@reqs, clients => 1);
+
+    my $bad = grep { $_->{variant} ne $side || $_->{reason} ne 'header'
+                     || ($_->{status} == 200 && $_->{side} ne $side) } @$res;
+    my $failed = grep { $_->{status} == 500 } @$res;
+
+    is "$bad/$failed", "0/$fail",
+        "$split: $n requests to $side, $fail of them failed";
+}
+
+# the guard looks every 100ms: give it several looks
+sub settle { sleep 0.5 }
+
+# ---- both sides fail ------------------------------------------------------
+
+{
+    my $t0 = time;
+    my ($n, %sides) = (0);
+
+    # steady traffic by hash for 2 seconds, every request failing
+    while (time - $t0 < 2) {
+        my $res = $t->route_many($port, [ map { { path => '/both/',
+            headers => [ 'X-Tenant-Id' => "t$_", 'X-Fail' => 1 ] } }
+            1 .. 100 ]);
+
+        $n += @$res;
+        $sides{$_->{variant}}++ for @$res;
+        ok 0, 'a request did not fail' if grep { $_->{status} != 500 } @$res;
+        ok 0, 'both: tripped' if tripped('both');
+    }
+
+    settle();
+
+    my $s = status()->{both};
+    cmp_ok $sides{canary}, '>=', 20, "both: $sides{canary} of $n failing "
+        . 'requests went to canary';
+    cmp_ok $sides{stable}, '>=', 20, "both: $sides{stable} to stable";
+    is $s->{guard}{tripped}, JSON::PP::false,
+        'both: the guard does not trip when both sides fail';
+    is trip_lines('both'), 0, 'both: nothing logged';
+    note "both: canary window $s->{variants}{canary}{window}{requests} "
+         . "requests, $s->{variants}{canary}{window}{'5xx'} 5xx";
+
+    my $d = $t->route($port, '/both/', { 'X-Variant' => 'canary' });
+    is $d->{side}, 'canary', 'both: canary still receives traffic';
+}
+
+# ---- only stable fails ----------------------------------------------------
+
+send_side('stable', 'stable', 100, 100);
+send_side('stable', 'canary', 100, 0);
+settle();
+is tripped('stable'), 0, 'stable: a failing stable does not trip the guard';
+is trip_lines('stable'), 0, 'stable: nothing logged';
+
+# ---- canary worse, but not twice as bad -----------------------------------
+
+send_side('ratio', 'stable', 100, 40);
+send_side('ratio', 'canary', 100, 60);
+settle();
+is tripped('ratio'), 0,
+    'ratio: canary 60% against stable 40% errors does not trip';
+is trip_lines('ratio'), 0, 'ratio: nothing logged';
+
+send_side('ratio', 'canary', 120, 120);
+ok eval { my $t0 = time; sleep 0.05 until tripped('ratio') || time - $t0 > 2;
+          tripped('ratio') }, 'ratio: canary 82% against 40% trips it';
+like status()->{ratio}{guard}{reason}, qr/stable 40\.0% of 100/,
+    'ratio: the reason shows the stable rate it was compared to';
+
+# ---- fewer than min_requests ----------------------------------------------
+
+send_side('few', 'canary', 19, 19);
+settle();
+is tripped('few'), 0, 'few: 19 failing canary requests (< 20) do not trip';
+is trip_lines('few'), 0, 'few: nothing logged';
+
+send_side('few', 'canary', 1, 1);
+ok eval { my $t0 = time; sleep 0.05 until tripped('few') || time - $t0 > 2;
+          tripped('few') }, 'few: the 20th failing request trips it';
+like status()->{few}{guard}{reason}, qr/20 canary requests/,
+    'few: the reason counts 20 canary requests';
+
+# ---- failures older than the window ---------------------------------------
+
+send_side('aged', 'canary', 15, 15);
+settle();
+is tripped('aged'), 0, 'aged: 15 failures do not trip';
+
+sleep 2.6;
+send_side('aged', 'canary', 15, 15);
+settle();
+is tripped('aged'), 0,
+    'aged: 15 more, 3 seconds later, with a 2s window: no trip';
+is trip_lines('aged'), 0, 'aged: nothing logged';
+
+is trip_lines('ratio') + trip_lines('few'), 2,
+    'one line each for the two splits that tripped';
+
+$t->stop;
+
+done_testing;

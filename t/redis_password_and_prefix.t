@@ -1,0 +1,285 @@
+#!/usr/bin/perl
+
+# Story: production Redis wants a password, keeps the canary keys in
+# database 3 under the prefix "prod:canary:".
+#
+# nginx A reads the password from password_file=, selects db=3 and uses
+# prefix=; canary-ctl does the same with --password-file, --db and
+# --prefix.  A's weights sync, and only from that database and prefix.
+# The password never shows in the error log (debug level, every line
+# checked), the status page or the Prometheus text.
+#
+# nginx B has a wrong password: it keeps serving with its nginx.conf
+# weight, says why in the error log and on the status page, stays
+# "connected": false, does not flood the log while it retries, and
+# syncs once its password_file is corrected and it is reloaded.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use JSON::PP;
+use POSIX qw(_exit);
+use Test::More;
+use Time::HiRes qw(sleep time);
+use CanaryTest;
+
+my $CTL = "$FindBin::Bin/../scripts/canary-ctl";
+my $PASSWORD = 'Pa55-' . join '', map { ('a' .. 'z')[rand 26] } 1 .. 16;
+my $WRONG = 'Wr0ng-' . join '', map { ('a' .. 'z')[rand 26] } 1 .. 16;
+my $PREFIX = 'prod:canary:';
+my $DB = 3;
+
+my $ta = CanaryTest->new(name => 'nginx A');
+my $tb = CanaryTest->new(name => 'nginx B');
+
+my $redis = '127.0.0.1:' . $ta->redis_start;
+
+# the harness starts Redis open (it waits for PING); then it is locked
+$ta->redis_cli('CONFIG', 'SET', 'requirepass', $PASSWORD);
+
+# redis-cli as an operator with the password
+sub rcli {
+    my (@args) = @_;
+
+    local $ENV{REDISCLI_AUTH} = $PASSWORD;
+
+    return $ta->redis_cli('--no-auth-warning', @args);
+}
+
+sub write_file {
+    my ($path, $text) = @_;
+
+    open my $fh, '>', $path or die "$path: $!";
+    print $fh $text;
+    close $fh;
+}
+
+my $pw_file = $ta->prefix . '/redis.pass';
+write_file($pw_file, "$PASSWORD\n");
+
+sub conf {
+    my ($t, $file, $weight) = @_;
+
+    my $port = $t->port('http');
+
+    $t->write_conf(<<"EOF", workers => 2, log_level => 'debug');
+    canary_zone canary 1m;
+    canary_redis $redis db=$DB password_file=$file prefix=$PREFIX
+                 interval=200ms timeout=300ms;
+
+    canary_split app {
+        stable stable_up;
+        canary canary_up;
+        weight $weight;
+    }
+
+${\ $t->origins }
+    server {
+        listen 127.0.0.1:$port;
+
+        location / {
+            canary app;
+${\ CanaryTest::expose_vars() }
+            proxy_pass http://\$canary_upstream;
+        }
+
+        location = /canary_status {
+            canary_status;
+        }
+    }
+EOF
+}
+
+sub ctl {
+    my (@args) = @_;
+
+    my $pid = open(my $fh, '-|') // die "fork: $!";
+
+    if ($pid == 0) {
+        open STDERR, '>&', \*STDOUT;
+        delete $ENV{REDISCLI_AUTH};
+        exec $CTL, '--redis', $redis, @args or _exit(127);
+    }
+
+    local $/;
+    my $out = <$fh> // '';
+    close $fh;
+
+    return ($? >> 8, $out);
+}
+
+sub status {
+    my ($t, $format) = @_;
+
+    my $r = $t->get($t->port('http'),
+                    '/canary_status' . ($format ? "?format=$format" : ''));
+
+    return $format ? $r->{content} : decode_json($r->{content});
+}
+
+sub wait_for {
+    my ($seconds, $cond) = @_;
+
+    my $t0 = time;
+
+    until ($cond->()) {
+        return undef if time - $t0 > $seconds;
+        sleep 0.02;
+    }
+
+    return time - $t0;
+}
+
+sub weight_of {
+    my ($t) = @_;
+
+    return $t->route($t->port('http'), '/', { 'X-Tenant-Id' => 'probe' })
+             ->{weight} // '';
+}
+
+# ---- A: the right password -----------------------------------------------
+
+conf($ta, $pw_file, 5);
+$ta->start;
+
+ok wait_for(3, sub { status($ta)->{redis}{connected} }),
+    'A is connected with the password from password_file';
+
+my $st = status($ta);
+is $st->{redis}{prefix}, $PREFIX, "status shows the prefix $PREFIX";
+is $st->{redis}{address}, $redis, 'and the address';
+
+my @opts = ('--password-file', $pw_file, '--prefix', $PREFIX, '--db', $DB);
+
+my ($rc, $out) = ctl(@opts, 'set-weight', 'app', 25);
+is $rc, 0, 'canary-ctl with --password-file --prefix --db: set-weight 25'
+    or diag $out;
+
+ok wait_for(2, sub { weight_of($ta) eq '25' }), 'A routes at weight 25';
+is rcli('-n', $DB, 'HGET', "${PREFIX}app", 'weight'), 25,
+    "the hash is ${PREFIX}app in db $DB";
+is rcli('-n', 0, 'EXISTS', "${PREFIX}app"), 0, 'not in db 0';
+
+# the same key in another database, or another prefix, is not ours
+rcli('-n', 0, 'HSET', "${PREFIX}app", qw(weight 99 generation 100));
+rcli('-n', $DB, 'HSET', 'canary:app', qw(weight 98 generation 100));
+rcli('PUBLISH', "${PREFIX}app", 'x');
+rcli('PUBLISH', 'canary:app', 'x');
+sleep 0.6;
+is weight_of($ta), 25, 'db 0 and the default prefix are ignored';
+
+$st = status($ta);
+is $st->{splits}{app}{weight}, 25, 'status weight 25';
+is $st->{splits}{app}{source}, 'redis', 'from redis';
+
+# ---- B: a wrong password ---------------------------------------------------
+
+my $wrong_file = $tb->prefix . '/redis.pass';
+write_file($wrong_file, "$WRONG\n");
+
+conf($tb, $wrong_file, 7);
+
+my $mark = $tb->log_mark;
+$tb->start;
+
+ok $tb->wait_for_log(qr/canary_redis: AUTH failed/, 3, $mark),
+    'B logs that AUTH failed';
+like $tb->log_since($mark),
+    qr/\[error\].*canary_redis: AUTH failed on \Q$redis\E: WRONGPASS/,
+    'the line names the address and the reason';
+
+# B retries meanwhile; sample its status for 3 seconds
+my ($samples, $connected, $unclear) = (0, 0, 0);
+my $t0 = time;
+my $last;
+
+while (time - $t0 < 3) {
+    $last = status($tb);
+    $samples++;
+    $connected++ if $last->{redis}{connected};
+    $unclear++ unless ($last->{redis}{last_error} // '')
+                      =~ /AUTH|WRONGPASS|NOAUTH|password/i;
+    sleep 0.1;
+}
+
+is $connected, 0, "B's status said connected false in all $samples samples"
+    or diag "$connected of $samples said connected true";
+is $unclear, 0, "B's last_error named the failed AUTH in all $samples "
+    . 'samples' or diag "$unclear of $samples did not, e.g. "
+                        . "\"$last->{redis}{last_error}\"";
+
+my $b_log = $tb->log_since($mark);
+my @redis_lines = grep { /canary_redis:/ } split /\n/, $b_log;
+cmp_ok scalar(@redis_lines), '<=', 4,
+    'B does not flood the log while it retries (3s)'
+    or diag scalar(@redis_lines) . " lines, the first ones:\n"
+            . join "\n", @redis_lines[0 .. 7];
+my @said_connected = grep { /\[notice\].*canary_redis: connected/ }
+                     split /\n/, $b_log;
+is scalar(@said_connected), 0,
+    'B never logs "connected" with a wrong password'
+    or diag scalar(@said_connected) . " times, e.g. $said_connected[0]";
+
+is weight_of($tb), 7, 'B serves with its nginx.conf weight 7';
+is status($tb)->{splits}{app}{source}, 'conf', 'source conf';
+is $tb->route($tb->port('http'), '/', { 'X-Tenant-Id' => 'probe' })
+      ->{status}, 200, 'requests are served';
+
+# A is not disturbed by B
+is weight_of($ta), 25, 'A still at 25';
+ok status($ta)->{redis}{connected}, 'A still connected';
+
+# the corrected password, and a reload
+write_file($wrong_file, "$PASSWORD\n");
+$tb->reload;
+
+ok wait_for(3, sub { weight_of($tb) eq '25' }),
+    'B syncs weight 25 once its password_file is right and it reloads';
+ok wait_for(2, sub { status($tb)->{redis}{connected} }),
+    'B\'s status says connected';
+
+# ---- the password stays secret ---------------------------------------------
+
+($rc, $out) = ctl(@opts, 'set-weight', 'app', 26);
+is $rc, 0, 'canary-ctl set-weight 26' or diag $out;
+ok wait_for(2, sub { weight_of($ta) eq '26' && weight_of($tb) eq '26' }),
+    'both at 26';
+
+for my $t ($ta, $tb) {
+    my $log = $t->error_log;
+
+    cmp_ok length($log), '>', 10000, "$t->{name}: a debug log to search";
+    unlike $log, qr/\Q$PASSWORD\E/, "$t->{name}: the password is not in "
+        . 'the error log';
+    unlike $log, qr/\Q$WRONG\E/, "$t->{name}: nor the wrong one";
+
+    my $json = $t->get($t->port('http'), '/canary_status')->{content};
+    my $prom = status($t, 'prometheus');
+
+    unlike $json, qr/\Q$PASSWORD\E|\Q$WRONG\E/,
+        "$t->{name}: not on the status page";
+    unlike $prom, qr/\Q$PASSWORD\E|\Q$WRONG\E/,
+        "$t->{name}: not in the Prometheus text";
+}
+
+# canary-ctl with a wrong password says so and changes nothing
+my $before = rcli('-n', $DB, 'HGET', "${PREFIX}app", 'generation');
+my $bad_file = $ta->prefix . '/wrong.pass';
+write_file($bad_file, "$WRONG\n");
+
+($rc, $out) = ctl('--password-file', $bad_file, '--prefix', $PREFIX,
+                    '--db', $DB, 'set-weight', 'app', 90);
+isnt $rc, 0, 'canary-ctl with a wrong password fails';
+like $out, qr/WRONGPASS|NOAUTH|AUTH|cannot reach|refused/i,
+    'and says why' or diag $out;
+unlike $out, qr/\Q$WRONG\E/, 'without printing the password';
+is rcli('-n', $DB, 'HGET', "${PREFIX}app", 'generation'), $before,
+    'nothing was written';
+
+$tb->stop;
+$ta->stop;
+
+done_testing;

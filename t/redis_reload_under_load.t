@@ -1,0 +1,264 @@
+#!/usr/bin/perl
+
+# Story: configuration management reloads nginx ten times in a row while
+# traffic flows and the weights come from Redis.
+#
+# nginx runs 4 workers; forked clients send requests without keep-alive
+# the whole time, and a canary-ctl write lands between reloads 5 and 6.
+# Each "nginx -s reload" must finish (the harness waits until the old
+# workers are gone and 4 new ones run).  Afterwards: no request failed,
+# the weight never left the Redis values, no [alert] was logged, no
+# worker is left "shutting down", the new syncing worker is subscribed
+# (one subscriber, the old ones' connections closed) and a canary-ctl
+# write applies within a second.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use HTTP::Tiny;
+use JSON::PP;
+use POSIX qw(_exit);
+use Storable qw(nstore retrieve);
+use Test::More;
+use Time::HiRes qw(sleep time);
+use CanaryTest;
+
+my $CTL = "$FindBin::Bin/../scripts/canary-ctl";
+my $WORKERS = 4;
+my $RELOADS = 10;
+
+my $t = CanaryTest->new;
+my $port = $t->port('http');
+my $redis = '127.0.0.1:' . $t->redis_port;
+
+$t->redis_start;
+
+$t->write_conf(<<"EOF", workers => $WORKERS);
+    canary_zone canary 1m;
+    canary_redis $redis interval=200ms timeout=200ms;
+
+    canary_split app {
+        stable stable_up;
+        canary canary_up;
+        weight 5;
+    }
+
+${\ $t->origins }
+    server {
+        listen 127.0.0.1:$port;
+
+        location / {
+            canary app;
+${\ CanaryTest::expose_vars() }
+            proxy_pass http://\$canary_upstream;
+        }
+
+        location = /canary_status {
+            canary_status;
+        }
+    }
+EOF
+
+# ---- helpers -------------------------------------------------------------
+
+sub ctl {
+    my (@args) = @_;
+
+    my $pid = open(my $fh, '-|') // die "fork: $!";
+
+    if ($pid == 0) {
+        open STDERR, '>&', \*STDOUT;
+        exec $CTL, '--redis', $redis, @args or _exit(127);
+    }
+
+    local $/;
+    my $out = <$fh> // '';
+    close $fh;
+
+    return ($? >> 8, $out);
+}
+
+sub status {
+    my $r = $t->get($port, '/canary_status');
+
+    return $r->{status} == 200 ? decode_json($r->{content}) : undef;
+}
+
+sub wait_for {
+    my ($seconds, $cond) = @_;
+
+    my $t0 = time;
+
+    until ($cond->()) {
+        return undef if time - $t0 > $seconds;
+        sleep 0.02;
+    }
+
+    return time - $t0;
+}
+
+# forked clients without keep-alive until the stop file appears; each
+# response kept as [time, status, weight, variant, body side, error]
+sub start_load {
+    my ($clients) = @_;
+
+    my $stop = $t->prefix . "/tmp/stop-load";
+    unlink $stop;
+
+    my @kids;
+    my $parent = $$;
+
+    for my $c (1 .. $clients) {
+        my $file = $t->prefix . "/tmp/load-$c";
+        my $pid = fork // die "fork: $!";
+
+        if ($pid == 0) {
+            my $http = HTTP::Tiny->new(keep_alive => 0, timeout => 5);
+            my ($i, @rec) = (0);
+
+            while (!-e $stop && kill(0, $parent) && @rec < 200000) {
+                my $r = $http->get("http://127.0.0.1:$port/",
+                    { headers => { 'X-Tenant-Id' => "t$c-" . $i++ % 300 } });
+                my $h = $r->{headers};
+
+                push @rec, [ time, $r->{status}, $h->{'x-canary-weight'},
+                             $h->{'x-canary-variant'},
+                             ($r->{content} // '') =~ /^(\w+)/ ? $1 : '',
+                             $r->{status} == 599 ? $r->{content} : '' ];
+            }
+
+            nstore(\@rec, $file);
+            _exit(0);
+        }
+
+        push @kids, [$pid, $file];
+    }
+
+    return { stop => $stop, kids => \@kids };
+}
+
+sub stop_load {
+    my ($load) = @_;
+
+    open my $fh, '>', $load->{stop} or die "$load->{stop}: $!";
+    close $fh;
+
+    my @rec;
+
+    for my $k (@{$load->{kids}}) {
+        waitpid $k->[0], 0;
+        push @rec, @{retrieve($k->[1])};
+    }
+
+    return [ sort { $a->[0] <=> $b->[0] } @rec ];
+}
+
+# nginx's own sessions in Redis: "name" is empty, "sub" counts channels
+sub redis_clients {
+    my @c = grep { /\bcmd=(?!client)/ } $t->redis_cli('CLIENT', 'LIST');
+
+    return (scalar(grep { /\bsub=[1-9]/ } @c), scalar(@c));
+}
+
+# ---- reloads under load --------------------------------------------------
+
+$t->start;
+
+my ($rc, $out) = ctl('set-weight', 'app', 35);
+is $rc, 0, 'canary-ctl set-weight app 35' or diag $out;
+ok wait_for(3, sub { my $s = status();
+                     $s && $s->{splits}{app}{weight} == 35 }),
+    'weight 35 synced';
+
+my $load = start_load(3);
+sleep 0.5;
+
+my $mark = $t->log_mark;
+my @took;
+my %all_pids = map { $_ => 1 } $t->worker_pids;
+
+for my $n (1 .. $RELOADS) {
+    my $t0 = time;
+    my $ok = eval { $t->reload; 1 };
+
+    ok $ok, "reload $n finished: old workers gone, $WORKERS new ones"
+        or diag $@;
+    push @took, time - $t0;
+
+    $all_pids{$_}++ for $t->worker_pids;
+
+    # a write lands in the middle of the reloads
+    if ($n == 5) {
+        ($rc, $out) = ctl('set-weight', 'app', '35.5');
+        is $rc, 0, 'canary-ctl set-weight app 35.5 between reloads'
+            or diag $out;
+    }
+
+    sleep 0.1;
+}
+
+is status()->{splits}{app}{weight}, 35.5,
+    'the write made between reloads applied';
+
+diag sprintf "%d reloads under load: %.0fms each on average, the slowest "
+             . "%.0fms", $RELOADS, 1000 * eval { my $s = 0; $s += $_ for @took;
+             $s / @took }, 1000 * (sort { $b <=> $a } @took)[0];
+
+cmp_ok scalar(keys %all_pids), '==', $WORKERS * ($RELOADS + 1),
+    'every reload started a new set of workers';
+
+# ---- after the last reload -----------------------------------------------
+
+my @ps = `ps --ppid ${\ $t->master_pid } -o pid=,args=`;
+my @shutting = grep { /shutting down/ } @ps;
+is scalar(@shutting), 0, 'no worker is left "shutting down"'
+    or diag @ps;
+is scalar($t->worker_pids(all => 1)), $WORKERS, "$WORKERS workers, no more";
+
+# the subscription is restored: a write applies within a second
+my $t0 = time;
+($rc, $out) = ctl('set-weight', 'app', 36);
+is $rc, 0, 'canary-ctl set-weight app 36 after the last reload' or diag $out;
+
+my $applied = wait_for(2, sub {
+    my $d = $t->route($port, '/', { 'X-Tenant-Id' => 'probe' });
+    ($d->{weight} // '') eq '36' });
+ok defined $applied && time - $t0 < 1, 'the write applies within 1s';
+diag sprintf "after %d reloads a canary-ctl write routed in %.0fms",
+             $RELOADS, (time - $t0) * 1000;
+
+my $rec = stop_load($load);
+
+my @failed = grep { $_->[1] != 200 } @$rec;
+my @wrong_side = grep { ($_->[3] // '') ne $_->[4] } @$rec;
+my %weights;
+$weights{$_->[2] // 'none'}++ for @$rec;
+
+cmp_ok scalar(@$rec), '>', 500, scalar(@$rec) . ' requests during the reloads';
+is scalar(@failed), 0, 'no request failed'
+    or diag explain [ @failed[0 .. ($#failed < 4 ? $#failed : 4)] ];
+is scalar(@wrong_side), 0, 'every response came from the variant chosen';
+is_deeply [ sort { $a <=> $b } keys %weights ], [ 35, 35.5, 36 ],
+    'the weight was never anything but the Redis value'
+    or diag explain \%weights;
+
+my ($subs, $conns) = redis_clients();
+is $subs, 1, 'one subscriber connection left in Redis';
+is $conns, 2, 'two nginx connections in Redis (command and subscriber)';
+is $t->redis_cli('PUBSUB', 'NUMSUB', 'canary:app') =~ /\n(\d+)$/ ? $1 : -1,
+   1, 'one subscription to canary:app';
+
+my $log = $t->log_since($mark);
+unlike $log, qr/\[alert\]/, 'no [alert] during the reloads';
+unlike $log, qr/\[crit\]|\[emerg\]/, 'no [crit] or [emerg] either';
+
+my $st = status();
+is $st->{redis}{connected}, JSON::PP::true, 'status: connected';
+is $st->{splits}{app}{weight}, 36, 'status: weight 36';
+
+$t->stop;
+
+done_testing;
