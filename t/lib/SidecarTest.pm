@@ -1,0 +1,816 @@
+package SidecarTest;
+
+=head1 NAME
+
+SidecarTest - stories of canary-sidecar against real nginx, Redis and
+origins, on top of CanaryTest
+
+=head1 SYNOPSIS
+
+    use FindBin;
+    use lib "$FindBin::Bin/lib";
+    use Test::More;
+    use SidecarTest;
+
+    my $s = SidecarTest->new(canary_fault => 5);
+    $s->start;                        # redis, nginx with split "api"
+    $s->traffic(clients => 3, rate => 100);
+    $s->sidecar(plan => SidecarTest::fast_plan());
+
+    $s->wait_for(sub { $s->hget('state') eq 'rolled_back' }, 20,
+                 'rolled back') or $s->show_log;
+
+    my @r = $s->receipts;             # [{ id => ..., ...receipt }]
+    $s->finish;                       # sidecars, traffic, nginx log check
+
+=head1 DESCRIPTION
+
+The nginx of a story has split C<api> (C<key $http_x_tenant_id>) with
+upstreams C<st> and C<cn>, each an nginx server block answering
+C<"stable st\n"> / C<"canary cn\n">.  Faults are switched at run time by
+files in the prefix: C<fault_canary> makes the given percent
+(C<canary_fault>, by C<split_clients> on C<$request_id>) of canary
+responses 500; C<fault_stable> the same for stable (C<stable_fault>);
+C<slow_canary> sends canary requests through a forking Perl server that
+sleeps C<slow_ms> first.
+
+Everything started here (sidecars, traffic clients, the slow server) is
+stopped by C<finish> or at exit, before CanaryTest stops nginx and
+Redis.  Core Perl only, plus CanaryTest.
+
+=head1 METHODS
+
+=over
+
+=item new(%opts), start
+
+Options: C<canary_fault>, C<stable_fault> (percent, default 5 and 50),
+C<slow_ms> (default 200), C<workers> (default 1), C<prefix> (the Redis
+key prefix, default C<canary:>), C<nginx> (how many nginx, a fleet
+sharing one Redis and the fault switches; default 1), C<guard> (the
+arguments of the module's in-proxy C<guard> in the split; none by
+default).
+
+=item nginx($i), stop_nginx($i)
+
+The CanaryTest of the i-th nginx (0: the first, which also runs Redis);
+stopping one leaves its address in the sidecar's C<--status> list.
+
+=item traffic(%opts)
+
+Starts C<clients> forked clients (default 3), each making about C<rate>
+requests a second (default 100) on keep-alive connections, as tenants
+C<tenant-1> .. C<tenant-N> (C<tenants>, default 2000) and, a share
+C<pinned_share> of the time (default 0.1), the pinned test tenant
+C<test-tenant-abc123>.  Every response that is not a 200 is logged as
+"TIME STATUS BODY" to C<traffic.log> in the prefix (C<bad_responses>).
+C<stop_traffic> stops them.
+
+=item sidecar(%opts), run_sidecar(@args)
+
+Starts canary-sidecar with C<--redis>, C<--split api>, C<--status> of
+the nginx, C<--receipts> and C<--plan> (opt C<plan>, a hash written as
+JSON; or C<plan_file>), C<--id> (opt C<id>) and C<args>; its stderr goes
+to C<sidecar-ID.log>.  Returns the pid.  C<run_sidecar> runs it to the
+end and returns (exit status, output).
+
+=item hget($field), split_hash, state_hash, receipts, operations
+
+Redis: a field of C<canary:api>, the whole hash, the sidecar's state,
+the receipts of the stream (decoded, oldest first, each with C<_id>),
+their operations.
+
+=item wait_for($code, $seconds, $name)
+
+Polls every 50ms; returns true when the code does, else fails a test
+named $name and returns false.
+
+=item fault($file, $on)
+
+Creates or removes C<fault_canary>, C<fault_stable> or C<slow_canary> in
+the first nginx's prefix; returns the time.
+
+=item kill_sidecar($id, $signal), sidecar_log($id), show_log($id)
+
+Stops a sidecar (C<TERM> by default, or C<KILL>) and waits for it; its
+log; its last 40 lines as a diag.
+
+=item ctl(@args)
+
+Runs C<scripts/canary-ctl> on this Redis and prefix as C<operator>;
+returns its output.
+
+=item sides(@tenants)
+
+Asks the first nginx where each tenant goes now; C<{ stable => N,
+canary => M }>.
+
+=item finish
+
+Stops the traffic, the sidecars and the helpers, checks the sidecars'
+logs for sanitizer reports (one C<ok>), then stops every nginx
+(CanaryTest checks their error logs).
+
+=back
+
+=cut
+
+use strict;
+use warnings;
+
+use Exporter qw(import);
+use File::Basename qw(dirname);
+use IO::Socket::INET;
+use JSON::PP;
+use POSIX qw(_exit WNOHANG);
+use Test::More;
+use Time::HiRes qw(time sleep);
+
+use CanaryTest;
+
+our @EXPORT_OK = qw(fast_plan);
+
+our $ROOT = dirname(dirname(dirname(__FILE__)));
+our $SIDECAR = $ENV{CANARY_SIDECAR} || "$ROOT/build/canary-sidecar";
+our $CTL = "$ROOT/scripts/canary-ctl";
+
+our $PINNED = 'test-tenant-abc123';
+
+my @ALL;                # every SidecarTest, for the END block
+
+my $SANITIZER = qr/AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer
+                   |runtime\ error:/x;
+
+
+# stages of 1-2 seconds, a 5s window: a whole rollout in ~15 seconds
+sub fast_plan {
+    my (%o) = @_;
+
+    my $plan = {
+        pins => [$PINNED],
+        stages => [
+            { name => 'canary',      weight => 0,   hold => '2s' },
+            { name => '5_percent',   weight => 5,   hold => '2s' },
+            { name => '20_percent',  weight => 20,  hold => '2s' },
+            { name => '50_percent',  weight => 50,  hold => '2s' },
+            { name => '100_percent', weight => 100, hold => '0s',
+              manual => JSON::PP::true },
+        ],
+        slo => { latency_p99_ratio_max => 1.5, error_rate_ratio_max => 2.0,
+                 error_rate_max => 5, availability_min => 99.9,
+                 min_requests => 50 },
+        interval => '250ms',
+        violation_for => '1s',
+        window => '5s',
+        on_violation => 'rollback',
+    };
+
+    $plan->{$_} = $o{$_} for keys %o;
+
+    return $plan;
+}
+
+
+sub new {
+    my ($class, %o) = @_;
+
+    die "SidecarTest: $SIDECAR not found: run make\n" unless -x $SIDECAR;
+
+    my $name = $o{name} || 'sidecar';
+
+    my $self = bless {
+        name         => $name,
+        t            => CanaryTest->new(name => $name),
+        fleet        => [],
+        canary_fault => defined $o{canary_fault} ? $o{canary_fault} : 5,
+        stable_fault => defined $o{stable_fault} ? $o{stable_fault} : 50,
+        slow_ms      => $o{slow_ms} || 200,
+        workers      => $o{workers} || 1,
+        prefix_key   => $o{prefix} || 'canary:',
+        guard        => $o{guard},
+        sidecars     => {},
+        traffic      => [],
+        helpers      => [],
+        owner        => $$,
+    }, $class;
+
+    push @ALL, $self;
+
+    for my $i (2 .. ($o{nginx} || 1)) {
+        push @{$self->{fleet}}, CanaryTest->new(name => "$name-nginx$i");
+    }
+
+    return $self;
+}
+
+
+sub t      { $_[0]{t} }
+sub prefix { $_[0]{t}->prefix }
+sub port   { $_[0]{t}->port('http') }
+sub key    { "$_[0]{prefix_key}api" }
+sub status_url { 'http://127.0.0.1:' . $_[0]->port . '/canary_status' }
+
+sub nginx  { $_[1] ? $_[0]{fleet}[$_[1] - 1] : $_[0]{t} }
+sub all_nginx { ($_[0]{t}, @{$_[0]{fleet}}) }
+
+sub status_urls {
+    map { 'http://127.0.0.1:' . $_->port('http') . '/canary_status' }
+        $_[0]->all_nginx;
+}
+
+
+sub start {
+    my ($self) = @_;
+
+    my $t = $self->{t};
+
+    $t->redis_start;
+    $self->_slow_server;
+
+    for my $n ($self->all_nginx) {
+        $n->write_conf($self->_conf($n), workers => $self->{workers});
+        $n->start;
+    }
+
+    return $self;
+}
+
+
+sub stop_nginx {
+    my ($self, $i) = @_;
+
+    $self->nginx($i)->stop;
+}
+
+
+# one nginx of the fleet: its own ports; Redis and the fault switches
+# (files in the first one's prefix) are shared
+sub _conf {
+    my ($self, $t) = @_;
+
+    my $p = $self->{t}->prefix;
+    my $port = $t->port('http');
+    my ($st, $cn) = ($t->port('st'), $t->port('cn'));
+    my $slow = $self->{t}->port('slow');
+    my $rport = $self->{t}->redis_port;
+    my ($cf, $sf) = ($self->{canary_fault}, $self->{stable_fault});
+    my $guard = $self->{guard} ? "guard $self->{guard};" : '';
+
+    return <<"EOF";
+    canary_zone canary 4m;
+    canary_redis 127.0.0.1:$rport interval=200ms prefix=$self->{prefix_key};
+
+    canary_split api {
+        stable st;
+        canary cn;
+        key \$http_x_tenant_id;
+        $guard
+    }
+
+    split_clients "\${request_id}" \$cn_bad { $cf% "1"; * ""; }
+    split_clients "\${request_id}" \$st_bad { $sf% "1"; * ""; }
+
+    upstream st { server 127.0.0.1:$st; }
+    upstream cn { server 127.0.0.1:$cn; }
+
+    default_type text/plain;
+
+    server {
+        listen 127.0.0.1:$st;
+
+        location / {
+            set \$fault "";
+            if (-f $p/fault_stable) { set \$fault "on"; }
+            set \$hit "\${fault}\${st_bad}";
+            if (\$hit = "on1") { return 500 "stable st\\n"; }
+            return 200 "stable st\\n";
+        }
+    }
+
+    server {
+        listen 127.0.0.1:$cn;
+
+        location / {
+            if (-f $p/slow_canary) { rewrite ^ /slow last; }
+            set \$fault "";
+            if (-f $p/fault_canary) { set \$fault "on"; }
+            set \$hit "\${fault}\${cn_bad}";
+            if (\$hit = "on1") { return 500 "canary cn\\n"; }
+            return 200 "canary cn\\n";
+        }
+
+        location = /slow {
+            internal;
+            proxy_pass http://127.0.0.1:$slow;
+        }
+    }
+
+    server {
+        listen 127.0.0.1:$port;
+
+        location / {
+            canary api;
+${\ CanaryTest::expose_vars() }
+            proxy_pass http://\$canary_upstream;
+        }
+
+        location = /canary_status {
+            canary_status;
+        }
+    }
+EOF
+}
+
+
+# the canary when slow: a forking HTTP server that sleeps, then answers
+sub _slow_server {
+    my ($self) = @_;
+
+    my $port = $self->{t}->port('slow');
+    my $delay = $self->{slow_ms} / 1000;
+
+    my $listen = IO::Socket::INET->new(
+        LocalAddr => '127.0.0.1', LocalPort => $port, Proto => 'tcp',
+        Listen => 128, ReuseAddr => 1,
+    ) or die "SidecarTest: listen $port: $!\n";
+
+    my $pid = fork;
+    die "SidecarTest: fork: $!\n" unless defined $pid;
+
+    if ($pid == 0) {
+        local $SIG{CHLD} = 'IGNORE';
+        $SIG{TERM} = sub { _exit(0) };
+
+        for (;;) {
+            my $c = $listen->accept or next;
+
+            my $child = fork;
+
+            if (defined $child && $child == 0) {
+                close $listen;
+                my $req = '';
+                while ($req !~ /\r\n\r\n/) {
+                    my $n = sysread($c, $req, 4096, length $req);
+                    last unless $n;
+                }
+                sleep $delay;
+                my $body = "canary cn\n";
+                print $c "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n"
+                       . "Content-Length: " . length($body)
+                       . "\r\nConnection: close\r\n\r\n$body";
+                close $c;
+                _exit(0);
+            }
+
+            close $c;
+        }
+    }
+
+    close $listen;
+    push @{$self->{helpers}}, $pid;
+}
+
+
+# ---- faults ----------------------------------------------------------------
+
+sub fault {
+    my ($self, $what, $on) = @_;
+
+    my $file = $self->prefix . "/$what";
+
+    if ($on) {
+        open my $fh, '>', $file or die "SidecarTest: $file: $!\n";
+        close $fh;
+        chmod 0644, $file;
+
+    } else {
+        unlink $file;
+    }
+
+    return time;
+}
+
+
+# ---- traffic ---------------------------------------------------------------
+
+sub traffic {
+    my ($self, %o) = @_;
+
+    my $clients = $o{clients} || 3;
+    my $rate = $o{rate} || 100;
+    my $tenants = $o{tenants} || 2000;
+    my $share = defined $o{pinned_share} ? $o{pinned_share} : 0.1;
+    my $log = $self->prefix . '/traffic.log';
+    my @ports = map { $_->port('http') } $self->all_nginx;
+
+    for my $n (1 .. $clients) {
+        my $pid = fork;
+        die "SidecarTest: fork: $!\n" unless defined $pid;
+
+        if ($pid == 0) {
+            $SIG{TERM} = sub { _exit(0) };
+            srand($$ ^ time);
+            _client(\@ports, $tenants, $share, $rate, $log);
+            _exit(0);
+        }
+
+        push @{$self->{traffic}}, $pid;
+    }
+}
+
+
+# keep-alive requests to one nginx of the fleet, another one on each
+# new connection
+sub _client {
+    my ($ports, $tenants, $share, $rate, $log) = @_;
+
+    my ($sock, $buf);
+    my $next = time;
+
+    open my $lfh, '>>', $log or die "SidecarTest: $log: $!\n";
+    $lfh->autoflush(1);
+
+    for (;;) {
+        my $tenant = rand() < $share ? $PINNED
+                     : 'tenant-' . (1 + int(rand($tenants)));
+
+        unless ($sock) {
+            my $port = $ports->[int(rand(@$ports))];
+            $sock = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port",
+                                          Timeout => 2);
+            unless ($sock) {
+                sleep 0.05;
+                next;
+            }
+            $buf = '';
+        }
+
+        my $ok = print $sock "GET / HTTP/1.1\r\nHost: localhost\r\n"
+                             . "X-Tenant-Id: $tenant\r\n\r\n";
+
+        my ($status, $body) = $ok ? _response($sock, \$buf) : ();
+
+        unless (defined $status) {
+            close $sock;
+            undef $sock;
+            next;
+        }
+
+        # a new connection now and then spreads the load over the fleet
+        if (@$ports > 1 && rand() < 0.02) {
+            close $sock;
+            undef $sock;
+        }
+
+        if ($status != 200) {
+            $body =~ s/\s+$//;
+            printf $lfh "%.3f %d %s %s\n", time, $status, $tenant, $body;
+        }
+
+        $next += 1 / $rate;
+        my $wait = $next - time;
+
+        if ($wait > 0) {
+            sleep $wait;
+
+        } elsif ($wait < -1) {
+            $next = time;
+        }
+    }
+}
+
+
+sub _response {
+    my ($sock, $buf) = @_;
+
+    my $deadline = time + 5;
+
+    while ($$buf !~ /\r\n\r\n/) {
+        return if time > $deadline;
+        my $n = sysread($sock, $$buf, 65536, length $$buf);
+        return unless $n;
+    }
+
+    my $end = index($$buf, "\r\n\r\n");
+    my $head = substr($$buf, 0, $end);
+    my ($status) = $head =~ m{^HTTP/1\.\d (\d+)};
+    my ($len) = $head =~ /^Content-Length:\s*(\d+)/mi;
+
+    return unless defined $status && defined $len;
+
+    while (length($$buf) < $end + 4 + $len) {
+        return if time > $deadline;
+        my $n = sysread($sock, $$buf, 65536, length $$buf);
+        return unless $n;
+    }
+
+    my $body = substr($$buf, $end + 4, $len);
+    $$buf = substr($$buf, $end + 4 + $len);
+
+    return ($status, $body);
+}
+
+
+# [time, status, tenant, body] of each non-200 response, oldest first
+sub bad_responses {
+    my ($self) = @_;
+
+    my $log = $self->prefix . '/traffic.log';
+    open my $fh, '<', $log or return ();
+
+    my @r = map { chomp; [split / /, $_, 4] } <$fh>;
+
+    return sort { $a->[0] <=> $b->[0] } @r;
+}
+
+
+sub stop_traffic {
+    my ($self) = @_;
+
+    _stop($_, 'TERM') for splice @{$self->{traffic}};
+}
+
+
+# ---- the sidecar -----------------------------------------------------------
+
+sub write_plan {
+    my ($self, $plan, $name) = @_;
+
+    my $file = $self->prefix . '/' . ($name || 'plan') . '.json';
+
+    open my $fh, '>', $file or die "SidecarTest: $file: $!\n";
+    print $fh ref $plan ? JSON::PP->new->canonical->pretty->encode($plan)
+                        : $plan;
+    close $fh;
+
+    return $file;
+}
+
+
+sub sidecar_args {
+    my ($self, %o) = @_;
+
+    my $id = $o{id} || 'sidecar-a';
+    my $plan = $o{plan_file}
+               || $self->write_plan($o{plan} || fast_plan(), "plan-$id");
+
+    return ($SIDECAR, '--redis', '127.0.0.1:' . $self->{t}->redis_port,
+            '--prefix', $self->{prefix_key}, '--split', 'api',
+            (map { ('--status', $_) } $self->status_urls),
+            '--plan', $plan, '--id', $id,
+            '--receipts', $self->prefix . '/receipts.jsonl',
+            @{$o{args} || []});
+}
+
+
+sub sidecar {
+    my ($self, %o) = @_;
+
+    my $id = $o{id} || 'sidecar-a';
+    my @cmd = $self->sidecar_args(%o);
+    my $log = $self->log_path($id);
+
+    my $pid = fork;
+    die "SidecarTest: fork: $!\n" unless defined $pid;
+
+    if ($pid == 0) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>>', $log;
+        open STDERR, '>&', \*STDOUT;
+        exec @cmd or _exit(127);
+    }
+
+    $self->{sidecars}{$id} = $pid;
+
+    return $pid;
+}
+
+
+sub log_path { $_[0]->prefix . "/sidecar-$_[1].log" }
+
+
+sub sidecar_log {
+    my ($self, $id) = @_;
+
+    open my $fh, '<', $self->log_path($id || 'sidecar-a') or return '';
+    local $/;
+
+    return scalar <$fh>;
+}
+
+
+sub show_log {
+    my ($self, $id) = @_;
+
+    my $log = $self->sidecar_log($id);
+    my @lines = split /\n/, $log;
+    splice @lines, 0, @lines - 40 if @lines > 40;
+
+    diag("sidecar log (last lines):\n" . join("\n", @lines));
+}
+
+
+# SIGTERM (default) or SIGKILL; waits for it
+sub kill_sidecar {
+    my ($self, $id, $sig) = @_;
+
+    my $pid = delete $self->{sidecars}{$id || 'sidecar-a'} or return;
+
+    _stop($pid, $sig || 'TERM');
+}
+
+
+sub run_sidecar {
+    my ($self, @args) = @_;
+
+    my $pid = open(my $fh, '-|');
+    die "SidecarTest: fork: $!\n" unless defined $pid;
+
+    if ($pid == 0) {
+        open STDERR, '>&', \*STDOUT;
+        open STDIN, '<', '/dev/null';
+        exec @args or do { print "exec $args[0]: $!\n"; _exit(127) };
+    }
+
+    local $/;
+    my $out = <$fh>;
+    close $fh;
+
+    return ($? >> 8, defined $out ? $out : '');
+}
+
+
+sub ctl {
+    my ($self, @args) = @_;
+
+    my $pid = open(my $fh, '-|');
+    die "SidecarTest: fork: $!\n" unless defined $pid;
+
+    if ($pid == 0) {
+        open STDERR, '>&', \*STDOUT;
+        $ENV{CANARY_ACTOR} = 'operator';
+        exec $CTL, '--redis', '127.0.0.1:' . $self->{t}->redis_port,
+             '--prefix', $self->{prefix_key}, @args
+            or _exit(127);
+    }
+
+    local $/;
+    my $out = <$fh>;
+    close $fh;
+
+    return $out;
+}
+
+
+# ---- Redis -----------------------------------------------------------------
+
+sub redis { my $self = shift; $self->{t}->redis_cli(@_) }
+
+
+sub hget {
+    my ($self, $field) = @_;
+
+    my $v = $self->redis('HGET', $self->key, $field);
+
+    return defined $v ? $v : '';
+}
+
+
+sub _hash {
+    my ($self, $key) = @_;
+
+    my @l = $self->redis('HGETALL', $key);
+
+    return { @l % 2 ? () : @l };
+}
+
+
+sub split_hash { $_[0]->_hash($_[0]->key) }
+sub state_hash { $_[0]->_hash($_[0]->key . ':sidecar') }
+
+
+sub receipts {
+    my ($self) = @_;
+
+    my @l = $self->redis('XRANGE', $self->key . ':receipts', '-', '+');
+    my @r;
+
+    # redis-cli without a tty: id, "receipt", json, one a line
+    for (my $i = 0; $i + 2 < @l + 0; $i += 3) {
+        my $r = eval { decode_json($l[$i + 2]) } || { _bad => $l[$i + 2] };
+        $r->{_id} = $l[$i];
+        push @r, $r;
+    }
+
+    return @r;
+}
+
+
+sub operations { map { $_->{operation} } $_[0]->receipts }
+
+
+sub wait_for {
+    my ($self, $code, $seconds, $name) = @_;
+
+    my $deadline = time + $seconds;
+
+    until ($code->()) {
+        if (time > $deadline) {
+            fail($name);
+            return 0;
+        }
+
+        sleep 0.05;
+    }
+
+    return 1;
+}
+
+
+# every tenant's side, as nginx routes it now
+sub sides {
+    my ($self, @tenants) = @_;
+
+    my $res = $self->{t}->route_many($self->port,
+        [ map { { path => '/', headers => ['X-Tenant-Id' => $_] } }
+          @tenants ], clients => 2);
+
+    my %side;
+    $side{$_->{side} || 'none'}++ for @$res;
+
+    return \%side;
+}
+
+
+# ---- the end ---------------------------------------------------------------
+
+sub _stop {
+    my ($pid, $sig) = @_;
+
+    local $?;
+
+    kill $sig, $pid;
+
+    my $deadline = time + 5;
+
+    until (waitpid($pid, WNOHANG) == $pid) {
+        if (time > $deadline) {
+            kill 'KILL', $pid;
+            waitpid $pid, 0;
+            last;
+        }
+
+        sleep 0.02;
+    }
+}
+
+
+sub stop_all {
+    my ($self) = @_;
+
+    return if $$ != $self->{owner} || $self->{stopped}++;
+
+    $self->stop_traffic;
+    $self->kill_sidecar($_) for keys %{$self->{sidecars}};
+    _stop($_, 'TERM') for splice @{$self->{helpers}};
+}
+
+
+# stops what this file started, checks the sidecars' logs, then stops
+# nginx (CanaryTest checks its log)
+sub finish {
+    my ($self) = @_;
+
+    $self->stop_all;
+    $self->check_sidecar_logs;
+
+    # each checks its error log (a stopped one was checked already)
+    $_->stop for $self->all_nginx;
+}
+
+
+# one ok(): no sanitizer report in any sidecar's log
+sub check_sidecar_logs {
+    my ($self) = @_;
+
+    my @bad;
+
+    for my $log (glob $self->prefix . '/sidecar-*.log') {
+        open my $fh, '<', $log or next;
+        push @bad, map { "$log: $_" }
+                   grep { /$SANITIZER/ } <$fh>;
+    }
+
+    ok(!@bad, "$self->{name}: no sanitizer report in the sidecar logs")
+        or diag(join '', @bad);
+}
+
+
+# before CanaryTest's END (END blocks run last defined, first)
+END {
+    local $?;
+    $_->stop_all for grep { $_ } @ALL;
+}
+
+
+1;

@@ -1,0 +1,435 @@
+
+/*
+ * canary-sidecar receipts (the governor runbook's fields) and reading
+ * the split's hash and the sidecar's own state as Redis returns them.
+ */
+
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "receipts.h"
+#include "redis.h"
+
+
+static cs_plan_t  plan;
+
+
+static void
+cs_setup(void)
+{
+    ck_assert_int_eq(cs_plan_default(&plan), 0);
+}
+
+
+static void
+cs_teardown(void)
+{
+    cs_plan_free(&plan);
+}
+
+
+/* a rollback at 20%: 5% errors vs 0.2% */
+
+static void
+cs_rollback(cs_decision_t *d)
+{
+    size_t           b;
+    cs_metrics_t     m;
+    cs_rollout_t     ro;
+    cs_split_view_t  view;
+
+    cs_metrics_init(&m);
+    m.instances = 2;
+    m.asked = 2;
+    m.window_seconds = 30;
+    m.v[CS_STABLE].requests = 5000;
+    m.v[CS_STABLE].errors_5xx = 10;
+    m.v[CS_CANARY].requests = 1000;
+    m.v[CS_CANARY].errors_5xx = 40;
+    m.v[CS_CANARY].upstream_errors = 10;
+
+    for (b = 100; b < 110; b++) {
+        m.v[CS_STABLE].counts[b] = 500;
+        m.v[CS_CANARY].counts[b] = 100;
+    }
+
+    cs_rollout_init(&ro);
+    ro.status = CS_STATUS_RUNNING;
+    ro.stage = 2;
+    ro.weight = 2000;
+    ro.generation = 6;
+    ro.seen = 6;
+    ro.violation_since = 1;
+
+    memset(&view, 0, sizeof(cs_split_view_t));
+    view.exists = 1;
+    view.has_weight = 1;
+    view.weight = 2000;
+    view.generation = 6;
+    strcpy(view.state, "running");
+
+    cs_decide(&plan, &view, &ro, &m, 3600 * 1000, d);
+
+    ck_assert_int_eq(d->action, CS_ACT_ROLLBACK);
+}
+
+
+START_TEST(test_receipt_fields)
+{
+    char              id[CS_UUID_LEN + 1], *s;
+    json_t           *r, *c;
+    json_error_t      jerr;
+    cs_decision_t     d;
+    cs_receipt_ctx_t  ctx;
+
+    cs_rollback(&d);
+
+    ctx.split = "api";
+    ctx.by = "sidecar-a";
+    ctx.now = 1795314065000LL;
+    ctx.decision_ms = 3.25;
+    ctx.generation = 7;
+
+    s = cs_receipt_json(&plan, &d, 1, &ctx, id);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_ptr_null(strchr(s, '\n'));
+
+    r = json_loads(s, 0, &jerr);
+    ck_assert_msg(r != NULL, "%s: %s", s, jerr.text);
+
+    ck_assert_str_eq(json_string_value(json_object_get(r, "receipt_id")),
+                     id);
+    ck_assert_str_eq(json_string_value(json_object_get(r, "timestamp")),
+                     "2026-11-22T02:21:05Z");
+    ck_assert_str_eq(json_string_value(json_object_get(r, "operation")),
+                     "rollback_executed");
+    ck_assert_str_eq(json_string_value(json_object_get(r, "split")), "api");
+    ck_assert_str_eq(json_string_value(json_object_get(r, "from_stage")),
+                     "20_percent");
+    ck_assert_str_eq(json_string_value(json_object_get(r, "to_stage")),
+                     "20_percent");
+    ck_assert_int_eq(json_integer_value(json_object_get(r, "from_weight")),
+                     20);
+    ck_assert_int_eq(json_integer_value(json_object_get(r, "to_weight")),
+                     0);
+    ck_assert_int_eq(json_integer_value(json_object_get(r, "generation")),
+                     7);
+    ck_assert_str_eq(json_string_value(json_object_get(r, "by")),
+                     "sidecar-a");
+    ck_assert_int_eq(json_integer_value(json_object_get(r,
+                                                        "window_seconds")),
+                     30);
+    ck_assert_double_eq(json_number_value(json_object_get(r, "decision_ms")),
+                        3.25);
+    ck_assert_int_eq(json_integer_value(json_object_get(
+                         json_object_get(r, "requests"), "canary")), 1000);
+    ck_assert_int_eq(json_integer_value(json_object_get(
+                         json_object_get(r, "errors"), "canary")), 50);
+    ck_assert_msg(strstr(json_string_value(json_object_get(r, "reason")),
+                         "ROLLBACK") != NULL, "%s", s);
+
+    c = json_object_get(json_object_get(r, "sli_checks"),
+                        "error_rate_percent");
+    ck_assert_str_eq(json_string_value(json_object_get(c, "status")),
+                     "FAIL");
+    ck_assert_double_eq_tol(json_number_value(json_object_get(c, "canary")),
+                            5, 1e-9);
+    ck_assert_double_eq_tol(json_number_value(json_object_get(c,
+                                                              "baseline")),
+                            0.2, 1e-9);
+    ck_assert_double_eq_tol(json_number_value(json_object_get(c,
+                                                              "threshold")),
+                            0.4, 1e-9);
+    ck_assert(json_number_value(json_object_get(c, "p_value")) < 1e-10);
+
+    c = json_object_get(json_object_get(r, "sli_checks"), "latency_p99_ms");
+    ck_assert_str_eq(json_string_value(json_object_get(c, "status")),
+                     "PASS");
+
+    c = json_object_get(json_object_get(r, "sli_checks"),
+                        "availability_percent");
+    ck_assert_double_eq_tol(json_number_value(json_object_get(c, "canary")),
+                            95, 1e-9);
+    ck_assert_double_eq_tol(json_number_value(json_object_get(c,
+                                                              "threshold")),
+                            99.9, 1e-9);
+
+    json_decref(r);
+    free(s);
+
+    /* the first of the two: sli_violation_detected, its own id */
+    s = cs_receipt_json(&plan, &d, 0, &ctx, id);
+    ck_assert_ptr_nonnull(strstr(s, "\"operation\":"
+                                    "\"sli_violation_detected\""));
+    free(s);
+}
+END_TEST
+
+
+START_TEST(test_receipt_without_metrics)
+{
+    char              id[CS_UUID_LEN + 1], *s;
+    cs_decision_t     d;
+    cs_rollout_t      ro;
+    cs_split_view_t   view;
+    cs_receipt_ctx_t  ctx;
+
+    cs_rollout_init(&ro);
+    memset(&view, 0, sizeof(cs_split_view_t));
+
+    cs_decide(&plan, &view, &ro, NULL, 1000, &d);
+    ck_assert_int_eq(d.action, CS_ACT_START);
+
+    ctx.split = "api";
+    ctx.by = "x";
+    ctx.now = 0;
+    ctx.decision_ms = 0;
+    ctx.generation = 1;
+
+    s = cs_receipt_json(&plan, &d, 0, &ctx, id);
+
+    ck_assert_ptr_nonnull(strstr(s, "\"from_stage\":null"));
+    ck_assert_ptr_nonnull(strstr(s, "\"to_stage\":\"canary\""));
+    ck_assert_ptr_nonnull(strstr(s, "\"status\":\"NO_DATA\""));
+    ck_assert_ptr_nonnull(strstr(s, "\"timestamp\":"
+                                    "\"1970-01-01T00:00:00Z\""));
+    free(s);
+}
+END_TEST
+
+
+START_TEST(test_uuid)
+{
+    size_t  i;
+    char    a[CS_UUID_LEN + 1], b[CS_UUID_LEN + 1];
+
+    cs_uuid(a);
+    cs_uuid(b);
+
+    ck_assert_uint_eq(strlen(a), 36);
+    ck_assert_str_ne(a, b);
+    ck_assert_int_eq(a[14], '4');
+    ck_assert_ptr_nonnull(strchr("89ab", a[19]));
+
+    for (i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            ck_assert_int_eq(a[i], '-');
+
+        } else {
+            ck_assert_ptr_nonnull(strchr("0123456789abcdef", a[i]));
+        }
+    }
+}
+END_TEST
+
+
+START_TEST(test_receipts_file_appends_lines)
+{
+    FILE  *f;
+    char   path[] = "/tmp/test-sidecar-receipts-XXXXXX", err[256];
+    char   line[64], *r[2];
+    int    fd, n;
+
+    fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+
+    r[0] = "{\"a\":1}";
+    r[1] = "{\"b\":2}";
+
+    ck_assert_int_eq(cs_receipts_append(path, r, 2, err, sizeof(err)), 0);
+    ck_assert_int_eq(cs_receipts_append(path, r, 1, err, sizeof(err)), 0);
+
+    f = fopen(path, "r");
+    n = 0;
+
+    while (fgets(line, sizeof(line), f)) {
+        ck_assert_str_eq(line, n == 1 ? "{\"b\":2}\n" : "{\"a\":1}\n");
+        n++;
+    }
+
+    fclose(f);
+    unlink(path);
+
+    ck_assert_int_eq(n, 3);
+
+    ck_assert_int_eq(cs_receipts_append("/nonexistent/dir/x", r, 1, err,
+                                        sizeof(err)), -1);
+    ck_assert_ptr_nonnull(strstr(err, "/nonexistent/dir/x"));
+}
+END_TEST
+
+
+/* HGETALL replies built by hand */
+
+static redisReply *
+cs_hash(const char **kv)
+{
+    size_t       i, n;
+    redisReply  *r, *e;
+
+    for (n = 0; kv[n]; n++) {
+        /* void */
+    }
+
+    r = calloc(1, sizeof(redisReply));
+    r->type = REDIS_REPLY_ARRAY;
+    r->elements = n;
+    r->element = calloc(n ? n : 1, sizeof(redisReply *));
+
+    for (i = 0; i < n; i++) {
+        e = calloc(1, sizeof(redisReply));
+        e->type = REDIS_REPLY_STRING;
+        e->str = strdup(kv[i]);
+        e->len = strlen(kv[i]);
+        r->element[i] = e;
+    }
+
+    return r;
+}
+
+
+START_TEST(test_split_hash)
+{
+    redisReply       *h;
+    cs_split_view_t   v;
+
+    static const char  *kv[] = {
+        "weight", "20.5", "enabled", "0", "generation", "42",
+        "state", "paused", "updated_by", "canary-ctl:ops",
+        "updated_at", "2026-11-22T02:10:11Z", NULL
+    };
+
+    static const char  *none[] = { NULL };
+
+    h = cs_hash(kv);
+    cs_view_from_hash(&v, h);
+    freeReplyObject(h);
+
+    ck_assert_int_eq(v.exists, 1);
+    ck_assert_int_eq(v.has_weight, 1);
+    ck_assert_uint_eq(v.weight, 2050);
+    ck_assert_int_eq(v.enabled, 0);
+    ck_assert_uint_eq(v.generation, 42);
+    ck_assert_str_eq(v.state, "paused");
+    ck_assert_str_eq(v.updated_by, "canary-ctl:ops");
+
+    h = cs_hash(none);
+    cs_view_from_hash(&v, h);
+    freeReplyObject(h);
+
+    ck_assert_int_eq(v.exists, 0);
+    ck_assert_int_eq(v.has_weight, 0);
+    ck_assert_int_eq(v.enabled, -1);
+    ck_assert_uint_eq(v.generation, 0);
+}
+END_TEST
+
+
+START_TEST(test_sidecar_state)
+{
+    char           err[256];
+    redisReply    *h;
+    cs_rollout_t   ro;
+
+    static const char  *kv[] = {
+        "status", "awaiting_resume", "stage", "3", "stage_name",
+        "50_percent", "stage_started", "1795314065123", "weight", "50",
+        "generation", "9", "seen", "11", "violation_since", "0",
+        "approved", "-1", "last_receipt", "abc", "stopped_by", "",
+        NULL
+    };
+
+    static const char  *moved[] = {
+        "status", "running", "stage", "0", "stage_name", "20_percent",
+        "generation", "3", "approved", "4", NULL
+    };
+
+    static const char  *gone[] = {
+        "status", "running", "stage", "1", "stage_name", "7_percent",
+        NULL
+    };
+
+    static const char  *none[] = { NULL };
+
+    h = cs_hash(kv);
+    ck_assert_int_eq(cs_rollout_from_hash(&ro, &plan, h, err, sizeof(err)),
+                     0);
+    freeReplyObject(h);
+
+    ck_assert_int_eq(ro.status, CS_STATUS_AWAITING_RESUME);
+    ck_assert_uint_eq(ro.stage, 3);
+    ck_assert_int_eq(ro.stage_started, 1795314065123LL);
+    ck_assert_uint_eq(ro.weight, 5000);
+    ck_assert_uint_eq(ro.generation, 9);
+    ck_assert_uint_eq(ro.seen, 11);
+    ck_assert_int_eq(ro.approved, -1);
+    ck_assert_str_eq(ro.last_receipt, "abc");
+
+    /* the plan changed: the stage is found by its name */
+    h = cs_hash(moved);
+    ck_assert_int_eq(cs_rollout_from_hash(&ro, &plan, h, err, sizeof(err)),
+                     0);
+    freeReplyObject(h);
+    ck_assert_uint_eq(ro.stage, 2);
+    ck_assert_int_eq(ro.approved, -1);
+    ck_assert_uint_eq(ro.seen, 3);
+
+    h = cs_hash(gone);
+    ck_assert_int_eq(cs_rollout_from_hash(&ro, &plan, h, err, sizeof(err)),
+                     -1);
+    freeReplyObject(h);
+    ck_assert_ptr_nonnull(strstr(err, "\"7_percent\""));
+
+    h = cs_hash(none);
+    ck_assert_int_eq(cs_rollout_from_hash(&ro, &plan, h, err, sizeof(err)),
+                     0);
+    freeReplyObject(h);
+    ck_assert_int_eq(ro.status, CS_STATUS_NEW);
+}
+END_TEST
+
+
+static Suite *
+cs_receipts_suite(void)
+{
+    TCase  *tc;
+    Suite  *s;
+
+    s = suite_create("sidecar_receipts");
+    tc = tcase_create("receipts");
+
+    tcase_add_checked_fixture(tc, cs_setup, cs_teardown);
+
+    tcase_add_test(tc, test_receipt_fields);
+    tcase_add_test(tc, test_receipt_without_metrics);
+    tcase_add_test(tc, test_uuid);
+    tcase_add_test(tc, test_receipts_file_appends_lines);
+    tcase_add_test(tc, test_split_hash);
+    tcase_add_test(tc, test_sidecar_state);
+
+    suite_add_tcase(s, tc);
+
+    return s;
+}
+
+
+int
+main(void)
+{
+    int       failed;
+    SRunner  *sr;
+
+    sr = srunner_create(cs_receipts_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

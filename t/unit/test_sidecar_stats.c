@@ -1,0 +1,296 @@
+
+/*
+ * canary-sidecar statistics against hand-computed values, and its
+ * histogram against the module's own code (included here, so that a
+ * change of the layout on either side fails this test).
+ */
+
+
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stats.h"
+
+#include "../../src/ngx_http_canary_histogram.c"
+
+
+START_TEST(test_layout_is_the_modules)
+{
+    size_t  i;
+
+    ck_assert_int_eq(CS_HIST_BUCKETS, NGX_HTTP_CANARY_HIST_BUCKETS);
+
+    for (i = 0; i < CS_HIST_BUCKETS; i++) {
+        ck_assert_uint_eq(cs_hist_lower(i), ngx_http_canary_hist_lower(i));
+        ck_assert_uint_eq(cs_hist_upper(i), ngx_http_canary_hist_upper(i));
+    }
+
+    /* a value lands in the bucket whose bounds hold it */
+    for (i = 1; i < 70000000; i = i * 5 / 4 + 1) {
+        size_t  b = ngx_http_canary_hist_index(i);
+
+        ck_assert_uint_le(cs_hist_lower(b), i);
+        ck_assert_uint_gt(cs_hist_upper(b), i);
+    }
+}
+END_TEST
+
+
+START_TEST(test_quantile_is_the_modules)
+{
+    size_t    i, round;
+    double    q;
+    uint64_t  counts[CS_HIST_BUCKETS];
+
+    static const double  qs[] = { 0.5, 0.9, 0.95, 0.99, 0.999, 1.0 };
+
+    srandom(42);
+
+    for (round = 0; round < 200; round++) {
+        memset(counts, 0, sizeof(counts));
+
+        for (i = 0; i < 1 + (size_t) random() % 40; i++) {
+            counts[random() % CS_HIST_BUCKETS] += 1 + random() % 1000;
+        }
+
+        for (i = 0; i < sizeof(qs) / sizeof(double); i++) {
+            q = qs[i];
+            ck_assert_double_eq_tol(cs_hist_quantile_ms(counts, q) * 1000,
+                                    ngx_http_canary_hist_quantile(counts, q),
+                                    1e-6);
+        }
+    }
+
+    memset(counts, 0, sizeof(counts));
+    ck_assert_double_eq(cs_hist_quantile_ms(counts, 0.99), 0);
+}
+END_TEST
+
+
+START_TEST(test_quantile_by_hand)
+{
+    uint64_t  counts[CS_HIST_BUCKETS];
+
+    memset(counts, 0, sizeof(counts));
+
+    /* 99 values in [1024us, 1088us), one in the overflow bucket */
+    counts[ngx_http_canary_hist_index(1030)] = 99;
+    counts[CS_HIST_BUCKETS - 1] = 1;
+
+    /* rank 99 of 100: the midpoint 1056us */
+    ck_assert_double_eq_tol(cs_hist_quantile_ms(counts, 0.99), 1.056, 1e-9);
+
+    /* rank 100: the overflow bucket reports its lower bound, 2^26us */
+    ck_assert_double_eq_tol(cs_hist_quantile_ms(counts, 1.0), 67108.864,
+                            1e-6);
+}
+END_TEST
+
+
+START_TEST(test_normal_tail)
+{
+    ck_assert_double_eq_tol(cs_normal_sf(0), 0.5, 1e-12);
+    ck_assert_double_eq_tol(cs_normal_sf(1.959963985), 0.025, 1e-9);
+    ck_assert_double_eq_tol(cs_normal_sf(2.326347874), 0.01, 1e-9);
+    ck_assert_double_eq_tol(cs_normal_sf(-2.326347874), 0.99, 1e-9);
+}
+END_TEST
+
+
+START_TEST(test_ztest_by_hand)
+{
+    cs_ztest_t  zt;
+
+    /*
+     * 50/1000 vs 10/5000: pooled 60/6000 = 0.01,
+     * se = sqrt(0.01 * 0.99 * (1/1000 + 1/5000)) = 0.0034467,
+     * z = (0.05 - 0.002) / se = 13.9262, p = 2.195e-44
+     */
+    cs_ztest_greater(50, 1000, 10, 5000, &zt);
+    ck_assert_double_eq_tol(zt.z, 13.926212, 1e-5);
+    ck_assert_double_eq_tol(zt.p_value / 2.1951367e-44, 1, 1e-4);
+
+    /*
+     * 12/200 vs 20/1000: pooled 32/1200, se = 0.0124793,
+     * z = 0.04 / se = 3.2053, p = 0.000675
+     */
+    cs_ztest_greater(12, 200, 20, 1000, &zt);
+    ck_assert_double_eq_tol(zt.z, 3.205304, 1e-5);
+    ck_assert_double_eq_tol(zt.p_value, 0.00067460, 1e-7);
+
+    /* 3/1000 vs 2/1000: z = 0.4478, p = 0.3272: no evidence */
+    cs_ztest_greater(3, 1000, 2, 1000, &zt);
+    ck_assert_double_eq_tol(zt.z, 0.447774, 1e-5);
+    ck_assert_double_eq_tol(zt.p_value, 0.327158, 1e-5);
+
+    /* the canary better: z < 0, p > 0.5 */
+    cs_ztest_greater(2, 1000, 3, 1000, &zt);
+    ck_assert(zt.z < 0);
+    ck_assert(zt.p_value > 0.5);
+}
+END_TEST
+
+
+START_TEST(test_ztest_degenerate)
+{
+    cs_ztest_t  zt;
+
+    /* no errors anywhere, all errors everywhere, empty samples */
+    cs_ztest_greater(0, 1000, 0, 1000, &zt);
+    ck_assert_double_eq(zt.p_value, 1);
+    ck_assert_double_eq(zt.z, 0);
+
+    cs_ztest_greater(100, 100, 50, 50, &zt);
+    ck_assert_double_eq(zt.p_value, 1);
+
+    cs_ztest_greater(5, 0, 0, 100, &zt);
+    ck_assert_double_eq(zt.p_value, 1);
+
+    cs_ztest_greater(1, 100, 0, 0, &zt);
+    ck_assert_double_eq(zt.p_value, 1);
+}
+END_TEST
+
+
+START_TEST(test_mwu_by_hand)
+{
+    cs_mwu_t  mw;
+    uint64_t  a[8], b[8];
+
+    /*
+     * canary 1, 2, 2; stable 0, 0, 1 (bucket numbers).
+     * U = (2 + 1/2) + 3 + 3 = 8.5, mean 4.5; ties 3 x (2^3 - 2) = 18,
+     * var = 9/12 * (7 - 18/30) = 4.8, z = (8.5 - 4.5 - 0.5) / sqrt(4.8)
+     * = 1.59752, p = 0.055074 (scipy: mannwhitneyu(..., 'greater'))
+     */
+    memset(a, 0, sizeof(a));
+    memset(b, 0, sizeof(b));
+    a[1] = 1;
+    a[2] = 2;
+    b[0] = 2;
+    b[1] = 1;
+
+    cs_mwu_greater(a, b, 8, &mw);
+    ck_assert_double_eq_tol(mw.u, 8.5, 1e-12);
+    ck_assert_double_eq_tol(mw.mean, 4.5, 1e-12);
+    ck_assert_double_eq_tol(mw.sd * mw.sd, 4.8, 1e-9);
+    ck_assert_double_eq_tol(mw.z, 1.597524, 1e-5);
+    ck_assert_double_eq_tol(mw.p_value, 0.055074, 1e-5);
+    ck_assert_double_eq_tol(mw.effect, 8.5 / 9, 1e-12);
+
+    /*
+     * canary 10 in bucket 5, 10 in 6; stable 15 in 4, 5 in 5.
+     * U = 10 * (15 + 5/2) + 10 * 20 = 375; ties 3360 + 3360 + 990,
+     * var = 400/12 * (41 - 7710/1560) = 1201.923, z = 5.03335,
+     * p = 2.41e-7
+     */
+    memset(a, 0, sizeof(a));
+    memset(b, 0, sizeof(b));
+    a[5] = 10;
+    a[6] = 10;
+    b[4] = 15;
+    b[5] = 5;
+
+    cs_mwu_greater(a, b, 8, &mw);
+    ck_assert_double_eq_tol(mw.u, 375, 1e-9);
+    ck_assert_double_eq_tol(mw.sd * mw.sd, 1201.923077, 1e-5);
+    ck_assert_double_eq_tol(mw.z, 5.033350, 1e-5);
+    ck_assert_double_eq_tol(mw.p_value / 2.4099152e-7, 1, 1e-4);
+
+    /* the other way round: stable is not slower than canary */
+    cs_mwu_greater(b, a, 8, &mw);
+    ck_assert(mw.p_value > 0.99);
+}
+END_TEST
+
+
+START_TEST(test_mwu_degenerate)
+{
+    cs_mwu_t  mw;
+    uint64_t  a[4], b[4];
+
+    memset(a, 0, sizeof(a));
+    memset(b, 0, sizeof(b));
+
+    /* empty */
+    b[1] = 10;
+    cs_mwu_greater(a, b, 4, &mw);
+    ck_assert_double_eq(mw.p_value, 1);
+
+    /* every value in one bucket: all ties, no variance */
+    a[1] = 10;
+    cs_mwu_greater(a, b, 4, &mw);
+    ck_assert_double_eq(mw.p_value, 1);
+    ck_assert_double_eq_tol(mw.effect, 0.5, 1e-12);
+}
+END_TEST
+
+
+START_TEST(test_mwu_same_distribution_is_not_significant)
+{
+    size_t    i;
+    cs_mwu_t  mw;
+    uint64_t  a[CS_HIST_BUCKETS], b[CS_HIST_BUCKETS];
+
+    memset(a, 0, sizeof(a));
+    memset(b, 0, sizeof(b));
+
+    /* the same shape, 1 : 4 traffic */
+    for (i = 20; i < 40; i++) {
+        a[i] = 10 + i % 7;
+        b[i] = 4 * (10 + i % 7);
+    }
+
+    cs_mwu_greater(a, b, CS_HIST_BUCKETS, &mw);
+    ck_assert(mw.p_value > 0.4);
+
+    /* shift the canary one bucket up: 6% slower, significant */
+    memmove(a + 21, a + 20, 20 * sizeof(uint64_t));
+    a[20] = 0;
+
+    cs_mwu_greater(a, b, CS_HIST_BUCKETS, &mw);
+    ck_assert(mw.p_value < 0.01);
+}
+END_TEST
+
+
+static Suite *
+cs_stats_suite(void)
+{
+    TCase  *tc;
+    Suite  *s;
+
+    s = suite_create("sidecar_stats");
+    tc = tcase_create("stats");
+
+    tcase_add_test(tc, test_layout_is_the_modules);
+    tcase_add_test(tc, test_quantile_is_the_modules);
+    tcase_add_test(tc, test_quantile_by_hand);
+    tcase_add_test(tc, test_normal_tail);
+    tcase_add_test(tc, test_ztest_by_hand);
+    tcase_add_test(tc, test_ztest_degenerate);
+    tcase_add_test(tc, test_mwu_by_hand);
+    tcase_add_test(tc, test_mwu_degenerate);
+    tcase_add_test(tc, test_mwu_same_distribution_is_not_significant);
+
+    suite_add_tcase(s, tc);
+
+    return s;
+}
+
+
+int
+main(void)
+{
+    int       failed;
+    SRunner  *sr;
+
+    sr = srunner_create(cs_stats_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
