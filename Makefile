@@ -3,9 +3,12 @@
 #   make                     module + sidecar against the installed nginx
 #   make NGINX_SRC=/path     against a full nginx source tree
 #   make test                install deps, build, unit + integration tests
+#   make check               the suite again on an AddressSanitizer and
+#                            UBSan build, and every fuzzer for a while
 #   make demo                a whole rollout on loopback
 #   make bench               benchmarks (not part of make test)
 
+SHELL      := /bin/bash
 NGINX_SRC  ?= /usr/share/nginx/src
 BUILD      ?= build
 CC         ?= cc
@@ -38,7 +41,21 @@ NGX_CONF_FLAGS = $(shell [ -f $(NGINX_SRC)/conf_flags ] \
 	&& bash -c '. $(NGINX_SRC)/conf_flags; echo "$${NGX_CONF_FLAGS[@]}"' \
 	|| echo --with-compat)
 
-.PHONY: all module sidecar unit test check deps demo bench clean FORCE
+# fuzzers: fuzz/fuzz_NAME.c, each run FUZZ_SECONDS on fuzz/corpus/NAME
+FUZZ_SRCS    = $(wildcard fuzz/fuzz_*.c)
+FUZZ_TARGETS = $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+FUZZ_SECONDS ?= 20
+FUZZ_CFLAGS  = -g -O1 -fsanitize=fuzzer,address,undefined \
+               -fno-sanitize-recover=undefined -Isrc -Isrc/sidecar
+
+# the sanitizer build of the module, loaded into Debian's nginx
+ASAN_BUILD   = build-asan
+ASAN_FLAGS   = -fsanitize=address,undefined -fno-omit-frame-pointer \
+               -fno-sanitize-recover=undefined
+ASAN_RUNTIME = $(shell $(CC) -print-file-name=libasan.so)
+
+.PHONY: all module sidecar unit test check asan fuzz deps demo bench clean \
+        FORCE
 
 all: module sidecar
 
@@ -70,7 +87,8 @@ $(MODULE): $(NGX_BUILD)/Makefile FORCE
 	cp $(NGX_BUILD)/objs/ngx_http_canary_module.so $@.tmp && mv -f $@.tmp $@
 
 $(SIDECAR_UNIT): $(BUILD)/unit/test_sidecar_%: t/unit/test_sidecar_%.c \
-    $(SIDECAR_LIB) $(wildcard src/sidecar/*.h)
+    $(SIDECAR_LIB) $(wildcard src/sidecar/*.h) \
+    src/ngx_http_canary_histogram.c src/ngx_http_canary_histogram.h
 	@mkdir -p $(BUILD)/unit
 	$(CC) $(CFLAGS_STD) $(CHECK_CFLAGS) -Isrc/sidecar -o $@ $< \
 	    $(SIDECAR_LIB) $(CHECK_LIBS) $(SIDECAR_LIBS)
@@ -88,7 +106,32 @@ test: deps
 	$(MAKE) unit
 	prove -r t/
 
+$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c $(PURE_SRCS) $(SIDECAR_LIB) src/*.h
+	@mkdir -p $(BUILD)/fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $< $(PURE_SRCS) $(SIDECAR_LIB) \
+	    $(SIDECAR_LIBS)
+
+fuzz: $(FUZZ_TARGETS)
+	@for t in $(FUZZ_TARGETS); do \
+	    n=$${t##*/fuzz_}; mkdir -p fuzz/corpus/$$n; \
+	    echo "# $$t for $(FUZZ_SECONDS)s"; \
+	    $$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	        fuzz/corpus/$$n 2>&1 | grep -E 'stat::number_of_executed_runs|ERROR|SUMMARY|crash' ; \
+	    test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done
+
+asan:
+	$(MAKE) BUILD=$(ASAN_BUILD) MODULE_CC_OPT="$(ASAN_FLAGS)" \
+	    MODULE_LD_OPT="-fsanitize=address,undefined" module
+
+check: deps asan fuzz
+	CANARY_MODULE=$(CURDIR)/$(ASAN_BUILD)/ngx_http_canary_module.so \
+	    CANARY_NGINX_PRELOAD=$(ASAN_RUNTIME) prove -r t/
+
+bench: deps all
+	bench/run
+
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD)
 
 FORCE:

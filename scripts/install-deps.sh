@@ -5,7 +5,8 @@ set -eu
 
 PKGS="gcc make perl nginx-core nginx-dev libhiredis-dev libpcre2-dev
 zlib1g-dev libssl-dev redis-server redis-tools libcurl4-openssl-dev
-libjansson-dev check pkg-config prometheus chromium wrk curl procps"
+libjansson-dev check pkg-config prometheus chromium wrk curl procps
+clang libclang-rt-14-dev valgrind"
 
 missing=""
 for p in $PKGS; do

@@ -223,9 +223,10 @@ ngx_http_canary_snapshot_split(ngx_http_canary_shm_split_t *shs, time_t now)
 /*
  * The snapshot a window of "seconds" starts from: the newest one taken
  * at or before now - seconds, else the oldest one there is; only ones
- * taken after the second not_before (0: no bound).  Copied out, so that a writer taking
- * the slot over cannot tear it.  NULL when there is no such snapshot:
- * without a bound the window then starts at zero.
+ * taken after the second not_before (0: no bound).  Copied out, so that a
+ * writer taking the slot over cannot tear it.  NULL when the window goes
+ * back to before the split's counters began (it starts at zero then), or
+ * when there is no snapshot after not_before.
  */
 
 ngx_http_canary_shm_snap_t *
@@ -237,6 +238,10 @@ ngx_http_canary_window_base(ngx_http_canary_shm_split_t *shs, time_t now,
     ngx_http_canary_shm_snap_t  *slot;
 
     target = now - (time_t) seconds;
+
+    if (not_before == 0 && shs->created >= target) {
+        return NULL;
+    }
 
     for (tries = 0; tries < 3; tries++) {
 
@@ -463,7 +468,8 @@ ngx_http_canary_report_split(ngx_http_canary_split_t *split,
         /* a window is the cumulative counters less a snapshot, mod 2^32 */
         sv = bp ? &bp->v[v] : NULL;
 
-        vr->window.seconds = bp ? (unsigned) (now - (time_t) bp->sec) : 0;
+        vr->window.seconds = (unsigned) (now - (bp ? (time_t) bp->sec
+                                                   : shs->created));
 
         vr->window.requests = (uint32_t) (vr->requests
                                           - (sv ? sv->requests : 0));

@@ -119,6 +119,7 @@ typedef struct {
 
     /* the last committed configuration that has this split; 0: none yet */
     ngx_uint_t                   seen;
+    time_t                       created;       /* counters start here */
 
     ngx_atomic_t                 weight;        /* hundredths of percent */
     ngx_atomic_t                 enabled;

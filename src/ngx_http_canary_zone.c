@@ -240,6 +240,7 @@ ngx_http_canary_zone_attach(ngx_shm_zone_t *shm_zone,
         ngx_memcpy(shs->name, split->name.data, split->name.len);
         shs->name_len = split->name.len;
         shs->enabled = 1;
+        shs->created = ngx_time();
 
         ngx_queue_insert_tail(&cmcf->sh->splits, &shs->queue);
     }

@@ -1,0 +1,124 @@
+#!/usr/bin/perl
+
+# Story: a canary 50 ms slower than stable must show it.  The canary's
+# p50 and p99 (request time and upstream time, cumulative and window)
+# are within the histogram's bucket error of 50 ms, while stable stays
+# near zero; the Prometheus histogram puts the same requests under the
+# same bounds.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use JSON::PP;
+use Test::More;
+use CanaryTest;
+
+my $t = CanaryTest->new;
+my $port = $t->port('http');
+my $st = $t->port('stable');
+my $slow = $t->port('slow');
+
+$t->spawn($^X, "$FindBin::Bin/lib/slow_origin.pl", $slow, 50, "canary\n");
+
+$t->write_conf(<<"EOF", workers => 2);
+    canary_zone canary 4m;
+
+    upstream st { server 127.0.0.1:$st; }
+    upstream cn { server 127.0.0.1:$slow; keepalive 16; }
+
+    canary_split app { stable st; canary cn; weight 50; }
+
+    server {
+        listen 127.0.0.1:$st;
+        location / { return 200 "stable\\n"; }
+    }
+
+    server {
+        listen 127.0.0.1:$port;
+
+        location / {
+            canary app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass http://\$canary_upstream;
+        }
+
+        location = /canary_status { canary_status; }
+    }
+EOF
+$t->start;
+
+# wait for the slow origin to listen
+for (1 .. 50) {
+    last if IO::Socket::INET->new(PeerAddr => "127.0.0.1:$slow");
+    select undef, undef, undef, 0.1;
+}
+
+my @reqs = map { { path => '/', headers => ['X-Tenant-Id' => "t$_"] } }
+           1 .. 400;
+my $res = $t->request_many($port, \@reqs, clients => 8, batch => 1);
+
+is(scalar(grep { $_->{status} == 200 } @$res), 400, 'all 400 answered');
+
+my $v;
+for (1 .. 40) {
+    $v = decode_json($t->get($port, '/canary_status')->{content})
+         ->{splits}{app}{variants};
+    last if $v->{stable}{requests} + $v->{canary}{requests} == 400;
+    select undef, undef, undef, 0.05;
+}
+
+my ($c, $s) = ($v->{canary}, $v->{stable});
+note(sprintf "canary p50 %.3f p95 %.3f p99 %.3f ms over %d; "
+             . "stable p50 %.3f p99 %.3f ms over %d",
+     @{$c->{latency}}{qw(p50_ms p95_ms p99_ms)}, $c->{requests},
+     @{$s->{latency}}{qw(p50_ms p99_ms)}, $s->{requests});
+
+ok($c->{requests} > 100 && $s->{requests} > 100, 'both sides had traffic');
+
+# nginx times requests in whole milliseconds: 50 ms of sleep is 50 or 51,
+# a few more on a busy machine; the bucket midpoint is within 3.2%
+for my $h ([ 'request time', $c->{latency} ],
+           [ 'upstream time', $c->{upstream_latency} ],
+           [ 'window', $c->{window} ])
+{
+    my ($what, $l) = @$h;
+    cmp_ok($l->{p50_ms}, '>=', 50 * 0.968, "canary $what p50 >= 48.4 ms");
+    cmp_ok($l->{p50_ms}, '<=', 52 * 1.032, "canary $what p50 <= 53.7 ms");
+    cmp_ok($l->{p99_ms}, '>=', 50 * 0.968, "canary $what p99 >= 48.4 ms");
+    cmp_ok($l->{p99_ms}, '<', 80, "canary $what p99 < 80 ms");
+}
+
+cmp_ok($s->{latency}{p99_ms}, '<', 10, 'stable p99 stays near zero');
+cmp_ok($s->{latency}{p50_ms}, '<', 2, 'stable p50 stays near zero');
+
+# the mean from sum and count agrees
+my $mean = $c->{latency}{sum_ms} / $c->{latency}{count};
+cmp_ok($mean, '>=', 50, "canary mean $mean ms >= 50");
+cmp_ok($mean, '<', 70, "canary mean $mean ms < 70");
+
+# the bucket that holds 50 ms: its bounds surround 50 ms within 6.25%
+my $le = $c->{latency}{le_ms};
+my $counts = $c->{latency}{counts};
+my ($i) = grep { $counts->[$_] } reverse 0 .. $#$counts;
+ok(defined $i, 'the slowest non-empty bucket exists');
+my $lo = $i ? $le->[$i - 1] : 0;
+cmp_ok(($le->[$i] - $lo) / $lo, '<=', 0.0625, "bucket [$lo, $le->[$i]) "
+       . 'is at most 6.25% wide');
+
+# Prometheus: the +Inf bucket and _count equal the requests; the
+# cumulative count at 0.065536 s (2^16 us) covers the 50 ms requests
+my $prom = $t->get($port, '/canary_status?format=prometheus')->{content};
+my ($inf) = $prom =~ /^canary_request_duration_seconds_bucket\{split="app",
+                       variant="canary",le="\+Inf"\}\ (\d+)$/xm;
+is($inf, $c->{requests}, 'Prometheus +Inf bucket equals the requests');
+my ($under) = $prom =~ /^canary_request_duration_seconds_bucket\{split="app",
+                        variant="canary",le="0\.040960"\}\ (\d+)$/xm;
+is($under, 0, 'no canary request under 40.96 ms');
+
+$t->stop;
+
+done_testing;
