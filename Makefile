@@ -128,6 +128,9 @@ check: deps asan fuzz
 	CANARY_MODULE=$(CURDIR)/$(ASAN_BUILD)/ngx_http_canary_module.so \
 	    CANARY_NGINX_PRELOAD=$(ASAN_RUNTIME) prove -r t/
 
+demo: deps all
+	scripts/demo $(if $(FAULT),--fault $(FAULT))
+
 bench: deps all
 	bench/run
 
