@@ -27,7 +27,7 @@ SIDECAR_LIBS = -lhiredis -lcurl -ljansson -lm
 
 # files that need the nginx runtime; every other src/*.c is pure C that
 # unit tests and fuzzers link alone
-NGX_SRCS   = $(addprefix src/ngx_http_canary_,module.c zone.c route.c \
+NGX_SRCS   = $(addprefix src/ngx_http_canary_,module.c zone.c route.c balancer.c \
              metrics.c status.c redis.c sync.c guard.c)
 PURE_SRCS  = $(filter-out $(NGX_SRCS),$(wildcard src/ngx_http_canary_*.c))
 UNIT_TESTS = $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(wildcard t/unit/*.c))

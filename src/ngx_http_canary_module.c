@@ -6,6 +6,7 @@
  *     canary_redis  ADDRESS [db=N] [password_file=PATH] [prefix=STR] ...;
  *     canary_split  NAME { stable ...; canary ...; weight ...; ... }
  *     canary        SPLIT | off;
+ *     canary_balancer SPLIT;                     (in an upstream block)
  *     canary_status;
  */
 
@@ -74,6 +75,13 @@ static ngx_command_t  ngx_http_canary_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
       ngx_http_canary_redis,
       NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("canary_balancer"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
+      ngx_http_canary_balancer,
+      0,
       0,
       NULL },
 
@@ -704,9 +712,7 @@ ngx_http_canary(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_canary_loc_conf_t *clcf = conf;
 
-    ngx_str_t                    *value;
-    ngx_http_canary_split_t      *split;
-    ngx_http_canary_main_conf_t  *cmcf;
+    ngx_str_t  *value;
 
     if (clcf->split != NGX_CONF_UNSET_PTR) {
         return "is duplicate";
@@ -719,11 +725,29 @@ ngx_http_canary(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_OK;
     }
 
+    clcf->split = ngx_http_canary_use_split(cf, &value[1]);
+
+    return clcf->split ? NGX_CONF_OK : NGX_CONF_ERROR;
+}
+
+
+/*
+ * A directive that names a split ("canary", "canary_balancer"): the split
+ * may be defined further down; postconfiguration checks it was, and
+ * points at the first use if not.
+ */
+
+ngx_http_canary_split_t *
+ngx_http_canary_use_split(ngx_conf_t *cf, ngx_str_t *name)
+{
+    ngx_http_canary_split_t      *split;
+    ngx_http_canary_main_conf_t  *cmcf;
+
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_canary_module);
 
-    split = ngx_http_canary_get_split(cf, cmcf, &value[1]);
+    split = ngx_http_canary_get_split(cf, cmcf, name);
     if (split == NULL) {
-        return NGX_CONF_ERROR;
+        return NULL;
     }
 
     if (!split->defined && split->used_file == NULL) {
@@ -736,9 +760,7 @@ ngx_http_canary(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         cmcf->used_line = cf->conf_file->line;
     }
 
-    clcf->split = split;
-
-    return NGX_CONF_OK;
+    return split;
 }
 
 

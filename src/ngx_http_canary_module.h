@@ -264,11 +264,16 @@ typedef struct {
     ngx_http_canary_reason_e     reason;
     ngx_int_t                    bucket;        /* -1 when not hashed */
     ngx_uint_t                   weight;        /* weight applied */
+    unsigned                     balancer:1;    /* made by canary_balancer */
 } ngx_http_canary_ctx_t;
 
 
 extern ngx_module_t  ngx_http_canary_module;
 
+
+/* ngx_http_canary_module.c */
+ngx_http_canary_split_t *ngx_http_canary_use_split(ngx_conf_t *cf,
+    ngx_str_t *name);
 
 /* ngx_http_canary_zone.c */
 ngx_int_t ngx_http_canary_init_zone(ngx_shm_zone_t *shm_zone, void *data);
@@ -321,6 +326,12 @@ char *ngx_http_canary_status(ngx_conf_t *cf, ngx_command_t *cmd,
 ngx_int_t ngx_http_canary_add_variables(ngx_conf_t *cf);
 ngx_int_t ngx_http_canary_init_route(ngx_conf_t *cf);
 ngx_http_canary_ctx_t *ngx_http_canary_decide(ngx_http_request_t *r);
+ngx_http_canary_ctx_t *ngx_http_canary_decide_split(ngx_http_request_t *r,
+    ngx_http_canary_split_t *split);
+
+/* ngx_http_canary_balancer.c */
+char *ngx_http_canary_balancer(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 ngx_str_t *ngx_http_canary_reason_name(ngx_http_canary_reason_e reason);
 
 

@@ -141,30 +141,40 @@ ngx_http_canary_preaccess_handler(ngx_http_request_t *r)
  * Returns the decision for the request under the current location's
  * split, made once per split: a location with another split (after a
  * server-level "canary" was already used) decides again, and one with
- * "canary off" has none.  NULL means no "canary" applies here (or no
- * memory: logged by the pool).
+ * "canary off" has none, unless a canary_balancer decided.  NULL means
+ * no split applies here (or no memory: logged by the pool).
  */
 
 ngx_http_canary_ctx_t *
 ngx_http_canary_decide(ngx_http_request_t *r)
+{
+    ngx_http_canary_ctx_t       *ctx;
+    ngx_http_canary_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_canary_module);
+
+    if (clcf->split) {
+        return ngx_http_canary_decide_split(r, clcf->split);
+    }
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_canary_module);
+
+    return (ctx && ctx->balancer) ? ctx : NULL;
+}
+
+
+ngx_http_canary_ctx_t *
+ngx_http_canary_decide_split(ngx_http_request_t *r,
+    ngx_http_canary_split_t *split)
 {
     ngx_int_t                     pinned;
     ngx_str_t                     key;
     ngx_uint_t                    weight;
     ngx_http_request_t           *mr;
     ngx_http_canary_ctx_t        *ctx;
-    ngx_http_canary_split_t      *split;
-    ngx_http_canary_loc_conf_t   *clcf;
     ngx_http_canary_shm_split_t  *shs;
 
     mr = r->main;
-
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_canary_module);
-    split = clcf->split;
-
-    if (split == NULL) {
-        return NULL;
-    }
 
     ctx = ngx_http_get_module_ctx(mr, ngx_http_canary_module);
 
@@ -184,6 +194,7 @@ ngx_http_canary_decide(ngx_http_request_t *r)
     shs = split->sh;
 
     ctx->split = split;
+    ctx->balancer = 0;
     ctx->bucket = -1;
     ctx->weight = shs->weight;
 

@@ -1,0 +1,179 @@
+
+/*
+ * The upstream-level form of a split:
+ *
+ *     upstream api { canary_balancer SPLIT; }
+ *     location / { proxy_pass http://api; }
+ *
+ * The upstream's per-request peer init decides the variant and hands
+ * the request to the chosen group's own balancer (round robin, hash,
+ * least_conn, keepalive ...), so every upstream feature stays, and nginx
+ * skips what "proxy_pass http://$canary_upstream" costs on every request:
+ * parsing the URL and finding the upstream by name.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_canary_module.h"
+
+
+static ngx_int_t ngx_http_canary_balancer_init_upstream(ngx_conf_t *cf,
+    ngx_http_upstream_srv_conf_t *us);
+static ngx_http_upstream_srv_conf_t *ngx_http_canary_balancer_group(
+    ngx_conf_t *cf, ngx_http_canary_split_t *split, ngx_uint_t variant);
+static ngx_int_t ngx_http_canary_balancer_init_peer(ngx_http_request_t *r,
+    ngx_http_upstream_srv_conf_t *us);
+
+
+/* what a canary_balancer upstream keeps in its peer.data */
+typedef struct {
+    ngx_http_canary_split_t       *split;
+    ngx_http_upstream_srv_conf_t  *group[NGX_HTTP_CANARY_VARIANTS];
+} ngx_http_canary_balancer_t;
+
+
+char *
+ngx_http_canary_balancer(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t                     *value;
+    ngx_http_canary_balancer_t    *b;
+    ngx_http_upstream_server_t    *server;
+    ngx_http_upstream_srv_conf_t  *uscf;
+
+    uscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_upstream_module);
+
+    if (uscf->peer.init_upstream) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "load balancing method redefined");
+    }
+
+    b = ngx_pcalloc(cf->pool, sizeof(ngx_http_canary_balancer_t));
+    if (b == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    b->split = ngx_http_canary_use_split(cf, &value[1]);
+    if (b->split == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    uscf->peer.init_upstream = ngx_http_canary_balancer_init_upstream;
+    uscf->peer.data = b;
+
+    /*
+     * nginx refuses an upstream block without a server; the groups have
+     * the servers, so this one stands in and is never used
+     */
+    if (uscf->servers) {
+        server = ngx_array_push(uscf->servers);
+        if (server == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memzero(server, sizeof(ngx_http_upstream_server_t));
+        ngx_str_set(&server->name, "canary_balancer");
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* called once every upstream{} has been read: both groups must exist */
+
+static ngx_int_t
+ngx_http_canary_balancer_init_upstream(ngx_conf_t *cf,
+    ngx_http_upstream_srv_conf_t *us)
+{
+    ngx_uint_t                   v;
+    ngx_http_canary_balancer_t  *b;
+
+    b = us->peer.data;
+
+    if (!b->split->defined) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "unknown canary_split \"%V\" in \"canary_balancer\" "
+                      "of upstream \"%V\"", &b->split->name, &us->host);
+        return NGX_ERROR;
+    }
+
+    for (v = 0; v < NGX_HTTP_CANARY_VARIANTS; v++) {
+        b->group[v] = ngx_http_canary_balancer_group(cf, b->split, v);
+
+        if (b->group[v] == NULL) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "canary_balancer of upstream \"%V\": the %s "
+                          "upstream \"%V\" of canary_split \"%V\" must be "
+                          "an upstream block", &us->host,
+                          v == NGX_HTTP_CANARY_STABLE ? "stable" : "canary",
+                          &b->split->upstream[v], &b->split->name);
+            return NGX_ERROR;
+        }
+
+        if (b->group[v] == us) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "canary_balancer of upstream \"%V\" routes to "
+                          "itself", &us->host);
+            return NGX_ERROR;
+        }
+    }
+
+    us->peer.init = ngx_http_canary_balancer_init_peer;
+
+    return NGX_OK;
+}
+
+
+static ngx_http_upstream_srv_conf_t *
+ngx_http_canary_balancer_group(ngx_conf_t *cf, ngx_http_canary_split_t *split,
+    ngx_uint_t variant)
+{
+    ngx_str_t                      *name;
+    ngx_uint_t                      i;
+    ngx_http_upstream_srv_conf_t  **uscfp;
+    ngx_http_upstream_main_conf_t  *umcf;
+
+    name = &split->upstream[variant];
+    umcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_upstream_module);
+    uscfp = umcf->upstreams.elts;
+
+    for (i = 0; i < umcf->upstreams.nelts; i++) {
+        if ((uscfp[i]->flags & NGX_HTTP_UPSTREAM_CREATE)
+            && uscfp[i]->host.len == name->len
+            && ngx_strncasecmp(uscfp[i]->host.data, name->data, name->len)
+               == 0)
+        {
+            return uscfp[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+static ngx_int_t
+ngx_http_canary_balancer_init_peer(ngx_http_request_t *r,
+    ngx_http_upstream_srv_conf_t *us)
+{
+    ngx_http_canary_ctx_t          *ctx;
+    ngx_http_canary_balancer_t     *b;
+    ngx_http_upstream_srv_conf_t   *group;
+
+    b = us->peer.data;
+
+    ctx = ngx_http_canary_decide_split(r, b->split);
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->balancer = 1;
+
+    group = b->group[ctx->variant];
+
+    /* the chosen group's own balancer takes the request from here */
+    return group->peer.init(r, group);
+}
