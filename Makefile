@@ -24,6 +24,8 @@ SIDECAR    = $(BUILD)/canary-sidecar
 SIDECAR_SRCS = $(wildcard src/sidecar/*.c)
 SIDECAR_LIB  = $(filter-out src/sidecar/main.c,$(SIDECAR_SRCS))
 SIDECAR_LIBS = -lhiredis -lcurl -ljansson -lm
+# pure module code the sidecar shares (the weight syntax)
+SIDECAR_SHARED = src/ngx_http_canary_parse.c
 
 # files that need the nginx runtime; every other src/*.c is pure C that
 # unit tests and fuzzers link alone
@@ -63,10 +65,10 @@ module: $(MODULE)
 
 sidecar: $(if $(SIDECAR_SRCS),$(SIDECAR))
 
-$(SIDECAR): $(SIDECAR_SRCS) $(wildcard src/sidecar/*.h)
+$(SIDECAR): $(SIDECAR_SRCS) $(SIDECAR_SHARED) $(wildcard src/sidecar/*.h)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS_STD) -Isrc/sidecar -o $@.tmp $(SIDECAR_SRCS) \
-	    $(SIDECAR_LIBS) && mv -f $@.tmp $@
+	$(CC) $(CFLAGS_STD) -Isrc/sidecar -Isrc -o $@.tmp $(SIDECAR_SRCS) \
+	    $(SIDECAR_SHARED) $(SIDECAR_LIBS) && mv -f $@.tmp $@
 
 deps:
 	@sh scripts/install-deps.sh
@@ -87,11 +89,11 @@ $(MODULE): $(NGX_BUILD)/Makefile FORCE
 	cp $(NGX_BUILD)/objs/ngx_http_canary_module.so $@.tmp && mv -f $@.tmp $@
 
 $(SIDECAR_UNIT): $(BUILD)/unit/test_sidecar_%: t/unit/test_sidecar_%.c \
-    $(SIDECAR_LIB) $(wildcard src/sidecar/*.h) \
+    $(SIDECAR_LIB) $(SIDECAR_SHARED) $(wildcard src/sidecar/*.h) \
     src/ngx_http_canary_histogram.c src/ngx_http_canary_histogram.h
 	@mkdir -p $(BUILD)/unit
-	$(CC) $(CFLAGS_STD) $(CHECK_CFLAGS) -Isrc/sidecar -o $@ $< \
-	    $(SIDECAR_LIB) $(CHECK_LIBS) $(SIDECAR_LIBS)
+	$(CC) $(CFLAGS_STD) $(CHECK_CFLAGS) -Isrc/sidecar -Isrc -o $@ $< \
+	    $(SIDECAR_LIB) $(SIDECAR_SHARED) $(CHECK_LIBS) $(SIDECAR_LIBS)
 
 $(BUILD)/unit/%: t/unit/%.c $(PURE_SRCS) src/*.h
 	@mkdir -p $(BUILD)/unit

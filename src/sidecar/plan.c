@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "plan.h"
+#include "ngx_http_canary_parse.h"
 
 
 #define CS_DURATION_MAX   (30LL * 86400 * 1000)
@@ -852,18 +853,17 @@ cs_duration_format(int64_t ms, char *buf, size_t size)
 }
 
 
+/* one weight syntax for the module, canary-ctl and the sidecar */
+
 char *
 cs_weight_format(uint32_t weight, char *buf, size_t size)
 {
-    if (weight % 100 == 0) {
-        snprintf(buf, size, "%u", weight / 100);
+    size_t         n;
+    unsigned char  tmp[NGX_HTTP_CANARY_WEIGHT_LEN];
 
-    } else if (weight % 10 == 0) {
-        snprintf(buf, size, "%u.%u", weight / 100, weight % 100 / 10);
+    n = ngx_http_canary_format_weight(tmp, weight);
 
-    } else {
-        snprintf(buf, size, "%u.%02u", weight / 100, weight % 100);
-    }
+    snprintf(buf, size, "%.*s", (int) n, tmp);
 
     return buf;
 }
@@ -872,50 +872,5 @@ cs_weight_format(uint32_t weight, char *buf, size_t size)
 int64_t
 cs_weight_parse(const char *s, size_t len)
 {
-    size_t   i, frac;
-    int64_t  whole, hundredths;
-
-    if (len == 0 || len > 6) {
-        return -1;
-    }
-
-    whole = 0;
-
-    for (i = 0; i < len && s[i] != '.'; i++) {
-        if (s[i] < '0' || s[i] > '9' || i == 3) {
-            return -1;
-        }
-
-        whole = whole * 10 + (s[i] - '0');
-    }
-
-    if (i == 0) {
-        return -1;
-    }
-
-    hundredths = 0;
-
-    if (i < len) {
-        frac = len - i - 1;
-
-        if (frac == 0 || frac > 2) {
-            return -1;
-        }
-
-        for (i++; i < len; i++) {
-            if (s[i] < '0' || s[i] > '9') {
-                return -1;
-            }
-
-            hundredths = hundredths * 10 + (s[i] - '0');
-        }
-
-        if (frac == 1) {
-            hundredths *= 10;
-        }
-    }
-
-    whole = whole * 100 + hundredths;
-
-    return whole > CS_WEIGHT_MAX ? -1 : whole;
+    return ngx_http_canary_parse_weight((const unsigned char *) s, len);
 }
