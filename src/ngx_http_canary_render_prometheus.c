@@ -88,6 +88,20 @@ ngx_http_canary_render_prometheus(ngx_http_canary_out_t *out,
     ngx_http_canary_prom_per_split(out, rep, "canary_guard_tripped",
         "1 when the in-proxy guard has pulled the canary.", 3);
 
+    if (rep->redis.configured) {
+        ngx_http_canary_prom_family(out, "canary_redis_connected", "gauge",
+            "1 while the syncing worker has both Redis connections up.");
+        ngx_http_canary_out_printf(out, "canary_redis_connected %d\n",
+                                   rep->redis.connected ? 1 : 0);
+
+        ngx_http_canary_prom_family(out,
+            "canary_redis_last_sync_timestamp_seconds", "gauge",
+            "When the weights were last read from Redis (0: never).");
+        ngx_http_canary_out_printf(out,
+            "canary_redis_last_sync_timestamp_seconds %lld\n",
+            (long long) rep->redis.last_sync);
+    }
+
     ngx_http_canary_prom_family(out, "canary_zone_size_bytes", "gauge",
         "Size of the canary shared memory zone.");
     ngx_http_canary_out_printf(out, "canary_zone_size_bytes %zu\n",
