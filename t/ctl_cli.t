@@ -21,8 +21,8 @@ use lib "$FindBin::Bin/lib";
 use JSON::PP;
 use POSIX qw(_exit);
 use Test::More;
-use Time::HiRes qw(sleep time);
 use CanaryTest;
+use RedisStory qw(subscribe wait_until);
 
 my $CTL = "$FindBin::Bin/../scripts/canary-ctl";
 my $KEY = 'canary:app';
@@ -136,11 +136,9 @@ sub published {
 # ---- every subcommand writes, raises the generation, leaves a receipt ------
 
 my $sub_file = $t->prefix . '/subscriber.out';
-$t->spawn('sh', '-c', "exec redis-cli -h 127.0.0.1 -p " . $t->redis_port
-          . " SUBSCRIBE $KEY > $sub_file 2>&1");
+subscribe($t, $KEY, $sub_file);
 
-my $t0 = time;
-sleep 0.02 until time - $t0 > 3 || r('PUBSUB', 'NUMSUB', $KEY) =~ /\n1$/;
+wait_until(3, sub { r('PUBSUB', 'NUMSUB', $KEY) =~ /\n1$/ });
 ok r('PUBSUB', 'NUMSUB', $KEY) =~ /\n1$/, 'a SUBSCRIBE client listens';
 
 my $reason = qq{p99 "spike" at 10:02 \\ see C:\\logs\ttab\r\x01 caf\x{e9}};
@@ -235,8 +233,7 @@ is_deeply [ sort(r('SMEMBERS', "$KEY:pin:stable")) ], [],
         'and into the stable set';
 }
 
-$t0 = time;
-sleep 0.02 until time - $t0 > 3 || published($sub_file) >= @ops;
+wait_until(3, sub { published($sub_file) >= @ops });
 is_deeply [ published($sub_file) ], \@ops,
     'the subscriber saw one PUBLISH per change, with its operation';
 

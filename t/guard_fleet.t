@@ -27,15 +27,11 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 
-use HTTP::Tiny;
 use JSON::PP;
-use POSIX qw(_exit);
-use Storable qw(nstore retrieve);
 use Test::More;
 use Time::HiRes qw(sleep time);
 use CanaryTest;
-
-my $CTL = "$FindBin::Bin/../scripts/canary-ctl";
+use RedisStory qw(:all);
 
 my $ta = CanaryTest->new(name => 'nginx A');
 my $tb = CanaryTest->new(name => 'nginx B');
@@ -46,10 +42,6 @@ my $redis = '127.0.0.1:' . $ta->redis_start;
 sub conf {
     my ($t, $with_redis) = @_;
 
-    my $port = $t->port('http');
-    my $p_stable = $t->port('stable');
-    my $p_canary = $t->port('canary');
-    my $fault = $t->prefix . '/fault';
     my $redis_conf = $with_redis
         ? "canary_redis $redis interval=200ms timeout=300ms;" : '';
 
@@ -57,164 +49,27 @@ sub conf {
     canary_zone canary 1m;
     $redis_conf
 
-    canary_split app {
-        stable app_stable;
-        canary app_canary;
-        weight 50;
-        guard  error_rate=10 min_requests=20 window=10s;
-    }
-
-    upstream app_stable { server 127.0.0.1:$p_stable; }
-    upstream app_canary { server 127.0.0.1:$p_canary; }
-
-    server {
-        listen 127.0.0.1:$p_stable;
-
-        location / {
-            return 200 "stable app_stable\\n";
-        }
-    }
-
-    server {
-        listen 127.0.0.1:$p_canary;
-
-        location / {
-            if (-f $fault) {
-                return 500;
-            }
-
-            return 200 "canary app_canary\\n";
-        }
-    }
-
-    server {
-        listen 127.0.0.1:$port;
-
-        location / {
-            canary app;
-${\ CanaryTest::expose_vars() }
-            proxy_pass http://\$canary_upstream;
-        }
-
-        location = /canary_status {
-            canary_status;
-        }
-    }
+${\ split_block('app', 'app_stable', 'app_canary', 50,
+                'guard  error_rate=10 min_requests=20 window=10s') }
+${\ fault_origins($t) }
+${\ front_server($t) }
 EOF
 }
 
 # ---- helpers ---------------------------------------------------------------
 
-sub ctl {
-    my (@args) = @_;
+sub ctl { canary_ctl($redis, @_) }
 
-    my $pid = open(my $fh, '-|') // die "fork: $!";
-
-    if ($pid == 0) {
-        open STDERR, '>&', \*STDOUT;
-        exec $CTL, '--redis', $redis, @args or _exit(127);
-    }
-
-    local $/;
-    my $out = <$fh> // '';
-    close $fh;
-
-    return ($? >> 8, $out);
-}
-
-sub status {
-    my ($t) = @_;
-
-    my $r = $t->get($t->port('http'), '/canary_status');
-
-    return decode_json($r->{content})->{splits}{app};
-}
+sub status { status_json($_[0])->{splits}{app} }
 
 sub tripped { status($_[0])->{guard}{tripped} ? 1 : 0 }
 
-sub wait_for {
-    my ($seconds, $cond) = @_;
-
-    my $t0 = time;
-
-    until ($cond->()) {
-        return undef if time - $t0 > $seconds;
-        sleep 0.02;
-    }
-
-    return time - $t0;
-}
-
-sub fault {
-    my ($t, $on) = @_;
-
-    my $file = $t->prefix . '/fault';
-
-    if ($on) {
-        open my $fh, '>', $file or die "$file: $!";
-        close $fh;
-    } else {
-        unlink $file;
-    }
-}
-
-# forked keep-alive clients on one instance until the stop file appears,
-# 300 tenants in turn (or one); each response kept as [time, status,
-# variant, reason]
-sub start_load {
+# keep-alive clients on one instance, 300 tenants in turn (or one)
+sub load_on {
     my ($t, $clients, $tenant) = @_;
 
-    my $port = $t->port('http');
-    my $stop = $t->prefix . "/tmp/stop-load";
-    unlink $stop;
-
-    my @kids;
-    my $parent = $$;
-
-    for my $c (1 .. $clients) {
-        my $file = $t->prefix . "/tmp/load-$c";
-        my $pid = fork // die "fork: $!";
-
-        if ($pid == 0) {
-            my $http = HTTP::Tiny->new(keep_alive => 1, timeout => 5);
-            my ($i, @rec) = (0);
-
-            while (!-e $stop && kill(0, $parent) && @rec < 200000) {
-                my $r = $http->get("http://127.0.0.1:$port/",
-                    { headers => { 'X-Tenant-Id' =>
-                                       $tenant // "t" . $i++ % 300 } });
-                my $h = $r->{headers};
-
-                push @rec, [ time, $r->{status},
-                             $h->{'x-canary-variant'} // '',
-                             $h->{'x-canary-reason'} // '' ];
-                sleep 0.002;
-            }
-
-            nstore(\@rec, $file);
-            _exit(0);
-        }
-
-        push @kids, [$pid, $file];
-    }
-
-    return { stop => $stop, kids => \@kids };
-}
-
-sub stop_load {
-    my ($load) = @_;
-
-    open my $fh, '>', $load->{stop} or die "$load->{stop}: $!";
-    close $fh;
-
-    my @rec;
-
-    for my $k (@{$load->{kids}}) {
-        waitpid $k->[0], 0;
-        push @rec, @{retrieve($k->[1])};
-    }
-
-    return [ sort { $a->[0] <=> $b->[0] } @rec ];
+    return start_load($t, clients => $clients, keep_alive => 1,
+                      pause => 0.002, tenant => $tenant);
 }
 
 # the sides 300 tenants go to on an instance
@@ -229,12 +84,6 @@ sub sides {
     return \%n;
 }
 
-sub log_lines {
-    my ($t, $re) = @_;
-
-    return scalar grep { $_ =~ $re } split /\n/, $t->error_log;
-}
-
 # ---- the fleet at 50% ------------------------------------------------------
 
 conf($ta, 1);
@@ -244,16 +93,15 @@ $_->start for $ta, $tb, $tc;
 
 my ($rc, $out) = ctl('set-weight', 'app', 50);
 is $rc, 0, 'canary-ctl set-weight app 50' or diag $out;
-ok wait_for(3, sub { status($ta)->{weight} == 50
-                     && status($tb)->{weight} == 50 }), 'A and B at 50';
+ok wait_until(3, sub { status($ta)->{weight} == 50
+                       && status($tb)->{weight} == 50 }), 'A and B at 50';
 
 my $gen = $ta->redis_cli('HGET', 'canary:app', 'generation');
 my $xlen = $ta->redis_cli('XLEN', 'canary:app:receipts');
 
 my $sub_file = $ta->prefix . '/subscriber.out';
-$ta->spawn('sh', '-c', "exec redis-cli -h 127.0.0.1 -p "
-           . $ta->redis_port . " SUBSCRIBE canary:app > $sub_file 2>&1");
-ok wait_for(3, sub { -s $sub_file }), 'a SUBSCRIBE client listens';
+subscribe($ta, 'canary:app', $sub_file);
+ok wait_until(3, sub { -s $sub_file }), 'a SUBSCRIBE client listens';
 
 my $b_before = sides($tb);
 cmp_ok $b_before->{'canary/hash'} // 0, '>', 100,
@@ -261,17 +109,17 @@ cmp_ok $b_before->{'canary/hash'} // 0, '>', 100,
 
 # ---- A's canary fails ------------------------------------------------------
 
-my $load = start_load($ta, 2);
+my $load = load_on($ta, 2);
 sleep 1;
 
 my $t_fault = time;
 fault($ta, 1);
 
-ok defined wait_for(5, sub { tripped($ta) }), "A's guard trips";
+ok defined wait_until(5, sub { tripped($ta) }), "A's guard trips";
 my $t_trip = time;
 
 # the trip, in Redis
-my $written = wait_for(3, sub {
+my $written = wait_until(3, sub {
     $ta->redis_cli('HGET', 'canary:app', 'state') eq 'guard_tripped' });
 ok defined $written, 'the trip reaches Redis';
 
@@ -293,16 +141,14 @@ is $receipt->{to_weight}, 0, 'receipt: to weight 0';
 like $receipt->{reason} // '', qr/^error_rate/, 'receipt: the reason';
 like $receipt->{by} // '', qr/^nginx-guard:/, 'receipt: by the guard';
 
-ok wait_for(2, sub { my $s = '';
-                     open my $fh, '<', $sub_file and local $/;
-                     $s = <$fh> if $fh;
-                     ($s // '') =~ /message\s+canary:app\s+guard_tripped/ }),
+ok wait_until(2, sub { my $s = '';
+                       open my $fh, '<', $sub_file and local $/;
+                       $s = <$fh> if $fh;
+                       ($s // '') =~ /message\s+canary:app\s+guard_tripped/ }),
     'the SUBSCRIBE client saw the PUBLISH of the trip';
 
 # B follows through Redis
-my $b_took = wait_for(3, sub {
-    ($tb->route($tb->port('http'), '/', { 'X-Tenant-Id' => 't1' })
-        ->{weight} // '') eq '0' });
+my $b_took = wait_until(3, sub { weight_of($tb, 't1') eq '0' });
 ok defined $b_took, 'B routes with weight 0';
 diag sprintf "fleet: A tripped %.0fms after its canary began failing; the "
              . "trip was in Redis and B routed at weight 0 %.0fms after "
@@ -315,11 +161,11 @@ is_deeply $b_after, { 'stable/hash' => 300 },
 is status($tb)->{guard}{tripped}, JSON::PP::false,
     "B's own guard did not trip (its canary is fine)";
 
-is log_lines($ta, qr/\[error\].*canary guard tripped for split "app"/), 1,
-    'A logs the trip once';
+is scalar(log_lines($ta, qr/\[error\].*canary guard tripped for split "app"/)),
+    1, 'A logs the trip once';
 my $gen_trip = $gen + 1;
-is log_lines($ta, qr/canary guard trip of split "app" written to /
-                  . qr/\Q$redis\E as generation $gen_trip\b/), 1,
+is scalar(log_lines($ta, qr/canary guard trip of split "app" written to /
+                         . qr/\Q$redis\E as generation $gen_trip\b/)), 1,
     'A logs that it wrote the trip to Redis';
 
 # ---- it stays pulled -------------------------------------------------------
@@ -338,17 +184,17 @@ my $t_rearm = time;
 ($rc, $out) = ctl('set-weight', 'app', 50);
 is $rc, 0, 'canary-ctl set-weight app 50: a newer generation' or diag $out;
 
-my $rearmed = wait_for(2, sub { !tripped($ta) });
+my $rearmed = wait_until(2, sub { !tripped($ta) });
 ok defined $rearmed, "A's guard is re-armed";
 diag sprintf "re-arm: A's guard armed again %.0fms after canary-ctl "
              . "started", (time - $t_rearm) * 1000;
 
 my $gen_rearm = $gen + 2;
-is log_lines($ta, qr/\[notice\].*canary guard re-armed for split "app" /
-                  . qr/by generation $gen_rearm\b/), 1,
+is scalar(log_lines($ta, qr/\[notice\].*canary guard re-armed for split /
+                         . qr/"app" by generation $gen_rearm\b/)), 1,
     'A logs the re-arm with the generation';
 
-ok wait_for(2, sub { status($tb)->{weight} == 50 }), 'B back at 50';
+ok wait_until(2, sub { status($tb)->{weight} == 50 }), 'B back at 50';
 my $b_back = sides($tb);
 is $b_back->{'canary/hash'}, $b_before->{'canary/hash'},
     'B sends the same tenants to canary as before';
@@ -359,20 +205,20 @@ my $rec = stop_load($load);
 
 is tripped($ta), 0, "A's guard stays armed: old failures are not counted";
 
-my @fails = grep { $_->[1] == 500 } @$rec;
-my @canary_after = grep { $_->[0] > $t_rearm + $rearmed + 0.2 } @$rec;
-my $after_ok = grep { $_->[2] eq 'canary' && $_->[1] == 200 }
+my @fails = grep { $_->{status} == 500 } @$rec;
+my @canary_after = grep { $_->{time} > $t_rearm + $rearmed + 0.2 } @$rec;
+my $after_ok = grep { $_->{variant} eq 'canary' && $_->{status} == 200 }
                @canary_after;
 
 cmp_ok scalar(@fails), '>', 0, scalar(@fails) . ' requests failed on A '
     . 'before the trip';
 cmp_ok $after_ok, '>', 20, "$after_ok canary successes on A after the re-arm";
-is scalar(grep { $_->[1] != 200 } @canary_after), 0,
+is scalar(grep { $_->{status} != 200 } @canary_after), 0,
     'no failure on A after the re-arm';
-is scalar(grep { $_->[3] eq 'guard' } @canary_after), 0,
+is scalar(grep { $_->{reason} eq 'guard' } @canary_after), 0,
     'and no request routed by the guard';
 
-is log_lines($ta, qr/canary guard tripped for split/), 1,
+is scalar(log_lines($ta, qr/canary guard tripped for split/)), 1,
     'A logged one trip so far';
 
 # ---- re-armed right after a trip -------------------------------------------
@@ -380,16 +226,16 @@ is log_lines($ta, qr/canary guard tripped for split/), 1,
 # The operator reacts at once: the canary is fixed and re-armed within
 # the second it tripped in.  The failures before the re-arm must not
 # count: the guard stays armed.
-$load = start_load($ta, 2);
+$load = load_on($ta, 2);
 sleep 1;
 sleep 0.01 while time - int(time) > 0.05;    # a second has just begun
 
 my $gen_quick = $ta->redis_cli('HGET', 'canary:app', 'generation');
 fault($ta, 1);
-ok defined wait_for(3, sub { tripped($ta) }), "A's guard trips again";
+ok defined wait_until(3, sub { tripped($ta) }), "A's guard trips again";
 
 # the operator sees the trip in Redis, fixes the canary, re-arms
-ok defined wait_for(2, sub {
+ok defined wait_until(2, sub {
         $ta->redis_cli('HGET', 'canary:app', 'generation') > $gen_quick }),
     'the trip is written to Redis';
 fault($ta, 0);
@@ -398,24 +244,21 @@ my $mark_quick = $ta->log_mark;
 my $t_quick = time;
 ($rc, $out) = ctl('set-weight', 'app', 50);
 is $rc, 0, 'canary-ctl set-weight app 50 at once' or diag $out;
-ok defined wait_for(2, sub { $ta->log_since($mark_quick)
-                             =~ /canary guard re-armed for split "app"/ }),
+ok defined wait_until(2, sub { $ta->log_since($mark_quick)
+                               =~ /canary guard re-armed for split "app"/ }),
     'the write re-arms A';
 diag sprintf "quick re-arm: A re-armed %.0fms after canary-ctl started, "
              . "%.0fms into the second it tripped in",
              (time - $t_quick) * 1000, ($t_quick - int($t_quick)) * 1000;
 
-my ($samples, $retripped) = (0, 0);
-while (time - $t_quick < 2) {
-    $samples++;
-    $retripped++ if tripped($ta);
-    sleep 0.1;
-}
+my $retripped = 0;
+my $samples = sample_until($t_quick + 2, 0.1, sub {
+    $retripped++ if tripped($ta) });
 
 stop_load($load);
 
-my @again = grep { /canary guard tripped for split "app"/ }
-            split /\n/, $ta->log_since($mark_quick);
+my @again = log_lines($ta, qr/canary guard tripped for split "app"/,
+                      $mark_quick);
 is scalar(@again), 0, 'A does not trip again on the failures from before '
     . 'the re-arm' or diag $again[0];
 is $retripped, 0, "A's guard stayed armed in all $samples samples after "
@@ -434,15 +277,15 @@ sleep 1.1;
 is $rc, 0, 'canary-ctl set-weight app 50' or diag $out;
 ($rc, $out) = ctl('pin', 'app', 'canary', 'vip');
 is $rc, 0, 'canary-ctl pin app canary vip' or diag $out;
-ok wait_for(3, sub { !tripped($ta) && !tripped($tb)
-                     && status($ta)->{pins}{canary} == 1
-                     && status($tb)->{pins}{canary} == 1 }),
+ok wait_until(3, sub { !tripped($ta) && !tripped($tb)
+                       && status($ta)->{pins}{canary} == 1
+                       && status($tb)->{pins}{canary} == 1 }),
     'A and B armed, at 50, vip pinned to canary';
 
 my $gen_before = $ta->redis_cli('HGET', 'canary:app', 'generation');
 # the traffic is the pinned tenant's: canary whatever the weight
-my $la = start_load($ta, 1, 'vip');
-my $lb = start_load($tb, 1, 'vip');
+my $la = load_on($ta, 1, 'vip');
+my $lb = load_on($tb, 1, 'vip');
 sleep 1;
 
 fault($ta, 1);
@@ -451,27 +294,23 @@ fault($tb, 1);
 my ($mark_a, $mark_b) = ($ta->log_mark, $tb->log_mark);
 my $trip_re = qr/canary guard tripped for split "app"/;
 
-ok defined wait_for(5, sub { $ta->log_since($mark_a) =~ $trip_re
-                             && $tb->log_since($mark_b) =~ $trip_re }),
+ok defined wait_until(5, sub { $ta->log_since($mark_a) =~ $trip_re
+                               && $tb->log_since($mark_b) =~ $trip_re }),
     'both guards trip';
 
 # both trips are written to Redis meanwhile
 sleep 0.3;
 
-my ($both, $untripped, $vip_canary) = (0, 0, 0);
-my $t_both = time;
+my ($untripped, $vip_canary) = (0, 0);
 
-while (time - $t_both < 2) {
-    $both++;
+my $both = sample_until(time + 2, 0.1, sub {
     $untripped++ unless tripped($ta) && tripped($tb);
 
     for my $t ($ta, $tb) {
         my $d = $t->route($t->port('http'), '/', { 'X-Tenant-Id' => 'vip' });
         $vip_canary++ if $d->{variant} eq 'canary';
     }
-
-    sleep 0.1;
-}
+});
 
 stop_load($la);
 stop_load($lb);
@@ -496,10 +335,10 @@ diag sprintf "fleet trip: %d guard_tripped receipts in the stream in all, "
 
 # ---- without Redis, a reload re-arms ---------------------------------------
 
-my $c_load = start_load($tc, 2);
+my $c_load = load_on($tc, 2);
 sleep 0.5;
 fault($tc, 1);
-ok defined wait_for(5, sub { tripped($tc) }), "C's guard trips";
+ok defined wait_until(5, sub { tripped($tc) }), "C's guard trips";
 fault($tc, 0);
 my $c_rec = stop_load($c_load);
 
@@ -516,11 +355,11 @@ cmp_ok $c_sides->{'canary/hash'} // 0, '>', 100,
     'C sends tenants to canary again';
 
 # and it stays armed: the failures before the reload are not counted again
-$c_load = start_load($tc, 2);
+$c_load = load_on($tc, 2);
 sleep 1.5;
 $c_rec = stop_load($c_load);
 is tripped($tc), 0, 'C stays armed under traffic after the reload';
-is scalar(grep { $_->[1] != 200 } @$c_rec), 0, 'no failure on C';
+is scalar(grep { $_->{status} != 200 } @$c_rec), 0, 'no failure on C';
 
 $tc->stop;
 $tb->stop;

@@ -28,87 +28,33 @@ use JSON::PP;
 use Test::More;
 use Time::HiRes qw(sleep time);
 use CanaryTest;
+use RedisStory qw(:all);
 
 my $t = CanaryTest->new;
 my $port = $t->port('http');
-my $p_stable = $t->port('stable');
-my $p_canary = $t->port('canary');
 
 my @splits = qw(both stable ratio few aged);
 
-my $split_conf = join '', map {
-    my $w = $_ eq 'aged' ? '2s' : '10s';
-    <<"EOF" } @splits;
-    canary_split $_ {
-        stable app_stable;
-        canary app_canary;
-        weight 50;
-        override X-Variant canary canary;
-        override X-Variant stable stable;
-        guard  error_rate=10 min_requests=20 window=$w;
-    }
-
-EOF
-
-my $locations = join '', map { <<"EOF" } @splits;
-        location /$_/ {
-            canary $_;
-${\ CanaryTest::expose_vars() }
-            proxy_pass http://\$canary_upstream;
-        }
-
-EOF
+my $split_conf = join "\n", map {
+    split_block($_, 'app_stable', 'app_canary', 50,
+                'override X-Variant canary canary',
+                'override X-Variant stable stable',
+                'guard  error_rate=10 min_requests=20 window='
+                . ($_ eq 'aged' ? '2s' : '10s')) } @splits;
 
 $t->write_conf(<<"EOF", workers => 2);
     canary_zone canary 1m;
 
 $split_conf
-    upstream app_stable { server 127.0.0.1:$p_stable; }
-    upstream app_canary { server 127.0.0.1:$p_canary; }
-
-    server {
-        listen 127.0.0.1:$p_stable;
-
-        location / {
-            if (\$http_x_fail) {
-                return 500;
-            }
-
-            return 200 "stable app_stable\\n";
-        }
-    }
-
-    server {
-        listen 127.0.0.1:$p_canary;
-
-        location / {
-            if (\$http_x_fail) {
-                return 500;
-            }
-
-            return 200 "canary app_canary\\n";
-        }
-    }
-
-    server {
-        listen 127.0.0.1:$port;
-
-$locations
-        location = /canary_status {
-            canary_status;
-        }
-    }
+${\ fault_origins($t, stable => '$http_x_fail', canary => '$http_x_fail') }
+${\ front_server($t, locations => [ map { ["/$_/", $_] } @splits ]) }
 EOF
 
 $t->start;
 
 # ---- helpers -------------------------------------------------------------
 
-sub status {
-    my $r = $t->get($port, '/canary_status');
-
-    return decode_json($r->{content})->{splits};
-}
+sub status { status_json($t)->{splits} }
 
 sub tripped {
     my ($split) = @_;
@@ -119,8 +65,7 @@ sub tripped {
 sub trip_lines {
     my ($split) = @_;
 
-    return scalar grep { /canary guard tripped for split "$split"/ }
-                  split /\n/, $t->error_log;
+    return scalar log_lines($t, qr/canary guard tripped for split "$split"/);
 }
 
 # $n requests to a split on one side, $fail of them failing, spread
@@ -199,8 +144,8 @@ is tripped('ratio'), 0,
 is trip_lines('ratio'), 0, 'ratio: nothing logged';
 
 send_side('ratio', 'canary', 120, 120);
-ok eval { my $t0 = time; sleep 0.05 until tripped('ratio') || time - $t0 > 2;
-          tripped('ratio') }, 'ratio: canary 82% against 40% trips it';
+ok wait_until(2, sub { tripped('ratio') }, 0.05),
+    'ratio: canary 82% against 40% trips it';
 like status()->{ratio}{guard}{reason}, qr/stable 40\.0% of 100/,
     'ratio: the reason shows the stable rate it was compared to';
 
@@ -212,8 +157,8 @@ is tripped('few'), 0, 'few: 19 failing canary requests (< 20) do not trip';
 is trip_lines('few'), 0, 'few: nothing logged';
 
 send_side('few', 'canary', 1, 1);
-ok eval { my $t0 = time; sleep 0.05 until tripped('few') || time - $t0 > 2;
-          tripped('few') }, 'few: the 20th failing request trips it';
+ok wait_until(2, sub { tripped('few') }, 0.05),
+    'few: the 20th failing request trips it';
 like status()->{few}{guard}{reason}, qr/20 canary requests/,
     'few: the reason counts 20 canary requests';
 

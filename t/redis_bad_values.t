@@ -21,12 +21,11 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 
 use JSON::PP;
-use POSIX qw(_exit);
 use Test::More;
-use Time::HiRes qw(sleep time);
+use Time::HiRes qw(sleep);
 use CanaryTest;
+use RedisStory qw(:all);
 
-my $CTL = "$FindBin::Bin/../scripts/canary-ctl";
 my $KEY = 'canary:app';
 
 my $t = CanaryTest->new;
@@ -35,79 +34,19 @@ my $redis = '127.0.0.1:' . $t->redis_port;
 
 $t->redis_start;
 
-$t->write_conf(<<"EOF", workers => 2);
-    canary_zone canary 1m;
-    canary_redis $redis interval=100ms timeout=200ms;
-
-    canary_split app {
-        stable stable_up;
-        canary canary_up;
-        weight 5;
-        cohort \$http_x_cohort;
-        cohort_weight beta 10;
-    }
-
-${\ $t->origins }
-    server {
-        listen 127.0.0.1:$port;
-
-        location / {
-            canary app;
-${\ CanaryTest::expose_vars() }
-            proxy_pass http://\$canary_upstream;
-        }
-
-        location = /canary_status {
-            canary_status;
-        }
-    }
-EOF
+$t->write_conf(redis_split_conf($t,
+                   redis => "$redis interval=100ms timeout=200ms",
+                   split => [ 'cohort $http_x_cohort',
+                              'cohort_weight beta 10' ]),
+               workers => 2);
 
 $t->start;
 
 # ---- helpers -------------------------------------------------------------
 
-sub ctl {
-    my (@args) = @_;
+sub ctl { canary_ctl($redis, @_) }
 
-    my $pid = open(my $fh, '-|') // die "fork: $!";
-
-    if ($pid == 0) {
-        open STDERR, '>&', \*STDOUT;
-        exec $CTL, '--redis', $redis, @args or _exit(127);
-    }
-
-    local $/;
-    my $out = <$fh> // '';
-    close $fh;
-
-    return ($? >> 8, $out);
-}
-
-sub status {
-    my $r = $t->get($port, '/canary_status');
-
-    return decode_json($r->{content})->{splits}{app};
-}
-
-sub wait_for {
-    my ($seconds, $cond) = @_;
-
-    my $t0 = time;
-
-    until ($cond->()) {
-        return 0 if time - $t0 > $seconds;
-        sleep 0.02;
-    }
-
-    return 1;
-}
-
-sub lines {
-    my ($re, $mark) = @_;
-
-    return grep { $_ =~ $re } split /\n/, $t->log_since($mark);
-}
+sub status { status_json($t)->{splits}{app} }
 
 # tenants on each side of 40%, and of 10% for the beta cohort
 my @tenants = map { "tenant-$_" } 1 .. 400;
@@ -136,7 +75,7 @@ is $rc, 0, 'canary-ctl set-weight app 40' or diag $out;
 ($rc, $out) = ctl('resume', 'app');
 is $rc, 0, 'canary-ctl resume app (state running)' or diag $out;
 
-ok wait_for(3, sub { status()->{state} eq 'running' }), 'synced';
+ok wait_until(3, sub { status()->{state} eq 'running' }), 'synced';
 routes_at(40, 'baseline');
 
 my $gen = status()->{generation};
@@ -181,12 +120,12 @@ for my $case (@bad) {
     my $re = qr/\[error\].*split "app": rejected field "\Q$field\E" value "/
              . qr/\Q$shown\E.*\(${\ length $value} bytes\) of key "\Q$KEY\E"/;
 
-    ok wait_for(3, sub { lines($re, $mark) }), "$what: logged";
+    ok wait_until(3, sub { log_lines($t, $re, $mark) }), "$what: logged";
 
     # eight polls re-read the bad value meanwhile
     sleep 0.8;
 
-    my @all = lines(qr/rejected field "\Q$field\E"/, $mark);
+    my @all = log_lines($t, qr/rejected field "\Q$field\E"/, $mark);
     is scalar(@all), 1, "$what: logged once across polls"
         or diag scalar(@all) . " lines, the first: $all[0]";
 
@@ -207,11 +146,12 @@ for my $case (@bad) {
     $t->redis_cli('HSET', $KEY, 'weight', "1\n$forged");
     $t->redis_cli('PUBLISH', $KEY, 'bad');
 
-    ok wait_for(3, sub { lines(qr/rejected field "weight"/, $mark) }),
+    ok wait_until(3, sub {
+            log_lines($t, qr/rejected field "weight"/, $mark) }),
         'a weight with a newline: logged';
     sleep 0.5;
 
-    my @forged = lines(qr/^\Q$forged\E/, $mark);
+    my @forged = log_lines($t, qr/^\Q$forged\E/, $mark);
     is scalar(@forged), 0,
         'a weight with a newline: it forges no line of the error log'
         or diag "forged: $forged[0]";
@@ -224,11 +164,11 @@ $t->redis_cli('HSET', $KEY, 'weight', 40);
 # a good value still applies after all that
 $t->redis_cli('HSET', $KEY, 'weight', 33);
 $t->redis_cli('PUBLISH', $KEY, 'good');
-ok wait_for(3, sub { status()->{weight} == 33 }),
+ok wait_until(3, sub { status()->{weight} == 33 }),
     'a good weight applies after the bad ones';
 $t->redis_cli('HSET', $KEY, 'weight', 40);
 $t->redis_cli('PUBLISH', $KEY, 'good');
-ok wait_for(3, sub { status()->{weight} == 40 }), 'and back to 40';
+ok wait_until(3, sub { status()->{weight} == 40 }), 'and back to 40';
 
 # ---- a stale generation --------------------------------------------------
 
@@ -242,9 +182,9 @@ ok wait_for(3, sub { status()->{weight} == 40 }), 'and back to 40';
     my $re = qr/\[warn\].*split "app": ignored a stale write, /
              . qr/generation 1 is older than $gen/;
 
-    ok wait_for(3, sub { lines($re, $mark) }), 'stale write: logged';
+    ok wait_until(3, sub { log_lines($t, $re, $mark) }), 'stale write: logged';
     sleep 0.8;
-    is scalar(lines(qr/stale write/, $mark)), 1,
+    is scalar(log_lines($t, qr/stale write/, $mark)), 1,
         'stale write: logged once across polls';
 
     routes_at(40, 'stale write');
@@ -258,7 +198,7 @@ ok wait_for(3, sub { status()->{weight} == 40 }), 'and back to 40';
                   state running));
     ($rc, $out) = ctl('set-weight', 'app', 40);
     is $rc, 0, 'canary-ctl set-weight app 40 over it' or diag $out;
-    ok wait_for(3, sub { status()->{generation} == $gen + 1 }),
+    ok wait_until(3, sub { status()->{generation} == $gen + 1 }),
         'a newer generation applies';
     $gen++;
 }
@@ -271,14 +211,15 @@ ok wait_for(3, sub { status()->{weight} == 40 }), 'and back to 40';
     $t->redis_cli('HSET', $KEY, 'weight.beta', 30, 'weight.gamma', 50);
     $t->redis_cli('PUBLISH', $KEY, 'cohorts');
 
-    ok wait_for(3, sub { status()->{cohorts}{beta} == 30 }),
+    ok wait_until(3, sub { status()->{cohorts}{beta} == 30 }),
         'weight.beta 30 applies to the configured cohort';
 
     my $re = qr/\[error\].*split "app": ignored "weight\.gamma": /
              . qr/no such cohort_weight in nginx\.conf/;
-    ok wait_for(3, sub { lines($re, $mark) }), 'weight.gamma: logged';
+    ok wait_until(3, sub { log_lines($t, $re, $mark) }),
+        'weight.gamma: logged';
     sleep 0.8;
-    is scalar(lines(qr/weight\.gamma/, $mark)), 1,
+    is scalar(log_lines($t, qr/weight\.gamma/, $mark)), 1,
         'weight.gamma: logged once across polls';
 
     my $s = status();
@@ -299,7 +240,7 @@ ok wait_for(3, sub { status()->{weight} == 40 }), 'and back to 40';
     $t->redis_cli('PUBLISH', $KEY, 'cohorts');
 
     my $re_beta = qr/rejected field "weight\.beta" value "12\.345"/;
-    ok wait_for(3, sub { lines($re_beta, $mark) }),
+    ok wait_until(3, sub { log_lines($t, $re_beta, $mark) }),
         'weight.beta 12.345: logged';
     is status()->{cohorts}{beta}, 30, 'weight.beta stays 30';
 
@@ -319,17 +260,17 @@ for my $case ([ 'z' x 65, 'state of 65 bytes' ],
     $t->redis_cli('HSET', $KEY, 'state', $value);
     $t->redis_cli('PUBLISH', $KEY, 'state');
 
-    ok wait_for(3, sub { lines(qr/rejected field "state"/, $mark) }),
+    ok wait_until(3, sub { log_lines($t, qr/rejected field "state"/, $mark) }),
         "$what: logged";
     sleep 0.6;
-    is scalar(lines(qr/rejected field "state"/, $mark)), 1,
+    is scalar(log_lines($t, qr/rejected field "state"/, $mark)), 1,
         "$what: logged once across polls";
     is status()->{state}, 'running', "$what: state stays running";
 }
 
 $t->redis_cli('HSET', $KEY, 'state', 's' x 64);
 $t->redis_cli('PUBLISH', $KEY, 'state');
-ok wait_for(3, sub { status()->{state} eq 's' x 64 }),
+ok wait_until(3, sub { status()->{state} eq 's' x 64 }),
     'a state of exactly 64 bytes applies';
 
 # ---- pins ----------------------------------------------------------------
@@ -342,13 +283,14 @@ ok wait_for(3, sub { status()->{state} eq 's' x 64 }),
     $t->redis_cli('SADD', "$KEY:pin:canary", $long, $max, $out40);
     $t->redis_cli('PUBLISH', $KEY, 'pins');
 
-    ok wait_for(3, sub { status()->{pins}{canary} == 2 }),
+    ok wait_until(3, sub { status()->{pins}{canary} == 2 }),
         'the pins of 256 bytes and less apply';
 
     my $re = qr/\[error\].*split "app": ignored a pinned tenant of 300 bytes/;
-    ok wait_for(3, sub { lines($re, $mark) }), '300-byte pin: logged';
+    ok wait_until(3, sub { log_lines($t, $re, $mark) }),
+        '300-byte pin: logged';
     sleep 0.8;
-    is scalar(lines(qr/pinned tenant/, $mark)), 1,
+    is scalar(log_lines($t, qr/pinned tenant/, $mark)), 1,
         '300-byte pin: logged once across polls';
 
     my $d = $t->route($port, '/', { 'X-Tenant-Id' => $long });
@@ -367,7 +309,7 @@ ok wait_for(3, sub { status()->{state} eq 's' x 64 }),
 
     $t->redis_cli('DEL', "$KEY:pin:canary");
     $t->redis_cli('PUBLISH', $KEY, 'pins');
-    ok wait_for(3, sub { status()->{pins}{canary} == 0 }), 'pins removed';
+    ok wait_until(3, sub { status()->{pins}{canary} == 0 }), 'pins removed';
 }
 
 # ---- many unknown fields at once ------------------------------------------
@@ -380,11 +322,11 @@ ok wait_for(3, sub { status()->{state} eq 's' x 64 }),
     $t->redis_cli('HSET', $KEY, @fields);
     $t->redis_cli('PUBLISH', $KEY, 'future');
 
-    ok wait_for(3, sub { lines(qr/"future_field_20"/, $mark) }),
+    ok wait_until(3, sub { log_lines($t, qr/"future_field_20"/, $mark) }),
         '20 unknown fields: logged';
     sleep 0.8;
 
-    my @all = lines(qr/rejected field "future_field_/, $mark);
+    my @all = log_lines($t, qr/rejected field "future_field_/, $mark);
     is scalar(@all), 20, '20 unknown fields: 20 lines across eight polls'
         or diag scalar(@all) . ' lines';
 

@@ -20,13 +20,11 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 
-use JSON::PP;
-use POSIX qw(_exit);
 use Test::More;
 use Time::HiRes qw(sleep time);
 use CanaryTest;
+use RedisStory qw(:all);
 
-my $CTL = "$FindBin::Bin/../scripts/canary-ctl";
 my $PASSWORD = 'Pa55-' . join '', map { ('a' .. 'z')[rand 26] } 1 .. 16;
 my $WRONG = 'Wr0ng-' . join '', map { ('a' .. 'z')[rand 26] } 1 .. 16;
 my $PREFIX = 'prod:canary:';
@@ -49,95 +47,30 @@ sub rcli {
     return $ta->redis_cli('--no-auth-warning', @args);
 }
 
-sub write_file {
-    my ($path, $text) = @_;
-
-    open my $fh, '>', $path or die "$path: $!";
-    print $fh $text;
-    close $fh;
-}
-
 my $pw_file = $ta->prefix . '/redis.pass';
 write_file($pw_file, "$PASSWORD\n");
 
 sub conf {
     my ($t, $file, $weight) = @_;
 
-    my $port = $t->port('http');
-
-    $t->write_conf(<<"EOF", workers => 2, log_level => 'debug');
-    canary_zone canary 1m;
-    canary_redis $redis db=$DB password_file=$file prefix=$PREFIX
-                 interval=200ms timeout=300ms;
-
-    canary_split app {
-        stable stable_up;
-        canary canary_up;
-        weight $weight;
-    }
-
-${\ $t->origins }
-    server {
-        listen 127.0.0.1:$port;
-
-        location / {
-            canary app;
-${\ CanaryTest::expose_vars() }
-            proxy_pass http://\$canary_upstream;
-        }
-
-        location = /canary_status {
-            canary_status;
-        }
-    }
-EOF
+    $t->write_conf(redis_split_conf($t, weight => $weight,
+                       redis => "$redis db=$DB password_file=$file "
+                                . "prefix=$PREFIX interval=200ms "
+                                . "timeout=300ms"),
+                   workers => 2, log_level => 'debug');
 }
 
+# canary-ctl without the operator's REDISCLI_AUTH
 sub ctl {
-    my (@args) = @_;
+    delete local $ENV{REDISCLI_AUTH};
 
-    my $pid = open(my $fh, '-|') // die "fork: $!";
-
-    if ($pid == 0) {
-        open STDERR, '>&', \*STDOUT;
-        delete $ENV{REDISCLI_AUTH};
-        exec $CTL, '--redis', $redis, @args or _exit(127);
-    }
-
-    local $/;
-    my $out = <$fh> // '';
-    close $fh;
-
-    return ($? >> 8, $out);
+    return canary_ctl($redis, @_);
 }
 
 sub status {
     my ($t, $format) = @_;
 
-    my $r = $t->get($t->port('http'),
-                    '/canary_status' . ($format ? "?format=$format" : ''));
-
-    return $format ? $r->{content} : decode_json($r->{content});
-}
-
-sub wait_for {
-    my ($seconds, $cond) = @_;
-
-    my $t0 = time;
-
-    until ($cond->()) {
-        return undef if time - $t0 > $seconds;
-        sleep 0.02;
-    }
-
-    return time - $t0;
-}
-
-sub weight_of {
-    my ($t) = @_;
-
-    return $t->route($t->port('http'), '/', { 'X-Tenant-Id' => 'probe' })
-             ->{weight} // '';
+    return $format ? status_text($t, $format) : status_json($t);
 }
 
 # ---- A: the right password -----------------------------------------------
@@ -145,7 +78,7 @@ sub weight_of {
 conf($ta, $pw_file, 5);
 $ta->start;
 
-ok wait_for(3, sub { status($ta)->{redis}{connected} }),
+ok wait_until(3, sub { status($ta)->{redis}{connected} }),
     'A is connected with the password from password_file';
 
 my $st = status($ta);
@@ -158,7 +91,7 @@ my ($rc, $out) = ctl(@opts, 'set-weight', 'app', 25);
 is $rc, 0, 'canary-ctl with --password-file --prefix --db: set-weight 25'
     or diag $out;
 
-ok wait_for(2, sub { weight_of($ta) eq '25' }), 'A routes at weight 25';
+ok wait_until(2, sub { weight_of($ta) eq '25' }), 'A routes at weight 25';
 is rcli('-n', $DB, 'HGET', "${PREFIX}app", 'weight'), 25,
     "the hash is ${PREFIX}app in db $DB";
 is rcli('-n', 0, 'EXISTS', "${PREFIX}app"), 0, 'not in db 0';
@@ -192,18 +125,13 @@ like $tb->log_since($mark),
     'the line names the address and the reason';
 
 # B retries meanwhile; sample its status for 3 seconds
-my ($samples, $connected, $unclear) = (0, 0, 0);
-my $t0 = time;
-my $last;
+my ($connected, $unclear, $last) = (0, 0);
 
-while (time - $t0 < 3) {
+my $samples = sample_until(time + 3, 0.1, sub {
     $last = status($tb);
-    $samples++;
     $connected++ if $last->{redis}{connected};
     $unclear++ unless ($last->{redis}{last_error} // '')
-                      =~ /AUTH|WRONGPASS|NOAUTH|password/i;
-    sleep 0.1;
-}
+                      =~ /AUTH|WRONGPASS|NOAUTH|password/i });
 
 is $connected, 0, "B's status said connected false in all $samples samples"
     or diag "$connected of $samples said connected true";
@@ -212,13 +140,13 @@ is $unclear, 0, "B's last_error named the failed AUTH in all $samples "
                         . "\"$last->{redis}{last_error}\"";
 
 my $b_log = $tb->log_since($mark);
-my @redis_lines = grep { /canary_redis:/ } split /\n/, $b_log;
+my @redis_lines = grep_lines(qr/canary_redis:/, $b_log);
 cmp_ok scalar(@redis_lines), '<=', 4,
     'B does not flood the log while it retries (3s)'
     or diag scalar(@redis_lines) . " lines, the first ones:\n"
             . join "\n", @redis_lines[0 .. 7];
-my @said_connected = grep { /\[notice\].*canary_redis: connected/ }
-                     split /\n/, $b_log;
+my @said_connected = grep_lines(qr/\[notice\].*canary_redis: connected/,
+                                 $b_log);
 is scalar(@said_connected), 0,
     'B never logs "connected" with a wrong password'
     or diag scalar(@said_connected) . " times, e.g. $said_connected[0]";
@@ -236,16 +164,16 @@ ok status($ta)->{redis}{connected}, 'A still connected';
 write_file($wrong_file, "$PASSWORD\n");
 $tb->reload;
 
-ok wait_for(3, sub { weight_of($tb) eq '25' }),
+ok wait_until(3, sub { weight_of($tb) eq '25' }),
     'B syncs weight 25 once its password_file is right and it reloads';
-ok wait_for(2, sub { status($tb)->{redis}{connected} }),
+ok wait_until(2, sub { status($tb)->{redis}{connected} }),
     'B\'s status says connected';
 
 # ---- the password stays secret ---------------------------------------------
 
 ($rc, $out) = ctl(@opts, 'set-weight', 'app', 26);
 is $rc, 0, 'canary-ctl set-weight 26' or diag $out;
-ok wait_for(2, sub { weight_of($ta) eq '26' && weight_of($tb) eq '26' }),
+ok wait_until(2, sub { weight_of($ta) eq '26' && weight_of($tb) eq '26' }),
     'both at 26';
 
 for my $t ($ta, $tb) {

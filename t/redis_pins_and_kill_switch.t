@@ -20,12 +20,10 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 
 use JSON::PP;
-use POSIX qw(_exit);
 use Test::More;
 use Time::HiRes qw(sleep time);
 use CanaryTest;
-
-my $CTL = "$FindBin::Bin/../scripts/canary-ctl";
+use RedisStory qw(redis_split_conf status_json wait_until);
 
 my $t = CanaryTest->new;
 my $port = $t->port('http');
@@ -33,82 +31,19 @@ my $redis = '127.0.0.1:' . $t->redis_port;
 
 $t->redis_start;
 
-$t->write_conf(<<"EOF", workers => 2);
-    canary_zone canary 1m;
-    canary_redis $redis interval=200ms;
-
-    canary_split app {
-        stable stable_up;
-        canary canary_up;
-        weight 5;
-        override X-Force-Variant canary canary;
-        override X-Force-Variant stable stable;
-        cookie   canary_pref;
-    }
-
-${\ $t->origins }
-    server {
-        listen 127.0.0.1:$port;
-
-        location / {
-            canary app;
-${\ CanaryTest::expose_vars() }
-            proxy_pass http://\$canary_upstream;
-        }
-
-        location = /canary_status {
-            canary_status;
-        }
-    }
-EOF
+$t->write_conf(redis_split_conf($t, redis => "$redis interval=200ms",
+                   split => [ 'override X-Force-Variant canary canary',
+                              'override X-Force-Variant stable stable',
+                              'cookie   canary_pref' ]),
+               workers => 2);
 
 $t->start;
 
 # ---- helpers -------------------------------------------------------------
 
-sub ctl {
-    my (@args) = @_;
+sub ctl_ok { RedisStory::ctl_ok($redis, @_) }
 
-    my $pid = open(my $fh, '-|') // die "fork: $!";
-
-    if ($pid == 0) {
-        open STDERR, '>&', \*STDOUT;
-        exec $CTL, '--redis', $redis, @args or _exit(127);
-    }
-
-    local $/;
-    my $out = <$fh> // '';
-    close $fh;
-
-    return ($? >> 8, $out);
-}
-
-sub ctl_ok {
-    my (@args) = @_;
-
-    my ($rc, $out) = ctl(@args);
-
-    is $rc, 0, "canary-ctl @args" or diag $out;
-}
-
-sub status {
-    my $r = $t->get($port, '/canary_status');
-
-    return decode_json($r->{content})->{splits}{app};
-}
-
-sub wait_for {
-    my ($seconds, $cond) = @_;
-
-    my $t0 = time;
-
-    until ($cond->()) {
-        return undef if time - $t0 > $seconds;
-        sleep 0.02;
-    }
-
-    return time - $t0;
-}
+sub status { status_json($t)->{splits}{app} }
 
 sub route {
     my ($tenant, %h) = @_;
@@ -137,7 +72,7 @@ my $to_stable = $hash_canary[0];    # the hash says canary
 my $other = $hash_stable[1];        # never pinned
 
 ctl_ok('set-weight', 'app', 50);
-ok wait_for(3, sub { status()->{weight} == 50 }), 'weight 50 synced';
+ok wait_until(3, sub { status()->{weight} == 50 }), 'weight 50 synced';
 
 is_route(route($to_canary), 'stable', 'hash', "$to_canary: stable by hash");
 is_route(route($to_stable), 'canary', 'hash', "$to_stable: canary by hash");
@@ -148,7 +83,7 @@ my $t0 = time;
 ctl_ok('pin', 'app', 'canary', $to_canary);
 ctl_ok('pin', 'app', 'stable', $to_stable);
 
-my $took = wait_for(3, sub {
+my $took = wait_until(3, sub {
     (route($to_canary)->{reason} // '') eq 'pin'
     && (route($to_stable)->{reason} // '') eq 'pin' });
 ok defined $took, 'the pins apply';
@@ -165,7 +100,7 @@ is_deeply status()->{pins}, { stable => 1, canary => 1 },
 # a pin beats the hash at any weight
 for my $w (0, 100) {
     ctl_ok('set-weight', 'app', $w);
-    ok wait_for(3, sub { status()->{weight} == $w }), "weight $w synced";
+    ok wait_until(3, sub { status()->{weight} == $w }), "weight $w synced";
 
     is_route(route($to_canary), 'canary', 'pin',
              "weight $w: $to_canary stays on canary");
@@ -176,7 +111,7 @@ for my $w (0, 100) {
 }
 
 ctl_ok('set-weight', 'app', 50);
-ok wait_for(3, sub { status()->{weight} == 50 }), 'weight 50 synced';
+ok wait_until(3, sub { status()->{weight} == 50 }), 'weight 50 synced';
 
 # overrides and the cookie beat a pin
 is_route(route($to_canary, 'X-Force-Variant' => 'stable'), 'stable',
@@ -190,7 +125,7 @@ is_route(route($to_stable, 'Cookie' => 'canary_pref=always'), 'canary',
 
 # pinning to the other side moves the tenant
 ctl_ok('pin', 'app', 'stable', $to_canary);
-ok wait_for(3, sub { (route($to_canary)->{variant} // '') eq 'stable' }),
+ok wait_until(3, sub { (route($to_canary)->{variant} // '') eq 'stable' }),
     "$to_canary moved to stable";
 is_route(route($to_canary), 'stable', 'pin', "$to_canary: pinned to stable");
 is $t->redis_cli('SISMEMBER', 'canary:app:pin:canary', $to_canary), 0,
@@ -201,7 +136,7 @@ is_deeply status()->{pins}, { stable => 2, canary => 0 },
 # many tenants pinned at once, in one write
 my @batch = @hash_stable[10 .. 59];
 ctl_ok('pin', 'app', 'canary', @batch);
-ok wait_for(3, sub { status()->{pins}{canary} == 50 }), '50 pins apply';
+ok wait_until(3, sub { status()->{pins}{canary} == 50 }), '50 pins apply';
 
 my $res = $t->route_many($port, [ map { { path => '/', headers =>
     { 'X-Tenant-Id' => $_ } } } @batch ]);
@@ -213,7 +148,8 @@ is scalar(grep { $_->{side} eq 'canary' && $_->{reason} eq 'pin' } @$res),
 $t0 = time;
 ctl_ok('disable', 'app');
 
-$took = wait_for(3, sub { (route($batch[0])->{reason} // '') eq 'disabled' });
+$took = wait_until(3, sub {
+    (route($batch[0])->{reason} // '') eq 'disabled' });
 ok defined $took, 'the kill switch applies';
 diag sprintf "kill switch: every request on stable %.0fms after "
              . "canary-ctl disable started", (time - $t0) * 1000;
@@ -249,7 +185,7 @@ ctl_ok('unpin', 'app', $to_canary);
 
 $t0 = time;
 ctl_ok('enable', 'app');
-ok wait_for(3, sub { (route($batch[0])->{reason} // '') eq 'pin' }),
+ok wait_until(3, sub { (route($batch[0])->{reason} // '') eq 'pin' }),
     'enable applies';
 diag sprintf "enable: decisions back %.0fms after canary-ctl enable started",
              (time - $t0) * 1000;
@@ -274,8 +210,8 @@ is scalar(@wrong), 0, '200 tenants route as before the kill switch';
 # ---- unpin -------------------------------------------------------------------
 
 ctl_ok('unpin', 'app', $to_stable, @batch);
-ok wait_for(3, sub { status()->{pins}{canary} == 0
-                     && status()->{pins}{stable} == 0 }), 'all unpinned';
+ok wait_until(3, sub { status()->{pins}{canary} == 0
+                       && status()->{pins}{stable} == 0 }), 'all unpinned';
 is_route(route($to_stable), 'canary', 'hash', "$to_stable: back to its hash");
 is_route(route($batch[0]), 'stable', 'hash', "$batch[0]: back to its hash");
 

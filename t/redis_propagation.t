@@ -19,13 +19,11 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 
-use JSON::PP;
-use POSIX qw(_exit);
 use Test::More;
 use Time::HiRes qw(sleep time);
 use CanaryTest;
+use RedisStory qw(:all);
 
-my $CTL = "$FindBin::Bin/../scripts/canary-ctl";
 my $WORKERS = 4;
 
 my $na = CanaryTest->new(name => "nginx A");
@@ -35,71 +33,21 @@ my $redis_port = $na->redis_start;
 my $redis = "127.0.0.1:$redis_port";
 
 for my $t ($na, $nb) {
-    my $port = $t->port('http');
-
-    $t->write_conf(<<"EOF", workers => $WORKERS);
-    canary_zone canary 1m;
-    canary_redis $redis interval=10s timeout=500ms;
-
-    canary_split app {
-        stable stable_up;
-        canary canary_up;
-        weight 5;
-    }
-
-${\ $t->origins }
-    server {
-        listen 127.0.0.1:$port reuseport;
-
-        location / {
-            canary app;
-${\ CanaryTest::expose_vars() }
-            proxy_pass http://\$canary_upstream;
-        }
-
-        location = /canary_status {
-            canary_status;
-        }
-    }
-EOF
+    $t->write_conf(redis_split_conf($t,
+                       redis => "$redis interval=10s timeout=500ms",
+                       listen => 'reuseport'),
+                   workers => $WORKERS);
     $t->start;
 }
 
-# runs canary-ctl; returns (exit code, output)
-sub ctl {
-    my (@args) = @_;
-
-    my $pid = open(my $fh, '-|') // die "fork: $!";
-
-    if ($pid == 0) {
-        open STDERR, '>&', \*STDOUT;
-        exec $CTL, '--redis', $redis, @args or _exit(127);
-    }
-
-    local $/;
-    my $out = <$fh> // '';
-    close $fh;
-
-    return ($? >> 8, $out);
-}
-
-sub status {
-    my ($t) = @_;
-
-    my $r = $t->get($t->port('http'), '/canary_status');
-
-    return $r->{status} == 200 ? decode_json($r->{content}) : undef;
-}
+sub ctl { canary_ctl($redis, @_) }
 
 # both instances are subscribed once "connected" shows on their status
 for my $t ($na, $nb) {
-    my $deadline = time + 5;
     my $st;
 
-    until (($st = status($t)) && $st->{redis}{connected}) {
-        last if time > $deadline;
-        sleep 0.05;
-    }
+    wait_until(5, sub { ($st = status_json($t)) && $st->{redis}{connected} },
+               0.05);
 
     ok $st && $st->{redis}{connected}, "$t->{name} is connected to Redis";
 }
@@ -181,7 +129,7 @@ if (@times) {
 my $gen = $na->redis_cli('HGET', 'canary:app', 'generation');
 
 for my $t ($na, $nb) {
-    my $st = status($t);
+    my $st = status_json($t);
     my $s = $st->{splits}{app};
 
     is $s->{weight}, 3, "$t->{name}: status weight is the last write";

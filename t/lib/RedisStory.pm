@@ -1,0 +1,550 @@
+package RedisStory;
+
+=head1 NAME
+
+RedisStory - the scaffolding the Redis, guard and canary-ctl stories share,
+on top of CanaryTest
+
+=head1 SYNOPSIS
+
+    use FindBin;
+    use lib "$FindBin::Bin/lib";
+    use Test::More;
+    use CanaryTest;
+    use RedisStory qw(:all);
+
+    my $t = CanaryTest->new;
+    my $redis = '127.0.0.1:' . $t->redis_start;
+
+    $t->write_conf(redis_split_conf($t,
+                       redis => "$redis interval=200ms timeout=200ms"),
+                   workers => 4);
+    $t->start;
+
+    my ($rc, $out) = canary_ctl($redis, 'set-weight', 'app', 30);
+    ok wait_until(3, sub { status_json($t)->{splits}{app}{weight} == 30 }),
+        'synced';
+
+    my $load = start_load($t, clients => 3);
+    ...
+    my $rec = stop_load($load);     # [{ time, status, weight, ... }, ...]
+    served_ok($rec);
+
+    $t->stop;
+    done_testing;
+
+=head1 DESCRIPTION
+
+Every function takes the L<CanaryTest> instance it works on (when it
+needs one) and uses its C<http> port, C<< $t->port('http') >>, as the port
+of the front server where the splits are.  Nothing is exported by
+default: import the names, or C<:all>.  Core Perl only: Test::More,
+HTTP::Tiny, JSON::PP, POSIX, Storable, Time::HiRes, plus CanaryTest.
+
+=head1 FUNCTIONS
+
+=head2 nginx.conf pieces
+
+=over
+
+=item split_block($name, $stable, $canary, $weight, @lines)
+
+A C<canary_split> block: C<stable>, C<canary>, C<weight> and the given
+extra directives (C<"guard error_rate=10 ...">, C<"cookie canary_pref">,
+...), each line given without its C<;>.
+
+=item canary_location($path, $split)
+
+A C<location> that routes by the split: C<canary $split>, the headers of
+C<CanaryTest::expose_vars()> and C<proxy_pass http://$canary_upstream>.
+
+=item front_server($t, %opts)
+
+The C<server> on C<< $t->port('http') >> with a C<canary_location> for
+each C<< locations => [ [$path, $split], ... ] >> (default
+C<< [ ['/', 'app'] ] >>) and C<location = /canary_status>.  Opt C<listen>
+adds parameters to the C<listen> directive (e.g. C<reuseport>).
+
+=item redis_split_conf($t, %opts)
+
+The whole http body of a Redis story: C<canary_zone canary 1m>,
+C<canary_redis> with the arguments of opt C<redis> (the address and its
+parameters), split C<app> (C<stable_up> / C<canary_up>, weight opt
+C<weight>, default 5, extra lines opt C<split>, an array ref),
+C<< $t->origins >> and C<front_server> (opt C<listen> passed on).
+
+=item fault_origins($t, %opts)
+
+Upstreams C<app_stable> and C<app_canary> with their servers on
+C<< $t->port('stable') >> and C<< $t->port('canary') >>, answering
+C<"stable app_stable\n"> and C<"canary app_canary\n">, or 500 while a
+side's condition (an nginx C<if> condition) holds.  Opts C<stable> and
+C<canary> give the conditions; by default the canary fails while the
+fault file (C<fault_file>) exists and stable never fails.  Opt
+C<upstreams> adds C<< { name => port } >> upstreams (one server each).
+
+=item fault_file($t), fault($t, $on)
+
+The file that switches the default C<fault_origins> canary to 500s, and
+switching it on (creating it) or off (removing it).
+
+=back
+
+=head2 Redis, canary-ctl and the status page
+
+=over
+
+=item $RedisStory::CTL
+
+The path of C<scripts/canary-ctl>.
+
+=item canary_ctl($redis, @args)
+
+Runs C<canary-ctl --redis $redis @args> (stderr with stdout, the
+environment as it is); returns C<(exit code, output)>.
+
+=item ctl_ok($redis, @args)
+
+C<canary_ctl>, and one test: C<is $rc, 0, "canary-ctl @args">, with the
+output as diagnostics when it fails.  Returns what C<is> returned.
+
+=item status_json($t)
+
+The status page (C</canary_status>) decoded, or undef when it does not
+answer 200.
+
+=item status_text($t, $format)
+
+The text of C</canary_status?format=$format>.
+
+=item weight_of($t, $tenant)
+
+The C<$canary_weight> a request of C<$tenant> (default C<probe>) routes
+at, C<''> when there is none.
+
+=item subscribe($t, $channel, $file)
+
+A helper process (C<< $t->spawn >>) running C<redis-cli SUBSCRIBE
+$channel> on the instance's Redis, its output in C<$file>.
+
+=back
+
+=head2 Waiting and sampling
+
+=over
+
+=item wait_until($seconds, $cond, $every)
+
+Calls C<$cond> until it returns true, sleeping C<$every> seconds
+(default 0.02) between the calls.  Returns the seconds it took, or undef
+when C<$seconds> went by first.
+
+=item sample_until($until, $every, $code)
+
+Calls C<$code> then sleeps C<$every> seconds, as long as the time is
+before C<$until> (an epoch time, as C<Time::HiRes::time>).  Returns how
+many times it called C<$code>.
+
+=back
+
+=head2 Background load
+
+=over
+
+=item start_load($t, %opts)
+
+Forks C<clients> clients (default 1), each sending GET requests to the
+front server in a loop until C<stop_load> (or until the test script is
+gone, or 200000 requests).  Opts: C<path> (default C</>), C<keep_alive>
+(default 0: a connection per request), C<pause> (seconds to sleep after
+each response, default none) and C<tenant>, the C<X-Tenant-Id> of each
+request: a string, or a code ref called with (client number from 1,
+request number of that client from 0); by default C<"t" . $i % 300>.
+Returns a handle for C<stop_load>.
+
+=item stop_load($load)
+
+Stops the clients and returns every response they got, in the order they
+were received: hash refs with C<sent> and C<time> (the client's clock
+before the request and after the response), C<status> (599: no HTTP
+response), C<weight> (the C<X-Canary-Weight> header, undef without one),
+C<variant> and C<reason> (the headers, C<''> without one), C<side> (the
+first word of the body: the origin's side) and C<error> (the body of a
+599, else C<''>).
+
+=item served_ok($rec)
+
+Two tests on a load's responses: C<no request failed> (every status 200;
+the first five others as diagnostics) and C<every response came from the
+variant chosen> (C<side> equals C<variant>).
+
+=back
+
+=head2 Logs and files
+
+=over
+
+=item grep_lines($re, $text)
+
+The lines of C<$text> that match; their number in scalar context.
+
+=item log_lines($t, $re, $mark)
+
+C<grep_lines> on the error log after the offset C<$mark> (default 0, the
+whole log).
+
+=item write_file($path, $text)
+
+Writes (replaces) a file.
+
+=back
+
+=cut
+
+use strict;
+use warnings;
+
+use Exporter qw(import);
+use HTTP::Tiny;
+use JSON::PP;
+use POSIX qw(_exit);
+use Storable qw(nstore retrieve);
+use Test::More;
+use Time::HiRes qw(sleep time);
+
+use CanaryTest;
+
+our @EXPORT_OK = qw(split_block canary_location front_server
+                    redis_split_conf fault_origins fault_file fault
+                    canary_ctl ctl_ok status_json status_text weight_of
+                    subscribe wait_until sample_until start_load stop_load
+                    served_ok grep_lines log_lines write_file);
+our %EXPORT_TAGS = (all => \@EXPORT_OK);
+
+our $CTL = "$CanaryTest::ROOT/scripts/canary-ctl";
+
+my $LOADS = 0;
+
+
+# ---- nginx.conf pieces -----------------------------------------------------
+
+sub split_block {
+    my ($name, $stable, $canary, $weight, @lines) = @_;
+
+    return "    canary_split $name {\n"
+           . "        stable $stable;\n"
+           . "        canary $canary;\n"
+           . "        weight $weight;\n"
+           . join('', map { "        $_;\n" } @lines)
+           . "    }\n";
+}
+
+
+sub canary_location {
+    my ($path, $split) = @_;
+
+    return "        location $path {\n"
+           . "            canary $split;\n"
+           . CanaryTest::expose_vars()
+           . "            proxy_pass http://\$canary_upstream;\n"
+           . "        }\n\n";
+}
+
+
+sub front_server {
+    my ($t, %opts) = @_;
+
+    my $port = $t->port('http');
+    my $listen = $opts{listen} ? " $opts{listen}" : '';
+    my $locations = join '', map { canary_location(@$_) }
+                             @{$opts{locations} || [ ['/', 'app'] ]};
+
+    return <<"EOF";
+    server {
+        listen 127.0.0.1:$port$listen;
+
+$locations        location = /canary_status {
+            canary_status;
+        }
+    }
+EOF
+}
+
+
+sub redis_split_conf {
+    my ($t, %opts) = @_;
+
+    return "    canary_zone canary 1m;\n"
+           . "    canary_redis $opts{redis};\n\n"
+           . split_block('app', 'stable_up', 'canary_up',
+                         $opts{weight} // 5, @{$opts{split} || []})
+           . "\n" . $t->origins
+           . front_server($t, listen => $opts{listen});
+}
+
+
+sub fault_origins {
+    my ($t, %opts) = @_;
+
+    my %fail = (stable => undef, canary => '-f ' . fault_file($t), %opts);
+    my %ups = (app_stable => $t->port('stable'),
+               app_canary => $t->port('canary'),
+               %{$opts{upstreams} || {}});
+
+    my $text = join '', map { "    upstream $_ { server 127.0.0.1:$ups{$_}; }\n" }
+                        sort keys %ups;
+
+    for my $side (qw(stable canary)) {
+        my $port = $t->port($side);
+        my $if = defined $fail{$side} ? <<"EOF" : '';
+            if ($fail{$side}) {
+                return 500;
+            }
+
+EOF
+        $text .= <<"EOF";
+
+    server {
+        listen 127.0.0.1:$port;
+
+        location / {
+$if            return 200 "$side app_$side\\n";
+        }
+    }
+EOF
+    }
+
+    return $text;
+}
+
+
+sub fault_file {
+    my ($t) = @_;
+
+    return $t->prefix . '/fault';
+}
+
+
+sub fault {
+    my ($t, $on) = @_;
+
+    my $file = fault_file($t);
+
+    if ($on) {
+        open my $fh, '>', $file or die "$file: $!";
+        close $fh;
+    } else {
+        unlink $file;
+    }
+}
+
+
+# ---- Redis, canary-ctl and the status page ---------------------------------
+
+sub canary_ctl {
+    my ($redis, @args) = @_;
+
+    my $pid = open(my $fh, '-|') // die "fork: $!";
+
+    if ($pid == 0) {
+        open STDERR, '>&', \*STDOUT;
+        exec $CTL, '--redis', $redis, @args or _exit(127);
+    }
+
+    local $/;
+    my $out = <$fh> // '';
+    close $fh;
+
+    return ($? >> 8, $out);
+}
+
+
+sub ctl_ok {
+    my ($redis, @args) = @_;
+
+    my ($rc, $out) = canary_ctl($redis, @args);
+
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+
+    return is($rc, 0, "canary-ctl @args") || diag $out;
+}
+
+
+sub status_json {
+    my ($t) = @_;
+
+    my $r = $t->get($t->port('http'), '/canary_status');
+
+    return $r->{status} == 200 ? decode_json($r->{content}) : undef;
+}
+
+
+sub status_text {
+    my ($t, $format) = @_;
+
+    return $t->get($t->port('http'), "/canary_status?format=$format")
+             ->{content};
+}
+
+
+sub weight_of {
+    my ($t, $tenant) = @_;
+
+    return $t->route($t->port('http'), '/',
+                     { 'X-Tenant-Id' => $tenant // 'probe' })->{weight} // '';
+}
+
+
+sub subscribe {
+    my ($t, $channel, $file) = @_;
+
+    return $t->spawn('sh', '-c', "exec redis-cli -h 127.0.0.1 -p "
+                     . $t->redis_port . " SUBSCRIBE $channel > $file 2>&1");
+}
+
+
+# ---- waiting and sampling --------------------------------------------------
+
+sub wait_until {
+    my ($seconds, $cond, $every) = @_;
+
+    my $t0 = time;
+
+    until ($cond->()) {
+        return undef if time - $t0 > $seconds;
+        sleep($every // 0.02);
+    }
+
+    return time - $t0;
+}
+
+
+sub sample_until {
+    my ($until, $every, $code) = @_;
+
+    my $samples = 0;
+
+    while (time < $until) {
+        $code->();
+        $samples++;
+        sleep $every;
+    }
+
+    return $samples;
+}
+
+
+# ---- background load -------------------------------------------------------
+
+sub start_load {
+    my ($t, %opts) = @_;
+
+    my $n = ++$LOADS;
+    my $url = 'http://127.0.0.1:' . $t->port('http') . ($opts{path} // '/');
+    my $tenant = $opts{tenant} // sub { 't' . $_[1] % 300 };
+    my $stop = $t->prefix . "/tmp/stop-load-$n";
+    unlink $stop;
+
+    my @kids;
+    my $parent = $$;
+
+    for my $c (1 .. ($opts{clients} || 1)) {
+        my $file = $t->prefix . "/tmp/load-$n-$c";
+        my $pid = fork // die "fork: $!";
+
+        if ($pid == 0) {
+            my $http = HTTP::Tiny->new(keep_alive => $opts{keep_alive} ? 1 : 0,
+                                       timeout => 5);
+            my ($i, @rec) = (0);
+
+            while (!-e $stop && kill(0, $parent) && @rec < 200000) {
+                my $sent = time;
+                my $r = $http->get($url, { headers => { 'X-Tenant-Id' =>
+                    ref $tenant ? $tenant->($c, $i++) : $tenant } });
+                my $h = $r->{headers};
+
+                # lean (an array), so that the clients keep their pace;
+                # stop_load names the fields
+                push @rec, [ $sent, time, $r->{status},
+                             $h->{'x-canary-weight'},
+                             $h->{'x-canary-variant'} // '',
+                             $h->{'x-canary-reason'} // '',
+                             ($r->{content} // '') =~ /^(\w+)/ ? $1 : '',
+                             $r->{status} == 599 ? $r->{content} : '' ];
+
+                sleep $opts{pause} if $opts{pause};
+            }
+
+            nstore(\@rec, $file);
+            _exit(0);
+        }
+
+        push @kids, [$pid, $file];
+    }
+
+    return { stop => $stop, kids => \@kids };
+}
+
+
+sub stop_load {
+    my ($load) = @_;
+
+    local $?;    # leave the script's exit status alone
+
+    open my $fh, '>', $load->{stop} or die "$load->{stop}: $!";
+    close $fh;
+
+    my @rec;
+
+    for my $k (@{$load->{kids}}) {
+        waitpid $k->[0], 0;
+        push @rec, @{retrieve($k->[1])};
+    }
+
+    my @fields = qw(sent time status weight variant reason side error);
+
+    return [ map { my $r = $_; +{ map { ($fields[$_] => $r->[$_]) } 0 .. 7 } }
+             sort { $a->[1] <=> $b->[1] } @rec ];
+}
+
+
+sub served_ok {
+    my ($rec) = @_;
+
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+
+    my @failed = grep { $_->{status} != 200 } @$rec;
+    my @wrong_side = grep { $_->{variant} ne $_->{side} } @$rec;
+
+    is scalar(@failed), 0, 'no request failed'
+        or diag explain [ @failed[0 .. ($#failed < 4 ? $#failed : 4)] ];
+    is scalar(@wrong_side), 0, 'every response came from the variant chosen';
+}
+
+
+# ---- logs and files --------------------------------------------------------
+
+sub grep_lines {
+    my ($re, $text) = @_;
+
+    return grep { $_ =~ $re } split /\n/, $text;
+}
+
+
+sub log_lines {
+    my ($t, $re, $mark) = @_;
+
+    return grep_lines($re, $t->log_since($mark || 0));
+}
+
+
+sub write_file {
+    my ($path, $text) = @_;
+
+    open my $fh, '>', $path or die "$path: $!";
+    print $fh $text;
+    close $fh;
+}
+
+
+1;
