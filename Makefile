@@ -108,19 +108,25 @@ test: deps
 	$(MAKE) unit
 	prove -r t/
 
-$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c $(PURE_SRCS) $(SIDECAR_LIB) src/*.h
+$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c $(PURE_SRCS) $(SIDECAR_LIB) src/*.h \
+    src/sidecar/*.h fuzz/*.h
 	@mkdir -p $(BUILD)/fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $< $(PURE_SRCS) $(SIDECAR_LIB) \
 	    $(SIDECAR_LIBS)
 
+# New inputs go to a work dir under $(BUILD), never into the seed corpus;
+# a crash is kept there too.  Every target runs even after one fails.
 fuzz: $(FUZZ_TARGETS)
-	@for t in $(FUZZ_TARGETS); do \
-	    n=$${t##*/fuzz_}; mkdir -p fuzz/corpus/$$n; \
+	@failed=""; \
+	for t in $(FUZZ_TARGETS); do \
+	    n=$${t##*/fuzz_}; w=$(BUILD)/fuzz/work/$$n; mkdir -p $$w; \
 	    echo "# $$t for $(FUZZ_SECONDS)s"; \
 	    $$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-	        fuzz/corpus/$$n 2>&1 | grep -E 'stat::number_of_executed_runs|ERROR|SUMMARY|crash' ; \
-	    test $${PIPESTATUS[0]} -eq 0 || exit 1; \
-	done
+	        -artifact_prefix=$(BUILD)/fuzz/$$n- $$w fuzz/corpus/$$n 2>&1 \
+	        | grep -E 'stat::number_of_executed_units|fuzz check failed|runtime error|ERROR|SUMMARY|Test unit written'; \
+	    test $${PIPESTATUS[0]} -eq 0 || failed="$$failed $$n"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed"; exit 1; fi
 
 asan:
 	$(MAKE) BUILD=$(ASAN_BUILD) MODULE_CC_OPT="$(ASAN_FLAGS)" \
@@ -128,12 +134,13 @@ asan:
 
 check: deps asan fuzz
 	CANARY_MODULE=$(CURDIR)/$(ASAN_BUILD)/ngx_http_canary_module.so \
-	    CANARY_NGINX_PRELOAD=$(ASAN_RUNTIME) prove -r t/
+	    CANARY_NGINX_PRELOAD=$(ASAN_RUNTIME) CANARY_SOAK=1 prove -r t/
 
 demo: deps all
 	scripts/demo $(if $(FAULT),--fault $(FAULT))
 
-bench: deps all
+bench: all
+	@sh scripts/install-deps.sh --bench
 	bench/run
 
 clean:

@@ -1,12 +1,18 @@
 #!/bin/sh
 # Installs from Debian packages everything the build, tests, demo and
 # benchmarks need.  Idempotent; returns at once when all is present.
+# --bench adds what only `make bench` uses (gnuplot, the Lua module to
+# compare with).
 set -eu
 
 PKGS="gcc make perl nginx-core nginx-dev libhiredis-dev libpcre2-dev
 zlib1g-dev libssl-dev redis-server redis-tools libcurl4-openssl-dev
 libjansson-dev check pkg-config prometheus chromium wrk curl procps
 clang libclang-rt-14-dev valgrind"
+if [ "${1:-}" = --bench ]; then
+    PKGS="$PKGS gnuplot-nox libnginx-mod-http-lua libnginx-mod-http-ndk
+util-linux"
+fi
 
 missing=""
 for p in $PKGS; do
