@@ -108,7 +108,12 @@ diag sprintf "guard: first failure %.0fms after the fault switched on, "
              . "the switch)", ($first_fail - $t_fault) * 1000,
              $exposure * 1000, scalar(@fails), ($tripped // 99) * 1000;
 
-my @after = grep { $_->{sent} > $last_canary } @$rec;
+# once one response said "guard", every worker reads the flag: any
+# request sent after it must go to stable (between the last canary
+# response and the trip, a tenant hashed to stable says "hash")
+my @guard = grep { $_->{reason} eq 'guard' } @$rec;
+my $first_guard = @guard ? $guard[0]{time} : 9**9**9;
+my @after = grep { $_->{sent} > $first_guard } @$rec;
 cmp_ok scalar(@after), '>', 100, scalar(@after) . ' requests after the trip';
 is scalar(grep { $_->{status} != 200 || $_->{side} ne 'stable'
                  || $_->{variant} ne 'stable' || $_->{reason} ne 'guard' }
