@@ -7,6 +7,7 @@
 #                            UBSan build, and every fuzzer for a while
 #   make demo                a whole rollout on loopback
 #   make bench               benchmarks (not part of make test)
+#   make soak                five minutes of everything at once
 
 SHELL      := /bin/bash
 NGINX_SRC  ?= /usr/share/nginx/src
@@ -56,8 +57,8 @@ ASAN_FLAGS   = -fsanitize=address,undefined -fno-omit-frame-pointer \
                -fno-sanitize-recover=undefined
 ASAN_RUNTIME = $(shell $(CC) -print-file-name=libasan.so)
 
-.PHONY: all module sidecar unit test check asan fuzz deps demo bench clean \
-        FORCE
+.PHONY: all module sidecar unit test check asan fuzz deps demo bench soak \
+        clean FORCE
 
 all: module sidecar
 
@@ -134,7 +135,11 @@ asan:
 
 check: deps asan fuzz
 	CANARY_MODULE=$(CURDIR)/$(ASAN_BUILD)/ngx_http_canary_module.so \
-	    CANARY_NGINX_PRELOAD=$(ASAN_RUNTIME) CANARY_SOAK=1 prove -r t/
+	    CANARY_NGINX_PRELOAD=$(ASAN_RUNTIME) prove -r t/
+
+# five minutes of load, reloads and a Redis restart (t/soak.t)
+soak: deps all
+	CANARY_SOAK=1 prove -v t/soak.t
 
 demo: deps all
 	scripts/demo $(if $(FAULT),--fault $(FAULT))
