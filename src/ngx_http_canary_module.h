@@ -308,12 +308,14 @@ struct redisReply;
 
 ngx_http_canary_sync_t *ngx_http_canary_sync_create(ngx_cycle_t *cycle,
     ngx_http_canary_main_conf_t *cmcf);
+void ngx_http_canary_sync_new_instance(ngx_http_canary_sync_t *sync);
 ngx_int_t ngx_http_canary_sync_apply(ngx_http_canary_sync_t *sync,
     ngx_uint_t index, struct redisReply *exec);
 void ngx_http_canary_sync_error(ngx_http_canary_sync_t *sync,
     ngx_uint_t level, const char *fmt, ...);
 void ngx_http_canary_sync_connected(ngx_http_canary_sync_t *sync,
     ngx_uint_t connected);
+void ngx_http_canary_sync_answered(ngx_http_canary_sync_t *sync);
 void ngx_http_canary_sync_retire(ngx_http_canary_sync_t *sync);
 ngx_int_t ngx_http_canary_pin_lookup(ngx_http_canary_shm_split_t *shs,
     ngx_str_t *key);

@@ -28,6 +28,9 @@
 /* read events handled in a row on one connection before yielding */
 #define NGX_HTTP_CANARY_DRAIN_MAX      32
 
+/* "run_id:" of INFO server: 40 hex digits, new on every start */
+#define NGX_HTTP_CANARY_RUN_ID_LEN     40
+
 
 typedef struct ngx_http_canary_redis_s  ngx_http_canary_redis_t;
 
@@ -41,6 +44,7 @@ typedef struct {
     const char                   *role;
     unsigned                      subscriber:1;
     unsigned                      ready:1;
+    unsigned                      synced:1;     /* a read was answered */
     unsigned                      failed:1;     /* setup refused: closing */
 } ngx_http_canary_redis_conn_t;
 
@@ -63,6 +67,11 @@ struct ngx_http_canary_redis_s {
     u_char                       *again;
     u_char                       *reporting;    /* a guard trip */
 
+    /* the Redis instance read last: another one resets generations */
+    u_char                        run_id[NGX_HTTP_CANARY_RUN_ID_LEN];
+    unsigned                      run_id_known:1;
+    unsigned                      no_run_id_logged:1;
+
     unsigned                      exiting:1;
 };
 
@@ -82,7 +91,10 @@ static void ngx_http_canary_redis_on_connect(const redisAsyncContext *ac,
     int status);
 static void ngx_http_canary_redis_on_disconnect(const redisAsyncContext *ac,
     int status);
+static const char *ngx_http_canary_redis_why(const redisAsyncContext *ac);
 static void ngx_http_canary_redis_on_setup(redisAsyncContext *ac, void *r,
+    void *data);
+static void ngx_http_canary_redis_on_info(redisAsyncContext *ac, void *r,
     void *data);
 static void ngx_http_canary_redis_on_message(redisAsyncContext *ac, void *r,
     void *data);
@@ -474,6 +486,7 @@ ngx_http_canary_redis_attach(ngx_http_canary_redis_conn_t *conn,
     conn->ac = ac;
     conn->pending = 0;
     conn->ready = 0;
+    conn->synced = 0;
     conn->failed = 0;
 
     ac->data = conn;
@@ -566,6 +579,7 @@ ngx_http_canary_redis_cleanup(void *data)
     conn->c = NULL;
     conn->ac = NULL;
     conn->ready = 0;
+    conn->synced = 0;
     conn->pending = 0;
 }
 
@@ -675,6 +689,11 @@ ngx_http_canary_redis_on_connect(const redisAsyncContext *ac, int status)
     redisAsyncCommand(conn->ac, ngx_http_canary_redis_on_setup,
                       (void *) "PING", "PING");
     ngx_http_canary_redis_sent(conn);
+
+    /* answered before the first reads, which PING's answer sends */
+    redisAsyncCommand(conn->ac, ngx_http_canary_redis_on_info, NULL,
+                      "INFO server");
+    ngx_http_canary_redis_sent(conn);
 }
 
 
@@ -692,14 +711,15 @@ ngx_http_canary_redis_on_disconnect(const redisAsyncContext *ac, int status)
     }
 
     conn->ready = 0;
+    conn->synced = 0;
 
     /* a refused setup was logged already: its close is not news */
     if (!conn->failed) {
         ngx_http_canary_sync_error(rd->sync, NGX_LOG_WARN,
                                    "canary_redis: lost the %s connection to "
                                    "%V: %s", conn->role, &rd->conf->address,
-                                   status == REDIS_OK ? "closed"
-                                                      : ac->errstr);
+                                   status == REDIS_OK
+                                   ? "closed" : ngx_http_canary_redis_why(ac));
     }
 
     ngx_http_canary_redis_state(rd);
@@ -708,8 +728,25 @@ ngx_http_canary_redis_on_disconnect(const redisAsyncContext *ac, int status)
 
 
 /*
- * AUTH, SELECT, PING: an error drops the connection; the answer to PING,
- * the last of them, makes the command connection ready.
+ * hiredis names the byte a protocol error choked on: one class of error
+ * for the log, or a server sending garbage gets a line per reconnect.
+ */
+
+static const char *
+ngx_http_canary_redis_why(const redisAsyncContext *ac)
+{
+    if (ac->err == REDIS_ERR_PROTOCOL) {
+        return "Protocol error: the server does not speak Redis";
+    }
+
+    return ac->errstr;
+}
+
+
+/*
+ * AUTH, SELECT, PING: an error drops the connection; the answer to PING
+ * makes the command connection ready to read, not yet "connected": that
+ * waits for the answer to a read (a server may say +OK to anything).
  */
 
 static void
@@ -743,6 +780,7 @@ ngx_http_canary_redis_on_setup(redisAsyncContext *ac, void *r, void *data)
 
         conn->failed = 1;
         conn->ready = 0;
+        conn->synced = 0;
         ngx_http_canary_redis_state(rd);
         redisAsyncDisconnect(ac);
         return;
@@ -754,6 +792,11 @@ ngx_http_canary_redis_on_setup(redisAsyncContext *ac, void *r, void *data)
 
     conn->ready = 1;
 
+    /* nothing to read: the answer to PING is all there is */
+    if (rd->cmcf->splits.nelts == 0) {
+        conn->synced = 1;
+    }
+
     ngx_memzero(rd->in_flight, rd->cmcf->splits.nelts);
     ngx_memzero(rd->reporting, rd->cmcf->splits.nelts);
 
@@ -762,6 +805,97 @@ ngx_http_canary_redis_on_setup(redisAsyncContext *ac, void *r, void *data)
     }
 
     ngx_http_canary_redis_state(rd);
+}
+
+
+/*
+ * Which Redis answers: a restart or a failover brings another run_id, and
+ * the writers of an empty Redis start again from generation 1.  Without
+ * a run_id (a proxy, an ACL without INFO) every connection may be a new
+ * Redis.  Either way the first read of each split then applies whatever
+ * its generation.
+ */
+
+static void
+ngx_http_canary_redis_on_info(redisAsyncContext *ac, void *r, void *data)
+{
+    redisReply                    *reply = r;
+    u_char                        *p, *last;
+    ngx_uint_t                     i;
+    ngx_http_canary_redis_t       *rd;
+    ngx_http_canary_redis_conn_t  *conn;
+
+    conn = ac->data;
+    rd = conn->rd;
+
+    if (reply == NULL || rd->exiting) {
+        return;
+    }
+
+    ngx_http_canary_redis_replied(conn);
+
+    if (conn->failed) {
+        return;
+    }
+
+    p = NULL;
+
+    if (reply->type == REDIS_REPLY_STRING) {
+        last = (u_char *) reply->str + reply->len;
+        p = ngx_strlcasestrn((u_char *) reply->str, last,
+                             (u_char *) "\nrun_id:", 8 - 1);
+
+        if (p && last - p >= 8 + NGX_HTTP_CANARY_RUN_ID_LEN) {
+            p += 8;
+
+            for (i = 0; i < NGX_HTTP_CANARY_RUN_ID_LEN; i++) {
+                if (!((p[i] >= '0' && p[i] <= '9')
+                      || ((p[i] | 0x20) >= 'a' && (p[i] | 0x20) <= 'f')))
+                {
+                    p = NULL;
+                    break;
+                }
+            }
+
+        } else {
+            p = NULL;
+        }
+    }
+
+    if (p == NULL) {
+        if (!rd->no_run_id_logged) {
+            ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
+                          "canary_redis: no run_id in the answer of %V to "
+                          "INFO server: the first read after every "
+                          "reconnect applies whatever its generation",
+                          &rd->conf->address);
+            rd->no_run_id_logged = 1;
+        }
+
+        rd->run_id_known = 0;
+        ngx_http_canary_sync_new_instance(rd->sync);
+        return;
+    }
+
+    if (rd->run_id_known
+        && ngx_memcmp(rd->run_id, p, NGX_HTTP_CANARY_RUN_ID_LEN) == 0)
+    {
+        /* the same Redis: an older generation is a stale write */
+        return;
+    }
+
+    if (rd->run_id_known) {
+        ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
+                      "canary_redis: %V is another Redis instance "
+                      "(restarted or failed over): the first read of each "
+                      "split applies whatever its generation",
+                      &rd->conf->address);
+    }
+
+    ngx_memcpy(rd->run_id, p, NGX_HTTP_CANARY_RUN_ID_LEN);
+    rd->run_id_known = 1;
+
+    ngx_http_canary_sync_new_instance(rd->sync);
 }
 
 
@@ -811,6 +945,7 @@ ngx_http_canary_redis_on_message(redisAsyncContext *ac, void *r,
         if (!conn->ready) {
             conn->ready = 1;
             ngx_http_canary_redis_replied(conn);
+            ngx_http_canary_sync_answered(rd->sync);
             ngx_http_canary_redis_state(rd);
         }
 
@@ -917,8 +1052,13 @@ ngx_http_canary_redis_on_sync(redisAsyncContext *ac, void *r, void *data)
                                    &rd->conf->address,
                                    ngx_min(reply->len, 100), reply->str);
 
-    } else {
-        (void) ngx_http_canary_sync_apply(rd->sync, index, reply);
+    } else if (ngx_http_canary_sync_apply(rd->sync, index, reply)
+               != NGX_ERROR
+               && !conn->synced)
+    {
+        /* Redis answered a read: now it is connected */
+        conn->synced = 1;
+        ngx_http_canary_redis_state(rd);
     }
 
     if (rd->again[index]) {
@@ -1046,7 +1186,10 @@ ngx_http_canary_redis_poll_handler(ngx_event_t *ev)
 }
 
 
-/* connected means both connections are up; a success resets the backoff */
+/*
+ * Connected means both connections are up and a read was answered; only
+ * that resets the backoff, not a server that accepts and says +OK.
+ */
 
 static void
 ngx_http_canary_redis_state(ngx_http_canary_redis_t *rd)
@@ -1058,7 +1201,7 @@ ngx_http_canary_redis_state(ngx_http_canary_redis_t *rd)
         return;
     }
 
-    up = rd->cmd.ready && rd->sub.ready;
+    up = rd->cmd.ready && rd->cmd.synced && rd->sub.ready;
 
     if (up) {
         rd->backoff = NGX_HTTP_CANARY_BACKOFF_MIN;

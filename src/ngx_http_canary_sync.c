@@ -23,7 +23,12 @@
 #define NGX_HTTP_CANARY_LOG_MAX  64
 
 /* distinct Redis errors remembered until the connection is back */
-#define NGX_HTTP_CANARY_ERRORS   8
+#define NGX_HTTP_CANARY_ERRORS   32
+
+/* lines one outage may log: a hostile server cannot flood the log */
+#define NGX_HTTP_CANARY_ERRORS_LOGGED  32
+
+/* replaced pin tables awaiting their readers */
 #define NGX_HTTP_CANARY_RETIRED  4
 
 /* a replaced pin table is freed only after readers are surely done */
@@ -34,6 +39,7 @@ typedef struct {
     uint32_t                      logged[NGX_HTTP_CANARY_LOGGED];
     ngx_uint_t                    next;
     ngx_uint_t                    rejected;     /* in the current read */
+    unsigned                      fresh:1;      /* of a new Redis instance */
 } ngx_http_canary_sync_split_t;
 
 
@@ -50,6 +56,10 @@ struct ngx_http_canary_sync_s {
     ngx_http_canary_retired_t     retired[NGX_HTTP_CANARY_RETIRED];
     uint32_t                      errors[NGX_HTTP_CANARY_ERRORS];
     ngx_uint_t                    next_error;
+    ngx_uint_t                    logged;       /* lines in this outage */
+    unsigned                      connected:1;
+    unsigned                      failed:1;     /* since last connected */
+    unsigned                      status:1;     /* connected written */
 };
 
 
@@ -70,6 +80,8 @@ static void ngx_http_canary_sync_pins(ngx_http_canary_sync_t *sync,
 static void ngx_http_canary_sync_publish(ngx_http_canary_sync_t *sync,
     ngx_http_canary_shm_split_t *shs, ngx_http_canary_pins_t *pins,
     size_t npins[2]);
+static void ngx_http_canary_sync_report_again(
+    ngx_http_canary_shm_split_t *shs);
 
 
 ngx_http_canary_sync_t *
@@ -96,7 +108,27 @@ ngx_http_canary_sync_create(ngx_cycle_t *cycle,
 }
 
 
-/* exec is the reply to MULTI HGETALL SMEMBERS(canary) SMEMBERS(stable) EXEC */
+/*
+ * The next read of every split may bring any generation: Redis is
+ * another instance (restarted, failed over) or one we cannot tell.
+ */
+
+void
+ngx_http_canary_sync_new_instance(ngx_http_canary_sync_t *sync)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < sync->cmcf->splits.nelts; i++) {
+        sync->splits[i].fresh = 1;
+    }
+}
+
+
+/*
+ * exec is the reply to MULTI HGETALL SMEMBERS(canary) SMEMBERS(stable)
+ * EXEC.  NGX_ERROR: not an answer of Redis; NGX_DECLINED: Redis answered
+ * with an error for this split (a key of another type).
+ */
 
 ngx_int_t
 ngx_http_canary_sync_apply(ngx_http_canary_sync_t *sync, ngx_uint_t index,
@@ -124,13 +156,15 @@ ngx_http_canary_sync_apply(ngx_http_canary_sync_t *sync, ngx_uint_t index,
                     ? ngx_min(exec->element[i]->len, 100) : 13,
                 exec->element[i]->type == REDIS_REPLY_ERROR
                     ? exec->element[i]->str : "not an array");
-            return NGX_ERROR;
+            return NGX_DECLINED;
         }
     }
 
     sync->splits[index].rejected = 0;
 
     ngx_http_canary_sync_fields(sync, index, exec->element[0]);
+
+    sync->splits[index].fresh = 0;
 
     sets[NGX_HTTP_CANARY_CANARY] = exec->element[1];
     sets[NGX_HTTP_CANARY_STABLE] = exec->element[2];
@@ -162,6 +196,7 @@ ngx_http_canary_sync_fields(ngx_http_canary_sync_t *sync, ngx_uint_t index,
 {
     u_char                        *p, esc[4 * 64 + 4];
     size_t                         i, c;
+    uint64_t                       gen;
     ngx_http_canary_update_t       u;
     ngx_http_canary_split_t      **splitp, *split;
     ngx_http_canary_field_e        rc;
@@ -190,10 +225,7 @@ ngx_http_canary_sync_fields(ngx_http_canary_sync_t *sync, ngx_uint_t index,
             shs->generation = 0;
         }
 
-        if (shs->guard_tripped && shs->guard_reported) {
-            shs->guard_generation = NGX_HTTP_CANARY_GENERATION_PENDING;
-            shs->guard_reported = 0;
-        }
+        ngx_http_canary_sync_report_again(shs);
 
         return;
     }
@@ -219,7 +251,24 @@ ngx_http_canary_sync_fields(ngx_http_canary_sync_t *sync, ngx_uint_t index,
         }
     }
 
-    if (u.has_generation && u.generation < shs->generation) {
+    gen = u.has_generation ? u.generation : 0;
+
+    if (sync->splits[index].fresh && gen < shs->generation) {
+        /*
+         * A new Redis: its writers started again from generation 1 (a
+         * restart without persistence, a failover).  It is the one the
+         * fleet reads now: follow it, or stay stuck until its generation
+         * passes ours.  Bad fields were refused above all the same.
+         */
+        ngx_log_error(NGX_LOG_NOTICE, sync->log, 0,
+                      "canary_redis: split \"%V\": generation %uL of a "
+                      "new Redis instance replaces %uA",
+                      &split->name, gen, shs->generation);
+
+        shs->generation = gen;
+        ngx_http_canary_sync_report_again(shs);
+
+    } else if (u.has_generation && u.generation < shs->generation) {
         sync->splits[index].rejected++;
 
         if (ngx_http_canary_sync_first_time(&sync->splits[index],
@@ -311,6 +360,18 @@ ngx_http_canary_sync_fields(ngx_http_canary_sync_t *sync, ngx_uint_t index,
                           "canary guard re-armed for split \"%V\" by "
                           "generation %uL", &split->name, u.generation);
         }
+    }
+}
+
+
+/* a Redis without our guard trip: the syncing worker writes it there */
+
+static void
+ngx_http_canary_sync_report_again(ngx_http_canary_shm_split_t *shs)
+{
+    if (shs->guard_tripped && shs->guard_reported) {
+        shs->guard_generation = NGX_HTTP_CANARY_GENERATION_PENDING;
+        shs->guard_reported = 0;
     }
 }
 
@@ -618,13 +679,16 @@ ngx_http_canary_pin_lookup(ngx_http_canary_shm_split_t *shs, ngx_str_t *key)
 }
 
 
-/* one line per distinct error, not per retry; the status page shows it */
+/*
+ * One line per distinct error, not per retry, and a bounded number per
+ * outage; the status page shows the last one.
+ */
 
 void
 ngx_http_canary_sync_error(ngx_http_canary_sync_t *sync, ngx_uint_t level,
     const char *fmt, ...)
 {
-    u_char                       *p, buf[NGX_HTTP_CANARY_ERROR_LEN];
+    u_char                       *p, *q, buf[NGX_HTTP_CANARY_ERROR_LEN];
     va_list                       args;
     uint32_t                      h;
     ngx_uint_t                    i;
@@ -634,7 +698,19 @@ ngx_http_canary_sync_error(ngx_http_canary_sync_t *sync, ngx_uint_t level,
     p = ngx_vslprintf(buf, buf + sizeof(buf), fmt, args);
     va_end(args);
 
+    /*
+     * Error replies carry any bytes the server sent: a NUL in the status
+     * JSON makes the sidecar refuse the whole document.
+     */
+    for (q = buf; q < p; q++) {
+        if (*q < 0x20 || *q >= 0x7f) {
+            *q = '?';
+        }
+    }
+
     h = ngx_murmur_hash2(buf, p - buf) | 1;
+
+    sync->failed = 1;
 
     for (i = 0; i < NGX_HTTP_CANARY_ERRORS; i++) {
         if (sync->errors[i] == h) {
@@ -644,7 +720,20 @@ ngx_http_canary_sync_error(ngx_http_canary_sync_t *sync, ngx_uint_t level,
 
     if (i == NGX_HTTP_CANARY_ERRORS) {
         sync->errors[sync->next_error++ % NGX_HTTP_CANARY_ERRORS] = h;
-        ngx_log_error(level, sync->log, 0, "%*s", p - buf, buf);
+
+        if (sync->connected) {
+            ngx_log_error(level, sync->log, 0, "%*s", p - buf, buf);
+
+        } else if (sync->logged < NGX_HTTP_CANARY_ERRORS_LOGGED) {
+            sync->logged++;
+            ngx_log_error(level, sync->log, 0, "%*s", p - buf, buf);
+
+        } else if (sync->logged++ == NGX_HTTP_CANARY_ERRORS_LOGGED) {
+            ngx_log_error(level, sync->log, 0,
+                          "canary_redis: more errors from %V are not "
+                          "logged until it answers again",
+                          &sync->cmcf->redis->address);
+        }
     }
 
     /* after a reload the new syncing worker owns the status */
@@ -667,7 +756,17 @@ ngx_http_canary_sync_connected(ngx_http_canary_sync_t *sync,
 
     sr = &sync->cmcf->sh->redis;
 
-    if (connected && sync->next_error) {
+    /*
+     * Only news is written: a worker being replaced by a reload, still
+     * failing as before, must not undo what the new one wrote.
+     */
+    if (sync->status && (connected ? 1 : 0) == sync->connected) {
+        return;
+    }
+
+    sync->status = 1;
+
+    if (connected && !sync->connected && sync->failed) {
         ngx_log_error(NGX_LOG_NOTICE, sync->log, 0,
                       "canary_redis: connected to %V",
                       &sync->cmcf->redis->address);
@@ -675,7 +774,24 @@ ngx_http_canary_sync_connected(ngx_http_canary_sync_t *sync,
         /* the next failure is news again */
         ngx_memzero(sync->errors, sizeof(sync->errors));
         sync->next_error = 0;
+        sync->logged = 0;
+        sync->failed = 0;
     }
 
+    sync->connected = connected ? 1 : 0;
     sr->connected = connected;
+}
+
+
+/*
+ * One connection got a real answer (a subscription confirmed) while the
+ * other still fails: what fails next is news.  The lines of the outage
+ * stay counted, so a server that flaps this way cannot flood the log.
+ */
+
+void
+ngx_http_canary_sync_answered(ngx_http_canary_sync_t *sync)
+{
+    ngx_memzero(sync->errors, sizeof(sync->errors));
+    sync->next_error = 0;
 }
