@@ -455,15 +455,21 @@ ngx_http_canary_report_split(ngx_http_canary_split_t *split,
             vr->responses[b] = st->responses[b];
         }
 
+        /*
+         * workers add while we read: a histogram's count is the sum of
+         * the buckets as read, never a counter read at another moment,
+         * so that +Inf equals _count and no bucket exceeds it
+         */
         for (b = 0; b < NGX_HTTP_CANARY_HIST_BUCKETS; b++) {
             vr->latency.counts[b] = st->latency[b];
+            vr->latency.count += vr->latency.counts[b];
+
             vr->upstream_latency.counts[b] = st->upstream_latency[b];
+            vr->upstream_latency.count += vr->upstream_latency.counts[b];
         }
 
         vr->latency.sum_us = st->latency_sum_us;
-        vr->latency.count = vr->requests;
         vr->upstream_latency.sum_us = st->upstream_sum_us;
-        vr->upstream_latency.count = st->upstream_count;
 
         /* a window is the cumulative counters less a snapshot, mod 2^32 */
         sv = bp ? &bp->v[v] : NULL;

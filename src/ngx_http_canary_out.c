@@ -6,8 +6,14 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "ngx_http_canary_report.h"
+
+
+/* the renderers' pieces are a line at most: no allocation for those */
+#define NGX_HTTP_CANARY_OUT_PIECE  512
 
 
 static void ngx_http_canary_out_byte(ngx_http_canary_out_t *out,
@@ -18,6 +24,7 @@ void
 ngx_http_canary_out_printf(ngx_http_canary_out_t *out, const char *fmt, ...)
 {
     int      n;
+    char     piece[NGX_HTTP_CANARY_OUT_PIECE], *p;
     size_t   room;
     va_list  args;
 
@@ -35,11 +42,34 @@ ngx_http_canary_out_printf(ngx_http_canary_out_t *out, const char *fmt, ...)
 
     if ((size_t) n < room) {
         out->pos += n;
-
-    } else {
-        /* did not fit: stop writing, keep counting */
-        out->end = out->pos;
+        return;
     }
+
+    /*
+     * a piece of exactly the room left fits, but vsnprintf() put its
+     * terminating zero over its last byte: format it once more aside
+     */
+    if ((size_t) n == room) {
+        p = (size_t) n < sizeof(piece) ? piece : malloc((size_t) n + 1);
+
+        if (p != NULL) {
+            va_start(args, fmt);
+            (void) vsnprintf(p, (size_t) n + 1, fmt, args);
+            va_end(args);
+
+            memcpy(out->pos, p, (size_t) n);
+            out->pos += n;
+
+            if (p != piece) {
+                free(p);
+            }
+
+            return;
+        }
+    }
+
+    /* did not fit: stop writing, keep counting */
+    out->end = out->pos;
 }
 
 

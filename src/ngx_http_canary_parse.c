@@ -129,6 +129,7 @@ ngx_http_canary_field_e
 ngx_http_canary_update_field(ngx_http_canary_update_t *u,
     const unsigned char *f, size_t flen, const unsigned char *v, size_t vlen)
 {
+    int      e;
     int32_t  w;
 
 #define ngx_http_canary_field_is(s)                                          \
@@ -146,11 +147,12 @@ ngx_http_canary_update_field(ngx_http_canary_update_t *u,
     }
 
     if (ngx_http_canary_field_is("enabled")) {
-        u->enabled = ngx_http_canary_parse_enabled(v, vlen);
-        if (u->enabled < 0) {
+        e = ngx_http_canary_parse_enabled(v, vlen);
+        if (e < 0) {
             return NGX_HTTP_CANARY_FIELD_BAD_VALUE;
         }
 
+        u->enabled = e;
         u->has_enabled = 1;
         return NGX_HTTP_CANARY_FIELD_OK;
     }

@@ -80,7 +80,10 @@ typedef enum {
 } ngx_http_canary_field_e;
 
 
-/* takes one field of the hash into u; u starts zeroed */
+/*
+ * takes one field of the hash into u (u starts zeroed); a field refused
+ * (bad value, unknown, too many) leaves u exactly as it was
+ */
 ngx_http_canary_field_e ngx_http_canary_update_field(
     ngx_http_canary_update_t *u, const unsigned char *field,
     size_t field_len, const unsigned char *value, size_t value_len);

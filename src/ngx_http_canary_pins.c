@@ -128,33 +128,52 @@ int
 ngx_http_canary_pins_lookup(const ngx_http_canary_pins_t *pins,
     const unsigned char *key, size_t len)
 {
-    uint32_t                      h, i, n, probes;
+    uint32_t                      h, i, n, probes, size, npins, nslots,
+                                  mask;
     const uint32_t               *slots;
     const ngx_http_canary_pin_t  *arr, *pin;
 
-    if (pins == NULL || pins->npins == 0 || len > NGX_HTTP_CANARY_PIN_KEY_MAX)
+    if (pins == NULL || len > NGX_HTTP_CANARY_PIN_KEY_MAX) {
+        return -1;
+    }
+
+    /* the header read once: what is checked is what is used */
+    size = pins->size;
+    npins = pins->npins;
+    nslots = pins->nslots;
+    mask = nslots - 1;
+
+    /*
+     * slots[] and pins[] must lie within the block (sums in 64 bits
+     * cannot overflow), and nslots be a power of two, so that the mask
+     * keeps every probe among the slots
+     */
+    if (npins == 0 || nslots == 0 || (nslots & mask)
+        || sizeof(ngx_http_canary_pins_t)
+           + (uint64_t) nslots * sizeof(uint32_t)
+           + (uint64_t) npins * sizeof(ngx_http_canary_pin_t) > size)
     {
         return -1;
     }
 
     slots = ngx_http_canary_pins_slots(pins);
-    arr = ngx_http_canary_pins_array(pins);
+    arr = (const ngx_http_canary_pin_t *) (slots + nslots);
     h = ngx_http_canary_pins_hash(key, len);
 
-    for (i = h & (pins->nslots - 1), probes = 0;
-         probes < pins->nslots;
-         i = (i + 1) & (pins->nslots - 1), probes++)
+    for (i = h & mask, probes = 0;
+         probes < nslots;
+         i = (i + 1) & mask, probes++)
     {
         n = slots[i];
 
-        if (n == 0 || n > pins->npins) {
+        if (n == 0 || n > npins) {
             return -1;
         }
 
         pin = &arr[n - 1];
 
         if (pin->hash != h || pin->len != len
-            || (size_t) pin->offset + pin->len > pins->size)
+            || (uint64_t) pin->offset + pin->len > size)
         {
             continue;
         }

@@ -22,6 +22,7 @@
 
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -124,11 +125,27 @@ cs_check_name(size_t check)
 }
 
 
+int64_t
+cs_elapsed(int64_t now, int64_t since)
+{
+    if (since >= now) {
+        return 0;
+    }
+
+    /* now - since > INT64_MAX, written so as not to overflow */
+    if (since < 0 && now > INT64_MAX + since) {
+        return INT64_MAX;
+    }
+
+    return now - since;
+}
+
+
 unsigned
 cs_window_seconds(const cs_plan_t *plan, const cs_rollout_t *ro,
     int64_t now)
 {
-    int64_t  w;
+    int64_t  w, elapsed;
 
     w = plan->window / 1000;
 
@@ -136,8 +153,10 @@ cs_window_seconds(const cs_plan_t *plan, const cs_rollout_t *ro,
         return (unsigned) w;
     }
 
-    if (now - ro->stage_started < w * 1000) {
-        w = (now - ro->stage_started) / 1000;
+    elapsed = cs_elapsed(now, ro->stage_started);
+
+    if (elapsed < w * 1000) {
+        w = elapsed / 1000;
     }
 
     return w < 1 ? 1 : (unsigned) w;
@@ -441,7 +460,7 @@ cs_decide_operator(const cs_plan_t *plan, const cs_split_view_t *view,
 
         if (nx->stage + 1 < plan->nstages
             && plan->stages[nx->stage + 1].manual
-            && now - nx->stage_started >= st->hold)
+            && cs_elapsed(now, nx->stage_started) >= st->hold)
         {
             nx->approved = (int) nx->stage + 1;
             cs_note(d, "resumed by %s: may enter manual stage %s", by,
@@ -588,7 +607,7 @@ cs_decide_violation(const cs_plan_t *plan, const cs_split_view_t *view,
         d->dirty = 1;
     }
 
-    held = now - nx->violation_since;
+    held = cs_elapsed(now, nx->violation_since);
 
     if (!j->critical && held < plan->violation_for) {
         cs_reason(d, "VIOLATION %s for %s/%s", failed,
@@ -650,7 +669,7 @@ cs_decide_forward(const cs_plan_t *plan, const cs_split_view_t *view,
     nx = &d->next;
     st = &plan->stages[nx->stage];
     last = plan->nstages - 1;
-    held = now - nx->stage_started;
+    held = cs_elapsed(now, nx->stage_started);
 
     if (!d->j.enough && nx->stage != last) {
         cs_reason(d, "hold: too little traffic to judge (canary n=%llu, "

@@ -159,6 +159,12 @@ void cs_decide(const cs_plan_t *plan, const cs_split_view_t *view,
     cs_decision_t *d);
 
 /*
+ * now - since in ms, without overflow whatever the two hold (times come
+ * from Redis): 0 when since is not before now, at most INT64_MAX.
+ */
+int64_t cs_elapsed(int64_t now, int64_t since);
+
+/*
  * The window to judge over, in whole seconds: the plan's, but never
  * reaching back before the stage (or its hold) started, so that a stage
  * is judged on its own traffic and not on a mix from before a weight

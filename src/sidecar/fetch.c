@@ -309,7 +309,11 @@ cs_fetch_parse(const char *body, size_t len, const char *split,
 
     cs_metrics_init(m);
 
-    root = json_loadb(body, len, 0, &jerr);
+    /*
+     * "\u0000" is valid JSON: a Redis error text the module shows may
+     * hold one; no string here is used as a C string
+     */
+    root = json_loadb(body, len, JSON_ALLOW_NUL, &jerr);
 
     if (root == NULL) {
         snprintf(err, errlen, "not JSON: line %d, column %d: %s",

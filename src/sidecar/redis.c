@@ -40,6 +40,11 @@ static void cs_redis_state_args(cs_redis_t *r, cs_args_t *a,
     const cs_plan_t *plan, const cs_rollout_t *ro, int64_t now);
 static int cs_redis_exec_result(cs_redis_t *r, redisReply *exec);
 static char *cs_strcat3(const char *a, const char *b, const char *c);
+static void *cs_redis_create_array(const redisReadTask *task, int elements);
+static int cs_redis_time(const redisReply *t, int64_t *now);
+static int cs_digits(const char *p, size_t len, size_t max, int64_t *value);
+static int cs_state_time(const redisReply *v, const char *field,
+    int64_t now, int64_t *t, char *err, size_t errlen);
 
 
 /* renew the lease only while it still holds this id */
@@ -172,6 +177,8 @@ cs_redis_connect(cs_redis_t *r)
     if (r->c->err) {
         return cs_redis_io_error(r, "connect");
     }
+
+    cs_redis_reader_limit(r->c->reader, &r->reader);
 
     if (redisSetTimeout(r->c, tv) != REDIS_OK) {
         return cs_redis_io_error(r, "set timeout");
@@ -376,12 +383,16 @@ cs_redis_read(cs_redis_t *r, const cs_plan_t *plan, int64_t *now,
     }
 
     t = exec->element[0];
-    *now = strtoll(t->element[0]->str, NULL, 10) * 1000
-           + strtoll(t->element[1]->str, NULL, 10) / 1000;
+
+    if (cs_redis_time(t, now) != 0) {
+        snprintf(r->err, sizeof(r->err), "TIME: not seconds and "
+                 "microseconds (is this Redis?)");
+        goto done;
+    }
 
     cs_view_from_hash(view, exec->element[1]);
 
-    if (cs_rollout_from_hash(ro, plan, exec->element[2], r->err,
+    if (cs_rollout_from_hash(ro, plan, exec->element[2], *now, r->err,
                              sizeof(r->err)) != 0)
     {
         rc = CS_REDIS_BAD_STATE;
@@ -767,7 +778,7 @@ cs_view_from_hash(cs_split_view_t *view, const redisReply *hash)
 
 int
 cs_rollout_from_hash(cs_rollout_t *ro, const cs_plan_t *plan,
-    const redisReply *hash, char *err, size_t errlen)
+    const redisReply *hash, int64_t now, char *err, size_t errlen)
 {
     size_t              i, k;
     int64_t             w;
@@ -801,7 +812,11 @@ cs_rollout_from_hash(cs_rollout_t *ro, const cs_plan_t *plan,
             name = v->str;
 
         } else if (strcmp(f->str, "stage_started") == 0) {
-            ro->stage_started = strtoll(v->str, NULL, 10);
+            if (cs_state_time(v, f->str, now, &ro->stage_started, err,
+                              errlen) != 0)
+            {
+                return -1;
+            }
 
         } else if (strcmp(f->str, "weight") == 0) {
             w = cs_weight_parse(v->str, v->len);
@@ -814,7 +829,11 @@ cs_rollout_from_hash(cs_rollout_t *ro, const cs_plan_t *plan,
             ro->seen = strtoull(v->str, NULL, 10);
 
         } else if (strcmp(f->str, "violation_since") == 0) {
-            ro->violation_since = strtoll(v->str, NULL, 10);
+            if (cs_state_time(v, f->str, now, &ro->violation_since, err,
+                              errlen) != 0)
+            {
+                return -1;
+            }
 
         } else if (strcmp(f->str, "approved") == 0) {
             ro->approved = (int) strtol(v->str, NULL, 10);
@@ -860,6 +879,133 @@ cs_rollout_from_hash(cs_rollout_t *ro, const cs_plan_t *plan,
              "rollout", name ? name : "");
 
     return -1;
+}
+
+
+/*
+ * A time of the state, unix ms: digits only, 0 (none) up to a day ahead
+ * of Redis' clock.  Anything else is refused with the field and value:
+ * decisions subtract these times from now.
+ */
+
+static int
+cs_state_time(const redisReply *v, const char *field, int64_t now,
+    int64_t *t, char *err, size_t errlen)
+{
+    char    value[33];
+    size_t  i, n;
+
+    if (cs_digits(v->str, v->len, 18, t) == 0
+        && cs_elapsed(*t, now) <= CS_REDIS_AHEAD_MAX)
+    {
+        return 0;
+    }
+
+    /* the value as it is, but on one line */
+    n = v->len < sizeof(value) - 1 ? v->len : sizeof(value) - 1;
+
+    for (i = 0; i < n; i++) {
+        value[i] = v->str[i] >= 0x20 && v->str[i] < 0x7f ? v->str[i] : '?';
+    }
+
+    value[n] = '\0';
+
+    snprintf(err, errlen, "the sidecar state's %s \"%s\" is not a time "
+             "in unix ms up to a day ahead of Redis' clock; fix or delete "
+             "the state", field, value);
+
+    return -1;
+}
+
+
+/* Redis' TIME: seconds and microseconds, as unix ms */
+
+static int
+cs_redis_time(const redisReply *t, int64_t *now)
+{
+    int64_t  sec, usec;
+
+    if (t->elements != 2
+        || t->element[0]->type != REDIS_REPLY_STRING
+        || t->element[1]->type != REDIS_REPLY_STRING
+        || cs_digits(t->element[0]->str, t->element[0]->len, 12, &sec) != 0
+        || cs_digits(t->element[1]->str, t->element[1]->len, 6, &usec)
+           != 0)
+    {
+        return -1;
+    }
+
+    *now = sec * 1000 + usec / 1000;
+
+    return 0;
+}
+
+
+/* 1 to max (at most 18) decimal digits, nothing else */
+
+static int
+cs_digits(const char *p, size_t len, size_t max, int64_t *value)
+{
+    size_t   i;
+    int64_t  n;
+
+    if (len == 0 || len > max) {
+        return -1;
+    }
+
+    n = 0;
+
+    for (i = 0; i < len; i++) {
+        if (p[i] < '0' || p[i] > '9') {
+            return -1;
+        }
+
+        n = n * 10 + (p[i] - '0');
+    }
+
+    *value = n;
+
+    return 0;
+}
+
+
+void
+cs_redis_reader_limit(redisReader *reader, cs_redis_reader_t *lim)
+{
+    lim->fn = *reader->fn;
+    lim->create_array = reader->fn->createArray;
+    lim->fn.createArray = cs_redis_create_array;
+    lim->elements = 0;
+    lim->refused = 0;
+
+    reader->fn = &lim->fn;
+    reader->privdata = lim;
+}
+
+
+static void *
+cs_redis_create_array(const redisReadTask *task, int elements)
+{
+    cs_redis_reader_t  *lim;
+
+    lim = task->privdata;
+
+    /* the outermost array: a new reply */
+    if (task->parent == NULL) {
+        lim->elements = 0;
+    }
+
+    if (elements < 0
+        || (size_t) elements > CS_REDIS_ELEMENTS_MAX - lim->elements)
+    {
+        /* hiredis takes NULL for no memory and fails the connection */
+        lim->refused = 1;
+        return NULL;
+    }
+
+    lim->elements += (size_t) elements;
+
+    return lim->create_array(task, elements);
 }
 
 
@@ -926,7 +1072,12 @@ cs_redis_pipeline(cs_redis_t *r, cs_args_t *cmds, size_t n,
 static int
 cs_redis_io_error(cs_redis_t *r, const char *what)
 {
-    if (r->c && r->c->err == REDIS_ERR_IO && r->c->errstr[0]
+    if (r->c && r->c->err == REDIS_ERR_OOM && r->reader.refused) {
+        snprintf(r->err, sizeof(r->err), "%s: a reply of more than %d "
+                 "array elements, refused (is this Redis?)", what,
+                 CS_REDIS_ELEMENTS_MAX);
+
+    } else if (r->c && r->c->err == REDIS_ERR_IO && r->c->errstr[0]
         && strstr(r->c->errstr, "temporarily unavailable"))
     {
         /* hiredis' word for a command timeout (EAGAIN) */

@@ -31,6 +31,29 @@
 #define CS_REDIS_CONFLICT   1       /* nothing written: re-decide */
 #define CS_REDIS_BAD_STATE -2       /* the state does not fit the plan */
 
+/*
+ * How far (ms) a time in the sidecar's state may be ahead of Redis'
+ * clock: after a failover to a replica whose clock lags a little.
+ */
+#define CS_REDIS_AHEAD_MAX  (24 * 3600 * 1000LL)
+
+/*
+ * The array elements one reply may announce in all: hiredis allocates
+ * an array's element vector as soon as it reads "*N" (8 bytes each),
+ * and this sidecar's replies hold a few dozen.
+ */
+#define CS_REDIS_ELEMENTS_MAX  65536
+
+
+/* hiredis' reply functions, createArray counting against the limit */
+typedef struct {
+    redisReplyObjectFunctions   fn;
+    void                     *(*create_array)(const redisReadTask *task,
+                                              int elements);
+    size_t                      elements;   /* in the reply being read */
+    int                         refused;
+} cs_redis_reader_t;
+
 
 typedef struct {
     char               *host;
@@ -46,6 +69,7 @@ typedef struct {
     char               *pin_keys[2];        /* CS_STABLE, CS_CANARY */
     int64_t             lease_ms;
     redisContext       *c;
+    cs_redis_reader_t   reader;
     int                 leader;
     char                err[256];
 } cs_redis_t;
@@ -92,10 +116,24 @@ int cs_redis_write(cs_redis_t *r, const cs_plan_t *plan,
 int cs_redis_save(cs_redis_t *r, const cs_plan_t *plan,
     const cs_rollout_t *ro, int64_t now);
 
+/*
+ * Limits a reader (a connection's, or one made alone) to replies of
+ * CS_REDIS_ELEMENTS_MAX array elements in all: a reply that announces
+ * more fails as hiredis fails without memory, and lim->refused is set.
+ * lim must live as long as the reader.
+ */
+void cs_redis_reader_limit(redisReader *reader, cs_redis_reader_t *lim);
+
 /* pure: the hashes as HGETALL returns them */
 void cs_view_from_hash(cs_split_view_t *view, const redisReply *hash);
+
+/*
+ * The sidecar's state; now is Redis' clock (unix ms): a state whose
+ * times are not 0 to now + CS_REDIS_AHEAD_MAX is refused (-1 and err),
+ * as one without a valid status or stage.
+ */
 int cs_rollout_from_hash(cs_rollout_t *ro, const cs_plan_t *plan,
-    const redisReply *hash, char *err, size_t errlen);
+    const redisReply *hash, int64_t now, char *err, size_t errlen);
 
 
 #endif /* _CS_REDIS_H_INCLUDED_ */

@@ -125,6 +125,66 @@ START_TEST(cookies_are_found_by_exact_name)
 END_TEST
 
 
+static ngx_http_canary_field_e
+field(ngx_http_canary_update_t *u, const char *f, const char *v)
+{
+    return ngx_http_canary_update_field(u, (const unsigned char *) f,
+                                        strlen(f), (const unsigned char *) v,
+                                        strlen(v));
+}
+
+
+START_TEST(a_refused_field_changes_nothing)
+{
+    size_t                     i;
+    ngx_http_canary_update_t   u, before;
+
+    static const char  *bad[][2] = {
+        { "enabled", "2" }, { "enabled", "" }, { "enabled", "true" },
+        { "weight", "101" }, { "generation", "-1" },
+        { "generation", "1234567890123456789" }, { "state", "a\nb" },
+        { "weight.beta", "x" }, { "colour", "blue" }
+    };
+
+    /* refused before anything was taken: u stays zeroed */
+    memset(&u, 0, sizeof(u));
+    memset(&before, 0, sizeof(before));
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_int_ne(field(&u, bad[i][0], bad[i][1]),
+                         NGX_HTTP_CANARY_FIELD_OK);
+        ck_assert_msg(memcmp(&u, &before, sizeof(u)) == 0,
+                      "refused %s=\"%s\" changed a fresh update",
+                      bad[i][0], bad[i][1]);
+    }
+
+    /* and after good values: they stay */
+    ck_assert_int_eq(field(&u, "enabled", "1"), NGX_HTTP_CANARY_FIELD_OK);
+    ck_assert_int_eq(field(&u, "weight", "5"), NGX_HTTP_CANARY_FIELD_OK);
+    ck_assert_int_eq(field(&u, "generation", "7"), NGX_HTTP_CANARY_FIELD_OK);
+    ck_assert_int_eq(field(&u, "state", "ramping"),
+                     NGX_HTTP_CANARY_FIELD_OK);
+    ck_assert_int_eq(field(&u, "weight.beta", "1"),
+                     NGX_HTTP_CANARY_FIELD_OK);
+
+    memcpy(&before, &u, sizeof(u));
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_int_ne(field(&u, bad[i][0], bad[i][1]),
+                         NGX_HTTP_CANARY_FIELD_OK);
+        ck_assert_msg(memcmp(&u, &before, sizeof(u)) == 0,
+                      "refused %s=\"%s\" changed the update", bad[i][0],
+                      bad[i][1]);
+    }
+
+    ck_assert_int_eq(u.enabled, 1);
+    ck_assert_int_eq(u.has_enabled, 1);
+    ck_assert_uint_eq(u.weight, 500);
+    ck_assert_uint_eq(u.generation, 7);
+}
+END_TEST
+
+
 int
 main(void)
 {
@@ -140,6 +200,7 @@ main(void)
     tcase_add_test(tc, invalid_weights_are_rejected);
     tcase_add_test(tc, weights_format_back_to_the_shortest_form);
     tcase_add_test(tc, cookies_are_found_by_exact_name);
+    tcase_add_test(tc, a_refused_field_changes_nothing);
     suite_add_tcase(s, tc);
 
     sr = srunner_create(s);

@@ -8,6 +8,7 @@
 
 
 #include <check.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -805,6 +806,61 @@ START_TEST(test_window_starts_with_the_stage)
 END_TEST
 
 
+/* times of any value (UBSan builds catch an overflow here) */
+
+START_TEST(test_elapsed_times_never_overflow)
+{
+    size_t           i, k;
+    char             line[1024];
+    cs_metrics_t     m;
+    cs_decision_t    d;
+    cs_rollout_t     ro;
+    cs_split_view_t  view;
+
+    static const int64_t  t[] = {
+        INT64_MIN, INT64_MIN + 1, -T0, -1, 0, 1, T0, INT64_MAX - 1,
+        INT64_MAX
+    };
+
+    ck_assert_int_eq(cs_elapsed(T0 + 5 * S, T0), 5 * S);
+    ck_assert_int_eq(cs_elapsed(T0, T0 + 5 * S), 0);
+    ck_assert_int_eq(cs_elapsed(T0, T0), 0);
+    ck_assert_int_eq(cs_elapsed(INT64_MAX, INT64_MIN), INT64_MAX);
+    ck_assert_int_eq(cs_elapsed(0, INT64_MIN), INT64_MAX);
+    ck_assert_int_eq(cs_elapsed(-1, INT64_MIN), INT64_MAX);
+    ck_assert_int_eq(cs_elapsed(INT64_MIN, INT64_MAX), 0);
+    ck_assert_int_eq(cs_elapsed(INT64_MAX, -1), INT64_MAX);
+    ck_assert_int_eq(cs_elapsed(INT64_MAX - 1, -1), INT64_MAX);
+    ck_assert_int_eq(cs_elapsed(INT64_MAX - 2, -1), INT64_MAX - 1);
+
+    cs_metrics(&m, 1010, 4, 11, 250, 100, 11);
+
+    for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        for (k = 0; k < sizeof(t) / sizeof(t[0]); k++) {
+            cs_state(&ro, &view, 2, CS_STATUS_RUNNING);
+            ro.stage_started = t[i];
+            ro.violation_since = t[i];
+
+            (void) cs_window_seconds(&plan, &ro, t[k]);
+
+            cs_decide(&plan, &view, &ro, &m, t[k], &d);
+            cs_decision_line(&plan, "api", &ro, &d, line, sizeof(line));
+
+            cs_decide(&plan, &view, &ro, NULL, t[k], &d);
+            cs_decision_line(&plan, "api", &ro, &d, line, sizeof(line));
+        }
+    }
+
+    /* a stage started in the future has been held for no time at all */
+    cs_state(&ro, &view, 2, CS_STATUS_RUNNING);
+    ro.stage_started = INT64_MIN;
+    ck_assert_uint_eq(cs_window_seconds(&plan, &ro, T0), 30);
+    ro.stage_started = INT64_MAX;
+    ck_assert_uint_eq(cs_window_seconds(&plan, &ro, T0), 1);
+}
+END_TEST
+
+
 START_TEST(test_log_line_has_the_numbers)
 {
     char             line[1024];
@@ -858,6 +914,7 @@ cs_analysis_suite(void)
     tcase_add_test(tc, test_odd_states_hold);
     tcase_add_test(tc, test_stage_for_weight);
     tcase_add_test(tc, test_window_starts_with_the_stage);
+    tcase_add_test(tc, test_elapsed_times_never_overflow);
     tcase_add_test(tc, test_log_line_has_the_numbers);
 
     suite_add_tcase(s, tc);

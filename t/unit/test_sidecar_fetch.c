@@ -125,6 +125,40 @@ START_TEST(test_parse_one)
 END_TEST
 
 
+/* "\u0000" in a string (a Redis error the module shows) is valid JSON */
+
+START_TEST(test_parse_takes_nul_in_strings)
+{
+    char          *body, *nul, *api;
+    size_t         size;
+    cs_metrics_t   m;
+
+    body = cs_status(30, 1000, 3, 250, 4, 1, 100, 0, 0);
+    api = strstr(body, "\"api\":{");
+    ck_assert_ptr_nonnull(api);
+
+    size = strlen(body) + 128;
+    nul = malloc(size);
+    ck_assert_ptr_nonnull(nul);
+
+    snprintf(nul, size, "{\"redis\":{\"last_error\":\"ERR \\u0000x\"},"
+             "%.*s\"updated_by\":\"ops\\u0000\",%s",
+             (int) (api + 7 - body - 1), body + 1, api + 7);
+
+    ck_assert_msg(cs_fetch_parse(nul, strlen(nul), "api", &m, cs_err,
+                                 sizeof(cs_err)) == 0, "%s", cs_err);
+
+    ck_assert_uint_eq(m.instances, 1);
+    ck_assert_uint_eq(m.v[CS_STABLE].requests, 1000);
+    ck_assert_uint_eq(m.v[CS_CANARY].counts[101], 250);
+    ck_assert_uint_eq(m.generation_min, 5);
+
+    free(nul);
+    free(body);
+}
+END_TEST
+
+
 START_TEST(test_parse_refuses)
 {
     char          *body;
@@ -226,6 +260,7 @@ cs_fetch_suite(void)
 
     tcase_add_test(tc, test_url);
     tcase_add_test(tc, test_parse_one);
+    tcase_add_test(tc, test_parse_takes_nul_in_strings);
     tcase_add_test(tc, test_parse_refuses);
     tcase_add_test(tc, test_fleet_adds_up_bucket_by_bucket);
     tcase_add_test(tc, test_nobody_answers);

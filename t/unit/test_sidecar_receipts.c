@@ -17,6 +17,10 @@
 #include "redis.h"
 
 
+/* Redis' clock in the state tests: a minute after the stage started */
+#define NOW  (1795314065123LL + 60000)
+
+
 static cs_plan_t  plan;
 
 
@@ -359,7 +363,8 @@ START_TEST(test_sidecar_state)
     static const char  *none[] = { NULL };
 
     h = cs_hash(kv);
-    ck_assert_int_eq(cs_rollout_from_hash(&ro, &plan, h, err, sizeof(err)),
+    ck_assert_int_eq(cs_rollout_from_hash(&ro, &plan, h, NOW, err,
+                                          sizeof(err)),
                      0);
     freeReplyObject(h);
 
@@ -374,7 +379,8 @@ START_TEST(test_sidecar_state)
 
     /* the plan changed: the stage is found by its name */
     h = cs_hash(moved);
-    ck_assert_int_eq(cs_rollout_from_hash(&ro, &plan, h, err, sizeof(err)),
+    ck_assert_int_eq(cs_rollout_from_hash(&ro, &plan, h, NOW, err,
+                                          sizeof(err)),
                      0);
     freeReplyObject(h);
     ck_assert_uint_eq(ro.stage, 2);
@@ -382,16 +388,151 @@ START_TEST(test_sidecar_state)
     ck_assert_uint_eq(ro.seen, 3);
 
     h = cs_hash(gone);
-    ck_assert_int_eq(cs_rollout_from_hash(&ro, &plan, h, err, sizeof(err)),
+    ck_assert_int_eq(cs_rollout_from_hash(&ro, &plan, h, NOW, err,
+                                          sizeof(err)),
                      -1);
     freeReplyObject(h);
     ck_assert_ptr_nonnull(strstr(err, "\"7_percent\""));
 
     h = cs_hash(none);
-    ck_assert_int_eq(cs_rollout_from_hash(&ro, &plan, h, err, sizeof(err)),
+    ck_assert_int_eq(cs_rollout_from_hash(&ro, &plan, h, NOW, err,
+                                          sizeof(err)),
                      0);
     freeReplyObject(h);
     ck_assert_int_eq(ro.status, CS_STATUS_NEW);
+}
+END_TEST
+
+
+/* a state whose times are not 0 to a day ahead is refused, by name */
+
+START_TEST(test_sidecar_state_times_out_of_range_are_refused)
+{
+    char           err[256];
+    size_t         i;
+    redisReply    *h;
+    cs_rollout_t   ro;
+
+    static const char  *kv[] = {
+        "status", "running", "stage", "1", "stage_name", "5_percent",
+        "stage_started", NULL, "violation_since", NULL, NULL
+    };
+
+    static const char  *bad[] = {
+        "-9223372036854775808", "-1", "9223372036854775807",
+        "99999999999999999999", "1795314065123x", " 1795314065123",
+        "+1795314065123", "", "0x10", "1e12",
+        "1795400525124",                /* a day and 1 ms ahead */
+        NULL
+    };
+
+    static const char  *good[] = {
+        "0", "1", "1795314065123", "1795400525123", NULL
+    };
+
+    for (i = 0; bad[i]; i++) {
+        /* in either field, the other one good */
+        kv[7] = bad[i];
+        kv[9] = "0";
+        h = cs_hash(kv);
+        ck_assert_msg(cs_rollout_from_hash(&ro, &plan, h, NOW, err,
+                                           sizeof(err)) == -1,
+                      "stage_started \"%s\" accepted", bad[i]);
+        freeReplyObject(h);
+        ck_assert_ptr_nonnull(strstr(err, "stage_started"));
+
+        kv[7] = "1795314065123";
+        kv[9] = bad[i];
+        h = cs_hash(kv);
+        ck_assert_msg(cs_rollout_from_hash(&ro, &plan, h, NOW, err,
+                                           sizeof(err)) == -1,
+                      "violation_since \"%s\" accepted", bad[i]);
+        freeReplyObject(h);
+        ck_assert_ptr_nonnull(strstr(err, "violation_since"));
+    }
+
+    for (i = 0; good[i]; i++) {
+        kv[7] = good[i];
+        kv[9] = good[i];
+        h = cs_hash(kv);
+        ck_assert_msg(cs_rollout_from_hash(&ro, &plan, h, NOW, err,
+                                           sizeof(err)) == 0,
+                      "\"%s\" refused: %s", good[i], err);
+        freeReplyObject(h);
+        ck_assert_int_eq(ro.stage_started, strtoll(good[i], NULL, 10));
+        ck_assert_int_eq(ro.violation_since, ro.stage_started);
+    }
+}
+END_TEST
+
+
+/* what hiredis reads "*N" into: the element vectors a reply may take */
+
+static int
+cs_read_reply(const char *resp, size_t len, int *refused)
+{
+    int                 rc;
+    void               *reply;
+    redisReader        *rr;
+    cs_redis_reader_t   lim;
+
+    rr = redisReaderCreate();
+    ck_assert_ptr_nonnull(rr);
+    cs_redis_reader_limit(rr, &lim);
+
+    reply = NULL;
+    rc = redisReaderFeed(rr, resp, len);
+
+    if (rc == REDIS_OK) {
+        rc = redisReaderGetReply(rr, &reply);
+    }
+
+    if (reply) {
+        freeReplyObject(reply);
+    }
+
+    redisReaderFree(rr);
+
+    *refused = lim.refused;
+
+    return rc == REDIS_OK && reply != NULL ? 0 : -1;
+}
+
+
+START_TEST(test_redis_replies_of_huge_arrays_are_refused)
+{
+    int      refused;
+    char    *resp;
+    size_t   i, n;
+
+    /* 6.4 GB of element vector, announced in 12 bytes */
+    ck_assert_int_eq(cs_read_reply("*800000000\r\n", 12, &refused), -1);
+    ck_assert_int_eq(refused, 1);
+
+    /* the limit counts every array of a reply */
+    ck_assert_int_eq(cs_read_reply("*2\r\n*1\r\n:1\r\n*65534\r\n", 20,
+                                   &refused), -1);
+    ck_assert_int_eq(refused, 1);
+
+    /* a reply of the limit exactly, and an ordinary one */
+    n = CS_REDIS_ELEMENTS_MAX;
+    resp = malloc(16 + 4 * n);
+    ck_assert_ptr_nonnull(resp);
+
+    i = (size_t) sprintf(resp, "*%zu\r\n", n);
+
+    while (n--) {
+        memcpy(resp + i, ":1\r\n", 4);
+        i += 4;
+    }
+
+    ck_assert_int_eq(cs_read_reply(resp, i, &refused), 0);
+    ck_assert_int_eq(refused, 0);
+    free(resp);
+
+    ck_assert_int_eq(cs_read_reply("*2\r\n$1\r\na\r\n*1\r\n:1\r\n", 19,
+                                   &refused), 0);
+    ck_assert_int_eq(refused, 0);
 }
 END_TEST
 
@@ -413,6 +554,8 @@ cs_receipts_suite(void)
     tcase_add_test(tc, test_receipts_file_appends_lines);
     tcase_add_test(tc, test_split_hash);
     tcase_add_test(tc, test_sidecar_state);
+    tcase_add_test(tc, test_sidecar_state_times_out_of_range_are_refused);
+    tcase_add_test(tc, test_redis_replies_of_huge_arrays_are_refused);
 
     suite_add_tcase(s, tc);
 

@@ -1,0 +1,148 @@
+
+/*
+ * The latency histogram: bucket of a value, bounds, quantiles.  Values
+ * and counts come from the clock and the zone, and the sidecar computes
+ * the same quantiles from counts it reads from any nginx.
+ *
+ * Input: byte 0 is a quantile (1..256)/256, then 8-byte values (each
+ * lands in a bucket, which is checked) and 3-byte bucket indices with
+ * 5-byte counts (a histogram).
+ *
+ * Checked: every value falls in the bucket whose bounds hold it; bounds
+ * are the same in the module and the sidecar; a quantile is a bucket
+ * midpoint (or the last bucket's lower bound), grows with q, and the
+ * sidecar computes exactly the module's (in milliseconds).
+ */
+
+
+#include "fuzz_input.h"
+
+#include "ngx_http_canary_histogram.h"
+#include "stats.h"
+
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    size_t  i;
+
+    (void) argc;
+    (void) argv;
+
+    if (CS_HIST_BUCKETS != NGX_HTTP_CANARY_HIST_BUCKETS) {
+        fprintf(stderr, "the sidecar has %d buckets, the module %d\n",
+                CS_HIST_BUCKETS, NGX_HTTP_CANARY_HIST_BUCKETS);
+        abort();
+    }
+
+    for (i = 0; i < NGX_HTTP_CANARY_HIST_BUCKETS; i++) {
+        fuzz_assert(ngx_http_canary_hist_lower(i) == cs_hist_lower(i)
+                    && ngx_http_canary_hist_upper(i) == cs_hist_upper(i),
+                    "bucket %zu: other bounds in the sidecar", i);
+        fuzz_assert(ngx_http_canary_hist_lower(i)
+                    < ngx_http_canary_hist_upper(i), "bucket %zu empty", i);
+        fuzz_assert(i == 0 || ngx_http_canary_hist_lower(i)
+                              == ngx_http_canary_hist_upper(i - 1),
+                    "a gap before bucket %zu", i);
+    }
+
+    return 0;
+}
+
+
+static int
+midpoint_or_last(double v)
+{
+    size_t  i;
+    double  mid;
+
+    if (v == 0) {
+        return 1;
+    }
+
+    for (i = 0; i < NGX_HTTP_CANARY_HIST_BUCKETS - 1; i++) {
+        mid = ((double) ngx_http_canary_hist_lower(i)
+               + (double) ngx_http_canary_hist_upper(i)) / 2;
+
+        if (v == mid) {
+            return 1;
+        }
+    }
+
+    return v == (double) ngx_http_canary_hist_lower(
+                             NGX_HTTP_CANARY_HIST_BUCKETS - 1);
+}
+
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    size_t     i, n, b;
+    double     q, qs[4], v, prev, side;
+    uint64_t   us, counts[NGX_HTTP_CANARY_HIST_BUCKETS];
+    fuzz_in_t  in;
+
+    if (size < 1) {
+        return 0;
+    }
+
+    fuzz_in_init(&in, data, size);
+
+    q = (double) (fuzz_in_u8(&in) + 1) / 256;
+
+    /* values: the first half of what is left */
+    n = fuzz_in_left(&in) / 2 / 8;
+
+    for (i = 0; i < n; i++) {
+        us = fuzz_in_uint(&in, 8) >> (fuzz_in_u8(&in) % 64);
+        b = ngx_http_canary_hist_index(us);
+
+        fuzz_assert(b < NGX_HTTP_CANARY_HIST_BUCKETS
+                    && ngx_http_canary_hist_lower(b) <= us
+                    && (us < ngx_http_canary_hist_upper(b)
+                        || b == NGX_HTTP_CANARY_HIST_BUCKETS - 1),
+                    "%llu us in bucket %zu", (unsigned long long) us, b);
+    }
+
+    /* a histogram */
+    memset(counts, 0, sizeof(counts));
+
+    while (fuzz_in_left(&in) >= 8) {
+        b = fuzz_in_uint(&in, 3) % NGX_HTTP_CANARY_HIST_BUCKETS;
+        counts[b] += fuzz_in_uint(&in, 5);
+    }
+
+    qs[0] = 0.5;
+    qs[1] = q < 0.95 ? q : 0.95;
+    qs[2] = 0.95;
+    qs[3] = 0.99;
+
+    if (qs[1] < 0.5) {
+        qs[1] = 0.5;
+    }
+
+    prev = -1;
+
+    for (i = 0; i < 4; i++) {
+        v = ngx_http_canary_hist_quantile(counts, qs[i]);
+
+        fuzz_assert(midpoint_or_last(v), "q %g: %g is no bucket's midpoint",
+                    qs[i], v);
+        fuzz_assert(v >= prev, "q %g: %g, below %g", qs[i], v, prev);
+
+        side = cs_hist_quantile_ms(counts, qs[i]);
+
+        fuzz_assert(side == v / 1000, "q %g: the sidecar says %g ms, the "
+                    "module %g us", qs[i], side, v);
+
+        prev = v;
+    }
+
+    v = ngx_http_canary_hist_quantile(counts, q);
+
+    fuzz_assert(midpoint_or_last(v), "q %g: %g", q, v);
+    fuzz_assert(cs_hist_quantile_ms(counts, q) == v / 1000,
+                "q %g: the sidecar differs", q);
+
+    return 0;
+}
