@@ -90,6 +90,87 @@ START_TEST(streaming_hash_equals_nginx_murmur2_for_all_lengths)
 END_TEST
 
 
+/* whole words are read from any address, and keys may be long */
+START_TEST(streaming_hash_equals_nginx_murmur2_unaligned_and_long)
+{
+    size_t         salt_off, key_off, salt_len, key_len, i;
+    unsigned char  buf[2 * 1100], joined[1200];
+
+    srand(2);
+
+    for (i = 0; i < sizeof(buf); i++) {
+        buf[i] = (unsigned char) rand();
+    }
+
+    for (salt_off = 0; salt_off < 4; salt_off++) {
+        for (key_off = 0; key_off < 4; key_off++) {
+            for (salt_len = 0; salt_len < 9; salt_len++) {
+                for (key_len = 0; key_len < 1100; key_len += 1 + key_len / 8)
+                {
+                    const unsigned char  *salt, *key;
+
+                    salt = buf + salt_off;
+                    key = buf + 1000 + key_off;
+
+                    memcpy(joined, salt, salt_len);
+                    joined[salt_len] = ':';
+                    memcpy(joined + salt_len + 1, key, key_len);
+
+                    ck_assert_uint_eq(
+                        ngx_http_canary_murmur2(salt, salt_len, key,
+                                                key_len),
+                        reference_murmur2(joined, salt_len + 1 + key_len));
+                }
+            }
+        }
+    }
+}
+END_TEST
+
+
+/*
+ * Tenants must not move between versions: these hashes and buckets were
+ * computed by the byte-at-a-time implementation of 2026-11 (and agree
+ * with t/lib/CanaryTest.pm); every later one must give the same.
+ */
+START_TEST(known_tenants_keep_their_buckets)
+{
+    size_t  i;
+
+    static const struct {
+        const char  *salt;
+        const char  *key;
+        uint32_t     hash;
+        uint32_t     bucket;
+    } known[] = {
+        { "", "tenant-1", 0x890ba0f9U, 5353 },
+        { "", "tenant-42", 0x1ccca76aU, 1124 },
+        { "v1", "tenant-42", 0xb3d2b568U, 7024 },
+        { "app", "acme-corp", 0x689f92dcU, 4086 },
+        { "2024-q3", "9f86d081884c7d659a2feaa0c55ad015", 0x1862c967U, 952 },
+        { "", "", 0xfa082a36U, 9766 },
+        { "s", "x", 0xd7bf0116U, 8427 },
+        { "salt", "ab", 0x22817f7eU, 1347 },
+        { "", "caf\xc3\xa9", 0x5b051bf9U, 3555 }
+    };
+
+    for (i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        const unsigned char  *salt, *key;
+
+        salt = (const unsigned char *) known[i].salt;
+        key = (const unsigned char *) known[i].key;
+
+        ck_assert_uint_eq(ngx_http_canary_murmur2(salt, strlen(known[i].salt),
+                                                  key, strlen(known[i].key)),
+                          known[i].hash);
+        ck_assert_uint_eq(ngx_http_canary_bucket(salt, strlen(known[i].salt),
+                                                 key, strlen(known[i].key)),
+                          known[i].bucket);
+    }
+}
+END_TEST
+
+
 START_TEST(bucket_is_hash_scaled_to_ten_thousand)
 {
     uint32_t       h;
@@ -145,6 +226,8 @@ main(void)
     tc = tcase_create("murmur2");
 
     tcase_add_test(tc, streaming_hash_equals_nginx_murmur2_for_all_lengths);
+    tcase_add_test(tc, streaming_hash_equals_nginx_murmur2_unaligned_and_long);
+    tcase_add_test(tc, known_tenants_keep_their_buckets);
     tcase_add_test(tc, bucket_is_hash_scaled_to_ten_thousand);
     tcase_add_test(tc, buckets_are_uniform_over_many_tenants);
     suite_add_tcase(s, tc);
