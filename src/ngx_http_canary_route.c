@@ -13,11 +13,21 @@
 #include "ngx_http_canary_module.h"
 
 
+/* what the one pass over the request headers found */
+typedef struct {
+    ngx_uint_t                   override;      /* index, or nelts: none */
+    ngx_int_t                    cookie;        /* variant, or -1: none */
+    ngx_table_elt_t             *key;           /* the key header */
+    unsigned                     several_keys:1;
+} ngx_http_canary_scan_t;
+
+
 static ngx_int_t ngx_http_canary_preaccess_handler(ngx_http_request_t *r);
-static ngx_int_t ngx_http_canary_by_override(ngx_http_request_t *r,
-    ngx_http_canary_split_t *split, ngx_http_canary_ctx_t *ctx);
-static ngx_int_t ngx_http_canary_by_cookie(ngx_http_request_t *r,
-    ngx_http_canary_split_t *split, ngx_http_canary_ctx_t *ctx);
+static ngx_int_t ngx_http_canary_key_header(ngx_http_request_t *r,
+    ngx_http_complex_value_t *cv, ngx_str_t *name);
+static void ngx_http_canary_scan_headers(ngx_http_request_t *r,
+    ngx_http_canary_split_t *split, ngx_str_t *name,
+    ngx_http_canary_scan_t *scan);
 static ngx_uint_t ngx_http_canary_weight(ngx_http_request_t *r,
     ngx_http_canary_split_t *split, ngx_http_canary_ctx_t *ctx);
 static ngx_int_t ngx_http_canary_variable(ngx_http_request_t *r,
@@ -168,10 +178,12 @@ ngx_http_canary_decide_split(ngx_http_request_t *r,
     ngx_http_canary_split_t *split)
 {
     ngx_int_t                     pinned;
-    ngx_str_t                     key;
+    ngx_str_t                     key, name;
     ngx_uint_t                    weight;
     ngx_http_request_t           *mr;
     ngx_http_canary_ctx_t        *ctx;
+    ngx_http_canary_scan_t        scan;
+    ngx_http_canary_override_t   *ov;
     ngx_http_canary_shm_split_t  *shs;
 
     mr = r->main;
@@ -213,19 +225,43 @@ ngx_http_canary_decide_split(ngx_http_request_t *r,
         goto done;
     }
 
-    if (split->overrides.nelts
-        && ngx_http_canary_by_override(r, split, ctx) == NGX_OK)
-    {
+    /* overrides, the cookie and the key header in one pass */
+
+    if (ngx_http_canary_key_header(r, split->key, &name) != NGX_OK) {
+        name.len = 0;
+    }
+
+    scan.override = split->overrides.nelts;
+    scan.cookie = -1;
+    scan.key = NULL;
+    scan.several_keys = 0;
+
+    if (split->overrides.nelts || split->cookie.len || name.len) {
+        ngx_http_canary_scan_headers(r, split, &name, &scan);
+    }
+
+    if (scan.override < split->overrides.nelts) {
+        ov = split->overrides.elts;
+        ctx->variant = ov[scan.override].variant;
+        ctx->reason = NGX_HTTP_CANARY_REASON_HEADER;
         goto done;
     }
 
-    if (split->cookie.len
-        && ngx_http_canary_by_cookie(r, split, ctx) == NGX_OK)
-    {
+    if (scan.cookie != -1) {
+        ctx->variant = scan.cookie;
+        ctx->reason = NGX_HTTP_CANARY_REASON_COOKIE;
         goto done;
     }
 
-    if (ngx_http_complex_value(r, split->key, &key) != NGX_OK) {
+    if (name.len && !scan.several_keys) {
+        if (scan.key) {
+            key = scan.key->value;
+
+        } else {
+            ngx_str_null(&key);
+        }
+
+    } else if (ngx_http_complex_value(r, split->key, &key) != NGX_OK) {
         return NULL;
     }
 
@@ -268,21 +304,98 @@ done:
 
 
 /*
- * The first override in configuration order that a request header matches
- * (name case-insensitively, value exactly) wins; one pass over the headers.
+ * When the split's key is exactly one $http_NAME variable (the default
+ * "$http_x_tenant_id"), the name of its header: the pass over the headers
+ * that looks for overrides and the cookie then finds the key too, instead
+ * of a second pass by the variable.  Only when nginx would take the value
+ * from that header itself: the one variable of the compiled value, handled
+ * by nginx's "http_" prefix variable (not a "set" or "map" of that name),
+ * not evaluated yet in this request (else its cached value counts).
  */
 
 static ngx_int_t
-ngx_http_canary_by_override(ngx_http_request_t *r,
-    ngx_http_canary_split_t *split, ngx_http_canary_ctx_t *ctx)
+ngx_http_canary_key_header(ngx_http_request_t *r,
+    ngx_http_complex_value_t *cv, ngx_str_t *name)
 {
-    ngx_uint_t                   i, k, best;
+    ngx_str_t                   *var;
+    ngx_http_variable_t         *v, *pv;
+    ngx_http_script_var_code_t  *code;
+    ngx_http_core_main_conf_t   *cmcf;
+
+    code = cv->lengths;
+
+    if (code == NULL
+        || code->code != (ngx_http_script_code_pt) (void *)
+                         ngx_http_script_copy_var_len_code
+        || *(uintptr_t *) (code + 1) != (uintptr_t) NULL)
+    {
+        return NGX_DECLINED;
+    }
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_core_module);
+
+    if (code->index >= cmcf->variables.nelts
+        || cmcf->prefix_variables.nelts == 0
+        || r->variables[code->index].valid
+        || r->variables[code->index].not_found)
+    {
+        return NGX_DECLINED;
+    }
+
+    v = cmcf->variables.elts;
+    v += code->index;
+
+    /* nginx registers "http_" first of its prefix variables */
+    pv = cmcf->prefix_variables.elts;
+
+    if (pv->name.len != sizeof("http_") - 1
+        || ngx_strncmp(pv->name.data, "http_", sizeof("http_") - 1) != 0
+        || v->get_handler != pv->get_handler)
+    {
+        return NGX_DECLINED;
+    }
+
+    /* what the handler matches the headers against */
+    var = (ngx_str_t *) v->data;
+
+    if (var->len <= sizeof("http_") - 1) {
+        return NGX_DECLINED;
+    }
+
+    name->len = var->len - (sizeof("http_") - 1);
+    name->data = var->data + sizeof("http_") - 1;
+
+    return NGX_OK;
+}
+
+
+/*
+ * One pass over the request headers for:
+ *
+ *  - the first override in configuration order that a header matches
+ *    (name case-insensitively, value exactly);
+ *  - unless one did, cookie NAME: NAME=always sends the client to canary,
+ *    NAME=never to stable, from the first Cookie header that says either;
+ *  - the key header "name" (when not empty), matched as nginx matches the
+ *    headers of $http_NAME (ngx_http_variable_unknown_header()): nginx
+ *    joins several, so several_keys tells the caller to ask the variable.
+ */
+
+static void
+ngx_http_canary_scan_headers(ngx_http_request_t *r,
+    ngx_http_canary_split_t *split, ngx_str_t *name,
+    ngx_http_canary_scan_t *scan)
+{
+    u_char                       ch;
+    size_t                       len;
+    ngx_uint_t                   i, k, n, nov;
+    const u_char                *val;
     ngx_list_part_t             *part;
     ngx_table_elt_t             *h;
     ngx_http_canary_override_t  *ov;
 
     ov = split->overrides.elts;
-    best = split->overrides.nelts;
+    nov = split->overrides.nelts;
 
     part = &r->headers_in.headers.part;
     h = part->elts;
@@ -299,7 +412,7 @@ ngx_http_canary_by_override(ngx_http_request_t *r,
             i = 0;
         }
 
-        for (k = 0; k < best; k++) {
+        for (k = 0; k < scan->override; k++) {
 
             if (h[i].key.len != ov[k].name.len
                 || h[i].value.len != ov[k].value.len
@@ -319,78 +432,55 @@ ngx_http_canary_by_override(ngx_http_request_t *r,
                 continue;
             }
 
-            best = k;
+            scan->override = k;
             break;
         }
-    }
 
-    if (best == split->overrides.nelts) {
-        return NGX_DECLINED;
-    }
+        if (split->cookie.len
+            && scan->cookie == -1
+            && scan->override == nov
+            && h[i].key.len == 6
+            && ngx_strncmp(h[i].lowcase_key, "cookie", 6) == 0
+            && ngx_http_canary_find_cookie(h[i].value.data, h[i].value.len,
+                                           split->cookie.data,
+                                           split->cookie.len, &val, &len))
+        {
+            if (len == 6 && ngx_strncmp(val, "always", 6) == 0) {
+                scan->cookie = NGX_HTTP_CANARY_CANARY;
 
-    ctx->variant = ov[best].variant;
-    ctx->reason = NGX_HTTP_CANARY_REASON_HEADER;
+            } else if (len == 5 && ngx_strncmp(val, "never", 5) == 0) {
+                scan->cookie = NGX_HTTP_CANARY_STABLE;
+            }
+        }
 
-    return NGX_OK;
-}
+        if (name->len == 0 || h[i].key.len != name->len || h[i].hash == 0) {
+            continue;
+        }
 
+        for (n = 0; n < name->len; n++) {
+            ch = h[i].key.data[n];
 
-/* cookie NAME: NAME=always sends the client to canary, NAME=never to stable */
+            if (ch >= 'A' && ch <= 'Z') {
+                ch |= 0x20;
 
-static ngx_int_t
-ngx_http_canary_by_cookie(ngx_http_request_t *r,
-    ngx_http_canary_split_t *split, ngx_http_canary_ctx_t *ctx)
-{
-    size_t            len;
-    ngx_uint_t        i;
-    const u_char     *val;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
+            } else if (ch == '-') {
+                ch = '_';
             }
 
-            part = part->next;
-            h = part->elts;
-            i = 0;
+            if (name->data[n] != ch) {
+                break;
+            }
         }
 
-        if (h[i].key.len != 6
-            || ngx_strncmp(h[i].lowcase_key, "cookie", 6) != 0)
-        {
-            continue;
+        if (n == name->len) {
+            if (scan->key) {
+                scan->several_keys = 1;
+
+            } else {
+                scan->key = &h[i];
+            }
         }
-
-        if (!ngx_http_canary_find_cookie(h[i].value.data, h[i].value.len,
-                                         split->cookie.data,
-                                         split->cookie.len, &val, &len))
-        {
-            continue;
-        }
-
-        if (len == 6 && ngx_strncmp(val, "always", 6) == 0) {
-            ctx->variant = NGX_HTTP_CANARY_CANARY;
-
-        } else if (len == 5 && ngx_strncmp(val, "never", 5) == 0) {
-            ctx->variant = NGX_HTTP_CANARY_STABLE;
-
-        } else {
-            continue;
-        }
-
-        ctx->reason = NGX_HTTP_CANARY_REASON_COOKIE;
-
-        return NGX_OK;
     }
-
-    return NGX_DECLINED;
 }
 
 
