@@ -161,6 +161,14 @@ ${\ CanaryTest::expose_vars() }
             proxy_pass http://\$canary_upstream;
         }
 
+        # the key variable set before the split decides: the set value counts
+        location /keyset {
+            set \$http_x_tenant_id "fixed-tenant";
+            canary w50;
+${\ CanaryTest::expose_vars() }
+            proxy_pass http://\$canary_upstream;
+        }
+
         location /direct {
             canary direct;
 ${\ CanaryTest::expose_vars() }
@@ -482,6 +490,27 @@ check('no key, but an override', '/w0', ['X-Canary-Opt-In' => 'true'],
 
     is(scalar @bad, 0, 'a key of two headers "$http_x_org/$http_x_user" '
                        . 'hashes the joined value');
+}
+
+{
+    my $want = CanaryTest::bucket('', 'fixed-tenant');
+    my @bad;
+
+    for my $tenant ('a', 'b', 'tenant-override', '') {
+        my $d = one('/keyset', [$tenant eq '' ? () : ('X-Tenant-Id' => $tenant)]);
+        push @bad, "$tenant: " . show($d) if $d->{bucket} ne $want;
+    }
+
+    is(scalar @bad, 0, 'a key variable "set" in the location hashes the '
+                       . 'value set, not the request header')
+        or diag(join "\n", @bad);
+
+    my $b = CanaryTest::bucket('', 'Case-Tenant');
+    my @got = map { one('/w50', [$_ => 'Case-Tenant'])->{bucket} }
+              'X-Tenant-Id', 'x-tenant-id', 'X-TENANT-ID';
+
+    is_deeply(\@got, [$b, $b, $b],
+              'the key header is found whatever its case');
 }
 
 {
