@@ -405,4 +405,129 @@ for my $args (@calls) {
     }
 }
 
+# ---- one redis-cli and nothing else ------------------------------------------
+
+# A write's latency is canary-ctl's own start-up: every command runs
+# redis-cli once and no other program (no sed, awk, date, cat, grep, id,
+# head, tr, paste).  Wrappers first in PATH log each program started.
+{
+    my $bin = $t->prefix . '/spy-bin';
+    my $log = $t->prefix . '/spy.log';
+    mkdir $bin;
+
+    for my $prog (qw(redis-cli sed awk date cat grep id head tr paste cut
+                     uuidgen printf env))
+    {
+        my $real = `command -v $prog 2>/dev/null`;
+        chomp $real;
+        next unless $real;
+
+        open my $fh, '>', "$bin/$prog" or die "$bin/$prog: $!";
+        print $fh "#!/bin/sh\necho $prog >>'$log'\nexec '$real' \"\$@\"\n";
+        close $fh;
+        chmod 0755, "$bin/$prog";
+    }
+
+    my @cmds = (
+        ['set-weight', 'app', '6'],
+        ['disable', 'app'],
+        ['enable', 'app'],
+        ['pause', 'app'],
+        ['resume', 'app'],
+        ['rollback', 'app', '--reason', 'spy'],
+        ['pin', 'app', 'canary', 'spy1', 'spy2'],
+        ['unpin', 'app', 'spy1', 'spy2'],
+        ['status', 'app'],
+        ['receipts', 'app', '2'],
+    );
+
+    for my $args (@cmds) {
+        unlink $log;
+
+        # no USER: the user name comes from bash, not from "id -un"
+        my ($rc, $out, $err) = ctl($args, PATH => "$bin:$ENV{PATH}",
+                                   USER => '', CANARY_ACTOR => '');
+        open my $fh, '<', $log;
+        my @ran = $fh ? map { chomp; $_ } <$fh> : ();
+
+        is $rc, 0, "canary-ctl @$args (PATH with spies)" or diag $err;
+        is_deeply \@ran, ['redis-cli'],
+            "canary-ctl @$args runs redis-cli once and no other program";
+    }
+
+    my $h = hash();
+    like $h->{updated_by}, qr/^canary-ctl:\S+/,
+        'without USER, updated_by still names the user';
+}
+
+# ---- arguments reach Redis byte for byte -------------------------------------
+
+{
+    my @odd = ('--', '-x', 'a b', qq{q"uote}, 'back\\slash', "tab\there",
+               "cr\rhere", "new\nline", "caf\xc3\xa9", "\x01ctl", '*', '"');
+
+    my ($rc, $out, $err) = ctl(['pin', 'app', 'stable', @odd]);
+    is $rc, 0, 'pin tenants with quotes, dashes, control bytes' or diag $err;
+
+    is r('SCARD', "$KEY:pin:stable"), 1 + @odd,
+        'each one a member (and m1 from before)';
+
+    for my $odd (@odd) {
+        (my $what = $odd) =~ s/([^\x21-\x7e])/sprintf('\\x%02x', ord $1)/ge;
+        is r('SISMEMBER', "$KEY:pin:stable", $odd), 1, "member: $what";
+    }
+
+    my $r = (receipts())[-1];
+    ok !$r->{invalid_json}, 'the receipt is valid JSON'
+        or diag $r->{invalid_json};
+    my @want = @odd;
+    utf8::decode($_) for @want;
+    is_deeply $r->{tenants}, \@want, 'the receipt lists them exactly';
+
+    ($rc, $out, $err) = ctl(['unpin', 'app', @odd]);
+    is $rc, 0, 'unpin them' or diag $err;
+    is r('SCARD', "$KEY:pin:stable"), 1, 'only m1 left';
+}
+
+# ---- many tenants in one command ---------------------------------------------
+
+{
+    my @many = map { sprintf 'bulk-%05d', $_ } 1 .. 20000;
+
+    my ($rc, $out, $err) = ctl(['pin', 'app', 'canary', @many]);
+    is $rc, 0, 'pin 20000 tenants in one command' or diag $err;
+    is r('SCARD', "$KEY:pin:canary"), 1 + @many, 'all of them pinned';
+
+    my $r = (receipts())[-1];
+    is scalar(@{ $r->{tenants} // [] }), scalar(@many),
+        'and listed in the receipt';
+
+    ($rc, $out, $err) = ctl(['unpin', 'app', @many]);
+    is $rc, 0, 'unpin 20000 tenants in one command' or diag $err;
+    is r('SCARD', "$KEY:pin:canary"), 1, 'all of them unpinned';
+}
+
+# ---- a change Redis refuses changes nothing ----------------------------------
+
+{
+    r('HSET', 'canary:badgen', 'generation', 'abc', 'weight', 4);
+    my $before = join ',', sort(r('HGETALL', 'canary:badgen'));
+    my $streams = r('EXISTS', 'canary:badgen:receipts');
+
+    my ($rc, $out, $err) = ctl(['set-weight', 'badgen', 9]);
+    isnt $rc, 0, 'set-weight on a hash with a non-integer generation fails';
+    isnt $rc, 2, 'not as for bad arguments';
+    like $err, qr/Redis refused the change:\n.*not an integer/,
+        'and says what Redis said';
+    is $out, '', 'nothing on stdout';
+    is join(',', sort(r('HGETALL', 'canary:badgen'))), $before,
+        'the hash is unchanged (weight not written)';
+    is r('EXISTS', 'canary:badgen:receipts'), $streams, 'no receipt';
+
+    r('SET', 'canary:str', 'x');
+    ($rc, $out, $err) = ctl(['status', 'str']);
+    isnt $rc, 0, 'status of a key that is not a hash fails';
+    like $err, qr/WRONGTYPE/, 'with what Redis said';
+}
+
 done_testing;
