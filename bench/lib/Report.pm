@@ -449,8 +449,8 @@ sub write {
                     . '%.1f ms | same |', $pr->{p99_ms}),
             sprintf('| propagation to all 8 workers after canary-ctl, max | '
                     . '%.1f ms | same |', $pr->{max_ms}),
-            sprintf('| canary-ctl\'s own run time (bash, 12 programs '
-                    . 'exec\'d), p50 / p99 | %.1f / %.1f ms | same (exit of '
+            sprintf('| canary-ctl\'s own run time (bash and one '
+                    . 'redis-cli), p50 / p99 | %.1f / %.1f ms | same (exit of '
                     . 'canary-ctl) |', $pr->{ctl_p50}, $pr->{ctl_p99}),
             sprintf('| propagation to all 8 workers after a direct write, '
                     . 'p50 / p99 / max | %.1f / %.1f / %.1f ms | `%s` |',
