@@ -9,6 +9,11 @@ PKGS="gcc make perl nginx-core nginx-dev libhiredis-dev libpcre2-dev
 zlib1g-dev libssl-dev redis-server redis-tools libcurl4-openssl-dev
 libjansson-dev check pkg-config prometheus chromium wrk curl procps
 clang libclang-rt-14-dev valgrind"
+# npm installs the pinned Dockerfile linter (tools/); a machine that has
+# Node.js and npm from elsewhere keeps them
+if ! command -v npm >/dev/null 2>&1; then
+    PKGS="$PKGS npm"
+fi
 if [ "${1:-}" = --bench ]; then
     PKGS="$PKGS gnuplot-nox libnginx-mod-http-lua libnginx-mod-http-ndk
 util-linux"
