@@ -74,7 +74,7 @@ $(SIDECAR): $(SIDECAR_SRCS) $(SIDECAR_SHARED) $(wildcard src/sidecar/*.h)
 deps:
 	@sh scripts/install-deps.sh
 
-$(NGX_BUILD)/Makefile: config src/ngx_http_canary_dashboard.html
+$(NGX_BUILD)/objs/Makefile: config src/ngx_http_canary_dashboard.html
 	rm -rf $(NGX_BUILD)
 	mkdir -p $(BUILD)
 	cp -a $(NGINX_SRC) $(NGX_BUILD)
@@ -84,7 +84,7 @@ $(NGX_BUILD)/Makefile: config src/ngx_http_canary_dashboard.html
 	    --add-dynamic-module=$(CURDIR) >configure.log 2>&1 \
 	    || { tail -30 configure.log; exit 1; }
 
-$(MODULE): $(NGX_BUILD)/Makefile FORCE
+$(MODULE): $(NGX_BUILD)/objs/Makefile FORCE
 	$(MAKE) -s -C $(NGX_BUILD) -f objs/Makefile modules
 	@# a new inode: a running nginx keeps the module it mapped
 	cp $(NGX_BUILD)/objs/ngx_http_canary_module.so $@.tmp && mv -f $@.tmp $@

@@ -58,7 +58,7 @@ ngx_http_canary_log_handler(ngx_http_request_t *r)
     ngx_http_canary_ctx_t        *ctx;
     ngx_http_canary_shm_stats_t  *st;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_canary_module);
+    ctx = ngx_http_canary_get_ctx(r);
     if (ctx == NULL) {
         return NGX_OK;
     }
@@ -104,21 +104,26 @@ ngx_http_canary_upstream_failed(ngx_http_request_t *r, ngx_uint_t status)
 {
     ngx_http_upstream_state_t  *state;
 
-    if (status != NGX_HTTP_BAD_GATEWAY
-        && status != NGX_HTTP_SERVICE_UNAVAILABLE
-        && status != NGX_HTTP_GATEWAY_TIME_OUT)
-    {
-        return 0;
-    }
-
     if (r->upstream_states == NULL || r->upstream_states->nelts == 0) {
-        return 1;
+        return status == NGX_HTTP_BAD_GATEWAY
+               || status == NGX_HTTP_SERVICE_UNAVAILABLE
+               || status == NGX_HTTP_GATEWAY_TIME_OUT;
     }
 
     state = r->upstream_states->elts;
     state = &state[r->upstream_states->nelts - 1];
 
-    return state->header_time == (ngx_msec_t) -1;
+    if (state->header_time != (ngx_msec_t) -1) {
+        return 0;
+    }
+
+    /* the last try's own status: an error_page "=200" may hide it */
+
+    status = state->status ? state->status : status;
+
+    return status == NGX_HTTP_BAD_GATEWAY
+           || status == NGX_HTTP_SERVICE_UNAVAILABLE
+           || status == NGX_HTTP_GATEWAY_TIME_OUT;
 }
 
 

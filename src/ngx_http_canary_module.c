@@ -181,6 +181,7 @@ ngx_http_canary_create_loc_conf(ngx_conf_t *cf)
     }
 
     clcf->split = NGX_CONF_UNSET_PTR;
+    clcf->off = NGX_CONF_UNSET;
 
     return clcf;
 }
@@ -193,6 +194,7 @@ ngx_http_canary_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_canary_loc_conf_t  *conf = child;
 
     ngx_conf_merge_ptr_value(conf->split, prev->split, NULL);
+    ngx_conf_merge_value(conf->off, prev->off, 0);
 
     return NGX_CONF_OK;
 }
@@ -722,9 +724,11 @@ ngx_http_canary(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (value[1].len == 3 && ngx_strncmp(value[1].data, "off", 3) == 0) {
         clcf->split = NULL;
+        clcf->off = 1;
         return NGX_CONF_OK;
     }
 
+    clcf->off = 0;
     clcf->split = ngx_http_canary_use_split(cf, &value[1]);
 
     return clcf->split ? NGX_CONF_OK : NGX_CONF_ERROR;

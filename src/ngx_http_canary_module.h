@@ -253,6 +253,7 @@ typedef struct {
 
 typedef struct {
     ngx_http_canary_split_t     *split;
+    ngx_flag_t                   off;           /* "canary off" */
     ngx_flag_t                   status;
 } ngx_http_canary_loc_conf_t;
 
@@ -327,6 +328,7 @@ char *ngx_http_canary_status(ngx_conf_t *cf, ngx_command_t *cmd,
 /* ngx_http_canary_route.c */
 ngx_int_t ngx_http_canary_add_variables(ngx_conf_t *cf);
 ngx_int_t ngx_http_canary_init_route(ngx_conf_t *cf);
+ngx_http_canary_ctx_t *ngx_http_canary_get_ctx(ngx_http_request_t *r);
 ngx_http_canary_ctx_t *ngx_http_canary_decide(ngx_http_request_t *r);
 ngx_http_canary_ctx_t *ngx_http_canary_decide_split(ngx_http_request_t *r,
     ngx_http_canary_split_t *split);

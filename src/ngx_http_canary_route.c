@@ -23,6 +23,7 @@ typedef struct {
 
 
 static ngx_int_t ngx_http_canary_preaccess_handler(ngx_http_request_t *r);
+static void ngx_http_canary_ctx_cleanup(void *data);
 static ngx_int_t ngx_http_canary_key_header(ngx_http_request_t *r,
     ngx_http_complex_value_t *cv, ngx_str_t *name);
 static void ngx_http_canary_scan_headers(ngx_http_request_t *r,
@@ -148,11 +149,54 @@ ngx_http_canary_preaccess_handler(ngx_http_request_t *r)
 
 
 /*
+ * The decision of the main request.  nginx clears module contexts on an
+ * internal redirect (error_page, try_files, a named location): the
+ * decision lives in a pool cleanup too, so that it survives, is counted
+ * in the log phase and is not made again, as ngx_http_realip_module
+ * keeps its context.
+ */
+
+ngx_http_canary_ctx_t *
+ngx_http_canary_get_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t     *cln;
+    ngx_http_canary_ctx_t  *ctx;
+
+    r = r->main;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_canary_module);
+
+    if (ctx || !(r->internal || r->filter_finalize)) {
+        return ctx;
+    }
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_canary_ctx_cleanup) {
+            ctx = cln->data;
+            ngx_http_set_ctx(r, ctx, ngx_http_canary_module);
+            return ctx;
+        }
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_http_canary_ctx_cleanup(void *data)
+{
+    /* nothing to free: the handler only marks the decision's cleanup */
+}
+
+
+/*
  * Returns the decision for the request under the current location's
  * split, made once per split: a location with another split (after a
- * server-level "canary" was already used) decides again, and one with
- * "canary off" has none, unless a canary_balancer decided.  NULL means
- * no split applies here (or no memory: logged by the pool).
+ * server-level "canary" was already used) decides again; one that says
+ * nothing (an error_page or a named location after a redirect) keeps
+ * the decision made before; one with "canary off" has none, unless a
+ * canary_balancer decided.  NULL means no split applies here (or no
+ * memory: logged by the pool).
  */
 
 ngx_http_canary_ctx_t *
@@ -167,9 +211,9 @@ ngx_http_canary_decide(ngx_http_request_t *r)
         return ngx_http_canary_decide_split(r, clcf->split);
     }
 
-    ctx = ngx_http_get_module_ctx(r->main, ngx_http_canary_module);
+    ctx = ngx_http_canary_get_ctx(r);
 
-    return (ctx && ctx->balancer) ? ctx : NULL;
+    return (ctx && (ctx->balancer || !clcf->off)) ? ctx : NULL;
 }
 
 
@@ -181,6 +225,7 @@ ngx_http_canary_decide_split(ngx_http_request_t *r,
     ngx_str_t                     key, name;
     ngx_uint_t                    weight;
     ngx_http_request_t           *mr;
+    ngx_pool_cleanup_t           *cln;
     ngx_http_canary_ctx_t        *ctx;
     ngx_http_canary_scan_t        scan;
     ngx_http_canary_override_t   *ov;
@@ -188,17 +233,20 @@ ngx_http_canary_decide_split(ngx_http_request_t *r,
 
     mr = r->main;
 
-    ctx = ngx_http_get_module_ctx(mr, ngx_http_canary_module);
+    ctx = ngx_http_canary_get_ctx(mr);
 
     if (ctx && ctx->split == split) {
         return ctx;
     }
 
     if (ctx == NULL) {
-        ctx = ngx_palloc(mr->pool, sizeof(ngx_http_canary_ctx_t));
-        if (ctx == NULL) {
+        cln = ngx_pool_cleanup_add(mr->pool, sizeof(ngx_http_canary_ctx_t));
+        if (cln == NULL) {
             return NULL;
         }
+
+        cln->handler = ngx_http_canary_ctx_cleanup;
+        ctx = cln->data;
 
         ngx_http_set_ctx(mr, ctx, ngx_http_canary_module);
     }

@@ -32,6 +32,9 @@ $t->write_conf(<<"EOF", workers => 2);
     canary_split app  { stable st; canary cn; weight 100; }
     canary_split gone { stable st; canary dn; weight 100; }
     canary_split half { stable st; canary cn; weight 50; }
+    canary_split epage { stable st; canary dn; weight 100; }
+    canary_split eover { stable st; canary dn; weight 100; }
+    canary_split named { stable st; canary cn; weight 100; }
 
     # every 10th request (by a request counter in the URL) is a 500
     server {
@@ -53,6 +56,28 @@ $t->write_conf(<<"EOF", workers => 2);
         location /app  { canary app;  proxy_pass http://\$canary_upstream; }
         location /gone { canary gone; proxy_pass http://\$canary_upstream; }
         location /half { canary half; proxy_pass http://\$canary_upstream; }
+
+        # nginx clears module contexts on an internal redirect: the
+        # decision must survive error_page and try_files all the same
+        location /epage {
+            canary epage;
+            error_page 502 /50x.html;
+            proxy_pass http://\$canary_upstream;
+        }
+        location /eover {
+            canary eover;
+            error_page 502 =200 /50x.html;
+            proxy_pass http://\$canary_upstream;
+        }
+        location = /50x.html {
+            add_header X-Variant \$canary_variant always;
+            return 502 "sorry\n";
+        }
+        location /named {
+            canary named;
+            try_files /nonexistent \@named;
+        }
+        location \@named { proxy_pass http://\$canary_upstream; }
         location = /canary_status { canary_status; }
     }
 EOF
@@ -108,6 +133,40 @@ is($g->{requests}, 50, 'down origin: 50 requests');
 is($g->{upstream_errors}, 50, 'down origin: 50 upstream errors');
 is($g->{responses}{'5xx'}, 0, 'down origin: no origin 5xx');
 is($g->{window}{upstream_errors}, 50, 'down origin: 50 in the window');
+
+# an error_page after a failed canary: still counted, as an upstream error
+$res = $t->request_many($port,
+    [ map { { path => "/epage", headers => ['X-Tenant-Id' => "t$_"] } }
+      1 .. 20 ], clients => 1);
+is(scalar(grep { $_->{status} == 502 } @$res), 20,
+   'error_page 502: clients got the error page');
+
+my $e = settled('epage', 20)->{canary};
+is($e->{requests}, 20, 'error_page 502: 20 canary requests counted');
+is($e->{upstream_errors}, 20, 'error_page 502: 20 upstream errors');
+is($e->{window}{upstream_errors}, 20, 'error_page 502: 20 in the window');
+
+my $r = $t->get($port, '/epage', { 'X-Tenant-Id' => 'tv' });
+is($r->{headers}{'x-variant'}, 'canary',
+   'the error page sees the decision made before the redirect');
+
+$res = $t->request_many($port,
+    [ map { { path => "/eover", headers => ['X-Tenant-Id' => "t$_"] } }
+      1 .. 20 ], clients => 1);
+is(scalar(grep { $_->{status} == 200 } @$res), 20,
+   'error_page 502 =200: clients got 200');
+
+$e = settled('eover', 20)->{canary};
+is($e->{upstream_errors}, 20,
+   'error_page 502 =200: the 200 hides no upstream error');
+is($e->{responses}{'2xx'}, 0, 'and none is counted as a 2xx');
+
+$res = $t->request_many($port,
+    [ map { { path => "/named?n=$_", headers => ['X-Tenant-Id' => "t$_"] } }
+      1 .. 20 ], clients => 1);
+$e = settled('named', 20)->{canary};
+is($e->{requests}, 20, 'try_files to a named location: 20 counted');
+is($e->{responses}{'5xx'}, 2, 'with the origin\'s 2 500s');
 
 # a split at 50: the sides add up, and each side's classes add up
 $res = $t->request_many($port,
