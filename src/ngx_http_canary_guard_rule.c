@@ -9,6 +9,42 @@
 #include "ngx_http_canary_guard_rule.h"
 
 
+/*
+ * One-sided two-proportion z-test at 99% (z > 2.326): is the canary's
+ * error rate worse than stable's beyond chance?  Squared, so no sqrt():
+ * (pc - ps)^2 > z^2 p (1 - p) (1/nc + 1/ns), p the pooled rate.  When
+ * both sides fail alike (p is 0 or 1) the canary is not worse.
+ */
+
+static int
+ngx_http_canary_guard_worse(const ngx_http_canary_guard_window_t *stable,
+    const ngx_http_canary_guard_window_t *canary)
+{
+    double  pc, ps, p, d, var;
+
+    if (stable->requests == 0) {
+        /* nothing to compare with: the limit alone decides */
+        return 1;
+    }
+
+    pc = (double) canary->errors / (double) canary->requests;
+    ps = (double) stable->errors / (double) stable->requests;
+    d = pc - ps;
+
+    if (d <= 0) {
+        return 0;
+    }
+
+    p = (double) (canary->errors + stable->errors)
+        / (double) (canary->requests + stable->requests);
+
+    var = p * (1 - p) * (1 / (double) canary->requests
+                         + 1 / (double) stable->requests);
+
+    return d * d > 2.326 * 2.326 * var;
+}
+
+
 int
 ngx_http_canary_guard_broken(const ngx_http_canary_guard_limits_t *lim,
     const ngx_http_canary_guard_window_t *stable,
@@ -27,7 +63,7 @@ ngx_http_canary_guard_broken(const ngx_http_canary_guard_limits_t *lim,
 
     if (lim->error_rate
         && crate * 100 > lim->error_rate
-        && (stable->requests == 0 || crate >= 2 * srate))
+        && ngx_http_canary_guard_worse(stable, canary))
     {
         snprintf(why, size,
                  "error_rate %.1f%% > %u.%02u%% (stable %.1f%% of %llu) "

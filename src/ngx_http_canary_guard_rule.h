@@ -32,9 +32,9 @@ typedef struct {
 
 /*
  * Returns 1 and writes why (with the numbers) when the canary must be
- * pulled.  Error rate counts only when the canary is also clearly worse
- * than stable over the same window (at least twice its rate), so an
- * outage of both sides does not trip it.
+ * pulled.  Error rate counts only when the canary is also worse than
+ * stable over the same window beyond chance (a one-sided two-proportion
+ * test at 99%), so an outage of both sides does not trip it.
  */
 int ngx_http_canary_guard_broken(const ngx_http_canary_guard_limits_t *lim,
     const ngx_http_canary_guard_window_t *stable,

@@ -80,6 +80,8 @@ static void ngx_http_canary_sync_pins(ngx_http_canary_sync_t *sync,
 static void ngx_http_canary_sync_publish(ngx_http_canary_sync_t *sync,
     ngx_http_canary_shm_split_t *shs, ngx_http_canary_pins_t *pins,
     size_t npins[2]);
+static void ngx_http_canary_sync_follow_trip(ngx_http_canary_sync_t *sync,
+    ngx_http_canary_split_t *split, ngx_http_canary_update_t *u);
 static void ngx_http_canary_sync_report_again(
     ngx_http_canary_shm_split_t *shs);
 
@@ -361,6 +363,70 @@ ngx_http_canary_sync_fields(ngx_http_canary_sync_t *sync, ngx_uint_t index,
                           "generation %uL", &split->name, u.generation);
         }
     }
+
+    if (u.has_generation && u.has_state && u.has_updated_by
+        && !shs->guard_tripped
+        && u.state_len == sizeof("guard_tripped") - 1
+        && ngx_strncmp(u.state, "guard_tripped", u.state_len) == 0
+        && u.updated_by_len >= 12
+        && ngx_strncmp(u.updated_by, "nginx-guard:", 12) == 0)
+    {
+        ngx_http_canary_sync_follow_trip(sync, split, &u);
+    }
+}
+
+
+/*
+ * Another nginx's guard tripped and wrote it: weight 0 alone would still
+ * send pinned tenants, overrides, cookies and cohorts to the canary here,
+ * so trip as it did, all the way, until a newer generation re-arms it.
+ */
+
+static void
+ngx_http_canary_sync_follow_trip(ngx_http_canary_sync_t *sync,
+    ngx_http_canary_split_t *split, ngx_http_canary_update_t *u)
+{
+    u_char                       *p, *last, ch;
+    size_t                        i;
+    ngx_http_canary_shm_split_t  *shs;
+
+    shs = split->sh;
+
+    if (!ngx_atomic_cmp_set(&shs->guard_tripped, 0, 1)) {
+        return;
+    }
+
+    /* in Redis already: not written again */
+    shs->guard_generation = (ngx_atomic_uint_t) u->generation;
+    shs->guard_reported = 1;
+    shs->guard_since = (ngx_atomic_uint_t) ngx_time();
+    shs->guard_reason_len = 0;
+    ngx_memory_barrier();
+
+    p = shs->guard_reason;
+    last = p + NGX_HTTP_CANARY_REASON_LEN;
+
+    p = ngx_slprintf(p, last, "tripped by ");
+
+    /* the writer's name, plain bytes only: the reason goes into JSON */
+    for (i = 0; i < u->updated_by_len && p < last; i++) {
+        ch = u->updated_by[i];
+        *p++ = ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
+                || (ch >= '0' && ch <= '9') || ch == '.' || ch == '-'
+                || ch == '_' || ch == ':') ? ch : '?';
+    }
+
+    p = ngx_slprintf(p, last, " (generation %uL in Redis)", u->generation);
+
+    ngx_memory_barrier();
+    shs->guard_reason_len = p - shs->guard_reason;
+
+    ngx_log_error(NGX_LOG_ERR, sync->log, 0,
+                  "canary guard tripped for split \"%V\": %*s; every "
+                  "request goes to stable \"%V\"",
+                  &split->name, (size_t) shs->guard_reason_len,
+                  shs->guard_reason,
+                  &split->upstream[NGX_HTTP_CANARY_STABLE]);
 }
 
 

@@ -8,7 +8,8 @@
 # guard trips, and A's syncing worker writes the trip to Redis in one
 # MULTI/EXEC (weight 0, state guard_tripped, generation + 1, a receipt
 # with operation guard_tripped) and PUBLISHes it: a SUBSCRIBE client sees
-# it, and B, whose own canary is healthy, stops routing to canary too.
+# it, and B, whose own canary is healthy, follows the trip: every request
+# to stable, overrides and pins too.
 # A stays tripped across a reload and after its canary recovers; then
 # "canary-ctl set-weight" writes a newer generation, which re-arms A's
 # guard: both route to canary again, and A's guard stays armed under
@@ -50,7 +51,8 @@ sub conf {
     $redis_conf
 
 ${\ split_block('app', 'app_stable', 'app_canary', 50,
-                'guard  error_rate=10 min_requests=20 window=10s') }
+                'guard  error_rate=10 min_requests=20 window=10s',
+                'override X-Canary-Opt-In true canary') }
 ${\ fault_origins($t) }
 ${\ front_server($t) }
 EOF
@@ -155,11 +157,25 @@ diag sprintf "fleet: A tripped %.0fms after its canary began failing; the "
              . "that", ($t_trip - $t_fault) * 1000,
              (time - $t_trip) * 1000;
 
+# weight 0 alone would leave pins, overrides and cookies on canary: B
+# follows the trip itself, all the way
+ok defined wait_until(2, sub { tripped($tb) }),
+    "B's guard follows the trip it read from Redis";
+like status($tb)->{guard}{reason} // '', qr/^tripped by nginx-guard:\S+ /,
+    'B says whose trip it follows: ' . (status($tb)->{guard}{reason} // '');
+
 my $b_after = sides($tb);
-is_deeply $b_after, { 'stable/hash' => 300 },
-    'B sends all 300 tenants to stable';
-is status($tb)->{guard}{tripped}, JSON::PP::false,
-    "B's own guard did not trip (its canary is fine)";
+is_deeply $b_after, { 'stable/guard' => 300 },
+    'B sends all 300 tenants to stable, by the guard';
+
+my $b_opt = $tb->route($tb->port('http'), '/',
+                       { 'X-Tenant-Id' => 't1', 'X-Canary-Opt-In' => 'true' });
+is "$b_opt->{side}/$b_opt->{reason}", 'stable/guard',
+    'B sends an opt-in override to stable too';
+
+is scalar(log_lines($tb, qr/\[error\].*canary guard tripped for split "app": /
+                         . qr/tripped by nginx-guard:/)), 1,
+    'B logs the trip it follows once';
 
 is scalar(log_lines($ta, qr/\[error\].*canary guard tripped for split "app"/)),
     1, 'A logs the trip once';
@@ -195,6 +211,8 @@ is scalar(log_lines($ta, qr/\[notice\].*canary guard re-armed for split /
     'A logs the re-arm with the generation';
 
 ok wait_until(2, sub { status($tb)->{weight} == 50 }), 'B back at 50';
+ok defined wait_until(2, sub { !tripped($tb) }),
+    "the operator's write re-arms B too";
 my $b_back = sides($tb);
 is $b_back->{'canary/hash'}, $b_before->{'canary/hash'},
     'B sends the same tenants to canary as before';

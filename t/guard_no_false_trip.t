@@ -9,8 +9,11 @@
 #   both     both sides fail every request (a shared dependency is down):
 #            the canary is not worse, no trip.  Steady traffic by hash.
 #   stable   only stable fails: no trip.
-#   ratio    canary 60% errors against stable 40%: not twice as bad, no
-#            trip; more canary failures take it to 82%: trips.
+#   ratio    canary 46% errors against stable 40% over 100 requests
+#            each: not worse beyond chance, no trip; more canary failures
+#            take it to 75%: trips.
+#   worse    canary 60% against stable 40%, 100 requests each: worse
+#            beyond chance (z = 2.8), trips.
 #   few      19 canary requests, all failing (min_requests=20): no trip;
 #            the 20th trips it.
 #   aged     window=2s: 15 failures, 3 seconds later 15 more; never 20 in
@@ -33,7 +36,7 @@ use RedisStory qw(:all);
 my $t = CanaryTest->new;
 my $port = $t->port('http');
 
-my @splits = qw(both stable ratio few aged);
+my @splits = qw(both stable ratio worse few aged);
 
 my $split_conf = join "\n", map {
     split_block($_, 'app_stable', 'app_canary', 50,
@@ -43,7 +46,7 @@ my $split_conf = join "\n", map {
                 . ($_ eq 'aged' ? '2s' : '10s')) } @splits;
 
 $t->write_conf(<<"EOF", workers => 2);
-    canary_zone canary 1m;
+    canary_zone canary 2m;
 
 $split_conf
 ${\ fault_origins($t, stable => '$http_x_fail', canary => '$http_x_fail') }
@@ -139,20 +142,29 @@ settle();
 is tripped('stable'), 0, 'stable: a failing stable does not trip the guard';
 is trip_lines('stable'), 0, 'stable: nothing logged';
 
-# ---- canary worse, but not twice as bad -----------------------------------
+# ---- canary a little worse: chance, not a bad canary -----------------------
 
 send_side('ratio', 'stable', 100, 40);
-send_side('ratio', 'canary', 100, 60);
+send_side('ratio', 'canary', 100, 46);
 settle();
 is tripped('ratio'), 0,
-    'ratio: canary 60% against stable 40% errors does not trip';
+    'ratio: canary 46% against stable 40% errors does not trip';
 is trip_lines('ratio'), 0, 'ratio: nothing logged';
 
 send_side('ratio', 'canary', 120, 120, 1);
 ok wait_until(2, sub { tripped('ratio') }, 0.05),
-    'ratio: canary 82% against 40% trips it';
+    'ratio: canary 75% against 40% trips it';
 like status()->{ratio}{guard}{reason}, qr/stable 40\.0% of 100/,
     'ratio: the reason shows the stable rate it was compared to';
+
+# ---- canary worse than stable beyond chance: trips ------------------------
+
+send_side('worse', 'stable', 100, 40);
+send_side('worse', 'canary', 100, 60, 1);
+ok wait_until(2, sub { tripped('worse') }, 0.05),
+    'worse: canary 60% against stable 40% errors trips it';
+like status()->{worse}{guard}{reason}, qr/^error_rate 60\.0% > 10\.00% /,
+    'worse: the reason has the numbers: ' . status()->{worse}{guard}{reason};
 
 # ---- fewer than min_requests ----------------------------------------------
 
