@@ -207,6 +207,30 @@ unlike $out, qr/\Q$WRONG\E/, 'without printing the password';
 is rcli('-n', $DB, 'HGET', "${PREFIX}app", 'generation'), $before,
     'nothing was written';
 
+# canary-sidecar in the same database, with the password and prefix
+{
+    my $sidecar = "$CanaryTest::ROOT/build/canary-sidecar";
+    my @cmd = ($sidecar, '--redis', $redis, '--redis-password-file',
+               $pw_file, '--redis-db', $DB, '--prefix', $PREFIX,
+               '--split', 'app', '--status',
+               'http://127.0.0.1:' . $ta->port('http') . '/canary_status',
+               '--id', 'sidecar-db3', '--once');
+
+    my $out = `@cmd 2>&1`;
+    is $?, 0, 'canary-sidecar --redis-db 3 --once: one step' or diag $out;
+    unlike $out, qr/\Q$PASSWORD\E/, 'its output has no password';
+
+    is rcli('-n', $DB, 'EXISTS', "${PREFIX}app:sidecar"), 1,
+        "it keeps its state in db $DB";
+    is rcli('-n', 0, 'EXISTS', "${PREFIX}app:sidecar"), 0, 'not in db 0';
+    is rcli('-n', $DB, 'HGET', "${PREFIX}app", 'updated_by'), 'sidecar-db3',
+        "and wrote the split in db $DB" or diag $out;
+
+    $out = `$sidecar --redis $redis --redis-db x --split app --status http://127.0.0.1:1/ --once 2>&1`;
+    is $? >> 8, 2, '--redis-db x: exit 2';
+    like $out, qr/invalid --redis-db "x"/, 'naming the bad value';
+}
+
 $tb->stop;
 $ta->stop;
 

@@ -185,6 +185,7 @@ cs_judge(const cs_plan_t *plan, const cs_metrics_t *m, cs_judgement_t *j)
 {
     int              v;
     double           alpha, ratio_bound, delta_bound;
+    cs_ztest_t       zs, zc;
     uint64_t         hist[2];
     cs_mwu_t         mw;
     cs_check_t      *c;
@@ -270,6 +271,24 @@ cs_judge(const cs_plan_t *plan, const cs_metrics_t *m, cs_judgement_t *j)
     j->outage = j->enough
                 && j->error_pct[CS_CANARY] > slo->error_rate_max
                 && j->error_pct[CS_STABLE] > slo->error_rate_max;
+
+    /*
+     * Both sides under availability_min beyond chance, the canary not
+     * worse than stable: a shared problem too, below error_rate_max.
+     * Promoting through it would judge the canary on a sick baseline.
+     */
+
+    if (j->enough && !j->outage
+        && j->checks[CS_CHECK_AVAILABILITY].status != CS_FAIL)
+    {
+        cs_ztest_above(j->errors[CS_STABLE], j->requests[CS_STABLE],
+                       1 - slo->availability_min / 100, &zs);
+        cs_ztest_above(j->errors[CS_CANARY], j->requests[CS_CANARY],
+                       1 - slo->availability_min / 100, &zc);
+
+        j->degraded = zs.p_value < alpha && zc.p_value < alpha;
+        j->outage = j->degraded;
+    }
 
     j->critical = j->requests[CS_CANARY] >= slo->min_requests
                   && j->error_pct[CS_CANARY]
@@ -502,6 +521,8 @@ static void
 cs_decide_judged(const cs_plan_t *plan, const cs_split_view_t *view,
     const cs_metrics_t *m, int64_t now, cs_decision_t *d)
 {
+    char                   a[24];
+    int64_t                held;
     cs_rollout_t          *nx;
     const cs_judgement_t  *j;
 
@@ -520,11 +541,28 @@ cs_decide_judged(const cs_plan_t *plan, const cs_split_view_t *view,
             cs_write(d, view, CS_ACT_HALT, "halted");
             cs_op(d, "rollout_halted");
             nx->status = CS_STATUS_HALTED;
+            if (j->degraded) {
+                cs_reason(d, "HALT: both variants under availability_min "
+                          "%g%%: canary %.2f%%, stable %.2f%%; a shared "
+                          "problem, not the canary: no rollback, no "
+                          "promotion", plan->slo.availability_min,
+                          100 - j->error_pct[CS_CANARY],
+                          100 - j->error_pct[CS_STABLE]);
+                return;
+            }
+
             cs_reason(d, "HALT: both variants over error_rate_max %g%%: "
                       "canary %.2f%%, stable %.2f%%; an outage, not the "
                       "canary: no rollback, no promotion",
                       plan->slo.error_rate_max, j->error_pct[CS_CANARY],
                       j->error_pct[CS_STABLE]);
+            return;
+        }
+
+        if (j->degraded) {
+            cs_reason(d, "%s: both variants under availability_min %g%%",
+                      cs_status_name(nx->status),
+                      plan->slo.availability_min);
             return;
         }
 
@@ -556,9 +594,21 @@ cs_decide_judged(const cs_plan_t *plan, const cs_split_view_t *view,
         return;
     }
 
+    /*
+     * A violation that cleared before violation_for: no rollback, but the
+     * stage's hold must pass with every check passing, so it starts over.
+     */
+
     if (j->enough && nx->violation_since) {
+        held = cs_elapsed(now, nx->violation_since);
         nx->violation_since = 0;
+        nx->stage_started = now;
         d->dirty = 1;
+
+        cs_reason(d, "violation cleared after %s, every check PASS; the "
+                  "stage's hold starts over",
+                  cs_duration_format(held, a, sizeof(a)));
+        return;
     }
 
     if (nx->status == CS_STATUS_PAUSED) {

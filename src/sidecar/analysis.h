@@ -92,7 +92,9 @@ typedef struct {
     size_t              instances;
     size_t              asked;
     int                 enough;             /* both >= min_requests */
-    int                 outage;             /* both over error_rate_max */
+    int                 outage;             /* both sides failing */
+    int                 degraded;           /* the outage: both under
+                                               availability_min only */
     int                 critical;
     int                 violation;          /* a FAIL or critical */
 } cs_judgement_t;

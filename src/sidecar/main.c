@@ -7,7 +7,8 @@
  * decision as one MULTI/EXEC with its receipt.
  *
  *   canary-sidecar --redis HOST:PORT [--redis-password-file F]
- *                  [--prefix canary:] --split NAME --status URL ...
+ *                  [--redis-db N] [--prefix canary:] --split NAME
+ *                  --status URL ...
  *                  [--plan FILE] [--receipts FILE] [--id NAME]
  *                  [--once] [--dry-run]
  */
@@ -40,6 +41,7 @@
 typedef struct {
     char               *redis;
     char               *password_file;
+    char               *db;
     char               *prefix;
     char               *split;
     char              **status;
@@ -60,6 +62,7 @@ typedef struct {
     unsigned            window;
     int                 curl;
     char                id[128];
+    long                db;
     char                last_error[512];
     int64_t             last_error_at;
     char                holder[128];
@@ -173,6 +176,8 @@ cs_init(cs_sidecar_t *sc, int argc, char **argv)
         rc = 2;
         goto done;
     }
+
+    sc->redis.db = sc->db;
 
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
         fprintf(stderr, "canary-sidecar: cannot initialize libcurl\n");
@@ -288,6 +293,7 @@ cs_options(cs_options_t *opt, int argc, char **argv)
     static const struct option  longopts[] = {
         { "redis",               required_argument, NULL, 'r' },
         { "redis-password-file", required_argument, NULL, 'P' },
+        { "redis-db",            required_argument, NULL, 'd' },
         { "prefix",              required_argument, NULL, 'x' },
         { "split",               required_argument, NULL, 's' },
         { "status",              required_argument, NULL, 'u' },
@@ -311,6 +317,9 @@ cs_options(cs_options_t *opt, int argc, char **argv)
             break;
         case 'P':
             opt->password_file = optarg;
+            break;
+        case 'd':
+            opt->db = optarg;
             break;
         case 'x':
             opt->prefix = optarg;
@@ -377,9 +386,9 @@ cs_usage(FILE *f)
 {
     fprintf(f,
 "usage: canary-sidecar --redis HOST:PORT [--redis-password-file F]\n"
-"                      [--prefix canary:] --split NAME --status URL\n"
-"                      [--status URL ...] [--plan FILE] [--receipts FILE]\n"
-"                      [--id NAME] [--once] [--dry-run]\n"
+"                      [--redis-db N] [--prefix canary:] --split NAME\n"
+"                      --status URL [--status URL ...] [--plan FILE]\n"
+"                      [--receipts FILE] [--id NAME] [--once] [--dry-run]\n"
 "\n"
 "Walks the split's rollout through the plan's stages, comparing canary\n"
 "with stable across every nginx's /canary_status, and rolls back on its\n"
@@ -387,6 +396,7 @@ cs_usage(FILE *f)
 "\n"
 "  --redis HOST:PORT      Redis shared with nginx (or unix:PATH)\n"
 "  --redis-password-file  file whose first line is the Redis password\n"
+"  --redis-db N           Redis database, as canary_redis db= (0)\n"
 "  --prefix P             key prefix, as canary_redis prefix= (canary:)\n"
 "  --split NAME           the canary_split to roll out\n"
 "  --status URL           a canary_status location; once per nginx\n"
@@ -406,7 +416,7 @@ static int
 cs_check_options(cs_sidecar_t *sc, char **password)
 {
     size_t         i, len;
-    char           host[64];
+    char           host[64], *end;
     const char    *s;
     cs_options_t  *opt;
 
@@ -483,6 +493,19 @@ cs_check_options(cs_sidecar_t *sc, char **password)
         host[sizeof(host) - 1] = '\0';
         snprintf(sc->id, sizeof(sc->id), "%.48s:%ld", host,
                  (long) getpid());
+    }
+
+    if (opt->db) {
+        errno = 0;
+        sc->db = strtol(opt->db, &end, 10);
+
+        if (errno || end == opt->db || *end || sc->db < 0
+            || sc->db > 65535)
+        {
+            fprintf(stderr, "canary-sidecar: invalid --redis-db \"%s\": "
+                    "a number, 0 to 65535\n", opt->db);
+            return -1;
+        }
     }
 
     if (opt->password_file) {

@@ -328,6 +328,12 @@ cs_plan_known(cs_plan_ctx_t *ctx, json_t *obj, const char *where,
     const char  *key;
 
     json_object_foreach(obj, key, v) {
+
+        /* JSON has no comments: a field named "//..." is one */
+        if (key[0] == '/' && key[1] == '/') {
+            continue;
+        }
+
         for (i = 0; names[i]; i++) {
             if (strcmp(key, names[i]) == 0) {
                 break;

@@ -184,18 +184,37 @@ cs_redis_connect(cs_redis_t *r)
         return cs_redis_io_error(r, "set timeout");
     }
 
-    if (r->password == NULL) {
+    if (r->password) {
+        reply = redisCommand(r->c, "AUTH %s", r->password);
+
+        if (reply == NULL) {
+            return cs_redis_io_error(r, "AUTH");
+        }
+
+        if (reply->type == REDIS_REPLY_ERROR) {
+            snprintf(r->err, sizeof(r->err), "AUTH: %.200s", reply->str);
+            freeReplyObject(reply);
+            cs_redis_close(r);
+            return -1;
+        }
+
+        freeReplyObject(reply);
+    }
+
+    if (r->db == 0) {
         return 0;
     }
 
-    reply = redisCommand(r->c, "AUTH %s", r->password);
+    /* the database nginx reads: canary_redis db=N, canary-ctl --db N */
+    reply = redisCommand(r->c, "SELECT %ld", r->db);
 
     if (reply == NULL) {
-        return cs_redis_io_error(r, "AUTH");
+        return cs_redis_io_error(r, "SELECT");
     }
 
     if (reply->type == REDIS_REPLY_ERROR) {
-        snprintf(r->err, sizeof(r->err), "AUTH: %.200s", reply->str);
+        snprintf(r->err, sizeof(r->err), "SELECT %ld: %.200s", r->db,
+                 reply->str);
         freeReplyObject(reply);
         cs_redis_close(r);
         return -1;

@@ -60,6 +60,7 @@ typedef struct {
     int                 port;
     char               *unix_path;
     char               *password;
+    long                db;                 /* SELECTed when not 0 */
     long                timeout_ms;
     char               *id;
     char               *key;

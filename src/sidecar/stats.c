@@ -127,6 +127,30 @@ cs_ztest_greater(uint64_t x1, uint64_t n1, uint64_t x2, uint64_t n2,
 
 
 void
+cs_ztest_above(uint64_t x, uint64_t n, double rate, cs_ztest_t *out)
+{
+    double  se;
+
+    out->z = 0;
+    out->p_value = 1;
+
+    if (n == 0 || x > n || !(rate < 1)) {
+        return;
+    }
+
+    if (!(rate > 0)) {
+        out->p_value = x ? 0 : 1;
+        return;
+    }
+
+    se = sqrt(rate * (1 - rate) / (double) n);
+
+    out->z = ((double) x / (double) n - rate) / se;
+    out->p_value = cs_normal_sf(out->z);
+}
+
+
+void
 cs_mwu_greater(const uint64_t *a, const uint64_t *b, size_t nbuckets,
     cs_mwu_t *out)
 {

@@ -70,6 +70,13 @@ void cs_ztest_greater(uint64_t x1, uint64_t n1, uint64_t x2, uint64_t n2,
     cs_ztest_t *out);
 
 /*
+ * One-sample proportion z-test, one-sided: is x/n greater than rate
+ * (0..1)?  With rate 0 any event is evidence (p = 0); with rate 1, or an
+ * empty sample, none (p = 1).
+ */
+void cs_ztest_above(uint64_t x, uint64_t n, double rate, cs_ztest_t *out);
+
+/*
  * Mann-Whitney U on two histograms with the same buckets, one-sided:
  * are values of a stochastically larger than those of b?  Values in the
  * same bucket are ties (mid-ranks); normal approximation with the tie

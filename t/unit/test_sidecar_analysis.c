@@ -275,6 +275,80 @@ START_TEST(test_violation_that_clears_is_forgotten)
     ck_assert_int_eq(d.action, CS_ACT_HOLD);
     ck_assert_int_eq(d.next.violation_since, 0);
     ck_assert_int_eq(d.dirty, 1);
+    ck_assert_msg(strstr(d.reason, "hold starts over") != NULL, "%s",
+                  d.reason);
+    ck_assert_int_eq(d.next.stage_started, T0 + 3 * S);
+}
+END_TEST
+
+
+START_TEST(test_violation_at_the_end_of_the_hold_delays_promotion)
+{
+    cs_metrics_t     m;
+    cs_decision_t    d;
+    cs_rollout_t     ro;
+    cs_split_view_t  view;
+
+    /* stage 1 holds 30m: a violation shorter than violation_for at 29m */
+    cs_state(&ro, &view, 1, CS_STATUS_RUNNING);
+    cs_metrics(&m, 5000, 10, 50, 1000, 50, 50);
+    cs_decide(&plan, &view, &ro, &m, T0 + 29 * 60 * S, &d);
+    ck_assert_int_eq(d.action, CS_ACT_HOLD);
+    ck_assert_int_eq(d.j.violation, 1);
+
+    /* it clears at 29m03s: no rollback, and no promotion at 30m */
+    ro = d.next;
+    cs_healthy(&m);
+    cs_decide(&plan, &view, &ro, &m, T0 + (29 * 60 + 3) * S, &d);
+    ck_assert_int_eq(d.action, CS_ACT_HOLD);
+
+    ro = d.next;
+    cs_decide(&plan, &view, &ro, &m, T0 + 30 * 60 * S, &d);
+    ck_assert_msg(d.action == CS_ACT_HOLD, "promoted %s", d.reason);
+    ck_assert_msg(strstr(d.reason, "hold 57s/30m") != NULL, "%s", d.reason);
+
+    /* a whole clean hold later, it promotes */
+    ro = d.next;
+    cs_decide(&plan, &view, &ro, &m, T0 + (59 * 60 + 3) * S, &d);
+    ck_assert_int_eq(d.action, CS_ACT_PROMOTE);
+}
+END_TEST
+
+
+START_TEST(test_both_under_availability_min_halts)
+{
+    cs_metrics_t     m;
+    cs_decision_t    d;
+    cs_rollout_t     ro;
+    cs_split_view_t  view;
+
+    /* 3% errors on both sides: under error_rate_max 5%, but 97% is far
+     * under availability_min 99.9% on both: a shared problem */
+    cs_metrics(&m, 5000, 150, 50, 1000, 30, 50);
+    cs_state(&ro, &view, 2, CS_STATUS_RUNNING);
+
+    cs_decide(&plan, &view, &ro, &m, T0 + 2 * 60 * 60 * S, &d);
+
+    ck_assert_int_eq(d.j.degraded, 1);
+    ck_assert_int_eq(d.j.outage, 1);
+    ck_assert_int_eq(d.j.violation, 0);
+    ck_assert_int_eq(d.action, CS_ACT_HALT);
+    ck_assert_int_eq(d.set_weight, 0);
+    ck_assert_msg(strstr(d.reason, "under availability_min") != NULL, "%s",
+                  d.reason);
+
+    /* one error each in a healthy window is chance, not a halt */
+    cs_metrics(&m, 5000, 6, 50, 1000, 2, 50);
+    cs_state(&ro, &view, 2, CS_STATUS_RUNNING);
+    cs_decide(&plan, &view, &ro, &m, T0 + 2 * 60 * 60 * S, &d);
+    ck_assert_int_eq(d.j.degraded, 0);
+    ck_assert_int_eq(d.action, CS_ACT_PROMOTE);
+
+    /* the canary worse than a degraded stable: its fault, a violation */
+    cs_metrics(&m, 5000, 150, 50, 1000, 100, 50);
+    cs_decide(&plan, &view, &ro, &m, T0 + 2 * 60 * 60 * S, &d);
+    ck_assert_int_eq(d.j.degraded, 0);
+    ck_assert_int_eq(d.j.violation, 1);
 }
 END_TEST
 
@@ -286,7 +360,9 @@ START_TEST(test_worse_but_not_significant_passes)
     cs_rollout_t     ro;
     cs_split_view_t  view;
 
-    /* 2/100 vs 5/1000: four times stable's rate, but p = 0.036 */
+    /* 2/100 vs 5/1000: four times stable's rate, but p = 0.036 (both
+     * over availability_min 99%: not a shared degradation either) */
+    plan.slo.availability_min = 99;
     cs_metrics(&m, 1000, 5, 50, 100, 2, 50);
     cs_state(&ro, &view, 1, CS_STATUS_RUNNING);
 
@@ -897,6 +973,8 @@ cs_analysis_suite(void)
     tcase_add_test(tc, test_healthy_promotes_after_hold);
     tcase_add_test(tc, test_error_violation_held_then_rollback);
     tcase_add_test(tc, test_violation_that_clears_is_forgotten);
+    tcase_add_test(tc, test_violation_at_the_end_of_the_hold_delays_promotion);
+    tcase_add_test(tc, test_both_under_availability_min_halts);
     tcase_add_test(tc, test_worse_but_not_significant_passes);
     tcase_add_test(tc, test_trickle_neither_promotes_nor_rolls_back);
     tcase_add_test(tc, test_both_failing_halts_not_rollback);

@@ -150,6 +150,29 @@ START_TEST(test_unset_fields_take_defaults)
 END_TEST
 
 
+/* JSON has no comments: fields named "//..." are, at every level */
+
+START_TEST(test_comment_fields_are_ignored)
+{
+    cs_plan_t  plan;
+
+    ck_assert_msg(cs_parse(&plan, "{\"//\": \"a plan\", \"//pins\": 1,"
+                           " \"stages\": [{\"name\": \"a\", \"weight\": 10,"
+                           " \"hold\": \"1m\", \"//\": {\"any\": [1]}}],"
+                           " \"slo\": {\"//min_requests\": \"x\","
+                           " \"min_requests\": 7}}") == 0, "%s", cs_err);
+
+    ck_assert_uint_eq(plan.nstages, 1);
+    ck_assert_uint_eq(plan.slo.min_requests, 7);
+    cs_plan_free(&plan);
+
+    /* one slash is a name like any other */
+    cs_bad("{\"stages\": [" CS_STAGE("a", "5", "\"1s\"") "], \"/x\": 1}",
+           "unknown field \"/x\"", "top level");
+}
+END_TEST
+
+
 START_TEST(test_bad_plans_name_the_problem)
 {
     /* not JSON: jansson's line and column */
@@ -406,6 +429,7 @@ cs_plan_suite(void)
     tcase_add_test(tc, test_default_plan_is_the_governors);
     tcase_add_test(tc, test_full_plan);
     tcase_add_test(tc, test_unset_fields_take_defaults);
+    tcase_add_test(tc, test_comment_fields_are_ignored);
     tcase_add_test(tc, test_bad_plans_name_the_problem);
     tcase_add_test(tc, test_plan_file);
     tcase_add_test(tc, test_example_plans);
