@@ -22,6 +22,8 @@ typedef enum {
 } ngx_http_canary_format_e;
 
 
+static ngx_uint_t ngx_http_canary_status_has_split(
+    ngx_http_canary_main_conf_t *cmcf, ngx_str_t *name);
 static ngx_int_t ngx_http_canary_status_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_canary_status_format(ngx_http_request_t *r,
     ngx_http_canary_format_e *format, ngx_str_t *value);
@@ -85,20 +87,6 @@ ngx_http_canary_status_handler(ngx_http_request_t *r)
                    "unknown format \"%V\": json, prometheus or html", &value);
     }
 
-    if (format == NGX_HTTP_CANARY_FORMAT_HTML) {
-        b = ngx_calloc_buf(r->pool);
-        if (b == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        b->start = b->pos = (u_char *) ngx_http_canary_dashboard;
-        b->end = b->last = b->pos + sizeof(ngx_http_canary_dashboard) - 1;
-        b->memory = 1;
-
-        return ngx_http_canary_status_send(r, NGX_HTTP_OK,
-                                           &ngx_http_canary_types[format], b);
-    }
-
     n = NGX_HTTP_CANARY_WINDOW_MAX;
 
     if (ngx_http_arg(r, (u_char *) "window", 6, &window) == NGX_OK) {
@@ -115,6 +103,28 @@ ngx_http_canary_status_handler(ngx_http_request_t *r)
     }
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_canary_module);
+
+    /* the dashboard asks for the JSON with the same arguments: refuse
+     * them here too, not with a page that can never load */
+
+    if (format == NGX_HTTP_CANARY_FORMAT_HTML) {
+        if (split.len && !ngx_http_canary_status_has_split(cmcf, &split)) {
+            return ngx_http_canary_status_bad(r, "unknown split \"%V\"",
+                                              &split);
+        }
+
+        b = ngx_calloc_buf(r->pool);
+        if (b == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        b->start = b->pos = (u_char *) ngx_http_canary_dashboard;
+        b->end = b->last = b->pos + sizeof(ngx_http_canary_dashboard) - 1;
+        b->memory = 1;
+
+        return ngx_http_canary_status_send(r, NGX_HTTP_OK,
+                                           &ngx_http_canary_types[format], b);
+    }
 
     if (cmcf->shm_zone == NULL) {
         return ngx_http_canary_status_bad(r, "no canary_zone configured",
@@ -246,6 +256,27 @@ ngx_http_canary_status_render(ngx_http_request_t *r,
     }
 
     return NGX_ERROR;
+}
+
+
+static ngx_uint_t
+ngx_http_canary_status_has_split(ngx_http_canary_main_conf_t *cmcf,
+    ngx_str_t *name)
+{
+    ngx_uint_t                 i;
+    ngx_http_canary_split_t  **splitp;
+
+    splitp = cmcf->splits.elts;
+
+    for (i = 0; i < cmcf->splits.nelts; i++) {
+        if (splitp[i]->name.len == name->len
+            && ngx_strncmp(splitp[i]->name.data, name->data, name->len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 

@@ -75,12 +75,22 @@ is(decode_json($r->{content})->{splits}{api}{variants}{stable}{window}
    {seconds} <= 5 ? 1 : 0, 1, '?window=5 is at most 5 seconds');
 
 for my $bad ('format=xml', 'split=nope', 'window=0', 'window=61',
-             'window=abc', 'format=' . ('x' x 5000))
+             'window=abc', 'format=' . ('x' x 5000),
+             'format=html&split=nope', 'format=html&window=0',
+             'format=prometheus&split=nope')
 {
     $r = $t->get($port, "/canary_status?$bad");
     is($r->{status}, 400, "?" . substr($bad, 0, 20) . ": 400");
     like($r->{content}, qr/^[^\n]{1,200}\n\z/, 'with a one-line reason');
 }
+
+# a browser asks for text/html: the same checks
+$r = $t->get($port, '/canary_status?split=nope',
+             { Accept => 'text/html,application/xhtml+xml,*/*;q=0.8' });
+is($r->{status}, 400, 'the dashboard of an unknown split: 400');
+
+$r = $t->get($port, '/canary_status?format=html&split=api');
+is($r->{status}, 200, 'the dashboard of a split that exists: 200');
 
 $r = $t->request('POST', $port, '/canary_status', {}, content => 'x');
 is($r->{status}, 405, 'POST is not allowed');
