@@ -80,7 +80,10 @@ note(sprintf "canary p50 %.3f p95 %.3f p99 %.3f ms over %d; "
 ok($c->{requests} > 100 && $s->{requests} > 100, 'both sides had traffic');
 
 # nginx times requests in whole milliseconds: 50 ms of sleep is 50 or 51,
-# a few more on a busy machine; the bucket midpoint is within 3.2%
+# a few more on a busy machine (seen here: p99 52.2 to 54.3 ms, 8
+# clients); the bucket midpoint is within 3.2%.  p99 may take the
+# slowest 2 of 200 requests: up to 6 ms of scheduling on a loaded CI
+# machine is allowed there, no more.
 for my $h ([ 'request time', $c->{latency} ],
            [ 'upstream time', $c->{upstream_latency} ],
            [ 'window', $c->{window} ])
@@ -88,8 +91,10 @@ for my $h ([ 'request time', $c->{latency} ],
     my ($what, $l) = @$h;
     cmp_ok($l->{p50_ms}, '>=', 50 * 0.968, "canary $what p50 >= 48.4 ms");
     cmp_ok($l->{p50_ms}, '<=', 52 * 1.032, "canary $what p50 <= 53.7 ms");
+    cmp_ok($l->{p95_ms}, '>=', 50 * 0.968, "canary $what p95 >= 48.4 ms");
+    cmp_ok($l->{p95_ms}, '<=', 54 * 1.032, "canary $what p95 <= 55.7 ms");
     cmp_ok($l->{p99_ms}, '>=', 50 * 0.968, "canary $what p99 >= 48.4 ms");
-    cmp_ok($l->{p99_ms}, '<', 80, "canary $what p99 < 80 ms");
+    cmp_ok($l->{p99_ms}, '<=', 58 * 1.032, "canary $what p99 <= 59.9 ms");
 }
 
 cmp_ok($s->{latency}{p99_ms}, '<', 10, 'stable p99 stays near zero');
