@@ -194,6 +194,9 @@ ngx_http_canary_guard_split(ngx_http_canary_split_t *split, time_t now)
     shs->guard_generation = NGX_HTTP_CANARY_GENERATION_PENDING;
     shs->guard_reported = 0;
     shs->guard_since = (ngx_atomic_uint_t) now;
+    shs->guard_window[NGX_HTTP_CANARY_STABLE] = sw;
+    shs->guard_window[NGX_HTTP_CANARY_CANARY] = cw;
+    shs->guard_seen = 1;
     shs->guard_reason_len = 0;
     ngx_memory_barrier();
     ngx_memcpy(shs->guard_reason, why, len);

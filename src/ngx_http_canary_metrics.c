@@ -431,6 +431,14 @@ ngx_http_canary_report_split(ngx_http_canary_split_t *split,
     sr->guard.configured = split->has_guard;
     sr->guard.tripped = shs->guard_tripped ? 1 : 0;
     sr->guard.since = (time_t) shs->guard_since;
+    sr->guard.limits = split->guard;
+    sr->guard.seen = sr->guard.tripped && shs->guard_seen;
+
+    if (sr->guard.seen) {
+        sr->guard.window[0] = shs->guard_window[0];
+        sr->guard.window[1] = shs->guard_window[1];
+    }
+
     (void) ngx_http_canary_report_text((u_char *) sr->guard.reason,
                                        sizeof(sr->guard.reason) - 1,
                                        shs->guard_reason,

@@ -34,7 +34,7 @@
 #define NGX_HTTP_CANARY_WINDOW_MAX      60
 
 /* bump when the layout of the shared zone changes */
-#define NGX_HTTP_CANARY_ZONE_LAYOUT     3
+#define NGX_HTTP_CANARY_ZONE_LAYOUT     4
 
 #define NGX_HTTP_CANARY_ERROR_LEN       128
 #define NGX_HTTP_CANARY_REASON_LEN      192
@@ -154,6 +154,9 @@ typedef struct {
     ngx_atomic_t                 guard_armed_at;  /* windows start here */
     u_char                       guard_reason[NGX_HTTP_CANARY_REASON_LEN];
     ngx_atomic_t                 guard_reason_len;
+    /* the windows it tripped on: stable, canary (none when followed) */
+    ngx_atomic_t                 guard_seen;
+    ngx_http_canary_guard_window_t  guard_window[NGX_HTTP_CANARY_VARIANTS];
 
     ngx_uint_t                   ncohorts;
     ngx_http_canary_shm_cohort_t cohorts[NGX_HTTP_CANARY_COHORTS_MAX];

@@ -22,6 +22,8 @@ static void ngx_http_canary_json_counts(ngx_http_canary_out_t *out,
     const uint64_t *counts);
 static void ngx_http_canary_json_quantiles(ngx_http_canary_out_t *out,
     const ngx_http_canary_hist_t *h);
+static void ngx_http_canary_json_guard(ngx_http_canary_out_t *out,
+    const ngx_http_canary_guard_report_t *g);
 static void ngx_http_canary_json_weight(ngx_http_canary_out_t *out,
     uint32_t weight);
 
@@ -158,6 +160,8 @@ ngx_http_canary_json_split(ngx_http_canary_out_t *out,
                                     s->guard.reason,
                                     strlen(s->guard.reason));
 
+    ngx_http_canary_json_guard(out, &s->guard);
+
     ngx_http_canary_out_printf(out, "},\"variants\":{");
 
     for (i = 0; i < 2; i++) {
@@ -276,6 +280,83 @@ ngx_http_canary_json_quantiles(ngx_http_canary_out_t *out,
         ngx_http_canary_hist_quantile(h->counts, 0.50) / 1000,
         ngx_http_canary_hist_quantile(h->counts, 0.95) / 1000,
         ngx_http_canary_hist_quantile(h->counts, 0.99) / 1000);
+}
+
+
+/*
+ * The guard's limits (null: no such limit) and, when it tripped here, the
+ * windows it tripped on; null when it did not, or followed another
+ * nginx's trip from Redis.
+ */
+
+static void
+ngx_http_canary_json_guard(ngx_http_canary_out_t *out,
+    const ngx_http_canary_guard_report_t *g)
+{
+    size_t                                 i;
+    const ngx_http_canary_guard_limits_t  *l;
+    const ngx_http_canary_guard_window_t  *w;
+
+    l = &g->limits;
+
+    if (!g->configured) {
+        ngx_http_canary_out_printf(out, ",\"limits\":null");
+
+    } else {
+        ngx_http_canary_out_printf(out, ",\"limits\":{\"error_rate\":");
+
+        if (l->error_rate) {
+            ngx_http_canary_json_weight(out, l->error_rate);
+
+        } else {
+            ngx_http_canary_out_printf(out, "null");
+        }
+
+        ngx_http_canary_out_printf(out, l->upstream_errors
+                                   ? ",\"upstream_errors\":%llu"
+                                   : ",\"upstream_errors\":null",
+                                   (unsigned long long) l->upstream_errors);
+
+        if (l->latency_p99_us) {
+            ngx_http_canary_out_printf(out, ",\"latency_p99_ms\":%.3f",
+                                       (double) l->latency_p99_us / 1000);
+
+        } else {
+            ngx_http_canary_out_printf(out, ",\"latency_p99_ms\":null");
+        }
+
+        ngx_http_canary_out_printf(out, ",\"min_requests\":%llu,"
+                                   "\"window_seconds\":%u}",
+                                   (unsigned long long) l->min_requests,
+                                   l->window);
+    }
+
+    if (!g->seen) {
+        ngx_http_canary_out_printf(out, ",\"windows\":null");
+        return;
+    }
+
+    ngx_http_canary_out_printf(out, ",\"windows\":{");
+
+    for (i = 0; i < 2; i++) {
+        w = &g->window[i];
+
+        ngx_http_canary_out_printf(out, "%s\"%s\":{\"requests\":%llu,"
+                                   "\"errors\":%llu,\"upstream_errors\":%llu,"
+                                   "\"error_rate\":%.2f,\"p99_ms\":%.3f}",
+                                   i ? "," : "",
+                                   ngx_http_canary_json_variants[i],
+                                   (unsigned long long) w->requests,
+                                   (unsigned long long) w->errors,
+                                   (unsigned long long) w->upstream_errors,
+                                   w->requests
+                                   ? 100.0 * (double) w->errors
+                                     / (double) w->requests
+                                   : 0.0,
+                                   (double) w->p99_us / 1000);
+    }
+
+    ngx_http_canary_out_printf(out, "}");
 }
 
 

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "ngx_http_canary_guard_rule.h"
 #include "ngx_http_canary_histogram.h"
 
 
@@ -64,6 +65,9 @@ typedef struct {
     int                               configured;
     time_t                            since;
     char                              reason[256];
+    ngx_http_canary_guard_limits_t    limits;
+    int                               seen;       /* window[] is set */
+    ngx_http_canary_guard_window_t    window[2];  /* stable, canary */
 } ngx_http_canary_guard_report_t;
 
 

@@ -397,6 +397,7 @@ ngx_http_canary_sync_follow_trip(ngx_http_canary_sync_t *sync,
     }
 
     /* in Redis already: not written again */
+    shs->guard_seen = 0;
     shs->guard_generation = (ngx_atomic_uint_t) u->generation;
     shs->guard_reported = 1;
     shs->guard_since = (ngx_atomic_uint_t) ngx_time();

@@ -129,6 +129,23 @@ is $st->{guard}{tripped}, JSON::PP::true, 'status: guard tripped';
 cmp_ok $st->{guard}{since}, '>=', int($t_fault), 'status: since the fault';
 like $st->{guard}{reason}, qr/^error_rate \d+(\.\d+)?% > 10\.00%/,
     "status: reason \"$st->{guard}{reason}\"";
+is_deeply $st->{guard}{limits}, { error_rate => 10, upstream_errors => undef,
+                                  latency_p99_ms => undef, min_requests => 20,
+                                  window_seconds => 10 },
+    'status: the limits, for machines';
+
+my $w = $st->{guard}{windows} // {};
+cmp_ok $w->{canary}{requests} // 0, '>=', 20,
+    "status: the canary window it tripped on, $w->{canary}{requests} requests";
+cmp_ok $w->{canary}{error_rate} // 0, '>', 10,
+    "with an error rate of $w->{canary}{error_rate}%";
+is $w->{canary}{errors}, int($w->{canary}{requests} * $w->{canary}{error_rate}
+                             / 100 + 0.5),
+    'errors and rate agree';
+is $w->{stable}{errors}, 0, 'stable: no errors in that window';
+like $st->{guard}{reason}, qr/, \Q$w->{canary}{requests}\E canary requests$/,
+    'the reason tells the same story';
+
 like prometheus(), qr/^canary_guard_tripped\{split="app"\} 1$/m,
     'Prometheus: canary_guard_tripped{split="app"} 1';
 
