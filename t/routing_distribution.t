@@ -4,10 +4,10 @@
 #
 # The share is counted over 100,000 tenants with the harness's own
 # implementation of the public bucket formula (MurmurHash2 of salt ":" key,
-# bucket = hash * 10000 / 2^32, canary when bucket < W * 100).  Then a
-# sample of tenants goes through nginx, which must put every one of them on
-# exactly the side, and report exactly the $canary_bucket, that the formula
-# predicts: so the 100,000 count is what nginx does.
+# bucket = hash * 10000 / 2^32, canary when bucket < W * 100).  Then the
+# tenants go through nginx (all 100,000 at 5 and 0.5, a sample at 0 and
+# 100), which must put every one of them on exactly the side, and report
+# exactly the $canary_bucket, that the formula predicts.
 
 use strict;
 use warnings;
@@ -124,9 +124,15 @@ for my $limit (500, 50) {
 my %u;
 @sample = grep { !$u{$_}++ } @sample;
 
+my @everyone = 0 .. $N - 1;
+
 for my $w (sort { $a <=> $b } keys %loc) {
     my $path = "/$loc{$w}";
     my $limit = int($w * 100 + 0.5);
+
+    # at 5 and 0.5 all 100,000 tenants go through nginx; 0 and 100 are
+    # exact by construction, a sample shows it
+    my @sample = ($w == 5 || $w == 0.5) ? @everyone : @sample;
 
     my @reqs = map { { path => $path,
                        headers => ['X-Tenant-Id' => $tenants[$_]] } }
@@ -156,8 +162,18 @@ for my $w (sort { $a <=> $b } keys %loc) {
                    && defined $d->{bucket} && $d->{bucket} eq $buckets[$i];
     }
 
+    if (@sample == $N) {
+        my $pct = 100 * ($canary || 0) / $N;
+        my ($lo, $hi) = @{$share{$w}};
+        my $nginx = grep { $_->{side} eq 'canary' } @$res;
+
+        ok($nginx == ($canary || 0) && $pct >= $lo && $pct <= $hi,
+           "weight $w through nginx: $nginx of $N distinct tenants on "
+           . "canary ($pct%), within $lo..$hi%");
+    }
+
     is(scalar @wrong, 0,
-       "weight $w through nginx: all " . @sample . " sampled tenants "
+       "weight $w through nginx: all " . @sample . " tenants "
        . "(" . ($canary || 0) . " of them canary) went to the side and had "
        . "the \$canary_bucket the formula predicts")
         or diag(join "\n", @wrong[0 .. ($#wrong < 9 ? $#wrong : 9)]);
