@@ -18,7 +18,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 
 use HTTP::Tiny;
-use POSIX qw(_exit WNOHANG);
+use POSIX qw(WNOHANG);
 use Test::More;
 use Time::HiRes qw(sleep time);
 use CanaryTest;
@@ -57,29 +57,14 @@ EOF
 
 $t->start;
 
-my $lua = $t->prefix . '/tenants.lua';
-{
-    open my $fh, '>', $lua or die "$lua: $!";
-    print $fh <<'EOF';
+my ($wrk, $wrk_out) = $t->start_wrk(<<'EOF', '-t2', '-c200', "-d${SECONDS}s",
 local n = 0
 function request()
     n = n + 1
     return wrk.format("GET", "/", { ["X-Tenant-Id"] = "t" .. (n % 5000) })
 end
 EOF
-    close $fh;
-}
-
-my $wrk_out = $t->prefix . '/wrk.out';
-my $wrk = fork // die "fork: $!";
-
-if ($wrk == 0) {
-    open STDIN, '<', '/dev/null';
-    open STDOUT, '>', $wrk_out;
-    open STDERR, '>&', \*STDOUT;
-    exec 'wrk', '-t2', '-c200', "-d${SECONDS}s", '-s', $lua,
-         "http://127.0.0.1:$port/" or _exit(127);
-}
+                                     "http://127.0.0.1:$port/");
 
 my $http = HTTP::Tiny->new(keep_alive => 1, timeout => 5);
 my ($scrapes, $failed, $bad, @first) = (0, 0, 0);

@@ -56,7 +56,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 
 use JSON::PP;
-use POSIX qw(_exit WNOHANG);
+use POSIX qw(WNOHANG);
 use Test::More;
 use Time::HiRes qw(sleep time);
 use CanaryTest;
@@ -370,25 +370,9 @@ function done(summary, latency, requests)
 end
 EOF
 
-my $lua = $t->prefix . '/soak.lua';
-{
-    open my $fh, '>', $lua or die "$lua: $!";
-    print $fh $LUA;
-    close $fh;
-}
-
-my $wrk_out = $t->prefix . '/wrk.out';
-my $wrk = fork // die "fork: $!";
-
-if ($wrk == 0) {
-    open STDIN, '<', '/dev/null';
-    open STDOUT, '>', $wrk_out;
-    open STDERR, '>&', \*STDOUT;
-    exec 'sh', '-c', 'ulimit -n 20000 2>/dev/null || ulimit -n 8192; '
-         . 'exec "$@"', 'sh', 'wrk', '-t2', "-c$CONNS", "-d${SECONDS}s",
-         '--timeout', "${TIMEOUT}s", '-s', $lua, "http://127.0.0.1:$port/"
-        or _exit(127);
-}
+my ($wrk, $wrk_out) = $t->start_wrk($LUA, '-t2', "-c$CONNS",
+                                     "-d${SECONDS}s", '--timeout',
+                                     "${TIMEOUT}s", "http://127.0.0.1:$port/");
 
 my $t0 = time;
 my (%next, @reload_secs, @reload_errors, $restarted, @weights);
