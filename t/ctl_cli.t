@@ -5,12 +5,14 @@
 #
 # Every subcommand writes what it says into the split's hash, raises the
 # generation by exactly one, appends one receipt (valid JSON, even with
-# quotes, backslashes and control characters in a reason) and PUBLISHes
-# the operation.  "receipts" and "status" read it back.  --help works on
-# every subcommand.  Bad arguments exit 2 before any connection to Redis
-# (its keys, their DUMPs and its connection counter are unchanged), and
-# an unreachable Redis makes every subcommand exit non-zero with a clear
-# message.
+# quotes, backslashes, newlines, control characters and bytes that are
+# not UTF-8 in a reason) and PUBLISHes the operation.  Every change takes
+# --reason TEXT into its receipt; without one the receipt has the fields
+# it always had.  "receipts" and "status" read it back.  --help works on
+# every subcommand.  Bad arguments (bad global options too) print a usage
+# line and exit 2 before any connection to Redis (its keys, their DUMPs
+# and its connection counter are unchanged), and an unreachable Redis
+# makes every subcommand exit non-zero with a clear message.
 
 use strict;
 use warnings;
@@ -35,6 +37,16 @@ my $dead = '127.0.0.1:' . $t->port('nothing');
 
 my @COMMANDS = qw(status set-weight enable disable pause resume rollback
                   pin unpin receipts);
+my %CHANGES = map { $_ => 1 } qw(set-weight enable disable pause resume
+                                 rollback pin unpin);
+
+# an argument as a test name shows it: short, one line, printable
+sub label {
+    return join ' ', map {
+        my $s = $_ =~ s/([^\x20-\x7e])/sprintf('\\x%02x', ord $1)/ger;
+        length $s > 20 ? substr($s, 0, 17) . '...' : length $s ? $s : "''"
+    } @_;
+}
 
 # runs canary-ctl with CANARY_REDIS pointing at our Redis, so that an
 # argument check that fails to stop it would show in Redis
@@ -127,7 +139,23 @@ sub published {
             like $out, qr/^usage: canary-ctl \Q$cmd\E\b.*\n\n\S/s,
                 "canary-ctl $cmd $h: usage line and description";
         }
+
+        ($rc, $out) = ctl([$cmd, '--help']);
+        my ($line) = $out =~ /^(usage: .*)$/m;
+        if ($CHANGES{$cmd}) {
+            like $line, qr/ \[?--reason TEXT\]?( |$)/,
+                "the usage of $cmd shows --reason TEXT";
+            like $out, qr/--reason TEXT.*receipt/s,
+                "--help of $cmd says the reason goes into the receipt";
+        } else {
+            unlike $line, qr/--reason/, "$cmd takes no --reason";
+        }
     }
+
+    ($rc, $out) = ctl(['--help']);
+    like $out, qr/^  set-weight SPLIT PCT \[R\]/m,
+        'canary-ctl --help: set-weight takes a reason';
+    like $out, qr/^R is \[--reason TEXT\]/m, 'and says what R is';
 
     ($rc, $out) = ctl(['set-weight', 'app', 'abc', '--help']);
     is $rc, 0, '--help wins over bad arguments';
@@ -144,9 +172,26 @@ ok r('PUBSUB', 'NUMSUB', $KEY) =~ /\n1$/, 'a SUBSCRIBE client listens';
 my $reason = qq{p99 "spike" at 10:02 \\ see C:\\logs\ttab\r\x01 caf\x{e9}};
 utf8::encode(my $reason_bytes = $reason);
 
+# a reason over several lines, with quotes, a DEL and the euro sign
+my $lines = qq{line one\n"line" two\r\n\tthree \\"\x7f\x{20ac}\n};
+utf8::encode(my $lines_bytes = $lines);
+
+# bytes that are not UTF-8 (a lone byte, a cut sequence, an encoded
+# surrogate, beyond U+10FFFF, overlong): each byte becomes \u00XX
+my $not_utf8 = "bad \xff \xc3( \xed\xa0\x80 \xf4\x90\x80\x80 \xc0\xaf \xe2\x82";
+(my $not_utf8_read = $not_utf8) =~ s/([\x80-\xff])/chr ord $1/ge;
+
+# args, operation, fields in the hash, the receipt's entries beyond
+# those of every receipt (receipt_id ... previous): exactly these
 my @writes = (
     [ ['set-weight', 'app', '12.5'], 'weight_set',
       { weight => '12.5' }, { weight => '12.5' } ],
+    [ ['set-weight', 'app', '20', '--reason', $lines_bytes], 'weight_set',
+      { weight => '20' }, { weight => '20', reason => $lines } ],
+    [ ['set-weight', 'app', '--reason=before the weight', '30'], 'weight_set',
+      { weight => '30' }, { weight => '30', reason => 'before the weight' } ],
+    [ ['set-weight', 'app', '40', '--reason', $not_utf8], 'weight_set',
+      { weight => '40' }, { weight => '40', reason => $not_utf8_read } ],
     [ ['set-weight', 'app', '100'], 'weight_set',
       { weight => '100' }, { weight => '100' } ],
     [ ['set-weight', 'app', '0.05'], 'weight_set',
@@ -155,30 +200,46 @@ my @writes = (
       { enabled => 0 } ],
     [ ['enable', 'app'], 'split_enabled', { enabled => 1 },
       { enabled => 1 } ],
+    [ ['disable', 'app', '--reason', $reason_bytes], 'split_disabled',
+      { enabled => 0 }, { enabled => 0, reason => $reason } ],
+    [ ['enable', 'app', '--reason=' . $lines_bytes], 'split_enabled',
+      { enabled => 1 }, { enabled => 1, reason => $lines } ],
     [ ['pause', 'app'], 'rollout_paused', { state => 'paused' },
       { state => 'paused' } ],
     [ ['resume', 'app'], 'rollout_resumed', { state => 'running' },
       { state => 'running' } ],
+    [ ['pause', 'app', '--reason', 'hold: "p99"'], 'rollout_paused',
+      { state => 'paused' }, { state => 'paused', reason => 'hold: "p99"' } ],
+    [ ['resume', 'app', '--reason', "ok\n"], 'rollout_resumed',
+      { state => 'running' }, { state => 'running', reason => "ok\n" } ],
     [ ['rollback', 'app', '--reason', $reason_bytes], 'rollback_executed',
       { weight => 0, state => 'rolled_back' },
-      { reason => $reason, trigger => 'manual' } ],
+      { reason => $reason, trigger => 'manual', weight => '0' } ],
     [ ['pin', 'app', 'canary', 't1', 't two', 'q"uote'], 'tenants_pinned',
       {}, { side => 'canary', tenants => ['t1', 't two', 'q"uote'] } ],
     [ ['pin', 'app', 'stable', 't1'], 'tenants_pinned', {},
       { side => 'stable', tenants => ['t1'] } ],
     [ ['unpin', 'app', 't1', 't two', 'q"uote'], 'tenants_unpinned', {},
       { tenants => ['t1', 't two', 'q"uote'] } ],
+    # after the side (pin) or the reason (unpin) every argument is a
+    # tenant, even one that looks like --reason
+    [ ['pin', 'app', '--reason', $lines_bytes, 'canary', '--reason', 'x'],
+      'tenants_pinned', {},
+      { side => 'canary', tenants => ['--reason', 'x'], reason => $lines } ],
+    [ ['unpin', 'app', '--reason=done', '--reason', 'x'], 'tenants_unpinned',
+      {}, { tenants => ['--reason', 'x'], reason => 'done' } ],
     [ ['set-weight', 'app', '5'], 'weight_set', { weight => 5 },
       { weight => '5' } ],
 );
+
+my @EVERY = qw(receipt_id timestamp operation split generation by previous);
 
 my $gen = 0;
 my @ops;
 
 for my $w (@writes) {
     my ($args, $op, $fields, $in_receipt) = @$w;
-    my $what = join ' ', map { length > 20 ? substr($_, 0, 17) . '...' : $_ }
-                         @$args;
+    my $what = label(@$args);
 
     my $before = hash();
     my ($rc, $out, $err) = ctl($args);
@@ -212,6 +273,8 @@ for my $w (@writes) {
             'receipt: the previous weight and enabled';
         is_deeply $r->{$_}, $in_receipt->{$_}, "receipt: $_"
             for sort keys %$in_receipt;
+        is_deeply [ sort keys %$r ], [ sort @EVERY, keys %$in_receipt ],
+            'receipt: these entries and no other (no reason unless given)';
     };
 }
 
@@ -303,14 +366,29 @@ sub connections {
                                                                      : -1;
 }
 
+# bad global options: the message and the main usage line
+my @bad_global = (
+    ['--frob', 'status', 'app'],
+    ['--bogus'],
+    ['-x', 'status', 'app'],
+    ['--redis'],
+    ['--redis', 'nocolon', 'status', 'app'],
+    ['--redis', 'nohost', 'set-weight', 'app', '5'],
+    ['--redis=', 'status', 'app'],
+    ['--db'],
+    ['--db', 'abc', 'status', 'app'],
+    ['--db', 'x', 'disable', 'app'],
+    ['--db=', 'status', 'app'],
+    ['--db', '-1', 'status', 'app'],
+    ['--prefix'],
+    ['--password-file'],
+    ['--password-file', '/nonexistent/pw', 'status', 'app'],
+);
+
 my @bad = (
     [],
     ['frobnicate', 'app'],
-    ['--frob', 'status', 'app'],
-    ['--redis'],
-    ['--redis', 'nocolon', 'status', 'app'],
-    ['--db', 'abc', 'status', 'app'],
-    ['--password-file', '/nonexistent/pw', 'status', 'app'],
+    @bad_global,
     ['status'],
     ['status', 'a b'],
     ['status', 'app', 'extra'],
@@ -334,6 +412,23 @@ my @bad = (
     ['rollback', 'app', '--reason', ''],
     ['rollback', 'app', '--bogus', 'x'],
     ['rollback', 'app', 'because'],
+    ['rollback', 'app', '--reason='],
+    ['rollback', 'app', '--reason', 'x', 'because'],
+    ['set-weight', 'app', '5', '--reason'],
+    ['set-weight', 'app', '5', '--reason', ''],
+    ['set-weight', 'app', '5', '--reason='],
+    ['set-weight', 'app', '--reason', 'x'],
+    ['set-weight', 'app', '5', '--reason', 'x', 'extra'],
+    ['set-weight', 'app', '101', '--reason', 'x'],
+    ['set-weight', '--reason', 'x', 'app', '5'],
+    ['enable', 'app', '--reason'],
+    ['enable', 'app', '--reason', 'x', 'extra'],
+    ['disable', 'app', '--reason', ''],
+    ['disable', '--reason', 'x'],
+    ['pause', 'app', '--reason='],
+    ['pause', 'app', 'x', '--reason', 'y'],
+    ['resume', 'app', '--reason'],
+    ['resume', 'a b', '--reason', 'x'],
     ['pin'],
     ['pin', 'app'],
     ['pin', 'app', 'canary'],
@@ -341,8 +436,24 @@ my @bad = (
     ['pin', 'app', 'canary', 'x' x 257],
     ['pin', 'app', 'canary', ''],
     ['pin', 'app', 'canary', 'ok', ''],
+    ['pin', 'app', '--reason'],
+    ['pin', 'app', '--reason', 'x'],
+    ['pin', 'app', '--reason', 'x', 'canary'],
+    ['pin', 'app', '--reason', '', 'canary', 't1'],
+    ['pin', 'app', '--reason=', 'canary', 't1'],
+    ['pin', 'app', '--reason', 'x', 'sideways', 't1'],
+    ['pin', 'app', '--reason', 'x', 'canary', ''],
     ['unpin', 'app'],
     ['unpin'],
+    ['unpin', 'app', ''],
+    ['unpin', 'app', 'x' x 257],
+    ['unpin', 'app', 'ok', ''],
+    ['unpin', 'app', '--reason'],
+    ['unpin', 'app', '--reason', 'x'],
+    ['unpin', 'app', '--reason=x'],
+    ['unpin', 'app', '--reason', '', 't1'],
+    ['unpin', 'app', '--reason', 'x', ''],
+    ['unpin', 'app', '--reason', 'x', 'x' x 257],
     ['receipts'],
     ['receipts', 'app', '0'],
     ['receipts', 'app', 'abc'],
@@ -355,22 +466,48 @@ my @bad = (
     my $snap = snapshot();
     my $conns = connections();
 
+    my %global = map { ("$_" => 1) } @bad_global;
+
     for my $args (@bad) {
-        my $what = join ' ', map { my $s = $_ =~ s/\n/\\n/gr;
-                                   length $s > 20 ? substr($s, 0, 17) . '...'
-                                   : length $s ? $s : "''" } @$args;
+        my $what = label(@$args);
 
         my ($rc, $out, $err) = ctl($args);
 
         subtest "canary-ctl $what" => sub {
             is $rc, 2, 'exits 2';
-            like $err, qr/canary-ctl|usage/, 'says why on stderr';
+            like $err, qr/^canary-ctl: \S/m, 'says why on stderr' if @$args;
+            like $err, qr/^usage: canary-ctl /m, 'and prints a usage line';
+            like $err, qr/^usage: canary-ctl \[--redis /m,
+                'the main one, for a bad global option' if $global{"$args"};
+            is $out, '', 'nothing on stdout';
         };
     }
 
     is connections(), $conns + 1,
         'none of the ' . scalar(@bad) . ' bad invocations connected to Redis';
     is snapshot(), $snap, 'every key and its DUMP unchanged';
+}
+
+# unpin refuses the tenants pin refuses before it connects: against an
+# address nothing listens on, trying would exit 1 ("cannot reach Redis")
+for my $args (['unpin', 'app', ''], ['unpin', 'app', 't1', ''],
+              ['unpin', 'app', 'x' x 257],
+              ['unpin', 'app', '--reason', 'x', ''])
+{
+    my $what = label(@$args);
+
+    for my $addr ($dead, '127.0.0.1:1') {
+        my ($rc, $out, $err) = ctl($args, CANARY_REDIS => $addr);
+
+        subtest "canary-ctl $what, Redis at $addr" => sub {
+            is $rc, 2, 'exits 2, as pin does';
+            like $err, qr/^canary-ctl: tenant of \d+ bytes$/m, 'says why';
+            like $err, qr/^usage: canary-ctl unpin SPLIT /m,
+                'with the usage line of unpin';
+            unlike $err, qr/cannot reach|Could not connect/,
+                'and never tried to connect';
+        };
+    }
 }
 
 # ---- Redis unreachable -------------------------------------------------------
@@ -430,6 +567,8 @@ for my $args (@calls) {
 
     my @cmds = (
         ['set-weight', 'app', '6'],
+        ['set-weight', 'app', '6', '--reason', "spy \"q\"\n"],
+        ['disable', 'app', '--reason=spy'],
         ['disable', 'app'],
         ['enable', 'app'],
         ['pause', 'app'],
@@ -437,6 +576,8 @@ for my $args (@calls) {
         ['rollback', 'app', '--reason', 'spy'],
         ['pin', 'app', 'canary', 'spy1', 'spy2'],
         ['unpin', 'app', 'spy1', 'spy2'],
+        ['pin', 'app', '--reason', 'spy', 'canary', 'spy3'],
+        ['unpin', 'app', '--reason', 'spy', 'spy3'],
         ['status', 'app'],
         ['receipts', 'app', '2'],
     );
@@ -458,13 +599,31 @@ for my $args (@calls) {
     my $h = hash();
     like $h->{updated_by}, qr/^canary-ctl:\S+/,
         'without USER, updated_by still names the user';
+
+    # refused arguments run no program at all, redis-cli least of all
+    for my $args (['unpin', 'app', ''], ['--db', 'x', 'status', 'app'],
+                  ['--bogus', 'status', 'app'],
+                  ['set-weight', 'app', '5', '--reason', ''])
+    {
+        unlink $log;
+
+        my ($rc) = ctl($args, PATH => "$bin:$ENV{PATH}");
+        my @ran;
+        if (open my $fh, '<', $log) {
+            @ran = map { chomp; $_ } <$fh>;
+        }
+
+        is $rc, 2, 'canary-ctl ' . label(@$args) . ' (PATH with spies)';
+        is_deeply \@ran, [], 'canary-ctl ' . label(@$args) . ' runs nothing';
+    }
 }
 
 # ---- arguments reach Redis byte for byte -------------------------------------
 
 {
     my @odd = ('--', '-x', 'a b', qq{q"uote}, 'back\\slash', "tab\there",
-               "cr\rhere", "new\nline", "caf\xc3\xa9", "\x01ctl", '*', '"');
+               "cr\rhere", "new\nline", "caf\xc3\xa9", "\x01ctl", '*', '"',
+               "\xff\xfe", "cut\xc3(");
 
     my ($rc, $out, $err) = ctl(['pin', 'app', 'stable', @odd]);
     is $rc, 0, 'pin tenants with quotes, dashes, control bytes' or diag $err;
