@@ -54,7 +54,10 @@ $t->write_conf(<<"EOF", workers => 2);
             proxy_pass http://\$canary_upstream;
         }
 
-        location = /canary_status { canary_status; }
+        location = /canary_status {
+            canary_status;
+            access_log ${\ $t->prefix }/status_access.log;
+        }
 
         # the browser asks for it: not a routed request
         location = /favicon.ico { return 204; }
@@ -105,13 +108,25 @@ while ($dom =~ /data-variant="(stable|canary)".*?(?=data-variant="(?:stable|cana
 like($dom, qr/<h2>checkout<\/h2>/, 'the split is shown by name');
 like($dom, qr/data-field="weight">30 %</, 'its weight');
 like($dom, qr/data-field="guard">armed</, 'its guard, armed');
+my $state = length($s->{state} // '') ? $s->{state} : '-';
+like($dom, qr/data-field="state">\Q$state\E</, "its state, \"$state\"");
+like($dom, qr/data-field="enabled">yes</, 'enabled');
 
 for my $v (qw(stable canary)) {
     is($shown{$v}{requests}, $s->{variants}{$v}{requests},
        "$v: total requests as the JSON has them");
     like($shown{$v}{rate} // '', qr/^\d+\.\d \/s$/, "$v: a request rate");
-    like($shown{$v}{p99} // '', qr/^\d+\.\d+ ms$/, "$v: a p99");
+    like($shown{$v}{$_} // '', qr/^\d+\.\d+ ms$/, "$v: a $_")
+        for qw(p50 p95 p99);
 }
+
+# it refreshes itself from the JSON: every 2 s, and Chromium's virtual
+# clock ran 4 s
+my @fetches = grep { m{GET /canary_status\?format=json} }
+              do { open my $fh, '<', $t->prefix . '/status_access.log';
+                   $fh ? <$fh> : () };
+cmp_ok(scalar @fetches, '>=', 2,
+       'the page fetched the JSON ' . @fetches . ' times in 4 s: it refreshes');
 
 my $w = $s->{variants}{canary}{window};
 my $rate = sprintf '%.2f %%', 100 * ($w->{'5xx'} + $w->{upstream_errors})
