@@ -10,35 +10,173 @@ use strict;
 use warnings;
 
 use FindBin;
+use File::Temp qw(tempfile);
+use IO::Socket::INET;
+use POSIX qw(WNOHANG);
 use Test::More;
+use Time::HiRes qw(sleep time);
 
 my $demo = "$FindBin::Bin/../scripts/demo";
 
-sub leftovers {
-    my @procs = grep { /canary-demo-/ } `ps -eo args`;
-    my @dirs = glob('/tmp/canary-demo-*');
-    return (scalar @procs, scalar @dirs);
+# what the demo starts: Redis, the slow origin, two nginx masters with 4 + 1
+# workers, the sidecar, and its own fork, the traffic generator
+my %want = ('redis-server'   => [1, qr/^redis-server /],
+            'slow origin'    => [1, qr{t/lib/slow_origin\.pl }],
+            'nginx master'   => [2, qr/^nginx: master process /],
+            'nginx worker'   => [5, qr/^nginx: worker process/],
+            'canary-sidecar' => [1, qr{build/canary-sidecar }],
+            'traffic'        => [1, qr{scripts/demo --batch}]);
+
+# pid => [ppid, args] of every process
+sub processes {
+    my %p;
+
+    for (`ps -eo pid=,ppid=,args=`) {
+        my ($pid, $ppid, $args) = /^\s*(\d+)\s+(\d+)\s+(.*?)\s*$/ or next;
+        $p{$pid} = [$ppid, $args];
+    }
+
+    return \%p;
 }
 
-my ($p0, $d0) = leftovers();
+# pid => args of $root's descendants in a snapshot
+sub descendants {
+    my ($procs, $root) = @_;
+    my %tree;
+    my %in = ($root => 1);
+    my $grew = 1;
 
-my $out = `$demo --batch 2>&1`;
-is($?, 0, 'the healthy demo exits 0') or diag($out);
+    while ($grew) {
+        $grew = 0;
+
+        for my $pid (keys %$procs) {
+            next if $in{$pid} || !$in{$procs->{$pid}[0]};
+            $in{$pid} = $grew = 1;
+            $tree{$pid} = $procs->{$pid}[1];
+        }
+    }
+
+    return \%tree;
+}
+
+sub slurp {
+    open my $fh, '<', $_[0] or return '';
+    local $/;
+    return <$fh>;
+}
+
+# Runs the demo with its output in a file (a leftover child holding a pipe
+# would hang the test), and takes a snapshot of its process tree once its
+# first status line shows everything is up.
+sub run_demo {
+    my (%env) = @_;
+    my (undef, $file) = tempfile('canary-demo-t-XXXXXX', TMPDIR => 1,
+                                 UNLINK => 1);
+    my $before = processes();
+
+    my $pid = fork // die "fork: $!\n";
+
+    if ($pid == 0) {
+        @ENV{keys %env} = values %env;
+        open STDOUT, '>', $file or POSIX::_exit(127);
+        open STDERR, '>&', \*STDOUT or POSIX::_exit(127);
+        exec $demo, '--batch' or POSIX::_exit(127);
+    }
+
+    my ($tree, $deadline) = (undef, time + 180);
+
+    while (waitpid($pid, WNOHANG) == 0) {
+        if (!$tree && slurp($file) =~ /^ *[\d.]+s  \S+ +stage /m) {
+            sleep 0.5;          # nginx forks its workers after listening
+            $tree = descendants(processes(), $pid);
+        }
+
+        if (time > $deadline) {
+            diag('the demo took too long: stopping it');
+            kill 'TERM', $pid;
+            $deadline = time + 30;
+        }
+
+        sleep 0.2;
+    }
+
+    return { status => $?, out => slurp($file), tree => $tree || {},
+             before => $before };
+}
+
+# Every process the demo started is gone, no new one of its kinds is
+# around, and its ports are closed.
+sub nothing_left {
+    my ($run, $what) = @_;
+    my $tree = $run->{tree};
+    my %ports = $run->{out} =~ /^ports: (.*)$/m ? $1 =~ /(\w+)=(\d+)/g : ();
+    my ($dir) = $run->{out} =~ /^demo in (\S+) /m;
+
+    # the net is real: it caught what the demo runs
+    my @missed;
+
+    for my $kind (sort keys %want) {
+        my ($n, $re) = @{ $want{$kind} };
+        my $seen = grep { /$re/ } values %$tree;
+        push @missed, "$kind ($seen of $n)" if $seen < $n;
+    }
+
+    ok(!@missed, "$what: the snapshot of the demo's processes has them all")
+        or diag("missed: @missed\n", explain($tree));
+
+    # by pid and command line, so a reused pid is no false alarm
+    my $now = processes();
+    my @left = map { "$_ $tree->{$_}" }
+               grep { $now->{$_} && $now->{$_}[1] eq $tree->{$_} }
+               sort keys %$tree;
+
+    # and anything new of the demo's kinds naming its ports or directory,
+    # including what it may have started after the snapshot
+    my $ours = join '|', map { quotemeta } grep { defined }
+                         $dir, values %ports;
+    my @new = map { "$_ $now->{$_}[1]" }
+              grep { !$run->{before}{$_} && !$tree->{$_}
+                     && $now->{$_}[1] =~ /redis-server|redis-cli|nginx|
+                                          scripts\/demo|slow_origin|
+                                          canary-sidecar|canary-ctl/x
+                     && $now->{$_}[1] =~ /$ours/ }
+              sort keys %$now;
+
+    ok(!@left && !@new, "$what: no process left behind")
+        or diag(join "\n", 'still running:', @left, @new);
+
+    my @open = grep {
+        IO::Socket::INET->new(PeerAddr => "127.0.0.1:$ports{$_}",
+                              Timeout => 1)
+    } sort keys %ports;
+
+    ok(keys %ports && !@open, "$what: its ports are closed")
+        or diag('ports: ' . join(' ', map { "$_=$ports{$_}" } sort keys %ports)
+                . '; still open: ' . "@open");
+
+    ok($dir && !-e $dir, "$what: its directory is removed")
+        or diag("directory: " . ($dir // '?'));
+}
+
+my $run = run_demo();
+my $out = $run->{out};
+is($run->{status}, 0, 'the healthy demo exits 0') or diag($out);
 like($out, qr/decision: deployment_complete/, 'it reached deployment_complete');
 like($out, qr/the canary reached 100%/, 'and says so');
 like($out, qr{dashboard: http://127\.0\.0\.1:\d+/canary_status\?format=html},
      'it shows the dashboard URL');
+like($out, qr/^ *[\d.]+s  running +stage 20_percent +weight /m,
+     "its status line shows the sidecar's stage");
 like($out, qr/receipts \(newest first\):\n.*deployment_complete/s,
      'it prints the receipts');
 my ($secs) = $out =~ /reached 100% in (\d+)s/;
-ok($secs && $secs < 120, "in under two minutes ($secs s)");
+ok($secs && $secs < 120, "in under two minutes (${\ ($secs // '?')} s)");
 
-my ($p1, $d1) = leftovers();
-is($p1, $p0, 'no process left behind');
-is($d1, $d0, 'no directory left behind');
+nothing_left($run, 'healthy');
 
-$out = `FAULT=errors $demo --batch 2>&1`;
-is($?, 0, 'the FAULT=errors demo exits 0') or diag($out);
+$run = run_demo(FAULT => 'errors');
+$out = $run->{out};
+is($run->{status}, 0, 'the FAULT=errors demo exits 0') or diag($out);
 like($out, qr/decision: sli_violation_detected/, 'a violation was detected');
 like($out, qr/decision: rollback_executed/, 'the sidecar rolled back');
 like($out, qr/the guard pulled the canary ([\d.]+)s after it broke/,
@@ -46,8 +184,6 @@ like($out, qr/the guard pulled the canary ([\d.]+)s after it broke/,
 my ($guard) = $out =~ /the guard pulled the canary ([\d.]+)s/;
 note("guard pulled the canary ${\ ($guard // '?')}s after the fault");
 
-my ($p2, $d2) = leftovers();
-is($p2, $p0, 'no process left behind after the fault run');
-is($d2, $d0, 'no directory left behind after the fault run');
+nothing_left($run, 'FAULT=errors');
 
 done_testing;
