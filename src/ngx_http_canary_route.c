@@ -23,7 +23,8 @@ typedef struct {
 
 
 static ngx_int_t ngx_http_canary_preaccess_handler(ngx_http_request_t *r);
-static void ngx_http_canary_ctx_cleanup(void *data);
+static ngx_int_t ngx_http_canary_ctx_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_canary_key_header(ngx_http_request_t *r,
     ngx_http_complex_value_t *cv, ngx_str_t *name);
 static void ngx_http_canary_scan_headers(ngx_http_request_t *r,
@@ -65,6 +66,15 @@ static ngx_http_variable_t  ngx_http_canary_vars[] = {
 };
 
 
+/*
+ * The decision survives internal redirects in this variable's slot of
+ * the main request: nginx clears module contexts on a redirect but keeps
+ * r->variables.  Its value is empty (len 0) to anyone who reads it.
+ */
+static ngx_str_t   ngx_http_canary_ctx_name = ngx_string("canary_ctx_");
+static ngx_int_t   ngx_http_canary_ctx_index = NGX_ERROR;
+
+
 static ngx_str_t  ngx_http_canary_variant_names[] = {
     ngx_string("stable"),
     ngx_string("canary")
@@ -96,6 +106,20 @@ ngx_http_canary_add_variables(ngx_conf_t *cf)
 
         var->get_handler = v->get_handler;
         var->data = v->data;
+    }
+
+    var = ngx_http_add_variable(cf, &ngx_http_canary_ctx_name,
+                                NGX_HTTP_VAR_NOHASH);
+    if (var == NULL) {
+        return NGX_ERROR;
+    }
+
+    var->get_handler = ngx_http_canary_ctx_variable;
+
+    ngx_http_canary_ctx_index = ngx_http_get_variable_index(cf,
+                                                 &ngx_http_canary_ctx_name);
+    if (ngx_http_canary_ctx_index == NGX_ERROR) {
+        return NGX_ERROR;
     }
 
     return NGX_OK;
@@ -149,18 +173,17 @@ ngx_http_canary_preaccess_handler(ngx_http_request_t *r)
 
 
 /*
- * The decision of the main request.  nginx clears module contexts on an
- * internal redirect (error_page, try_files, a named location): the
- * decision lives in a pool cleanup too, so that it survives, is counted
- * in the log phase and is not made again, as ngx_http_realip_module
- * keeps its context.
+ * The decision of the main request, also after an internal redirect
+ * (error_page, try_files, a named location), which clears contexts: then
+ * it is found in its variable slot, counted in the log phase and not made
+ * again.
  */
 
 ngx_http_canary_ctx_t *
 ngx_http_canary_get_ctx(ngx_http_request_t *r)
 {
-    ngx_pool_cleanup_t     *cln;
-    ngx_http_canary_ctx_t  *ctx;
+    ngx_http_canary_ctx_t      *ctx;
+    ngx_http_variable_value_t  *vv;
 
     r = r->main;
 
@@ -170,22 +193,28 @@ ngx_http_canary_get_ctx(ngx_http_request_t *r)
         return ctx;
     }
 
-    for (cln = r->pool->cleanup; cln; cln = cln->next) {
-        if (cln->handler == ngx_http_canary_ctx_cleanup) {
-            ctx = cln->data;
-            ngx_http_set_ctx(r, ctx, ngx_http_canary_module);
-            return ctx;
-        }
+    vv = &r->variables[ngx_http_canary_ctx_index];
+
+    if (!vv->valid || vv->data == NULL) {
+        return NULL;
     }
 
-    return NULL;
+    ctx = (ngx_http_canary_ctx_t *) vv->data;
+    ngx_http_set_ctx(r, ctx, ngx_http_canary_module);
+
+    return ctx;
 }
 
 
-static void
-ngx_http_canary_ctx_cleanup(void *data)
+/* $canary_ctx_ read by name: empty, it carries nothing to configuration */
+
+static ngx_int_t
+ngx_http_canary_ctx_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
 {
-    /* nothing to free: the handler only marks the decision's cleanup */
+    v->not_found = 1;
+
+    return NGX_OK;
 }
 
 
@@ -225,9 +254,9 @@ ngx_http_canary_decide_split(ngx_http_request_t *r,
     ngx_str_t                     key, name;
     ngx_uint_t                    weight;
     ngx_http_request_t           *mr;
-    ngx_pool_cleanup_t           *cln;
     ngx_http_canary_ctx_t        *ctx;
     ngx_http_canary_scan_t        scan;
+    ngx_http_variable_value_t    *vv;
     ngx_http_canary_override_t   *ov;
     ngx_http_canary_shm_split_t  *shs;
 
@@ -240,15 +269,20 @@ ngx_http_canary_decide_split(ngx_http_request_t *r,
     }
 
     if (ctx == NULL) {
-        cln = ngx_pool_cleanup_add(mr->pool, sizeof(ngx_http_canary_ctx_t));
-        if (cln == NULL) {
+        ctx = ngx_palloc(mr->pool, sizeof(ngx_http_canary_ctx_t));
+        if (ctx == NULL) {
             return NULL;
         }
 
-        cln->handler = ngx_http_canary_ctx_cleanup;
-        ctx = cln->data;
-
         ngx_http_set_ctx(mr, ctx, ngx_http_canary_module);
+
+        vv = &mr->variables[ngx_http_canary_ctx_index];
+        vv->len = 0;
+        vv->valid = 1;
+        vv->no_cacheable = 0;
+        vv->not_found = 0;
+        vv->escape = 0;
+        vv->data = (u_char *) ctx;
     }
 
     shs = split->sh;
