@@ -104,22 +104,20 @@ ngx_http_canary_upstream_failed(ngx_http_request_t *r, ngx_uint_t status)
 {
     ngx_http_upstream_state_t  *state;
 
-    if (r->upstream_states == NULL || r->upstream_states->nelts == 0) {
-        return status == NGX_HTTP_BAD_GATEWAY
-               || status == NGX_HTTP_SERVICE_UNAVAILABLE
-               || status == NGX_HTTP_GATEWAY_TIME_OUT;
+    if (r->upstream_states && r->upstream_states->nelts) {
+        state = r->upstream_states->elts;
+        state = &state[r->upstream_states->nelts - 1];
+
+        if (state->header_time != (ngx_msec_t) -1) {
+            return 0;
+        }
+
+        /* the last try's own status: an error_page "=200" may hide it */
+
+        if (state->status) {
+            status = state->status;
+        }
     }
-
-    state = r->upstream_states->elts;
-    state = &state[r->upstream_states->nelts - 1];
-
-    if (state->header_time != (ngx_msec_t) -1) {
-        return 0;
-    }
-
-    /* the last try's own status: an error_page "=200" may hide it */
-
-    status = state->status ? state->status : status;
 
     return status == NGX_HTTP_BAD_GATEWAY
            || status == NGX_HTTP_SERVICE_UNAVAILABLE

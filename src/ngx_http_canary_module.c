@@ -254,17 +254,11 @@ static ngx_http_canary_split_t *
 ngx_http_canary_get_split(ngx_conf_t *cf, ngx_http_canary_main_conf_t *cmcf,
     ngx_str_t *name)
 {
-    ngx_uint_t                i;
     ngx_http_canary_split_t  *split, **splitp;
 
-    splitp = cmcf->splits.elts;
-
-    for (i = 0; i < cmcf->splits.nelts; i++) {
-        if (splitp[i]->name.len == name->len
-            && ngx_strncmp(splitp[i]->name.data, name->data, name->len) == 0)
-        {
-            return splitp[i];
-        }
+    split = ngx_http_canary_find_split(cmcf, name);
+    if (split) {
+        return split;
     }
 
     split = ngx_pcalloc(cf->pool, sizeof(ngx_http_canary_split_t));
@@ -740,6 +734,27 @@ ngx_http_canary(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
  * may be defined further down; postconfiguration checks it was, and
  * points at the first use if not.
  */
+
+ngx_http_canary_split_t *
+ngx_http_canary_find_split(ngx_http_canary_main_conf_t *cmcf,
+    ngx_str_t *name)
+{
+    ngx_uint_t                 i;
+    ngx_http_canary_split_t  **splitp;
+
+    splitp = cmcf->splits.elts;
+
+    for (i = 0; i < cmcf->splits.nelts; i++) {
+        if (splitp[i]->name.len == name->len
+            && ngx_strncmp(splitp[i]->name.data, name->data, name->len) == 0)
+        {
+            return splitp[i];
+        }
+    }
+
+    return NULL;
+}
+
 
 ngx_http_canary_split_t *
 ngx_http_canary_use_split(ngx_conf_t *cf, ngx_str_t *name)

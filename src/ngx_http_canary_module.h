@@ -39,6 +39,9 @@
 #define NGX_HTTP_CANARY_ERROR_LEN       128
 #define NGX_HTTP_CANARY_REASON_LEN      192
 
+/* updated_by of a guard's trip in Redis, before the host name */
+#define NGX_HTTP_CANARY_GUARD_WRITER    "nginx-guard:"
+
 /* guard_generation while the trip is not yet written to Redis */
 #define NGX_HTTP_CANARY_GENERATION_PENDING  ((ngx_atomic_uint_t) -1)
 
@@ -276,6 +279,8 @@ extern ngx_module_t  ngx_http_canary_module;
 
 
 /* ngx_http_canary_module.c */
+ngx_http_canary_split_t *ngx_http_canary_find_split(
+    ngx_http_canary_main_conf_t *cmcf, ngx_str_t *name);
 ngx_http_canary_split_t *ngx_http_canary_use_split(ngx_conf_t *cf,
     ngx_str_t *name);
 

@@ -1265,7 +1265,8 @@ ngx_http_canary_redis_report_guard(ngx_http_canary_redis_t *rd,
     p = ngx_snprintf(receipt, sizeof(receipt),
             "{\"receipt_id\":\"%08xD-%04xD-%04xD-%04xD-%08xD%04xD\","
             "\"timestamp\":\"%V\",\"operation\":\"guard_tripped\","
-            "\"split\":\"%V\",\"by\":\"nginx-guard:%V\","
+            "\"split\":\"%V\","
+            "\"by\":\"" NGX_HTTP_CANARY_GUARD_WRITER "%V\","
             "\"from_weight\":%ui.%02ui,\"to_weight\":0,"
             "\"since\":%T,\"reason\":\"%*s\"}",
             (uint32_t) ngx_random(), (uint32_t) ngx_random() & 0xffff,
@@ -1284,7 +1285,8 @@ ngx_http_canary_redis_report_guard(ngx_http_canary_redis_t *rd,
                       pf->data, pf->len, n->data, n->len);
     redisAsyncCommand(ac, NULL, NULL,
                       "HSET %b%b weight 0 state guard_tripped "
-                      "updated_by nginx-guard:%b updated_at %b",
+                      "updated_by " NGX_HTTP_CANARY_GUARD_WRITER "%b "
+                      "updated_at %b",
                       pf->data, pf->len, n->data, n->len,
                       ngx_cycle->hostname.data, ngx_cycle->hostname.len,
                       ts.data, ts.len);

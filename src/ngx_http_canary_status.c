@@ -22,8 +22,6 @@ typedef enum {
 } ngx_http_canary_format_e;
 
 
-static ngx_uint_t ngx_http_canary_status_has_split(
-    ngx_http_canary_main_conf_t *cmcf, ngx_str_t *name);
 static ngx_int_t ngx_http_canary_status_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_canary_status_format(ngx_http_request_t *r,
     ngx_http_canary_format_e *format, ngx_str_t *value);
@@ -108,7 +106,7 @@ ngx_http_canary_status_handler(ngx_http_request_t *r)
      * them here too, not with a page that can never load */
 
     if (format == NGX_HTTP_CANARY_FORMAT_HTML) {
-        if (split.len && !ngx_http_canary_status_has_split(cmcf, &split)) {
+        if (split.len && ngx_http_canary_find_split(cmcf, &split) == NULL) {
             return ngx_http_canary_status_bad(r, "unknown split \"%V\"",
                                               &split);
         }
@@ -256,27 +254,6 @@ ngx_http_canary_status_render(ngx_http_request_t *r,
     }
 
     return NGX_ERROR;
-}
-
-
-static ngx_uint_t
-ngx_http_canary_status_has_split(ngx_http_canary_main_conf_t *cmcf,
-    ngx_str_t *name)
-{
-    ngx_uint_t                 i;
-    ngx_http_canary_split_t  **splitp;
-
-    splitp = cmcf->splits.elts;
-
-    for (i = 0; i < cmcf->splits.nelts; i++) {
-        if (splitp[i]->name.len == name->len
-            && ngx_strncmp(splitp[i]->name.data, name->data, name->len) == 0)
-        {
-            return 1;
-        }
-    }
-
-    return 0;
 }
 
 

@@ -80,6 +80,8 @@ static void ngx_http_canary_sync_pins(ngx_http_canary_sync_t *sync,
 static void ngx_http_canary_sync_publish(ngx_http_canary_sync_t *sync,
     ngx_http_canary_shm_split_t *shs, ngx_http_canary_pins_t *pins,
     size_t npins[2]);
+static ngx_uint_t ngx_http_canary_sync_by_guard(
+    ngx_http_canary_update_t *u);
 static void ngx_http_canary_sync_follow_trip(ngx_http_canary_sync_t *sync,
     ngx_http_canary_split_t *split, ngx_http_canary_update_t *u);
 static void ngx_http_canary_sync_report_again(
@@ -351,8 +353,7 @@ ngx_http_canary_sync_fields(ngx_http_canary_sync_t *sync, ngx_uint_t index,
          * for another nginx's guard writing its own trip.
          */
         if (shs->guard_tripped && u.generation > shs->guard_generation
-            && !(u.has_updated_by && u.updated_by_len >= 12
-                 && ngx_strncmp(u.updated_by, "nginx-guard:", 12) == 0))
+            && !ngx_http_canary_sync_by_guard(&u))
         {
             shs->guard_armed_at = (ngx_atomic_uint_t) ngx_time();
             ngx_memory_barrier();
@@ -364,15 +365,27 @@ ngx_http_canary_sync_fields(ngx_http_canary_sync_t *sync, ngx_uint_t index,
         }
     }
 
-    if (u.has_generation && u.has_state && u.has_updated_by
-        && !shs->guard_tripped
+    if (u.has_generation && u.has_state && !shs->guard_tripped
         && u.state_len == sizeof("guard_tripped") - 1
         && ngx_strncmp(u.state, "guard_tripped", u.state_len) == 0
-        && u.updated_by_len >= 12
-        && ngx_strncmp(u.updated_by, "nginx-guard:", 12) == 0)
+        && ngx_http_canary_sync_by_guard(&u))
     {
         ngx_http_canary_sync_follow_trip(sync, split, &u);
     }
+}
+
+
+/* written by a guard: updated_by "nginx-guard:HOST", as redis.c writes it */
+
+static ngx_uint_t
+ngx_http_canary_sync_by_guard(ngx_http_canary_update_t *u)
+{
+    size_t  n;
+
+    n = sizeof(NGX_HTTP_CANARY_GUARD_WRITER) - 1;
+
+    return u->has_updated_by && u->updated_by_len >= n
+           && ngx_strncmp(u->updated_by, NGX_HTTP_CANARY_GUARD_WRITER, n) == 0;
 }
 
 
