@@ -929,7 +929,13 @@ ngx_http_canary_init_module(ngx_cycle_t *cycle)
 
     cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_canary_module);
 
-    if (cmcf && cmcf->shm_zone && cmcf->sh) {
+    if (cmcf == NULL) {
+        return NGX_OK;
+    }
+
+    ngx_http_canary_init_key_headers(cycle, cmcf);
+
+    if (cmcf->shm_zone && cmcf->sh) {
         ngx_http_canary_zone_commit(cmcf);
     }
 

@@ -208,6 +208,8 @@ typedef struct {
     ngx_str_t                    upstream[NGX_HTTP_CANARY_VARIANTS];
 
     ngx_http_complex_value_t    *key;
+    ngx_str_t                    key_header;    /* NAME of a $http_NAME key */
+    ngx_uint_t                   key_index;     /* that variable's index */
     ngx_http_complex_value_t    *cohort;
     ngx_str_t                    salt;
     ngx_uint_t                   weight;        /* hundredths of percent */
@@ -336,6 +338,8 @@ char *ngx_http_canary_status(ngx_conf_t *cf, ngx_command_t *cmd,
 /* ngx_http_canary_route.c */
 ngx_int_t ngx_http_canary_add_variables(ngx_conf_t *cf);
 ngx_int_t ngx_http_canary_init_route(ngx_conf_t *cf);
+void ngx_http_canary_init_key_headers(ngx_cycle_t *cycle,
+    ngx_http_canary_main_conf_t *cmcf);
 ngx_http_canary_ctx_t *ngx_http_canary_get_ctx(ngx_http_request_t *r);
 ngx_http_canary_ctx_t *ngx_http_canary_decide(ngx_http_request_t *r);
 ngx_http_canary_ctx_t *ngx_http_canary_decide_split(ngx_http_request_t *r,

@@ -25,8 +25,9 @@ typedef struct {
 static ngx_int_t ngx_http_canary_preaccess_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_canary_ctx_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
-static ngx_int_t ngx_http_canary_key_header(ngx_http_request_t *r,
-    ngx_http_complex_value_t *cv, ngx_str_t *name);
+static ngx_int_t ngx_http_canary_key_header(
+    ngx_http_core_main_conf_t *cmcf, ngx_http_complex_value_t *cv,
+    ngx_str_t *name, ngx_uint_t *index);
 static void ngx_http_canary_scan_headers(ngx_http_request_t *r,
     ngx_http_canary_split_t *split, ngx_str_t *name,
     ngx_http_canary_scan_t *scan);
@@ -307,10 +308,18 @@ ngx_http_canary_decide_split(ngx_http_request_t *r,
         goto done;
     }
 
-    /* overrides, the cookie and the key header in one pass */
+    /*
+     * Overrides, the cookie and the key header in one pass; the header
+     * only while nginx would still read it for the variable (not cached).
+     */
 
-    if (ngx_http_canary_key_header(r, split->key, &name) != NGX_OK) {
-        name.len = 0;
+    ngx_str_null(&name);
+
+    if (split->key_header.len
+        && !r->variables[split->key_index].valid
+        && !r->variables[split->key_index].not_found)
+    {
+        name = split->key_header;
     }
 
     scan.override = split->overrides.nelts;
@@ -391,35 +400,52 @@ done:
  * that looks for overrides and the cookie then finds the key too, instead
  * of a second pass by the variable.  Only when nginx would take the value
  * from that header itself: the one variable of the compiled value, handled
- * by nginx's "http_" prefix variable (not a "set" or "map" of that name),
- * not evaluated yet in this request (else its cached value counts).
+ * by nginx's "http_" prefix variable (not a "set" or "map" of that name).
+ * Found once, when the configuration is complete (the variables have
+ * their handlers); each request checks only that the variable was not
+ * evaluated before (then its cached value counts).
  */
 
+void
+ngx_http_canary_init_key_headers(ngx_cycle_t *cycle,
+    ngx_http_canary_main_conf_t *cmcf)
+{
+    ngx_uint_t                   i;
+    ngx_http_canary_split_t    **splitp;
+    ngx_http_core_main_conf_t   *core;
+
+    core = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_core_module);
+    splitp = cmcf->splits.elts;
+
+    for (i = 0; i < cmcf->splits.nelts; i++) {
+        if (splitp[i]->key == NULL
+            || ngx_http_canary_key_header(core, splitp[i]->key,
+                                          &splitp[i]->key_header,
+                                          &splitp[i]->key_index)
+               != NGX_OK)
+        {
+            ngx_str_null(&splitp[i]->key_header);
+        }
+    }
+}
+
+
 static ngx_int_t
-ngx_http_canary_key_header(ngx_http_request_t *r,
-    ngx_http_complex_value_t *cv, ngx_str_t *name)
+ngx_http_canary_key_header(ngx_http_core_main_conf_t *cmcf,
+    ngx_http_complex_value_t *cv, ngx_str_t *name, ngx_uint_t *index)
 {
     ngx_str_t                   *var;
     ngx_http_variable_t         *v, *pv;
     ngx_http_script_var_code_t  *code;
-    ngx_http_core_main_conf_t   *cmcf;
 
     code = cv->lengths;
 
     if (code == NULL
         || code->code != (ngx_http_script_code_pt) (void *)
                          ngx_http_script_copy_var_len_code
-        || *(uintptr_t *) (code + 1) != (uintptr_t) NULL)
-    {
-        return NGX_DECLINED;
-    }
-
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_core_module);
-
-    if (code->index >= cmcf->variables.nelts
-        || cmcf->prefix_variables.nelts == 0
-        || r->variables[code->index].valid
-        || r->variables[code->index].not_found)
+        || *(uintptr_t *) (code + 1) != (uintptr_t) NULL
+        || code->index >= cmcf->variables.nelts
+        || cmcf->prefix_variables.nelts == 0)
     {
         return NGX_DECLINED;
     }
@@ -446,6 +472,7 @@ ngx_http_canary_key_header(ngx_http_request_t *r,
 
     name->len = var->len - (sizeof("http_") - 1);
     name->data = var->data + sizeof("http_") - 1;
+    *index = code->index;
 
     return NGX_OK;
 }
