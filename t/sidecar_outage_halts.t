@@ -3,7 +3,8 @@
 # Story: during the 20% stage both stable and canary start failing half
 # of their requests: an outage (a shared dependency), not the canary's
 # fault.  canary-sidecar halts the rollout (state halted, receipt
-# rollout_halted) and neither rolls back nor promotes while it lasts.
+# rollout_halted; both over error_rate_max, or both under
+# availability_min) and neither rolls back nor promotes while it lasts.
 # When the outage clears it writes halt_cleared, judges again and goes on
 # with the rollout.
 
@@ -45,7 +46,13 @@ my @r = $s->receipts;
 is $r[-1]{operation}, 'rollout_halted', 'receipt rollout_halted';
 cmp_ok $r[-1]{sli_checks}{error_rate_percent}{canary}, '>', 5,
     'canary over error_rate_max';
-like $r[-1]{reason}, qr/both variants over error_rate_max/, 'reason';
+# the failures ramp up on both sides: the halt may come while stable is
+# still under error_rate_max, both under availability_min already (seen:
+# canary 91.87%, stable 95.95%); either way a shared problem
+my $shared = qr/(over error_rate_max|under availability_min)/;
+like $r[-1]{reason},
+    qr/^HALT: both variants $shared .*not the canary: no rollback, no promotion$/,
+    'reason';
 note "reason: $r[-1]{reason}";
 
 # an outage longer than every hold and violation_for: nothing happens
