@@ -34,7 +34,7 @@
 #define NGX_HTTP_CANARY_WINDOW_MAX      60
 
 /* bump when the layout of the shared zone changes */
-#define NGX_HTTP_CANARY_ZONE_LAYOUT     4
+#define NGX_HTTP_CANARY_ZONE_LAYOUT     5
 
 #define NGX_HTTP_CANARY_ERROR_LEN       128
 #define NGX_HTTP_CANARY_REASON_LEN      192
@@ -54,7 +54,8 @@ typedef enum {
     NGX_HTTP_CANARY_REASON_PIN,
     NGX_HTTP_CANARY_REASON_COHORT,
     NGX_HTTP_CANARY_REASON_DISABLED,
-    NGX_HTTP_CANARY_REASON_GUARD
+    NGX_HTTP_CANARY_REASON_GUARD,
+    NGX_HTTP_CANARY_REASON_ROLLED_BACK
 } ngx_http_canary_reason_e;
 
 
@@ -146,9 +147,17 @@ typedef struct {
     ngx_atomic_t                 npins[NGX_HTTP_CANARY_VARIANTS];
 
     /*
+     * State "rolled_back" in Redis: every request goes to stable, as for
+     * a tripped guard, until a writer says another state (canary-ctl
+     * reset).  Set by the syncing worker as it applies the state.
+     */
+    ngx_atomic_t                 rolled_back;
+
+    /*
      * The in-proxy guard: once tripped, every worker sends the split to
      * stable until Redis brings a generation newer than guard_generation
-     * (the one its own trip wrote), or a reload without Redis.
+     * (the one its own trip wrote) whose state is neither guard_tripped
+     * nor rolled_back (canary-ctl reset), or a reload without Redis.
      */
     ngx_atomic_t                 guard_tripped;
     ngx_atomic_t                 guard_since;

@@ -1,8 +1,9 @@
 
 /*
  * The routing decision, made once per request and kept in the request
- * context: guard tripped -> split disabled -> override headers -> cookie
- * -> pinned tenant -> cohort weight -> weight.  Also the $canary_* variables.
+ * context: guard tripped -> rolled back -> split disabled -> override
+ * headers -> cookie -> pinned tenant -> cohort weight -> weight.  Also the
+ * $canary_* variables.
  */
 
 
@@ -90,7 +91,8 @@ static ngx_str_t  ngx_http_canary_reason_names[] = {
     ngx_string("pin"),
     ngx_string("cohort"),
     ngx_string("disabled"),
-    ngx_string("guard")
+    ngx_string("guard"),
+    ngx_string("rolled_back")
 };
 
 
@@ -297,6 +299,14 @@ ngx_http_canary_decide_split(ngx_http_request_t *r,
     if (shs->guard_tripped) {
         ctx->variant = NGX_HTTP_CANARY_STABLE;
         ctx->reason = NGX_HTTP_CANARY_REASON_GUARD;
+        ctx->weight = 0;
+        goto done;
+    }
+
+    /* and so does a rollback, until "canary-ctl reset" */
+    if (shs->rolled_back) {
+        ctx->variant = NGX_HTTP_CANARY_STABLE;
+        ctx->reason = NGX_HTTP_CANARY_REASON_ROLLED_BACK;
         ctx->weight = 0;
         goto done;
     }

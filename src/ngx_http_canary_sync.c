@@ -39,7 +39,12 @@ typedef struct {
     uint32_t                      logged[NGX_HTTP_CANARY_LOGGED];
     ngx_uint_t                    next;
     ngx_uint_t                    rejected;     /* in the current read */
+    uint64_t                      generation;   /* of the current read */
     unsigned                      fresh:1;      /* of a new Redis instance */
+
+    /* the current read ends the trip, the rollback: once pins apply */
+    unsigned                      rearm:1;
+    unsigned                      lift_rollback:1;
 } ngx_http_canary_sync_split_t;
 
 
@@ -82,6 +87,12 @@ static void ngx_http_canary_sync_publish(ngx_http_canary_sync_t *sync,
     size_t npins[2]);
 static ngx_uint_t ngx_http_canary_sync_by_guard(
     ngx_http_canary_update_t *u);
+static ngx_uint_t ngx_http_canary_sync_state_is(ngx_http_canary_update_t *u,
+    const char *state, size_t len);
+static void ngx_http_canary_sync_roll_back(ngx_http_canary_sync_t *sync,
+    ngx_http_canary_split_t *split, ngx_http_canary_update_t *u);
+static void ngx_http_canary_sync_lift(ngx_http_canary_sync_t *sync,
+    ngx_uint_t index);
 static void ngx_http_canary_sync_follow_trip(ngx_http_canary_sync_t *sync,
     ngx_http_canary_split_t *split, ngx_http_canary_update_t *u);
 static void ngx_http_canary_sync_report_again(
@@ -165,6 +176,8 @@ ngx_http_canary_sync_apply(ngx_http_canary_sync_t *sync, ngx_uint_t index,
     }
 
     sync->splits[index].rejected = 0;
+    sync->splits[index].rearm = 0;
+    sync->splits[index].lift_rollback = 0;
 
     ngx_http_canary_sync_fields(sync, index, exec->element[0]);
 
@@ -174,6 +187,12 @@ ngx_http_canary_sync_apply(ngx_http_canary_sync_t *sync, ngx_uint_t index,
     sets[NGX_HTTP_CANARY_STABLE] = exec->element[2];
 
     ngx_http_canary_sync_pins(sync, index, sets);
+
+    /*
+     * Only now, with the pins of the same read in force (a reset removes
+     * the plan's), may the split leave stable.
+     */
+    ngx_http_canary_sync_lift(sync, index);
 
     if (sync->splits[index].rejected > NGX_HTTP_CANARY_LOG_MAX) {
         ngx_log_error(NGX_LOG_ERR, sync->log, 0,
@@ -201,15 +220,18 @@ ngx_http_canary_sync_fields(ngx_http_canary_sync_t *sync, ngx_uint_t index,
     u_char                        *p, esc[4 * 64 + 4];
     size_t                         i, c;
     uint64_t                       gen;
+    ngx_uint_t                     rolled_back, incident;
     ngx_http_canary_update_t       u;
     ngx_http_canary_split_t      **splitp, *split;
     ngx_http_canary_field_e        rc;
     ngx_http_canary_shm_split_t   *shs;
     ngx_http_canary_shm_cohort_t  *shc;
+    ngx_http_canary_sync_split_t  *ss;
 
     splitp = sync->cmcf->splits.elts;
     split = splitp[index];
     shs = split->sh;
+    ss = &sync->splits[index];
 
     ngx_memzero(&u, sizeof(ngx_http_canary_update_t));
 
@@ -288,6 +310,25 @@ ngx_http_canary_sync_fields(ngx_http_canary_sync_t *sync, ngx_uint_t index,
         return;
     }
 
+    /*
+     * A rollback sends everything to stable before its weight applies;
+     * any other state lifts it once the pins of this read are in force.
+     */
+    rolled_back = ngx_http_canary_sync_state_is(&u, "rolled_back",
+                                                sizeof("rolled_back") - 1);
+    incident = rolled_back
+               || ngx_http_canary_sync_state_is(&u, "guard_tripped",
+                                                sizeof("guard_tripped") - 1);
+
+    ss->generation = gen;
+
+    if (rolled_back && !shs->rolled_back) {
+        ngx_http_canary_sync_roll_back(sync, split, &u);
+
+    } else if (u.has_state && !rolled_back && shs->rolled_back) {
+        ss->lift_rollback = 1;
+    }
+
     if (u.has_weight) {
         shs->weight = u.weight;
         shs->source = NGX_HTTP_CANARY_SOURCE_REDIS;
@@ -349,19 +390,15 @@ ngx_http_canary_sync_fields(ngx_http_canary_sync_t *sync, ngx_uint_t index,
         shs->generation = u.generation;
 
         /*
-         * An operator or the sidecar wrote after the trip: re-arm.  Not
-         * for another nginx's guard writing its own trip.
+         * An operator or the sidecar wrote after the trip and the state
+         * is no longer an incident (canary-ctl reset): re-arm.  Not for
+         * another nginx's guard writing its own trip, nor for a write
+         * that leaves the state saying guard_tripped or rolled_back.
          */
         if (shs->guard_tripped && u.generation > shs->guard_generation
-            && !ngx_http_canary_sync_by_guard(&u))
+            && !incident && !ngx_http_canary_sync_by_guard(&u))
         {
-            shs->guard_armed_at = (ngx_atomic_uint_t) ngx_time();
-            ngx_memory_barrier();
-            shs->guard_tripped = 0;
-
-            ngx_log_error(NGX_LOG_NOTICE, sync->log, 0,
-                          "canary guard re-armed for split \"%V\" by "
-                          "generation %uL", &split->name, u.generation);
+            ss->rearm = 1;
         }
     }
 
@@ -372,6 +409,80 @@ ngx_http_canary_sync_fields(ngx_http_canary_sync_t *sync, ngx_uint_t index,
     {
         ngx_http_canary_sync_follow_trip(sync, split, &u);
     }
+}
+
+
+static ngx_uint_t
+ngx_http_canary_sync_state_is(ngx_http_canary_update_t *u, const char *state,
+    size_t len)
+{
+    return u->has_state && u->state_len == len
+           && ngx_strncmp(u->state, state, len) == 0;
+}
+
+
+/* state rolled_back, written by canary-ctl rollback or the sidecar */
+
+static void
+ngx_http_canary_sync_roll_back(ngx_http_canary_sync_t *sync,
+    ngx_http_canary_split_t *split, ngx_http_canary_update_t *u)
+{
+    u_char  *p, esc[4 * 64 + 4];
+
+    split->sh->rolled_back = 1;
+    ngx_memory_barrier();
+
+    p = ngx_http_canary_sync_escape(esc, u->updated_by, u->updated_by_len);
+
+    ngx_log_error(NGX_LOG_WARN, sync->log, 0,
+                  "canary split \"%V\" rolled back by \"%*s\" "
+                  "(generation %uL): every request goes to stable \"%V\" "
+                  "until canary-ctl reset",
+                  &split->name, p - esc, esc, u->generation,
+                  &split->upstream[NGX_HTTP_CANARY_STABLE]);
+}
+
+
+/*
+ * The read said the incident is over: the guard re-arms, the rollback
+ * ends.  Called once the pins of the same read are in force.
+ */
+
+static void
+ngx_http_canary_sync_lift(ngx_http_canary_sync_t *sync, ngx_uint_t index)
+{
+    ngx_http_canary_split_t      **splitp, *split;
+    ngx_http_canary_shm_split_t   *shs;
+    ngx_http_canary_sync_split_t  *ss;
+
+    splitp = sync->cmcf->splits.elts;
+    split = splitp[index];
+    shs = split->sh;
+    ss = &sync->splits[index];
+
+    ngx_memory_barrier();
+
+    if (ss->rearm && shs->guard_tripped) {
+        shs->guard_armed_at = (ngx_atomic_uint_t) ngx_time();
+        ngx_memory_barrier();
+        shs->guard_tripped = 0;
+
+        ngx_log_error(NGX_LOG_NOTICE, sync->log, 0,
+                      "canary guard re-armed for split \"%V\" by "
+                      "generation %uL", &split->name, ss->generation);
+    }
+
+    if (ss->lift_rollback && shs->rolled_back) {
+        shs->rolled_back = 0;
+
+        ngx_log_error(NGX_LOG_NOTICE, sync->log, 0,
+                      "canary split \"%V\": the rollback ends with "
+                      "generation %uL, routing by weight again",
+                      &split->name, ss->generation);
+    }
+
+    ss->rearm = 0;
+    ss->lift_rollback = 0;
 }
 
 

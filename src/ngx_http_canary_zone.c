@@ -279,7 +279,10 @@ ngx_http_canary_zone_commit(ngx_http_canary_main_conf_t *cmcf)
 /*
  * nginx.conf values apply to a new slot and, after a reload, to a slot
  * whose weights never came from Redis: an edited weight takes effect.
- * Without Redis, a reload is also what re-arms a tripped guard.
+ * Without Redis, a reload is also what re-arms a tripped guard and ends a
+ * rollback: nobody else could.  With Redis both are incidents that stay
+ * until a writer says so (canary-ctl reset), whatever the configuration
+ * says now: a guard line removed keeps the trip it had.
  */
 
 static void
@@ -293,9 +296,15 @@ ngx_http_canary_zone_conf(ngx_http_canary_main_conf_t *cmcf,
 
     shs->conf_weight = split->weight;
 
-    if (shs->guard_tripped && (cmcf->redis == NULL || !split->has_guard)) {
-        shs->guard_armed_at = (ngx_atomic_uint_t) ngx_time();
-        shs->guard_tripped = 0;
+    if (cmcf->redis == NULL && (shs->guard_tripped || shs->rolled_back)) {
+        /* a state read from Redis before would no longer be true */
+        shs->state_len = 0;
+        shs->rolled_back = 0;
+
+        if (shs->guard_tripped) {
+            shs->guard_armed_at = (ngx_atomic_uint_t) ngx_time();
+            shs->guard_tripped = 0;
+        }
     }
 
     if (fresh || shs->source == NGX_HTTP_CANARY_SOURCE_CONF) {

@@ -10,9 +10,11 @@
 # with operation guard_tripped) and PUBLISHes it: a SUBSCRIBE client sees
 # it, and B, whose own canary is healthy, follows the trip: every request
 # to stable, overrides and pins too.
-# A stays tripped across a reload and after its canary recovers; then
-# "canary-ctl set-weight" writes a newer generation, which re-arms A's
-# guard: both route to canary again, and A's guard stays armed under
+# A stays tripped across a reload and after its canary recovers, and
+# "canary-ctl set-weight" is refused while the state says guard_tripped;
+# then "canary-ctl reset" writes a newer generation with state ready,
+# which re-arms A's guard, and set-weight puts the operator's weight
+# back: both route to canary again, and A's guard stays armed under
 # traffic (the failures that tripped it are not counted again), even
 # when it is re-armed within the second it tripped in.  When the canary
 # fails for A and B at once, each writes its trip and both stay tripped:
@@ -196,9 +198,18 @@ is status($ta)->{weight}, 0, 'A: weight 0 from Redis';
 
 # ---- an operator re-arms it ------------------------------------------------
 
-my $t_rearm = time;
 ($rc, $out) = ctl('set-weight', 'app', 50);
-is $rc, 0, 'canary-ctl set-weight app 50: a newer generation' or diag $out;
+is $rc, 2, 'canary-ctl set-weight app 50 is refused while tripped';
+like $out, qr/guard tripped: canary-ctl reset first/, 'reset first, it says';
+is $ta->redis_cli('HGET', 'canary:app', 'generation'), $gen + 1,
+    'and writes nothing';
+
+my $t_rearm = time;
+($rc, $out) = ctl('reset', 'app', '--reason', 'canary fixed');
+is $rc, 0, 'canary-ctl reset app: a newer generation, state ready'
+    or diag $out;
+($rc, $out) = ctl('set-weight', 'app', 50);
+is $rc, 0, 'canary-ctl set-weight app 50' or diag $out;
 
 my $rearmed = wait_until(2, sub { !tripped($ta) });
 ok defined $rearmed, "A's guard is re-armed";
@@ -260,6 +271,8 @@ fault($ta, 0);
 
 my $mark_quick = $ta->log_mark;
 my $t_quick = time;
+($rc, $out) = ctl('reset', 'app', '--reason', 'fixed at once');
+is $rc, 0, 'canary-ctl reset app at once' or diag $out;
 ($rc, $out) = ctl('set-weight', 'app', 50);
 is $rc, 0, 'canary-ctl set-weight app 50 at once' or diag $out;
 ok defined wait_until(2, sub { $ta->log_since($mark_quick)
