@@ -9,10 +9,14 @@
 # not UTF-8 in a reason) and PUBLISHes the operation.  Every change takes
 # --reason TEXT into its receipt; without one the receipt has the fields
 # it always had.  "receipts" and "status" read it back.  --help works on
-# every subcommand.  Bad arguments (bad global options too) print a usage
-# line and exit 2 before any connection to Redis (its keys, their DUMPs
-# and its connection counter are unchanged), and an unreachable Redis
-# makes every subcommand exit non-zero with a clear message.
+# every subcommand.  After a rollback or a guard trip, set-weight, pin,
+# pause and resume exit 2 and write nothing until "reset", which removes
+# the plan's pins (the sidecar's, in :pin:plan) and the sidecar's saved
+# rollout, and lists the operator's pins that stay.  Bad arguments (bad
+# global options too) print a usage line and exit 2 before any
+# connection to Redis (its keys, their DUMPs and its connection counter
+# are unchanged), and an unreachable Redis makes every subcommand exit
+# non-zero with a clear message.
 
 use strict;
 use warnings;
@@ -36,9 +40,9 @@ my $redis = '127.0.0.1:' . $t->redis_start;
 my $dead = '127.0.0.1:' . $t->port('nothing');
 
 my @COMMANDS = qw(status set-weight enable disable pause resume rollback
-                  pin unpin receipts);
+                  reset pin unpin receipts);
 my %CHANGES = map { $_ => 1 } qw(set-weight enable disable pause resume
-                                 rollback pin unpin);
+                                 rollback reset pin unpin);
 
 # an argument as a test name shows it: short, one line, printable
 sub label {
@@ -215,6 +219,19 @@ my @writes = (
     [ ['rollback', 'app', '--reason', $reason_bytes], 'rollback_executed',
       { weight => 0, state => 'rolled_back' },
       { reason => $reason, trigger => 'manual', weight => '0' } ],
+    [ ['rollback', 'app', '--reason', 'twice'], 'rollback_executed',
+      { weight => 0, state => 'rolled_back' },
+      { reason => 'twice', trigger => 'manual', weight => '0' } ],
+    [ ['disable', 'app'], 'split_disabled', { enabled => 0 },
+      { enabled => 0 } ],
+    [ ['enable', 'app'], 'split_enabled', { enabled => 1 },
+      { enabled => 1 } ],
+    [ ['reset', 'app', '--reason', $lines_bytes], 'split_reset',
+      { weight => 0, state => 'ready' },
+      { state => 'ready', weight => '0', reason => $lines,
+        previous_state => 'rolled_back', unpinned => [],
+        kept_pins => { canary => 0, stable => 0 },
+        sidecar_cleared => JSON::PP::false } ],
     [ ['pin', 'app', 'canary', 't1', 't two', 'q"uote'], 'tenants_pinned',
       {}, { side => 'canary', tenants => ['t1', 't two', 'q"uote'] } ],
     [ ['pin', 'app', 'stable', 't1'], 'tenants_pinned', {},
@@ -320,7 +337,7 @@ is_deeply [ published($sub_file) ], \@ops,
     is $rc, 0, 'canary-ctl status app' or diag $err;
     like $out, qr/^\s+weight\s+5$/m, 'status: weight';
     like $out, qr/^\s+generation\s+$gen$/m, 'status: generation';
-    like $out, qr/^\s+state\s+rolled_back$/m, 'status: state';
+    like $out, qr/^\s+state\s+ready$/m, 'status: state';
     like $out, qr/pins\s+canary 1, stable 1/, 'status: pins on each side';
     like $out, qr/last receipt\s+\{.*"operation":"tenants_pinned"/,
         'status: the last receipt';
@@ -414,6 +431,14 @@ my @bad = (
     ['rollback', 'app', 'because'],
     ['rollback', 'app', '--reason='],
     ['rollback', 'app', '--reason', 'x', 'because'],
+    ['reset'],
+    ['reset', 'app'],
+    ['reset', 'app', '--reason'],
+    ['reset', 'app', '--reason', ''],
+    ['reset', 'app', '--reason='],
+    ['reset', 'app', 'because'],
+    ['reset', 'app', '--reason', 'x', 'because'],
+    ['reset', 'a b', '--reason', 'x'],
     ['set-weight', 'app', '5', '--reason'],
     ['set-weight', 'app', '5', '--reason', ''],
     ['set-weight', 'app', '5', '--reason='],
@@ -520,6 +545,7 @@ my @calls = (
     ['pause', 'app'],
     ['resume', 'app'],
     ['rollback', 'app', '--reason', 'x'],
+    ['reset', 'app', '--reason', 'x'],
     ['pin', 'app', 'canary', 't1'],
     ['unpin', 'app', 't1'],
     ['receipts', 'app'],
@@ -574,6 +600,7 @@ for my $args (@calls) {
         ['pause', 'app'],
         ['resume', 'app'],
         ['rollback', 'app', '--reason', 'spy'],
+        ['reset', 'app', '--reason', 'spy'],
         ['pin', 'app', 'canary', 'spy1', 'spy2'],
         ['unpin', 'app', 'spy1', 'spy2'],
         ['pin', 'app', '--reason', 'spy', 'canary', 'spy3'],
@@ -687,6 +714,202 @@ for my $args (@calls) {
     ($rc, $out, $err) = ctl(['status', 'str']);
     isnt $rc, 0, 'status of a key that is not a hash fails';
     like $err, qr/WRONGTYPE/, 'with what Redis said';
+}
+
+# ---- rolled back or tripped: nothing but a reset ----------------------------
+
+sub xlen { scalar r('XLEN', "$KEY:receipts") }
+
+# what an operator must not do before a reset: each exits 2 and writes
+# nothing (every key and its DUMP, the generation, the receipts and the
+# PUBLISHes are as they were)
+my @refused = (
+    ['set-weight', 'app', '50'],
+    ['set-weight', 'app', '0', '--reason', 're-arm the guard'],
+    ['pin', 'app', 'canary', 'r1'],
+    ['pin', 'app', 'stable', 'r1'],
+    ['pin', 'app', '--reason', 'x', 'canary', 'r1', 'r2'],
+    ['pause', 'app'],
+    ['resume', 'app'],
+    ['resume', 'app', '--reason', 'go on'],
+);
+
+for my $case ([ 'rolled_back', 'rolled back' ],
+              [ 'guard_tripped', 'guard tripped' ])
+{
+    my ($state, $says) = @$case;
+
+    if ($state eq 'rolled_back') {
+        my ($rc, $out, $err) = ctl(['rollback', 'app', '--reason', 'drill']);
+        is $rc, 0, 'canary-ctl rollback app' or diag $err;
+
+    } else {
+        # as the module's guard writes its trip
+        r('HINCRBY', $KEY, 'generation', 1);
+        r('HSET', $KEY, qw(weight 0 state guard_tripped
+                           updated_by nginx-guard:host1));
+    }
+
+    is hash()->{state}, $state, "state $state";
+
+    my $snap = snapshot();
+    my $g = hash()->{generation};
+    my $n = xlen();
+    my $published = () = published($sub_file);
+
+    for my $args (@refused) {
+        my $what = label(@$args);
+        my ($rc, $out, $err) = ctl($args);
+
+        subtest "$state: canary-ctl $what" => sub {
+            is $rc, 2, 'exits 2';
+            like $err,
+                qr/^canary-ctl: app: \Q$says\E: canary-ctl reset first$/m,
+                "says \"$says: canary-ctl reset first\"";
+            is $out, '', 'nothing on stdout';
+        };
+    }
+
+    is snapshot(), $snap, "$state: every key and its DUMP unchanged";
+    is hash()->{generation}, $g, "$state: generation still $g";
+    is xlen(), $n, "$state: no receipt";
+    sleep 0.3;
+    is scalar(() = published($sub_file)), $published, "$state: no PUBLISH";
+
+    # what stays allowed: the kill switch, unpinning, another rollback
+    for my $args (['disable', 'app'], ['enable', 'app'],
+                  ['unpin', 'app', 'nobody'])
+    {
+        my ($rc, $out, $err) = ctl($args);
+        is $rc, 0, "$state: canary-ctl @$args is allowed" or diag $err;
+    }
+    is hash()->{state}, $state, "$state: and leaves the state as it was";
+
+    my ($rc, $out, $err) = ctl(['reset', 'app', '--reason', "after $says"]);
+    is $rc, 0, "$state: canary-ctl reset app" or diag $err;
+    my $h = hash();
+    is $h->{state}, 'ready', "$state: reset: state ready";
+    is $h->{weight}, 0, "$state: reset: weight 0";
+    my $r = (receipts())[-1];
+    is $r->{operation}, 'split_reset', "$state: reset: receipt split_reset";
+    is $r->{previous_state}, $state, "$state: reset: previous_state $state";
+
+    ($rc, $out, $err) = ctl(['set-weight', 'app', '10']);
+    is $rc, 0, "$state: after the reset set-weight works again" or diag $err;
+}
+
+# ---- reset: the plan's pins go, the operator's stay -------------------------
+
+{
+    my @canary_before = sort(r('SMEMBERS', "$KEY:pin:canary"));
+    my @stable_before = sort(r('SMEMBERS', "$KEY:pin:stable"));
+
+    # the sidecar's contract: a tenant it pins for the plan is in
+    # :pin:plan as well as in :pin:canary
+    r('SADD', "$KEY:pin:canary", 'plan-a', 'plan-b', 'plan-op');
+    r('SADD', "$KEY:pin:plan", 'plan-a', 'plan-b', 'plan-op', 'plan-gone');
+
+    # an operator who pins a plan's tenant makes it theirs
+    my ($rc, $out, $err) = ctl(['pin', 'app', 'canary', 'plan-op', 'op-c',
+                                "op \"q\"\nx"]);
+    is $rc, 0, 'pin a tenant of the plan and two others' or diag $err;
+    is r('SISMEMBER', "$KEY:pin:plan", 'plan-op'), 0,
+        "pin takes the tenant out of the plan's set";
+    ($rc, $out, $err) = ctl(['pin', 'app', 'stable', 'op-s']);
+    is $rc, 0, 'pin a tenant to stable' or diag $err;
+
+    # a rollout that completed, its saved state
+    r('HINCRBY', $KEY, 'generation', 1);
+    r('HSET', $KEY, qw(weight 100 state completed updated_by sidecar-a
+                       weight.internal 25));
+    r('HSET', "$KEY:sidecar", qw(status completed stage 2));
+
+    # (a tenant with a newline: redis_cli's lines cannot list it)
+    my @kept = sort @canary_before, 'plan-op', 'op-c', "op \"q\"\nx";
+    my @stable = sort @stable_before, 'op-s';
+
+    my $g = hash()->{generation};
+    my $n = xlen();
+
+    ($rc, $out, $err) = ctl(['reset', 'app', '--reason', 'v2 is out']);
+    is $rc, 0, 'canary-ctl reset app after a completed rollout' or diag $err;
+    is $err, '', 'nothing on stderr';
+
+    # "  TITLE: N" and N lines of a JSON string each -> [N, names]
+    my $listed = sub {
+        my ($title) = @_;
+        my ($n, $block) = $out =~ /^  \Q$title\E: (\d+)\n((?:    .*\n)*)/m;
+        return [ -1, [] ] unless defined $n;
+        my $json = JSON::PP->new->allow_nonref;
+        return [ $n, [ map { $json->decode(s/^    //r) }
+                       split /\n/, $block ] ];
+    };
+
+    like $out, qr/^split_reset app: generation ${\ ($g + 1)} by tester$/m,
+        'prints: split_reset app: generation ' . ($g + 1);
+    like $out, qr/sidecar's saved rollout deleted/,
+        "says the sidecar's rollout is deleted";
+    is_deeply $listed->("the plan's pins removed from canary"),
+        [ 2, ['plan-a', 'plan-b'] ],
+        "lists the plan's pins it removed from canary";
+    is_deeply $listed->('pins that stay on canary (yours)'),
+        [ scalar @kept, \@kept ],
+        'lists the pins that stay on canary: ' . join(', ', @kept)
+        =~ s/\n/\\n/gr;
+    is_deeply $listed->('pins that stay on stable (yours)'),
+        [ scalar @stable, \@stable ],
+        'lists the pins that stay on stable: ' . join(', ', @stable);
+    my $cohorts = qq{  cohort weights in Redis that stay: 1\n}
+                  . qq{    "weight.internal" "25"\n};
+    like $out, qr/^\Q$cohorts\E/m,
+        'and the cohort weight in Redis that stays';
+    unlike $out, qr/kill switch/, 'no word of a kill switch: enabled is 1';
+
+    my $h = hash();
+    is $h->{generation}, $g + 1, 'generation raised by one';
+    is $h->{state}, 'ready', 'state ready';
+    is $h->{weight}, 0, 'weight 0';
+    is $h->{'weight.internal'}, 25, 'the cohort weight stays';
+    is $h->{updated_by}, 'tester', 'updated_by';
+    is r('SCARD', "$KEY:pin:canary"), scalar @kept,
+        scalar(@kept) . ' pins on canary';
+    is scalar(grep { r('SISMEMBER', "$KEY:pin:canary", $_) } @kept),
+        scalar @kept, "the plan's pins are off canary, the operator's stay";
+    is_deeply [ sort(r('SMEMBERS', "$KEY:pin:stable")) ], \@stable,
+        'the pins on stable stay';
+    is r('EXISTS', "$KEY:pin:plan"), 0, "the plan's set is gone";
+    is r('EXISTS', "$KEY:sidecar"), 0, "the sidecar's saved rollout is gone";
+
+    is xlen(), $n + 1, 'one receipt';
+    my $r = (receipts())[-1];
+    ok !$r->{invalid_json}, 'valid JSON' or diag $r->{invalid_json};
+    is_deeply { map { $_ => $r->{$_} } qw(operation generation state weight
+                                          reason previous_state unpinned
+                                          kept_pins) },
+        { operation => 'split_reset', generation => $g + 1, state => 'ready',
+          weight => '0', reason => 'v2 is out', previous_state => 'completed',
+          unpinned => ['plan-a', 'plan-b'],
+          kept_pins => { canary => scalar @kept, stable => scalar @stable } },
+        'the receipt says what the reset did';
+    ok $r->{sidecar_cleared}, 'receipt: sidecar_cleared true';
+    is_deeply $r->{previous}, { weight => '100', enabled => '1' },
+        'receipt: the previous weight and enabled';
+
+    ok wait_until(3, sub { (published($sub_file))[-1] eq 'split_reset' }),
+        'PUBLISHed split_reset';
+
+    # again: nothing of the plan left; a kill switch that is on says so
+    ctl(['disable', 'app']);
+    ($rc, $out, $err) = ctl(['reset', 'app', '--reason', 'again']);
+    is $rc, 0, 'reset again' or diag $err;
+    like $out, qr/^  the plan's pins removed from canary: 0$/m,
+        'nothing of the plan to remove';
+    like $out, qr/no saved rollout of canary-sidecar/, 'no saved rollout';
+    like $out, qr/^  enabled 0 stays: the kill switch is on/m,
+        'says the kill switch stays on';
+    is hash()->{enabled}, 0, 'and it does';
+    ok !(receipts())[-1]{sidecar_cleared}, 'receipt: sidecar_cleared false';
+    ctl(['enable', 'app']);
 }
 
 done_testing;
