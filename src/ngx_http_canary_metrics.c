@@ -340,7 +340,16 @@ ngx_http_canary_report(ngx_http_request_t *r,
         }
 
         ngx_http_canary_report_split(splitp[i], window, now,
-                                     &rep->splits[n++]);
+                                     &rep->splits[n]);
+
+        /* with Redis a trip is an incident, whatever nginx.conf says now */
+        if (rep->splits[n].guard.tripped) {
+            rep->splits[n].guard.stays_until = cmcf->redis
+                                               ? "canary-ctl reset"
+                                               : "reload";
+        }
+
+        n++;
     }
 
     rep->nsplits = n;
@@ -425,6 +434,7 @@ ngx_http_canary_report_split(ngx_http_canary_split_t *split,
                              &shs->updated_at_len);
     sr->pins[0] = shs->npins[0];
     sr->pins[1] = shs->npins[1];
+    sr->rolled_back = shs->rolled_back ? 1 : 0;
 
     sr->guard.configured = split->has_guard;
     sr->guard.tripped = shs->guard_tripped ? 1 : 0;

@@ -160,6 +160,14 @@ ngx_http_canary_json_split(ngx_http_canary_out_t *out,
                                     s->guard.reason,
                                     strlen(s->guard.reason));
 
+    if (s->guard.stays_until) {
+        ngx_http_canary_out_printf(out, ",\"stays_until\":\"%s\"",
+                                   s->guard.stays_until);
+
+    } else {
+        ngx_http_canary_out_printf(out, ",\"stays_until\":null");
+    }
+
     ngx_http_canary_json_guard(out, &s->guard);
 
     ngx_http_canary_out_printf(out, "},\"variants\":{");

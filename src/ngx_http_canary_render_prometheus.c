@@ -87,6 +87,9 @@ ngx_http_canary_render_prometheus(ngx_http_canary_out_t *out,
         "Generation of the weights in force.", 2);
     ngx_http_canary_prom_per_split(out, rep, "canary_guard_tripped",
         "1 when the in-proxy guard has pulled the canary.", 3);
+    ngx_http_canary_prom_per_split(out, rep, "canary_rolled_back",
+        "1 while the split is rolled back (state rolled_back): every "
+        "request goes to stable until canary-ctl reset.", 4);
 
     if (rep->redis.configured) {
         ngx_http_canary_prom_family(out, "canary_redis_connected", "gauge",
@@ -235,9 +238,14 @@ ngx_http_canary_prom_per_split(ngx_http_canary_out_t *out,
                                        (unsigned long long) s->generation);
             break;
 
-        default:
+        case 3:
             ngx_http_canary_out_printf(out, "} %d\n",
                                        s->guard.tripped ? 1 : 0);
+            break;
+
+        default:
+            ngx_http_canary_out_printf(out, "} %d\n",
+                                       s->rolled_back ? 1 : 0);
         }
     }
 }

@@ -65,6 +65,7 @@ typedef struct {
     int                               configured;
     time_t                            since;
     char                              reason[256];
+    const char                       *stays_until; /* ends a trip */
     ngx_http_canary_guard_limits_t    limits;
     int                               seen;       /* window[] is set */
     ngx_http_canary_guard_window_t    window[2];  /* stable, canary */
@@ -84,6 +85,7 @@ typedef struct {
     unsigned char                     updated_at[64];
     size_t                            updated_at_len;
     uint64_t                          pins[2];          /* stable, canary */
+    int                               rolled_back;
 
     size_t                            ncohorts;
     ngx_http_canary_cohort_report_t   cohorts[NGX_HTTP_CANARY_REPORT_COHORTS];
