@@ -257,6 +257,7 @@ typedef struct {
     ngx_shm_zone_t              *shm_zone;
     ngx_http_canary_shm_t       *sh;
     ngx_slab_pool_t             *shpool;
+    ngx_uint_t                   committed;     /* its sh->generation */
 
     ngx_array_t                  splits;        /* ngx_http_canary_split_t * */
 

@@ -155,6 +155,15 @@ ngx_http_canary_sync_apply(ngx_http_canary_sync_t *sync, ngx_uint_t index,
 
     splitp = sync->cmcf->splits.elts;
 
+    /*
+     * A reload committed a newer configuration: its syncing worker owns
+     * the zone.  This one, until it exits, must not undo what the new
+     * configuration changed (a rollback ended by removing canary_redis).
+     */
+    if (sync->cmcf->committed != sync->cmcf->sh->generation) {
+        return NGX_OK;
+    }
+
     if (exec->type != REDIS_REPLY_ARRAY || exec->elements != 3) {
         ngx_http_canary_sync_error(sync, NGX_LOG_ERR,
             "canary_redis: unexpected reply reading split \"%V\"",

@@ -264,6 +264,7 @@ ngx_http_canary_zone_commit(ngx_http_canary_main_conf_t *cmcf)
     ngx_shmtx_lock(&cmcf->shpool->mutex);
 
     generation = ++cmcf->sh->generation;
+    cmcf->committed = generation;
     splitp = cmcf->splits.elts;
 
     for (i = 0; i < cmcf->splits.nelts; i++) {
