@@ -2,7 +2,10 @@
 
 # Story: a new user types "make demo" and sees the product work end to
 # end: a healthy canary walks every stage to 100%; with FAULT=errors the
-# sidecar rolls it back and, with the sidecar stopped, the guard pulls it.
+# sidecar rolls it back (every request on stable, an opt-in too), the
+# operator acknowledges with "canary-ctl reset" (routing by weight again)
+# and sets 50%; with the sidecar stopped the guard pulls the broken
+# canary, set-weight is refused, and another reset re-arms the guard.
 # The demo stops everything it started and leaves no file behind, so it
 # can run twice in a row.
 
@@ -158,6 +161,12 @@ sub nothing_left {
         or diag("directory: " . ($dir // '?'));
 }
 
+# one pattern of several, each with its own flags
+sub re {
+    my $s = join '', @_;
+    return qr/$s/;
+}
+
 my $run = run_demo();
 my $out = $run->{out};
 is($run->{status}, 0, 'the healthy demo exits 0') or diag($out);
@@ -179,8 +188,33 @@ $out = $run->{out};
 is($run->{status}, 0, 'the FAULT=errors demo exits 0') or diag($out);
 like($out, qr/decision: sli_violation_detected/, 'a violation was detected');
 like($out, qr/decision: rollback_executed/, 'the sidecar rolled back');
+like($out, re(qr/the sidecar rolled the canary back: weight 0, state /,
+              qr/rolled_back\n(?:.*\n)*?>>> every request on stable: /,
+              qr/opt-in -> stable \(rolled_back\), /),
+     'after the rollback an opt-in goes to stable, by rolled_back');
+like($out, re(qr/^    \$ canary-ctl reset api --reason 'v2 fixed'\n/m,
+              qr/    split_reset api: generation \d+ by \S+\n/,
+              qr/      state ready, weight 0/),
+     'the operator resets the split with canary-ctl');
+like($out, qr/^      pins that stay on canary \(yours\): \d+$/m,
+     "reset lists the operator's pins that stay");
+like($out, qr/^>>> routing by weight again: opt-in -> canary \(header\)/m,
+     'after the reset the opt-in reaches canary again');
+like($out, re(qr/^    \$ canary-ctl set-weight api 50\n/m,
+              qr/    weight_set api: generation \d+/),
+     "then the operator's weight");
+like($out, qr/^>>> at 50%: .*tenant-qa-1 -> canary \(hash\)/m,
+     'at 50% a tenant goes to canary by the hash');
 like($out, qr/the guard pulled the canary ([\d.]+)s after it broke/,
      'then the guard pulled it with the sidecar stopped');
+like($out, qr/^    canary-ctl: api: guard tripped: canary-ctl reset first$/m,
+     'set-weight is refused while the guard is tripped');
+like($out, re(qr/^>>> the guard is armed, routing by weight again: /m,
+              qr/opt-in -> canary \(header\)/),
+     'another reset re-arms the guard');
+like($out, qr/rollback_executed.*split_reset.*weight_set.*guard\ pulled.*
+               reset\ first.*guard\ is\ armed/sx,
+     'in that order');
 my ($guard) = $out =~ /the guard pulled the canary ([\d.]+)s/;
 note("guard pulled the canary ${\ ($guard // '?')}s after the fault");
 
