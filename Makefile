@@ -7,6 +7,8 @@
 #                            UBSan build, and every fuzzer for a while
 #   make demo                a whole rollout on loopback
 #   make bench               benchmarks (not part of make test)
+#   make judge-bench         the judge on simulated rollouts, against the
+#                            judge as it landed before
 #   make soak                five minutes of everything at once
 
 SHELL      := /bin/bash
@@ -58,7 +60,7 @@ ASAN_FLAGS   = -fsanitize=address,undefined -fno-omit-frame-pointer \
 ASAN_RUNTIME = $(shell $(CC) -print-file-name=libasan.so)
 
 .PHONY: all module sidecar unit test check asan fuzz deps demo bench soak \
-        clean FORCE
+        judge-bench clean FORCE
 
 all: module sidecar
 
@@ -91,7 +93,9 @@ $(MODULE): $(NGX_BUILD)/objs/Makefile FORCE
 
 $(SIDECAR_UNIT): $(BUILD)/unit/test_sidecar_%: t/unit/test_sidecar_%.c \
     $(SIDECAR_LIB) $(SIDECAR_SHARED) $(wildcard src/sidecar/*.h) \
-    src/ngx_http_canary_histogram.c src/ngx_http_canary_histogram.h
+    src/ngx_http_canary_histogram.c src/ngx_http_canary_histogram.h \
+    src/ngx_http_canary_out.c src/ngx_http_canary_render_json.c \
+    src/ngx_http_canary_report.h
 	@mkdir -p $(BUILD)/unit
 	$(CC) $(CFLAGS_STD) $(CHECK_CFLAGS) -Isrc/sidecar -Isrc -o $@ $< \
 	    $(SIDECAR_LIB) $(SIDECAR_SHARED) $(CHECK_LIBS) $(SIDECAR_LIBS)
@@ -147,6 +151,34 @@ demo: deps all
 bench: all
 	@sh scripts/install-deps.sh --bench
 	bench/run
+
+# the judge simulator: the sidecar's decision code as it is, and as it
+# landed before the stage-evidence judge (from git history), side by side
+JUDGE_LANDED = a028be6
+JUDGE_SRCS   = $(addprefix src/sidecar/,analysis.c evidence.c fetch.c \
+               plan.c sequential.c stats.c) src/ngx_http_canary_parse.c
+JUDGE_OLD    = $(addprefix $(BUILD)/judge/landed/,analysis.c plan.c \
+               stats.c fetch.c)
+
+$(BUILD)/judge/sim-stage: bench/judge/judge_sim.c $(JUDGE_SRCS) \
+    $(wildcard src/sidecar/*.h)
+	@mkdir -p $(BUILD)/judge
+	$(CC) $(CFLAGS_STD) -Isrc/sidecar -Isrc -o $@ $< $(JUDGE_SRCS) \
+	    $(SIDECAR_LIBS)
+
+$(BUILD)/judge/sim-landed: bench/judge/judge_sim.c
+	@mkdir -p $(BUILD)/judge/landed
+	for f in analysis plan stats fetch; do \
+	    for x in c h; do \
+	        git show $(JUDGE_LANDED):src/sidecar/$$f.$$x \
+	            > $(BUILD)/judge/landed/$$f.$$x || exit 1; \
+	    done; \
+	done
+	$(CC) $(CFLAGS_STD) -DJUDGE_LANDED -I$(BUILD)/judge/landed -Isrc \
+	    -o $@ $< $(JUDGE_OLD) src/ngx_http_canary_parse.c $(SIDECAR_LIBS)
+
+judge-bench: $(BUILD)/judge/sim-stage $(BUILD)/judge/sim-landed
+	BUILD=$(BUILD) bench/judge/run
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

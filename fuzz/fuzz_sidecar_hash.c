@@ -58,7 +58,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     int                 rc;
-    char                err[256], line[1024];
+    char                err[256], warn[256], line[1024];
     void               *reply[2];
     size_t              i, k;
     int64_t             now;
@@ -115,7 +115,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(err, 0x5a, sizeof(err));
 
     rc = cs_rollout_from_hash(&ro, &fuzz_plan, hash[1], FUZZ_NOW, err,
-                              sizeof(err));
+                              sizeof(err), warn, sizeof(warn));
 
     if (rc != 0) {
         fuzz_assert(rc == -1 && strnlen(err, sizeof(err)) < sizeof(err),

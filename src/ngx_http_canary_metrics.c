@@ -421,6 +421,7 @@ ngx_http_canary_report_split(ngx_http_canary_split_t *split,
     sr->weight = (uint32_t) shs->weight;
     sr->enabled = shs->enabled ? 1 : 0;
     sr->generation = shs->generation;
+    sr->created = shs->created;
     sr->source = shs->source == NGX_HTTP_CANARY_SOURCE_REDIS ? "redis"
                                                              : "conf";
 

@@ -124,10 +124,11 @@ ngx_http_canary_json_split(ngx_http_canary_out_t *out,
     ngx_http_canary_out_printf(out, ":{\"weight\":");
     ngx_http_canary_json_weight(out, s->weight);
     ngx_http_canary_out_printf(out, ",\"enabled\":%s,\"generation\":%llu,"
-                               "\"source\":\"%s\",\"state\":",
+                               "\"created\":%lld,\"source\":\"%s\","
+                               "\"state\":",
                                s->enabled ? "true" : "false",
                                (unsigned long long) s->generation,
-                               s->source);
+                               (long long) s->created, s->source);
     ngx_http_canary_out_json_string(out, s->state, s->state_len);
     ngx_http_canary_out_printf(out, ",\"updated_by\":");
     ngx_http_canary_out_json_string(out, s->updated_by, s->updated_by_len);

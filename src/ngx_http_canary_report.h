@@ -77,6 +77,7 @@ typedef struct {
     uint32_t                          weight;           /* hundredths */
     int                               enabled;
     uint64_t                          generation;
+    time_t                            created;          /* counters since */
     const char                       *source;           /* conf, redis */
     unsigned char                     state[64];
     size_t                            state_len;

@@ -102,6 +102,18 @@ is connections(), $before + 1,
     'Redis was never contacted (only this test\'s own redis-cli)';
 is $s->redis('DBSIZE'), '0', 'no key in Redis';
 
+# no nginx answers for the split: a rollout never starts blind, and
+# --once says it could not decide
+($rc, $out) = $s->run_sidecar($s->sidecar_args(
+    plan => SidecarTest::fast_plan(), args => ['--once']));
+is $rc, 1, 'once, no nginx answering: exit 1';
+like $out, qr/api: not starting: no nginx answered/, 'says why';
+is $s->redis('DBSIZE'), '0', 'no nginx answering: nothing written';
+
+# the nginx now
+$s->t->redis_stop;
+$s->start;
+
 # a good plan, dry run: it connects and decides, and writes nothing
 ($rc, $out) = $s->run_sidecar($s->sidecar_args(
     plan => SidecarTest::fast_plan(), args => ['--dry-run', '--once']));

@@ -74,8 +74,16 @@ is(($s->receipts)[-1]{operation}, 'rollback_executed',
 like $s->sidecar_log, qr/stopped: state rolled_back by operator/,
     'logged';
 
-# a new rollout: delete the sidecar's state
+# deleting the sidecar's state does not start a rollout over a
+# rollback: nobody acknowledged it
 $s->redis('DEL', $s->key . ':sidecar');
+sleep 1.5;
+is $s->hget('state'), 'rolled_back', 'no new rollout over a rollback';
+like $s->sidecar_log, qr/not starting: the split's state is "rolled_back"/,
+    'the sidecar says why it waits';
+
+# a new rollout: the operator acknowledges the rollback
+note $s->ctl('reset', 'api', '--reason', 'fixed in v2');
 $s->wait_for(sub { $s->hget('state') eq 'running' }, 5, 'started again')
     or $s->show_log;
 is((sidecar_receipts())[-1]{operation}, 'rollout_started',

@@ -30,7 +30,11 @@
 
 
 static void cs_decide_start(const cs_plan_t *plan,
-    const cs_split_view_t *view, int64_t now, cs_decision_t *d);
+    const cs_split_view_t *view, const cs_metrics_t *m, int64_t now,
+    cs_decision_t *d);
+static void cs_stage_restart(cs_rollout_t *nx, int64_t now);
+static int cs_look_due(const cs_plan_t *plan, const cs_rollout_t *ro,
+    int64_t now);
 static void cs_decide_operator(const cs_plan_t *plan,
     const cs_split_view_t *view, const cs_rollout_t *ro, int64_t now,
     cs_decision_t *d);
@@ -46,6 +50,8 @@ static void cs_write(cs_decision_t *d, const cs_split_view_t *view,
 static void cs_op(cs_decision_t *d, const char *op);
 static void cs_failed_checks(const cs_plan_t *plan, const cs_judgement_t *j,
     char *buf, size_t size);
+static size_t cs_check_evidence(char *buf, size_t size, size_t n,
+    const cs_check_t *c, const cs_judgement_t *j);
 static void cs_reason(cs_decision_t *d, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void cs_note(cs_decision_t *d, const char *fmt, ...)
@@ -180,26 +186,52 @@ cs_stage_for_weight(const cs_plan_t *plan, uint32_t weight)
 }
 
 
-void
-cs_judge(const cs_plan_t *plan, const cs_metrics_t *m, cs_judgement_t *j)
+double
+cs_stage_alpha(const cs_plan_t *plan)
 {
-    int              v;
-    double           alpha, ratio_bound, delta_bound;
-    cs_ztest_t       zs, zc;
-    uint64_t         hist[2];
-    cs_mwu_t         mw;
-    cs_check_t      *c;
-    cs_ztest_t       zt;
-    const cs_slo_t  *slo;
+    size_t  i, judged;
+
+    judged = 0;
+
+    for (i = 0; i < plan->nstages; i++) {
+        if (plan->stages[i].weight < CS_WEIGHT_MAX) {
+            judged++;
+        }
+    }
+
+    return (1 - plan->slo.confidence) / (judged ? judged : 1);
+}
+
+
+void
+cs_judge(const cs_plan_t *plan, cs_evidence_t *ev, const cs_metrics_t *m,
+    int look, cs_judgement_t *j)
+{
+    int                 v, significant;
+    double              alpha, a_errors, a_look, a_latency, ratio_bound,
+                        p;
+    uint64_t            bound, hist[2], win_errors[2];
+    cs_check_t         *c;
+    cs_ztest_t          zs, zc;
+    const cs_slo_t     *slo;
+    const cs_window_t  *w;
 
     slo = &plan->slo;
-    alpha = 1 - slo->confidence;
 
     memset(j, 0, sizeof(cs_judgement_t));
 
+    alpha = cs_stage_alpha(plan);
+    a_errors = alpha * CS_ALPHA_ERRORS;
+    a_look = alpha * CS_ALPHA_LOOK;
+    a_latency = alpha * CS_ALPHA_LATENCY;
+
+    j->alpha = alpha;
+
     for (v = 0; v < 2; v++) {
-        j->requests[v] = m->v[v].requests;
-        j->errors[v] = m->v[v].errors_5xx + m->v[v].upstream_errors;
+        w = &ev->v[v];
+
+        j->requests[v] = w->requests;
+        j->errors[v] = w->errors_5xx + w->upstream_errors;
 
         if (j->errors[v] > j->requests[v]) {
             j->errors[v] = j->requests[v];
@@ -207,8 +239,20 @@ cs_judge(const cs_plan_t *plan, const cs_metrics_t *m, cs_judgement_t *j)
 
         j->error_pct[v] = j->requests[v]
                           ? 100.0 * j->errors[v] / j->requests[v] : 0;
-        j->p99_ms[v] = cs_hist_quantile_ms(m->v[v].counts, 0.99);
-        hist[v] = cs_hist_total(m->v[v].counts);
+        j->p99_ms[v] = cs_hist_quantile_ms(w->counts, 0.99);
+        hist[v] = cs_hist_total(w->counts);
+
+        w = &m->v[v];
+
+        j->window_requests[v] = w->requests;
+        win_errors[v] = w->errors_5xx + w->upstream_errors;
+
+        if (win_errors[v] > w->requests) {
+            win_errors[v] = w->requests;
+        }
+
+        j->window_error_pct[v] = w->requests
+                                 ? 100.0 * win_errors[v] / w->requests : 0;
     }
 
     j->window_seconds = m->window_seconds;
@@ -218,11 +262,24 @@ cs_judge(const cs_plan_t *plan, const cs_metrics_t *m, cs_judgement_t *j)
     j->enough = j->requests[CS_STABLE] >= slo->min_requests
                 && j->requests[CS_CANARY] >= slo->min_requests;
 
-    /* errors: worse than ratio x stable or over the maximum, and
-     * significantly above stable either way */
+    /*
+     * errors: significance from the stage's evidence, either the
+     * always-valid test (acts whenever it crosses) or the one look at
+     * the end of the hold; effect size from the stage's rates against
+     * the SLO's margin
+     */
 
-    cs_ztest_greater(j->errors[CS_CANARY], j->requests[CS_CANARY],
-                     j->errors[CS_STABLE], j->requests[CS_STABLE], &zt);
+    if (look && j->enough && !ev->looked) {
+        ev->look_p = cs_conditional_p(j->errors[CS_STABLE],
+                                      j->requests[CS_STABLE],
+                                      j->errors[CS_CANARY],
+                                      j->requests[CS_CANARY]);
+        ev->looked = ev->look_p < a_look ? -1 : 1;
+        j->looked = 1;
+    }
+
+    p = cs_seq_p_value(&ev->errors);
+    significant = p < a_errors || ev->looked < 0;
 
     ratio_bound = slo->error_rate_ratio_max * j->error_pct[CS_STABLE];
 
@@ -231,46 +288,65 @@ cs_judge(const cs_plan_t *plan, const cs_metrics_t *m, cs_judgement_t *j)
     c->canary = j->error_pct[CS_CANARY];
     c->threshold = ratio_bound < slo->error_rate_max
                    ? ratio_bound : slo->error_rate_max;
-    c->p_value = zt.p_value;
+    c->p_value = p;
+    c->alpha = a_errors;
+    c->look_p = ev->looked ? ev->look_p : -1;
+    c->events[CS_STABLE] = j->errors[CS_STABLE];
+    c->events[CS_CANARY] = j->errors[CS_CANARY];
     c->status = !j->enough ? CS_NO_DATA
-                : (c->canary > ratio_bound || c->canary > slo->error_rate_max)
-                  && zt.p_value < alpha ? CS_FAIL : CS_PASS;
+                : significant && (c->canary > ratio_bound
+                                  || c->canary > slo->error_rate_max)
+                  ? CS_FAIL : CS_PASS;
 
-    /* availability: under the minimum and significantly under stable */
+    /* availability: under the minimum, and worse than stable as above */
+
+    j->checks[CS_CHECK_AVAILABILITY] = *c;
 
     c = &j->checks[CS_CHECK_AVAILABILITY];
     c->baseline = 100 - j->error_pct[CS_STABLE];
     c->canary = 100 - j->error_pct[CS_CANARY];
     c->threshold = slo->availability_min;
-    c->p_value = zt.p_value;
     c->status = !j->enough ? CS_NO_DATA
-                : c->canary < slo->availability_min && zt.p_value < alpha
+                : significant && c->canary < slo->availability_min
                   ? CS_FAIL : CS_PASS;
 
-    /* latency: p99 over ratio x stable's (and by min_delta_ms at least),
-     * and canary stochastically slower by Mann-Whitney */
+    /*
+     * latency: the share of requests over stable's p99 x the ratio (and
+     * + min_delta_ms), canary's against stable's, by the always-valid
+     * test; effect size: the stage's p99s
+     */
 
-    cs_mwu_greater(m->v[CS_CANARY].counts, m->v[CS_STABLE].counts,
-                   CS_HIST_BUCKETS, &mw);
-
-    j->mwu_effect = mw.effect;
-
-    ratio_bound = slo->latency_p99_ratio_max * j->p99_ms[CS_STABLE];
-    delta_bound = j->p99_ms[CS_STABLE] + slo->latency_p99_min_delta_ms;
+    bound = cs_slow_bound_us(plan, ev->v[CS_STABLE].counts);
 
     c = &j->checks[CS_CHECK_LATENCY];
     c->baseline = j->p99_ms[CS_STABLE];
     c->canary = j->p99_ms[CS_CANARY];
-    c->threshold = ratio_bound > delta_bound ? ratio_bound : delta_bound;
-    c->p_value = mw.p_value;
-    c->status = hist[CS_STABLE] < slo->min_requests
-                || hist[CS_CANARY] < slo->min_requests ? CS_NO_DATA
-                : c->canary > c->threshold && mw.p_value < alpha
+    c->threshold = (double) bound / 1000;
+    c->p_value = cs_seq_p_value(&ev->latency);
+    c->alpha = a_latency;
+    c->look_p = -1;
+    c->events[CS_STABLE] = bound ? cs_hist_above(ev->v[CS_STABLE].counts,
+                                                 bound) : 0;
+    c->events[CS_CANARY] = bound ? cs_hist_above(ev->v[CS_CANARY].counts,
+                                                 bound) : 0;
+    c->status = bound == 0 || hist[CS_CANARY] < slo->min_requests
+                ? CS_NO_DATA
+                : c->canary > c->threshold && c->p_value < a_latency
                   ? CS_FAIL : CS_PASS;
 
-    j->outage = j->enough
-                && j->error_pct[CS_CANARY] > slo->error_rate_max
-                && j->error_pct[CS_STABLE] > slo->error_rate_max;
+    j->slow_ms = c->threshold;
+
+    /*
+     * What must act at once is judged on the short window, as before:
+     * an outage (both sides over error_rate_max: halt, not the canary's
+     * fault), and the critical path (the canary failing far over the
+     * limit while stable is not).
+     */
+
+    j->outage = j->window_requests[CS_STABLE] >= slo->min_requests
+                && j->window_requests[CS_CANARY] >= slo->min_requests
+                && j->window_error_pct[CS_CANARY] > slo->error_rate_max
+                && j->window_error_pct[CS_STABLE] > slo->error_rate_max;
 
     /*
      * Both sides under availability_min beyond chance, the canary not
@@ -278,23 +354,26 @@ cs_judge(const cs_plan_t *plan, const cs_metrics_t *m, cs_judgement_t *j)
      * Promoting through it would judge the canary on a sick baseline.
      */
 
-    if (j->enough && !j->outage
+    if (j->window_requests[CS_STABLE] >= slo->min_requests
+        && j->window_requests[CS_CANARY] >= slo->min_requests
+        && !j->outage
         && j->checks[CS_CHECK_AVAILABILITY].status != CS_FAIL)
     {
-        cs_ztest_above(j->errors[CS_STABLE], j->requests[CS_STABLE],
+        cs_ztest_above(win_errors[CS_STABLE], j->window_requests[CS_STABLE],
                        1 - slo->availability_min / 100, &zs);
-        cs_ztest_above(j->errors[CS_CANARY], j->requests[CS_CANARY],
+        cs_ztest_above(win_errors[CS_CANARY], j->window_requests[CS_CANARY],
                        1 - slo->availability_min / 100, &zc);
 
         j->degraded = zs.p_value < alpha && zc.p_value < alpha;
         j->outage = j->degraded;
     }
 
-    j->critical = j->requests[CS_CANARY] >= slo->min_requests
-                  && j->error_pct[CS_CANARY]
+    j->critical = j->window_requests[CS_CANARY] >= slo->min_requests
+                  && j->window_error_pct[CS_CANARY]
                      > CS_CRITICAL_FACTOR * slo->error_rate_max
-                  && !(j->requests[CS_STABLE] >= slo->min_requests
-                       && j->error_pct[CS_STABLE] > slo->error_rate_max);
+                  && !(j->window_requests[CS_STABLE] >= slo->min_requests
+                       && j->window_error_pct[CS_STABLE]
+                          > slo->error_rate_max);
 
     j->violation = !j->outage
                    && (j->critical
@@ -319,17 +398,29 @@ cs_decide(const cs_plan_t *plan, const cs_split_view_t *view,
     d->from_weight = ro->weight;
     d->to_weight = ro->weight;
 
-    if (m != NULL && m->instances > 0) {
-        cs_judge(plan, m, &d->j);
-        d->has_judgement = 1;
-
-    } else {
+    if (m == NULL || m->instances == 0) {
         m = NULL;
     }
 
     if (ro->status == CS_STATUS_NEW) {
-        cs_decide_start(plan, view, now, d);
+        cs_decide_start(plan, view, m, now, d);
         return;
+    }
+
+    if (m != NULL && !cs_rollout_over(ro)) {
+        /* the step's new requests belong to the stage they were made in,
+         * whatever this decision does next */
+        if (m->has_delta) {
+            cs_evidence_add(plan, &d->next.ev, m);
+            d->dirty = 1;
+        }
+
+        cs_judge(plan, &d->next.ev, m, cs_look_due(plan, ro, now), &d->j);
+        d->has_judgement = 1;
+
+        if (d->j.looked) {
+            d->dirty = 1;
+        }
     }
 
     if (cs_rollout_over(ro)) {
@@ -376,13 +467,38 @@ cs_decide(const cs_plan_t *plan, const cs_split_view_t *view,
 }
 
 
+/*
+ * A rollout starts only on a split that was never rolled out (no state)
+ * or that an operator reset (state "ready"), is switched on, and that at
+ * least one nginx reports: never over a rollback, a guard's trip or a
+ * finished rollout that nobody acknowledged, never blind.
+ */
+
 static void
 cs_decide_start(const cs_plan_t *plan, const cs_split_view_t *view,
-    int64_t now, cs_decision_t *d)
+    const cs_metrics_t *m, int64_t now, cs_decision_t *d)
 {
     char                weight[16];
     cs_rollout_t       *nx;
     const cs_stage_t   *st;
+
+    if (view->state[0] && strcmp(view->state, "ready") != 0) {
+        cs_reason(d, "not starting: the split's state is \"%s\"%s%s; "
+                  "canary-ctl reset acknowledges it", view->state,
+                  view->updated_by[0] ? " by " : "", view->updated_by);
+        return;
+    }
+
+    if (view->enabled == 0) {
+        cs_reason(d, "not starting: the split is disabled (kill switch); "
+                  "canary-ctl enable first");
+        return;
+    }
+
+    if (m == NULL) {
+        cs_reason(d, "not starting: no nginx answered for this split");
+        return;
+    }
 
     st = &plan->stages[0];
     nx = &d->next;
@@ -400,9 +516,8 @@ cs_decide_start(const cs_plan_t *plan, const cs_split_view_t *view,
 
     nx->status = CS_STATUS_RUNNING;
     nx->stage = 0;
-    nx->stage_started = now;
+    cs_stage_restart(nx, now);
     nx->weight = st->weight;
-    nx->violation_since = 0;
     nx->approved = -1;
     nx->stopped_by[0] = '\0';
 
@@ -410,6 +525,31 @@ cs_decide_start(const cs_plan_t *plan, const cs_split_view_t *view,
               "canary", st->name,
               cs_weight_format(st->weight, weight, sizeof(weight)),
               plan->npins, plan->npins == 1 ? "" : "s");
+}
+
+
+/* a stage, or its hold, starts: so does its evidence */
+
+static void
+cs_stage_restart(cs_rollout_t *nx, int64_t now)
+{
+    nx->stage_started = now;
+    nx->violation_since = 0;
+    memset(&nx->ev, 0, sizeof(cs_evidence_t));
+}
+
+
+/*
+ * The stage's one fixed-horizon look is due once its hold has passed
+ * while running, the moment it would otherwise be promoted.
+ */
+
+static int
+cs_look_due(const cs_plan_t *plan, const cs_rollout_t *ro, int64_t now)
+{
+    return ro->status == CS_STATUS_RUNNING && ro->stage < plan->nstages
+           && cs_elapsed(now, ro->stage_started)
+              >= plan->stages[ro->stage].hold;
 }
 
 
@@ -494,10 +634,9 @@ cs_decide_operator(const cs_plan_t *plan, const cs_split_view_t *view,
         k = cs_stage_for_weight(plan, view->weight);
 
         nx->stage = k;
-        nx->stage_started = now;
+        cs_stage_restart(nx, now);
         nx->weight = view->weight;
         nx->approved = -1;
-        nx->violation_since = 0;
 
         if (nx->status == CS_STATUS_AWAITING_RESUME) {
             nx->status = CS_STATUS_RUNNING;
@@ -582,7 +721,7 @@ cs_decide_judged(const cs_plan_t *plan, const cs_split_view_t *view,
         cs_write(d, view, CS_ACT_UNHALT, "running");
         cs_op(d, "halt_cleared");
         nx->status = CS_STATUS_RUNNING;
-        nx->stage_started = now;
+        cs_stage_restart(nx, now);
         cs_reason(d, "outage over: error rates canary %.2f%%, stable "
                   "%.2f%%; judging again, the stage's hold starts over",
                   j->error_pct[CS_CANARY], j->error_pct[CS_STABLE]);
@@ -601,8 +740,7 @@ cs_decide_judged(const cs_plan_t *plan, const cs_split_view_t *view,
 
     if (j->enough && nx->violation_since) {
         held = cs_elapsed(now, nx->violation_since);
-        nx->violation_since = 0;
-        nx->stage_started = now;
+        cs_stage_restart(nx, now);
         d->dirty = 1;
 
         cs_reason(d, "violation cleared after %s, every check PASS; the "
@@ -768,10 +906,9 @@ cs_decide_forward(const cs_plan_t *plan, const cs_split_view_t *view,
     d->to_weight = next->weight;
 
     nx->stage = to;
-    nx->stage_started = now;
+    cs_stage_restart(nx, now);
     nx->weight = next->weight;
     nx->approved = -1;
-    nx->violation_since = 0;
 
     cs_weight_format(next->weight, w, sizeof(w));
 
@@ -823,8 +960,9 @@ cs_failed_checks(const cs_plan_t *plan, const cs_judgement_t *j, char *buf,
     buf[0] = '\0';
 
     if (j->critical) {
-        n = cs_cat(buf, size, n, "critical: canary error rate %.2f%% > "
-                   "%d x error_rate_max %g%%", j->error_pct[CS_CANARY],
+        n = cs_cat(buf, size, n, "critical: canary error rate %.2f%% over "
+                   "%us > %d x error_rate_max %g%%",
+                   j->window_error_pct[CS_CANARY], j->window_seconds,
                    CS_CRITICAL_FACTOR, plan->slo.error_rate_max);
     }
 
@@ -832,26 +970,51 @@ cs_failed_checks(const cs_plan_t *plan, const cs_judgement_t *j, char *buf,
 
     if (c->status == CS_FAIL) {
         n = cs_cat(buf, size, n, "%serror_rate_percent %.2f%% > %.2f%% "
-                   "(stable %.2f%%, p=%.2g)", n ? ", " : "", c->canary,
-                   c->threshold, c->baseline, c->p_value);
+                   "(stable %.2f%%; ", n ? ", " : "", c->canary,
+                   c->threshold, c->baseline);
+        n = cs_check_evidence(buf, size, n, c, j);
     }
 
     c = &j->checks[CS_CHECK_AVAILABILITY];
 
     if (c->status == CS_FAIL) {
         n = cs_cat(buf, size, n, "%savailability_percent %.2f%% < %g%% "
-                   "(stable %.2f%%, p=%.2g)", n ? ", " : "", c->canary,
-                   c->threshold, c->baseline, c->p_value);
+                   "(stable %.2f%%; ", n ? ", " : "", c->canary,
+                   c->threshold, c->baseline);
+        n = cs_check_evidence(buf, size, n, c, j);
     }
 
     c = &j->checks[CS_CHECK_LATENCY];
 
     if (c->status == CS_FAIL) {
-        (void) cs_cat(buf, size, n, "%slatency_p99_ms %.1fms > %.1fms "
-                      "(stable %.1fms, Mann-Whitney p=%.2g)",
-                      n ? ", " : "", c->canary, c->threshold, c->baseline,
-                      c->p_value);
+        n = cs_cat(buf, size, n, "%slatency_p99_ms %.1fms > %.1fms "
+                   "(stable %.1fms; over %.1fms: ", n ? ", " : "",
+                   c->canary, c->threshold, c->baseline, c->threshold);
+        (void) cs_check_evidence(buf, size, n, c, j);
     }
+}
+
+
+/* "12 of 570 vs 35 of 7000 over the stage, always-valid p=0.0004)" */
+
+static size_t
+cs_check_evidence(char *buf, size_t size, size_t n, const cs_check_t *c,
+    const cs_judgement_t *j)
+{
+    n = cs_cat(buf, size, n, "canary %llu of %llu vs stable %llu of %llu "
+               "over the stage, ",
+               (unsigned long long) c->events[CS_CANARY],
+               (unsigned long long) j->requests[CS_CANARY],
+               (unsigned long long) c->events[CS_STABLE],
+               (unsigned long long) j->requests[CS_STABLE]);
+
+    if (c->p_value < c->alpha || c->look_p < 0) {
+        return cs_cat(buf, size, n, "always-valid p=%.2g < %.2g)",
+                      c->p_value, c->alpha);
+    }
+
+    return cs_cat(buf, size, n, "end-of-hold exact p=%.2g < %.2g)",
+                  c->look_p, j->alpha * CS_ALPHA_LOOK);
 }
 
 

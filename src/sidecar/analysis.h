@@ -16,6 +16,7 @@
 
 #include "plan.h"
 #include "fetch.h"
+#include "evidence.h"
 
 
 typedef enum {
@@ -42,6 +43,7 @@ typedef struct {
                                                into; -1: none */
     char                last_receipt[40];
     char                stopped_by[192];
+    cs_evidence_t       ev;
 } cs_rollout_t;
 
 
@@ -76,22 +78,34 @@ typedef struct {
     double              baseline;           /* stable */
     double              canary;
     double              threshold;
-    double              p_value;
+    double              p_value;            /* always-valid, the stage's */
+    double              alpha;              /* what p_value must be under */
+    double              look_p;             /* the stage's fixed-horizon
+                                               look; -1: none */
+    uint64_t            events[2];          /* bad events over the stage */
     cs_verdict_e        status;
 } cs_check_t;
 
 
 typedef struct {
     cs_check_t          checks[CS_CHECKS];
-    uint64_t            requests[2];
+    uint64_t            requests[2];        /* over the stage */
     uint64_t            errors[2];
     double              error_pct[2];
     double              p99_ms[2];
-    double              mwu_effect;         /* P(canary slower) */
+    double              slow_ms;            /* latency's bad-event bound */
+    double              alpha;              /* the stage's share of
+                                               1 - confidence */
+    double              detectable;         /* smallest error ratio the
+                                               stage could show; 0: none */
+    double              window_error_pct[2];    /* the short window */
+    uint64_t            window_requests[2];
     unsigned            window_seconds;
     size_t              instances;
     size_t              asked;
-    int                 enough;             /* both >= min_requests */
+    int                 enough;             /* both >= min_requests over
+                                               the stage */
+    int                 looked;             /* the look ran this step */
     int                 outage;             /* both sides failing */
     int                 degraded;           /* the outage: both under
                                                availability_min only */
@@ -146,9 +160,18 @@ int cs_action_writes(cs_action_e action);
 const char *cs_verdict_name(cs_verdict_e v);
 const char *cs_check_name(size_t check);
 
-/* the checks of canary against stable over the window */
-void cs_judge(const cs_plan_t *plan, const cs_metrics_t *m,
-    cs_judgement_t *j);
+/*
+ * The checks of canary against stable over the stage's evidence; the
+ * critical path and outages over the short window of m.  look: run the
+ * stage's fixed-horizon look now (the hold has passed); its result is
+ * kept in ev.
+ */
+void cs_judge(const cs_plan_t *plan, cs_evidence_t *ev,
+    const cs_metrics_t *m, int look, cs_judgement_t *j);
+
+/* the stage's share of 1 - confidence: split evenly over the stages
+ * that compare the two sides (weight under 100%) */
+double cs_stage_alpha(const cs_plan_t *plan);
 
 /*
  * The decision.  m is NULL when no nginx answered.  A decision that

@@ -29,7 +29,9 @@ typedef struct {
 static size_t cs_fetch_write(char *ptr, size_t size, size_t nmemb,
     void *userdata);
 static int cs_fetch_variant(json_t *variants, const char *name,
-    cs_window_t *w, unsigned *seconds, char *err, size_t errlen);
+    cs_window_t *w, cs_window_t *total, unsigned *seconds, char *err,
+    size_t errlen);
+static int cs_fetch_counts(json_t *counts, uint64_t *out);
 static int cs_fetch_uint(json_t *obj, const char *key, uint64_t *out);
 static void cs_fetch_append(char *err, size_t errlen, const char *name,
     const char *why);
@@ -64,19 +66,25 @@ cs_metrics_init(cs_metrics_t *m)
 
 
 void
+cs_window_add(cs_window_t *a, const cs_window_t *b)
+{
+    size_t  i;
+
+    a->requests += b->requests;
+    a->errors_5xx += b->errors_5xx;
+    a->upstream_errors += b->upstream_errors;
+
+    for (i = 0; i < CS_HIST_BUCKETS; i++) {
+        a->counts[i] += b->counts[i];
+    }
+}
+
+
+void
 cs_metrics_add(cs_metrics_t *sum, const cs_metrics_t *one)
 {
-    size_t  v, b;
-
-    for (v = 0; v < 2; v++) {
-        sum->v[v].requests += one->v[v].requests;
-        sum->v[v].errors_5xx += one->v[v].errors_5xx;
-        sum->v[v].upstream_errors += one->v[v].upstream_errors;
-
-        for (b = 0; b < CS_HIST_BUCKETS; b++) {
-            sum->v[v].counts[b] += one->v[v].counts[b];
-        }
-    }
+    cs_window_add(&sum->v[0], &one->v[0]);
+    cs_window_add(&sum->v[1], &one->v[1]);
 
     if (sum->instances == 0 || one->window_seconds < sum->window_seconds) {
         sum->window_seconds = one->window_seconds;
@@ -94,7 +102,8 @@ cs_metrics_add(cs_metrics_t *sum, const cs_metrics_t *one)
 
 size_t
 cs_fetch(char *const *urls, char *const *names, size_t n, const char *split,
-    long timeout_ms, cs_metrics_t *sum, char *err, size_t errlen)
+    long timeout_ms, cs_metrics_t *nodes, int *answered, char *err,
+    size_t errlen)
 {
     int            running, left;
     long           code;
@@ -105,23 +114,20 @@ cs_fetch(char *const *urls, char *const *names, size_t n, const char *split,
     CURLMsg       *msg;
     CURLcode      *result, *res;
     cs_body_t     *bodies;
-    cs_metrics_t  *one;
 
     err[0] = '\0';
     ok = 0;
 
-    cs_metrics_init(sum);
-    sum->asked = n;
+    for (i = 0; i < n; i++) {
+        answered[i] = 0;
+    }
 
     easy = calloc(n, sizeof(CURL *));
     result = calloc(n, sizeof(CURLcode));
     bodies = calloc(n, sizeof(cs_body_t));
-    one = malloc(sizeof(cs_metrics_t));
     multi = curl_multi_init();
 
-    if (easy == NULL || result == NULL || bodies == NULL || one == NULL
-        || multi == NULL)
-    {
+    if (easy == NULL || result == NULL || bodies == NULL || multi == NULL) {
         snprintf(err, errlen, "no memory");
         goto done;
     }
@@ -203,14 +209,15 @@ cs_fetch(char *const *urls, char *const *names, size_t n, const char *split,
         }
 
         if (cs_fetch_parse(bodies[i].data ? bodies[i].data : "",
-                           bodies[i].len, split, one, why, sizeof(why))
+                           bodies[i].len, split, &nodes[i], why,
+                           sizeof(why))
             != 0)
         {
             cs_fetch_append(err, errlen, names[i], why);
             continue;
         }
 
-        cs_metrics_add(sum, one);
+        answered[i] = 1;
         ok++;
     }
 
@@ -235,7 +242,6 @@ done:
     free(easy);
     free(result);
     free(bodies);
-    free(one);
 
     return ok;
 }
@@ -332,12 +338,19 @@ cs_fetch_parse(const char *body, size_t len, const char *split,
 
     v = json_object_get(s, "variants");
 
-    if (cs_fetch_variant(v, "stable", &m->v[CS_STABLE], &sec[0], err,
-                         errlen) != 0
-        || cs_fetch_variant(v, "canary", &m->v[CS_CANARY], &sec[1], err,
-                            errlen) != 0)
+    if (cs_fetch_variant(v, "stable", &m->v[CS_STABLE],
+                         &m->total[CS_STABLE], &sec[0], err, errlen) != 0
+        || cs_fetch_variant(v, "canary", &m->v[CS_CANARY],
+                            &m->total[CS_CANARY], &sec[1], err, errlen)
+           != 0)
     {
         goto done;
+    }
+
+    /* absent from an older module: a restart shows as counters going
+     * down instead */
+    if (cs_fetch_uint(s, "created", &gen) == 0 && gen <= INT64_MAX) {
+        m->created = (int64_t) gen;
     }
 
     m->window_seconds = sec[0] < sec[1] ? sec[0] : sec[1];
@@ -369,11 +382,11 @@ done:
 
 static int
 cs_fetch_variant(json_t *variants, const char *name, cs_window_t *w,
-    unsigned *seconds, char *err, size_t errlen)
+    cs_window_t *total, unsigned *seconds, char *err, size_t errlen)
 {
     size_t     i;
     double     le;
-    json_t    *var, *win, *counts, *bounds, *c;
+    json_t    *var, *win, *lat, *bounds;
     uint64_t   sec;
 
     var = json_object_get(variants, name);
@@ -396,29 +409,32 @@ cs_fetch_variant(json_t *variants, const char *name, cs_window_t *w,
 
     *seconds = (unsigned) sec;
 
-    counts = json_object_get(win, "counts");
-
-    if (!json_is_array(counts) || json_array_size(counts) != CS_HIST_BUCKETS)
-    {
+    if (cs_fetch_counts(json_object_get(win, "counts"), w->counts) != 0) {
         snprintf(err, errlen, "variants.%s.window.counts is not an array "
-                 "of %d buckets", name, CS_HIST_BUCKETS);
+                 "of %d counts", name, CS_HIST_BUCKETS);
         return -1;
     }
 
-    for (i = 0; i < CS_HIST_BUCKETS; i++) {
-        c = json_array_get(counts, i);
+    /* the cumulative counters, which the stage's evidence is made of */
 
-        if (!json_is_integer(c) || json_integer_value(c) < 0) {
-            snprintf(err, errlen, "variants.%s.window.counts[%zu] is not "
-                     "a count", name, i);
-            return -1;
-        }
+    lat = json_object_get(var, "latency");
 
-        w->counts[i] = (uint64_t) json_integer_value(c);
+    if (cs_fetch_uint(var, "requests", &total->requests) != 0
+        || cs_fetch_uint(json_object_get(var, "responses"), "5xx",
+                         &total->errors_5xx) != 0
+        || cs_fetch_uint(var, "upstream_errors", &total->upstream_errors)
+           != 0
+        || cs_fetch_counts(json_object_get(lat, "counts"), total->counts)
+           != 0)
+    {
+        snprintf(err, errlen, "variants.%s: requests, responses.5xx, "
+                 "upstream_errors or latency.counts missing or not counts",
+                 name);
+        return -1;
     }
 
     /* the layout is fixed: refuse a histogram cut another way */
-    bounds = json_object_get(json_object_get(var, "latency"), "le_ms");
+    bounds = json_object_get(lat, "le_ms");
 
     if (bounds == NULL) {
         return 0;
@@ -441,6 +457,31 @@ cs_fetch_variant(json_t *variants, const char *name, cs_window_t *w,
                      (double) cs_hist_upper(i) / 1000);
             return -1;
         }
+    }
+
+    return 0;
+}
+
+
+static int
+cs_fetch_counts(json_t *counts, uint64_t *out)
+{
+    size_t   i;
+    json_t  *c;
+
+    if (!json_is_array(counts) || json_array_size(counts) != CS_HIST_BUCKETS)
+    {
+        return -1;
+    }
+
+    for (i = 0; i < CS_HIST_BUCKETS; i++) {
+        c = json_array_get(counts, i);
+
+        if (!json_is_integer(c) || json_integer_value(c) < 0) {
+            return -1;
+        }
+
+        out[i] = (uint64_t) json_integer_value(c);
     }
 
     return 0;

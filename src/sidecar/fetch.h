@@ -31,6 +31,13 @@ typedef struct {
 
 typedef struct {
     cs_window_t         v[2];               /* CS_STABLE, CS_CANARY */
+    cs_window_t         total[2];           /* one nginx: its cumulative
+                                               counters */
+    int64_t             created;            /* one nginx: unix s its
+                                               counters start; 0 unknown */
+    cs_window_t         delta[2];           /* the fleet: requests new
+                                               since the previous step */
+    int                 has_delta;
     unsigned            window_seconds;     /* the shortest of any nginx */
     size_t              instances;          /* answered and added up */
     size_t              asked;
@@ -46,19 +53,25 @@ char *cs_fetch_url(const char *base, const char *split, unsigned window);
 
 /*
  * GET every URL in parallel, each within timeout_ms (connect and
- * total), and add up what answered into sum.  Returns the number of
- * nginx read; problems of the others, one "NAME: why" each, in err.
+ * total), into nodes[i], answered[i] 1 for those read.  Returns the
+ * number of nginx read; problems of the others, one "NAME: why" each,
+ * in err.
  */
 size_t cs_fetch(char *const *urls, char *const *names, size_t n,
-    const char *split, long timeout_ms, cs_metrics_t *sum, char *err,
-    size_t errlen);
+    const char *split, long timeout_ms, cs_metrics_t *nodes, int *answered,
+    char *err, size_t errlen);
 
 /* one /canary_status JSON body into m (zeroed first); 0 or -1 and err */
 int cs_fetch_parse(const char *body, size_t len, const char *split,
     cs_metrics_t *m, char *err, size_t errlen);
 
 void cs_metrics_init(cs_metrics_t *m);
+
+/* adds one nginx's window (not its totals) into a sum */
 void cs_metrics_add(cs_metrics_t *sum, const cs_metrics_t *one);
+
+/* a += b, variant by variant */
+void cs_window_add(cs_window_t *a, const cs_window_t *b);
 
 
 #endif /* _CS_FETCH_H_INCLUDED_ */

@@ -28,6 +28,7 @@
 
 #include "plan.h"
 #include "fetch.h"
+#include "nodes.h"
 #include "analysis.h"
 #include "redis.h"
 #include "receipts.h"
@@ -59,6 +60,9 @@ typedef struct {
     cs_plan_t           plan;
     cs_redis_t          redis;
     char              **urls;
+    cs_node_t          *nodes;              /* each nginx's last reading */
+    cs_metrics_t       *readings;
+    int                *answered;
     unsigned            window;
     int                 curl;
     char                id[128];
@@ -158,7 +162,13 @@ cs_init(cs_sidecar_t *sc, int argc, char **argv)
     }
 
     sc->urls = calloc(sc->opt.nstatus, sizeof(char *));
-    if (sc->urls == NULL) {
+    sc->nodes = calloc(sc->opt.nstatus, sizeof(cs_node_t));
+    sc->readings = calloc(sc->opt.nstatus, sizeof(cs_metrics_t));
+    sc->answered = calloc(sc->opt.nstatus, sizeof(int));
+
+    if (sc->urls == NULL || sc->nodes == NULL || sc->readings == NULL
+        || sc->answered == NULL)
+    {
         fprintf(stderr, "canary-sidecar: no memory\n");
         rc = 1;
         goto done;
@@ -274,6 +284,9 @@ cs_cleanup(cs_sidecar_t *sc)
     }
 
     free(sc->urls);
+    free(sc->nodes);
+    free(sc->readings);
+    free(sc->answered);
     free(sc->opt.status);
 
     if (sc->curl) {
@@ -562,7 +575,7 @@ cs_step(cs_sidecar_t *sc)
     int              rc;
     char             holder[128], line[2048], err[1024], ts[32];
     double           t0;
-    size_t           n;
+    size_t           n, restarted;
     int64_t          now;
     cs_metrics_t    *m, metrics;
     cs_rollout_t     ro;
@@ -619,6 +632,11 @@ cs_step(cs_sidecar_t *sc)
     sc->last_error[0] = '\0';
     m = NULL;
 
+    if (sc->redis.warn[0]) {
+        cs_log_error(sc, "%s: %s; the stage's evidence starts over",
+                     sc->opt.split, sc->redis.warn);
+    }
+
     if (!cs_rollout_over(&ro)) {
         if (cs_status_urls(sc, cs_window_seconds(&sc->plan, &ro, now))
             != 0)
@@ -628,8 +646,17 @@ cs_step(cs_sidecar_t *sc)
         }
 
         n = cs_fetch(sc->urls, sc->opt.status, sc->opt.nstatus,
-                     sc->opt.split, CS_FETCH_TIMEOUT, &metrics, err,
-                     sizeof(err));
+                     sc->opt.split, CS_FETCH_TIMEOUT, sc->readings,
+                     sc->answered, err, sizeof(err));
+
+        restarted = cs_nodes_sum(sc->nodes, sc->readings, sc->answered,
+                                 sc->opt.nstatus, &metrics);
+
+        if (restarted) {
+            cs_log("%s: %zu nginx restarted or got a new zone: all they "
+                   "count now is new to the stage", sc->opt.split,
+                   restarted);
+        }
 
         if (n > 0) {
             m = &metrics;
@@ -661,6 +688,11 @@ cs_step(cs_sidecar_t *sc)
     }
 
     rc = cs_act(sc, &d, &view, now, cs_mono_fms() - t0, line, sizeof(line));
+
+    /* no nginx answered: nothing could be judged (--once exits 1) */
+    if (m == NULL && !cs_rollout_over(&ro)) {
+        rc = -1;
+    }
 
     if (d.action == CS_ACT_IDLE && !d.note[0]) {
         /* a finished rollout: say so once, not every second */

@@ -19,6 +19,8 @@
 #include "receipts.h"
 
 
+static json_t *cs_receipt_evidence(const cs_plan_t *plan,
+    const cs_decision_t *d);
 static json_t *cs_receipt_number(double v);
 static json_t *cs_receipt_weight(uint32_t weight);
 static json_t *cs_receipt_checks(const cs_decision_t *d);
@@ -66,6 +68,7 @@ cs_receipt_json(const cs_plan_t *plan, const cs_decision_t *d, size_t op,
         json_pack("{s:I,s:I}",
                   "stable", (json_int_t) j->errors[CS_STABLE],
                   "canary", (json_int_t) j->errors[CS_CANARY]));
+    json_object_set_new(r, "evidence", cs_receipt_evidence(plan, d));
     json_object_set_new(r, "window_seconds",
                         json_integer(d->has_judgement ? j->window_seconds
                                      : plan->window / 1000));
@@ -114,12 +117,68 @@ cs_receipt_checks(const cs_decision_t *d)
             json_object_set_new(c, "status",
                                 json_string(cs_verdict_name(k->status)));
             json_object_set_new(c, "p_value", cs_receipt_number(k->p_value));
+            json_object_set_new(c, "alpha", cs_receipt_number(k->alpha));
+            json_object_set_new(c, "look_p_value", k->look_p < 0
+                                ? json_null()
+                                : cs_receipt_number(k->look_p));
+            json_object_set_new(c, "events",
+                json_pack("{s:I,s:I}",
+                          "stable", (json_int_t) k->events[CS_STABLE],
+                          "canary", (json_int_t) k->events[CS_CANARY]));
         }
 
         json_object_set_new(checks, cs_check_name(i), c);
     }
 
     return checks;
+}
+
+
+/*
+ * What the decision saw, over the stage: how strong a promotion was is
+ * the smallest error regression the stage could have shown.
+ */
+
+static json_t *
+cs_receipt_evidence(const cs_plan_t *plan, const cs_decision_t *d)
+{
+    char                   text[128];
+    double                 ratio;
+    json_t                *e;
+    const cs_judgement_t  *j;
+
+    if (!d->has_judgement) {
+        return json_null();
+    }
+
+    j = &d->j;
+
+    ratio = cs_detectable_ratio(j->errors[CS_STABLE], j->requests[CS_STABLE],
+                                j->requests[CS_CANARY],
+                                j->alpha * CS_ALPHA_LOOK, 1000);
+
+    if (ratio > 0) {
+        snprintf(text, sizeof(text), "would have caught an error rate >= "
+                 "%.1fx stable's at %g%% confidence", ratio,
+                 100 * plan->slo.confidence);
+
+    } else {
+        snprintf(text, sizeof(text), "too few requests to catch an error "
+                 "regression of under 1000x");
+    }
+
+    e = json_object();
+
+    json_object_set_new(e, "over", json_string("stage"));
+    json_object_set_new(e, "alpha", cs_receipt_number(j->alpha));
+    json_object_set_new(e, "detectable_error_ratio",
+                        ratio > 0 ? cs_receipt_number(ratio) : json_null());
+    json_object_set_new(e, "detectable", json_string(text));
+    json_object_set_new(e, "latency_bound_ms",
+                        j->slow_ms > 0 ? cs_receipt_number(j->slow_ms)
+                                       : json_null());
+
+    return e;
 }
 
 

@@ -109,11 +109,13 @@ cs_redis_init(cs_redis_t *r, const char *address, const char *password,
     r->receipts_key = cs_strcat3(prefix, split, ":receipts");
     r->pin_keys[CS_STABLE] = cs_strcat3(prefix, split, ":pin:stable");
     r->pin_keys[CS_CANARY] = cs_strcat3(prefix, split, ":pin:canary");
+    r->plan_pin_key = cs_strcat3(prefix, split, ":pin:plan");
 
     if ((r->host == NULL && r->unix_path == NULL) || r->id == NULL
         || r->key == NULL || r->sidecar_key == NULL || r->leader_key == NULL
         || r->receipts_key == NULL || r->pin_keys[0] == NULL
-        || r->pin_keys[1] == NULL || (password && r->password == NULL))
+        || r->pin_keys[1] == NULL || r->plan_pin_key == NULL
+        || (password && r->password == NULL))
     {
         snprintf(err, errlen, "no memory");
         cs_redis_free(r);
@@ -144,6 +146,7 @@ cs_redis_free(cs_redis_t *r)
     free(r->receipts_key);
     free(r->pin_keys[0]);
     free(r->pin_keys[1]);
+    free(r->plan_pin_key);
 
     memset(r, 0, sizeof(cs_redis_t));
 }
@@ -412,7 +415,8 @@ cs_redis_read(cs_redis_t *r, const cs_plan_t *plan, int64_t *now,
     cs_view_from_hash(view, exec->element[1]);
 
     if (cs_rollout_from_hash(ro, plan, exec->element[2], *now, r->err,
-                             sizeof(r->err)) != 0)
+                             sizeof(r->err), r->warn, sizeof(r->warn))
+        != 0)
     {
         rc = CS_REDIS_BAD_STATE;
         goto done;
@@ -445,7 +449,7 @@ cs_redis_write(cs_redis_t *r, const cs_plan_t *plan, const cs_decision_t *d,
         return rc;
     }
 
-    ncmds = 8 + nreceipts;
+    ncmds = 9 + nreceipts;
     cmds = calloc(ncmds, sizeof(cs_args_t));
     replies = calloc(ncmds, sizeof(redisReply *));
 
@@ -487,6 +491,17 @@ cs_redis_write(cs_redis_t *r, const cs_plan_t *plan, const cs_decision_t *d,
          * it when it ends, so that every tenant follows the weight */
         cs_args_add(&cmds[n], d->pins > 0 ? "SADD" : "SREM");
         cs_args_add(&cmds[n], r->pin_keys[CS_CANARY]);
+
+        for (i = 0; i < plan->npins; i++) {
+            cs_args_add(&cmds[n], plan->pins[i]);
+        }
+
+        n++;
+
+        /* which pins are the plan's: canary-ctl reset removes these and
+         * leaves the operators' own */
+        cs_args_add(&cmds[n], d->pins > 0 ? "SADD" : "SREM");
+        cs_args_add(&cmds[n], r->plan_pin_key);
 
         for (i = 0; i < plan->npins; i++) {
             cs_args_add(&cmds[n], plan->pins[i]);
@@ -717,7 +732,7 @@ static void
 cs_redis_state_args(cs_redis_t *r, cs_args_t *a, const cs_plan_t *plan,
     const cs_rollout_t *ro, int64_t now)
 {
-    char  ts[32], w[16];
+    char  ts[32], w[16], *ev;
 
     cs_args_add(a, "HSET");
     cs_args_add(a, r->sidecar_key);
@@ -747,6 +762,18 @@ cs_redis_state_args(cs_redis_t *r, cs_args_t *a, const cs_plan_t *plan,
     cs_args_add(a, r->id);
     cs_args_add(a, "updated_at");
     cs_args_add(a, cs_iso8601(now, ts, sizeof(ts)));
+
+    /* the stage's evidence, so that a restarted sidecar goes on with it */
+    ev = cs_evidence_format(&ro->ev);
+
+    if (ev == NULL) {
+        a->failed = 1;
+        return;
+    }
+
+    cs_args_add(a, "evidence");
+    cs_args_add(a, ev);
+    free(ev);
 }
 
 
@@ -797,14 +824,17 @@ cs_view_from_hash(cs_split_view_t *view, const redisReply *hash)
 
 int
 cs_rollout_from_hash(cs_rollout_t *ro, const cs_plan_t *plan,
-    const redisReply *hash, int64_t now, char *err, size_t errlen)
+    const redisReply *hash, int64_t now, char *err, size_t errlen,
+    char *warn, size_t warnlen)
 {
     size_t              i, k;
     int64_t             w;
-    const char         *name, *status;
+    const char         *name, *status, *evidence;
     const redisReply   *f, *v;
 
     cs_rollout_init(ro);
+    warn[0] = '\0';
+    evidence = NULL;
 
     if (hash->elements == 0) {
         return 0;
@@ -863,7 +893,21 @@ cs_rollout_from_hash(cs_rollout_t *ro, const cs_plan_t *plan,
 
         } else if (strcmp(f->str, "stopped_by") == 0) {
             snprintf(ro->stopped_by, sizeof(ro->stopped_by), "%s", v->str);
+
+        } else if (strcmp(f->str, "evidence") == 0) {
+            evidence = v->str;
         }
+    }
+
+    /*
+     * Evidence this sidecar cannot read (written by hand, or by another
+     * version): the stage's evidence starts over, which only delays a
+     * decision; the problem is said in warn.
+     */
+    if (evidence && cs_evidence_parse(&ro->ev, evidence, warn, warnlen)
+                    != 0)
+    {
+        memset(&ro->ev, 0, sizeof(cs_evidence_t));
     }
 
     if (status == NULL || cs_status_parse(status, &ro->status) != 0

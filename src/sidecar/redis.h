@@ -11,6 +11,7 @@
  *   <prefix><split>:leader     the lease: SET NX PX, renewed by script
  *   <prefix><split>:receipts   the receipts stream
  *   <prefix><split>:pin:canary, :pin:stable
+ *   <prefix><split>:pin:plan   the tenants the plan pinned to canary
  */
 
 
@@ -68,11 +69,13 @@ typedef struct {
     char               *leader_key;
     char               *receipts_key;
     char               *pin_keys[2];        /* CS_STABLE, CS_CANARY */
+    char               *plan_pin_key;       /* the plan's own pins */
     int64_t             lease_ms;
     redisContext       *c;
     cs_redis_reader_t   reader;
     int                 leader;
     char                err[256];
+    char                warn[256];          /* read, but with a problem */
 } cs_redis_t;
 
 
@@ -131,10 +134,12 @@ void cs_view_from_hash(cs_split_view_t *view, const redisReply *hash);
 /*
  * The sidecar's state; now is Redis' clock (unix ms): a state whose
  * times are not 0 to now + CS_REDIS_AHEAD_MAX is refused (-1 and err),
- * as one without a valid status or stage.
+ * as one without a valid status or stage.  Evidence it cannot read
+ * starts over, with the problem in warn (empty otherwise).
  */
 int cs_rollout_from_hash(cs_rollout_t *ro, const cs_plan_t *plan,
-    const redisReply *hash, int64_t now, char *err, size_t errlen);
+    const redisReply *hash, int64_t now, char *err, size_t errlen,
+    char *warn, size_t warnlen);
 
 
 #endif /* _CS_REDIS_H_INCLUDED_ */

@@ -58,6 +58,26 @@ cs_hist_total(const uint64_t *counts)
 }
 
 
+uint64_t
+cs_hist_above(const uint64_t *counts, uint64_t bound_us)
+{
+    size_t    i;
+    uint64_t  n;
+
+    n = 0;
+
+    for (i = CS_HIST_BUCKETS; i-- > 0; ) {
+        if (cs_hist_lower(i) < bound_us) {
+            break;
+        }
+
+        n += counts[i];
+    }
+
+    return n;
+}
+
+
 double
 cs_hist_quantile_ms(const uint64_t *counts, double q)
 {

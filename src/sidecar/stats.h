@@ -51,6 +51,10 @@ uint64_t cs_hist_upper(size_t i);
 
 uint64_t cs_hist_total(const uint64_t *counts);
 
+/* the requests certainly over bound_us: in buckets that start at it or
+ * above */
+uint64_t cs_hist_above(const uint64_t *counts, uint64_t bound_us);
+
 /*
  * The q-quantile (0 < q <= 1) in milliseconds, exactly as the module
  * computes it: the midpoint of the bucket holding rank ceil(q * total),

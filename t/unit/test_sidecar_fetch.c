@@ -12,61 +12,122 @@
 #include <jansson.h>
 
 #include "fetch.h"
+#include "nodes.h"
+
+#include "../../src/ngx_http_canary_histogram.c"
+#include "../../src/ngx_http_canary_out.c"
+#include "../../src/ngx_http_canary_render_json.c"
 
 
 static char  cs_err[512];
 
 
-/* a status body as the module renders it (the parts the sidecar reads) */
+/*
+ * A status body rendered by the module's own JSON renderer (linked in
+ * below), so that the sidecar is tested against what nginx really
+ * serves: one split "api", cumulative counters (total) and the window,
+ * each variant's requests all in one bucket (canary's one further).
+ */
+
+static char *
+cs_render(unsigned seconds, uint64_t sreq, uint64_t s5xx, uint64_t creq,
+    uint64_t c5xx, uint64_t cup, size_t bucket, int tripped,
+    uint64_t total_extra, time_t created)
+{
+    int                                v;
+    char                              *out;
+    size_t                             size;
+    uint64_t                           req;
+    ngx_http_canary_out_t              o;
+    ngx_http_canary_report_t           rep;
+    ngx_http_canary_split_report_t     sr;
+    ngx_http_canary_variant_report_t  *vr;
+
+    memset(&rep, 0, sizeof(rep));
+    memset(&sr, 0, sizeof(sr));
+
+    rep.now = 1;
+    rep.zone_name.data = (const unsigned char *) "canary";
+    rep.zone_name.len = 6;
+    rep.nsplits = 1;
+    rep.splits = &sr;
+
+    sr.name.data = (const unsigned char *) "api";
+    sr.name.len = 3;
+    sr.weight = 2000;
+    sr.enabled = 1;
+    sr.generation = 5;
+    sr.created = created;
+    sr.source = "redis";
+    memcpy(sr.state, "running", 7);
+    sr.state_len = 7;
+    sr.guard.tripped = tripped;
+
+    for (v = 0; v < 2; v++) {
+        vr = &sr.variants[v];
+        req = v ? creq : sreq;
+
+        vr->upstream.data = (const unsigned char *) (v ? "api_v2" : "api");
+        vr->upstream.len = v ? 6 : 3;
+
+        /* the totals: the window's requests and total_extra before it */
+        vr->requests = req + total_extra;
+        vr->responses[4] = v ? c5xx : s5xx;
+        vr->responses[1] = vr->requests - vr->responses[4] - (v ? cup : 0);
+        vr->upstream_errors = v ? cup : 0;
+        vr->latency.counts[bucket + (size_t) v] = vr->requests;
+        vr->latency.count = vr->requests;
+
+        vr->window.seconds = seconds;
+        vr->window.requests = req;
+        vr->window.responses_5xx = v ? c5xx : s5xx;
+        vr->window.upstream_errors = v ? cup : 0;
+        vr->window.latency.counts[bucket + (size_t) v] = req;
+        vr->window.latency.count = req;
+    }
+
+    size = ngx_http_canary_render_estimate(1);
+    out = malloc(size + 1);
+    ck_assert_ptr_nonnull(out);
+
+    o.pos = (unsigned char *) out;
+    o.end = o.pos + size;
+    o.need = 0;
+
+    ngx_http_canary_render_json(&o, &rep);
+
+    /* need: the bytes of the whole rendering */
+    ck_assert_uint_le(o.need, size);
+    out[o.need] = '\0';
+
+    return out;
+}
+
 
 static char *
 cs_status(unsigned seconds, uint64_t sreq, uint64_t s5xx, uint64_t creq,
     uint64_t c5xx, uint64_t cup, size_t bucket, int tripped, int bad_le)
 {
-    int      v;
-    char    *out;
-    size_t   i;
-    json_t  *root, *variants, *le, *counts, *var;
+    char    *body, *out;
+    json_t  *root, *le;
 
-    variants = json_object();
+    body = cs_render(seconds, sreq, s5xx, creq, c5xx, cup, bucket, tripped,
+                     0, 0);
 
-    for (v = 0; v < 2; v++) {
-        le = json_array();
-        counts = json_array();
-
-        for (i = 0; i < CS_HIST_BUCKETS; i++) {
-            if (i == CS_HIST_BUCKETS - 1) {
-                json_array_append_new(le, json_null());
-
-            } else {
-                json_array_append_new(le, json_real(
-                    (double) cs_hist_upper(i) / 1000 * (bad_le ? 2 : 1)));
-            }
-
-            json_array_append_new(counts, json_integer(
-                i == bucket + (size_t) v ? (json_int_t) (v ? creq : sreq)
-                                         : 0));
-        }
-
-        var = json_pack("{s:{s:o},s:{s:I,s:I,s:I,s:I,s:o,s:f}}",
-                        "latency", "le_ms", le,
-                        "window", "seconds", (json_int_t) seconds,
-                        "requests", (json_int_t) (v ? creq : sreq),
-                        "5xx", (json_int_t) (v ? c5xx : s5xx),
-                        "upstream_errors", (json_int_t) (v ? cup : 0),
-                        "counts", counts, "p99_ms", 1.0);
-
-        json_object_set_new(variants, v ? "canary" : "stable", var);
+    if (!bad_le) {
+        return body;
     }
 
-    root = json_pack("{s:I,s:{s:{s:i,s:b,s:I,s:s,s:{s:b},s:o}}}",
-                     "time", (json_int_t) 1,
-                     "splits", "api",
-                     "weight", 20, "enabled", 1,
-                     "generation", (json_int_t) 5,
-                     "state", "running",
-                     "guard", "tripped", tripped,
-                     "variants", variants);
+    /* a histogram cut another way: what no module of this layout says */
+    root = json_loads(body, 0, NULL);
+    ck_assert_ptr_nonnull(root);
+    free(body);
+
+    le = json_object_get(json_object_get(json_object_get(json_object_get(
+             json_object_get(json_object_get(root, "splits"), "api"),
+             "variants"), "canary"), "latency"), "le_ms");
+    ck_assert(json_is_array(le));
+    json_array_set_new(le, 3, json_real(1.234));
 
     out = json_dumps(root, JSON_COMPACT);
     json_decref(root);
@@ -227,21 +288,189 @@ START_TEST(test_fleet_adds_up_bucket_by_bucket)
 END_TEST
 
 
+START_TEST(test_totals_and_created)
+{
+    char          *body;
+    cs_metrics_t   m;
+
+    body = cs_render(30, 100, 2, 40, 1, 3, 90, 0, 1000, 1795310000);
+
+    ck_assert_msg(cs_fetch_parse(body, strlen(body), "api", &m, cs_err,
+                                 sizeof(cs_err)) == 0, "%s", cs_err);
+
+    ck_assert_int_eq(m.created, 1795310000);
+    ck_assert_uint_eq(m.v[CS_STABLE].requests, 100);
+    ck_assert_uint_eq(m.total[CS_STABLE].requests, 1100);
+    ck_assert_uint_eq(m.total[CS_STABLE].errors_5xx, 2);
+    ck_assert_uint_eq(m.total[CS_CANARY].requests, 1040);
+    ck_assert_uint_eq(m.total[CS_CANARY].errors_5xx, 1);
+    ck_assert_uint_eq(m.total[CS_CANARY].upstream_errors, 3);
+    ck_assert_uint_eq(m.total[CS_STABLE].counts[90], 1100);
+    ck_assert_uint_eq(m.total[CS_CANARY].counts[91], 1040);
+    ck_assert_uint_eq(cs_hist_total(m.total[CS_CANARY].counts), 1040);
+
+    free(body);
+}
+END_TEST
+
+
+/* one nginx read twice: the difference, bucket by bucket */
+
+static void
+cs_read(cs_metrics_t *m, uint64_t sreq, uint64_t creq, uint64_t c5xx,
+    time_t created)
+{
+    char  *body;
+
+    body = cs_render(30, sreq, 0, creq, c5xx, 0, 90, 0, 0, created);
+    ck_assert_msg(cs_fetch_parse(body, strlen(body), "api", m, cs_err,
+                                 sizeof(cs_err)) == 0, "%s", cs_err);
+    free(body);
+}
+
+
+START_TEST(test_node_counts_what_is_new)
+{
+    cs_node_t      node;
+    cs_window_t    d[2];
+    cs_metrics_t   m;
+
+    memset(&node, 0, sizeof(node));
+
+    cs_read(&m, 1000, 100, 2, 1795310000);
+    ck_assert_int_eq(cs_node_read(&node, &m, d), CS_NODE_FIRST);
+    ck_assert_uint_eq(d[CS_CANARY].requests, 0);
+
+    cs_read(&m, 1500, 160, 5, 1795310000);
+    ck_assert_int_eq(cs_node_read(&node, &m, d), CS_NODE_COUNTED);
+    ck_assert_uint_eq(d[CS_STABLE].requests, 500);
+    ck_assert_uint_eq(d[CS_CANARY].requests, 60);
+    ck_assert_uint_eq(d[CS_CANARY].errors_5xx, 3);
+    ck_assert_uint_eq(d[CS_STABLE].counts[90], 500);
+    ck_assert_uint_eq(d[CS_CANARY].counts[91], 60);
+    ck_assert_uint_eq(cs_hist_total(d[CS_CANARY].counts), 60);
+}
+END_TEST
+
+
+START_TEST(test_node_restart_counts_all_it_has)
+{
+    cs_node_t      node;
+    cs_window_t    d[2];
+    cs_metrics_t   m;
+
+    memset(&node, 0, sizeof(node));
+
+    cs_read(&m, 1000, 100, 2, 1795310000);
+    (void) cs_node_read(&node, &m, d);
+
+    /* restarted: a new zone, fewer requests than before */
+    cs_read(&m, 30, 7, 1, 1795310100);
+    ck_assert_int_eq(cs_node_read(&node, &m, d), CS_NODE_RESTARTED);
+    ck_assert_uint_eq(d[CS_STABLE].requests, 30);
+    ck_assert_uint_eq(d[CS_CANARY].requests, 7);
+    ck_assert_uint_eq(d[CS_CANARY].errors_5xx, 1);
+
+    /* a new zone that already counted more than the old one had: the
+     * changed "created" says so, never a negative or doubled count */
+    cs_read(&m, 2000, 300, 1, 1795310200);
+    ck_assert_int_eq(cs_node_read(&node, &m, d), CS_NODE_RESTARTED);
+    ck_assert_uint_eq(d[CS_STABLE].requests, 2000);
+
+    /* an older module without "created": counters going down tell */
+    cs_read(&m, 2100, 310, 1, 0);
+    ck_assert_int_eq(cs_node_read(&node, &m, d), CS_NODE_COUNTED);
+    ck_assert_uint_eq(d[CS_STABLE].requests, 100);
+
+    cs_read(&m, 5, 1, 0, 0);
+    ck_assert_int_eq(cs_node_read(&node, &m, d), CS_NODE_RESTARTED);
+    ck_assert_uint_eq(d[CS_STABLE].requests, 5);
+    ck_assert_uint_eq(d[CS_CANARY].requests, 1);
+}
+END_TEST
+
+
+START_TEST(test_node_away_loses_nothing)
+{
+    int            answered[2];
+    cs_node_t      nodes[2];
+    cs_metrics_t   r[2], sum;
+
+    memset(nodes, 0, sizeof(nodes));
+
+    cs_read(&r[0], 1000, 100, 0, 1795310000);
+    cs_read(&r[1], 500, 50, 0, 1795310000);
+    answered[0] = answered[1] = 1;
+    ck_assert_uint_eq(cs_nodes_sum(nodes, r, answered, 2, &sum), 0);
+    ck_assert_int_eq(sum.has_delta, 0);
+    ck_assert_uint_eq(sum.instances, 2);
+
+    /* the second does not answer for a while; the first goes on */
+    cs_read(&r[0], 1100, 110, 0, 1795310000);
+    answered[1] = 0;
+    (void) cs_nodes_sum(nodes, r, answered, 2, &sum);
+    ck_assert_int_eq(sum.has_delta, 1);
+    ck_assert_uint_eq(sum.instances, 1);
+    ck_assert_uint_eq(sum.delta[CS_STABLE].requests, 100);
+
+    /* back: what it counted meanwhile comes in whole */
+    cs_read(&r[0], 1100, 110, 0, 1795310000);
+    cs_read(&r[1], 900, 90, 0, 1795310000);
+    answered[1] = 1;
+    (void) cs_nodes_sum(nodes, r, answered, 2, &sum);
+    ck_assert_uint_eq(sum.delta[CS_STABLE].requests, 400);
+    ck_assert_uint_eq(sum.delta[CS_CANARY].requests, 40);
+}
+END_TEST
+
+
+START_TEST(test_nodes_sum)
+{
+    int            answered[2];
+    cs_node_t      nodes[2];
+    cs_metrics_t   r[2], sum;
+
+    memset(nodes, 0, sizeof(nodes));
+    answered[0] = answered[1] = 1;
+
+    cs_read(&r[0], 1000, 100, 0, 1795310000);
+    cs_read(&r[1], 500, 50, 0, 1795310000);
+    (void) cs_nodes_sum(nodes, r, answered, 2, &sum);
+
+    /* one goes on, the other restarted */
+    cs_read(&r[0], 1200, 130, 4, 1795310000);
+    cs_read(&r[1], 20, 2, 1, 1795310500);
+    ck_assert_uint_eq(cs_nodes_sum(nodes, r, answered, 2, &sum), 1);
+
+    ck_assert_uint_eq(sum.delta[CS_STABLE].requests, 220);
+    ck_assert_uint_eq(sum.delta[CS_CANARY].requests, 32);
+    ck_assert_uint_eq(sum.delta[CS_CANARY].errors_5xx, 5);
+    ck_assert_uint_eq(sum.delta[CS_CANARY].counts[91], 32);
+    ck_assert_uint_eq(sum.v[CS_STABLE].requests, 1220);
+    ck_assert_uint_eq(sum.asked, 2);
+}
+END_TEST
+
+
 START_TEST(test_nobody_answers)
 {
+    int            answered[2];
     char          *urls[2];
     size_t         n;
-    cs_metrics_t   m;
+    cs_metrics_t   m[2];
 
     /* nothing listens on port 1 */
     urls[0] = "http://127.0.0.1:1/canary_status?format=json";
     urls[1] = "http://127.0.0.1:1/other";
 
-    n = cs_fetch(urls, urls, 2, "api", 500, &m, cs_err, sizeof(cs_err));
+    answered[0] = answered[1] = 1;
+
+    n = cs_fetch(urls, urls, 2, "api", 500, m, answered, cs_err,
+                 sizeof(cs_err));
 
     ck_assert_uint_eq(n, 0);
-    ck_assert_uint_eq(m.instances, 0);
-    ck_assert_uint_eq(m.asked, 2);
+    ck_assert_int_eq(answered[0], 0);
+    ck_assert_int_eq(answered[1], 0);
     ck_assert_msg(strstr(cs_err, urls[0]) != NULL, "%s", cs_err);
     ck_assert_msg(strstr(cs_err, "; http://127.0.0.1:1/other") != NULL,
                   "%s", cs_err);
@@ -263,6 +492,11 @@ cs_fetch_suite(void)
     tcase_add_test(tc, test_parse_takes_nul_in_strings);
     tcase_add_test(tc, test_parse_refuses);
     tcase_add_test(tc, test_fleet_adds_up_bucket_by_bucket);
+    tcase_add_test(tc, test_totals_and_created);
+    tcase_add_test(tc, test_node_counts_what_is_new);
+    tcase_add_test(tc, test_node_restart_counts_all_it_has);
+    tcase_add_test(tc, test_node_away_loses_nothing);
+    tcase_add_test(tc, test_nodes_sum);
     tcase_add_test(tc, test_nobody_answers);
 
     suite_add_tcase(s, tc);

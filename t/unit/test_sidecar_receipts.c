@@ -63,6 +63,11 @@ cs_rollback(cs_decision_t *d)
         m.v[CS_CANARY].counts[b] = 100;
     }
 
+    /* the stage has seen just this much */
+    m.delta[CS_STABLE] = m.v[CS_STABLE];
+    m.delta[CS_CANARY] = m.v[CS_CANARY];
+    m.has_delta = 1;
+
     cs_rollout_init(&ro);
     ro.status = CS_STATUS_RUNNING;
     ro.stage = 2;
@@ -179,6 +184,7 @@ END_TEST
 START_TEST(test_receipt_without_metrics)
 {
     char              id[CS_UUID_LEN + 1], *s;
+    cs_metrics_t      m;
     cs_decision_t     d;
     cs_rollout_t      ro;
     cs_split_view_t   view;
@@ -186,8 +192,15 @@ START_TEST(test_receipt_without_metrics)
 
     cs_rollout_init(&ro);
     memset(&view, 0, sizeof(cs_split_view_t));
+    view.enabled = -1;
 
-    cs_decide(&plan, &view, &ro, NULL, 1000, &d);
+    /* an nginx answered (a rollout never starts blind), with nothing
+     * judged yet */
+    cs_metrics_init(&m);
+    m.instances = 1;
+    m.asked = 1;
+
+    cs_decide(&plan, &view, &ro, &m, 1000, &d);
     ck_assert_int_eq(d.action, CS_ACT_START);
 
     ctx.split = "api";
@@ -338,7 +351,7 @@ END_TEST
 
 START_TEST(test_sidecar_state)
 {
-    char           err[256];
+    char           err[256], warn[256];
     redisReply    *h;
     cs_rollout_t   ro;
 
@@ -364,7 +377,7 @@ START_TEST(test_sidecar_state)
 
     h = cs_hash(kv);
     ck_assert_int_eq(cs_rollout_from_hash(&ro, &plan, h, NOW, err,
-                                          sizeof(err)),
+                                          sizeof(err), warn, sizeof(warn)),
                      0);
     freeReplyObject(h);
 
@@ -380,7 +393,7 @@ START_TEST(test_sidecar_state)
     /* the plan changed: the stage is found by its name */
     h = cs_hash(moved);
     ck_assert_int_eq(cs_rollout_from_hash(&ro, &plan, h, NOW, err,
-                                          sizeof(err)),
+                                          sizeof(err), warn, sizeof(warn)),
                      0);
     freeReplyObject(h);
     ck_assert_uint_eq(ro.stage, 2);
@@ -389,14 +402,14 @@ START_TEST(test_sidecar_state)
 
     h = cs_hash(gone);
     ck_assert_int_eq(cs_rollout_from_hash(&ro, &plan, h, NOW, err,
-                                          sizeof(err)),
+                                          sizeof(err), warn, sizeof(warn)),
                      -1);
     freeReplyObject(h);
     ck_assert_ptr_nonnull(strstr(err, "\"7_percent\""));
 
     h = cs_hash(none);
     ck_assert_int_eq(cs_rollout_from_hash(&ro, &plan, h, NOW, err,
-                                          sizeof(err)),
+                                          sizeof(err), warn, sizeof(warn)),
                      0);
     freeReplyObject(h);
     ck_assert_int_eq(ro.status, CS_STATUS_NEW);
@@ -408,7 +421,7 @@ END_TEST
 
 START_TEST(test_sidecar_state_times_out_of_range_are_refused)
 {
-    char           err[256];
+    char           err[256], warn[256];
     size_t         i;
     redisReply    *h;
     cs_rollout_t   ro;
@@ -436,7 +449,7 @@ START_TEST(test_sidecar_state_times_out_of_range_are_refused)
         kv[9] = "0";
         h = cs_hash(kv);
         ck_assert_msg(cs_rollout_from_hash(&ro, &plan, h, NOW, err,
-                                           sizeof(err)) == -1,
+                                           sizeof(err), warn, sizeof(warn)) == -1,
                       "stage_started \"%s\" accepted", bad[i]);
         freeReplyObject(h);
         ck_assert_ptr_nonnull(strstr(err, "stage_started"));
@@ -445,7 +458,7 @@ START_TEST(test_sidecar_state_times_out_of_range_are_refused)
         kv[9] = bad[i];
         h = cs_hash(kv);
         ck_assert_msg(cs_rollout_from_hash(&ro, &plan, h, NOW, err,
-                                           sizeof(err)) == -1,
+                                           sizeof(err), warn, sizeof(warn)) == -1,
                       "violation_since \"%s\" accepted", bad[i]);
         freeReplyObject(h);
         ck_assert_ptr_nonnull(strstr(err, "violation_since"));
@@ -456,7 +469,7 @@ START_TEST(test_sidecar_state_times_out_of_range_are_refused)
         kv[9] = good[i];
         h = cs_hash(kv);
         ck_assert_msg(cs_rollout_from_hash(&ro, &plan, h, NOW, err,
-                                           sizeof(err)) == 0,
+                                           sizeof(err), warn, sizeof(warn)) == 0,
                       "\"%s\" refused: %s", good[i], err);
         freeReplyObject(h);
         ck_assert_int_eq(ro.stage_started, strtoll(good[i], NULL, 10));

@@ -1,0 +1,405 @@
+
+/*
+ * The stage's evidence: adding a step, and keeping it as text in the
+ * sidecar's state.
+ *
+ *   1 LOOKED LOOK_P
+ *   e EVENTS_S EVENTS_C REQUESTS_S REQUESTS_C LLR x 8     errors test
+ *   l EVENTS_S EVENTS_C REQUESTS_S REQUESTS_C LLR x 8     latency test
+ *   s REQUESTS 5XX UPSTREAM_ERRORS BUCKET:COUNT,...       stable
+ *   c REQUESTS 5XX UPSTREAM_ERRORS BUCKET:COUNT,...       canary
+ *
+ * on one line, separated by spaces; a histogram lists only its buckets
+ * that are not empty ("-" when all are).  Doubles in %.17g, so that a
+ * restarted sidecar goes on with the very same numbers.
+ */
+
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evidence.h"
+
+
+#define CS_EVIDENCE_VERSION  1
+
+
+typedef struct {
+    const char         *p;
+    char               *err;
+    size_t              errlen;
+} cs_scan_t;
+
+
+static size_t cs_format_seq(char *buf, size_t size, size_t n, char tag,
+    const cs_seq_t *s);
+static size_t cs_format_window(char *buf, size_t size, size_t n, char tag,
+    const cs_window_t *w);
+static int cs_scan_tag(cs_scan_t *sc, char tag);
+static int cs_scan_uint(cs_scan_t *sc, uint64_t *out);
+static int cs_scan_double(cs_scan_t *sc, double *out);
+static int cs_scan_seq(cs_scan_t *sc, char tag, cs_seq_t *s);
+static int cs_scan_window(cs_scan_t *sc, char tag, cs_window_t *w);
+static int cs_scan_fail(cs_scan_t *sc, const char *what);
+
+
+void
+cs_evidence_add(const cs_plan_t *plan, cs_evidence_t *ev,
+    const cs_metrics_t *m)
+{
+    int                 v;
+    uint64_t            bound, slow[2], n[2], err[2];
+    const cs_window_t  *d;
+
+    if (m == NULL || !m->has_delta) {
+        return;
+    }
+
+    for (v = 0; v < 2; v++) {
+        d = &m->delta[v];
+        err[v] = d->errors_5xx + d->upstream_errors;
+        n[v] = d->requests;
+    }
+
+    cs_seq_update(&ev->errors, err[CS_STABLE], n[CS_STABLE], err[CS_CANARY],
+                  n[CS_CANARY]);
+
+    /*
+     * latency: the bound comes from stable's evidence BEFORE this step,
+     * so it is fixed before the step's requests are counted against it
+     * (predictable), and both sides are counted against the same bound:
+     * when the canary is no slower than stable, either side's request is
+     * as likely to be over it, however well the bound was estimated
+     */
+
+    bound = cs_slow_bound_us(plan, ev->v[CS_STABLE].counts);
+
+    if (bound) {
+        for (v = 0; v < 2; v++) {
+            slow[v] = cs_hist_above(m->delta[v].counts, bound);
+            n[v] = cs_hist_total(m->delta[v].counts);
+        }
+
+        cs_seq_update(&ev->latency, slow[CS_STABLE], n[CS_STABLE],
+                      slow[CS_CANARY], n[CS_CANARY]);
+    }
+
+    cs_window_add(&ev->v[CS_STABLE], &m->delta[CS_STABLE]);
+    cs_window_add(&ev->v[CS_CANARY], &m->delta[CS_CANARY]);
+}
+
+
+/*
+ * Latency's bad event: a request slower than stable's p99 x
+ * latency_p99_ratio_max (and at least + latency_p99_min_delta_ms), at a
+ * bucket bound; 0 while stable has too few requests for a p99.
+ */
+
+uint64_t
+cs_slow_bound_us(const cs_plan_t *plan, const uint64_t *stable)
+{
+    double    p99, by_ratio, by_delta;
+    uint64_t  bound;
+
+    if (cs_hist_total(stable) < CS_LATENCY_MIN_STABLE) {
+        return 0;
+    }
+
+    p99 = cs_hist_quantile_ms(stable, 0.99);
+
+    by_ratio = p99 * plan->slo.latency_p99_ratio_max;
+    by_delta = p99 + plan->slo.latency_p99_min_delta_ms;
+
+    bound = (uint64_t) ((by_ratio > by_delta ? by_ratio : by_delta) * 1000);
+
+    return bound ? bound : 1;
+}
+
+
+char *
+cs_evidence_format(const cs_evidence_t *ev)
+{
+    char    *buf;
+    size_t   n, size;
+
+    /* two full histograms of "322:18446744073709551615," at most */
+    size = 1024 + 2 * CS_HIST_BUCKETS * 26;
+
+    buf = malloc(size);
+    if (buf == NULL) {
+        return NULL;
+    }
+
+    n = (size_t) snprintf(buf, size, "%d %d %.17g", CS_EVIDENCE_VERSION,
+                          ev->looked, ev->look_p);
+    n = cs_format_seq(buf, size, n, 'e', &ev->errors);
+    n = cs_format_seq(buf, size, n, 'l', &ev->latency);
+    n = cs_format_window(buf, size, n, 's', &ev->v[CS_STABLE]);
+    (void) cs_format_window(buf, size, n, 'c', &ev->v[CS_CANARY]);
+
+    return buf;
+}
+
+
+static size_t
+cs_format_seq(char *buf, size_t size, size_t n, char tag, const cs_seq_t *s)
+{
+    size_t  i;
+
+    n += (size_t) snprintf(buf + n, size - n, " %c %llu %llu %llu %llu",
+                           tag, (unsigned long long) s->events[0],
+                           (unsigned long long) s->events[1],
+                           (unsigned long long) s->requests[0],
+                           (unsigned long long) s->requests[1]);
+
+    for (i = 0; i < CS_SEQ_GRID && n < size; i++) {
+        n += (size_t) snprintf(buf + n, size - n, " %.17g", s->log_lr[i]);
+    }
+
+    return n < size ? n : size - 1;
+}
+
+
+static size_t
+cs_format_window(char *buf, size_t size, size_t n, char tag,
+    const cs_window_t *w)
+{
+    size_t  i, first;
+
+    n += (size_t) snprintf(buf + n, size - n, " %c %llu %llu %llu ", tag,
+                           (unsigned long long) w->requests,
+                           (unsigned long long) w->errors_5xx,
+                           (unsigned long long) w->upstream_errors);
+    first = n;
+
+    for (i = 0; i < CS_HIST_BUCKETS && n < size; i++) {
+        if (w->counts[i]) {
+            n += (size_t) snprintf(buf + n, size - n, "%s%zu:%llu",
+                                   n == first ? "" : ",", i,
+                                   (unsigned long long) w->counts[i]);
+        }
+    }
+
+    if (n == first && n < size) {
+        n += (size_t) snprintf(buf + n, size - n, "-");
+    }
+
+    return n < size ? n : size - 1;
+}
+
+
+int
+cs_evidence_parse(cs_evidence_t *ev, const char *text, char *err,
+    size_t errlen)
+{
+    double     d;
+    uint64_t   version, looked;
+    cs_scan_t  sc;
+
+    memset(ev, 0, sizeof(cs_evidence_t));
+    err[0] = '\0';
+
+    sc.p = text;
+    sc.err = err;
+    sc.errlen = errlen;
+
+    if (cs_scan_uint(&sc, &version) != 0 || version != CS_EVIDENCE_VERSION) {
+        return cs_scan_fail(&sc, "version");
+    }
+
+    /* looked is -1, 0 or 1 */
+    while (*sc.p == ' ') {
+        sc.p++;
+    }
+
+    if (sc.p[0] == '-' && sc.p[1] == '1') {
+        ev->looked = -1;
+        sc.p += 2;
+
+    } else if (cs_scan_uint(&sc, &looked) != 0 || looked > 1) {
+        return cs_scan_fail(&sc, "look");
+
+    } else {
+        ev->looked = (int) looked;
+    }
+
+    if (cs_scan_double(&sc, &d) != 0 || !(d >= 0 && d <= 1)) {
+        return cs_scan_fail(&sc, "look p-value");
+    }
+
+    ev->look_p = d;
+
+    if (cs_scan_seq(&sc, 'e', &ev->errors) != 0
+        || cs_scan_seq(&sc, 'l', &ev->latency) != 0
+        || cs_scan_window(&sc, 's', &ev->v[CS_STABLE]) != 0
+        || cs_scan_window(&sc, 'c', &ev->v[CS_CANARY]) != 0)
+    {
+        memset(ev, 0, sizeof(cs_evidence_t));
+        return -1;
+    }
+
+    if (*sc.p != '\0') {
+        memset(ev, 0, sizeof(cs_evidence_t));
+        return cs_scan_fail(&sc, "the end");
+    }
+
+    return 0;
+}
+
+
+static int
+cs_scan_seq(cs_scan_t *sc, char tag, cs_seq_t *s)
+{
+    size_t  i;
+
+    if (cs_scan_tag(sc, tag) != 0
+        || cs_scan_uint(sc, &s->events[0]) != 0
+        || cs_scan_uint(sc, &s->events[1]) != 0
+        || cs_scan_uint(sc, &s->requests[0]) != 0
+        || cs_scan_uint(sc, &s->requests[1]) != 0)
+    {
+        return cs_scan_fail(sc, "a test's counts");
+    }
+
+    for (i = 0; i < CS_SEQ_GRID; i++) {
+        if (cs_scan_double(sc, &s->log_lr[i]) != 0) {
+            return cs_scan_fail(sc, "a test's likelihood ratio");
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+cs_scan_window(cs_scan_t *sc, char tag, cs_window_t *w)
+{
+    char      *end;
+    uint64_t   i, count;
+
+    if (cs_scan_tag(sc, tag) != 0
+        || cs_scan_uint(sc, &w->requests) != 0
+        || cs_scan_uint(sc, &w->errors_5xx) != 0
+        || cs_scan_uint(sc, &w->upstream_errors) != 0
+        || *sc->p++ != ' ')
+    {
+        return cs_scan_fail(sc, "a variant's counts");
+    }
+
+    if (*sc->p == '-') {
+        sc->p++;
+        return 0;
+    }
+
+    for ( ;; ) {
+        if (*sc->p < '0' || *sc->p > '9') {
+            return cs_scan_fail(sc, "a bucket");
+        }
+
+        errno = 0;
+        i = strtoull(sc->p, &end, 10);
+
+        if (errno || *end != ':' || i >= CS_HIST_BUCKETS
+            || end[1] < '0' || end[1] > '9')
+        {
+            return cs_scan_fail(sc, "a bucket");
+        }
+
+        sc->p = end + 1;
+        errno = 0;
+        count = strtoull(sc->p, &end, 10);
+
+        if (errno) {
+            return cs_scan_fail(sc, "a bucket's count");
+        }
+
+        w->counts[i] = count;
+        sc->p = end;
+
+        if (*sc->p != ',') {
+            return 0;
+        }
+
+        sc->p++;
+    }
+}
+
+
+static int
+cs_scan_tag(cs_scan_t *sc, char tag)
+{
+    if (sc->p[0] != ' ' || sc->p[1] != tag) {
+        return -1;
+    }
+
+    sc->p += 2;
+
+    return 0;
+}
+
+
+static int
+cs_scan_uint(cs_scan_t *sc, uint64_t *out)
+{
+    char  *end;
+
+    while (*sc->p == ' ') {
+        sc->p++;
+    }
+
+    if (*sc->p < '0' || *sc->p > '9') {
+        return -1;
+    }
+
+    errno = 0;
+    *out = strtoull(sc->p, &end, 10);
+
+    if (errno) {
+        return -1;
+    }
+
+    sc->p = end;
+
+    return 0;
+}
+
+
+static int
+cs_scan_double(cs_scan_t *sc, double *out)
+{
+    char  *end;
+
+    while (*sc->p == ' ') {
+        sc->p++;
+    }
+
+    if (*sc->p == '\0') {
+        return -1;
+    }
+
+    errno = 0;
+    *out = strtod(sc->p, &end);
+
+    /* no inf or nan: a log ratio is finite whatever the counts */
+    if (errno || end == sc->p || !(*out > -1e300 && *out < 1e300)) {
+        return -1;
+    }
+
+    sc->p = end;
+
+    return 0;
+}
+
+
+static int
+cs_scan_fail(cs_scan_t *sc, const char *what)
+{
+    if (sc->err[0] == '\0') {
+        snprintf(sc->err, sc->errlen, "evidence: bad %s at \"%.24s\"",
+                 what, sc->p);
+    }
+
+    return -1;
+}
