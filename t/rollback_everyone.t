@@ -21,8 +21,8 @@
 #
 # Then the same after a rollback written the way canary-sidecar writes it
 # (src/sidecar/redis.c: MULTI, HINCRBY generation, HSET weight 0 state
-# rolled_back updated_by updated_at, SREM of the plan's pins, XADD, EXEC,
-# then PUBLISH).
+# rolled_back updated_by updated_at, SREM of the plan's pins from
+# :pin:canary and :pin:plan, XADD, its own state, EXEC, then PUBLISH).
 
 use strict;
 use warnings;
@@ -216,6 +216,7 @@ ctl_ok($redis, 'pin', 'app', 'canary', $OPERATOR_PIN);
 as_the_sidecar('rollout_started',
                "SADD canary:app:pin:canary $PLAN_PIN",
                "SADD canary:app:pin:plan $PLAN_PIN",
+               "SREM canary:app:pin:stable $PLAN_PIN",
                'HINCRBY canary:app generation 1',
                'HSET canary:app state running updated_by sidecar-t');
 
@@ -345,6 +346,7 @@ all_ways($back, "after the reset, the operator's weight 30");
 as_the_sidecar('rollout_started',
                "SADD canary:app:pin:canary $PLAN_PIN2",
                "SADD canary:app:pin:plan $PLAN_PIN2",
+               "SREM canary:app:pin:stable $PLAN_PIN2",
                'HINCRBY canary:app generation 1',
                'HSET canary:app state running updated_by sidecar-t');
 ok wait_until(3, sub { status()->{pins}{canary} == 2 }),
@@ -362,6 +364,7 @@ as_the_sidecar('rollback_executed',
                'HSET canary:app weight 0 state rolled_back updated_by '
                . 'sidecar-t updated_at 2026-01-01T00:00:00Z',
                "SREM canary:app:pin:canary $PLAN_PIN2",
+               "SREM canary:app:pin:plan $PLAN_PIN2",
                "XADD canary:app:receipts MAXLEN ~ 10000 * receipt '$receipt'",
                'HSET canary:app:sidecar status rolled_back');
 
