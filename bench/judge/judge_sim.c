@@ -50,7 +50,8 @@ typedef struct {
     size_t              n;
     size_t              bucket[CS_HIST_BUCKETS];
     double              p[CS_HIST_BUCKETS];
-    double              cdf[CS_HIST_BUCKETS];
+    double              cut[CS_HIST_BUCKETS];   /* Walker's alias table */
+    size_t              alias[CS_HIST_BUCKETS];
 } sim_latency_t;
 
 
@@ -417,7 +418,7 @@ static void
 sim_fill(sim_rng_t *r, const sim_latency_t *lat, uint64_t n, double error,
     cs_window_t *w)
 {
-    size_t    i, lo, hi, mid;
+    size_t    i;
     double    left, u;
     uint64_t  x, k;
 
@@ -426,25 +427,15 @@ sim_fill(sim_rng_t *r, const sim_latency_t *lat, uint64_t n, double error,
     w->requests = n;
     w->errors_5xx = sim_binomial(r, n, error);
 
-    /* few requests: each one by the cumulative distribution */
+    /* few requests: each one by the alias method, O(1) a request */
     if (n <= SIM_ONE_BY_ONE) {
         for (k = 0; k < n; k++) {
-            u = sim_uniform(r);
-            lo = 0;
-            hi = lat->n - 1;
+            u = sim_uniform(r) * (double) lat->n;
+            i = (size_t) u;
+            i = i < lat->n ? i : lat->n - 1;
 
-            while (lo < hi) {
-                mid = (lo + hi) / 2;
-
-                if (u < lat->cdf[mid]) {
-                    hi = mid;
-
-                } else {
-                    lo = mid + 1;
-                }
-            }
-
-            w->counts[lat->bucket[lo]]++;
+            w->counts[lat->bucket[u - (double) i < lat->cut[i]
+                                  ? i : lat->alias[i]]]++;
         }
 
         return;
@@ -472,7 +463,8 @@ static void
 sim_latency_init(sim_latency_t *lat, double sigma)
 {
     int     ms;
-    size_t  i, j, b, tmp_b;
+    size_t  i, j, b, tmp_b, nsmall, nlarge, small[CS_HIST_BUCKETS],
+            large[CS_HIST_BUCKETS];
     double  mu, lo, hi, p[CS_HIST_BUCKETS], tmp_p;
 
     memset(p, 0, sizeof(p));
@@ -513,14 +505,47 @@ sim_latency_init(sim_latency_t *lat, double sigma)
         }
     }
 
-    lo = 0;
+    /*
+     * Walker's alias table (Vose's construction): slot i is itself with
+     * probability cut[i], else alias[i]
+     */
+    nsmall = 0;
+    nlarge = 0;
 
     for (i = 0; i < lat->n; i++) {
-        lo += lat->p[i];
-        lat->cdf[i] = lo;
+        lat->cut[i] = lat->p[i] * (double) lat->n;
+        lat->alias[i] = i;
+
+        if (lat->cut[i] < 1) {
+            small[nsmall++] = i;
+
+        } else {
+            large[nlarge++] = i;
+        }
     }
 
-    lat->cdf[lat->n - 1] = 2;   /* whatever rounding left */
+    while (nsmall && nlarge) {
+        i = small[--nsmall];
+        j = large[--nlarge];
+
+        lat->alias[i] = j;
+        lat->cut[j] -= 1 - lat->cut[i];
+
+        if (lat->cut[j] < 1) {
+            small[nsmall++] = j;
+
+        } else {
+            large[nlarge++] = j;
+        }
+    }
+
+    while (nlarge) {
+        lat->cut[large[--nlarge]] = 1;
+    }
+
+    while (nsmall) {
+        lat->cut[small[--nsmall]] = 1;
+    }
 }
 
 
