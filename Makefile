@@ -151,6 +151,7 @@ demo: deps all
 bench: all
 	@sh scripts/install-deps.sh --bench
 	bench/run
+	bench/judge/stack
 
 # the judge simulator: the sidecar's decision code as it is, and as it
 # landed before the stage-evidence judge (from git history), side by side

@@ -18,6 +18,7 @@
 
 static double cs_beta_cf(double a, double b, double x);
 static double cs_beta_reg(double a, double b, double x);
+static double cs_lentz(double *c, double *d, double aa);
 
 
 /*
@@ -238,50 +239,22 @@ static double
 cs_beta_cf(double a, double b, double x)
 {
     int     m;
-    double  c, d, h, aa, del, m2;
+    double  c, d, h, del;
 
-    c = 1;
-    d = 1 - (a + b) * x / (a + 1);
+    /* as if after a term 0 that leaves the first one d = 1 / (1 + aa) */
+    c = 1 / CS_BETA_TINY;
+    d = 1;
+    h = 1;
 
-    if (fabs(d) < CS_BETA_TINY) {
-        d = CS_BETA_TINY;
-    }
-
-    d = 1 / d;
-    h = d;
+    /* the first term, then two a step: the even and the odd one */
+    h *= cs_lentz(&c, &d, -(a + b) * x / (a + 1));
 
     for (m = 1; m <= CS_BETA_ITER_MAX; m++) {
-        m2 = 2.0 * m;
+        h *= cs_lentz(&c, &d, m * (b - m) * x / ((a + 2 * m - 1)
+                                                 * (a + 2 * m)));
 
-        aa = m * (b - m) * x / ((a + m2 - 1) * (a + m2));
-
-        d = 1 + aa * d;
-        if (fabs(d) < CS_BETA_TINY) {
-            d = CS_BETA_TINY;
-        }
-
-        c = 1 + aa / c;
-        if (fabs(c) < CS_BETA_TINY) {
-            c = CS_BETA_TINY;
-        }
-
-        d = 1 / d;
-        h *= d * c;
-
-        aa = -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1));
-
-        d = 1 + aa * d;
-        if (fabs(d) < CS_BETA_TINY) {
-            d = CS_BETA_TINY;
-        }
-
-        c = 1 + aa / c;
-        if (fabs(c) < CS_BETA_TINY) {
-            c = CS_BETA_TINY;
-        }
-
-        d = 1 / d;
-        del = d * c;
+        del = cs_lentz(&c, &d, -(a + m) * (a + b + m) * x
+                                / ((a + 2 * m) * (a + 2 * m + 1)));
         h *= del;
 
         if (fabs(del - 1) < CS_BETA_EPS) {
@@ -290,4 +263,27 @@ cs_beta_cf(double a, double b, double x)
     }
 
     return h;
+}
+
+
+/* one term aa of the fraction: the factor it multiplies the value by */
+
+static double
+cs_lentz(double *c, double *d, double aa)
+{
+    *d = 1 + aa * *d;
+
+    if (fabs(*d) < CS_BETA_TINY) {
+        *d = CS_BETA_TINY;
+    }
+
+    *c = 1 + aa / *c;
+
+    if (fabs(*c) < CS_BETA_TINY) {
+        *c = CS_BETA_TINY;
+    }
+
+    *d = 1 / *d;
+
+    return *d * *c;
 }

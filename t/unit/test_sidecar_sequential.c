@@ -141,12 +141,34 @@ END_TEST
  * canary is better (a supermartingale).
  */
 
+/* E[M] after one interval of n bad events, the canary's p of each */
+
+static double
+cs_expected_m(uint64_t n, double share, double p)
+{
+    double    e, pk;
+    uint64_t  k;
+    cs_seq_t  s;
+
+    e = 0;
+
+    for (k = 0; k <= n; k++) {
+        pk = cs_sum_sf(k, n, p) - cs_sum_sf(k + 1, n, p);
+
+        cs_seq_init(&s);
+        cs_seq_update(&s, n - k, 1000000 - 1000000 * share, k,
+                      1000000 * share);
+        e += pk * exp(cs_seq_log_m(&s));
+    }
+
+    return e;
+}
+
+
 START_TEST(test_expected_ratio_is_one)
 {
-    size_t    i, x;
-    uint64_t  k;
-    double    share, pk, e, pi;
-    cs_seq_t  s;
+    size_t  i, x;
+    double  share, e, pi;
 
     static const double  shares[] = { 0.01, 0.1, 0.5, 0.9 };
     static const size_t  events[] = { 1, 3, 12, 40 };
@@ -154,36 +176,16 @@ START_TEST(test_expected_ratio_is_one)
     for (i = 0; i < 4; i++) {
         for (x = 0; x < 4; x++) {
             share = shares[i];
-            e = 0;
 
-            for (k = 0; k <= events[x]; k++) {
-                pk = cs_sum_sf(k, events[x], share)
-                     - cs_sum_sf(k + 1, events[x], share);
-
-                cs_seq_init(&s);
-                cs_seq_update(&s, events[x] - k, 1000000 - 1000000 * share,
-                              k, 1000000 * share);
-                e += pk * exp(cs_seq_log_m(&s));
-            }
+            e = cs_expected_m(events[x], share, share);
 
             ck_assert_msg(fabs(e - 1) < 1e-9, "share %g, %zu events: "
                           "E[M] = %.12g", share, events[x], e);
 
             /* a canary that fails half as often as stable */
             pi = 0.5 * share / (0.5 * share + 1 - share);
-            e = 0;
 
-            for (k = 0; k <= events[x]; k++) {
-                pk = cs_sum_sf(k, events[x], pi)
-                     - cs_sum_sf(k + 1, events[x], pi);
-
-                cs_seq_init(&s);
-                cs_seq_update(&s, events[x] - k, 1000000 - 1000000 * share,
-                              k, 1000000 * share);
-                e += pk * exp(cs_seq_log_m(&s));
-            }
-
-            ck_assert(e < 1);
+            ck_assert(cs_expected_m(events[x], share, pi) < 1);
         }
     }
 }
