@@ -151,6 +151,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     m.v[0].counts[100] = 1000;
     m.v[1].counts[100] = 1000;
 
+    /* the same requests new to the stage: evidence read from the state
+     * (any text) goes on through the tests */
+    m.delta[0] = m.v[0];
+    m.delta[1] = m.v[1];
+    m.has_delta = 1;
+
     /* at Redis' clock, and at any clock (a decision subtracts times) */
     for (k = 0; k < sizeof(nows) / sizeof(nows[0]); k++) {
         now = nows[k];

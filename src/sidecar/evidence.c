@@ -283,10 +283,12 @@ cs_scan_window(cs_scan_t *sc, char tag, cs_window_t *w)
         || cs_scan_uint(sc, &w->requests) != 0
         || cs_scan_uint(sc, &w->errors_5xx) != 0
         || cs_scan_uint(sc, &w->upstream_errors) != 0
-        || *sc->p++ != ' ')
+        || *sc->p != ' ')
     {
         return cs_scan_fail(sc, "a variant's counts");
     }
+
+    sc->p++;
 
     if (*sc->p == '-') {
         sc->p++;

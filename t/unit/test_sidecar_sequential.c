@@ -410,7 +410,11 @@ START_TEST(test_evidence_refuses_what_it_did_not_write)
         "1 0 7 e 0 0 0 0 0 0 0 0 0 0 0 0 l 0 0 0 0 0 0 0 0 0 0 0 0 "
             "s 0 0 0 - c 0 0 0 -",
         "1 0 1 e 0 0 0 0 0 0 0 0 0 0 0 0 l 0 0 0 0 0 0 0 0 0 0 0 0 "
-            "s 99999999999999999999999 0 0 - c 0 0 0 -"
+            "s 99999999999999999999999 0 0 - c 0 0 0 -",
+        /* ends right after a variant's counts (the fuzzer found it read
+         * past the end) */
+        "1 0 1 e 0 0 0 0 0 0 0 0 0 0 0 0 l 0 0 0 0 0 0 0 0 0 0 0 0 "
+            "s 0 0 0"
     };
 
     for (i = 0; i < sizeof(bad) / sizeof(char *); i++) {
