@@ -61,7 +61,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 use CanaryTest;
 
-plan skip_all => 'a soak test: set CANARY_SOAK=1 (make soak does)'
+plan skip_all => 'optional: a soak test: set CANARY_SOAK=1 (make soak does)'
     unless $ENV{CANARY_SOAK};
 
 my $SECONDS = $ENV{CANARY_SOAK_SECONDS} || 300;

@@ -63,6 +63,13 @@ C<ASAN_OPTIONS> defaults to C<detect_leaks=0> then.
 
 When true, the prefix directory is kept even when every test passed.
 
+=item CANARY_NO_SKIP
+
+When true (C<.ci/run> sets it; C<make test> does when C<CI=true>), a skip
+or a C<plan skip_all> fails instead, unless its reason begins with
+C<optional:> (what CI does not run by design, e.g. the soak in C<make
+test>).
+
 =back
 
 =head1 CONSTRUCTOR
@@ -150,7 +157,8 @@ attempt (declare them with C<allow_log>).
 =item $t->stop
 
 Graceful quit (SIGQUIT), waits for the master to exit, then checks the
-error log (one C<ok()>, see L</Error log>).
+error log (one C<ok()>, see L</Error log>).  A master still running 15 s
+after SIGQUIT is killed and the test fails (a shutdown hang).
 
 =item $t->master_pid, $t->worker_pids(%o)
 
@@ -315,6 +323,45 @@ my $BAD_LOG = qr/\[(?:alert|emerg|crit)\]|AddressSanitizer|LeakSanitizer
 
 # a Ctrl-C or kill still runs END blocks, so nothing is left running
 $SIG{INT} = $SIG{TERM} = sub { die "killed by SIG$_[0]\n" };
+
+# how long a graceful quit (SIGQUIT) may take before the test fails
+our $QUIT_SECONDS = 15;
+
+# CANARY_NO_SKIP: every test is expected to run (CI: .ci/run sets it,
+# and make test when CI=true): a skip, or a skip_all, fails instead,
+# unless its reason begins with "optional:", what CI does not run by
+# design (README says which and why)
+our $OPTIONAL_SKIP = qr/^optional:/;
+
+if ($ENV{CANARY_NO_SKIP}) {
+    no warnings 'redefine';
+
+    my $skip = \&Test::Builder::skip;
+    my $plan = \&Test::Builder::plan;
+
+    *Test::Builder::skip = sub {
+        my ($tb, $why, @rest) = @_;
+
+        return $skip->(@_) if ($why // '') =~ $OPTIONAL_SKIP;
+
+        local $Test::Builder::Level = $Test::Builder::Level + 2;
+        $tb->ok(0, 'not skipped (CANARY_NO_SKIP): ' . ($why // ''));
+    };
+
+    # "plan skip_all => ..." (Test::Builder's plan dispatches to its own
+    # skip_all, not through a method call)
+    *Test::Builder::plan = sub {
+        my ($tb, $cmd, $why) = @_;
+
+        return $plan->(@_) if !defined $cmd || $cmd ne 'skip_all'
+                              || ($why // '') =~ $OPTIONAL_SKIP;
+
+        $tb->ok(0, 'the whole file not skipped (CANARY_NO_SKIP): '
+                   . ($why // ''));
+        $tb->done_testing;
+        exit 1;
+    };
+}
 
 
 sub new {
@@ -762,6 +809,19 @@ sub _die_with_log {
 }
 
 
+# [pid, "worker process" or "worker process is shutting down"]
+sub _worker_states {
+    my ($self) = @_;
+
+    local $?;
+
+    my $master = $self->master_pid or return ();
+
+    return map { /^\s*(\d+)\s+nginx: (.*?)\s*$/ ? [$1, $2] : () }
+           `ps --ppid $master -o pid=,args= 2>/dev/null`;
+}
+
+
 sub worker_pids {
     my ($self, %opts) = @_;
 
@@ -887,8 +947,10 @@ sub stop {
     if ($master) {
         kill 'QUIT', $master;
 
-        my $deadline = time + 15;
+        my $t0 = time;
+        my $deadline = $t0 + $QUIT_SECONDS;
         my $signal = 'TERM';
+        my $hung;
 
         for (;;) {
             if ($self->{master}) {
@@ -900,14 +962,29 @@ sub stop {
             }
 
             if (time > $deadline) {
-                diag("$self->{name}: master $master ignored QUIT, "
-                     . "sending $signal");
+                $hung //= sprintf "master %d still running %.0fs after "
+                                  . "SIGQUIT (workers: %s)", $master,
+                                  time - $t0,
+                                  join(' ', map { "$_->[0] $_->[1]" }
+                                            $self->_worker_states) || '-';
                 kill $signal, $master;
                 $deadline = time + 5;
                 $signal = 'KILL';
             }
 
             sleep 0.02;
+        }
+
+        # a graceful shutdown that hangs is a defect, not a detail: the
+        # master was killed to go on, and the test says so
+        if ($hung && !$opts{no_check}) {
+            fail("$self->{name}: nginx quits within ${QUIT_SECONDS}s of "
+                 . 'SIGQUIT');
+            diag("$self->{name}: $hung");
+            $self->{dir}{keep} = 1;
+
+        } elsif ($hung) {
+            push @{$self->{pending_bad}}, "graceful shutdown hung: $hung";
         }
     }
 
@@ -1454,7 +1531,9 @@ sub redis_cli {
 
     chomp $out;
 
-    return wantarray ? split(/\n/, $out) : $out;
+    # one reply line a line; an empty last value (a field of a hash set
+    # to "") is a line too
+    return wantarray ? split(/\n/, $out, -1) : $out;
 }
 
 
