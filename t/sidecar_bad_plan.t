@@ -131,4 +131,7 @@ is_deeply [$s->operations], ['rollout_started'], 'once: one receipt';
 is $s->redis('EXISTS', $s->key . ':leader'), '0',
     'once: gave the lease up on exit';
 
+# every run's output is checked for sanitizer reports; nginx's log too
+$s->finish;
+
 done_testing;

@@ -63,7 +63,11 @@ requests a second (default 100) on keep-alive connections, as tenants
 C<tenant-1> .. C<tenant-N> (C<tenants>, default 2000) and, a share
 C<pinned_share> of the time (default 0.1), the pinned test tenant
 C<test-tenant-abc123>.  Every response that is not a 200 is logged as
-"TIME STATUS BODY" to C<traffic.log> in the prefix (C<bad_responses>).
+"TIME STATUS TENANT BODY" to C<traffic.log> in the prefix
+(C<bad_responses>), and so is every request that got no response at all,
+as status 0 with what happened (a failed connect, a timeout of 5s, a
+connection closed in the middle of a response; a keep-alive connection
+the server closed before the request was read is only retried).
 C<stop_traffic> stops them.
 
 =item sidecar(%opts), run_sidecar(@args)
@@ -72,13 +76,17 @@ Starts canary-sidecar with C<--redis>, C<--split api>, C<--status> of
 the nginx, C<--receipts> and C<--plan> (opt C<plan>, a hash written as
 JSON; or C<plan_file>), C<--id> (opt C<id>) and C<args>; its stderr goes
 to C<sidecar-ID.log>.  Returns the pid.  C<run_sidecar> runs it to the
-end and returns (exit status, output).
+end and returns (exit status, output); a sidecar killed by a signal
+fails a test, and the output is kept in C<sidecar-run-N.log>.
+
+C<CANARY_SIDECAR> names the binary (default C<build/canary-sidecar>;
+C<make check> runs the stories on its AddressSanitizer and UBSan build).
 
 =item hget($field), split_hash, state_hash, receipts, operations
 
 Redis: a field of C<canary:api>, the whole hash, the sidecar's state,
-the receipts of the stream (decoded, oldest first, each with C<_id>),
-their operations.
+the receipts of the stream (decoded, oldest first, each with C<_id>; a
+receipt that is not a JSON object fails a test), their operations.
 
 =item wait_for($code, $seconds, $name)
 
@@ -92,8 +100,10 @@ the first nginx's prefix; returns the time.
 
 =item kill_sidecar($id, $signal), sidecar_log($id), show_log($id)
 
-Stops a sidecar (C<TERM> by default, or C<KILL>) and waits for it; its
-log; its last 40 lines as a diag.
+Stops a sidecar (C<TERM> by default, C<INT> or C<KILL>) and waits for it
+(5s, then SIGKILL); after C<TERM> or C<INT> one test says it exited 0, as
+the README promises.  Returns the wait status.  Its log; its last 40
+lines as a diag.
 
 =item ctl(@args)
 
@@ -107,9 +117,10 @@ canary => M }>.
 
 =item finish
 
-Stops the traffic, the sidecars and the helpers, checks the sidecars'
-logs for sanitizer reports (one C<ok>), then stops every nginx
-(CanaryTest checks their error logs).
+Stops the traffic, the sidecars (SIGTERM: each must exit 0) and the
+helpers, checks the sidecars' logs for sanitizer reports (one C<ok>) and
+that every line of the receipts file is a JSON object (one C<ok>), then
+stops every nginx (CanaryTest checks their error logs).
 
 =back
 
@@ -120,6 +131,7 @@ use warnings;
 
 use Exporter qw(import);
 use File::Basename qw(dirname);
+use IO::Select;
 use IO::Socket::INET;
 use JSON::PP;
 use POSIX qw(_exit WNOHANG);
@@ -137,6 +149,7 @@ our $CTL = "$ROOT/scripts/canary-ctl";
 our $PINNED = 'test-tenant-abc123';
 
 my @ALL;                # every SidecarTest, for the END block
+my %BAD_RECEIPT;        # receipts already reported as not JSON
 
 my $SANITIZER = qr/AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer
                    |runtime\ error:/x;
@@ -419,6 +432,16 @@ sub traffic {
 }
 
 
+# no response at all: "TIME 0 TENANT what happened" in traffic.log, as a
+# bad response (a client that drops a failed connect or a timeout would
+# hide exactly the errors a story says nobody saw)
+sub _no_response {
+    my ($lfh, $tenant, $what) = @_;
+
+    printf $lfh "%.3f 0 %s %s\n", time, $tenant, $what;
+}
+
+
 # keep-alive requests to one nginx of the fleet, another one on each
 # new connection
 sub _client {
@@ -434,25 +457,37 @@ sub _client {
         my $tenant = rand() < $share ? $PINNED
                      : 'tenant-' . (1 + int(rand($tenants)));
 
+        my $fresh = 0;
+
         unless ($sock) {
             my $port = $ports->[int(rand(@$ports))];
             $sock = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port",
                                           Timeout => 2);
             unless ($sock) {
+                _no_response($lfh, $tenant, "connect to $port: $!");
                 sleep 0.05;
                 next;
             }
             $buf = '';
+            $fresh = 1;
         }
 
         my $ok = print $sock "GET / HTTP/1.1\r\nHost: localhost\r\n"
                              . "X-Tenant-Id: $tenant\r\n\r\n";
 
-        my ($status, $body) = $ok ? _response($sock, \$buf) : ();
+        my ($status, $body, $why) = $ok ? _response($sock, \$buf)
+                                        : (undef, undef, "write: $!");
 
         unless (defined $status) {
             close $sock;
             undef $sock;
+
+            # a keep-alive connection the server closed before this
+            # request (nginx's keepalive_timeout, a reload): the request
+            # was never read, it goes again on a new connection; on a
+            # new connection, or a timeout, the client saw an error
+            _no_response($lfh, $tenant, $why)
+                if $fresh || $why !~ /^closed before any byte/;
             next;
         }
 
@@ -480,15 +515,29 @@ sub _client {
 }
 
 
+# (status, body), or (undef, undef, what went wrong)
 sub _response {
     my ($sock, $buf) = @_;
 
     my $deadline = time + 5;
+    my $sel = IO::Select->new($sock);
+
+    my $read = sub {
+        my $left = $deadline - time;
+
+        return 'timeout after 5s' unless $left > 0 && $sel->can_read($left);
+
+        my $n = sysread($sock, $$buf, 65536, length $$buf);
+
+        return defined $n && $n > 0 ? undef
+             : !defined $n ? "read: $!"
+             : length $$buf ? 'closed in the middle of a response'
+             : 'closed before any byte of a response';
+    };
 
     while ($$buf !~ /\r\n\r\n/) {
-        return if time > $deadline;
-        my $n = sysread($sock, $$buf, 65536, length $$buf);
-        return unless $n;
+        my $err = $read->();
+        return (undef, undef, $err) if $err;
     }
 
     my $end = index($$buf, "\r\n\r\n");
@@ -496,12 +545,13 @@ sub _response {
     my ($status) = $head =~ m{^HTTP/1\.\d (\d+)};
     my ($len) = $head =~ /^Content-Length:\s*(\d+)/mi;
 
-    return unless defined $status && defined $len;
+    return (undef, undef, 'not an HTTP response with a Content-Length: '
+                          . substr($head, 0, 80))
+        unless defined $status && defined $len;
 
     while (length($$buf) < $end + 4 + $len) {
-        return if time > $deadline;
-        my $n = sysread($sock, $$buf, 65536, length $$buf);
-        return unless $n;
+        my $err = $read->();
+        return (undef, undef, $err) if $err;
     }
 
     my $body = substr($$buf, $end + 4, $len);
@@ -610,16 +660,31 @@ sub show_log {
 }
 
 
-# SIGTERM (default) or SIGKILL; waits for it
+# SIGTERM (default), SIGINT or SIGKILL; waits for it.  After SIGTERM or
+# SIGINT the sidecar finishes its step, gives up the lease and exits 0
+# (README): one test says it did.  Returns the wait status.
 sub kill_sidecar {
-    my ($self, $id, $sig) = @_;
+    my ($self, $id, $sig, %o) = @_;
 
-    my $pid = delete $self->{sidecars}{$id || 'sidecar-a'} or return;
+    $id ||= 'sidecar-a';
+    $sig ||= 'TERM';
 
-    _stop($pid, $sig || 'TERM');
+    my $pid = delete $self->{sidecars}{$id} or return;
+    my ($st, $how) = _stop($pid, $sig);
+
+    if (($sig eq 'TERM' || $sig eq 'INT') && !$o{quiet}) {
+        local $Test::Builder::Level = $Test::Builder::Level + 1;
+
+        is($how, 'exit 0', "$id: SIG$sig, then exit 0")
+            or $self->show_log($id);
+    }
+
+    return $st;
 }
 
 
+# the exit code; a sidecar killed by a signal (a crash) fails a test.
+# The output is kept in sidecar-run-N.log too, for the sanitizer check.
 sub run_sidecar {
     my ($self, @args) = @_;
 
@@ -635,8 +700,23 @@ sub run_sidecar {
     local $/;
     my $out = <$fh>;
     close $fh;
+    my $st = $?;
 
-    return ($? >> 8, defined $out ? $out : '');
+    $out = '' unless defined $out;
+
+    my $log = $self->log_path('run-' . ++$self->{runs});
+    open my $lfh, '>', $log or die "SidecarTest: $log: $!\n";
+    print $lfh $out;
+    close $lfh;
+
+    if ($st & 127) {
+        local $Test::Builder::Level = $Test::Builder::Level + 1;
+        fail("canary-sidecar @args[1 .. $#args]: exits, not killed by "
+             . 'signal ' . ($st & 127));
+        diag($out);
+    }
+
+    return ($st >> 8, $out);
 }
 
 
@@ -697,12 +777,31 @@ sub receipts {
 
     # redis-cli without a tty: id, "receipt", json, one a line
     for (my $i = 0; $i + 2 < @l + 0; $i += 3) {
-        my $r = eval { decode_json($l[$i + 2]) } || { _bad => $l[$i + 2] };
+        my $r = _receipt($l[$i + 2], "receipt $l[$i] in the stream");
         $r->{_id} = $l[$i];
         push @r, $r;
     }
 
     return @r;
+}
+
+
+# a receipt decoded; one that is not a JSON object fails a test (once
+# per receipt) and comes back as { _bad => TEXT }
+sub _receipt {
+    my ($text, $what) = @_;
+
+    my $r = eval { decode_json($text) };
+
+    return $r if ref $r eq 'HASH';
+
+    unless ($BAD_RECEIPT{$what}++) {
+        local $Test::Builder::Level = $Test::Builder::Level + 2;
+        fail("$what is a JSON object");
+        diag("not JSON: $text");
+    }
+
+    return { _bad => $text };
 }
 
 
@@ -744,6 +843,9 @@ sub sides {
 
 # ---- the end ---------------------------------------------------------------
 
+# sends the signal and waits (5s, then SIGKILL); returns the wait status
+# and what it means: "exit N", "signal N", or "still running 5s after
+# SIGX" (then killed)
 sub _stop {
     my ($pid, $sig) = @_;
 
@@ -757,32 +859,38 @@ sub _stop {
         if (time > $deadline) {
             kill 'KILL', $pid;
             waitpid $pid, 0;
-            last;
+            return ($?, "still running 5s after SIG$sig");
         }
 
         sleep 0.02;
     }
+
+    return ($?, $? & 127 ? 'signal ' . ($? & 127) : 'exit ' . ($? >> 8));
 }
 
 
+# stops the traffic, the sidecars (SIGTERM: each must exit 0, one test
+# each, unless quiet) and the helpers
 sub stop_all {
-    my ($self) = @_;
+    my ($self, %o) = @_;
 
     return if $$ != $self->{owner} || $self->{stopped}++;
 
     $self->stop_traffic;
-    $self->kill_sidecar($_) for keys %{$self->{sidecars}};
+    $self->kill_sidecar($_, 'TERM', quiet => $o{quiet})
+        for sort keys %{$self->{sidecars}};
     _stop($_, 'TERM') for splice @{$self->{helpers}};
 }
 
 
-# stops what this file started, checks the sidecars' logs, then stops
-# nginx (CanaryTest checks its log)
+# stops what this file started, checks the sidecars' logs and the
+# receipts file, then stops nginx (CanaryTest checks its log)
 sub finish {
     my ($self) = @_;
 
     $self->stop_all;
     $self->check_sidecar_logs;
+    $self->check_receipts_file;
 
     # each checks its error log (a stopped one was checked already)
     $_->stop for $self->all_nginx;
@@ -806,10 +914,32 @@ sub check_sidecar_logs {
 }
 
 
-# before CanaryTest's END (END blocks run last defined, first)
+# one ok(): every line of the --receipts file is a JSON object
+sub check_receipts_file {
+    my ($self) = @_;
+
+    my $file = $self->prefix . '/receipts.jsonl';
+    my @bad;
+    my $n = 0;
+
+    if (open my $fh, '<', $file) {
+        while (my $line = <$fh>) {
+            $n++;
+            my $r = eval { decode_json($line) };
+            push @bad, "line $.: $line" unless ref $r eq 'HASH';
+        }
+    }
+
+    ok(!@bad, "$self->{name}: each of the $n lines of the receipts file "
+              . 'is a JSON object') or diag(join '', @bad[0 .. 4]);
+}
+
+
+# before CanaryTest's END (END blocks run last defined, first); the tests
+# are over by then: nothing is asserted
 END {
     local $?;
-    $_->stop_all for grep { $_ } @ALL;
+    $_->stop_all(quiet => 1) for grep { $_ } @ALL;
 }
 
 
