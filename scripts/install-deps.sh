@@ -2,13 +2,17 @@
 # Installs from Debian packages everything the build, tests, demo and
 # benchmarks need.  Idempotent; returns at once when all is present.
 # --bench adds what only `make bench` uses (gnuplot, the Lua module to
-# compare with).
+# compare with).  Every package here is one a test uses: in CI
+# (CANARY_NO_SKIP) a test that skips for want of one fails.
+# python3-yaml and docker-compose: t/conf_examples.t parses the YAML
+# examples with PyYAML and validates the compose file (docker-compose
+# config needs no Docker engine).
 set -eu
 
 PKGS="gcc make perl nginx-core nginx-dev libhiredis-dev libpcre2-dev
 zlib1g-dev libssl-dev redis-server redis-tools libcurl4-openssl-dev
 libjansson-dev check pkg-config prometheus chromium wrk curl procps
-clang libclang-rt-14-dev valgrind"
+clang libclang-rt-14-dev valgrind python3-yaml docker-compose"
 # npm installs the pinned Dockerfile linter (tools/); a machine that has
 # Node.js and npm from elsewhere keeps them
 if ! command -v npm >/dev/null 2>&1; then
