@@ -82,6 +82,9 @@ fault($t, 1);
 my $tripped = wait_until(5, sub { status()->{app}{guard}{tripped} });
 ok defined $tripped, 'the guard trips';
 
+# the status page said tripped at this time: the trip happened before
+my $trip_seen = time;
+
 # keep the traffic going after the trip
 sleep 1.5;
 my $rec = stop_load($load);
@@ -99,9 +102,12 @@ is scalar(grep { $_->{status} != 200 } @before), 0,
     'nothing failed before the fault';
 ok defined $first_fail, 'the clients saw the canary fail';
 
+# make bench holds the figure (under a second); here a generous bound
+# that a guard which missed the trip, or waited out its 10s window,
+# still breaks
 my $exposure = $last_canary - $first_fail;
-cmp_ok $exposure, '<', 1.0,
-    'no response from the canary more than 1s after the first failure';
+cmp_ok $exposure, '<', 3.0,
+    'no response from the canary more than 3s after the first failure';
 diag sprintf "guard: first failure %.0fms after the fault switched on, "
              . "last canary response %.0fms after the first failure, "
              . "%d failed requests in all (status said tripped %.0fms after "
@@ -119,9 +125,14 @@ is scalar(grep { $_->{status} != 200 || $_->{side} ne 'stable'
                  || $_->{variant} ne 'stable' || $_->{reason} ne 'guard' }
           @after), 0,
     'after the trip every request went to stable with reason guard';
-is scalar(grep { $_->{sent} > $first_fail && $_->{variant} eq 'canary'
-                 && $_->{status} == 200 } @$rec), 0,
-    'no canary success for a request sent after the first failure';
+# what the guard does: once it has tripped, no worker routes a request
+# to the canary (the faulty origin alone cannot say that: every canary
+# answer is a 500 after the fault, tripped or not)
+my @late = grep { $_->{variant} eq 'canary' && $_->{sent} > $trip_seen }
+           @$rec;
+is scalar(@late), 0,
+    'no request sent after the status page said tripped went to canary'
+    or diag explain [ @late[0 .. ($#late < 4 ? $#late : 4)] ];
 
 # the trip, as the operator sees it
 $st = status()->{app};

@@ -24,22 +24,18 @@ my $N = 100_000;
 my @tenants = map { sprintf 'tenant-%06d', $_ } 1 .. $N;
 my @buckets = map { CanaryTest::bucket($SALT, $_) } @tenants;
 
-# weight => [allowed canary share in percent, low, high]
+# weight => [allowed canary share in percent, low, high]; the formula
+# alone decides 0 and 100 (no bucket is < 0, every one is < 10000):
+# nginx is checked at those below, not the formula against itself
 my %share = (
     '5'   => [4.7, 5.3],
     '0.5' => [0.4, 0.6],
-    '0'   => [0, 0],
-    '100' => [100, 100],
 );
-
-my %canary;
 
 for my $w (sort { $a <=> $b } keys %share) {
     my $limit = int($w * 100 + 0.5);
     my $n = grep { $_ < $limit } @buckets;
     my $pct = 100 * $n / $N;
-
-    $canary{$w} = $n;
 
     my ($lo, $hi) = @{$share{$w}};
 
@@ -47,9 +43,6 @@ for my $w (sort { $a <=> $b } keys %share) {
        "weight $w: $n of $N distinct tenants on canary ($pct%), "
        . "within $lo..$hi%");
 }
-
-is($canary{0}, 0, 'weight 0: no tenant at all on canary');
-is($canary{100}, $N, 'weight 100: every tenant on canary');
 
 my %seen;
 my $all_buckets = grep { !$seen{$_}++ } @buckets;
