@@ -69,6 +69,13 @@ EOF
 my $http = HTTP::Tiny->new(keep_alive => 1, timeout => 5);
 my ($scrapes, $failed, $bad, @first) = (0, 0, 0);
 
+# what each scrape must hold, or a change of format would pass unread:
+# two histogram families (request and upstream time) of two variants,
+# each of 81 bounds and +Inf
+my $HISTOGRAMS = 4;
+my $BUCKETS = 82;
+my ($misshapen, $last_inf, @shape) = (0, 0);
+
 sleep 1;
 
 while (waitpid($wrk, WNOHANG) == 0) {
@@ -82,11 +89,13 @@ while (waitpid($wrk, WNOHANG) == 0) {
 
     $scrapes++;
 
-    my (%last, %inf, %count);
+    my (%last, %inf, %count, %buckets);
 
     for (split /\n/, $r->{content}) {
         if (/^(\w+)_bucket\{(.*),le="([^"]+)"\} (\d+)$/) {
             my $s = "$1\{$2}";
+
+            $buckets{$s}++;
 
             if (defined $last{$s} && $4 < $last{$s}) {
                 $bad++;
@@ -105,6 +114,18 @@ while (waitpid($wrk, WNOHANG) == 0) {
     for my $s (keys %inf) {
         $bad++ if !defined $count{$s} || $count{$s} != $inf{$s};
     }
+
+    my @full = grep { $buckets{$_} == $BUCKETS && defined $inf{$_} }
+               keys %buckets;
+
+    if (keys %buckets != $HISTOGRAMS || @full != $HISTOGRAMS) {
+        $misshapen++;
+        @shape = map { "$_: $buckets{$_} buckets" } sort keys %buckets
+            unless @shape;
+    }
+
+    $last_inf = 0;
+    $last_inf += $_ for values %inf;
 }
 
 my $wrk_text = do { open my $fh, '<', $wrk_out; local $/; <$fh> // '' };
@@ -115,6 +136,10 @@ diag("$scrapes scrapes during " . ($requests // '?') . " requests; $bad "
 
 cmp_ok($scrapes, '>', 100, "$scrapes scrapes under load");
 is($failed, 0, 'every scrape answered');
+is($misshapen, 0, "every scrape held $HISTOGRAMS histograms of $BUCKETS "
+   . 'buckets, +Inf included') or diag(join "\n", @shape);
+cmp_ok($last_inf, '>', 1000, "the last scrape counted $last_inf requests "
+       . 'in its +Inf buckets');
 is($bad, 0, 'every histogram of every scrape cumulative up to +Inf == '
    . '_count') or diag(join "\n", @first);
 
