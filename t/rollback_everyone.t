@@ -269,7 +269,7 @@ is scalar(log_lines($t, qr/\[warn\].*canary split "app" rolled back by /
 SKIP: {
     my $chromium = (grep { -x } '/usr/bin/chromium',
                                 '/usr/bin/chromium-browser')[0];
-    skip 'chromium is not installed', 3 unless $chromium;
+    skip 'chromium is not installed', 4 unless $chromium;
 
     my $url = "http://127.0.0.1:$port/canary_status?format=html";
     my $profile = $t->prefix . '/chromium';
@@ -278,6 +278,7 @@ SKIP: {
                    --disable-sync --virtual-time-budget=3000);
     my $dom = `$chromium @flags --user-data-dir=$profile --dump-dom '$url' \
                2>/dev/null`;
+    is $?, 0, 'chromium --dump-dom exits 0 (no crash, no signal)';
 
     like $dom, qr/class="split incident"[^>]*data-split="app"/,
         'dashboard: the split is marked as an incident';

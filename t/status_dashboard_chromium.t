@@ -95,6 +95,7 @@ my $url = "http://127.0.0.1:$port/canary_status?format=html";
 
 my $profile = $t->prefix . '/chromium';
 my $dom = `$CHROMIUM @flags --user-data-dir=$profile --dump-dom '$url' 2>/dev/null`;
+is($?, 0, 'chromium --dump-dom exits 0 (no crash, no signal)');
 ok(length $dom > 1000, 'chromium rendered the page');
 
 my %shown;
@@ -141,6 +142,7 @@ make_path($dir);
 unlink "$dir/dashboard.png";
 system("$CHROMIUM @flags --user-data-dir=$profile.2 --window-size=1200,700 "
        . "--screenshot=$dir/dashboard.png '$url' >/dev/null 2>&1");
+is($?, 0, 'chromium --screenshot exits 0');
 ok(-s "$dir/dashboard.png" > 10_000, 'a screenshot is kept in '
    . 'build/artifacts/dashboard.png');
 
