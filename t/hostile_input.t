@@ -594,15 +594,18 @@ alive('forged override headers');
         like($body, qr/^canary_requests_total\{split="app"/m,
              "$name: Prometheus text");
 
-        next unless $promtool;
+        SKIP: {
+            skip 'promtool is not installed (Debian package prometheus)', 1
+                unless $promtool;
 
-        my $f = "$prom_dir/prom-$i.txt";
-        open my $fh, '>', $f or die "$f: $!";
-        print $fh $body;
-        close $fh;
+            my $f = "$prom_dir/prom-$i.txt";
+            open my $fh, '>', $f or die "$f: $!";
+            print $fh $body;
+            close $fh;
 
-        my $out = `$promtool check metrics < $f 2>&1`;
-        is($?, 0, "$name: promtool check metrics") or diag($out);
+            my $out = `$promtool check metrics < $f 2>&1`;
+            is($?, 0, "$name: promtool check metrics") or diag($out);
+        }
     }
 
     my $r = raw('/canary_status', 'Accept' => 'text/html');
@@ -836,19 +839,30 @@ diag("canary_redis lines logged in all: "
                   map { $_->[1] } grep { $_->[0] >= $from && $_->[0] < $to }
                   @$rec;
 
+        # a request every 10ms: a phase of a second or more has dozens
+        cmp_ok(scalar(@lat), '>=', 20, "$mode: " . scalar(@lat)
+               . ' requests measured during the phase');
         next unless @lat;
 
         my $p50 = $lat[int(@lat * 0.50)];
         my $p99 = $lat[int(@lat * 0.99)];
         my $max = $lat[-1];
+        my $slow = grep { $_ >= 0.4 } @lat;
 
         diag(sprintf "%-8s %4d requests: latency p50 %.1fms p99 %.1fms "
              . "max %.1fms", $mode, scalar(@lat), $p50 * 1000, $p99 * 1000,
              $max * 1000);
 
-        # a request that waited on "Redis" would take its 500ms timeout
-        cmp_ok($max, '<', 0.4, "$mode: no request waited on Redis "
-               . sprintf('(max %.0fms)', $max * 1000));
+        # A request that waited on "Redis" would take its 500ms timeout
+        # (hang), and so would every request of a worker blocked on it:
+        # many requests, not one.  One stall of a busy machine may pass
+        # 400ms; 1% of a phase may, and the median stays far below.
+        # (make bench keeps the tight figures.)
+        cmp_ok($slow, '<=', int(@lat / 100), "$mode: no request waited "
+               . "on Redis ($slow of " . scalar(@lat) . ' took 400ms or '
+               . sprintf('more, max %.0fms)', $max * 1000));
+        cmp_ok($p50, '<', 0.1, "$mode: median latency "
+               . sprintf('%.1fms', $p50 * 1000) . ', under 100ms');
     }
 }
 

@@ -1,10 +1,11 @@
 #!/usr/bin/perl
 
 # Story: a canary 50 ms slower than stable must show it.  The canary's
-# p50 and p99 (request time and upstream time, cumulative and window)
-# are within the histogram's bucket error of 50 ms, while stable stays
-# near zero; the Prometheus histogram puts the same requests under the
-# same bounds.
+# p50, p95 and p99 (request time and upstream time, cumulative and
+# window) are the midpoints of the buckets that hold those ranks, at or
+# just under 50 ms (the bucket error) and never far above, while stable
+# stays near zero; the Prometheus histogram puts the same requests under
+# the same bounds.
 
 use strict;
 use warnings;
@@ -13,6 +14,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 
 use JSON::PP;
+use POSIX ();
 use Test::More;
 use CanaryTest;
 
@@ -79,31 +81,62 @@ note(sprintf "canary p50 %.3f p95 %.3f p99 %.3f ms over %d; "
 
 ok($c->{requests} > 100 && $s->{requests} > 100, 'both sides had traffic');
 
-# nginx times requests in whole milliseconds: 50 ms of sleep is 50 or 51,
-# a few more on a busy machine (seen here: p99 52.2 to 54.3 ms, 8
-# clients); the bucket midpoint is within 3.2%.  p99 may take the
-# slowest 2 of 200 requests: up to 6 ms of scheduling on a loaded CI
-# machine is allowed there, no more.
+# The quantile is the midpoint of the bucket that holds rank
+# ceil(q n) of the histogram served beside it (README): checked exactly,
+# whatever the machine's timing.
+sub quantile {
+    my ($counts, $le, $q) = @_;
+
+    my $total = 0;
+    $total += $_ for @$counts;
+
+    my $rank = POSIX::ceil($q * $total) || 1;
+    my $seen = 0;
+
+    for my $i (0 .. $#$counts) {
+        $seen += $counts->[$i];
+        next if $seen < $rank;
+        return undef unless defined $le->[$i];      # +Inf
+        return (($i ? $le->[$i - 1] : 0) + $le->[$i]) / 2;
+    }
+
+    return undef;
+}
+
+# nginx times requests in whole milliseconds: 50 ms of sleep is at least
+# 50, and the bucket midpoint at least 3.2% under it (48.4 ms).  Above,
+# a generous bound that a wrong unit or a wrong bucket breaks but a busy
+# machine (8 clients, ASan) does not: the tight figures are make
+# bench's.
 for my $h ([ 'request time', $c->{latency} ],
            [ 'upstream time', $c->{upstream_latency} ],
            [ 'window', $c->{window} ])
 {
     my ($what, $l) = @$h;
+
+    for my $q ([p50 => 0.5], [p95 => 0.95], [p99 => 0.99]) {
+        my ($p, $f) = @$q;
+        my $want = quantile($l->{counts}, $c->{latency}{le_ms}, $f);
+
+        ok(defined $want && abs($l->{"${p}_ms"} - $want) < 0.0015,
+           "canary $what $p $l->{\"${p}_ms\"} ms is the midpoint of the "
+           . "bucket of rank ceil($f n): " . ($want // 'none'));
+    }
+
     cmp_ok($l->{p50_ms}, '>=', 50 * 0.968, "canary $what p50 >= 48.4 ms");
-    cmp_ok($l->{p50_ms}, '<=', 52 * 1.032, "canary $what p50 <= 53.7 ms");
-    cmp_ok($l->{p95_ms}, '>=', 50 * 0.968, "canary $what p95 >= 48.4 ms");
-    cmp_ok($l->{p95_ms}, '<=', 54 * 1.032, "canary $what p95 <= 55.7 ms");
-    cmp_ok($l->{p99_ms}, '>=', 50 * 0.968, "canary $what p99 >= 48.4 ms");
-    cmp_ok($l->{p99_ms}, '<=', 58 * 1.032, "canary $what p99 <= 59.9 ms");
+    cmp_ok($l->{p50_ms}, '<=', 75, "canary $what p50 <= 75 ms");
+    cmp_ok($l->{p95_ms}, '<=', 100, "canary $what p95 <= 100 ms");
+    cmp_ok($l->{p99_ms}, '<=', 150, "canary $what p99 <= 150 ms");
 }
 
-cmp_ok($s->{latency}{p99_ms}, '<', 10, 'stable p99 stays near zero');
-cmp_ok($s->{latency}{p50_ms}, '<', 2, 'stable p50 stays near zero');
+cmp_ok($s->{latency}{p99_ms}, '<', 40,
+       'stable p99 stays well under the canary\'s 50 ms');
+cmp_ok($s->{latency}{p50_ms}, '<', 10, 'stable p50 stays near zero');
 
 # the mean from sum and count agrees
 my $mean = $c->{latency}{sum_ms} / $c->{latency}{count};
 cmp_ok($mean, '>=', 50, "canary mean $mean ms >= 50");
-cmp_ok($mean, '<', 70, "canary mean $mean ms < 70");
+cmp_ok($mean, '<', 100, "canary mean $mean ms < 100");
 
 # the bucket that holds 50 ms: its bounds surround 50 ms within 6.25%
 my $le = $c->{latency}{le_ms};
