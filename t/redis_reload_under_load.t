@@ -10,7 +10,8 @@
 # the weight never left the Redis values, no [alert] was logged, no
 # worker is left "shutting down", the new syncing worker is subscribed
 # (one subscriber, the old ones' connections closed) and a canary-ctl
-# write applies within a second.
+# write applies within seconds: by its PUBLISH, as the poll interval is a
+# minute (make bench holds the milliseconds).
 
 use strict;
 use warnings;
@@ -33,7 +34,7 @@ my $redis = '127.0.0.1:' . $t->redis_port;
 $t->redis_start;
 
 $t->write_conf(redis_split_conf($t,
-                   redis => "$redis interval=200ms timeout=200ms"),
+                   redis => "$redis interval=60s timeout=200ms"),
                workers => $WORKERS);
 
 # ---- helpers -------------------------------------------------------------
@@ -105,13 +106,15 @@ is scalar(@shutting), 0, 'no worker is left "shutting down"'
     or diag @ps;
 is scalar($t->worker_pids(all => 1)), $WORKERS, "$WORKERS workers, no more";
 
-# the subscription is restored: a write applies within a second
+# the subscription is restored: a write applies at once, not at the
+# next poll a minute away
 my $t0 = time;
 ($rc, $out) = ctl('set-weight', 'app', 36);
 is $rc, 0, 'canary-ctl set-weight app 36 after the last reload' or diag $out;
 
-my $applied = wait_until(2, sub { weight_of($t) eq '36' });
-ok defined $applied && time - $t0 < 1, 'the write applies within 1s';
+my $applied = wait_until(6, sub { weight_of($t) eq '36' });
+ok defined $applied && time - $t0 < 5,
+    'the write applies within 5s (by its PUBLISH: the poll is 60s away)';
 diag sprintf "after %d reloads a canary-ctl write routed in %.0fms",
              $RELOADS, (time - $t0) * 1000;
 
