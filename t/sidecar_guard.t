@@ -24,7 +24,9 @@ $s->start;
 $s->t->allow_log(qr/canary guard/);
 $s->traffic(clients => 3, rate => 100);
 
-my $plan = fast_plan(violation_for => '10s');
+# long enough for the guard to act first
+my $violation_for = 10;
+my $plan = fast_plan(violation_for => "${violation_for}s");
 $plan->{stages}[2]{hold} = '1m';
 
 $s->sidecar(plan => $plan);
@@ -34,10 +36,14 @@ $s->wait_for(sub { ($s->state_hash->{stage_name} // '') eq '20_percent' },
     or $s->show_log;
 
 sleep 1;
-$s->fault('fault_canary', 1);
+my $t_fault = $s->fault('fault_canary', 1);
 
-$s->wait_for(sub { $s->hget('state') eq 'guard_tripped' }, 15,
-             'the guard trips')
+# meanwhile, the sidecar's own violation (unix ms in its state)
+my $violation_since;
+
+$s->wait_for(sub {
+    $violation_since ||= $s->state_hash->{violation_since};
+    $s->hget('state') eq 'guard_tripped' }, 15, 'the guard trips')
     or $s->show_log;
 
 $s->wait_for(sub { ($s->state_hash->{status} // '') eq 'rolled_back' }, 5,
@@ -47,14 +53,25 @@ $s->wait_for(sub { ($s->state_hash->{status} // '') eq 'rolled_back' }, 5,
 like $s->state_hash->{stopped_by}, qr/state guard_tripped by nginx-guard:/,
     'it records that the guard stopped it';
 
+# Had it gone on judging, the sidecar would roll back violation_for
+# (10s) after its violation began: wait past that moment.  Its
+# violation began before the guard tripped, or (the guard first) it
+# would have begun a few steps after the fault at the latest: without
+# the guard, this rollout is rolled back 12.8s after the fault.
+$violation_since = $violation_since ? $violation_since / 1000
+                                    : $t_fault + 5;
+note sprintf 'the sidecar\'s violation began %.1fs after the fault',
+             $violation_since - $t_fault;
+
 my $gen = $s->hget('generation');
-sleep 1.5;
+sleep 0.1 while time < $violation_since + $violation_for + 1.5;
 
 my @r = $s->receipts;
 is $r[-1]{operation}, 'guard_tripped', 'the last receipt is the guard\'s';
 ok !(grep { $_->{operation} eq 'rollback_executed'
             || $_->{operation} eq 'sli_violation_detected' } @r),
-    'no rollback receipt from the sidecar';
+    "no rollback receipt from the sidecar ${violation_for}s after its "
+    . 'violation began';
 is $s->hget('generation'), $gen, 'nothing written after the guard';
 is $s->hget('weight'), '0', 'the guard\'s weight 0 stands';
 like $s->sidecar_log, qr/stopped: state guard_tripped by nginx-guard/,

@@ -4,8 +4,10 @@
 # lease and acts; the other stands by.  When the leader is killed
 # (SIGKILL: no goodbye) the other takes over within a few seconds, reads
 # the rollout's state and walks on from where it was; receipts show who
-# wrote each, none twice.  A leader stopped with SIGTERM gives its lease
-# up, and the standby takes over at its next interval.
+# wrote each, none twice, and the killed leader's lease is not taken
+# before it expired.  A leader stopped with SIGTERM (or SIGINT) gives its
+# lease up as it exits 0, and the standby takes over at its next
+# interval, not when a lease would have expired.
 
 use strict;
 use warnings;
@@ -44,14 +46,24 @@ like $s->sidecar_log('sidecar-b'), qr/standby: sidecar-a holds the lease/,
 my $killed = time;
 $s->kill_sidecar('sidecar-a', 'KILL');
 
+# what was left of a's lease when it died: b may not take it sooner (SET
+# NX), and takes it at its next step after (interval 250ms)
+my $pttl = $s->redis('PTTL', $s->key . ':leader') / 1000;
+my $left = $pttl - (time - $killed);
+
 my $took;
 $s->wait_for(sub {
     return 0 unless $s->redis('GET', $s->key . ':leader') eq 'sidecar-b';
     $took = time - $killed;
-}, 10, 'sidecar-b takes the lease') or $s->show_log('sidecar-b');
+}, 12, 'sidecar-b takes the lease') or $s->show_log('sidecar-b');
 
-diag sprintf 'leader killed to new leader: %.2fs', $took || -1;
-cmp_ok $took || 99, '<', 5, 'within a few seconds (lease 3s)';
+diag sprintf 'leader killed to new leader: %.2fs (%.2fs of the lease '
+             . 'left)', $took // -1, $left;
+cmp_ok $pttl, '>', 0, 'a killed leader leaves its lease to expire';
+cmp_ok $took // 0, '>=', $left - 0.1,
+    'the lease is not taken before it expired';
+cmp_ok $took // 99, '<', $left + 3,
+    'it is taken within seconds after (a step is 250ms)';
 
 $s->wait_for(sub { ($s->state_hash->{stage_name} // '') eq '20_percent' },
              20, 'sidecar-b walks on')
@@ -74,9 +86,20 @@ $s->kill_sidecar('sidecar-b', 'TERM');
 like $s->sidecar_log('sidecar-b'), qr/sidecar-b gave up the lease/,
     'b gave the lease up';
 
-$s->wait_for(sub { $s->redis('GET', $s->key . ':leader') eq 'sidecar-c' },
-             5, 'sidecar-c leads') or $s->show_log('sidecar-c');
-diag sprintf 'SIGTERM to new leader: %.2fs', time - $stopped;
+# "at once": the moment b has exited its lease is gone (or already c's),
+# not left to expire (3s)
+my $after = $s->redis('GET', $s->key . ':leader');
+ok $after eq '' || $after eq 'sidecar-c',
+    'the lease is free when b has exited: ' . ($after || 'nobody');
+
+my $handover;
+$s->wait_for(sub {
+    return 0 unless $s->redis('GET', $s->key . ':leader') eq 'sidecar-c';
+    $handover = time - $stopped;
+}, 5, 'sidecar-c leads') or $s->show_log('sidecar-c');
+diag sprintf 'SIGTERM to new leader: %.2fs', $handover // -1;
+cmp_ok $handover // 99, '<', 2.5,
+    'c leads at its next step, before a lease of 3s could have expired';
 
 $s->wait_for(sub { $s->hget('state') eq 'awaiting_resume' }, 20,
              'sidecar-c walks to the gate')
@@ -87,6 +110,12 @@ is_deeply [map { "$_->{operation}:$_->{by}" } $s->receipts],
         traffic_promoted:sidecar-b traffic_promoted:sidecar-c
         awaiting_resume:sidecar-c)],
     'each receipt once, by whoever led then';
+
+# SIGINT (a Ctrl-C) is a graceful stop too: exit 0, the lease given up
+$s->kill_sidecar('sidecar-c', 'INT');
+like $s->sidecar_log('sidecar-c'), qr/sidecar-c gave up the lease/,
+    'c gave the lease up on SIGINT';
+is $s->redis('EXISTS', $s->key . ':leader'), '0', 'and the lease is free';
 
 $s->finish;
 
