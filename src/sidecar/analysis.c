@@ -193,8 +193,9 @@ cs_stage_alpha(const cs_plan_t *plan)
 
     judged = 0;
 
+    /* at 100% only tenants pinned to stable are compared, for a hold */
     for (i = 0; i < plan->nstages; i++) {
-        if (plan->stages[i].weight < CS_WEIGHT_MAX) {
+        if (plan->stages[i].weight < CS_WEIGHT_MAX || plan->stages[i].hold) {
             judged++;
         }
     }
@@ -337,7 +338,9 @@ cs_judge(const cs_plan_t *plan, cs_evidence_t *ev, const cs_metrics_t *m,
     j->slow_ms = c->threshold;
 
     /*
-     * What must act at once is judged on the short window, as before:
+     * What must act at once is judged on the short window, as before, on
+     * CS_WINDOW_ERRORS_MIN errors at least: read every second, one error
+     * in six requests must not pass for a 16% error rate:
      * an outage (both sides over error_rate_max: halt, not the canary's
      * fault), and the critical path (the canary failing far over the
      * limit while stable is not).
@@ -345,6 +348,8 @@ cs_judge(const cs_plan_t *plan, cs_evidence_t *ev, const cs_metrics_t *m,
 
     j->outage = j->window_requests[CS_STABLE] >= slo->min_requests
                 && j->window_requests[CS_CANARY] >= slo->min_requests
+                && win_errors[CS_STABLE] >= CS_WINDOW_ERRORS_MIN
+                && win_errors[CS_CANARY] >= CS_WINDOW_ERRORS_MIN
                 && j->window_error_pct[CS_CANARY] > slo->error_rate_max
                 && j->window_error_pct[CS_STABLE] > slo->error_rate_max;
 
@@ -356,6 +361,8 @@ cs_judge(const cs_plan_t *plan, cs_evidence_t *ev, const cs_metrics_t *m,
 
     if (j->window_requests[CS_STABLE] >= slo->min_requests
         && j->window_requests[CS_CANARY] >= slo->min_requests
+        && win_errors[CS_STABLE] >= CS_WINDOW_ERRORS_MIN
+        && win_errors[CS_CANARY] >= CS_WINDOW_ERRORS_MIN
         && !j->outage
         && j->checks[CS_CHECK_AVAILABILITY].status != CS_FAIL)
     {
@@ -369,6 +376,7 @@ cs_judge(const cs_plan_t *plan, cs_evidence_t *ev, const cs_metrics_t *m,
     }
 
     j->critical = j->window_requests[CS_CANARY] >= slo->min_requests
+                  && win_errors[CS_CANARY] >= CS_WINDOW_ERRORS_MIN
                   && j->window_error_pct[CS_CANARY]
                      > CS_CRITICAL_FACTOR * slo->error_rate_max
                   && !(j->window_requests[CS_STABLE] >= slo->min_requests
@@ -500,8 +508,20 @@ cs_decide_start(const cs_plan_t *plan, const cs_split_view_t *view,
         return;
     }
 
+    if (m->guard_tripped || m->disabled) {
+        cs_reason(d, "not starting: %s in %zu nginx",
+                  m->guard_tripped ? "the guard tripped" : "the split is "
+                  "disabled", m->guard_tripped ? m->guard_tripped
+                                               : m->disabled);
+        return;
+    }
+
     st = &plan->stages[0];
     nx = &d->next;
+
+    /* nothing judged yet, but the receipt says who answered */
+    d->j.instances = m->instances;
+    d->j.asked = m->asked;
 
     cs_write(d, view, CS_ACT_START, "running");
     cs_op(d, "rollout_started");
@@ -682,19 +702,21 @@ cs_decide_judged(const cs_plan_t *plan, const cs_split_view_t *view,
             nx->status = CS_STATUS_HALTED;
             if (j->degraded) {
                 cs_reason(d, "HALT: both variants under availability_min "
-                          "%g%%: canary %.2f%%, stable %.2f%%; a shared "
-                          "problem, not the canary: no rollback, no "
-                          "promotion", plan->slo.availability_min,
-                          100 - j->error_pct[CS_CANARY],
-                          100 - j->error_pct[CS_STABLE]);
+                          "%g%% over %us: canary %.2f%%, stable %.2f%%; a "
+                          "shared problem, not the canary: no rollback, "
+                          "no promotion", plan->slo.availability_min,
+                          j->window_seconds,
+                          100 - j->window_error_pct[CS_CANARY],
+                          100 - j->window_error_pct[CS_STABLE]);
                 return;
             }
 
-            cs_reason(d, "HALT: both variants over error_rate_max %g%%: "
-                      "canary %.2f%%, stable %.2f%%; an outage, not the "
-                      "canary: no rollback, no promotion",
-                      plan->slo.error_rate_max, j->error_pct[CS_CANARY],
-                      j->error_pct[CS_STABLE]);
+            cs_reason(d, "HALT: both variants over error_rate_max %g%% "
+                      "over %us: canary %.2f%%, stable %.2f%%; an outage, "
+                      "not the canary: no rollback, no promotion",
+                      plan->slo.error_rate_max, j->window_seconds,
+                      j->window_error_pct[CS_CANARY],
+                      j->window_error_pct[CS_STABLE]);
             return;
         }
 

@@ -170,7 +170,7 @@ void cs_judge(const cs_plan_t *plan, cs_evidence_t *ev,
     const cs_metrics_t *m, int look, cs_judgement_t *j);
 
 /* the stage's share of 1 - confidence: split evenly over the stages
- * that compare the two sides (weight under 100%) */
+ * that compare the two sides (weight under 100%, or a hold) */
 double cs_stage_alpha(const cs_plan_t *plan);
 
 /*

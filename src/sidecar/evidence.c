@@ -16,6 +16,7 @@
 
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,9 @@
 
 
 #define CS_EVIDENCE_VERSION  1
+
+/* no count of a stage comes near this; sums of them stay exact */
+#define CS_EVIDENCE_COUNT_MAX  (1ULL << 53)
 
 
 typedef struct {
@@ -35,8 +39,6 @@ typedef struct {
 
 static size_t cs_format_seq(char *buf, size_t size, size_t n, char tag,
     const cs_seq_t *s);
-static size_t cs_format_window(char *buf, size_t size, size_t n, char tag,
-    const cs_window_t *w);
 static int cs_scan_tag(cs_scan_t *sc, char tag);
 static int cs_scan_uint(cs_scan_t *sc, uint64_t *out);
 static int cs_scan_double(cs_scan_t *sc, double *out);
@@ -136,8 +138,8 @@ cs_evidence_format(const cs_evidence_t *ev)
                           ev->looked, ev->look_p);
     n = cs_format_seq(buf, size, n, 'e', &ev->errors);
     n = cs_format_seq(buf, size, n, 'l', &ev->latency);
-    n = cs_format_window(buf, size, n, 's', &ev->v[CS_STABLE]);
-    (void) cs_format_window(buf, size, n, 'c', &ev->v[CS_CANARY]);
+    n = cs_window_format(buf, size, n, 's', &ev->v[CS_STABLE]);
+    (void) cs_window_format(buf, size, n, 'c', &ev->v[CS_CANARY]);
 
     return buf;
 }
@@ -162,8 +164,8 @@ cs_format_seq(char *buf, size_t size, size_t n, char tag, const cs_seq_t *s)
 }
 
 
-static size_t
-cs_format_window(char *buf, size_t size, size_t n, char tag,
+size_t
+cs_window_format(char *buf, size_t size, size_t n, char tag,
     const cs_window_t *w)
 {
     size_t  i, first;
@@ -249,10 +251,28 @@ cs_evidence_parse(cs_evidence_t *ev, const char *text, char *err,
 }
 
 
+const char *
+cs_window_parse(const char *p, char tag, cs_window_t *w)
+{
+    char       err[8];
+    cs_scan_t  sc;
+
+    memset(w, 0, sizeof(cs_window_t));
+
+    sc.p = p;
+    sc.err = err;
+    sc.errlen = sizeof(err);
+    err[0] = '\0';
+
+    return cs_scan_window(&sc, tag, w) == 0 ? sc.p : NULL;
+}
+
+
 static int
 cs_scan_seq(cs_scan_t *sc, char tag, cs_seq_t *s)
 {
     size_t  i;
+    double  lt;
 
     if (cs_scan_tag(sc, tag) != 0
         || cs_scan_uint(sc, &s->events[0]) != 0
@@ -263,8 +283,25 @@ cs_scan_seq(cs_scan_t *sc, char tag, cs_seq_t *s)
         return cs_scan_fail(sc, "a test's counts");
     }
 
+    if (s->requests[0] > CS_EVIDENCE_COUNT_MAX
+        || s->requests[1] > CS_EVIDENCE_COUNT_MAX
+        || s->events[0] > s->requests[0] || s->events[1] > s->requests[1])
+    {
+        return cs_scan_fail(sc, "a test's counts");
+    }
+
+    /*
+     * each interval adds xc log(theta) - x log(1 + (theta - 1) s), which
+     * lies in [-xs log(theta), xc log(theta)]: a ratio outside what its
+     * own counts allow was not written by this sidecar
+     */
     for (i = 0; i < CS_SEQ_GRID; i++) {
-        if (cs_scan_double(sc, &s->log_lr[i]) != 0) {
+        lt = log(cs_seq_theta[i]);
+
+        if (cs_scan_double(sc, &s->log_lr[i]) != 0
+            || s->log_lr[i] > (double) s->events[1] * lt * (1 + 1e-9) + 1e-9
+            || s->log_lr[i] < -(double) s->events[0] * lt * (1 + 1e-9) - 1e-9)
+        {
             return cs_scan_fail(sc, "a test's likelihood ratio");
         }
     }
@@ -277,13 +314,18 @@ static int
 cs_scan_window(cs_scan_t *sc, char tag, cs_window_t *w)
 {
     char      *end;
+    int64_t    last;
     uint64_t   i, count;
+
+    last = -1;
 
     if (cs_scan_tag(sc, tag) != 0
         || cs_scan_uint(sc, &w->requests) != 0
         || cs_scan_uint(sc, &w->errors_5xx) != 0
         || cs_scan_uint(sc, &w->upstream_errors) != 0
-        || *sc->p != ' ')
+        || *sc->p != ' '
+        || w->requests > CS_EVIDENCE_COUNT_MAX
+        || w->errors_5xx + w->upstream_errors > w->requests)
     {
         return cs_scan_fail(sc, "a variant's counts");
     }
@@ -317,7 +359,14 @@ cs_scan_window(cs_scan_t *sc, char tag, cs_window_t *w)
             return cs_scan_fail(sc, "a bucket's count");
         }
 
+        if (count > CS_EVIDENCE_COUNT_MAX
+            || (last >= 0 && i <= (uint64_t) last))
+        {
+            return cs_scan_fail(sc, "a bucket's count");
+        }
+
         w->counts[i] = count;
+        last = (int64_t) i;
         sc->p = end;
 
         if (*sc->p != ',') {

@@ -33,6 +33,9 @@
 #define CS_ALPHA_LATENCY        0.15
 #endif
 
+/* errors in the short window before it may say "outage" or "critical" */
+#define CS_WINDOW_ERRORS_MIN    5
+
 /* stable's requests over the stage before its p99 bounds latency */
 #define CS_LATENCY_MIN_STABLE   100
 
@@ -67,6 +70,15 @@ uint64_t cs_slow_bound_us(const cs_plan_t *plan, const uint64_t *stable);
 char *cs_evidence_format(const cs_evidence_t *ev);
 int cs_evidence_parse(cs_evidence_t *ev, const char *text, char *err,
     size_t errlen);
+
+/*
+ * One variant's counters as " TAG REQUESTS 5XX UPSTREAM BUCKET:COUNT,..."
+ * appended at buf + n (returns the new n), and read back from p: the
+ * position after it, or NULL when it is not that.
+ */
+size_t cs_window_format(char *buf, size_t size, size_t n, char tag,
+    const cs_window_t *w);
+const char *cs_window_parse(const char *p, char tag, cs_window_t *w);
 
 
 #endif /* _CS_EVIDENCE_H_INCLUDED_ */

@@ -472,11 +472,13 @@ cs_check_options(cs_sidecar_t *sc, char **password)
     }
 
     for (i = 0; i < opt->nstatus; i++) {
-        if (strncmp(opt->status[i], "http://", 7) != 0
-            && strncmp(opt->status[i], "https://", 8) != 0)
+        if ((strncmp(opt->status[i], "http://", 7) != 0
+             && strncmp(opt->status[i], "https://", 8) != 0)
+            || strpbrk(opt->status[i], " ;\t\r\n") != NULL)
         {
             fprintf(stderr, "canary-sidecar: --status \"%s\": an http:// "
-                    "or https:// URL\n", opt->status[i]);
+                    "or https:// URL, without spaces or \";\"\n",
+                    opt->status[i]);
             return -1;
         }
     }
@@ -574,8 +576,9 @@ cs_step(cs_sidecar_t *sc)
 {
     int              rc;
     char             holder[128], line[2048], err[1024], ts[32];
+    char            *saved;
     double           t0;
-    size_t           n, restarted;
+    size_t           i, n, restarted, other, bad;
     int64_t          now;
     cs_metrics_t    *m, metrics;
     cs_rollout_t     ro;
@@ -622,11 +625,25 @@ cs_step(cs_sidecar_t *sc)
         }
     }
 
-    rc = cs_redis_read(&sc->redis, &sc->plan, &now, &view, &ro);
+    rc = cs_redis_read(&sc->redis, &sc->plan, &now, &view, &ro, &saved);
 
     if (rc != CS_REDIS_OK) {
         cs_log_error(sc, "%s: %s; holding", sc->opt.split, sc->redis.err);
         return -1;
+    }
+
+    /*
+     * Where the evidence was taken up to is what the state in Redis says,
+     * whoever wrote it: never this process's memory of an older step.
+     */
+    bad = cs_nodes_parse(sc->nodes, sc->opt.status, sc->opt.nstatus,
+                         saved ? saved : "");
+    free(saved);
+
+    if (bad) {
+        cs_log_error(sc, "%s: %zu nginx readings in the state are not "
+                     "this fleet's (another --status list?): read anew",
+                     sc->opt.split, bad);
     }
 
     sc->last_error[0] = '\0';
@@ -649,13 +666,21 @@ cs_step(cs_sidecar_t *sc)
                      sc->opt.split, CS_FETCH_TIMEOUT, sc->readings,
                      sc->answered, err, sizeof(err));
 
-        restarted = cs_nodes_sum(sc->nodes, sc->readings, sc->answered,
-                                 sc->opt.nstatus, &metrics);
+        cs_nodes_sum(sc->nodes, sc->readings, sc->answered,
+                     sc->opt.nstatus, now, &metrics, &restarted, &other);
 
         if (restarted) {
             cs_log("%s: %zu nginx restarted or got a new zone: all they "
                    "count now is new to the stage", sc->opt.split,
                    restarted);
+        }
+
+        if (other) {
+            cs_log_error(sc, "%s: %zu --status URL answered with counters "
+                         "older than its last reading: another nginx "
+                         "behind one address (a load balancer?); nothing "
+                         "it counts is judged: give each nginx its own "
+                         "--status", sc->opt.split, other);
         }
 
         if (n > 0) {
@@ -678,6 +703,25 @@ cs_step(cs_sidecar_t *sc)
     }
 
     cs_decide(&sc->plan, &view, &ro, m, now, &d);
+
+    if (d.action == CS_ACT_START
+        || d.next.stage_started != ro.stage_started)
+    {
+        /*
+         * a stage starts: an nginx that did not answer now would bring
+         * in a gap that belongs partly to the stage before; it starts
+         * over from its next reading
+         */
+        for (i = 0; i < sc->opt.nstatus; i++) {
+            if (!sc->answered[i]) {
+                sc->nodes[i].seen = 0;
+            }
+        }
+    }
+
+    if (m != NULL && ro.status != CS_STATUS_NEW && !cs_rollout_over(&ro)) {
+        d.dirty = 1;            /* the readings moved on */
+    }
 
     cs_decision_line(&sc->plan, sc->opt.split, &ro, &d, line, sizeof(line));
 
@@ -746,7 +790,7 @@ cs_act(cs_sidecar_t *sc, cs_decision_t *d, const cs_split_view_t *view,
     int64_t now, double decision_ms, char *line, size_t size)
 {
     int               rc;
-    char              id[CS_UUID_LEN + 1], err[512], *receipts[2];
+    char              id[CS_UUID_LEN + 1], err[512], *receipts[2], *readings;
     size_t            i, n, len;
     cs_receipt_ctx_t  ctx;
 
@@ -757,7 +801,17 @@ cs_act(cs_sidecar_t *sc, cs_decision_t *d, const cs_split_view_t *view,
             return 0;
         }
 
-        rc = cs_redis_save(&sc->redis, &sc->plan, &d->next, now);
+        readings = cs_nodes_format(sc->nodes, sc->opt.status,
+                                   sc->opt.nstatus);
+        if (readings == NULL) {
+            snprintf(line + len, size - len, " [state not saved: no "
+                     "memory]");
+            return -1;
+        }
+
+        rc = cs_redis_save(&sc->redis, &sc->plan, &d->next, readings,
+                           view->generation, now);
+        free(readings);
 
         if (rc != CS_REDIS_OK) {
             snprintf(line + len, size - len, " [state not saved: %s]",
@@ -790,8 +844,16 @@ cs_act(cs_sidecar_t *sc, cs_decision_t *d, const cs_split_view_t *view,
 
     snprintf(d->next.last_receipt, sizeof(d->next.last_receipt), "%s", id);
 
+    readings = cs_nodes_format(sc->nodes, sc->opt.status, sc->opt.nstatus);
+    if (readings == NULL) {
+        snprintf(line + len, size - len, " [not written: no memory]");
+        rc = -1;
+        goto done;
+    }
+
     rc = cs_redis_write(&sc->redis, &sc->plan, d, view->generation,
-                        receipts, n, now);
+                        receipts, n, readings, now);
+    free(readings);
 
     if (rc == CS_REDIS_CONFLICT) {
         snprintf(line + len, size - len, " [not written: %s; deciding "

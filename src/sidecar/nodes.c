@@ -1,22 +1,37 @@
 
 /*
- * What is new from each nginx since its last reading.
+ * What is new from each nginx since its last reading, and the readings
+ * as text:
+ *
+ *   URL CREATED READ_AT s REQUESTS 5XX UPSTREAM BUCKET:COUNT,... c ...
+ *
+ * one record per nginx, separated by ";" (a --status URL has neither
+ * ";" nor spaces), in the format of evidence.c's variants.
  */
 
 
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "evidence.h"
 #include "nodes.h"
+
+
+#define CS_NODE_LINE_MAX    (64 + 2 * 64 + 2 * CS_HIST_BUCKETS * 26)
 
 
 static int cs_window_went_down(const cs_window_t *now,
     const cs_window_t *last);
 static void cs_window_sub(cs_window_t *out, const cs_window_t *a,
     const cs_window_t *b);
+static const char *cs_node_parse(cs_node_t *node, const char *p);
 
 
 int
-cs_node_read(cs_node_t *node, const cs_metrics_t *m, cs_window_t *delta)
+cs_node_read(cs_node_t *node, const cs_metrics_t *m, int64_t now,
+    cs_window_t *delta)
 {
     int     rc;
     size_t  v;
@@ -25,6 +40,12 @@ cs_node_read(cs_node_t *node, const cs_metrics_t *m, cs_window_t *delta)
 
     if (!node->seen) {
         rc = CS_NODE_FIRST;
+
+    } else if (m->created && node->created && m->created != node->created
+               && m->created * 1000 + CS_NODE_SKEW_MS < node->read_at)
+    {
+        /* counters that started before the last reading: not these */
+        rc = CS_NODE_OTHER;
 
     } else if ((m->created && node->created && m->created != node->created)
                || cs_window_went_down(&m->total[0], &node->total[0])
@@ -44,22 +65,25 @@ cs_node_read(cs_node_t *node, const cs_metrics_t *m, cs_window_t *delta)
 
     node->seen = 1;
     node->created = m->created;
+    node->read_at = now;
     memcpy(node->total, m->total, 2 * sizeof(cs_window_t));
 
     return rc;
 }
 
 
-size_t
+void
 cs_nodes_sum(cs_node_t *nodes, const cs_metrics_t *readings,
-    const int *answered, size_t n, cs_metrics_t *sum)
+    const int *answered, size_t n, int64_t now, cs_metrics_t *sum,
+    size_t *restarted, size_t *other)
 {
-    size_t       i, restarted;
+    size_t       i;
     cs_window_t  delta[2];
 
     cs_metrics_init(sum);
     sum->asked = n;
-    restarted = 0;
+    *restarted = 0;
+    *other = 0;
 
     for (i = 0; i < n; i++) {
         if (!answered[i]) {
@@ -68,13 +92,17 @@ cs_nodes_sum(cs_node_t *nodes, const cs_metrics_t *readings,
 
         cs_metrics_add(sum, &readings[i]);
 
-        switch (cs_node_read(&nodes[i], &readings[i], delta)) {
+        switch (cs_node_read(&nodes[i], &readings[i], now, delta)) {
 
         case CS_NODE_FIRST:
             continue;
 
+        case CS_NODE_OTHER:
+            (*other)++;
+            continue;
+
         case CS_NODE_RESTARTED:
-            restarted++;
+            (*restarted)++;
             break;
         }
 
@@ -82,8 +110,128 @@ cs_nodes_sum(cs_node_t *nodes, const cs_metrics_t *readings,
         cs_window_add(&sum->delta[1], &delta[1]);
         sum->has_delta = 1;
     }
+}
 
-    return restarted;
+
+char *
+cs_nodes_format(const cs_node_t *nodes, char *const *names, size_t n)
+{
+    char    *buf;
+    size_t   i, len, size;
+
+    size = 1;
+
+    for (i = 0; i < n; i++) {
+        size += strlen(names[i]) + CS_NODE_LINE_MAX;
+    }
+
+    buf = malloc(size);
+    if (buf == NULL) {
+        return NULL;
+    }
+
+    len = 0;
+    buf[0] = '\0';
+
+    for (i = 0; i < n; i++) {
+        if (!nodes[i].seen) {
+            continue;
+        }
+
+        len += (size_t) snprintf(buf + len, size - len, "%s%s %lld %lld",
+                                 len ? ";" : "", names[i],
+                                 (long long) nodes[i].created,
+                                 (long long) nodes[i].read_at);
+        len = cs_window_format(buf, size, len, 's', &nodes[i].total[0]);
+        len = cs_window_format(buf, size, len, 'c', &nodes[i].total[1]);
+    }
+
+    return buf;
+}
+
+
+size_t
+cs_nodes_parse(cs_node_t *nodes, char *const *names, size_t n,
+    const char *text)
+{
+    size_t       i, len, bad;
+    cs_node_t    node;
+    const char  *p, *end, *sp;
+
+    memset(nodes, 0, n * sizeof(cs_node_t));
+    bad = 0;
+
+    for (p = text; p && *p; p = end ? end + 1 : NULL) {
+        end = strchr(p, ';');
+        sp = strchr(p, ' ');
+
+        if (sp == NULL || (end && sp > end)) {
+            bad++;
+            continue;
+        }
+
+        len = (size_t) (sp - p);
+
+        for (i = 0; i < n; i++) {
+            if (strlen(names[i]) == len && memcmp(names[i], p, len) == 0) {
+                break;
+            }
+        }
+
+        if (i == n || nodes[i].seen) {
+            bad++;
+            continue;
+        }
+
+        sp = cs_node_parse(&node, sp);
+
+        if (sp == NULL || (*sp != '\0' && *sp != ';')) {
+            bad++;
+            continue;
+        }
+
+        nodes[i] = node;
+    }
+
+    return bad;
+}
+
+
+/* " CREATED READ_AT s ... c ..." into node (seen); NULL if it is not */
+
+static const char *
+cs_node_parse(cs_node_t *node, const char *p)
+{
+    char  *end;
+
+    memset(node, 0, sizeof(cs_node_t));
+
+    if (p[0] != ' ' || p[1] < '0' || p[1] > '9') {
+        return NULL;
+    }
+
+    errno = 0;
+    node->created = strtoll(p + 1, &end, 10);
+
+    if (errno || *end != ' ' || end[1] < '0' || end[1] > '9') {
+        return NULL;
+    }
+
+    node->read_at = strtoll(end + 1, &end, 10);
+
+    if (errno) {
+        return NULL;
+    }
+
+    p = cs_window_parse(end, 's', &node->total[0]);
+
+    if (p) {
+        p = cs_window_parse(p, 'c', &node->total[1]);
+    }
+
+    node->seen = p != NULL;
+
+    return p;
 }
 
 

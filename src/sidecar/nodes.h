@@ -2,11 +2,22 @@
 /*
  * Each nginx's cumulative counters as last read, and what is new since:
  * the stage's evidence is the sum of these differences over the fleet.
- * An nginx whose counters went down, or whose "created" changed, was
- * restarted or got a new zone: everything it counts now is new.  One
- * that stops answering keeps its last reading, so that when it answers
- * again nothing it counted meanwhile is lost; one that leaves simply
- * adds nothing more.  Pure: no I/O.
+ *
+ * The readings are kept in the sidecar's state in Redis, written with
+ * the evidence they were added to, so that whoever leads next (this
+ * sidecar after a restart or a lost lease, another one, a --once run)
+ * takes its differences from exactly where the evidence stopped:
+ * nothing counted twice, nothing lost.
+ *
+ * An nginx whose counters went down, or whose "created" is newer than
+ * the last reading, was restarted or got a new zone since: everything it
+ * counts now is new.  One whose "created" is older than the last reading
+ * is another nginx answering at that address (a load balancer in front
+ * of the fleet): its counters are a new starting point, never added.
+ * One that stops answering keeps its last reading, so that when it
+ * answers again nothing it counted meanwhile is lost, unless a stage
+ * starts meanwhile (its gap would belong to two stages): then it is
+ * forgotten.  Pure: no I/O.
  */
 
 
@@ -20,9 +31,14 @@
 #include "fetch.h"
 
 
+/* how far nginx's clock may be behind Redis' for a restart to count */
+#define CS_NODE_SKEW_MS     5000
+
+
 typedef struct {
     int                 seen;
-    int64_t             created;
+    int64_t             created;            /* unix s; 0 unknown */
+    int64_t             read_at;            /* Redis' unix ms */
     cs_window_t         total[2];
 } cs_node_t;
 
@@ -30,25 +46,40 @@ typedef struct {
 enum {
     CS_NODE_FIRST = 0,          /* the first reading: nothing to add */
     CS_NODE_COUNTED,            /* delta: what is new since the last */
-    CS_NODE_RESTARTED           /* counters started over: delta is them */
+    CS_NODE_RESTARTED,          /* counters started over: delta is them */
+    CS_NODE_OTHER               /* another nginx at this address */
 };
 
 
 /*
- * One nginx's reading m against its last: delta[v] gets what is new;
- * the reading becomes the last.  Returns CS_NODE_*.
+ * One nginx's reading m at now (Redis' clock, ms) against its last:
+ * delta[v] gets what is new; the reading becomes the last.  Returns
+ * CS_NODE_*.
  */
-int cs_node_read(cs_node_t *node, const cs_metrics_t *m,
+int cs_node_read(cs_node_t *node, const cs_metrics_t *m, int64_t now,
     cs_window_t *delta);
 
 /*
  * Adds the readings of the nginx that answered into sum: their windows
  * (the short-window checks) and what is new since each one's last
  * reading (sum->delta; sum->has_delta once any nginx was read before).
- * Returns how many of them restarted.
+ * restarted and other count those cases.
  */
-size_t cs_nodes_sum(cs_node_t *nodes, const cs_metrics_t *readings,
-    const int *answered, size_t n, cs_metrics_t *sum);
+void cs_nodes_sum(cs_node_t *nodes, const cs_metrics_t *readings,
+    const int *answered, size_t n, int64_t now, cs_metrics_t *sum,
+    size_t *restarted, size_t *other);
+
+/*
+ * The readings as text for the sidecar's state (one record per nginx
+ * read, named by its status URL), malloc()ed, NULL without memory; and
+ * back into nodes (every node not in the text is forgotten; a line for
+ * an unknown name, or that is not a reading, is skipped and counted in
+ * the return).
+ */
+char *cs_nodes_format(const cs_node_t *nodes, char *const *names,
+    size_t n);
+size_t cs_nodes_parse(cs_node_t *nodes, char *const *names, size_t n,
+    const char *text);
 
 
 #endif /* _CS_NODES_H_INCLUDED_ */

@@ -143,7 +143,7 @@ static json_t *
 cs_receipt_evidence(const cs_plan_t *plan, const cs_decision_t *d)
 {
     char                   text[128];
-    double                 ratio;
+    double                 ratio, margin;
     json_t                *e;
     const cs_judgement_t  *j;
 
@@ -157,10 +157,23 @@ cs_receipt_evidence(const cs_plan_t *plan, const cs_decision_t *d)
                                 j->requests[CS_CANARY],
                                 j->alpha * CS_ALPHA_LOOK, 1000);
 
+    /* and never under what the SLO's margin lets fail at all */
+    margin = plan->slo.error_rate_ratio_max;
+
+    if (j->error_pct[CS_STABLE] > 0
+        && plan->slo.error_rate_max / j->error_pct[CS_STABLE] < margin)
+    {
+        margin = plan->slo.error_rate_max / j->error_pct[CS_STABLE];
+    }
+
+    if (ratio > 0 && ratio < margin) {
+        ratio = margin;
+    }
+
     if (ratio > 0) {
-        snprintf(text, sizeof(text), "would have caught an error rate >= "
-                 "%.1fx stable's at %g%% confidence", ratio,
-                 100 * plan->slo.confidence);
+        snprintf(text, sizeof(text), "could show an error rate >= %.1fx "
+                 "stable's (its end-of-hold look, at %g%% confidence)",
+                 ratio, 100 * plan->slo.confidence);
 
     } else {
         snprintf(text, sizeof(text), "too few requests to catch an error "

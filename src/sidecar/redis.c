@@ -37,7 +37,8 @@ static int cs_redis_io_error(cs_redis_t *r, const char *what);
 static int cs_redis_fence(cs_redis_t *r, const char *watch_key,
     int check_generation, uint64_t expect);
 static void cs_redis_state_args(cs_redis_t *r, cs_args_t *a,
-    const cs_plan_t *plan, const cs_rollout_t *ro, int64_t now);
+    const cs_plan_t *plan, const cs_rollout_t *ro, const char *readings,
+    int64_t now);
 static int cs_redis_exec_result(cs_redis_t *r, redisReply *exec);
 static char *cs_strcat3(const char *a, const char *b, const char *c);
 static void *cs_redis_create_array(const redisReadTask *task, int elements);
@@ -352,12 +353,14 @@ cs_redis_release(cs_redis_t *r)
 
 int
 cs_redis_read(cs_redis_t *r, const cs_plan_t *plan, int64_t *now,
-    cs_split_view_t *view, cs_rollout_t *ro)
+    cs_split_view_t *view, cs_rollout_t *ro, char **readings)
 {
     int          rc;
     size_t       i;
     cs_args_t    cmds[5];
-    redisReply  *replies[5], *exec, *t;
+    redisReply  *replies[5], *exec, *t, *f, *v;
+
+    *readings = NULL;
 
     memset(cmds, 0, sizeof(cmds));
 
@@ -422,6 +425,23 @@ cs_redis_read(cs_redis_t *r, const cs_plan_t *plan, int64_t *now,
         goto done;
     }
 
+    /* each nginx's last reading, which the evidence was taken up to */
+    for (i = 0; i + 1 < exec->element[2]->elements; i += 2) {
+        f = exec->element[2]->element[i];
+        v = exec->element[2]->element[i + 1];
+
+        if (f->type == REDIS_REPLY_STRING && v->type == REDIS_REPLY_STRING
+            && strcmp(f->str, "readings") == 0)
+        {
+            *readings = strdup(v->str);
+
+            if (*readings == NULL) {
+                snprintf(r->err, sizeof(r->err), "no memory");
+                goto done;
+            }
+        }
+    }
+
     rc = CS_REDIS_OK;
 
 done:
@@ -436,7 +456,8 @@ done:
 
 int
 cs_redis_write(cs_redis_t *r, const cs_plan_t *plan, const cs_decision_t *d,
-    uint64_t expect, char *const *receipts, size_t nreceipts, int64_t now)
+    uint64_t expect, char *const *receipts, size_t nreceipts,
+    const char *readings, int64_t now)
 {
     int          rc;
     char         ts[32], w[16];
@@ -532,7 +553,7 @@ cs_redis_write(cs_redis_t *r, const cs_plan_t *plan, const cs_decision_t *d,
         cs_args_add(&cmds[n++], receipts[i]);
     }
 
-    cs_redis_state_args(r, &cmds[n++], plan, &d->next, now);
+    cs_redis_state_args(r, &cmds[n++], plan, &d->next, readings, now);
 
     cs_args_add(&cmds[n++], "EXEC");
 
@@ -574,14 +595,19 @@ cs_redis_write(cs_redis_t *r, const cs_plan_t *plan, const cs_decision_t *d,
 
 int
 cs_redis_save(cs_redis_t *r, const cs_plan_t *plan, const cs_rollout_t *ro,
-    int64_t now)
+    const char *readings, uint64_t expect, int64_t now)
 {
     int          rc;
     size_t       i;
     cs_args_t    cmds[3];
     redisReply  *replies[3];
 
-    rc = cs_redis_fence(r, NULL, 0, 0);
+    /*
+     * under the lease, and only while nobody wrote the split since it was
+     * read: a canary-ctl reset in between deletes this state, which must
+     * stay deleted
+     */
+    rc = cs_redis_fence(r, r->key, 1, expect);
     if (rc != CS_REDIS_OK) {
         return rc;
     }
@@ -589,7 +615,7 @@ cs_redis_save(cs_redis_t *r, const cs_plan_t *plan, const cs_rollout_t *ro,
     memset(cmds, 0, sizeof(cmds));
 
     cs_args_add(&cmds[0], "MULTI");
-    cs_redis_state_args(r, &cmds[1], plan, ro, now);
+    cs_redis_state_args(r, &cmds[1], plan, ro, readings, now);
     cs_args_add(&cmds[2], "EXEC");
 
     rc = cs_redis_pipeline(r, cmds, 3, replies);
@@ -730,7 +756,7 @@ cs_redis_exec_result(cs_redis_t *r, redisReply *exec)
 
 static void
 cs_redis_state_args(cs_redis_t *r, cs_args_t *a, const cs_plan_t *plan,
-    const cs_rollout_t *ro, int64_t now)
+    const cs_rollout_t *ro, const char *readings, int64_t now)
 {
     char  ts[32], w[16], *ev;
 
@@ -774,6 +800,11 @@ cs_redis_state_args(cs_redis_t *r, cs_args_t *a, const cs_plan_t *plan,
     cs_args_add(a, "evidence");
     cs_args_add(a, ev);
     free(ev);
+
+    if (readings) {
+        cs_args_add(a, "readings");
+        cs_args_add(a, readings);
+    }
 }
 
 

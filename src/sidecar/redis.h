@@ -101,10 +101,11 @@ void cs_redis_release(cs_redis_t *r);
 
 /*
  * Redis' TIME (unix ms), the split's hash and the sidecar's state, in
- * one MULTI/EXEC.
+ * one MULTI/EXEC; the nginx readings saved with the state in *readings
+ * (malloc()ed; NULL when there are none).
  */
 int cs_redis_read(cs_redis_t *r, const cs_plan_t *plan, int64_t *now,
-    cs_split_view_t *view, cs_rollout_t *ro);
+    cs_split_view_t *view, cs_rollout_t *ro, char **readings);
 
 /*
  * The write of a decision: generation + 1, weight, state, updated_by,
@@ -114,11 +115,16 @@ int cs_redis_read(cs_redis_t *r, const cs_plan_t *plan, int64_t *now,
  */
 int cs_redis_write(cs_redis_t *r, const cs_plan_t *plan,
     const cs_decision_t *d, uint64_t expect, char *const *receipts,
-    size_t nreceipts, int64_t now);
+    size_t nreceipts, const char *readings, int64_t now);
 
-/* the sidecar's state alone, under the lease */
+/*
+ * The sidecar's state alone (with the nginx readings its evidence was
+ * taken up to, unless NULL), under the lease, and only if the split's
+ * generation is still "expect" (CS_REDIS_CONFLICT otherwise).
+ */
 int cs_redis_save(cs_redis_t *r, const cs_plan_t *plan,
-    const cs_rollout_t *ro, int64_t now);
+    const cs_rollout_t *ro, const char *readings, uint64_t expect,
+    int64_t now);
 
 /*
  * Limits a reader (a connection's, or one made alone) to replies of

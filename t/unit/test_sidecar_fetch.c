@@ -19,6 +19,10 @@
 #include "../../src/ngx_http_canary_render_json.c"
 
 
+/* Redis' clock at the readings: after every "created" below */
+#define T  (1795320000LL * 1000)
+
+
 static char  cs_err[512];
 
 
@@ -338,11 +342,11 @@ START_TEST(test_node_counts_what_is_new)
     memset(&node, 0, sizeof(node));
 
     cs_read(&m, 1000, 100, 2, 1795310000);
-    ck_assert_int_eq(cs_node_read(&node, &m, d), CS_NODE_FIRST);
+    ck_assert_int_eq(cs_node_read(&node, &m, T, d), CS_NODE_FIRST);
     ck_assert_uint_eq(d[CS_CANARY].requests, 0);
 
     cs_read(&m, 1500, 160, 5, 1795310000);
-    ck_assert_int_eq(cs_node_read(&node, &m, d), CS_NODE_COUNTED);
+    ck_assert_int_eq(cs_node_read(&node, &m, T, d), CS_NODE_COUNTED);
     ck_assert_uint_eq(d[CS_STABLE].requests, 500);
     ck_assert_uint_eq(d[CS_CANARY].requests, 60);
     ck_assert_uint_eq(d[CS_CANARY].errors_5xx, 3);
@@ -362,28 +366,28 @@ START_TEST(test_node_restart_counts_all_it_has)
     memset(&node, 0, sizeof(node));
 
     cs_read(&m, 1000, 100, 2, 1795310000);
-    (void) cs_node_read(&node, &m, d);
+    (void) cs_node_read(&node, &m, T, d);
 
     /* restarted: a new zone, fewer requests than before */
-    cs_read(&m, 30, 7, 1, 1795310100);
-    ck_assert_int_eq(cs_node_read(&node, &m, d), CS_NODE_RESTARTED);
+    cs_read(&m, 30, 7, 1, T / 1000 + 1);
+    ck_assert_int_eq(cs_node_read(&node, &m, T, d), CS_NODE_RESTARTED);
     ck_assert_uint_eq(d[CS_STABLE].requests, 30);
     ck_assert_uint_eq(d[CS_CANARY].requests, 7);
     ck_assert_uint_eq(d[CS_CANARY].errors_5xx, 1);
 
     /* a new zone that already counted more than the old one had: the
      * changed "created" says so, never a negative or doubled count */
-    cs_read(&m, 2000, 300, 1, 1795310200);
-    ck_assert_int_eq(cs_node_read(&node, &m, d), CS_NODE_RESTARTED);
+    cs_read(&m, 2000, 300, 1, T / 1000 + 2);
+    ck_assert_int_eq(cs_node_read(&node, &m, T, d), CS_NODE_RESTARTED);
     ck_assert_uint_eq(d[CS_STABLE].requests, 2000);
 
     /* an older module without "created": counters going down tell */
     cs_read(&m, 2100, 310, 1, 0);
-    ck_assert_int_eq(cs_node_read(&node, &m, d), CS_NODE_COUNTED);
+    ck_assert_int_eq(cs_node_read(&node, &m, T, d), CS_NODE_COUNTED);
     ck_assert_uint_eq(d[CS_STABLE].requests, 100);
 
     cs_read(&m, 5, 1, 0, 0);
-    ck_assert_int_eq(cs_node_read(&node, &m, d), CS_NODE_RESTARTED);
+    ck_assert_int_eq(cs_node_read(&node, &m, T, d), CS_NODE_RESTARTED);
     ck_assert_uint_eq(d[CS_STABLE].requests, 5);
     ck_assert_uint_eq(d[CS_CANARY].requests, 1);
 }
@@ -393,6 +397,7 @@ END_TEST
 START_TEST(test_node_away_loses_nothing)
 {
     int            answered[2];
+    size_t         restarted, other;
     cs_node_t      nodes[2];
     cs_metrics_t   r[2], sum;
 
@@ -401,14 +406,15 @@ START_TEST(test_node_away_loses_nothing)
     cs_read(&r[0], 1000, 100, 0, 1795310000);
     cs_read(&r[1], 500, 50, 0, 1795310000);
     answered[0] = answered[1] = 1;
-    ck_assert_uint_eq(cs_nodes_sum(nodes, r, answered, 2, &sum), 0);
+    cs_nodes_sum(nodes, r, answered, 2, T, &sum, &restarted, &other);
+    ck_assert_uint_eq(restarted, 0);
     ck_assert_int_eq(sum.has_delta, 0);
     ck_assert_uint_eq(sum.instances, 2);
 
     /* the second does not answer for a while; the first goes on */
     cs_read(&r[0], 1100, 110, 0, 1795310000);
     answered[1] = 0;
-    (void) cs_nodes_sum(nodes, r, answered, 2, &sum);
+    cs_nodes_sum(nodes, r, answered, 2, T, &sum, &restarted, &other);
     ck_assert_int_eq(sum.has_delta, 1);
     ck_assert_uint_eq(sum.instances, 1);
     ck_assert_uint_eq(sum.delta[CS_STABLE].requests, 100);
@@ -417,7 +423,7 @@ START_TEST(test_node_away_loses_nothing)
     cs_read(&r[0], 1100, 110, 0, 1795310000);
     cs_read(&r[1], 900, 90, 0, 1795310000);
     answered[1] = 1;
-    (void) cs_nodes_sum(nodes, r, answered, 2, &sum);
+    cs_nodes_sum(nodes, r, answered, 2, T, &sum, &restarted, &other);
     ck_assert_uint_eq(sum.delta[CS_STABLE].requests, 400);
     ck_assert_uint_eq(sum.delta[CS_CANARY].requests, 40);
 }
@@ -427,6 +433,7 @@ END_TEST
 START_TEST(test_nodes_sum)
 {
     int            answered[2];
+    size_t         restarted, other;
     cs_node_t      nodes[2];
     cs_metrics_t   r[2], sum;
 
@@ -435,12 +442,13 @@ START_TEST(test_nodes_sum)
 
     cs_read(&r[0], 1000, 100, 0, 1795310000);
     cs_read(&r[1], 500, 50, 0, 1795310000);
-    (void) cs_nodes_sum(nodes, r, answered, 2, &sum);
+    cs_nodes_sum(nodes, r, answered, 2, T, &sum, &restarted, &other);
 
     /* one goes on, the other restarted */
     cs_read(&r[0], 1200, 130, 4, 1795310000);
-    cs_read(&r[1], 20, 2, 1, 1795310500);
-    ck_assert_uint_eq(cs_nodes_sum(nodes, r, answered, 2, &sum), 1);
+    cs_read(&r[1], 20, 2, 1, T / 1000 + 1);
+    cs_nodes_sum(nodes, r, answered, 2, T, &sum, &restarted, &other);
+    ck_assert_uint_eq(restarted, 1);
 
     ck_assert_uint_eq(sum.delta[CS_STABLE].requests, 220);
     ck_assert_uint_eq(sum.delta[CS_CANARY].requests, 32);
@@ -448,6 +456,89 @@ START_TEST(test_nodes_sum)
     ck_assert_uint_eq(sum.delta[CS_CANARY].counts[91], 32);
     ck_assert_uint_eq(sum.v[CS_STABLE].requests, 1220);
     ck_assert_uint_eq(sum.asked, 2);
+}
+END_TEST
+
+
+/*
+ * A --status URL behind a load balancer: each step another nginx
+ * answers.  Counters that started before the last reading are not new:
+ * a starting point, never added (the lifetime of a pod is not a stage).
+ */
+
+START_TEST(test_node_other_nginx_is_not_added)
+{
+    cs_node_t      node;
+    cs_window_t    d[2];
+    cs_metrics_t   m;
+
+    memset(&node, 0, sizeof(node));
+
+    cs_read(&m, 50000, 5000, 20, 1795300000);
+    (void) cs_node_read(&node, &m, T, d);
+
+    cs_read(&m, 90000, 9000, 30, 1795200000);
+    ck_assert_int_eq(cs_node_read(&node, &m, T + 1000, d), CS_NODE_OTHER);
+    ck_assert_uint_eq(d[CS_STABLE].requests, 0);
+    ck_assert_uint_eq(d[CS_CANARY].requests, 0);
+
+    cs_read(&m, 50100, 5010, 20, 1795300000);
+    ck_assert_int_eq(cs_node_read(&node, &m, T + 2000, d), CS_NODE_OTHER);
+    ck_assert_uint_eq(d[CS_STABLE].requests, 0);
+
+    /* one restarted after the last reading: its counts are all new */
+    cs_read(&m, 10, 1, 0, T / 1000 + 2);
+    ck_assert_int_eq(cs_node_read(&node, &m, T + 3000, d),
+                     CS_NODE_RESTARTED);
+    ck_assert_uint_eq(d[CS_STABLE].requests, 10);
+}
+END_TEST
+
+
+START_TEST(test_readings_round_trip)
+{
+    char          *text, *names[3];
+    size_t         bad;
+    cs_node_t      nodes[3], back[3];
+    cs_window_t    d[2];
+    cs_metrics_t   m;
+
+    names[0] = "http://10.0.0.1/canary_status";
+    names[1] = "http://10.0.0.2/canary_status";
+    names[2] = "http://10.0.0.3/canary_status";
+
+    memset(nodes, 0, sizeof(nodes));
+
+    cs_read(&m, 1000, 100, 3, 1795310000);
+    (void) cs_node_read(&nodes[0], &m, T, d);
+    cs_read(&m, 0, 0, 0, 0);
+    (void) cs_node_read(&nodes[2], &m, T + 7, d);
+
+    text = cs_nodes_format(nodes, names, 3);
+    ck_assert_ptr_nonnull(text);
+
+    memset(back, 0x5a, sizeof(back));
+    ck_assert_uint_eq(cs_nodes_parse(back, names, 3, text), 0);
+    ck_assert_int_eq(memcmp(back, nodes, sizeof(nodes)), 0);
+    ck_assert_int_eq(back[1].seen, 0);
+
+    /* another fleet's names, a broken line, a duplicate: skipped */
+    names[0] = "http://10.0.0.9/canary_status";
+    ck_assert_uint_eq(cs_nodes_parse(back, names, 3, text), 1);
+    ck_assert_int_eq(back[0].seen, 0);
+    ck_assert_int_eq(back[2].seen, 1);
+    free(text);
+
+    bad = cs_nodes_parse(back, names, 3, "http://10.0.0.3/canary_status "
+                         "1 2 s 1 0 0 - c 1 0 0 -;"
+                         "http://10.0.0.3/canary_status 1 2 s 1 0 0 - "
+                         "c 1 0 0 -;"
+                         "http://10.0.0.2/canary_status 1 2 s 1 0 0;"
+                         "garbage;;");
+    ck_assert_uint_eq(bad, 4);
+    ck_assert_int_eq(back[2].seen, 1);
+    ck_assert_int_eq(back[1].seen, 0);
+    ck_assert_uint_eq(back[2].total[0].requests, 1);
 }
 END_TEST
 
@@ -497,6 +588,8 @@ cs_fetch_suite(void)
     tcase_add_test(tc, test_node_restart_counts_all_it_has);
     tcase_add_test(tc, test_node_away_loses_nothing);
     tcase_add_test(tc, test_nodes_sum);
+    tcase_add_test(tc, test_node_other_nginx_is_not_added);
+    tcase_add_test(tc, test_readings_round_trip);
     tcase_add_test(tc, test_nobody_answers);
 
     suite_add_tcase(s, tc);

@@ -353,9 +353,10 @@ START_TEST(test_evidence_round_trip)
     ev.look_p = 0.00123456789012345;
     ev.v[CS_STABLE].requests = 123456789012ULL;
     ev.v[CS_STABLE].errors_5xx = 12;
+    ev.v[CS_CANARY].requests = 100;
     ev.v[CS_CANARY].upstream_errors = 3;
     ev.v[CS_STABLE].counts[0] = 1;
-    ev.v[CS_STABLE].counts[CS_HIST_BUCKETS - 1] = UINT64_MAX;
+    ev.v[CS_STABLE].counts[CS_HIST_BUCKETS - 1] = 1ULL << 53;
     ev.v[CS_CANARY].counts[100] = 42;
     cs_seq_update(&ev.errors, 3, 1000, 7, 100);
     cs_seq_update(&ev.latency, 0, 1000, 9, 100);
@@ -411,6 +412,20 @@ START_TEST(test_evidence_refuses_what_it_did_not_write)
             "s 0 0 0 - c 0 0 0 -",
         "1 0 1 e 0 0 0 0 0 0 0 0 0 0 0 0 l 0 0 0 0 0 0 0 0 0 0 0 0 "
             "s 99999999999999999999999 0 0 - c 0 0 0 -",
+        /* a likelihood ratio its counts cannot give (a sure rollback) */
+        "1 0 1 e 0 0 0 0 1e299 0 0 0 0 0 0 0 l 0 0 0 0 0 0 0 0 0 0 0 0 "
+            "s 0 0 0 - c 0 0 0 -",
+        /* ... or a test made blind for the stage */
+        "1 0 1 e 0 0 10 10 -1e299 0 0 0 0 0 0 0 l 0 0 0 0 0 0 0 0 0 0 0 "
+            "0 s 0 0 0 - c 0 0 0 -",
+        /* counts that would wrap, more errors than requests, a bucket
+         * twice */
+        "1 0 1 e 0 0 0 0 0 0 0 0 0 0 0 0 l 0 0 0 0 0 0 0 0 0 0 0 0 "
+            "s 18446744073709551615 0 0 - c 0 0 0 -",
+        "1 0 1 e 0 0 0 0 0 0 0 0 0 0 0 0 l 0 0 0 0 0 0 0 0 0 0 0 0 "
+            "s 5 4 2 - c 0 0 0 -",
+        "1 0 1 e 0 0 0 0 0 0 0 0 0 0 0 0 l 0 0 0 0 0 0 0 0 0 0 0 0 "
+            "s 5 0 0 3:1,3:1 c 0 0 0 -",
         /* ends right after a variant's counts (the fuzzer found it read
          * past the end) */
         "1 0 1 e 0 0 0 0 0 0 0 0 0 0 0 0 l 0 0 0 0 0 0 0 0 0 0 0 0 "
