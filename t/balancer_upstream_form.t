@@ -3,9 +3,10 @@
 # Story: for the fastest path an SRE writes the split as an upstream,
 # "upstream api { canary_balancer app; }" with "proxy_pass http://api;".
 # Tenants land exactly where the bucket formula and the variable form put
-# them, the chosen group's own balancer (and keepalive) does the rest,
-# the metrics count every request, the variables still work, and bad
-# configurations fail "nginx -t".
+# them, the metrics count every request, the variables still work, and
+# bad configurations fail "nginx -t".  (The groups here have one server
+# each; the chosen group's own balancer over several servers, with hash,
+# least_conn, keepalive and failover, is t/balancer_group_balancers.t.)
 
 use strict;
 use warnings;
