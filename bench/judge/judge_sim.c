@@ -16,7 +16,7 @@
  *   judge-sim [--rate R] [--hold SECONDS|default] [--rollouts N]
  *             [--seed S] [--error-ratio X] [--p99-ratio X]
  *             [--base-error P] [--pinned-share P] [--availability-min A]
- *             [--plan FILE] [--errors random|exact]
+ *             [--plan FILE] [--errors random|exact] [--burst C]
  *
  * prints one line of "key=value" results.
  */
@@ -67,6 +67,7 @@ typedef struct {
     double              availability_min;
     const char         *plan;
     int                 exact_errors;       /* every 1/p-th request */
+    double              burst;              /* mean errors in a burst */
 } sim_options_t;
 
 
@@ -92,6 +93,7 @@ static void sim_latency_init(sim_latency_t *lat, double sigma);
 static void sim_fill(sim_rng_t *r, const sim_latency_t *lat, uint64_t n,
     double error, cs_window_t *w);
 static size_t sim_bucket(uint64_t us);
+static uint64_t sim_bursts(sim_rng_t *r, uint64_t n, double p, double mean);
 static void sim_window_add(cs_window_t *a, const cs_window_t *b, int sign);
 static int sim_rollout(const cs_plan_t *plan, const sim_options_t *o,
     sim_rng_t *r, const sim_latency_t *lat, double *out);
@@ -305,6 +307,11 @@ sim_rollout(const cs_plan_t *plan, const sim_options_t *o, sim_rng_t *r,
 
         for (v = 0; v < 2; v++) {
             sim_fill(r, &lat[v], n[v], error[v], &sim_ring[slot][v]);
+
+            if (o->burst > 1) {
+                sim_ring[slot][v].errors_5xx = sim_bursts(r, n[v], error[v],
+                                                          o->burst);
+            }
 
             if (o->exact_errors) {
                 owed[v] += (double) n[v] * error[v];
@@ -549,6 +556,28 @@ sim_latency_init(sim_latency_t *lat, double sigma)
 }
 
 
+/*
+ * Errors in bursts (a client retrying a failing request): as many on
+ * average, each burst geometric with the given mean, all on one side
+ */
+
+static uint64_t
+sim_bursts(sim_rng_t *r, uint64_t n, double p, double mean)
+{
+    uint64_t  k, x;
+
+    x = 0;
+
+    for (k = sim_binomial(r, n, p / mean); k > 0; k--) {
+        do {
+            x++;
+        } while (sim_uniform(r) > 1 / mean);
+    }
+
+    return x < n ? x : n;
+}
+
+
 /* a += b, or a -= b: the landed code has no cs_window_add() */
 
 static void
@@ -728,6 +757,7 @@ sim_options(sim_options_t *o, int argc, char **argv)
     o->availability_min = 99;
     o->plan = NULL;
     o->exact_errors = 0;
+    o->burst = 1;
 
     for (i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--rate") == 0) {
@@ -754,6 +784,10 @@ sim_options(sim_options_t *o, int argc, char **argv)
 
         } else if (strcmp(argv[i], "--pinned-share") == 0) {
             o->pinned_share = atof(argv[i + 1]);
+
+        } else if (strcmp(argv[i], "--burst") == 0) {
+            /* errors in bursts of this mean size (geometric) */
+            o->burst = atof(argv[i + 1]);
 
         } else if (strcmp(argv[i], "--errors") == 0) {
             /* "exact": as an origin that fails every Nth request */

@@ -210,7 +210,7 @@ cs_judge(const cs_plan_t *plan, cs_evidence_t *ev, const cs_metrics_t *m,
 {
     int                 v, significant;
     double              alpha, a_errors, a_look, a_latency, ratio_bound,
-                        p;
+                        p, phi;
     uint64_t            bound, hist[2], win_errors[2];
     cs_check_t         *c;
     cs_ztest_t          zs, zc;
@@ -271,16 +271,21 @@ cs_judge(const cs_plan_t *plan, cs_evidence_t *ev, const cs_metrics_t *m,
      */
 
     if (look && j->enough && !ev->looked) {
-        ev->look_p = cs_conditional_p(j->errors[CS_STABLE],
-                                      j->requests[CS_STABLE],
-                                      j->errors[CS_CANARY],
-                                      j->requests[CS_CANARY]);
+        /* errors that come in bursts weigh as the bursts they are */
+        phi = cs_seq_phi(&ev->errors);
+
+        ev->look_p = cs_conditional_p(
+                         (uint64_t) (j->errors[CS_STABLE] / phi + 0.5),
+                         j->requests[CS_STABLE],
+                         (uint64_t) (j->errors[CS_CANARY] / phi + 0.5),
+                         j->requests[CS_CANARY]);
         ev->looked = ev->look_p < a_look ? -1 : 1;
         j->looked = 1;
     }
 
     p = cs_seq_p_value(&ev->errors);
     significant = p < a_errors || ev->looked < 0;
+    j->error_phi = cs_seq_phi(&ev->errors);
 
     ratio_bound = slo->error_rate_ratio_max * j->error_pct[CS_STABLE];
 

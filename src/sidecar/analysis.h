@@ -96,8 +96,8 @@ typedef struct {
     double              slow_ms;            /* latency's bad-event bound */
     double              alpha;              /* the stage's share of
                                                1 - confidence */
-    double              detectable;         /* smallest error ratio the
-                                               stage could show; 0: none */
+    double              error_phi;          /* errors' burstiness: 1 when
+                                               independent */
     double              window_error_pct[2];    /* the short window */
     uint64_t            window_requests[2];
     unsigned            window_seconds;

@@ -3,9 +3,10 @@
  * The stage's evidence: adding a step, and keeping it as text in the
  * sidecar's state.
  *
- *   1 LOOKED LOOK_P
- *   e EVENTS_S EVENTS_C REQUESTS_S REQUESTS_C LLR x 8     errors test
- *   l EVENTS_S EVENTS_C REQUESTS_S REQUESTS_C LLR x 8     latency test
+ *   2 LOOKED LOOK_P
+ *   e EVENTS_S EVENTS_C REQUESTS_S REQUESTS_C INTERVALS SQ LLR x 8
+ *                                                         errors test
+ *   l ...                                                 latency test
  *   s REQUESTS 5XX UPSTREAM_ERRORS BUCKET:COUNT,...       stable
  *   c REQUESTS 5XX UPSTREAM_ERRORS BUCKET:COUNT,...       canary
  *
@@ -24,7 +25,7 @@
 #include "evidence.h"
 
 
-#define CS_EVIDENCE_VERSION  1
+#define CS_EVIDENCE_VERSION  2
 
 /* no count of a stage comes near this; sums of them stay exact */
 #define CS_EVIDENCE_COUNT_MAX  (1ULL << 53)
@@ -150,11 +151,13 @@ cs_format_seq(char *buf, size_t size, size_t n, char tag, const cs_seq_t *s)
 {
     size_t  i;
 
-    n += (size_t) snprintf(buf + n, size - n, " %c %llu %llu %llu %llu",
-                           tag, (unsigned long long) s->events[0],
+    n += (size_t) snprintf(buf + n, size - n,
+                           " %c %llu %llu %llu %llu %llu %.17g", tag,
+                           (unsigned long long) s->events[0],
                            (unsigned long long) s->events[1],
                            (unsigned long long) s->requests[0],
-                           (unsigned long long) s->requests[1]);
+                           (unsigned long long) s->requests[1],
+                           (unsigned long long) s->intervals, s->sq);
 
     for (i = 0; i < CS_SEQ_GRID && n < size; i++) {
         n += (size_t) snprintf(buf + n, size - n, " %.17g", s->log_lr[i]);
@@ -278,7 +281,10 @@ cs_scan_seq(cs_scan_t *sc, char tag, cs_seq_t *s)
         || cs_scan_uint(sc, &s->events[0]) != 0
         || cs_scan_uint(sc, &s->events[1]) != 0
         || cs_scan_uint(sc, &s->requests[0]) != 0
-        || cs_scan_uint(sc, &s->requests[1]) != 0)
+        || cs_scan_uint(sc, &s->requests[1]) != 0
+        || cs_scan_uint(sc, &s->intervals) != 0
+        || cs_scan_double(sc, &s->sq) != 0
+        || s->sq < 0)
     {
         return cs_scan_fail(sc, "a test's counts");
     }

@@ -187,6 +187,8 @@ cs_receipt_evidence(const cs_plan_t *plan, const cs_decision_t *d)
     json_object_set_new(e, "detectable_error_ratio",
                         ratio > 0 ? cs_receipt_number(ratio) : json_null());
     json_object_set_new(e, "detectable", json_string(text));
+    json_object_set_new(e, "error_dispersion",
+                        cs_receipt_number(j->error_phi));
     json_object_set_new(e, "latency_bound_ms",
                         j->slow_ms > 0 ? cs_receipt_number(j->slow_ms)
                                        : json_null());

@@ -46,7 +46,7 @@ cs_seq_update(cs_seq_t *s, uint64_t x_stable, uint64_t n_stable,
     uint64_t x_canary, uint64_t n_canary)
 {
     size_t  i;
-    double  share, theta, x;
+    double  share, theta, x, phi;
 
     if (x_stable > n_stable) {
         x_stable = n_stable;
@@ -56,10 +56,18 @@ cs_seq_update(cs_seq_t *s, uint64_t x_stable, uint64_t n_stable,
         x_canary = n_canary;
     }
 
+    /* the inflation known before this interval's events */
+    phi = cs_seq_phi(s);
+
     s->events[0] += x_stable;
     s->events[1] += x_canary;
     s->requests[0] += n_stable;
     s->requests[1] += n_canary;
+
+    if (n_stable) {
+        s->intervals++;
+        s->sq += (double) x_stable * (double) x_stable / (double) n_stable;
+    }
 
     if (n_stable == 0 || n_canary == 0 || x_stable + x_canary == 0) {
         return;
@@ -75,9 +83,35 @@ cs_seq_update(cs_seq_t *s, uint64_t x_stable, uint64_t n_stable,
 
     for (i = 0; i < CS_SEQ_GRID; i++) {
         theta = cs_seq_theta[i];
-        s->log_lr[i] += (double) x_canary * log(theta)
-                        - x * log1p((theta - 1) * share);
+        s->log_lr[i] += ((double) x_canary * log(theta)
+                         - x * log1p((theta - 1) * share)) / phi;
     }
+}
+
+
+/*
+ * Pearson's statistic over the intervals, sum (x - p n)^2 / (p n) with
+ * p = E / N, is (N / E) sum x^2 / n - E; over its degrees of freedom it
+ * estimates the variance inflation.
+ */
+
+double
+cs_seq_phi(const cs_seq_t *s)
+{
+    double  e, n, phi;
+
+    if (s->intervals < CS_SEQ_PHI_INTERVALS
+        || s->events[0] < CS_SEQ_PHI_EVENTS)
+    {
+        return 1;
+    }
+
+    e = (double) s->events[0];
+    n = (double) s->requests[0];
+
+    phi = (n / e * s->sq - e) / (double) (s->intervals - 1);
+
+    return phi < 1 ? 1 : phi > CS_SEQ_PHI_MAX ? CS_SEQ_PHI_MAX : phi;
 }
 
 

@@ -45,10 +45,28 @@
 #define CS_SEQ_GRID         8
 
 
+/*
+ * Bad events that come in bursts (a client retrying a failing request,
+ * a pause that slows a second's requests) are not independent: a burst
+ * of c counts as c pieces of evidence where there is one.  Stable's own
+ * events per interval show it: their variance over their mean (Pearson)
+ * estimates the inflation phi, from the intervals before each one
+ * (predictable), and each interval's log ratio is divided by it, as a
+ * burst of c is then weighed as one (a tempered, "quasi" likelihood).
+ * 1 until CS_SEQ_PHI_INTERVALS intervals with CS_SEQ_PHI_EVENTS stable
+ * events have been seen; at most CS_SEQ_PHI_MAX.
+ */
+#define CS_SEQ_PHI_INTERVALS    30
+#define CS_SEQ_PHI_EVENTS       10
+#define CS_SEQ_PHI_MAX          20
+
+
 typedef struct {
     double              log_lr[CS_SEQ_GRID];    /* per alternative */
     uint64_t            events[2];              /* stable, canary */
     uint64_t            requests[2];            /* of the intervals used */
+    uint64_t            intervals;              /* with stable requests */
+    double              sq;                     /* their sum of x^2 / n */
 } cs_seq_t;
 
 
@@ -64,6 +82,9 @@ void cs_seq_init(cs_seq_t *s);
  */
 void cs_seq_update(cs_seq_t *s, uint64_t x_stable, uint64_t n_stable,
     uint64_t x_canary, uint64_t n_canary);
+
+/* the overdispersion of stable's bad events so far: 1 or more */
+double cs_seq_phi(const cs_seq_t *s);
 
 /* the mixture's log likelihood ratio, log M */
 double cs_seq_log_m(const cs_seq_t *s);

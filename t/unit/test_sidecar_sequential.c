@@ -231,9 +231,21 @@ cs_draw(uint64_t n, double p)
  * fixed-horizon z-test on the same cumulative counts.
  */
 
+static uint64_t
+cs_draw_errors(uint64_t n, double p, unsigned burst)
+{
+    uint64_t  x;
+
+    /* bursts of "burst" errors on one side, as many errors on average */
+    x = burst * cs_draw(n, p / burst);
+
+    return x < n ? x : n;
+}
+
+
 static void
-cs_aa(unsigned every, unsigned runs, double alpha, unsigned *seq_alarms,
-    unsigned *z_alarms)
+cs_aa(unsigned every, unsigned runs, double alpha, unsigned burst,
+    unsigned *seq_alarms, unsigned *z_alarms)
 {
     unsigned    run, t, seq_hit, z_hit;
     uint64_t    n[2], x[2], total_n[2], total_x[2], req, c;
@@ -260,8 +272,8 @@ cs_aa(unsigned every, unsigned runs, double alpha, unsigned *seq_alarms,
 
             n[1] += c;
             n[0] += req - c;
-            x[1] += cs_draw(c, 0.01);
-            x[0] += cs_draw(req - c, 0.01);
+            x[1] += cs_draw_errors(c, 0.01, burst);
+            x[0] += cs_draw_errors(req - c, 0.01, burst);
 
             if (t % every) {
                 continue;
@@ -306,7 +318,7 @@ START_TEST(test_aa_false_alarms_whatever_the_interval)
     alpha = 0.05;
 
     for (i = 0; i < 3; i++) {
-        cs_aa(every[i], runs, alpha, &seq, &z);
+        cs_aa(every[i], runs, alpha, 1, &seq, &z);
 
         ck_assert_msg(seq <= alpha * runs, "every %us: the always-valid "
                       "test failed %u of %u identical canaries (alpha "
@@ -316,6 +328,61 @@ START_TEST(test_aa_false_alarms_whatever_the_interval)
          * what this test exists to catch */
         ck_assert_msg(z > 2 * alpha * runs, "every %us: the z-test "
                       "failed only %u of %u", every[i], z, runs);
+    }
+}
+END_TEST
+
+
+/*
+ * Errors in bursts (a client retrying a failing request): stable's own
+ * bursts show how much each burst inflates the evidence, so that the
+ * test weighs a burst as one.  The estimate: about the burst size.
+ */
+
+START_TEST(test_burst_inflation_is_estimated)
+{
+    unsigned  i;
+    cs_seq_t  s, t, u;
+
+    cs_seq_init(&s);
+
+    for (i = 0; i < 3600; i++) {
+        cs_seq_update(&s, cs_draw_errors(200, 0.02, 4), 200, 0, 0);
+    }
+
+    ck_assert_msg(cs_seq_phi(&s) > 3 && cs_seq_phi(&s) < 5, "phi %g",
+                  cs_seq_phi(&s));
+
+    /* independent errors: 1 */
+    cs_seq_init(&s);
+
+    for (i = 0; i < 3600; i++) {
+        cs_seq_update(&s, cs_draw_errors(200, 0.02, 1), 200, 0, 0);
+    }
+
+    ck_assert_msg(cs_seq_phi(&s) < 1.2, "phi %g", cs_seq_phi(&s));
+
+    /* too little to tell yet: 1 */
+    cs_seq_init(&s);
+    cs_seq_update(&s, 8, 200, 0, 0);
+    ck_assert(cs_seq_phi(&s) == 1);
+
+    /* Pearson's statistic by hand: (N / E) sq - E over 999 intervals */
+    s.intervals = 1000;
+    s.events[0] = 300;
+    s.requests[0] = 100000;
+    s.sq = (3.0 * 999 + 300) * 300 / 100000;
+    ck_assert_double_eq_tol(cs_seq_phi(&s), 3, 1e-9);
+
+    /* a burst weighs as one: with phi 3, three canary errors in an
+     * interval move each ratio a third of what they would */
+    cs_seq_init(&t);
+    cs_seq_update(&t, 0, 900, 3, 100);
+    u = s;
+    cs_seq_update(&u, 0, 900, 3, 100);
+
+    for (i = 0; i < CS_SEQ_GRID; i++) {
+        ck_assert_double_eq_tol(u.log_lr[i], t.log_lr[i] / 3, 1e-9);
     }
 }
 END_TEST
@@ -394,42 +461,33 @@ START_TEST(test_evidence_refuses_what_it_did_not_write)
     size_t          i;
     cs_evidence_t   ev;
 
+    /* the same empty evidence, broken one way at a time */
+#define CS_E0  "e 0 0 0 0 0 0 0 0 0 0 0 0 0 0"
+#define CS_L0  " l 0 0 0 0 0 0 0 0 0 0 0 0 0 0"
+#define CS_V0  " s 0 0 0 - c 0 0 0 -"
+
     static const char  *bad[] = {
         "",
-        "2 0 1 e 0 0 0 0 0 0 0 0 0 0 0 0 l 0 0 0 0 0 0 0 0 0 0 0 0 "
-            "s 0 0 0 - c 0 0 0 -",
-        "1 0 1 e 0 0 0 0 0 0 0 0 0 0 0 0 l 0 0 0 0 0 0 0 0 0 0 0 0 "
-            "s 0 0 0 - c 0 0 0 - extra",
-        "1 0 1 e 0 0 0 0 0 0 0 0 0 0 0 inf l 0 0 0 0 0 0 0 0 0 0 0 0 "
-            "s 0 0 0 - c 0 0 0 -",
-        "1 0 1 e 0 0 0 0 0 0 0 0 0 0 0 0 l 0 0 0 0 0 0 0 0 0 0 0 0 "
-            "s 0 0 0 322:1 c 0 0 0 -",
-        "1 0 1 e 0 0 0 0 0 0 0 0 0 0 0 0 l 0 0 0 0 0 0 0 0 0 0 0 0 "
-            "s 0 0 0 1:-1 c 0 0 0 -",
-        "1 2 1 e 0 0 0 0 0 0 0 0 0 0 0 0 l 0 0 0 0 0 0 0 0 0 0 0 0 "
-            "s 0 0 0 - c 0 0 0 -",
-        "1 0 7 e 0 0 0 0 0 0 0 0 0 0 0 0 l 0 0 0 0 0 0 0 0 0 0 0 0 "
-            "s 0 0 0 - c 0 0 0 -",
-        "1 0 1 e 0 0 0 0 0 0 0 0 0 0 0 0 l 0 0 0 0 0 0 0 0 0 0 0 0 "
-            "s 99999999999999999999999 0 0 - c 0 0 0 -",
+        "1 0 1 " CS_E0 CS_L0 CS_V0,                 /* another version */
+        "2 0 1 " CS_E0 CS_L0 CS_V0 " extra",
+        "2 0 1 e 0 0 0 0 0 0 0 0 0 0 0 0 0 inf" CS_L0 CS_V0,
+        "2 0 1 " CS_E0 CS_L0 " s 0 0 0 322:1 c 0 0 0 -",
+        "2 0 1 " CS_E0 CS_L0 " s 0 0 0 1:-1 c 0 0 0 -",
+        "2 2 1 " CS_E0 CS_L0 CS_V0,
+        "2 0 7 " CS_E0 CS_L0 CS_V0,
+        "2 0 1 e 0 0 0 0 0 -1 0 0 0 0 0 0 0 0" CS_L0 CS_V0,
         /* a likelihood ratio its counts cannot give (a sure rollback) */
-        "1 0 1 e 0 0 0 0 1e299 0 0 0 0 0 0 0 l 0 0 0 0 0 0 0 0 0 0 0 0 "
-            "s 0 0 0 - c 0 0 0 -",
+        "2 0 1 e 0 0 0 0 0 0 1e299 0 0 0 0 0 0 0" CS_L0 CS_V0,
         /* ... or a test made blind for the stage */
-        "1 0 1 e 0 0 10 10 -1e299 0 0 0 0 0 0 0 l 0 0 0 0 0 0 0 0 0 0 0 "
-            "0 s 0 0 0 - c 0 0 0 -",
+        "2 0 1 e 0 0 10 10 0 0 -1e299 0 0 0 0 0 0 0" CS_L0 CS_V0,
         /* counts that would wrap, more errors than requests, a bucket
          * twice */
-        "1 0 1 e 0 0 0 0 0 0 0 0 0 0 0 0 l 0 0 0 0 0 0 0 0 0 0 0 0 "
-            "s 18446744073709551615 0 0 - c 0 0 0 -",
-        "1 0 1 e 0 0 0 0 0 0 0 0 0 0 0 0 l 0 0 0 0 0 0 0 0 0 0 0 0 "
-            "s 5 4 2 - c 0 0 0 -",
-        "1 0 1 e 0 0 0 0 0 0 0 0 0 0 0 0 l 0 0 0 0 0 0 0 0 0 0 0 0 "
-            "s 5 0 0 3:1,3:1 c 0 0 0 -",
+        "2 0 1 " CS_E0 CS_L0 " s 18446744073709551615 0 0 - c 0 0 0 -",
+        "2 0 1 " CS_E0 CS_L0 " s 5 4 2 - c 0 0 0 -",
+        "2 0 1 " CS_E0 CS_L0 " s 5 0 0 3:1,3:1 c 0 0 0 -",
         /* ends right after a variant's counts (the fuzzer found it read
          * past the end) */
-        "1 0 1 e 0 0 0 0 0 0 0 0 0 0 0 0 l 0 0 0 0 0 0 0 0 0 0 0 0 "
-            "s 0 0 0"
+        "2 0 1 " CS_E0 CS_L0 " s 0 0 0"
     };
 
     for (i = 0; i < sizeof(bad) / sizeof(char *); i++) {
@@ -440,9 +498,8 @@ START_TEST(test_evidence_refuses_what_it_did_not_write)
         ck_assert_uint_eq(ev.v[0].requests, 0);
     }
 
-    ck_assert_int_eq(cs_evidence_parse(&ev, "1 0 1 e 0 0 0 0 0 0 0 0 0 0 "
-                                       "0 0 l 0 0 0 0 0 0 0 0 0 0 0 0 "
-                                       "s 5 0 0 3:5 c 0 0 0 -", err,
+    ck_assert_int_eq(cs_evidence_parse(&ev, "2 0 1 " CS_E0 CS_L0
+                                       " s 5 0 0 3:5 c 0 0 0 -", err,
                                        sizeof(err)), 0);
     ck_assert_uint_eq(ev.v[0].counts[3], 5);
 }
@@ -464,6 +521,7 @@ cs_sequential_suite(void)
     tcase_add_test(tc, test_mixture_by_hand);
     tcase_add_test(tc, test_expected_ratio_is_one);
     tcase_add_test(tc, test_aa_false_alarms_whatever_the_interval);
+    tcase_add_test(tc, test_burst_inflation_is_estimated);
     tcase_add_test(tc, test_detectable_ratio);
     tcase_add_test(tc, test_evidence_round_trip);
     tcase_add_test(tc, test_evidence_refuses_what_it_did_not_write);
