@@ -53,6 +53,7 @@ cs_evidence_add(const cs_plan_t *plan, cs_evidence_t *ev,
     const cs_metrics_t *m)
 {
     int                 v;
+    size_t              k;
     uint64_t            bound, slow[2], n[2], err[2];
     const cs_window_t  *d;
 
@@ -60,34 +61,47 @@ cs_evidence_add(const cs_plan_t *plan, cs_evidence_t *ev,
         return;
     }
 
-    for (v = 0; v < 2; v++) {
-        d = &m->delta[v];
-        err[v] = d->errors_5xx + d->upstream_errors;
-        n[v] = d->requests;
-    }
-
-    cs_seq_update(&ev->errors, err[CS_STABLE], n[CS_STABLE], err[CS_CANARY],
-                  n[CS_CANARY]);
-
     /*
-     * latency: the bound comes from stable's evidence BEFORE this step,
-     * so it is fixed before the step's requests are counted against it
-     * (predictable), and both sides are counted against the same bound:
-     * when the canary is no slower than stable, either side's request is
-     * as likely to be over it, however well the bound was estimated
+     * Canary against stable within each nginx, then the product over the
+     * fleet (still a martingale): pooled, two nginx that differ in their
+     * error rates and their canary shares would make a canary as good as
+     * stable look worse (Simpson).
      */
 
     bound = cs_slow_bound_us(plan, ev->v[CS_STABLE].counts);
 
-    if (bound) {
+    for (k = 0; k < (m->node_delta ? m->n_node : 1); k++) {
+        d = m->node_delta ? &m->node_delta[2 * k] : m->delta;
+
         for (v = 0; v < 2; v++) {
-            slow[v] = cs_hist_above(m->delta[v].counts, bound);
-            n[v] = cs_hist_total(m->delta[v].counts);
+            err[v] = d[v].errors_5xx + d[v].upstream_errors;
+            n[v] = d[v].requests;
+        }
+
+        cs_seq_update(&ev->errors, err[CS_STABLE], n[CS_STABLE],
+                      err[CS_CANARY], n[CS_CANARY]);
+
+        if (bound == 0) {
+            continue;
+        }
+
+        for (v = 0; v < 2; v++) {
+            slow[v] = cs_hist_above(d[v].counts, bound);
+            n[v] = cs_hist_total(d[v].counts);
         }
 
         cs_seq_update(&ev->latency, slow[CS_STABLE], n[CS_STABLE],
                       slow[CS_CANARY], n[CS_CANARY]);
     }
+
+    /*
+     * (latency: the bound above comes from stable's evidence BEFORE this
+     * step, so it is fixed before the step's requests are counted
+     * against it (predictable), and both sides are counted against the
+     * same bound: when the canary is no slower than stable, either
+     * side's request is as likely to be over it, however well the bound
+     * was estimated)
+     */
 
     cs_window_add(&ev->v[CS_STABLE], &m->delta[CS_STABLE]);
     cs_window_add(&ev->v[CS_CANARY], &m->delta[CS_CANARY]);

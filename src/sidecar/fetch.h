@@ -38,6 +38,10 @@ typedef struct {
     cs_window_t         delta[2];           /* the fleet: requests new
                                                since the previous step */
     int                 has_delta;
+    cs_window_t        *node_delta;         /* the same per nginx: 2 a
+                                               node, n_node of them; NULL:
+                                               only the sum */
+    size_t              n_node;
     unsigned            window_seconds;     /* the shortest of any nginx */
     size_t              instances;          /* answered and added up */
     size_t              asked;

@@ -61,6 +61,7 @@ typedef struct {
     cs_redis_t          redis;
     char              **urls;
     cs_node_t          *nodes;              /* each nginx's last reading */
+    cs_window_t        *deltas;             /* and what is new, 2 each */
     cs_metrics_t       *readings;
     int                *answered;
     unsigned            window;
@@ -165,9 +166,10 @@ cs_init(cs_sidecar_t *sc, int argc, char **argv)
     sc->nodes = calloc(sc->opt.nstatus, sizeof(cs_node_t));
     sc->readings = calloc(sc->opt.nstatus, sizeof(cs_metrics_t));
     sc->answered = calloc(sc->opt.nstatus, sizeof(int));
+    sc->deltas = calloc(2 * sc->opt.nstatus, sizeof(cs_window_t));
 
     if (sc->urls == NULL || sc->nodes == NULL || sc->readings == NULL
-        || sc->answered == NULL)
+        || sc->answered == NULL || sc->deltas == NULL)
     {
         fprintf(stderr, "canary-sidecar: no memory\n");
         rc = 1;
@@ -287,6 +289,7 @@ cs_cleanup(cs_sidecar_t *sc)
     free(sc->nodes);
     free(sc->readings);
     free(sc->answered);
+    free(sc->deltas);
     free(sc->opt.status);
 
     if (sc->curl) {
@@ -667,7 +670,8 @@ cs_step(cs_sidecar_t *sc)
                      sc->answered, err, sizeof(err));
 
         cs_nodes_sum(sc->nodes, sc->readings, sc->answered,
-                     sc->opt.nstatus, now, &metrics, &restarted, &other);
+                     sc->opt.nstatus, now, sc->deltas, &metrics, &restarted,
+                     &other);
 
         if (restarted) {
             cs_log("%s: %zu nginx restarted or got a new zone: all they "

@@ -74,18 +74,24 @@ cs_node_read(cs_node_t *node, const cs_metrics_t *m, int64_t now,
 
 void
 cs_nodes_sum(cs_node_t *nodes, const cs_metrics_t *readings,
-    const int *answered, size_t n, int64_t now, cs_metrics_t *sum,
-    size_t *restarted, size_t *other)
+    const int *answered, size_t n, int64_t now, cs_window_t *deltas,
+    cs_metrics_t *sum, size_t *restarted, size_t *other)
 {
-    size_t       i;
-    cs_window_t  delta[2];
+    size_t        i;
+    cs_window_t  *delta;
 
     cs_metrics_init(sum);
     sum->asked = n;
+    sum->node_delta = deltas;
+    sum->n_node = n;
     *restarted = 0;
     *other = 0;
 
+    memset(deltas, 0, 2 * n * sizeof(cs_window_t));
+
     for (i = 0; i < n; i++) {
+        delta = &deltas[2 * i];
+
         if (!answered[i]) {
             continue;
         }

@@ -62,12 +62,14 @@ int cs_node_read(cs_node_t *node, const cs_metrics_t *m, int64_t now,
 /*
  * Adds the readings of the nginx that answered into sum: their windows
  * (the short-window checks) and what is new since each one's last
- * reading (sum->delta; sum->has_delta once any nginx was read before).
+ * reading (sum->delta; sum->has_delta once any nginx was read before),
+ * and, per nginx, into deltas (2 n windows) which sum->node_delta then
+ * points to: the tests compare canary with stable within each nginx.
  * restarted and other count those cases.
  */
 void cs_nodes_sum(cs_node_t *nodes, const cs_metrics_t *readings,
-    const int *answered, size_t n, int64_t now, cs_metrics_t *sum,
-    size_t *restarted, size_t *other);
+    const int *answered, size_t n, int64_t now, cs_window_t *deltas,
+    cs_metrics_t *sum, size_t *restarted, size_t *other);
 
 /*
  * The readings as text for the sidecar's state (one record per nginx

@@ -946,6 +946,70 @@ START_TEST(test_odd_states_hold)
 END_TEST
 
 
+/*
+ * Two nginx whose tenants differ: one fails 2% of requests on both
+ * sides and sends half of them to canary, the other fails 0.1% and
+ * sends 5%.  The canary is as good as stable in each; pooled over the
+ * fleet it looks four times worse (Simpson).  The tests compare within
+ * each nginx.
+ */
+
+START_TEST(test_fleet_is_compared_within_each_nginx)
+{
+    int              pooled, i;
+    cs_window_t      nodes[4];
+    cs_metrics_t     m;
+    cs_decision_t    d;
+    cs_rollout_t     ro;
+    cs_split_view_t  view;
+
+    for (pooled = 0; pooled < 2; pooled++) {
+        cs_state(&ro, &view, 3, CS_STATUS_RUNNING);
+
+        for (i = 0; i < 60; i++) {
+            cs_window(&nodes[0], 500, 10, 50);      /* A: stable */
+            cs_window(&nodes[1], 500, 10, 50);      /* A: canary */
+            cs_window(&nodes[2], 9500, 10, 50);     /* B: stable */
+            cs_window(&nodes[3], 500, 0, 50);       /* B: canary */
+
+            if (i % 2) {
+                nodes[3].errors_5xx = 1;
+            }
+
+            cs_metrics(&m, 0, 0, 50, 0, 0, 50);
+            cs_window_add(&m.delta[CS_STABLE], &nodes[0]);
+            cs_window_add(&m.delta[CS_STABLE], &nodes[2]);
+            cs_window_add(&m.delta[CS_CANARY], &nodes[1]);
+            cs_window_add(&m.delta[CS_CANARY], &nodes[3]);
+            m.v[CS_STABLE] = m.delta[CS_STABLE];
+            m.v[CS_CANARY] = m.delta[CS_CANARY];
+
+            if (!pooled) {
+                m.node_delta = nodes;
+                m.n_node = 2;
+            }
+
+            cs_decide(&plan, &view, &ro, &m, T0 + (i + 1) * S, &d);
+            ro = d.next;
+        }
+
+        if (pooled) {
+            /* what pooling would have concluded */
+            ck_assert_int_eq(d.j.checks[CS_CHECK_ERRORS].status, CS_FAIL);
+
+        } else {
+            ck_assert_msg(d.j.checks[CS_CHECK_ERRORS].status == CS_PASS
+                          && d.j.checks[CS_CHECK_ERRORS].p_value > 0.1,
+                          "per nginx: %s, p %g",
+                          cs_verdict_name(
+                              d.j.checks[CS_CHECK_ERRORS].status),
+                          d.j.checks[CS_CHECK_ERRORS].p_value);
+        }
+    }
+}
+END_TEST
+
+
 START_TEST(test_stage_for_weight)
 {
     ck_assert_uint_eq(cs_stage_for_weight(&plan, 0), 0);
@@ -1086,6 +1150,7 @@ cs_analysis_suite(void)
     tcase_add_test(tc, test_pins_and_enabled_are_noted_only);
     tcase_add_test(tc, test_never_promote_blind);
     tcase_add_test(tc, test_odd_states_hold);
+    tcase_add_test(tc, test_fleet_is_compared_within_each_nginx);
     tcase_add_test(tc, test_stage_for_weight);
     tcase_add_test(tc, test_window_starts_with_the_stage);
     tcase_add_test(tc, test_elapsed_times_never_overflow);

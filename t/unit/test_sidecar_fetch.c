@@ -398,6 +398,7 @@ START_TEST(test_node_away_loses_nothing)
 {
     int            answered[2];
     size_t         restarted, other;
+    cs_window_t    deltas[4];
     cs_node_t      nodes[2];
     cs_metrics_t   r[2], sum;
 
@@ -406,7 +407,8 @@ START_TEST(test_node_away_loses_nothing)
     cs_read(&r[0], 1000, 100, 0, 1795310000);
     cs_read(&r[1], 500, 50, 0, 1795310000);
     answered[0] = answered[1] = 1;
-    cs_nodes_sum(nodes, r, answered, 2, T, &sum, &restarted, &other);
+    cs_nodes_sum(nodes, r, answered, 2, T, deltas, &sum, &restarted,
+                 &other);
     ck_assert_uint_eq(restarted, 0);
     ck_assert_int_eq(sum.has_delta, 0);
     ck_assert_uint_eq(sum.instances, 2);
@@ -414,7 +416,8 @@ START_TEST(test_node_away_loses_nothing)
     /* the second does not answer for a while; the first goes on */
     cs_read(&r[0], 1100, 110, 0, 1795310000);
     answered[1] = 0;
-    cs_nodes_sum(nodes, r, answered, 2, T, &sum, &restarted, &other);
+    cs_nodes_sum(nodes, r, answered, 2, T, deltas, &sum, &restarted,
+                 &other);
     ck_assert_int_eq(sum.has_delta, 1);
     ck_assert_uint_eq(sum.instances, 1);
     ck_assert_uint_eq(sum.delta[CS_STABLE].requests, 100);
@@ -423,7 +426,8 @@ START_TEST(test_node_away_loses_nothing)
     cs_read(&r[0], 1100, 110, 0, 1795310000);
     cs_read(&r[1], 900, 90, 0, 1795310000);
     answered[1] = 1;
-    cs_nodes_sum(nodes, r, answered, 2, T, &sum, &restarted, &other);
+    cs_nodes_sum(nodes, r, answered, 2, T, deltas, &sum, &restarted,
+                 &other);
     ck_assert_uint_eq(sum.delta[CS_STABLE].requests, 400);
     ck_assert_uint_eq(sum.delta[CS_CANARY].requests, 40);
 }
@@ -434,6 +438,7 @@ START_TEST(test_nodes_sum)
 {
     int            answered[2];
     size_t         restarted, other;
+    cs_window_t    deltas[4];
     cs_node_t      nodes[2];
     cs_metrics_t   r[2], sum;
 
@@ -442,12 +447,14 @@ START_TEST(test_nodes_sum)
 
     cs_read(&r[0], 1000, 100, 0, 1795310000);
     cs_read(&r[1], 500, 50, 0, 1795310000);
-    cs_nodes_sum(nodes, r, answered, 2, T, &sum, &restarted, &other);
+    cs_nodes_sum(nodes, r, answered, 2, T, deltas, &sum, &restarted,
+                 &other);
 
     /* one goes on, the other restarted */
     cs_read(&r[0], 1200, 130, 4, 1795310000);
     cs_read(&r[1], 20, 2, 1, T / 1000 + 1);
-    cs_nodes_sum(nodes, r, answered, 2, T, &sum, &restarted, &other);
+    cs_nodes_sum(nodes, r, answered, 2, T, deltas, &sum, &restarted,
+                 &other);
     ck_assert_uint_eq(restarted, 1);
 
     ck_assert_uint_eq(sum.delta[CS_STABLE].requests, 220);
