@@ -39,10 +39,15 @@
 # wrk's socket errors are requests nginx never read: a connection that an
 # old worker closed at a reload (nginx finishes what it has read, then
 # closes keep-alive connections: a request written at that moment gets
-# EOF, wrk counts a read or write error); they are counted, printed and
-# bounded by connections x reloads, and do not count as failures, as M ==
-# O shows that every request nginx read was answered.  Timeouts are
-# counted apart and must stay near 0; connect errors must be 0.
+# EOF, wrk counts a read or write error; HTTP clients retry such a
+# request).  Each reload can do that once to each connection, so they
+# are bounded by connections x reloads (measured: 7,483 read errors for
+# 6 reloads of 2,000 connections in 60s), and do not count as failures,
+# as M == O shows that every request nginx read was answered.  Without
+# reloads there is no such close: the control run
+# (CANARY_SOAK_RELOAD_EVERY=0) must have none (measured: 0).  Timeouts
+# (a request unanswered for 3s, on a proxy to a local origin) and
+# connect errors must be 0 (measured: 0 in both runs).
 #
 # Reloads: each one ends with the old workers gone (the harness waits
 # for it, 20s at most); at the end no worker is "shutting down".
@@ -578,10 +583,11 @@ is($w{check_wrong_hash} // -1, 0,
    'every hashed decision agrees with its bucket and weight');
 is($w{check_no_kind} // -1, 0, 'every response was checked');
 is($w{connect}, 0, 'no connect error');
-cmp_ok($w{timeout}, '<=', 5, "timeouts: $w{timeout} (${TIMEOUT}s)");
-cmp_ok($w{read} + $w{write}, '<=', $CONNS * ($reloads + 1),
+is($w{timeout}, 0, "no request unanswered for ${TIMEOUT}s");
+cmp_ok($w{read} + $w{write}, '<=', $CONNS * $reloads,
        'read/write errors only as connections closed at reloads: '
-       . ($w{read} + $w{write}) . " for $reloads reloads");
+       . ($w{read} + $w{write}) . " for $reloads reloads of $CONNS "
+       . 'connections');
 
 for my $side (qw(stable canary)) {
     my $d = $m{$side}{requests} - $origin{$side};
