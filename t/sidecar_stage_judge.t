@@ -102,8 +102,9 @@ sub receipts_of {
     my $t0 = time;
     $s->sidecar(plan => $plan);
 
-    $s->wait_for(sub { ($s->state_hash->{stage_name} // '') ne 'canary'
-                       && ($s->state_hash->{stage_name} // '') ne '' },
+    # one read a poll: the state may be written between two
+    $s->wait_for(sub { my $n = $s->state_hash->{stage_name} // '';
+                       $n ne 'canary' && $n ne '' },
                  90, 'left the pinned stage')
         or $s->show_log;
 
