@@ -210,7 +210,7 @@ cs_judge(const cs_plan_t *plan, cs_evidence_t *ev, const cs_metrics_t *m,
 {
     int                 v, significant;
     double              alpha, a_errors, a_look, a_latency, ratio_bound,
-                        p, phi;
+                        p, phi, strat;
     uint64_t            bound, hist[2], win_errors[2];
     cs_check_t         *c;
     cs_ztest_t          zs, zc;
@@ -279,6 +279,17 @@ cs_judge(const cs_plan_t *plan, cs_evidence_t *ev, const cs_metrics_t *m,
                          j->requests[CS_STABLE],
                          (uint64_t) (j->errors[CS_CANARY] / phi + 0.5),
                          j->requests[CS_CANARY]);
+
+        /*
+         * exact on the pooled counts (small counts), and stratified by
+         * nginx and interval (a fleet whose nginx differ, a share that
+         * drifts with the error rate): the canary must be worse by both
+         */
+        strat = cs_seq_stratified_p(&ev->errors);
+
+        if (strat > ev->look_p) {
+            ev->look_p = strat;
+        }
         ev->looked = ev->look_p < a_look ? -1 : 1;
         j->looked = 1;
     }

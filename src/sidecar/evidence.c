@@ -3,8 +3,9 @@
  * The stage's evidence: adding a step, and keeping it as text in the
  * sidecar's state.
  *
- *   2 LOOKED LOOK_P
- *   e EVENTS_S EVENTS_C REQUESTS_S REQUESTS_C INTERVALS SQ LLR x 8
+ *   3 LOOKED LOOK_P
+ *   e EVENTS_S EVENTS_C REQUESTS_S REQUESTS_C INTERVALS SQ STRAT x 3
+ *     LLR x 8
  *                                                         errors test
  *   l ...                                                 latency test
  *   s REQUESTS 5XX UPSTREAM_ERRORS BUCKET:COUNT,...       stable
@@ -25,7 +26,7 @@
 #include "evidence.h"
 
 
-#define CS_EVIDENCE_VERSION  2
+#define CS_EVIDENCE_VERSION  3
 
 /* no count of a stage comes near this; sums of them stay exact */
 #define CS_EVIDENCE_COUNT_MAX  (1ULL << 53)
@@ -92,6 +93,20 @@ cs_evidence_add(const cs_plan_t *plan, cs_evidence_t *ev,
 
         cs_seq_update(&ev->latency, slow[CS_STABLE], n[CS_STABLE],
                       slow[CS_CANARY], n[CS_CANARY]);
+    }
+
+    /* the burstiness of stable's bad events, over the whole fleet */
+
+    d = m->delta;
+
+    cs_seq_observe(&ev->errors, d[CS_STABLE].errors_5xx
+                                + d[CS_STABLE].upstream_errors,
+                   d[CS_STABLE].requests);
+
+    if (bound) {
+        cs_seq_observe(&ev->latency,
+                       cs_hist_above(d[CS_STABLE].counts, bound),
+                       cs_hist_total(d[CS_STABLE].counts));
     }
 
     /*
@@ -166,12 +181,14 @@ cs_format_seq(char *buf, size_t size, size_t n, char tag, const cs_seq_t *s)
     size_t  i;
 
     n += (size_t) snprintf(buf + n, size - n,
-                           " %c %llu %llu %llu %llu %llu %.17g", tag,
+                           " %c %llu %llu %llu %llu %llu %.17g %.17g %.17g"
+                           " %.17g", tag,
                            (unsigned long long) s->events[0],
                            (unsigned long long) s->events[1],
                            (unsigned long long) s->requests[0],
                            (unsigned long long) s->requests[1],
-                           (unsigned long long) s->intervals, s->sq);
+                           (unsigned long long) s->intervals, s->sq,
+                           s->strat[0], s->strat[1], s->strat[2]);
 
     for (i = 0; i < CS_SEQ_GRID && n < size; i++) {
         n += (size_t) snprintf(buf + n, size - n, " %.17g", s->log_lr[i]);
@@ -298,7 +315,11 @@ cs_scan_seq(cs_scan_t *sc, char tag, cs_seq_t *s)
         || cs_scan_uint(sc, &s->requests[1]) != 0
         || cs_scan_uint(sc, &s->intervals) != 0
         || cs_scan_double(sc, &s->sq) != 0
-        || s->sq < 0)
+        || cs_scan_double(sc, &s->strat[0]) != 0
+        || cs_scan_double(sc, &s->strat[1]) != 0
+        || cs_scan_double(sc, &s->strat[2]) != 0
+        || s->sq < 0 || s->strat[0] < 0 || s->strat[1] < 0
+        || s->strat[2] < 0 || s->strat[0] > (double) s->events[1])
     {
         return cs_scan_fail(sc, "a test's counts");
     }

@@ -17,6 +17,9 @@
 
 #define CS_FETCH_BODY_MAX   (16 * 1024 * 1024)
 
+/* unix seconds: beyond, not a time this sidecar can do arithmetic on */
+#define CS_CREATED_MAX      100000000000ULL
+
 
 typedef struct {
     char               *data;
@@ -349,7 +352,7 @@ cs_fetch_parse(const char *body, size_t len, const char *split,
 
     /* absent from an older module: a restart shows as counters going
      * down instead */
-    if (cs_fetch_uint(s, "created", &gen) == 0 && gen <= INT64_MAX) {
+    if (cs_fetch_uint(s, "created", &gen) == 0 && gen <= CS_CREATED_MAX) {
         m->created = (int64_t) gen;
     }
 

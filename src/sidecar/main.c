@@ -431,7 +431,7 @@ cs_usage(FILE *f)
 static int
 cs_check_options(cs_sidecar_t *sc, char **password)
 {
-    size_t         i, len;
+    size_t         i, k, len;
     char           host[64], *end;
     const char    *s;
     cs_options_t  *opt;
@@ -475,6 +475,14 @@ cs_check_options(cs_sidecar_t *sc, char **password)
     }
 
     for (i = 0; i < opt->nstatus; i++) {
+        for (k = 0; k < i; k++) {
+            if (strcmp(opt->status[k], opt->status[i]) == 0) {
+                fprintf(stderr, "canary-sidecar: --status \"%s\" given "
+                        "twice\n", opt->status[i]);
+                return -1;
+            }
+        }
+
         if ((strncmp(opt->status[i], "http://", 7) != 0
              && strncmp(opt->status[i], "https://", 8) != 0)
             || strpbrk(opt->status[i], " ;\t\r\n") != NULL)
@@ -642,6 +650,12 @@ cs_step(cs_sidecar_t *sc)
     bad = cs_nodes_parse(sc->nodes, sc->opt.status, sc->opt.nstatus,
                          saved ? saved : "");
     free(saved);
+
+    if (sc->redis.warn[0]) {
+        /* evidence that starts over: readings from the same writer,
+         * which may be older than it, start over with it */
+        memset(sc->nodes, 0, sc->opt.nstatus * sizeof(cs_node_t));
+    }
 
     if (bad) {
         cs_log_error(sc, "%s: %zu nginx readings in the state are not "

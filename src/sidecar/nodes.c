@@ -3,7 +3,8 @@
  * What is new from each nginx since its last reading, and the readings
  * as text:
  *
- *   URL CREATED READ_AT s REQUESTS 5XX UPSTREAM BUCKET:COUNT,... c ...
+ *   URL CREATED NEWEST READ_AT s REQUESTS 5XX UPSTREAM BUCKET:COUNT,... c
+ *   ...
  *
  * one record per nginx, separated by ";" (a --status URL has neither
  * ";" nor spaces), in the format of evidence.c's variants.
@@ -42,9 +43,11 @@ cs_node_read(cs_node_t *node, const cs_metrics_t *m, int64_t now,
         rc = CS_NODE_FIRST;
 
     } else if (m->created && node->created && m->created != node->created
-               && m->created * 1000 + CS_NODE_SKEW_MS < node->read_at)
+               && (m->created <= node->newest
+                   || m->created * 1000 + CS_NODE_SKEW_MS < node->read_at))
     {
-        /* counters that started before the last reading: not these */
+        /* counters that started before the last reading, or a zone seen
+         * at this address before: not these */
         rc = CS_NODE_OTHER;
 
     } else if ((m->created && node->created && m->created != node->created)
@@ -66,6 +69,10 @@ cs_node_read(cs_node_t *node, const cs_metrics_t *m, int64_t now,
     node->seen = 1;
     node->created = m->created;
     node->read_at = now;
+
+    if (m->created > node->newest) {
+        node->newest = m->created;
+    }
     memcpy(node->total, m->total, 2 * sizeof(cs_window_t));
 
     return rc;
@@ -144,9 +151,10 @@ cs_nodes_format(const cs_node_t *nodes, char *const *names, size_t n)
             continue;
         }
 
-        len += (size_t) snprintf(buf + len, size - len, "%s%s %lld %lld",
-                                 len ? ";" : "", names[i],
-                                 (long long) nodes[i].created,
+        len += (size_t) snprintf(buf + len, size - len,
+                                 "%s%s %lld %lld %lld", len ? ";" : "",
+                                 names[i], (long long) nodes[i].created,
+                                 (long long) nodes[i].newest,
                                  (long long) nodes[i].read_at);
         len = cs_window_format(buf, size, len, 's', &nodes[i].total[0]);
         len = cs_window_format(buf, size, len, 'c', &nodes[i].total[1]);
@@ -160,18 +168,29 @@ size_t
 cs_nodes_parse(cs_node_t *nodes, char *const *names, size_t n,
     const char *text)
 {
-    size_t       i, len, bad;
+    size_t       i, len, bad, max;
     cs_node_t    node;
     const char  *p, *end, *sp;
 
     memset(nodes, 0, n * sizeof(cs_node_t));
     bad = 0;
 
+    /* more than this fleet's records can take: not its readings */
+    max = 0;
+
+    for (i = 0; i < n; i++) {
+        max += strlen(names[i]) + CS_NODE_LINE_MAX;
+    }
+
+    if (strlen(text) > max) {
+        return 1;
+    }
+
     for (p = text; p && *p; p = end ? end + 1 : NULL) {
         end = strchr(p, ';');
-        sp = strchr(p, ' ');
+        sp = memchr(p, ' ', end ? (size_t) (end - p) : strlen(p));
 
-        if (sp == NULL || (end && sp > end)) {
+        if (sp == NULL) {
             bad++;
             continue;
         }
@@ -218,6 +237,12 @@ cs_node_parse(cs_node_t *node, const char *p)
 
     errno = 0;
     node->created = strtoll(p + 1, &end, 10);
+
+    if (errno || *end != ' ' || end[1] < '0' || end[1] > '9') {
+        return NULL;
+    }
+
+    node->newest = strtoll(end + 1, &end, 10);
 
     if (errno || *end != ' ' || end[1] < '0' || end[1] > '9') {
         return NULL;

@@ -10,10 +10,11 @@
  * nothing counted twice, nothing lost.
  *
  * An nginx whose counters went down, or whose "created" is newer than
- * the last reading, was restarted or got a new zone since: everything it
- * counts now is new.  One whose "created" is older than the last reading
- * is another nginx answering at that address (a load balancer in front
- * of the fleet): its counters are a new starting point, never added.
+ * the last reading and than any seen at its address before, was
+ * restarted or got a new zone since: everything it counts now is new.
+ * Any other change of "created" is another nginx answering at that
+ * address (a load balancer in front of the fleet; one that flips back):
+ * its counters are a new starting point, never added.
  * One that stops answering keeps its last reading, so that when it
  * answers again nothing it counted meanwhile is lost, unless a stage
  * starts meanwhile (its gap would belong to two stages): then it is
@@ -38,6 +39,7 @@
 typedef struct {
     int                 seen;
     int64_t             created;            /* unix s; 0 unknown */
+    int64_t             newest;             /* the newest created seen */
     int64_t             read_at;            /* Redis' unix ms */
     cs_window_t         total[2];
 } cs_node_t;

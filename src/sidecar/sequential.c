@@ -64,17 +64,16 @@ cs_seq_update(cs_seq_t *s, uint64_t x_stable, uint64_t n_stable,
     s->requests[0] += n_stable;
     s->requests[1] += n_canary;
 
-    if (n_stable) {
-        s->intervals++;
-        s->sq += (double) x_stable * (double) x_stable / (double) n_stable;
-    }
-
     if (n_stable == 0 || n_canary == 0 || x_stable + x_canary == 0) {
         return;
     }
 
     share = (double) n_canary / ((double) n_canary + (double) n_stable);
     x = (double) (x_stable + x_canary);
+
+    s->strat[0] += (double) x_canary;
+    s->strat[1] += x * share;
+    s->strat[2] += x * share * (1 - share);
 
     /*
      * log of pi1^xc (1 - pi1)^xs / (s^xc (1 - s)^xs), which simplifies
@@ -86,6 +85,38 @@ cs_seq_update(cs_seq_t *s, uint64_t x_stable, uint64_t n_stable,
         s->log_lr[i] += ((double) x_canary * log(theta)
                          - x * log1p((theta - 1) * share)) / phi;
     }
+}
+
+
+void
+cs_seq_observe(cs_seq_t *s, uint64_t x_stable, uint64_t n_stable)
+{
+    if (n_stable == 0) {
+        return;
+    }
+
+    if (x_stable > n_stable) {
+        x_stable = n_stable;
+    }
+
+    s->intervals++;
+    s->sq += (double) x_stable * (double) x_stable / (double) n_stable;
+}
+
+
+double
+cs_seq_stratified_p(const cs_seq_t *s)
+{
+    double  sd;
+
+    if (s->strat[2] <= 0) {
+        return 1;
+    }
+
+    sd = sqrt(s->strat[2] * cs_seq_phi(s));
+
+    /* P(Z >= z) = erfc(z / sqrt 2) / 2 */
+    return 0.5 * erfc((s->strat[0] - s->strat[1] - 0.5) / sd / M_SQRT2);
 }
 
 

@@ -67,6 +67,9 @@ typedef struct {
     uint64_t            requests[2];            /* of the intervals used */
     uint64_t            intervals;              /* with stable requests */
     double              sq;                     /* their sum of x^2 / n */
+    double              strat[3];               /* the canary's events,
+                                                   their mean and variance
+                                                   summed over strata */
 } cs_seq_t;
 
 
@@ -76,12 +79,29 @@ extern const double  cs_seq_theta[CS_SEQ_GRID];
 void cs_seq_init(cs_seq_t *s);
 
 /*
- * One interval: bad events x and requests n of each side.  An interval
- * without requests on either side, or without bad events, carries no
- * evidence about the ratio and changes nothing but the counts.
+ * One interval of one nginx (a stratum): bad events x and requests n of
+ * each side.  An interval without requests on either side, or without
+ * bad events, carries no evidence about the ratio and changes nothing
+ * but the counts.
  */
 void cs_seq_update(cs_seq_t *s, uint64_t x_stable, uint64_t n_stable,
     uint64_t x_canary, uint64_t n_canary);
+
+/*
+ * Stable's bad events and requests of one interval over the whole fleet,
+ * for the overdispersion estimate (summed over nginx, whose rates may
+ * differ: a sum of Poisson counts is Poisson, so only bursts show).
+ */
+void cs_seq_observe(cs_seq_t *s, uint64_t x_stable, uint64_t n_stable);
+
+/*
+ * The one look at the end of a hold, p-value of "the canary's rate is
+ * above stable's" from the stage's strata (each nginx's each interval),
+ * normal with a continuity correction, the variance inflated by phi:
+ * unlike a test of the pooled counts, an nginx with more errors and more
+ * canary traffic than another does not make the canary look worse.
+ */
+double cs_seq_stratified_p(const cs_seq_t *s);
 
 /* the overdispersion of stable's bad events so far: 1 or more */
 double cs_seq_phi(const cs_seq_t *s);

@@ -493,8 +493,19 @@ START_TEST(test_node_other_nginx_is_not_added)
     ck_assert_int_eq(cs_node_read(&node, &m, T + 2000, d), CS_NODE_OTHER);
     ck_assert_uint_eq(d[CS_STABLE].requests, 0);
 
+    /* a new pod behind the balancer once, then flipping: added at most
+     * once, never again */
+    cs_read(&m, 300, 30, 0, T / 1000 + 1);
+    ck_assert_int_eq(cs_node_read(&node, &m, T + 2500, d),
+                     CS_NODE_RESTARTED);
+    cs_read(&m, 50200, 5020, 20, 1795300000);
+    ck_assert_int_eq(cs_node_read(&node, &m, T + 2600, d), CS_NODE_OTHER);
+    cs_read(&m, 400, 40, 0, T / 1000 + 1);
+    ck_assert_int_eq(cs_node_read(&node, &m, T + 2700, d), CS_NODE_OTHER);
+    ck_assert_uint_eq(d[CS_STABLE].requests, 0);
+
     /* one restarted after the last reading: its counts are all new */
-    cs_read(&m, 10, 1, 0, T / 1000 + 2);
+    cs_read(&m, 10, 1, 0, T / 1000 + 3);
     ck_assert_int_eq(cs_node_read(&node, &m, T + 3000, d),
                      CS_NODE_RESTARTED);
     ck_assert_uint_eq(d[CS_STABLE].requests, 10);
@@ -537,10 +548,10 @@ START_TEST(test_readings_round_trip)
     free(text);
 
     bad = cs_nodes_parse(back, names, 3, "http://10.0.0.3/canary_status "
-                         "1 2 s 1 0 0 - c 1 0 0 -;"
-                         "http://10.0.0.3/canary_status 1 2 s 1 0 0 - "
+                         "1 1 2 s 1 0 0 - c 1 0 0 -;"
+                         "http://10.0.0.3/canary_status 1 1 2 s 1 0 0 - "
                          "c 1 0 0 -;"
-                         "http://10.0.0.2/canary_status 1 2 s 1 0 0;"
+                         "http://10.0.0.2/canary_status 1 1 2 s 1 0 0;"
                          "garbage;;");
     ck_assert_uint_eq(bad, 4);
     ck_assert_int_eq(back[2].seen, 1);

@@ -280,6 +280,7 @@ cs_aa(unsigned every, unsigned runs, double alpha, unsigned burst,
             }
 
             cs_seq_update(&s, x[0], n[0], x[1], n[1]);
+            cs_seq_observe(&s, x[0], n[0]);
 
             total_n[0] += n[0];
             total_n[1] += n[1];
@@ -342,12 +343,15 @@ END_TEST
 START_TEST(test_burst_inflation_is_estimated)
 {
     unsigned  i;
+    uint64_t  x;
     cs_seq_t  s, t, u;
 
     cs_seq_init(&s);
 
     for (i = 0; i < 3600; i++) {
-        cs_seq_update(&s, cs_draw_errors(200, 0.02, 4), 200, 0, 0);
+        x = cs_draw_errors(200, 0.02, 4);
+        cs_seq_update(&s, x, 200, 0, 0);
+        cs_seq_observe(&s, x, 200);
     }
 
     ck_assert_msg(cs_seq_phi(&s) > 3 && cs_seq_phi(&s) < 5, "phi %g",
@@ -357,7 +361,9 @@ START_TEST(test_burst_inflation_is_estimated)
     cs_seq_init(&s);
 
     for (i = 0; i < 3600; i++) {
-        cs_seq_update(&s, cs_draw_errors(200, 0.02, 1), 200, 0, 0);
+        x = cs_draw_errors(200, 0.02, 1);
+        cs_seq_update(&s, x, 200, 0, 0);
+        cs_seq_observe(&s, x, 200);
     }
 
     ck_assert_msg(cs_seq_phi(&s) < 1.2, "phi %g", cs_seq_phi(&s));
@@ -365,6 +371,7 @@ START_TEST(test_burst_inflation_is_estimated)
     /* too little to tell yet: 1 */
     cs_seq_init(&s);
     cs_seq_update(&s, 8, 200, 0, 0);
+    cs_seq_observe(&s, 8, 200);
     ck_assert(cs_seq_phi(&s) == 1);
 
     /* Pearson's statistic by hand: (N / E) sq - E over 999 intervals */
@@ -383,6 +390,43 @@ START_TEST(test_burst_inflation_is_estimated)
 
     for (i = 0; i < CS_SEQ_GRID; i++) {
         ck_assert_double_eq_tol(u.log_lr[i], t.log_lr[i] / 3, 1e-9);
+    }
+}
+END_TEST
+
+
+/*
+ * The end-of-hold look by strata: two nginx, canary as good as stable in
+ * each, one with 4% errors and half its traffic on canary, the other
+ * 0.1% and 5%.  Pooled, the canary is "worse" beyond any doubt; by
+ * strata it is not.  A canary three times worse in each is seen either
+ * way.
+ */
+
+START_TEST(test_stratified_look)
+{
+    int       k;
+    cs_seq_t  s;
+
+    for (k = 0; k < 2; k++) {
+        cs_seq_init(&s);
+
+        /* 30 intervals: A 40 errors of 1000, 20 on canary (x3: 30) */
+        for (int i = 0; i < 30; i++) {
+            cs_seq_update(&s, 20, 500, k ? 30 : 20, 500);
+            cs_seq_update(&s, 1, 9500, k ? 3 : 0, 500);
+        }
+
+        if (k == 0) {
+            ck_assert(cs_conditional_p(630, 15000 + 285000, 600,
+                                       15000 + 15000) < 1e-6);
+            ck_assert_msg(cs_seq_stratified_p(&s) > 0.3, "%g",
+                          cs_seq_stratified_p(&s));
+
+        } else {
+            ck_assert_msg(cs_seq_stratified_p(&s) < 1e-6, "%g",
+                          cs_seq_stratified_p(&s));
+        }
     }
 }
 END_TEST
@@ -462,32 +506,33 @@ START_TEST(test_evidence_refuses_what_it_did_not_write)
     cs_evidence_t   ev;
 
     /* the same empty evidence, broken one way at a time */
-#define CS_E0  "e 0 0 0 0 0 0 0 0 0 0 0 0 0 0"
-#define CS_L0  " l 0 0 0 0 0 0 0 0 0 0 0 0 0 0"
+#define CS_E0  "e 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0"
+#define CS_L0  " l 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0"
 #define CS_V0  " s 0 0 0 - c 0 0 0 -"
 
     static const char  *bad[] = {
         "",
-        "1 0 1 " CS_E0 CS_L0 CS_V0,                 /* another version */
-        "2 0 1 " CS_E0 CS_L0 CS_V0 " extra",
-        "2 0 1 e 0 0 0 0 0 0 0 0 0 0 0 0 0 inf" CS_L0 CS_V0,
-        "2 0 1 " CS_E0 CS_L0 " s 0 0 0 322:1 c 0 0 0 -",
-        "2 0 1 " CS_E0 CS_L0 " s 0 0 0 1:-1 c 0 0 0 -",
-        "2 2 1 " CS_E0 CS_L0 CS_V0,
-        "2 0 7 " CS_E0 CS_L0 CS_V0,
-        "2 0 1 e 0 0 0 0 0 -1 0 0 0 0 0 0 0 0" CS_L0 CS_V0,
+        "2 0 1 " CS_E0 CS_L0 CS_V0,                 /* another version */
+        "3 0 1 " CS_E0 CS_L0 CS_V0 " extra",
+        "3 0 1 e 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 inf" CS_L0 CS_V0,
+        "3 0 1 " CS_E0 CS_L0 " s 0 0 0 322:1 c 0 0 0 -",
+        "3 0 1 " CS_E0 CS_L0 " s 0 0 0 1:-1 c 0 0 0 -",
+        "3 2 1 " CS_E0 CS_L0 CS_V0,
+        "3 0 7 " CS_E0 CS_L0 CS_V0,
+        "3 0 1 e 0 0 0 0 0 -1 0 0 0 0 0 0 0 0 0 0 0" CS_L0 CS_V0,
+        "3 0 1 e 0 0 0 0 0 0 5 0 0 0 0 0 0 0 0 0 0" CS_L0 CS_V0,
         /* a likelihood ratio its counts cannot give (a sure rollback) */
-        "2 0 1 e 0 0 0 0 0 0 1e299 0 0 0 0 0 0 0" CS_L0 CS_V0,
+        "3 0 1 e 0 0 0 0 0 0 0 0 0 1e299 0 0 0 0 0 0 0" CS_L0 CS_V0,
         /* ... or a test made blind for the stage */
-        "2 0 1 e 0 0 10 10 0 0 -1e299 0 0 0 0 0 0 0" CS_L0 CS_V0,
+        "3 0 1 e 0 0 10 10 0 0 0 0 0 -1e299 0 0 0 0 0 0 0" CS_L0 CS_V0,
         /* counts that would wrap, more errors than requests, a bucket
          * twice */
-        "2 0 1 " CS_E0 CS_L0 " s 18446744073709551615 0 0 - c 0 0 0 -",
-        "2 0 1 " CS_E0 CS_L0 " s 5 4 2 - c 0 0 0 -",
-        "2 0 1 " CS_E0 CS_L0 " s 5 0 0 3:1,3:1 c 0 0 0 -",
+        "3 0 1 " CS_E0 CS_L0 " s 18446744073709551615 0 0 - c 0 0 0 -",
+        "3 0 1 " CS_E0 CS_L0 " s 5 4 2 - c 0 0 0 -",
+        "3 0 1 " CS_E0 CS_L0 " s 5 0 0 3:1,3:1 c 0 0 0 -",
         /* ends right after a variant's counts (the fuzzer found it read
          * past the end) */
-        "2 0 1 " CS_E0 CS_L0 " s 0 0 0"
+        "3 0 1 " CS_E0 CS_L0 " s 0 0 0"
     };
 
     for (i = 0; i < sizeof(bad) / sizeof(char *); i++) {
@@ -498,7 +543,7 @@ START_TEST(test_evidence_refuses_what_it_did_not_write)
         ck_assert_uint_eq(ev.v[0].requests, 0);
     }
 
-    ck_assert_int_eq(cs_evidence_parse(&ev, "2 0 1 " CS_E0 CS_L0
+    ck_assert_int_eq(cs_evidence_parse(&ev, "3 0 1 " CS_E0 CS_L0
                                        " s 5 0 0 3:5 c 0 0 0 -", err,
                                        sizeof(err)), 0);
     ck_assert_uint_eq(ev.v[0].counts[3], 5);
@@ -522,6 +567,7 @@ cs_sequential_suite(void)
     tcase_add_test(tc, test_expected_ratio_is_one);
     tcase_add_test(tc, test_aa_false_alarms_whatever_the_interval);
     tcase_add_test(tc, test_burst_inflation_is_estimated);
+    tcase_add_test(tc, test_stratified_look);
     tcase_add_test(tc, test_detectable_ratio);
     tcase_add_test(tc, test_evidence_round_trip);
     tcase_add_test(tc, test_evidence_refuses_what_it_did_not_write);
