@@ -340,7 +340,7 @@ if ($ENV{CANARY_NO_SKIP}) {
     my $plan = \&Test::Builder::plan;
 
     *Test::Builder::skip = sub {
-        my ($tb, $why, @rest) = @_;
+        my ($tb, $why) = @_;
 
         return $skip->(@_) if ($why // '') =~ $OPTIONAL_SKIP;
 
@@ -809,15 +809,16 @@ sub _die_with_log {
 }
 
 
-# [pid, "worker process" or "worker process is shutting down"]
-sub _worker_states {
+# [pid, args] of each child of the master ("nginx: worker process", "...
+# is shutting down", the cache processes)
+sub _children {
     my ($self) = @_;
 
-    local $?;
+    local $?;    # leave the script's exit status alone
 
     my $master = $self->master_pid or return ();
 
-    return map { /^\s*(\d+)\s+nginx: (.*?)\s*$/ ? [$1, $2] : () }
+    return map { /^\s*(\d+)\s+(.*?)\s*$/ ? [$1, $2] : () }
            `ps --ppid $master -o pid=,args= 2>/dev/null`;
 }
 
@@ -825,15 +826,10 @@ sub _worker_states {
 sub worker_pids {
     my ($self, %opts) = @_;
 
-    local $?;    # leave the script's exit status alone
-
-    my $master = $self->master_pid or return ();
-
     my @pids;
 
-    for my $line (`ps --ppid $master -o pid=,args= 2>/dev/null`) {
-        next unless $line =~ /^\s*(\d+)\s+(.*)$/;
-        my ($pid, $args) = ($1, $2);
+    for my $child ($self->_children) {
+        my ($pid, $args) = @$child;
 
         next unless $args =~ /worker process/;
         next if !$opts{all} && $args =~ /shutting down/;
@@ -965,8 +961,8 @@ sub stop {
                 $hung //= sprintf "master %d still running %.0fs after "
                                   . "SIGQUIT (workers: %s)", $master,
                                   time - $t0,
-                                  join(' ', map { "$_->[0] $_->[1]" }
-                                            $self->_worker_states) || '-';
+                                  join(', ', map { "$_->[0] $_->[1]" }
+                                             $self->_children) || '-';
                 kill $signal, $master;
                 $deadline = time + 5;
                 $signal = 'KILL';

@@ -931,7 +931,8 @@ sub check_receipts_file {
     }
 
     ok(!@bad, "$self->{name}: each of the $n lines of the receipts file "
-              . 'is a JSON object') or diag(join '', @bad[0 .. 4]);
+              . 'is a JSON object')
+        or diag(join '', @bad[0 .. ($#bad < 4 ? $#bad : 4)]);
 }
 
 
