@@ -22,6 +22,7 @@
 #include "fuzz_input.h"
 
 #include "analysis.h"
+#include "evidence.h"
 #include "fetch.h"
 #include "plan.h"
 
@@ -52,6 +53,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t         *body;
     cs_metrics_t     m, sum;
     cs_rollout_t     ro;
+    cs_evidence_t    ev;
     cs_judgement_t   j;
     cs_decision_t    d;
 
@@ -106,7 +108,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     sum.asked = 2;
 
-    cs_judge(&fuzz_plan, &sum, &j);
+    /* the stage's first step: these requests are all its evidence; and
+     * the hold is over, so its one fixed-horizon look runs too */
+    sum.delta[CS_STABLE] = sum.v[CS_STABLE];
+    sum.delta[CS_CANARY] = sum.v[CS_CANARY];
+    sum.has_delta = 1;
+
+    memset(&ev, 0, sizeof(ev));
+    cs_evidence_add(&fuzz_plan, &ev, &sum);
+    cs_judge(&fuzz_plan, &ev, &sum, 1, &j);
 
     for (i = 0; i < CS_CHECKS; i++) {
         if (j.checks[i].status == CS_NO_DATA) {
