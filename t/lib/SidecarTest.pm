@@ -422,6 +422,9 @@ sub traffic {
 
         if ($pid == 0) {
             $SIG{TERM} = sub { _exit(0) };
+            # a write to a connection the server closed is an error to
+            # log, not a silent end of this client
+            $SIG{PIPE} = 'IGNORE';
             srand($$ ^ time);
             _client(\@ports, $tenants, $share, $rate, $log);
             _exit(0);
@@ -475,24 +478,26 @@ sub _client {
         my $ok = print $sock "GET / HTTP/1.1\r\nHost: localhost\r\n"
                              . "X-Tenant-Id: $tenant\r\n\r\n";
 
-        my ($status, $body, $why) = $ok ? _response($sock, \$buf)
-                                        : (undef, undef, "write: $!");
+        my ($status, $body, $why, $close) = $ok ? _response($sock, \$buf)
+                                                : (undef, undef, "write: $!");
 
         unless (defined $status) {
             close $sock;
             undef $sock;
 
-            # a keep-alive connection the server closed before this
-            # request (nginx's keepalive_timeout, a reload): the request
-            # was never read, it goes again on a new connection; on a
-            # new connection, or a timeout, the client saw an error
+            # a keep-alive connection the server closed before it read
+            # this request (a reload, keepalive_timeout): no byte of an
+            # answer came, the request goes again on a new connection, as
+            # HTTP clients do.  On a new connection, a timeout, or half
+            # an answer, the client saw an error.
             _no_response($lfh, $tenant, $why)
-                if $fresh || $why !~ /^closed before any byte/;
+                if $fresh || $why =~ /^timeout/ || length $buf;
             next;
         }
 
-        # a new connection now and then spreads the load over the fleet
-        if (@$ports > 1 && rand() < 0.02) {
+        # the server said it closes (keepalive_requests); a new
+        # connection now and then spreads the load over the fleet
+        if ($close || (@$ports > 1 && rand() < 0.02)) {
             close $sock;
             undef $sock;
         }
@@ -515,7 +520,8 @@ sub _client {
 }
 
 
-# (status, body), or (undef, undef, what went wrong)
+# (status, body, undef, "Connection: close" said), or (undef, undef,
+# what went wrong)
 sub _response {
     my ($sock, $buf) = @_;
 
@@ -557,7 +563,7 @@ sub _response {
     my $body = substr($$buf, $end + 4, $len);
     $$buf = substr($$buf, $end + 4 + $len);
 
-    return ($status, $body);
+    return ($status, $body, undef, $head =~ /^Connection:\s*close/mi);
 }
 
 
