@@ -530,7 +530,8 @@ sub sidecar_accepts {
             } elsif ($k eq '--redis') {
                 $v = '127.0.0.1:1';
             } elsif ($k eq '--status') {
-                $v =~ s{//[^/]+}{//127.0.0.1:1};
+                # each nginx its own (the sidecar refuses one twice)
+                $v =~ s{//([^/]+)}{//127.0.0.1:1/$1};
             } elsif ($k eq '--receipts') {
                 $v = '/dev/null';
             }
