@@ -276,8 +276,10 @@ SKIP: {
     my @flags = qw(--headless --no-sandbox --disable-gpu --no-first-run
                    --disable-background-networking --disable-component-update
                    --disable-sync --virtual-time-budget=3000);
-    my $dom = `$chromium @flags --user-data-dir=$profile --dump-dom '$url' \
-               2>/dev/null`;
+    # one line: in backticks "\" and a newline is a newline, and the
+    # redirection (and $?) would be a command of its own
+    my $cmd = "$chromium @flags --user-data-dir=$profile --dump-dom '$url'";
+    my $dom = `$cmd 2>/dev/null`;
     is $?, 0, 'chromium --dump-dom exits 0 (no crash, no signal)';
 
     like $dom, qr/class="split incident"[^>]*data-split="app"/,
