@@ -352,7 +352,7 @@ spew("$img$conf_opt{'conf-path'}", $image_wrapper);
 SKIP: {
     # make test has no tarball: .ci/run runs this file again with one
     skip 'optional: the non-root check runs on the rehearsed build '
-         . '(CANARY_NGINX_TARBALL, as .ci/run sets it)', 1 unless $rehearsal;
+         . '(CANARY_NGINX_TARBALL, by hand)', 1 unless $rehearsal;
     skip 'the non-root check needs root and setpriv', 1
         unless $> == 0 && have('setpriv');
 
