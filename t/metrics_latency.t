@@ -14,7 +14,6 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 
 use JSON::PP;
-use POSIX ();
 use Test::More;
 use CanaryTest;
 
@@ -82,26 +81,8 @@ note(sprintf "canary p50 %.3f p95 %.3f p99 %.3f ms over %d; "
 ok($c->{requests} > 100 && $s->{requests} > 100, 'both sides had traffic');
 
 # The quantile is the midpoint of the bucket that holds rank
-# ceil(q n) of the histogram served beside it (README): checked exactly,
-# whatever the machine's timing.
-sub quantile {
-    my ($counts, $le, $q) = @_;
-
-    my $total = 0;
-    $total += $_ for @$counts;
-
-    my $rank = POSIX::ceil($q * $total) || 1;
-    my $seen = 0;
-
-    for my $i (0 .. $#$counts) {
-        $seen += $counts->[$i];
-        next if $seen < $rank;
-        return undef unless defined $le->[$i];      # +Inf
-        return (($i ? $le->[$i - 1] : 0) + $le->[$i]) / 2;
-    }
-
-    return undef;
-}
+# ceil(q n) of the histogram served beside it (README), checked exactly
+# (CanaryTest::quantile), whatever the machine's timing.
 
 # nginx times requests in whole milliseconds: 50 ms of sleep is at least
 # 50, and the bucket midpoint at least 3.2% under it (48.4 ms).  Above,
@@ -116,7 +97,8 @@ for my $h ([ 'request time', $c->{latency} ],
 
     for my $q ([p50 => 0.5], [p95 => 0.95], [p99 => 0.99]) {
         my ($p, $f) = @$q;
-        my $want = quantile($l->{counts}, $c->{latency}{le_ms}, $f);
+        my $want = CanaryTest::quantile($l->{counts},
+                                        $c->{latency}{le_ms}, $f);
 
         ok(defined $want && abs($l->{"${p}_ms"} - $want) < 0.0015,
            "canary $what $p $l->{\"${p}_ms\"} ms is the midpoint of the "

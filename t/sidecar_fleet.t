@@ -20,9 +20,9 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 
 use JSON::PP;
-use POSIX ();
 use Test::More;
 use Time::HiRes qw(sleep time);
+use CanaryTest;
 use SidecarTest qw(fast_plan);
 
 my $s = SidecarTest->new(name => 'fleet', nginx => 2, stable_fault => 10);
@@ -118,28 +118,11 @@ for my $side (qw(stable canary)) {
         . 'requests sent';
 }
 
-# the module's rule: the midpoint of the bucket of rank ceil(0.99 n)
-sub p99 {
-    my ($counts) = @_;
-
-    my $total = 0;
-    $total += $_ for @$counts;
-
-    my ($rank, $seen) = (POSIX::ceil(0.99 * $total) || 1, 0);
-
-    for my $i (0 .. $#$counts) {
-        $seen += $counts->[$i];
-        return (($i ? $le->[$i - 1] : 0) + $le->[$i]) / 2 if $seen >= $rank;
-    }
-
-    return undef;
-}
-
 my $lat = $done->{sli_checks}{latency_p99_ms} || {};
 
 for ([baseline => 'stable'], [canary => 'canary']) {
     my ($field, $side) = @$_;
-    my $want = p99($sum{$side});
+    my $want = CanaryTest::quantile($sum{$side}, $le, 0.99);
 
     ok defined $want && defined $lat->{$field}
        && abs($lat->{$field} - $want) < 0.0015,

@@ -285,6 +285,19 @@ tenant is on canary when C<bucket < weight * 100>.
 
 =back
 
+=head2 Percentiles
+
+=over
+
+=item CanaryTest::quantile(\@counts, \@le_ms, $q)
+
+The module's rule for C<p50_ms> and the like: the midpoint of the bucket
+that holds rank C<ceil(q n)> of a histogram, from the C<counts> and
+C<le_ms> of the status JSON (milliseconds); undef when that bucket is
++Inf or the histogram is empty.
+
+=back
+
 =cut
 
 use strict;
@@ -1744,6 +1757,30 @@ sub is_canary {
     my ($salt, $key, $weight) = @_;
 
     return bucket($salt, $key) < int($weight * 100 + 0.5) ? 1 : 0;
+}
+
+
+# ---- percentiles ----------------------------------------------------------
+
+sub quantile {
+    my ($counts, $le, $q) = @_;
+
+    my $total = 0;
+    $total += $_ for @$counts;
+
+    return undef unless $total;
+
+    my $rank = POSIX::ceil($q * $total) || 1;
+    my $seen = 0;
+
+    for my $i (0 .. $#$counts) {
+        $seen += $counts->[$i];
+        next if $seen < $rank;
+        return undef unless defined $le->[$i];      # +Inf
+        return (($i ? $le->[$i - 1] : 0) + $le->[$i]) / 2;
+    }
+
+    return undef;
 }
 
 
