@@ -1,23 +1,22 @@
 
 /*
- * The decision of one step.  Canary is always judged against stable
- * over the same window of the same nginx, never against a fixed number
- * alone: a check fails only when the canary is worse by the SLO's
- * margin (effect size) AND a one-sided test says it is worse at the
- * plan's confidence (significance).
+ * The decision of one step.  Canary is always judged against stable,
+ * never against a fixed number alone: a check fails only when the
+ * canary is worse by the SLO's margin over the stage (effect size) AND
+ * a one-sided test says it is worse at the plan's confidence
+ * (significance), over the stage's evidence (evidence.c), with tests
+ * that stay valid however often they are read (sequential.c):
  *
- *   errors        two-proportion z-test on errors / requests
- *   availability  the same test, against availability_min
- *   latency       p99 ratio (and a minimum difference in ms) plus a
- *                 Mann-Whitney U test on the two window histograms
+ *   errors        always-valid test of errors per request, and one
+ *                 exact look at the end of the hold
+ *   availability  the same significance, against availability_min
+ *   latency       p99 ratio (and a minimum difference in ms), and the
+ *                 always-valid test of requests over that bound
  *
- * Fewer than min_requests on either side: no judgement, hold.  Both
- * sides over error_rate_max: an outage, halt.  A violation must last
- * violation_for, unless critical.  The window never reaches back before
- * the stage started (cs_window_seconds): over a window that straddles a
- * weight change, the side whose share grew is weighted towards recent
- * traffic, and any change over time looks like a difference between
- * the two.
+ * Fewer than min_requests over the stage on either side: no judgement,
+ * hold.  What must act at once is judged on the short window: both
+ * sides over error_rate_max (an outage: halt), and the critical path.
+ * A violation must last violation_for, unless critical.
  */
 
 

@@ -814,19 +814,18 @@ cs_act(cs_sidecar_t *sc, cs_decision_t *d, const cs_split_view_t *view,
 
     len = strlen(line);
 
+    if (!cs_action_writes(d->action) && !d->dirty) {
+        return 0;
+    }
+
+    /* where the evidence was taken up to, written with it either way */
+    readings = cs_nodes_format(sc->nodes, sc->opt.status, sc->opt.nstatus);
+    if (readings == NULL) {
+        snprintf(line + len, size - len, " [not written: no memory]");
+        return -1;
+    }
+
     if (!cs_action_writes(d->action)) {
-        if (!d->dirty) {
-            return 0;
-        }
-
-        readings = cs_nodes_format(sc->nodes, sc->opt.status,
-                                   sc->opt.nstatus);
-        if (readings == NULL) {
-            snprintf(line + len, size - len, " [state not saved: no "
-                     "memory]");
-            return -1;
-        }
-
         rc = cs_redis_save(&sc->redis, &sc->plan, &d->next, readings,
                            view->generation, now);
         free(readings);
@@ -862,16 +861,8 @@ cs_act(cs_sidecar_t *sc, cs_decision_t *d, const cs_split_view_t *view,
 
     snprintf(d->next.last_receipt, sizeof(d->next.last_receipt), "%s", id);
 
-    readings = cs_nodes_format(sc->nodes, sc->opt.status, sc->opt.nstatus);
-    if (readings == NULL) {
-        snprintf(line + len, size - len, " [not written: no memory]");
-        rc = -1;
-        goto done;
-    }
-
     rc = cs_redis_write(&sc->redis, &sc->plan, d, view->generation,
                         receipts, n, readings, now);
-    free(readings);
 
     if (rc == CS_REDIS_CONFLICT) {
         snprintf(line + len, size - len, " [not written: %s; deciding "
@@ -908,6 +899,8 @@ cs_act(cs_sidecar_t *sc, cs_decision_t *d, const cs_split_view_t *view,
     rc = 0;
 
 done:
+
+    free(readings);
 
     for (i = 0; i < n; i++) {
         free(receipts[i]);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "sequential.h"
+#include "stats.h"
 
 
 #define CS_BETA_ITER_MAX    100000
@@ -115,8 +116,7 @@ cs_seq_stratified_p(const cs_seq_t *s)
 
     sd = sqrt(s->strat[2] * cs_seq_phi(s));
 
-    /* P(Z >= z) = erfc(z / sqrt 2) / 2 */
-    return 0.5 * erfc((s->strat[0] - s->strat[1] - 0.5) / sd / M_SQRT2);
+    return cs_normal_sf((s->strat[0] - s->strat[1] - 0.5) / sd);
 }
 
 

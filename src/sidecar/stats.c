@@ -1,7 +1,9 @@
 
 /*
  * Pure statistics: histogram bounds and quantiles as the module has
- * them, the normal tail, a two-proportion z-test, Mann-Whitney U.
+ * them, the normal tail, one- and two-proportion z-tests (the latter
+ * kept as the fixed-horizon test the sequential tests are measured
+ * against).
  */
 
 
@@ -169,59 +171,3 @@ cs_ztest_above(uint64_t x, uint64_t n, double rate, cs_ztest_t *out)
     out->p_value = cs_normal_sf(out->z);
 }
 
-
-void
-cs_mwu_greater(const uint64_t *a, const uint64_t *b, size_t nbuckets,
-    cs_mwu_t *out)
-{
-    size_t  i;
-    double  n1, n2, n, below, u, ties, t, var;
-
-    out->u = 0;
-    out->mean = 0;
-    out->sd = 0;
-    out->z = 0;
-    out->p_value = 1;
-    out->effect = 0.5;
-
-    n1 = 0;
-    n2 = 0;
-
-    for (i = 0; i < nbuckets; i++) {
-        n1 += (double) a[i];
-        n2 += (double) b[i];
-    }
-
-    if (n1 == 0 || n2 == 0) {
-        return;
-    }
-
-    /* each a beats every b in a lower bucket and ties half of its own */
-    below = 0;
-    u = 0;
-    ties = 0;
-
-    for (i = 0; i < nbuckets; i++) {
-        u += (double) a[i] * (below + (double) b[i] / 2);
-        below += (double) b[i];
-
-        t = (double) a[i] + (double) b[i];
-        ties += t * t * t - t;
-    }
-
-    n = n1 + n2;
-
-    out->u = u;
-    out->mean = n1 * n2 / 2;
-    out->effect = u / (n1 * n2);
-
-    var = n1 * n2 / 12 * ((n + 1) - ties / (n * (n - 1)));
-
-    if (!(var > 0)) {
-        return;
-    }
-
-    out->sd = sqrt(var);
-    out->z = (u - out->mean - 0.5) / out->sd;
-    out->p_value = cs_normal_sf(out->z);
-}

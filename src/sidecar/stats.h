@@ -1,8 +1,8 @@
 
 /*
  * Pure statistics for canary-sidecar: the module's latency histogram
- * layout, quantiles, a two-proportion z-test and a Mann-Whitney U test
- * on two histograms.  No I/O; unit tests link this file alone.
+ * layout, quantiles, the normal tail, one- and two-proportion z-tests.
+ * No I/O; unit tests link this file alone.
  */
 
 
@@ -34,14 +34,6 @@ typedef struct {
 } cs_ztest_t;
 
 
-typedef struct {
-    double      u;              /* U of the first sample */
-    double      mean;
-    double      sd;             /* tie-corrected */
-    double      z;
-    double      p_value;        /* one-sided: the first is larger */
-    double      effect;         /* U / (n1 n2): P(X > Y) + P(X = Y) / 2 */
-} cs_mwu_t;
 
 
 /* bounds of bucket i in microseconds; the upper one of the last is
@@ -79,16 +71,6 @@ void cs_ztest_greater(uint64_t x1, uint64_t n1, uint64_t x2, uint64_t n2,
  * empty sample, none (p = 1).
  */
 void cs_ztest_above(uint64_t x, uint64_t n, double rate, cs_ztest_t *out);
-
-/*
- * Mann-Whitney U on two histograms with the same buckets, one-sided:
- * are values of a stochastically larger than those of b?  Values in the
- * same bucket are ties (mid-ranks); normal approximation with the tie
- * correction of the variance and a continuity correction of 0.5.  An
- * empty sample, or every value in one bucket, gives z = 0 and p = 1.
- */
-void cs_mwu_greater(const uint64_t *a, const uint64_t *b, size_t nbuckets,
-    cs_mwu_t *out);
 
 
 #endif /* _CS_STATS_H_INCLUDED_ */

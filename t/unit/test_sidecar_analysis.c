@@ -3,7 +3,7 @@
  * canary-sidecar decisions on synthetic windows: promotion after the
  * hold, violations held for violation_for then rolled back, critical
  * breaches at once, trickles never judged, outages halted, latency by
- * p99 and Mann-Whitney, manual gates, and what operators' writes do.
+ * p99 and slow requests, manual gates, and what operators' writes do.
  */
 
 
