@@ -74,8 +74,10 @@ sub receipts_of {
     my $c = $rb->{sli_checks}{error_rate_percent};
     is $c->{status}, 'FAIL', 'errors FAIL';
     cmp_ok $c->{events}{canary}, '>', 0, 'canary errors counted';
-    cmp_ok $rb->{requests}{canary}, '>', 500,
-        'judged on the stage: more canary requests than one window has';
+    # (a 30s window at 40 canary req/s holds more than a quick catch has:
+    # what the receipt states is the stage's count, at min_requests)
+    cmp_ok $rb->{requests}{canary}, '>=', 50,
+        'judged on the stage once it had min_requests canary requests';
     ok((defined $c->{look_p_value} && $c->{look_p_value} < 0.01)
        || $c->{p_value} < $c->{alpha},
        'significant by the always-valid test or the end-of-hold look');
