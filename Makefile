@@ -27,14 +27,16 @@ SIDECAR    = $(BUILD)/canary-sidecar
 SIDECAR_SRCS = $(wildcard src/sidecar/*.c)
 SIDECAR_LIB  = $(filter-out src/sidecar/main.c,$(SIDECAR_SRCS))
 SIDECAR_LIBS = -lhiredis -lcurl -ljansson -lm
-# pure module code the sidecar shares (the weight syntax)
-SIDECAR_SHARED = src/ngx_http_canary_parse.c
+# the pure core the module shares with the sidecar: the weight syntax
+# and the histogram's buckets
+SIDECAR_SHARED = src/core/ngx_http_canary_parse.c \
+                 src/core/ngx_http_canary_histogram.c
 
-# files that need the nginx runtime; every other src/*.c is pure C that
-# unit tests and fuzzers link alone
-NGX_SRCS   = $(addprefix src/ngx_http_canary_,module.c zone.c route.c balancer.c \
-             metrics.c status.c redis.c sync.c guard.c)
-PURE_SRCS  = $(filter-out $(NGX_SRCS),$(wildcard src/ngx_http_canary_*.c))
+# src/*.c need the nginx runtime; src/core/*.c is pure C that the
+# module, the sidecar, unit tests and fuzzers share
+PURE_SRCS  = $(wildcard src/core/*.c)
+PURE_HDRS  = $(wildcard src/core/*.h)
+CORE_INC   = -Isrc/core
 UNIT_TESTS = $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(wildcard t/unit/*.c))
 SIDECAR_UNIT = $(filter $(BUILD)/unit/test_sidecar_%,$(UNIT_TESTS))
 
@@ -51,7 +53,7 @@ FUZZ_SRCS    = $(wildcard fuzz/fuzz_*.c)
 FUZZ_TARGETS = $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 FUZZ_SECONDS ?= 20
 FUZZ_CFLAGS  = -g -O1 -fsanitize=fuzzer,address,undefined \
-               -fno-sanitize-recover=undefined -Isrc -Isrc/sidecar
+               -fno-sanitize-recover=undefined -Isrc/core -Isrc/sidecar
 
 # the sanitizer build of the module, loaded into Debian's nginx
 ASAN_BUILD   = build-asan
@@ -68,9 +70,10 @@ module: $(MODULE)
 
 sidecar: $(if $(SIDECAR_SRCS),$(SIDECAR))
 
-$(SIDECAR): $(SIDECAR_SRCS) $(SIDECAR_SHARED) $(wildcard src/sidecar/*.h)
+$(SIDECAR): $(SIDECAR_SRCS) $(SIDECAR_SHARED) $(wildcard src/sidecar/*.h) \
+    $(PURE_HDRS)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS_STD) -Isrc/sidecar -Isrc -o $@.tmp $(SIDECAR_SRCS) \
+	$(CC) $(CFLAGS_STD) -Isrc/sidecar $(CORE_INC) -o $@.tmp $(SIDECAR_SRCS) \
 	    $(SIDECAR_SHARED) $(SIDECAR_LIBS) && mv -f $@.tmp $@
 
 deps:
@@ -93,16 +96,14 @@ $(MODULE): $(NGX_BUILD)/objs/Makefile FORCE
 
 $(SIDECAR_UNIT): $(BUILD)/unit/test_sidecar_%: t/unit/test_sidecar_%.c \
     $(SIDECAR_LIB) $(SIDECAR_SHARED) $(wildcard src/sidecar/*.h) \
-    src/ngx_http_canary_histogram.c src/ngx_http_canary_histogram.h \
-    src/ngx_http_canary_out.c src/ngx_http_canary_render_json.c \
-    src/ngx_http_canary_report.h
+    $(PURE_SRCS) $(PURE_HDRS)
 	@mkdir -p $(BUILD)/unit
-	$(CC) $(CFLAGS_STD) $(CHECK_CFLAGS) -Isrc/sidecar -Isrc -o $@ $< \
-	    $(SIDECAR_LIB) $(SIDECAR_SHARED) $(CHECK_LIBS) $(SIDECAR_LIBS)
+	$(CC) $(CFLAGS_STD) $(CHECK_CFLAGS) -Isrc/sidecar $(CORE_INC) -o $@ $< \
+	    $(SIDECAR_LIB) $(PURE_SRCS) $(CHECK_LIBS) $(SIDECAR_LIBS)
 
-$(BUILD)/unit/%: t/unit/%.c $(PURE_SRCS) src/*.h
+$(BUILD)/unit/%: t/unit/%.c $(PURE_SRCS) $(PURE_HDRS)
 	@mkdir -p $(BUILD)/unit
-	$(CC) $(CFLAGS_STD) $(CHECK_CFLAGS) -Isrc -o $@ $< $(PURE_SRCS) \
+	$(CC) $(CFLAGS_STD) $(CHECK_CFLAGS) $(CORE_INC) -o $@ $< $(PURE_SRCS) \
 	    $(CHECK_LIBS) -lm
 
 unit: $(UNIT_TESTS)
@@ -116,7 +117,7 @@ test: deps
 	$(MAKE) unit
 	$(NO_SKIP) prove -r t/
 
-$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c $(PURE_SRCS) $(SIDECAR_LIB) src/*.h \
+$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c $(PURE_SRCS) $(SIDECAR_LIB) $(PURE_HDRS) \
     src/sidecar/*.h fuzz/*.h
 	@mkdir -p $(BUILD)/fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $< $(PURE_SRCS) $(SIDECAR_LIB) \
@@ -167,14 +168,14 @@ bench: all
 # landed before the stage-evidence judge (from git history), side by side
 JUDGE_LANDED = a028be6
 JUDGE_SRCS   = $(addprefix src/sidecar/,analysis.c evidence.c fetch.c \
-               plan.c sequential.c stats.c) src/ngx_http_canary_parse.c
+               plan.c sequential.c stats.c) $(SIDECAR_SHARED)
 JUDGE_OLD    = $(addprefix $(BUILD)/judge/landed/,analysis.c plan.c \
                stats.c fetch.c)
 
 $(BUILD)/judge/sim-stage: bench/judge/judge_sim.c $(JUDGE_SRCS) \
     $(wildcard src/sidecar/*.h)
 	@mkdir -p $(BUILD)/judge
-	$(CC) $(CFLAGS_STD) -Isrc/sidecar -Isrc -o $@ $< $(JUDGE_SRCS) \
+	$(CC) $(CFLAGS_STD) -Isrc/sidecar $(CORE_INC) -o $@ $< $(JUDGE_SRCS) \
 	    $(SIDECAR_LIBS)
 
 $(BUILD)/judge/sim-landed: bench/judge/judge_sim.c
@@ -185,8 +186,8 @@ $(BUILD)/judge/sim-landed: bench/judge/judge_sim.c
 	            > $(BUILD)/judge/landed/$$f.$$x || exit 1; \
 	    done; \
 	done
-	$(CC) $(CFLAGS_STD) -DJUDGE_LANDED -I$(BUILD)/judge/landed -Isrc \
-	    -o $@ $< $(JUDGE_OLD) src/ngx_http_canary_parse.c $(SIDECAR_LIBS)
+	$(CC) $(CFLAGS_STD) -DJUDGE_LANDED -I$(BUILD)/judge/landed $(CORE_INC) \
+	    -o $@ $< $(JUDGE_OLD) $(SIDECAR_SHARED) $(SIDECAR_LIBS)
 
 judge-bench: $(BUILD)/judge/sim-stage $(BUILD)/judge/sim-landed
 	BUILD=$(BUILD) bench/judge/run

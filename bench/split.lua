@@ -28,7 +28,7 @@ local dict
 local keys = {}
 
 -- the module's histogram: [0, 64us), then 16 linear buckets per octave
--- up to 2^26us, then the rest (src/ngx_http_canary_histogram.h)
+-- up to 2^26us, then the rest (src/core/ngx_http_canary_histogram.h)
 local function hist_index(us)
     if us < 64 then
         return 0

@@ -338,8 +338,6 @@ void ngx_http_canary_sync_connected(ngx_http_canary_sync_t *sync,
     ngx_uint_t connected);
 void ngx_http_canary_sync_answered(ngx_http_canary_sync_t *sync);
 void ngx_http_canary_sync_retire(ngx_http_canary_sync_t *sync);
-ngx_int_t ngx_http_canary_pin_lookup(ngx_http_canary_shm_split_t *shs,
-    ngx_str_t *key);
 
 /* ngx_http_canary_status.c */
 char *ngx_http_canary_status(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -32,6 +32,8 @@ static ngx_int_t ngx_http_canary_key_header(
 static void ngx_http_canary_scan_headers(ngx_http_request_t *r,
     ngx_http_canary_split_t *split, ngx_str_t *name,
     ngx_http_canary_scan_t *scan);
+static ngx_int_t ngx_http_canary_pin_lookup(
+    ngx_http_canary_shm_split_t *shs, ngx_str_t *key);
 static ngx_uint_t ngx_http_canary_weight(ngx_http_request_t *r,
     ngx_http_canary_split_t *split, ngx_http_canary_ctx_t *ctx);
 static ngx_int_t ngx_http_canary_variable(ngx_http_request_t *r,
@@ -600,6 +602,42 @@ ngx_http_canary_scan_headers(ngx_http_request_t *r,
             }
         }
     }
+}
+
+
+/*
+ * The pinned side of a tenant, read without a lock: the lookup is
+ * bounds-checked within the table, and retried if the table changed.
+ */
+
+static ngx_int_t
+ngx_http_canary_pin_lookup(ngx_http_canary_shm_split_t *shs, ngx_str_t *key)
+{
+    int                      v;
+    ngx_uint_t               tries;
+    ngx_atomic_uint_t        seq;
+    ngx_http_canary_pins_t  *pins;
+
+    for (tries = 0; tries < 4; tries++) {
+        seq = shs->pins_seq;
+        ngx_memory_barrier();
+
+        pins = shs->pins;
+
+        if (pins == NULL) {
+            return NGX_DECLINED;
+        }
+
+        v = ngx_http_canary_pins_lookup(pins, key->data, key->len);
+
+        ngx_memory_barrier();
+
+        if (!(seq & 1) && shs->pins_seq == seq) {
+            return v < 0 ? NGX_DECLINED : v;
+        }
+    }
+
+    return NGX_DECLINED;
 }
 
 

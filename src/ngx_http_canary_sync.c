@@ -844,42 +844,6 @@ ngx_http_canary_sync_retire(ngx_http_canary_sync_t *sync)
 
 
 /*
- * The pinned side of a tenant, read without a lock: the lookup is
- * bounds-checked within the table, and retried if the table changed.
- */
-
-ngx_int_t
-ngx_http_canary_pin_lookup(ngx_http_canary_shm_split_t *shs, ngx_str_t *key)
-{
-    int                      v;
-    ngx_uint_t               tries;
-    ngx_atomic_uint_t        seq;
-    ngx_http_canary_pins_t  *pins;
-
-    for (tries = 0; tries < 4; tries++) {
-        seq = shs->pins_seq;
-        ngx_memory_barrier();
-
-        pins = shs->pins;
-
-        if (pins == NULL) {
-            return NGX_DECLINED;
-        }
-
-        v = ngx_http_canary_pins_lookup(pins, key->data, key->len);
-
-        ngx_memory_barrier();
-
-        if (!(seq & 1) && shs->pins_seq == seq) {
-            return v < 0 ? NGX_DECLINED : v;
-        }
-    }
-
-    return NGX_DECLINED;
-}
-
-
-/*
  * One line per distinct error, not per retry, and a bounded number per
  * outage; the status page shows the last one.
  */

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "analysis.h"
+#include "ngx_http_canary_histogram.h"
 
 
 #define SIM_MS_MAX          20000           /* latencies simulated */
@@ -613,7 +614,7 @@ sim_bucket(uint64_t us)
     size_t  b;
 
     for (b = 0; b < CS_HIST_BUCKETS - 1; b++) {
-        if (us < cs_hist_upper(b)) {
+        if (us < ngx_http_canary_hist_upper(b)) {
             return b;
         }
     }

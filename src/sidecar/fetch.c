@@ -454,10 +454,10 @@ cs_fetch_variant(json_t *variants, const char *name, cs_window_t *w,
     for (i = 0; i < CS_HIST_BUCKETS - 1; i++) {
         le = json_number_value(json_array_get(bounds, i));
 
-        if (fabs(le * 1000 - (double) cs_hist_upper(i)) > 0.5) {
+        if (fabs(le * 1000 - (double) ngx_http_canary_hist_upper(i)) > 0.5) {
             snprintf(err, errlen, "variants.%s.latency.le_ms[%zu] is %g, "
                      "not %g: another histogram layout", name, i, le,
-                     (double) cs_hist_upper(i) / 1000);
+                     (double) ngx_http_canary_hist_upper(i) / 1000);
             return -1;
         }
     }

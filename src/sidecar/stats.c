@@ -1,8 +1,7 @@
 
 /*
- * Pure statistics: histogram bounds and quantiles as the module has
- * them, the normal tail, one- and two-proportion z-tests (the latter
- * kept as the fixed-horizon test the sequential tests are measured
+ * Pure statistics: histogram quantiles as the module has them, the
+ * normal tail, one- and two-proportion z-tests (the latter kept as the fixed-horizon test the sequential tests are measured
  * against).
  */
 
@@ -10,38 +9,6 @@
 #include <math.h>
 
 #include "stats.h"
-
-
-uint64_t
-cs_hist_lower(size_t i)
-{
-    size_t  octave, sub;
-
-    if (i == 0) {
-        return 0;
-    }
-
-    if (i >= CS_HIST_BUCKETS - 1) {
-        return (uint64_t) 1 << CS_HIST_MAX_SHIFT;
-    }
-
-    octave = (i - 1) / CS_HIST_SUB;
-    sub = (i - 1) % CS_HIST_SUB;
-
-    return (uint64_t) (CS_HIST_SUB + sub)
-           << (octave + CS_HIST_MIN_SHIFT - CS_HIST_SUB_BITS);
-}
-
-
-uint64_t
-cs_hist_upper(size_t i)
-{
-    if (i >= CS_HIST_BUCKETS - 1) {
-        return UINT64_MAX;
-    }
-
-    return cs_hist_lower(i + 1);
-}
 
 
 uint64_t
@@ -69,7 +36,7 @@ cs_hist_above(const uint64_t *counts, uint64_t bound_us)
     n = 0;
 
     for (i = CS_HIST_BUCKETS; i-- > 0; ) {
-        if (cs_hist_lower(i) < bound_us) {
+        if (ngx_http_canary_hist_lower(i) < bound_us) {
             break;
         }
 
@@ -104,12 +71,12 @@ cs_hist_quantile_ms(const uint64_t *counts, double q)
         seen += counts[i];
 
         if (seen >= rank) {
-            return ((double) cs_hist_lower(i) + (double) cs_hist_upper(i))
+            return ((double) ngx_http_canary_hist_lower(i) + (double) ngx_http_canary_hist_upper(i))
                    / 2 / 1000;
         }
     }
 
-    return (double) cs_hist_lower(i) / 1000;
+    return (double) ngx_http_canary_hist_lower(i) / 1000;
 }
 
 

@@ -1,7 +1,7 @@
 
 /*
- * Pure statistics for canary-sidecar: the module's latency histogram
- * layout, quantiles, the normal tail, one- and two-proportion z-tests.
+ * Pure statistics for canary-sidecar: quantiles of the module's latency
+ * histogram (src/core/ngx_http_canary_histogram.c, linked in), the normal tail, one- and two-proportion z-tests.
  * No I/O; unit tests link this file alone.
  */
 
@@ -13,19 +13,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ngx_http_canary_histogram.h"
 
-/*
- * The module's histogram (src/ngx_http_canary_histogram.h): bucket 0 is
- * [0, 64us); every power of two from 64us to 2^26us is cut into 16
- * linear sub-buckets; the last bucket has no upper bound.  Histograms of
- * a fleet add up bucket by bucket.
- */
-#define CS_HIST_SUB_BITS    4
-#define CS_HIST_SUB         (1 << CS_HIST_SUB_BITS)
-#define CS_HIST_MIN_SHIFT   6
-#define CS_HIST_MAX_SHIFT   26
-#define CS_HIST_BUCKETS                                                       \
-    ((CS_HIST_MAX_SHIFT - CS_HIST_MIN_SHIFT) * CS_HIST_SUB + 2)
+
+/* the module's histogram, bucket by bucket: histograms of a fleet add up */
+#define CS_HIST_BUCKETS     NGX_HTTP_CANARY_HIST_BUCKETS
 
 
 typedef struct {
@@ -33,13 +25,6 @@ typedef struct {
     double      p_value;        /* one-sided: the first is worse */
 } cs_ztest_t;
 
-
-
-
-/* bounds of bucket i in microseconds; the upper one of the last is
- * UINT64_MAX */
-uint64_t cs_hist_lower(size_t i);
-uint64_t cs_hist_upper(size_t i);
 
 uint64_t cs_hist_total(const uint64_t *counts);
 

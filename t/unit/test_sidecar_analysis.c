@@ -51,7 +51,7 @@ cs_window(cs_window_t *w, uint64_t n, uint64_t errors, double latency_ms)
 
     us = (uint64_t) (latency_ms * 1000);
 
-    for (b = 0; b < CS_HIST_BUCKETS - 1 && cs_hist_upper(b) <= us; b++) {
+    for (b = 0; b < CS_HIST_BUCKETS - 1 && ngx_http_canary_hist_upper(b) <= us; b++) {
         /* void */
     }
 

@@ -14,9 +14,8 @@
 #include "fetch.h"
 #include "nodes.h"
 
-#include "../../src/ngx_http_canary_histogram.c"
-#include "../../src/ngx_http_canary_out.c"
-#include "../../src/ngx_http_canary_render_json.c"
+#include "ngx_http_canary_parse.h"
+#include "ngx_http_canary_report.h"
 
 
 /* Redis' clock at the readings: after every "created" below */
