@@ -22,8 +22,6 @@
 
 static ngx_int_t ngx_http_canary_balancer_init_upstream(ngx_conf_t *cf,
     ngx_http_upstream_srv_conf_t *us);
-static ngx_http_upstream_srv_conf_t *ngx_http_canary_balancer_group(
-    ngx_conf_t *cf, ngx_http_canary_split_t *split, ngx_uint_t variant);
 static ngx_int_t ngx_http_canary_balancer_init_peer(ngx_http_request_t *r,
     ngx_http_upstream_srv_conf_t *us);
 
@@ -102,7 +100,8 @@ ngx_http_canary_balancer_init_upstream(ngx_conf_t *cf,
     }
 
     for (v = 0; v < NGX_HTTP_CANARY_VARIANTS; v++) {
-        b->group[v] = ngx_http_canary_balancer_group(cf, b->split, v);
+        b->group[v] = ngx_http_canary_find_upstream(cf,
+                                                    &b->split->upstream[v]);
 
         if (b->group[v] == NULL) {
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
@@ -125,33 +124,6 @@ ngx_http_canary_balancer_init_upstream(ngx_conf_t *cf,
     us->peer.init = ngx_http_canary_balancer_init_peer;
 
     return NGX_OK;
-}
-
-
-static ngx_http_upstream_srv_conf_t *
-ngx_http_canary_balancer_group(ngx_conf_t *cf, ngx_http_canary_split_t *split,
-    ngx_uint_t variant)
-{
-    ngx_str_t                      *name;
-    ngx_uint_t                      i;
-    ngx_http_upstream_srv_conf_t  **uscfp;
-    ngx_http_upstream_main_conf_t  *umcf;
-
-    name = &split->upstream[variant];
-    umcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_upstream_module);
-    uscfp = umcf->upstreams.elts;
-
-    for (i = 0; i < umcf->upstreams.nelts; i++) {
-        if ((uscfp[i]->flags & NGX_HTTP_UPSTREAM_CREATE)
-            && uscfp[i]->host.len == name->len
-            && ngx_strncasecmp(uscfp[i]->host.data, name->data, name->len)
-               == 0)
-        {
-            return uscfp[i];
-        }
-    }
-
-    return NULL;
 }
 
 

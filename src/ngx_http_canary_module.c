@@ -862,11 +862,8 @@ static ngx_int_t
 ngx_http_canary_check_upstream(ngx_conf_t *cf, ngx_http_canary_split_t *split,
     ngx_uint_t variant)
 {
-    ngx_url_t                       u;
-    ngx_str_t                      *name;
-    ngx_uint_t                      i;
-    ngx_http_upstream_srv_conf_t  **uscfp;
-    ngx_http_upstream_main_conf_t  *umcf;
+    ngx_url_t   u;
+    ngx_str_t  *name;
 
     name = &split->upstream[variant];
 
@@ -891,18 +888,8 @@ ngx_http_canary_check_upstream(ngx_conf_t *cf, ngx_http_canary_split_t *split,
         return NGX_ERROR;
     }
 
-    umcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_upstream_module);
-
-    uscfp = umcf->upstreams.elts;
-
-    for (i = 0; i < umcf->upstreams.nelts; i++) {
-        if ((uscfp[i]->flags & NGX_HTTP_UPSTREAM_CREATE)
-            && uscfp[i]->host.len == name->len
-            && ngx_strncasecmp(uscfp[i]->host.data, name->data, name->len)
-               == 0)
-        {
-            return NGX_OK;
-        }
+    if (ngx_http_canary_find_upstream(cf, name) != NULL) {
+        return NGX_OK;
     }
 
     ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
@@ -913,6 +900,36 @@ ngx_http_canary_check_upstream(ngx_conf_t *cf, ngx_http_canary_split_t *split,
                   name);
 
     return NGX_ERROR;
+}
+
+
+/*
+ * The upstream{} block of that name (case-insensitive, as nginx matches
+ * proxy_pass names), not one that a proxy_pass made implicitly; NULL if
+ * there is none.
+ */
+
+ngx_http_upstream_srv_conf_t *
+ngx_http_canary_find_upstream(ngx_conf_t *cf, ngx_str_t *name)
+{
+    ngx_uint_t                      i;
+    ngx_http_upstream_srv_conf_t  **uscfp;
+    ngx_http_upstream_main_conf_t  *umcf;
+
+    umcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_upstream_module);
+    uscfp = umcf->upstreams.elts;
+
+    for (i = 0; i < umcf->upstreams.nelts; i++) {
+        if ((uscfp[i]->flags & NGX_HTTP_UPSTREAM_CREATE)
+            && uscfp[i]->host.len == name->len
+            && ngx_strncasecmp(uscfp[i]->host.data, name->data, name->len)
+               == 0)
+        {
+            return uscfp[i];
+        }
+    }
+
+    return NULL;
 }
 
 

@@ -295,6 +295,8 @@ ngx_http_canary_split_t *ngx_http_canary_find_split(
     ngx_http_canary_main_conf_t *cmcf, ngx_str_t *name);
 ngx_http_canary_split_t *ngx_http_canary_use_split(ngx_conf_t *cf,
     ngx_str_t *name);
+ngx_http_upstream_srv_conf_t *ngx_http_canary_find_upstream(ngx_conf_t *cf,
+    ngx_str_t *name);
 
 /* ngx_http_canary_zone.c */
 ngx_int_t ngx_http_canary_init_zone(ngx_shm_zone_t *shm_zone, void *data);
