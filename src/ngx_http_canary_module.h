@@ -95,7 +95,8 @@ typedef struct {
 /*
  * The low 32 bits of the cumulative counters at one second.  A window is
  * "now minus the snapshot N seconds ago", exact in modular arithmetic as
- * long as fewer than 2^32 requests pass in one window.
+ * long as fewer than 2^32 requests pass in one window; the same structure
+ * holds it (ngx_http_canary_window()).
  */
 typedef struct {
     uint32_t                     requests;
@@ -309,6 +310,9 @@ void ngx_http_canary_snapshot(ngx_http_canary_main_conf_t *cmcf);
 ngx_http_canary_shm_snap_t *ngx_http_canary_window_base(
     ngx_http_canary_shm_split_t *shs, time_t now, ngx_uint_t seconds,
     time_t not_before, ngx_http_canary_shm_snap_t *copy);
+void ngx_http_canary_window(ngx_http_canary_shm_split_t *shs,
+    ngx_uint_t variant, ngx_http_canary_shm_snap_t *base,
+    ngx_http_canary_shm_snap_variant_t *w);
 ngx_int_t ngx_http_canary_report(ngx_http_request_t *r,
     ngx_http_canary_main_conf_t *cmcf, ngx_str_t *split, ngx_uint_t window,
     ngx_http_canary_report_t *rep);
