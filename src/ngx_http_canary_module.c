@@ -161,7 +161,10 @@ ngx_http_canary_create_main_conf(ngx_conf_t *cf)
 
     if (ngx_array_init(&cmcf->splits, cf->pool, 4,
                        sizeof(ngx_http_canary_split_t *))
-        != NGX_OK)
+        != NGX_OK
+        || ngx_array_init(&cmcf->balancers, cf->pool, 2,
+                          sizeof(ngx_http_upstream_srv_conf_t *))
+           != NGX_OK)
     {
         return NULL;
     }

@@ -261,6 +261,8 @@ typedef struct {
     ngx_uint_t                   committed;     /* its sh->generation */
 
     ngx_array_t                  splits;        /* ngx_http_canary_split_t * */
+    /* the upstreams with canary_balancer, ngx_http_upstream_srv_conf_t * */
+    ngx_array_t                  balancers;
 
     ngx_http_canary_redis_conf_t *redis;
 
