@@ -58,6 +58,15 @@ ngx_http_canary_log_handler(ngx_http_request_t *r)
     ngx_http_canary_ctx_t        *ctx;
     ngx_http_canary_shm_stats_t  *st;
 
+    /*
+     * a client request is counted once, with what the client got: its
+     * subrequests (auth_request, SSI, mirror) reach here too under
+     * "log_subrequest on", and share its decision
+     */
+    if (r != r->main) {
+        return NGX_OK;
+    }
+
     ctx = ngx_http_canary_get_ctx(r);
     if (ctx == NULL) {
         return NGX_OK;
