@@ -33,6 +33,10 @@ static char *ngx_http_canary_split_line(ngx_conf_t *cf, ngx_command_t *dummy,
     void *conf);
 static char *ngx_http_canary_split_override(ngx_conf_t *cf,
     ngx_http_canary_split_t *split);
+static char *ngx_http_canary_split_cookie(ngx_conf_t *cf,
+    ngx_http_canary_split_t *split);
+static char *ngx_http_canary_split_from(ngx_conf_t *cf,
+    ngx_http_canary_split_t *split, ngx_uint_t first, ngx_array_t **from);
 static char *ngx_http_canary_split_cohort_weight(ngx_conf_t *cf,
     ngx_http_canary_split_t *split);
 static char *ngx_http_canary(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
@@ -399,6 +403,10 @@ ngx_http_canary_split_line(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
         return ngx_http_canary_split_override(cf, split);
     }
 
+    if (ngx_http_canary_is("cookie")) {
+        return ngx_http_canary_split_cookie(cf, split);
+    }
+
     if (ngx_http_canary_is("cohort_weight")) {
         return ngx_http_canary_split_cohort_weight(cf, split);
     }
@@ -430,8 +438,7 @@ ngx_http_canary_split_line(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
     }
 
     if ((ngx_http_canary_is("weight") && split->has_weight)
-        || (ngx_http_canary_is("salt") && split->salt.data)
-        || (ngx_http_canary_is("cookie") && split->cookie.len))
+        || (ngx_http_canary_is("salt") && split->salt.data))
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"%V\" is duplicate in canary_split \"%V\"",
@@ -458,18 +465,6 @@ ngx_http_canary_split_line(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
 
     if (ngx_http_canary_is("salt")) {
         split->salt = value[1];
-        return NGX_CONF_OK;
-    }
-
-    if (ngx_http_canary_is("cookie")) {
-        if (value[1].len == 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "empty \"cookie\" name in canary_split "
-                               "\"%V\"", &split->name);
-            return NGX_CONF_ERROR;
-        }
-
-        split->cookie = value[1];
         return NGX_CONF_OK;
     }
 
@@ -519,10 +514,8 @@ ngx_http_canary_split_line(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
 static char *
 ngx_http_canary_split_override(ngx_conf_t *cf, ngx_http_canary_split_t *split)
 {
-    ngx_int_t                    rc, variant;
-    ngx_str_t                   *value, addr;
-    ngx_uint_t                   i;
-    ngx_cidr_t                  *cidr;
+    ngx_int_t                    variant;
+    ngx_str_t                   *value;
     ngx_http_canary_override_t  *ov;
 
     value = cf->args->elts;
@@ -570,24 +563,81 @@ ngx_http_canary_split_override(ngx_conf_t *cf, ngx_http_canary_split_t *split)
     ov->variant = variant;
     ov->from = NULL;
 
-    for (i = 4; i < cf->args->nelts; i++) {
+    return ngx_http_canary_split_from(cf, split, 4, &ov->from);
+}
+
+
+/* cookie NAME [from=CIDR ...]; */
+
+static char *
+ngx_http_canary_split_cookie(ngx_conf_t *cf, ngx_http_canary_split_t *split)
+{
+    ngx_str_t  *value;
+
+    value = cf->args->elts;
+
+    if (split->cookie.len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"cookie\" is duplicate in canary_split \"%V\"",
+                           &split->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (cf->args->nelts < 2) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid number of arguments in \"cookie\" "
+                           "of canary_split \"%V\"", &split->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (value[1].len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "empty \"cookie\" name in canary_split "
+                           "\"%V\"", &split->name);
+        return NGX_CONF_ERROR;
+    }
+
+    split->cookie = value[1];
+
+    return ngx_http_canary_split_from(cf, split, 2, &split->cookie_from);
+}
+
+
+/*
+ * The from=CIDR parameters of "override" or "cookie", from value[first]
+ * on: the client addresses that the header or the cookie is trusted
+ * from.  None: from anywhere.
+ */
+
+static char *
+ngx_http_canary_split_from(ngx_conf_t *cf, ngx_http_canary_split_t *split,
+    ngx_uint_t first, ngx_array_t **from)
+{
+    ngx_int_t    rc;
+    ngx_str_t   *value, addr;
+    ngx_uint_t   i;
+    ngx_cidr_t  *cidr;
+
+    value = cf->args->elts;
+
+    for (i = first; i < cf->args->nelts; i++) {
 
         if (ngx_strncmp(value[i].data, "from=", 5) != 0) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid \"override\" parameter \"%V\" in "
-                               "canary_split \"%V\"", &value[i],
+                               "invalid \"%V\" parameter \"%V\" in "
+                               "canary_split \"%V\"", &value[0], &value[i],
                                &split->name);
             return NGX_CONF_ERROR;
         }
 
-        if (ov->from == NULL) {
-            ov->from = ngx_array_create(cf->pool, 2, sizeof(ngx_cidr_t));
-            if (ov->from == NULL) {
+        if (*from == NULL) {
+            *from = ngx_array_create(cf->pool, 2, sizeof(ngx_cidr_t));
+            if (*from == NULL) {
                 return NGX_CONF_ERROR;
             }
         }
 
-        cidr = ngx_array_push(ov->from);
+        cidr = ngx_array_push(*from);
         if (cidr == NULL) {
             return NGX_CONF_ERROR;
         }
@@ -599,8 +649,8 @@ ngx_http_canary_split_override(ngx_conf_t *cf, ngx_http_canary_split_t *split)
 
         if (rc == NGX_ERROR) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid \"override\" address \"%V\" in "
-                               "canary_split \"%V\"", &value[i],
+                               "invalid \"%V\" address \"%V\" in "
+                               "canary_split \"%V\"", &value[0], &value[i],
                                &split->name);
             return NGX_CONF_ERROR;
         }

@@ -224,6 +224,7 @@ typedef struct {
     ngx_str_t                    salt;
     ngx_uint_t                   weight;        /* hundredths of percent */
     ngx_str_t                    cookie;
+    ngx_array_t                 *cookie_from;   /* of ngx_cidr_t, or NULL */
 
     ngx_array_t                  overrides;     /* ngx_http_canary_override_t */
     ngx_array_t                  cohorts;       /* ngx_http_canary_cohort_t */

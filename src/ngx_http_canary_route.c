@@ -496,7 +496,8 @@ ngx_http_canary_key_header(ngx_http_core_main_conf_t *cmcf,
  *  - the first override in configuration order that a header matches
  *    (name case-insensitively, value exactly);
  *  - unless one did, cookie NAME: NAME=always sends the client to canary,
- *    NAME=never to stable, from the first Cookie header that says either;
+ *    NAME=never to stable, from the first Cookie header that says either
+ *    (with from=, only from a client address in one of the CIDRs);
  *  - the key header "name" (when not empty), matched as nginx matches the
  *    headers of $http_NAME (ngx_http_variable_unknown_header()): nginx
  *    joins several, so several_keys tells the caller to ask the variable.
@@ -564,7 +565,11 @@ ngx_http_canary_scan_headers(ngx_http_request_t *r,
             && ngx_strncmp(h[i].lowcase_key, "cookie", 6) == 0
             && ngx_http_canary_find_cookie(h[i].value.data, h[i].value.len,
                                            split->cookie.data,
-                                           split->cookie.len, &val, &len))
+                                           split->cookie.len, &val, &len)
+            && (split->cookie_from == NULL
+                || ngx_cidr_match(r->connection->sockaddr,
+                                  split->cookie_from)
+                   == NGX_OK))
         {
             if (len == 6 && ngx_strncmp(val, "always", 6) == 0) {
                 scan->cookie = NGX_HTTP_CANARY_CANARY;
