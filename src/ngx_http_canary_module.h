@@ -287,6 +287,8 @@ typedef struct {
     ngx_http_canary_reason_e     reason;
     ngx_int_t                    bucket;        /* -1 when not hashed */
     ngx_uint_t                   weight;        /* weight applied */
+    /* the client address a from= was asked about, or NULL */
+    struct sockaddr             *sockaddr;
     unsigned                     balancer:1;    /* made by canary_balancer */
 } ngx_http_canary_ctx_t;
 

@@ -20,6 +20,7 @@ typedef struct {
     ngx_int_t                    cookie;        /* variant, or -1: none */
     ngx_table_elt_t             *key;           /* the key header */
     unsigned                     several_keys:1;
+    unsigned                     by_address:1;  /* a from= was asked */
 } ngx_http_canary_scan_t;
 
 
@@ -32,6 +33,8 @@ static ngx_int_t ngx_http_canary_key_header(
 static void ngx_http_canary_scan_headers(ngx_http_request_t *r,
     ngx_http_canary_split_t *split, ngx_str_t *name,
     ngx_http_canary_scan_t *scan);
+static ngx_uint_t ngx_http_canary_trusted(ngx_http_request_t *r,
+    ngx_array_t *from, ngx_http_canary_scan_t *scan);
 static ngx_int_t ngx_http_canary_pin_lookup(
     ngx_http_canary_shm_split_t *shs, ngx_str_t *key);
 static ngx_uint_t ngx_http_canary_weight(ngx_http_request_t *r,
@@ -134,6 +137,7 @@ ngx_http_canary_add_variables(ngx_conf_t *cf)
 ngx_int_t
 ngx_http_canary_init_route(ngx_conf_t *cf)
 {
+    ngx_array_t                *a;
     ngx_http_handler_pt        *h;
     ngx_http_core_main_conf_t  *cmcf;
 
@@ -142,14 +146,23 @@ ngx_http_canary_init_route(ngx_conf_t *cf)
     /*
      * Decide in preaccess as well as on first use of a variable, so that
      * every request of a "canary" location is counted in the log phase.
+     *
+     * nginx runs a phase's handlers last registered first, and a dynamic
+     * module registers after the built-in ones: pushed, this handler
+     * would run before realip's of a location's "set_real_ip_from", and
+     * from= would see the balancer's address.  First in the array, it
+     * runs after every other preaccess handler.
      */
 
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers);
-    if (h == NULL) {
+    a = &cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers;
+
+    if (ngx_array_push(a) == NULL) {
         return NGX_ERROR;
     }
 
-    *h = ngx_http_canary_preaccess_handler;
+    h = a->elts;
+    ngx_memmove(&h[1], &h[0], (a->nelts - 1) * sizeof(ngx_http_handler_pt));
+    h[0] = ngx_http_canary_preaccess_handler;
 
     return NGX_OK;
 }
@@ -269,7 +282,15 @@ ngx_http_canary_decide_split(ngx_http_request_t *r,
 
     ctx = ngx_http_canary_get_ctx(mr);
 
-    if (ctx && ctx->split == split) {
+    /*
+     * made once, unless from= was asked about an address that realip has
+     * changed since (a variable read in a location's rewrite phase, before
+     * its "set_real_ip_from" took effect): then again, with the client's
+     */
+    if (ctx && ctx->split == split
+        && (ctx->sockaddr == NULL
+            || ctx->sockaddr == r->connection->sockaddr))
+    {
         return ctx;
     }
 
@@ -296,6 +317,7 @@ ngx_http_canary_decide_split(ngx_http_request_t *r,
     ctx->balancer = 0;
     ctx->bucket = -1;
     ctx->weight = shs->weight;
+    ctx->sockaddr = NULL;
 
     /* safety first: a tripped guard beats every override */
     if (shs->guard_tripped) {
@@ -338,9 +360,14 @@ ngx_http_canary_decide_split(ngx_http_request_t *r,
     scan.cookie = -1;
     scan.key = NULL;
     scan.several_keys = 0;
+    scan.by_address = 0;
 
     if (split->overrides.nelts || split->cookie.len || name.len) {
         ngx_http_canary_scan_headers(r, split, &name, &scan);
+    }
+
+    if (scan.by_address) {
+        ctx->sockaddr = r->connection->sockaddr;
     }
 
     if (scan.override < split->overrides.nelts) {
@@ -547,10 +574,7 @@ ngx_http_canary_scan_headers(ngx_http_request_t *r,
             }
 
             /* a header from an untrusted address is ignored */
-            if (ov[k].from
-                && ngx_cidr_match(r->connection->sockaddr, ov[k].from)
-                   != NGX_OK)
-            {
+            if (!ngx_http_canary_trusted(r, ov[k].from, scan)) {
                 continue;
             }
 
@@ -566,10 +590,7 @@ ngx_http_canary_scan_headers(ngx_http_request_t *r,
             && ngx_http_canary_find_cookie(h[i].value.data, h[i].value.len,
                                            split->cookie.data,
                                            split->cookie.len, &val, &len)
-            && (split->cookie_from == NULL
-                || ngx_cidr_match(r->connection->sockaddr,
-                                  split->cookie_from)
-                   == NGX_OK))
+            && ngx_http_canary_trusted(r, split->cookie_from, scan))
         {
             if (len == 6 && ngx_strncmp(val, "always", 6) == 0) {
                 scan->cookie = NGX_HTTP_CANARY_CANARY;
@@ -607,6 +628,25 @@ ngx_http_canary_scan_headers(ngx_http_request_t *r,
             }
         }
     }
+}
+
+
+/*
+ * Whether the client address (as realip has left it) is in "from", or
+ * "from" is NULL: then from anywhere.
+ */
+
+static ngx_uint_t
+ngx_http_canary_trusted(ngx_http_request_t *r, ngx_array_t *from,
+    ngx_http_canary_scan_t *scan)
+{
+    if (from == NULL) {
+        return 1;
+    }
+
+    scan->by_address = 1;
+
+    return ngx_cidr_match(r->connection->sockaddr, from) == NGX_OK;
 }
 
 
