@@ -194,7 +194,8 @@ ngx_http_canary_preaccess_handler(ngx_http_request_t *r)
  * The decision of the main request, also after an internal redirect
  * (error_page, try_files, a named location), which clears contexts: then
  * it is found in its variable slot, counted in the log phase and not made
- * again.
+ * again.  A subrequest shares it, unless it made its own (under another
+ * split).
  */
 
 ngx_http_canary_ctx_t *
@@ -203,7 +204,15 @@ ngx_http_canary_get_ctx(ngx_http_request_t *r)
     ngx_http_canary_ctx_t      *ctx;
     ngx_http_variable_value_t  *vv;
 
-    r = r->main;
+    if (r != r->main) {
+        ctx = ngx_http_get_module_ctx(r, ngx_http_canary_module);
+
+        if (ctx) {
+            return ctx;
+        }
+
+        r = r->main;
+    }
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_canary_module);
 
@@ -283,6 +292,16 @@ ngx_http_canary_decide_split(ngx_http_request_t *r,
     ctx = ngx_http_canary_get_ctx(mr);
 
     /*
+     * a subrequest under another split than the one its request decided
+     * on (an auth_request to a service with a rollout of its own) decides
+     * for itself: the request keeps its decision, and is counted on it
+     */
+    if (r != mr && ctx && ctx->split != split) {
+        mr = r;
+        ctx = ngx_http_get_module_ctx(r, ngx_http_canary_module);
+    }
+
+    /*
      * made once, unless from= was asked about an address that realip has
      * changed since (a variable read in a location's rewrite phase, before
      * its "set_real_ip_from" took effect): then again, with the client's
@@ -302,13 +321,15 @@ ngx_http_canary_decide_split(ngx_http_request_t *r,
 
         ngx_http_set_ctx(mr, ctx, ngx_http_canary_module);
 
-        vv = &mr->variables[ngx_http_canary_ctx_index];
-        vv->len = 0;
-        vv->valid = 1;
-        vv->no_cacheable = 0;
-        vv->not_found = 0;
-        vv->escape = 0;
-        vv->data = (u_char *) ctx;
+        if (mr == r->main) {
+            vv = &mr->variables[ngx_http_canary_ctx_index];
+            vv->len = 0;
+            vv->valid = 1;
+            vv->no_cacheable = 0;
+            vv->not_found = 0;
+            vv->escape = 0;
+            vv->data = (u_char *) ctx;
+        }
     }
 
     shs = split->sh;

@@ -30,6 +30,8 @@ $t->write_conf(<<"EOF", workers => 2);
     canary_split allow  { stable stable_up; canary canary_up; weight 100; }
     canary_split deny   { stable stable_up; canary canary_up; weight 100; }
     canary_split upform { stable stable_up; canary canary_up; weight 100; }
+    canary_split mixed  { stable stable_up; canary canary_up; weight 100; }
+    canary_split authz  { stable stable_up; canary canary_up; weight 0; }
 
     upstream upform_api { canary_balancer upform; }
 
@@ -52,6 +54,19 @@ ${\ $t->origins }
         location /upform {
             auth_request /auth_ok;
             proxy_pass http://upform_api;
+        }
+
+        # the auth service has a rollout of its own
+        location /mixed {
+            canary mixed;
+            auth_request /auth_split;
+            proxy_pass http://stable_up;
+        }
+
+        location = /auth_split {
+            internal;
+            canary authz;
+            proxy_pass http://\$canary_upstream;
         }
 
         location = /auth_ok { internal; return 204; }
@@ -110,6 +125,22 @@ for my $case (['allow',  '/allow',  200, '2xx'],
     is($c->{window}{requests}, 3, "$split: 3 in the window");
     is($v->{stable}{requests}, 0, "$split: nothing on stable at weight 100");
 }
+
+# a subrequest under another split decides for itself; the client request
+# keeps its decision and is counted on it, once
+my $res = $t->request_many($port,
+    [ map { { path => '/mixed', headers => ['X-Tenant-Id' => "t$_"] } }
+      1 .. 3 ], clients => 1);
+
+is(scalar(grep { $_->{status} == 200 } @$res), 3,
+   'an auth subrequest under another split: the clients got 200');
+
+my $m = settled('mixed', 3);
+is($m->{canary}{requests}, 3, 'the client requests counted on their split');
+
+my $a = variants('authz');
+is($a->{stable}{requests} + $a->{canary}{requests}, 0,
+   'none counted on the auth subrequest\'s split');
 
 $t->stop;
 
