@@ -8,7 +8,10 @@
 # auth's 204), which diluted the canary's error rate.  Checked in the
 # variable form and the upstream form (canary_balancer), with an auth
 # that allows (the client gets the origin's answer) and one that denies
-# (the client gets 401, counted once as a 4xx).
+# (the client gets 401, counted once as a 4xx).  An auth service with a
+# rollout of its own (its location under another split) decides for its
+# subrequest, but the client request keeps its decision and is counted
+# on it, not on the auth's split.
 
 use strict;
 use warnings;
