@@ -125,7 +125,6 @@ ngx_http_canary_balancer_init_upstream(ngx_conf_t *cf,
                           &b->split->upstream[v], &b->split->name);
             return NGX_ERROR;
         }
-
     }
 
     path = ngx_array_create(cf->temp_pool, 4,
