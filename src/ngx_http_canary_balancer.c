@@ -22,8 +22,8 @@
 
 static ngx_int_t ngx_http_canary_balancer_init_upstream(ngx_conf_t *cf,
     ngx_http_upstream_srv_conf_t *us);
-static ngx_http_upstream_srv_conf_t *ngx_http_canary_balancer_group(
-    ngx_conf_t *cf, ngx_http_canary_split_t *split, ngx_uint_t variant);
+static ngx_int_t ngx_http_canary_balancer_walk(ngx_conf_t *cf,
+    ngx_http_upstream_srv_conf_t *us, ngx_array_t *path);
 static ngx_int_t ngx_http_canary_balancer_init_peer(ngx_http_request_t *r,
     ngx_http_upstream_srv_conf_t *us);
 
@@ -32,18 +32,21 @@ static ngx_int_t ngx_http_canary_balancer_init_peer(ngx_http_request_t *r,
 typedef struct {
     ngx_http_canary_split_t       *split;
     ngx_http_upstream_srv_conf_t  *group[NGX_HTTP_CANARY_VARIANTS];
+    unsigned                       walked:1;    /* leads to no circle */
 } ngx_http_canary_balancer_t;
 
 
 char *
 ngx_http_canary_balancer(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_str_t                     *value;
-    ngx_http_canary_balancer_t    *b;
-    ngx_http_upstream_server_t    *server;
-    ngx_http_upstream_srv_conf_t  *uscf;
+    ngx_str_t                      *value;
+    ngx_http_canary_balancer_t     *b;
+    ngx_http_upstream_server_t     *server;
+    ngx_http_upstream_srv_conf_t   *uscf, **uscfp;
+    ngx_http_canary_main_conf_t    *cmcf;
 
     uscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_upstream_module);
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_canary_module);
 
     if (uscf->peer.init_upstream) {
         ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
@@ -64,6 +67,13 @@ ngx_http_canary_balancer(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     uscf->peer.init_upstream = ngx_http_canary_balancer_init_upstream;
     uscf->peer.data = b;
+
+    uscfp = ngx_array_push(&cmcf->balancers);
+    if (uscfp == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *uscfp = uscf;
 
     /*
      * nginx refuses an upstream block without a server; the groups have
@@ -90,6 +100,7 @@ ngx_http_canary_balancer_init_upstream(ngx_conf_t *cf,
     ngx_http_upstream_srv_conf_t *us)
 {
     ngx_uint_t                   v;
+    ngx_array_t                 *path;
     ngx_http_canary_balancer_t  *b;
 
     b = us->peer.data;
@@ -102,7 +113,8 @@ ngx_http_canary_balancer_init_upstream(ngx_conf_t *cf,
     }
 
     for (v = 0; v < NGX_HTTP_CANARY_VARIANTS; v++) {
-        b->group[v] = ngx_http_canary_balancer_group(cf, b->split, v);
+        b->group[v] = ngx_http_canary_find_upstream(cf,
+                                                    &b->split->upstream[v]);
 
         if (b->group[v] == NULL) {
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
@@ -113,13 +125,16 @@ ngx_http_canary_balancer_init_upstream(ngx_conf_t *cf,
                           &b->split->upstream[v], &b->split->name);
             return NGX_ERROR;
         }
+    }
 
-        if (b->group[v] == us) {
-            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                          "canary_balancer of upstream \"%V\" routes to "
-                          "itself", &us->host);
-            return NGX_ERROR;
-        }
+    path = ngx_array_create(cf->temp_pool, 4,
+                            sizeof(ngx_http_upstream_srv_conf_t *));
+    if (path == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_canary_balancer_walk(cf, us, path) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     us->peer.init = ngx_http_canary_balancer_init_peer;
@@ -128,30 +143,91 @@ ngx_http_canary_balancer_init_upstream(ngx_conf_t *cf,
 }
 
 
-static ngx_http_upstream_srv_conf_t *
-ngx_http_canary_balancer_group(ngx_conf_t *cf, ngx_http_canary_split_t *split,
-    ngx_uint_t variant)
+/*
+ * A group may be a canary_balancer upstream too, but no circle: a
+ * request would be handed round it until the worker's stack ran out.
+ * A depth-first walk from "us" over the groups that are canary_balancer
+ * upstreams (whatever wraps them, as keepalive does); "path" holds the
+ * upstreams on the way.  An upstream found to lead to no circle is not
+ * walked again.
+ */
+
+static ngx_int_t
+ngx_http_canary_balancer_walk(ngx_conf_t *cf,
+    ngx_http_upstream_srv_conf_t *us, ngx_array_t *path)
 {
-    ngx_str_t                      *name;
-    ngx_uint_t                      i;
-    ngx_http_upstream_srv_conf_t  **uscfp;
-    ngx_http_upstream_main_conf_t  *umcf;
+    u_char                         *p, *last;
+    ngx_uint_t                      i, j, v;
+    ngx_http_canary_balancer_t     *b;
+    ngx_http_upstream_srv_conf_t  **up, **bal, *group;
+    ngx_http_canary_main_conf_t    *cmcf;
+    u_char                          circle[NGX_MAX_CONF_ERRSTR];
 
-    name = &split->upstream[variant];
-    umcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_upstream_module);
-    uscfp = umcf->upstreams.elts;
+    b = us->peer.data;
 
-    for (i = 0; i < umcf->upstreams.nelts; i++) {
-        if ((uscfp[i]->flags & NGX_HTTP_UPSTREAM_CREATE)
-            && uscfp[i]->host.len == name->len
-            && ngx_strncasecmp(uscfp[i]->host.data, name->data, name->len)
-               == 0)
-        {
-            return uscfp[i];
+    if (b->walked) {
+        return NGX_OK;
+    }
+
+    up = path->elts;
+
+    for (i = 0; i < path->nelts; i++) {
+        if (up[i] != us) {
+            continue;
+        }
+
+        if (i == path->nelts - 1) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "canary_balancer of upstream \"%V\" routes to "
+                          "itself", &us->host);
+            return NGX_ERROR;
+        }
+
+        p = circle;
+        last = circle + sizeof(circle);
+
+        for (j = i; j < path->nelts; j++) {
+            p = ngx_slprintf(p, last, "\"%V\" -> ", &up[j]->host);
+        }
+
+        p = ngx_slprintf(p, last, "\"%V\"", &us->host);
+
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "canary_balancer upstreams route in a circle: %*s",
+                      p - circle, circle);
+        return NGX_ERROR;
+    }
+
+    up = ngx_array_push(path);
+    if (up == NULL) {
+        return NGX_ERROR;
+    }
+
+    *up = us;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_canary_module);
+    bal = cmcf->balancers.elts;
+
+    for (v = 0; v < NGX_HTTP_CANARY_VARIANTS; v++) {
+        group = ngx_http_canary_find_upstream(cf, &b->split->upstream[v]);
+
+        if (group == NULL) {
+            continue;
+        }
+
+        for (j = 0; j < cmcf->balancers.nelts; j++) {
+            if (bal[j] == group
+                && ngx_http_canary_balancer_walk(cf, group, path) != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
         }
     }
 
-    return NULL;
+    path->nelts--;
+    b->walked = 1;
+
+    return NGX_OK;
 }
 
 

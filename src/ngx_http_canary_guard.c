@@ -216,21 +216,16 @@ ngx_http_canary_guard_window(ngx_http_canary_shm_split_t *shs,
     ngx_uint_t variant, ngx_http_canary_shm_snap_t *base, ngx_uint_t p99,
     ngx_http_canary_guard_window_t *w)
 {
-    ngx_uint_t                           b;
-    ngx_http_canary_shm_stats_t         *st;
-    ngx_http_canary_shm_snap_variant_t  *sv;
-    uint64_t                             counts[NGX_HTTP_CANARY_HIST_BUCKETS];
+    ngx_uint_t                          b;
+    ngx_http_canary_shm_snap_variant_t  d;
+    uint64_t                            counts[NGX_HTTP_CANARY_HIST_BUCKETS];
 
-    st = &shs->stats[variant];
-    sv = base ? &base->v[variant] : NULL;
+    /* the same window as on the status page */
+    ngx_http_canary_window(shs, variant, base, &d);
 
-    /* windows are differences modulo 2^32, as on the status page */
-    w->requests = (uint32_t) (st->requests - (sv ? sv->requests : 0));
-    w->upstream_errors = (uint32_t) (st->upstream_errors
-                                     - (sv ? sv->upstream_errors : 0));
-    w->errors = w->upstream_errors
-                + (uint32_t) (st->responses[4]
-                              - (sv ? sv->responses_5xx : 0));
+    w->requests = d.requests;
+    w->upstream_errors = d.upstream_errors;
+    w->errors = (uint64_t) d.upstream_errors + d.responses_5xx;
     w->p99_us = 0;
 
     if (!p99) {
@@ -238,7 +233,7 @@ ngx_http_canary_guard_window(ngx_http_canary_shm_split_t *shs,
     }
 
     for (b = 0; b < NGX_HTTP_CANARY_HIST_BUCKETS; b++) {
-        counts[b] = (uint32_t) (st->latency[b] - (sv ? sv->latency[b] : 0));
+        counts[b] = d.latency[b];
     }
 
     w->p99_us = (uint64_t) ngx_http_canary_hist_quantile(counts, 0.99);

@@ -58,6 +58,15 @@ ngx_http_canary_log_handler(ngx_http_request_t *r)
     ngx_http_canary_ctx_t        *ctx;
     ngx_http_canary_shm_stats_t  *st;
 
+    /*
+     * a client request is counted once, with what the client got: its
+     * subrequests (auth_request, SSI, mirror) reach here too under
+     * "log_subrequest on", and share its decision
+     */
+    if (r != r->main) {
+        return NGX_OK;
+    }
+
     ctx = ngx_http_canary_get_ctx(r);
     if (ctx == NULL) {
         return NGX_OK;
@@ -194,10 +203,8 @@ ngx_http_canary_snapshot(ngx_http_canary_main_conf_t *cmcf)
 static void
 ngx_http_canary_snapshot_split(ngx_http_canary_shm_split_t *shs, time_t now)
 {
-    ngx_uint_t                           v, b;
-    ngx_http_canary_shm_snap_t          *slot;
-    ngx_http_canary_shm_stats_t         *st;
-    ngx_http_canary_shm_snap_variant_t  *sv;
+    ngx_uint_t                   v;
+    ngx_http_canary_shm_snap_t  *slot;
 
     slot = &shs->window[now % NGX_HTTP_CANARY_WINDOW_SLOTS];
 
@@ -206,16 +213,7 @@ ngx_http_canary_snapshot_split(ngx_http_canary_shm_split_t *shs, time_t now)
     ngx_memory_barrier();
 
     for (v = 0; v < NGX_HTTP_CANARY_VARIANTS; v++) {
-        st = &shs->stats[v];
-        sv = &slot->v[v];
-
-        sv->requests = (uint32_t) st->requests;
-        sv->responses_5xx = (uint32_t) st->responses[4];
-        sv->upstream_errors = (uint32_t) st->upstream_errors;
-
-        for (b = 0; b < NGX_HTTP_CANARY_HIST_BUCKETS; b++) {
-            sv->latency[b] = (uint32_t) st->latency[b];
-        }
+        ngx_http_canary_window(shs, v, NULL, &slot->v[v]);
     }
 
     ngx_memory_barrier();
@@ -293,6 +291,37 @@ ngx_http_canary_window_base(ngx_http_canary_shm_split_t *shs, time_t now,
     }
 
     return NULL;
+}
+
+
+/*
+ * The counters of one variant in a window: the cumulative counters as
+ * read now less the snapshot the window starts from (base NULL: since
+ * the counters began), modulo 2^32, exact while fewer than 2^32 pass in
+ * the window.  With base NULL it is what a snapshot keeps.
+ */
+
+void
+ngx_http_canary_window(ngx_http_canary_shm_split_t *shs, ngx_uint_t variant,
+    ngx_http_canary_shm_snap_t *base, ngx_http_canary_shm_snap_variant_t *w)
+{
+    ngx_uint_t                           b;
+    ngx_http_canary_shm_stats_t         *st;
+    ngx_http_canary_shm_snap_variant_t  *sv;
+
+    st = &shs->stats[variant];
+    sv = base ? &base->v[variant] : NULL;
+
+    w->requests = (uint32_t) st->requests - (sv ? sv->requests : 0);
+    w->responses_5xx = (uint32_t) st->responses[4]
+                       - (sv ? sv->responses_5xx : 0);
+    w->upstream_errors = (uint32_t) st->upstream_errors
+                         - (sv ? sv->upstream_errors : 0);
+
+    for (b = 0; b < NGX_HTTP_CANARY_HIST_BUCKETS; b++) {
+        w->latency[b] = (uint32_t) st->latency[b]
+                        - (sv ? sv->latency[b] : 0);
+    }
 }
 
 
@@ -407,12 +436,12 @@ static void
 ngx_http_canary_report_split(ngx_http_canary_split_t *split,
     ngx_uint_t window, time_t now, ngx_http_canary_split_report_t *sr)
 {
-    ngx_uint_t                           v, b;
-    ngx_http_canary_shm_snap_t           base, *bp;
-    ngx_http_canary_shm_split_t         *shs;
-    ngx_http_canary_shm_stats_t         *st;
-    ngx_http_canary_variant_report_t    *vr;
-    ngx_http_canary_shm_snap_variant_t  *sv;
+    ngx_uint_t                          v, b;
+    ngx_http_canary_shm_snap_t          base, *bp;
+    ngx_http_canary_shm_split_t        *shs;
+    ngx_http_canary_shm_stats_t        *st;
+    ngx_http_canary_variant_report_t   *vr;
+    ngx_http_canary_shm_snap_variant_t  w;
 
     shs = split->sh;
 
@@ -467,6 +496,9 @@ ngx_http_canary_report_split(ngx_http_canary_split_t *split,
         st = &shs->stats[v];
         vr = &sr->variants[v];
 
+        /* read before the counters, so that it is never more than they */
+        ngx_http_canary_window(shs, v, bp, &w);
+
         vr->upstream.data = split->upstream[v].data;
         vr->upstream.len = split->upstream[v].len;
 
@@ -493,23 +525,15 @@ ngx_http_canary_report_split(ngx_http_canary_split_t *split,
         vr->latency.sum_us = st->latency_sum_us;
         vr->upstream_latency.sum_us = st->upstream_sum_us;
 
-        /* a window is the cumulative counters less a snapshot, mod 2^32 */
-        sv = bp ? &bp->v[v] : NULL;
-
         vr->window.seconds = (unsigned) (now - (bp ? (time_t) bp->sec
                                                    : shs->created));
-
-        vr->window.requests = (uint32_t) (vr->requests
-                                          - (sv ? sv->requests : 0));
-        vr->window.responses_5xx = (uint32_t) (vr->responses[4]
-                                          - (sv ? sv->responses_5xx : 0));
-        vr->window.upstream_errors = (uint32_t) (vr->upstream_errors
-                                          - (sv ? sv->upstream_errors : 0));
+        vr->window.requests = w.requests;
+        vr->window.responses_5xx = w.responses_5xx;
+        vr->window.upstream_errors = w.upstream_errors;
 
         for (b = 0; b < NGX_HTTP_CANARY_HIST_BUCKETS; b++) {
-            vr->window.latency.counts[b] =
-                (uint32_t) (vr->latency.counts[b] - (sv ? sv->latency[b] : 0));
-            vr->window.latency.count += vr->window.latency.counts[b];
+            vr->window.latency.counts[b] = w.latency[b];
+            vr->window.latency.count += w.latency[b];
         }
     }
 }

@@ -33,6 +33,10 @@ static char *ngx_http_canary_split_line(ngx_conf_t *cf, ngx_command_t *dummy,
     void *conf);
 static char *ngx_http_canary_split_override(ngx_conf_t *cf,
     ngx_http_canary_split_t *split);
+static char *ngx_http_canary_split_cookie(ngx_conf_t *cf,
+    ngx_http_canary_split_t *split);
+static char *ngx_http_canary_split_from(ngx_conf_t *cf,
+    ngx_http_canary_split_t *split, ngx_uint_t first, ngx_array_t **from);
 static char *ngx_http_canary_split_cohort_weight(ngx_conf_t *cf,
     ngx_http_canary_split_t *split);
 static char *ngx_http_canary(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
@@ -161,7 +165,10 @@ ngx_http_canary_create_main_conf(ngx_conf_t *cf)
 
     if (ngx_array_init(&cmcf->splits, cf->pool, 4,
                        sizeof(ngx_http_canary_split_t *))
-        != NGX_OK)
+        != NGX_OK
+        || ngx_array_init(&cmcf->balancers, cf->pool, 2,
+                          sizeof(ngx_http_upstream_srv_conf_t *))
+           != NGX_OK)
     {
         return NULL;
     }
@@ -396,6 +403,10 @@ ngx_http_canary_split_line(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
         return ngx_http_canary_split_override(cf, split);
     }
 
+    if (ngx_http_canary_is("cookie")) {
+        return ngx_http_canary_split_cookie(cf, split);
+    }
+
     if (ngx_http_canary_is("cohort_weight")) {
         return ngx_http_canary_split_cohort_weight(cf, split);
     }
@@ -427,8 +438,7 @@ ngx_http_canary_split_line(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
     }
 
     if ((ngx_http_canary_is("weight") && split->has_weight)
-        || (ngx_http_canary_is("salt") && split->salt.data)
-        || (ngx_http_canary_is("cookie") && split->cookie.len))
+        || (ngx_http_canary_is("salt") && split->salt.data))
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"%V\" is duplicate in canary_split \"%V\"",
@@ -455,18 +465,6 @@ ngx_http_canary_split_line(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
 
     if (ngx_http_canary_is("salt")) {
         split->salt = value[1];
-        return NGX_CONF_OK;
-    }
-
-    if (ngx_http_canary_is("cookie")) {
-        if (value[1].len == 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "empty \"cookie\" name in canary_split "
-                               "\"%V\"", &split->name);
-            return NGX_CONF_ERROR;
-        }
-
-        split->cookie = value[1];
         return NGX_CONF_OK;
     }
 
@@ -516,10 +514,8 @@ ngx_http_canary_split_line(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
 static char *
 ngx_http_canary_split_override(ngx_conf_t *cf, ngx_http_canary_split_t *split)
 {
-    ngx_int_t                    rc, variant;
-    ngx_str_t                   *value, addr;
-    ngx_uint_t                   i;
-    ngx_cidr_t                  *cidr;
+    ngx_int_t                    variant;
+    ngx_str_t                   *value;
     ngx_http_canary_override_t  *ov;
 
     value = cf->args->elts;
@@ -567,24 +563,81 @@ ngx_http_canary_split_override(ngx_conf_t *cf, ngx_http_canary_split_t *split)
     ov->variant = variant;
     ov->from = NULL;
 
-    for (i = 4; i < cf->args->nelts; i++) {
+    return ngx_http_canary_split_from(cf, split, 4, &ov->from);
+}
+
+
+/* cookie NAME [from=CIDR ...]; */
+
+static char *
+ngx_http_canary_split_cookie(ngx_conf_t *cf, ngx_http_canary_split_t *split)
+{
+    ngx_str_t  *value;
+
+    value = cf->args->elts;
+
+    if (split->cookie.len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"cookie\" is duplicate in canary_split \"%V\"",
+                           &split->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (cf->args->nelts < 2) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid number of arguments in \"cookie\" "
+                           "of canary_split \"%V\"", &split->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (value[1].len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "empty \"cookie\" name in canary_split "
+                           "\"%V\"", &split->name);
+        return NGX_CONF_ERROR;
+    }
+
+    split->cookie = value[1];
+
+    return ngx_http_canary_split_from(cf, split, 2, &split->cookie_from);
+}
+
+
+/*
+ * The from=CIDR parameters of "override" or "cookie", from value[first]
+ * on: the client addresses that the header or the cookie is trusted
+ * from.  None: from anywhere.
+ */
+
+static char *
+ngx_http_canary_split_from(ngx_conf_t *cf, ngx_http_canary_split_t *split,
+    ngx_uint_t first, ngx_array_t **from)
+{
+    ngx_int_t    rc;
+    ngx_str_t   *value, addr;
+    ngx_uint_t   i;
+    ngx_cidr_t  *cidr;
+
+    value = cf->args->elts;
+
+    for (i = first; i < cf->args->nelts; i++) {
 
         if (ngx_strncmp(value[i].data, "from=", 5) != 0) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid \"override\" parameter \"%V\" in "
-                               "canary_split \"%V\"", &value[i],
+                               "invalid \"%V\" parameter \"%V\" in "
+                               "canary_split \"%V\"", &value[0], &value[i],
                                &split->name);
             return NGX_CONF_ERROR;
         }
 
-        if (ov->from == NULL) {
-            ov->from = ngx_array_create(cf->pool, 2, sizeof(ngx_cidr_t));
-            if (ov->from == NULL) {
+        if (*from == NULL) {
+            *from = ngx_array_create(cf->pool, 2, sizeof(ngx_cidr_t));
+            if (*from == NULL) {
                 return NGX_CONF_ERROR;
             }
         }
 
-        cidr = ngx_array_push(ov->from);
+        cidr = ngx_array_push(*from);
         if (cidr == NULL) {
             return NGX_CONF_ERROR;
         }
@@ -596,8 +649,8 @@ ngx_http_canary_split_override(ngx_conf_t *cf, ngx_http_canary_split_t *split)
 
         if (rc == NGX_ERROR) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid \"override\" address \"%V\" in "
-                               "canary_split \"%V\"", &value[i],
+                               "invalid \"%V\" address \"%V\" in "
+                               "canary_split \"%V\"", &value[0], &value[i],
                                &split->name);
             return NGX_CONF_ERROR;
         }
@@ -862,11 +915,8 @@ static ngx_int_t
 ngx_http_canary_check_upstream(ngx_conf_t *cf, ngx_http_canary_split_t *split,
     ngx_uint_t variant)
 {
-    ngx_url_t                       u;
-    ngx_str_t                      *name;
-    ngx_uint_t                      i;
-    ngx_http_upstream_srv_conf_t  **uscfp;
-    ngx_http_upstream_main_conf_t  *umcf;
+    ngx_url_t   u;
+    ngx_str_t  *name;
 
     name = &split->upstream[variant];
 
@@ -891,18 +941,8 @@ ngx_http_canary_check_upstream(ngx_conf_t *cf, ngx_http_canary_split_t *split,
         return NGX_ERROR;
     }
 
-    umcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_upstream_module);
-
-    uscfp = umcf->upstreams.elts;
-
-    for (i = 0; i < umcf->upstreams.nelts; i++) {
-        if ((uscfp[i]->flags & NGX_HTTP_UPSTREAM_CREATE)
-            && uscfp[i]->host.len == name->len
-            && ngx_strncasecmp(uscfp[i]->host.data, name->data, name->len)
-               == 0)
-        {
-            return NGX_OK;
-        }
+    if (ngx_http_canary_find_upstream(cf, name) != NULL) {
+        return NGX_OK;
     }
 
     ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
@@ -913,6 +953,36 @@ ngx_http_canary_check_upstream(ngx_conf_t *cf, ngx_http_canary_split_t *split,
                   name);
 
     return NGX_ERROR;
+}
+
+
+/*
+ * The upstream{} block of that name (case-insensitive, as nginx matches
+ * proxy_pass names), not one that a proxy_pass made implicitly; NULL if
+ * there is none.
+ */
+
+ngx_http_upstream_srv_conf_t *
+ngx_http_canary_find_upstream(ngx_conf_t *cf, ngx_str_t *name)
+{
+    ngx_uint_t                      i;
+    ngx_http_upstream_srv_conf_t  **uscfp;
+    ngx_http_upstream_main_conf_t  *umcf;
+
+    umcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_upstream_module);
+    uscfp = umcf->upstreams.elts;
+
+    for (i = 0; i < umcf->upstreams.nelts; i++) {
+        if ((uscfp[i]->flags & NGX_HTTP_UPSTREAM_CREATE)
+            && uscfp[i]->host.len == name->len
+            && ngx_strncasecmp(uscfp[i]->host.data, name->data, name->len)
+               == 0)
+        {
+            return uscfp[i];
+        }
+    }
+
+    return NULL;
 }
 
 

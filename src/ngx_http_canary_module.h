@@ -95,7 +95,8 @@ typedef struct {
 /*
  * The low 32 bits of the cumulative counters at one second.  A window is
  * "now minus the snapshot N seconds ago", exact in modular arithmetic as
- * long as fewer than 2^32 requests pass in one window.
+ * long as fewer than 2^32 requests pass in one window; the same structure
+ * holds it (ngx_http_canary_window()).
  */
 typedef struct {
     uint32_t                     requests;
@@ -223,6 +224,7 @@ typedef struct {
     ngx_str_t                    salt;
     ngx_uint_t                   weight;        /* hundredths of percent */
     ngx_str_t                    cookie;
+    ngx_array_t                 *cookie_from;   /* of ngx_cidr_t, or NULL */
 
     ngx_array_t                  overrides;     /* ngx_http_canary_override_t */
     ngx_array_t                  cohorts;       /* ngx_http_canary_cohort_t */
@@ -260,6 +262,8 @@ typedef struct {
     ngx_uint_t                   committed;     /* its sh->generation */
 
     ngx_array_t                  splits;        /* ngx_http_canary_split_t * */
+    /* the upstreams with canary_balancer, ngx_http_upstream_srv_conf_t * */
+    ngx_array_t                  balancers;
 
     ngx_http_canary_redis_conf_t *redis;
 
@@ -283,6 +287,8 @@ typedef struct {
     ngx_http_canary_reason_e     reason;
     ngx_int_t                    bucket;        /* -1 when not hashed */
     ngx_uint_t                   weight;        /* weight applied */
+    /* the client address a from= was asked about, or NULL */
+    struct sockaddr             *sockaddr;
     unsigned                     balancer:1;    /* made by canary_balancer */
 } ngx_http_canary_ctx_t;
 
@@ -294,6 +300,8 @@ extern ngx_module_t  ngx_http_canary_module;
 ngx_http_canary_split_t *ngx_http_canary_find_split(
     ngx_http_canary_main_conf_t *cmcf, ngx_str_t *name);
 ngx_http_canary_split_t *ngx_http_canary_use_split(ngx_conf_t *cf,
+    ngx_str_t *name);
+ngx_http_upstream_srv_conf_t *ngx_http_canary_find_upstream(ngx_conf_t *cf,
     ngx_str_t *name);
 
 /* ngx_http_canary_zone.c */
@@ -307,6 +315,9 @@ void ngx_http_canary_snapshot(ngx_http_canary_main_conf_t *cmcf);
 ngx_http_canary_shm_snap_t *ngx_http_canary_window_base(
     ngx_http_canary_shm_split_t *shs, time_t now, ngx_uint_t seconds,
     time_t not_before, ngx_http_canary_shm_snap_t *copy);
+void ngx_http_canary_window(ngx_http_canary_shm_split_t *shs,
+    ngx_uint_t variant, ngx_http_canary_shm_snap_t *base,
+    ngx_http_canary_shm_snap_variant_t *w);
 ngx_int_t ngx_http_canary_report(ngx_http_request_t *r,
     ngx_http_canary_main_conf_t *cmcf, ngx_str_t *split, ngx_uint_t window,
     ngx_http_canary_report_t *rep);

@@ -20,6 +20,7 @@ typedef struct {
     ngx_int_t                    cookie;        /* variant, or -1: none */
     ngx_table_elt_t             *key;           /* the key header */
     unsigned                     several_keys:1;
+    unsigned                     by_address:1;  /* a from= was asked */
 } ngx_http_canary_scan_t;
 
 
@@ -32,6 +33,8 @@ static ngx_int_t ngx_http_canary_key_header(
 static void ngx_http_canary_scan_headers(ngx_http_request_t *r,
     ngx_http_canary_split_t *split, ngx_str_t *name,
     ngx_http_canary_scan_t *scan);
+static ngx_uint_t ngx_http_canary_trusted(ngx_http_request_t *r,
+    ngx_array_t *from, ngx_http_canary_scan_t *scan);
 static ngx_int_t ngx_http_canary_pin_lookup(
     ngx_http_canary_shm_split_t *shs, ngx_str_t *key);
 static ngx_uint_t ngx_http_canary_weight(ngx_http_request_t *r,
@@ -134,6 +137,7 @@ ngx_http_canary_add_variables(ngx_conf_t *cf)
 ngx_int_t
 ngx_http_canary_init_route(ngx_conf_t *cf)
 {
+    ngx_array_t                *a;
     ngx_http_handler_pt        *h;
     ngx_http_core_main_conf_t  *cmcf;
 
@@ -142,14 +146,23 @@ ngx_http_canary_init_route(ngx_conf_t *cf)
     /*
      * Decide in preaccess as well as on first use of a variable, so that
      * every request of a "canary" location is counted in the log phase.
+     *
+     * nginx runs a phase's handlers last registered first, and a dynamic
+     * module registers after the built-in ones: pushed, this handler
+     * would run before realip's of a location's "set_real_ip_from", and
+     * from= would see the balancer's address.  First in the array, it
+     * runs after every other preaccess handler.
      */
 
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers);
-    if (h == NULL) {
+    a = &cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers;
+
+    if (ngx_array_push(a) == NULL) {
         return NGX_ERROR;
     }
 
-    *h = ngx_http_canary_preaccess_handler;
+    h = a->elts;
+    ngx_memmove(&h[1], &h[0], (a->nelts - 1) * sizeof(ngx_http_handler_pt));
+    h[0] = ngx_http_canary_preaccess_handler;
 
     return NGX_OK;
 }
@@ -181,7 +194,8 @@ ngx_http_canary_preaccess_handler(ngx_http_request_t *r)
  * The decision of the main request, also after an internal redirect
  * (error_page, try_files, a named location), which clears contexts: then
  * it is found in its variable slot, counted in the log phase and not made
- * again.
+ * again.  A subrequest shares it, unless it made its own (under another
+ * split).
  */
 
 ngx_http_canary_ctx_t *
@@ -190,7 +204,15 @@ ngx_http_canary_get_ctx(ngx_http_request_t *r)
     ngx_http_canary_ctx_t      *ctx;
     ngx_http_variable_value_t  *vv;
 
-    r = r->main;
+    if (r != r->main) {
+        ctx = ngx_http_get_module_ctx(r, ngx_http_canary_module);
+
+        if (ctx) {
+            return ctx;
+        }
+
+        r = r->main;
+    }
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_canary_module);
 
@@ -269,7 +291,25 @@ ngx_http_canary_decide_split(ngx_http_request_t *r,
 
     ctx = ngx_http_canary_get_ctx(mr);
 
-    if (ctx && ctx->split == split) {
+    /*
+     * a subrequest under another split than the one its request decided
+     * on (an auth_request to a service with a rollout of its own) decides
+     * for itself: the request keeps its decision, and is counted on it
+     */
+    if (r != mr && ctx && ctx->split != split) {
+        mr = r;
+        ctx = ngx_http_get_module_ctx(r, ngx_http_canary_module);
+    }
+
+    /*
+     * made once, unless from= was asked about an address that realip has
+     * changed since (a variable read in a location's rewrite phase, before
+     * its "set_real_ip_from" took effect): then again, with the client's
+     */
+    if (ctx && ctx->split == split
+        && (ctx->sockaddr == NULL
+            || ctx->sockaddr == r->connection->sockaddr))
+    {
         return ctx;
     }
 
@@ -281,13 +321,15 @@ ngx_http_canary_decide_split(ngx_http_request_t *r,
 
         ngx_http_set_ctx(mr, ctx, ngx_http_canary_module);
 
-        vv = &mr->variables[ngx_http_canary_ctx_index];
-        vv->len = 0;
-        vv->valid = 1;
-        vv->no_cacheable = 0;
-        vv->not_found = 0;
-        vv->escape = 0;
-        vv->data = (u_char *) ctx;
+        if (mr == r->main) {
+            vv = &mr->variables[ngx_http_canary_ctx_index];
+            vv->len = 0;
+            vv->valid = 1;
+            vv->no_cacheable = 0;
+            vv->not_found = 0;
+            vv->escape = 0;
+            vv->data = (u_char *) ctx;
+        }
     }
 
     shs = split->sh;
@@ -296,6 +338,7 @@ ngx_http_canary_decide_split(ngx_http_request_t *r,
     ctx->balancer = 0;
     ctx->bucket = -1;
     ctx->weight = shs->weight;
+    ctx->sockaddr = NULL;
 
     /* safety first: a tripped guard beats every override */
     if (shs->guard_tripped) {
@@ -338,9 +381,14 @@ ngx_http_canary_decide_split(ngx_http_request_t *r,
     scan.cookie = -1;
     scan.key = NULL;
     scan.several_keys = 0;
+    scan.by_address = 0;
 
     if (split->overrides.nelts || split->cookie.len || name.len) {
         ngx_http_canary_scan_headers(r, split, &name, &scan);
+    }
+
+    if (scan.by_address) {
+        ctx->sockaddr = r->connection->sockaddr;
     }
 
     if (scan.override < split->overrides.nelts) {
@@ -496,7 +544,8 @@ ngx_http_canary_key_header(ngx_http_core_main_conf_t *cmcf,
  *  - the first override in configuration order that a header matches
  *    (name case-insensitively, value exactly);
  *  - unless one did, cookie NAME: NAME=always sends the client to canary,
- *    NAME=never to stable, from the first Cookie header that says either;
+ *    NAME=never to stable, from the first Cookie header that says either
+ *    (with from=, only from a client address in one of the CIDRs);
  *  - the key header "name" (when not empty), matched as nginx matches the
  *    headers of $http_NAME (ngx_http_variable_unknown_header()): nginx
  *    joins several, so several_keys tells the caller to ask the variable.
@@ -546,10 +595,7 @@ ngx_http_canary_scan_headers(ngx_http_request_t *r,
             }
 
             /* a header from an untrusted address is ignored */
-            if (ov[k].from
-                && ngx_cidr_match(r->connection->sockaddr, ov[k].from)
-                   != NGX_OK)
-            {
+            if (!ngx_http_canary_trusted(r, ov[k].from, scan)) {
                 continue;
             }
 
@@ -564,7 +610,8 @@ ngx_http_canary_scan_headers(ngx_http_request_t *r,
             && ngx_strncmp(h[i].lowcase_key, "cookie", 6) == 0
             && ngx_http_canary_find_cookie(h[i].value.data, h[i].value.len,
                                            split->cookie.data,
-                                           split->cookie.len, &val, &len))
+                                           split->cookie.len, &val, &len)
+            && ngx_http_canary_trusted(r, split->cookie_from, scan))
         {
             if (len == 6 && ngx_strncmp(val, "always", 6) == 0) {
                 scan->cookie = NGX_HTTP_CANARY_CANARY;
@@ -602,6 +649,25 @@ ngx_http_canary_scan_headers(ngx_http_request_t *r,
             }
         }
     }
+}
+
+
+/*
+ * Whether the client address (as realip has left it) is in "from", or
+ * "from" is NULL: then from anywhere.
+ */
+
+static ngx_uint_t
+ngx_http_canary_trusted(ngx_http_request_t *r, ngx_array_t *from,
+    ngx_http_canary_scan_t *scan)
+{
+    if (from == NULL) {
+        return 1;
+    }
+
+    scan->by_address = 1;
+
+    return ngx_cidr_match(r->connection->sockaddr, from) == NGX_OK;
 }
 
 

@@ -20,16 +20,21 @@
 #   - an outside client (203.0.113.9) through the balancer forging
 #     X-Lab: true is not in the lab: ignored, though the balancer is.
 #
-# The same with the realip directives in the location (realip then runs
-# in the preaccess phase, where the module also decides), and in the
-# upstream form (canary_balancer, which decides when the upstream
-# starts).  $remote_addr is shown beside each decision.
+# The QA cookie is trusted from the office network too:
+#     cookie qa from=10.0.0.0/8;
 #
-# Realip in the location is a known defect, marked TODO below: the
-# module's preaccess handler runs before realip's (nginx runs a phase's
-# handlers in the reverse order of registration, and a dynamic module
-# registers after the built-in realip), so from= sees the balancer's
-# address: the employee is refused and the forged X-Lab is accepted.
+# The same with the realip directives in the location (realip then runs
+# in the preaccess phase, where the module also decides), also when a
+# $canary_* variable is read in that location's rewrite phase, before
+# realip ran ("set"), and in the upstream form (canary_balancer, which
+# decides when the upstream starts).  $remote_addr is shown beside each
+# decision.
+#
+# Realip in the location was a security defect (issue 16): the module's
+# preaccess handler ran before realip's (nginx runs a phase's handlers in
+# the reverse order of registration, and a dynamic module registers
+# after the built-in realip), so from= saw the balancer's address: the
+# employee was refused and the forged X-Lab accepted.
 
 use strict;
 use warnings;
@@ -40,10 +45,8 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use CanaryTest;
 
-our $TODO;
-
 my $t = CanaryTest->new;
-my %port = map { $_ => $t->port($_) } qw(http loc);
+my %port = map { $_ => $t->port($_) } qw(http loc set);
 
 my $realip = 'set_real_ip_from 127.0.0.2; real_ip_header X-Forwarded-For;';
 
@@ -56,6 +59,7 @@ $t->write_conf(<<"EOF", workers => 2);
         weight 0;
         override X-Employee true canary from=10.0.0.0/8;
         override X-Lab      true canary from=127.0.0.0/8;
+        cookie   qa from=10.0.0.0/8;
     }
 
     upstream app_api { canary_balancer app; }
@@ -94,6 +98,21 @@ ${\ CanaryTest::expose_vars() }
             proxy_pass http://\$canary_upstream;
         }
     }
+
+    # the same, with the decision asked for before realip ran
+    server {
+        listen 127.0.0.1:$port{set};
+        listen 127.0.0.2:$port{set};
+
+        location / {
+            $realip
+            canary app;
+            set \$early \$canary_variant;
+${\ CanaryTest::expose_vars() }
+            add_header X-Remote-Addr \$remote_addr always;
+            proxy_pass http://\$canary_upstream;
+        }
+    }
 EOF
 $t->start;
 
@@ -114,37 +133,42 @@ my @cases = (
      'X-Forwarded-For: 10.1.2.3 forged by a peer that is not trusted'],
     ['127.0.0.1', undef,                    '127.0.0.1',   0,
      'a peer that is not trusted, without X-Forwarded-For'],
+    ['127.0.0.2', '10.1.2.3',               '10.1.2.3',    1,
+     'the QA cookie of a client in 10/8 through the trusted balancer',
+     'Cookie', 'qa=always'],
+    ['127.0.0.2', '192.168.1.5',            '192.168.1.5', 0,
+     'the QA cookie of a client outside 10/8 through the balancer',
+     'Cookie', 'qa=always'],
+    ['127.0.0.1', '10.1.2.3',               '127.0.0.1',   0,
+     'the QA cookie with X-Forwarded-For forged by an untrusted peer',
+     'Cookie', 'qa=always'],
 );
 
 for my $where (['server', $port{http}, '/'],
                ['location', $port{loc}, '/'],
+               ['location, variable read before it,', $port{set}, '/'],
                ['canary_balancer', $port{http}, '/balancer/'])
 {
     my ($form, $p, $path) = @$where;
 
     for my $c (@cases) {
-        my ($peer, $xff, $client, $employee, $what, $header) = @$c;
+        my ($peer, $xff, $client, $employee, $what, $header, $value) = @$c;
 
         my $res = $t->get($p, $path, {
                 'X-Tenant-Id' => 'tenant-1',
-                ($header // 'X-Employee') => 'true',
+                ($header // 'X-Employee') => ($value // 'true'),
                 defined $xff ? ('X-Forwarded-For' => $xff) : () },
             local_address => $peer);
         my $d = CanaryTest::decision($res);
         my $remote = $res->{headers}{'x-remote-addr'} // '-';
-        my $want = $employee ? 'canary/header' : 'stable/hash';
+        my $by = ($header // '') eq 'Cookie' ? 'cookie' : 'header';
+        my $want = $employee ? "canary/$by" : 'stable/hash';
         my $got = ($d->{side} // '-') . '/' . ($d->{reason} // '-');
 
         is $remote, $client, "$form realip, $what: client $client";
 
-        # where the balancer's address decides, the two cases differ
-        local $TODO = 'realip in a location runs after the module decides '
-                      . '(reported: src/ngx_http_canary_route.c)'
-            if $form eq 'location' && $peer eq '127.0.0.2' && defined $xff
-               && ($employee || $header);
-
         is $got, $want, "$form realip, $what: "
-            . ($employee ? 'the override applies' : 'the header is ignored');
+            . ($employee ? "the $by applies" : "the $by is ignored");
     }
 }
 
