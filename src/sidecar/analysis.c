@@ -427,6 +427,18 @@ cs_decide(const cs_plan_t *plan, const cs_split_view_t *view,
 
     if (ro->status == CS_STATUS_NEW) {
         cs_decide_start(plan, view, m, now, d);
+
+        /*
+         * Not starting, with an nginx answering: why goes into the
+         * sidecar's state (status "new"), written when it changes
+         */
+        if (d->action == CS_ACT_HOLD && m != NULL
+            && strcmp(d->next.held, d->reason) != 0)
+        {
+            snprintf(d->next.held, sizeof(d->next.held), "%s", d->reason);
+            d->dirty = 1;
+        }
+
         return;
     }
 
@@ -455,15 +467,16 @@ cs_decide(const cs_plan_t *plan, const cs_split_view_t *view,
     }
 
     if (!view->exists) {
-        cs_reason(d, "hold: the split's hash is gone from Redis; "
-                  "re-create it, or delete the sidecar state to start "
-                  "a new rollout");
+        cs_reason(d, "hold: the split's hash is gone from Redis (flushed, "
+                  "or restarted empty?); canary-ctl reset starts a new "
+                  "rollout");
         return;
     }
 
     if (view->generation < ro->seen) {
         cs_reason(d, "hold: the split's generation went back from %llu "
-                  "to %llu: someone rewrote the hash",
+                  "to %llu: someone rewrote the hash (Redis lost it?); "
+                  "canary-ctl reset starts a new rollout",
                   (unsigned long long) ro->seen,
                   (unsigned long long) view->generation);
         return;
@@ -555,6 +568,7 @@ cs_decide_start(const cs_plan_t *plan, const cs_split_view_t *view,
     nx->weight = st->weight;
     nx->approved = -1;
     nx->stopped_by[0] = '\0';
+    nx->held[0] = '\0';
 
     cs_reason(d, "start: stage %s (%s%%) with %zu pinned tenant%s on "
               "canary", st->name,

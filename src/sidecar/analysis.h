@@ -43,6 +43,8 @@ typedef struct {
                                                into; -1: none */
     char                last_receipt[40];
     char                stopped_by[192];
+    char                held[384];          /* status new: why the rollout
+                                               does not start */
     cs_evidence_t       ev;
 } cs_rollout_t;
 

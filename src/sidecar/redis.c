@@ -784,6 +784,8 @@ cs_redis_state_args(cs_redis_t *r, cs_args_t *a, const cs_plan_t *plan,
     cs_args_add(a, ro->last_receipt);
     cs_args_add(a, "stopped_by");
     cs_args_add(a, ro->stopped_by);
+    cs_args_add(a, "held");
+    cs_args_add(a, ro->held);
     cs_args_add(a, "by");
     cs_args_add(a, r->id);
     cs_args_add(a, "updated_at");
@@ -860,7 +862,7 @@ cs_rollout_from_hash(cs_rollout_t *ro, const cs_plan_t *plan,
 {
     size_t              i, k;
     int64_t             w;
-    const char         *name, *status, *evidence;
+    const char         *name, *status, *evidence, *held;
     const redisReply   *f, *v;
 
     cs_rollout_init(ro);
@@ -873,6 +875,7 @@ cs_rollout_from_hash(cs_rollout_t *ro, const cs_plan_t *plan,
 
     name = NULL;
     status = NULL;
+    held = NULL;
 
     for (i = 0; i + 1 < hash->elements; i += 2) {
         f = hash->element[i];
@@ -927,7 +930,21 @@ cs_rollout_from_hash(cs_rollout_t *ro, const cs_plan_t *plan,
 
         } else if (strcmp(f->str, "evidence") == 0) {
             evidence = v->str;
+
+        } else if (strcmp(f->str, "held") == 0) {
+            held = v->str;
         }
+    }
+
+    /* not started: only why it holds counts */
+    if (status && strcmp(status, "new") == 0) {
+        cs_rollout_init(ro);
+
+        if (held) {
+            snprintf(ro->held, sizeof(ro->held), "%s", held);
+        }
+
+        return 0;
     }
 
     /*
@@ -941,9 +958,7 @@ cs_rollout_from_hash(cs_rollout_t *ro, const cs_plan_t *plan,
         memset(&ro->ev, 0, sizeof(cs_evidence_t));
     }
 
-    if (status == NULL || cs_status_parse(status, &ro->status) != 0
-        || ro->status == CS_STATUS_NEW)
-    {
+    if (status == NULL || cs_status_parse(status, &ro->status) != 0) {
         snprintf(err, errlen, "the sidecar state has no valid status "
                  "(\"%.32s\")", status ? status : "");
         return -1;
