@@ -466,9 +466,10 @@ cs_check_options(cs_sidecar_t *sc, char **password)
         }
     }
 
-    if (len == 0 || len > 63 || i < len) {
-        fprintf(stderr, "canary-sidecar: invalid --split \"%s\": 1 to 63 "
-                "of A-Z a-z 0-9 . _ : -\n", opt->split);
+    if (len == 0 || len > NGX_HTTP_CANARY_NAME_LEN - 1 || i < len) {
+        fprintf(stderr, "canary-sidecar: invalid --split \"%s\": 1 to %d "
+                "of A-Z a-z 0-9 . _ : -\n", opt->split,
+                NGX_HTTP_CANARY_NAME_LEN - 1);
         return -1;
     }
 
@@ -478,7 +479,7 @@ cs_check_options(cs_sidecar_t *sc, char **password)
         }
     }
 
-    if (opt->prefix[i] || i > 64) {
+    if (opt->prefix[i] || i > NGX_HTTP_CANARY_PREFIX_LEN) {
         fprintf(stderr, "canary-sidecar: invalid --prefix \"%s\"\n",
                 opt->prefix);
         return -1;
@@ -860,7 +861,7 @@ cs_remember(cs_sidecar_t *sc, const cs_split_view_t *view, cs_rollout_t *ro)
     mem = &sc->memory;
 
     if (ro->status != CS_STATUS_NEW || mem->status == CS_STATUS_NEW
-        || strcmp(view->state, "ready") == 0)
+        || strcmp(view->state, NGX_HTTP_CANARY_STATE_READY) == 0)
     {
         *mem = *ro;
         return 0;

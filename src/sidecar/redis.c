@@ -105,12 +105,15 @@ cs_redis_init(cs_redis_t *r, const char *address, const char *password,
     r->lease_ms = lease_ms;
 
     r->key = cs_strcat3(prefix, split, "");
-    r->sidecar_key = cs_strcat3(prefix, split, ":sidecar");
-    r->leader_key = cs_strcat3(prefix, split, ":leader");
-    r->receipts_key = cs_strcat3(prefix, split, ":receipts");
-    r->pin_keys[CS_STABLE] = cs_strcat3(prefix, split, ":pin:stable");
-    r->pin_keys[CS_CANARY] = cs_strcat3(prefix, split, ":pin:canary");
-    r->plan_pin_key = cs_strcat3(prefix, split, ":pin:plan");
+    r->sidecar_key = cs_strcat3(prefix, split, NGX_HTTP_CANARY_KEY_SIDECAR);
+    r->leader_key = cs_strcat3(prefix, split, NGX_HTTP_CANARY_KEY_LEADER);
+    r->receipts_key = cs_strcat3(prefix, split,
+                                 NGX_HTTP_CANARY_KEY_RECEIPTS);
+    r->pin_keys[CS_STABLE] = cs_strcat3(prefix, split,
+                                        NGX_HTTP_CANARY_KEY_PIN_STABLE);
+    r->pin_keys[CS_CANARY] = cs_strcat3(prefix, split,
+                                        NGX_HTTP_CANARY_KEY_PIN_CANARY);
+    r->plan_pin_key = cs_strcat3(prefix, split, NGX_HTTP_CANARY_KEY_PIN_PLAN);
 
     if ((r->host == NULL && r->unix_path == NULL) || r->id == NULL
         || r->key == NULL || r->sidecar_key == NULL || r->leader_key == NULL
@@ -489,22 +492,22 @@ cs_redis_write(cs_redis_t *r, const cs_plan_t *plan, const cs_decision_t *d,
 
     cs_args_add(&cmds[n], "HINCRBY");
     cs_args_add(&cmds[n], r->key);
-    cs_args_add(&cmds[n], "generation");
+    cs_args_add(&cmds[n], NGX_HTTP_CANARY_FIELD_GENERATION);
     cs_args_add(&cmds[n++], "1");
 
     cs_args_add(&cmds[n], "HSET");
     cs_args_add(&cmds[n], r->key);
 
     if (d->set_weight) {
-        cs_args_add(&cmds[n], "weight");
+        cs_args_add(&cmds[n], NGX_HTTP_CANARY_FIELD_WEIGHT);
         cs_args_add(&cmds[n], cs_weight_format(d->weight, w, sizeof(w)));
     }
 
-    cs_args_add(&cmds[n], "state");
+    cs_args_add(&cmds[n], NGX_HTTP_CANARY_FIELD_STATE);
     cs_args_add(&cmds[n], d->state);
-    cs_args_add(&cmds[n], "updated_by");
+    cs_args_add(&cmds[n], NGX_HTTP_CANARY_FIELD_UPDATED_BY);
     cs_args_add(&cmds[n], r->id);
-    cs_args_add(&cmds[n], "updated_at");
+    cs_args_add(&cmds[n], NGX_HTTP_CANARY_FIELD_UPDATED_AT);
     cs_args_add(&cmds[n++], ts);
 
     if (d->pins != 0 && plan->npins) {
@@ -549,7 +552,7 @@ cs_redis_write(cs_redis_t *r, const cs_plan_t *plan, const cs_decision_t *d,
         cs_args_add(&cmds[n], "~");
         cs_args_add(&cmds[n], CS_RECEIPTS_MAXLEN);
         cs_args_add(&cmds[n], "*");
-        cs_args_add(&cmds[n], "receipt");
+        cs_args_add(&cmds[n], NGX_HTTP_CANARY_RECEIPT);
         cs_args_add(&cmds[n++], receipts[i]);
     }
 
@@ -687,7 +690,8 @@ cs_redis_fence(cs_redis_t *r, const char *watch_key, int check_generation,
         return CS_REDIS_OK;
     }
 
-    reply = redisCommand(r->c, "HGET %s generation", r->key);
+    reply = redisCommand(r->c, "HGET %s " NGX_HTTP_CANARY_FIELD_GENERATION,
+                         r->key);
 
     if (reply == NULL) {
         return cs_redis_io_error(r, "HGET");
@@ -829,7 +833,7 @@ cs_view_from_hash(cs_split_view_t *view, const redisReply *hash)
             continue;
         }
 
-        if (strcmp(f->str, "weight") == 0) {
+        if (strcmp(f->str, NGX_HTTP_CANARY_FIELD_WEIGHT) == 0) {
             w = cs_weight_parse(v->str, v->len);
 
             if (w >= 0) {
@@ -837,17 +841,17 @@ cs_view_from_hash(cs_split_view_t *view, const redisReply *hash)
                 view->has_weight = 1;
             }
 
-        } else if (strcmp(f->str, "enabled") == 0) {
+        } else if (strcmp(f->str, NGX_HTTP_CANARY_FIELD_ENABLED) == 0) {
             view->enabled = strcmp(v->str, "0") == 0 ? 0
                             : strcmp(v->str, "1") == 0 ? 1 : -1;
 
-        } else if (strcmp(f->str, "generation") == 0) {
+        } else if (strcmp(f->str, NGX_HTTP_CANARY_FIELD_GENERATION) == 0) {
             view->generation = strtoull(v->str, NULL, 10);
 
-        } else if (strcmp(f->str, "state") == 0) {
+        } else if (strcmp(f->str, NGX_HTTP_CANARY_FIELD_STATE) == 0) {
             snprintf(view->state, sizeof(view->state), "%s", v->str);
 
-        } else if (strcmp(f->str, "updated_by") == 0) {
+        } else if (strcmp(f->str, NGX_HTTP_CANARY_FIELD_UPDATED_BY) == 0) {
             snprintf(view->updated_by, sizeof(view->updated_by), "%s",
                      v->str);
         }
