@@ -9,9 +9,10 @@
  * of the renderer and not of the builder: generation below 10^18 (the
  * parser's 18 digits), counters below 2^48, split names 1 to 63 bytes
  * and different from each other (nginx.conf refuses a duplicate), a
- * histogram's count the sum of its buckets, texts of at most 64 bytes,
- * a guard reason a C string of at most 255 bytes, the Redis error at
- * most 128 bytes.
+ * histogram's count the sum of its buckets, texts of at most
+ * NGX_HTTP_CANARY_STATE_LEN bytes, a guard reason a C string of at most
+ * NGX_HTTP_CANARY_REASON_LEN bytes, the Redis error at most
+ * NGX_HTTP_CANARY_ERROR_LEN bytes (ngx_http_canary_limits.h).
  */
 
 
@@ -26,7 +27,7 @@
 
 
 #define FUZZ_SPLITS_MAX   4
-#define FUZZ_NAME_MAX     63
+#define FUZZ_NAME_MAX     (NGX_HTTP_CANARY_NAME_LEN - 1)
 #define FUZZ_COUNTER_MAX  (((uint64_t) 1 << 48) - 1)
 
 

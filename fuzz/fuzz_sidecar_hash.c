@@ -15,8 +15,9 @@
  *
  * Checked: the view keeps its promises (weight 0..10000 or none,
  * enabled -1/0/1, texts are C strings within their arrays); a state is
- * accepted only with a known status other than "new" and a stage of the
- * plan, seen >= generation, times 0 up to a day ahead of now; a refused
+ * accepted only with a known status ("new": nothing but why it holds,
+ * a C string) and a stage of the plan, seen >= generation, times 0 up to
+ * a day ahead of now; a refused
  * state leaves a message; the decision and its line on any of it, at
  * that now and at the extremes of time, are free of undefined behaviour
  * (UBSan: times of any value, stages and weights out of range).
@@ -121,6 +122,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_assert(rc == -1 && strnlen(err, sizeof(err)) < sizeof(err),
                     "a refused state: %d", rc);
         cs_rollout_init(&ro);
+
+    } else if (hash[1]->elements && ro.status == CS_STATUS_NEW) {
+        fuzz_assert(ro.stage == 0 && ro.generation == 0 && ro.seen == 0
+                    && strnlen(ro.held, sizeof(ro.held)) < sizeof(ro.held),
+                    "a state not started: stage %zu", ro.stage);
 
     } else if (hash[1]->elements) {
         fuzz_assert(ro.status > CS_STATUS_NEW

@@ -11,7 +11,8 @@
  *
  * Checked: each result is what the field's grammar says, what was taken
  * is stored exactly (pointers into the value, never copies past it), a
- * refused value changes nothing, and at most 16 cohorts are kept.
+ * refused value changes nothing, and at most NGX_HTTP_CANARY_COHORTS_MAX
+ * cohorts are kept.
  */
 
 
@@ -21,6 +22,9 @@
 
 
 #define FUZZ_PAIRS_MAX  64
+
+/* "weight." before a cohort's name */
+#define FUZZ_COHORT_LEN  (sizeof(NGX_HTTP_CANARY_FIELD_COHORT) - 1)
 
 
 static int
@@ -35,7 +39,7 @@ printable(const uint8_t *v, size_t len)
 {
     size_t  i;
 
-    if (len > 64) {
+    if (len > NGX_HTTP_CANARY_STATE_LEN) {
         return 0;
     }
 
@@ -95,28 +99,32 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         /* what the field's grammar says */
 
-        if (is(f[i], fl[i], "weight")) {
+        if (is(f[i], fl[i], NGX_HTTP_CANARY_FIELD_WEIGHT)) {
             want = ngx_http_canary_parse_weight(v[i], vl[i]) >= 0
                    ? NGX_HTTP_CANARY_FIELD_OK
                    : NGX_HTTP_CANARY_FIELD_BAD_VALUE;
 
-        } else if (is(f[i], fl[i], "enabled")) {
+        } else if (is(f[i], fl[i], NGX_HTTP_CANARY_FIELD_ENABLED)) {
             want = ngx_http_canary_parse_enabled(v[i], vl[i]) >= 0
                    ? NGX_HTTP_CANARY_FIELD_OK
                    : NGX_HTTP_CANARY_FIELD_BAD_VALUE;
 
-        } else if (is(f[i], fl[i], "generation")) {
+        } else if (is(f[i], fl[i], NGX_HTTP_CANARY_FIELD_GENERATION)) {
             want = ngx_http_canary_parse_generation(v[i], vl[i], &gen) == 0
                    ? NGX_HTTP_CANARY_FIELD_OK
                    : NGX_HTTP_CANARY_FIELD_BAD_VALUE;
 
-        } else if (is(f[i], fl[i], "state") || is(f[i], fl[i], "updated_by")
-                   || is(f[i], fl[i], "updated_at"))
+        } else if (is(f[i], fl[i], NGX_HTTP_CANARY_FIELD_STATE)
+                   || is(f[i], fl[i], NGX_HTTP_CANARY_FIELD_UPDATED_BY)
+                   || is(f[i], fl[i], NGX_HTTP_CANARY_FIELD_UPDATED_AT))
         {
             want = printable(v[i], vl[i]) ? NGX_HTTP_CANARY_FIELD_OK
                                           : NGX_HTTP_CANARY_FIELD_BAD_VALUE;
 
-        } else if (fl[i] > 7 && memcmp(f[i], "weight.", 7) == 0) {
+        } else if (fl[i] > FUZZ_COHORT_LEN
+                   && memcmp(f[i], NGX_HTTP_CANARY_FIELD_COHORT,
+                             FUZZ_COHORT_LEN) == 0)
+        {
             want = ngx_http_canary_parse_weight(v[i], vl[i]) < 0
                    ? NGX_HTTP_CANARY_FIELD_BAD_VALUE
                    : before.ncohorts == NGX_HTTP_CANARY_UPDATE_COHORTS
@@ -138,30 +146,30 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             continue;
         }
 
-        if (is(f[i], fl[i], "weight")) {
+        if (is(f[i], fl[i], NGX_HTTP_CANARY_FIELD_WEIGHT)) {
             w = ngx_http_canary_parse_weight(v[i], vl[i]);
             fuzz_assert(u.has_weight && u.weight == (uint32_t) w,
                         "weight %u, not %d", u.weight, w);
 
-        } else if (is(f[i], fl[i], "enabled")) {
+        } else if (is(f[i], fl[i], NGX_HTTP_CANARY_FIELD_ENABLED)) {
             fuzz_assert(u.has_enabled && u.enabled == v[i][0] - '0',
                         "enabled %d", u.enabled);
 
-        } else if (is(f[i], fl[i], "generation")) {
+        } else if (is(f[i], fl[i], NGX_HTTP_CANARY_FIELD_GENERATION)) {
             fuzz_assert(u.has_generation && u.generation == gen,
                         "generation %llu, not %llu",
                         (unsigned long long) u.generation,
                         (unsigned long long) gen);
 
-        } else if (is(f[i], fl[i], "state")) {
+        } else if (is(f[i], fl[i], NGX_HTTP_CANARY_FIELD_STATE)) {
             fuzz_assert(u.has_state && u.state == v[i]
                         && u.state_len == vl[i], "state not kept");
 
-        } else if (is(f[i], fl[i], "updated_by")) {
+        } else if (is(f[i], fl[i], NGX_HTTP_CANARY_FIELD_UPDATED_BY)) {
             fuzz_assert(u.has_updated_by && u.updated_by == v[i]
                         && u.updated_by_len == vl[i], "updated_by not kept");
 
-        } else if (is(f[i], fl[i], "updated_at")) {
+        } else if (is(f[i], fl[i], NGX_HTTP_CANARY_FIELD_UPDATED_AT)) {
             fuzz_assert(u.has_updated_at && u.updated_at == v[i]
                         && u.updated_at_len == vl[i], "updated_at not kept");
 
@@ -170,8 +178,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             w = ngx_http_canary_parse_weight(v[i], vl[i]);
 
             fuzz_assert(u.ncohorts == k + 1
-                        && u.cohorts[k].name == f[i] + 7
-                        && u.cohorts[k].len == fl[i] - 7
+                        && u.cohorts[k].name == f[i] + FUZZ_COHORT_LEN
+                        && u.cohorts[k].len == fl[i] - FUZZ_COHORT_LEN
                         && u.cohorts[k].weight == (uint32_t) w,
                         "cohort \"%.*s\" not kept", (int) fl[i], f[i]);
         }

@@ -161,8 +161,9 @@ sub published {
         'canary-ctl --help: set-weight takes a reason';
     like $out, qr/^R is \[--reason TEXT\]/m, 'and says what R is';
 
+    # help only right after the command: anywhere else it is no option
     ($rc, $out) = ctl(['set-weight', 'app', 'abc', '--help']);
-    is $rc, 0, '--help wins over bad arguments';
+    is $rc, 2, '--help after the arguments is an unknown option, not help';
 }
 
 # ---- every subcommand writes, raises the generation, leaves a receipt ------
@@ -194,6 +195,9 @@ my @writes = (
       { weight => '20' }, { weight => '20', reason => $lines } ],
     [ ['set-weight', 'app', '--reason=before the weight', '30'], 'weight_set',
       { weight => '30' }, { weight => '30', reason => 'before the weight' } ],
+    [ ['set-weight', '--reason', 'before the split', 'app', '35'],
+      'weight_set', { weight => '35' },
+      { weight => '35', reason => 'before the split' } ],
     [ ['set-weight', 'app', '40', '--reason', $not_utf8], 'weight_set',
       { weight => '40' }, { weight => '40', reason => $not_utf8_read } ],
     [ ['set-weight', 'app', '100'], 'weight_set',
@@ -238,13 +242,20 @@ my @writes = (
       { side => 'stable', tenants => ['t1'] } ],
     [ ['unpin', 'app', 't1', 't two', 'q"uote'], 'tenants_unpinned', {},
       { tenants => ['t1', 't two', 'q"uote'] } ],
-    # after the side (pin) or the reason (unpin) every argument is a
-    # tenant, even one that looks like --reason
-    [ ['pin', 'app', '--reason', $lines_bytes, 'canary', '--reason', 'x'],
+    # after "--" every argument is a tenant, even one that looks like
+    # --reason; before it --reason is an option wherever it stands
+    [ ['pin', 'app', '--reason', $lines_bytes, 'canary', '--', '--reason',
+       'x'],
       'tenants_pinned', {},
       { side => 'canary', tenants => ['--reason', 'x'], reason => $lines } ],
-    [ ['unpin', 'app', '--reason=done', '--reason', 'x'], 'tenants_unpinned',
+    [ ['unpin', 'app', '--reason=done', '--', '--reason', 'x'],
+      'tenants_unpinned',
       {}, { tenants => ['--reason', 'x'], reason => 'done' } ],
+    [ ['pin', 'app', 'canary', 'p1', '--reason', 'after', 'p2'],
+      'tenants_pinned', {},
+      { side => 'canary', tenants => ['p1', 'p2'], reason => 'after' } ],
+    [ ['unpin', 'app', 'p1', 'p2', '--reason=after'], 'tenants_unpinned', {},
+      { tenants => ['p1', 'p2'], reason => 'after' } ],
     [ ['set-weight', 'app', '5'], 'weight_set', { weight => 5 },
       { weight => '5' } ],
 );
@@ -344,7 +355,8 @@ is_deeply [ published($sub_file) ], \@ops,
 
     ($rc, $out) = ctl(['status', 'other']);
     is $rc, 0, 'status of a split without state exits 0';
-    like $out, qr/no Redis state/, 'says there is no Redis state';
+    like $out, qr/no hash in Redis: every nginx keeps what it has in\s+force/,
+        'says there is no hash, and that nginx keeps what it has';
 
     # a hash another writer made, with no receipt stream
     r('HSET', 'canary:bare', 'weight', 3);
@@ -445,7 +457,7 @@ my @bad = (
     ['set-weight', 'app', '--reason', 'x'],
     ['set-weight', 'app', '5', '--reason', 'x', 'extra'],
     ['set-weight', 'app', '101', '--reason', 'x'],
-    ['set-weight', '--reason', 'x', 'app', '5'],
+    ['set-weight', 'app', '5', '--reason', 'x', '--reason', 'y'],
     ['enable', 'app', '--reason'],
     ['enable', 'app', '--reason', 'x', 'extra'],
     ['disable', 'app', '--reason', ''],
@@ -652,7 +664,8 @@ for my $args (@calls) {
                "cr\rhere", "new\nline", "caf\xc3\xa9", "\x01ctl", '*', '"',
                "\xff\xfe", "cut\xc3(");
 
-    my ($rc, $out, $err) = ctl(['pin', 'app', 'stable', @odd]);
+    # "--" first: the tenants that look like options are tenants
+    my ($rc, $out, $err) = ctl(['pin', 'app', 'stable', '--', @odd]);
     is $rc, 0, 'pin tenants with quotes, dashes, control bytes' or diag $err;
 
     is r('SCARD', "$KEY:pin:stable"), 1 + @odd,
@@ -670,7 +683,7 @@ for my $args (@calls) {
     utf8::decode($_) for @want;
     is_deeply $r->{tenants}, \@want, 'the receipt lists them exactly';
 
-    ($rc, $out, $err) = ctl(['unpin', 'app', @odd]);
+    ($rc, $out, $err) = ctl(['unpin', 'app', '--', @odd]);
     is $rc, 0, 'unpin them' or diag $err;
     is r('SCARD', "$KEY:pin:stable"), 1, 'only m1 left';
 }

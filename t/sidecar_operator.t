@@ -9,7 +9,8 @@
 #                  from 30
 #   rollback       it stops acting on the rollout, without a receipt of
 #                  its own
-# Deleting the sidecar's state starts a new rollout; the module's guard
+# Deleting the sidecar's state does not start a new rollout (it writes
+# back what it remembers); canary-ctl reset does; the module's guard
 # tripping (weight 0, state guard_tripped, its own receipt) stops it too.
 
 use strict;
@@ -75,12 +76,14 @@ like $s->sidecar_log, qr/stopped: state rolled_back by operator/,
     'logged';
 
 # deleting the sidecar's state does not start a rollout over a
-# rollback: nobody acknowledged it
+# rollback: nobody acknowledged it, and the sidecar remembers it
 $s->redis('DEL', $s->key . ':sidecar');
 sleep 1.5;
 is $s->hget('state'), 'rolled_back', 'no new rollout over a rollback';
-like $s->sidecar_log, qr/not starting: the split's state is "rolled_back"/,
-    'the sidecar says why it waits';
+is $s->state_hash->{status}, 'rolled_back',
+    'the sidecar wrote back the state it remembers';
+like $s->sidecar_log, qr/Redis has lost the sidecar's state/,
+    'and says why';
 
 # a new rollout: the operator acknowledges the rollback
 note $s->ctl('reset', 'api', '--reason', 'fixed in v2');

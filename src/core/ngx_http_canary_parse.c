@@ -111,7 +111,7 @@ ngx_http_canary_valid_state(const unsigned char *p, size_t len)
 {
     size_t  i;
 
-    if (len > 64) {
+    if (len > NGX_HTTP_CANARY_STATE_LEN) {
         return 0;
     }
 
@@ -130,12 +130,13 @@ ngx_http_canary_update_field(ngx_http_canary_update_t *u,
     const unsigned char *f, size_t flen, const unsigned char *v, size_t vlen)
 {
     int      e;
+    size_t   n;
     int32_t  w;
 
 #define ngx_http_canary_field_is(s)                                          \
     (flen == sizeof(s) - 1 && memcmp(f, s, flen) == 0)
 
-    if (ngx_http_canary_field_is("weight")) {
+    if (ngx_http_canary_field_is(NGX_HTTP_CANARY_FIELD_WEIGHT)) {
         w = ngx_http_canary_parse_weight(v, vlen);
         if (w < 0) {
             return NGX_HTTP_CANARY_FIELD_BAD_VALUE;
@@ -146,7 +147,7 @@ ngx_http_canary_update_field(ngx_http_canary_update_t *u,
         return NGX_HTTP_CANARY_FIELD_OK;
     }
 
-    if (ngx_http_canary_field_is("enabled")) {
+    if (ngx_http_canary_field_is(NGX_HTTP_CANARY_FIELD_ENABLED)) {
         e = ngx_http_canary_parse_enabled(v, vlen);
         if (e < 0) {
             return NGX_HTTP_CANARY_FIELD_BAD_VALUE;
@@ -157,7 +158,7 @@ ngx_http_canary_update_field(ngx_http_canary_update_t *u,
         return NGX_HTTP_CANARY_FIELD_OK;
     }
 
-    if (ngx_http_canary_field_is("generation")) {
+    if (ngx_http_canary_field_is(NGX_HTTP_CANARY_FIELD_GENERATION)) {
         if (ngx_http_canary_parse_generation(v, vlen, &u->generation) != 0) {
             return NGX_HTTP_CANARY_FIELD_BAD_VALUE;
         }
@@ -166,20 +167,20 @@ ngx_http_canary_update_field(ngx_http_canary_update_t *u,
         return NGX_HTTP_CANARY_FIELD_OK;
     }
 
-    if (ngx_http_canary_field_is("state")
-        || ngx_http_canary_field_is("updated_by")
-        || ngx_http_canary_field_is("updated_at"))
+    if (ngx_http_canary_field_is(NGX_HTTP_CANARY_FIELD_STATE)
+        || ngx_http_canary_field_is(NGX_HTTP_CANARY_FIELD_UPDATED_BY)
+        || ngx_http_canary_field_is(NGX_HTTP_CANARY_FIELD_UPDATED_AT))
     {
         if (!ngx_http_canary_valid_state(v, vlen)) {
             return NGX_HTTP_CANARY_FIELD_BAD_VALUE;
         }
 
-        if (f[0] == 's') {
+        if (ngx_http_canary_field_is(NGX_HTTP_CANARY_FIELD_STATE)) {
             u->state = v;
             u->state_len = vlen;
             u->has_state = 1;
 
-        } else if (f[8] == 'b') {
+        } else if (ngx_http_canary_field_is(NGX_HTTP_CANARY_FIELD_UPDATED_BY)) {
             u->updated_by = v;
             u->updated_by_len = vlen;
             u->has_updated_by = 1;
@@ -196,7 +197,9 @@ ngx_http_canary_update_field(ngx_http_canary_update_t *u,
 #undef ngx_http_canary_field_is
 
     /* weight.COHORT */
-    if (flen > 7 && memcmp(f, "weight.", 7) == 0) {
+    n = sizeof(NGX_HTTP_CANARY_FIELD_COHORT) - 1;
+
+    if (flen > n && memcmp(f, NGX_HTTP_CANARY_FIELD_COHORT, n) == 0) {
         w = ngx_http_canary_parse_weight(v, vlen);
         if (w < 0) {
             return NGX_HTTP_CANARY_FIELD_BAD_VALUE;
@@ -206,8 +209,8 @@ ngx_http_canary_update_field(ngx_http_canary_update_t *u,
             return NGX_HTTP_CANARY_FIELD_TOO_MANY;
         }
 
-        u->cohorts[u->ncohorts].name = f + 7;
-        u->cohorts[u->ncohorts].len = flen - 7;
+        u->cohorts[u->ncohorts].name = f + n;
+        u->cohorts[u->ncohorts].len = flen - n;
         u->cohorts[u->ncohorts].weight = (uint32_t) w;
         u->ncohorts++;
 

@@ -13,9 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ngx_http_canary_limits.h"
+#include "ngx_http_canary_contract.h"
 
-/* weights are kept in hundredths of a percent: 0 .. 10000 */
-#define NGX_HTTP_CANARY_WEIGHT_MAX   10000
 
 /* "100.00" is the longest valid weight */
 #define NGX_HTTP_CANARY_WEIGHT_LEN   sizeof("100.00")
@@ -37,10 +37,11 @@ int ngx_http_canary_parse_enabled(const unsigned char *p, size_t len);
 int ngx_http_canary_parse_generation(const unsigned char *p, size_t len,
     uint64_t *value);
 
-/* free text for the status page: 0 to 64 printable ASCII bytes -> 1 */
+/* free text for the status page: 0 to NGX_HTTP_CANARY_STATE_LEN
+ * printable ASCII bytes -> 1 */
 int ngx_http_canary_valid_state(const unsigned char *p, size_t len);
 
-#define NGX_HTTP_CANARY_UPDATE_COHORTS  16
+#define NGX_HTTP_CANARY_UPDATE_COHORTS  NGX_HTTP_CANARY_COHORTS_MAX
 
 
 /* the fields of one Redis hash <prefix><split>, each validated */

@@ -17,9 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-
-#define NGX_HTTP_CANARY_PIN_KEY_MAX   256
-#define NGX_HTTP_CANARY_PINS_MAX      100000
+#include "ngx_http_canary_limits.h"
 
 
 typedef struct {

@@ -16,9 +16,10 @@
 
 #include "ngx_http_canary_guard_rule.h"
 #include "ngx_http_canary_histogram.h"
+#include "ngx_http_canary_limits.h"
 
 
-#define NGX_HTTP_CANARY_REPORT_COHORTS  16
+#define NGX_HTTP_CANARY_REPORT_COHORTS  NGX_HTTP_CANARY_COHORTS_MAX
 
 
 typedef struct {
@@ -64,7 +65,8 @@ typedef struct {
     int                               tripped;
     int                               configured;
     time_t                            since;
-    char                              reason[256];
+    char                              reason[NGX_HTTP_CANARY_REASON_LEN
+                                                 + 1];
     const char                       *stays_until; /* ends a trip */
     ngx_http_canary_guard_limits_t    limits;
     int                               seen;       /* window[] is set */
@@ -79,11 +81,11 @@ typedef struct {
     uint64_t                          generation;
     time_t                            created;          /* counters since */
     const char                       *source;           /* conf, redis */
-    unsigned char                     state[64];
+    unsigned char                     state[NGX_HTTP_CANARY_STATE_LEN];
     size_t                            state_len;
-    unsigned char                     updated_by[64];
+    unsigned char                     updated_by[NGX_HTTP_CANARY_STATE_LEN];
     size_t                            updated_by_len;
-    unsigned char                     updated_at[64];
+    unsigned char                     updated_at[NGX_HTTP_CANARY_STATE_LEN];
     size_t                            updated_at_len;
     uint64_t                          pins[2];          /* stable, canary */
     int                               rolled_back;
@@ -104,7 +106,7 @@ typedef struct {
     ngx_http_canary_bytes_t           prefix;
     time_t                            last_sync;
     time_t                            error_time;
-    unsigned char                     error[128];
+    unsigned char                     error[NGX_HTTP_CANARY_ERROR_LEN];
     size_t                            error_len;
 } ngx_http_canary_redis_report_t;
 

@@ -427,6 +427,18 @@ cs_decide(const cs_plan_t *plan, const cs_split_view_t *view,
 
     if (ro->status == CS_STATUS_NEW) {
         cs_decide_start(plan, view, m, now, d);
+
+        /*
+         * Not starting, with an nginx answering: why goes into the
+         * sidecar's state (status "new"), written when it changes
+         */
+        if (d->action == CS_ACT_HOLD && m != NULL
+            && strcmp(d->next.held, d->reason) != 0)
+        {
+            snprintf(d->next.held, sizeof(d->next.held), "%s", d->reason);
+            d->dirty = 1;
+        }
+
         return;
     }
 
@@ -455,15 +467,16 @@ cs_decide(const cs_plan_t *plan, const cs_split_view_t *view,
     }
 
     if (!view->exists) {
-        cs_reason(d, "hold: the split's hash is gone from Redis; "
-                  "re-create it, or delete the sidecar state to start "
-                  "a new rollout");
+        cs_reason(d, "hold: the split's hash is gone from Redis (flushed, "
+                  "or restarted empty?); canary-ctl reset starts a new "
+                  "rollout");
         return;
     }
 
     if (view->generation < ro->seen) {
         cs_reason(d, "hold: the split's generation went back from %llu "
-                  "to %llu: someone rewrote the hash",
+                  "to %llu: someone rewrote the hash (Redis lost it?); "
+                  "canary-ctl reset starts a new rollout",
                   (unsigned long long) ro->seen,
                   (unsigned long long) view->generation);
         return;
@@ -505,7 +518,9 @@ cs_decide_start(const cs_plan_t *plan, const cs_split_view_t *view,
     cs_rollout_t       *nx;
     const cs_stage_t   *st;
 
-    if (view->state[0] && strcmp(view->state, "ready") != 0) {
+    if (view->state[0]
+        && strcmp(view->state, NGX_HTTP_CANARY_STATE_READY) != 0)
+    {
         cs_reason(d, "not starting: the split's state is \"%s\"%s%s; "
                   "canary-ctl reset acknowledges it", view->state,
                   view->updated_by[0] ? " by " : "", view->updated_by);
@@ -538,8 +553,8 @@ cs_decide_start(const cs_plan_t *plan, const cs_split_view_t *view,
     d->j.instances = m->instances;
     d->j.asked = m->asked;
 
-    cs_write(d, view, CS_ACT_START, "running");
-    cs_op(d, "rollout_started");
+    cs_write(d, view, CS_ACT_START, NGX_HTTP_CANARY_STATE_RUNNING);
+    cs_op(d, NGX_HTTP_CANARY_OP_STARTED);
 
     d->from_stage = -1;
     d->to_stage = 0;
@@ -555,6 +570,7 @@ cs_decide_start(const cs_plan_t *plan, const cs_split_view_t *view,
     nx->weight = st->weight;
     nx->approved = -1;
     nx->stopped_by[0] = '\0';
+    nx->held[0] = '\0';
 
     cs_reason(d, "start: stage %s (%s%%) with %zu pinned tenant%s on "
               "canary", st->name,
@@ -623,8 +639,8 @@ cs_decide_operator(const cs_plan_t *plan, const cs_split_view_t *view,
     by = view->updated_by[0] ? view->updated_by : "someone";
     changed = 0;
 
-    if (strcmp(view->state, "rolled_back") == 0
-        || strcmp(view->state, "guard_tripped") == 0)
+    if (strcmp(view->state, NGX_HTTP_CANARY_STATE_ROLLED_BACK) == 0
+        || strcmp(view->state, NGX_HTTP_CANARY_STATE_GUARD_TRIPPED) == 0)
     {
         nx->status = CS_STATUS_ROLLED_BACK;
         snprintf(nx->stopped_by, sizeof(nx->stopped_by),
@@ -634,14 +650,14 @@ cs_decide_operator(const cs_plan_t *plan, const cs_split_view_t *view,
         return;
     }
 
-    if (strcmp(view->state, "paused") == 0) {
+    if (strcmp(view->state, NGX_HTTP_CANARY_STATE_PAUSED) == 0) {
         if (nx->status != CS_STATUS_PAUSED) {
             nx->status = CS_STATUS_PAUSED;
             cs_note(d, "paused by %s", by);
             changed = 1;
         }
 
-    } else if (strcmp(view->state, "running") == 0
+    } else if (strcmp(view->state, NGX_HTTP_CANARY_STATE_RUNNING) == 0
                && (nx->status == CS_STATUS_PAUSED
                    || nx->status == CS_STATUS_AWAITING_RESUME
                    || nx->status == CS_STATUS_HALTED))
@@ -712,8 +728,8 @@ cs_decide_judged(const cs_plan_t *plan, const cs_split_view_t *view,
         if (nx->status == CS_STATUS_RUNNING
             || nx->status == CS_STATUS_AWAITING_RESUME)
         {
-            cs_write(d, view, CS_ACT_HALT, "halted");
-            cs_op(d, "rollout_halted");
+            cs_write(d, view, CS_ACT_HALT, NGX_HTTP_CANARY_STATE_HALTED);
+            cs_op(d, NGX_HTTP_CANARY_OP_HALTED);
             nx->status = CS_STATUS_HALTED;
             if (j->degraded) {
                 cs_reason(d, "HALT: both variants under availability_min "
@@ -755,8 +771,8 @@ cs_decide_judged(const cs_plan_t *plan, const cs_split_view_t *view,
             return;
         }
 
-        cs_write(d, view, CS_ACT_UNHALT, "running");
-        cs_op(d, "halt_cleared");
+        cs_write(d, view, CS_ACT_UNHALT, NGX_HTTP_CANARY_STATE_RUNNING);
+        cs_op(d, NGX_HTTP_CANARY_OP_HALT_CLEARED);
         nx->status = CS_STATUS_RUNNING;
         cs_stage_restart(nx, now);
         cs_reason(d, "outage over: error rates canary %.2f%%, stable "
@@ -855,17 +871,17 @@ cs_decide_violation(const cs_plan_t *plan, const cs_split_view_t *view,
             return;
         }
 
-        cs_write(d, view, CS_ACT_PAUSE, "paused");
-        cs_op(d, "sli_violation_detected");
-        cs_op(d, "rollout_paused");
+        cs_write(d, view, CS_ACT_PAUSE, NGX_HTTP_CANARY_STATE_PAUSED);
+        cs_op(d, NGX_HTTP_CANARY_OP_VIOLATION);
+        cs_op(d, NGX_HTTP_CANARY_OP_PAUSED);
         nx->status = CS_STATUS_PAUSED;
         cs_reason(d, "PAUSE (on_violation pause): %s %s", failed, when);
         return;
     }
 
-    cs_write(d, view, CS_ACT_ROLLBACK, "rolled_back");
-    cs_op(d, "sli_violation_detected");
-    cs_op(d, "rollback_executed");
+    cs_write(d, view, CS_ACT_ROLLBACK, NGX_HTTP_CANARY_STATE_ROLLED_BACK);
+    cs_op(d, NGX_HTTP_CANARY_OP_VIOLATION);
+    cs_op(d, NGX_HTTP_CANARY_OP_ROLLBACK);
 
     d->set_weight = 1;
     d->weight = 0;
@@ -915,8 +931,8 @@ cs_decide_forward(const cs_plan_t *plan, const cs_split_view_t *view,
     cs_duration_format(st->hold, b, sizeof(b));
 
     if (nx->stage == last) {
-        cs_write(d, view, CS_ACT_COMPLETE, "complete");
-        cs_op(d, "deployment_complete");
+        cs_write(d, view, CS_ACT_COMPLETE, NGX_HTTP_CANARY_STATE_COMPLETE);
+        cs_op(d, NGX_HTTP_CANARY_OP_COMPLETE);
         d->pins = plan->npins ? -1 : 0;
         nx->status = CS_STATUS_COMPLETE;
         cs_reason(d, "COMPLETE: hold %s at the last stage passed", b);
@@ -927,8 +943,8 @@ cs_decide_forward(const cs_plan_t *plan, const cs_split_view_t *view,
     next = &plan->stages[to];
 
     if (next->manual && nx->approved != (int) to) {
-        cs_write(d, view, CS_ACT_AWAIT, "awaiting_resume");
-        cs_op(d, "awaiting_resume");
+        cs_write(d, view, CS_ACT_AWAIT, NGX_HTTP_CANARY_STATE_AWAITING);
+        cs_op(d, NGX_HTTP_CANARY_OP_AWAITING);
         d->to_stage = (int) to;
         d->to_weight = next->weight;
         nx->status = CS_STATUS_AWAITING_RESUME;
@@ -950,8 +966,8 @@ cs_decide_forward(const cs_plan_t *plan, const cs_split_view_t *view,
     cs_weight_format(next->weight, w, sizeof(w));
 
     if (to == last && next->hold == 0) {
-        cs_write(d, view, CS_ACT_COMPLETE, "complete");
-        cs_op(d, "deployment_complete");
+        cs_write(d, view, CS_ACT_COMPLETE, NGX_HTTP_CANARY_STATE_COMPLETE);
+        cs_op(d, NGX_HTTP_CANARY_OP_COMPLETE);
         d->pins = plan->npins ? -1 : 0;
         nx->status = CS_STATUS_COMPLETE;
         cs_reason(d, "COMPLETE: hold %s passed, every check PASS; at "
@@ -959,9 +975,9 @@ cs_decide_forward(const cs_plan_t *plan, const cs_split_view_t *view,
         return;
     }
 
-    cs_write(d, view, CS_ACT_PROMOTE, "running");
-    cs_op(d, d->from_stage == 0 ? "canary_phase_complete"
-                                : "traffic_promoted");
+    cs_write(d, view, CS_ACT_PROMOTE, NGX_HTTP_CANARY_STATE_RUNNING);
+    cs_op(d, d->from_stage == 0 ? NGX_HTTP_CANARY_OP_CANARY_DONE
+                                : NGX_HTTP_CANARY_OP_PROMOTED);
     nx->status = CS_STATUS_RUNNING;
     cs_reason(d, "PROMOTE to %s (%s%%): hold %s passed, every check PASS",
               next->name, w, b);

@@ -14,6 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ngx_http_canary_contract.h"
+#include "ngx_http_canary_limits.h"
+
 #include "plan.h"
 #include "fetch.h"
 #include "evidence.h"
@@ -43,6 +46,8 @@ typedef struct {
                                                into; -1: none */
     char                last_receipt[40];
     char                stopped_by[192];
+    char                held[384];          /* status new: why the rollout
+                                               does not start */
     cs_evidence_t       ev;
 } cs_rollout_t;
 
@@ -54,8 +59,8 @@ typedef struct {
     uint32_t            weight;
     int                 enabled;            /* 1, 0; -1: not set */
     uint64_t            generation;
-    char                state[65];
-    char                updated_by[65];
+    char                state[NGX_HTTP_CANARY_STATE_LEN + 1];
+    char                updated_by[NGX_HTTP_CANARY_STATE_LEN + 1];
 } cs_split_view_t;
 
 

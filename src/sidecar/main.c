@@ -74,6 +74,12 @@ typedef struct {
     int                 was_leader;
     char                idle[2048];
     char                fleet[1024];
+    int                 fleet_seen;         /* an nginx answered for the
+                                               split: Redis may be
+                                               written */
+    cs_rollout_t        memory;             /* the rollout as this leader
+                                               last read or wrote it; new:
+                                               none */
 } cs_sidecar_t;
 
 
@@ -85,6 +91,9 @@ static void cs_usage(FILE *f);
 static int cs_check_options(cs_sidecar_t *sc, char **password);
 static char *cs_read_password(const char *path);
 static int cs_step(cs_sidecar_t *sc);
+static int cs_fleet_check(cs_sidecar_t *sc);
+static int cs_remember(cs_sidecar_t *sc, const cs_split_view_t *view,
+    cs_rollout_t *ro);
 static int cs_status_urls(cs_sidecar_t *sc, unsigned window);
 static int cs_act(cs_sidecar_t *sc, cs_decision_t *d,
     const cs_split_view_t *view, int64_t now, double decision_ms,
@@ -110,6 +119,7 @@ main(int argc, char **argv)
     cs_sidecar_t  sc;
 
     memset(&sc, 0, sizeof(cs_sidecar_t));
+    cs_rollout_init(&sc.memory);
 
     rc = cs_init(&sc, argc, argv);
 
@@ -456,9 +466,10 @@ cs_check_options(cs_sidecar_t *sc, char **password)
         }
     }
 
-    if (len == 0 || len > 63 || i < len) {
-        fprintf(stderr, "canary-sidecar: invalid --split \"%s\": 1 to 63 "
-                "of A-Z a-z 0-9 . _ : -\n", opt->split);
+    if (len == 0 || len > NGX_HTTP_CANARY_NAME_LEN - 1 || i < len) {
+        fprintf(stderr, "canary-sidecar: invalid --split \"%s\": 1 to %d "
+                "of A-Z a-z 0-9 . _ : -\n", opt->split,
+                NGX_HTTP_CANARY_NAME_LEN - 1);
         return -1;
     }
 
@@ -468,7 +479,7 @@ cs_check_options(cs_sidecar_t *sc, char **password)
         }
     }
 
-    if (opt->prefix[i] || i > 64) {
+    if (opt->prefix[i] || i > NGX_HTTP_CANARY_PREFIX_LEN) {
         fprintf(stderr, "canary-sidecar: invalid --prefix \"%s\"\n",
                 opt->prefix);
         return -1;
@@ -585,7 +596,7 @@ cs_read_password(const char *path)
 static int
 cs_step(cs_sidecar_t *sc)
 {
-    int              rc;
+    int              rc, restored;
     char             holder[128], line[2048], err[1024], ts[32];
     char            *saved;
     double           t0;
@@ -597,6 +608,10 @@ cs_step(cs_sidecar_t *sc)
     cs_split_view_t  view;
 
     t0 = cs_mono_fms();
+
+    if (!sc->fleet_seen && cs_fleet_check(sc) != 0) {
+        return -1;
+    }
 
     if (cs_redis_connect(&sc->redis) != 0) {
         cs_log_error(sc, "%s: redis %s unreachable: %s; holding, retrying",
@@ -623,6 +638,8 @@ cs_step(cs_sidecar_t *sc)
                 snprintf(sc->holder, sizeof(sc->holder), "%s", holder);
             }
 
+            /* the leader's memory is the one that counts now */
+            cs_rollout_init(&sc->memory);
             sc->was_leader = 0;
             return 0;
         }
@@ -642,6 +659,8 @@ cs_step(cs_sidecar_t *sc)
         cs_log_error(sc, "%s: %s; holding", sc->opt.split, sc->redis.err);
         return -1;
     }
+
+    restored = cs_remember(sc, &view, &ro);
 
     /*
      * Where the evidence was taken up to is what the state in Redis says,
@@ -722,6 +741,10 @@ cs_step(cs_sidecar_t *sc)
 
     cs_decide(&sc->plan, &view, &ro, m, now, &d);
 
+    if (restored) {
+        d.dirty = 1;            /* back into the Redis that lost it */
+    }
+
     if (d.action == CS_ACT_START
         || d.next.stage_started != ro.stage_started)
     {
@@ -751,13 +774,21 @@ cs_step(cs_sidecar_t *sc)
 
     rc = cs_act(sc, &d, &view, now, cs_mono_fms() - t0, line, sizeof(line));
 
+    if (rc == 0) {
+        sc->memory = d.next;
+    }
+
     /* no nginx answered: nothing could be judged (--once exits 1) */
     if (m == NULL && !cs_rollout_over(&ro)) {
         rc = -1;
     }
 
-    if (d.action == CS_ACT_IDLE && !d.note[0]) {
-        /* a finished rollout: say so once, not every second */
+    if ((d.action == CS_ACT_IDLE
+         || (d.action == CS_ACT_HOLD && ro.status == CS_STATUS_NEW))
+        && !d.note[0])
+    {
+        /* a finished rollout, or one that does not start: say so once,
+         * not every second */
         if (strcmp(sc->idle, line) == 0) {
             return rc;
         }
@@ -771,6 +802,82 @@ cs_step(cs_sidecar_t *sc)
     fprintf(stderr, "%s %s\n", cs_iso8601(now, ts, sizeof(ts)), line);
 
     return rc;
+}
+
+
+/*
+ * Before anything touches Redis (not even the lease): at least one nginx
+ * must answer for the split.  A wrong --status or --split writes
+ * nothing, and leaves the lease to a sidecar that sees the fleet.
+ */
+
+static int
+cs_fleet_check(cs_sidecar_t *sc)
+{
+    char    err[1024];
+    size_t  n;
+
+    if (cs_status_urls(sc, cs_window_seconds(&sc->plan, &sc->memory, 0))
+        != 0)
+    {
+        cs_log_error(sc, "%s: no memory; holding", sc->opt.split);
+        return -1;
+    }
+
+    n = cs_fetch(sc->urls, sc->opt.status, sc->opt.nstatus, sc->opt.split,
+                 CS_FETCH_TIMEOUT, sc->readings, sc->answered, err,
+                 sizeof(err));
+
+    if (n == 0) {
+        cs_log_error(sc, "%s: not starting: no nginx answered for this "
+                     "split (%s); holding, writing nothing to Redis, not "
+                     "even the lease", sc->opt.split, err);
+        return -1;
+    }
+
+    cs_log("%s: %zu/%zu nginx answer for this split", sc->opt.split, n,
+           sc->opt.nstatus);
+
+    sc->fleet_seen = 1;
+
+    return 0;
+}
+
+
+/*
+ * What this leader did, kept in memory: when Redis has no state of the
+ * sidecar any more but the split was not reset (state "ready": canary-ctl
+ * reset deletes the state on purpose), Redis lost it (flushed, restarted
+ * without persistence, a failover to an empty replica).  The rollout goes
+ * on from memory and is written back: a rollout rolled back or complete
+ * is never started again.  Returns 1 when ro comes from memory.
+ */
+
+static int
+cs_remember(cs_sidecar_t *sc, const cs_split_view_t *view, cs_rollout_t *ro)
+{
+    cs_rollout_t  *mem;
+
+    mem = &sc->memory;
+
+    if (ro->status != CS_STATUS_NEW || mem->status == CS_STATUS_NEW
+        || strcmp(view->state, NGX_HTTP_CANARY_STATE_READY) == 0)
+    {
+        *mem = *ro;
+        return 0;
+    }
+
+    cs_log("%s: Redis has lost the sidecar's state %s (flushed, or "
+           "restarted empty?) but the split was not reset: writing back "
+           "what %s did: %s at stage %s, generation %llu%s%s",
+           sc->opt.split, sc->redis.sidecar_key, sc->id,
+           cs_status_name(mem->status), sc->plan.stages[mem->stage].name,
+           (unsigned long long) mem->seen,
+           mem->stopped_by[0] ? ", " : "", mem->stopped_by);
+
+    *ro = *mem;
+
+    return 1;
 }
 
 

@@ -13,13 +13,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ngx_http_canary_limits.h"
+
 
 #define CS_STAGES_MAX         32
 #define CS_STAGE_NAME_MAX     48
 #define CS_PINS_MAX           1000
-#define CS_PIN_MAX            256       /* the module's pin key limit */
-#define CS_WEIGHT_MAX         10000     /* hundredths of a percent */
-#define CS_WINDOW_MAX         60000     /* the module keeps 60s */
+
+/* the module's: a pin key, a weight in hundredths of a percent, the
+ * window it keeps (ms) */
+#define CS_PIN_MAX            NGX_HTTP_CANARY_PIN_KEY_MAX
+#define CS_WEIGHT_MAX         NGX_HTTP_CANARY_WEIGHT_MAX
+#define CS_WINDOW_MAX         (NGX_HTTP_CANARY_WINDOW_MAX * 1000)
 
 /* a canary error rate over this many times error_rate_max rolls back at
  * once, without waiting violation_for */

@@ -45,18 +45,23 @@ cs_receipt_json(const cs_plan_t *plan, const cs_decision_t *d, size_t op,
         return NULL;
     }
 
-    json_object_set_new(r, "receipt_id", json_string(id));
-    json_object_set_new(r, "timestamp", json_string(ts));
-    json_object_set_new(r, "operation", json_string(d->ops[op]));
-    json_object_set_new(r, "split", json_string(ctx->split));
+    json_object_set_new(r, NGX_HTTP_CANARY_RECEIPT_ID, json_string(id));
+    json_object_set_new(r, NGX_HTTP_CANARY_RECEIPT_TIMESTAMP,
+                        json_string(ts));
+    json_object_set_new(r, NGX_HTTP_CANARY_RECEIPT_OPERATION,
+                        json_string(d->ops[op]));
+    json_object_set_new(r, NGX_HTTP_CANARY_RECEIPT_SPLIT,
+                        json_string(ctx->split));
 
     json_object_set_new(r, "from_stage", d->from_stage < 0 ? json_null()
                         : json_string(plan->stages[d->from_stage].name));
     json_object_set_new(r, "to_stage",
                         json_string(plan->stages[d->to_stage].name));
-    json_object_set_new(r, "from_weight", cs_receipt_weight(d->from_weight));
-    json_object_set_new(r, "to_weight", cs_receipt_weight(d->to_weight));
-    json_object_set_new(r, "state", json_string(d->state));
+    json_object_set_new(r, NGX_HTTP_CANARY_RECEIPT_FROM_WEIGHT,
+                        cs_receipt_weight(d->from_weight));
+    json_object_set_new(r, NGX_HTTP_CANARY_RECEIPT_TO_WEIGHT,
+                        cs_receipt_weight(d->to_weight));
+    json_object_set_new(r, NGX_HTTP_CANARY_FIELD_STATE, json_string(d->state));
 
     json_object_set_new(r, "sli_checks", cs_receipt_checks(d));
 
@@ -75,13 +80,14 @@ cs_receipt_json(const cs_plan_t *plan, const cs_decision_t *d, size_t op,
     json_object_set_new(r, "nginx",
         json_pack("{s:I,s:I}", "answered", (json_int_t) j->instances,
                   "asked", (json_int_t) j->asked));
-    json_object_set_new(r, "reason", json_string(d->reason));
+    json_object_set_new(r, NGX_HTTP_CANARY_RECEIPT_REASON,
+                        json_string(d->reason));
     json_object_set_new(r, "decision_ms",
                         cs_receipt_number(round(ctx->decision_ms * 1000)
                                           / 1000));
-    json_object_set_new(r, "generation",
+    json_object_set_new(r, NGX_HTTP_CANARY_RECEIPT_GENERATION,
                         json_integer((json_int_t) ctx->generation));
-    json_object_set_new(r, "by", json_string(ctx->by));
+    json_object_set_new(r, NGX_HTTP_CANARY_RECEIPT_BY, json_string(ctx->by));
 
     out = json_dumps(r, JSON_COMPACT | JSON_REAL_PRECISION(6)
                         | JSON_PRESERVE_ORDER);

@@ -105,12 +105,15 @@ cs_redis_init(cs_redis_t *r, const char *address, const char *password,
     r->lease_ms = lease_ms;
 
     r->key = cs_strcat3(prefix, split, "");
-    r->sidecar_key = cs_strcat3(prefix, split, ":sidecar");
-    r->leader_key = cs_strcat3(prefix, split, ":leader");
-    r->receipts_key = cs_strcat3(prefix, split, ":receipts");
-    r->pin_keys[CS_STABLE] = cs_strcat3(prefix, split, ":pin:stable");
-    r->pin_keys[CS_CANARY] = cs_strcat3(prefix, split, ":pin:canary");
-    r->plan_pin_key = cs_strcat3(prefix, split, ":pin:plan");
+    r->sidecar_key = cs_strcat3(prefix, split, NGX_HTTP_CANARY_KEY_SIDECAR);
+    r->leader_key = cs_strcat3(prefix, split, NGX_HTTP_CANARY_KEY_LEADER);
+    r->receipts_key = cs_strcat3(prefix, split,
+                                 NGX_HTTP_CANARY_KEY_RECEIPTS);
+    r->pin_keys[CS_STABLE] = cs_strcat3(prefix, split,
+                                        NGX_HTTP_CANARY_KEY_PIN_STABLE);
+    r->pin_keys[CS_CANARY] = cs_strcat3(prefix, split,
+                                        NGX_HTTP_CANARY_KEY_PIN_CANARY);
+    r->plan_pin_key = cs_strcat3(prefix, split, NGX_HTTP_CANARY_KEY_PIN_PLAN);
 
     if ((r->host == NULL && r->unix_path == NULL) || r->id == NULL
         || r->key == NULL || r->sidecar_key == NULL || r->leader_key == NULL
@@ -489,22 +492,22 @@ cs_redis_write(cs_redis_t *r, const cs_plan_t *plan, const cs_decision_t *d,
 
     cs_args_add(&cmds[n], "HINCRBY");
     cs_args_add(&cmds[n], r->key);
-    cs_args_add(&cmds[n], "generation");
+    cs_args_add(&cmds[n], NGX_HTTP_CANARY_FIELD_GENERATION);
     cs_args_add(&cmds[n++], "1");
 
     cs_args_add(&cmds[n], "HSET");
     cs_args_add(&cmds[n], r->key);
 
     if (d->set_weight) {
-        cs_args_add(&cmds[n], "weight");
+        cs_args_add(&cmds[n], NGX_HTTP_CANARY_FIELD_WEIGHT);
         cs_args_add(&cmds[n], cs_weight_format(d->weight, w, sizeof(w)));
     }
 
-    cs_args_add(&cmds[n], "state");
+    cs_args_add(&cmds[n], NGX_HTTP_CANARY_FIELD_STATE);
     cs_args_add(&cmds[n], d->state);
-    cs_args_add(&cmds[n], "updated_by");
+    cs_args_add(&cmds[n], NGX_HTTP_CANARY_FIELD_UPDATED_BY);
     cs_args_add(&cmds[n], r->id);
-    cs_args_add(&cmds[n], "updated_at");
+    cs_args_add(&cmds[n], NGX_HTTP_CANARY_FIELD_UPDATED_AT);
     cs_args_add(&cmds[n++], ts);
 
     if (d->pins != 0 && plan->npins) {
@@ -549,7 +552,7 @@ cs_redis_write(cs_redis_t *r, const cs_plan_t *plan, const cs_decision_t *d,
         cs_args_add(&cmds[n], "~");
         cs_args_add(&cmds[n], CS_RECEIPTS_MAXLEN);
         cs_args_add(&cmds[n], "*");
-        cs_args_add(&cmds[n], "receipt");
+        cs_args_add(&cmds[n], NGX_HTTP_CANARY_RECEIPT);
         cs_args_add(&cmds[n++], receipts[i]);
     }
 
@@ -687,7 +690,8 @@ cs_redis_fence(cs_redis_t *r, const char *watch_key, int check_generation,
         return CS_REDIS_OK;
     }
 
-    reply = redisCommand(r->c, "HGET %s generation", r->key);
+    reply = redisCommand(r->c, "HGET %s " NGX_HTTP_CANARY_FIELD_GENERATION,
+                         r->key);
 
     if (reply == NULL) {
         return cs_redis_io_error(r, "HGET");
@@ -784,6 +788,8 @@ cs_redis_state_args(cs_redis_t *r, cs_args_t *a, const cs_plan_t *plan,
     cs_args_add(a, ro->last_receipt);
     cs_args_add(a, "stopped_by");
     cs_args_add(a, ro->stopped_by);
+    cs_args_add(a, "held");
+    cs_args_add(a, ro->held);
     cs_args_add(a, "by");
     cs_args_add(a, r->id);
     cs_args_add(a, "updated_at");
@@ -827,7 +833,7 @@ cs_view_from_hash(cs_split_view_t *view, const redisReply *hash)
             continue;
         }
 
-        if (strcmp(f->str, "weight") == 0) {
+        if (strcmp(f->str, NGX_HTTP_CANARY_FIELD_WEIGHT) == 0) {
             w = cs_weight_parse(v->str, v->len);
 
             if (w >= 0) {
@@ -835,17 +841,17 @@ cs_view_from_hash(cs_split_view_t *view, const redisReply *hash)
                 view->has_weight = 1;
             }
 
-        } else if (strcmp(f->str, "enabled") == 0) {
+        } else if (strcmp(f->str, NGX_HTTP_CANARY_FIELD_ENABLED) == 0) {
             view->enabled = strcmp(v->str, "0") == 0 ? 0
                             : strcmp(v->str, "1") == 0 ? 1 : -1;
 
-        } else if (strcmp(f->str, "generation") == 0) {
+        } else if (strcmp(f->str, NGX_HTTP_CANARY_FIELD_GENERATION) == 0) {
             view->generation = strtoull(v->str, NULL, 10);
 
-        } else if (strcmp(f->str, "state") == 0) {
+        } else if (strcmp(f->str, NGX_HTTP_CANARY_FIELD_STATE) == 0) {
             snprintf(view->state, sizeof(view->state), "%s", v->str);
 
-        } else if (strcmp(f->str, "updated_by") == 0) {
+        } else if (strcmp(f->str, NGX_HTTP_CANARY_FIELD_UPDATED_BY) == 0) {
             snprintf(view->updated_by, sizeof(view->updated_by), "%s",
                      v->str);
         }
@@ -860,7 +866,7 @@ cs_rollout_from_hash(cs_rollout_t *ro, const cs_plan_t *plan,
 {
     size_t              i, k;
     int64_t             w;
-    const char         *name, *status, *evidence;
+    const char         *name, *status, *evidence, *held;
     const redisReply   *f, *v;
 
     cs_rollout_init(ro);
@@ -873,6 +879,7 @@ cs_rollout_from_hash(cs_rollout_t *ro, const cs_plan_t *plan,
 
     name = NULL;
     status = NULL;
+    held = NULL;
 
     for (i = 0; i + 1 < hash->elements; i += 2) {
         f = hash->element[i];
@@ -927,7 +934,21 @@ cs_rollout_from_hash(cs_rollout_t *ro, const cs_plan_t *plan,
 
         } else if (strcmp(f->str, "evidence") == 0) {
             evidence = v->str;
+
+        } else if (strcmp(f->str, "held") == 0) {
+            held = v->str;
         }
+    }
+
+    /* not started: only why it holds counts */
+    if (status && strcmp(status, "new") == 0) {
+        cs_rollout_init(ro);
+
+        if (held) {
+            snprintf(ro->held, sizeof(ro->held), "%s", held);
+        }
+
+        return 0;
     }
 
     /*
@@ -941,9 +962,7 @@ cs_rollout_from_hash(cs_rollout_t *ro, const cs_plan_t *plan,
         memset(&ro->ev, 0, sizeof(cs_evidence_t));
     }
 
-    if (status == NULL || cs_status_parse(status, &ro->status) != 0
-        || ro->status == CS_STATUS_NEW)
-    {
+    if (status == NULL || cs_status_parse(status, &ro->status) != 0) {
         snprintf(err, errlen, "the sidecar state has no valid status "
                  "(\"%.32s\")", status ? status : "");
         return -1;

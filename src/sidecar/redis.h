@@ -140,7 +140,8 @@ void cs_view_from_hash(cs_split_view_t *view, const redisReply *hash);
 /*
  * The sidecar's state; now is Redis' clock (unix ms): a state whose
  * times are not 0 to now + CS_REDIS_AHEAD_MAX is refused (-1 and err),
- * as one without a valid status or stage.  Evidence it cannot read
+ * as one without a valid status or stage.  Status "new" (a rollout that
+ * does not start) brings only why it holds ("held").  Evidence it cannot read
  * starts over, with the problem in warn (empty otherwise).
  */
 int cs_rollout_from_hash(cs_rollout_t *ro, const cs_plan_t *plan,

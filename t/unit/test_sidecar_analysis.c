@@ -205,10 +205,19 @@ START_TEST(test_start_only_from_ready_or_never)
 
         ck_assert_msg(d.action == CS_ACT_HOLD, "%s: %s", refused[i],
                       d.reason);
-        ck_assert_int_eq(d.dirty, 0);
         ck_assert_msg(strstr(d.reason, refused[i]) != NULL
                       && strstr(d.reason, "canary-ctl reset") != NULL,
                       "%s", d.reason);
+
+        /* why goes into the sidecar's state (status new), once */
+        ck_assert_int_eq(d.dirty, 1);
+        ck_assert_int_eq(d.next.status, CS_STATUS_NEW);
+        ck_assert_str_eq(d.next.held, d.reason);
+
+        ro = d.next;
+        cs_decide(&plan, &view, &ro, &m, T0 + S, &d);
+        ck_assert_int_eq(d.action, CS_ACT_HOLD);
+        ck_assert_int_eq(d.dirty, 0);
     }
 
     cs_state(&ro, &view, 0, CS_STATUS_RUNNING);
@@ -219,13 +228,21 @@ START_TEST(test_start_only_from_ready_or_never)
     ck_assert_int_eq(d.action, CS_ACT_HOLD);
     ck_assert_msg(strstr(d.reason, "disabled") != NULL, "%s", d.reason);
 
+    ck_assert_int_eq(d.dirty, 1);
+    ck_assert_str_eq(d.next.held, d.reason);
+
+    /* blind: nothing written, not even why */
     view.enabled = 1;
     cs_decide(&plan, &view, &ro, NULL, T0, &d);
     ck_assert_int_eq(d.action, CS_ACT_HOLD);
     ck_assert_msg(strstr(d.reason, "no nginx") != NULL, "%s", d.reason);
+    ck_assert_int_eq(d.dirty, 0);
 
+    /* started over a state that said why it held: that goes */
+    strcpy(ro.held, "not starting: the split is disabled");
     cs_decide(&plan, &view, &ro, &m, T0, &d);
     ck_assert_int_eq(d.action, CS_ACT_START);
+    ck_assert_str_eq(d.next.held, "");
 }
 END_TEST
 

@@ -375,6 +375,14 @@ START_TEST(test_sidecar_state)
 
     static const char  *none[] = { NULL };
 
+    /* a rollout that does not start: why it holds, nothing else */
+    static const char  *held[] = {
+        "status", "new", "stage", "0", "stage_name", "canary",
+        "generation", "0", "seen", "0",
+        "held", "not starting: the split is disabled (kill switch)",
+        NULL
+    };
+
     h = cs_hash(kv);
     ck_assert_int_eq(cs_rollout_from_hash(&ro, &plan, h, NOW, err,
                                           sizeof(err), warn, sizeof(warn)),
@@ -413,6 +421,16 @@ START_TEST(test_sidecar_state)
                      0);
     freeReplyObject(h);
     ck_assert_int_eq(ro.status, CS_STATUS_NEW);
+    ck_assert_str_eq(ro.held, "");
+
+    h = cs_hash(held);
+    ck_assert_int_eq(cs_rollout_from_hash(&ro, &plan, h, NOW, err,
+                                          sizeof(err), warn, sizeof(warn)),
+                     0);
+    freeReplyObject(h);
+    ck_assert_int_eq(ro.status, CS_STATUS_NEW);
+    ck_assert_str_eq(ro.held,
+                     "not starting: the split is disabled (kill switch)");
 }
 END_TEST
 

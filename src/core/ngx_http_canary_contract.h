@@ -1,0 +1,121 @@
+
+/*
+ * The Redis contract (README, "The Redis contract"), written once: the
+ * keys of a split, the fields of its hash, its states, the receipts and
+ * their operations, as the module, canary-sidecar and the fuzzers name
+ * them.  Plain C string literals, no nginx types: they concatenate
+ * ("%V" NGX_HTTP_CANARY_KEY_RECEIPTS) and sizeof() gives their length
+ * plus one.  canary-ctl cannot include this file: t/ctl_contract.t
+ * checks that it names the same.
+ *
+ * With prefix "canary:" and split "api":
+ *
+ *   canary:api                 the split's hash, and the channel every
+ *                              writer PUBLISHes on after a change
+ *   canary:api:pin:canary      set: tenants pinned to canary
+ *   canary:api:pin:stable      set: tenants pinned to stable
+ *   canary:api:pin:plan        set: the tenants canary-sidecar pinned
+ *   canary:api:receipts        stream: one receipt per change
+ *   canary:api:sidecar         hash: canary-sidecar's own state
+ *   canary:api:leader          string: canary-sidecar's lease
+ */
+
+
+#ifndef _NGX_HTTP_CANARY_CONTRACT_H_INCLUDED_
+#define _NGX_HTTP_CANARY_CONTRACT_H_INCLUDED_
+
+
+/* keys: <prefix><split> followed by these */
+#define NGX_HTTP_CANARY_KEY_PIN_CANARY      ":pin:canary"
+#define NGX_HTTP_CANARY_KEY_PIN_STABLE      ":pin:stable"
+#define NGX_HTTP_CANARY_KEY_PIN_PLAN        ":pin:plan"
+#define NGX_HTTP_CANARY_KEY_RECEIPTS        ":receipts"
+#define NGX_HTTP_CANARY_KEY_SIDECAR         ":sidecar"
+#define NGX_HTTP_CANARY_KEY_LEADER          ":leader"
+
+
+/* the two sides, as the pin sets, canary-ctl pin and receipts name them */
+#define NGX_HTTP_CANARY_SIDE_STABLE         "stable"
+#define NGX_HTTP_CANARY_SIDE_CANARY         "canary"
+
+
+/* the split's hash */
+#define NGX_HTTP_CANARY_FIELD_WEIGHT        "weight"
+#define NGX_HTTP_CANARY_FIELD_ENABLED       "enabled"
+#define NGX_HTTP_CANARY_FIELD_GENERATION    "generation"
+#define NGX_HTTP_CANARY_FIELD_STATE         "state"
+#define NGX_HTTP_CANARY_FIELD_UPDATED_BY    "updated_by"
+#define NGX_HTTP_CANARY_FIELD_UPDATED_AT    "updated_at"
+
+/* a cohort's weight: this, then the cohort's name */
+#define NGX_HTTP_CANARY_FIELD_COHORT        "weight."
+
+
+/* its states: what nginx acts on, and what the writers write */
+#define NGX_HTTP_CANARY_STATE_READY         "ready"
+#define NGX_HTTP_CANARY_STATE_RUNNING       "running"
+#define NGX_HTTP_CANARY_STATE_PAUSED        "paused"
+#define NGX_HTTP_CANARY_STATE_AWAITING      "awaiting_resume"
+#define NGX_HTTP_CANARY_STATE_HALTED        "halted"
+#define NGX_HTTP_CANARY_STATE_COMPLETE      "complete"
+#define NGX_HTTP_CANARY_STATE_ROLLED_BACK   "rolled_back"
+#define NGX_HTTP_CANARY_STATE_GUARD_TRIPPED "guard_tripped"
+
+/* updated_by of a guard's trip, before the host name */
+#define NGX_HTTP_CANARY_GUARD_WRITER        "nginx-guard:"
+
+
+/* a receipt: the stream entry's one field, a JSON object in it */
+#define NGX_HTTP_CANARY_RECEIPT             "receipt"
+
+/* the fields every writer's receipt has */
+#define NGX_HTTP_CANARY_RECEIPT_ID          "receipt_id"
+#define NGX_HTTP_CANARY_RECEIPT_TIMESTAMP   "timestamp"
+#define NGX_HTTP_CANARY_RECEIPT_OPERATION   "operation"
+#define NGX_HTTP_CANARY_RECEIPT_SPLIT       "split"
+#define NGX_HTTP_CANARY_RECEIPT_BY          "by"
+
+/* and those some have */
+#define NGX_HTTP_CANARY_RECEIPT_GENERATION  "generation"
+#define NGX_HTTP_CANARY_RECEIPT_REASON      "reason"
+#define NGX_HTTP_CANARY_RECEIPT_FROM_WEIGHT "from_weight"
+#define NGX_HTTP_CANARY_RECEIPT_TO_WEIGHT   "to_weight"
+
+/* canary-ctl's: the hash's weight, enabled and state as written, and */
+#define NGX_HTTP_CANARY_RECEIPT_PREVIOUS    "previous"
+#define NGX_HTTP_CANARY_RECEIPT_TRIGGER     "trigger"
+#define NGX_HTTP_CANARY_RECEIPT_SIDE        "side"
+#define NGX_HTTP_CANARY_RECEIPT_TENANTS     "tenants"
+#define NGX_HTTP_CANARY_RECEIPT_PREV_STATE  "previous_state"
+#define NGX_HTTP_CANARY_RECEIPT_UNPINNED    "unpinned"
+#define NGX_HTTP_CANARY_RECEIPT_KEPT_PINS   "kept_pins"
+#define NGX_HTTP_CANARY_RECEIPT_CLEARED     "sidecar_cleared"
+
+/* the receipts' operations (also the payload of the PUBLISH) */
+
+/* canary-ctl */
+#define NGX_HTTP_CANARY_OP_WEIGHT_SET       "weight_set"
+#define NGX_HTTP_CANARY_OP_ENABLED          "split_enabled"
+#define NGX_HTTP_CANARY_OP_DISABLED         "split_disabled"
+#define NGX_HTTP_CANARY_OP_PAUSED           "rollout_paused"
+#define NGX_HTTP_CANARY_OP_RESUMED          "rollout_resumed"
+#define NGX_HTTP_CANARY_OP_ROLLBACK         "rollback_executed"
+#define NGX_HTTP_CANARY_OP_RESET            "split_reset"
+#define NGX_HTTP_CANARY_OP_PINNED           "tenants_pinned"
+#define NGX_HTTP_CANARY_OP_UNPINNED         "tenants_unpinned"
+
+/* the module's guard */
+#define NGX_HTTP_CANARY_OP_GUARD_TRIPPED    "guard_tripped"
+
+/* canary-sidecar (and rollback_executed, rollout_paused) */
+#define NGX_HTTP_CANARY_OP_STARTED          "rollout_started"
+#define NGX_HTTP_CANARY_OP_CANARY_DONE      "canary_phase_complete"
+#define NGX_HTTP_CANARY_OP_PROMOTED         "traffic_promoted"
+#define NGX_HTTP_CANARY_OP_AWAITING         "awaiting_resume"
+#define NGX_HTTP_CANARY_OP_COMPLETE         "deployment_complete"
+#define NGX_HTTP_CANARY_OP_VIOLATION        "sli_violation_detected"
+#define NGX_HTTP_CANARY_OP_HALTED           "rollout_halted"
+#define NGX_HTTP_CANARY_OP_HALT_CLEARED     "halt_cleared"
+
+
+#endif /* _NGX_HTTP_CANARY_CONTRACT_H_INCLUDED_ */
