@@ -393,7 +393,7 @@ ngx_http_canary_zone_conf(ngx_http_canary_main_conf_t *cmcf,
     ngx_http_canary_split_t *split, ngx_http_canary_shm_split_t *shs,
     ngx_uint_t fresh, ngx_log_t *log)
 {
-    ngx_uint_t                     i, j, w, conf;
+    ngx_uint_t                     i, j, w, redis;
     ngx_http_canary_cohort_t      *cohort;
     ngx_http_canary_shm_cohort_t  *shc, *prev,
                                    old[NGX_HTTP_CANARY_COHORTS_MAX];
@@ -409,30 +409,31 @@ ngx_http_canary_zone_conf(ngx_http_canary_main_conf_t *cmcf,
         }
     }
 
-    conf = fresh || cmcf->redis == NULL
-           || shs->source == NGX_HTTP_CANARY_SOURCE_CONF;
-
     if (cmcf->redis == NULL) {
         shs->enabled = 1;
         shs->conf_override = 0;
     }
 
-    if (!conf && split->weight != shs->conf_weight) {
-        w = shs->weight;
+    /* the weights in force came from Redis, which stays the source */
+    redis = !fresh && cmcf->redis
+            && shs->source == NGX_HTTP_CANARY_SOURCE_REDIS;
 
-        ngx_log_error(NGX_LOG_NOTICE, log, 0,
-                      "canary split \"%V\": weight %ui.%02ui%% edited in "
-                      "nginx.conf replaces %ui.%02ui%% from Redis "
-                      "(generation %uA) until Redis brings a newer one",
-                      &split->name, split->weight / 100,
-                      split->weight % 100, w / 100, w % 100,
-                      shs->generation);
+    if (!redis || split->weight != shs->conf_weight) {
 
-        shs->conf_override = 1;
-        conf = 1;
-    }
+        if (redis) {
+            w = shs->weight;
 
-    if (conf) {
+            ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                          "canary split \"%V\": weight %ui.%02ui%% edited "
+                          "in nginx.conf replaces %ui.%02ui%% from Redis "
+                          "(generation %uA) until Redis brings a newer one",
+                          &split->name, split->weight / 100,
+                          split->weight % 100, w / 100, w % 100,
+                          shs->generation);
+
+            shs->conf_override = 1;
+        }
+
         shs->weight = split->weight;
         shs->source = NGX_HTTP_CANARY_SOURCE_CONF;
     }
@@ -455,7 +456,7 @@ ngx_http_canary_zone_conf(ngx_http_canary_main_conf_t *cmcf,
 
         prev = NULL;
 
-        for (j = 0; !fresh && j < shs->ncohorts; j++) {
+        for (j = 0; redis && j < shs->ncohorts; j++) {
             if (old[j].name_len == shc->name_len
                 && ngx_memcmp(old[j].name, shc->name, shc->name_len) == 0)
             {
@@ -464,7 +465,7 @@ ngx_http_canary_zone_conf(ngx_http_canary_main_conf_t *cmcf,
             }
         }
 
-        if (prev == NULL || conf) {
+        if (prev == NULL) {
             continue;
         }
 
