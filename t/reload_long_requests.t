@@ -67,8 +67,10 @@ sub conf {
                    . "weight 50; }\n";
     }
 
+    # a cache: its manager and loader are children of the master too
     $t->write_conf(<<"EOF", workers => 2);
     canary_zone canary 16m;
+    proxy_cache_path ${\ $t->prefix }/cache keys_zone=cache:1m;
 
     canary_split F { stable stable_up; canary canary_up; weight 50; }
 $splits
