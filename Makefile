@@ -152,7 +152,8 @@ check: deps asan fuzz
 	    CANARY_SIDECAR=$(CURDIR)/$(ASAN_BUILD)/canary-sidecar \
 	    $(NO_SKIP) prove -r t/
 
-# five minutes of load, reloads and a Redis restart (t/soak.t)
+# five minutes of load, long requests, reloads every 2s and two Redis
+# restarts (t/soak.t)
 soak: deps all
 	CANARY_SOAK=1 $(NO_SKIP) prove -v t/soak.t
 

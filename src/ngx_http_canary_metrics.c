@@ -72,6 +72,12 @@ ngx_http_canary_log_handler(ngx_http_request_t *r)
         return NGX_OK;
     }
 
+    /*
+     * The split's slot, even if a reload removed the split while this
+     * request ran in an old worker: no slot is freed, nor given to
+     * another split, while a worker of a configuration that had it lives
+     * (zone.c).
+     */
     st = &ctx->split->sh->stats[ctx->variant];
 
     (void) ngx_atomic_fetch_add(&st->requests, 1);

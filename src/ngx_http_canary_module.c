@@ -1006,7 +1006,7 @@ ngx_http_canary_init_module(ngx_cycle_t *cycle)
     ngx_http_canary_init_key_headers(cycle, cmcf);
 
     if (cmcf->shm_zone && cmcf->sh) {
-        ngx_http_canary_zone_commit(cmcf);
+        ngx_http_canary_zone_commit(cmcf, cycle->log);
     }
 
     return NGX_OK;
@@ -1019,19 +1019,23 @@ ngx_http_canary_init_process(ngx_cycle_t *cycle)
     ngx_event_t                  *ev;
     ngx_http_canary_main_conf_t  *cmcf;
 
-    if (ngx_process != NGX_PROCESS_WORKER
-        && ngx_process != NGX_PROCESS_SINGLE)
-    {
-        return NGX_OK;
-    }
-
     if (cycle->conf_ctx[ngx_http_module.index] == NULL) {
         return NGX_OK;
     }
 
     cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_canary_module);
 
-    if (cmcf == NULL || cmcf->shm_zone == NULL || cmcf->splits.nelts == 0) {
+    if (cmcf == NULL || cmcf->shm_zone == NULL || cmcf->sh == NULL) {
+        return NGX_OK;
+    }
+
+    /* every child, before any request: the master frees slots by it */
+    ngx_http_canary_zone_register(cmcf);
+
+    if ((ngx_process != NGX_PROCESS_WORKER
+         && ngx_process != NGX_PROCESS_SINGLE)
+        || cmcf->splits.nelts == 0)
+    {
         return NGX_OK;
     }
 

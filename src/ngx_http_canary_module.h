@@ -34,7 +34,7 @@
 #define NGX_HTTP_CANARY_WINDOW_MAX      60
 
 /* bump when the layout of the shared zone changes */
-#define NGX_HTTP_CANARY_ZONE_LAYOUT     5
+#define NGX_HTTP_CANARY_ZONE_LAYOUT     6
 
 #define NGX_HTTP_CANARY_ERROR_LEN       128
 #define NGX_HTTP_CANARY_REASON_LEN      192
@@ -71,6 +71,7 @@ typedef struct {
     u_char                       name[NGX_HTTP_CANARY_NAME_LEN];
     size_t                       name_len;
     ngx_atomic_t                 weight;
+    ngx_uint_t                   conf_weight;   /* in the last committed */
 } ngx_http_canary_shm_cohort_t;
 
 
@@ -130,7 +131,14 @@ typedef struct {
     ngx_atomic_t                 enabled;
     ngx_atomic_t                 generation;
     ngx_atomic_t                 source;        /* weights from conf/redis */
-    ngx_uint_t                   conf_weight;
+    ngx_uint_t                   conf_weight;   /* in the last committed */
+
+    /*
+     * A reload changed a weight in nginx.conf and it overrode Redis's: a
+     * Redis read applies weights again only once its generation is newer
+     * than the one in force (a write after the operator's act).
+     */
+    ngx_atomic_t                 conf_override;
 
     u_char                       state[NGX_HTTP_CANARY_STATE_LEN];
     ngx_atomic_t                 state_len;
@@ -191,11 +199,27 @@ typedef struct {
 } ngx_http_canary_shm_redis_t;
 
 
+/*
+ * A process of the master, by its slot in ngx_processes[]: the
+ * configuration it runs, written by the process itself as it starts.
+ * The master frees a removed split's slot only once no process that
+ * may run a configuration with that split is alive (zone.c).
+ */
+typedef struct {
+    ngx_atomic_t                 pid;
+    ngx_atomic_t                 generation;
+} ngx_http_canary_shm_process_t;
+
+/* the generation of a process that serves no request (cache manager) */
+#define NGX_HTTP_CANARY_NO_REQUESTS  ((ngx_atomic_uint_t) -1)
+
+
 typedef struct {
     ngx_uint_t                   layout;
     ngx_uint_t                   generation;    /* committed configurations */
     ngx_queue_t                  splits;
     ngx_http_canary_shm_redis_t  redis;
+    ngx_http_canary_shm_process_t  processes[NGX_MAX_PROCESSES];
 } ngx_http_canary_shm_t;
 
 
@@ -306,7 +330,9 @@ ngx_http_upstream_srv_conf_t *ngx_http_canary_find_upstream(ngx_conf_t *cf,
 
 /* ngx_http_canary_zone.c */
 ngx_int_t ngx_http_canary_init_zone(ngx_shm_zone_t *shm_zone, void *data);
-void ngx_http_canary_zone_commit(ngx_http_canary_main_conf_t *cmcf);
+void ngx_http_canary_zone_commit(ngx_http_canary_main_conf_t *cmcf,
+    ngx_log_t *log);
+void ngx_http_canary_zone_register(ngx_http_canary_main_conf_t *cmcf);
 size_t ngx_http_canary_zone_size_needed(ngx_uint_t nsplits);
 
 /* ngx_http_canary_metrics.c */

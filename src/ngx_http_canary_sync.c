@@ -338,6 +338,21 @@ ngx_http_canary_sync_fields(ngx_http_canary_sync_t *sync, ngx_uint_t index,
         ss->lift_rollback = 1;
     }
 
+    /*
+     * A reload applied weights edited in nginx.conf over Redis's (zone.c):
+     * they stand until a writer raises the generation; a re-read of the
+     * one in force, or of a new instance's, does not undo them.
+     */
+    if (shs->conf_override) {
+        if (u.has_generation && u.generation > shs->generation) {
+            shs->conf_override = 0;
+
+        } else {
+            u.has_weight = 0;
+            u.ncohorts = 0;
+        }
+    }
+
     if (u.has_weight) {
         shs->weight = u.weight;
         shs->source = NGX_HTTP_CANARY_SOURCE_REDIS;

@@ -7,6 +7,20 @@
  * reload will go through (a listen may still fail): the zone's init only
  * finds or allocates slots; nginx.conf values are written into them in
  * ngx_http_canary_zone_commit(), from init_module, once it has.
+ *
+ * A removed split's slot is freed only when no process that may still
+ * write into it lives.  Old workers live as long as their requests do
+ * (websockets, long polls, slow uploads: there may be no
+ * worker_shutdown_timeout), and they count each request into its
+ * split's slot when it ends; their syncing worker may write too.  Each
+ * worker says in the zone which configuration it runs, by its slot in
+ * ngx_processes[]; the master, which alone frees slots (in the zone's
+ * init, on reload), knows which of its children are alive.  A child it
+ * cannot match (one that has not written yet) may run any configuration:
+ * nothing is freed then.  That is exact, needs no check on the request
+ * path, and cannot be fooled by a reused pid, which an incarnation
+ * stamp checked before each write (a race between the check and the
+ * write) or kill(pid, 0) (a reused pid) could be.
  */
 
 
@@ -19,6 +33,7 @@
 
 static ngx_http_canary_shm_split_t *ngx_http_canary_zone_find(
     ngx_http_canary_shm_t *sh, ngx_str_t *name);
+static ngx_uint_t ngx_http_canary_zone_oldest(ngx_http_canary_shm_t *sh);
 static ngx_uint_t ngx_http_canary_zone_reclaim(
     ngx_http_canary_main_conf_t *cmcf);
 static ngx_int_t ngx_http_canary_zone_attach(ngx_shm_zone_t *shm_zone,
@@ -26,12 +41,13 @@ static ngx_int_t ngx_http_canary_zone_attach(ngx_shm_zone_t *shm_zone,
     ngx_uint_t kept);
 static void ngx_http_canary_zone_conf(ngx_http_canary_main_conf_t *cmcf,
     ngx_http_canary_split_t *split, ngx_http_canary_shm_split_t *shs,
-    ngx_uint_t fresh);
+    ngx_uint_t fresh, ngx_log_t *log);
 
 
 /*
  * What the slab allocator needs for nsplits: its own header page, a page
- * descriptor per page, and whole pages for each split slot.
+ * descriptor per page, whole pages for the zone's header and for each
+ * split slot, and a page of small allocations.
  */
 
 size_t
@@ -42,7 +58,9 @@ ngx_http_canary_zone_size_needed(ngx_uint_t nsplits)
     pages = (sizeof(ngx_http_canary_shm_split_t) + ngx_pagesize - 1)
             / ngx_pagesize;
 
-    pages = nsplits * pages + 1;
+    pages = nsplits * pages + 1
+            + (sizeof(ngx_http_canary_shm_t) + ngx_pagesize - 1)
+              / ngx_pagesize;
 
     need = 2 * ngx_pagesize + pages * (ngx_pagesize + 64);
 
@@ -71,8 +89,8 @@ ngx_http_canary_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         cmcf->sh = cmcf->shpool->data;
 
     } else {
-        cmcf->sh = ngx_slab_alloc(cmcf->shpool,
-                                  sizeof(ngx_http_canary_shm_t));
+        cmcf->sh = ngx_slab_calloc(cmcf->shpool,
+                                   sizeof(ngx_http_canary_shm_t));
         if (cmcf->sh == NULL) {
             return NGX_ERROR;
         }
@@ -120,16 +138,66 @@ ngx_http_canary_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
 
 /*
- * Frees the slots of splits that neither the running configuration nor
- * the one before it has: workers of older ones have long exited.  Slots
- * of a refused reload were never used at all.  Returns how many slots
+ * The oldest configuration a live child of the master may run: a slot
+ * that only configurations before it had is no longer used by anyone.
+ */
+
+static ngx_uint_t
+ngx_http_canary_zone_oldest(ngx_http_canary_shm_t *sh)
+{
+    ngx_int_t                       i;
+    ngx_uint_t                      oldest;
+    ngx_http_canary_shm_process_t  *p;
+
+    if (ngx_process != NGX_PROCESS_MASTER) {
+        /*
+         * Without a master (master_process off) the one process keeps
+         * the requests of every configuration it ran: nothing committed
+         * is freed.
+         */
+        return 0;
+    }
+
+    oldest = NGX_HTTP_CANARY_NO_REQUESTS;
+
+    for (i = 0; i < ngx_last_process; i++) {
+
+        /* a new binary's master (USR2) has zones of its own */
+        if (ngx_processes[i].pid == -1 || ngx_processes[i].exited
+            || ngx_processes[i].detached)
+        {
+            continue;
+        }
+
+        p = &sh->processes[i];
+
+        if ((ngx_pid_t) p->pid != ngx_processes[i].pid) {
+            /* not started far enough to say: it may run any of them */
+            return 0;
+        }
+
+        ngx_memory_barrier();
+
+        oldest = ngx_min(oldest, (ngx_uint_t) p->generation);
+    }
+
+    return oldest;
+}
+
+
+/*
+ * Frees the slots of splits that the new configuration does not name and
+ * that no live process may still use: slots of a refused reload (never
+ * used at all), and slots whose last configuration is older than any a
+ * live worker runs.  The running configuration's slots always stay: its
+ * workers use them until the new ones take over.  Returns how many slots
  * stay that the new configuration does not name.
  */
 
 static ngx_uint_t
 ngx_http_canary_zone_reclaim(ngx_http_canary_main_conf_t *cmcf)
 {
-    ngx_uint_t                    kept, i, named;
+    ngx_uint_t                    kept, i, named, oldest;
     ngx_queue_t                  *q, *next;
     ngx_http_canary_shm_t        *sh;
     ngx_http_canary_split_t     **splitp;
@@ -138,6 +206,8 @@ ngx_http_canary_zone_reclaim(ngx_http_canary_main_conf_t *cmcf)
     sh = cmcf->sh;
     splitp = cmcf->splits.elts;
     kept = 0;
+
+    oldest = ngx_http_canary_zone_oldest(sh);
 
     ngx_shmtx_lock(&cmcf->shpool->mutex);
 
@@ -164,7 +234,9 @@ ngx_http_canary_zone_reclaim(ngx_http_canary_main_conf_t *cmcf)
             continue;
         }
 
-        if (shs->seen == 0 || shs->seen + 2 <= sh->generation) {
+        if (shs->seen == 0
+            || (shs->seen < sh->generation && shs->seen < oldest))
+        {
             ngx_queue_remove(q);
 
             if (shs->pins) {
@@ -227,8 +299,8 @@ ngx_http_canary_zone_attach(ngx_shm_zone_t *shm_zone,
             ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
                           "canary_zone \"%V\" is too small for "
                           "canary_split \"%V\": %uzk, at least %uzk needed "
-                          "for %ui splits and %ui kept for splits removed "
-                          "by the last reload",
+                          "for %ui splits and %ui kept for removed splits "
+                          "whose old workers still run",
                           &shm_zone->shm.name, &split->name,
                           shm_zone->shm.size / 1024,
                           (ngx_http_canary_zone_size_needed(
@@ -256,7 +328,7 @@ ngx_http_canary_zone_attach(ngx_shm_zone_t *shm_zone,
 /* the reload went through: nginx.conf values take effect */
 
 void
-ngx_http_canary_zone_commit(ngx_http_canary_main_conf_t *cmcf)
+ngx_http_canary_zone_commit(ngx_http_canary_main_conf_t *cmcf, ngx_log_t *log)
 {
     ngx_uint_t                 i, generation;
     ngx_http_canary_split_t  **splitp;
@@ -269,7 +341,7 @@ ngx_http_canary_zone_commit(ngx_http_canary_main_conf_t *cmcf)
 
     for (i = 0; i < cmcf->splits.nelts; i++) {
         ngx_http_canary_zone_conf(cmcf, splitp[i], splitp[i]->sh,
-                                  splitp[i]->sh->seen == 0);
+                                  splitp[i]->sh->seen == 0, log);
         splitp[i]->sh->seen = generation;
     }
 
@@ -278,10 +350,40 @@ ngx_http_canary_zone_commit(ngx_http_canary_main_conf_t *cmcf)
 
 
 /*
- * nginx.conf values apply to a new slot and, after a reload, to a slot
- * whose weights never came from Redis: an edited weight takes effect.
- * Without Redis, a reload is also what re-arms a tripped guard and ends a
- * rollback: nobody else could.  With Redis both are incidents that stay
+ * A process starts: it says which configuration it runs, in its slot of
+ * ngx_processes[], before it takes any request.
+ */
+
+void
+ngx_http_canary_zone_register(ngx_http_canary_main_conf_t *cmcf)
+{
+    ngx_http_canary_shm_process_t  *p;
+
+    if (ngx_process_slot < 0 || ngx_process_slot >= NGX_MAX_PROCESSES) {
+        return;
+    }
+
+    p = &cmcf->sh->processes[ngx_process_slot];
+
+    p->generation = (ngx_process == NGX_PROCESS_WORKER
+                     || ngx_process == NGX_PROCESS_SINGLE)
+                    ? cmcf->committed : NGX_HTTP_CANARY_NO_REQUESTS;
+
+    ngx_memory_barrier();
+
+    p->pid = (ngx_atomic_uint_t) ngx_pid;
+}
+
+
+/*
+ * nginx.conf values apply to a new slot; without Redis, nginx.conf is
+ * the only source: they always apply, and the kill switch is on again.
+ * With Redis, a reload applies a weight that nginx.conf changed since
+ * the configuration before (an operator's explicit act: the kill switch
+ * while Redis is down), which stands until Redis brings a newer
+ * generation; an unchanged one applies while no Redis weight came.
+ * Without Redis, a reload is also what re-arms a tripped guard and ends
+ * a rollback: nobody else could.  With Redis both are incidents that stay
  * until a writer says so (canary-ctl reset), whatever the configuration
  * says now: a guard line removed keeps the trip it had.
  */
@@ -289,13 +391,12 @@ ngx_http_canary_zone_commit(ngx_http_canary_main_conf_t *cmcf)
 static void
 ngx_http_canary_zone_conf(ngx_http_canary_main_conf_t *cmcf,
     ngx_http_canary_split_t *split, ngx_http_canary_shm_split_t *shs,
-    ngx_uint_t fresh)
+    ngx_uint_t fresh, ngx_log_t *log)
 {
-    ngx_uint_t                     i, j;
+    ngx_uint_t                     i, j, w, redis;
     ngx_http_canary_cohort_t      *cohort;
-    ngx_http_canary_shm_cohort_t  *shc, old[NGX_HTTP_CANARY_COHORTS_MAX];
-
-    shs->conf_weight = split->weight;
+    ngx_http_canary_shm_cohort_t  *shc, *prev,
+                                   old[NGX_HTTP_CANARY_COHORTS_MAX];
 
     if (cmcf->redis == NULL && (shs->guard_tripped || shs->rolled_back)) {
         /* a state read from Redis before would no longer be true */
@@ -308,9 +409,36 @@ ngx_http_canary_zone_conf(ngx_http_canary_main_conf_t *cmcf,
         }
     }
 
-    if (fresh || shs->source == NGX_HTTP_CANARY_SOURCE_CONF) {
-        shs->weight = split->weight;
+    if (cmcf->redis == NULL) {
+        shs->enabled = 1;
+        shs->conf_override = 0;
     }
+
+    /* the weights in force came from Redis, which stays the source */
+    redis = !fresh && cmcf->redis
+            && shs->source == NGX_HTTP_CANARY_SOURCE_REDIS;
+
+    if (!redis || split->weight != shs->conf_weight) {
+
+        if (redis) {
+            w = shs->weight;
+
+            ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                          "canary split \"%V\": weight %ui.%02ui%% edited "
+                          "in nginx.conf replaces %ui.%02ui%% from Redis "
+                          "(generation %uA) until Redis brings a newer one",
+                          &split->name, split->weight / 100,
+                          split->weight % 100, w / 100, w % 100,
+                          shs->generation);
+
+            shs->conf_override = 1;
+        }
+
+        shs->weight = split->weight;
+        shs->source = NGX_HTTP_CANARY_SOURCE_CONF;
+    }
+
+    shs->conf_weight = split->weight;
 
     /* cohorts are matched by name: the list may change across reloads */
 
@@ -324,19 +452,41 @@ ngx_http_canary_zone_conf(ngx_http_canary_main_conf_t *cmcf,
         ngx_memcpy(shc->name, cohort[i].name.data, cohort[i].name.len);
         shc->name_len = cohort[i].name.len;
         shc->weight = cohort[i].weight;
+        shc->conf_weight = cohort[i].weight;
 
-        if (fresh || shs->source == NGX_HTTP_CANARY_SOURCE_CONF) {
-            continue;
-        }
+        prev = NULL;
 
-        for (j = 0; j < shs->ncohorts; j++) {
+        for (j = 0; redis && j < shs->ncohorts; j++) {
             if (old[j].name_len == shc->name_len
                 && ngx_memcmp(old[j].name, shc->name, shc->name_len) == 0)
             {
-                shc->weight = old[j].weight;
+                prev = &old[j];
                 break;
             }
         }
+
+        if (prev == NULL) {
+            continue;
+        }
+
+        if (prev->conf_weight == shc->conf_weight) {
+            /* unchanged in nginx.conf: Redis's stays */
+            shc->weight = prev->weight;
+            continue;
+        }
+
+        w = prev->weight;
+
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "canary split \"%V\": cohort_weight \"%V\" "
+                      "%ui.%02ui%% edited in nginx.conf replaces "
+                      "%ui.%02ui%% from Redis (generation %uA) until "
+                      "Redis brings a newer one",
+                      &split->name, &cohort[i].name, cohort[i].weight / 100,
+                      cohort[i].weight % 100, w / 100, w % 100,
+                      shs->generation);
+
+        shs->conf_override = 1;
     }
 
     shs->ncohorts = split->cohorts.nelts;
