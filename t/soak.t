@@ -7,7 +7,7 @@
 # CANARY_SOAK_CONNECTIONS the concurrency
 # (default 2000), CANARY_SOAK_RELOAD_EVERY the seconds between reloads
 # (default 10; 0: none, the control run for the socket errors below),
-# CANARY_SOAK_TIMEOUT wrk's request timeout (default 3s, 10s when
+# CANARY_SOAK_TIMEOUT the load's request timeout (default 3s, 10s when
 # CANARY_NGINX_PRELOAD says nginx runs a sanitizer build).
 #
 #   - nginx with the module, 4 workers, proxying to two origins that are
@@ -15,13 +15,13 @@
 #   - real Redis: the split's weight written with canary-ctl every 3s,
 #     pins added and removed every 3s (200 pinned tenants stay), and a
 #     Redis restart half way (SAVE, stop, 2s down, start);
-#   - wrk, 2 threads, 2000 connections, a Lua script rotating 10000
+#   - t/lib/Traffic.pm, 4 processes, 2000 connections, rotating 10000
 #     tenants, override headers, the cookie, pinned tenants and requests
 #     without a key; 1 request in 50 says "Connection: close", so new
 #     connections come all the time besides the keep-alive ones;
 #   - nginx -s reload every 10s.
 #
-# Every response is checked by the Lua script: 200, from the variant the
+# Every response is checked by the load's check: 200, from the variant the
 # module chose, for the reason the request had (override, cookie, pin),
 # and a hashed decision consistent with the weight and bucket it reports.
 #
@@ -29,21 +29,22 @@
 #   M = the module's requests (status page, stable + canary, which the
 #       zone keeps across reloads), per side;
 #   O = the lines of the origins' access logs, per side;
-#   W = the responses wrk received.
+#   W = the responses the load received.
 # Every request the module routed was proxied and every request an
 # origin served was counted by the module: per side 0 <= M - O <= the
 # module's 4xx (the origins answer 200 only: a 4xx is a 499, a client
 # gone before nginx reached the origin; O > M would be counts lost).
-# wrk stops with requests in flight, at most one per connection:
+# The load stops with requests in flight, at most one per connection:
 # 0 <= M - W <= connections.
-# wrk's socket errors are requests nginx never read: a connection that an
-# old worker closed at a reload (nginx finishes what it has read, then
-# closes keep-alive connections: a request written at that moment gets
-# EOF, wrk counts a read or write error; HTTP clients retry such a
-# request).  Each reload can do that once to each connection, so they
-# are bounded by connections x reloads (measured: 7,483 read errors for
-# 6 reloads of 2,000 connections in 60s), and do not count as failures,
-# as M == O shows that every request nginx read was answered.  Without
+# Requests resent, and read, write and "closed" errors, are requests
+# nginx never read: a connection that an old worker closed at a reload
+# (nginx finishes what it has read, then closes keep-alive connections:
+# a request written at that moment gets EOF; the load resends it as HTTP
+# clients do, or counts an error when the connection was new).  Each
+# reload can do that once to each connection, so they are bounded by
+# connections x reloads (measured with wrk: 7,483 read errors for 6
+# reloads of 2,000 connections in 60s), and do not count as failures, as
+# M == O shows that every request nginx read was answered.  Without
 # reloads there is no such close: the control run
 # (CANARY_SOAK_RELOAD_EVERY=0) must have none (measured: 0).  Timeouts
 # (a request unanswered for 3s, on a proxy to a local origin) and
@@ -61,10 +62,10 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 
 use JSON::PP;
-use POSIX qw(WNOHANG);
 use Test::More;
 use Time::HiRes qw(sleep time);
 use CanaryTest;
+use Traffic;
 
 plan skip_all => 'optional: a soak test: set CANARY_SOAK=1 (make soak does)'
     unless $ENV{CANARY_SOAK};
@@ -73,8 +74,8 @@ my $SECONDS = $ENV{CANARY_SOAK_SECONDS} || 300;
 my $CONNS = $ENV{CANARY_SOAK_CONNECTIONS} || 2000;
 my $RELOAD = $ENV{CANARY_SOAK_RELOAD_EVERY} // 10;     # 0: no reloads
 
-# wrk's request timeout: 3s; 10s on a sanitizer build, whose nginx (every
-# malloc through ASan) saturates 2 CPUs shared with wrk at 2000
+# the load's request timeout: 3s; 10s on a sanitizer build, whose nginx
+# (every malloc through ASan) saturates 2 CPUs shared with the load at 2000
 # connections: requests then wait their turn for seconds, stuck or not
 my $TIMEOUT = $ENV{CANARY_SOAK_TIMEOUT}
               || ($ENV{CANARY_NGINX_PRELOAD} ? 10 : 3);
@@ -82,8 +83,10 @@ my $WORKERS = 4;
 my $PINS = 200;
 my $CTL = "$FindBin::Bin/../scripts/canary-ctl";
 
-plan skip_all => 'wrk is not installed' unless grep { -x "$_/wrk" }
-                                               split /:/, $ENV{PATH};
+# the connections over 4 processes, fewer than 1024 descriptors each
+my $CLIENTS = 4;
+my $PER = int($CONNS / $CLIENTS) || 1;
+$CONNS = $PER * $CLIENTS;
 
 my $t = CanaryTest->new(name => 'nginx');
 my $o = CanaryTest->new(name => 'origins');
@@ -248,136 +251,81 @@ ok(wait_for(10, sub {
 
 # ---- the load --------------------------------------------------------------
 
-my $LUA = <<'EOF';
--- rotates tenants and request kinds; checks every response
+# rotates tenants and request kinds; the origins echo X-Kind
+sub request_headers {
+    my ($c, $i) = @_;
 
-local threads = {}
+    my $n = $i * $CLIENTS + $c;
+    my $k = $n % 100;
+    my $tenant = 't' . $n % 10000;
+    my ($kind, @h);
 
-function setup(thread)
-    thread:set("id", #threads)
-    table.insert(threads, thread)
-end
+    if ($k < 2) {
+        ($kind, @h) = ('pin', 'X-Tenant-Id' => 'pin-' . $n % 200);
+    } elsif ($k < 5) {
+        ($kind, @h) = ('never', 'X-Tenant-Id' => $tenant,
+                       'X-Canary' => 'never');
+    } elsif ($k < 8) {
+        ($kind, @h) = ('optin', 'X-Tenant-Id' => $tenant,
+                       'X-Canary-Opt-In' => 'true');
+    } elsif ($k < 10) {
+        ($kind, @h) = ('cookie', 'X-Tenant-Id' => $tenant,
+                       'Cookie' => 'theme=dark; canary=always');
+    } elsif ($k < 11) {
+        $kind = 'nokey';
+    } else {
+        ($kind, @h) = ('hash', 'X-Tenant-Id' => $tenant);
+    }
 
-function init(args)
-    n = 0
-    checked = 0
-    non200 = 0
-    wrong_side = 0
-    wrong_reason = 0
-    wrong_hash = 0
-    no_kind = 0
-end
+    push @h, Connection => 'close' if $n % 50 == 0;
 
-local kinds = {}
-
-function request()
-    n = n + 1
-
-    local i = n * 2 + id
-    local k = i % 100
-    local h = { ["Host"] = "soak" }
-    local kind
-
-    if k < 2 then
-        kind = "pin"
-        h["X-Tenant-Id"] = "pin-" .. (i % 200)
-    elseif k < 5 then
-        kind = "never"
-        h["X-Tenant-Id"] = "t" .. (i % 10000)
-        h["X-Canary"] = "never"
-    elseif k < 8 then
-        kind = "optin"
-        h["X-Tenant-Id"] = "t" .. (i % 10000)
-        h["X-Canary-Opt-In"] = "true"
-    elseif k < 10 then
-        kind = "cookie"
-        h["X-Tenant-Id"] = "t" .. (i % 10000)
-        h["Cookie"] = "theme=dark; canary=always"
-    elseif k < 11 then
-        kind = "nokey"
-    else
-        kind = "hash"
-        h["X-Tenant-Id"] = "t" .. (i % 10000)
-    end
-
-    if i % 50 == 0 then
-        h["Connection"] = "close"
-    end
-
-    h["X-Kind"] = kind
-
-    return wrk.format("GET", "/", h)
-end
-
-local want = {
-    pin    = { "canary", "pin" },
-    never  = { "stable", "header" },
-    optin  = { "canary", "header" },
-    cookie = { "canary", "cookie" },
-    nokey  = { nil,      "random" },
-    hash   = { nil,      "hash" },
+    return [ Host => 'soak', @h, 'X-Kind' => $kind ];
 }
 
-function response(status, headers, body)
-    checked = checked + 1
+# the side and reason each kind must get (no side: the hash decides)
+my %WANT = (pin    => ['canary', 'pin'],
+            never  => ['stable', 'header'],
+            optin  => ['canary', 'header'],
+            cookie => ['canary', 'cookie'],
+            nokey  => [undef,    'random'],
+            hash   => [undef,    'hash']);
 
-    if status ~= 200 then
-        non200 = non200 + 1
-        return
-    end
+# every response: the names of the checks it fails, and "checked"
+sub check_response {
+    my ($r) = @_;
 
-    local side = body:match("^(%a+)")
-    local variant = headers["X-Canary-Variant"]
+    my $h = $r->{headers};
 
-    if side ~= variant then
-        wrong_side = wrong_side + 1
-    end
+    return ('checked', 'non200') if $r->{status} != 200;
 
-    local w = want[headers["X-Echo-Kind"] or ""]
+    my ($side) = $r->{body} =~ /^([A-Za-z]+)/;
+    my $variant = $h->{'x-canary-variant'} // '';
+    my @bad = ('checked');
 
-    if w == nil then
-        no_kind = no_kind + 1
-        return
-    end
+    push @bad, 'wrong_side' if ($side // '') ne $variant;
 
-    if headers["X-Canary-Reason"] ~= w[2] or (w[1] and variant ~= w[1]) then
-        wrong_reason = wrong_reason + 1
-        return
-    end
+    my $w = $WANT{$h->{'x-echo-kind'} // ''} or return (@bad, 'no_kind');
 
-    if w[2] == "hash" then
-        local b = tonumber(headers["X-Canary-Bucket"])
-        local pct = tonumber(headers["X-Canary-Weight"])
+    return (@bad, 'wrong_reason')
+        if ($h->{'x-canary-reason'} // '') ne $w->[1]
+           || (defined $w->[0] && $variant ne $w->[0]);
 
-        if b == nil or pct == nil
-           or (b < math.floor(pct * 100 + 0.5)) ~= (variant == "canary")
-        then
-            wrong_hash = wrong_hash + 1
-        end
-    end
-end
+    if ($w->[1] eq 'hash') {
+        my ($b, $pct) = ($h->{'x-canary-bucket'}, $h->{'x-canary-weight'});
 
-function done(summary, latency, requests)
-    local names = { "checked", "non200", "wrong_side", "wrong_reason",
-                    "wrong_hash", "no_kind" }
+        push @bad, 'wrong_hash'
+            if !defined $b || !defined $pct || $b !~ /^\d+$/
+               || $pct !~ /^\d+(?:\.\d+)?$/
+               || ($b < int($pct * 100 + 0.5)) != ($variant eq 'canary');
+    }
 
-    for _, name in ipairs(names) do
-        local sum = 0
-        for _, thread in ipairs(threads) do
-            sum = sum + (thread:get(name) or 0)
-        end
-        io.write(string.format("soak-check %s %d\n", name, sum))
-    end
+    return @bad;
+}
 
-    io.write(string.format("soak-latency p50 %.3f p99 %.3f max %.3f\n",
-        latency:percentile(50) / 1000, latency:percentile(99) / 1000,
-        latency.max / 1000))
-end
-EOF
-
-my ($wrk, $wrk_out) = $t->start_wrk($LUA, '-t2', "-c$CONNS",
-                                     "-d${SECONDS}s", '--timeout',
-                                     "${TIMEOUT}s", "http://127.0.0.1:$port/");
+my $load = Traffic->start(port => $port, clients => $CLIENTS,
+                          connections => $PER, seconds => $SECONDS,
+                          timeout => $TIMEOUT, headers => \&request_headers,
+                          check => \&check_response);
 
 my $t0 = time;
 my (%next, @reload_secs, @reload_errors, $restarted, @weights);
@@ -422,7 +370,7 @@ sub prom_check {
     return $bad;
 }
 
-while (waitpid($wrk, WNOHANG) == 0) {
+while ($load->running) {
     my $now = time;
 
     if ($now >= $next{reload}) {
@@ -493,34 +441,29 @@ while (waitpid($wrk, WNOHANG) == 0) {
     sleep 0.05;
 }
 
-my $wrk_rc = $?;
 my $elapsed = time - $t0;
 
 # nothing in flight any more: the old connections are closed by now
 sleep 2;
 
-my $wrk_text = do {
-    open my $fh, '<', $wrk_out or die "$wrk_out: $!";
-    local $/;
-    <$fh>;
-};
-
-is($wrk_rc, 0, 'wrk ran to the end') or diag($wrk_text);
+my $res = eval { $load->wait };
+ok($res, 'the load ran to the end') or diag($@);
+$res ||= { status => {}, errors => {}, checks => {}, latency => {} };
 
 
 # ---- figures ---------------------------------------------------------------
 
 my %w;
 
-($w{requests}) = $wrk_text =~ /(\d+) requests in/;
-($w{rps}) = $wrk_text =~ /Requests\/sec:\s+([\d.]+)/;
-@w{qw(connect read write timeout)} = $wrk_text =~
-    /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/;
-($w{non2xx}) = $wrk_text =~ /Non-2xx or 3xx responses: (\d+)/;
-$w{$_} //= 0 for qw(connect read write timeout non2xx);
-$w{"check_$1"} = $2 while $wrk_text =~ /^soak-check (\w+) (\d+)$/mg;
-@w{qw(p50 p99 max)} = $wrk_text =~
-    /^soak-latency p50 ([\d.]+) p99 ([\d.]+) max ([\d.]+)$/m;
+$w{requests} = $res->{responses} // 0;
+$w{rps} = $w{requests} / $elapsed;
+$w{$_} = $res->{errors}{$_} // 0 for qw(connect read write closed bad timeout);
+$w{resent} = $res->{resent} // 0;
+$w{non2xx} = 0;
+$w{non2xx} += $res->{status}{$_} for grep { !/^[23]/ } keys %{$res->{status}};
+$w{"check_$_"} = $res->{checks}{$_} // 0
+    for qw(checked non200 wrong_side wrong_reason wrong_hash no_kind);
+@w{qw(p50 p99 max)} = @{$res->{latency}}{qw(p50 p99 max)};
 
 my $st = status_json();
 my %m = map { $_ => $st->{splits}{app}{variants}{$_} } qw(stable canary);
@@ -541,7 +484,7 @@ for my $side (qw(stable canary)) {
 
 my $M = $m{stable}{requests} + $m{canary}{requests};
 my $O = $origin{stable} + $origin{canary};
-my $W = $w{requests} // 0;
+my $W = $w{requests};
 my $reloads = @reload_secs + @reload_errors;
 my @rs = sort { $a <=> $b } @reload_secs;
 
@@ -550,14 +493,15 @@ diag(sprintf "soak: %.0fs, %d connections, %d workers, %d reloads "
      . "%d pin changes, Redis down %.1fs half way",
      $elapsed, $CONNS, $WORKERS, $reloads, @rs ? $rs[-1] : 0, $writes,
      $pin_changes * 2, $redis_down_secs // 0);
-diag(sprintf "wrk: %d responses, %.0f/s, latency p50 %sms p99 %sms max "
-     . "%sms (timeout %ds)", $W, $w{rps} // 0,
+diag(sprintf "load: %d responses, %.0f/s, latency p50 %sms p99 %sms max "
+     . "%sms (timeout %ds)", $W, $w{rps},
      (map { $_ // '?' } @w{qw(p50 p99 max)}), $TIMEOUT);
-diag("wrk: socket errors connect $w{connect}, read $w{read}, write "
-     . "$w{write}, timeout $w{timeout}; non-2xx $w{non2xx}");
-diag('wrk checks: ' . join ', ', map { "$_ " . ($w{"check_$_"} // '?') }
-                                 qw(checked non200 wrong_side wrong_reason
-                                    wrong_hash no_kind));
+diag("load: errors connect $w{connect}, read $w{read}, write $w{write}, "
+     . "closed $w{closed}, bad $w{bad}, timeout $w{timeout}; resent "
+     . "$w{resent}; non-2xx $w{non2xx}");
+diag('load checks: ' . join ', ', map { "$_ " . $w{"check_$_"} }
+                                  qw(checked non200 wrong_side wrong_reason
+                                     wrong_hash no_kind));
 diag("module (M): stable $m{stable}{requests}, canary "
      . "$m{canary}{requests}, total $M");
 diag("origins (O): stable $origin{stable}, canary $origin{canary}, "
@@ -572,22 +516,24 @@ diag("status page: $status_bad failed reads; Prometheus: $prom_reads "
 
 # ---- assertions ------------------------------------------------------------
 
-cmp_ok($W, '>', 1000 * $SECONDS / 10, "wrk got $W responses");
+my $closed = $w{resent} + $w{read} + $w{write} + $w{closed} + $w{bad};
+
+cmp_ok($W, '>', 1000 * $SECONDS / 10, "the load got $W responses");
 is($w{non2xx}, 0, 'no non-2xx response');
-is($w{check_non200} // -1, 0, 'the Lua checks saw no non-200');
-is($w{check_wrong_side} // -1, 0,
+is($w{check_checked}, $W, 'every response was checked');
+is($w{check_non200}, 0, 'the checks saw no non-200');
+is($w{check_wrong_side}, 0,
    'every response came from the variant the module chose');
-is($w{check_wrong_reason} // -1, 0,
+is($w{check_wrong_reason}, 0,
    'overrides, cookie, pins and keys decided as the request said');
-is($w{check_wrong_hash} // -1, 0,
+is($w{check_wrong_hash}, 0,
    'every hashed decision agrees with its bucket and weight');
-is($w{check_no_kind} // -1, 0, 'every response was checked');
+is($w{check_no_kind}, 0, 'every response echoed the kind of its request');
 is($w{connect}, 0, 'no connect error');
 is($w{timeout}, 0, "no request unanswered for ${TIMEOUT}s");
-cmp_ok($w{read} + $w{write}, '<=', $CONNS * $reloads,
-       'read/write errors only as connections closed at reloads: '
-       . ($w{read} + $w{write}) . " for $reloads reloads of $CONNS "
-       . 'connections');
+cmp_ok($closed, '<=', $CONNS * $reloads,
+       'requests resent or lost only as connections closed at reloads: '
+       . "$closed for $reloads reloads of $CONNS connections");
 
 for my $side (qw(stable canary)) {
     my $d = $m{$side}{requests} - $origin{$side};
@@ -598,9 +544,11 @@ for my $side (qw(stable canary)) {
        . 'clients abandoned (4xx)');
 }
 
-cmp_ok($M - $W, '>=', 0, 'the module counted every response wrk got');
+cmp_ok($M - $W, '>=', 0,
+       'the module counted every response the load got');
 cmp_ok($M - $W, '<=', $CONNS,
-       'and at most one more per connection (in flight when wrk stopped)');
+       'and at most one more per connection (in flight when the load '
+       . 'stopped)');
 
 for my $side (qw(stable canary)) {
     my $v = $m{$side};
