@@ -230,7 +230,7 @@ my @RECORD = qw(sent time status tenant port weight variant reason side
                 error);
 
 # the state of one client process; $STOP: SIGTERM came
-my (%O, $C, $NEXT_I, $TO, @AGAIN, %R, $LOG, $SLOT, $STOP);
+my (%O, $C, $NEXT_I, $TO, @AGAIN, %R, $LOG, $SLOT, $STOP, $POLL, %BY_SOCK);
 
 
 # ---- the handle ------------------------------------------------------------
@@ -454,8 +454,10 @@ sub _client {
     }
 
     my @conns = map { { id => $_ } } 1 .. $O{connections};
-    my $poll = IO::Poll->new;
-    my $checked = time;
+    my ($checked, $scan, @ready) = (time, 0);
+
+    $POLL = IO::Poll->new;
+    %BY_SOCK = ();
 
     until ($STOP) {
         my $now = time;
@@ -467,41 +469,45 @@ sub _client {
             $checked = $now;
         }
 
-        my $busy = 0;
+        # every connection when a timer is due (timeouts, rate, pauses,
+        # the end), else only those that just had an event: with
+        # thousands of connections, most are waiting
+        my $all = $now >= $scan;
         my $wake = $now + 0.05;
+        my $busy = 0;
 
-        for my $cn (@conns) {
-            _timeouts($cn, $now);
+        for my $cn ($all ? @conns : @ready) {
+            _timeouts($cn, $now) if $all;
             _send($cn, $now, \$wake);
+            _mask($cn);
             $busy++ if $cn->{sock} && @{$cn->{queue}};
         }
 
-        last if !$busy && !@AGAIN && defined $TO && $NEXT_I > $TO;
+        if ($all) {
+            last if !$busy && !@AGAIN && defined $TO && $NEXT_I > $TO;
+            $scan = $wake;
 
-        $poll->remove($_) for $poll->handles;
-
-        for my $cn (grep { $_->{sock} } @conns) {
-            my $ev = 0;
-            $ev |= POLLIN if @{$cn->{queue}} || $cn->{connecting};
-            $ev |= POLLOUT if length $cn->{out} || $cn->{connecting};
-            $poll->mask($cn->{sock} => $ev) if $ev;
+        } elsif ($wake < $scan) {
+            $scan = $wake;
         }
 
-        my $wait = $wake - time;
+        my $wait = $scan - time;
         $wait = 0 if $wait < 0;
+        @ready = ();
 
-        if ($poll->handles) {
-            $poll->poll($wait);
-
-        } else {
+        unless ($POLL->handles) {
             sleep $wait;
             next;
         }
 
+        $POLL->poll($wait);
         $now = time;
 
-        for my $cn (grep { $_->{sock} } @conns) {
-            my $ev = $poll->events($cn->{sock}) or next;
+        for my $sock ($POLL->handles(POLLIN | POLLOUT | POLLERR | POLLHUP)) {
+            my $cn = $BY_SOCK{$sock} or next;
+            my $ev = $POLL->events($sock);
+
+            push @ready, $cn;
 
             if ($cn->{connecting}) {
                 _connected($cn, $now);
@@ -644,6 +650,7 @@ sub _connect {
     %$cn = (id => $cn->{id}, port => $port, sock => $s, out => '',
             in => '', queue => [], answered => 0, since => $now,
             connecting => 1);
+    $BY_SOCK{$s} = $cn;
 
     return 1;
 }
@@ -905,10 +912,28 @@ sub _drop {
 }
 
 
+# what poll waits for on this connection
+sub _mask {
+    my ($cn) = @_;
+
+    return unless $cn->{sock};
+
+    my $ev = 0;
+    $ev |= POLLIN if @{$cn->{queue}} || $cn->{connecting};
+    $ev |= POLLOUT if length $cn->{out} || $cn->{connecting};
+
+    $POLL->mask($cn->{sock} => $ev);
+}
+
+
 sub _close {
     my ($cn) = @_;
 
-    close $cn->{sock} if $cn->{sock};
+    if (my $s = $cn->{sock}) {
+        $POLL->remove($s);
+        delete $BY_SOCK{$s};
+        close $s;
+    }
 
     %$cn = (id => $cn->{id}, port => $cn->{port},
             answered => $cn->{answered});
