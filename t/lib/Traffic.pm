@@ -592,8 +592,6 @@ sub _take_slot {
 sub _send {
     my ($cn, $now, $wake) = @_;
 
-    return if $cn->{closing};
-
     if ($cn->{ready_at} && $cn->{ready_at} > $now) {
         $$wake = $cn->{ready_at} if $cn->{ready_at} < $$wake;
         return;
@@ -726,6 +724,7 @@ sub _read {
 
         $cn->{answered}++;
         _answered($req, $res, $cn, $now);
+        $cn->{ready_at} = $now + $O{pause} if $O{pause};
 
         if ($res->{close} || !$O{keep_alive}
             || ($O{reconnect} && rand() < $O{reconnect}))
@@ -733,8 +732,6 @@ sub _read {
             _drop($cn);
             return;
         }
-
-        $cn->{ready_at} = $now + $O{pause} if $O{pause};
     }
 }
 
@@ -936,7 +933,7 @@ sub _close {
     }
 
     %$cn = (id => $cn->{id}, port => $cn->{port},
-            answered => $cn->{answered});
+            answered => $cn->{answered}, ready_at => $cn->{ready_at});
 }
 
 
