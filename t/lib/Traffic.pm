@@ -38,12 +38,13 @@ requests in flight on each.  Every request ends in exactly one of: a
 complete response (any status, counted), an error (no response: a failed
 connect, a write or read error, the connection closed in the middle of a
 response or before any byte of it on a new connection, a timeout, bytes
-that are not HTTP), or, when the run is stopped, unanswered.  A
-keep-alive connection that the server closed before reading a request (a
+that are not HTTP), or unanswered (in flight when the run ended: C<stop>
+or C<seconds>).  A keep-alive connection that the server closed before reading a request (a
 reload, C<keepalive_requests>, C<keepalive_timeout>: no byte of its
 answer came, after the connection had answered others) is no error: the
 request goes again on a new connection, as HTTP clients do, and counts
-as C<resent>.
+as C<resent>; so do requests pipelined behind a response that closed the
+connection, or behind one that failed.
 
 Core Perl only: IO::Poll, IO::Socket::INET, POSIX, Storable, File::Temp,
 Time::HiRes.
