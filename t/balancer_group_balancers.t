@@ -31,13 +31,13 @@ use lib "$FindBin::Bin/lib";
 use JSON::PP;
 use Test::More;
 use CanaryTest;
+use Traffic;
 
 my $t = CanaryTest->new;
 my $port = $t->port('http');
 my %p = map { $_ => $t->port($_) } qw(s1 s2 s3 c1 c2 slow dead);
 
-$t->spawn($^X, "$FindBin::Bin/lib/slow_origin.pl", $p{slow}, 300,
-          "stable slow\n");
+Traffic::slow_origin($t, $p{slow}, 300, "stable slow\n");
 
 # the canary group of "fo" has a server that refuses connections
 $t->allow_log(qr/connect\(\) failed \(111: Connection refused\) while

@@ -36,6 +36,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 use CanaryTest;
 use RedisStory qw(:all);
+use Traffic;
 
 my $ta = CanaryTest->new(name => 'nginx A');
 my $tb = CanaryTest->new(name => 'nginx B');
@@ -73,8 +74,9 @@ sub tripped { status($_[0])->{guard}{tripped} ? 1 : 0 }
 sub load_on {
     my ($t, $clients, $tenant) = @_;
 
-    return start_load($t, clients => $clients, keep_alive => 1,
-                      pause => 0.002, tenant => $tenant);
+    return Traffic->start(port => $t->port('http'), clients => $clients,
+                          pause => 0.002, record => 1,
+                          $tenant ? (tenant => $tenant) : (tenants => 300));
 }
 
 # the sides 300 tenants go to on an instance
@@ -231,7 +233,7 @@ is $b_back->{'canary/hash'}, $b_before->{'canary/hash'},
 
 # A's traffic goes on, the canary healthy: the guard stays armed
 sleep 2;
-my $rec = stop_load($load);
+my $rec = $load->stop->{records};
 
 is tripped($ta), 0, "A's guard stays armed: old failures are not counted";
 
@@ -287,7 +289,7 @@ my $retripped = 0;
 my $samples = sample_until($t_quick + 2, 0.1, sub {
     $retripped++ if tripped($ta) });
 
-stop_load($load);
+$load->stop;
 
 my @again = log_lines($ta, qr/canary guard tripped for split "app"/,
                       $mark_quick);
@@ -345,8 +347,8 @@ my $both = sample_until(time + 2, 0.1, sub {
     }
 });
 
-stop_load($la);
-stop_load($lb);
+$la->stop;
+$lb->stop;
 fault($ta, 0);
 fault($tb, 0);
 
@@ -400,7 +402,7 @@ sleep 0.5;
 fault($tc, 1);
 ok defined wait_until(5, sub { tripped($tc) }), "C's guard trips";
 fault($tc, 0);
-my $c_rec = stop_load($c_load);
+my $c_rec = $c_load->stop->{records};
 
 # (a second later, so that this does not depend on the re-arm's
 # granularity, which the quick re-arm above checks)
@@ -417,7 +419,7 @@ cmp_ok $c_sides->{'canary/hash'} // 0, '>', 100,
 # and it stays armed: the failures before the reload are not counted again
 $c_load = load_on($tc, 2);
 sleep 1.5;
-$c_rec = stop_load($c_load);
+$c_rec = $c_load->stop->{records};
 is tripped($tc), 0, 'C stays armed under traffic after the reload';
 is scalar(grep { $_->{status} != 200 } @$c_rec), 0, 'no failure on C';
 

@@ -28,14 +28,14 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 use CanaryTest;
 use RedisStory qw(:all);
+use Traffic;
 
 my $t = CanaryTest->new;
 my $port = $t->port('http');
 my $p_slow = $t->port('slow');
 my $p_dead = $t->port('dead');
 
-$t->spawn($^X, "$FindBin::Bin/lib/slow_origin.pl", $p_slow, 300,
-          "canary slow_canary\n");
+Traffic::slow_origin($t, $p_slow, 300, "canary slow_canary\n");
 
 # the dead canary's port is closed; its connect errors are expected
 $t->allow_log(qr/connect\(\) failed \(111: Connection refused\)/);
@@ -73,7 +73,8 @@ is $st->{app}{guard}{tripped}, JSON::PP::false, 'and armed';
 like prometheus(), qr/^canary_guard_tripped\{split="app"\} 0$/m,
     'Prometheus: canary_guard_tripped 0';
 
-my $load = start_load($t, clients => 2, keep_alive => 1);
+my $load = Traffic->start(port => $port, clients => 2, tenants => 300,
+                          record => 1);
 sleep 2;
 
 my $t_fault = time;
@@ -87,7 +88,7 @@ my $trip_seen = time;
 
 # keep the traffic going after the trip
 sleep 1.5;
-my $rec = stop_load($load);
+my $rec = $load->stop->{records};
 
 my @before = grep { $_->{time} < $t_fault } @$rec;
 my @fails = grep { $_->{status} == 500 } @$rec;

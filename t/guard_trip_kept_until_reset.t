@@ -30,6 +30,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 use CanaryTest;
 use RedisStory qw(:all);
+use Traffic;
 
 my $WORKERS = 2;
 
@@ -39,7 +40,7 @@ my $slow = $t->port('slow');
 my $redis = '127.0.0.1:' . $t->redis_start;
 
 # the long request: 3s at this origin
-$t->spawn($^X, "$FindBin::Bin/lib/slow_origin.pl", $slow, 3000);
+Traffic::slow_origin($t, $slow, 3000);
 
 sub conf {
     my (%o) = @_;
@@ -98,7 +99,8 @@ $t->start;
 ctl_ok($redis, 'set-weight', 'app', 50);
 ok wait_until(3, sub { status()->{weight} == 50 }), 'weight 50';
 
-my $load = start_load($t, clients => 2, keep_alive => 1, pause => 0.002);
+my $load = Traffic->start(port => $port, clients => 2, pause => 0.002,
+                          tenants => 300, record => 1);
 sleep 0.5;
 fault($t, 1);
 
@@ -108,7 +110,7 @@ ok defined wait_until(3, sub {
         $t->redis_cli('HGET', 'canary:app', 'state') eq 'guard_tripped' }),
     'the trip is in Redis';
 fault($t, 0);
-stop_load($load);
+$load->stop;
 
 my $g = status()->{guard};
 my $reason = $g->{reason};
@@ -129,7 +131,8 @@ if ($long == 0) {
 }
 sleep 0.3;
 
-$load = start_load($t, clients => 2, pause => 0.002);
+$load = Traffic->start(port => $port, clients => 2, pause => 0.002,
+                       keep_alive => 0, tenants => 300, record => 1);
 sleep 0.3;
 
 my $mark = $t->log_mark;
@@ -165,7 +168,7 @@ ok defined wait_until(10, sub { !grep { kill 0, $_ } keys %old }),
     'the old workers are gone';
 
 sleep 0.3;
-my $rec = stop_load($load);
+my $rec = $load->stop->{records};
 served_ok($rec);
 my @canary = grep { $_->{variant} ne 'stable' || $_->{reason} ne 'guard' }
              @$rec;

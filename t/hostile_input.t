@@ -31,13 +31,11 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 
-use HTTP::Tiny;
 use JSON::PP;
-use POSIX qw(_exit);
-use Storable qw(nstore retrieve);
 use Test::More;
 use Time::HiRes qw(sleep time);
 use CanaryTest;
+use Traffic;
 
 my $t = CanaryTest->new;
 my $port = $t->port('http');
@@ -385,31 +383,10 @@ my ($stable_key) = grep { CanaryTest::bucket('', $_) >= 3000 }
 
 # ---- background: latency of every request, through every phase ------------
 
-my $stop_file = $t->prefix . '/tmp/stop-latency';
-my $lat_file = $t->prefix . '/tmp/latency';
-my $parent = $$;
-my $lat_pid = fork // die "fork: $!";
-
-if ($lat_pid == 0) {
-    my $http = HTTP::Tiny->new(keep_alive => 0, timeout => 10);
-    my ($i, @rec) = (0);
-
-    while (!-e $stop_file && kill(0, $parent) && @rec < 100000) {
-        my $t0 = time;
-        my $r = $http->get("http://127.0.0.1:$port/",
-            { headers => { 'X-Tenant-Id' => 'lat-' . $i++ % 500 } });
-        my $h = $r->{headers};
-
-        push @rec, [ $t0, time - $t0, $r->{status},
-                     $h->{'x-canary-weight'} // '',
-                     $h->{'x-canary-variant'} // '',
-                     ($r->{content} // '') =~ /^(\w+)/ ? $1 : '' ];
-        sleep 0.01;
-    }
-
-    nstore(\@rec, $lat_file);
-    _exit(0);
-}
+# a request every 10ms, a connection each
+my $lat = Traffic->start(port => $port, keep_alive => 0, pause => 0.01,
+                         timeout => 10, record => 1,
+                         tenant => sub { 'lat-' . $_[1] % 500 });
 
 
 # ---- 1. hostile clients ----------------------------------------------------
@@ -814,30 +791,26 @@ diag("canary_redis lines logged in all: "
 # ---- latency and routing of every request meanwhile -----------------------
 
 {
-    open my $fh, '>', $stop_file or die "$stop_file: $!";
-    close $fh;
-    waitpid $lat_pid, 0;
-
-    my $rec = retrieve($lat_file);
+    my $rec = $lat->stop->{records};
 
     cmp_ok(scalar(@$rec), '>', 200,
            scalar(@$rec) . ' requests measured during the test');
 
-    my @failed = grep { $_->[2] != 200 } @$rec;
+    my @failed = grep { $_->{status} != 200 } @$rec;
     is(scalar(@failed), 0, 'no request failed') or diag(explain(
         [ @failed[0 .. ($#failed < 4 ? $#failed : 4)] ]));
 
-    my @not30 = grep { $_->[3] ne '30' } @$rec;
+    my @not30 = grep { ($_->{weight} // '') ne '30' } @$rec;
     is(scalar(@not30), 0, 'every request routed at the nginx.conf weight 30');
 
-    my @wrong = grep { $_->[4] ne $_->[5] } @$rec;
+    my @wrong = grep { $_->{variant} ne $_->{side} } @$rec;
     is(scalar(@wrong), 0, 'every response came from the variant chosen');
 
     for my $mode (qw(garbage random nulerr hang ok okcmd)) {
         my ($from, $to) = @{$window{$mode}};
         my @lat = sort { $a <=> $b }
-                  map { $_->[1] } grep { $_->[0] >= $from && $_->[0] < $to }
-                  @$rec;
+                  map { $_->{time} - $_->{sent} }
+                  grep { $_->{sent} >= $from && $_->{sent} < $to } @$rec;
 
         # a request every 10ms: a phase of a second or more has dozens
         cmp_ok(scalar(@lat), '>=', 20, "$mode: " . scalar(@lat)

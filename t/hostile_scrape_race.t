@@ -18,13 +18,10 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 
 use HTTP::Tiny;
-use POSIX qw(WNOHANG);
 use Test::More;
 use Time::HiRes qw(sleep time);
 use CanaryTest;
-
-plan skip_all => 'wrk is not installed' unless grep { -x "$_/wrk" }
-                                               split /:/, $ENV{PATH};
+use Traffic;
 
 my $SECONDS = 20;
 
@@ -57,14 +54,9 @@ EOF
 
 $t->start;
 
-my ($wrk, $wrk_out) = $t->start_wrk(<<'EOF', '-t2', '-c200', "-d${SECONDS}s",
-local n = 0
-function request()
-    n = n + 1
-    return wrk.format("GET", "/", { ["X-Tenant-Id"] = "t" .. (n % 5000) })
-end
-EOF
-                                     "http://127.0.0.1:$port/");
+# 200 keep-alive connections, 5000 tenants in turn
+my $load = Traffic->start(port => $port, clients => 2, connections => 100,
+                          seconds => $SECONDS, tenants => 5000);
 
 my $http = HTTP::Tiny->new(keep_alive => 1, timeout => 5);
 my ($scrapes, $failed, $bad, @first) = (0, 0, 0);
@@ -78,7 +70,7 @@ my ($misshapen, $last_inf, @shape) = (0, 0);
 
 sleep 1;
 
-while (waitpid($wrk, WNOHANG) == 0) {
+while ($load->running) {
     my $r = $http->get("http://127.0.0.1:$port/canary_status"
                        . '?format=prometheus');
 
@@ -128,11 +120,10 @@ while (waitpid($wrk, WNOHANG) == 0) {
     $last_inf += $_ for values %inf;
 }
 
-my $wrk_text = do { open my $fh, '<', $wrk_out; local $/; <$fh> // '' };
-my ($requests) = $wrk_text =~ /(\d+) requests in/;
+my $requests = $load->wait->{responses};
 
-diag("$scrapes scrapes during " . ($requests // '?') . " requests; $bad "
-     . 'histograms not cumulative');
+diag("$scrapes scrapes during $requests requests; $bad histograms not "
+     . 'cumulative');
 
 cmp_ok($scrapes, '>', 100, "$scrapes scrapes under load");
 is($failed, 0, 'every scrape answered');

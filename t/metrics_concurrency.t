@@ -15,6 +15,7 @@ use JSON::PP;
 use Test::More;
 use Time::HiRes qw(time);
 use CanaryTest;
+use Traffic;
 
 my $N = $ENV{CANARY_CONCURRENCY_REQUESTS} || 200_000;
 my $TENANTS = 1000;
@@ -43,13 +44,15 @@ EOF
 $t->start;
 
 my $t0 = time;
-my $out = `$^X $FindBin::Bin/lib/load.pl $port $N 8 / $TENANTS`;
+my $load = Traffic->run(port => $port, requests => $N, clients => 8,
+                        pipeline => 50, tenants => $TENANTS);
 my $took = time - $t0;
-note(sprintf "%s(%.1fs, %.0f requests/s)", $out, $took, $N / $took);
+note(sprintf "%d responses, %d failed, %d resent (%.1fs, %.0f "
+     . "requests/s)", $load->{responses}, $load->{failed}, $load->{resent},
+     $took, $N / $took);
 
-my ($ok, $failed) = $out =~ /ok (\d+) failed (\d+)/;
-is($ok, $N, "all $N requests answered");
-is($failed, 0, 'none failed');
+is($load->{responses}, $N, "all $N requests answered");
+is($load->{failed}, 0, 'none failed');
 
 # request i is tenant t<i % 1000>: the formula says how many are canary
 my %canary = map { ("t$_" => CanaryTest::is_canary('', "t$_", 30)) }

@@ -16,13 +16,14 @@ use lib "$FindBin::Bin/lib";
 use JSON::PP;
 use Test::More;
 use CanaryTest;
+use Traffic;
 
 my $t = CanaryTest->new;
 my $port = $t->port('http');
 my $st = $t->port('stable');
 my $slow = $t->port('slow');
 
-$t->spawn($^X, "$FindBin::Bin/lib/slow_origin.pl", $slow, 50, "canary\n");
+Traffic::slow_origin($t, $slow, 50, "canary\n");
 
 $t->write_conf(<<"EOF", workers => 2);
     canary_zone canary 4m;

@@ -20,12 +20,11 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 
 use File::Temp qw(tempfile);
-use IO::Socket::INET;
 use JSON::PP;
 use POSIX qw(floor);
-use Time::HiRes qw(sleep);
 use Test::More;
 use CanaryTest;
+use Traffic;
 
 plan skip_all => 'promtool is not installed (Debian package prometheus)'
     unless -x '/usr/bin/promtool' || grep { -x "$_/promtool" }
@@ -42,9 +41,7 @@ my $cn = $t->port('canary');
 my $slow = $t->port('slow');
 my $dead = $t->port('dead');    # nothing listens here
 
-$t->spawn($^X, "$FindBin::Bin/lib/slow_origin.pl", $slow, $SLOW_MS,
-          "canary\n");
-wait_for_port($slow);
+Traffic::slow_origin($t, $slow, $SLOW_MS, "canary\n");
 
 $t->write_conf(<<"EOF", workers => 2);
     canary_zone canary 4m;
@@ -327,19 +324,6 @@ done_testing;
 
 
 # ---- helpers ---------------------------------------------------------------
-
-sub wait_for_port {
-    my ($p) = @_;
-
-    for (1 .. 250) {
-        return 1 if IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                          PeerPort => $p, Timeout => 1);
-        sleep 0.02;
-    }
-
-    die "nothing listens on $p\n";
-}
-
 
 sub run_promtool {
     my ($args) = @_;

@@ -32,6 +32,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 use CanaryTest;
 use RedisStory qw(:all);
+use Traffic;
 
 my $t = CanaryTest->new(name => 'nginx');
 my $tb = CanaryTest->new(name => 'redis B');
@@ -113,14 +114,15 @@ my ($run_b) = cli($pb, 'INFO', 'server') =~ /run_id:(\w+)/;
 isnt $run_a, $run_b, 'A and B are different instances';
 
 # gd's guard trips, and writes its trip to A
-my $load = start_load($t, clients => 2, keep_alive => 1, path => '/gd/');
+my $load = Traffic->start(port => $t->port('http'), clients => 2,
+                          path => '/gd/', tenants => 300);
 sleep 0.5;
 fault($t, 1);
 
 ok wait_until(5, sub { gd()->{guard}{tripped} }), 'the guard of gd trips';
 ok wait_until(3, sub { cli($pa, 'HGET', 'canary:gd', 'state')
                        eq 'guard_tripped' }), 'the trip is written to A';
-stop_load($load);
+$load->stop;
 fault($t, 0);
 
 is scalar(cli($pb, 'EXISTS', 'canary:gd')), '0', 'B has none of it';

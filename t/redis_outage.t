@@ -27,6 +27,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 use CanaryTest;
 use RedisStory qw(:all);
+use Traffic;
 
 my $t = CanaryTest->new;
 my $port = $t->port('http');
@@ -56,8 +57,9 @@ ok wait_until(3, sub {
 
 my $gen = status()->{splits}{app}{generation};
 
-my $load = start_load($t, clients => 3,
-                       tenant => sub { "t$_[0]-" . $_[1] % 300 });
+my $load = Traffic->start(port => $t->port('http'), clients => 3,
+                          keep_alive => 0, record => 1,
+                          tenant => sub { "t$_[0]-" . $_[1] % 300 });
 sleep 0.5;
 
 # ---- 2. Redis stops ------------------------------------------------------
@@ -173,7 +175,7 @@ diag sprintf "Redis hung for %.1fs: weight 46 routed %.0fms after SIGCONT",
              $t_cont - $t_hang, (time - $t_cont) * 1000;
 
 sleep 0.3;
-my $rec = stop_load($load);
+my $rec = $load->stop->{records};
 
 my @during = grep { $_->{time} > $t_stop && $_->{time} < $t_start } @$rec;
 my @not30 = grep { ($_->{weight} // '') ne '30' } @during;

@@ -24,6 +24,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 use CanaryTest;
 use RedisStory qw(:all);
+use Traffic;
 
 my $WORKERS = 4;
 my $RELOADS = 10;
@@ -60,8 +61,9 @@ ok wait_until(3, sub { my $s = status();
                        $s && $s->{splits}{app}{weight} == 35 }),
     'weight 35 synced';
 
-my $load = start_load($t, clients => 3,
-                      tenant => sub { "t$_[0]-" . $_[1] % 300 });
+my $load = Traffic->start(port => $t->port('http'), clients => 3,
+                          keep_alive => 0, record => 1,
+                          tenant => sub { "t$_[0]-" . $_[1] % 300 });
 sleep 0.5;
 
 my $mark = $t->log_mark;
@@ -118,7 +120,7 @@ ok defined $applied && time - $t0 < 5,
 diag sprintf "after %d reloads a canary-ctl write routed in %.0fms",
              $RELOADS, (time - $t0) * 1000;
 
-my $rec = stop_load($load);
+my $rec = $load->stop->{records};
 
 my %weights;
 $weights{$_->{weight} // 'none'}++ for @$rec;

@@ -17,8 +17,8 @@ use lib "$FindBin::Bin/lib";
 
 use Test::More;
 use CanaryTest;
-use POSIX qw(_exit);
-use Time::HiRes qw(sleep time);
+use Traffic;
+use Time::HiRes qw(sleep);
 
 my $N = 2500;
 my $SALT = 'release-42';
@@ -148,37 +148,6 @@ my @workers = $t->worker_pids;
 step('ga', $w0);
 step('beta', $b0);
 
-# requests that keep coming during a reload, one connection each: returns
-# the pid of the client; it writes "tenant side status" lines to $file
-sub traffic {
-    my ($file, $stop) = @_;
-
-    my $pid = fork;
-    die "fork: $!" unless defined $pid;
-    return $pid if $pid;
-
-    open my $out, '>', $file or _exit(1);
-    my $i = 0;
-    my $deadline = time + 20;
-
-    until (-e $stop || time > $deadline) {
-        my @batch = map { $reqs{ga}[($i + $_) % $N] } 0 .. 9;
-        my $res = eval { $t->request_many($port, \@batch, clients => 1,
-                                          batch => 1) };
-
-        for my $k (0 .. 9) {
-            my $d = $res ? CanaryTest::decision($res->[$k]) : {};
-            printf $out "%s %s %s\n", $tenants[($i + $k) % $N],
-                   $d->{side} // '-', $d->{status} // 0;
-        }
-
-        $i += 10;
-    }
-
-    close $out;
-    _exit(0);
-}
-
 my $step = 0;
 
 for my $s (@steps[1 .. $#steps]) {
@@ -190,21 +159,17 @@ for my $s (@steps[1 .. $#steps]) {
     # the first reload happens under traffic: no request may fail, and
     # each lands on its side at the old or at the new weight
     if ($step == 1) {
-        my $file = $t->prefix . '/traffic.txt';
-        my $stop = $t->prefix . '/traffic.stop';
-        my $pid = traffic($file, $stop);
+        # the ga tenants in turn, a connection each
+        my $load = Traffic->start(port => $port, keep_alive => 0,
+                                  seconds => 20, record => 1,
+                                  tenant => sub { $tenants[$_[1] % $N] });
 
         sleep 0.3;
         $t->reload;
         sleep 0.3;
 
-        open my $fh, '>', $stop;
-        close $fh;
-        waitpid $pid, 0;
-
-        open $fh, '<', $file or die "$file: $!";
-        my @lines = <$fh>;
-        close $fh;
+        my @lines = map { "$_->{tenant} " . ($_->{side} || '-')
+                          . " $_->{status}\n" } @{$load->stop->{records}};
 
         my @bad = grep {
             my ($tenant, $side, $status) = split ' ';

@@ -1574,38 +1574,6 @@ sub spawn {
 }
 
 
-# wrk in the background with a Lua script, its output in a file:
-#   my ($pid, $out) = $t->start_wrk($lua_text, @wrk_args);
-# the file descriptor limit is raised for thousands of connections; the
-# caller waits for $pid (wrk stops after its -d).
-sub start_wrk {
-    my ($self, $lua_text, @args) = @_;
-
-    my $lua = "$self->{prefix}/wrk.lua";
-    my $out = "$self->{prefix}/wrk.out";
-
-    open my $fh, '>', $lua or die "CanaryTest: $lua: $!\n";
-    print $fh $lua_text;
-    close $fh;
-
-    local $?;
-
-    my $pid = fork;
-    die "CanaryTest: fork: $!\n" unless defined $pid;
-
-    if ($pid == 0) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>', $out;
-        open STDERR, '>&', \*STDOUT;
-        exec 'sh', '-c', 'ulimit -n 20000 2>/dev/null || ulimit -n 8192; '
-             . 'exec "$@"', 'sh', 'wrk', '-s', $lua, @args
-            or _exit(127);
-    }
-
-    return ($pid, $out);
-}
-
-
 sub _stop_pid {
     my ($pid) = @_;
 

@@ -25,10 +25,10 @@ on top of CanaryTest
     ok wait_until(3, sub { status_json($t)->{splits}{app}{weight} == 30 }),
         'synced';
 
-    my $load = start_load($t, clients => 3);
+    my $load = Traffic->start(port => $t->port('http'), clients => 3,
+                              tenants => 300, record => 1);
     ...
-    my $rec = stop_load($load);     # [{ time, status, weight, ... }, ...]
-    served_ok($rec);
+    served_ok($load->stop->{records});
 
     $t->stop;
     done_testing;
@@ -39,7 +39,7 @@ Every function takes the L<CanaryTest> instance it works on (when it
 needs one) and uses its C<http> port, C<< $t->port('http') >>, as the port
 of the front server where the splits are.  Nothing is exported by
 default: import the names, or C<:all>.  Core Perl only: Test::More,
-HTTP::Tiny, JSON::PP, POSIX, Storable, Time::HiRes, plus CanaryTest.
+JSON::PP, POSIX, Time::HiRes, plus CanaryTest.
 
 =head1 FUNCTIONS
 
@@ -147,36 +147,17 @@ many times it called C<$code>.
 
 =back
 
-=head2 Background load
+=head2 Load
+
+The load itself comes from L<Traffic> (C<< record => 1 >>).
 
 =over
 
-=item start_load($t, %opts)
-
-Forks C<clients> clients (default 1), each sending GET requests to the
-front server in a loop until C<stop_load> (or until the test script is
-gone, or 200000 requests).  Opts: C<path> (default C</>), C<keep_alive>
-(default 0: a connection per request), C<pause> (seconds to sleep after
-each response, default none) and C<tenant>, the C<X-Tenant-Id> of each
-request: a string, or a code ref called with (client number from 1,
-request number of that client from 0); by default C<"t" . $i % 300>.
-Returns a handle for C<stop_load>.
-
-=item stop_load($load)
-
-Stops the clients and returns every response they got, in the order they
-were received: hash refs with C<sent> and C<time> (the client's clock
-before the request and after the response), C<status> (599: no HTTP
-response), C<weight> (the C<X-Canary-Weight> header, undef without one),
-C<variant> and C<reason> (the headers, C<''> without one), C<side> (the
-first word of the body: the origin's side) and C<error> (the body of a
-599, else C<''>).
-
 =item served_ok($rec)
 
-Two tests on a load's responses: C<no request failed> (every status 200;
-the first five others as diagnostics) and C<every response came from the
-variant chosen> (C<side> equals C<variant>).
+Two tests on the C<records> of a L<Traffic> run: C<no request failed>
+(every status 200; the first five others as diagnostics) and C<every
+response came from the variant chosen> (C<side> equals C<variant>).
 
 =back
 
@@ -205,10 +186,8 @@ use strict;
 use warnings;
 
 use Exporter qw(import);
-use HTTP::Tiny;
 use JSON::PP;
 use POSIX qw(_exit);
-use Storable qw(nstore retrieve);
 use Test::More;
 use Time::HiRes qw(sleep time);
 
@@ -217,13 +196,11 @@ use CanaryTest;
 our @EXPORT_OK = qw(split_block canary_location front_server
                     redis_split_conf fault_origins fault_file fault
                     canary_ctl ctl_ok status_json status_text weight_of
-                    subscribe wait_until sample_until start_load stop_load
-                    served_ok grep_lines log_lines write_file);
+                    subscribe wait_until sample_until served_ok
+                    grep_lines log_lines write_file);
 our %EXPORT_TAGS = (all => \@EXPORT_OK);
 
 our $CTL = "$CanaryTest::ROOT/scripts/canary-ctl";
-
-my $LOADS = 0;
 
 
 # ---- nginx.conf pieces -----------------------------------------------------
@@ -434,79 +411,7 @@ sub sample_until {
 }
 
 
-# ---- background load -------------------------------------------------------
-
-sub start_load {
-    my ($t, %opts) = @_;
-
-    my $n = ++$LOADS;
-    my $url = 'http://127.0.0.1:' . $t->port('http') . ($opts{path} // '/');
-    my $tenant = $opts{tenant} // sub { 't' . $_[1] % 300 };
-    my $stop = $t->prefix . "/tmp/stop-load-$n";
-    unlink $stop;
-
-    my @kids;
-    my $parent = $$;
-
-    for my $c (1 .. ($opts{clients} || 1)) {
-        my $file = $t->prefix . "/tmp/load-$n-$c";
-        my $pid = fork // die "fork: $!";
-
-        if ($pid == 0) {
-            my $http = HTTP::Tiny->new(keep_alive => $opts{keep_alive} ? 1 : 0,
-                                       timeout => 5);
-            my ($i, @rec) = (0);
-
-            while (!-e $stop && kill(0, $parent) && @rec < 200000) {
-                my $sent = time;
-                my $r = $http->get($url, { headers => { 'X-Tenant-Id' =>
-                    ref $tenant ? $tenant->($c, $i++) : $tenant } });
-                my $h = $r->{headers};
-
-                # lean (an array), so that the clients keep their pace;
-                # stop_load names the fields
-                push @rec, [ $sent, time, $r->{status},
-                             $h->{'x-canary-weight'},
-                             $h->{'x-canary-variant'} // '',
-                             $h->{'x-canary-reason'} // '',
-                             ($r->{content} // '') =~ /^(\w+)/ ? $1 : '',
-                             $r->{status} == 599 ? $r->{content} : '' ];
-
-                sleep $opts{pause} if $opts{pause};
-            }
-
-            nstore(\@rec, $file);
-            _exit(0);
-        }
-
-        push @kids, [$pid, $file];
-    }
-
-    return { stop => $stop, kids => \@kids };
-}
-
-
-sub stop_load {
-    my ($load) = @_;
-
-    local $?;    # leave the script's exit status alone
-
-    open my $fh, '>', $load->{stop} or die "$load->{stop}: $!";
-    close $fh;
-
-    my @rec;
-
-    for my $k (@{$load->{kids}}) {
-        waitpid $k->[0], 0;
-        push @rec, @{retrieve($k->[1])};
-    }
-
-    my @fields = qw(sent time status weight variant reason side error);
-
-    return [ map { my $r = $_; +{ map { ($fields[$_] => $r->[$_]) } 0 .. 7 } }
-             sort { $a->[1] <=> $b->[1] } @rec ];
-}
-
+# ---- load ------------------------------------------------------------------
 
 sub served_ok {
     my ($rec) = @_;

@@ -31,12 +31,12 @@ C<"stable st\n"> / C<"canary cn\n">.  Faults are switched at run time by
 files in the prefix: C<fault_canary> makes the given percent
 (C<canary_fault>, by C<split_clients> on C<$request_id>) of canary
 responses 500; C<fault_stable> the same for stable (C<stable_fault>);
-C<slow_canary> sends canary requests through a forking Perl server that
-sleeps C<slow_ms> first.
+C<slow_canary> sends canary requests through the slow origin
+(C<t/lib/slow_origin.pl>), which answers after C<slow_ms>.
 
-Everything started here (sidecars, traffic clients, the slow server) is
-stopped by C<finish> or at exit, before CanaryTest stops nginx and
-Redis.  Core Perl only, plus CanaryTest.
+The sidecars and the traffic are stopped by C<finish> or at exit, before
+CanaryTest stops nginx, Redis and the slow origin.  Core Perl only, plus
+CanaryTest and Traffic.
 
 =head1 METHODS
 
@@ -58,8 +58,10 @@ stopping one leaves its address in the sidecar's C<--status> list.
 
 =item traffic(%opts)
 
-Starts C<clients> forked clients (default 3), each making about C<rate>
-requests a second (default 100) on keep-alive connections, as tenants
+Starts a L<Traffic> load on every nginx of the fleet: C<clients> forked
+clients (default 3), each making about C<rate> requests a second
+(default 100) on a keep-alive connection (a new one, to any nginx of the
+fleet, after 2% of the responses when there are several), as tenants
 C<tenant-1> .. C<tenant-N> (C<tenants>, default 2000) and, a share
 C<pinned_share> of the time (default 0.1), the pinned test tenant
 C<test-tenant-abc123>.  Every response that is not a 200 is logged as
@@ -67,8 +69,8 @@ C<test-tenant-abc123>.  Every response that is not a 200 is logged as
 (C<bad_responses>), and so is every request that got no response at all,
 as status 0 with what happened (a failed connect, a timeout of 5s, a
 connection closed in the middle of a response; a keep-alive connection
-the server closed before the request was read is only retried).
-C<stop_traffic> stops them.
+the server closed before the request was read is only resent: see
+L<Traffic>).  C<stop_traffic> stops them.
 
 =item sidecar(%opts), run_sidecar(@args)
 
@@ -117,10 +119,10 @@ canary => M }>.
 
 =item finish
 
-Stops the traffic, the sidecars (SIGTERM: each must exit 0) and the
-helpers, checks the sidecars' logs for sanitizer reports (one C<ok>) and
-that every line of the receipts file is a JSON object (one C<ok>), then
-stops every nginx (CanaryTest checks their error logs).
+Stops the traffic and the sidecars (SIGTERM: each must exit 0), checks
+the sidecars' logs for sanitizer reports (one C<ok>) and that every line
+of the receipts file is a JSON object (one C<ok>), then stops every
+nginx (CanaryTest checks their error logs).
 
 =back
 
@@ -131,14 +133,13 @@ use warnings;
 
 use Exporter qw(import);
 use File::Basename qw(dirname);
-use IO::Select;
-use IO::Socket::INET;
 use JSON::PP;
 use POSIX qw(_exit WNOHANG);
 use Test::More;
 use Time::HiRes qw(time sleep);
 
 use CanaryTest;
+use Traffic;
 
 our @EXPORT_OK = qw(fast_plan);
 
@@ -203,7 +204,6 @@ sub new {
         guard        => $o{guard},
         sidecars     => {},
         traffic      => [],
-        helpers      => [],
         owner        => $$,
     }, $class;
 
@@ -238,7 +238,10 @@ sub start {
     my $t = $self->{t};
 
     $t->redis_start;
-    $self->_slow_server;
+
+    # the canary when slow (a CanaryTest helper: its teardown stops it)
+    Traffic::slow_origin($t, $t->port('slow'), $self->{slow_ms},
+                         "canary cn\n");
 
     for my $n ($self->all_nginx) {
         $n->write_conf($self->_conf($n), workers => $self->{workers});
@@ -335,55 +338,6 @@ EOF
 }
 
 
-# the canary when slow: a forking HTTP server that sleeps, then answers
-sub _slow_server {
-    my ($self) = @_;
-
-    my $port = $self->{t}->port('slow');
-    my $delay = $self->{slow_ms} / 1000;
-
-    my $listen = IO::Socket::INET->new(
-        LocalAddr => '127.0.0.1', LocalPort => $port, Proto => 'tcp',
-        Listen => 128, ReuseAddr => 1,
-    ) or die "SidecarTest: listen $port: $!\n";
-
-    my $pid = fork;
-    die "SidecarTest: fork: $!\n" unless defined $pid;
-
-    if ($pid == 0) {
-        local $SIG{CHLD} = 'IGNORE';
-        $SIG{TERM} = sub { _exit(0) };
-
-        for (;;) {
-            my $c = $listen->accept or next;
-
-            my $child = fork;
-
-            if (defined $child && $child == 0) {
-                close $listen;
-                my $req = '';
-                while ($req !~ /\r\n\r\n/) {
-                    my $n = sysread($c, $req, 4096, length $req);
-                    last unless $n;
-                }
-                sleep $delay;
-                my $body = "canary cn\n";
-                print $c "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n"
-                       . "Content-Length: " . length($body)
-                       . "\r\nConnection: close\r\n\r\n$body";
-                close $c;
-                _exit(0);
-            }
-
-            close $c;
-        }
-    }
-
-    close $listen;
-    push @{$self->{helpers}}, $pid;
-}
-
-
 # ---- faults ----------------------------------------------------------------
 
 sub fault {
@@ -409,161 +363,17 @@ sub fault {
 sub traffic {
     my ($self, %o) = @_;
 
-    my $clients = $o{clients} || 3;
-    my $rate = $o{rate} || 100;
     my $tenants = $o{tenants} || 2000;
     my $share = defined $o{pinned_share} ? $o{pinned_share} : 0.1;
-    my $log = $self->prefix . '/traffic.log';
     my @ports = map { $_->port('http') } $self->all_nginx;
 
-    for my $n (1 .. $clients) {
-        my $pid = fork;
-        die "SidecarTest: fork: $!\n" unless defined $pid;
-
-        if ($pid == 0) {
-            $SIG{TERM} = sub { _exit(0) };
-            # a write to a connection the server closed is an error to
-            # log, not a silent end of this client
-            $SIG{PIPE} = 'IGNORE';
-            srand($$ ^ time);
-            _client(\@ports, $tenants, $share, $rate, $log);
-            _exit(0);
-        }
-
-        push @{$self->{traffic}}, $pid;
-    }
-}
-
-
-# no response at all: "TIME 0 TENANT what happened" in traffic.log, as a
-# bad response (a client that drops a failed connect or a timeout would
-# hide exactly the errors a story says nobody saw)
-sub _no_response {
-    my ($lfh, $tenant, $what) = @_;
-
-    printf $lfh "%.3f 0 %s %s\n", time, $tenant, $what;
-}
-
-
-# keep-alive requests to one nginx of the fleet, another one on each
-# new connection
-sub _client {
-    my ($ports, $tenants, $share, $rate, $log) = @_;
-
-    my ($sock, $buf);
-    my $next = time;
-
-    open my $lfh, '>>', $log or die "SidecarTest: $log: $!\n";
-    $lfh->autoflush(1);
-
-    for (;;) {
-        my $tenant = rand() < $share ? $PINNED
-                     : 'tenant-' . (1 + int(rand($tenants)));
-
-        my $fresh = 0;
-
-        unless ($sock) {
-            my $port = $ports->[int(rand(@$ports))];
-            $sock = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port",
-                                          Timeout => 2);
-            unless ($sock) {
-                _no_response($lfh, $tenant, "connect to $port: $!");
-                sleep 0.05;
-                next;
-            }
-            $buf = '';
-            $fresh = 1;
-        }
-
-        my $ok = print $sock "GET / HTTP/1.1\r\nHost: localhost\r\n"
-                             . "X-Tenant-Id: $tenant\r\n\r\n";
-
-        my ($status, $body, $why, $close) = $ok ? _response($sock, \$buf)
-                                                : (undef, undef, "write: $!");
-
-        unless (defined $status) {
-            close $sock;
-            undef $sock;
-
-            # a keep-alive connection the server closed before it read
-            # this request (a reload, keepalive_timeout): no byte of an
-            # answer came, the request goes again on a new connection, as
-            # HTTP clients do.  On a new connection, a timeout, or half
-            # an answer, the client saw an error.
-            _no_response($lfh, $tenant, $why)
-                if $fresh || $why =~ /^timeout/ || length $buf;
-            next;
-        }
-
-        # the server said it closes (keepalive_requests); a new
-        # connection now and then spreads the load over the fleet
-        if ($close || (@$ports > 1 && rand() < 0.02)) {
-            close $sock;
-            undef $sock;
-        }
-
-        if ($status != 200) {
-            $body =~ s/\s+$//;
-            printf $lfh "%.3f %d %s %s\n", time, $status, $tenant, $body;
-        }
-
-        $next += 1 / $rate;
-        my $wait = $next - time;
-
-        if ($wait > 0) {
-            sleep $wait;
-
-        } elsif ($wait < -1) {
-            $next = time;
-        }
-    }
-}
-
-
-# (status, body, undef, "Connection: close" said), or (undef, undef,
-# what went wrong)
-sub _response {
-    my ($sock, $buf) = @_;
-
-    my $deadline = time + 5;
-    my $sel = IO::Select->new($sock);
-
-    my $read = sub {
-        my $left = $deadline - time;
-
-        return 'timeout after 5s' unless $left > 0 && $sel->can_read($left);
-
-        my $n = sysread($sock, $$buf, 65536, length $$buf);
-
-        return defined $n && $n > 0 ? undef
-             : !defined $n ? "read: $!"
-             : length $$buf ? 'closed in the middle of a response'
-             : 'closed before any byte of a response';
-    };
-
-    while ($$buf !~ /\r\n\r\n/) {
-        my $err = $read->();
-        return (undef, undef, $err) if $err;
-    }
-
-    my $end = index($$buf, "\r\n\r\n");
-    my $head = substr($$buf, 0, $end);
-    my ($status) = $head =~ m{^HTTP/1\.\d (\d+)};
-    my ($len) = $head =~ /^Content-Length:\s*(\d+)/mi;
-
-    return (undef, undef, 'not an HTTP response with a Content-Length: '
-                          . substr($head, 0, 80))
-        unless defined $status && defined $len;
-
-    while (length($$buf) < $end + 4 + $len) {
-        my $err = $read->();
-        return (undef, undef, $err) if $err;
-    }
-
-    my $body = substr($$buf, $end + 4, $len);
-    $$buf = substr($$buf, $end + 4 + $len);
-
-    return ($status, $body, undef, $head =~ /^Connection:\s*close/mi);
+    push @{$self->{traffic}}, Traffic->start(
+        ports => \@ports, clients => $o{clients} || 3,
+        rate => $o{rate} || 100, log => $self->prefix . '/traffic.log',
+        tenant => sub { rand() < $share ? $PINNED
+                                        : 'tenant-' . (1 + int rand $tenants) },
+        # a new connection now and then spreads the load over the fleet
+        reconnect => @ports > 1 ? 0.02 : 0);
 }
 
 
@@ -583,7 +393,7 @@ sub bad_responses {
 sub stop_traffic {
     my ($self) = @_;
 
-    _stop($_, 'TERM') for splice @{$self->{traffic}};
+    $_->stop for splice @{$self->{traffic}};
 }
 
 
@@ -875,8 +685,8 @@ sub _stop {
 }
 
 
-# stops the traffic, the sidecars (SIGTERM: each must exit 0, one test
-# each, unless quiet) and the helpers
+# stops the traffic and the sidecars (SIGTERM: each must exit 0, one test
+# each, unless quiet)
 sub stop_all {
     my ($self, %o) = @_;
 
@@ -885,7 +695,6 @@ sub stop_all {
     $self->stop_traffic;
     $self->kill_sidecar($_, 'TERM', quiet => $o{quiet})
         for sort keys %{$self->{sidecars}};
-    _stop($_, 'TERM') for splice @{$self->{helpers}};
 }
 
 

@@ -1,8 +1,32 @@
 #!/usr/bin/perl
-# A real HTTP origin that answers every request after a delay:
-#   slow_origin.pl PORT DELAY_MS [BODY] [STATUS]
-# Forks a child per connection (keep-alive honoured), so concurrent
-# requests are delayed in parallel, not queued.  Exits on SIGTERM.
+
+=head1 NAME
+
+slow_origin.pl - the slow origin of the tests: a real HTTP server that
+answers every request after a delay
+
+=head1 SYNOPSIS
+
+    perl t/lib/slow_origin.pl PORT DELAY_MS [BODY] [STATUS]
+
+    # from a test: spawned as a CanaryTest helper, port ready on return
+    Traffic::slow_origin($t, $t->port('slow'), 300, "canary slow\n");
+
+=head1 DESCRIPTION
+
+Listens on 127.0.0.1:PORT and answers each request, DELAY_MS
+milliseconds after it was read, with STATUS (default 200), C<Content-Type:
+text/plain> and BODY (default C<"slow\n">).  A child per connection, so
+concurrent requests are delayed in parallel, not queued; keep-alive is
+honoured, and a request saying C<Connection: close> (as nginx's
+C<proxy_pass> sends by default) has its connection closed after the
+answer.  A request body (C<Content-Length>) is read and ignored.  Exits
+on SIGTERM.
+
+Used by the tests through C<Traffic::slow_origin> (L<Traffic>), and by
+C<scripts/demo>.  Core Perl only.
+
+=cut
 
 use strict;
 use warnings;
