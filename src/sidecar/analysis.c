@@ -293,8 +293,14 @@ cs_judge(const cs_plan_t *plan, cs_evidence_t *ev, const cs_metrics_t *m,
         j->looked = 1;
     }
 
+    /*
+     * the p-value holds the strongest evidence the stage has seen; the
+     * canary must also be worse than stable over the stage now, or a
+     * burst long outweighed by good requests would still fail it
+     */
     p = cs_seq_p_value(&ev->errors);
-    significant = p < a_errors || ev->looked < 0;
+    significant = (p < a_errors || ev->looked < 0)
+                  && j->error_pct[CS_CANARY] > j->error_pct[CS_STABLE];
     j->error_phi = cs_seq_phi(&ev->errors);
 
     ratio_bound = slo->error_rate_ratio_max * j->error_pct[CS_STABLE];

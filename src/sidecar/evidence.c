@@ -26,7 +26,8 @@
 #include "evidence.h"
 
 
-#define CS_EVIDENCE_VERSION  3
+/* 4 adds each test's most log M; a version 3 text starts it at its log M */
+#define CS_EVIDENCE_VERSION  4
 
 /* no count of a stage comes near this; sums of them stay exact */
 #define CS_EVIDENCE_COUNT_MAX  (1ULL << 53)
@@ -36,6 +37,7 @@ typedef struct {
     const char         *p;
     char               *err;
     size_t              errlen;
+    uint64_t            version;
 } cs_scan_t;
 
 
@@ -194,6 +196,10 @@ cs_format_seq(char *buf, size_t size, size_t n, char tag, const cs_seq_t *s)
         n += (size_t) snprintf(buf + n, size - n, " %.17g", s->log_lr[i]);
     }
 
+    if (n < size) {
+        n += (size_t) snprintf(buf + n, size - n, " %.17g", s->log_m_max);
+    }
+
     return n < size ? n : size - 1;
 }
 
@@ -241,9 +247,13 @@ cs_evidence_parse(cs_evidence_t *ev, const char *text, char *err,
     sc.err = err;
     sc.errlen = errlen;
 
-    if (cs_scan_uint(&sc, &version) != 0 || version != CS_EVIDENCE_VERSION) {
+    if (cs_scan_uint(&sc, &version) != 0
+        || (version != CS_EVIDENCE_VERSION && version != 3))
+    {
         return cs_scan_fail(&sc, "version");
     }
+
+    sc.version = version;
 
     /* looked is -1, 0 or 1 */
     while (*sc.p == ' ') {
@@ -296,6 +306,7 @@ cs_window_parse(const char *p, char tag, cs_window_t *w)
     sc.p = p;
     sc.err = err;
     sc.errlen = sizeof(err);
+    sc.version = CS_EVIDENCE_VERSION;
     err[0] = '\0';
 
     return cs_scan_window(&sc, tag, w) == 0 ? sc.p : NULL;
@@ -306,7 +317,7 @@ static int
 cs_scan_seq(cs_scan_t *sc, char tag, cs_seq_t *s)
 {
     size_t  i;
-    double  lt;
+    double  lt, lm;
 
     if (cs_scan_tag(sc, tag) != 0
         || cs_scan_uint(sc, &s->events[0]) != 0
@@ -345,6 +356,23 @@ cs_scan_seq(cs_scan_t *sc, char tag, cs_seq_t *s)
         {
             return cs_scan_fail(sc, "a test's likelihood ratio");
         }
+    }
+
+    /* the most log M: at least today's, at most what the events allow */
+    lm = cs_seq_log_m(s);
+
+    if (sc->version == 3) {
+        s->log_m_max = lm > 0 ? lm : 0;
+        return 0;
+    }
+
+    if (cs_scan_double(sc, &s->log_m_max) != 0
+        || s->log_m_max < 0 || s->log_m_max < lm - 1e-9
+        || s->log_m_max > (double) s->events[1]
+                          * log(cs_seq_theta[CS_SEQ_GRID - 1]) * (1 + 1e-9)
+                          + 1e-9)
+    {
+        return cs_scan_fail(sc, "a test's most likelihood ratio");
     }
 
     return 0;

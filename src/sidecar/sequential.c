@@ -47,7 +47,7 @@ cs_seq_update(cs_seq_t *s, uint64_t x_stable, uint64_t n_stable,
     uint64_t x_canary, uint64_t n_canary)
 {
     size_t  i;
-    double  share, theta, x, phi;
+    double  share, theta, x, phi, lm;
 
     if (x_stable > n_stable) {
         x_stable = n_stable;
@@ -85,6 +85,12 @@ cs_seq_update(cs_seq_t *s, uint64_t x_stable, uint64_t n_stable,
         theta = cs_seq_theta[i];
         s->log_lr[i] += ((double) x_canary * log(theta)
                          - x * log1p((theta - 1) * share)) / phi;
+    }
+
+    lm = cs_seq_log_m(s);
+
+    if (lm > s->log_m_max) {
+        s->log_m_max = lm;
     }
 }
 
@@ -173,11 +179,7 @@ cs_seq_log_m(const cs_seq_t *s)
 double
 cs_seq_p_value(const cs_seq_t *s)
 {
-    double  lm;
-
-    lm = cs_seq_log_m(s);
-
-    return lm <= 0 ? 1 : exp(-lm);
+    return s->log_m_max <= 0 ? 1 : exp(-s->log_m_max);
 }
 
 

@@ -63,6 +63,7 @@
 
 typedef struct {
     double              log_lr[CS_SEQ_GRID];    /* per alternative */
+    double              log_m_max;              /* the most log M was */
     uint64_t            events[2];              /* stable, canary */
     uint64_t            requests[2];            /* of the intervals used */
     uint64_t            intervals;              /* with stable requests */
@@ -109,7 +110,12 @@ double cs_seq_phi(const cs_seq_t *s);
 /* the mixture's log likelihood ratio, log M */
 double cs_seq_log_m(const cs_seq_t *s);
 
-/* the always-valid p-value of the current evidence: min(1, 1 / M) */
+/*
+ * The always-valid p-value, min(1, 1 / max M so far): once M crossed
+ * 1/alpha the evidence stands (Ville's bound is on the chance that M
+ * EVER crosses), so a dip of M after a crossing, as a few good intervals
+ * bring, does not clear a violation the evidence already showed.
+ */
 double cs_seq_p_value(const cs_seq_t *s);
 
 /*

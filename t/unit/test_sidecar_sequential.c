@@ -98,6 +98,39 @@ START_TEST(test_clean_stable_is_no_evidence)
 END_TEST
 
 
+/*
+ * Once M crossed, the p-value keeps the crossing: good intervals after it
+ * lower M, not the evidence the stage already had (Ville's bound is on
+ * the chance that M ever crosses).
+ */
+
+START_TEST(test_p_value_keeps_the_most_evidence)
+{
+    int       i;
+    double    p, lm;
+    cs_seq_t  s;
+
+    cs_seq_init(&s);
+    ck_assert(cs_seq_p_value(&s) == 1);
+
+    cs_seq_update(&s, 2, 900, 12, 100);
+    p = cs_seq_p_value(&s);
+    lm = cs_seq_log_m(&s);
+    ck_assert(p < 1e-3);
+    ck_assert_double_eq_tol(p, exp(-lm), 1e-12);
+
+    /* the canary no worse for many intervals: M falls, p stays */
+    for (i = 0; i < 50; i++) {
+        cs_seq_update(&s, 9, 900, 1, 100);
+    }
+
+    ck_assert(cs_seq_log_m(&s) < lm - 1);
+    ck_assert(cs_seq_p_value(&s) == p);
+    ck_assert(s.log_m_max == lm);
+}
+END_TEST
+
+
 START_TEST(test_mixture_by_hand)
 {
     size_t    i;
@@ -486,6 +519,10 @@ START_TEST(test_evidence_round_trip)
         ck_assert(back.latency.log_lr[i] == ev.latency.log_lr[i]);
     }
 
+    ck_assert(ev.errors.log_m_max > 0);
+    ck_assert(back.errors.log_m_max == ev.errors.log_m_max);
+    ck_assert(back.latency.log_m_max == ev.latency.log_m_max);
+
     ck_assert_uint_eq(back.errors.events[1], 7);
     free(text);
 
@@ -564,6 +601,7 @@ cs_sequential_suite(void)
     tcase_add_test(tc, test_binomial_tail_is_exact);
     tcase_add_test(tc, test_clean_stable_is_no_evidence);
     tcase_add_test(tc, test_mixture_by_hand);
+    tcase_add_test(tc, test_p_value_keeps_the_most_evidence);
     tcase_add_test(tc, test_expected_ratio_is_one);
     tcase_add_test(tc, test_aa_false_alarms_whatever_the_interval);
     tcase_add_test(tc, test_burst_inflation_is_estimated);
