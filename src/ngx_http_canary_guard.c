@@ -6,6 +6,11 @@
  * read a single flag.  The worker that syncs Redis then writes the trip
  * there, so the fleet and the sidecar follow.
  *
+ * This file is the only writer of the guard_* fields of the zone: a trip,
+ * following another nginx's trip, a re-arm, a trip written to Redis or
+ * waiting to be.  The Redis adapter picks up a trip to write with
+ * ngx_http_canary_guard_to_write(); the sync calls the rest.
+ *
  *     guard [error_rate=PERCENT] [upstream_errors=N] [latency_p99=TIME]
  *           [min_requests=N] [window=TIME];
  */
@@ -23,6 +28,7 @@ static void ngx_http_canary_guard_split(ngx_http_canary_split_t *split,
 static void ngx_http_canary_guard_window(ngx_http_canary_shm_split_t *shs,
     ngx_uint_t variant, ngx_http_canary_shm_snap_t *base, ngx_uint_t p99,
     ngx_http_canary_guard_window_t *w);
+static void ngx_http_canary_guard_armed(ngx_http_canary_shm_split_t *shs);
 
 
 char *
@@ -242,4 +248,165 @@ ngx_http_canary_guard_window(ngx_http_canary_shm_split_t *shs,
     }
 
     w->p99_us = (uint64_t) ngx_http_canary_hist_quantile(counts, 0.99);
+}
+
+
+/*
+ * Another nginx's guard tripped and wrote it (by is its updated_by):
+ * weight 0 alone would still send pinned tenants, overrides, cookies and
+ * cohorts to the canary here, so trip as it did, all the way, until a
+ * newer generation re-arms it.
+ */
+
+void
+ngx_http_canary_guard_follow(ngx_http_canary_split_t *split,
+    uint64_t generation, const u_char *by, size_t len)
+{
+    u_char                       *p, *last, ch;
+    size_t                        i;
+    ngx_http_canary_shm_split_t  *shs;
+
+    shs = split->sh;
+
+    if (!ngx_atomic_cmp_set(&shs->guard_tripped, 0, 1)) {
+        return;
+    }
+
+    /* in Redis already: not written again */
+    shs->guard_seen = 0;
+    shs->guard_generation = (ngx_atomic_uint_t) generation;
+    shs->guard_reported = 1;
+    shs->guard_since = (ngx_atomic_uint_t) ngx_time();
+    shs->guard_reason_len = 0;
+    ngx_memory_barrier();
+
+    p = shs->guard_reason;
+    last = p + NGX_HTTP_CANARY_REASON_LEN;
+
+    p = ngx_slprintf(p, last, "tripped by ");
+
+    /* the writer's name, plain bytes only: the reason goes into JSON */
+    for (i = 0; i < len && p < last; i++) {
+        ch = by[i];
+        *p++ = ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
+                || (ch >= '0' && ch <= '9') || ch == '.' || ch == '-'
+                || ch == '_' || ch == ':') ? ch : '?';
+    }
+
+    p = ngx_slprintf(p, last, " (generation %uL in Redis)", generation);
+
+    ngx_memory_barrier();
+    shs->guard_reason_len = p - shs->guard_reason;
+
+    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                  "canary guard tripped for split \"%V\": %*s; every "
+                  "request goes to stable \"%V\"",
+                  &split->name, (size_t) shs->guard_reason_len,
+                  shs->guard_reason,
+                  &split->upstream[NGX_HTTP_CANARY_STABLE]);
+}
+
+
+/*
+ * Redis says the incident is over (canary-ctl reset) as of generation:
+ * the guard re-arms if that is newer than the write of its trip.  A trip
+ * not yet written stays.
+ */
+
+void
+ngx_http_canary_guard_rearm(ngx_http_canary_split_t *split,
+    uint64_t generation)
+{
+    ngx_http_canary_shm_split_t  *shs;
+
+    shs = split->sh;
+
+    if (!shs->guard_tripped || generation <= shs->guard_generation) {
+        return;
+    }
+
+    ngx_http_canary_guard_armed(shs);
+
+    ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                  "canary guard re-armed for split \"%V\" by "
+                  "generation %uL", &split->name, generation);
+}
+
+
+/* a reload without Redis re-arms the guard: nobody else could */
+
+void
+ngx_http_canary_guard_reload(ngx_http_canary_shm_split_t *shs)
+{
+    if (shs->guard_tripped) {
+        ngx_http_canary_guard_armed(shs);
+    }
+}
+
+
+/* after a re-arm, the failures that tripped it are not counted again */
+
+static void
+ngx_http_canary_guard_armed(ngx_http_canary_shm_split_t *shs)
+{
+    shs->guard_armed_at = (ngx_atomic_uint_t) ngx_time();
+    ngx_memory_barrier();
+    shs->guard_tripped = 0;
+}
+
+
+/*
+ * A trip waiting to be written to Redis, copied for the Redis adapter;
+ * NGX_DECLINED: none.
+ */
+
+ngx_int_t
+ngx_http_canary_guard_to_write(ngx_http_canary_split_t *split,
+    ngx_http_canary_guard_trip_t *trip)
+{
+    ngx_http_canary_shm_split_t  *shs;
+
+    shs = split->sh;
+
+    if (!shs->guard_tripped || shs->guard_reported) {
+        return NGX_DECLINED;
+    }
+
+    trip->since = (time_t) shs->guard_since;
+    trip->reason_len = ngx_min((size_t) shs->guard_reason_len,
+                               NGX_HTTP_CANARY_REASON_LEN);
+    ngx_memcpy(trip->reason, shs->guard_reason, trip->reason_len);
+
+    return NGX_OK;
+}
+
+
+/* Redis has the trip as this generation: newer ones may re-arm it */
+
+void
+ngx_http_canary_guard_written(ngx_http_canary_split_t *split,
+    uint64_t generation)
+{
+    ngx_http_canary_shm_split_t  *shs;
+
+    shs = split->sh;
+
+    shs->guard_generation = (ngx_atomic_uint_t) generation;
+    shs->guard_reported = 1;
+}
+
+
+/* a Redis without the trip (flushed, another instance): write it again */
+
+void
+ngx_http_canary_guard_unwritten(ngx_http_canary_split_t *split)
+{
+    ngx_http_canary_shm_split_t  *shs;
+
+    shs = split->sh;
+
+    if (shs->guard_tripped && shs->guard_reported) {
+        shs->guard_generation = NGX_HTTP_CANARY_GENERATION_PENDING;
+        shs->guard_reported = 0;
+    }
 }

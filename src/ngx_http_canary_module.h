@@ -158,6 +158,7 @@ typedef struct {
      * stable until Redis brings a generation newer than guard_generation
      * (the one its own trip wrote) whose state is neither guard_tripped
      * nor rolled_back (canary-ctl reset), or a reload without Redis.
+     * Written by ngx_http_canary_guard.c only.
      */
     ngx_atomic_t                 guard_tripped;
     ngx_atomic_t                 guard_since;
@@ -178,6 +179,14 @@ typedef struct {
     ngx_atomic_t                 snap_sec;      /* last second snapshotted */
     ngx_http_canary_shm_snap_t   window[NGX_HTTP_CANARY_WINDOW_SLOTS];
 } ngx_http_canary_shm_split_t;
+
+
+/* a guard trip as the Redis adapter writes it */
+typedef struct {
+    time_t                       since;
+    size_t                       reason_len;
+    u_char                       reason[NGX_HTTP_CANARY_REASON_LEN];
+} ngx_http_canary_guard_trip_t;
 
 
 /* what the syncing worker knows of Redis, for every worker's status page */
@@ -315,6 +324,16 @@ ngx_int_t ngx_http_canary_report(ngx_http_request_t *r,
 char *ngx_http_canary_guard_conf(ngx_conf_t *cf,
     ngx_http_canary_split_t *split);
 void ngx_http_canary_guard_check(ngx_http_canary_main_conf_t *cmcf);
+void ngx_http_canary_guard_follow(ngx_http_canary_split_t *split,
+    uint64_t generation, const u_char *by, size_t len);
+void ngx_http_canary_guard_rearm(ngx_http_canary_split_t *split,
+    uint64_t generation);
+void ngx_http_canary_guard_reload(ngx_http_canary_shm_split_t *shs);
+ngx_int_t ngx_http_canary_guard_to_write(ngx_http_canary_split_t *split,
+    ngx_http_canary_guard_trip_t *trip);
+void ngx_http_canary_guard_written(ngx_http_canary_split_t *split,
+    uint64_t generation);
+void ngx_http_canary_guard_unwritten(ngx_http_canary_split_t *split);
 
 /* ngx_http_canary_redis.c */
 char *ngx_http_canary_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);

@@ -112,7 +112,7 @@ static void ngx_http_canary_redis_read_split(ngx_http_canary_redis_t *rd,
     ngx_uint_t index);
 static void ngx_http_canary_redis_state(ngx_http_canary_redis_t *rd);
 static void ngx_http_canary_redis_report_guard(ngx_http_canary_redis_t *rd,
-    ngx_uint_t index);
+    ngx_uint_t index, ngx_http_canary_guard_trip_t *trip);
 static void ngx_http_canary_redis_on_reported(redisAsyncContext *ac,
     void *r, void *data);
 static ngx_int_t ngx_http_canary_redis_read_password(ngx_conf_t *cf,
@@ -1216,9 +1216,10 @@ ngx_http_canary_redis_state(ngx_http_canary_redis_t *rd)
 void
 ngx_http_canary_redis_tick(void)
 {
-    ngx_uint_t                 i;
-    ngx_http_canary_redis_t   *rd;
-    ngx_http_canary_split_t  **splitp;
+    ngx_uint_t                     i;
+    ngx_http_canary_redis_t       *rd;
+    ngx_http_canary_split_t      **splitp;
+    ngx_http_canary_guard_trip_t   trip;
 
     rd = ngx_http_canary_redis_worker;
 
@@ -1229,10 +1230,10 @@ ngx_http_canary_redis_tick(void)
     splitp = rd->cmcf->splits.elts;
 
     for (i = 0; i < rd->cmcf->splits.nelts; i++) {
-        if (splitp[i]->sh->guard_tripped && !splitp[i]->sh->guard_reported
-            && !rd->reporting[i])
+        if (!rd->reporting[i]
+            && ngx_http_canary_guard_to_write(splitp[i], &trip) == NGX_OK)
         {
-            ngx_http_canary_redis_report_guard(rd, i);
+            ngx_http_canary_redis_report_guard(rd, i, &trip);
         }
     }
 }
@@ -1245,7 +1246,7 @@ ngx_http_canary_redis_tick(void)
 
 static void
 ngx_http_canary_redis_report_guard(ngx_http_canary_redis_t *rd,
-    ngx_uint_t index)
+    ngx_uint_t index, ngx_http_canary_guard_trip_t *trip)
 {
     u_char                        *p, receipt[1024];
     ngx_str_t                     *pf, *n, ts;
@@ -1275,8 +1276,7 @@ ngx_http_canary_redis_report_guard(ngx_http_canary_redis_t *rd,
             (uint32_t) ngx_random(), (uint32_t) ngx_random() & 0xffff,
             &ts, n, &ngx_cycle->hostname,
             (ngx_uint_t) shs->weight / 100, (ngx_uint_t) shs->weight % 100,
-            (time_t) shs->guard_since,
-            (size_t) shs->guard_reason_len, shs->guard_reason);
+            trip->since, trip->reason_len, trip->reason);
 
     rd->reporting[index] = 1;
 
@@ -1312,7 +1312,6 @@ ngx_http_canary_redis_on_reported(redisAsyncContext *ac, void *r,
     ngx_http_canary_redis_t       *rd;
     ngx_http_canary_split_t      **splitp;
     ngx_http_canary_redis_conn_t  *conn;
-    ngx_http_canary_shm_split_t   *shs;
 
     conn = ac->data;
     rd = conn->rd;
@@ -1331,7 +1330,6 @@ ngx_http_canary_redis_on_reported(redisAsyncContext *ac, void *r,
     ngx_http_canary_redis_replied(conn);
 
     splitp = rd->cmcf->splits.elts;
-    shs = splitp[index]->sh;
 
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1
         || reply->element[0]->type != REDIS_REPLY_INTEGER)
@@ -1343,8 +1341,8 @@ ngx_http_canary_redis_on_reported(redisAsyncContext *ac, void *r,
         return;
     }
 
-    shs->guard_generation = (ngx_atomic_uint_t) reply->element[0]->integer;
-    shs->guard_reported = 1;
+    ngx_http_canary_guard_written(splitp[index],
+                                  (uint64_t) reply->element[0]->integer);
 
     ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
                   "canary guard trip of split \"%V\" written to %V as "

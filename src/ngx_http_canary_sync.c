@@ -93,10 +93,6 @@ static void ngx_http_canary_sync_roll_back(ngx_http_canary_sync_t *sync,
     ngx_http_canary_split_t *split, ngx_http_canary_update_t *u);
 static void ngx_http_canary_sync_lift(ngx_http_canary_sync_t *sync,
     ngx_uint_t index);
-static void ngx_http_canary_sync_follow_trip(ngx_http_canary_sync_t *sync,
-    ngx_http_canary_split_t *split, ngx_http_canary_update_t *u);
-static void ngx_http_canary_sync_report_again(
-    ngx_http_canary_shm_split_t *shs);
 
 
 ngx_http_canary_sync_t *
@@ -229,7 +225,7 @@ ngx_http_canary_sync_fields(ngx_http_canary_sync_t *sync, ngx_uint_t index,
     u_char                        *p, esc[4 * 64 + 4];
     size_t                         i, c;
     uint64_t                       gen;
-    ngx_uint_t                     rolled_back, incident;
+    ngx_uint_t                     rolled_back, tripped, incident;
     ngx_http_canary_update_t       u;
     ngx_http_canary_split_t      **splitp, *split;
     ngx_http_canary_field_e        rc;
@@ -260,7 +256,7 @@ ngx_http_canary_sync_fields(ngx_http_canary_sync_t *sync, ngx_uint_t index,
             shs->generation = 0;
         }
 
-        ngx_http_canary_sync_report_again(shs);
+        ngx_http_canary_guard_unwritten(split);
 
         return;
     }
@@ -301,7 +297,7 @@ ngx_http_canary_sync_fields(ngx_http_canary_sync_t *sync, ngx_uint_t index,
                       &split->name, gen, shs->generation);
 
         shs->generation = gen;
-        ngx_http_canary_sync_report_again(shs);
+        ngx_http_canary_guard_unwritten(split);
 
     } else if (u.has_generation && u.generation < shs->generation) {
         sync->splits[index].rejected++;
@@ -325,9 +321,9 @@ ngx_http_canary_sync_fields(ngx_http_canary_sync_t *sync, ngx_uint_t index,
      */
     rolled_back = ngx_http_canary_sync_state_is(&u, "rolled_back",
                                                 sizeof("rolled_back") - 1);
-    incident = rolled_back
-               || ngx_http_canary_sync_state_is(&u, "guard_tripped",
-                                                sizeof("guard_tripped") - 1);
+    tripped = ngx_http_canary_sync_state_is(&u, "guard_tripped",
+                                            sizeof("guard_tripped") - 1);
+    incident = rolled_back || tripped;
 
     ss->generation = gen;
 
@@ -399,24 +395,20 @@ ngx_http_canary_sync_fields(ngx_http_canary_sync_t *sync, ngx_uint_t index,
         shs->generation = u.generation;
 
         /*
-         * An operator or the sidecar wrote after the trip and the state
-         * is no longer an incident (canary-ctl reset): re-arm.  Not for
+         * An operator or the sidecar wrote and the state is no longer an
+         * incident (canary-ctl reset): the guard may re-arm.  Not for
          * another nginx's guard writing its own trip, nor for a write
          * that leaves the state saying guard_tripped or rolled_back.
          */
-        if (shs->guard_tripped && u.generation > shs->guard_generation
-            && !incident && !ngx_http_canary_sync_by_guard(&u))
-        {
+        if (!incident && !ngx_http_canary_sync_by_guard(&u)) {
             ss->rearm = 1;
         }
     }
 
-    if (u.has_generation && u.has_state && !shs->guard_tripped
-        && u.state_len == sizeof("guard_tripped") - 1
-        && ngx_strncmp(u.state, "guard_tripped", u.state_len) == 0
-        && ngx_http_canary_sync_by_guard(&u))
+    if (u.has_generation && tripped && ngx_http_canary_sync_by_guard(&u))
     {
-        ngx_http_canary_sync_follow_trip(sync, split, &u);
+        ngx_http_canary_guard_follow(split, u.generation, u.updated_by,
+                                     u.updated_by_len);
     }
 }
 
@@ -471,14 +463,8 @@ ngx_http_canary_sync_lift(ngx_http_canary_sync_t *sync, ngx_uint_t index)
 
     ngx_memory_barrier();
 
-    if (ss->rearm && shs->guard_tripped) {
-        shs->guard_armed_at = (ngx_atomic_uint_t) ngx_time();
-        ngx_memory_barrier();
-        shs->guard_tripped = 0;
-
-        ngx_log_error(NGX_LOG_NOTICE, sync->log, 0,
-                      "canary guard re-armed for split \"%V\" by "
-                      "generation %uL", &split->name, ss->generation);
+    if (ss->rearm) {
+        ngx_http_canary_guard_rearm(split, ss->generation);
     }
 
     if (ss->lift_rollback && shs->rolled_back) {
@@ -506,73 +492,6 @@ ngx_http_canary_sync_by_guard(ngx_http_canary_update_t *u)
 
     return u->has_updated_by && u->updated_by_len >= n
            && ngx_strncmp(u->updated_by, NGX_HTTP_CANARY_GUARD_WRITER, n) == 0;
-}
-
-
-/*
- * Another nginx's guard tripped and wrote it: weight 0 alone would still
- * send pinned tenants, overrides, cookies and cohorts to the canary here,
- * so trip as it did, all the way, until a newer generation re-arms it.
- */
-
-static void
-ngx_http_canary_sync_follow_trip(ngx_http_canary_sync_t *sync,
-    ngx_http_canary_split_t *split, ngx_http_canary_update_t *u)
-{
-    u_char                       *p, *last, ch;
-    size_t                        i;
-    ngx_http_canary_shm_split_t  *shs;
-
-    shs = split->sh;
-
-    if (!ngx_atomic_cmp_set(&shs->guard_tripped, 0, 1)) {
-        return;
-    }
-
-    /* in Redis already: not written again */
-    shs->guard_seen = 0;
-    shs->guard_generation = (ngx_atomic_uint_t) u->generation;
-    shs->guard_reported = 1;
-    shs->guard_since = (ngx_atomic_uint_t) ngx_time();
-    shs->guard_reason_len = 0;
-    ngx_memory_barrier();
-
-    p = shs->guard_reason;
-    last = p + NGX_HTTP_CANARY_REASON_LEN;
-
-    p = ngx_slprintf(p, last, "tripped by ");
-
-    /* the writer's name, plain bytes only: the reason goes into JSON */
-    for (i = 0; i < u->updated_by_len && p < last; i++) {
-        ch = u->updated_by[i];
-        *p++ = ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
-                || (ch >= '0' && ch <= '9') || ch == '.' || ch == '-'
-                || ch == '_' || ch == ':') ? ch : '?';
-    }
-
-    p = ngx_slprintf(p, last, " (generation %uL in Redis)", u->generation);
-
-    ngx_memory_barrier();
-    shs->guard_reason_len = p - shs->guard_reason;
-
-    ngx_log_error(NGX_LOG_ERR, sync->log, 0,
-                  "canary guard tripped for split \"%V\": %*s; every "
-                  "request goes to stable \"%V\"",
-                  &split->name, (size_t) shs->guard_reason_len,
-                  shs->guard_reason,
-                  &split->upstream[NGX_HTTP_CANARY_STABLE]);
-}
-
-
-/* a Redis without our guard trip: the syncing worker writes it there */
-
-static void
-ngx_http_canary_sync_report_again(ngx_http_canary_shm_split_t *shs)
-{
-    if (shs->guard_tripped && shs->guard_reported) {
-        shs->guard_generation = NGX_HTTP_CANARY_GENERATION_PENDING;
-        shs->guard_reported = 0;
-    }
 }
 
 
