@@ -350,13 +350,10 @@ ngx_http_canary_sync_t *ngx_http_canary_sync_create(ngx_cycle_t *cycle,
     ngx_http_canary_main_conf_t *cmcf);
 void ngx_http_canary_sync_new_instance(ngx_http_canary_sync_t *sync);
 ngx_int_t ngx_http_canary_sync_apply(ngx_http_canary_sync_t *sync,
-    ngx_uint_t index, struct redisReply *exec);
-void ngx_http_canary_sync_error(ngx_http_canary_sync_t *sync,
-    ngx_uint_t level, const char *fmt, ...);
-void ngx_http_canary_sync_connected(ngx_http_canary_sync_t *sync,
-    ngx_uint_t connected);
-void ngx_http_canary_sync_answered(ngx_http_canary_sync_t *sync);
+    ngx_uint_t index, struct redisReply *exec, ngx_str_t *error);
 void ngx_http_canary_sync_retire(ngx_http_canary_sync_t *sync);
+void ngx_http_canary_sync_text(u_char *dst, ngx_atomic_t *len,
+    const u_char *src, size_t n);
 
 /* ngx_http_canary_status.c */
 char *ngx_http_canary_status(ngx_conf_t *cf, ngx_command_t *cmd,

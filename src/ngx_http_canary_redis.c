@@ -31,6 +31,12 @@
 /* "run_id:" of INFO server: 40 hex digits, new on every start */
 #define NGX_HTTP_CANARY_RUN_ID_LEN     40
 
+/* distinct Redis errors remembered until the connection is back */
+#define NGX_HTTP_CANARY_ERRORS         32
+
+/* lines one outage may log: a hostile server cannot flood the log */
+#define NGX_HTTP_CANARY_ERRORS_LOGGED  32
+
 
 typedef struct ngx_http_canary_redis_s  ngx_http_canary_redis_t;
 
@@ -72,6 +78,14 @@ struct ngx_http_canary_redis_s {
     unsigned                      run_id_known:1;
     unsigned                      no_run_id_logged:1;
 
+    /* errors logged in this outage, and what the status page says */
+    uint32_t                      errors[NGX_HTTP_CANARY_ERRORS];
+    ngx_uint_t                    next_error;
+    ngx_uint_t                    logged;       /* lines in this outage */
+    unsigned                      connected:1;
+    unsigned                      failed:1;     /* since last connected */
+    unsigned                      status:1;     /* connected written */
+
     unsigned                      exiting:1;
 };
 
@@ -111,6 +125,11 @@ static void ngx_http_canary_redis_poll_handler(ngx_event_t *ev);
 static void ngx_http_canary_redis_read_split(ngx_http_canary_redis_t *rd,
     ngx_uint_t index);
 static void ngx_http_canary_redis_state(ngx_http_canary_redis_t *rd);
+static void ngx_http_canary_redis_connected(ngx_http_canary_redis_t *rd,
+    ngx_uint_t connected);
+static void ngx_http_canary_redis_answered(ngx_http_canary_redis_t *rd);
+static void ngx_http_canary_redis_error(ngx_http_canary_redis_t *rd,
+    ngx_uint_t level, const char *fmt, ...);
 static void ngx_http_canary_redis_report_guard(ngx_http_canary_redis_t *rd,
     ngx_uint_t index, ngx_http_canary_guard_trip_t *trip);
 static void ngx_http_canary_redis_on_reported(redisAsyncContext *ac,
@@ -380,7 +399,7 @@ ngx_http_canary_redis_init_process(ngx_cycle_t *cycle,
 
     ngx_http_canary_redis_worker = rd;
 
-    ngx_http_canary_sync_connected(rd->sync, 0);
+    ngx_http_canary_redis_connected(rd, 0);
 
     ngx_http_canary_redis_connect(rd, &rd->cmd);
     ngx_http_canary_redis_connect(rd, &rd->sub);
@@ -435,14 +454,14 @@ ngx_http_canary_redis_connect(ngx_http_canary_redis_t *rd,
     }
 
     if (ac == NULL) {
-        ngx_http_canary_sync_error(rd->sync, NGX_LOG_ERR,
+        ngx_http_canary_redis_error(rd, NGX_LOG_ERR,
                                    "canary_redis: out of memory");
         ngx_http_canary_redis_retry(rd);
         return;
     }
 
     if (ac->err) {
-        ngx_http_canary_sync_error(rd->sync, NGX_LOG_WARN,
+        ngx_http_canary_redis_error(rd, NGX_LOG_WARN,
                                    "canary_redis: cannot connect to %V: %s",
                                    &rd->conf->address, ac->errstr);
         redisAsyncFree(ac);
@@ -640,7 +659,7 @@ ngx_http_canary_redis_on_connect(const redisAsyncContext *ac, int status)
 
     if (status != REDIS_OK) {
         /* hiredis frees the context after this callback */
-        ngx_http_canary_sync_error(rd->sync, NGX_LOG_WARN,
+        ngx_http_canary_redis_error(rd, NGX_LOG_WARN,
                                    "canary_redis: cannot connect to %V: %s",
                                    &rd->conf->address, ac->errstr);
         ngx_http_canary_redis_retry(rd);
@@ -715,7 +734,7 @@ ngx_http_canary_redis_on_disconnect(const redisAsyncContext *ac, int status)
 
     /* a refused setup was logged already: its close is not news */
     if (!conn->failed) {
-        ngx_http_canary_sync_error(rd->sync, NGX_LOG_WARN,
+        ngx_http_canary_redis_error(rd, NGX_LOG_WARN,
                                    "canary_redis: lost the %s connection to "
                                    "%V: %s", conn->role, &rd->conf->address,
                                    status == REDIS_OK
@@ -773,7 +792,7 @@ ngx_http_canary_redis_on_setup(redisAsyncContext *ac, void *r, void *data)
     }
 
     if (reply->type == REDIS_REPLY_ERROR) {
-        ngx_http_canary_sync_error(rd->sync, NGX_LOG_ERR,
+        ngx_http_canary_redis_error(rd, NGX_LOG_ERR,
                                    "canary_redis: %s failed on %V: %*s",
                                    command, &rd->conf->address,
                                    ngx_min(reply->len, 100), reply->str);
@@ -922,7 +941,7 @@ ngx_http_canary_redis_on_message(redisAsyncContext *ac, void *r,
 
     if (reply->type == REDIS_REPLY_ERROR) {
         if (!conn->failed) {
-            ngx_http_canary_sync_error(rd->sync, NGX_LOG_ERR,
+            ngx_http_canary_redis_error(rd, NGX_LOG_ERR,
                                        "canary_redis: SUBSCRIBE failed: %*s",
                                        ngx_min(reply->len, 100), reply->str);
             conn->failed = 1;
@@ -945,7 +964,7 @@ ngx_http_canary_redis_on_message(redisAsyncContext *ac, void *r,
         if (!conn->ready) {
             conn->ready = 1;
             ngx_http_canary_redis_replied(conn);
-            ngx_http_canary_sync_answered(rd->sync);
+            ngx_http_canary_redis_answered(rd);
             ngx_http_canary_redis_state(rd);
         }
 
@@ -1026,6 +1045,8 @@ static void
 ngx_http_canary_redis_on_sync(redisAsyncContext *ac, void *r, void *data)
 {
     redisReply                    *reply = r;
+    ngx_int_t                      rc;
+    ngx_str_t                      error;
     ngx_uint_t                     index;
     ngx_http_canary_redis_t       *rd;
     ngx_http_canary_redis_conn_t  *conn;
@@ -1047,19 +1068,30 @@ ngx_http_canary_redis_on_sync(redisAsyncContext *ac, void *r, void *data)
     ngx_http_canary_redis_replied(conn);
 
     if (reply->type == REDIS_REPLY_ERROR) {
-        ngx_http_canary_sync_error(rd->sync, NGX_LOG_ERR,
+        ngx_http_canary_redis_error(rd, NGX_LOG_ERR,
                                    "canary_redis: reading from %V: %*s",
                                    &rd->conf->address,
                                    ngx_min(reply->len, 100), reply->str);
+        goto again;
+    }
 
-    } else if (ngx_http_canary_sync_apply(rd->sync, index, reply)
-               != NGX_ERROR
-               && !conn->synced)
-    {
+    rc = ngx_http_canary_sync_apply(rd->sync, index, reply, &error);
+
+    if (error.len) {
+        ngx_http_canary_redis_error(rd, NGX_LOG_ERR, "%V", &error);
+    }
+
+    if (rc == NGX_OK) {
+        rd->cmcf->sh->redis.last_sync = (ngx_atomic_uint_t) ngx_time();
+    }
+
+    if (rc != NGX_ERROR && !conn->synced) {
         /* Redis answered a read: now it is connected */
         conn->synced = 1;
         ngx_http_canary_redis_state(rd);
     }
+
+again:
 
     if (rd->again[index]) {
         ngx_http_canary_redis_read_split(rd, index);
@@ -1101,7 +1133,7 @@ ngx_http_canary_redis_timeout(ngx_event_t *ev)
 {
     ngx_http_canary_redis_conn_t  *conn = ev->data;
 
-    ngx_http_canary_sync_error(conn->rd->sync, NGX_LOG_WARN,
+    ngx_http_canary_redis_error(conn->rd, NGX_LOG_WARN,
                                "canary_redis: %V did not answer the %s "
                                "connection in %Mms",
                                &conn->rd->conf->address, conn->role,
@@ -1207,7 +1239,124 @@ ngx_http_canary_redis_state(ngx_http_canary_redis_t *rd)
         rd->backoff = NGX_HTTP_CANARY_BACKOFF_MIN;
     }
 
-    ngx_http_canary_sync_connected(rd->sync, up);
+    ngx_http_canary_redis_connected(rd, up);
+}
+
+
+static void
+ngx_http_canary_redis_connected(ngx_http_canary_redis_t *rd,
+    ngx_uint_t connected)
+{
+    ngx_http_canary_shm_redis_t  *sr;
+
+    sr = &rd->cmcf->sh->redis;
+
+    /*
+     * Only news is written: a worker being replaced by a reload, still
+     * failing as before, must not undo what the new one wrote.
+     */
+    if (rd->status && (connected ? 1 : 0) == rd->connected) {
+        return;
+    }
+
+    rd->status = 1;
+
+    if (connected && !rd->connected && rd->failed) {
+        ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
+                      "canary_redis: connected to %V", &rd->conf->address);
+
+        /* the next failure is news again */
+        ngx_memzero(rd->errors, sizeof(rd->errors));
+        rd->next_error = 0;
+        rd->logged = 0;
+        rd->failed = 0;
+    }
+
+    rd->connected = connected ? 1 : 0;
+    sr->connected = connected;
+}
+
+
+/*
+ * One connection got a real answer (a subscription confirmed) while the
+ * other still fails: what fails next is news.  The lines of the outage
+ * stay counted, so a server that flaps this way cannot flood the log.
+ */
+
+static void
+ngx_http_canary_redis_answered(ngx_http_canary_redis_t *rd)
+{
+    ngx_memzero(rd->errors, sizeof(rd->errors));
+    rd->next_error = 0;
+}
+
+
+/*
+ * One line per distinct error, not per retry, and a bounded number per
+ * outage; the status page shows the last one.
+ */
+
+static void
+ngx_http_canary_redis_error(ngx_http_canary_redis_t *rd, ngx_uint_t level,
+    const char *fmt, ...)
+{
+    u_char                       *p, *q, buf[NGX_HTTP_CANARY_ERROR_LEN];
+    va_list                       args;
+    uint32_t                      h;
+    ngx_uint_t                    i;
+    ngx_http_canary_shm_redis_t  *sr;
+
+    va_start(args, fmt);
+    p = ngx_vslprintf(buf, buf + sizeof(buf), fmt, args);
+    va_end(args);
+
+    /*
+     * Error replies carry any bytes the server sent: a NUL in the status
+     * JSON makes the sidecar refuse the whole document.
+     */
+    for (q = buf; q < p; q++) {
+        if (*q < 0x20 || *q >= 0x7f) {
+            *q = '?';
+        }
+    }
+
+    h = ngx_murmur_hash2(buf, p - buf) | 1;
+
+    rd->failed = 1;
+
+    for (i = 0; i < NGX_HTTP_CANARY_ERRORS; i++) {
+        if (rd->errors[i] == h) {
+            break;
+        }
+    }
+
+    if (i == NGX_HTTP_CANARY_ERRORS) {
+        rd->errors[rd->next_error++ % NGX_HTTP_CANARY_ERRORS] = h;
+
+        if (rd->connected) {
+            ngx_log_error(level, rd->log, 0, "%*s", p - buf, buf);
+
+        } else if (rd->logged < NGX_HTTP_CANARY_ERRORS_LOGGED) {
+            rd->logged++;
+            ngx_log_error(level, rd->log, 0, "%*s", p - buf, buf);
+
+        } else if (rd->logged++ == NGX_HTTP_CANARY_ERRORS_LOGGED) {
+            ngx_log_error(level, rd->log, 0,
+                          "canary_redis: more errors from %V are not "
+                          "logged until it answers again",
+                          &rd->conf->address);
+        }
+    }
+
+    /* after a reload the new syncing worker owns the status */
+    if (ngx_exiting) {
+        return;
+    }
+
+    sr = &rd->cmcf->sh->redis;
+
+    ngx_http_canary_sync_text(sr->error, &sr->error_len, buf, p - buf);
+    sr->error_time = (ngx_atomic_uint_t) ngx_time();
 }
 
 
@@ -1335,7 +1484,7 @@ ngx_http_canary_redis_on_reported(redisAsyncContext *ac, void *r,
         || reply->element[0]->type != REDIS_REPLY_INTEGER)
     {
         /* the next tick tries again */
-        ngx_http_canary_sync_error(rd->sync, NGX_LOG_ERR,
+        ngx_http_canary_redis_error(rd, NGX_LOG_ERR,
             "canary_redis: could not write the guard trip of split \"%V\"",
             &splitp[index]->name);
         return;
