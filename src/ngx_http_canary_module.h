@@ -113,7 +113,30 @@ typedef struct {
 
 /*
  * A split's state in shared memory.  Workers read it on every request
- * without a lock: every field they read is one aligned word.
+ * without a lock, so what a reader may see depends on the field:
+ *
+ *   - name, name_len, created: written once, when the slot is made, before
+ *     any worker can find it; never torn.
+ *   - weight, enabled, generation, source, rolled_back, guard_tripped,
+ *     npins[], every counter: one aligned word each, read
+ *     whole; but two of them read one after the other may come from two
+ *     different writes (a weight of one generation, enabled of the next).
+ *   - state, updated_by, updated_at, guard_reason: bytes and a length;
+ *     the writer sets the length to 0 while it changes the bytes.  A
+ *     reader must copy, then check that the length did not move (the
+ *     status page does); a request never reads them.
+ *   - pins: replaced as a whole, under the pins_seq seqlock (below).
+ *   - guard_window[], guard_seen, guard_since: several words written by
+ *     the trip after the state word; a status read during a trip may mix
+ *     them.  Only the status page reads them.
+ *   - cohorts[] and ncohorts: the names are compared byte by byte on
+ *     every request, and a reload rewrites them in place (the list may
+ *     change, they are matched by name): a request during the commit may
+ *     match no cohort, or a name half rewritten, and route by the split's
+ *     weight or a neighbour's for that once.  The weights are words.
+ *   - conf_weight, seen: the master's, under the slab mutex.
+ *   - window[]: a snapshot's sec is 0 while it is written; readers copy
+ *     a slot and check that its sec did not move.
  */
 typedef struct {
     ngx_queue_t                  queue;
