@@ -11,6 +11,28 @@
  * waiting to be.  The Redis adapter picks up a trip to write with
  * ngx_http_canary_guard_to_write(); the sync calls the rest.
  *
+ * The guard's state is one word, guard_tripped, moved only by
+ * compare-and-swap or by the one process that holds it in a state no
+ * one else moves it from:
+ *
+ *   ARMED -> TRIPPING      a worker's trip, or the syncing worker
+ *                          following another nginx's trip (cas)
+ *   TRIPPING -> PENDING    that worker, once the reason is written
+ *   TRIPPING -> WRITTEN    the syncing worker, once a followed trip is
+ *   PENDING -> WRITTEN     the syncing worker: Redis has the trip as
+ *                          guard_generation, stored before (cas)
+ *   WRITTEN -> PENDING     the syncing worker: Redis lost it (cas)
+ *   WRITTEN -> ARMED       the syncing worker: a newer generation than
+ *                          guard_generation ends the incident (cas)
+ *   any -> ARMED           a reload without Redis (cas)
+ *
+ * Only WRITTEN can be re-armed by Redis, and guard_generation is read
+ * only in WRITTEN, so a sync that runs in the middle of a trip sees
+ * TRIPPING or PENDING and leaves it: no interleaving re-arms a trip, as
+ * one flag and a generation written after it could (a trip read as an
+ * old one).  x86 and the barriers below keep the details of a trip
+ * visible before the state that says they are there.
+ *
  *     guard [error_rate=PERCENT] [upstream_errors=N] [latency_p99=TIME]
  *           [min_requests=N] [window=TIME];
  */
@@ -28,7 +50,6 @@ static void ngx_http_canary_guard_split(ngx_http_canary_split_t *split,
 static void ngx_http_canary_guard_window(ngx_http_canary_shm_split_t *shs,
     ngx_uint_t variant, ngx_http_canary_shm_snap_t *base, ngx_uint_t p99,
     ngx_http_canary_guard_window_t *w);
-static void ngx_http_canary_guard_armed(ngx_http_canary_shm_split_t *shs);
 
 
 char *
@@ -190,15 +211,15 @@ ngx_http_canary_guard_split(ngx_http_canary_split_t *split, time_t now)
         return;
     }
 
-    /* one worker wins the trip; the others see the flag on their tick */
-    if (!ngx_atomic_cmp_set(&shs->guard_tripped, 0, 1)) {
+    /* one worker wins the trip; the others see the state on their tick */
+    if (!ngx_atomic_cmp_set(&shs->guard_tripped, NGX_HTTP_CANARY_GUARD_ARMED,
+                            NGX_HTTP_CANARY_GUARD_TRIPPING))
+    {
         return;
     }
 
     len = ngx_strlen(why);
 
-    shs->guard_generation = NGX_HTTP_CANARY_GENERATION_PENDING;
-    shs->guard_reported = 0;
     shs->guard_since = (ngx_atomic_uint_t) now;
     shs->guard_window[NGX_HTTP_CANARY_STABLE] = sw;
     shs->guard_window[NGX_HTTP_CANARY_CANARY] = cw;
@@ -208,6 +229,10 @@ ngx_http_canary_guard_split(ngx_http_canary_split_t *split, time_t now)
     ngx_memcpy(shs->guard_reason, why, len);
     ngx_memory_barrier();
     shs->guard_reason_len = len;
+    ngx_memory_barrier();
+
+    /* a plain store: only this worker moves the state from TRIPPING */
+    shs->guard_tripped = NGX_HTTP_CANARY_GUARD_PENDING;
 
     ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                   "canary guard tripped for split \"%V\": %s; "
@@ -268,14 +293,14 @@ ngx_http_canary_guard_follow(ngx_http_canary_split_t *split,
 
     shs = split->sh;
 
-    if (!ngx_atomic_cmp_set(&shs->guard_tripped, 0, 1)) {
+    if (!ngx_atomic_cmp_set(&shs->guard_tripped, NGX_HTTP_CANARY_GUARD_ARMED,
+                            NGX_HTTP_CANARY_GUARD_TRIPPING))
+    {
         return;
     }
 
-    /* in Redis already: not written again */
     shs->guard_seen = 0;
     shs->guard_generation = (ngx_atomic_uint_t) generation;
-    shs->guard_reported = 1;
     shs->guard_since = (ngx_atomic_uint_t) ngx_time();
     shs->guard_reason_len = 0;
     ngx_memory_barrier();
@@ -297,6 +322,10 @@ ngx_http_canary_guard_follow(ngx_http_canary_split_t *split,
 
     ngx_memory_barrier();
     shs->guard_reason_len = p - shs->guard_reason;
+    ngx_memory_barrier();
+
+    /* in Redis already: not written again */
+    shs->guard_tripped = NGX_HTTP_CANARY_GUARD_WRITTEN;
 
     ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                   "canary guard tripped for split \"%V\": %*s; every "
@@ -321,11 +350,21 @@ ngx_http_canary_guard_rearm(ngx_http_canary_split_t *split,
 
     shs = split->sh;
 
-    if (!shs->guard_tripped || generation <= shs->guard_generation) {
+    if (shs->guard_tripped != NGX_HTTP_CANARY_GUARD_WRITTEN
+        || generation <= shs->guard_generation)
+    {
         return;
     }
 
-    ngx_http_canary_guard_armed(shs);
+    shs->guard_armed_at = (ngx_atomic_uint_t) ngx_time();
+    ngx_memory_barrier();
+
+    if (!ngx_atomic_cmp_set(&shs->guard_tripped,
+                            NGX_HTTP_CANARY_GUARD_WRITTEN,
+                            NGX_HTTP_CANARY_GUARD_ARMED))
+    {
+        return;
+    }
 
     ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
                   "canary guard re-armed for split \"%V\" by "
@@ -333,25 +372,34 @@ ngx_http_canary_guard_rearm(ngx_http_canary_split_t *split,
 }
 
 
-/* a reload without Redis re-arms the guard: nobody else could */
+/*
+ * A reload without Redis re-arms the guard: nobody else could.  A worker
+ * of the old configuration may be tripping it at this very moment: its
+ * trip then stays, as one made just after the reload would.
+ */
 
 void
 ngx_http_canary_guard_reload(ngx_http_canary_shm_split_t *shs)
 {
-    if (shs->guard_tripped) {
-        ngx_http_canary_guard_armed(shs);
+    ngx_atomic_uint_t  state;
+
+    for ( ;; ) {
+        state = shs->guard_tripped;
+
+        if (state == NGX_HTTP_CANARY_GUARD_ARMED) {
+            return;
+        }
+
+        /* after a re-arm, the failures that tripped it count no more */
+        shs->guard_armed_at = (ngx_atomic_uint_t) ngx_time();
+        ngx_memory_barrier();
+
+        if (ngx_atomic_cmp_set(&shs->guard_tripped, state,
+                               NGX_HTTP_CANARY_GUARD_ARMED))
+        {
+            return;
+        }
     }
-}
-
-
-/* after a re-arm, the failures that tripped it are not counted again */
-
-static void
-ngx_http_canary_guard_armed(ngx_http_canary_shm_split_t *shs)
-{
-    shs->guard_armed_at = (ngx_atomic_uint_t) ngx_time();
-    ngx_memory_barrier();
-    shs->guard_tripped = 0;
 }
 
 
@@ -368,9 +416,11 @@ ngx_http_canary_guard_to_write(ngx_http_canary_split_t *split,
 
     shs = split->sh;
 
-    if (!shs->guard_tripped || shs->guard_reported) {
+    if (shs->guard_tripped != NGX_HTTP_CANARY_GUARD_PENDING) {
         return NGX_DECLINED;
     }
+
+    ngx_memory_barrier();
 
     trip->since = (time_t) shs->guard_since;
     trip->reason_len = ngx_min((size_t) shs->guard_reason_len,
@@ -391,8 +441,16 @@ ngx_http_canary_guard_written(ngx_http_canary_split_t *split,
 
     shs = split->sh;
 
+    if (shs->guard_tripped != NGX_HTTP_CANARY_GUARD_PENDING) {
+        return;
+    }
+
     shs->guard_generation = (ngx_atomic_uint_t) generation;
-    shs->guard_reported = 1;
+    ngx_memory_barrier();
+
+    (void) ngx_atomic_cmp_set(&shs->guard_tripped,
+                              NGX_HTTP_CANARY_GUARD_PENDING,
+                              NGX_HTTP_CANARY_GUARD_WRITTEN);
 }
 
 
@@ -405,8 +463,7 @@ ngx_http_canary_guard_unwritten(ngx_http_canary_split_t *split)
 
     shs = split->sh;
 
-    if (shs->guard_tripped && shs->guard_reported) {
-        shs->guard_generation = NGX_HTTP_CANARY_GENERATION_PENDING;
-        shs->guard_reported = 0;
-    }
+    (void) ngx_atomic_cmp_set(&shs->guard_tripped,
+                              NGX_HTTP_CANARY_GUARD_WRITTEN,
+                              NGX_HTTP_CANARY_GUARD_PENDING);
 }

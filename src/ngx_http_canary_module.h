@@ -34,7 +34,7 @@
 #define NGX_HTTP_CANARY_WINDOW_MAX      60
 
 /* bump when the layout of the shared zone changes */
-#define NGX_HTTP_CANARY_ZONE_LAYOUT     5
+#define NGX_HTTP_CANARY_ZONE_LAYOUT     6
 
 #define NGX_HTTP_CANARY_ERROR_LEN       128
 #define NGX_HTTP_CANARY_REASON_LEN      192
@@ -42,8 +42,14 @@
 /* updated_by of a guard's trip in Redis, before the host name */
 #define NGX_HTTP_CANARY_GUARD_WRITER    "nginx-guard:"
 
-/* guard_generation while the trip is not yet written to Redis */
-#define NGX_HTTP_CANARY_GENERATION_PENDING  ((ngx_atomic_uint_t) -1)
+/*
+ * The guard's state, one word (guard_tripped): anything but ARMED sends
+ * the split to stable.  See ngx_http_canary_guard.c for who moves it.
+ */
+#define NGX_HTTP_CANARY_GUARD_ARMED     0
+#define NGX_HTTP_CANARY_GUARD_TRIPPING  1   /* its details being written */
+#define NGX_HTTP_CANARY_GUARD_PENDING   2   /* to be written to Redis */
+#define NGX_HTTP_CANARY_GUARD_WRITTEN   3   /* in Redis: guard_generation */
 
 
 typedef enum {
@@ -117,8 +123,8 @@ typedef struct {
  *
  *   - name, name_len, created: written once, when the slot is made, before
  *     any worker can find it; never torn.
- *   - weight, enabled, generation, source, rolled_back, guard_tripped,
- *     npins[], every counter: one aligned word each, read
+ *   - weight, enabled, generation, source, rolled_back, the guard's
+ *     state, npins[], every counter: one aligned word each, read
  *     whole; but two of them read one after the other may come from two
  *     different writes (a weight of one generation, enabled of the next).
  *   - state, updated_by, updated_at, guard_reason: bytes and a length;
@@ -183,9 +189,8 @@ typedef struct {
      * nor rolled_back (canary-ctl reset), or a reload without Redis.
      * Written by ngx_http_canary_guard.c only.
      */
-    ngx_atomic_t                 guard_tripped;
+    ngx_atomic_t                 guard_tripped; /* NGX_HTTP_CANARY_GUARD_* */
     ngx_atomic_t                 guard_since;
-    ngx_atomic_t                 guard_reported;
     ngx_atomic_t                 guard_generation;
     ngx_atomic_t                 guard_armed_at;  /* windows start here */
     u_char                       guard_reason[NGX_HTTP_CANARY_REASON_LEN];
