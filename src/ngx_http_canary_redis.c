@@ -37,8 +37,20 @@
 /* lines one outage may log: a hostile server cannot flood the log */
 #define NGX_HTTP_CANARY_ERRORS_LOGGED  32
 
+/* a guard trip that Redis refused is written again after this, doubling */
+#define NGX_HTTP_CANARY_REPORT_MIN     100
+#define NGX_HTTP_CANARY_REPORT_MAX     5000
+
 
 typedef struct ngx_http_canary_redis_s  ngx_http_canary_redis_t;
+
+
+/* writing a split's guard trip to Redis */
+typedef struct {
+    ngx_msec_t                    backoff;      /* 0: not refused */
+    ngx_msec_t                    refused;      /* when, last */
+    unsigned                      in_flight:1;
+} ngx_http_canary_redis_write_t;
 
 
 typedef struct {
@@ -71,7 +83,7 @@ struct ngx_http_canary_redis_s {
     /* per split: a read is in flight; another is wanted after it */
     u_char                       *in_flight;
     u_char                       *again;
-    u_char                       *reporting;    /* a guard trip */
+    ngx_http_canary_redis_write_t *writes;      /* guard trips */
 
     /* the Redis instance read last: another one resets generations */
     u_char                        run_id[NGX_HTTP_CANARY_RUN_ID_LEN];
@@ -359,10 +371,11 @@ ngx_http_canary_redis_init_process(ngx_cycle_t *cycle,
 
     rd->in_flight = ngx_pcalloc(cycle->pool, cmcf->splits.nelts);
     rd->again = ngx_pcalloc(cycle->pool, cmcf->splits.nelts);
-    rd->reporting = ngx_pcalloc(cycle->pool, cmcf->splits.nelts);
+    rd->writes = ngx_pcalloc(cycle->pool, cmcf->splits.nelts
+                                  * sizeof(ngx_http_canary_redis_write_t));
     rd->sync = ngx_http_canary_sync_create(cycle, cmcf);
 
-    if (rd->in_flight == NULL || rd->again == NULL || rd->reporting == NULL
+    if (rd->in_flight == NULL || rd->again == NULL || rd->writes == NULL
         || rd->sync == NULL)
     {
         return NGX_ERROR;
@@ -817,7 +830,8 @@ ngx_http_canary_redis_on_setup(redisAsyncContext *ac, void *r, void *data)
     }
 
     ngx_memzero(rd->in_flight, rd->cmcf->splits.nelts);
-    ngx_memzero(rd->reporting, rd->cmcf->splits.nelts);
+    ngx_memzero(rd->writes, rd->cmcf->splits.nelts
+                            * sizeof(ngx_http_canary_redis_write_t));
 
     for (i = 0; i < rd->cmcf->splits.nelts; i++) {
         ngx_http_canary_redis_read_split(rd, i);
@@ -1165,7 +1179,8 @@ ngx_http_canary_redis_drop(ngx_http_canary_redis_conn_t *conn)
 
     if (!conn->subscriber) {
         ngx_memzero(rd->in_flight, rd->cmcf->splits.nelts);
-        ngx_memzero(rd->reporting, rd->cmcf->splits.nelts);
+        ngx_memzero(rd->writes, rd->cmcf->splits.nelts
+                                * sizeof(ngx_http_canary_redis_write_t));
     }
 }
 
@@ -1365,10 +1380,11 @@ ngx_http_canary_redis_error(ngx_http_canary_redis_t *rd, ngx_uint_t level,
 void
 ngx_http_canary_redis_tick(void)
 {
-    ngx_uint_t                     i;
-    ngx_http_canary_redis_t       *rd;
-    ngx_http_canary_split_t      **splitp;
-    ngx_http_canary_guard_trip_t   trip;
+    ngx_uint_t                      i;
+    ngx_http_canary_redis_t        *rd;
+    ngx_http_canary_split_t       **splitp;
+    ngx_http_canary_guard_trip_t    trip;
+    ngx_http_canary_redis_write_t  *rp;
 
     rd = ngx_http_canary_redis_worker;
 
@@ -1379,9 +1395,15 @@ ngx_http_canary_redis_tick(void)
     splitp = rd->cmcf->splits.elts;
 
     for (i = 0; i < rd->cmcf->splits.nelts; i++) {
-        if (!rd->reporting[i]
-            && ngx_http_canary_guard_to_write(splitp[i], &trip) == NGX_OK)
+        rp = &rd->writes[i];
+
+        if (rp->in_flight
+            || (rp->backoff && ngx_current_msec - rp->refused < rp->backoff))
         {
+            continue;
+        }
+
+        if (ngx_http_canary_guard_to_write(splitp[i], &trip) == NGX_OK) {
             ngx_http_canary_redis_report_guard(rd, i, &trip);
         }
     }
@@ -1389,9 +1411,21 @@ ngx_http_canary_redis_tick(void)
 
 
 /*
- * As every writer does: one MULTI/EXEC (generation, weight 0, state,
- * receipt) and a PUBLISH, so every nginx and the sidecar follow.
+ * As every writer does (generation, weight 0, state, receipt, PUBLISH),
+ * so every nginx and the sidecar follow; in one script that stops before
+ * it writes anything when HINCRBY fails (a generation that is not an
+ * integer), where MULTI/EXEC would run the rest and PUBLISH.
+ * KEYS: the hash, the receipts; ARGV: updated_by, updated_at, receipt.
  */
+
+static const char  ngx_http_canary_redis_trip_script[] =
+    "local g = redis.call('HINCRBY', KEYS[1], 'generation', 1) "
+    "redis.call('HSET', KEYS[1], 'weight', '0', 'state', 'guard_tripped', "
+    "'updated_by', ARGV[1], 'updated_at', ARGV[2]) "
+    "redis.call('XADD', KEYS[2], 'MAXLEN', '~', '10000', '*', "
+    "'receipt', ARGV[3]) "
+    "redis.call('PUBLISH', KEYS[1], 'guard_tripped') "
+    "return g";
 
 static void
 ngx_http_canary_redis_report_guard(ngx_http_canary_redis_t *rd,
@@ -1427,26 +1461,17 @@ ngx_http_canary_redis_report_guard(ngx_http_canary_redis_t *rd,
             (ngx_uint_t) shs->weight / 100, (ngx_uint_t) shs->weight % 100,
             trip->since, trip->reason_len, trip->reason);
 
-    rd->reporting[index] = 1;
+    rd->writes[index].in_flight = 1;
 
-    redisAsyncCommand(ac, NULL, NULL, "MULTI");
-    redisAsyncCommand(ac, NULL, NULL, "HINCRBY %b%b generation 1",
-                      pf->data, pf->len, n->data, n->len);
-    redisAsyncCommand(ac, NULL, NULL,
-                      "HSET %b%b weight 0 state guard_tripped "
-                      "updated_by " NGX_HTTP_CANARY_GUARD_WRITER "%b "
-                      "updated_at %b",
+    redisAsyncCommand(ac, ngx_http_canary_redis_on_reported,
+                      (void *) (uintptr_t) index,
+                      "EVAL %s 2 %b%b %b%b:receipts "
+                      NGX_HTTP_CANARY_GUARD_WRITER "%b %b %b",
+                      ngx_http_canary_redis_trip_script,
+                      pf->data, pf->len, n->data, n->len,
                       pf->data, pf->len, n->data, n->len,
                       ngx_cycle->hostname.data, ngx_cycle->hostname.len,
-                      ts.data, ts.len);
-    redisAsyncCommand(ac, NULL, NULL,
-                      "XADD %b%b:receipts MAXLEN ~ 10000 * receipt %b",
-                      pf->data, pf->len, n->data, n->len,
-                      receipt, (size_t) (p - receipt));
-    redisAsyncCommand(ac, ngx_http_canary_redis_on_reported,
-                      (void *) (uintptr_t) index, "EXEC");
-    redisAsyncCommand(ac, NULL, NULL, "PUBLISH %b%b guard_tripped",
-                      pf->data, pf->len, n->data, n->len);
+                      ts.data, ts.len, receipt, (size_t) (p - receipt));
 
     ngx_http_canary_redis_sent(&rd->cmd);
 }
@@ -1457,10 +1482,11 @@ ngx_http_canary_redis_on_reported(redisAsyncContext *ac, void *r,
     void *data)
 {
     redisReply                    *reply = r;
-    ngx_uint_t                     index;
-    ngx_http_canary_redis_t       *rd;
-    ngx_http_canary_split_t      **splitp;
-    ngx_http_canary_redis_conn_t  *conn;
+    ngx_uint_t                      index;
+    ngx_http_canary_redis_t        *rd;
+    ngx_http_canary_split_t       **splitp;
+    ngx_http_canary_redis_conn_t   *conn;
+    ngx_http_canary_redis_write_t  *rp;
 
     conn = ac->data;
     rd = conn->rd;
@@ -1470,7 +1496,8 @@ ngx_http_canary_redis_on_reported(redisAsyncContext *ac, void *r,
         return;
     }
 
-    rd->reporting[index] = 0;
+    rp = &rd->writes[index];
+    rp->in_flight = 0;
 
     if (reply == NULL) {
         return;
@@ -1480,21 +1507,27 @@ ngx_http_canary_redis_on_reported(redisAsyncContext *ac, void *r,
 
     splitp = rd->cmcf->splits.elts;
 
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1
-        || reply->element[0]->type != REDIS_REPLY_INTEGER)
-    {
-        /* the next tick tries again */
+    if (reply->type != REDIS_REPLY_INTEGER) {
+        /* nothing was written: again later, each time later */
+        rp->backoff = rp->backoff ? ngx_min(rp->backoff * 2,
+                                            NGX_HTTP_CANARY_REPORT_MAX)
+                                  : NGX_HTTP_CANARY_REPORT_MIN;
+        rp->refused = ngx_current_msec;
+
         ngx_http_canary_redis_error(rd, NGX_LOG_ERR,
-            "canary_redis: could not write the guard trip of split \"%V\"",
-            &splitp[index]->name);
+            "canary_redis: could not write the guard trip of split \"%V\": "
+            "%*s", &splitp[index]->name,
+            reply->type == REDIS_REPLY_ERROR ? ngx_min(reply->len, 100) : 14,
+            reply->type == REDIS_REPLY_ERROR ? reply->str : "not an integer");
         return;
     }
 
-    ngx_http_canary_guard_written(splitp[index],
-                                  (uint64_t) reply->element[0]->integer);
+    rp->backoff = 0;
+
+    ngx_http_canary_guard_written(splitp[index], (uint64_t) reply->integer);
 
     ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
                   "canary guard trip of split \"%V\" written to %V as "
                   "generation %L", &splitp[index]->name, &rd->conf->address,
-                  reply->element[0]->integer);
+                  reply->integer);
 }
