@@ -29,6 +29,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 
 use HTTP::Tiny;
+use IO::Socket::INET;
 use POSIX qw(WNOHANG);
 use Test::More;
 use Time::HiRes qw(sleep time);
@@ -62,6 +63,13 @@ ${\ split_block('app', 'app_stable', 'app_canary', 50,
 ${\ front_server($t) }
 EOF
 $t->start;
+
+ok defined wait_until(10, sub {
+        IO::Socket::INET->new(PeerAddr => "127.0.0.1:$stable") }),
+    'the origin on stable listens';
+ok defined wait_until(10, sub {
+        IO::Socket::INET->new(PeerAddr => "127.0.0.1:$canary") }),
+    'the origin on canary listens';
 
 sub status { status_json($t)->{splits}{app} }
 
