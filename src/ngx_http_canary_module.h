@@ -379,7 +379,7 @@ ngx_http_canary_sync_t *ngx_http_canary_sync_create(ngx_cycle_t *cycle,
 void ngx_http_canary_sync_new_instance(ngx_http_canary_sync_t *sync);
 ngx_int_t ngx_http_canary_sync_apply(ngx_http_canary_sync_t *sync,
     ngx_uint_t index, struct redisReply *exec, ngx_str_t *error);
-void ngx_http_canary_sync_retire(ngx_http_canary_sync_t *sync);
+ngx_msec_t ngx_http_canary_sync_retire(ngx_http_canary_sync_t *sync);
 void ngx_http_canary_sync_text(u_char *dst, ngx_atomic_t *len,
     const u_char *src, size_t n);
 

@@ -134,6 +134,8 @@ static void ngx_http_canary_redis_drop(ngx_http_canary_redis_conn_t *conn);
 static void ngx_http_canary_redis_retry(ngx_http_canary_redis_t *rd);
 static void ngx_http_canary_redis_reconnect_handler(ngx_event_t *ev);
 static void ngx_http_canary_redis_poll_handler(ngx_event_t *ev);
+static void ngx_http_canary_redis_close(ngx_http_canary_redis_t *rd);
+static void ngx_http_canary_redis_retire_handler(ngx_event_t *ev);
 static void ngx_http_canary_redis_read_split(ngx_http_canary_redis_t *rd,
     ngx_uint_t index);
 static void ngx_http_canary_redis_state(ngx_http_canary_redis_t *rd);
@@ -1024,7 +1026,7 @@ ngx_http_canary_redis_read_split(ngx_http_canary_redis_t *rd,
     redisAsyncContext             *ac;
     ngx_http_canary_split_t      **splitp;
 
-    if (!rd->cmd.ready) {
+    if (!rd->cmd.ready || ngx_exiting) {
         return;
     }
 
@@ -1080,6 +1082,11 @@ ngx_http_canary_redis_on_sync(redisAsyncContext *ac, void *r, void *data)
     }
 
     ngx_http_canary_redis_replied(conn);
+
+    /* shutting down: the new configuration's worker owns the zone */
+    if (ngx_exiting) {
+        return;
+    }
 
     if (reply->type == REDIS_REPLY_ERROR) {
         ngx_http_canary_redis_error(rd, NGX_LOG_ERR,
@@ -1205,6 +1212,11 @@ ngx_http_canary_redis_reconnect_handler(ngx_event_t *ev)
 {
     ngx_http_canary_redis_t  *rd = ev->data;
 
+    if (ngx_exiting) {
+        ngx_http_canary_redis_close(rd);
+        return;
+    }
+
     ngx_http_canary_redis_connect(rd, &rd->cmd);
     ngx_http_canary_redis_connect(rd, &rd->sub);
 }
@@ -1217,18 +1229,87 @@ ngx_http_canary_redis_poll_handler(ngx_event_t *ev)
 
     ngx_uint_t  i;
 
+    if (ngx_exiting) {
+        ngx_http_canary_redis_close(rd);
+        return;
+    }
+
     for (i = 0; i < rd->cmcf->splits.nelts; i++) {
         ngx_http_canary_redis_read_split(rd, i);
     }
 
-    ngx_http_canary_sync_retire(rd->sync);
+    (void) ngx_http_canary_sync_retire(rd->sync);
 
     if (rd->cmd.ac == NULL || rd->sub.ac == NULL) {
         ngx_http_canary_redis_retry(rd);
     }
 
-    if (!ngx_exiting && !ngx_terminate && !ngx_quit) {
+    if (!ngx_terminate && !ngx_quit) {
         ngx_add_timer(ev, rd->conf->interval);
+    }
+}
+
+
+/*
+ * A worker shutting down (a reload, nginx -s quit) stops syncing: from a
+ * timer, never inside a hiredis callback, it closes both connections, and
+ * it writes nothing to the zone again.  The new configuration's worker 0
+ * syncs, alone.  Pin tables this worker retired are freed before it
+ * exits, once their readers are surely done (2 s at most).
+ */
+
+static void
+ngx_http_canary_redis_close(ngx_http_canary_redis_t *rd)
+{
+    ngx_msec_t  left;
+
+    /* callbacks run from redisAsyncFree() see this and do nothing */
+    rd->exiting = 1;
+
+    if (rd->cmd.ac) {
+        redisAsyncFree(rd->cmd.ac);
+    }
+
+    if (rd->sub.ac) {
+        redisAsyncFree(rd->sub.ac);
+    }
+
+    if (rd->poll.timer_set) {
+        ngx_del_timer(&rd->poll);
+    }
+
+    if (rd->reconnect.timer_set) {
+        ngx_del_timer(&rd->reconnect);
+    }
+
+    ngx_http_canary_redis_worker = NULL;
+
+    ngx_log_error(NGX_LOG_INFO, rd->log, 0,
+                  "canary_redis: shutting down, no longer syncing %V",
+                  &rd->conf->address);
+
+    left = ngx_http_canary_sync_retire(rd->sync);
+
+    if (left) {
+        /* not cancelable: the worker waits for it */
+        rd->poll.handler = ngx_http_canary_redis_retire_handler;
+        rd->poll.cancelable = 0;
+        ngx_add_timer(&rd->poll, left);
+    }
+}
+
+
+static void
+ngx_http_canary_redis_retire_handler(ngx_event_t *ev)
+{
+    ngx_http_canary_redis_t  *rd = ev->data;
+
+    ngx_msec_t  left;
+
+    left = ngx_http_canary_sync_retire(rd->sync);
+
+    if (left) {
+        ngx_add_timer(ev, left);
     }
 }
 
@@ -1375,7 +1456,10 @@ ngx_http_canary_redis_error(ngx_http_canary_redis_t *rd, ngx_uint_t level,
 }
 
 
-/* on every tick of the syncing worker: write guard trips to Redis */
+/*
+ * On every tick of the syncing worker: write guard trips to Redis, or,
+ * once the worker is shutting down, stop syncing.
+ */
 
 void
 ngx_http_canary_redis_tick(void)
@@ -1388,7 +1472,16 @@ ngx_http_canary_redis_tick(void)
 
     rd = ngx_http_canary_redis_worker;
 
-    if (rd == NULL || !rd->cmd.ready) {
+    if (rd == NULL) {
+        return;
+    }
+
+    if (ngx_exiting) {
+        ngx_http_canary_redis_close(rd);
+        return;
+    }
+
+    if (!rd->cmd.ready) {
         return;
     }
 
@@ -1503,6 +1596,10 @@ ngx_http_canary_redis_on_reported(redisAsyncContext *ac, void *r,
         return;
     }
 
+    /*
+     * Even in a worker that began shutting down meanwhile: Redis has the
+     * trip, the new syncing worker must not write it twice.
+     */
     ngx_http_canary_redis_replied(conn);
 
     splitp = rd->cmcf->splits.elts;

@@ -850,20 +850,35 @@ ngx_http_canary_sync_publish(ngx_http_canary_sync_t *sync,
 }
 
 
-void
+/* frees what readers are done with; returns when the next is due, or 0 */
+
+ngx_msec_t
 ngx_http_canary_sync_retire(ngx_http_canary_sync_t *sync)
 {
     ngx_uint_t  i;
+    ngx_msec_t  age, left;
+
+    left = 0;
 
     for (i = 0; i < NGX_HTTP_CANARY_RETIRED; i++) {
-        if (sync->retired[i].pins
-            && ngx_current_msec - sync->retired[i].since
-               >= NGX_HTTP_CANARY_RETIRE_AFTER)
-        {
+        if (sync->retired[i].pins == NULL) {
+            continue;
+        }
+
+        age = ngx_current_msec - sync->retired[i].since;
+
+        if (age >= NGX_HTTP_CANARY_RETIRE_AFTER) {
             ngx_slab_free(sync->cmcf->shpool, sync->retired[i].pins);
             sync->retired[i].pins = NULL;
+            continue;
+        }
+
+        if (left == 0 || NGX_HTTP_CANARY_RETIRE_AFTER - age < left) {
+            left = NGX_HTTP_CANARY_RETIRE_AFTER - age;
         }
     }
+
+    return left;
 }
 
 
