@@ -78,6 +78,10 @@ struct ngx_http_canary_redis_s {
 
     ngx_event_t                   poll;
     ngx_event_t                   reconnect;
+
+    /* the subscriber is probed every interval: silence is a dead link */
+    ngx_event_t                   probe;
+    ngx_msec_t                    heard;        /* its last answer */
     ngx_msec_t                    backoff;
 
     /* per split: a read is in flight; another is wanted after it */
@@ -134,6 +138,7 @@ static void ngx_http_canary_redis_drop(ngx_http_canary_redis_conn_t *conn);
 static void ngx_http_canary_redis_retry(ngx_http_canary_redis_t *rd);
 static void ngx_http_canary_redis_reconnect_handler(ngx_event_t *ev);
 static void ngx_http_canary_redis_poll_handler(ngx_event_t *ev);
+static void ngx_http_canary_redis_probe_handler(ngx_event_t *ev);
 static void ngx_http_canary_redis_close(ngx_http_canary_redis_t *rd);
 static void ngx_http_canary_redis_retire_handler(ngx_event_t *ev);
 static void ngx_http_canary_redis_read_split(ngx_http_canary_redis_t *rd,
@@ -411,6 +416,9 @@ ngx_http_canary_redis_init_process(ngx_cycle_t *cycle,
     rd->reconnect.data = rd;
     rd->reconnect.log = rd->log;
     rd->reconnect.cancelable = 1;
+
+    rd->probe = rd->reconnect;
+    rd->probe.handler = ngx_http_canary_redis_probe_handler;
 
     ngx_http_canary_redis_worker = rd;
 
@@ -974,6 +982,8 @@ ngx_http_canary_redis_on_message(redisAsyncContext *ac, void *r,
         return;
     }
 
+    rd->heard = ngx_current_msec;
+
     if (reply->element[0]->len == 9
         && ngx_strncmp(reply->element[0]->str, "subscribe", 9) == 0)
     {
@@ -982,6 +992,10 @@ ngx_http_canary_redis_on_message(redisAsyncContext *ac, void *r,
             ngx_http_canary_redis_replied(conn);
             ngx_http_canary_redis_answered(rd);
             ngx_http_canary_redis_state(rd);
+
+            if (!rd->probe.timer_set) {
+                ngx_add_timer(&rd->probe, rd->conf->interval);
+            }
         }
 
         return;
@@ -1251,6 +1265,60 @@ ngx_http_canary_redis_poll_handler(ngx_event_t *ev)
 
 
 /*
+ * A subscription can die silently (a middlebox drops the idle link, the
+ * server forgets it): nothing comes, and weights change only on polls.
+ * Every interval the subscriber subscribes again to the first channel, a
+ * no-op whose answer comes through the channel's callback (hiredis keeps
+ * no callback for a PING there); when nothing was heard for timeout plus
+ * interval, the subscriber is dropped and reconnected, "connected" false
+ * meanwhile.
+ */
+
+static void
+ngx_http_canary_redis_probe_handler(ngx_event_t *ev)
+{
+    ngx_http_canary_redis_t  *rd = ev->data;
+
+    ngx_str_t                 *pf, *n;
+    ngx_http_canary_split_t  **splitp;
+
+    if (ngx_exiting) {
+        ngx_http_canary_redis_close(rd);
+        return;
+    }
+
+    /* a new subscriber arms it again once its subscription is confirmed */
+    if (rd->sub.ac == NULL || !rd->sub.ready) {
+        return;
+    }
+
+    if (ngx_current_msec - rd->heard
+        >= rd->conf->interval + rd->conf->timeout)
+    {
+        ngx_http_canary_redis_error(rd, NGX_LOG_WARN,
+                                    "canary_redis: %V did not answer the "
+                                    "subscriber connection in %Mms",
+                                    &rd->conf->address,
+                                    ngx_current_msec - rd->heard);
+
+        ngx_http_canary_redis_drop(&rd->sub);
+        ngx_http_canary_redis_state(rd);
+        ngx_http_canary_redis_retry(rd);
+        return;
+    }
+
+    splitp = rd->cmcf->splits.elts;
+    pf = &rd->conf->prefix;
+    n = &splitp[0]->name;
+
+    redisAsyncCommand(rd->sub.ac, ngx_http_canary_redis_on_message, NULL,
+                      "SUBSCRIBE %b%b", pf->data, pf->len, n->data, n->len);
+
+    ngx_add_timer(ev, rd->conf->interval);
+}
+
+
+/*
  * A worker shutting down (a reload, nginx -s quit) stops syncing: from a
  * timer, never inside a hiredis callback, it closes both connections, and
  * it writes nothing to the zone again.  The new configuration's worker 0
@@ -1280,6 +1348,10 @@ ngx_http_canary_redis_close(ngx_http_canary_redis_t *rd)
 
     if (rd->reconnect.timer_set) {
         ngx_del_timer(&rd->reconnect);
+    }
+
+    if (rd->probe.timer_set) {
+        ngx_del_timer(&rd->probe);
     }
 
     ngx_http_canary_redis_worker = NULL;
