@@ -747,6 +747,9 @@ ngx_http_canary_sync_pins(ngx_http_canary_sync_t *sync, ngx_uint_t index,
     }
 
     if (n > NGX_HTTP_CANARY_PINS_MAX) {
+        /* a refused value: what was logged is kept, not logged again */
+        sync->splits[index].rejected++;
+
         if (ngx_http_canary_sync_first_time(&sync->splits[index],
                 (u_char *) "pins", 4, (u_char *) &n, sizeof(size_t)))
         {
@@ -772,7 +775,17 @@ ngx_http_canary_sync_pins(ngx_http_canary_sync_t *sync, ngx_uint_t index,
 
     size = ngx_http_canary_pins_size(n, keys);
 
-    pins = ngx_slab_alloc(sync->cmcf->shpool, size);
+    /*
+     * Pins that do not fit are ours to report, once (the Redis adapter
+     * logs each distinct error once): not the allocator's [crit] on
+     * every poll.
+     */
+    ngx_shmtx_lock(&sync->cmcf->shpool->mutex);
+    sync->cmcf->shpool->log_nomem = 0;
+    pins = ngx_slab_alloc_locked(sync->cmcf->shpool, size);
+    sync->cmcf->shpool->log_nomem = 1;
+    ngx_shmtx_unlock(&sync->cmcf->shpool->mutex);
+
     if (pins == NULL) {
         ngx_http_canary_sync_failed(sync,
             "canary_redis: split \"%V\": no room for %uz pinned tenants "

@@ -48,12 +48,9 @@ for my $c ([$t, '16m', 'canary:'], [$ts, '1m', 'small:']) {
 $t->allow_log(qr/canary_redis: split "app": \d+ pinned tenants, at most/);
 $ts->allow_log(qr/canary_redis: split "app": no room for \d+ pinned/);
 
-# a defect (TODO below): nginx's slab allocator logs this [crit] on every
-# poll while the pins do not fit
+# nginx's slab allocator would log this [crit] on every poll while the
+# pins do not fit
 my $NOMEM = qr/\[crit\].*ngx_slab_alloc\(\) failed: no memory in canary_zone/;
-$ts->allow_log($NOMEM);
-
-our $TODO;
 
 # ---- helpers ---------------------------------------------------------------
 
@@ -128,15 +125,8 @@ like $line // '', qr/\[error\].*split "app": 100001 pinned tenants, at most (?#
 
 sleep 2.5;    # two more polls
 
-{
-    local $TODO = 'logged again on every poll: the read that refuses the '
-                  . 'pins counts no rejected value, so the memory of what '
-                  . 'was logged is cleared (reported: '
-                  . 'src/ngx_http_canary_sync.c)';
-
-    is scalar(log_lines($t, qr/pinned tenants, at most/, $mark)), 1,
-        'logged once, not on every poll';
-}
+is scalar(log_lines($t, qr/pinned tenants, at most/, $mark)), 1,
+    'logged once, not on every poll';
 is pins_of($t), $MAX, "the previous $MAX pins stay";
 is all_are('canary/pin', routes($t, @sample)), 0, 'and route as before';
 is((routes($t, sprintf 'pin-%06d', $MAX + 1))[0], 'stable/hash',
@@ -164,14 +154,8 @@ sleep 2.5;
 is scalar(log_lines($ts, qr/no room for \d+ pinned/, $mark)), 1,
     'that error is logged once, not on every poll';
 
-{
-    local $TODO = 'the module handles the failed allocation but lets the '
-                  . 'slab allocator log [crit] "no memory" on every poll '
-                  . '(reported: src/ngx_http_canary_sync.c)';
-
-    is scalar(log_lines($ts, $NOMEM, $mark)), 0,
-        'no [crit] line from the slab allocator';
-}
+is scalar(log_lines($ts, $NOMEM, $mark)), 0,
+    'no [crit] line from the slab allocator';
 is pins_of($ts), 10_000, 'the previous 10,000 pins stay';
 is all_are('canary/pin', routes($ts, map { sprintf $fmt, $_ }
                                      1, 5000, 10_000)), 0,
