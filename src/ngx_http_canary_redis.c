@@ -1030,7 +1030,23 @@ ngx_http_canary_redis_on_message(redisAsyncContext *ac, void *r,
 }
 
 
-/* one MULTI/EXEC reads a split's hash and both pin sets as one snapshot */
+/*
+ * One script reads a split's hash and both pin sets as one snapshot.
+ * The sets' sizes come first: over the limit together, only the sizes
+ * are sent, not a million members on every poll.  An error stays the
+ * reply of its own command.  KEYS: the hash, the canary and stable pins;
+ * ARGV: the limit.
+ */
+
+static const char  ngx_http_canary_redis_read_script[] =
+    "local r = {redis.pcall('HGETALL', KEYS[1]), "
+    "redis.pcall('SCARD', KEYS[2]), redis.pcall('SCARD', KEYS[3])} "
+    "if type(r[2]) == 'number' and type(r[3]) == 'number' "
+    "and r[2] + r[3] <= tonumber(ARGV[1]) then "
+    "r[2] = redis.pcall('SMEMBERS', KEYS[2]) "
+    "r[3] = redis.pcall('SMEMBERS', KEYS[3]) end "
+    "return r";
+
 
 static void
 ngx_http_canary_redis_read_split(ngx_http_canary_redis_t *rd,
@@ -1057,15 +1073,14 @@ ngx_http_canary_redis_read_split(ngx_http_canary_redis_t *rd,
     rd->in_flight[index] = 1;
     rd->again[index] = 0;
 
-    redisAsyncCommand(ac, NULL, NULL, "MULTI");
-    redisAsyncCommand(ac, NULL, NULL, "HGETALL %b%b",
-                      p->data, p->len, n->data, n->len);
-    redisAsyncCommand(ac, NULL, NULL, "SMEMBERS %b%b:pin:canary",
-                      p->data, p->len, n->data, n->len);
-    redisAsyncCommand(ac, NULL, NULL, "SMEMBERS %b%b:pin:stable",
-                      p->data, p->len, n->data, n->len);
     redisAsyncCommand(ac, ngx_http_canary_redis_on_sync,
-                      (void *) (uintptr_t) index, "EXEC");
+                      (void *) (uintptr_t) index,
+                      "EVAL %s 3 %b%b %b%b:pin:canary %b%b:pin:stable %d",
+                      ngx_http_canary_redis_read_script,
+                      p->data, p->len, n->data, n->len,
+                      p->data, p->len, n->data, n->len,
+                      p->data, p->len, n->data, n->len,
+                      (int) NGX_HTTP_CANARY_PINS_MAX);
 
     ngx_http_canary_redis_sent(&rd->cmd);
 }

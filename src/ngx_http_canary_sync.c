@@ -86,6 +86,8 @@ static void ngx_http_canary_sync_guard(ngx_http_canary_sync_t *sync,
     ngx_uint_t index, ngx_http_canary_update_t *u);
 static void ngx_http_canary_sync_pins(ngx_http_canary_sync_t *sync,
     ngx_uint_t index, redisReply *sets[2]);
+static void ngx_http_canary_sync_too_many(ngx_http_canary_sync_t *sync,
+    ngx_uint_t index, size_t n);
 static void ngx_http_canary_sync_publish(ngx_http_canary_sync_t *sync,
     ngx_http_canary_shm_split_t *shs, ngx_http_canary_pins_t *pins,
     size_t npins[2]);
@@ -140,8 +142,9 @@ ngx_http_canary_sync_new_instance(ngx_http_canary_sync_t *sync)
 
 
 /*
- * exec is the reply to MULTI HGETALL SMEMBERS(canary) SMEMBERS(stable)
- * EXEC.  NGX_OK: applied; NGX_ERROR: not an answer of Redis;
+ * exec is the reply to the read of a split: its hash, then its canary and
+ * stable pins, each set's members or, when there are too many, both
+ * sets' sizes.  NGX_OK: applied; NGX_ERROR: not an answer of Redis;
  * NGX_DECLINED: Redis answered with an error for this split (a key of
  * another type); NGX_DONE: a newer configuration's worker owns the zone.
  * error: what the Redis adapter should report, if anything (NGX_OK too:
@@ -186,7 +189,9 @@ ngx_http_canary_sync_apply(ngx_http_canary_sync_t *sync, ngx_uint_t index,
     }
 
     for (i = 0; i < 3; i++) {
-        if (exec->element[i]->type != REDIS_REPLY_ARRAY) {
+        if (exec->element[i]->type != REDIS_REPLY_ARRAY
+            && (i == 0 || exec->element[i]->type != REDIS_REPLY_INTEGER))
+        {
             ngx_http_canary_sync_failed(sync,
                 "canary_redis: split \"%V\": %*s",
                 &splitp[index]->name,
@@ -221,7 +226,19 @@ ngx_http_canary_sync_apply(ngx_http_canary_sync_t *sync, ngx_uint_t index,
     sets[NGX_HTTP_CANARY_CANARY] = exec->element[1];
     sets[NGX_HTTP_CANARY_STABLE] = exec->element[2];
 
-    ngx_http_canary_sync_pins(sync, index, sets);
+    if (sets[0]->type == REDIS_REPLY_INTEGER
+        || sets[1]->type == REDIS_REPLY_INTEGER)
+    {
+        ngx_http_canary_sync_too_many(sync, index,
+            (size_t) (sets[0]->type == REDIS_REPLY_INTEGER
+                      ? sets[0]->integer : (long long) sets[0]->elements)
+            + (size_t) (sets[1]->type == REDIS_REPLY_INTEGER
+                        ? sets[1]->integer
+                        : (long long) sets[1]->elements));
+
+    } else {
+        ngx_http_canary_sync_pins(sync, index, sets);
+    }
 
     /*
      * Only now, with the pins of the same read in force (a reset removes
@@ -747,18 +764,7 @@ ngx_http_canary_sync_pins(ngx_http_canary_sync_t *sync, ngx_uint_t index,
     }
 
     if (n > NGX_HTTP_CANARY_PINS_MAX) {
-        /* a refused value: what was logged is kept, not logged again */
-        sync->splits[index].rejected++;
-
-        if (ngx_http_canary_sync_first_time(&sync->splits[index],
-                (u_char *) "pins", 4, (u_char *) &n, sizeof(size_t)))
-        {
-            ngx_log_error(NGX_LOG_ERR, sync->log, 0,
-                          "canary_redis: split \"%V\": %uz pinned tenants, "
-                          "at most %d: the last good pins stay",
-                          &split->name, n, NGX_HTTP_CANARY_PINS_MAX);
-        }
-
+        ngx_http_canary_sync_too_many(sync, index, n);
         return;
     }
 
@@ -819,6 +825,30 @@ ngx_http_canary_sync_pins(ngx_http_canary_sync_t *sync, ngx_uint_t index,
     }
 
     ngx_http_canary_sync_publish(sync, shs, pins, npins);
+}
+
+
+/* more pins than a split may have: refused, the last good pins stay */
+
+static void
+ngx_http_canary_sync_too_many(ngx_http_canary_sync_t *sync,
+    ngx_uint_t index, size_t n)
+{
+    ngx_http_canary_split_t  **splitp;
+
+    splitp = sync->cmcf->splits.elts;
+
+    /* a refused value: what was logged is kept, not logged again */
+    sync->splits[index].rejected++;
+
+    if (ngx_http_canary_sync_first_time(&sync->splits[index],
+            (u_char *) "pins", 4, (u_char *) &n, sizeof(size_t)))
+    {
+        ngx_log_error(NGX_LOG_ERR, sync->log, 0,
+                      "canary_redis: split \"%V\": %uz pinned tenants, "
+                      "at most %d: the last good pins stay",
+                      &splitp[index]->name, n, NGX_HTTP_CANARY_PINS_MAX);
+    }
 }
 
 

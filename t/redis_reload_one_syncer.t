@@ -7,7 +7,7 @@
 # alive across a reload.  Once it is shutting down it closes its Redis
 # connections and reads nothing more: Redis lists two clients of this
 # nginx (one subscriber, one command connection), both held by the new
-# configuration's worker; a PUBLISH is read (HGETALL, seen with MONITOR)
+# configuration's worker; a PUBLISH is read (seen with MONITOR)
 # over one connection only, and a write made meanwhile is applied.  The
 # long request still gets its answer, and the old worker exits.
 
@@ -152,7 +152,9 @@ sleep 0.5;
 
 my %readers;
 for (do { open my $fh, '<', $monitor or die $!; <$fh> }) {
-    $readers{$1}++ if /\[\d+ 127\.0\.0\.1:(\d+)\] "HGETALL"/;
+    # a read: HGETALL, or the script that reads the hash and the sets
+    $readers{$1}++
+        if /\[\d+ 127\.0\.0\.1:(\d+)\] "(?:HGETALL|EVAL" "[^"]*HGETALL)/;
 }
 $owners = port_owners();
 my @readers = map { $owners->{$_} // "port $_" } sort keys %readers;
