@@ -18,7 +18,7 @@
  *   ARMED -> TRIPPING      a worker's trip, or the syncing worker
  *                          following another nginx's trip (cas)
  *   TRIPPING -> PENDING    that worker, once the reason is written
- *   TRIPPING -> WRITTEN    the syncing worker, once a followed trip is
+ *   TRIPPING -> WRITTEN    the syncing worker, a followed trip filled in
  *   PENDING -> WRITTEN     the syncing worker: Redis has the trip as
  *                          guard_generation, stored before (cas)
  *   WRITTEN -> PENDING     the syncing worker: Redis lost it (cas)
