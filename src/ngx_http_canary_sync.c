@@ -229,12 +229,10 @@ ngx_http_canary_sync_apply(ngx_http_canary_sync_t *sync, ngx_uint_t index,
     if (sets[0]->type == REDIS_REPLY_INTEGER
         || sets[1]->type == REDIS_REPLY_INTEGER)
     {
+        /* too many: the sets' sizes came, not their members */
         ngx_http_canary_sync_too_many(sync, index,
-            (size_t) (sets[0]->type == REDIS_REPLY_INTEGER
-                      ? sets[0]->integer : (long long) sets[0]->elements)
-            + (size_t) (sets[1]->type == REDIS_REPLY_INTEGER
-                        ? sets[1]->integer
-                        : (long long) sets[1]->elements));
+                                      (size_t) (sets[0]->integer
+                                                + sets[1]->integer));
 
     } else {
         ngx_http_canary_sync_pins(sync, index, sets);
