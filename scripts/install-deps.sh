@@ -12,7 +12,7 @@ set -eu
 PKGS="gcc make perl nginx-core nginx-dev libhiredis-dev libpcre2-dev
 zlib1g-dev libssl-dev redis-server redis-tools libcurl4-openssl-dev
 libjansson-dev check pkg-config prometheus chromium wrk curl procps
-clang libclang-rt-14-dev valgrind python3-yaml docker-compose"
+clang libclang-rt-14-dev valgrind gdb python3-yaml docker-compose"
 # npm installs the pinned Dockerfile linter (tools/); a machine that has
 # Node.js and npm from elsewhere keeps them
 if ! command -v npm >/dev/null 2>&1; then

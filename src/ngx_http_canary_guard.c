@@ -6,6 +6,33 @@
  * read a single flag.  The worker that syncs Redis then writes the trip
  * there, so the fleet and the sidecar follow.
  *
+ * This file is the only writer of the guard_* fields of the zone: a trip,
+ * following another nginx's trip, a re-arm, a trip written to Redis or
+ * waiting to be.  The Redis adapter picks up a trip to write with
+ * ngx_http_canary_guard_to_write(); the sync calls the rest.
+ *
+ * The guard's state is one word, guard_tripped, moved only by
+ * compare-and-swap or by the one process that holds it in a state no
+ * one else moves it from:
+ *
+ *   ARMED -> TRIPPING      a worker's trip, or the syncing worker
+ *                          following another nginx's trip (cas)
+ *   TRIPPING -> PENDING    that worker, once the reason is written
+ *   TRIPPING -> WRITTEN    the syncing worker, a followed trip filled in
+ *   PENDING -> WRITTEN     the syncing worker: Redis has the trip as
+ *                          guard_generation, stored before (cas)
+ *   WRITTEN -> PENDING     the syncing worker: Redis lost it (cas)
+ *   WRITTEN -> ARMED       the syncing worker: a newer generation than
+ *                          guard_generation ends the incident (cas)
+ *   any -> ARMED           a reload without Redis (cas)
+ *
+ * Only WRITTEN can be re-armed by Redis, and guard_generation is read
+ * only in WRITTEN, so a sync that runs in the middle of a trip sees
+ * TRIPPING or PENDING and leaves it: no interleaving re-arms a trip, as
+ * one flag and a generation written after it could (a trip read as an
+ * old one).  x86 and the barriers below keep the details of a trip
+ * visible before the state that says they are there.
+ *
  *     guard [error_rate=PERCENT] [upstream_errors=N] [latency_p99=TIME]
  *           [min_requests=N] [window=TIME];
  */
@@ -184,15 +211,15 @@ ngx_http_canary_guard_split(ngx_http_canary_split_t *split, time_t now)
         return;
     }
 
-    /* one worker wins the trip; the others see the flag on their tick */
-    if (!ngx_atomic_cmp_set(&shs->guard_tripped, 0, 1)) {
+    /* one worker wins the trip; the others see the state on their tick */
+    if (!ngx_atomic_cmp_set(&shs->guard_tripped, NGX_HTTP_CANARY_GUARD_ARMED,
+                            NGX_HTTP_CANARY_GUARD_TRIPPING))
+    {
         return;
     }
 
     len = ngx_strlen(why);
 
-    shs->guard_generation = NGX_HTTP_CANARY_GENERATION_PENDING;
-    shs->guard_reported = 0;
     shs->guard_since = (ngx_atomic_uint_t) now;
     shs->guard_window[NGX_HTTP_CANARY_STABLE] = sw;
     shs->guard_window[NGX_HTTP_CANARY_CANARY] = cw;
@@ -202,6 +229,10 @@ ngx_http_canary_guard_split(ngx_http_canary_split_t *split, time_t now)
     ngx_memcpy(shs->guard_reason, why, len);
     ngx_memory_barrier();
     shs->guard_reason_len = len;
+    ngx_memory_barrier();
+
+    /* a plain store: only this worker moves the state from TRIPPING */
+    shs->guard_tripped = NGX_HTTP_CANARY_GUARD_PENDING;
 
     ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                   "canary guard tripped for split \"%V\": %s; "
@@ -237,4 +268,197 @@ ngx_http_canary_guard_window(ngx_http_canary_shm_split_t *shs,
     }
 
     w->p99_us = (uint64_t) ngx_http_canary_hist_quantile(counts, 0.99);
+}
+
+
+/*
+ * Another nginx's guard tripped and wrote it (by is its updated_by):
+ * weight 0 alone would still send pinned tenants, overrides, cookies and
+ * cohorts to the canary here, so trip as it did, all the way, until a
+ * newer generation re-arms it.
+ */
+
+void
+ngx_http_canary_guard_follow(ngx_http_canary_split_t *split,
+    uint64_t generation, const u_char *by, size_t len)
+{
+    u_char                       *p, *last, ch;
+    size_t                        i;
+    ngx_http_canary_shm_split_t  *shs;
+
+    shs = split->sh;
+
+    if (!ngx_atomic_cmp_set(&shs->guard_tripped, NGX_HTTP_CANARY_GUARD_ARMED,
+                            NGX_HTTP_CANARY_GUARD_TRIPPING))
+    {
+        return;
+    }
+
+    shs->guard_seen = 0;
+    shs->guard_generation = (ngx_atomic_uint_t) generation;
+    shs->guard_since = (ngx_atomic_uint_t) ngx_time();
+    shs->guard_reason_len = 0;
+    ngx_memory_barrier();
+
+    p = shs->guard_reason;
+    last = p + NGX_HTTP_CANARY_REASON_LEN;
+
+    p = ngx_slprintf(p, last, "tripped by ");
+
+    /* the writer's name, plain bytes only: the reason goes into JSON */
+    for (i = 0; i < len && p < last; i++) {
+        ch = by[i];
+        *p++ = ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
+                || (ch >= '0' && ch <= '9') || ch == '.' || ch == '-'
+                || ch == '_' || ch == ':') ? ch : '?';
+    }
+
+    p = ngx_slprintf(p, last, " (generation %uL in Redis)", generation);
+
+    ngx_memory_barrier();
+    shs->guard_reason_len = p - shs->guard_reason;
+    ngx_memory_barrier();
+
+    /* in Redis already: not written again */
+    shs->guard_tripped = NGX_HTTP_CANARY_GUARD_WRITTEN;
+
+    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                  "canary guard tripped for split \"%V\": %*s; every "
+                  "request goes to stable \"%V\"",
+                  &split->name, (size_t) shs->guard_reason_len,
+                  shs->guard_reason,
+                  &split->upstream[NGX_HTTP_CANARY_STABLE]);
+}
+
+
+/*
+ * Redis says the incident is over (canary-ctl reset) as of generation:
+ * the guard re-arms if that is newer than the write of its trip.  A trip
+ * not yet written stays.
+ */
+
+void
+ngx_http_canary_guard_rearm(ngx_http_canary_split_t *split,
+    uint64_t generation)
+{
+    ngx_http_canary_shm_split_t  *shs;
+
+    shs = split->sh;
+
+    if (shs->guard_tripped != NGX_HTTP_CANARY_GUARD_WRITTEN
+        || generation <= shs->guard_generation)
+    {
+        return;
+    }
+
+    shs->guard_armed_at = (ngx_atomic_uint_t) ngx_time();
+    ngx_memory_barrier();
+
+    if (!ngx_atomic_cmp_set(&shs->guard_tripped,
+                            NGX_HTTP_CANARY_GUARD_WRITTEN,
+                            NGX_HTTP_CANARY_GUARD_ARMED))
+    {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                  "canary guard re-armed for split \"%V\" by "
+                  "generation %uL", &split->name, generation);
+}
+
+
+/*
+ * A reload without Redis re-arms the guard: nobody else could.  A worker
+ * of the old configuration may be tripping it at this very moment: its
+ * trip then stays, as one made just after the reload would.
+ */
+
+void
+ngx_http_canary_guard_reload(ngx_http_canary_shm_split_t *shs)
+{
+    ngx_atomic_uint_t  state;
+
+    for ( ;; ) {
+        state = shs->guard_tripped;
+
+        if (state == NGX_HTTP_CANARY_GUARD_ARMED) {
+            return;
+        }
+
+        /* after a re-arm, the failures that tripped it count no more */
+        shs->guard_armed_at = (ngx_atomic_uint_t) ngx_time();
+        ngx_memory_barrier();
+
+        if (ngx_atomic_cmp_set(&shs->guard_tripped, state,
+                               NGX_HTTP_CANARY_GUARD_ARMED))
+        {
+            return;
+        }
+    }
+}
+
+
+/*
+ * A trip waiting to be written to Redis, copied for the Redis adapter;
+ * NGX_DECLINED: none.
+ */
+
+ngx_int_t
+ngx_http_canary_guard_to_write(ngx_http_canary_split_t *split,
+    ngx_http_canary_guard_trip_t *trip)
+{
+    ngx_http_canary_shm_split_t  *shs;
+
+    shs = split->sh;
+
+    if (shs->guard_tripped != NGX_HTTP_CANARY_GUARD_PENDING) {
+        return NGX_DECLINED;
+    }
+
+    ngx_memory_barrier();
+
+    trip->since = (time_t) shs->guard_since;
+    trip->reason_len = ngx_min((size_t) shs->guard_reason_len,
+                               NGX_HTTP_CANARY_REASON_LEN);
+    ngx_memcpy(trip->reason, shs->guard_reason, trip->reason_len);
+
+    return NGX_OK;
+}
+
+
+/* Redis has the trip as this generation: newer ones may re-arm it */
+
+void
+ngx_http_canary_guard_written(ngx_http_canary_split_t *split,
+    uint64_t generation)
+{
+    ngx_http_canary_shm_split_t  *shs;
+
+    shs = split->sh;
+
+    if (shs->guard_tripped != NGX_HTTP_CANARY_GUARD_PENDING) {
+        return;
+    }
+
+    shs->guard_generation = (ngx_atomic_uint_t) generation;
+    ngx_memory_barrier();
+
+    (void) ngx_atomic_cmp_set(&shs->guard_tripped,
+                              NGX_HTTP_CANARY_GUARD_PENDING,
+                              NGX_HTTP_CANARY_GUARD_WRITTEN);
+}
+
+
+/* a Redis without the trip (flushed, another instance): write it again */
+
+void
+ngx_http_canary_guard_unwritten(ngx_http_canary_split_t *split)
+{
+    ngx_http_canary_shm_split_t  *shs;
+
+    shs = split->sh;
+
+    (void) ngx_atomic_cmp_set(&shs->guard_tripped,
+                              NGX_HTTP_CANARY_GUARD_WRITTEN,
+                              NGX_HTTP_CANARY_GUARD_PENDING);
 }

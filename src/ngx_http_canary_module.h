@@ -42,8 +42,14 @@
 /* updated_by of a guard's trip in Redis, before the host name */
 #define NGX_HTTP_CANARY_GUARD_WRITER    "nginx-guard:"
 
-/* guard_generation while the trip is not yet written to Redis */
-#define NGX_HTTP_CANARY_GENERATION_PENDING  ((ngx_atomic_uint_t) -1)
+/*
+ * The guard's state, one word (guard_tripped): anything but ARMED sends
+ * the split to stable.  See ngx_http_canary_guard.c for who moves it.
+ */
+#define NGX_HTTP_CANARY_GUARD_ARMED     0
+#define NGX_HTTP_CANARY_GUARD_TRIPPING  1   /* its details being written */
+#define NGX_HTTP_CANARY_GUARD_PENDING   2   /* to be written to Redis */
+#define NGX_HTTP_CANARY_GUARD_WRITTEN   3   /* in Redis: guard_generation */
 
 
 typedef enum {
@@ -115,7 +121,30 @@ typedef struct {
 
 /*
  * A split's state in shared memory.  Workers read it on every request
- * without a lock: every field they read is one aligned word.
+ * without a lock, so what a reader may see depends on the field:
+ *
+ *   - name, name_len, created: written once, when the slot is made, before
+ *     any worker can find it; never torn.
+ *   - weight, enabled, generation, source, rolled_back, the guard's
+ *     state, npins[], every counter: one aligned word each, read
+ *     whole; but two of them read one after the other may come from two
+ *     different writes (a weight of one generation, enabled of the next).
+ *   - state, updated_by, updated_at, guard_reason: bytes and a length;
+ *     the writer sets the length to 0 while it changes the bytes.  A
+ *     reader must copy, then check that the length did not move (the
+ *     status page does); a request never reads them.
+ *   - pins: replaced as a whole, under the pins_seq seqlock (below).
+ *   - guard_window[], guard_seen, guard_since: several words written by
+ *     the trip after the state word; a status read during a trip may mix
+ *     them.  Only the status page reads them.
+ *   - cohorts[] and ncohorts: the names are compared byte by byte on
+ *     every request, and a reload rewrites them in place (the list may
+ *     change, they are matched by name): a request during the commit may
+ *     match no cohort, or a name half rewritten, and route by the split's
+ *     weight or a neighbour's for that once.  The weights are words.
+ *   - conf_weight, seen: the master's, under the slab mutex.
+ *   - window[]: a snapshot's sec is 0 while it is written; readers copy
+ *     a slot and check that its sec did not move.
  */
 typedef struct {
     ngx_queue_t                  queue;
@@ -167,10 +196,10 @@ typedef struct {
      * stable until Redis brings a generation newer than guard_generation
      * (the one its own trip wrote) whose state is neither guard_tripped
      * nor rolled_back (canary-ctl reset), or a reload without Redis.
+     * Written by ngx_http_canary_guard.c only.
      */
-    ngx_atomic_t                 guard_tripped;
+    ngx_atomic_t                 guard_tripped; /* NGX_HTTP_CANARY_GUARD_* */
     ngx_atomic_t                 guard_since;
-    ngx_atomic_t                 guard_reported;
     ngx_atomic_t                 guard_generation;
     ngx_atomic_t                 guard_armed_at;  /* windows start here */
     u_char                       guard_reason[NGX_HTTP_CANARY_REASON_LEN];
@@ -187,6 +216,14 @@ typedef struct {
     ngx_atomic_t                 snap_sec;      /* last second snapshotted */
     ngx_http_canary_shm_snap_t   window[NGX_HTTP_CANARY_WINDOW_SLOTS];
 } ngx_http_canary_shm_split_t;
+
+
+/* a guard trip as the Redis adapter writes it */
+typedef struct {
+    time_t                       since;
+    size_t                       reason_len;
+    u_char                       reason[NGX_HTTP_CANARY_REASON_LEN];
+} ngx_http_canary_guard_trip_t;
 
 
 /* what the syncing worker knows of Redis, for every worker's status page */
@@ -352,6 +389,16 @@ ngx_int_t ngx_http_canary_report(ngx_http_request_t *r,
 char *ngx_http_canary_guard_conf(ngx_conf_t *cf,
     ngx_http_canary_split_t *split);
 void ngx_http_canary_guard_check(ngx_http_canary_main_conf_t *cmcf);
+void ngx_http_canary_guard_follow(ngx_http_canary_split_t *split,
+    uint64_t generation, const u_char *by, size_t len);
+void ngx_http_canary_guard_rearm(ngx_http_canary_split_t *split,
+    uint64_t generation);
+void ngx_http_canary_guard_reload(ngx_http_canary_shm_split_t *shs);
+ngx_int_t ngx_http_canary_guard_to_write(ngx_http_canary_split_t *split,
+    ngx_http_canary_guard_trip_t *trip);
+void ngx_http_canary_guard_written(ngx_http_canary_split_t *split,
+    uint64_t generation);
+void ngx_http_canary_guard_unwritten(ngx_http_canary_split_t *split);
 
 /* ngx_http_canary_redis.c */
 char *ngx_http_canary_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
@@ -368,13 +415,10 @@ ngx_http_canary_sync_t *ngx_http_canary_sync_create(ngx_cycle_t *cycle,
     ngx_http_canary_main_conf_t *cmcf);
 void ngx_http_canary_sync_new_instance(ngx_http_canary_sync_t *sync);
 ngx_int_t ngx_http_canary_sync_apply(ngx_http_canary_sync_t *sync,
-    ngx_uint_t index, struct redisReply *exec);
-void ngx_http_canary_sync_error(ngx_http_canary_sync_t *sync,
-    ngx_uint_t level, const char *fmt, ...);
-void ngx_http_canary_sync_connected(ngx_http_canary_sync_t *sync,
-    ngx_uint_t connected);
-void ngx_http_canary_sync_answered(ngx_http_canary_sync_t *sync);
-void ngx_http_canary_sync_retire(ngx_http_canary_sync_t *sync);
+    ngx_uint_t index, struct redisReply *exec, ngx_str_t *error);
+ngx_msec_t ngx_http_canary_sync_retire(ngx_http_canary_sync_t *sync);
+void ngx_http_canary_sync_text(u_char *dst, ngx_atomic_t *len,
+    const u_char *src, size_t n);
 
 /* ngx_http_canary_status.c */
 char *ngx_http_canary_status(ngx_conf_t *cf, ngx_command_t *cmd,

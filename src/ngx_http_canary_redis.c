@@ -31,8 +31,26 @@
 /* "run_id:" of INFO server: 40 hex digits, new on every start */
 #define NGX_HTTP_CANARY_RUN_ID_LEN     40
 
+/* distinct Redis errors remembered until the connection is back */
+#define NGX_HTTP_CANARY_ERRORS         32
+
+/* lines one outage may log: a hostile server cannot flood the log */
+#define NGX_HTTP_CANARY_ERRORS_LOGGED  32
+
+/* a guard trip that Redis refused is written again after this, doubling */
+#define NGX_HTTP_CANARY_REPORT_MIN     100
+#define NGX_HTTP_CANARY_REPORT_MAX     5000
+
 
 typedef struct ngx_http_canary_redis_s  ngx_http_canary_redis_t;
+
+
+/* writing a split's guard trip to Redis */
+typedef struct {
+    ngx_msec_t                    backoff;      /* 0: not refused */
+    ngx_msec_t                    refused;      /* when, last */
+    unsigned                      in_flight:1;
+} ngx_http_canary_redis_write_t;
 
 
 typedef struct {
@@ -60,17 +78,29 @@ struct ngx_http_canary_redis_s {
 
     ngx_event_t                   poll;
     ngx_event_t                   reconnect;
+
+    /* the subscriber is probed every interval: silence is a dead link */
+    ngx_event_t                   probe;
+    ngx_msec_t                    heard;        /* its last answer */
     ngx_msec_t                    backoff;
 
     /* per split: a read is in flight; another is wanted after it */
     u_char                       *in_flight;
     u_char                       *again;
-    u_char                       *reporting;    /* a guard trip */
+    ngx_http_canary_redis_write_t *writes;      /* guard trips */
 
     /* the Redis instance read last: another one resets generations */
     u_char                        run_id[NGX_HTTP_CANARY_RUN_ID_LEN];
     unsigned                      run_id_known:1;
     unsigned                      no_run_id_logged:1;
+
+    /* errors logged in this outage, and what the status page says */
+    uint32_t                      errors[NGX_HTTP_CANARY_ERRORS];
+    ngx_uint_t                    next_error;
+    ngx_uint_t                    logged;       /* lines in this outage */
+    unsigned                      connected:1;
+    unsigned                      failed:1;     /* since last connected */
+    unsigned                      status:1;     /* connected written */
 
     unsigned                      exiting:1;
 };
@@ -108,11 +138,19 @@ static void ngx_http_canary_redis_drop(ngx_http_canary_redis_conn_t *conn);
 static void ngx_http_canary_redis_retry(ngx_http_canary_redis_t *rd);
 static void ngx_http_canary_redis_reconnect_handler(ngx_event_t *ev);
 static void ngx_http_canary_redis_poll_handler(ngx_event_t *ev);
+static void ngx_http_canary_redis_probe_handler(ngx_event_t *ev);
+static void ngx_http_canary_redis_close(ngx_http_canary_redis_t *rd);
+static void ngx_http_canary_redis_retire_handler(ngx_event_t *ev);
 static void ngx_http_canary_redis_read_split(ngx_http_canary_redis_t *rd,
     ngx_uint_t index);
 static void ngx_http_canary_redis_state(ngx_http_canary_redis_t *rd);
+static void ngx_http_canary_redis_connected(ngx_http_canary_redis_t *rd,
+    ngx_uint_t connected);
+static void ngx_http_canary_redis_answered(ngx_http_canary_redis_t *rd);
+static void ngx_http_canary_redis_error(ngx_http_canary_redis_t *rd,
+    ngx_uint_t level, const char *fmt, ...);
 static void ngx_http_canary_redis_report_guard(ngx_http_canary_redis_t *rd,
-    ngx_uint_t index);
+    ngx_uint_t index, ngx_http_canary_guard_trip_t *trip);
 static void ngx_http_canary_redis_on_reported(redisAsyncContext *ac,
     void *r, void *data);
 static ngx_int_t ngx_http_canary_redis_read_password(ngx_conf_t *cf,
@@ -340,10 +378,11 @@ ngx_http_canary_redis_init_process(ngx_cycle_t *cycle,
 
     rd->in_flight = ngx_pcalloc(cycle->pool, cmcf->splits.nelts);
     rd->again = ngx_pcalloc(cycle->pool, cmcf->splits.nelts);
-    rd->reporting = ngx_pcalloc(cycle->pool, cmcf->splits.nelts);
+    rd->writes = ngx_pcalloc(cycle->pool, cmcf->splits.nelts
+                                  * sizeof(ngx_http_canary_redis_write_t));
     rd->sync = ngx_http_canary_sync_create(cycle, cmcf);
 
-    if (rd->in_flight == NULL || rd->again == NULL || rd->reporting == NULL
+    if (rd->in_flight == NULL || rd->again == NULL || rd->writes == NULL
         || rd->sync == NULL)
     {
         return NGX_ERROR;
@@ -378,9 +417,12 @@ ngx_http_canary_redis_init_process(ngx_cycle_t *cycle,
     rd->reconnect.log = rd->log;
     rd->reconnect.cancelable = 1;
 
+    rd->probe = rd->reconnect;
+    rd->probe.handler = ngx_http_canary_redis_probe_handler;
+
     ngx_http_canary_redis_worker = rd;
 
-    ngx_http_canary_sync_connected(rd->sync, 0);
+    ngx_http_canary_redis_connected(rd, 0);
 
     ngx_http_canary_redis_connect(rd, &rd->cmd);
     ngx_http_canary_redis_connect(rd, &rd->sub);
@@ -435,14 +477,14 @@ ngx_http_canary_redis_connect(ngx_http_canary_redis_t *rd,
     }
 
     if (ac == NULL) {
-        ngx_http_canary_sync_error(rd->sync, NGX_LOG_ERR,
+        ngx_http_canary_redis_error(rd, NGX_LOG_ERR,
                                    "canary_redis: out of memory");
         ngx_http_canary_redis_retry(rd);
         return;
     }
 
     if (ac->err) {
-        ngx_http_canary_sync_error(rd->sync, NGX_LOG_WARN,
+        ngx_http_canary_redis_error(rd, NGX_LOG_WARN,
                                    "canary_redis: cannot connect to %V: %s",
                                    &rd->conf->address, ac->errstr);
         redisAsyncFree(ac);
@@ -640,7 +682,7 @@ ngx_http_canary_redis_on_connect(const redisAsyncContext *ac, int status)
 
     if (status != REDIS_OK) {
         /* hiredis frees the context after this callback */
-        ngx_http_canary_sync_error(rd->sync, NGX_LOG_WARN,
+        ngx_http_canary_redis_error(rd, NGX_LOG_WARN,
                                    "canary_redis: cannot connect to %V: %s",
                                    &rd->conf->address, ac->errstr);
         ngx_http_canary_redis_retry(rd);
@@ -715,7 +757,7 @@ ngx_http_canary_redis_on_disconnect(const redisAsyncContext *ac, int status)
 
     /* a refused setup was logged already: its close is not news */
     if (!conn->failed) {
-        ngx_http_canary_sync_error(rd->sync, NGX_LOG_WARN,
+        ngx_http_canary_redis_error(rd, NGX_LOG_WARN,
                                    "canary_redis: lost the %s connection to "
                                    "%V: %s", conn->role, &rd->conf->address,
                                    status == REDIS_OK
@@ -773,7 +815,7 @@ ngx_http_canary_redis_on_setup(redisAsyncContext *ac, void *r, void *data)
     }
 
     if (reply->type == REDIS_REPLY_ERROR) {
-        ngx_http_canary_sync_error(rd->sync, NGX_LOG_ERR,
+        ngx_http_canary_redis_error(rd, NGX_LOG_ERR,
                                    "canary_redis: %s failed on %V: %*s",
                                    command, &rd->conf->address,
                                    ngx_min(reply->len, 100), reply->str);
@@ -798,7 +840,8 @@ ngx_http_canary_redis_on_setup(redisAsyncContext *ac, void *r, void *data)
     }
 
     ngx_memzero(rd->in_flight, rd->cmcf->splits.nelts);
-    ngx_memzero(rd->reporting, rd->cmcf->splits.nelts);
+    ngx_memzero(rd->writes, rd->cmcf->splits.nelts
+                            * sizeof(ngx_http_canary_redis_write_t));
 
     for (i = 0; i < rd->cmcf->splits.nelts; i++) {
         ngx_http_canary_redis_read_split(rd, i);
@@ -922,7 +965,7 @@ ngx_http_canary_redis_on_message(redisAsyncContext *ac, void *r,
 
     if (reply->type == REDIS_REPLY_ERROR) {
         if (!conn->failed) {
-            ngx_http_canary_sync_error(rd->sync, NGX_LOG_ERR,
+            ngx_http_canary_redis_error(rd, NGX_LOG_ERR,
                                        "canary_redis: SUBSCRIBE failed: %*s",
                                        ngx_min(reply->len, 100), reply->str);
             conn->failed = 1;
@@ -939,14 +982,20 @@ ngx_http_canary_redis_on_message(redisAsyncContext *ac, void *r,
         return;
     }
 
+    rd->heard = ngx_current_msec;
+
     if (reply->element[0]->len == 9
         && ngx_strncmp(reply->element[0]->str, "subscribe", 9) == 0)
     {
         if (!conn->ready) {
             conn->ready = 1;
             ngx_http_canary_redis_replied(conn);
-            ngx_http_canary_sync_answered(rd->sync);
+            ngx_http_canary_redis_answered(rd);
             ngx_http_canary_redis_state(rd);
+
+            if (!rd->probe.timer_set) {
+                ngx_add_timer(&rd->probe, rd->conf->interval);
+            }
         }
 
         return;
@@ -981,7 +1030,23 @@ ngx_http_canary_redis_on_message(redisAsyncContext *ac, void *r,
 }
 
 
-/* one MULTI/EXEC reads a split's hash and both pin sets as one snapshot */
+/*
+ * One script reads a split's hash and both pin sets as one snapshot.
+ * The sets' sizes come first: over the limit together, only the sizes
+ * are sent, not a million members on every poll.  An error stays the
+ * reply of its own command.  KEYS: the hash, the canary and stable pins;
+ * ARGV: the limit.
+ */
+
+static const char  ngx_http_canary_redis_read_script[] =
+    "local r = {redis.pcall('HGETALL', KEYS[1]), "
+    "redis.pcall('SCARD', KEYS[2]), redis.pcall('SCARD', KEYS[3])} "
+    "if type(r[2]) == 'number' and type(r[3]) == 'number' "
+    "and r[2] + r[3] <= tonumber(ARGV[1]) then "
+    "r[2] = redis.pcall('SMEMBERS', KEYS[2]) "
+    "r[3] = redis.pcall('SMEMBERS', KEYS[3]) end "
+    "return r";
+
 
 static void
 ngx_http_canary_redis_read_split(ngx_http_canary_redis_t *rd,
@@ -991,7 +1056,7 @@ ngx_http_canary_redis_read_split(ngx_http_canary_redis_t *rd,
     redisAsyncContext             *ac;
     ngx_http_canary_split_t      **splitp;
 
-    if (!rd->cmd.ready) {
+    if (!rd->cmd.ready || ngx_exiting) {
         return;
     }
 
@@ -1008,15 +1073,14 @@ ngx_http_canary_redis_read_split(ngx_http_canary_redis_t *rd,
     rd->in_flight[index] = 1;
     rd->again[index] = 0;
 
-    redisAsyncCommand(ac, NULL, NULL, "MULTI");
-    redisAsyncCommand(ac, NULL, NULL, "HGETALL %b%b",
-                      p->data, p->len, n->data, n->len);
-    redisAsyncCommand(ac, NULL, NULL, "SMEMBERS %b%b:pin:canary",
-                      p->data, p->len, n->data, n->len);
-    redisAsyncCommand(ac, NULL, NULL, "SMEMBERS %b%b:pin:stable",
-                      p->data, p->len, n->data, n->len);
     redisAsyncCommand(ac, ngx_http_canary_redis_on_sync,
-                      (void *) (uintptr_t) index, "EXEC");
+                      (void *) (uintptr_t) index,
+                      "EVAL %s 3 %b%b %b%b:pin:canary %b%b:pin:stable %d",
+                      ngx_http_canary_redis_read_script,
+                      p->data, p->len, n->data, n->len,
+                      p->data, p->len, n->data, n->len,
+                      p->data, p->len, n->data, n->len,
+                      (int) NGX_HTTP_CANARY_PINS_MAX);
 
     ngx_http_canary_redis_sent(&rd->cmd);
 }
@@ -1026,6 +1090,8 @@ static void
 ngx_http_canary_redis_on_sync(redisAsyncContext *ac, void *r, void *data)
 {
     redisReply                    *reply = r;
+    ngx_int_t                      rc;
+    ngx_str_t                      error;
     ngx_uint_t                     index;
     ngx_http_canary_redis_t       *rd;
     ngx_http_canary_redis_conn_t  *conn;
@@ -1046,20 +1112,36 @@ ngx_http_canary_redis_on_sync(redisAsyncContext *ac, void *r, void *data)
 
     ngx_http_canary_redis_replied(conn);
 
+    /* shutting down: the new configuration's worker owns the zone */
+    if (ngx_exiting) {
+        return;
+    }
+
     if (reply->type == REDIS_REPLY_ERROR) {
-        ngx_http_canary_sync_error(rd->sync, NGX_LOG_ERR,
+        ngx_http_canary_redis_error(rd, NGX_LOG_ERR,
                                    "canary_redis: reading from %V: %*s",
                                    &rd->conf->address,
                                    ngx_min(reply->len, 100), reply->str);
+        goto again;
+    }
 
-    } else if (ngx_http_canary_sync_apply(rd->sync, index, reply)
-               != NGX_ERROR
-               && !conn->synced)
-    {
+    rc = ngx_http_canary_sync_apply(rd->sync, index, reply, &error);
+
+    if (error.len) {
+        ngx_http_canary_redis_error(rd, NGX_LOG_ERR, "%V", &error);
+    }
+
+    if (rc == NGX_OK) {
+        rd->cmcf->sh->redis.last_sync = (ngx_atomic_uint_t) ngx_time();
+    }
+
+    if (rc != NGX_ERROR && !conn->synced) {
         /* Redis answered a read: now it is connected */
         conn->synced = 1;
         ngx_http_canary_redis_state(rd);
     }
+
+again:
 
     if (rd->again[index]) {
         ngx_http_canary_redis_read_split(rd, index);
@@ -1101,7 +1183,7 @@ ngx_http_canary_redis_timeout(ngx_event_t *ev)
 {
     ngx_http_canary_redis_conn_t  *conn = ev->data;
 
-    ngx_http_canary_sync_error(conn->rd->sync, NGX_LOG_WARN,
+    ngx_http_canary_redis_error(conn->rd, NGX_LOG_WARN,
                                "canary_redis: %V did not answer the %s "
                                "connection in %Mms",
                                &conn->rd->conf->address, conn->role,
@@ -1133,7 +1215,8 @@ ngx_http_canary_redis_drop(ngx_http_canary_redis_conn_t *conn)
 
     if (!conn->subscriber) {
         ngx_memzero(rd->in_flight, rd->cmcf->splits.nelts);
-        ngx_memzero(rd->reporting, rd->cmcf->splits.nelts);
+        ngx_memzero(rd->writes, rd->cmcf->splits.nelts
+                                * sizeof(ngx_http_canary_redis_write_t));
     }
 }
 
@@ -1158,6 +1241,11 @@ ngx_http_canary_redis_reconnect_handler(ngx_event_t *ev)
 {
     ngx_http_canary_redis_t  *rd = ev->data;
 
+    if (ngx_exiting) {
+        ngx_http_canary_redis_close(rd);
+        return;
+    }
+
     ngx_http_canary_redis_connect(rd, &rd->cmd);
     ngx_http_canary_redis_connect(rd, &rd->sub);
 }
@@ -1170,18 +1258,145 @@ ngx_http_canary_redis_poll_handler(ngx_event_t *ev)
 
     ngx_uint_t  i;
 
+    if (ngx_exiting) {
+        ngx_http_canary_redis_close(rd);
+        return;
+    }
+
     for (i = 0; i < rd->cmcf->splits.nelts; i++) {
         ngx_http_canary_redis_read_split(rd, i);
     }
 
-    ngx_http_canary_sync_retire(rd->sync);
+    (void) ngx_http_canary_sync_retire(rd->sync);
 
     if (rd->cmd.ac == NULL || rd->sub.ac == NULL) {
         ngx_http_canary_redis_retry(rd);
     }
 
-    if (!ngx_exiting && !ngx_terminate && !ngx_quit) {
+    if (!ngx_terminate && !ngx_quit) {
         ngx_add_timer(ev, rd->conf->interval);
+    }
+}
+
+
+/*
+ * A subscription can die silently (a middlebox drops the idle link, the
+ * server forgets it): nothing comes, and weights change only on polls.
+ * Every interval the subscriber subscribes again to the first channel, a
+ * no-op whose answer comes through the channel's callback (hiredis keeps
+ * no callback for a PING there); when nothing was heard for timeout plus
+ * interval, the subscriber is dropped and reconnected, "connected" false
+ * meanwhile.
+ */
+
+static void
+ngx_http_canary_redis_probe_handler(ngx_event_t *ev)
+{
+    ngx_http_canary_redis_t  *rd = ev->data;
+
+    ngx_str_t                 *pf, *n;
+    ngx_http_canary_split_t  **splitp;
+
+    if (ngx_exiting) {
+        ngx_http_canary_redis_close(rd);
+        return;
+    }
+
+    /* a new subscriber arms it again once its subscription is confirmed */
+    if (rd->sub.ac == NULL || !rd->sub.ready) {
+        return;
+    }
+
+    if (ngx_current_msec - rd->heard
+        >= rd->conf->interval + rd->conf->timeout)
+    {
+        ngx_http_canary_redis_error(rd, NGX_LOG_WARN,
+                                    "canary_redis: %V did not answer the "
+                                    "subscriber connection in %Mms",
+                                    &rd->conf->address,
+                                    ngx_current_msec - rd->heard);
+
+        ngx_http_canary_redis_drop(&rd->sub);
+        ngx_http_canary_redis_state(rd);
+        ngx_http_canary_redis_retry(rd);
+        return;
+    }
+
+    splitp = rd->cmcf->splits.elts;
+    pf = &rd->conf->prefix;
+    n = &splitp[0]->name;
+
+    redisAsyncCommand(rd->sub.ac, ngx_http_canary_redis_on_message, NULL,
+                      "SUBSCRIBE %b%b", pf->data, pf->len, n->data, n->len);
+
+    ngx_add_timer(ev, rd->conf->interval);
+}
+
+
+/*
+ * A worker shutting down (a reload, nginx -s quit) stops syncing: from a
+ * timer, never inside a hiredis callback, it closes both connections, and
+ * it writes nothing to the zone again.  The new configuration's worker 0
+ * syncs, alone.  Pin tables this worker retired are freed before it
+ * exits, once their readers are surely done (2 s at most).
+ */
+
+static void
+ngx_http_canary_redis_close(ngx_http_canary_redis_t *rd)
+{
+    ngx_msec_t  left;
+
+    /* callbacks run from redisAsyncFree() see this and do nothing */
+    rd->exiting = 1;
+
+    if (rd->cmd.ac) {
+        redisAsyncFree(rd->cmd.ac);
+    }
+
+    if (rd->sub.ac) {
+        redisAsyncFree(rd->sub.ac);
+    }
+
+    if (rd->poll.timer_set) {
+        ngx_del_timer(&rd->poll);
+    }
+
+    if (rd->reconnect.timer_set) {
+        ngx_del_timer(&rd->reconnect);
+    }
+
+    if (rd->probe.timer_set) {
+        ngx_del_timer(&rd->probe);
+    }
+
+    ngx_http_canary_redis_worker = NULL;
+
+    ngx_log_error(NGX_LOG_INFO, rd->log, 0,
+                  "canary_redis: shutting down, no longer syncing %V",
+                  &rd->conf->address);
+
+    left = ngx_http_canary_sync_retire(rd->sync);
+
+    if (left) {
+        /* not cancelable: the worker waits for it */
+        rd->poll.handler = ngx_http_canary_redis_retire_handler;
+        rd->poll.cancelable = 0;
+        ngx_add_timer(&rd->poll, left);
+    }
+}
+
+
+static void
+ngx_http_canary_redis_retire_handler(ngx_event_t *ev)
+{
+    ngx_http_canary_redis_t  *rd = ev->data;
+
+    ngx_msec_t  left;
+
+    left = ngx_http_canary_sync_retire(rd->sync);
+
+    if (left) {
+        ngx_add_timer(ev, left);
     }
 }
 
@@ -1207,45 +1422,194 @@ ngx_http_canary_redis_state(ngx_http_canary_redis_t *rd)
         rd->backoff = NGX_HTTP_CANARY_BACKOFF_MIN;
     }
 
-    ngx_http_canary_sync_connected(rd->sync, up);
+    ngx_http_canary_redis_connected(rd, up);
 }
 
 
-/* on every tick of the syncing worker: write guard trips to Redis */
+static void
+ngx_http_canary_redis_connected(ngx_http_canary_redis_t *rd,
+    ngx_uint_t connected)
+{
+    ngx_http_canary_shm_redis_t  *sr;
+
+    sr = &rd->cmcf->sh->redis;
+
+    /*
+     * Only news is written: a worker being replaced by a reload, still
+     * failing as before, must not undo what the new one wrote.
+     */
+    if (rd->status && (connected ? 1 : 0) == rd->connected) {
+        return;
+    }
+
+    rd->status = 1;
+
+    if (connected && !rd->connected && rd->failed) {
+        ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
+                      "canary_redis: connected to %V", &rd->conf->address);
+
+        /* the next failure is news again */
+        ngx_memzero(rd->errors, sizeof(rd->errors));
+        rd->next_error = 0;
+        rd->logged = 0;
+        rd->failed = 0;
+    }
+
+    rd->connected = connected ? 1 : 0;
+    sr->connected = connected;
+}
+
+
+/*
+ * One connection got a real answer (a subscription confirmed) while the
+ * other still fails: what fails next is news.  The lines of the outage
+ * stay counted, so a server that flaps this way cannot flood the log.
+ */
+
+static void
+ngx_http_canary_redis_answered(ngx_http_canary_redis_t *rd)
+{
+    ngx_memzero(rd->errors, sizeof(rd->errors));
+    rd->next_error = 0;
+}
+
+
+/*
+ * One line per distinct error, not per retry, and a bounded number per
+ * outage; the status page shows the last one.
+ */
+
+static void
+ngx_http_canary_redis_error(ngx_http_canary_redis_t *rd, ngx_uint_t level,
+    const char *fmt, ...)
+{
+    u_char                       *p, *q, buf[NGX_HTTP_CANARY_ERROR_LEN];
+    va_list                       args;
+    uint32_t                      h;
+    ngx_uint_t                    i;
+    ngx_http_canary_shm_redis_t  *sr;
+
+    va_start(args, fmt);
+    p = ngx_vslprintf(buf, buf + sizeof(buf), fmt, args);
+    va_end(args);
+
+    /*
+     * Error replies carry any bytes the server sent: a NUL in the status
+     * JSON makes the sidecar refuse the whole document.
+     */
+    for (q = buf; q < p; q++) {
+        if (*q < 0x20 || *q >= 0x7f) {
+            *q = '?';
+        }
+    }
+
+    h = ngx_murmur_hash2(buf, p - buf) | 1;
+
+    rd->failed = 1;
+
+    for (i = 0; i < NGX_HTTP_CANARY_ERRORS; i++) {
+        if (rd->errors[i] == h) {
+            break;
+        }
+    }
+
+    if (i == NGX_HTTP_CANARY_ERRORS) {
+        rd->errors[rd->next_error++ % NGX_HTTP_CANARY_ERRORS] = h;
+
+        if (rd->connected) {
+            ngx_log_error(level, rd->log, 0, "%*s", p - buf, buf);
+
+        } else if (rd->logged < NGX_HTTP_CANARY_ERRORS_LOGGED) {
+            rd->logged++;
+            ngx_log_error(level, rd->log, 0, "%*s", p - buf, buf);
+
+        } else if (rd->logged++ == NGX_HTTP_CANARY_ERRORS_LOGGED) {
+            ngx_log_error(level, rd->log, 0,
+                          "canary_redis: more errors from %V are not "
+                          "logged until it answers again",
+                          &rd->conf->address);
+        }
+    }
+
+    /* after a reload the new syncing worker owns the status */
+    if (ngx_exiting) {
+        return;
+    }
+
+    sr = &rd->cmcf->sh->redis;
+
+    ngx_http_canary_sync_text(sr->error, &sr->error_len, buf, p - buf);
+    sr->error_time = (ngx_atomic_uint_t) ngx_time();
+}
+
+
+/*
+ * On every tick of the syncing worker: write guard trips to Redis, or,
+ * once the worker is shutting down, stop syncing.
+ */
 
 void
 ngx_http_canary_redis_tick(void)
 {
-    ngx_uint_t                 i;
-    ngx_http_canary_redis_t   *rd;
-    ngx_http_canary_split_t  **splitp;
+    ngx_uint_t                      i;
+    ngx_http_canary_redis_t        *rd;
+    ngx_http_canary_split_t       **splitp;
+    ngx_http_canary_guard_trip_t    trip;
+    ngx_http_canary_redis_write_t  *rp;
 
     rd = ngx_http_canary_redis_worker;
 
-    if (rd == NULL || !rd->cmd.ready) {
+    if (rd == NULL) {
+        return;
+    }
+
+    if (ngx_exiting) {
+        ngx_http_canary_redis_close(rd);
+        return;
+    }
+
+    if (!rd->cmd.ready) {
         return;
     }
 
     splitp = rd->cmcf->splits.elts;
 
     for (i = 0; i < rd->cmcf->splits.nelts; i++) {
-        if (splitp[i]->sh->guard_tripped && !splitp[i]->sh->guard_reported
-            && !rd->reporting[i])
+        rp = &rd->writes[i];
+
+        if (rp->in_flight
+            || (rp->backoff && ngx_current_msec - rp->refused < rp->backoff))
         {
-            ngx_http_canary_redis_report_guard(rd, i);
+            continue;
+        }
+
+        if (ngx_http_canary_guard_to_write(splitp[i], &trip) == NGX_OK) {
+            ngx_http_canary_redis_report_guard(rd, i, &trip);
         }
     }
 }
 
 
 /*
- * As every writer does: one MULTI/EXEC (generation, weight 0, state,
- * receipt) and a PUBLISH, so every nginx and the sidecar follow.
+ * As every writer does (generation, weight 0, state, receipt, PUBLISH),
+ * so every nginx and the sidecar follow; in one script that stops before
+ * it writes anything when HINCRBY fails (a generation that is not an
+ * integer), where MULTI/EXEC would run the rest and PUBLISH.
+ * KEYS: the hash, the receipts; ARGV: updated_by, updated_at, receipt.
  */
+
+static const char  ngx_http_canary_redis_trip_script[] =
+    "local g = redis.call('HINCRBY', KEYS[1], 'generation', 1) "
+    "redis.call('HSET', KEYS[1], 'weight', '0', 'state', 'guard_tripped', "
+    "'updated_by', ARGV[1], 'updated_at', ARGV[2]) "
+    "redis.call('XADD', KEYS[2], 'MAXLEN', '~', '10000', '*', "
+    "'receipt', ARGV[3]) "
+    "redis.call('PUBLISH', KEYS[1], 'guard_tripped') "
+    "return g";
 
 static void
 ngx_http_canary_redis_report_guard(ngx_http_canary_redis_t *rd,
-    ngx_uint_t index)
+    ngx_uint_t index, ngx_http_canary_guard_trip_t *trip)
 {
     u_char                        *p, receipt[1024];
     ngx_str_t                     *pf, *n, ts;
@@ -1275,29 +1639,19 @@ ngx_http_canary_redis_report_guard(ngx_http_canary_redis_t *rd,
             (uint32_t) ngx_random(), (uint32_t) ngx_random() & 0xffff,
             &ts, n, &ngx_cycle->hostname,
             (ngx_uint_t) shs->weight / 100, (ngx_uint_t) shs->weight % 100,
-            (time_t) shs->guard_since,
-            (size_t) shs->guard_reason_len, shs->guard_reason);
+            trip->since, trip->reason_len, trip->reason);
 
-    rd->reporting[index] = 1;
+    rd->writes[index].in_flight = 1;
 
-    redisAsyncCommand(ac, NULL, NULL, "MULTI");
-    redisAsyncCommand(ac, NULL, NULL, "HINCRBY %b%b generation 1",
-                      pf->data, pf->len, n->data, n->len);
-    redisAsyncCommand(ac, NULL, NULL,
-                      "HSET %b%b weight 0 state guard_tripped "
-                      "updated_by " NGX_HTTP_CANARY_GUARD_WRITER "%b "
-                      "updated_at %b",
+    redisAsyncCommand(ac, ngx_http_canary_redis_on_reported,
+                      (void *) (uintptr_t) index,
+                      "EVAL %s 2 %b%b %b%b:receipts "
+                      NGX_HTTP_CANARY_GUARD_WRITER "%b %b %b",
+                      ngx_http_canary_redis_trip_script,
+                      pf->data, pf->len, n->data, n->len,
                       pf->data, pf->len, n->data, n->len,
                       ngx_cycle->hostname.data, ngx_cycle->hostname.len,
-                      ts.data, ts.len);
-    redisAsyncCommand(ac, NULL, NULL,
-                      "XADD %b%b:receipts MAXLEN ~ 10000 * receipt %b",
-                      pf->data, pf->len, n->data, n->len,
-                      receipt, (size_t) (p - receipt));
-    redisAsyncCommand(ac, ngx_http_canary_redis_on_reported,
-                      (void *) (uintptr_t) index, "EXEC");
-    redisAsyncCommand(ac, NULL, NULL, "PUBLISH %b%b guard_tripped",
-                      pf->data, pf->len, n->data, n->len);
+                      ts.data, ts.len, receipt, (size_t) (p - receipt));
 
     ngx_http_canary_redis_sent(&rd->cmd);
 }
@@ -1308,11 +1662,11 @@ ngx_http_canary_redis_on_reported(redisAsyncContext *ac, void *r,
     void *data)
 {
     redisReply                    *reply = r;
-    ngx_uint_t                     index;
-    ngx_http_canary_redis_t       *rd;
-    ngx_http_canary_split_t      **splitp;
-    ngx_http_canary_redis_conn_t  *conn;
-    ngx_http_canary_shm_split_t   *shs;
+    ngx_uint_t                      index;
+    ngx_http_canary_redis_t        *rd;
+    ngx_http_canary_split_t       **splitp;
+    ngx_http_canary_redis_conn_t   *conn;
+    ngx_http_canary_redis_write_t  *rp;
 
     conn = ac->data;
     rd = conn->rd;
@@ -1322,32 +1676,42 @@ ngx_http_canary_redis_on_reported(redisAsyncContext *ac, void *r,
         return;
     }
 
-    rd->reporting[index] = 0;
+    rp = &rd->writes[index];
+    rp->in_flight = 0;
 
     if (reply == NULL) {
         return;
     }
 
+    /*
+     * Even in a worker that began shutting down meanwhile: Redis has the
+     * trip, the new syncing worker must not write it twice.
+     */
     ngx_http_canary_redis_replied(conn);
 
     splitp = rd->cmcf->splits.elts;
-    shs = splitp[index]->sh;
 
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1
-        || reply->element[0]->type != REDIS_REPLY_INTEGER)
-    {
-        /* the next tick tries again */
-        ngx_http_canary_sync_error(rd->sync, NGX_LOG_ERR,
-            "canary_redis: could not write the guard trip of split \"%V\"",
-            &splitp[index]->name);
+    if (reply->type != REDIS_REPLY_INTEGER) {
+        /* nothing was written: again later, each time later */
+        rp->backoff = rp->backoff ? ngx_min(rp->backoff * 2,
+                                            NGX_HTTP_CANARY_REPORT_MAX)
+                                  : NGX_HTTP_CANARY_REPORT_MIN;
+        rp->refused = ngx_current_msec;
+
+        ngx_http_canary_redis_error(rd, NGX_LOG_ERR,
+            "canary_redis: could not write the guard trip of split \"%V\": "
+            "%*s", &splitp[index]->name,
+            reply->type == REDIS_REPLY_ERROR ? ngx_min(reply->len, 100) : 14,
+            reply->type == REDIS_REPLY_ERROR ? reply->str : "not an integer");
         return;
     }
 
-    shs->guard_generation = (ngx_atomic_uint_t) reply->element[0]->integer;
-    shs->guard_reported = 1;
+    rp->backoff = 0;
+
+    ngx_http_canary_guard_written(splitp[index], (uint64_t) reply->integer);
 
     ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
                   "canary guard trip of split \"%V\" written to %V as "
                   "generation %L", &splitp[index]->name, &rd->conf->address,
-                  reply->element[0]->integer);
+                  reply->integer);
 }

@@ -3,7 +3,9 @@
  * Applying Redis to the zone.  The syncing worker validates every field
  * of <prefix><split> and its pin sets, writes what is good into the zone
  * and keeps the last good value of whatever is not.  Each rejected value
- * is logged once, not on every poll.
+ * is logged once, not on every poll.  What the guard makes of a write is
+ * handed to ngx_http_canary_guard.c; the connection is the Redis
+ * adapter's (ngx_http_canary_redis.c), which calls this file.
  */
 
 
@@ -21,12 +23,6 @@
 
 /* rejected fields logged in one read of a hash, the rest summed up */
 #define NGX_HTTP_CANARY_LOG_MAX  64
-
-/* distinct Redis errors remembered until the connection is back */
-#define NGX_HTTP_CANARY_ERRORS   32
-
-/* lines one outage may log: a hostile server cannot flood the log */
-#define NGX_HTTP_CANARY_ERRORS_LOGGED  32
 
 /* replaced pin tables awaiting their readers */
 #define NGX_HTTP_CANARY_RETIRED  4
@@ -59,12 +55,10 @@ struct ngx_http_canary_sync_s {
     ngx_log_t                    *log;
     ngx_http_canary_sync_split_t *splits;
     ngx_http_canary_retired_t     retired[NGX_HTTP_CANARY_RETIRED];
-    uint32_t                      errors[NGX_HTTP_CANARY_ERRORS];
-    ngx_uint_t                    next_error;
-    ngx_uint_t                    logged;       /* lines in this outage */
-    unsigned                      connected:1;
-    unsigned                      failed:1;     /* since last connected */
-    unsigned                      status:1;     /* connected written */
+
+    /* what could not be applied in the current read, for the adapter */
+    u_char                        error[NGX_HTTP_CANARY_ERROR_LEN];
+    size_t                        error_len;
 };
 
 
@@ -76,12 +70,24 @@ static u_char *ngx_http_canary_sync_escape(u_char *dst, const u_char *src,
 static void ngx_http_canary_sync_reject(ngx_http_canary_sync_t *sync,
     ngx_http_canary_split_t *split, ngx_uint_t index, const char *why,
     redisReply *field, redisReply *value);
-static void ngx_http_canary_sync_fields(ngx_http_canary_sync_t *sync,
-    ngx_uint_t index, redisReply *hash);
-static void ngx_http_canary_sync_text(u_char *dst, ngx_atomic_t *len,
-    const u_char *src, size_t n);
+static void ngx_http_canary_sync_failed(ngx_http_canary_sync_t *sync,
+    const char *fmt, ...);
+static void ngx_http_canary_sync_gone(ngx_http_canary_sync_t *sync,
+    ngx_uint_t index);
+static void ngx_http_canary_sync_parse(ngx_http_canary_sync_t *sync,
+    ngx_uint_t index, redisReply *hash, ngx_http_canary_update_t *u);
+static ngx_int_t ngx_http_canary_sync_generation(ngx_http_canary_sync_t *sync,
+    ngx_uint_t index, ngx_http_canary_update_t *u);
+static void ngx_http_canary_sync_values(ngx_http_canary_sync_t *sync,
+    ngx_uint_t index, ngx_http_canary_update_t *u);
+static void ngx_http_canary_sync_cohorts(ngx_http_canary_sync_t *sync,
+    ngx_uint_t index, ngx_http_canary_update_t *u);
+static void ngx_http_canary_sync_guard(ngx_http_canary_sync_t *sync,
+    ngx_uint_t index, ngx_http_canary_update_t *u);
 static void ngx_http_canary_sync_pins(ngx_http_canary_sync_t *sync,
     ngx_uint_t index, redisReply *sets[2]);
+static void ngx_http_canary_sync_too_many(ngx_http_canary_sync_t *sync,
+    ngx_uint_t index, size_t n);
 static void ngx_http_canary_sync_publish(ngx_http_canary_sync_t *sync,
     ngx_http_canary_shm_split_t *shs, ngx_http_canary_pins_t *pins,
     size_t npins[2]);
@@ -93,10 +99,6 @@ static void ngx_http_canary_sync_roll_back(ngx_http_canary_sync_t *sync,
     ngx_http_canary_split_t *split, ngx_http_canary_update_t *u);
 static void ngx_http_canary_sync_lift(ngx_http_canary_sync_t *sync,
     ngx_uint_t index);
-static void ngx_http_canary_sync_follow_trip(ngx_http_canary_sync_t *sync,
-    ngx_http_canary_split_t *split, ngx_http_canary_update_t *u);
-static void ngx_http_canary_sync_report_again(
-    ngx_http_canary_shm_split_t *shs);
 
 
 ngx_http_canary_sync_t *
@@ -140,20 +142,32 @@ ngx_http_canary_sync_new_instance(ngx_http_canary_sync_t *sync)
 
 
 /*
- * exec is the reply to MULTI HGETALL SMEMBERS(canary) SMEMBERS(stable)
- * EXEC.  NGX_ERROR: not an answer of Redis; NGX_DECLINED: Redis answered
- * with an error for this split (a key of another type).
+ * exec is the reply to the read of a split: its hash, then its canary and
+ * stable pins, each set's members or, when there are too many, both
+ * sets' sizes.  NGX_OK: applied; NGX_ERROR: not an answer of Redis;
+ * NGX_DECLINED: Redis answered with an error for this split (a key of
+ * another type); NGX_DONE: a newer configuration's worker owns the zone.
+ * error: what the Redis adapter should report, if anything (NGX_OK too:
+ * pins that do not fit).
  */
 
 ngx_int_t
 ngx_http_canary_sync_apply(ngx_http_canary_sync_t *sync, ngx_uint_t index,
-    redisReply *exec)
+    redisReply *exec, ngx_str_t *error)
 {
-    ngx_uint_t                i;
-    redisReply               *sets[2];
-    ngx_http_canary_split_t **splitp;
+    ngx_int_t                      rc;
+    ngx_uint_t                     i;
+    redisReply                    *sets[2];
+    ngx_http_canary_update_t       u;
+    ngx_http_canary_split_t      **splitp;
+    ngx_http_canary_sync_split_t  *ss;
 
     splitp = sync->cmcf->splits.elts;
+    ss = &sync->splits[index];
+
+    sync->error_len = 0;
+    error->data = sync->error;
+    error->len = 0;
 
     /*
      * A reload committed a newer configuration: its syncing worker owns
@@ -161,41 +175,68 @@ ngx_http_canary_sync_apply(ngx_http_canary_sync_t *sync, ngx_uint_t index,
      * configuration changed (a rollback ended by removing canary_redis).
      */
     if (sync->cmcf->committed != sync->cmcf->sh->generation) {
-        return NGX_OK;
+        return NGX_DONE;
     }
 
+    rc = NGX_OK;
+
     if (exec->type != REDIS_REPLY_ARRAY || exec->elements != 3) {
-        ngx_http_canary_sync_error(sync, NGX_LOG_ERR,
+        ngx_http_canary_sync_failed(sync,
             "canary_redis: unexpected reply reading split \"%V\"",
             &splitp[index]->name);
-        return NGX_ERROR;
+        rc = NGX_ERROR;
+        goto done;
     }
 
     for (i = 0; i < 3; i++) {
-        if (exec->element[i]->type != REDIS_REPLY_ARRAY) {
-            ngx_http_canary_sync_error(sync, NGX_LOG_ERR,
+        if (exec->element[i]->type != REDIS_REPLY_ARRAY
+            && (i == 0 || exec->element[i]->type != REDIS_REPLY_INTEGER))
+        {
+            ngx_http_canary_sync_failed(sync,
                 "canary_redis: split \"%V\": %*s",
                 &splitp[index]->name,
                 exec->element[i]->type == REDIS_REPLY_ERROR
                     ? ngx_min(exec->element[i]->len, 100) : 13,
                 exec->element[i]->type == REDIS_REPLY_ERROR
                     ? exec->element[i]->str : "not an array");
-            return NGX_DECLINED;
+            rc = NGX_DECLINED;
+            goto done;
         }
     }
 
-    sync->splits[index].rejected = 0;
-    sync->splits[index].rearm = 0;
-    sync->splits[index].lift_rollback = 0;
+    ss->rejected = 0;
+    ss->rearm = 0;
+    ss->lift_rollback = 0;
 
-    ngx_http_canary_sync_fields(sync, index, exec->element[0]);
+    if (exec->element[0]->elements == 0) {
+        ngx_http_canary_sync_gone(sync, index);
 
-    sync->splits[index].fresh = 0;
+    } else {
+        ngx_http_canary_sync_parse(sync, index, exec->element[0], &u);
+
+        if (ngx_http_canary_sync_generation(sync, index, &u) == NGX_OK) {
+            ngx_http_canary_sync_values(sync, index, &u);
+            ngx_http_canary_sync_cohorts(sync, index, &u);
+            ngx_http_canary_sync_guard(sync, index, &u);
+        }
+    }
+
+    ss->fresh = 0;
 
     sets[NGX_HTTP_CANARY_CANARY] = exec->element[1];
     sets[NGX_HTTP_CANARY_STABLE] = exec->element[2];
 
-    ngx_http_canary_sync_pins(sync, index, sets);
+    if (sets[0]->type == REDIS_REPLY_INTEGER
+        || sets[1]->type == REDIS_REPLY_INTEGER)
+    {
+        /* too many: the sets' sizes came, not their members */
+        ngx_http_canary_sync_too_many(sync, index,
+                                      (size_t) (sets[0]->integer
+                                                + sets[1]->integer));
+
+    } else {
+        ngx_http_canary_sync_pins(sync, index, sets);
+    }
 
     /*
      * Only now, with the pins of the same read in force (a reset removes
@@ -203,36 +244,228 @@ ngx_http_canary_sync_apply(ngx_http_canary_sync_t *sync, ngx_uint_t index,
      */
     ngx_http_canary_sync_lift(sync, index);
 
-    if (sync->splits[index].rejected > NGX_HTTP_CANARY_LOG_MAX) {
+    if (ss->rejected > NGX_HTTP_CANARY_LOG_MAX) {
         ngx_log_error(NGX_LOG_ERR, sync->log, 0,
                       "canary_redis: split \"%V\": %ui more rejected "
                       "values not logged", &splitp[index]->name,
-                      sync->splits[index].rejected - NGX_HTTP_CANARY_LOG_MAX);
+                      ss->rejected - NGX_HTTP_CANARY_LOG_MAX);
     }
 
-    if (sync->splits[index].rejected == 0) {
+    if (ss->rejected == 0) {
         /* all is well again: a bad value that comes back is logged again */
-        ngx_memzero(sync->splits[index].logged,
-                    sizeof(sync->splits[index].logged));
+        ngx_memzero(ss->logged, sizeof(ss->logged));
     }
 
-    sync->cmcf->sh->redis.last_sync = (ngx_atomic_uint_t) ngx_time();
+done:
+
+    error->len = sync->error_len;
+
+    return rc;
+}
+
+
+/*
+ * No hash: Redis was flushed or restarted empty.  Writers start again
+ * from generation 1, so forget the applied one (the weights stay), and
+ * write a tripped guard there again.
+ */
+
+static void
+ngx_http_canary_sync_gone(ngx_http_canary_sync_t *sync, ngx_uint_t index)
+{
+    ngx_http_canary_split_t      **splitp, *split;
+    ngx_http_canary_shm_split_t   *shs;
+
+    splitp = sync->cmcf->splits.elts;
+    split = splitp[index];
+    shs = split->sh;
+
+    if (shs->generation) {
+        ngx_log_error(NGX_LOG_NOTICE, sync->log, 0,
+                      "canary_redis: split \"%V\": key \"%V%V\" is "
+                      "gone, the weights in force stay and the next "
+                      "write of any generation applies",
+                      &split->name, &sync->cmcf->redis->prefix,
+                      &split->name);
+        shs->generation = 0;
+    }
+
+    ngx_http_canary_guard_unwritten(split);
+}
+
+
+/* every field validated; each bad one is refused and logged once */
+
+static void
+ngx_http_canary_sync_parse(ngx_http_canary_sync_t *sync, ngx_uint_t index,
+    redisReply *hash, ngx_http_canary_update_t *u)
+{
+    size_t                     i;
+    ngx_http_canary_split_t  **splitp;
+    ngx_http_canary_field_e    rc;
+
+    splitp = sync->cmcf->splits.elts;
+
+    ngx_memzero(u, sizeof(ngx_http_canary_update_t));
+
+    for (i = 0; i + 1 < hash->elements; i += 2) {
+        if (hash->element[i]->type != REDIS_REPLY_STRING
+            || hash->element[i + 1]->type != REDIS_REPLY_STRING)
+        {
+            continue;
+        }
+
+        rc = ngx_http_canary_update_field(u,
+                 (u_char *) hash->element[i]->str, hash->element[i]->len,
+                 (u_char *) hash->element[i + 1]->str,
+                 hash->element[i + 1]->len);
+
+        if (rc != NGX_HTTP_CANARY_FIELD_OK) {
+            ngx_http_canary_sync_reject(sync, splitp[index], index,
+                rc == NGX_HTTP_CANARY_FIELD_UNKNOWN ? "unknown field"
+                : rc == NGX_HTTP_CANARY_FIELD_TOO_MANY ? "too many cohorts"
+                : "invalid value",
+                hash->element[i], hash->element[i + 1]);
+        }
+    }
+}
+
+
+/* NGX_DECLINED: a stale write, nothing of it applies */
+
+static ngx_int_t
+ngx_http_canary_sync_generation(ngx_http_canary_sync_t *sync,
+    ngx_uint_t index, ngx_http_canary_update_t *u)
+{
+    uint64_t                       gen;
+    ngx_http_canary_split_t      **splitp, *split;
+    ngx_http_canary_shm_split_t   *shs;
+    ngx_http_canary_sync_split_t  *ss;
+
+    splitp = sync->cmcf->splits.elts;
+    split = splitp[index];
+    shs = split->sh;
+    ss = &sync->splits[index];
+
+    gen = u->has_generation ? u->generation : 0;
+
+    if (ss->fresh && gen < shs->generation) {
+        /*
+         * A new Redis: its writers started again from generation 1 (a
+         * restart without persistence, a failover).  It is the one the
+         * fleet reads now: follow it, or stay stuck until its generation
+         * passes ours.  Bad fields were refused all the same.
+         */
+        ngx_log_error(NGX_LOG_NOTICE, sync->log, 0,
+                      "canary_redis: split \"%V\": generation %uL of a "
+                      "new Redis instance replaces %uA",
+                      &split->name, gen, shs->generation);
+
+        shs->generation = gen;
+        ngx_http_canary_guard_unwritten(split);
+
+    } else if (u->has_generation && u->generation < shs->generation) {
+        ss->rejected++;
+
+        if (ngx_http_canary_sync_first_time(ss, (u_char *) "stale", 5,
+                (u_char *) &u->generation, sizeof(uint64_t)))
+        {
+            ngx_log_error(NGX_LOG_WARN, sync->log, 0,
+                          "canary_redis: split \"%V\": ignored a stale "
+                          "write, generation %uL is older than %uA",
+                          &split->name, u->generation, shs->generation);
+        }
+
+        return NGX_DECLINED;
+    }
+
+    ss->generation = gen;
 
     return NGX_OK;
 }
 
 
+/*
+ * A rollback sends everything to stable before its weight applies; any
+ * other state lifts it once the pins of this read are in force.
+ */
+
 static void
-ngx_http_canary_sync_fields(ngx_http_canary_sync_t *sync, ngx_uint_t index,
-    redisReply *hash)
+ngx_http_canary_sync_values(ngx_http_canary_sync_t *sync, ngx_uint_t index,
+    ngx_http_canary_update_t *u)
+{
+    ngx_uint_t                     rolled_back;
+    ngx_http_canary_split_t      **splitp, *split;
+    ngx_http_canary_shm_split_t   *shs;
+
+    splitp = sync->cmcf->splits.elts;
+    split = splitp[index];
+    shs = split->sh;
+
+    rolled_back = ngx_http_canary_sync_state_is(u, "rolled_back",
+                                                sizeof("rolled_back") - 1);
+
+    if (rolled_back && !shs->rolled_back) {
+        ngx_http_canary_sync_roll_back(sync, split, u);
+
+    } else if (u->has_state && !rolled_back && shs->rolled_back) {
+        sync->splits[index].lift_rollback = 1;
+    }
+
+    /*
+     * A reload applied weights edited in nginx.conf over Redis's (zone.c):
+     * they stand until a writer raises the generation; a re-read of the
+     * one in force, or of a new instance's, does not undo them.
+     */
+    if (shs->conf_override) {
+        if (u->has_generation && u->generation > shs->generation) {
+            shs->conf_override = 0;
+
+        } else {
+            u->has_weight = 0;
+            u->ncohorts = 0;
+        }
+    }
+
+    if (u->has_weight) {
+        shs->weight = u->weight;
+        shs->source = NGX_HTTP_CANARY_SOURCE_REDIS;
+    }
+
+    if (u->has_enabled) {
+        shs->enabled = u->enabled;
+    }
+
+    if (u->has_state) {
+        ngx_http_canary_sync_text(shs->state, &shs->state_len,
+                                  u->state, u->state_len);
+    }
+
+    if (u->has_updated_by) {
+        ngx_http_canary_sync_text(shs->updated_by, &shs->updated_by_len,
+                                  u->updated_by, u->updated_by_len);
+    }
+
+    if (u->has_updated_at) {
+        ngx_http_canary_sync_text(shs->updated_at, &shs->updated_at_len,
+                                  u->updated_at, u->updated_at_len);
+    }
+
+    if (u->has_generation) {
+        shs->generation = u->generation;
+    }
+}
+
+
+/* cohort weights by name: only the cohorts nginx.conf has */
+
+static void
+ngx_http_canary_sync_cohorts(ngx_http_canary_sync_t *sync, ngx_uint_t index,
+    ngx_http_canary_update_t *u)
 {
     u_char                        *p, esc[4 * 64 + 4];
     size_t                         i, c;
-    uint64_t                       gen;
-    ngx_uint_t                     rolled_back, incident;
-    ngx_http_canary_update_t       u;
     ngx_http_canary_split_t      **splitp, *split;
-    ngx_http_canary_field_e        rc;
     ngx_http_canary_shm_split_t   *shs;
     ngx_http_canary_shm_cohort_t  *shc;
     ngx_http_canary_sync_split_t  *ss;
@@ -242,148 +475,13 @@ ngx_http_canary_sync_fields(ngx_http_canary_sync_t *sync, ngx_uint_t index,
     shs = split->sh;
     ss = &sync->splits[index];
 
-    ngx_memzero(&u, sizeof(ngx_http_canary_update_t));
-
-    if (hash->elements == 0) {
-        /*
-         * No hash: Redis was flushed or restarted empty.  Writers start
-         * again from generation 1, so forget the applied one (the weights
-         * stay), and write a tripped guard there again.
-         */
-        if (shs->generation) {
-            ngx_log_error(NGX_LOG_NOTICE, sync->log, 0,
-                          "canary_redis: split \"%V\": key \"%V%V\" is "
-                          "gone, the weights in force stay and the next "
-                          "write of any generation applies",
-                          &split->name, &sync->cmcf->redis->prefix,
-                          &split->name);
-            shs->generation = 0;
-        }
-
-        ngx_http_canary_sync_report_again(shs);
-
-        return;
-    }
-
-    for (i = 0; i + 1 < hash->elements; i += 2) {
-        if (hash->element[i]->type != REDIS_REPLY_STRING
-            || hash->element[i + 1]->type != REDIS_REPLY_STRING)
-        {
-            continue;
-        }
-
-        rc = ngx_http_canary_update_field(&u,
-                 (u_char *) hash->element[i]->str, hash->element[i]->len,
-                 (u_char *) hash->element[i + 1]->str,
-                 hash->element[i + 1]->len);
-
-        if (rc != NGX_HTTP_CANARY_FIELD_OK) {
-            ngx_http_canary_sync_reject(sync, split, index,
-                rc == NGX_HTTP_CANARY_FIELD_UNKNOWN ? "unknown field"
-                : rc == NGX_HTTP_CANARY_FIELD_TOO_MANY ? "too many cohorts"
-                : "invalid value",
-                hash->element[i], hash->element[i + 1]);
-        }
-    }
-
-    gen = u.has_generation ? u.generation : 0;
-
-    if (sync->splits[index].fresh && gen < shs->generation) {
-        /*
-         * A new Redis: its writers started again from generation 1 (a
-         * restart without persistence, a failover).  It is the one the
-         * fleet reads now: follow it, or stay stuck until its generation
-         * passes ours.  Bad fields were refused above all the same.
-         */
-        ngx_log_error(NGX_LOG_NOTICE, sync->log, 0,
-                      "canary_redis: split \"%V\": generation %uL of a "
-                      "new Redis instance replaces %uA",
-                      &split->name, gen, shs->generation);
-
-        shs->generation = gen;
-        ngx_http_canary_sync_report_again(shs);
-
-    } else if (u.has_generation && u.generation < shs->generation) {
-        sync->splits[index].rejected++;
-
-        if (ngx_http_canary_sync_first_time(&sync->splits[index],
-                (u_char *) "stale", 5, (u_char *) &u.generation,
-                sizeof(uint64_t)))
-        {
-            ngx_log_error(NGX_LOG_WARN, sync->log, 0,
-                          "canary_redis: split \"%V\": ignored a stale "
-                          "write, generation %uL is older than %uA",
-                          &split->name, u.generation, shs->generation);
-        }
-
-        return;
-    }
-
-    /*
-     * A rollback sends everything to stable before its weight applies;
-     * any other state lifts it once the pins of this read are in force.
-     */
-    rolled_back = ngx_http_canary_sync_state_is(&u, "rolled_back",
-                                                sizeof("rolled_back") - 1);
-    incident = rolled_back
-               || ngx_http_canary_sync_state_is(&u, "guard_tripped",
-                                                sizeof("guard_tripped") - 1);
-
-    ss->generation = gen;
-
-    if (rolled_back && !shs->rolled_back) {
-        ngx_http_canary_sync_roll_back(sync, split, &u);
-
-    } else if (u.has_state && !rolled_back && shs->rolled_back) {
-        ss->lift_rollback = 1;
-    }
-
-    /*
-     * A reload applied weights edited in nginx.conf over Redis's (zone.c):
-     * they stand until a writer raises the generation; a re-read of the
-     * one in force, or of a new instance's, does not undo them.
-     */
-    if (shs->conf_override) {
-        if (u.has_generation && u.generation > shs->generation) {
-            shs->conf_override = 0;
-
-        } else {
-            u.has_weight = 0;
-            u.ncohorts = 0;
-        }
-    }
-
-    if (u.has_weight) {
-        shs->weight = u.weight;
-        shs->source = NGX_HTTP_CANARY_SOURCE_REDIS;
-    }
-
-    if (u.has_enabled) {
-        shs->enabled = u.enabled;
-    }
-
-    if (u.has_state) {
-        ngx_http_canary_sync_text(shs->state, &shs->state_len,
-                                  u.state, u.state_len);
-    }
-
-    if (u.has_updated_by) {
-        ngx_http_canary_sync_text(shs->updated_by, &shs->updated_by_len,
-                                  u.updated_by, u.updated_by_len);
-    }
-
-    if (u.has_updated_at) {
-        ngx_http_canary_sync_text(shs->updated_at, &shs->updated_at_len,
-                                  u.updated_at, u.updated_at_len);
-    }
-
-    for (i = 0; i < u.ncohorts; i++) {
+    for (i = 0; i < u->ncohorts; i++) {
         shc = NULL;
 
         for (c = 0; c < shs->ncohorts; c++) {
-            if (shs->cohorts[c].name_len == u.cohorts[i].len
-                && ngx_memcmp(shs->cohorts[c].name, u.cohorts[i].name,
-                              u.cohorts[i].len) == 0)
+            if (shs->cohorts[c].name_len == u->cohorts[i].len
+                && ngx_memcmp(shs->cohorts[c].name, u->cohorts[i].name,
+                              u->cohorts[i].len) == 0)
             {
                 shc = &shs->cohorts[c];
                 break;
@@ -391,17 +489,17 @@ ngx_http_canary_sync_fields(ngx_http_canary_sync_t *sync, ngx_uint_t index,
         }
 
         if (shc) {
-            shc->weight = u.cohorts[i].weight;
+            shc->weight = u->cohorts[i].weight;
             continue;
         }
 
-        sync->splits[index].rejected++;
+        ss->rejected++;
 
-        if (ngx_http_canary_sync_first_time(&sync->splits[index],
-                u.cohorts[i].name, u.cohorts[i].len, (u_char *) "cohort", 6))
+        if (ngx_http_canary_sync_first_time(ss, u->cohorts[i].name,
+                u->cohorts[i].len, (u_char *) "cohort", 6))
         {
-            p = ngx_http_canary_sync_escape(esc, u.cohorts[i].name,
-                                            u.cohorts[i].len);
+            p = ngx_http_canary_sync_escape(esc, u->cohorts[i].name,
+                                            u->cohorts[i].len);
 
             ngx_log_error(NGX_LOG_ERR, sync->log, 0,
                           "canary_redis: split \"%V\": ignored "
@@ -409,29 +507,43 @@ ngx_http_canary_sync_fields(ngx_http_canary_sync_t *sync, ngx_uint_t index,
                           "nginx.conf", &split->name, p - esc, esc);
         }
     }
+}
 
-    if (u.has_generation) {
-        shs->generation = u.generation;
 
-        /*
-         * An operator or the sidecar wrote after the trip and the state
-         * is no longer an incident (canary-ctl reset): re-arm.  Not for
-         * another nginx's guard writing its own trip, nor for a write
-         * that leaves the state saying guard_tripped or rolled_back.
-         */
-        if (shs->guard_tripped && u.generation > shs->guard_generation
-            && !incident && !ngx_http_canary_sync_by_guard(&u))
-        {
-            ss->rearm = 1;
-        }
+/*
+ * What the write means for the guard: another nginx's guard wrote its
+ * trip (follow it at once), or an operator or the sidecar wrote and the
+ * state is no longer an incident (canary-ctl reset: the guard may re-arm
+ * once the pins of this read are in force).  A write that leaves the
+ * state saying guard_tripped or rolled_back re-arms nothing.
+ */
+
+static void
+ngx_http_canary_sync_guard(ngx_http_canary_sync_t *sync, ngx_uint_t index,
+    ngx_http_canary_update_t *u)
+{
+    ngx_uint_t                 tripped, by_guard;
+    ngx_http_canary_split_t  **splitp;
+
+    if (!u->has_generation) {
+        return;
     }
 
-    if (u.has_generation && u.has_state && !shs->guard_tripped
-        && u.state_len == sizeof("guard_tripped") - 1
-        && ngx_strncmp(u.state, "guard_tripped", u.state_len) == 0
-        && ngx_http_canary_sync_by_guard(&u))
+    splitp = sync->cmcf->splits.elts;
+
+    tripped = ngx_http_canary_sync_state_is(u, "guard_tripped",
+                                            sizeof("guard_tripped") - 1);
+    by_guard = ngx_http_canary_sync_by_guard(u);
+
+    if (tripped && by_guard) {
+        ngx_http_canary_guard_follow(splitp[index], u->generation,
+                                     u->updated_by, u->updated_by_len);
+
+    } else if (!tripped && !by_guard
+               && !ngx_http_canary_sync_state_is(u, "rolled_back",
+                                                 sizeof("rolled_back") - 1))
     {
-        ngx_http_canary_sync_follow_trip(sync, split, &u);
+        sync->splits[index].rearm = 1;
     }
 }
 
@@ -486,14 +598,8 @@ ngx_http_canary_sync_lift(ngx_http_canary_sync_t *sync, ngx_uint_t index)
 
     ngx_memory_barrier();
 
-    if (ss->rearm && shs->guard_tripped) {
-        shs->guard_armed_at = (ngx_atomic_uint_t) ngx_time();
-        ngx_memory_barrier();
-        shs->guard_tripped = 0;
-
-        ngx_log_error(NGX_LOG_NOTICE, sync->log, 0,
-                      "canary guard re-armed for split \"%V\" by "
-                      "generation %uL", &split->name, ss->generation);
+    if (ss->rearm) {
+        ngx_http_canary_guard_rearm(split, ss->generation);
     }
 
     if (ss->lift_rollback && shs->rolled_back) {
@@ -524,76 +630,9 @@ ngx_http_canary_sync_by_guard(ngx_http_canary_update_t *u)
 }
 
 
-/*
- * Another nginx's guard tripped and wrote it: weight 0 alone would still
- * send pinned tenants, overrides, cookies and cohorts to the canary here,
- * so trip as it did, all the way, until a newer generation re-arms it.
- */
-
-static void
-ngx_http_canary_sync_follow_trip(ngx_http_canary_sync_t *sync,
-    ngx_http_canary_split_t *split, ngx_http_canary_update_t *u)
-{
-    u_char                       *p, *last, ch;
-    size_t                        i;
-    ngx_http_canary_shm_split_t  *shs;
-
-    shs = split->sh;
-
-    if (!ngx_atomic_cmp_set(&shs->guard_tripped, 0, 1)) {
-        return;
-    }
-
-    /* in Redis already: not written again */
-    shs->guard_seen = 0;
-    shs->guard_generation = (ngx_atomic_uint_t) u->generation;
-    shs->guard_reported = 1;
-    shs->guard_since = (ngx_atomic_uint_t) ngx_time();
-    shs->guard_reason_len = 0;
-    ngx_memory_barrier();
-
-    p = shs->guard_reason;
-    last = p + NGX_HTTP_CANARY_REASON_LEN;
-
-    p = ngx_slprintf(p, last, "tripped by ");
-
-    /* the writer's name, plain bytes only: the reason goes into JSON */
-    for (i = 0; i < u->updated_by_len && p < last; i++) {
-        ch = u->updated_by[i];
-        *p++ = ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
-                || (ch >= '0' && ch <= '9') || ch == '.' || ch == '-'
-                || ch == '_' || ch == ':') ? ch : '?';
-    }
-
-    p = ngx_slprintf(p, last, " (generation %uL in Redis)", u->generation);
-
-    ngx_memory_barrier();
-    shs->guard_reason_len = p - shs->guard_reason;
-
-    ngx_log_error(NGX_LOG_ERR, sync->log, 0,
-                  "canary guard tripped for split \"%V\": %*s; every "
-                  "request goes to stable \"%V\"",
-                  &split->name, (size_t) shs->guard_reason_len,
-                  shs->guard_reason,
-                  &split->upstream[NGX_HTTP_CANARY_STABLE]);
-}
-
-
-/* a Redis without our guard trip: the syncing worker writes it there */
-
-static void
-ngx_http_canary_sync_report_again(ngx_http_canary_shm_split_t *shs)
-{
-    if (shs->guard_tripped && shs->guard_reported) {
-        shs->guard_generation = NGX_HTTP_CANARY_GENERATION_PENDING;
-        shs->guard_reported = 0;
-    }
-}
-
-
 /* free text fields: the length goes to 0 while the bytes change */
 
-static void
+void
 ngx_http_canary_sync_text(u_char *dst, ngx_atomic_t *len, const u_char *src,
     size_t n)
 {
@@ -738,15 +777,7 @@ ngx_http_canary_sync_pins(ngx_http_canary_sync_t *sync, ngx_uint_t index,
     }
 
     if (n > NGX_HTTP_CANARY_PINS_MAX) {
-        if (ngx_http_canary_sync_first_time(&sync->splits[index],
-                (u_char *) "pins", 4, (u_char *) &n, sizeof(size_t)))
-        {
-            ngx_log_error(NGX_LOG_ERR, sync->log, 0,
-                          "canary_redis: split \"%V\": %uz pinned tenants, "
-                          "at most %d: the last good pins stay",
-                          &split->name, n, NGX_HTTP_CANARY_PINS_MAX);
-        }
-
+        ngx_http_canary_sync_too_many(sync, index, n);
         return;
     }
 
@@ -763,9 +794,19 @@ ngx_http_canary_sync_pins(ngx_http_canary_sync_t *sync, ngx_uint_t index,
 
     size = ngx_http_canary_pins_size(n, keys);
 
-    pins = ngx_slab_alloc(sync->cmcf->shpool, size);
+    /*
+     * Pins that do not fit are ours to report, once (the Redis adapter
+     * logs each distinct error once): not the allocator's [crit] on
+     * every poll.
+     */
+    ngx_shmtx_lock(&sync->cmcf->shpool->mutex);
+    sync->cmcf->shpool->log_nomem = 0;
+    pins = ngx_slab_alloc_locked(sync->cmcf->shpool, size);
+    sync->cmcf->shpool->log_nomem = 1;
+    ngx_shmtx_unlock(&sync->cmcf->shpool->mutex);
+
     if (pins == NULL) {
-        ngx_http_canary_sync_error(sync, NGX_LOG_ERR,
+        ngx_http_canary_sync_failed(sync,
             "canary_redis: split \"%V\": no room for %uz pinned tenants "
             "(%uz bytes) in canary_zone \"%V\": the last good pins stay",
             &split->name, n, size, &sync->cmcf->shm_zone->shm.name);
@@ -797,6 +838,30 @@ ngx_http_canary_sync_pins(ngx_http_canary_sync_t *sync, ngx_uint_t index,
     }
 
     ngx_http_canary_sync_publish(sync, shs, pins, npins);
+}
+
+
+/* more pins than a split may have: refused, the last good pins stay */
+
+static void
+ngx_http_canary_sync_too_many(ngx_http_canary_sync_t *sync,
+    ngx_uint_t index, size_t n)
+{
+    ngx_http_canary_split_t  **splitp;
+
+    splitp = sync->cmcf->splits.elts;
+
+    /* a refused value: what was logged is kept, not logged again */
+    sync->splits[index].rejected++;
+
+    if (ngx_http_canary_sync_first_time(&sync->splits[index],
+            (u_char *) "pins", 4, (u_char *) &n, sizeof(size_t)))
+    {
+        ngx_log_error(NGX_LOG_ERR, sync->log, 0,
+                      "canary_redis: split \"%V\": %uz pinned tenants, "
+                      "at most %d: the last good pins stay",
+                      &splitp[index]->name, n, NGX_HTTP_CANARY_PINS_MAX);
+    }
 }
 
 
@@ -841,136 +906,51 @@ ngx_http_canary_sync_publish(ngx_http_canary_sync_t *sync,
 }
 
 
-void
+/* frees what readers are done with; returns when the next is due, or 0 */
+
+ngx_msec_t
 ngx_http_canary_sync_retire(ngx_http_canary_sync_t *sync)
 {
     ngx_uint_t  i;
+    ngx_msec_t  age, left;
+
+    left = 0;
 
     for (i = 0; i < NGX_HTTP_CANARY_RETIRED; i++) {
-        if (sync->retired[i].pins
-            && ngx_current_msec - sync->retired[i].since
-               >= NGX_HTTP_CANARY_RETIRE_AFTER)
-        {
+        if (sync->retired[i].pins == NULL) {
+            continue;
+        }
+
+        age = ngx_current_msec - sync->retired[i].since;
+
+        if (age >= NGX_HTTP_CANARY_RETIRE_AFTER) {
             ngx_slab_free(sync->cmcf->shpool, sync->retired[i].pins);
             sync->retired[i].pins = NULL;
+            continue;
+        }
+
+        if (left == 0 || NGX_HTTP_CANARY_RETIRE_AFTER - age < left) {
+            left = NGX_HTTP_CANARY_RETIRE_AFTER - age;
         }
     }
+
+    return left;
 }
 
 
-/*
- * One line per distinct error, not per retry, and a bounded number per
- * outage; the status page shows the last one.
- */
+/* what the Redis adapter reports of this read: log line and status */
 
-void
-ngx_http_canary_sync_error(ngx_http_canary_sync_t *sync, ngx_uint_t level,
-    const char *fmt, ...)
+static void
+ngx_http_canary_sync_failed(ngx_http_canary_sync_t *sync, const char *fmt,
+    ...)
 {
-    u_char                       *p, *q, buf[NGX_HTTP_CANARY_ERROR_LEN];
-    va_list                       args;
-    uint32_t                      h;
-    ngx_uint_t                    i;
-    ngx_http_canary_shm_redis_t  *sr;
+    u_char   *p;
+    va_list   args;
 
     va_start(args, fmt);
-    p = ngx_vslprintf(buf, buf + sizeof(buf), fmt, args);
+    p = ngx_vslprintf(sync->error, sync->error + sizeof(sync->error), fmt,
+                      args);
     va_end(args);
 
-    /*
-     * Error replies carry any bytes the server sent: a NUL in the status
-     * JSON makes the sidecar refuse the whole document.
-     */
-    for (q = buf; q < p; q++) {
-        if (*q < 0x20 || *q >= 0x7f) {
-            *q = '?';
-        }
-    }
-
-    h = ngx_murmur_hash2(buf, p - buf) | 1;
-
-    sync->failed = 1;
-
-    for (i = 0; i < NGX_HTTP_CANARY_ERRORS; i++) {
-        if (sync->errors[i] == h) {
-            break;
-        }
-    }
-
-    if (i == NGX_HTTP_CANARY_ERRORS) {
-        sync->errors[sync->next_error++ % NGX_HTTP_CANARY_ERRORS] = h;
-
-        if (sync->connected) {
-            ngx_log_error(level, sync->log, 0, "%*s", p - buf, buf);
-
-        } else if (sync->logged < NGX_HTTP_CANARY_ERRORS_LOGGED) {
-            sync->logged++;
-            ngx_log_error(level, sync->log, 0, "%*s", p - buf, buf);
-
-        } else if (sync->logged++ == NGX_HTTP_CANARY_ERRORS_LOGGED) {
-            ngx_log_error(level, sync->log, 0,
-                          "canary_redis: more errors from %V are not "
-                          "logged until it answers again",
-                          &sync->cmcf->redis->address);
-        }
-    }
-
-    /* after a reload the new syncing worker owns the status */
-    if (ngx_exiting) {
-        return;
-    }
-
-    sr = &sync->cmcf->sh->redis;
-
-    ngx_http_canary_sync_text(sr->error, &sr->error_len, buf, p - buf);
-    sr->error_time = (ngx_atomic_uint_t) ngx_time();
-}
-
-
-void
-ngx_http_canary_sync_connected(ngx_http_canary_sync_t *sync,
-    ngx_uint_t connected)
-{
-    ngx_http_canary_shm_redis_t  *sr;
-
-    sr = &sync->cmcf->sh->redis;
-
-    /*
-     * Only news is written: a worker being replaced by a reload, still
-     * failing as before, must not undo what the new one wrote.
-     */
-    if (sync->status && (connected ? 1 : 0) == sync->connected) {
-        return;
-    }
-
-    sync->status = 1;
-
-    if (connected && !sync->connected && sync->failed) {
-        ngx_log_error(NGX_LOG_NOTICE, sync->log, 0,
-                      "canary_redis: connected to %V",
-                      &sync->cmcf->redis->address);
-
-        /* the next failure is news again */
-        ngx_memzero(sync->errors, sizeof(sync->errors));
-        sync->next_error = 0;
-        sync->logged = 0;
-        sync->failed = 0;
-    }
-
-    sync->connected = connected ? 1 : 0;
-    sr->connected = connected;
-}
-
-
-/*
- * One connection got a real answer (a subscription confirmed) while the
- * other still fails: what fails next is news.  The lines of the outage
- * stay counted, so a server that flaps this way cannot flood the log.
- */
-
-void
-ngx_http_canary_sync_answered(ngx_http_canary_sync_t *sync)
-{
-    ngx_memzero(sync->errors, sizeof(sync->errors));
-    sync->next_error = 0;
+    sync->error_len = p - sync->error;
 }

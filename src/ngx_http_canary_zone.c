@@ -402,11 +402,7 @@ ngx_http_canary_zone_conf(ngx_http_canary_main_conf_t *cmcf,
         /* a state read from Redis before would no longer be true */
         shs->state_len = 0;
         shs->rolled_back = 0;
-
-        if (shs->guard_tripped) {
-            shs->guard_armed_at = (ngx_atomic_uint_t) ngx_time();
-            shs->guard_tripped = 0;
-        }
+        ngx_http_canary_guard_reload(shs);
     }
 
     if (cmcf->redis == NULL) {
