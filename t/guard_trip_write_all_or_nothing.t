@@ -21,6 +21,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 use CanaryTest;
 use RedisStory qw(:all);
+use Traffic;
 
 my $t = CanaryTest->new;
 my $port = $t->port('http');
@@ -69,13 +70,14 @@ sleep 0.5;
 my $mark = $t->log_mark;
 $t->redis_cli('CONFIG', 'RESETSTAT');
 
-my $load = start_load($t, clients => 2, pause => 0.002);
+my $load = Traffic->start(port => $t->port('http'), clients => 2,
+                          pause => 0.002, tenants => 300);
 sleep 0.3;
 fault($t, 1);
 ok defined wait_until(5, sub { status()->{guard}{tripped} }),
     'the guard trips';
 fault($t, 0);
-stop_load($load);
+$load->stop;
 
 my $since = time;
 sleep 4;
