@@ -13,6 +13,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "ngx_http_canary_contract.h"
+#include "ngx_http_canary_limits.h"
 #include "ngx_http_canary_guard_rule.h"
 #include "ngx_http_canary_hash.h"
 #include "ngx_http_canary_histogram.h"
@@ -25,22 +27,11 @@
 #define NGX_HTTP_CANARY_CANARY          1
 #define NGX_HTTP_CANARY_VARIANTS        2
 
-#define NGX_HTTP_CANARY_NAME_LEN        64
-#define NGX_HTTP_CANARY_STATE_LEN       64
-#define NGX_HTTP_CANARY_COHORTS_MAX     16
-
 /* one second per slot, a power of two above the 60s window */
 #define NGX_HTTP_CANARY_WINDOW_SLOTS    64
-#define NGX_HTTP_CANARY_WINDOW_MAX      60
 
 /* bump when the layout of the shared zone changes */
 #define NGX_HTTP_CANARY_ZONE_LAYOUT     6
-
-#define NGX_HTTP_CANARY_ERROR_LEN       128
-#define NGX_HTTP_CANARY_REASON_LEN      192
-
-/* updated_by of a guard's trip in Redis, before the host name */
-#define NGX_HTTP_CANARY_GUARD_WRITER    "nginx-guard:"
 
 /*
  * The guard's state, one word (guard_tripped): anything but ARMED sends
@@ -437,7 +428,6 @@ ngx_http_canary_ctx_t *ngx_http_canary_decide_split(ngx_http_request_t *r,
 /* ngx_http_canary_balancer.c */
 char *ngx_http_canary_balancer(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-ngx_str_t *ngx_http_canary_reason_name(ngx_http_canary_reason_e reason);
 
 
 #endif /* _NGX_HTTP_CANARY_MODULE_H_INCLUDED_ */

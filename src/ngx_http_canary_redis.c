@@ -1075,7 +1075,8 @@ ngx_http_canary_redis_read_split(ngx_http_canary_redis_t *rd,
 
     redisAsyncCommand(ac, ngx_http_canary_redis_on_sync,
                       (void *) (uintptr_t) index,
-                      "EVAL %s 3 %b%b %b%b:pin:canary %b%b:pin:stable %d",
+                      "EVAL %s 3 %b%b %b%b" NGX_HTTP_CANARY_KEY_PIN_CANARY
+                      " %b%b" NGX_HTTP_CANARY_KEY_PIN_STABLE " %d",
                       ngx_http_canary_redis_read_script,
                       p->data, p->len, n->data, n->len,
                       p->data, p->len, n->data, n->len,
@@ -1599,12 +1600,16 @@ ngx_http_canary_redis_tick(void)
  */
 
 static const char  ngx_http_canary_redis_trip_script[] =
-    "local g = redis.call('HINCRBY', KEYS[1], 'generation', 1) "
-    "redis.call('HSET', KEYS[1], 'weight', '0', 'state', 'guard_tripped', "
-    "'updated_by', ARGV[1], 'updated_at', ARGV[2]) "
-    "redis.call('XADD', KEYS[2], 'MAXLEN', '~', '10000', '*', "
-    "'receipt', ARGV[3]) "
-    "redis.call('PUBLISH', KEYS[1], 'guard_tripped') "
+    "local g = redis.call('HINCRBY', KEYS[1], '"
+        NGX_HTTP_CANARY_FIELD_GENERATION "', 1) "
+    "redis.call('HSET', KEYS[1], '" NGX_HTTP_CANARY_FIELD_WEIGHT "', '0', '"
+        NGX_HTTP_CANARY_FIELD_STATE "', '"
+        NGX_HTTP_CANARY_STATE_GUARD_TRIPPED "', '"
+        NGX_HTTP_CANARY_FIELD_UPDATED_BY "', ARGV[1], '"
+        NGX_HTTP_CANARY_FIELD_UPDATED_AT "', ARGV[2]) "
+    "redis.call('XADD', KEYS[2], 'MAXLEN', '~', '10000', '*', '"
+        NGX_HTTP_CANARY_RECEIPT "', ARGV[3]) "
+    "redis.call('PUBLISH', KEYS[1], '" NGX_HTTP_CANARY_OP_GUARD_TRIPPED "') "
     "return g";
 
 static void
@@ -1627,12 +1632,18 @@ ngx_http_canary_redis_report_guard(ngx_http_canary_redis_t *rd,
 
     /* the reason is our own text: digits, letters, "%", "." and ">" */
     p = ngx_snprintf(receipt, sizeof(receipt),
-            "{\"receipt_id\":\"%08xD-%04xD-%04xD-%04xD-%08xD%04xD\","
-            "\"timestamp\":\"%V\",\"operation\":\"guard_tripped\","
-            "\"split\":\"%V\","
-            "\"by\":\"" NGX_HTTP_CANARY_GUARD_WRITER "%V\","
-            "\"from_weight\":%ui.%02ui,\"to_weight\":0,"
-            "\"since\":%T,\"reason\":\"%*s\"}",
+            "{\"" NGX_HTTP_CANARY_RECEIPT_ID "\":"
+            "\"%08xD-%04xD-%04xD-%04xD-%08xD%04xD\","
+            "\"" NGX_HTTP_CANARY_RECEIPT_TIMESTAMP "\":\"%V\","
+            "\"" NGX_HTTP_CANARY_RECEIPT_OPERATION "\":\""
+                NGX_HTTP_CANARY_OP_GUARD_TRIPPED "\","
+            "\"" NGX_HTTP_CANARY_RECEIPT_SPLIT "\":\"%V\","
+            "\"" NGX_HTTP_CANARY_RECEIPT_BY "\":\""
+                NGX_HTTP_CANARY_GUARD_WRITER "%V\","
+            "\"" NGX_HTTP_CANARY_RECEIPT_FROM_WEIGHT "\":%ui.%02ui,"
+            "\"" NGX_HTTP_CANARY_RECEIPT_TO_WEIGHT "\":0,"
+            "\"since\":%T,"
+            "\"" NGX_HTTP_CANARY_RECEIPT_REASON "\":\"%*s\"}",
             (uint32_t) ngx_random(), (uint32_t) ngx_random() & 0xffff,
             (uint32_t) ngx_random() & 0xffff,
             (uint32_t) ngx_random() & 0xffff,
@@ -1645,7 +1656,7 @@ ngx_http_canary_redis_report_guard(ngx_http_canary_redis_t *rd,
 
     redisAsyncCommand(ac, ngx_http_canary_redis_on_reported,
                       (void *) (uintptr_t) index,
-                      "EVAL %s 2 %b%b %b%b:receipts "
+                      "EVAL %s 2 %b%b %b%b" NGX_HTTP_CANARY_KEY_RECEIPTS " "
                       NGX_HTTP_CANARY_GUARD_WRITER "%b %b %b",
                       ngx_http_canary_redis_trip_script,
                       pf->data, pf->len, n->data, n->len,

@@ -168,13 +168,6 @@ ngx_http_canary_init_route(ngx_conf_t *cf)
 }
 
 
-ngx_str_t *
-ngx_http_canary_reason_name(ngx_http_canary_reason_e reason)
-{
-    return &ngx_http_canary_reason_names[reason];
-}
-
-
 static ngx_int_t
 ngx_http_canary_preaccess_handler(ngx_http_request_t *r)
 {

@@ -402,8 +402,9 @@ ngx_http_canary_sync_values(ngx_http_canary_sync_t *sync, ngx_uint_t index,
     split = splitp[index];
     shs = split->sh;
 
-    rolled_back = ngx_http_canary_sync_state_is(u, "rolled_back",
-                                                sizeof("rolled_back") - 1);
+    rolled_back = ngx_http_canary_sync_state_is(u,
+                      NGX_HTTP_CANARY_STATE_ROLLED_BACK,
+                      sizeof(NGX_HTTP_CANARY_STATE_ROLLED_BACK) - 1);
 
     if (rolled_back && !shs->rolled_back) {
         ngx_http_canary_sync_roll_back(sync, split, u);
@@ -531,8 +532,9 @@ ngx_http_canary_sync_guard(ngx_http_canary_sync_t *sync, ngx_uint_t index,
 
     splitp = sync->cmcf->splits.elts;
 
-    tripped = ngx_http_canary_sync_state_is(u, "guard_tripped",
-                                            sizeof("guard_tripped") - 1);
+    tripped = ngx_http_canary_sync_state_is(u,
+                  NGX_HTTP_CANARY_STATE_GUARD_TRIPPED,
+                  sizeof(NGX_HTTP_CANARY_STATE_GUARD_TRIPPED) - 1);
     by_guard = ngx_http_canary_sync_by_guard(u);
 
     if (tripped && by_guard) {
@@ -540,8 +542,9 @@ ngx_http_canary_sync_guard(ngx_http_canary_sync_t *sync, ngx_uint_t index,
                                      u->updated_by, u->updated_by_len);
 
     } else if (!tripped && !by_guard
-               && !ngx_http_canary_sync_state_is(u, "rolled_back",
-                                                 sizeof("rolled_back") - 1))
+               && !ngx_http_canary_sync_state_is(u,
+                      NGX_HTTP_CANARY_STATE_ROLLED_BACK,
+                      sizeof(NGX_HTTP_CANARY_STATE_ROLLED_BACK) - 1))
     {
         sync->splits[index].rearm = 1;
     }
