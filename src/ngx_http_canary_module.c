@@ -1073,7 +1073,12 @@ ngx_http_canary_tick(ngx_event_t *ev)
     ngx_http_canary_main_conf_t  *cmcf = ev->data;
 
     ngx_http_canary_snapshot(cmcf);
-    ngx_http_canary_guard_check(cmcf);
+
+    /* a worker shutting down after a reload judges by old limits */
+    if (!ngx_exiting) {
+        ngx_http_canary_guard_check(cmcf);
+    }
+
     ngx_http_canary_redis_tick();
 
     if (!ngx_exiting && !ngx_terminate && !ngx_quit) {
