@@ -9,16 +9,14 @@
  * 5-byte counts (a histogram).
  *
  * Checked: every value falls in the bucket whose bounds hold it (the
- * sidecar links the same code); a quantile is a bucket
- * midpoint (or the last bucket's lower bound), grows with q, and the
- * sidecar computes exactly the module's (in milliseconds).
+ * sidecar links the same code); a quantile is a bucket midpoint (or the
+ * last bucket's lower bound) and grows with q.
  */
 
 
 #include "fuzz_input.h"
 
 #include "ngx_http_canary_histogram.h"
-#include "stats.h"
 
 
 int
@@ -69,7 +67,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     size_t     i, n, b;
-    double     q, qs[4], v, prev, side;
+    double     q, qs[4], v, prev;
     uint64_t   us, counts[NGX_HTTP_CANARY_HIST_BUCKETS];
     fuzz_in_t  in;
 
@@ -121,19 +119,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     qs[i], v);
         fuzz_assert(v >= prev, "q %g: %g, below %g", qs[i], v, prev);
 
-        side = cs_hist_quantile_ms(counts, qs[i]);
-
-        fuzz_assert(side == v / 1000, "q %g: the sidecar says %g ms, the "
-                    "module %g us", qs[i], side, v);
-
         prev = v;
     }
 
     v = ngx_http_canary_hist_quantile(counts, q);
 
     fuzz_assert(midpoint_or_last(v), "q %g: %g", q, v);
-    fuzz_assert(cs_hist_quantile_ms(counts, q) == v / 1000,
-                "q %g: the sidecar differs", q);
 
     return 0;
 }

@@ -50,33 +50,7 @@ cs_hist_above(const uint64_t *counts, uint64_t bound_us)
 double
 cs_hist_quantile_ms(const uint64_t *counts, double q)
 {
-    size_t    i;
-    uint64_t  total, rank, seen;
-
-    total = cs_hist_total(counts);
-
-    if (total == 0) {
-        return 0;
-    }
-
-    rank = (uint64_t) ceil(q * (double) total);
-
-    if (rank == 0) {
-        rank = 1;
-    }
-
-    seen = 0;
-
-    for (i = 0; i < CS_HIST_BUCKETS - 1; i++) {
-        seen += counts[i];
-
-        if (seen >= rank) {
-            return ((double) ngx_http_canary_hist_lower(i) + (double) ngx_http_canary_hist_upper(i))
-                   / 2 / 1000;
-        }
-    }
-
-    return (double) ngx_http_canary_hist_lower(i) / 1000;
+    return ngx_http_canary_hist_quantile(counts, q) / 1000;
 }
 
 

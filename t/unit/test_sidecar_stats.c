@@ -1,7 +1,7 @@
 
 /*
- * canary-sidecar statistics against hand-computed values, and its
- * quantiles against the module's own percentile rule.
+ * canary-sidecar statistics against hand-computed values (its quantiles
+ * are the module's own, src/core/ngx_http_canary_histogram.c).
  */
 
 
@@ -13,37 +13,6 @@
 #include "stats.h"
 
 #include "ngx_http_canary_histogram.h"
-
-
-START_TEST(test_quantile_is_the_modules)
-{
-    size_t    i, round;
-    double    q;
-    uint64_t  counts[CS_HIST_BUCKETS];
-
-    static const double  qs[] = { 0.5, 0.9, 0.95, 0.99, 0.999, 1.0 };
-
-    srandom(42);
-
-    for (round = 0; round < 200; round++) {
-        memset(counts, 0, sizeof(counts));
-
-        for (i = 0; i < 1 + (size_t) random() % 40; i++) {
-            counts[random() % CS_HIST_BUCKETS] += 1 + random() % 1000;
-        }
-
-        for (i = 0; i < sizeof(qs) / sizeof(double); i++) {
-            q = qs[i];
-            ck_assert_double_eq_tol(cs_hist_quantile_ms(counts, q) * 1000,
-                                    ngx_http_canary_hist_quantile(counts, q),
-                                    1e-6);
-        }
-    }
-
-    memset(counts, 0, sizeof(counts));
-    ck_assert_double_eq(cs_hist_quantile_ms(counts, 0.99), 0);
-}
-END_TEST
 
 
 START_TEST(test_quantile_by_hand)
@@ -140,7 +109,6 @@ cs_stats_suite(void)
     s = suite_create("sidecar_stats");
     tc = tcase_create("stats");
 
-    tcase_add_test(tc, test_quantile_is_the_modules);
     tcase_add_test(tc, test_quantile_by_hand);
     tcase_add_test(tc, test_normal_tail);
     tcase_add_test(tc, test_ztest_by_hand);
