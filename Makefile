@@ -41,6 +41,10 @@ UNIT_TESTS = $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(wildcard t/unit/*.c))
 SIDECAR_UNIT = $(filter $(BUILD)/unit/test_sidecar_%,$(UNIT_TESTS))
 
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+# a unit test's START_TEST names, for UNIT_MAIN (t/unit/unit.h): every
+# test written is run
+UNIT_LIST  = -DUNIT_TESTS="$$(sed -n 's/^START_TEST(\([A-Za-z0-9_]*\))$$/\1,/p' $< \
+             | tr -d '\n')"
 CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
 
 # Debian's nginx-dev records the flags its nginx was configured with
@@ -94,17 +98,17 @@ $(MODULE): $(NGX_BUILD)/objs/Makefile FORCE
 	@# a new inode: a running nginx keeps the module it mapped
 	cp $(NGX_BUILD)/objs/ngx_http_canary_module.so $@.tmp && mv -f $@.tmp $@
 
-$(SIDECAR_UNIT): $(BUILD)/unit/test_sidecar_%: t/unit/test_sidecar_%.c \
+$(SIDECAR_UNIT): $(BUILD)/unit/test_sidecar_%: t/unit/test_sidecar_%.c t/unit/unit.h \
     $(SIDECAR_LIB) $(SIDECAR_SHARED) $(wildcard src/sidecar/*.h) \
     $(PURE_SRCS) $(PURE_HDRS)
 	@mkdir -p $(BUILD)/unit
-	$(CC) $(CFLAGS_STD) $(CHECK_CFLAGS) -Isrc/sidecar $(CORE_INC) -o $@ $< \
-	    $(SIDECAR_LIB) $(PURE_SRCS) $(CHECK_LIBS) $(SIDECAR_LIBS)
+	$(CC) $(CFLAGS_STD) $(CHECK_CFLAGS) $(UNIT_LIST) -Isrc/sidecar $(CORE_INC) \
+	    -o $@ $< $(SIDECAR_LIB) $(PURE_SRCS) $(CHECK_LIBS) $(SIDECAR_LIBS)
 
-$(BUILD)/unit/%: t/unit/%.c $(PURE_SRCS) $(PURE_HDRS)
+$(BUILD)/unit/%: t/unit/%.c t/unit/unit.h $(PURE_SRCS) $(PURE_HDRS)
 	@mkdir -p $(BUILD)/unit
-	$(CC) $(CFLAGS_STD) $(CHECK_CFLAGS) $(CORE_INC) -o $@ $< $(PURE_SRCS) \
-	    $(CHECK_LIBS) -lm
+	$(CC) $(CFLAGS_STD) $(CHECK_CFLAGS) $(UNIT_LIST) $(CORE_INC) -o $@ $< \
+	    $(PURE_SRCS) $(CHECK_LIBS) -lm
 
 unit: $(UNIT_TESTS)
 	@for t in $(UNIT_TESTS); do echo "# $$t"; $$t || exit 1; done

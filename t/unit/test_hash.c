@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "unit.h"
+
 #include "ngx_http_canary_hash.h"
 
 
@@ -214,28 +216,4 @@ START_TEST(buckets_are_uniform_over_many_tenants)
 END_TEST
 
 
-int
-main(void)
-{
-    int       failed;
-    Suite    *s;
-    TCase    *tc;
-    SRunner  *sr;
-
-    s = suite_create("hash");
-    tc = tcase_create("murmur2");
-
-    tcase_add_test(tc, streaming_hash_equals_nginx_murmur2_for_all_lengths);
-    tcase_add_test(tc, streaming_hash_equals_nginx_murmur2_unaligned_and_long);
-    tcase_add_test(tc, known_tenants_keep_their_buckets);
-    tcase_add_test(tc, bucket_is_hash_scaled_to_ten_thousand);
-    tcase_add_test(tc, buckets_are_uniform_over_many_tenants);
-    suite_add_tcase(s, tc);
-
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+UNIT_MAIN("hash", NULL, NULL, 0)

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "unit.h"
+
 #include "ngx_http_canary_report.h"
 
 
@@ -106,27 +108,4 @@ START_TEST(a_short_buffer_gets_a_prefix_and_the_full_count)
 END_TEST
 
 
-int
-main(void)
-{
-    int       failed;
-    Suite    *s;
-    TCase    *tc;
-    SRunner  *sr;
-
-    s = suite_create("out");
-    tc = tcase_create("out");
-
-    tcase_add_test(tc, a_buffer_of_exactly_the_size_counted_holds_every_piece);
-    tcase_add_test(tc, a_long_last_piece_fits_a_buffer_of_exactly_its_size);
-    tcase_add_test(tc, a_short_buffer_gets_a_prefix_and_the_full_count);
-
-    suite_add_tcase(s, tc);
-
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+UNIT_MAIN("out", NULL, NULL, 0)

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "unit.h"
+
 #include "ngx_http_canary_parse.h"
 
 
@@ -185,28 +187,4 @@ START_TEST(a_refused_field_changes_nothing)
 END_TEST
 
 
-int
-main(void)
-{
-    int       failed;
-    Suite    *s;
-    TCase    *tc;
-    SRunner  *sr;
-
-    s = suite_create("parse");
-    tc = tcase_create("parse");
-
-    tcase_add_test(tc, valid_weights_parse_to_hundredths);
-    tcase_add_test(tc, invalid_weights_are_rejected);
-    tcase_add_test(tc, weights_format_back_to_the_shortest_form);
-    tcase_add_test(tc, cookies_are_found_by_exact_name);
-    tcase_add_test(tc, a_refused_field_changes_nothing);
-    suite_add_tcase(s, tc);
-
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+UNIT_MAIN("parse", NULL, NULL, 0)

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "unit.h"
+
 #include "ngx_http_canary_pins.h"
 
 
@@ -143,27 +145,4 @@ START_TEST(a_pin_whose_key_lies_outside_the_block_is_skipped)
 END_TEST
 
 
-int
-main(void)
-{
-    int       failed;
-    Suite    *s;
-    TCase    *tc;
-    SRunner  *sr;
-
-    s = suite_create("pins");
-    tc = tcase_create("pins");
-
-    tcase_add_test(tc, pinned_tenants_are_found_with_their_side);
-    tcase_add_test(tc, a_header_pointing_outside_the_block_finds_nothing);
-    tcase_add_test(tc, a_pin_whose_key_lies_outside_the_block_is_skipped);
-
-    suite_add_tcase(s, tc);
-
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+UNIT_MAIN("pins", NULL, NULL, 0)

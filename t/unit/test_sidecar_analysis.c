@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "unit.h"
+
 #include "analysis.h"
 
 
@@ -1134,61 +1136,4 @@ START_TEST(test_log_line_has_the_numbers)
 END_TEST
 
 
-static Suite *
-cs_analysis_suite(void)
-{
-    TCase  *tc;
-    Suite  *s;
-
-    s = suite_create("sidecar_analysis");
-    tc = tcase_create("analysis");
-
-    tcase_add_checked_fixture(tc, cs_setup, cs_teardown);
-
-    tcase_add_test(tc, test_new_rollout_starts_with_pins);
-    tcase_add_test(tc, test_start_only_from_ready_or_never);
-    tcase_add_test(tc, test_healthy_promotes_after_hold);
-    tcase_add_test(tc, test_error_violation_held_then_rollback);
-    tcase_add_test(tc, test_violation_that_clears_is_forgotten);
-    tcase_add_test(tc, test_violation_at_the_end_of_the_hold_delays_promotion);
-    tcase_add_test(tc, test_both_under_availability_min_halts);
-    tcase_add_test(tc, test_worse_but_not_significant_passes);
-    tcase_add_test(tc, test_trickle_neither_promotes_nor_rolls_back);
-    tcase_add_test(tc, test_both_failing_halts_not_rollback);
-    tcase_add_test(tc, test_latency_shift_is_a_violation);
-    tcase_add_test(tc, test_latency_small_or_same_passes);
-    tcase_add_test(tc, test_critical_rolls_back_at_once);
-    tcase_add_test(tc, test_on_violation_pause);
-    tcase_add_test(tc, test_manual_stage_waits_for_resume);
-    tcase_add_test(tc, test_resume_before_the_gate_does_not_approve);
-    tcase_add_test(tc, test_operator_pause_holds_but_violations_act);
-    tcase_add_test(tc, test_operator_rollback_or_guard_stops);
-    tcase_add_test(tc, test_operator_weight_reanchors);
-    tcase_add_test(tc, test_pins_and_enabled_are_noted_only);
-    tcase_add_test(tc, test_never_promote_blind);
-    tcase_add_test(tc, test_odd_states_hold);
-    tcase_add_test(tc, test_fleet_is_compared_within_each_nginx);
-    tcase_add_test(tc, test_stage_for_weight);
-    tcase_add_test(tc, test_window_starts_with_the_stage);
-    tcase_add_test(tc, test_elapsed_times_never_overflow);
-    tcase_add_test(tc, test_log_line_has_the_numbers);
-
-    suite_add_tcase(s, tc);
-
-    return s;
-}
-
-
-int
-main(void)
-{
-    int       failed;
-    SRunner  *sr;
-
-    sr = srunner_create(cs_analysis_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+UNIT_MAIN("sidecar_analysis", cs_setup, cs_teardown, 0)

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "unit.h"
+
 #include <jansson.h>
 
 #include "fetch.h"
@@ -586,45 +588,4 @@ START_TEST(test_nobody_answers)
 END_TEST
 
 
-static Suite *
-cs_fetch_suite(void)
-{
-    TCase  *tc;
-    Suite  *s;
-
-    s = suite_create("sidecar_fetch");
-    tc = tcase_create("fetch");
-
-    tcase_add_test(tc, test_url);
-    tcase_add_test(tc, test_parse_one);
-    tcase_add_test(tc, test_parse_takes_nul_in_strings);
-    tcase_add_test(tc, test_parse_refuses);
-    tcase_add_test(tc, test_fleet_adds_up_bucket_by_bucket);
-    tcase_add_test(tc, test_totals_and_created);
-    tcase_add_test(tc, test_node_counts_what_is_new);
-    tcase_add_test(tc, test_node_restart_counts_all_it_has);
-    tcase_add_test(tc, test_node_away_loses_nothing);
-    tcase_add_test(tc, test_nodes_sum);
-    tcase_add_test(tc, test_node_other_nginx_is_not_added);
-    tcase_add_test(tc, test_readings_round_trip);
-    tcase_add_test(tc, test_nobody_answers);
-
-    suite_add_tcase(s, tc);
-
-    return s;
-}
-
-
-int
-main(void)
-{
-    int       failed;
-    SRunner  *sr;
-
-    sr = srunner_create(cs_fetch_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+UNIT_MAIN("sidecar_fetch", NULL, NULL, 0)

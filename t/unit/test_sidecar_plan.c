@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "unit.h"
+
 #include "plan.h"
 
 
@@ -417,41 +419,4 @@ START_TEST(test_weights)
 END_TEST
 
 
-static Suite *
-cs_plan_suite(void)
-{
-    TCase  *tc;
-    Suite  *s;
-
-    s = suite_create("sidecar_plan");
-    tc = tcase_create("plan");
-
-    tcase_add_test(tc, test_default_plan_is_the_governors);
-    tcase_add_test(tc, test_full_plan);
-    tcase_add_test(tc, test_unset_fields_take_defaults);
-    tcase_add_test(tc, test_comment_fields_are_ignored);
-    tcase_add_test(tc, test_bad_plans_name_the_problem);
-    tcase_add_test(tc, test_plan_file);
-    tcase_add_test(tc, test_example_plans);
-    tcase_add_test(tc, test_durations);
-    tcase_add_test(tc, test_weights);
-
-    suite_add_tcase(s, tc);
-
-    return s;
-}
-
-
-int
-main(void)
-{
-    int       failed;
-    SRunner  *sr;
-
-    sr = srunner_create(cs_plan_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+UNIT_MAIN("sidecar_plan", NULL, NULL, 0)

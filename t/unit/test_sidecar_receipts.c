@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "unit.h"
+
 #include <jansson.h>
 
 #include "receipts.h"
@@ -568,42 +570,4 @@ START_TEST(test_redis_replies_of_huge_arrays_are_refused)
 END_TEST
 
 
-static Suite *
-cs_receipts_suite(void)
-{
-    TCase  *tc;
-    Suite  *s;
-
-    s = suite_create("sidecar_receipts");
-    tc = tcase_create("receipts");
-
-    tcase_add_checked_fixture(tc, cs_setup, cs_teardown);
-
-    tcase_add_test(tc, test_receipt_fields);
-    tcase_add_test(tc, test_receipt_without_metrics);
-    tcase_add_test(tc, test_uuid);
-    tcase_add_test(tc, test_receipts_file_appends_lines);
-    tcase_add_test(tc, test_split_hash);
-    tcase_add_test(tc, test_sidecar_state);
-    tcase_add_test(tc, test_sidecar_state_times_out_of_range_are_refused);
-    tcase_add_test(tc, test_redis_replies_of_huge_arrays_are_refused);
-
-    suite_add_tcase(s, tc);
-
-    return s;
-}
-
-
-int
-main(void)
-{
-    int       failed;
-    SRunner  *sr;
-
-    sr = srunner_create(cs_receipts_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+UNIT_MAIN("sidecar_receipts", cs_setup, cs_teardown, 0)

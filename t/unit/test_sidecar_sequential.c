@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "unit.h"
+
 #include "evidence.h"
 #include "sequential.h"
 #include "stats.h"
@@ -588,44 +590,4 @@ START_TEST(test_evidence_refuses_what_it_did_not_write)
 END_TEST
 
 
-static Suite *
-cs_sequential_suite(void)
-{
-    TCase  *tc;
-    Suite  *s;
-
-    s = suite_create("sidecar_sequential");
-    tc = tcase_create("sequential");
-    tcase_set_timeout(tc, 120);
-
-    tcase_add_test(tc, test_binomial_tail_is_exact);
-    tcase_add_test(tc, test_clean_stable_is_no_evidence);
-    tcase_add_test(tc, test_mixture_by_hand);
-    tcase_add_test(tc, test_p_value_keeps_the_most_evidence);
-    tcase_add_test(tc, test_expected_ratio_is_one);
-    tcase_add_test(tc, test_aa_false_alarms_whatever_the_interval);
-    tcase_add_test(tc, test_burst_inflation_is_estimated);
-    tcase_add_test(tc, test_stratified_look);
-    tcase_add_test(tc, test_detectable_ratio);
-    tcase_add_test(tc, test_evidence_round_trip);
-    tcase_add_test(tc, test_evidence_refuses_what_it_did_not_write);
-
-    suite_add_tcase(s, tc);
-
-    return s;
-}
-
-
-int
-main(void)
-{
-    int       failed;
-    SRunner  *sr;
-
-    sr = srunner_create(cs_sequential_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+UNIT_MAIN("sidecar_sequential", NULL, NULL, 120)

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "unit.h"
+
 #include "stats.h"
 
 #include "ngx_http_canary_histogram.h"
@@ -100,36 +102,4 @@ START_TEST(test_ztest_degenerate)
 END_TEST
 
 
-static Suite *
-cs_stats_suite(void)
-{
-    TCase  *tc;
-    Suite  *s;
-
-    s = suite_create("sidecar_stats");
-    tc = tcase_create("stats");
-
-    tcase_add_test(tc, test_quantile_by_hand);
-    tcase_add_test(tc, test_normal_tail);
-    tcase_add_test(tc, test_ztest_by_hand);
-    tcase_add_test(tc, test_ztest_degenerate);
-
-    suite_add_tcase(s, tc);
-
-    return s;
-}
-
-
-int
-main(void)
-{
-    int       failed;
-    SRunner  *sr;
-
-    sr = srunner_create(cs_stats_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+UNIT_MAIN("sidecar_stats", NULL, NULL, 0)
