@@ -95,8 +95,8 @@ sub receipts_of {
     my $s = SidecarTest->new(name => 'stage-judge-trickle');
     $s->start;
 
-    # ~40 requests a second, 5% of them the pinned tenant
-    $s->traffic(clients => 1, rate => 40, pinned_share => 0.05);
+    # ~40 requests a second, 10% of them the pinned tenant
+    $s->traffic(clients => 1, rate => 40, pinned_share => 0.1);
 
     my $plan = fast_plan(window => '10s', interval => '500ms');
     $plan->{stages}[0]{hold} = '5s';
