@@ -61,13 +61,12 @@ ngx_http_canary_log_handler(ngx_http_request_t *r)
     /*
      * a client request is counted once, with what the client got: its
      * subrequests (auth_request, SSI, mirror) reach here too under
-     * "log_subrequest on", and share its decision
+     * "log_subrequest on", and share its decision; one under another
+     * split (an auth_request to a service with a rollout of its own)
+     * decided for itself and is counted on that split
      */
-    if (r != r->main) {
-        return NGX_OK;
-    }
-
-    ctx = ngx_http_canary_get_ctx(r);
+    ctx = (r == r->main) ? ngx_http_canary_get_ctx(r)
+                         : ngx_http_canary_own_ctx(r);
     if (ctx == NULL) {
         return NGX_OK;
     }

@@ -333,7 +333,9 @@ typedef struct {
 
 
 /* the decision for one request */
-typedef struct {
+typedef struct ngx_http_canary_ctx_s  ngx_http_canary_ctx_t;
+
+struct ngx_http_canary_ctx_s {
     ngx_http_canary_split_t     *split;
     ngx_uint_t                   variant;
     ngx_http_canary_reason_e     reason;
@@ -341,8 +343,16 @@ typedef struct {
     ngx_uint_t                   weight;        /* weight applied */
     /* the client address a from= was asked about, or NULL */
     struct sockaddr             *sockaddr;
+    /*
+     * a subrequest that decided for itself (under another split than its
+     * request's), chained from its request's decision: found again after
+     * an internal redirect of the subrequest, which clears its contexts
+     */
+    ngx_http_request_t          *request;
+    ngx_http_canary_ctx_t       *next;
     unsigned                     balancer:1;    /* made by canary_balancer */
-} ngx_http_canary_ctx_t;
+    unsigned                     upstream_read:1; /* $canary_upstream read */
+};
 
 
 extern ngx_module_t  ngx_http_canary_module;
@@ -421,6 +431,7 @@ ngx_int_t ngx_http_canary_init_route(ngx_conf_t *cf);
 void ngx_http_canary_init_key_headers(ngx_cycle_t *cycle,
     ngx_http_canary_main_conf_t *cmcf);
 ngx_http_canary_ctx_t *ngx_http_canary_get_ctx(ngx_http_request_t *r);
+ngx_http_canary_ctx_t *ngx_http_canary_own_ctx(ngx_http_request_t *r);
 ngx_http_canary_ctx_t *ngx_http_canary_decide(ngx_http_request_t *r);
 ngx_http_canary_ctx_t *ngx_http_canary_decide_split(ngx_http_request_t *r,
     ngx_http_canary_split_t *split);

@@ -198,7 +198,7 @@ ngx_http_canary_get_ctx(ngx_http_request_t *r)
     ngx_http_variable_value_t  *vv;
 
     if (r != r->main) {
-        ctx = ngx_http_get_module_ctx(r, ngx_http_canary_module);
+        ctx = ngx_http_canary_own_ctx(r);
 
         if (ctx) {
             return ctx;
@@ -223,6 +223,37 @@ ngx_http_canary_get_ctx(ngx_http_request_t *r)
     ngx_http_set_ctx(r, ctx, ngx_http_canary_module);
 
     return ctx;
+}
+
+
+/*
+ * The decision a subrequest made for itself, or NULL: in its context, or,
+ * after an internal redirect of the subrequest (an error_page to a named
+ * location) cleared that, in its request's chain.  A subrequest must not
+ * then fall back to its request's decision: that is another split's.
+ */
+
+ngx_http_canary_ctx_t *
+ngx_http_canary_own_ctx(ngx_http_request_t *r)
+{
+    ngx_http_canary_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_canary_module);
+
+    if (ctx || r == r->main) {
+        return ctx;
+    }
+
+    ctx = ngx_http_canary_get_ctx(r->main);
+
+    for (ctx = ctx ? ctx->next : NULL; ctx; ctx = ctx->next) {
+        if (ctx->request == r) {
+            ngx_http_set_ctx(r, ctx, ngx_http_canary_module);
+            return ctx;
+        }
+    }
+
+    return NULL;
 }
 
 
@@ -274,7 +305,7 @@ ngx_http_canary_decide_split(ngx_http_request_t *r,
     ngx_str_t                     key, name;
     ngx_uint_t                    weight;
     ngx_http_request_t           *mr;
-    ngx_http_canary_ctx_t        *ctx;
+    ngx_http_canary_ctx_t        *ctx, *main_ctx;
     ngx_http_canary_scan_t        scan;
     ngx_http_variable_value_t    *vv;
     ngx_http_canary_override_t   *ov;
@@ -283,31 +314,35 @@ ngx_http_canary_decide_split(ngx_http_request_t *r,
     mr = r->main;
 
     ctx = ngx_http_canary_get_ctx(mr);
+    main_ctx = ctx;
 
     /*
      * a subrequest under another split than the one its request decided
      * on (an auth_request to a service with a rollout of its own) decides
-     * for itself: the request keeps its decision, and is counted on it
+     * for itself: the request keeps its decision, and is counted on it,
+     * the subrequest on its own
      */
     if (r != mr && ctx && ctx->split != split) {
         mr = r;
-        ctx = ngx_http_get_module_ctx(r, ngx_http_canary_module);
+        ctx = ngx_http_canary_own_ctx(r);
     }
 
     /*
      * made once, unless from= was asked about an address that realip has
      * changed since (a variable read in a location's rewrite phase, before
-     * its "set_real_ip_from" took effect): then again, with the client's
+     * its "set_real_ip_from" took effect): then again, with the client's;
+     * but not once $canary_upstream was read, which the request may be
+     * proxied by (a "set" of it): what is counted is where it went
      */
     if (ctx && ctx->split == split
-        && (ctx->sockaddr == NULL
+        && (ctx->sockaddr == NULL || ctx->upstream_read
             || ctx->sockaddr == r->connection->sockaddr))
     {
         return ctx;
     }
 
     if (ctx == NULL) {
-        ctx = ngx_palloc(mr->pool, sizeof(ngx_http_canary_ctx_t));
+        ctx = ngx_pcalloc(mr->pool, sizeof(ngx_http_canary_ctx_t));
         if (ctx == NULL) {
             return NULL;
         }
@@ -322,6 +357,11 @@ ngx_http_canary_decide_split(ngx_http_request_t *r,
             vv->not_found = 0;
             vv->escape = 0;
             vv->data = (u_char *) ctx;
+
+        } else {
+            ctx->request = mr;
+            ctx->next = main_ctx->next;
+            main_ctx->next = ctx;
         }
     }
 
@@ -332,6 +372,7 @@ ngx_http_canary_decide_split(ngx_http_request_t *r,
     ctx->bucket = -1;
     ctx->weight = shs->weight;
     ctx->sockaddr = NULL;
+    ctx->upstream_read = 0;
 
     /* safety first: a tripped guard beats every override */
     if (shs->guard_tripped) {
@@ -757,6 +798,7 @@ ngx_http_canary_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
 
     case NGX_HTTP_CANARY_VAR_UPSTREAM:
         s = &ctx->split->upstream[ctx->variant];
+        ctx->upstream_read = 1;
         break;
 
     case NGX_HTTP_CANARY_VAR_VARIANT:

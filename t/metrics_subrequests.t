@@ -10,8 +10,8 @@
 # that allows (the client gets the origin's answer) and one that denies
 # (the client gets 401, counted once as a 4xx).  An auth service with a
 # rollout of its own (its location under another split) decides for its
-# subrequest, but the client request keeps its decision and is counted
-# on it, not on the auth's split.
+# subrequest, which is counted on that split, once; the client request
+# keeps its decision and is counted on it.
 
 use strict;
 use warnings;
@@ -25,6 +25,7 @@ use CanaryTest;
 
 my $t = CanaryTest->new;
 my $port = $t->port('http');
+my $down = $t->port('nothing listens here');
 
 $t->write_conf(<<"EOF", workers => 2);
     canary_zone canary 4m;
@@ -35,6 +36,9 @@ $t->write_conf(<<"EOF", workers => 2);
     canary_split upform { stable stable_up; canary canary_up; weight 100; }
     canary_split mixed  { stable stable_up; canary canary_up; weight 100; }
     canary_split authz  { stable stable_up; canary canary_up; weight 0; }
+    canary_split authfb { stable down_up; canary canary_up; weight 0; }
+
+    upstream down_up { server 127.0.0.1:$down; }
 
     upstream upform_api { canary_balancer upform; }
 
@@ -71,6 +75,26 @@ ${\ $t->origins }
             canary authz;
             proxy_pass http://\$canary_upstream;
         }
+
+        # the auth service's stable is down; its error_page goes to a
+        # named location that says no split: the subrequest's own
+        # decision holds there too, it must not fall back to the client
+        # request's (split "mixed", whose upstream would answer 200 and
+        # let the request through)
+        location /fallback {
+            canary mixed;
+            auth_request /auth_fb;
+            proxy_pass http://stable_up;
+        }
+
+        location = /auth_fb {
+            internal;
+            canary authfb;
+            proxy_pass http://\$canary_upstream;
+            error_page 502 = \@auth_fb_again;
+        }
+
+        location \@auth_fb_again { proxy_pass http://\$canary_upstream; }
 
         location = /auth_ok { internal; return 204; }
         location = /auth_no { internal; return 401; }
@@ -141,9 +165,21 @@ is(scalar(grep { $_->{status} == 200 } @$res), 3,
 my $m = settled('mixed', 3);
 is($m->{canary}{requests}, 3, 'the client requests counted on their split');
 
-my $a = variants('authz');
-is($a->{stable}{requests} + $a->{canary}{requests}, 0,
-   'none counted on the auth subrequest\'s split');
+my $a = settled('authz', 3);
+is($a->{stable}{requests} + $a->{canary}{requests}, 3,
+   'the auth subrequests counted on their own split, once each');
+
+# an auth subrequest redirected to a named location keeps its own split
+$t->allow_log(qr/connect\(\) failed|auth request unexpected status/);
+
+$res = $t->request_many($port,
+    [ map { { path => '/fallback', headers => ['X-Tenant-Id' => "t$_"] } }
+      1 .. 3 ], clients => 1);
+
+is(scalar(grep { $_->{status} == 500 } @$res), 3,
+   'a redirected auth subrequest still goes to its split\'s (down) '
+   . 'upstream: the clients are refused, not let through')
+    or diag explain [ map { $_->{status} } @$res ];
 
 $t->stop;
 
