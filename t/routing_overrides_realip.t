@@ -46,7 +46,7 @@ use Test::More;
 use CanaryTest;
 
 my $t = CanaryTest->new;
-my %port = map { $_ => $t->port($_) } qw(http loc set);
+my %port = map { $_ => $t->port($_) } qw(http loc set early);
 
 my $realip = 'set_real_ip_from 127.0.0.2; real_ip_header X-Forwarded-For;';
 
@@ -99,6 +99,21 @@ ${\ CanaryTest::expose_vars() }
         }
     }
 
+    # \$canary_upstream taken at the server level, before the location's
+    # realip: the request goes by that decision, and is counted by it
+    server {
+        listen 127.0.0.1:$port{early};
+        listen 127.0.0.2:$port{early};
+        canary app;
+        set \$u \$canary_upstream;
+
+        location / {
+            $realip
+${\ CanaryTest::expose_vars() }
+            proxy_pass http://\$u;
+        }
+    }
+
     # the same, with the decision asked for before realip ran
     server {
         listen 127.0.0.1:$port{set};
@@ -143,6 +158,18 @@ my @cases = (
      'the QA cookie with X-Forwarded-For forged by an untrusted peer',
      'Cookie', 'qa=always'],
 );
+
+# one decision per request: where it went is what the variables say
+for my $xff ('10.1.2.3', '203.0.113.9') {
+    my $res = $t->get($port{early}, '/', {
+            'X-Tenant-Id' => 'tenant-1', 'X-Employee' => 'true',
+            'X-Forwarded-For' => $xff },
+        local_address => '127.0.0.2');
+    my $d = CanaryTest::decision($res);
+
+    is $d->{variant}, $d->{side}, "\$canary_upstream read before realip, "
+        . "client $xff: the variables say the side that answered";
+}
 
 for my $where (['server', $port{http}, '/'],
                ['location', $port{loc}, '/'],
