@@ -1595,11 +1595,18 @@ ngx_http_canary_redis_tick(void)
  * As every writer does (generation, weight 0, state, receipt, PUBLISH),
  * so every nginx and the sidecar follow; in one script that stops before
  * it writes anything when HINCRBY fails (a generation that is not an
- * integer), where MULTI/EXEC would run the rest and PUBLISH.
+ * integer), where MULTI/EXEC would run the rest and PUBLISH.  Redis does
+ * not undo a script's writes when a later command fails, so what could
+ * fail after HINCRBY is checked first: the receipts key must be a stream
+ * (or not exist).  An ACL that refuses XADD alone is not foreseen.
  * KEYS: the hash, the receipts; ARGV: updated_by, updated_at, receipt.
  */
 
 static const char  ngx_http_canary_redis_trip_script[] =
+    "local t = redis.call('TYPE', KEYS[2])['ok'] "
+    "if t ~= 'none' and t ~= 'stream' then "
+    "return redis.error_reply(KEYS[2] .. ' is a ' .. t .. ', not a stream') "
+    "end "
     "local g = redis.call('HINCRBY', KEYS[1], '"
         NGX_HTTP_CANARY_FIELD_GENERATION "', 1) "
     "redis.call('HSET', KEYS[1], '" NGX_HTTP_CANARY_FIELD_WEIGHT "', '0', '"

@@ -9,7 +9,9 @@
 # would run the rest of its commands all the same, every 100 ms).  The
 # refusal is logged once, and the attempts back off (100 ms doubling to
 # 5 s).  Then the generation is fixed: the trip is written, once, as the
-# next generation.
+# next generation.  The same when the receipts key is not a stream (XADD
+# would fail after HINCRBY and HSET, and Redis does not undo a script's
+# writes): nothing written, an operator's reset stands.
 
 use strict;
 use warnings;
@@ -124,6 +126,41 @@ is receipts(), 1, 'one receipt';
 is scalar(@msgs), 1, 'one PUBLISH';
 ok status()->{guard}{tripped}, 'still tripped: its own write re-arms '
     . 'nothing';
+
+# ---- the receipts key is not a stream ----------------------------------------
+
+ctl_ok($redis, 'reset', 'app', '--reason', 'test');
+ok defined wait_until(5, sub { !status()->{guard}{tripped} }),
+    'reset: the guard is armed again';
+ctl_ok($redis, 'set-weight', 'app', 50);
+
+my $gen = $t->redis_cli('HGET', 'canary:app', 'generation');
+$t->redis_cli('DEL', 'canary:app:receipts');
+$t->redis_cli('SET', 'canary:app:receipts', 'not a stream');
+$t->allow_log(qr/not a stream/);
+
+$load = Traffic->start(port => $t->port('http'), clients => 2,
+                       pause => 0.002, tenants => 300);
+sleep 0.3;
+fault($t, 1);
+ok defined wait_until(5, sub { status()->{guard}{tripped} }),
+    'the guard trips again';
+fault($t, 0);
+$load->stop;
+sleep 2;
+
+is $t->redis_cli('HGET', 'canary:app', 'generation'), $gen,
+    'receipts not a stream: the generation as it was';
+is $t->redis_cli('HGET', 'canary:app', 'weight'), '50', 'the weight too';
+isnt $t->redis_cli('HGET', 'canary:app', 'state'), 'guard_tripped',
+    'no state written';
+
+$t->redis_cli('DEL', 'canary:app:receipts');
+ok defined wait_until(8, sub {
+        $t->redis_cli('HGET', 'canary:app', 'state') eq 'guard_tripped' }),
+    'the key gone, the trip is written';
+is $t->redis_cli('HGET', 'canary:app', 'generation'), $gen + 1,
+    'once, as the next generation';
 
 $t->stop;
 
