@@ -393,7 +393,7 @@ ngx_http_canary_zone_conf(ngx_http_canary_main_conf_t *cmcf,
     ngx_http_canary_split_t *split, ngx_http_canary_shm_split_t *shs,
     ngx_uint_t fresh, ngx_log_t *log)
 {
-    ngx_uint_t                     i, j, w, redis;
+    ngx_uint_t                     i, j, w, redis, keep;
     ngx_http_canary_cohort_t      *cohort;
     ngx_http_canary_shm_cohort_t  *shc, *prev,
                                    old[NGX_HTTP_CANARY_COHORTS_MAX];
@@ -436,7 +436,13 @@ ngx_http_canary_zone_conf(ngx_http_canary_main_conf_t *cmcf,
 
     shs->conf_weight = split->weight;
 
-    /* cohorts are matched by name: the list may change across reloads */
+    /*
+     * cohorts are matched by name: the list may change across reloads;
+     * with Redis, one unchanged in nginx.conf keeps the value in force
+     * (Redis's, or an edit that stands), whatever the weight's source
+     */
+
+    keep = !fresh && cmcf->redis;
 
     ngx_memcpy(old, shs->cohorts, sizeof(old));
 
@@ -452,7 +458,7 @@ ngx_http_canary_zone_conf(ngx_http_canary_main_conf_t *cmcf,
 
         prev = NULL;
 
-        for (j = 0; redis && j < shs->ncohorts; j++) {
+        for (j = 0; keep && j < shs->ncohorts; j++) {
             if (old[j].name_len == shc->name_len
                 && ngx_memcmp(old[j].name, shc->name, shc->name_len) == 0)
             {
@@ -476,7 +482,7 @@ ngx_http_canary_zone_conf(ngx_http_canary_main_conf_t *cmcf,
         ngx_log_error(NGX_LOG_NOTICE, log, 0,
                       "canary split \"%V\": cohort_weight \"%V\" "
                       "%ui.%02ui%% edited in nginx.conf replaces "
-                      "%ui.%02ui%% from Redis (generation %uA) until "
+                      "%ui.%02ui%% in force (generation %uA) until "
                       "Redis brings a newer one",
                       &split->name, &cohort[i].name, cohort[i].weight / 100,
                       cohort[i].weight % 100, w / 100, w % 100,

@@ -140,6 +140,25 @@ conf(redis => 0, weight => 7, internal => 50);
 $t->reload;
 is(app()->{weight}, 7, 'another edit without Redis: 7');
 
+# Redis again, then only the weight edited: Redis's cohort weight stays,
+# also through the next reload, which changes nothing
+conf(redis => 1, weight => 7, internal => 50);
+$t->reload;
+my $g = write_redis(weight => 60, 'weight.internal' => 80, enabled => 1);
+ok(wait_until(5, sub { app()->{weight} == 60
+                       && app()->{cohorts}{internal} == 80 }),
+   "Redis again: 60, internal 80 (generation $g)");
+
+conf(redis => 1, weight => 9, internal => 50);
+$t->reload;
+is(app()->{weight}, 9, 'the weight alone edited: 9');
+is(app()->{cohorts}{internal}, 80, "Redis's cohort weight stays: 80");
+
+$t->reload;
+sleep 0.5;
+is(app()->{weight}, 9, 'a reload that changes nothing keeps the edit');
+is(app()->{cohorts}{internal}, 80, "and Redis's cohort weight");
+
 $t->stop;
 
 done_testing;
