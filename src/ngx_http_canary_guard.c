@@ -16,7 +16,8 @@
  * one else moves it from:
  *
  *   ARMED -> TRIPPING      a worker's trip, or the syncing worker
- *                          following another nginx's trip (cas)
+ *                          following another nginx's trip (cas, after
+ *                          its pid in guard_owner, also cas)
  *   TRIPPING -> PENDING    that worker, once the reason is written
  *   TRIPPING -> WRITTEN    the syncing worker, a followed trip filled in
  *   PENDING -> WRITTEN     the syncing worker: Redis has the trip as
@@ -25,6 +26,10 @@
  *   WRITTEN -> ARMED       the syncing worker: a newer generation than
  *                          guard_generation ends the incident (cas)
  *   any -> ARMED           a reload without Redis (cas)
+ *   TRIPPING -> PENDING    any worker, when the process that held it
+ *                          (guard_owner) is gone: a worker that died in
+ *                          the middle of a trip would otherwise leave
+ *                          the split on stable, unwritten, for good (cas)
  *
  * Only WRITTEN can be re-armed by Redis, and guard_generation is read
  * only in WRITTEN, so a sync that runs in the middle of a trip sees
@@ -46,6 +51,11 @@
 
 
 static void ngx_http_canary_guard_split(ngx_http_canary_split_t *split,
+    time_t now);
+static ngx_uint_t ngx_http_canary_guard_gone(ngx_pid_t pid);
+static ngx_int_t ngx_http_canary_guard_claim(
+    ngx_http_canary_shm_split_t *shs);
+static void ngx_http_canary_guard_orphan(ngx_http_canary_split_t *split,
     time_t now);
 static void ngx_http_canary_guard_window(ngx_http_canary_shm_split_t *shs,
     ngx_uint_t variant, ngx_http_canary_shm_snap_t *base, ngx_uint_t p99,
@@ -169,9 +179,107 @@ ngx_http_canary_guard_check(ngx_http_canary_main_conf_t *cmcf)
     splitp = cmcf->splits.elts;
 
     for (i = 0; i < cmcf->splits.nelts; i++) {
-        if (splitp[i]->has_guard && !splitp[i]->sh->guard_tripped) {
+        if (splitp[i]->sh->guard_tripped == NGX_HTTP_CANARY_GUARD_TRIPPING) {
+            ngx_http_canary_guard_orphan(splitp[i], now);
+
+        } else if (splitp[i]->has_guard && !splitp[i]->sh->guard_tripped) {
             ngx_http_canary_guard_split(splitp[i], now);
         }
+    }
+}
+
+
+/* a process that held the guard and is no more */
+
+static ngx_uint_t
+ngx_http_canary_guard_gone(ngx_pid_t pid)
+{
+    return pid != 0 && pid != ngx_pid && kill(pid, 0) == -1
+           && ngx_errno == NGX_ESRCH;
+}
+
+
+/*
+ * ARMED -> TRIPPING, by the process that first claims guard_owner (its
+ * pid, or one of a process that died holding it): so that whoever holds
+ * TRIPPING is always known, also a moment after the swap.
+ */
+
+static ngx_int_t
+ngx_http_canary_guard_claim(ngx_http_canary_shm_split_t *shs)
+{
+    ngx_pid_t  pid;
+
+    pid = (ngx_pid_t) shs->guard_owner;
+
+    if (pid != 0 && !ngx_http_canary_guard_gone(pid)) {
+        return NGX_DECLINED;
+    }
+
+    if (!ngx_atomic_cmp_set(&shs->guard_owner, (ngx_atomic_uint_t) pid,
+                            (ngx_atomic_uint_t) ngx_pid))
+    {
+        return NGX_DECLINED;
+    }
+
+    if (!ngx_atomic_cmp_set(&shs->guard_tripped, NGX_HTTP_CANARY_GUARD_ARMED,
+                            NGX_HTTP_CANARY_GUARD_TRIPPING))
+    {
+        shs->guard_owner = 0;
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * TRIPPING lasts a few stores; its holder gone (a crash, an OOM kill in
+ * between), the trip is finished here with what is known.
+ */
+
+static void
+ngx_http_canary_guard_orphan(ngx_http_canary_split_t *split, time_t now)
+{
+    ngx_pid_t                     pid;
+    ngx_http_canary_shm_split_t  *shs;
+
+    static const char  why[] = "a worker exited while tripping the guard";
+
+    shs = split->sh;
+    pid = (ngx_pid_t) shs->guard_owner;
+
+    if (!ngx_http_canary_guard_gone(pid)) {
+        return;
+    }
+
+    if (!ngx_atomic_cmp_set(&shs->guard_owner, (ngx_atomic_uint_t) pid,
+                            (ngx_atomic_uint_t) ngx_pid))
+    {
+        return;
+    }
+
+    if (shs->guard_since == 0) {
+        shs->guard_since = (ngx_atomic_uint_t) now;
+    }
+
+    if (shs->guard_reason_len == 0) {
+        ngx_memcpy(shs->guard_reason, why, sizeof(why) - 1);
+        ngx_memory_barrier();
+        shs->guard_reason_len = sizeof(why) - 1;
+    }
+
+    shs->guard_owner = 0;
+    ngx_memory_barrier();
+
+    if (ngx_atomic_cmp_set(&shs->guard_tripped,
+                           NGX_HTTP_CANARY_GUARD_TRIPPING,
+                           NGX_HTTP_CANARY_GUARD_PENDING))
+    {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                      "canary guard of split \"%V\": process %P exited "
+                      "in the middle of a trip; the trip is finished and "
+                      "written by this worker", &split->name, pid);
     }
 }
 
@@ -212,9 +320,7 @@ ngx_http_canary_guard_split(ngx_http_canary_split_t *split, time_t now)
     }
 
     /* one worker wins the trip; the others see the state on their tick */
-    if (!ngx_atomic_cmp_set(&shs->guard_tripped, NGX_HTTP_CANARY_GUARD_ARMED,
-                            NGX_HTTP_CANARY_GUARD_TRIPPING))
-    {
+    if (ngx_http_canary_guard_claim(shs) != NGX_OK) {
         return;
     }
 
@@ -232,6 +338,7 @@ ngx_http_canary_guard_split(ngx_http_canary_split_t *split, time_t now)
     ngx_memory_barrier();
 
     /* a plain store: only this worker moves the state from TRIPPING */
+    shs->guard_owner = 0;
     shs->guard_tripped = NGX_HTTP_CANARY_GUARD_PENDING;
 
     ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
@@ -288,9 +395,7 @@ ngx_http_canary_guard_follow(ngx_http_canary_split_t *split,
 
     shs = split->sh;
 
-    if (!ngx_atomic_cmp_set(&shs->guard_tripped, NGX_HTTP_CANARY_GUARD_ARMED,
-                            NGX_HTTP_CANARY_GUARD_TRIPPING))
-    {
+    if (ngx_http_canary_guard_claim(shs) != NGX_OK) {
         return;
     }
 
@@ -320,6 +425,7 @@ ngx_http_canary_guard_follow(ngx_http_canary_split_t *split,
     ngx_memory_barrier();
 
     /* in Redis already: not written again */
+    shs->guard_owner = 0;
     shs->guard_tripped = NGX_HTTP_CANARY_GUARD_WRITTEN;
 
     ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
@@ -387,6 +493,7 @@ ngx_http_canary_guard_reload(ngx_http_canary_shm_split_t *shs)
 
         /* after a re-arm, the failures that tripped it count no more */
         shs->guard_armed_at = (ngx_atomic_uint_t) ngx_time();
+        shs->guard_owner = 0;
         ngx_memory_barrier();
 
         if (ngx_atomic_cmp_set(&shs->guard_tripped, state,

@@ -190,6 +190,7 @@ typedef struct {
      * Written by ngx_http_canary_guard.c only.
      */
     ngx_atomic_t                 guard_tripped; /* NGX_HTTP_CANARY_GUARD_* */
+    ngx_atomic_t                 guard_owner;   /* pid that holds TRIPPING */
     ngx_atomic_t                 guard_since;
     ngx_atomic_t                 guard_generation;
     ngx_atomic_t                 guard_armed_at;  /* windows start here */
