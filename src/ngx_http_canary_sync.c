@@ -35,6 +35,7 @@ typedef struct {
     uint32_t                      logged[NGX_HTTP_CANARY_LOGGED];
     ngx_uint_t                    next;
     ngx_uint_t                    rejected;     /* in the current read */
+    ngx_uint_t                    more;         /* "more rejected" logged */
     uint64_t                      generation;   /* of the current read */
     unsigned                      fresh:1;      /* of a new Redis instance */
 
@@ -157,7 +158,7 @@ ngx_http_canary_sync_apply(ngx_http_canary_sync_t *sync, ngx_uint_t index,
 {
     ngx_int_t                      rc;
     ngx_uint_t                     i;
-    redisReply                    *sets[2];
+    redisReply                    *m, *sets[2];
     ngx_http_canary_update_t       u;
     ngx_http_canary_split_t      **splitp;
     ngx_http_canary_sync_split_t  *ss;
@@ -188,9 +189,11 @@ ngx_http_canary_sync_apply(ngx_http_canary_sync_t *sync, ngx_uint_t index,
         goto done;
     }
 
+    /* the hash must be read; a pin set that cannot be is dealt with below */
     for (i = 0; i < 3; i++) {
         if (exec->element[i]->type != REDIS_REPLY_ARRAY
-            && (i == 0 || exec->element[i]->type != REDIS_REPLY_INTEGER))
+            && (i == 0 || (exec->element[i]->type != REDIS_REPLY_INTEGER
+                           && exec->element[i]->type != REDIS_REPLY_ERROR)))
         {
             ngx_http_canary_sync_failed(sync,
                 "canary_redis: split \"%V\": %*s",
@@ -226,8 +229,31 @@ ngx_http_canary_sync_apply(ngx_http_canary_sync_t *sync, ngx_uint_t index,
     sets[NGX_HTTP_CANARY_CANARY] = exec->element[1];
     sets[NGX_HTTP_CANARY_STABLE] = exec->element[2];
 
-    if (sets[0]->type == REDIS_REPLY_INTEGER
-        || sets[1]->type == REDIS_REPLY_INTEGER)
+    if (sets[0]->type == REDIS_REPLY_ERROR
+        || sets[1]->type == REDIS_REPLY_ERROR)
+    {
+        /*
+         * a pin set of another type (a hand-made SET of its key): the
+         * hash still applies, a rollback too; the last good pins stay,
+         * and a rollback is not lifted while the pins a reset removes
+         * cannot be read
+         */
+        m = sets[0]->type == REDIS_REPLY_ERROR ? sets[0] : sets[1];
+        ss->rejected++;
+        ss->lift_rollback = 0;
+
+        if (ngx_http_canary_sync_first_time(ss, (u_char *) "pinset", 6,
+                                            (u_char *) m->str, m->len))
+        {
+            ngx_log_error(NGX_LOG_ERR, sync->log, 0,
+                          "canary_redis: split \"%V\": pins not read, "
+                          "the last good ones stay: %*s",
+                          &splitp[index]->name, ngx_min(m->len, 100),
+                          m->str);
+        }
+
+    } else if (sets[0]->type == REDIS_REPLY_INTEGER
+               || sets[1]->type == REDIS_REPLY_INTEGER)
     {
         /* too many: the sets' sizes came, not their members */
         ngx_http_canary_sync_too_many(sync, index,
@@ -244,12 +270,15 @@ ngx_http_canary_sync_apply(ngx_http_canary_sync_t *sync, ngx_uint_t index,
      */
     ngx_http_canary_sync_lift(sync, index);
 
-    if (ss->rejected > NGX_HTTP_CANARY_LOG_MAX) {
+    /* the same hash read again says nothing new */
+    if (ss->rejected > NGX_HTTP_CANARY_LOG_MAX && ss->rejected != ss->more) {
         ngx_log_error(NGX_LOG_ERR, sync->log, 0,
                       "canary_redis: split \"%V\": %ui more rejected "
                       "values not logged", &splitp[index]->name,
                       ss->rejected - NGX_HTTP_CANARY_LOG_MAX);
     }
+
+    ss->more = ss->rejected;
 
     if (ss->rejected == 0) {
         /* all is well again: a bad value that comes back is logged again */
