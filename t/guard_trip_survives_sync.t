@@ -159,31 +159,10 @@ is $r->{headers}{'x-worker-pid'}, $other,
 
 # ---- gdb stops that worker right after it writes the guard's state ---------
 
-my $paused = $t->prefix . '/paused';
 my $resume = $t->prefix . '/resume';
-my $gdb_out = $t->prefix . '/gdb.out';
-
-my $gdb = $t->spawn('sh', '-c', join(' ', 'exec gdb -q -batch -nx',
-    '-p', $other,
-    "-ex 'set pagination off'",
-    "-ex 'break ngx_http_canary_guard_check'",
-    "-ex 'continue'",
-    "-ex 'delete'",
-    "-ex 'watch -l ((ngx_http_canary_split_t **) "
-        . "cmcf->splits.elts)[0]->sh->guard_tripped'",
-    "-ex 'continue'",
-    "-ex 'shell touch $paused'",
-    "-ex 'shell while [ ! -e $resume ]; do sleep 0.05; done'",
-    "-ex 'delete'",
-    "-ex 'detach'",
-    "> $gdb_out 2>&1 < /dev/null"));
-
-ok defined wait_until(20, sub {
-        -e $gdb_out && do { local (@ARGV, $/) = ($gdb_out); <> }
-            =~ /atchpoint \d+: /
-    }, 0.1),
-    'gdb watches the guard\'s state in the worker that trips'
-    or diag do { local (@ARGV, $/) = ($gdb_out); <> };
+my ($gdb, $paused) = gdb_on_guard($t, $other,
+    "shell while [ ! -e $resume ]; do sleep 0.05; done", 'delete',
+    'detach');
 
 # the syncing worker sees nothing of the failures: it cannot trip
 kill 'STOP', $syncer;
@@ -200,8 +179,7 @@ for my $tenant (@tenants) {
 }
 
 ok defined wait_until(10, sub { -e $paused }, 0.02),
-    "after $sent requests the worker trips and gdb holds it there"
-    or diag do { local (@ARGV, $/) = ($gdb_out); <> };
+    "after $sent requests the worker trips and gdb holds it there";
 
 # the syncing worker reads Redis (generation $gen, no incident) meanwhile
 kill 'CONT', $syncer;

@@ -52,29 +52,7 @@ ctl_ok($redis, 'set-weight', 'app', 100);
 ok defined wait_until(3, sub { status()->{weight} == 100 }), 'weight 100';
 
 my ($worker) = $t->worker_pids;
-my $paused = $t->prefix . '/paused';
-my $gdb_out = $t->prefix . '/gdb.out';
-
-my $gdb = $t->spawn('sh', '-c', join(' ', 'exec gdb -q -batch -nx',
-    '-p', $worker,
-    "-ex 'set pagination off'",
-    "-ex 'break ngx_http_canary_guard_check'",
-    "-ex 'continue'",
-    "-ex 'delete'",
-    "-ex 'watch -l ((ngx_http_canary_split_t **) "
-        . "cmcf->splits.elts)[0]->sh->guard_tripped'",
-    "-ex 'continue'",
-    "-ex 'shell touch $paused'",
-    "-ex 'kill'",
-    "> $gdb_out 2>&1 < /dev/null"));
-
-ok defined wait_until(20, sub {
-        -e $gdb_out && do { local (@ARGV, $/) = ($gdb_out); <> }
-            =~ /atchpoint \d+: /
-    }, 0.1),
-    'gdb watches the guard\'s state'
-    or diag do { local (@ARGV, $/) = ($gdb_out); <> };
-
+my ($gdb, $paused) = gdb_on_guard($t, $worker, 'kill');
 $t->allow_log(qr/exited on signal 9|exited in the middle of a trip|connect\(\) failed/);
 
 for my $i (1 .. 30) {
@@ -83,8 +61,7 @@ for my $i (1 .. 30) {
 }
 
 ok defined wait_until(10, sub { -e $paused }, 0.02),
-    'the worker swapped the state to tripping, and gdb killed it there'
-    or diag do { local (@ARGV, $/) = ($gdb_out); <> };
+    'the worker swapped the state to tripping, and gdb killed it there';
 ok defined wait_until(10, sub { waitpid($gdb, WNOHANG) == $gdb }),
     'gdb is done';
 

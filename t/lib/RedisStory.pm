@@ -161,6 +161,21 @@ response came from the variant chosen> (C<side> equals C<variant>).
 
 =back
 
+=head2 The guard, held by gdb
+
+=over
+
+=item gdb_on_guard($t, $pid, @then)
+
+gdb attaches to worker C<$pid> and stops it right after it next writes
+the first split's guard state (a hardware watchpoint on the word), says
+so by creating the file C<$paused>, then runs the gdb commands C<@then>
+(C<'kill'>; or a shell wait and C<'detach'>).  Returns C<($gdb_pid,
+$paused)> once the watchpoint is set, or dies with gdb's output.  A
+window of a few instructions is made to happen rather than waited for.
+
+=back
+
 =head2 Logs and files
 
 =over
@@ -197,7 +212,7 @@ our @EXPORT_OK = qw(split_block canary_location front_server
                     redis_split_conf fault_origins fault_file fault
                     canary_ctl ctl_ok status_json status_text weight_of
                     subscribe wait_until sample_until served_ok
-                    grep_lines log_lines write_file);
+                    gdb_on_guard grep_lines log_lines write_file);
 our %EXPORT_TAGS = (all => \@EXPORT_OK);
 
 our $CTL = "$CanaryTest::ROOT/scripts/canary-ctl";
@@ -424,6 +439,35 @@ sub served_ok {
     is scalar(@failed), 0, 'no request failed'
         or diag explain [ @failed[0 .. ($#failed < 4 ? $#failed : 4)] ];
     is scalar(@wrong_side), 0, 'every response came from the variant chosen';
+}
+
+
+# ---- the guard, held by gdb -------------------------------------------------
+
+sub gdb_on_guard {
+    my ($t, $pid, @then) = @_;
+
+    my $paused = $t->prefix . "/gdb-paused-$pid";
+    my $out = $t->prefix . "/gdb-$pid.out";
+    my $text = sub { -e $out ? do { local (@ARGV, $/) = ($out); <> } : '' };
+
+    my $gdb = $t->spawn('sh', '-c', join(' ', 'exec gdb -q -batch -nx',
+        '-p', $pid,
+        "-ex 'set pagination off'",
+        "-ex 'break ngx_http_canary_guard_check'",
+        "-ex 'continue'",
+        "-ex 'delete'",
+        "-ex 'watch -l ((ngx_http_canary_split_t **) "
+            . "cmcf->splits.elts)[0]->sh->guard_tripped'",
+        "-ex 'continue'",
+        "-ex 'shell touch $paused'",
+        (map { "-ex '$_'" } @then),
+        "> $out 2>&1 < /dev/null"));
+
+    wait_until(20, sub { $text->() =~ /atchpoint \d+: / }, 0.1)
+        or die "gdb did not set its watchpoint:\n" . $text->();
+
+    return ($gdb, $paused);
 }
 
 
