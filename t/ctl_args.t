@@ -25,9 +25,9 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 
 use JSON::PP;
-use POSIX qw(_exit);
 use Test::More;
 use CanaryTest;
+use RedisStory qw(ctl_run);
 
 my $CTL = "$FindBin::Bin/../scripts/canary-ctl";
 my $KEY = 'canary:app';
@@ -38,33 +38,7 @@ my $redis = '127.0.0.1:' . $t->redis_start;
 sub r { $t->redis_cli(@_) }
 
 # (exit code, stdout, stderr), with CANARY_REDIS on our Redis
-sub ctl {
-    my ($args, %env) = @_;
-
-    my $dir = $t->prefix . '/tmp';
-    my $pid = fork // die "fork: $!";
-
-    if ($pid == 0) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>', "$dir/ctl.out";
-        open STDERR, '>', "$dir/ctl.err";
-        $ENV{CANARY_REDIS} = $redis;
-        $ENV{CANARY_ACTOR} = 'tester';
-        delete @ENV{qw(CANARY_PREFIX CANARY_REDIS_DB
-                       CANARY_REDIS_PASSWORD_FILE REDISCLI_AUTH)};
-        @ENV{keys %env} = values %env;
-        exec $CTL, @$args or _exit(127);
-    }
-
-    waitpid $pid, 0;
-    my $rc = $? >> 8;
-
-    local $/;
-    open my $o, '<', "$dir/ctl.out";
-    open my $e, '<', "$dir/ctl.err";
-
-    return ($rc, <$o> // '', <$e> // '');
-}
+sub ctl { ctl_run($t, $redis, @_) }
 
 sub last_receipt {
     my @l = r('XREVRANGE', "$KEY:receipts", '+', '-', 'COUNT', 1);

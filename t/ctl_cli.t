@@ -25,10 +25,9 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 
 use JSON::PP;
-use POSIX qw(_exit);
 use Test::More;
 use CanaryTest;
-use RedisStory qw(subscribe wait_until);
+use RedisStory qw(ctl_run subscribe wait_until);
 
 my $CTL = "$FindBin::Bin/../scripts/canary-ctl";
 my $KEY = 'canary:app';
@@ -52,36 +51,8 @@ sub label {
     } @_;
 }
 
-# runs canary-ctl with CANARY_REDIS pointing at our Redis, so that an
-# argument check that fails to stop it would show in Redis
-sub ctl {
-    my ($args, %env) = @_;
-
-    my $dir = $t->prefix . '/tmp';
-    my $pid = fork // die "fork: $!";
-
-    if ($pid == 0) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>', "$dir/ctl.out";
-        open STDERR, '>', "$dir/ctl.err";
-        $ENV{CANARY_REDIS} = $redis;
-        $ENV{CANARY_ACTOR} = 'tester';
-        delete @ENV{qw(CANARY_PREFIX CANARY_REDIS_DB
-                       CANARY_REDIS_PASSWORD_FILE REDISCLI_AUTH)};
-        @ENV{keys %env} = values %env;
-        exec $CTL, @$args or _exit(127);
-    }
-
-    waitpid $pid, 0;
-    my $rc = $? >> 8;
-
-    local $/;
-    open my $o, '<', "$dir/ctl.out";
-    open my $e, '<', "$dir/ctl.err";
-    my ($out, $err) = (<$o> // '', <$e> // '');
-
-    return ($rc, $out, $err);
-}
+# (exit code, stdout, stderr), with CANARY_REDIS on our Redis
+sub ctl { ctl_run($t, $redis, @_) }
 
 sub r { $t->redis_cli(@_) }
 

@@ -103,6 +103,14 @@ The path of C<scripts/canary-ctl>.
 Runs C<canary-ctl --redis $redis @args> (stderr with stdout, the
 environment as it is); returns C<(exit code, output)>.
 
+=item ctl_run($t, $redis, \@args, %env)
+
+canary-ctl as an operator's shell would run it, on C<$redis> through
+C<CANARY_REDIS> (so that an argument check that fails to stop it shows in
+Redis), C<CANARY_ACTOR=tester>, no other C<CANARY_*> or C<REDISCLI_AUTH>
+from the test's environment, C<%env> on top.  Returns (exit code, stdout,
+stderr).
+
 =item ctl_ok($redis, @args)
 
 C<canary_ctl>, and one test: C<is $rc, 0, "canary-ctl @args">, with the
@@ -210,7 +218,7 @@ use CanaryTest;
 
 our @EXPORT_OK = qw(split_block canary_location front_server
                     redis_split_conf fault_origins fault_file fault
-                    canary_ctl ctl_ok status_json status_text weight_of
+                    canary_ctl ctl_run ctl_ok status_json status_text weight_of
                     subscribe wait_until sample_until served_ok
                     gdb_on_guard grep_lines log_lines write_file);
 our %EXPORT_TAGS = (all => \@EXPORT_OK);
@@ -348,6 +356,35 @@ sub canary_ctl {
     close $fh;
 
     return ($? >> 8, $out);
+}
+
+
+sub ctl_run {
+    my ($t, $redis, $args, %env) = @_;
+
+    my $dir = $t->prefix . '/tmp';
+    my $pid = fork // die "fork: $!";
+
+    if ($pid == 0) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', "$dir/ctl.out";
+        open STDERR, '>', "$dir/ctl.err";
+        $ENV{CANARY_REDIS} = $redis;
+        $ENV{CANARY_ACTOR} = 'tester';
+        delete @ENV{qw(CANARY_PREFIX CANARY_REDIS_DB
+                       CANARY_REDIS_PASSWORD_FILE REDISCLI_AUTH)};
+        @ENV{keys %env} = values %env;
+        exec $CTL, @$args or _exit(127);
+    }
+
+    waitpid $pid, 0;
+    my $rc = $? >> 8;
+
+    local $/;
+    open my $o, '<', "$dir/ctl.out";
+    open my $e, '<', "$dir/ctl.err";
+
+    return ($rc, <$o> // '', <$e> // '');
 }
 
 
