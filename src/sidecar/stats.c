@@ -1,8 +1,8 @@
 
 /*
  * Pure statistics: histogram quantiles as the module has them, the
- * normal tail, one- and two-proportion z-tests (the latter kept as the fixed-horizon test the sequential tests are measured
- * against).
+ * normal tail, one- and two-proportion z-tests (the latter kept as the
+ * fixed-horizon test the sequential tests are measured against).
  */
 
 

@@ -1,8 +1,8 @@
 
 /*
  * Pure statistics for canary-sidecar: quantiles of the module's latency
- * histogram (src/core/ngx_http_canary_histogram.c, linked in), the normal tail, one- and two-proportion z-tests.
- * No I/O; unit tests link this file alone.
+ * histogram (src/core/ngx_http_canary_histogram.c, linked in), the
+ * normal tail, one- and two-proportion z-tests.  No I/O.
  */
 
 
