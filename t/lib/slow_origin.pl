@@ -30,41 +30,29 @@ C<scripts/demo>.  Core Perl only.
 
 use strict;
 use warnings;
-use IO::Socket::INET;
-use POSIX qw(WNOHANG);
+use FindBin;
+use lib $FindBin::Bin;
 use Time::HiRes qw(sleep);
+use ForkServer;
 
 my ($port, $delay_ms, $body, $status) = @ARGV;
 $body //= "slow\n";
 $status //= 200;
 
-my $srv = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port,
-                                Listen => 256, ReuseAddr => 1)
-    or die "listen $port: $!";
-
-$SIG{CHLD} = sub { 1 while waitpid(-1, WNOHANG) > 0 };
-$SIG{TERM} = sub { exit 0 };
-
-while (1) {
-    my $c = $srv->accept or next;
-    my $pid = fork;
-    if (!defined $pid) { close $c; next; }
-    if ($pid) { close $c; next; }
-
-    close $srv;
-    $SIG{TERM} = 'DEFAULT';
+ForkServer::serve($port, 256, sub {
+    my ($c) = @_;
     my $buf = '';
     while (1) {
         while ($buf !~ /\r\n\r\n/) {
             my $n = sysread($c, $buf, 65536, length $buf);
-            exit 0 unless $n;
+            return unless $n;
         }
         $buf =~ s/^(.*?)\r\n\r\n//s;
         my $head = $1;
         my ($len) = $head =~ /^content-length:\s*(\d+)/mi;
         if ($len) {
             while (length $buf < $len) {
-                sysread($c, $buf, 65536, length $buf) or exit 0;
+                sysread($c, $buf, 65536, length $buf) or return;
             }
             substr($buf, 0, $len) = '';
         }
@@ -73,6 +61,6 @@ while (1) {
         print $c "HTTP/1.1 $status X\r\nContent-Length: " . length($body)
                  . "\r\nContent-Type: text/plain\r\n"
                  . ($close ? "Connection: close\r\n" : "") . "\r\n$body";
-        exit 0 if $close;
+        return if $close;
     }
-}
+});

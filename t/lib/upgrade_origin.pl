@@ -7,30 +7,17 @@
 
 use strict;
 use warnings;
-use IO::Socket::INET;
-use POSIX qw(WNOHANG);
+use FindBin;
+use lib $FindBin::Bin;
+use ForkServer;
 
 my ($port) = @ARGV;
 
-my $srv = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port,
-                                Listen => 64, ReuseAddr => 1)
-    or die "listen $port: $!";
-
-$SIG{CHLD} = sub { 1 while waitpid(-1, WNOHANG) > 0 };
-$SIG{TERM} = sub { exit 0 };
-
-while (1) {
-    my $c = $srv->accept or next;
-    my $pid = fork;
-    if (!defined $pid) { close $c; next; }
-    if ($pid) { close $c; next; }
-
-    close $srv;
-    $SIG{TERM} = 'DEFAULT';
-
+ForkServer::serve($port, 64, sub {
+    my ($c) = @_;
     my $buf = '';
     while ($buf !~ /\r\n\r\n/) {
-        sysread($c, $buf, 65536, length $buf) or exit 0;
+        sysread($c, $buf, 65536, length $buf) or return;
     }
     $buf =~ s/^.*?\r\n\r\n//s;
 
@@ -41,7 +28,7 @@ while (1) {
 
     while (1) {
         my $n = sysread($c, $buf, 65536);
-        exit 0 unless $n;
+        return unless $n;
         syswrite($c, $buf);
     }
-}
+});
