@@ -27,7 +27,7 @@ use lib "$FindBin::Bin/lib";
 use JSON::PP;
 use Test::More;
 use CanaryTest;
-use RedisStory qw(ctl_run);
+use RedisStory qw(ctl_run redis_connections redis_snapshot);
 
 my $CTL = "$FindBin::Bin/../scripts/canary-ctl";
 my $KEY = 'canary:app';
@@ -47,16 +47,9 @@ sub last_receipt {
 
 sub members { [ sort(r('SMEMBERS', $_[0])) ] }
 
-sub snapshot {
-    my @keys = sort(r('KEYS', '*'));
+sub snapshot { redis_snapshot($t) }
 
-    return join "\n", map { ("$_:", scalar r('DUMP', $_)) } @keys;
-}
-
-sub connections {
-    return r('INFO', 'stats') =~ /total_connections_received:(\d+)/ ? $1
-                                                                     : -1;
-}
+sub connections { redis_connections($t) }
 
 # ---- -h is an argument unless right after the command ------------------------
 

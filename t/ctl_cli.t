@@ -27,7 +27,8 @@ use lib "$FindBin::Bin/lib";
 use JSON::PP;
 use Test::More;
 use CanaryTest;
-use RedisStory qw(ctl_run subscribe wait_until);
+use RedisStory qw(ctl_run redis_connections redis_snapshot subscribe
+                  wait_until);
 
 my $CTL = "$FindBin::Bin/../scripts/canary-ctl";
 my $KEY = 'canary:app';
@@ -355,16 +356,9 @@ is_deeply [ published($sub_file) ], \@ops,
 
 # ---- bad arguments: exit 2, Redis untouched ----------------------------------
 
-sub snapshot {
-    my @keys = sort(r('KEYS', '*'));
+sub snapshot { redis_snapshot($t) }
 
-    return join "\n", map { ("$_:", scalar r('DUMP', $_)) } @keys;
-}
-
-sub connections {
-    return r('INFO', 'stats') =~ /total_connections_received:(\d+)/ ? $1
-                                                                     : -1;
-}
+sub connections { redis_connections($t) }
 
 # bad global options: the message and the main usage line
 my @bad_global = (

@@ -111,6 +111,12 @@ Redis), C<CANARY_ACTOR=tester>, no other C<CANARY_*> or C<REDISCLI_AUTH>
 from the test's environment, C<%env> on top.  Returns (exit code, stdout,
 stderr).
 
+=item redis_snapshot($t), redis_connections($t)
+
+Every key of C<$t>'s Redis with its C<DUMP>, as one string, and the
+connections it has accepted: a command that must leave Redis untouched
+(a usage error) leaves the first equal and the second one up at most.
+
 =item ctl_ok($redis, @args)
 
 C<canary_ctl>, and one test: C<is $rc, 0, "canary-ctl @args">, with the
@@ -218,7 +224,8 @@ use CanaryTest;
 
 our @EXPORT_OK = qw(split_block canary_location front_server
                     redis_split_conf fault_origins fault_file fault
-                    canary_ctl ctl_run ctl_ok status_json status_text weight_of
+                    canary_ctl ctl_run ctl_ok redis_snapshot
+                    redis_connections status_json status_text weight_of
                     subscribe wait_until sample_until served_ok
                     gdb_on_guard grep_lines log_lines write_file);
 our %EXPORT_TAGS = (all => \@EXPORT_OK);
@@ -385,6 +392,24 @@ sub ctl_run {
     open my $e, '<', "$dir/ctl.err";
 
     return ($rc, <$o> // '', <$e> // '');
+}
+
+
+sub redis_snapshot {
+    my ($t) = @_;
+
+    my @keys = sort($t->redis_cli('KEYS', '*'));
+
+    return join "\n", map { ("$_:", scalar $t->redis_cli('DUMP', $_)) }
+                      @keys;
+}
+
+
+sub redis_connections {
+    my ($t) = @_;
+
+    return $t->redis_cli('INFO', 'stats')
+           =~ /total_connections_received:(\d+)/ ? $1 : -1;
 }
 
 
