@@ -296,10 +296,26 @@ typedef struct {
 } ngx_http_canary_split_t;
 
 
+/* a sentinel, resolved when the configuration is read */
 typedef struct {
     ngx_str_t                    address;       /* as written */
-    u_char                      *host;          /* an IP, or a unix path */
+    u_char                      *host;          /* an IP */
+    ngx_int_t                    port;
+} ngx_http_canary_sentinel_t;
+
+
+typedef struct {
+    ngx_str_t                    address;       /* as written; with
+                                                   sentinel=: the master's
+                                                   name */
+    u_char                      *host;          /* an IP, or a unix path;
+                                                   NULL with sentinel= */
     ngx_int_t                    port;          /* 0 for a unix socket */
+    ngx_array_t                 *sentinels;     /* ngx_http_canary_sentinel_t,
+                                                   or NULL */
+    ngx_str_t                    master;        /* master=, with sentinel= */
+    ngx_str_t                    node;          /* node=: this nginx in the
+                                                   fleet's records */
     ngx_uint_t                   db;
     ngx_str_t                    password;      /* from password_file */
     ngx_str_t                    prefix;

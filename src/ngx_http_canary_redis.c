@@ -153,6 +153,8 @@ static void ngx_http_canary_redis_report_guard(ngx_http_canary_redis_t *rd,
     ngx_uint_t index, ngx_http_canary_guard_trip_t *trip);
 static void ngx_http_canary_redis_on_reported(redisAsyncContext *ac,
     void *r, void *data);
+static ngx_int_t ngx_http_canary_redis_sentinels(ngx_conf_t *cf,
+    ngx_http_canary_redis_conf_t *rc, ngx_str_t *list);
 static ngx_int_t ngx_http_canary_redis_read_password(ngx_conf_t *cf,
     ngx_str_t *path, ngx_str_t *password);
 
@@ -184,12 +186,22 @@ ngx_http_canary_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    rc->address = value[1];
     ngx_str_set(&rc->prefix, "canary:");
     rc->interval = 1000;
     rc->timeout = 200;
+    rc->node = cf->cycle->hostname;
 
-    for (i = 2; i < cf->args->nelts; i++) {
+    /* the address, unless sentinel= finds it */
+    i = 1;
+
+    if (ngx_strlchr(value[1].data, value[1].data + value[1].len, '=')
+        == NULL)
+    {
+        rc->address = value[1];
+        i = 2;
+    }
+
+    for ( /* void */ ; i < cf->args->nelts; i++) {
 
         if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
             n = ngx_atoi(value[i].data + 3, value[i].len - 3);
@@ -218,8 +230,49 @@ ngx_http_canary_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             rc->prefix.data = value[i].data + 7;
             rc->prefix.len = value[i].len - 7;
 
-            if (rc->prefix.len == 0 || rc->prefix.len > 64) {
+            if (rc->prefix.len == 0
+                || rc->prefix.len > NGX_HTTP_CANARY_PREFIX_LEN)
+            {
                 goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "node=", 5) == 0) {
+            rc->node.data = value[i].data + 5;
+            rc->node.len = value[i].len - 5;
+
+            if (!ngx_http_canary_valid_node(rc->node.data, rc->node.len)) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "master=", 7) == 0) {
+            rc->master.data = value[i].data + 7;
+            rc->master.len = value[i].len - 7;
+
+            if (!ngx_http_canary_valid_node(rc->master.data,
+                                            rc->master.len))
+            {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "sentinel=", 9) == 0) {
+            if (rc->sentinels != NULL) {
+                goto invalid;
+            }
+
+            s.data = value[i].data + 9;
+            s.len = value[i].len - 9;
+
+            if (ngx_http_canary_redis_sentinels(cf, rc, &s) != NGX_OK) {
+                return NGX_CONF_ERROR;
             }
 
             continue;
@@ -248,6 +301,45 @@ ngx_http_canary_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         goto invalid;
+    }
+
+    if (!ngx_http_canary_valid_node(rc->node.data, rc->node.len)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "canary_redis: the host name \"%V\" is not a "
+                           "node name (letters, digits, \".\", \"_\", "
+                           "\"-\", at most %d bytes): give node=NAME",
+                           &rc->node, NGX_HTTP_CANARY_NODE_LEN - 1);
+        return NGX_CONF_ERROR;
+    }
+
+    if (rc->sentinels != NULL || rc->master.len) {
+        if (rc->sentinels == NULL || rc->master.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "canary_redis: \"sentinel=\" and "
+                               "\"master=\" go together");
+            return NGX_CONF_ERROR;
+        }
+
+        if (rc->address.len) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "canary_redis: \"%V\" and \"sentinel=\": "
+                               "the sentinels give the address",
+                               &rc->address);
+            return NGX_CONF_ERROR;
+        }
+
+        /* what the log and the status page name until a master is known */
+        rc->address = rc->master;
+
+        cmcf->redis = rc;
+        return NGX_CONF_OK;
+    }
+
+    if (rc->address.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "canary_redis: an ADDRESS, or sentinel= and "
+                           "master=");
+        return NGX_CONF_ERROR;
     }
 
     if (rc->address.len > 5
@@ -298,6 +390,75 @@ invalid:
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "invalid canary_redis parameter \"%V\"", &value[i]);
     return NGX_CONF_ERROR;
+}
+
+
+/* sentinel=HOST:PORT[,HOST:PORT...]: resolved here, like the address */
+
+static ngx_int_t
+ngx_http_canary_redis_sentinels(ngx_conf_t *cf,
+    ngx_http_canary_redis_conf_t *rc, ngx_str_t *list)
+{
+    u_char                      *p, *last, *comma;
+    size_t                       n;
+    ngx_url_t                    u;
+    ngx_http_canary_sentinel_t  *sn;
+
+    rc->sentinels = ngx_array_create(cf->pool, 3,
+                                     sizeof(ngx_http_canary_sentinel_t));
+    if (rc->sentinels == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = list->data;
+    last = list->data + list->len;
+
+    for ( ;; ) {
+        comma = ngx_strlchr(p, last, ',');
+        if (comma == NULL) {
+            comma = last;
+        }
+
+        ngx_memzero(&u, sizeof(ngx_url_t));
+
+        u.url.data = p;
+        u.url.len = comma - p;
+        u.default_port = 26379;
+
+        if (u.url.len == 0
+            || ngx_strncmp(u.url.data, "unix:", 5) == 0
+            || ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid canary_redis sentinel \"%V\"%s%s",
+                               &u.url, u.err ? ": " : "",
+                               u.err ? u.err : "");
+            return NGX_ERROR;
+        }
+
+        sn = ngx_array_push(rc->sentinels);
+        if (sn == NULL) {
+            return NGX_ERROR;
+        }
+
+        sn->address = u.url;
+
+        sn->host = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
+        if (sn->host == NULL) {
+            return NGX_ERROR;
+        }
+
+        n = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen, sn->host,
+                          NGX_SOCKADDR_STRLEN, 0);
+        sn->host[n] = '\0';
+        sn->port = u.port;
+
+        if (comma == last) {
+            return NGX_OK;
+        }
+
+        p = comma + 1;
+    }
 }
 
 
@@ -466,6 +627,11 @@ ngx_http_canary_redis_connect(ngx_http_canary_redis_t *rd,
     redisAsyncContext  *ac;
 
     if (conn->ac || rd->exiting) {
+        return;
+    }
+
+    if (rd->conf->host == NULL) {
+        /* sentinel=: no master known yet (asking the sentinels: TODO) */
         return;
     }
 

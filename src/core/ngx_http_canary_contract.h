@@ -18,6 +18,33 @@
  *   canary:api:receipts        stream: one receipt per change
  *   canary:api:sidecar         hash: canary-sidecar's own state
  *   canary:api:leader          string: canary-sidecar's lease
+ *   canary:api:nodes           sorted set: the nodes (nginx) that report
+ *                              the split, scored by the Redis time (ms)
+ *                              of their last report
+ *   canary:api:node:web-1      string: node web-1's record of the split
+ *                              (below), expiring after its writer's
+ *                              NGX_HTTP_CANARY_NODE_TTL_INTERVALS
+ *                              intervals
+ *
+ * A node's record, one compact JSON object, written by the syncing
+ * worker of each nginx every interval:
+ *
+ *   {"v":1,"node":"web-1","instance":"1765100000.4242","pid":4243,
+ *    "split":"api","generation":7,"weight":30,"enabled":true,
+ *    "guard_tripped":false,"created":1765100000,"interval_ms":1000,
+ *    "hist":"us64x16x20",
+ *    "stable":{"requests":N,"responses":[1xx,2xx,3xx,4xx,5xx],
+ *              "upstream_errors":N,"latency":"3:10,17:2500,40:7",
+ *              "window_s":S,"window_requests":N},
+ *    "canary":{...}}
+ *
+ * instance: one per nginx (master) start, to tell two nginx that claim
+ * one node name apart; created: unix seconds the counters start (zone
+ * start), as in /canary_status; weight: percent, as in /canary_status;
+ * latency: the request-time histogram, sparse "bucket:count" pairs in
+ * bucket order, of the layout "hist" names (histogram.h); window_s and
+ * window_requests: requests over the last whole seconds, for a rate.
+ * The counters are cumulative since "created".
  */
 
 
@@ -32,6 +59,13 @@
 #define NGX_HTTP_CANARY_KEY_RECEIPTS        ":receipts"
 #define NGX_HTTP_CANARY_KEY_SIDECAR         ":sidecar"
 #define NGX_HTTP_CANARY_KEY_LEADER          ":leader"
+#define NGX_HTTP_CANARY_KEY_NODES           ":nodes"
+#define NGX_HTTP_CANARY_KEY_NODE            ":node:"
+
+
+/* a node's record: its version, and the histogram layout it carries */
+#define NGX_HTTP_CANARY_NODE_VERSION        1
+#define NGX_HTTP_CANARY_NODE_HIST           "us64x16x20"
 
 
 /* the two sides, as the pin sets, canary-ctl pin and receipts name them */

@@ -31,6 +31,16 @@
 /* the key prefix (canary_redis prefix=): 1 to PREFIX_LEN bytes */
 #define NGX_HTTP_CANARY_PREFIX_LEN      64
 
+/* a node's name (canary_redis node=): 1 to NODE_LEN - 1 bytes */
+#define NGX_HTTP_CANARY_NODE_LEN        64
+
+/* a node's record in Redis: at most this many bytes; a reader ignores
+ * a longer one */
+#define NGX_HTTP_CANARY_NODE_RECORD_MAX 16384
+
+/* a node's record expires after this many of its writer's intervals */
+#define NGX_HTTP_CANARY_NODE_TTL_INTERVALS  3
+
 /* the window the module keeps, seconds */
 #define NGX_HTTP_CANARY_WINDOW_MAX      60
 

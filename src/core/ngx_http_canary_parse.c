@@ -125,6 +125,28 @@ ngx_http_canary_valid_state(const unsigned char *p, size_t len)
 }
 
 
+int
+ngx_http_canary_valid_node(const unsigned char *p, size_t len)
+{
+    size_t  i;
+
+    if (len == 0 || len >= NGX_HTTP_CANARY_NODE_LEN) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z')
+              || (p[i] >= '0' && p[i] <= '9')
+              || p[i] == '.' || p[i] == '_' || p[i] == '-'))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
 ngx_http_canary_field_e
 ngx_http_canary_update_field(ngx_http_canary_update_t *u,
     const unsigned char *f, size_t flen, const unsigned char *v, size_t vlen)

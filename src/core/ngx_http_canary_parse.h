@@ -41,6 +41,10 @@ int ngx_http_canary_parse_generation(const unsigned char *p, size_t len,
  * printable ASCII bytes -> 1 */
 int ngx_http_canary_valid_state(const unsigned char *p, size_t len);
 
+/* a node's name in the fleet's records: 1 to NGX_HTTP_CANARY_NODE_LEN - 1
+ * bytes of letters, digits, '.', '_', '-' -> 1 (a key part, a log word) */
+int ngx_http_canary_valid_node(const unsigned char *p, size_t len);
+
 #define NGX_HTTP_CANARY_UPDATE_COHORTS  NGX_HTTP_CANARY_COHORTS_MAX
 
 
