@@ -19,8 +19,9 @@
  *   canary:api:sidecar         hash: canary-sidecar's own state
  *   canary:api:leader          string: canary-sidecar's lease
  *   canary:api:nodes           sorted set: the nodes (nginx) that report
- *                              the split, scored by the Redis time (ms)
- *                              of their last report
+ *                              the split, each scored by the Redis time
+ *                              (unix ms) its record expires: the live
+ *                              ones score above Redis' TIME
  *   canary:api:node:web-1      string: node web-1's record of the split
  *                              (below), expiring after its writer's
  *                              NGX_HTTP_CANARY_NODE_TTL_INTERVALS
@@ -37,6 +38,11 @@
  *              "upstream_errors":N,"latency":"3:10,17:2500,40:7",
  *              "window_s":S,"window_requests":N},
  *    "canary":{...}}
+ *
+ * The writer sets both in one EVAL: SET the record PX ttl, ZADD the
+ * node with TIME + ttl, ZREMRANGEBYSCORE the members long expired.
+ * ttl = NGX_HTTP_CANARY_NODE_TTL_INTERVALS * interval_ms; a node's last
+ * report was at its score - ttl.
  *
  * instance: one per nginx (master) start, to tell two nginx that claim
  * one node name apart; created: unix seconds the counters start (zone
