@@ -123,6 +123,15 @@ typedef struct {
 } ngx_http_canary_report_t;
 
 
+/* this nginx, as its node records (the fleet in Redis) name it */
+typedef struct {
+    ngx_http_canary_bytes_t           node;
+    ngx_http_canary_bytes_t           instance;
+    int64_t                           pid;
+    uint64_t                          interval_ms;
+} ngx_http_canary_node_report_t;
+
+
 /*
  * An output buffer that never overflows: what does not fit is counted in
  * "need", so the caller can allocate that much and render again.
@@ -145,6 +154,14 @@ void ngx_http_canary_render_json(ngx_http_canary_out_t *out,
     const ngx_http_canary_report_t *rep);
 void ngx_http_canary_render_prometheus(ngx_http_canary_out_t *out,
     const ngx_http_canary_report_t *rep);
+
+/*
+ * A node's record of one split (ngx_http_canary_contract.h); the caller
+ * writes none longer than NGX_HTTP_CANARY_NODE_RECORD_MAX.
+ */
+void ngx_http_canary_render_node(ngx_http_canary_out_t *out,
+    const ngx_http_canary_node_report_t *node,
+    const ngx_http_canary_split_report_t *s);
 
 /* bytes a rendering of nsplits splits takes at most, to size the buffer */
 size_t ngx_http_canary_render_estimate(size_t nsplits);
