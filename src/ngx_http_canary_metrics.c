@@ -25,8 +25,6 @@ static void ngx_http_canary_report_redis(ngx_http_canary_main_conf_t *cmcf,
     ngx_http_canary_redis_report_t *rr);
 static size_t ngx_http_canary_report_text(u_char *dst, size_t size,
     u_char *src, ngx_atomic_t *len);
-static void ngx_http_canary_report_split(ngx_http_canary_split_t *split,
-    ngx_uint_t window, time_t now, ngx_http_canary_split_report_t *sr);
 
 
 ngx_int_t
@@ -406,6 +404,8 @@ ngx_http_canary_report_redis(ngx_http_canary_main_conf_t *cmcf,
     rr->address.len = cmcf->redis->address.len;
     rr->prefix.data = cmcf->redis->prefix.data;
     rr->prefix.len = cmcf->redis->prefix.len;
+    rr->node.data = cmcf->redis->node.data;
+    rr->node.len = cmcf->redis->node.len;
     rr->last_sync = (time_t) sr->last_sync;
     rr->error_time = (time_t) sr->error_time;
     rr->error_len = ngx_http_canary_report_text(rr->error, sizeof(rr->error),
@@ -437,7 +437,9 @@ ngx_http_canary_report_text(u_char *dst, size_t size, u_char *src,
 }
 
 
-static void
+/* one split into a zeroed report: the status page's, a node record's */
+
+void
 ngx_http_canary_report_split(ngx_http_canary_split_t *split,
     ngx_uint_t window, time_t now, ngx_http_canary_split_report_t *sr)
 {

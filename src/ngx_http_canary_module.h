@@ -31,7 +31,7 @@
 #define NGX_HTTP_CANARY_WINDOW_SLOTS    64
 
 /* bump when the layout of the shared zone changes */
-#define NGX_HTTP_CANARY_ZONE_LAYOUT     6
+#define NGX_HTTP_CANARY_ZONE_LAYOUT     7
 
 /*
  * The guard's state, one word (guard_tripped): anything but ARMED sends
@@ -246,6 +246,9 @@ typedef struct {
 typedef struct {
     ngx_uint_t                   layout;
     ngx_uint_t                   generation;    /* committed configurations */
+    /* the master that made the zone, and when: this nginx in the fleet */
+    time_t                       started;
+    ngx_pid_t                    master;
     ngx_queue_t                  splits;
     ngx_http_canary_shm_redis_t  redis;
     ngx_http_canary_shm_process_t  processes[NGX_MAX_PROCESSES];
@@ -402,6 +405,8 @@ void ngx_http_canary_window(ngx_http_canary_shm_split_t *shs,
 ngx_int_t ngx_http_canary_report(ngx_http_request_t *r,
     ngx_http_canary_main_conf_t *cmcf, ngx_str_t *split, ngx_uint_t window,
     ngx_http_canary_report_t *rep);
+void ngx_http_canary_report_split(ngx_http_canary_split_t *split,
+    ngx_uint_t window, time_t now, ngx_http_canary_split_report_t *sr);
 
 /* ngx_http_canary_guard.c */
 char *ngx_http_canary_guard_conf(ngx_conf_t *cf,
@@ -437,6 +442,16 @@ ngx_int_t ngx_http_canary_sync_apply(ngx_http_canary_sync_t *sync,
 ngx_msec_t ngx_http_canary_sync_retire(ngx_http_canary_sync_t *sync);
 void ngx_http_canary_sync_text(u_char *dst, ngx_atomic_t *len,
     const u_char *src, size_t n);
+
+/* ngx_http_canary_fleet.c */
+typedef struct ngx_http_canary_fleet_s  ngx_http_canary_fleet_t;
+
+ngx_http_canary_fleet_t *ngx_http_canary_fleet_create(ngx_cycle_t *cycle,
+    ngx_http_canary_main_conf_t *cmcf);
+ngx_uint_t ngx_http_canary_fleet_command(ngx_http_canary_fleet_t *fleet,
+    const char ***argv, const size_t **argvlen);
+ngx_int_t ngx_http_canary_fleet_reply(ngx_http_canary_fleet_t *fleet,
+    struct redisReply *reply, ngx_str_t *error);
 
 /* ngx_http_canary_status.c */
 char *ngx_http_canary_status(ngx_conf_t *cf, ngx_command_t *cmd,

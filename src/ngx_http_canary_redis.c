@@ -71,6 +71,7 @@ struct ngx_http_canary_redis_s {
     ngx_http_canary_main_conf_t  *cmcf;
     ngx_http_canary_redis_conf_t *conf;
     ngx_http_canary_sync_t       *sync;
+    ngx_http_canary_fleet_t      *fleet;
     ngx_log_t                    *log;
 
     ngx_http_canary_redis_conn_t  cmd;
@@ -88,6 +89,7 @@ struct ngx_http_canary_redis_s {
     u_char                       *in_flight;
     u_char                       *again;
     ngx_http_canary_redis_write_t *writes;      /* guard trips */
+    unsigned                      reporting:1;  /* the fleet's record */
 
     /* the Redis instance read last: another one resets generations */
     u_char                        run_id[NGX_HTTP_CANARY_RUN_ID_LEN];
@@ -153,6 +155,9 @@ static void ngx_http_canary_redis_report_guard(ngx_http_canary_redis_t *rd,
     ngx_uint_t index, ngx_http_canary_guard_trip_t *trip);
 static void ngx_http_canary_redis_on_reported(redisAsyncContext *ac,
     void *r, void *data);
+static void ngx_http_canary_redis_report_fleet(ngx_http_canary_redis_t *rd);
+static void ngx_http_canary_redis_on_fleet(redisAsyncContext *ac, void *r,
+    void *data);
 static ngx_int_t ngx_http_canary_redis_sentinels(ngx_conf_t *cf,
     ngx_http_canary_redis_conf_t *rc, ngx_str_t *list);
 static ngx_int_t ngx_http_canary_redis_read_password(ngx_conf_t *cf,
@@ -542,9 +547,10 @@ ngx_http_canary_redis_init_process(ngx_cycle_t *cycle,
     rd->writes = ngx_pcalloc(cycle->pool, cmcf->splits.nelts
                                   * sizeof(ngx_http_canary_redis_write_t));
     rd->sync = ngx_http_canary_sync_create(cycle, cmcf);
+    rd->fleet = ngx_http_canary_fleet_create(cycle, cmcf);
 
     if (rd->in_flight == NULL || rd->again == NULL || rd->writes == NULL
-        || rd->sync == NULL)
+        || rd->sync == NULL || rd->fleet == NULL)
     {
         return NGX_ERROR;
     }
@@ -1008,6 +1014,7 @@ ngx_http_canary_redis_on_setup(redisAsyncContext *ac, void *r, void *data)
     ngx_memzero(rd->in_flight, rd->cmcf->splits.nelts);
     ngx_memzero(rd->writes, rd->cmcf->splits.nelts
                             * sizeof(ngx_http_canary_redis_write_t));
+    rd->reporting = 0;
 
     for (i = 0; i < rd->cmcf->splits.nelts; i++) {
         ngx_http_canary_redis_read_split(rd, i);
@@ -1384,6 +1391,7 @@ ngx_http_canary_redis_drop(ngx_http_canary_redis_conn_t *conn)
         ngx_memzero(rd->in_flight, rd->cmcf->splits.nelts);
         ngx_memzero(rd->writes, rd->cmcf->splits.nelts
                                 * sizeof(ngx_http_canary_redis_write_t));
+        rd->reporting = 0;
     }
 }
 
@@ -1433,6 +1441,8 @@ ngx_http_canary_redis_poll_handler(ngx_event_t *ev)
     for (i = 0; i < rd->cmcf->splits.nelts; i++) {
         ngx_http_canary_redis_read_split(rd, i);
     }
+
+    ngx_http_canary_redis_report_fleet(rd);
 
     (void) ngx_http_canary_sync_retire(rd->sync);
 
@@ -1898,4 +1908,72 @@ ngx_http_canary_redis_on_reported(redisAsyncContext *ac, void *r,
                   "canary guard trip of split \"%V\" written to %V as "
                   "generation %L", &splitp[index]->name, &rd->conf->address,
                   reply->integer);
+}
+
+
+/*
+ * This nginx's records in the fleet (ngx_http_canary_fleet.c): one
+ * command a round for all splits; a round whose previous one is still
+ * unanswered is skipped, and one lost with the connection is not sent
+ * again: the next interval brings newer counters.
+ */
+
+static void
+ngx_http_canary_redis_report_fleet(ngx_http_canary_redis_t *rd)
+{
+    ngx_uint_t     argc;
+    const char   **argv;
+    const size_t  *argvlen;
+
+    if (!rd->cmd.ready || rd->reporting || ngx_exiting) {
+        return;
+    }
+
+    argc = ngx_http_canary_fleet_command(rd->fleet, &argv, &argvlen);
+
+    if (argc == 0) {
+        return;
+    }
+
+    if (redisAsyncCommandArgv(rd->cmd.ac, ngx_http_canary_redis_on_fleet,
+                              NULL, (int) argc, argv, argvlen)
+        != REDIS_OK)
+    {
+        return;
+    }
+
+    rd->reporting = 1;
+
+    ngx_http_canary_redis_sent(&rd->cmd);
+}
+
+
+static void
+ngx_http_canary_redis_on_fleet(redisAsyncContext *ac, void *r, void *data)
+{
+    redisReply                    *reply = r;
+    ngx_str_t                      error;
+    ngx_http_canary_redis_t       *rd;
+    ngx_http_canary_redis_conn_t  *conn;
+
+    conn = ac->data;
+    rd = conn->rd;
+
+    if (rd->exiting) {
+        return;
+    }
+
+    rd->reporting = 0;
+
+    if (reply == NULL) {
+        return;
+    }
+
+    ngx_http_canary_redis_replied(conn);
+
+    (void) ngx_http_canary_fleet_reply(rd->fleet, reply, &error);
+
+    if (error.len) {
+        ngx_http_canary_redis_error(rd, NGX_LOG_ERR, "%V", &error);
+    }
 }

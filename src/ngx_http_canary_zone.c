@@ -96,6 +96,8 @@ ngx_http_canary_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         }
 
         cmcf->sh->layout = NGX_HTTP_CANARY_ZONE_LAYOUT;
+        cmcf->sh->started = ngx_time();
+        cmcf->sh->master = ngx_pid;
         ngx_queue_init(&cmcf->sh->splits);
 
         cmcf->shpool->data = cmcf->sh;

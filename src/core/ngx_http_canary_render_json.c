@@ -87,6 +87,8 @@ ngx_http_canary_json_redis(ngx_http_canary_out_t *out,
     ngx_http_canary_out_json_string(out, r->address.data, r->address.len);
     ngx_http_canary_out_printf(out, ",\"prefix\":");
     ngx_http_canary_out_json_string(out, r->prefix.data, r->prefix.len);
+    ngx_http_canary_out_printf(out, ",\"node\":");
+    ngx_http_canary_out_json_string(out, r->node.data, r->node.len);
     ngx_http_canary_out_printf(out, ",\"connected\":%s,\"last_sync\":%lld,"
                                "\"stale_seconds\":",
                                r->connected ? "true" : "false",

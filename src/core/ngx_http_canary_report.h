@@ -104,6 +104,7 @@ typedef struct {
     int                               connected;
     ngx_http_canary_bytes_t           address;
     ngx_http_canary_bytes_t           prefix;
+    ngx_http_canary_bytes_t           node;     /* in the fleet's records */
     time_t                            last_sync;
     time_t                            error_time;
     unsigned char                     error[NGX_HTTP_CANARY_ERROR_LEN];
