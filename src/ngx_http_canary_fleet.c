@@ -381,11 +381,14 @@ ngx_http_canary_fleet_other(ngx_http_canary_fleet_t *fleet, ngx_uint_t index,
 {
     size_t                             len;
     u_char                            *p;
+    ngx_str_t                          ours;
     ngx_uint_t                         i;
     ngx_http_canary_split_t          **splitp;
     ngx_http_canary_fleet_instance_t  *w;
 
     splitp = fleet->cmcf->splits.elts;
+    ours.data = fleet->instance;
+    ours.len = fleet->node.instance.len;
 
     /* the instance is another nginx's text: printable, bounded */
     len = ngx_min(other->len, NGX_HTTP_CANARY_INSTANCE_LEN);
@@ -400,7 +403,8 @@ ngx_http_canary_fleet_other(ngx_http_canary_fleet_t *fleet, ngx_uint_t index,
         ngx_log_error(NGX_LOG_INFO, fleet->log, 0,
                       "canary_redis: node \"%V\" of split \"%V\" replaces "
                       "the live record of instance %*s (this nginx before "
-                      "a restart?)", &fleet->node.node, &splitp[index]->name,
+                      "a restart?)", &fleet->cmcf->redis->node,
+                      &splitp[index]->name,
                       len, other->str);
         return;
     }
@@ -417,8 +421,8 @@ ngx_http_canary_fleet_other(ngx_http_canary_fleet_t *fleet, ngx_uint_t index,
                   "canary_redis: two nginx report as node \"%V\" "
                   "(instances %V and %*s, split \"%V\"): their records "
                   "overwrite each other; give each its own "
-                  "canary_redis node=", &fleet->node.node,
-                  &fleet->node.instance, len, other->str,
+                  "canary_redis node=", &fleet->cmcf->redis->node,
+                  &ours, len, other->str,
                   &splitp[index]->name);
 
     w = &fleet->warned[fleet->next_warned++ % NGX_HTTP_CANARY_FLEET_WARNED];
