@@ -357,6 +357,49 @@ for my $d (qw(key cohort)) {
             qr/"$d" is duplicate in canary_split "app"/);
 }
 
+
+# ---- canary_redis ----------------------------------------------------------
+
+{
+    $t->write_conf(conf(http => '    canary_redis 127.0.0.1:6379 '
+                                . 'node=web-1.eu_west-2;'));
+    my ($ok, $out) = $t->nginx_t;
+    ok($ok, 'canary_redis node=web-1.eu_west-2 passes nginx -t')
+        or diag($out);
+
+    $t->write_conf(conf(http => '    canary_redis sentinel=127.0.0.1:26379,'
+                                . '127.0.0.1:26380 master=mymaster;'));
+    ($ok, $out) = $t->nginx_t;
+    ok($ok, 'canary_redis sentinel=... master=... passes nginx -t')
+        or diag($out);
+}
+
+for my $node ('web/1', 'web 1', '', 'n' x 64, "web\xc3\xa9") {
+    my $shown = length $node > 20 ? substr($node, 0, 8) . '...' : $node;
+
+    refused("canary_redis node=\"$shown\"",
+            conf(http => "    canary_redis 127.0.0.1:6379 \"node=$node\";"),
+            'canary_redis',
+            qr/invalid canary_redis parameter "node=\Q$node\E"/);
+}
+
+refused('canary_redis sentinel= without master=',
+        conf(http => '    canary_redis sentinel=127.0.0.1:26379;'),
+        'canary_redis',
+        qr/canary_redis: "sentinel=" and "master=" go together/);
+
+refused('canary_redis master= without sentinel=',
+        conf(http => '    canary_redis 127.0.0.1:6379 master=mymaster;'),
+        'canary_redis',
+        qr/canary_redis: "sentinel=" and "master=" go together/);
+
+refused('canary_redis with an address and sentinel=',
+        conf(http => '    canary_redis 127.0.0.1:6379 '
+                      . 'sentinel=127.0.0.1:26379 master=mymaster;'),
+        'canary_redis',
+        qr/canary_redis: "127\.0\.0\.1:6379" and "sentinel=": the sentinels /
+        . qr/give the address/);
+
 refused('canary_split inside a server',
         conf(server => '        canary_split inner { stable a; canary b; }'),
         'canary_split inner',
