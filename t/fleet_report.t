@@ -145,7 +145,7 @@ sleep 1;
 my $mon_file = $ta->prefix . '/monitor.out';
 $ta->spawn('sh', '-c', "exec redis-cli -p ${\ $ta->redis_port } MONITOR"
                        . " > $mon_file 2>/dev/null");
-ok wait_until(3, sub { -s $mon_file }), 'MONITOR listens';
+ok wait_until(10, sub { -s $mon_file }), 'MONITOR listens';
 
 my %info0 = map { /^(\w+):(\S+)/ ? ($1, $2) : () } r('INFO', 'stats');
 my $t0 = time;
