@@ -283,6 +283,25 @@ is_deeply [ sort(r('ZRANGE', 'canary:app:nodes', 0, -1)) ],
 
 my $ib = record('app', 'web-b')->{instance};
 
+# a nodes set of another type: that split's report is refused, logged
+# once; the other split's goes on
+my $mark = $tb->log_mark;
+r('DEL', 'canary:api:nodes');
+r('SET', 'canary:api:nodes', 'oops');
+
+my $wrong = qr/reporting split "api" to \S+: WRONGTYPE/;
+ok $tb->wait_for_log($wrong, 3, $mark),
+    'B: a nodes key of another type is logged';
+r('DEL', 'canary:app:node:web-b');
+ok wait_until(3, sub { record('app', 'web-b') }),
+    'B: app is reported all the same';
+sleep 4 * $INTERVAL;
+is scalar(grep_lines($wrong, $tb->log_since($mark))), 1, 'B: logged once';
+
+r('DEL', 'canary:api:nodes');
+ok wait_until(3, sub { live_score('api', 'web-b') }),
+    'B: api reported again once the key is gone';
+
 # C claims B's name
 conf($tc, 'web-b', 'app');
 $tc->start;
