@@ -722,7 +722,7 @@ ngx_http_canary_redis_master(void *data, u_char *host, ngx_int_t port,
 {
     ngx_http_canary_redis_t  *rd = data;
 
-    u_char                       *p;
+    u_char                       *p, buf[NGX_HTTP_CANARY_ADDRESS_LEN];
     ngx_http_canary_shm_redis_t  *sr;
 
     if (rd->exiting || ngx_exiting) {
@@ -741,27 +741,27 @@ ngx_http_canary_redis_master(void *data, u_char *host, ngx_int_t port,
     rd->ask = 0;
 
     if (port != rd->master_port || ngx_strcmp(host, rd->master_host) != 0) {
-        p = ngx_snprintf(rd->master, sizeof(rd->master),
+        p = ngx_snprintf(buf, sizeof(buf),
                          ngx_strlchr(host, host + ngx_strlen(host), ':')
                          ? "[%s]:%i" : "%s:%i", host, port);
 
         if (rd->master_port == 0) {
             ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
                           "canary_redis: master \"%V\" is at %*s (%*s)",
-                          &rd->conf->master, p - rd->master, rd->master,
-                          len, via);
+                          &rd->conf->master, p - buf, buf, len, via);
 
         } else {
             ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
                           "canary_redis: master \"%V\" moved from %V to "
                           "%*s (%*s)", &rd->conf->master, &rd->address,
-                          p - rd->master, rd->master, len, via);
+                          p - buf, buf, len, via);
         }
 
         ngx_cpystrn(rd->master_host, host, sizeof(rd->master_host));
         rd->master_port = port;
+        ngx_memcpy(rd->master, buf, p - buf);
         rd->address.data = rd->master;
-        rd->address.len = p - rd->master;
+        rd->address.len = p - buf;
 
         sr = &rd->cmcf->sh->redis;
         ngx_http_canary_sync_text(sr->address, &sr->address_len,
