@@ -6,11 +6,13 @@
 # (CANARY_NO_SKIP) a test that skips for want of one fails.
 # python3-yaml and docker-compose: t/conf_examples.t parses the YAML
 # examples with PyYAML and validates the compose file (docker-compose
-# config needs no Docker engine).
+# config needs no Docker engine).  redis-sentinel: the failover test
+# (t/redis_sentinel_failover.t) runs three sentinels on loopback.
 set -eu
 
 PKGS="gcc make perl nginx-core nginx-dev libhiredis-dev libpcre2-dev
-zlib1g-dev libssl-dev redis-server redis-tools libcurl4-openssl-dev
+zlib1g-dev libssl-dev redis-server redis-tools redis-sentinel
+libcurl4-openssl-dev
 libjansson-dev check pkg-config prometheus chromium wrk curl procps
 clang libclang-rt-14-dev valgrind gdb python3-yaml docker-compose"
 # npm installs the pinned Dockerfile linter (tools/); a machine that has

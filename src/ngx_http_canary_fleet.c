@@ -77,9 +77,11 @@ static void ngx_http_canary_fleet_other(ngx_http_canary_fleet_t *fleet,
  * instance, the ttl (ms), then a record per split.  The score is Redis'
  * time: the clocks of the nginx do not matter.  A live record of this
  * node name written by another instance is returned (its writer may be
- * this nginx before a restart, or another nginx with the same node=);
- * an error stays the reply of its own split.  Per split the reply holds
- * that instance or "", and the error or "".
+ * this nginx before a restart, or another nginx with the same node=).
+ * SET fails only for all splits at once (a replica's READONLY, OOM): it
+ * ends the script with that error; an error of the set (a key of
+ * another type) stays its split's.  Per split the reply holds that
+ * instance or "", and the error or "".
  */
 
 static const char  ngx_http_canary_fleet_script[] =
@@ -95,8 +97,9 @@ static const char  ngx_http_canary_fleet_script[] =
     "local other = type(o) == 'string' "
     "and string.match(o, '\"instance\":\"([^\"]*)\"') or '' "
     "if other == ARGV[2] then other = '' end "
-    "local x = e(redis.pcall('SET', k, ARGV[3 + i], 'PX', ttl)) "
-    "or e(redis.pcall('ZADD', z, string.format('%.0f', now + ttl), ARGV[1])) "
+    "redis.call('SET', k, ARGV[3 + i], 'PX', ttl) "
+    "local x = e(redis.pcall('ZADD', z, string.format('%.0f', now + ttl), "
+    "ARGV[1])) "
     "or e(redis.pcall('ZREMRANGEBYSCORE', z, '-inf', "
     "'(' .. string.format('%.0f', now - ttl))) "
     "r[2 * i - 1] = other "
@@ -302,9 +305,10 @@ ngx_http_canary_fleet_command(ngx_http_canary_fleet_t *fleet,
 
 
 /*
- * The reply: per split sent, another instance's live record it replaced
- * (or ""), and an error (or "").  NGX_ERROR: nothing usable came back,
- * error says why; NGX_OK otherwise, error naming a split that failed.
+ * The reply, an array (the adapter handles an error reply): per split
+ * sent, another instance's live record it replaced (or ""), and an error
+ * (or "").  NGX_ERROR: not such an array; NGX_OK otherwise.  error says
+ * what failed, if anything.
  */
 
 ngx_int_t
@@ -319,22 +323,11 @@ ngx_http_canary_fleet_reply(ngx_http_canary_fleet_t *fleet,
     error->len = 0;
     error->data = fleet->error;
 
-    if (reply->type == REDIS_REPLY_ERROR) {
-        p = ngx_snprintf(fleet->error, sizeof(fleet->error),
-                         "canary_redis: reporting to %V: %*s",
-                         &fleet->cmcf->redis->address,
-                         ngx_min(reply->len, 100), reply->str);
-        error->len = p - fleet->error;
-        return NGX_ERROR;
-    }
-
     if (reply->type != REDIS_REPLY_ARRAY
         || reply->elements != 2 * fleet->nsent)
     {
         p = ngx_snprintf(fleet->error, sizeof(fleet->error),
-                         "canary_redis: reporting to %V: an unexpected "
-                         "reply (type %d)", &fleet->cmcf->redis->address,
-                         reply->type);
+                         "an unexpected reply (type %d)", reply->type);
         error->len = p - fleet->error;
         return NGX_ERROR;
     }
@@ -349,9 +342,7 @@ ngx_http_canary_fleet_reply(ngx_http_canary_fleet_t *fleet,
         if (err->type == REDIS_REPLY_STRING && err->len) {
             /* one split's keys of another type: the others are written */
             p = ngx_snprintf(fleet->error, sizeof(fleet->error),
-                             "canary_redis: reporting split \"%V\" to %V: "
-                             "%*s", &splitp[i]->name,
-                             &fleet->cmcf->redis->address,
+                             "split \"%V\": %*s", &splitp[i]->name,
                              ngx_min(err->len, 100), err->str);
             error->len = p - fleet->error;
             continue;

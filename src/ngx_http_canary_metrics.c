@@ -394,6 +394,7 @@ static void
 ngx_http_canary_report_redis(ngx_http_canary_main_conf_t *cmcf,
     ngx_http_canary_redis_report_t *rr)
 {
+    size_t                        n;
     ngx_http_canary_shm_redis_t  *sr;
 
     sr = &cmcf->sh->redis;
@@ -406,6 +407,19 @@ ngx_http_canary_report_redis(ngx_http_canary_main_conf_t *cmcf,
     rr->prefix.len = cmcf->redis->prefix.len;
     rr->node.data = cmcf->redis->node.data;
     rr->node.len = cmcf->redis->node.len;
+    rr->master.data = cmcf->redis->master.data;
+    rr->master.len = cmcf->redis->master.len;
+
+    /* sentinel=: the master's address, once the sentinels gave it */
+    if (cmcf->redis->sentinels) {
+        n = ngx_http_canary_report_text(rr->master_address,
+                                        sizeof(rr->master_address),
+                                        sr->address, &sr->address_len);
+        if (n) {
+            rr->address.data = rr->master_address;
+            rr->address.len = n;
+        }
+    }
     rr->last_sync = (time_t) sr->last_sync;
     rr->error_time = (time_t) sr->error_time;
     rr->error_len = ngx_http_canary_report_text(rr->error, sizeof(rr->error),

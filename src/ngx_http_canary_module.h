@@ -31,7 +31,7 @@
 #define NGX_HTTP_CANARY_WINDOW_SLOTS    64
 
 /* bump when the layout of the shared zone changes */
-#define NGX_HTTP_CANARY_ZONE_LAYOUT     7
+#define NGX_HTTP_CANARY_ZONE_LAYOUT     8
 
 /*
  * The guard's state, one word (guard_tripped): anything but ARMED sends
@@ -225,6 +225,10 @@ typedef struct {
     ngx_atomic_t                 error_time;
     ngx_atomic_t                 error_len;
     u_char                       error[NGX_HTTP_CANARY_ERROR_LEN];
+
+    /* sentinel=: the master's address, as the syncing worker uses it */
+    ngx_atomic_t                 address_len;
+    u_char                       address[NGX_HTTP_CANARY_ADDRESS_LEN];
 } ngx_http_canary_shm_redis_t;
 
 
@@ -429,6 +433,27 @@ ngx_int_t ngx_http_canary_redis_init_process(ngx_cycle_t *cycle,
     ngx_http_canary_main_conf_t *cmcf);
 void ngx_http_canary_redis_exit_process(void);
 void ngx_http_canary_redis_tick(void);
+/* hiredis' event hooks on an nginx connection (ev.data) */
+void ngx_http_canary_redis_add_read(void *data);
+void ngx_http_canary_redis_del_read(void *data);
+void ngx_http_canary_redis_add_write(void *data);
+void ngx_http_canary_redis_del_write(void *data);
+
+/* ngx_http_canary_sentinel.c */
+typedef struct ngx_http_canary_sentinels_s  ngx_http_canary_sentinels_t;
+
+/*
+ * The master's address (an IP, NUL-terminated, and a port), and which
+ * sentinel said it; host NULL: none answered, "via" says why.
+ */
+typedef void (*ngx_http_canary_master_pt)(void *data, u_char *host,
+    ngx_int_t port, u_char *via, size_t len);
+
+ngx_http_canary_sentinels_t *ngx_http_canary_sentinels_create(
+    ngx_cycle_t *cycle, ngx_http_canary_redis_conf_t *rc,
+    ngx_http_canary_master_pt handler, void *data);
+void ngx_http_canary_sentinels_ask(ngx_http_canary_sentinels_t *sn);
+void ngx_http_canary_sentinels_close(ngx_http_canary_sentinels_t *sn);
 
 /* ngx_http_canary_sync.c */
 typedef struct ngx_http_canary_sync_s  ngx_http_canary_sync_t;

@@ -105,17 +105,27 @@ struct ngx_http_canary_redis_s {
     unsigned                      status:1;     /* connected written */
 
     unsigned                      exiting:1;
+
+    /* what the log names: the address, or the master's */
+    ngx_str_t                     address;
+
+    /* sentinel=: the master they gave last; ask: ask them again */
+    ngx_http_canary_sentinels_t  *sentinels;
+    u_char                        master[NGX_HTTP_CANARY_ADDRESS_LEN];
+    u_char                        master_host[NGX_SOCKADDR_STRLEN + 1];
+    ngx_int_t                     master_port;  /* 0: none yet */
+    unsigned                      ask:1;
 };
 
 
 static void ngx_http_canary_redis_connect(ngx_http_canary_redis_t *rd,
     ngx_http_canary_redis_conn_t *conn);
+static void ngx_http_canary_redis_master(void *data, u_char *host,
+    ngx_int_t port, u_char *via, size_t len);
+static ngx_uint_t ngx_http_canary_redis_moved(ngx_http_canary_redis_t *rd,
+    redisReply *reply);
 static ngx_int_t ngx_http_canary_redis_attach(
     ngx_http_canary_redis_conn_t *conn, redisAsyncContext *ac);
-static void ngx_http_canary_redis_add_read(void *data);
-static void ngx_http_canary_redis_del_read(void *data);
-static void ngx_http_canary_redis_add_write(void *data);
-static void ngx_http_canary_redis_del_write(void *data);
 static void ngx_http_canary_redis_cleanup(void *data);
 static void ngx_http_canary_redis_read_handler(ngx_event_t *ev);
 static void ngx_http_canary_redis_write_handler(ngx_event_t *ev);
@@ -587,6 +597,20 @@ ngx_http_canary_redis_init_process(ngx_cycle_t *cycle,
     rd->probe = rd->reconnect;
     rd->probe.handler = ngx_http_canary_redis_probe_handler;
 
+    rd->address = rd->conf->address;
+
+    if (rd->conf->sentinels) {
+        rd->sentinels = ngx_http_canary_sentinels_create(cycle, rd->conf,
+                                              ngx_http_canary_redis_master,
+                                              rd);
+        if (rd->sentinels == NULL) {
+            return NGX_ERROR;
+        }
+
+        /* the status page names the master until they give its address */
+        cmcf->sh->redis.address_len = 0;
+    }
+
     ngx_http_canary_redis_worker = rd;
 
     ngx_http_canary_redis_connected(rd, 0);
@@ -622,6 +646,10 @@ ngx_http_canary_redis_exit_process(void)
         redisAsyncFree(rd->sub.ac);
     }
 
+    if (rd->sentinels) {
+        ngx_http_canary_sentinels_close(rd->sentinels);
+    }
+
     ngx_http_canary_redis_worker = NULL;
 }
 
@@ -630,22 +658,33 @@ static void
 ngx_http_canary_redis_connect(ngx_http_canary_redis_t *rd,
     ngx_http_canary_redis_conn_t *conn)
 {
+    u_char             *host;
+    ngx_int_t           port;
     redisAsyncContext  *ac;
 
     if (conn->ac || rd->exiting) {
         return;
     }
 
-    if (rd->conf->host == NULL) {
-        /* sentinel=: no master known yet (asking the sentinels: TODO) */
-        return;
+    host = rd->conf->host;
+    port = rd->conf->port;
+
+    if (rd->sentinels) {
+        if (rd->ask || rd->master_port == 0) {
+            /* their answer connects: ngx_http_canary_redis_master() */
+            ngx_http_canary_sentinels_ask(rd->sentinels);
+            return;
+        }
+
+        host = rd->master_host;
+        port = rd->master_port;
     }
 
-    if (rd->conf->port == 0) {
-        ac = redisAsyncConnectUnix((char *) rd->conf->host);
+    if (port == 0) {
+        ac = redisAsyncConnectUnix((char *) host);
 
     } else {
-        ac = redisAsyncConnect((char *) rd->conf->host, rd->conf->port);
+        ac = redisAsyncConnect((char *) host, port);
     }
 
     if (ac == NULL) {
@@ -658,7 +697,7 @@ ngx_http_canary_redis_connect(ngx_http_canary_redis_t *rd,
     if (ac->err) {
         ngx_http_canary_redis_error(rd, NGX_LOG_WARN,
                                    "canary_redis: cannot connect to %V: %s",
-                                   &rd->conf->address, ac->errstr);
+                                   &rd->address, ac->errstr);
         redisAsyncFree(ac);
         ngx_http_canary_redis_retry(rd);
         return;
@@ -674,6 +713,113 @@ ngx_http_canary_redis_connect(ngx_http_canary_redis_t *rd,
     redisAsyncSetDisconnectCallback(ac, ngx_http_canary_redis_on_disconnect);
 
     ngx_add_timer(&conn->timeout, rd->conf->timeout);
+}
+
+
+/*
+ * sentinel=: the sentinels' answer, or a +switch-master.  A new address
+ * moves both connections at once, whatever the backoff, and is logged
+ * once; the same address reconnects what is down.
+ */
+
+static void
+ngx_http_canary_redis_master(void *data, u_char *host, ngx_int_t port,
+    u_char *via, size_t len)
+{
+    ngx_http_canary_redis_t  *rd = data;
+
+    u_char                       *p, buf[NGX_HTTP_CANARY_ADDRESS_LEN];
+    ngx_http_canary_shm_redis_t  *sr;
+
+    if (rd->exiting || ngx_exiting) {
+        return;
+    }
+
+    if (host == NULL) {
+        ngx_http_canary_redis_error(rd, NGX_LOG_WARN,
+                                   "canary_redis: no sentinel gave the "
+                                   "address of master \"%V\": %*s",
+                                   &rd->conf->master, len, via);
+        ngx_http_canary_redis_retry(rd);
+        return;
+    }
+
+    rd->ask = 0;
+
+    if (port != rd->master_port || ngx_strcmp(host, rd->master_host) != 0) {
+        p = ngx_snprintf(buf, sizeof(buf),
+                         ngx_strlchr(host, host + ngx_strlen(host), ':')
+                         ? "[%s]:%i" : "%s:%i", host, port);
+
+        if (rd->master_port == 0) {
+            ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
+                          "canary_redis: master \"%V\" is at %*s (%*s)",
+                          &rd->conf->master, p - buf, buf, len, via);
+
+        } else {
+            ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
+                          "canary_redis: master \"%V\" moved from %V to "
+                          "%*s (%*s)", &rd->conf->master, &rd->address,
+                          p - buf, buf, len, via);
+        }
+
+        ngx_cpystrn(rd->master_host, host, sizeof(rd->master_host));
+        rd->master_port = port;
+        ngx_memcpy(rd->master, buf, p - buf);
+        rd->address.data = rd->master;
+        rd->address.len = p - buf;
+
+        sr = &rd->cmcf->sh->redis;
+        ngx_http_canary_sync_text(sr->address, &sr->address_len,
+                                  rd->address.data, rd->address.len);
+
+        /* both leave the old master, whatever they were doing */
+        ngx_http_canary_redis_drop(&rd->cmd);
+        ngx_http_canary_redis_drop(&rd->sub);
+        ngx_http_canary_redis_state(rd);
+
+        if (rd->reconnect.timer_set) {
+            ngx_del_timer(&rd->reconnect);
+        }
+
+        rd->backoff = NGX_HTTP_CANARY_BACKOFF_MIN;
+    }
+
+    ngx_http_canary_redis_connect(rd, &rd->cmd);
+    ngx_http_canary_redis_connect(rd, &rd->sub);
+}
+
+
+/*
+ * sentinel=: a master demoted to a replica answers a write READONLY, one
+ * loading its data LOADING: both connections go, and the sentinels are
+ * asked again.  From hiredis callbacks: disconnects, never frees.
+ */
+
+static ngx_uint_t
+ngx_http_canary_redis_moved(ngx_http_canary_redis_t *rd, redisReply *reply)
+{
+    if (rd->sentinels == NULL || reply->type != REDIS_REPLY_ERROR
+        || !((reply->len >= 8 && ngx_strncmp(reply->str, "READONLY", 8) == 0)
+             || (reply->len >= 7
+                 && ngx_strncmp(reply->str, "LOADING", 7) == 0)))
+    {
+        return 0;
+    }
+
+    rd->ask = 1;
+
+    if (rd->cmd.ac && !rd->cmd.failed) {
+        rd->cmd.failed = 1;
+        redisAsyncDisconnect(rd->cmd.ac);
+    }
+
+    if (rd->sub.ac && !rd->sub.failed) {
+        rd->sub.failed = 1;
+        redisAsyncDisconnect(rd->sub.ac);
+    }
+
+    return 1;
 }
 
 
@@ -717,7 +863,7 @@ ngx_http_canary_redis_attach(ngx_http_canary_redis_conn_t *conn,
 
 /* level-triggered: hiredis reads once per call, the event fires again */
 
-static void
+void
 ngx_http_canary_redis_add_read(void *data)
 {
     ngx_connection_t  *c = data;
@@ -728,7 +874,7 @@ ngx_http_canary_redis_add_read(void *data)
 }
 
 
-static void
+void
 ngx_http_canary_redis_del_read(void *data)
 {
     ngx_connection_t  *c = data;
@@ -739,7 +885,7 @@ ngx_http_canary_redis_del_read(void *data)
 }
 
 
-static void
+void
 ngx_http_canary_redis_add_write(void *data)
 {
     ngx_connection_t  *c = data;
@@ -750,7 +896,7 @@ ngx_http_canary_redis_add_write(void *data)
 }
 
 
-static void
+void
 ngx_http_canary_redis_del_write(void *data)
 {
     ngx_connection_t  *c = data;
@@ -854,9 +1000,10 @@ ngx_http_canary_redis_on_connect(const redisAsyncContext *ac, int status)
 
     if (status != REDIS_OK) {
         /* hiredis frees the context after this callback */
+        rd->ask = 1;
         ngx_http_canary_redis_error(rd, NGX_LOG_WARN,
                                    "canary_redis: cannot connect to %V: %s",
-                                   &rd->conf->address, ac->errstr);
+                                   &rd->address, ac->errstr);
         ngx_http_canary_redis_retry(rd);
         return;
     }
@@ -926,12 +1073,13 @@ ngx_http_canary_redis_on_disconnect(const redisAsyncContext *ac, int status)
 
     conn->ready = 0;
     conn->synced = 0;
+    rd->ask = 1;
 
     /* a refused setup was logged already: its close is not news */
     if (!conn->failed) {
         ngx_http_canary_redis_error(rd, NGX_LOG_WARN,
                                    "canary_redis: lost the %s connection to "
-                                   "%V: %s", conn->role, &rd->conf->address,
+                                   "%V: %s", conn->role, &rd->address,
                                    status == REDIS_OK
                                    ? "closed" : ngx_http_canary_redis_why(ac));
     }
@@ -987,9 +1135,11 @@ ngx_http_canary_redis_on_setup(redisAsyncContext *ac, void *r, void *data)
     }
 
     if (reply->type == REDIS_REPLY_ERROR) {
+        (void) ngx_http_canary_redis_moved(rd, reply);
+
         ngx_http_canary_redis_error(rd, NGX_LOG_ERR,
                                    "canary_redis: %s failed on %V: %*s",
-                                   command, &rd->conf->address,
+                                   command, &rd->address,
                                    ngx_min(reply->len, 100), reply->str);
 
         conn->failed = 1;
@@ -1084,7 +1234,7 @@ ngx_http_canary_redis_on_info(redisAsyncContext *ac, void *r, void *data)
                           "canary_redis: no run_id in the answer of %V to "
                           "INFO server: the first read after every "
                           "reconnect applies whatever its generation",
-                          &rd->conf->address);
+                          &rd->address);
             rd->no_run_id_logged = 1;
         }
 
@@ -1105,7 +1255,7 @@ ngx_http_canary_redis_on_info(redisAsyncContext *ac, void *r, void *data)
                       "canary_redis: %V is another Redis instance "
                       "(restarted or failed over): the first read of each "
                       "split applies whatever its generation",
-                      &rd->conf->address);
+                      &rd->address);
     }
 
     ngx_memcpy(rd->run_id, p, NGX_HTTP_CANARY_RUN_ID_LEN);
@@ -1292,9 +1442,11 @@ ngx_http_canary_redis_on_sync(redisAsyncContext *ac, void *r, void *data)
     }
 
     if (reply->type == REDIS_REPLY_ERROR) {
+        (void) ngx_http_canary_redis_moved(rd, reply);
+
         ngx_http_canary_redis_error(rd, NGX_LOG_ERR,
                                    "canary_redis: reading from %V: %*s",
-                                   &rd->conf->address,
+                                   &rd->address,
                                    ngx_min(reply->len, 100), reply->str);
         goto again;
     }
@@ -1360,9 +1512,10 @@ ngx_http_canary_redis_timeout(ngx_event_t *ev)
     ngx_http_canary_redis_error(conn->rd, NGX_LOG_WARN,
                                "canary_redis: %V did not answer the %s "
                                "connection in %Mms",
-                               &conn->rd->conf->address, conn->role,
+                               &conn->rd->address, conn->role,
                                conn->rd->conf->timeout);
 
+    conn->rd->ask = 1;
     ngx_http_canary_redis_drop(conn);
     ngx_http_canary_redis_state(conn->rd);
     ngx_http_canary_redis_retry(conn->rd);
@@ -1490,7 +1643,7 @@ ngx_http_canary_redis_probe_handler(ngx_event_t *ev)
         ngx_http_canary_redis_error(rd, NGX_LOG_WARN,
                                     "canary_redis: %V did not answer the "
                                     "subscriber connection in %Mms",
-                                    &rd->conf->address,
+                                    &rd->address,
                                     ngx_current_msec - rd->heard);
 
         ngx_http_canary_redis_drop(&rd->sub);
@@ -1534,6 +1687,10 @@ ngx_http_canary_redis_close(ngx_http_canary_redis_t *rd)
         redisAsyncFree(rd->sub.ac);
     }
 
+    if (rd->sentinels) {
+        ngx_http_canary_sentinels_close(rd->sentinels);
+    }
+
     if (rd->poll.timer_set) {
         ngx_del_timer(&rd->poll);
     }
@@ -1550,7 +1707,7 @@ ngx_http_canary_redis_close(ngx_http_canary_redis_t *rd)
 
     ngx_log_error(NGX_LOG_INFO, rd->log, 0,
                   "canary_redis: shutting down, no longer syncing %V",
-                  &rd->conf->address);
+                  &rd->address);
 
     left = ngx_http_canary_sync_retire(rd->sync);
 
@@ -1623,7 +1780,7 @@ ngx_http_canary_redis_connected(ngx_http_canary_redis_t *rd,
 
     if (connected && !rd->connected && rd->failed) {
         ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
-                      "canary_redis: connected to %V", &rd->conf->address);
+                      "canary_redis: connected to %V", &rd->address);
 
         /* the next failure is news again */
         ngx_memzero(rd->errors, sizeof(rd->errors));
@@ -1704,7 +1861,7 @@ ngx_http_canary_redis_error(ngx_http_canary_redis_t *rd, ngx_uint_t level,
             ngx_log_error(level, rd->log, 0,
                           "canary_redis: more errors from %V are not "
                           "logged until it answers again",
-                          &rd->conf->address);
+                          &rd->address);
         }
     }
 
@@ -1886,6 +2043,8 @@ ngx_http_canary_redis_on_reported(redisAsyncContext *ac, void *r,
     splitp = rd->cmcf->splits.elts;
 
     if (reply->type != REDIS_REPLY_INTEGER) {
+        (void) ngx_http_canary_redis_moved(rd, reply);
+
         /* nothing was written: again later, each time later */
         rp->backoff = rp->backoff ? ngx_min(rp->backoff * 2,
                                             NGX_HTTP_CANARY_REPORT_MAX)
@@ -1906,7 +2065,7 @@ ngx_http_canary_redis_on_reported(redisAsyncContext *ac, void *r,
 
     ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
                   "canary guard trip of split \"%V\" written to %V as "
-                  "generation %L", &splitp[index]->name, &rd->conf->address,
+                  "generation %L", &splitp[index]->name, &rd->address,
                   reply->integer);
 }
 
@@ -1971,9 +2130,21 @@ ngx_http_canary_redis_on_fleet(redisAsyncContext *ac, void *r, void *data)
 
     ngx_http_canary_redis_replied(conn);
 
+    if (reply->type == REDIS_REPLY_ERROR) {
+        (void) ngx_http_canary_redis_moved(rd, reply);
+
+        ngx_http_canary_redis_error(rd, NGX_LOG_ERR,
+                                   "canary_redis: reporting to %V: %*s",
+                                   &rd->address,
+                                   ngx_min(reply->len, 100), reply->str);
+        return;
+    }
+
     (void) ngx_http_canary_fleet_reply(rd->fleet, reply, &error);
 
     if (error.len) {
-        ngx_http_canary_redis_error(rd, NGX_LOG_ERR, "%V", &error);
+        ngx_http_canary_redis_error(rd, NGX_LOG_ERR,
+                                   "canary_redis: reporting to %V: %V",
+                                   &rd->address, &error);
     }
 }

@@ -405,4 +405,34 @@ refused('canary_split inside a server',
         'canary_split inner',
         qr/"canary_split" directive is not allowed here/);
 
+# canary_redis sentinel=...: names resolved here, as an ADDRESS is
+for my $c (
+    [ 'a sentinel that does not resolve',
+      'sentinel=no-such-host.invalid:26379 master=m',
+      qr/invalid canary_redis sentinel "no-such-host\.invalid:26379"/ ],
+    [ 'a sentinel with a bad port',
+      'sentinel=127.0.0.1:26379,127.0.0.1:99999 master=m',
+      qr/invalid canary_redis sentinel "127\.0\.0\.1:99999"/ ],
+    [ 'an empty sentinel in the list',
+      'sentinel=127.0.0.1:26379,,127.0.0.1:26380 master=m',
+      qr/invalid canary_redis sentinel ""/ ],
+    [ 'a sentinel on a unix socket',
+      'sentinel=unix:/tmp/s.sock master=m',
+      qr/invalid canary_redis sentinel "unix:\/tmp\/s\.sock"/ ],
+    [ 'sentinel= without master=', 'sentinel=127.0.0.1:26379',
+      qr/"sentinel=" and "master=" go together/ ],
+    [ 'master= without sentinel=', '127.0.0.1:6379 master=m',
+      qr/"sentinel=" and "master=" go together/ ],
+    [ 'an address and sentinel=',
+      '127.0.0.1:6379 sentinel=127.0.0.1:26379 master=m',
+      qr/the sentinels give the address/ ],
+    [ 'a master name that is not a name', 'sentinel=127.0.0.1:26379 master=a/b',
+      qr/invalid canary_redis parameter "master=a\/b"/ ],
+) {
+    my ($name, $args, $re) = @$c;
+
+    refused("canary_redis: $name", conf(http => "    canary_redis $args;"),
+            "canary_redis $args", $re);
+}
+
 done_testing;

@@ -289,7 +289,7 @@ my $mark = $tb->log_mark;
 r('DEL', 'canary:api:nodes');
 r('SET', 'canary:api:nodes', 'oops');
 
-my $wrong = qr/reporting split "api" to \S+: WRONGTYPE/;
+my $wrong = qr/reporting to \S+: split "api": WRONGTYPE/;
 ok $tb->wait_for_log($wrong, 3, $mark),
     'B: a nodes key of another type is logged';
 r('DEL', 'canary:app:node:web-b');

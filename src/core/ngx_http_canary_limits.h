@@ -48,5 +48,8 @@
 #define NGX_HTTP_CANARY_ERROR_LEN       128
 #define NGX_HTTP_CANARY_REASON_LEN      192
 
+/* the Redis master's "IP:PORT" the sentinels gave, as the zone keeps it */
+#define NGX_HTTP_CANARY_ADDRESS_LEN     64
+
 
 #endif /* _NGX_HTTP_CANARY_LIMITS_H_INCLUDED_ */

@@ -85,6 +85,15 @@ ngx_http_canary_json_redis(ngx_http_canary_out_t *out,
 
     ngx_http_canary_out_printf(out, "\"redis\":{\"address\":");
     ngx_http_canary_out_json_string(out, r->address.data, r->address.len);
+    ngx_http_canary_out_printf(out, ",\"master\":");
+
+    if (r->master.len) {
+        ngx_http_canary_out_json_string(out, r->master.data, r->master.len);
+
+    } else {
+        ngx_http_canary_out_printf(out, "null");
+    }
+
     ngx_http_canary_out_printf(out, ",\"prefix\":");
     ngx_http_canary_out_json_string(out, r->prefix.data, r->prefix.len);
     ngx_http_canary_out_printf(out, ",\"node\":");

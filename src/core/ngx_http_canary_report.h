@@ -102,7 +102,11 @@ typedef struct {
 typedef struct {
     int                               configured;
     int                               connected;
-    ngx_http_canary_bytes_t           address;
+    ngx_http_canary_bytes_t           address;      /* sentinel=: the
+                                                       master's, if known */
+    ngx_http_canary_bytes_t           master;       /* master=, or empty */
+    unsigned char                     master_address[
+                                          NGX_HTTP_CANARY_ADDRESS_LEN];
     ngx_http_canary_bytes_t           prefix;
     ngx_http_canary_bytes_t           node;     /* in the fleet's records */
     time_t                            last_sync;

@@ -41,6 +41,8 @@
 
 typedef struct {
     char               *redis;
+    char               *sentinel;           /* or these two */
+    char               *master;
     char               *password_file;
     char               *db;
     char               *prefix;
@@ -192,7 +194,10 @@ cs_init(cs_sidecar_t *sc, int argc, char **argv)
     }
 
     if (cs_redis_init(&sc->redis, sc->opt.redis, password, sc->opt.prefix,
-                      sc->opt.split, sc->id, lease, err, sizeof(err)) != 0)
+                      sc->opt.split, sc->id, lease, err, sizeof(err)) != 0
+        || (sc->opt.sentinel
+            && cs_redis_sentinels(&sc->redis, sc->opt.sentinel,
+                                  sc->opt.master, err, sizeof(err)) != 0))
     {
         fprintf(stderr, "canary-sidecar: %s\n", err);
         rc = 2;
@@ -221,7 +226,8 @@ cs_init(cs_sidecar_t *sc, int argc, char **argv)
            "(%zu stages), interval %s, window %s, violation_for %s, "
            "on_violation %s", sc->opt.split, sc->id,
            sc->opt.dry_run ? " (dry run: writes nothing)" : "",
-           sc->opt.redis, sc->redis.key, sc->opt.nstatus,
+           sc->opt.redis ? sc->opt.redis : sc->opt.master, sc->redis.key,
+           sc->opt.nstatus,
            sc->opt.plan_file ? sc->opt.plan_file : "default",
            sc->plan.nstages,
            cs_duration_format(sc->plan.interval, a, sizeof(a)),
@@ -318,6 +324,8 @@ cs_options(cs_options_t *opt, int argc, char **argv)
 
     static const struct option  longopts[] = {
         { "redis",               required_argument, NULL, 'r' },
+        { "redis-sentinel",      required_argument, NULL, 'S' },
+        { "redis-master",        required_argument, NULL, 'M' },
         { "redis-password-file", required_argument, NULL, 'P' },
         { "redis-db",            required_argument, NULL, 'd' },
         { "prefix",              required_argument, NULL, 'x' },
@@ -340,6 +348,12 @@ cs_options(cs_options_t *opt, int argc, char **argv)
         switch (c) {
         case 'r':
             opt->redis = optarg;
+            break;
+        case 'S':
+            opt->sentinel = optarg;
+            break;
+        case 'M':
+            opt->master = optarg;
             break;
         case 'P':
             opt->password_file = optarg;
@@ -411,7 +425,8 @@ static void
 cs_usage(FILE *f)
 {
     fprintf(f,
-"usage: canary-sidecar --redis HOST:PORT [--redis-password-file F]\n"
+"usage: canary-sidecar --redis HOST:PORT | --redis-sentinel HOST:PORT[,...]\n"
+"                      --redis-master NAME [--redis-password-file F]\n"
 "                      [--redis-db N] [--prefix canary:] --split NAME\n"
 "                      --status URL [--status URL ...] [--plan FILE]\n"
 "                      [--receipts FILE] [--id NAME] [--once] [--dry-run]\n"
@@ -421,6 +436,9 @@ cs_usage(FILE *f)
 "own when the canary breaks the plan's SLOs.\n"
 "\n"
 "  --redis HOST:PORT      Redis shared with nginx (or unix:PATH)\n"
+"  --redis-sentinel HOST:PORT[,HOST:PORT...]\n"
+"                         instead of --redis: the sentinels that give the\n"
+"  --redis-master NAME    address of the master NAME (and any new one)\n"
 "  --redis-password-file  file whose first line is the Redis password\n"
 "  --redis-db N           Redis database, as canary_redis db= (0)\n"
 "  --prefix P             key prefix, as canary_redis prefix= (canary:)\n"
@@ -448,7 +466,24 @@ cs_check_options(cs_sidecar_t *sc, char **password)
 
     opt = &sc->opt;
 
-    if (opt->redis == NULL || opt->split == NULL || opt->nstatus == 0) {
+    if ((opt->sentinel != NULL) != (opt->master != NULL)
+        || (opt->sentinel && opt->redis))
+    {
+        fprintf(stderr, "canary-sidecar: --redis-sentinel and "
+                "--redis-master go together, instead of --redis\n");
+        cs_usage(stderr);
+        return -1;
+    }
+
+    if (opt->master && (opt->master[0] == '\0' || strlen(opt->master) > 63)) {
+        fprintf(stderr, "canary-sidecar: invalid --redis-master \"%s\": 1 "
+                "to 63 bytes\n", opt->master);
+        return -1;
+    }
+
+    if ((opt->redis == NULL && opt->sentinel == NULL) || opt->split == NULL
+        || opt->nstatus == 0)
+    {
         fprintf(stderr, "canary-sidecar: --redis, --split and at least one "
                 "--status are required\n");
         cs_usage(stderr);
@@ -615,9 +650,16 @@ cs_step(cs_sidecar_t *sc)
 
     if (cs_redis_connect(&sc->redis) != 0) {
         cs_log_error(sc, "%s: redis %s unreachable: %s; holding, retrying",
-                     sc->opt.split, sc->opt.redis, sc->redis.err);
+                     sc->opt.split, sc->opt.redis ? sc->opt.redis
+                                                  : sc->opt.master,
+                     sc->redis.err);
         sc->was_leader = 0;
         return -1;
+    }
+
+    if (sc->redis.news[0]) {
+        cs_log("%s: redis: %s", sc->opt.split, sc->redis.news);
+        sc->redis.news[0] = '\0';
     }
 
     if (!sc->opt.dry_run) {

@@ -34,6 +34,8 @@ static redisReply *cs_redis_command(cs_redis_t *r, cs_args_t *a);
 static int cs_redis_pipeline(cs_redis_t *r, cs_args_t *cmds, size_t n,
     redisReply **replies);
 static int cs_redis_io_error(cs_redis_t *r, const char *what);
+static int cs_redis_ask(cs_redis_t *r);
+static void cs_redis_moved(cs_redis_t *r, const redisReply *reply);
 static int cs_redis_fence(cs_redis_t *r, const char *watch_key,
     int check_generation, uint64_t expect);
 static void cs_redis_state_args(cs_redis_t *r, cs_args_t *a,
@@ -69,7 +71,10 @@ cs_redis_init(cs_redis_t *r, const char *address, const char *password,
 
     memset(r, 0, sizeof(cs_redis_t));
 
-    if (strncmp(address, "unix:", 5) == 0 && address[5]) {
+    if (address == NULL) {
+        /* the sentinels give it */
+
+    } else if (strncmp(address, "unix:", 5) == 0 && address[5]) {
         r->unix_path = strdup(address + 5);
 
     } else {
@@ -115,7 +120,7 @@ cs_redis_init(cs_redis_t *r, const char *address, const char *password,
                                         NGX_HTTP_CANARY_KEY_PIN_CANARY);
     r->plan_pin_key = cs_strcat3(prefix, split, NGX_HTTP_CANARY_KEY_PIN_PLAN);
 
-    if ((r->host == NULL && r->unix_path == NULL) || r->id == NULL
+    if ((address && r->host == NULL && r->unix_path == NULL) || r->id == NULL
         || r->key == NULL || r->sidecar_key == NULL || r->leader_key == NULL
         || r->receipts_key == NULL || r->pin_keys[0] == NULL
         || r->pin_keys[1] == NULL || r->plan_pin_key == NULL
@@ -152,7 +157,79 @@ cs_redis_free(cs_redis_t *r)
     free(r->pin_keys[1]);
     free(r->plan_pin_key);
 
+    while (r->nsentinels) {
+        free(r->sentinels[--r->nsentinels].host);
+    }
+
+    free(r->sentinels);
+    free(r->master);
+
     memset(r, 0, sizeof(cs_redis_t));
+}
+
+
+int
+cs_redis_sentinels(cs_redis_t *r, const char *list, const char *master,
+    char *err, size_t errlen)
+{
+    long            port;
+    char           *end, *colon;
+    size_t          len;
+    const char     *p, *comma;
+    cs_sentinel_t  *s;
+
+    for (p = list; ; p = comma + 1) {
+        comma = strchr(p, ',');
+        len = comma ? (size_t) (comma - p) : strlen(p);
+
+        s = realloc(r->sentinels, (r->nsentinels + 1) * sizeof(cs_sentinel_t));
+        if (s == NULL) {
+            snprintf(err, errlen, "no memory");
+            return -1;
+        }
+
+        r->sentinels = s;
+        s = &s[r->nsentinels];
+
+        s->host = strndup(p, len);
+        if (s->host == NULL) {
+            snprintf(err, errlen, "no memory");
+            return -1;
+        }
+
+        r->nsentinels++;
+
+        colon = strrchr(s->host, ':');
+        port = colon ? strtol(colon + 1, &end, 10) : 0;
+
+        if (colon == NULL || colon == s->host || colon[1] == '\0' || *end
+            || port < 1 || port > 65535)
+        {
+            snprintf(err, errlen, "--redis-sentinel \"%.*s\": HOST:PORT, "
+                     "the port 1 to 65535", (int) len, p);
+            return -1;
+        }
+
+        *colon = '\0';
+        s->port = (int) port;
+
+        if (s->host[0] == '[' && colon[-1] == ']') {
+            colon[-1] = '\0';
+            memmove(s->host, s->host + 1, strlen(s->host));
+        }
+
+        if (comma == NULL) {
+            break;
+        }
+    }
+
+    r->master = strdup(master);
+    if (r->master == NULL) {
+        snprintf(err, errlen, "no memory");
+        return -1;
+    }
+
+    return 0;
 }
 
 
@@ -162,8 +239,16 @@ cs_redis_connect(cs_redis_t *r)
     redisReply      *reply;
     struct timeval   tv;
 
+    if (r->c != NULL && r->reask) {
+        cs_redis_close(r);
+    }
+
     if (r->c != NULL) {
         return 0;
+    }
+
+    if (r->nsentinels && cs_redis_ask(r) != 0) {
+        return -1;
     }
 
     tv.tv_sec = r->timeout_ms / 1000;
@@ -741,6 +826,8 @@ cs_redis_exec_result(cs_redis_t *r, redisReply *exec)
         return CS_REDIS_ERROR;
     }
 
+    cs_redis_moved(r, exec);
+
     if (exec->type != REDIS_REPLY_ARRAY) {
         snprintf(r->err, sizeof(r->err), "EXEC: unexpected reply");
         return CS_REDIS_ERROR;
@@ -1137,6 +1224,9 @@ cs_redis_command(cs_redis_t *r, cs_args_t *a)
 
     if (reply == NULL) {
         cs_redis_io_error(r, a->n ? a->argv[0] : "command");
+
+    } else {
+        cs_redis_moved(r, reply);
     }
 
     return reply;
@@ -1176,9 +1266,124 @@ cs_redis_pipeline(cs_redis_t *r, cs_args_t *cmds, size_t n,
         }
 
         replies[i] = reply;
+        cs_redis_moved(r, reply);
     }
 
     return 0;
+}
+
+
+/*
+ * The master as the sentinels say, the one that answered last first:
+ * short timeouts, each sentinel once.
+ */
+
+static int
+cs_redis_ask(cs_redis_t *r)
+{
+    int              port;
+    char            *host, *p, *last;
+    size_t           i, k;
+    redisReply      *reply;
+    redisContext    *c;
+    cs_sentinel_t   *s;
+    struct timeval   tv;
+
+    tv.tv_sec = 0;
+    tv.tv_usec = (r->timeout_ms < 500 ? r->timeout_ms : 500) * 1000;
+
+    p = r->err;
+    last = r->err + sizeof(r->err);
+    p += snprintf(p, (size_t) (last - p), "no sentinel gave master %s:",
+                  r->master);
+
+    for (k = 0; k < r->nsentinels; k++) {
+        i = (r->sentinel + k) % r->nsentinels;
+        s = &r->sentinels[i];
+        reply = NULL;
+
+        c = redisConnectWithTimeout(s->host, s->port, tv);
+
+        if (c && c->err == 0 && redisSetTimeout(c, tv) == REDIS_OK) {
+            reply = redisCommand(c, "SENTINEL get-master-addr-by-name %s",
+                                 r->master);
+        }
+
+        if (reply && reply->type == REDIS_REPLY_ARRAY
+            && reply->elements == 2
+            && reply->element[0]->type == REDIS_REPLY_STRING
+            && reply->element[1]->type == REDIS_REPLY_STRING
+            && (port = atoi(reply->element[1]->str)) > 0 && port <= 65535
+            && (host = strdup(reply->element[0]->str)) != NULL)
+        {
+            if (r->host == NULL || strcmp(r->host, host) != 0
+                || r->port != port)
+            {
+                snprintf(r->news, sizeof(r->news), "master %s %s %s:%d "
+                         "(sentinel %s:%d)", r->master,
+                         r->host ? "moved to" : "is at", host, port,
+                         s->host, s->port);
+            }
+
+            free(r->host);
+            r->host = host;
+            r->port = port;
+            r->sentinel = i;
+            r->reask = 0;
+
+            freeReplyObject(reply);
+            redisFree(c);
+            return 0;
+        }
+
+        if (p < last) {
+            p += snprintf(p, (size_t) (last - p), " %s%s:%d: %.60s",
+                          k ? "; " : "", s->host, s->port,
+                          c == NULL ? "no memory"
+                          : c->err ? c->errstr
+                          : reply == NULL ? "no answer"
+                          : reply->type == REDIS_REPLY_NIL
+                          ? "does not know it"
+                          : reply->type == REDIS_REPLY_ERROR ? reply->str
+                          : "no address in its answer");
+        }
+
+        if (reply) {
+            freeReplyObject(reply);
+        }
+
+        if (c) {
+            redisFree(c);
+        }
+    }
+
+    return -1;
+}
+
+
+/* a master demoted (READONLY) or restarting (LOADING): ask again */
+
+static void
+cs_redis_moved(cs_redis_t *r, const redisReply *reply)
+{
+    size_t  i;
+
+    if (r->nsentinels == 0) {
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR
+        && (strncmp(reply->str, "READONLY", 8) == 0
+            || strncmp(reply->str, "LOADING", 7) == 0))
+    {
+        r->reask = 1;
+    }
+
+    if (reply->type == REDIS_REPLY_ARRAY) {
+        for (i = 0; i < reply->elements; i++) {
+            cs_redis_moved(r, reply->element[i]);
+        }
+    }
 }
 
 

@@ -56,8 +56,15 @@ typedef struct {
 } cs_redis_reader_t;
 
 
+/* a sentinel of --redis-sentinel */
 typedef struct {
     char               *host;
+    int                 port;
+} cs_sentinel_t;
+
+
+typedef struct {
+    char               *host;               /* with sentinels: the master's */
     int                 port;
     char               *unix_path;
     char               *password;
@@ -76,16 +83,39 @@ typedef struct {
     int                 leader;
     char                err[256];
     char                warn[256];          /* read, but with a problem */
+
+    /* --redis-sentinel, --redis-master: asked at every connect */
+    cs_sentinel_t      *sentinels;
+    size_t              nsentinels;
+    size_t              sentinel;           /* asked first: answered last */
+    char               *master;
+    int                 reask;              /* READONLY, LOADING: again */
+    char                news[256];          /* the master found or moved */
 } cs_redis_t;
 
 
-/* parses "HOST:PORT" or "unix:PATH"; connects later; 0 or -1 and err */
+/*
+ * Parses "HOST:PORT" or "unix:PATH" (NULL: cs_redis_sentinels() follows);
+ * connects later; 0 or -1 and err
+ */
 int cs_redis_init(cs_redis_t *r, const char *address, const char *password,
     const char *prefix, const char *split, const char *id, int64_t lease_ms,
     char *err, size_t errlen);
 void cs_redis_free(cs_redis_t *r);
 
-/* connects (and AUTHs) unless connected; 0, or -1 with r->err */
+/*
+ * Instead of an address: "HOST:PORT[,HOST:PORT...]" and the master's
+ * name; each connect asks them (SENTINEL get-master-addr-by-name), and a
+ * connection error or a READONLY or LOADING reply makes the next connect
+ * ask again.  0, or -1 and err.
+ */
+int cs_redis_sentinels(cs_redis_t *r, const char *list, const char *master,
+    char *err, size_t errlen);
+
+/*
+ * Connects (and AUTHs) unless connected; 0, or -1 with r->err.  With
+ * sentinels, r->news says once where the master was found, or moved.
+ */
 int cs_redis_connect(cs_redis_t *r);
 void cs_redis_close(cs_redis_t *r);
 
