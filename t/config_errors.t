@@ -383,23 +383,6 @@ for my $node ('web/1', 'web 1', '', 'n' x 64, "web\xc3\xa9") {
             qr/invalid canary_redis parameter "node=\Q$node\E"/);
 }
 
-refused('canary_redis sentinel= without master=',
-        conf(http => '    canary_redis sentinel=127.0.0.1:26379;'),
-        'canary_redis',
-        qr/canary_redis: "sentinel=" and "master=" go together/);
-
-refused('canary_redis master= without sentinel=',
-        conf(http => '    canary_redis 127.0.0.1:6379 master=mymaster;'),
-        'canary_redis',
-        qr/canary_redis: "sentinel=" and "master=" go together/);
-
-refused('canary_redis with an address and sentinel=',
-        conf(http => '    canary_redis 127.0.0.1:6379 '
-                      . 'sentinel=127.0.0.1:26379 master=mymaster;'),
-        'canary_redis',
-        qr/canary_redis: "127\.0\.0\.1:6379" and "sentinel=": the sentinels /
-        . qr/give the address/);
-
 refused('canary_split inside a server',
         conf(server => '        canary_split inner { stable a; canary b; }'),
         'canary_split inner',
