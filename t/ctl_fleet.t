@@ -282,7 +282,9 @@ for my $args (@changes) {
     my ($rc, $out, $err) = ctl($args);
 
     is $rc, 2, "canary-ctl @$args: exit 2";
-    like $err, qr/no live nginx reports split "$args->[1]"; the fleet reports: app, web$/m,
+    my $says = qq{no live nginx reports split "$args->[1]"; the fleet}
+               . ' reports: app, web';
+    like $err, qr/\Q$says\E$/m,
         'names the splits the fleet reports (not another prefix\'s)';
     like $err, qr/nothing written; --force writes anyway/, 'says --force';
     is $out, '', 'nothing on stdout';
@@ -340,7 +342,7 @@ for my $args (@changes) {
     is $rc, 0, 'and writes the reported one' or diag $err;
 }
 
-# ---- options ------------------------------------------------------------------
+# ---- options --------------------------------------------------------------
 
 for my $args (['status', 'app', '--force'], ['receipts', 'app', '--force'],
               ['fleet', 'app', '--force'], ['status', 'app', '--json'],
