@@ -172,12 +172,15 @@ C<< [ '-n', 2 ] >>).
 The members of the split's nodes set that score above Redis' C<TIME>
 (live), sorted.  Opts C<prefix>, C<cli> as for C<report_node>.
 
-=item wait_nodes($t, $split, $n, %opts)
+=item wait_nodes($redis, $split, $n, %opts)
 
-Waits until at least C<$n> nodes report the split live (C<live_nodes>),
-at most opt C<seconds> (default 10): what a story that runs nginx does
-before its first canary-ctl change, which is refused while no nginx
-reports the split.  Returns what C<wait_until> returns.
+Waits until C<canary-ctl --redis $redis fleet $split --json> lists at
+least C<$n> nodes, at most opt C<seconds> (default 10); opt C<ctl> (an
+array ref) gives canary-ctl options that go before C<fleet>
+(C<--prefix>, C<--db>, C<--password-file>).  What a story that runs
+nginx does before its first canary-ctl change, which is refused while no
+nginx reports the split (nginx reports every C<interval>, the first one
+an interval after it starts).  Returns what C<wait_until> returns.
 
 =back
 
@@ -565,10 +568,16 @@ sub live_nodes {
 
 
 sub wait_nodes {
-    my ($t, $split, $n, %opts) = @_;
+    my ($redis, $split, $n, %opts) = @_;
 
-    return wait_until($opts{seconds} // 10,
-                      sub { live_nodes($t, $split, %opts) >= $n }, 0.05);
+    return wait_until($opts{seconds} // 10, sub {
+        my ($rc, $out) = canary_ctl($redis, @{$opts{ctl} || []}, 'fleet',
+                                    $split, '--json');
+        my ($json) = $out =~ /^(\{.*\})$/m;
+        my $doc = $rc == 0 && $json ? eval { decode_json($json) } : undef;
+
+        return $doc && @{$doc->{nodes}} >= $n;
+    }, 0.05);
 }
 
 
