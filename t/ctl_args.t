@@ -27,13 +27,19 @@ use lib "$FindBin::Bin/lib";
 use JSON::PP;
 use Test::More;
 use CanaryTest;
-use RedisStory qw(ctl_run redis_connections redis_snapshot);
+use RedisStory qw(report_node node_record ctl_run redis_connections
+                  redis_snapshot);
 
 my $CTL = "$FindBin::Bin/../scripts/canary-ctl";
 my $KEY = 'canary:app';
 
 my $t = CanaryTest->new(name => 'ctl-args');
 my $redis = '127.0.0.1:' . $t->redis_start;
+
+# a node reports split app, as nginx would (written by hand, to live for
+# the whole story): canary-ctl writes the splits the fleet reports
+# (t/ctl_fleet.t); the other splits here are written with --force
+report_node($t, 'app', 'web-1', record => node_record(interval_ms => 600000));
 
 sub r { $t->redis_cli(@_) }
 
@@ -98,8 +104,9 @@ sub connections { redis_connections($t) }
     is last_receipt()->{reason}, 'done', 'with the reason';
 
     # a global option after the command
-    ($rc, $out, $err) = ctl(['set-weight', 'app', '7', '--prefix', 'other:']);
-    is $rc, 0, 'set-weight app 7 --prefix other:' or diag $err;
+    ($rc, $out, $err) = ctl(['set-weight', 'app', '7', '--prefix', 'other:',
+                             '--force']);
+    is $rc, 0, 'set-weight app 7 --prefix other: --force' or diag $err;
     is r('HGET', 'other:app', 'weight'), '7', 'wrote other:app';
 }
 

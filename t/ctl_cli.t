@@ -27,8 +27,8 @@ use lib "$FindBin::Bin/lib";
 use JSON::PP;
 use Test::More;
 use CanaryTest;
-use RedisStory qw(ctl_run redis_connections redis_snapshot subscribe
-                  wait_until);
+use RedisStory qw(report_node node_record ctl_run redis_connections
+                  redis_snapshot subscribe wait_until);
 
 my $CTL = "$FindBin::Bin/../scripts/canary-ctl";
 my $KEY = 'canary:app';
@@ -36,11 +36,16 @@ my $KEY = 'canary:app';
 my $t = CanaryTest->new(name => 'canary-ctl');
 my $redis = '127.0.0.1:' . $t->redis_start;
 
+# a node reports split app, as nginx would (written by hand, to live for
+# the whole story): canary-ctl writes the splits the fleet reports
+# (t/ctl_fleet.t); the other splits here are written with --force
+report_node($t, 'app', 'web-1', record => node_record(interval_ms => 600000));
+
 # a port nothing listens on
 my $dead = '127.0.0.1:' . $t->port('nothing');
 
-my @COMMANDS = qw(status set-weight enable disable pause resume rollback
-                  reset pin unpin receipts);
+my @COMMANDS = qw(status fleet set-weight enable disable pause resume
+                  rollback reset pin unpin receipts);
 my %CHANGES = map { $_ => 1 } qw(set-weight enable disable pause resume
                                  rollback reset pin unpin);
 
@@ -340,14 +345,14 @@ is_deeply [ published($sub_file) ], \@ops,
 # ---- environment: prefix, database ------------------------------------------
 
 {
-    my ($rc, $out, $err) = ctl(['set-weight', 'app', 7],
+    my ($rc, $out, $err) = ctl(['set-weight', 'app', 7, '--force'],
                                CANARY_PREFIX => 'env:', CANARY_REDIS_DB => 2);
     is $rc, 0, 'CANARY_PREFIX and CANARY_REDIS_DB' or diag $err;
     is r('-n', 2, 'HGET', 'env:app', 'weight'), 7, 'wrote env:app in db 2';
     is r('HGET', $KEY, 'weight'), 5, "$KEY untouched";
 
     ($rc, $out, $err) = ctl(['--prefix', 'opt:', '--db', 2, '--redis',
-                             $redis, 'set-weight', 'app', 8],
+                             $redis, 'set-weight', 'app', 8, '--force'],
                             CANARY_REDIS => $dead);
     is $rc, 0, '--prefix, --db and --redis override the environment'
         or diag $err;
@@ -582,7 +587,13 @@ for my $args (@calls) {
         ['unpin', 'app', 'spy1', 'spy2'],
         ['pin', 'app', '--reason', 'spy', 'canary', 'spy3'],
         ['unpin', 'app', '--reason', 'spy', 'spy3'],
+        ['set-weight', 'app', '6', '--force'],
+        ['set-weight', 'nobody', '6'],
         ['status', 'app'],
+        ['status', 'nobody'],
+        ['fleet', 'app'],
+        ['fleet', 'app', '--json'],
+        ['fleet', 'nobody'],
         ['receipts', 'app', '2'],
     );
 
@@ -595,7 +606,10 @@ for my $args (@calls) {
         open my $fh, '<', $log;
         my @ran = $fh ? map { chomp; $_ } <$fh> : ();
 
-        is $rc, 0, "canary-ctl @$args (PATH with spies)" or diag $err;
+        # a change of a split no nginx reports: refused, by the same EVAL
+        is $rc, $args->[1] eq 'nobody' && $args->[0] ne 'status'
+                && $args->[0] ne 'fleet' ? 2 : 0,
+            "canary-ctl @$args (PATH with spies)" or diag $err;
         is_deeply \@ran, ['redis-cli'],
             "canary-ctl @$args runs redis-cli once and no other program";
     }
@@ -678,7 +692,7 @@ for my $args (@calls) {
     my $before = join ',', sort(r('HGETALL', 'canary:badgen'));
     my $streams = r('EXISTS', 'canary:badgen:receipts');
 
-    my ($rc, $out, $err) = ctl(['set-weight', 'badgen', 9]);
+    my ($rc, $out, $err) = ctl(['set-weight', 'badgen', 9, '--force']);
     isnt $rc, 0, 'set-weight on a hash with a non-integer generation fails';
     isnt $rc, 2, 'not as for bad arguments';
     like $err, qr/Redis refused the change:\n.*not an integer/,

@@ -11,7 +11,8 @@
 #   each key, hash field, state, receipt field and operation canary-ctl
 #   writes (or checks) is one of the header's;
 #   canary-ctl's limits (split name, tenant, prefix, weight) are the
-#   header's.
+#   header's, and so is what it takes of a node's record (its version,
+#   histogram layout, longest size and ttl in intervals).
 #
 # No Redis, no nginx: it reads files.
 
@@ -36,6 +37,7 @@ my $limits = slurp("$ROOT/src/core/ngx_http_canary_limits.h");
 
 my %macro = $contract =~ /^#define\s+(NGX_HTTP_CANARY_\w+)\s+"([^"]*)"/mg;
 my %limit = $limits =~ /^#define\s+(NGX_HTTP_CANARY_\w+)\s+(\d+)/mg;
+my %number = $contract =~ /^#define\s+(NGX_HTTP_CANARY_\w+)\s+(\d+)/mg;
 
 cmp_ok scalar(keys %macro), '>=', 40, 'the contract header has its names';
 ok $limit{NGX_HTTP_CANARY_NAME_LEN}, 'the limits header has its limits';
@@ -88,8 +90,9 @@ for my $m (sort keys %macro) {
 
 my %seen;
 
-# keys: "$key:..." and "$PREFIX$1:..."
-for my $suffix ($flat =~ /\$(?:key|PREFIX\$1)((?::[a-z]+)+)/g) {
+# keys: "$key:..." and "$PREFIX$1:..." (a node's record: "$key:node:",
+# its name follows)
+for my $suffix ($flat =~ /\$(?:key|PREFIX\$1)((?::[a-z]+)+:?)/g) {
     next if $seen{key}{$suffix}++;
     ok $kind{KEY}{$suffix}, "canary-ctl's key suffix \"$suffix\" is the "
                             . "header's";
@@ -221,5 +224,39 @@ is $prefix_max, $limit{NGX_HTTP_CANARY_PREFIX_LEN},
 my ($weight_max) = $ctl =~ /\(\( 10#\$int > (\d+) \)\)/;
 is $weight_max * 100, $limit{NGX_HTTP_CANARY_WEIGHT_MAX},
     'a weight: up to WEIGHT_MAX hundredths';
+
+# ---- a node's record -------------------------------------------------------
+
+my %node = $ctl =~ /^(NODE_\w+)=(\S+)$/mg;
+
+is $node{NODE_VERSION}, $number{NGX_HTTP_CANARY_NODE_VERSION},
+    'a node record\'s version, as the header says';
+is $node{NODE_HIST}, $macro{NGX_HTTP_CANARY_NODE_HIST},
+    'its histogram layout';
+is $node{NODE_RECORD_MAX}, $limit{NGX_HTTP_CANARY_NODE_RECORD_MAX},
+    'the longest record read: NODE_RECORD_MAX bytes';
+is $node{NODE_TTL_INTERVALS}, $limit{NGX_HTTP_CANARY_NODE_TTL_INTERVALS},
+    'its ttl in intervals: NODE_TTL_INTERVALS';
+
+# the fleet's Lua: the generation it compares with, and the record's
+# fields it reads
+my ($fleet) = $ctl =~ /^FLEET_LUA='(.*?)^'/ms;
+ok $fleet, 'found the Lua of fleet';
+
+my ($hget) = ($fleet // '') =~ /"HGET", KEYS\[1\], "(\w+)"/;
+is $hget, $macro{NGX_HTTP_CANARY_FIELD_GENERATION},
+    'fleet compares with the hash\'s generation';
+
+my %read = map { $_ => 1 } ($fleet // '') =~ /\br\.(\w+)\b/g;
+for my $f (sort keys %read) {
+    like $contract, qr/"\Q$f\E":/, "fleet's record field \"$f\" is the "
+                                     . 'header\'s record';
+}
+cmp_ok scalar(keys %read), '>=', 8, 'fleet reads the record\'s fields';
+
+for my $f (qw(window_s window_requests)) {
+    like $fleet // '', qr/\.\Q$f\E\b/, "fleet reads each side's $f";
+    like $contract, qr/"\Q$f\E":/, "which the header's record has";
+}
 
 done_testing;

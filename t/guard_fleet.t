@@ -47,8 +47,10 @@ my $redis = '127.0.0.1:' . $ta->redis_start;
 sub conf {
     my ($t, $with_redis) = @_;
 
+    # a node name each: two nginx on one Redis (the fleet)
     my $redis_conf = $with_redis
-        ? "canary_redis $redis interval=200ms timeout=300ms;" : '';
+        ? "canary_redis $redis interval=200ms timeout=300ms node="
+          . ($t == $ta ? 'nginx-a' : 'nginx-b') . ';' : '';
 
     $t->write_conf(<<"EOF", workers => 2);
     canary_zone canary 1m;
@@ -97,6 +99,10 @@ conf($ta, 1);
 conf($tb, 1);
 conf($tc, 0);
 $_->start for $ta, $tb, $tc;
+
+# canary-ctl writes a split only once a live nginx reports it: its first
+# report comes an interval after it starts
+ok wait_nodes($redis, 'app', 2), 'nginx reports split app';
 
 my ($rc, $out) = ctl('set-weight', 'app', 50);
 is $rc, 0, 'canary-ctl set-weight app 50' or diag $out;

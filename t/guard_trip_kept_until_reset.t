@@ -96,6 +96,10 @@ sub sides {
 conf(guard => 1, redis => 1);
 $t->start;
 
+# canary-ctl writes a split only once a live nginx reports it: its first
+# report comes an interval after it starts
+ok wait_nodes($redis, 'app', 1), 'nginx reports split app';
+
 ctl_ok($redis, 'set-weight', 'app', 50);
 ok wait_until(3, sub { status()->{weight} == 50 }), 'weight 50';
 

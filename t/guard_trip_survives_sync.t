@@ -64,6 +64,10 @@ ${\ front_server($t) }
 EOF
 $t->start;
 
+# canary-ctl writes a split only once a live nginx reports it: its first
+# report comes an interval after it starts
+ok wait_nodes($redis, 'app', 1), 'nginx reports split app';
+
 ok defined wait_until(10, sub {
         IO::Socket::INET->new(PeerAddr => "127.0.0.1:$stable") }),
     'the origin on stable listens';

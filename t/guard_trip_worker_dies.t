@@ -46,6 +46,10 @@ ${\ front_server($t) }
 EOF
 $t->start;
 
+# canary-ctl writes a split only once a live nginx reports it: its first
+# report comes an interval after it starts
+ok wait_nodes($redis, 'app', 1), 'nginx reports split app';
+
 sub status { status_json($t)->{splits}{app} }
 
 ctl_ok($redis, 'set-weight', 'app', 100);

@@ -64,6 +64,11 @@ sub ctl {
     return ($? >> 8, $out);
 }
 
+# canary-ctl writes a split only once a live nginx reports it: its first
+# report comes an interval after it starts
+ok(wait_for(10, sub { (ctl('fleet', 'app', '--json'))[1] =~ /"node":/ }),
+   'nginx reports split app');
+
 sub status {
     my $r = $t->get($port, '/canary_status');
     return $r->{status} == 200 ? decode_json($r->{content}) : undef;
@@ -106,7 +111,9 @@ sleep 2;
 $t->redis_start;
 
 # the rollback, at once: generation 1 of a new hash
-my ($rc, $out) = ctl('rollback', 'app', '--reason', 'restart-drill');
+# forced: no nginx reported to the empty Redis yet
+my ($rc, $out) = ctl('rollback', 'app', '--reason', 'restart-drill',
+                     '--force');
 is($rc, 0, 'canary-ctl rollback app right after Redis is back')
     or diag($out);
 is($t->redis_cli('HGET', 'canary:app', 'generation'), '1',

@@ -42,6 +42,10 @@ $t->write_conf(redis_split_conf($t,
 
 $t->start;
 
+# canary-ctl writes a split only once a live nginx reports it: its first
+# report comes an interval after it starts
+ok wait_nodes($redis, 'app', 1), 'nginx reports split app';
+
 # ---- helpers -------------------------------------------------------------
 
 sub ctl { canary_ctl($redis, @_) }

@@ -107,6 +107,10 @@ $t->write_conf(redis_split_conf($t,
                workers => 1);
 $t->start;
 
+# canary-ctl writes a split only once a live nginx reports it: its first
+# report comes an interval after it starts
+ok wait_nodes($redis, 'app', 1), 'nginx reports split app';
+
 sub connected { status_json($t)->{redis}{connected} }
 
 sub weight { status_json($t)->{splits}{app}{weight} }

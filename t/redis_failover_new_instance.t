@@ -58,6 +58,10 @@ ${\ front_server($t, locations => [ ['/', 'app'], ['/gd/', 'gd'] ]) }
 EOF
 $t->start;
 
+# canary-ctl writes a split only once a live nginx reports it: its first
+# report comes an interval after it starts
+ok wait_nodes($redis, 'app', 1), 'nginx reports split app';
+
 # ---- helpers ---------------------------------------------------------------
 
 # redis-cli on a port (B changes its port below)
@@ -170,7 +174,8 @@ is gd()->{guard}{tripped}, JSON::PP::true, 'gd stays tripped in nginx';
 is $t->route($t->port('http'), '/gd/x', { 'X-Tenant-Id' => 't1' })->{reason},
     'guard', 'gd routes by the guard';
 
-# B's next write is the newer one
+# B's next write is the newer one, once nginx reports to B
+ok wait_nodes($redis, 'app', 1), 'nginx reports split app to B';
 ctl_ok($redis, 'set-weight', 'app', 45);
 ok wait_until(3, sub { app()->{weight} == 45 }),
     'a write on B applies (generation 4)';

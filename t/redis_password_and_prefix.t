@@ -56,7 +56,8 @@ sub conf {
     $t->write_conf(redis_split_conf($t, weight => $weight,
                        redis => "$redis db=$DB password_file=$file "
                                 . "prefix=$PREFIX interval=200ms "
-                                . "timeout=300ms"),
+                                . "timeout=300ms node="
+                                . ($t == $ta ? 'nginx-a' : 'nginx-b')),
                    workers => 2, log_level => 'debug');
 }
 
@@ -86,6 +87,9 @@ is $st->{redis}{prefix}, $PREFIX, "status shows the prefix $PREFIX";
 is $st->{redis}{address}, $redis, 'and the address';
 
 my @opts = ('--password-file', $pw_file, '--prefix', $PREFIX, '--db', $DB);
+
+# canary-ctl writes a split only once a live nginx reports it
+ok wait_nodes($redis, 'app', 1, ctl => \@opts), 'A reports split app';
 
 my ($rc, $out) = ctl(@opts, 'set-weight', 'app', 25);
 is $rc, 0, 'canary-ctl with --password-file --prefix --db: set-weight 25'

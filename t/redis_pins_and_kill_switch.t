@@ -23,7 +23,7 @@ use JSON::PP;
 use Test::More;
 use Time::HiRes qw(sleep time);
 use CanaryTest;
-use RedisStory qw(redis_split_conf status_json wait_until);
+use RedisStory qw(redis_split_conf status_json wait_until wait_nodes);
 
 my $t = CanaryTest->new;
 my $port = $t->port('http');
@@ -38,6 +38,10 @@ $t->write_conf(redis_split_conf($t, redis => "$redis interval=200ms",
                workers => 2);
 
 $t->start;
+
+# canary-ctl writes a split only once a live nginx reports it: its first
+# report comes an interval after it starts
+ok wait_nodes($redis, 'app', 1), 'nginx reports split app';
 
 # ---- helpers -------------------------------------------------------------
 

@@ -42,7 +42,9 @@ for my $t ($na, $nb) {
     $t->start;
 }
 
-sub ctl { canary_ctl($redis, @_) }
+# interval=60s (the story is PUBLISH's speed, not the poll's): nginx
+# reports a minute after it starts, so the writes are forced
+sub ctl { canary_ctl($redis, @_, '--force') }
 
 # both instances are subscribed once "connected" shows on their status
 for my $t ($na, $nb) {

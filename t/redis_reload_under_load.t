@@ -40,7 +40,9 @@ $t->write_conf(redis_split_conf($t,
 
 # ---- helpers -------------------------------------------------------------
 
-sub ctl { canary_ctl($redis, @_) }
+# interval=60s (writes must arrive by PUBLISH across reloads): nginx
+# reports a minute after it starts, so the writes are forced
+sub ctl { canary_ctl($redis, @_, '--force') }
 
 sub status { status_json($t) }
 

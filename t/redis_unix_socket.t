@@ -48,6 +48,11 @@ $t->write_conf(redis_split_conf($t, weight => 5,
                workers => 2);
 $t->start;
 
+# canary-ctl writes a split only once a live nginx reports it: its first
+# report comes an interval after it starts
+ok wait_nodes("unix:$sock", 'app', 1, ctl => [ '--password-file', $pw_file ]),
+    'nginx reports split app';
+
 # ---- helpers ---------------------------------------------------------------
 
 sub ctl {
@@ -135,7 +140,8 @@ for my $redis ("unix:$sock", $tcp) {
     my $pid = fork // die "fork: $!";
 
     if ($pid == 0) {
-        my ($rc) = ctl($redis, 'set-weight', 'app', $weight);
+        # forced: nginx's records may expire while Redis is stopped
+        my ($rc) = ctl($redis, 'set-weight', 'app', $weight, '--force');
         _exit($rc);
     }
 

@@ -405,6 +405,10 @@ sub wait_for {
     return time - $t0;
 }
 
+# canary-ctl writes a split only once a live nginx reports it
+ok(wait_for(10, sub { (ctl('fleet', 'app', '--json'))[1] =~ /"node":/ }),
+   'nginx reports split app');
+
 my ($rc, $out) = ctl('set-weight', 'app', 20);
 is($rc, 0, 'canary-ctl set-weight app 20') or diag($out);
 

@@ -248,6 +248,16 @@ sub run {
 
     my @conns = map { connect_workers($_) } @inst;
     my @ctl_cmd = ($cfg->{ctl}, '--redis', "127.0.0.1:$redis->{port}");
+
+    # canary-ctl writes a split only once a live nginx reports it (every
+    # interval, 1s)
+    my $deadline = time + 10;
+    until ((Bench::run_cmd([@ctl_cmd, 'fleet', 'app', '--json'],
+                           name => 'canary-ctl'))[1] =~ /"node":/)
+    {
+        die "bench: no nginx reports split app\n" if time > $deadline;
+        sleep 0.1;
+    }
     my $rc_conn = Bench::connect_tcp($redis->{port})
         or die "bench: connect to redis: $!\n";
     my $direct = { s => $rc_conn, buf => '' };

@@ -143,6 +143,47 @@ $channel> on the instance's Redis, its output in C<$file>.
 
 =back
 
+=head2 The fleet: node records
+
+=over
+
+=item node_record(%fields)
+
+A node's record (README, "The fleet") as a hash ref: C<v> 1, the
+histogram layout, node C<web-1> of split C<app>, generation 1, weight 5,
+guard armed, C<interval_ms> 1000, each side with C<window_s> 10 and
+C<window_requests> 0; C<%fields> on top (C<stable> and C<canary> replace
+the side entirely when given).
+
+=item report_node($t, $split, $node, %opts)
+
+Writes node C<$node>'s record of C<$split> into C<$t>'s Redis as nginx
+does (one C<EVAL>: C<SET> the record C<PX> ttl, C<ZADD> the node to
+C<< <prefix><split>:nodes >> scored Redis' C<TIME> + ttl, the ttl 3
+intervals): by hand, for a story that needs a node no nginx is.  Opts:
+C<record> (a hash ref for C<node_record>, or the raw string to store),
+C<age_ms> (it reported that long ago: default 0), C<interval_ms> (default
+the record's, else 1000), C<prefix> (default C<canary:>), C<cli> (the
+arguments that go before the command to C<< $t->redis_cli >>, e.g.
+C<< [ '-n', 2 ] >>).
+
+=item live_nodes($t, $split, %opts)
+
+The members of the split's nodes set that score above Redis' C<TIME>
+(live), sorted.  Opts C<prefix>, C<cli> as for C<report_node>.
+
+=item wait_nodes($redis, $split, $n, %opts)
+
+Waits until C<canary-ctl --redis $redis fleet $split --json> lists at
+least C<$n> nodes, at most opt C<seconds> (default 10); opt C<ctl> (an
+array ref) gives canary-ctl options that go before C<fleet>
+(C<--prefix>, C<--db>, C<--password-file>).  What a story that runs
+nginx does before its first canary-ctl change, which is refused while no
+nginx reports the split (nginx reports every C<interval>, the first one
+an interval after it starts).  Returns what C<wait_until> returns.
+
+=back
+
 =head2 Waiting and sampling
 
 =over
@@ -227,7 +268,8 @@ our @EXPORT_OK = qw(split_block canary_location front_server
                     canary_ctl ctl_run ctl_ok redis_snapshot
                     redis_connections status_json status_text weight_of
                     subscribe wait_until sample_until served_ok
-                    gdb_on_guard grep_lines log_lines write_file);
+                    gdb_on_guard grep_lines log_lines write_file
+                    node_record report_node live_nodes wait_nodes);
 our %EXPORT_TAGS = (all => \@EXPORT_OK);
 
 our $CTL = "$CanaryTest::ROOT/scripts/canary-ctl";
@@ -454,6 +496,88 @@ sub subscribe {
 
     return $t->spawn('sh', '-c', "exec redis-cli -h 127.0.0.1 -p "
                      . $t->redis_port . " SUBSCRIBE $channel > $file 2>&1");
+}
+
+
+# ---- the fleet: node records -----------------------------------------------
+
+sub node_record {
+    my (%fields) = @_;
+
+    my %side = (requests => 0, responses => [0, 0, 0, 0, 0],
+                upstream_errors => 0, latency => '',
+                window_s => 10, window_requests => 0);
+
+    return { v => 1, node => 'web-1', instance => '1765100000.4242',
+             pid => 4243, split => 'app', generation => 1, weight => 5,
+             enabled => JSON::PP::true, guard_tripped => JSON::PP::false,
+             created => 1765100000, interval_ms => 1000,
+             hist => 'us64x16x20',
+             stable => { %side }, canary => { %side }, %fields };
+}
+
+
+# Redis' TIME in ms
+sub _redis_ms {
+    my ($t, $cli) = @_;
+
+    my ($s, $us) = $t->redis_cli(@{$cli || []}, 'TIME');
+
+    return $s * 1000 + int($us / 1000);
+}
+
+
+# SET the record PX ttl - age, ZADD the node at TIME + ttl - age
+my $REPORT_LUA = <<'LUA';
+local t = redis.call("TIME")
+local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[3]) - tonumber(ARGV[4])
+if ttl > 0 then
+    redis.call("SET", KEYS[1], ARGV[1], "PX", ttl)
+end
+redis.call("ZADD", KEYS[2], ms + ttl, ARGV[2])
+return 1
+LUA
+
+
+sub report_node {
+    my ($t, $split, $node, %opts) = @_;
+
+    my $prefix = $opts{prefix} // 'canary:';
+    my $rec = $opts{record} // node_record(node => $node, split => $split);
+    my $interval = $opts{interval_ms}
+                   // (ref $rec ? $rec->{interval_ms} : undef) // 1000;
+
+    $rec = JSON::PP->new->canonical->encode($rec) if ref $rec;
+
+    $t->redis_cli(@{$opts{cli} || []}, 'EVAL', $REPORT_LUA, 2,
+                  "$prefix$split:node:$node", "$prefix$split:nodes", $rec,
+                  $node, 3 * $interval, $opts{age_ms} // 0);
+}
+
+
+sub live_nodes {
+    my ($t, $split, %opts) = @_;
+
+    my $prefix = $opts{prefix} // 'canary:';
+    my $now = _redis_ms($t, $opts{cli});
+
+    return sort grep { length } $t->redis_cli(@{$opts{cli} || []},
+        'ZRANGEBYSCORE', "$prefix$split:nodes", "($now", '+inf');
+}
+
+
+sub wait_nodes {
+    my ($redis, $split, $n, %opts) = @_;
+
+    return wait_until($opts{seconds} // 10, sub {
+        my ($rc, $out) = canary_ctl($redis, @{$opts{ctl} || []}, 'fleet',
+                                    $split, '--json');
+        my ($json) = $out =~ /^(\{.*\})$/m;
+        my $doc = $rc == 0 && $json ? eval { decode_json($json) } : undef;
+
+        return $doc && @{$doc->{nodes}} >= $n;
+    }, 0.05);
 }
 
 

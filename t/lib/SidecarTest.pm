@@ -248,6 +248,12 @@ sub start {
         $n->start;
     }
 
+    # canary-ctl writes a split only once a live nginx reports it: the
+    # first report comes an interval after nginx starts
+    my $until = time + 10;
+    sleep 0.05 until $self->ctl('fleet', 'api', '--json') =~ /"node":/
+                     || time > $until;
+
     return $self;
 }
 
