@@ -1170,6 +1170,9 @@ ngx_http_canary_redis_on_setup(redisAsyncContext *ac, void *r, void *data)
         ngx_http_canary_redis_read_split(rd, i);
     }
 
+    /* in the fleet at once: canary-ctl refuses a split nobody reports */
+    ngx_http_canary_redis_report_fleet(rd);
+
     ngx_http_canary_redis_state(rd);
 }
 
