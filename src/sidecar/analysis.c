@@ -448,6 +448,15 @@ cs_decide(const cs_plan_t *plan, const cs_split_view_t *view,
         return;
     }
 
+    if (m != NULL && !cs_rollout_over(ro)
+        && strcmp(d->next.lagging, m->lagging ? m->lagging : "") != 0)
+    {
+        /* the nodes that lag, in the state for operators */
+        snprintf(d->next.lagging, sizeof(d->next.lagging), "%s",
+                 m->lagging ? m->lagging : "");
+        d->dirty = 1;
+    }
+
     if (m != NULL && !cs_rollout_over(ro)) {
         /* the step's new requests belong to the stage they were made in,
          * whatever this decision does next */
@@ -831,6 +840,16 @@ cs_decide_judged(const cs_plan_t *plan, const cs_split_view_t *view,
         return;
     }
 
+    if (m->lag_holding) {
+        cs_reason(d, "hold: %zu nginx did not apply generation %llu for "
+                  "%s or more: %s; no promotion on a fleet that did not "
+                  "follow, until they follow or leave", m->lag_holding,
+                  (unsigned long long) view->generation,
+                  cs_duration_format(plan->lag_hold, a, sizeof(a)),
+                  m->lag_held ? m->lag_held : "?");
+        return;
+    }
+
     cs_decide_forward(plan, view, now, d);
 }
 
@@ -1117,8 +1136,12 @@ cs_decision_line(const cs_plan_t *plan, const char *split,
                j->p99_ms[CS_CANARY], j->p99_ms[CS_STABLE]);
 
     if (j->asked > 1 || j->instances != j->asked) {
-        (void) cs_cat(buf, size, n, "; %zu/%zu nginx", j->instances,
-                      j->asked);
+        n = cs_cat(buf, size, n, "; %zu/%zu nginx", j->instances,
+                   j->asked);
+    }
+
+    if (d->next.lagging[0]) {
+        (void) cs_cat(buf, size, n, "; lagging: %s", d->next.lagging);
     }
 }
 

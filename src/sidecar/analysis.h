@@ -48,6 +48,8 @@ typedef struct {
     char                stopped_by[192];
     char                held[384];          /* status new: why the rollout
                                                does not start */
+    char                lagging[384];       /* the nodes that lag the
+                                               split's generation */
     cs_evidence_t       ev;
 } cs_rollout_t;
 

@@ -48,6 +48,14 @@ typedef struct {
     size_t              guard_tripped;      /* nginx with the guard on */
     size_t              disabled;           /* nginx with enabled false */
     uint64_t            generation_min;     /* lowest applied by any */
+    const char         *lagging;            /* the fleet: nodes behind the
+                                               split's generation for
+                                               plan->lag (lag.h); NULL:
+                                               none */
+    const char         *lag_held;           /* those behind for
+                                               plan->lag_hold: no
+                                               promotion */
+    size_t              lag_holding;
 } cs_metrics_t;
 
 

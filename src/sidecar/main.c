@@ -3,12 +3,14 @@
  * canary-sidecar: walks a rollout through its stages and rolls it back
  * on its own.  Each interval the leader (one sidecar of several, by a
  * Redis lease) reads the split and its own state from Redis, reads
- * /canary_status of every nginx, decides (analysis.c) and writes the
- * decision as one MULTI/EXEC with its receipt.
+ * the fleet (the records each nginx writes to Redis, fleet.c, or
+ * /canary_status of every --status nginx), checks that every nginx
+ * applies the split's generation (lag.c), decides (analysis.c) and
+ * writes the decision as one MULTI/EXEC with its receipt.
  *
  *   canary-sidecar --redis HOST:PORT [--redis-password-file F]
  *                  [--redis-db N] [--prefix canary:] --split NAME
- *                  --status URL ...
+ *                  [--status URL ...]
  *                  [--plan FILE] [--receipts FILE] [--id NAME]
  *                  [--once] [--dry-run]
  */
@@ -29,9 +31,13 @@
 #include "plan.h"
 #include "fetch.h"
 #include "nodes.h"
+#include "fleet.h"
+#include "lag.h"
 #include "analysis.h"
 #include "redis.h"
 #include "receipts.h"
+
+#include "ngx_http_canary_parse.h"
 
 
 #define CS_FETCH_TIMEOUT    1000        /* ms, connect and total */
@@ -61,6 +67,14 @@ typedef struct {
     cs_options_t        opt;
     cs_plan_t           plan;
     cs_redis_t          redis;
+    int                 fleet_mode;         /* no --status: the nodes that
+                                               report to Redis */
+    char              **names;              /* this step's nginx: the
+                                               --status URLs, or the
+                                               nodes (live ones first) */
+    size_t              n;
+    size_t              nlive;
+    size_t              cap;                /* of the arrays below */
     char              **urls;
     cs_node_t          *nodes;              /* each nginx's last reading */
     cs_window_t        *deltas;             /* and what is new, 2 each */
@@ -82,6 +96,15 @@ typedef struct {
     cs_rollout_t        memory;             /* the rollout as this leader
                                                last read or wrote it; new:
                                                none */
+    cs_fleet_window_t  *steps;              /* fleet: the short window */
+    cs_fleet_logged_t   bad;                /* fleet: problems said */
+    char              **live;               /* fleet: the live nodes last
+                                               step, sorted */
+    size_t              nlive_last;
+    cs_lag_t            lag;
+    char                lagging[384];
+    char                lag_held[384];
+    char                lag_said[384];      /* lagging as last logged */
 } cs_sidecar_t;
 
 
@@ -97,6 +120,16 @@ static int cs_fleet_check(cs_sidecar_t *sc);
 static int cs_remember(cs_sidecar_t *sc, const cs_split_view_t *view,
     cs_rollout_t *ro);
 static int cs_status_urls(cs_sidecar_t *sc, unsigned window);
+static int cs_grow(cs_sidecar_t *sc, size_t n);
+static void cs_names_free(cs_sidecar_t *sc);
+static long cs_fleet_read(cs_sidecar_t *sc, const char *saved, int live);
+static void cs_fleet_changes(cs_sidecar_t *sc);
+static void cs_fleet_forget(cs_sidecar_t *sc, int64_t now);
+static void cs_lag_report(cs_sidecar_t *sc, const cs_split_view_t *view,
+    int64_t now, cs_metrics_t *m);
+static char *cs_printable(const char *s, size_t len, char *buf,
+    size_t size);
+static int cs_strcmp_p(const void *a, const void *b);
 static int cs_act(cs_sidecar_t *sc, cs_decision_t *d,
     const cs_split_view_t *view, int64_t now, double decision_ms,
     char *line, size_t size);
@@ -174,14 +207,19 @@ cs_init(cs_sidecar_t *sc, int argc, char **argv)
         goto done;
     }
 
-    sc->urls = calloc(sc->opt.nstatus, sizeof(char *));
-    sc->nodes = calloc(sc->opt.nstatus, sizeof(cs_node_t));
-    sc->readings = calloc(sc->opt.nstatus, sizeof(cs_metrics_t));
-    sc->answered = calloc(sc->opt.nstatus, sizeof(int));
-    sc->deltas = calloc(2 * sc->opt.nstatus, sizeof(cs_window_t));
+    sc->fleet_mode = sc->opt.nstatus == 0;
 
-    if (sc->urls == NULL || sc->nodes == NULL || sc->readings == NULL
-        || sc->answered == NULL || sc->deltas == NULL)
+    if (!sc->fleet_mode) {
+        sc->names = sc->opt.status;
+        sc->n = sc->opt.nstatus;
+        sc->nlive = sc->n;
+        sc->urls = calloc(sc->opt.nstatus, sizeof(char *));
+    }
+
+    sc->steps = calloc(1, sizeof(cs_fleet_window_t));
+
+    if ((!sc->fleet_mode && sc->urls == NULL) || sc->steps == NULL
+        || cs_grow(sc, sc->opt.nstatus ? sc->opt.nstatus : 16) != 0)
     {
         fprintf(stderr, "canary-sidecar: no memory\n");
         rc = 1;
@@ -222,12 +260,20 @@ cs_init(cs_sidecar_t *sc, int argc, char **argv)
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    cs_log("%s: canary-sidecar %s%s: redis %s key %s, %zu nginx, plan %s "
+    if (sc->fleet_mode) {
+        snprintf(err, sizeof(err), "the fleet that reports to %s",
+                 sc->redis.nodes_key);
+
+    } else {
+        snprintf(err, sizeof(err), "%zu nginx", sc->opt.nstatus);
+    }
+
+    cs_log("%s: canary-sidecar %s%s: redis %s key %s, %s, plan %s "
            "(%zu stages), interval %s, window %s, violation_for %s, "
            "on_violation %s", sc->opt.split, sc->id,
            sc->opt.dry_run ? " (dry run: writes nothing)" : "",
            sc->opt.redis ? sc->opt.redis : sc->opt.master, sc->redis.key,
-           sc->opt.nstatus,
+           err,
            sc->opt.plan_file ? sc->opt.plan_file : "default",
            sc->plan.nstages,
            cs_duration_format(sc->plan.interval, a, sizeof(a)),
@@ -301,6 +347,18 @@ cs_cleanup(cs_sidecar_t *sc)
         free(sc->urls[i]);
     }
 
+    if (sc->fleet_mode) {
+        cs_names_free(sc);
+        free(sc->names);
+    }
+
+    for (i = 0; i < sc->nlive_last; i++) {
+        free(sc->live[i]);
+    }
+
+    free(sc->live);
+    free(sc->steps);
+    cs_fleet_logged_free(&sc->bad);
     free(sc->urls);
     free(sc->nodes);
     free(sc->readings);
@@ -428,12 +486,14 @@ cs_usage(FILE *f)
 "usage: canary-sidecar --redis HOST:PORT | --redis-sentinel HOST:PORT[,...]\n"
 "                      --redis-master NAME [--redis-password-file F]\n"
 "                      [--redis-db N] [--prefix canary:] --split NAME\n"
-"                      --status URL [--status URL ...] [--plan FILE]\n"
+"                      [--status URL ...] [--plan FILE]\n"
 "                      [--receipts FILE] [--id NAME] [--once] [--dry-run]\n"
 "\n"
 "Walks the split's rollout through the plan's stages, comparing canary\n"
-"with stable across every nginx's /canary_status, and rolls back on its\n"
-"own when the canary breaks the plan's SLOs.\n"
+"with stable across the fleet, and rolls back on its own when the\n"
+"canary breaks the plan's SLOs.  The fleet: the nginx that report the\n"
+"split to Redis (canary_redis ... node=NAME), or with --status, those\n"
+"nginx' /canary_status pages.\n"
 "\n"
 "  --redis HOST:PORT      Redis shared with nginx (or unix:PATH)\n"
 "  --redis-sentinel HOST:PORT[,HOST:PORT...]\n"
@@ -443,7 +503,8 @@ cs_usage(FILE *f)
 "  --redis-db N           Redis database, as canary_redis db= (0)\n"
 "  --prefix P             key prefix, as canary_redis prefix= (canary:)\n"
 "  --split NAME           the canary_split to roll out\n"
-"  --status URL           a canary_status location; once per nginx\n"
+"  --status URL           a canary_status location, once per nginx;\n"
+"                         without it, the nodes that report to Redis\n"
 "  --plan FILE            JSON plan; default: canary (pinned tenants),\n"
 "                         5, 20, 50, 100%% (manual)\n"
 "  --receipts FILE        also append each receipt to FILE, one a line\n"
@@ -481,11 +542,9 @@ cs_check_options(cs_sidecar_t *sc, char **password)
         return -1;
     }
 
-    if ((opt->redis == NULL && opt->sentinel == NULL) || opt->split == NULL
-        || opt->nstatus == 0)
-    {
-        fprintf(stderr, "canary-sidecar: --redis, --split and at least one "
-                "--status are required\n");
+    if ((opt->redis == NULL && opt->sentinel == NULL) || opt->split == NULL) {
+        fprintf(stderr, "canary-sidecar: --redis (or --redis-sentinel) and "
+                "--split are required\n");
         cs_usage(stderr);
         return -1;
     }
@@ -631,7 +690,8 @@ cs_read_password(const char *path)
 static int
 cs_step(cs_sidecar_t *sc)
 {
-    int              rc, restored;
+    int              rc, restored, over;
+    long             got;
     char             holder[128], line[2048], err[1024], ts[32];
     char            *saved;
     double           t0;
@@ -682,6 +742,7 @@ cs_step(cs_sidecar_t *sc)
 
             /* the leader's memory is the one that counts now */
             cs_rollout_init(&sc->memory);
+            memset(sc->steps, 0, sizeof(cs_fleet_window_t));
             sc->was_leader = 0;
             return 0;
         }
@@ -703,19 +764,48 @@ cs_step(cs_sidecar_t *sc)
     }
 
     restored = cs_remember(sc, &view, &ro);
+    over = cs_rollout_over(&ro);
+    n = 0;
+    err[0] = '\0';
+
+    /* this step's nginx, and what they count */
+    if (sc->fleet_mode) {
+        got = cs_fleet_read(sc, saved, !over);
+
+        if (got < 0) {
+            free(saved);
+            cs_log_error(sc, "%s: %s; holding", sc->opt.split,
+                         sc->redis.err);
+            return -1;
+        }
+
+        n = (size_t) got;
+
+    } else if (!over) {
+        if (cs_status_urls(sc, cs_window_seconds(&sc->plan, &ro, now))
+            != 0)
+        {
+            free(saved);
+            cs_log_error(sc, "%s: no memory; holding", sc->opt.split);
+            return -1;
+        }
+
+        n = cs_fetch(sc->urls, sc->names, sc->n, sc->opt.split,
+                     CS_FETCH_TIMEOUT, sc->readings, sc->answered, err,
+                     sizeof(err));
+    }
 
     /*
      * Where the evidence was taken up to is what the state in Redis says,
      * whoever wrote it: never this process's memory of an older step.
      */
-    bad = cs_nodes_parse(sc->nodes, sc->opt.status, sc->opt.nstatus,
-                         saved ? saved : "");
+    bad = cs_nodes_parse(sc->nodes, sc->names, sc->n, saved ? saved : "");
     free(saved);
 
     if (sc->redis.warn[0]) {
         /* evidence that starts over: readings from the same writer,
          * which may be older than it, start over with it */
-        memset(sc->nodes, 0, sc->opt.nstatus * sizeof(cs_node_t));
+        memset(sc->nodes, 0, sc->n * sizeof(cs_node_t));
     }
 
     if (bad) {
@@ -732,21 +822,24 @@ cs_step(cs_sidecar_t *sc)
                      sc->opt.split, sc->redis.warn);
     }
 
-    if (!cs_rollout_over(&ro)) {
-        if (cs_status_urls(sc, cs_window_seconds(&sc->plan, &ro, now))
-            != 0)
-        {
-            cs_log_error(sc, "%s: no memory; holding", sc->opt.split);
-            return -1;
+    if (!over) {
+        if (sc->fleet_mode) {
+            cs_fleet_forget(sc, now);
         }
 
-        n = cs_fetch(sc->urls, sc->opt.status, sc->opt.nstatus,
-                     sc->opt.split, CS_FETCH_TIMEOUT, sc->readings,
-                     sc->answered, err, sizeof(err));
+        cs_nodes_sum(sc->nodes, sc->readings, sc->answered, sc->n, now,
+                     sc->deltas, &metrics, &restarted, &other);
 
-        cs_nodes_sum(sc->nodes, sc->readings, sc->answered,
-                     sc->opt.nstatus, now, sc->deltas, &metrics, &restarted,
-                     &other);
+        if (sc->fleet_mode) {
+            /* nginx reports no window here: the sidecar's own steps */
+            metrics.asked = sc->nlive;
+            cs_fleet_window_add(sc->steps, now,
+                                metrics.has_delta ? metrics.delta : NULL);
+            cs_fleet_window_sum(sc->steps, now,
+                                cs_window_seconds(&sc->plan, &ro, now),
+                                &metrics);
+            cs_fleet_changes(sc);
+        }
 
         if (restarted) {
             cs_log("%s: %zu nginx restarted or got a new zone: all they "
@@ -754,7 +847,13 @@ cs_step(cs_sidecar_t *sc)
                    restarted);
         }
 
-        if (other) {
+        if (other && sc->fleet_mode) {
+            cs_log_error(sc, "%s: %zu node reported counters older than "
+                         "its last record: two nginx with one node name "
+                         "(canary_redis node=)?; nothing it counts is "
+                         "judged", sc->opt.split, other);
+
+        } else if (other) {
             cs_log_error(sc, "%s: %zu --status URL answered with counters "
                          "older than its last reading: another nginx "
                          "behind one address (a load balancer?); nothing "
@@ -764,10 +863,11 @@ cs_step(cs_sidecar_t *sc)
 
         if (n > 0) {
             m = &metrics;
+            cs_lag_report(sc, &view, now, m);
         }
 
         /* which nginx did not answer: when that changes */
-        if (strcmp(err, sc->fleet) != 0) {
+        if (!sc->fleet_mode && strcmp(err, sc->fleet) != 0) {
             if (err[0]) {
                 cs_log("%s: %zu/%zu nginx answered; %s", sc->opt.split, n,
                        sc->opt.nstatus, err);
@@ -795,7 +895,7 @@ cs_step(cs_sidecar_t *sc)
          * in a gap that belongs partly to the stage before; it starts
          * over from its next reading
          */
-        for (i = 0; i < sc->opt.nstatus; i++) {
+        for (i = 0; i < sc->n; i++) {
             if (!sc->answered[i]) {
                 sc->nodes[i].seen = 0;
             }
@@ -856,8 +956,42 @@ cs_step(cs_sidecar_t *sc)
 static int
 cs_fleet_check(cs_sidecar_t *sc)
 {
+    long    got;
     char    err[1024];
     size_t  n;
+
+    if (sc->fleet_mode) {
+        if (cs_redis_connect(&sc->redis) != 0) {
+            cs_log_error(sc, "%s: redis %s unreachable: %s; holding, "
+                         "retrying", sc->opt.split, sc->opt.redis,
+                         sc->redis.err);
+            return -1;
+        }
+
+        got = cs_fleet_read(sc, NULL, 1);
+
+        if (got < 0) {
+            cs_log_error(sc, "%s: %s; holding", sc->opt.split,
+                         sc->redis.err);
+            return -1;
+        }
+
+        if (got == 0) {
+            cs_log_error(sc, "%s: not starting: no live node reports this "
+                         "split in %s (%zu listed; nginx with canary_redis "
+                         "on this Redis and prefix?); holding, writing "
+                         "nothing to Redis, not even the lease",
+                         sc->opt.split, sc->redis.nodes_key, sc->nlive);
+            return -1;
+        }
+
+        cs_log("%s: %ld/%zu nodes report this split", sc->opt.split, got,
+               sc->nlive);
+
+        sc->fleet_seen = 1;
+
+        return 0;
+    }
 
     if (cs_status_urls(sc, cs_window_seconds(&sc->plan, &sc->memory, 0))
         != 0)
@@ -950,6 +1084,397 @@ cs_status_urls(cs_sidecar_t *sc, unsigned window)
 }
 
 
+/* room for n nginx in the arrays each step fills */
+
+static int
+cs_grow(cs_sidecar_t *sc, size_t n)
+{
+    void  *p;
+
+    if (n <= sc->cap) {
+        return 0;
+    }
+
+    if (n < 2 * sc->cap) {
+        n = 2 * sc->cap;
+    }
+
+    if (sc->fleet_mode) {
+        p = realloc(sc->names, n * sizeof(char *));
+        if (p == NULL) {
+            return -1;
+        }
+
+        sc->names = p;
+    }
+
+    p = realloc(sc->nodes, n * sizeof(cs_node_t));
+    if (p == NULL) {
+        return -1;
+    }
+
+    sc->nodes = p;
+
+    p = realloc(sc->readings, n * sizeof(cs_metrics_t));
+    if (p == NULL) {
+        return -1;
+    }
+
+    sc->readings = p;
+
+    p = realloc(sc->answered, n * sizeof(int));
+    if (p == NULL) {
+        return -1;
+    }
+
+    sc->answered = p;
+
+    p = realloc(sc->deltas, 2 * n * sizeof(cs_window_t));
+    if (p == NULL) {
+        return -1;
+    }
+
+    sc->deltas = p;
+    sc->cap = n;
+
+    return 0;
+}
+
+
+static void
+cs_names_free(cs_sidecar_t *sc)
+{
+    size_t  i;
+
+    for (i = 0; i < sc->n; i++) {
+        free(sc->names[i]);
+    }
+
+    sc->n = 0;
+    sc->nlive = 0;
+}
+
+
+/*
+ * Fleet mode: this step's nginx are the split's live nodes in Redis,
+ * with their records (when "live"), then the nodes of the saved
+ * readings that are not live now: a node that left keeps its last
+ * reading, as an nginx that does not answer, until a stage starts or
+ * CS_FLEET_FORGET_MS.  A record that cannot be read is logged once per
+ * node and reason, and its node counted as not answering.  Returns the
+ * nodes read, or -1 (redis.err).
+ */
+
+static long
+cs_fleet_read(cs_sidecar_t *sc, const char *saved, int live)
+{
+    int                 ok;
+    char                err[256], name[300], **prev;
+    long                good;
+    size_t              i, k, n, np, nl;
+    int64_t             t;
+    cs_record_e         rc;
+    cs_metrics_t       *m;
+    redisReply         *reply;
+    const redisReply   *names, *records, *nm, *rec;
+
+    reply = NULL;
+    names = NULL;
+    records = NULL;
+    nl = 0;
+
+    if (live) {
+        if (cs_redis_fleet(&sc->redis, &t, &reply, &names, &records)
+            != CS_REDIS_OK)
+        {
+            return -1;
+        }
+
+        nl = names->elements;
+    }
+
+    prev = cs_nodes_names(saved ? saved : "", &np);
+
+    cs_names_free(sc);
+
+    if (cs_grow(sc, nl + np) != 0) {
+        snprintf(sc->redis.err, sizeof(sc->redis.err), "no memory");
+        good = -1;
+        goto done;
+    }
+
+    n = 0;
+    good = 0;
+
+    for (i = 0; i < nl; i++) {
+        nm = names->element[i];
+        rec = records->element[i];
+
+        if (nm->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+
+        m = &sc->readings[n];
+
+        if (!ngx_http_canary_valid_node((const unsigned char *) nm->str,
+                                        nm->len))
+        {
+            rc = CS_RECORD_NAME;
+            snprintf(err, sizeof(err), "%s", cs_record_reason(rc));
+
+        } else if (rec->type == REDIS_REPLY_STRING) {
+            rc = cs_fleet_parse(nm->str, nm->len, rec->str, rec->len,
+                                sc->opt.split, m, err, sizeof(err));
+
+        } else if (rec->type == REDIS_REPLY_INTEGER) {
+            rc = CS_RECORD_TOO_LARGE;
+            snprintf(err, sizeof(err), "record of %lld bytes, over %d",
+                     rec->integer, NGX_HTTP_CANARY_NODE_RECORD_MAX);
+
+        } else {
+            rc = CS_RECORD_GONE;
+            snprintf(err, sizeof(err), "%s", cs_record_reason(rc));
+        }
+
+        cs_printable(nm->str, nm->len, name, sizeof(name));
+
+        if (rc != CS_RECORD_OK && cs_fleet_once(&sc->bad, name, rc)) {
+            cs_log("%s: node %s: %s; ignored", sc->opt.split, name, err);
+        }
+
+        if (rc == CS_RECORD_NAME) {
+            continue;
+        }
+
+        ok = rc == CS_RECORD_OK;
+
+        if (!ok) {
+            cs_metrics_init(m);
+        }
+
+        sc->names[n] = strndup(nm->str, nm->len);
+
+        if (sc->names[n] == NULL) {
+            snprintf(sc->redis.err, sizeof(sc->redis.err), "no memory");
+            good = -1;
+            goto done;
+        }
+
+        sc->answered[n] = ok;
+        good += ok;
+        n++;
+        sc->n = n;
+    }
+
+    sc->nlive = n;
+
+    /* those that left, as the saved readings remember them */
+    for (k = 0; k < np; k++) {
+        for (i = 0; i < n; i++) {
+            if (strcmp(sc->names[i], prev[k]) == 0) {
+                break;
+            }
+        }
+
+        if (i < n) {
+            continue;
+        }
+
+        sc->names[n] = prev[k];
+        prev[k] = NULL;
+        sc->answered[n] = 0;
+        cs_metrics_init(&sc->readings[n]);
+        n++;
+        sc->n = n;
+    }
+
+done:
+
+    for (k = 0; k < np; k++) {
+        free(prev[k]);
+    }
+
+    free(prev);
+    freeReplyObject(reply);
+
+    return good;
+}
+
+
+/* a node that left long ago is forgotten */
+
+static void
+cs_fleet_forget(cs_sidecar_t *sc, int64_t now)
+{
+    size_t  i;
+
+    for (i = sc->nlive; i < sc->n; i++) {
+        if (sc->nodes[i].seen
+            && cs_elapsed(now, sc->nodes[i].read_at) > CS_FLEET_FORGET_MS)
+        {
+            sc->nodes[i].seen = 0;
+        }
+    }
+}
+
+
+/* the nodes that joined and left since the last step, when they did */
+
+static void
+cs_fleet_changes(cs_sidecar_t *sc)
+{
+    int      c;
+    char     joined[512], left[512], **live;
+    size_t   i, k, n, jl, ll;
+
+    n = sc->nlive;
+
+    live = malloc((n ? n : 1) * sizeof(char *));
+    if (live == NULL) {
+        return;
+    }
+
+    for (i = 0; i < n; i++) {
+        live[i] = sc->names[i];
+    }
+
+    qsort(live, n, sizeof(char *), cs_strcmp_p);
+
+    jl = 0;
+    ll = 0;
+    joined[0] = '\0';
+    left[0] = '\0';
+
+    for (i = 0, k = 0; i < n || k < sc->nlive_last; /* void */) {
+        if (i == n) {
+            c = 1;
+
+        } else if (k == sc->nlive_last) {
+            c = -1;
+
+        } else {
+            c = strcmp(live[i], sc->live[k]);
+        }
+
+        if (c < 0 && jl < sizeof(joined) - 80) {
+            jl += snprintf(joined + jl, sizeof(joined) - jl, "%s%s",
+                           jl ? ", " : "", live[i]);
+
+        } else if (c > 0 && ll < sizeof(left) - 80) {
+            ll += snprintf(left + ll, sizeof(left) - ll, "%s%s",
+                           ll ? ", " : "", sc->live[k]);
+        }
+
+        i += c <= 0;
+        k += c >= 0;
+    }
+
+    if (jl || ll) {
+        cs_log("%s: %zu node%s report%s the split%s%s%s%s", sc->opt.split,
+               n, n == 1 ? "" : "s", n == 1 ? "s" : "",
+               jl ? "; joined: " : "", joined,
+               ll ? "; left (no record): " : "", left);
+    }
+
+    for (i = 0; i < sc->nlive_last; i++) {
+        free(sc->live[i]);
+    }
+
+    for (i = 0; i < n; i++) {
+        live[i] = strdup(live[i]);
+
+        if (live[i] == NULL) {
+            n = i;
+            break;
+        }
+    }
+
+    free(sc->live);
+    sc->live = live;
+    sc->nlive_last = n;
+}
+
+
+/*
+ * Split verification: the nginx that do not apply the split's
+ * generation, logged when they change, into m for the decision (and
+ * from it into the sidecar's state and log line).
+ */
+
+static void
+cs_lag_report(cs_sidecar_t *sc, const cs_split_view_t *view, int64_t now,
+    cs_metrics_t *m)
+{
+    char    a[24];
+    size_t  k;
+
+    cs_lag_generation(&sc->lag, view->generation, now);
+
+    k = cs_lag_check(&sc->lag, &sc->plan, sc->names, sc->readings,
+                     sc->answered, sc->n, now, sc->lagging,
+                     sizeof(sc->lagging), sc->lag_held,
+                     sizeof(sc->lag_held), &m->lag_holding);
+
+    m->lagging = k ? sc->lagging : NULL;
+    m->lag_held = m->lag_holding ? sc->lag_held : NULL;
+
+    if (strcmp(sc->lagging, sc->lag_said) == 0) {
+        return;
+    }
+
+    if (k) {
+        cs_log("%s: %zu nginx lag: not at the split's generation %llu "
+               "%s after it was written: %s", sc->opt.split, k,
+               (unsigned long long) view->generation,
+               cs_duration_format(sc->plan.lag, a, sizeof(a)),
+               sc->lagging);
+
+    } else {
+        cs_log("%s: every nginx that reports applies generation %llu",
+               sc->opt.split, (unsigned long long) view->generation);
+    }
+
+    snprintf(sc->lag_said, sizeof(sc->lag_said), "%s", sc->lagging);
+}
+
+
+/* a name from Redis, for a log line: bytes that are not printable as
+ * \xNN */
+
+static char *
+cs_printable(const char *s, size_t len, char *buf, size_t size)
+{
+    size_t  i, n;
+
+    n = 0;
+
+    for (i = 0; i < len && n + 5 < size; i++) {
+        if (s[i] > 0x20 && s[i] < 0x7f && s[i] != '\\') {
+            buf[n++] = s[i];
+
+        } else {
+            n += snprintf(buf + n, size - n, "\\x%02x",
+                          (unsigned char) s[i]);
+        }
+    }
+
+    buf[n] = '\0';
+
+    if (n == 0) {
+        snprintf(buf, size, "\"\"");
+    }
+
+    return buf;
+}
+
+
+static int
+cs_strcmp_p(const void *a, const void *b)
+{
+    return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+
 /* writes what the decision says; appends the outcome to the line */
 
 static int
@@ -968,7 +1493,7 @@ cs_act(cs_sidecar_t *sc, cs_decision_t *d, const cs_split_view_t *view,
     }
 
     /* where the evidence was taken up to, written with it either way */
-    readings = cs_nodes_format(sc->nodes, sc->opt.status, sc->opt.nstatus);
+    readings = cs_nodes_format(sc->nodes, sc->names, sc->n);
     if (readings == NULL) {
         snprintf(line + len, size - len, " [not written: no memory]");
         return -1;
@@ -1026,6 +1551,9 @@ cs_act(cs_sidecar_t *sc, cs_decision_t *d, const cs_split_view_t *view,
         rc = -1;
         goto done;
     }
+
+    /* from now on, every nginx must follow */
+    cs_lag_generation(&sc->lag, ctx.generation, now);
 
     len += snprintf(line + len, size - len, " [generation %llu:",
                     (unsigned long long) ctx.generation);

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ngx_http_canary_parse.h"
+
 #include "evidence.h"
 #include "nodes.h"
 
@@ -219,6 +221,60 @@ cs_nodes_parse(cs_node_t *nodes, char *const *names, size_t n,
     }
 
     return bad;
+}
+
+
+char **
+cs_nodes_names(const char *text, size_t *n)
+{
+    char        **names, **a;
+    size_t        len, size;
+    const char   *p, *end, *sp;
+
+    *n = 0;
+    names = NULL;
+    size = 0;
+
+    for (p = text; p && *p; p = end ? end + 1 : NULL) {
+        end = strchr(p, ';');
+        sp = memchr(p, ' ', end ? (size_t) (end - p) : strlen(p));
+
+        if (sp == NULL) {
+            continue;
+        }
+
+        len = (size_t) (sp - p);
+
+        if (!ngx_http_canary_valid_node((const unsigned char *) p, len)) {
+            continue;
+        }
+
+        if (*n == size) {
+            size = size ? 2 * size : 16;
+
+            a = realloc(names, size * sizeof(char *));
+            if (a == NULL) {
+                break;
+            }
+
+            names = a;
+        }
+
+        names[*n] = strndup(p, len);
+
+        if (names[*n] == NULL) {
+            break;
+        }
+
+        (*n)++;
+    }
+
+    if (*n == 0) {
+        free(names);
+        return NULL;
+    }
+
+    return names;
 }
 
 

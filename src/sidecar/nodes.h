@@ -85,5 +85,12 @@ char *cs_nodes_format(const cs_node_t *nodes, char *const *names,
 size_t cs_nodes_parse(cs_node_t *nodes, char *const *names, size_t n,
     const char *text);
 
+/*
+ * The names in such a text that are node names (fleet mode), each
+ * malloc()ed, in a malloc()ed array (*n of them); NULL with *n 0 when
+ * there are none or without memory.
+ */
+char **cs_nodes_names(const char *text, size_t *n);
+
 
 #endif /* _CS_NODES_H_INCLUDED_ */

@@ -48,7 +48,7 @@ static int cs_plan_add_pin(cs_plan_t *plan, const char *pin);
 
 static const char  *cs_plan_top_fields[] = {
     "pins", "stages", "slo", "interval", "violation_for", "on_violation",
-    "window", NULL
+    "window", "lag", "lag_hold", NULL
 };
 
 static const char  *cs_plan_stage_fields[] = {
@@ -89,6 +89,8 @@ cs_plan_defaults(cs_plan_t *plan)
     plan->interval = 1000;
     plan->violation_for = 5000;
     plan->window = 30000;
+    plan->lag = 5000;
+    plan->lag_hold = 30000;
     plan->on_violation = CS_ON_VIOLATION_ROLLBACK;
 }
 
@@ -251,6 +253,29 @@ cs_plan_parse(cs_plan_t *plan, const char *text, size_t len,
             cs_plan_error(&ctx, "window: whole seconds, 1s to 60s");
             goto failed;
         }
+    }
+
+    v = json_object_get(root, "lag");
+
+    if (v != NULL
+        && cs_plan_duration(&ctx, v, "lag", 100, 3600 * 1000, &plan->lag)
+           != 0)
+    {
+        goto failed;
+    }
+
+    v = json_object_get(root, "lag_hold");
+
+    if (v != NULL
+        && cs_plan_duration(&ctx, v, "lag_hold", 100, 86400 * 1000,
+                            &plan->lag_hold) != 0)
+    {
+        goto failed;
+    }
+
+    if (plan->lag_hold < plan->lag) {
+        cs_plan_error(&ctx, "lag_hold: shorter than lag");
+        goto failed;
     }
 
     v = json_object_get(root, "on_violation");

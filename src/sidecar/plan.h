@@ -65,6 +65,11 @@ typedef struct {
     int64_t             interval;               /* ms */
     int64_t             violation_for;          /* ms */
     int64_t             window;                 /* ms, whole seconds */
+    int64_t             lag;                    /* ms: a node behind the
+                                                   split's generation so
+                                                   long lags */
+    int64_t             lag_hold;               /* ms: so long, it holds
+                                                   promotion */
     cs_on_violation_e   on_violation;
 } cs_plan_t;
 

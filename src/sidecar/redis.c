@@ -55,6 +55,31 @@ static const char  *cs_redis_renew_script =
     "if redis.call('get', KEYS[1]) == ARGV[1] then "
     "return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0";
 
+/*
+ * The split's live nodes (scored above Redis' TIME) and their records,
+ * MGET by a thousand: a record over ARGV[3] bytes comes back as its
+ * length, a name over 64 bytes cut there (it is not a node's anyway).
+ */
+static const char  *cs_redis_fleet_script =
+    "local t = redis.call('time') "
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+    "local names = redis.call('zrangebyscore', KEYS[1], "
+    "string.format('(%.0f', now), '+inf', 'limit', 0, tonumber(ARGV[2])) "
+    "local recs = {} "
+    "local max = tonumber(ARGV[3]) "
+    "for i = 1, #names, 1000 do "
+    "local keys = {} "
+    "for k = i, math.min(i + 999, #names) do "
+    "keys[#keys + 1] = ARGV[1] .. names[k] end "
+    "local got = redis.call('mget', unpack(keys)) "
+    "for k = 1, #keys do "
+    "local v = got[k] "
+    "if v and #v > max then v = #v end "
+    "recs[#recs + 1] = v end end "
+    "for i = 1, #names do "
+    "if #names[i] > 64 then names[i] = string.sub(names[i], 1, 64) end end "
+    "return {t[1], t[2], names, recs}";
+
 static const char  *cs_redis_release_script =
     "if redis.call('get', KEYS[1]) == ARGV[1] then "
     "return redis.call('del', KEYS[1]) end return 0";
@@ -119,11 +144,14 @@ cs_redis_init(cs_redis_t *r, const char *address, const char *password,
     r->pin_keys[CS_CANARY] = cs_strcat3(prefix, split,
                                         NGX_HTTP_CANARY_KEY_PIN_CANARY);
     r->plan_pin_key = cs_strcat3(prefix, split, NGX_HTTP_CANARY_KEY_PIN_PLAN);
+    r->nodes_key = cs_strcat3(prefix, split, NGX_HTTP_CANARY_KEY_NODES);
+    r->node_prefix = cs_strcat3(prefix, split, NGX_HTTP_CANARY_KEY_NODE);
 
     if ((address && r->host == NULL && r->unix_path == NULL) || r->id == NULL
         || r->key == NULL || r->sidecar_key == NULL || r->leader_key == NULL
         || r->receipts_key == NULL || r->pin_keys[0] == NULL
         || r->pin_keys[1] == NULL || r->plan_pin_key == NULL
+        || r->nodes_key == NULL || r->node_prefix == NULL
         || (password && r->password == NULL))
     {
         snprintf(err, errlen, "no memory");
@@ -156,6 +184,8 @@ cs_redis_free(cs_redis_t *r)
     free(r->pin_keys[0]);
     free(r->pin_keys[1]);
     free(r->plan_pin_key);
+    free(r->nodes_key);
+    free(r->node_prefix);
 
     while (r->nsentinels) {
         free(r->sentinels[--r->nsentinels].host);
@@ -543,6 +573,56 @@ done:
 
 
 int
+cs_redis_fleet(cs_redis_t *r, int64_t *now, redisReply **reply,
+    const redisReply **names, const redisReply **records)
+{
+    char          n[24], max[24];
+    cs_args_t     a;
+    redisReply   *rep;
+
+    *reply = NULL;
+
+    snprintf(n, sizeof(n), "%d", CS_FLEET_NODES_MAX);
+    snprintf(max, sizeof(max), "%d", NGX_HTTP_CANARY_NODE_RECORD_MAX);
+
+    memset(&a, 0, sizeof(cs_args_t));
+    cs_args_add(&a, "EVAL");
+    cs_args_add(&a, cs_redis_fleet_script);
+    cs_args_add(&a, "1");
+    cs_args_add(&a, r->nodes_key);
+    cs_args_add(&a, r->node_prefix);
+    cs_args_add(&a, n);
+    cs_args_add(&a, max);
+
+    rep = cs_redis_command(r, &a);
+    cs_args_free(&a);
+
+    if (rep == NULL) {
+        return CS_REDIS_ERROR;
+    }
+
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 4
+        || rep->element[2]->type != REDIS_REPLY_ARRAY
+        || rep->element[3]->type != REDIS_REPLY_ARRAY
+        || rep->element[2]->elements != rep->element[3]->elements
+        || cs_redis_time(rep, now) != 0)
+    {
+        snprintf(r->err, sizeof(r->err), "reading the fleet %s: %.200s",
+                 r->nodes_key, rep->type == REDIS_REPLY_ERROR ? rep->str
+                 : "unexpected reply (is it a sorted set?)");
+        freeReplyObject(rep);
+        return CS_REDIS_ERROR;
+    }
+
+    *reply = rep;
+    *names = rep->element[2];
+    *records = rep->element[3];
+
+    return CS_REDIS_OK;
+}
+
+
+int
 cs_redis_write(cs_redis_t *r, const cs_plan_t *plan, const cs_decision_t *d,
     uint64_t expect, char *const *receipts, size_t nreceipts,
     const char *readings, int64_t now)
@@ -877,6 +957,8 @@ cs_redis_state_args(cs_redis_t *r, cs_args_t *a, const cs_plan_t *plan,
     cs_args_add(a, ro->stopped_by);
     cs_args_add(a, "held");
     cs_args_add(a, ro->held);
+    cs_args_add(a, "lagging");
+    cs_args_add(a, ro->lagging);
     cs_args_add(a, "by");
     cs_args_add(a, r->id);
     cs_args_add(a, "updated_at");
@@ -1024,6 +1106,9 @@ cs_rollout_from_hash(cs_rollout_t *ro, const cs_plan_t *plan,
 
         } else if (strcmp(f->str, "held") == 0) {
             held = v->str;
+
+        } else if (strcmp(f->str, "lagging") == 0) {
+            snprintf(ro->lagging, sizeof(ro->lagging), "%s", v->str);
         }
     }
 
@@ -1125,7 +1210,7 @@ cs_redis_time(const redisReply *t, int64_t *now)
 {
     int64_t  sec, usec;
 
-    if (t->elements != 2
+    if (t->elements < 2
         || t->element[0]->type != REDIS_REPLY_STRING
         || t->element[1]->type != REDIS_REPLY_STRING
         || cs_digits(t->element[0]->str, t->element[0]->len, 12, &sec) != 0

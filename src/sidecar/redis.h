@@ -25,6 +25,7 @@
 #include <hiredis/hiredis.h>
 
 #include "analysis.h"
+#include "fleet.h"
 
 
 #define CS_REDIS_OK         0
@@ -77,6 +78,9 @@ typedef struct {
     char               *receipts_key;
     char               *pin_keys[2];        /* CS_STABLE, CS_CANARY */
     char               *plan_pin_key;       /* the plan's own pins */
+    char               *nodes_key;          /* the fleet's sorted set */
+    char               *node_prefix;        /* a node's record: this and
+                                               its name */
     int64_t             lease_ms;
     redisContext       *c;
     cs_redis_reader_t   reader;
@@ -136,6 +140,17 @@ void cs_redis_release(cs_redis_t *r);
  */
 int cs_redis_read(cs_redis_t *r, const cs_plan_t *plan, int64_t *now,
     cs_split_view_t *view, cs_rollout_t *ro, char **readings);
+
+/*
+ * The split's live nodes and their records, in one EVAL: the members of
+ * <prefix><split>:nodes scored above Redis' TIME (at most
+ * CS_FLEET_NODES_MAX), and Redis' TIME in *now.  *reply (to free) holds
+ * names and records, two arrays of one length: a record is a string,
+ * the length (integer) of one over NGX_HTTP_CANARY_NODE_RECORD_MAX, or
+ * nil when gone; a name over 64 bytes is cut there.
+ */
+int cs_redis_fleet(cs_redis_t *r, int64_t *now, redisReply **reply,
+    const redisReply **names, const redisReply **records);
 
 /*
  * The write of a decision: generation + 1, weight, state, updated_by,

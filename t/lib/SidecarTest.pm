@@ -49,7 +49,11 @@ C<slow_ms> (default 200), C<workers> (default 1), C<prefix> (the Redis
 key prefix, default C<canary:>), C<nginx> (how many nginx, a fleet
 sharing one Redis and the fault switches; default 1), C<guard> (the
 arguments of the module's in-proxy C<guard> in the split; none by
-default).
+default), C<nodes> (each nginx reports itself to Redis as node
+C<web-1>, C<web-2>, ...: C<canary_redis ... node=>), C<intervals> (the
+C<canary_redis interval=> of some nginx, by index: C<< { 2 => '5s' } >>;
+default 200ms), C<canary_faults> (the canary's percent of 500s of some
+nginx, by index, when C<fault_canary> is on; default C<canary_fault>).
 
 =item nginx($i), stop_nginx($i)
 
@@ -75,7 +79,8 @@ L<Traffic>).  C<stop_traffic> stops them.
 =item sidecar(%opts), run_sidecar(@args)
 
 Starts canary-sidecar with C<--redis>, C<--split api>, C<--status> of
-the nginx, C<--receipts> and C<--plan> (opt C<plan>, a hash written as
+the nginx (none with opt C<fleet>: the sidecar reads the fleet from
+Redis), C<--receipts> and C<--plan> (opt C<plan>, a hash written as
 JSON; or C<plan_file>), C<--id> (opt C<id>) and C<args>; its stderr goes
 to C<sidecar-ID.log>.  Returns the pid.  C<run_sidecar> runs it to the
 end and returns (exit status, output); a sidecar killed by a signal
@@ -202,6 +207,9 @@ sub new {
         workers      => $o{workers} || 1,
         prefix_key   => $o{prefix} || 'canary:',
         guard        => $o{guard},
+        nodes        => $o{nodes},
+        intervals    => $o{intervals} || {},
+        canary_faults => $o{canary_faults} || {},
         sidecars     => {},
         traffic      => [],
         owner        => $$,
@@ -277,10 +285,14 @@ sub _conf {
     my $rport = $self->{t}->redis_port;
     my ($cf, $sf) = ($self->{canary_fault}, $self->{stable_fault});
     my $guard = $self->{guard} ? "guard $self->{guard};" : '';
+    my ($i) = grep { ($self->all_nginx)[$_] == $t } 0 .. $#{$self->{fleet}} + 1;
+    my $node = $self->{nodes} ? ' node=web-' . ($i + 1) : '';
+    my $interval = $self->{intervals}{$i} || '200ms';
+    $cf = $self->{canary_faults}{$i} if defined $self->{canary_faults}{$i};
 
     return <<"EOF";
     canary_zone canary 4m;
-    canary_redis 127.0.0.1:$rport interval=200ms prefix=$self->{prefix_key};
+    canary_redis 127.0.0.1:$rport interval=$interval prefix=$self->{prefix_key}$node;
 
     canary_split api {
         stable st;
@@ -428,7 +440,7 @@ sub sidecar_args {
 
     return ($SIDECAR, '--redis', '127.0.0.1:' . $self->{t}->redis_port,
             '--prefix', $self->{prefix_key}, '--split', 'api',
-            (map { ('--status', $_) } $self->status_urls),
+            (map { ('--status', $_) } $o{fleet} ? () : $self->status_urls),
             '--plan', $plan, '--id', $id,
             '--receipts', $self->prefix . '/receipts.jsonl',
             @{$o{args} || []});

@@ -294,6 +294,72 @@ START_TEST(test_healthy_promotes_after_hold)
 END_TEST
 
 
+/*
+ * Split verification: a node behind the split's generation for lag_hold
+ * holds the promotion, with a reason naming it; lagging under lag_hold
+ * only shows in the state; a violation still rolls back.
+ */
+
+START_TEST(test_lagging_node_holds_promotion)
+{
+    char             line[1024];
+    cs_metrics_t     m;
+    cs_decision_t    d;
+    cs_rollout_t     ro;
+    cs_split_view_t  view;
+
+    cs_healthy(&m);
+    cs_state(&ro, &view, 0, CS_STATUS_RUNNING);
+
+    m.lagging = "web-3 at generation 6";
+    m.lag_held = "web-3 at generation 6";
+    m.lag_holding = 1;
+
+    cs_decide(&plan, &view, &ro, &m, T0 + 30 * 60 * S, &d);
+
+    ck_assert_int_eq(d.action, CS_ACT_HOLD);
+    ck_assert_msg(strstr(d.reason, "hold: 1 nginx did not apply generation "
+                         "7 for 30s or more: web-3 at generation 6") != NULL,
+                  "%s", d.reason);
+    ck_assert_str_eq(d.next.lagging, "web-3 at generation 6");
+    ck_assert_int_eq(d.dirty, 1);
+
+    cs_decision_line(&plan, "api", &ro, &d, line, sizeof(line));
+    ck_assert_msg(strstr(line, "; lagging: web-3 at generation 6") != NULL,
+                  "%s", line);
+
+    /* lagging, not yet for lag_hold: promoted, and the state says it */
+    m.lag_held = NULL;
+    m.lag_holding = 0;
+
+    cs_decide(&plan, &view, &ro, &m, T0 + 30 * 60 * S, &d);
+
+    ck_assert_int_eq(d.action, CS_ACT_PROMOTE);
+    ck_assert_str_eq(d.next.lagging, "web-3 at generation 6");
+
+    /* it follows: the state forgets it */
+    strcpy(ro.lagging, "web-3 at generation 6");
+    m.lagging = NULL;
+
+    cs_decide(&plan, &view, &ro, &m, T0 + 29 * 60 * S, &d);
+
+    ck_assert_int_eq(d.action, CS_ACT_HOLD);
+    ck_assert_str_eq(d.next.lagging, "");
+    ck_assert_int_eq(d.dirty, 1);
+
+    /* a broken canary is rolled back whatever lags */
+    cs_metrics(&m, 5000, 10, 50, 1000, 300, 50);
+    m.lagging = "web-3 at generation 6";
+    m.lag_held = "web-3 at generation 6";
+    m.lag_holding = 1;
+
+    cs_decide(&plan, &view, &ro, &m, T0 + 30 * 60 * S, &d);
+
+    ck_assert_int_eq(d.action, CS_ACT_ROLLBACK);
+}
+END_TEST
+
+
 START_TEST(test_error_violation_held_then_rollback)
 {
     cs_metrics_t     m;

@@ -1,0 +1,63 @@
+
+/*
+ * Split verification: does every nginx apply the generation of the
+ * split that was written?  When the split's hash got each generation
+ * (the sidecar's own writes, and the others' as first read), so that a
+ * node reporting generation g is known to be behind since g + 1 was
+ * written.  A node behind by plan->lag is lagging (logged, and in the
+ * sidecar's state); by plan->lag_hold it holds the rollout: no
+ * promotion until it follows or leaves (analysis.c).  Pure: no I/O.
+ */
+
+
+#ifndef _CS_LAG_H_INCLUDED_
+#define _CS_LAG_H_INCLUDED_
+
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fetch.h"
+#include "plan.h"
+
+
+/* the generations whose time is remembered */
+#define CS_LAG_HISTORY      64
+
+
+typedef struct {
+    uint64_t            generation;
+    int64_t             at;                 /* Redis' unix ms */
+} cs_lag_gen_t;
+
+
+typedef struct {
+    cs_lag_gen_t        gens[CS_LAG_HISTORY];   /* oldest first */
+    size_t              n;
+} cs_lag_t;
+
+
+/*
+ * The split is at generation since "at" (or earlier): remembered when
+ * it is new.  A generation lower than the last is a hash rewritten (or
+ * another Redis): the history starts over.
+ */
+void cs_lag_generation(cs_lag_t *lag, uint64_t generation, int64_t at);
+
+/* ms a node applying generation g has been behind at now; 0: it is not */
+int64_t cs_lag_behind(const cs_lag_t *lag, uint64_t g, int64_t now);
+
+/*
+ * The nodes that answered (readings[i].generation_min, the generation
+ * each applies) behind by plan->lag or more, as "NAME at generation N,
+ * ..." in lagging (a text that changes only with them), their number returned; those behind by
+ * plan->lag_hold or more the same in held, their number in *holding.
+ * Texts too long end in "...".
+ */
+size_t cs_lag_check(const cs_lag_t *lag, const cs_plan_t *plan,
+    char *const *names, const cs_metrics_t *readings, const int *answered,
+    size_t n, int64_t now, char *lagging, size_t size, char *held,
+    size_t hsize, size_t *holding);
+
+
+#endif /* _CS_LAG_H_INCLUDED_ */
