@@ -189,22 +189,24 @@ static void
 ngx_http_canary_sentinel_next(ngx_http_canary_sentinels_t *sn)
 {
     ngx_str_t   *m;
-    ngx_uint_t   n;
+    ngx_uint_t   i, n;
 
     n = sn->conf->sentinels->nelts;
     m = &sn->conf->master;
 
     while (sn->tried < n) {
         sn->tried++;
+        i = sn->next;
 
-        if (ngx_http_canary_sentinel_open(sn, &sn->ask, sn->next) == NGX_OK) {
+        if (ngx_http_canary_sentinel_open(sn, &sn->ask, i) == NGX_OK) {
             redisAsyncCommand(sn->ask.ac, ngx_http_canary_sentinel_on_master,
                               NULL, "SENTINEL get-master-addr-by-name %b",
                               m->data, m->len);
             return;
         }
 
-        sn->next = (sn->next + 1) % n;
+        /* once, whether or not a failure already moved the turn */
+        sn->next = (i + 1) % n;
     }
 
     sn->asking = 0;

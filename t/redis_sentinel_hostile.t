@@ -1,0 +1,79 @@
+#!/usr/bin/perl
+
+# Story: the sentinels an operator gets wrong, or an attacker answers for.
+# A real Redis, a real redis-server, and fake sentinels
+# (t/lib/fake_sentinel.pl) that say what the test wants:
+#   - of two sentinels, the first unreachable at once (ENETUNREACH, as a
+#     sentinel on a network with no route is; 224.0.0.1 here): nginx asks
+#     the second (it was skipped: a connect that failed at once moved the
+#     turn twice, and the first was asked twice instead);
+#   - a subscription fed a malformed message: the worker lives on (hiredis
+#     asserts on it, and the worker died on SIGABRT), nginx stays on Redis.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use Test::More;
+use Time::HiRes qw(sleep time);
+use CanaryTest;
+use RedisStory qw(:all);
+
+my $t = CanaryTest->new(name => 'sentinel-hostile');
+my $rport = $t->redis_start;
+
+$t->allow_log(qr/canary_redis: (lost the|cannot connect|no sentinel|.* did not answer)/);
+
+# a fake sentinel, in its own directory of answers
+sub fake {
+    my ($name) = @_;
+
+    my $dir = $t->prefix . "/$name";
+    my $port = $t->port($name);
+
+    mkdir $dir;
+    $t->spawn('perl', "$FindBin::Bin/lib/fake_sentinel.pl", $port, $dir);
+
+    my $deadline = time + 5;
+    sleep 0.05 until IO::Socket::INET->new("127.0.0.1:$port")
+                     || time > $deadline;
+
+    return { dir => $dir, address => "127.0.0.1:$port" };
+}
+
+sub answer {
+    my ($s, $file, $text) = @_;
+
+    write_file("$s->{dir}/$file", $text);
+}
+
+sub addr_reply {
+    my ($host, $port) = @_;
+
+    return sprintf '*2\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n',
+                   length($host), $host, length($port), $port;
+}
+
+sub redis_status { status_json($t)->{redis} }
+
+my $good = fake('good');
+answer($good, 'ask', addr_reply('127.0.0.1', $rport));
+
+# ---- the first sentinel unreachable, the second asked ----------------------
+
+$t->write_conf(redis_split_conf($t,
+                   redis => "sentinel=224.0.0.1:26379,$good->{address} "
+                            . 'master=m interval=200ms timeout=300ms'));
+$t->start;
+
+ok wait_until(5, sub { my $r = redis_status();
+                       $r->{connected}
+                       && $r->{address} eq "127.0.0.1:$rport" }),
+    'the first sentinel unreachable: nginx asks the second, connects'
+    or diag explain redis_status();
+
+$t->stop;
+
+done_testing;
