@@ -76,4 +76,30 @@ ok wait_until(5, sub { my $r = redis_status();
 
 $t->stop;
 
+# ---- a malformed message on the subscription -------------------------------
+
+my $evil = fake('evil');
+answer($evil, 'ask', addr_reply('127.0.0.1', $rport));
+answer($evil, 'push', '*1\r\n$7\r\nmessage\r\n');
+
+$t->write_conf(redis_split_conf($t,
+                   redis => "sentinel=$evil->{address} "
+                            . 'master=m interval=200ms timeout=300ms'));
+$t->start;
+
+my @workers = $t->worker_pids;
+
+ok wait_until(5, sub { redis_status()->{connected} }),
+    'nginx connects to the master the sentinel names';
+ok wait_until(5, sub { my $n = () = `cat $evil->{dir}/log 2>/dev/null`
+                                    =~ /^SUBSCRIBE/mg;
+                       $n >= 2 }),
+    'it subscribes, is fed a malformed message, and subscribes again';
+ok $t->wait_for_log(qr/lost the \+switch-master subscription to sentinel \Q$evil->{address}\E: a malformed message/, 3),
+    'the log says why the subscription went';
+is_deeply [$t->worker_pids], \@workers, 'the worker lives on';
+ok redis_status()->{connected}, 'still connected to Redis';
+
+$t->stop;
+
 done_testing;
