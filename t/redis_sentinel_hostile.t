@@ -8,7 +8,10 @@
 #     the second (it was skipped: a connect that failed at once moved the
 #     turn twice, and the first was asked twice instead);
 #   - a subscription fed a malformed message: the worker lives on (hiredis
-#     asserts on it, and the worker died on SIGABRT), nginx stays on Redis.
+#     asserts on it, and the worker died on SIGABRT), nginx stays on Redis;
+#   - canary-ctl --sentinel, the first sentinel silent (it hung, redis-cli
+#     has no timeout), the second giving port 99999 (it stopped there on
+#     "invalid --redis"): the third is asked and the command runs.
 
 use strict;
 use warnings;
@@ -101,5 +104,36 @@ is_deeply [$t->worker_pids], \@workers, 'the worker lives on';
 ok redis_status()->{connected}, 'still connected to Redis';
 
 $t->stop;
+
+# ---- canary-ctl: a silent sentinel, a bad port ------------------------------
+
+my $silent = fake('silent');
+answer($silent, 'ask', 'silent');
+my $badport = fake('badport');
+answer($badport, 'ask', addr_reply('127.0.0.1', 99999));
+
+# a hang fails the test instead of holding it
+$SIG{ALRM} = sub { die "canary-ctl hung\n" };
+alarm 20;
+
+my $t0 = time;
+my ($rc, $out, $err) = ctl_run($t, '',
+    ['--sentinel', "$silent->{address},$badport->{address},$good->{address}",
+     '--master', 'm', 'set-weight', 'app', 7]);
+my $took = time - $t0;
+
+is $rc, 0, 'canary-ctl: the silent sentinel and the bad port passed over'
+    or diag $err;
+ok $took < 10, sprintf 'in %.1fs', $took;
+is scalar($t->redis_cli('HGET', 'canary:app', 'weight')), 7,
+    'the write reaches the master the third sentinel names';
+
+($rc, $out, $err) = ctl_run($t, undef,
+    ['--sentinel', "$silent->{address},$badport->{address}",
+     '--master', 'm', 'status', 'app']);
+alarm 0;
+is $rc, 1, 'none of them: exit 1';
+like $err, qr/\Q$silent->{address}\E: no answer in 2s; \Q$badport->{address}\E: 127\.0\.0\.1 99999/,
+    'naming what each said' or diag $err;
 
 done_testing;
