@@ -224,6 +224,11 @@ ngx_http_canary_sentinel_next(ngx_http_canary_sentinels_t *sn)
 
     sn->asking = 0;
 
+    /* no answer, no subscription: nothing else would ask again for it */
+    if (sn->sub.ac == NULL && !sn->resubscribe.timer_set) {
+        ngx_add_timer(&sn->resubscribe, NGX_HTTP_CANARY_SENTINEL_RESUBSCRIBE);
+    }
+
     /* "127.0.0.1:26379: Connection refused; ..." */
     sn->via_len = ngx_snprintf(sn->via, sizeof(sn->via), "%*s",
                                (size_t) (sn->last - sn->why), sn->why)

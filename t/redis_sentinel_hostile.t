@@ -9,6 +9,9 @@
 #     turn twice, and the first was asked twice instead);
 #   - a subscription fed a malformed message: the worker lives on (hiredis
 #     asserts on it, and the worker died on SIGABRT), nginx stays on Redis;
+#   - the only sentinel down a while (the subscription lost, and the
+#     round that would set it up again unanswered), then back: nginx
+#     subscribes again (it did only after a Redis error);
 #   - canary-ctl --sentinel, the first sentinel silent (it hung, redis-cli
 #     has no timeout), the second giving port 99999 (it stopped there on
 #     "invalid --redis"): the third is asked and the command runs.
@@ -37,13 +40,32 @@ sub fake {
     my $port = $t->port($name);
 
     mkdir $dir;
-    $t->spawn('perl', "$FindBin::Bin/lib/fake_sentinel.pl", $port, $dir);
+    my $pid = $t->spawn('perl', "$FindBin::Bin/lib/fake_sentinel.pl", $port,
+                        $dir);
 
     my $deadline = time + 5;
     sleep 0.05 until IO::Socket::INET->new("127.0.0.1:$port")
                      || time > $deadline;
 
-    return { dir => $dir, address => "127.0.0.1:$port" };
+    return { dir => $dir, address => "127.0.0.1:$port", pid => $pid };
+}
+
+# it and the children serving its connections
+sub down {
+    my ($s) = @_;
+
+    my @pids = ($s->{pid}, split ' ', `pgrep -P $s->{pid}`);
+
+    kill 'TERM', @pids;
+    waitpid $s->{pid}, 0;
+}
+
+sub subscribes {
+    my ($s) = @_;
+
+    my $n = () = `cat $s->{dir}/log 2>/dev/null` =~ /^SUBSCRIBE/mg;
+
+    return $n;
 }
 
 sub answer {
@@ -76,6 +98,25 @@ ok wait_until(5, sub { my $r = redis_status();
                        && $r->{address} eq "127.0.0.1:$rport" }),
     'the first sentinel unreachable: nginx asks the second, connects'
     or diag explain redis_status();
+
+# ---- the sentinel down, then back --------------------------------------------
+
+ok wait_until(5, sub { subscribes($good) == 1 }), 'nginx subscribed';
+
+my $mark = $t->log_mark;
+down($good);
+ok $t->wait_for_log(qr/lost the \+switch-master subscription/, 3, $mark),
+    'the sentinel down: the subscription is lost';
+ok $t->wait_for_log(qr/no sentinel gave the address of master "m"/, 5,
+                    $mark),
+    'and asking again finds none';
+sleep 1;
+$good = fake('good');
+
+ok wait_until(8, sub { subscribes($good) == 2 }),
+    'the sentinel back: nginx subscribes again'
+    or diag $t->log_since($mark);
+ok redis_status()->{connected}, 'connected to Redis throughout';
 
 $t->stop;
 
