@@ -12,6 +12,9 @@
 #   - the only sentinel down a while (the subscription lost, and the
 #     round that would set it up again unanswered), then back: nginx
 #     subscribes again (it did only after a Redis error);
+#   - reloads while a sentinel is asked and never answers: the old worker
+#     exits at once, nothing leaks nor is used after it is freed (run it
+#     with the ASan build);
 #   - canary-ctl --sentinel, the first sentinel silent (it hung, redis-cli
 #     has no timeout), the second giving port 99999 (it stopped there on
 #     "invalid --redis"): the third is asked and the command runs.
@@ -143,6 +146,30 @@ ok $t->wait_for_log(qr/lost the \+switch-master subscription to sentinel \Q$evil
     'the log says why the subscription went';
 is_deeply [$t->worker_pids], \@workers, 'the worker lives on';
 ok redis_status()->{connected}, 'still connected to Redis';
+
+$t->stop;
+
+# ---- reloads in the middle of a question --------------------------------------
+
+my $mute = fake('mute');
+answer($mute, 'ask', 'silent');
+answer($mute, 'push', 'silent');
+
+$t->write_conf(redis_split_conf($t,
+                   redis => "sentinel=$mute->{address},$good->{address} "
+                            . 'master=m interval=200ms timeout=3s'));
+$t->start;
+
+for my $i (1 .. 3) {
+    ok wait_until(5, sub { my $n = () = `cat $mute->{dir}/log 2>/dev/null`
+                                        =~ /^SENTINEL/mg;
+                           $n >= $i }),
+        "reload $i: the silent sentinel is being asked";
+    $t->reload;
+}
+
+ok wait_until(10, sub { redis_status()->{connected} }),
+    'after the timeout, the second sentinel names the master';
 
 $t->stop;
 
