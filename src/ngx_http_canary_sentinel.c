@@ -36,9 +36,15 @@ typedef struct {
     ngx_connection_t             *c;
     ngx_event_t                   timeout;
     ngx_uint_t                    index;        /* the sentinel */
+
+    /* the subscriber's reader: hiredis' functions, behind its checks */
+    redisReplyObjectFunctions     fn;
+    redisReplyObjectFunctions    *hiredis;
+
     unsigned                      subscriber:1;
     unsigned                      done:1;       /* answered or failed */
     unsigned                      subscribed:1;
+    unsigned                      malformed:1;  /* a message refused */
 } ngx_http_canary_sentinel_link_t;
 
 
@@ -82,6 +88,13 @@ static ngx_int_t ngx_http_canary_sentinel_open(
     ngx_http_canary_sentinels_t *sn, ngx_http_canary_sentinel_link_t *link,
     ngx_uint_t index);
 static void ngx_http_canary_sentinel_cleanup(void *data);
+static void *ngx_http_canary_sentinel_array(const redisReadTask *task,
+    int elements);
+static void *ngx_http_canary_sentinel_string(const redisReadTask *task,
+    char *str, size_t len);
+static void *ngx_http_canary_sentinel_integer(const redisReadTask *task,
+    long long value);
+static void *ngx_http_canary_sentinel_nil(const redisReadTask *task);
 static void ngx_http_canary_sentinel_read_handler(ngx_event_t *ev);
 static void ngx_http_canary_sentinel_write_handler(ngx_event_t *ev);
 static void ngx_http_canary_sentinel_on_connect(const redisAsyncContext *ac,
@@ -189,25 +202,32 @@ static void
 ngx_http_canary_sentinel_next(ngx_http_canary_sentinels_t *sn)
 {
     ngx_str_t   *m;
-    ngx_uint_t   n;
+    ngx_uint_t   i, n;
 
     n = sn->conf->sentinels->nelts;
     m = &sn->conf->master;
 
     while (sn->tried < n) {
         sn->tried++;
+        i = sn->next;
 
-        if (ngx_http_canary_sentinel_open(sn, &sn->ask, sn->next) == NGX_OK) {
+        if (ngx_http_canary_sentinel_open(sn, &sn->ask, i) == NGX_OK) {
             redisAsyncCommand(sn->ask.ac, ngx_http_canary_sentinel_on_master,
                               NULL, "SENTINEL get-master-addr-by-name %b",
                               m->data, m->len);
             return;
         }
 
-        sn->next = (sn->next + 1) % n;
+        /* once, whether or not a failure already moved the turn */
+        sn->next = (i + 1) % n;
     }
 
     sn->asking = 0;
+
+    /* no answer, no subscription: nothing else would ask again for it */
+    if (sn->sub.ac == NULL && !sn->resubscribe.timer_set) {
+        ngx_add_timer(&sn->resubscribe, NGX_HTTP_CANARY_SENTINEL_RESUBSCRIBE);
+    }
 
     /* "127.0.0.1:26379: Connection refused; ..." */
     sn->via_len = ngx_snprintf(sn->via, sizeof(sn->via), "%*s",
@@ -283,6 +303,19 @@ ngx_http_canary_sentinel_open(ngx_http_canary_sentinels_t *sn,
     link->index = index;
     link->done = 0;
     link->subscribed = 0;
+    link->malformed = 0;
+
+    if (link->subscriber) {
+        link->hiredis = ac->c.reader->fn;
+        link->fn = *link->hiredis;
+        link->fn.createArray = ngx_http_canary_sentinel_array;
+        link->fn.createString = ngx_http_canary_sentinel_string;
+        link->fn.createInteger = ngx_http_canary_sentinel_integer;
+        link->fn.createNil = ngx_http_canary_sentinel_nil;
+
+        ac->c.reader->fn = &link->fn;
+        ac->c.reader->privdata = link;
+    }
 
     ac->data = link;
     ac->ev.data = c;
@@ -332,6 +365,82 @@ ngx_http_canary_sentinel_cleanup(void *data)
 
     link->c = NULL;
     link->ac = NULL;
+}
+
+
+/*
+ * hiredis asserts on a pub/sub message that is not an array of two bulk
+ * strings and more: one from a sentinel would abort the worker.  The
+ * subscriber reads arrays of three only, "subscribe" or "message", the
+ * channel, then a bulk string (a message) or an integer; anything else
+ * fails the read (hiredis calls it "Out of memory"), and the connection
+ * with it.
+ */
+
+static void *
+ngx_http_canary_sentinel_array(const redisReadTask *task, int elements)
+{
+    ngx_http_canary_sentinel_link_t  *link = task->privdata;
+
+    if (task->parent || elements != 3) {
+        link->malformed = 1;
+        return NULL;
+    }
+
+    return link->hiredis->createArray(task, elements);
+}
+
+
+static void *
+ngx_http_canary_sentinel_string(const redisReadTask *task, char *str,
+    size_t len)
+{
+    ngx_http_canary_sentinel_link_t  *link = task->privdata;
+
+    redisReply  *a;
+
+    if (task->parent) {
+        a = task->parent->obj;
+
+        if (task->type != REDIS_REPLY_STRING
+            || (task->idx == 2
+                && (a->element[0]->len != 7
+                    || ngx_strncmp(a->element[0]->str, "message", 7) != 0)))
+        {
+            link->malformed = 1;
+            return NULL;
+        }
+    }
+
+    return link->hiredis->createString(task, str, len);
+}
+
+
+static void *
+ngx_http_canary_sentinel_integer(const redisReadTask *task, long long value)
+{
+    ngx_http_canary_sentinel_link_t  *link = task->privdata;
+
+    if (task->parent && task->idx != 2) {
+        link->malformed = 1;
+        return NULL;
+    }
+
+    return link->hiredis->createInteger(task, value);
+}
+
+
+static void *
+ngx_http_canary_sentinel_nil(const redisReadTask *task)
+{
+    ngx_http_canary_sentinel_link_t  *link = task->privdata;
+
+    if (task->parent) {
+        link->malformed = 1;
+        return NULL;
+    }
+
+    return link->hiredis->createNil(task);
 }
 
 
@@ -413,7 +522,8 @@ ngx_http_canary_sentinel_on_disconnect(const redisAsyncContext *ac,
                           "canary_redis: lost the +switch-master "
                           "subscription to sentinel %V: %s",
                           &s[link->index].address,
-                          status == REDIS_OK ? "closed" : ac->errstr);
+                          link->malformed ? "a malformed message"
+                          : status == REDIS_OK ? "closed" : ac->errstr);
             link->subscribed = 0;
         }
 
