@@ -35,6 +35,9 @@ typedef struct {
                                                counters */
     int64_t             created;            /* one nginx: unix s its
                                                counters start; 0 unknown */
+    uint64_t            instance;           /* one node of the fleet: its
+                                               record's "instance", hashed;
+                                               0 unknown */
     cs_window_t         delta[2];           /* the fleet: requests new
                                                since the previous step */
     int                 has_delta;

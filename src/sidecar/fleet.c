@@ -25,6 +25,7 @@
 static cs_record_e cs_fleet_variant(json_t *var, const char *name,
     cs_window_t *w, char *err, size_t errlen);
 static int cs_fleet_count(json_t *v, uint64_t *out);
+static uint64_t cs_fleet_instance(const char *s, size_t len);
 static cs_record_e cs_fleet_latency(const char *s, uint64_t *counts,
     char *err, size_t errlen);
 
@@ -151,6 +152,16 @@ cs_fleet_parse(const char *name, size_t name_len, const char *record,
 
     m->created = (int64_t) n;
 
+    v = json_object_get(root, "instance");
+
+    if (!json_is_string(v) || json_string_length(v) == 0) {
+        snprintf(err, errlen, "\"instance\" is not a string");
+        goto done;
+    }
+
+    m->instance = cs_fleet_instance(json_string_value(v),
+                                    json_string_length(v));
+
     v = json_object_get(root, "enabled");
 
     if (!json_is_boolean(v)) {
@@ -262,6 +273,28 @@ cs_fleet_count(json_t *v, uint64_t *out)
     *out = (uint64_t) json_integer_value(v);
 
     return 0;
+}
+
+
+/*
+ * The nginx master that wrote a record, as a number the readings keep:
+ * FNV-1a of "instance", never 0 (unknown).
+ */
+
+static uint64_t
+cs_fleet_instance(const char *s, size_t len)
+{
+    size_t    i;
+    uint64_t  h;
+
+    h = 14695981039346656037ULL;
+
+    for (i = 0; i < len; i++) {
+        h ^= (unsigned char) s[i];
+        h *= 1099511628211ULL;
+    }
+
+    return h ? h : 1;
 }
 
 

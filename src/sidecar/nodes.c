@@ -4,13 +4,15 @@
  * as text:
  *
  *   URL CREATED NEWEST READ_AT s REQUESTS 5XX UPSTREAM BUCKET:COUNT,... c
- *   ...
+ *   ... [i INSTANCE]
  *
  * one record per nginx, separated by ";" (a --status URL has neither
- * ";" nor spaces), in the format of evidence.c's variants.
+ * ";" nor spaces), in the format of evidence.c's variants; a node of the
+ * fleet has the hex of its record's instance last.
  */
 
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +24,7 @@
 #include "nodes.h"
 
 
-#define CS_NODE_LINE_MAX    (64 + 2 * 64 + 2 * CS_HIST_BUCKETS * 26)
+#define CS_NODE_LINE_MAX    (64 + 2 * 64 + 2 * CS_HIST_BUCKETS * 26 + 24)
 
 
 static int cs_window_went_down(const cs_window_t *now,
@@ -44,12 +46,16 @@ cs_node_read(cs_node_t *node, const cs_metrics_t *m, int64_t now,
     if (!node->seen) {
         rc = CS_NODE_FIRST;
 
-    } else if (m->created && node->created && m->created != node->created
-               && (m->created <= node->newest
-                   || m->created * 1000 + CS_NODE_SKEW_MS < node->read_at))
+    } else if ((m->created && node->created && m->created != node->created
+                && (m->created <= node->newest
+                    || m->created * 1000 + CS_NODE_SKEW_MS < node->read_at))
+               || (m->instance && node->instance
+                   && m->instance != node->instance
+                   && m->created == node->created))
     {
         /* counters that started before the last reading, or a zone seen
-         * at this address before: not these */
+         * at this address before, or another writer's that started with
+         * them: not these */
         rc = CS_NODE_OTHER;
 
     } else if ((m->created && node->created && m->created != node->created)
@@ -71,6 +77,7 @@ cs_node_read(cs_node_t *node, const cs_metrics_t *m, int64_t now,
     node->seen = 1;
     node->created = m->created;
     node->read_at = now;
+    node->instance = m->instance;
 
     if (m->created > node->newest) {
         node->newest = m->created;
@@ -160,6 +167,11 @@ cs_nodes_format(const cs_node_t *nodes, char *const *names, size_t n)
                                  (long long) nodes[i].read_at);
         len = cs_window_format(buf, size, len, 's', &nodes[i].total[0]);
         len = cs_window_format(buf, size, len, 'c', &nodes[i].total[1]);
+
+        if (nodes[i].instance) {
+            len += (size_t) snprintf(buf + len, size - len, " i %llx",
+                                     (unsigned long long) nodes[i].instance);
+        }
     }
 
     return buf;
@@ -278,7 +290,10 @@ cs_nodes_names(const char *text, size_t *n)
 }
 
 
-/* " CREATED READ_AT s ... c ..." into node (seen); NULL if it is not */
+/*
+ * " CREATED NEWEST READ_AT s ... c ... [i INSTANCE]" into node (seen);
+ * NULL if it is not
+ */
 
 static const char *
 cs_node_parse(cs_node_t *node, const char *p)
@@ -314,6 +329,15 @@ cs_node_parse(cs_node_t *node, const char *p)
 
     if (p) {
         p = cs_window_parse(p, 'c', &node->total[1]);
+    }
+
+    if (p && p[0] == ' ' && p[1] == 'i' && p[2] == ' ') {
+        /* the fleet's: which nginx wrote the record read */
+        errno = 0;
+        node->instance = strtoull(p + 3, &end, 16);
+
+        p = (errno || end == p + 3 || !isxdigit((unsigned char) p[3]))
+            ? NULL : end;
     }
 
     node->seen = p != NULL;

@@ -14,7 +14,9 @@
  * restarted or got a new zone since: everything it counts now is new.
  * Any other change of "created" is another nginx answering at that
  * address (a load balancer in front of the fleet; one that flips back):
- * its counters are a new starting point, never added.
+ * its counters are a new starting point, never added.  So is, in the
+ * fleet, another writer ("instance") of counters that start in the same
+ * second: two nginx with one node name, started together.
  * One that stops answering keeps its last reading, so that when it
  * answers again nothing it counted meanwhile is lost, unless a stage
  * starts meanwhile (its gap would belong to two stages): then it is
@@ -41,6 +43,9 @@ typedef struct {
     int64_t             created;            /* unix s; 0 unknown */
     int64_t             newest;             /* the newest created seen */
     int64_t             read_at;            /* Redis' unix ms */
+    uint64_t            instance;           /* the fleet: the record's
+                                               writer (fleet.h); 0
+                                               unknown */
     cs_window_t         total[2];
 } cs_node_t;
 

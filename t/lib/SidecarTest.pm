@@ -50,7 +50,10 @@ key prefix, default C<canary:>), C<nginx> (how many nginx, a fleet
 sharing one Redis and the fault switches; default 1), C<guard> (the
 arguments of the module's in-proxy C<guard> in the split; none by
 default), C<nodes> (each nginx reports itself to Redis as node
-C<web-1>, C<web-2>, ...: C<canary_redis ... node=>), C<intervals> (the
+C<web-1>, C<web-2>, ...: C<canary_redis ... node=>; C<names> gives some
+a name of their own, by index: C<< { 1 => 'web-1' } >>), C<same_second>
+(the nginx start within one second, so that their counters have one
+C<created>), C<intervals> (the
 C<canary_redis interval=> of some nginx, by index: C<< { 2 => '5s' } >>;
 default 200ms), C<canary_faults> (the canary's percent of 500s of some
 nginx, by index, when C<fault_canary> is on; default C<canary_fault>).
@@ -208,6 +211,8 @@ sub new {
         prefix_key   => $o{prefix} || 'canary:',
         guard        => $o{guard},
         nodes        => $o{nodes},
+        names        => $o{names} || {},
+        same_second  => $o{same_second},
         intervals    => $o{intervals} || {},
         canary_faults => $o{canary_faults} || {},
         sidecars     => {},
@@ -251,10 +256,13 @@ sub start {
     Traffic::slow_origin($t, $t->port('slow'), $self->{slow_ms},
                          "canary cn\n");
 
-    for my $n ($self->all_nginx) {
-        $n->write_conf($self->_conf($n), workers => $self->{workers});
-        $n->start;
-    }
+    $_->write_conf($self->_conf($_), workers => $self->{workers})
+        for $self->all_nginx;
+
+    # just after a second begins: each start takes some 50 ms
+    sleep 0.005 while $self->{same_second} && time - int(time) > 0.05;
+
+    $_->start for $self->all_nginx;
 
     # canary-ctl writes a split only once a live nginx reports it: the
     # first report comes an interval after nginx starts
@@ -287,6 +295,7 @@ sub _conf {
     my $guard = $self->{guard} ? "guard $self->{guard};" : '';
     my ($i) = grep { ($self->all_nginx)[$_] == $t } 0 .. $#{$self->{fleet}} + 1;
     my $node = $self->{nodes} ? ' node=web-' . ($i + 1) : '';
+    $node = " node=$self->{names}{$i}" if defined $self->{names}{$i};
     my $interval = $self->{intervals}{$i} || '200ms';
     $cf = $self->{canary_faults}{$i} if defined $self->{canary_faults}{$i};
 

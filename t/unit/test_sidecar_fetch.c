@@ -514,6 +514,58 @@ START_TEST(test_node_other_nginx_is_not_added)
 END_TEST
 
 
+/*
+ * Two nginx with one node name, started in the same second: their
+ * records flip, "created" the same; the writer ("instance") tells them
+ * apart.  A restart (newer counters, another writer) still counts.
+ */
+
+START_TEST(test_node_two_writers_one_name)
+{
+    char          *text, *names[1];
+    cs_node_t      node, back;
+    cs_window_t    d[2];
+    cs_metrics_t   m;
+
+    memset(&node, 0, sizeof(node));
+
+    cs_read(&m, 20, 10, 0, 1795300000);
+    m.instance = 0xa;
+    (void) cs_node_read(&node, &m, T, d);
+
+    cs_read(&m, 60, 30, 0, 1795300000);
+    m.instance = 0xb;
+    ck_assert_int_eq(cs_node_read(&node, &m, T + 250, d), CS_NODE_OTHER);
+    ck_assert_uint_eq(d[CS_STABLE].requests, 0);
+
+    cs_read(&m, 20, 10, 0, 1795300000);
+    m.instance = 0xa;
+    ck_assert_int_eq(cs_node_read(&node, &m, T + 500, d), CS_NODE_OTHER);
+    ck_assert_uint_eq(d[CS_STABLE].requests, 0);
+    ck_assert_uint_eq(d[CS_CANARY].requests, 0);
+
+    cs_read(&m, 25, 12, 0, 1795300000);
+    m.instance = 0xa;
+    ck_assert_int_eq(cs_node_read(&node, &m, T + 750, d), CS_NODE_COUNTED);
+    ck_assert_uint_eq(d[CS_STABLE].requests, 5);
+
+    /* the writer, kept with the readings */
+    names[0] = "web-1";
+    text = cs_nodes_format(&node, names, 1);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_uint_eq(cs_nodes_parse(&back, names, 1, text), 0);
+    ck_assert_uint_eq(back.instance, 0xa);
+    free(text);
+
+    cs_read(&m, 3, 1, 0, T / 1000 + 1);
+    m.instance = 0xc;
+    ck_assert_int_eq(cs_node_read(&back, &m, T + 1000, d),
+                     CS_NODE_RESTARTED);
+    ck_assert_uint_eq(d[CS_STABLE].requests, 3);
+}
+END_TEST
+
+
 START_TEST(test_readings_round_trip)
 {
     char          *text, *names[3];

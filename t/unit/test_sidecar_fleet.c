@@ -129,6 +129,8 @@ START_TEST(test_record_refused)
         { "us64x16x20", "us32x16x20", CS_RECORD_HIST },
         { "\"generation\":7", "\"generation\":-1", CS_RECORD_FIELD },
         { "\"created\":1765100000", "\"created\":\"x\"", CS_RECORD_FIELD },
+        { "\"instance\":\"1765100000.4242\"", "\"instance\":4242",
+          CS_RECORD_FIELD },
         { "\"enabled\":true", "\"enabled\":1", CS_RECORD_FIELD },
         { "[0,2500,0,7,10]", "[0,2500,0,7]", CS_RECORD_FIELD },
         { "\"requests\":2517", "\"requests\":2517.5", CS_RECORD_FIELD },
