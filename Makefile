@@ -116,10 +116,12 @@ unit: $(UNIT_TESTS)
 # in CI (CI=true, or .ci/run's CANARY_NO_SKIP=1) a test that skips fails
 NO_SKIP = $(if $(filter true 1,$(CI) $(CANARY_NO_SKIP)),CANARY_NO_SKIP=1)
 
+# two test files at a time: most of a story is waiting (timers, polls,
+# leases), 2 cores are idle half the run
 test: deps
 	$(MAKE) all
 	$(MAKE) unit
-	$(NO_SKIP) prove -r t/
+	$(NO_SKIP) prove -j2 -r t/
 
 $(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c $(PURE_SRCS) $(SIDECAR_LIB) $(PURE_HDRS) \
     src/sidecar/*.h fuzz/*.h

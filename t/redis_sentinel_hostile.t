@@ -174,6 +174,7 @@ ok wait_until(10, sub { redis_status()->{connected} }),
 $t->stop;
 
 # ---- canary-ctl: a silent sentinel, a bad port ------------------------------
+# (nginx is stopped: no node reports the split, hence --force)
 
 my $silent = fake('silent');
 answer($silent, 'ask', 'silent');
@@ -187,7 +188,7 @@ alarm 20;
 my $t0 = time;
 my ($rc, $out, $err) = ctl_run($t, '',
     ['--sentinel', "$silent->{address},$badport->{address},$good->{address}",
-     '--master', 'm', 'set-weight', 'app', 7]);
+     '--master', 'm', 'set-weight', 'app', 7, '--force']);
 my $took = time - $t0;
 
 is $rc, 0, 'canary-ctl: the silent sentinel and the bad port passed over'
