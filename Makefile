@@ -169,6 +169,7 @@ demo: deps all
 bench: all
 	@sh scripts/install-deps.sh --bench
 	bench/run
+	bench/fleet/run
 	bench/judge/stack
 
 # the judge simulator: the sidecar's decision code as it is, and as it
