@@ -7,8 +7,10 @@
 # 3s: the record lives 9s).  The sidecar's next promotion is not applied
 # there: the sidecar logs web-3 as lagging with its generation, records
 # it in its state ("lagging"), and once it lags lag_hold it holds the
-# rollout (no promotion).  After SIGCONT web-3 follows and the rollout
-# goes on.
+# rollout (no promotion).  Its record then expires: web-3 is silent,
+# cut from Redis rather than gone (it answered after the generation it
+# lacks was written), and still holds the rollout.  After SIGCONT web-3
+# reports again, follows, and the rollout goes on.
 
 use strict;
 use warnings;
@@ -84,13 +86,26 @@ sleep 1.5;
 is $s->state_hash->{stage_name}, $stage,
     "no promotion from $stage while web-3 lags (stage hold 2s)";
 
+# its record expires: silent, still lagging, still holding
+$s->wait_for(sub { $s->redis('ZSCORE', $s->key . ':nodes', 'web-3')
+                   < 1000 * time }, 15, 'web-3\'s record expires');
+$s->wait_for(sub { ($s->state_hash->{lagging} // '') =~ /\(silent\)/ }, 5,
+             'web-3 is silent');
+is $s->state_hash->{lagging} // '', "web-3 at generation $gen (silent)",
+    'the state says web-3 lags, silent';
+my $silent_hold = qr/hold: 1 nginx did not apply generation \d+ for /
+                  . qr/5s or more: web-3 at generation $gen \(silent\)/;
+like $s->sidecar_log, qr/$silent_hold/, 'the hold names web-3, silent';
+sleep 1;
+is $s->state_hash->{stage_name}, $stage, "still no promotion from $stage";
+
 kill 'CONT', $worker;
 diag(sprintf 'web-3 stopped for %.1fs', time - $stopped);
 
 $s->wait_for(sub { $s->sidecar_log =~ /every nginx that reports applies/ },
              8, 'web-3 follows again') or $s->show_log;
-is $s->redis('ZSCORE', $s->key . ':nodes', 'web-3') ? 1 : 0, 1,
-    'web-3 never left the fleet';
+cmp_ok $s->redis('ZSCORE', $s->key . ':nodes', 'web-3'), '>',
+    1000 * time, 'web-3 reports again';
 
 $s->wait_for(sub { ($s->state_hash->{stage_name} // '') ne $stage
                    || $s->hget('state') eq 'awaiting_resume' },

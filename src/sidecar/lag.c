@@ -5,13 +5,16 @@
 
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lag.h"
 
 
+static void cs_lag_seen(cs_lag_t *lag, const char *name,
+    uint64_t generation, int64_t now);
 static void cs_lag_append(char *buf, size_t size, const char *name,
-    uint64_t generation);
+    uint64_t generation, const char *suffix);
 
 
 void
@@ -68,13 +71,16 @@ cs_lag_behind(const cs_lag_t *lag, uint64_t g, int64_t now)
 
 
 size_t
-cs_lag_check(const cs_lag_t *lag, const cs_plan_t *plan,
+cs_lag_check(cs_lag_t *lag, const cs_plan_t *plan,
     char *const *names, const cs_metrics_t *readings, const int *answered,
     size_t n, int64_t now, char *lagging, size_t size, char *held,
     size_t hsize, size_t *holding)
 {
-    size_t   i, k;
-    int64_t  behind;
+    size_t          i, k;
+    int64_t         behind;
+    uint64_t        g;
+    const char     *suffix;
+    cs_lag_node_t  *e;
 
     lagging[0] = '\0';
     held[0] = '\0';
@@ -82,22 +88,48 @@ cs_lag_check(const cs_lag_t *lag, const cs_plan_t *plan,
     k = 0;
 
     for (i = 0; i < n; i++) {
-        if (!answered[i] || readings[i].generation_min == UINT64_MAX) {
-            continue;
+        if (answered[i] && readings[i].generation_min != UINT64_MAX) {
+            cs_lag_seen(lag, names[i], readings[i].generation_min, now);
+        }
+    }
+
+    /* those that answer now, then the silent ones, in the order seen */
+    for (i = 0; i < lag->nnodes; /* void */ ) {
+        e = &lag->nodes[i];
+        g = e->generation;
+        suffix = "";
+
+        if (e->seen != now) {
+            if (now - e->seen >= CS_LAG_SILENT_MAX) {
+                free(e->name);
+                *e = lag->nodes[--lag->nnodes];
+                continue;
+            }
+
+            i++;
+
+            /* it followed as long as it answered: it left */
+            if (cs_lag_behind(lag, g, e->seen) == 0) {
+                continue;
+            }
+
+            suffix = " (silent)";
+
+        } else {
+            i++;
         }
 
-        behind = cs_lag_behind(lag, readings[i].generation_min, now);
+        behind = cs_lag_behind(lag, g, now);
 
         if (behind == 0 || behind < plan->lag) {
             continue;
         }
 
-        cs_lag_append(lagging, size, names[i], readings[i].generation_min);
+        cs_lag_append(lagging, size, e->name, g, suffix);
         k++;
 
         if (behind >= plan->lag_hold) {
-            cs_lag_append(held, hsize, names[i],
-                          readings[i].generation_min);
+            cs_lag_append(held, hsize, e->name, g, suffix);
             (*holding)++;
         }
     }
@@ -106,9 +138,68 @@ cs_lag_check(const cs_lag_t *lag, const cs_plan_t *plan,
 }
 
 
+void
+cs_lag_free(cs_lag_t *lag)
+{
+    size_t  i;
+
+    for (i = 0; i < lag->nnodes; i++) {
+        free(lag->nodes[i].name);
+    }
+
+    free(lag->nodes);
+
+    lag->nodes = NULL;
+    lag->nnodes = 0;
+    lag->cap = 0;
+}
+
+
+/* remembers a node that answers; without memory it is not remembered */
+
+static void
+cs_lag_seen(cs_lag_t *lag, const char *name, uint64_t generation,
+    int64_t now)
+{
+    size_t          i, cap;
+    cs_lag_node_t  *e;
+
+    for (i = 0; i < lag->nnodes; i++) {
+        if (strcmp(lag->nodes[i].name, name) == 0) {
+            lag->nodes[i].generation = generation;
+            lag->nodes[i].seen = now;
+            return;
+        }
+    }
+
+    if (lag->nnodes == lag->cap) {
+        cap = lag->cap ? 2 * lag->cap : 16;
+
+        e = realloc(lag->nodes, cap * sizeof(cs_lag_node_t));
+        if (e == NULL) {
+            return;
+        }
+
+        lag->nodes = e;
+        lag->cap = cap;
+    }
+
+    e = &lag->nodes[lag->nnodes];
+
+    e->name = strdup(name);
+    if (e->name == NULL) {
+        return;
+    }
+
+    e->generation = generation;
+    e->seen = now;
+    lag->nnodes++;
+}
+
+
 static void
 cs_lag_append(char *buf, size_t size, const char *name,
-    uint64_t generation)
+    uint64_t generation, const char *suffix)
 {
     size_t  len;
 
@@ -119,8 +210,8 @@ cs_lag_append(char *buf, size_t size, const char *name,
         return;
     }
 
-    snprintf(buf + len, size - len, "%s%s at generation %llu",
-             len ? ", " : "", name, (unsigned long long) generation);
+    snprintf(buf + len, size - len, "%s%s at generation %llu%s",
+             len ? ", " : "", name, (unsigned long long) generation, suffix);
 
     if (strlen(buf) + 1 >= size) {
         memcpy(buf + size - 4, "...", 4);

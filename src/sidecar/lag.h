@@ -6,7 +6,13 @@
  * node reporting generation g is known to be behind since g + 1 was
  * written.  A node behind by plan->lag is lagging (logged, and in the
  * sidecar's state); by plan->lag_hold it holds the rollout: no
- * promotion until it follows or leaves (analysis.c).  Pure: no I/O.
+ * promotion until it follows or leaves (analysis.c).
+ *
+ * A node that stops answering while behind (it answered, at an older
+ * generation, after the newer one was written) is cut from Redis or
+ * stuck, not gone: it may still serve the old weight.  It stays lagging,
+ * "silent", until it answers again or CS_LAG_SILENT_MAX passes; one that
+ * stops answering while it follows has left.  Pure: no I/O.
  */
 
 
@@ -24,6 +30,9 @@
 /* the generations whose time is remembered */
 #define CS_LAG_HISTORY      64
 
+/* a node silent this long is forgotten, lagging or not (ms) */
+#define CS_LAG_SILENT_MAX   300000
+
 
 typedef struct {
     uint64_t            generation;
@@ -31,9 +40,20 @@ typedef struct {
 } cs_lag_gen_t;
 
 
+/* a node as last seen answering */
+typedef struct {
+    char               *name;
+    uint64_t            generation;
+    int64_t             seen;               /* Redis' unix ms */
+} cs_lag_node_t;
+
+
 typedef struct {
     cs_lag_gen_t        gens[CS_LAG_HISTORY];   /* oldest first */
     size_t              n;
+    cs_lag_node_t      *nodes;
+    size_t              nnodes;
+    size_t              cap;
 } cs_lag_t;
 
 
@@ -49,15 +69,18 @@ int64_t cs_lag_behind(const cs_lag_t *lag, uint64_t g, int64_t now);
 
 /*
  * The nodes that answered (readings[i].generation_min, the generation
- * each applies) behind by plan->lag or more, as "NAME at generation N,
- * ..." in lagging (a text that changes only with them), their number returned; those behind by
- * plan->lag_hold or more the same in held, their number in *holding.
- * Texts too long end in "...".
+ * each applies) behind by plan->lag or more, and the silent ones, as
+ * "NAME at generation N, NAME at generation N (silent), ..." in lagging
+ * (a text that changes only with them), their number returned; those
+ * behind by plan->lag_hold or more the same in held, their number in
+ * *holding.  Texts too long end in "...".  Remembers who answered.
  */
-size_t cs_lag_check(const cs_lag_t *lag, const cs_plan_t *plan,
+size_t cs_lag_check(cs_lag_t *lag, const cs_plan_t *plan,
     char *const *names, const cs_metrics_t *readings, const int *answered,
     size_t n, int64_t now, char *lagging, size_t size, char *held,
     size_t hsize, size_t *holding);
+
+void cs_lag_free(cs_lag_t *lag);
 
 
 #endif /* _CS_LAG_H_INCLUDED_ */

@@ -358,6 +358,7 @@ cs_cleanup(cs_sidecar_t *sc)
 
     free(sc->live);
     free(sc->steps);
+    cs_lag_free(&sc->lag);
     cs_fleet_logged_free(&sc->bad);
     free(sc->urls);
     free(sc->nodes);

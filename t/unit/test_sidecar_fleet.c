@@ -352,6 +352,95 @@ START_TEST(test_lag_since_the_generation_it_missed)
     ck_assert_int_eq(cs_lag_behind(&lag, 0, T0 + 1000 * S),
                      (1000 - 3 - CS_LAG_HISTORY) * S);
 
+    cs_lag_free(&lag);
+    cs_plan_free(&plan);
+}
+END_TEST
+
+
+/* cut from Redis while behind: lagging, silent; gone while following:
+ * left */
+START_TEST(test_lag_silent_node)
+{
+    int                 answered[3];
+    char                lagging[160], held[160];
+    char               *names[3] = { "web-1", "web-2", "web-3" };
+    size_t              holding;
+    cs_lag_t            lag;
+    cs_plan_t           plan;
+    cs_metrics_t        r[3];
+
+    ck_assert_int_eq(cs_plan_default(&plan), 0);
+    memset(&lag, 0, sizeof(lag));
+
+    cs_metrics_init(&r[0]);
+    cs_metrics_init(&r[1]);
+    cs_metrics_init(&r[2]);
+
+    /* all three at generation 5; web-3 answers, then leaves */
+    cs_lag_generation(&lag, 5, T0);
+    r[0].generation_min = 5;
+    r[1].generation_min = 5;
+    r[2].generation_min = 5;
+    answered[0] = answered[1] = answered[2] = 1;
+
+    ck_assert_uint_eq(cs_lag_check(&lag, &plan, names, r, answered, 3,
+                                   T0 + 5 * S, lagging, sizeof(lagging),
+                                   held, sizeof(held), &holding), 0);
+
+    /* 6 written; web-1 answers once more at 5, then falls silent */
+    cs_lag_generation(&lag, 6, T0 + 10 * S);
+    r[1].generation_min = 6;
+    answered[2] = 0;
+
+    ck_assert_uint_eq(cs_lag_check(&lag, &plan, names, r, answered, 3,
+                                   T0 + 11 * S, lagging, sizeof(lagging),
+                                   held, sizeof(held), &holding), 0);
+
+    answered[0] = 0;
+
+    ck_assert_uint_eq(cs_lag_check(&lag, &plan, names, r, answered, 3,
+                                   T0 + 16 * S, lagging, sizeof(lagging),
+                                   held, sizeof(held), &holding), 1);
+    ck_assert_str_eq(lagging, "web-1 at generation 5 (silent)");
+    ck_assert_uint_eq(holding, 0);
+
+    ck_assert_uint_eq(cs_lag_check(&lag, &plan, names, r, answered, 3,
+                                   T0 + 41 * S, lagging, sizeof(lagging),
+                                   held, sizeof(held), &holding), 1);
+    ck_assert_str_eq(held, "web-1 at generation 5 (silent)");
+    ck_assert_uint_eq(holding, 1);
+
+    /* it answers again, following: nothing lags */
+    answered[0] = 1;
+    r[0].generation_min = 6;
+
+    ck_assert_uint_eq(cs_lag_check(&lag, &plan, names, r, answered, 3,
+                                   T0 + 42 * S, lagging, sizeof(lagging),
+                                   held, sizeof(held), &holding), 0);
+
+    /* silent again behind 7, then forgotten after CS_LAG_SILENT_MAX */
+    cs_lag_generation(&lag, 7, T0 + 50 * S);
+
+    ck_assert_uint_eq(cs_lag_check(&lag, &plan, names, r, answered, 3,
+                                   T0 + 51 * S, lagging, sizeof(lagging),
+                                   held, sizeof(held), &holding), 0);
+
+    answered[0] = 0;
+    answered[1] = 0;
+
+    ck_assert_uint_eq(cs_lag_check(&lag, &plan, names, r, answered, 3,
+                                   T0 + 90 * S, lagging, sizeof(lagging),
+                                   held, sizeof(held), &holding), 2);
+    ck_assert_uint_eq(holding, 2);
+
+    ck_assert_uint_eq(cs_lag_check(&lag, &plan, names, r, answered, 3,
+                                   T0 + 51 * S + CS_LAG_SILENT_MAX,
+                                   lagging, sizeof(lagging), held,
+                                   sizeof(held), &holding), 0);
+    ck_assert_uint_eq(lag.nnodes, 0);
+
+    cs_lag_free(&lag);
     cs_plan_free(&plan);
 }
 END_TEST
