@@ -43,6 +43,7 @@ struct ngx_http_canary_fleet_s {
     u_char                        ttl[NGX_INT64_LEN];
     size_t                        ttl_len;
     u_char                        nkeys[NGX_INT_T_LEN];
+    u_char                        pid[NGX_INT64_LEN];
     ngx_uint_t                    window;       /* seconds, for a rate */
 
     /* a split at a time, and the records of one round */
@@ -78,6 +79,8 @@ static void ngx_http_canary_fleet_other(ngx_http_canary_fleet_t *fleet,
  * time: the clocks of the nginx do not matter.  A live record of this
  * node name written by another instance is returned (its writer may be
  * this nginx before a restart, or another nginx with the same node=).
+ * Members expired NGX_HTTP_CANARY_NODE_SILENT_MAX ago are removed: until
+ * then an expired one is silent (cut from Redis?), not gone.
  * SET fails only for all splits at once (a replica's READONLY, OOM): it
  * ends the script with that error; an error of the set (a key of
  * another type) stays its split's.  Per split the reply holds that
@@ -101,11 +104,31 @@ static const char  ngx_http_canary_fleet_script[] =
     "local x = e(redis.pcall('ZADD', z, string.format('%.0f', now + ttl), "
     "ARGV[1])) "
     "or e(redis.pcall('ZREMRANGEBYSCORE', z, '-inf', "
-    "'(' .. string.format('%.0f', now - ttl))) "
+    "'(' .. string.format('%.0f', now - "
+    NGX_HTTP_CANARY_NODE_SILENT_TEXT "))) "
     "r[2 * i - 1] = other "
     "r[2 * i] = x or '' "
     "end "
     "return r";
+
+
+/*
+ * A graceful stop: this nginx leaves the fleet at once.  KEYS as above;
+ * ARGV: the node, the pid of the syncing worker.  Only a record this
+ * worker wrote goes: after a reload the new syncing worker's stays.
+ */
+
+static const char  ngx_http_canary_fleet_goodbye_script[] =
+    "for i = 1, #KEYS / 2 do "
+    "local k, z = KEYS[2 * i - 1], KEYS[2 * i] "
+    "local o = redis.pcall('GET', k) "
+    "if type(o) == 'string' "
+    "and string.match(o, '\"pid\":(%d+)') == ARGV[2] then "
+    "redis.call('DEL', k) "
+    "redis.pcall('ZREM', z, ARGV[1]) "
+    "end "
+    "end "
+    "return 0";
 
 
 ngx_http_canary_fleet_t *
@@ -296,6 +319,48 @@ ngx_http_canary_fleet_command(ngx_http_canary_fleet_t *fleet,
                          (fleet->records + k * NGX_HTTP_CANARY_NODE_RECORD_MAX);
         fleet->argvlen[a++] = fleet->reclen[k];
     }
+
+    *argv = fleet->argv;
+    *argvlen = fleet->argvlen;
+
+    return a;
+}
+
+
+/* the goodbye's command, like the round's */
+
+ngx_uint_t
+ngx_http_canary_fleet_goodbye(ngx_http_canary_fleet_t *fleet,
+    const char ***argv, const size_t **argvlen)
+{
+    ngx_uint_t  i, n, a;
+
+    n = fleet->cmcf->splits.nelts;
+
+    if (n == 0) {
+        return 0;
+    }
+
+    fleet->argv[0] = "EVAL";
+    fleet->argvlen[0] = sizeof("EVAL") - 1;
+    fleet->argv[1] = ngx_http_canary_fleet_goodbye_script;
+    fleet->argvlen[1] = sizeof(ngx_http_canary_fleet_goodbye_script) - 1;
+    fleet->argv[2] = (const char *) fleet->nkeys;
+    fleet->argvlen[2] = ngx_sprintf(fleet->nkeys, "%ui", 2 * n)
+                        - fleet->nkeys;
+
+    a = 3;
+
+    for (i = 0; i < 2 * n; i++) {
+        fleet->argv[a] = (const char *) fleet->keys[i].data;
+        fleet->argvlen[a++] = fleet->keys[i].len;
+    }
+
+    fleet->argv[a] = (const char *) fleet->node.node.data;
+    fleet->argvlen[a++] = fleet->node.node.len;
+    fleet->argv[a] = (const char *) fleet->pid;
+    fleet->argvlen[a++] = ngx_sprintf(fleet->pid, "%P", ngx_pid)
+                          - fleet->pid;
 
     *argv = fleet->argv;
     *argvlen = fleet->argvlen;

@@ -475,6 +475,8 @@ ngx_http_canary_fleet_t *ngx_http_canary_fleet_create(ngx_cycle_t *cycle,
     ngx_http_canary_main_conf_t *cmcf);
 ngx_uint_t ngx_http_canary_fleet_command(ngx_http_canary_fleet_t *fleet,
     const char ***argv, const size_t **argvlen);
+ngx_uint_t ngx_http_canary_fleet_goodbye(ngx_http_canary_fleet_t *fleet,
+    const char ***argv, const size_t **argvlen);
 ngx_int_t ngx_http_canary_fleet_reply(ngx_http_canary_fleet_t *fleet,
     struct redisReply *reply, ngx_str_t *error);
 

@@ -152,6 +152,7 @@ static void ngx_http_canary_redis_reconnect_handler(ngx_event_t *ev);
 static void ngx_http_canary_redis_poll_handler(ngx_event_t *ev);
 static void ngx_http_canary_redis_probe_handler(ngx_event_t *ev);
 static void ngx_http_canary_redis_close(ngx_http_canary_redis_t *rd);
+static void ngx_http_canary_redis_goodbye(void);
 static void ngx_http_canary_redis_retire_handler(ngx_event_t *ev);
 static void ngx_http_canary_redis_read_split(ngx_http_canary_redis_t *rd,
     ngx_uint_t index);
@@ -176,6 +177,9 @@ static ngx_int_t ngx_http_canary_redis_read_password(ngx_conf_t *cf,
 
 /* the one per worker process, if this worker syncs */
 static ngx_http_canary_redis_t  *ngx_http_canary_redis_worker;
+
+/* the same, kept until the process exits: its goodbye to the fleet */
+static ngx_http_canary_redis_t  *ngx_http_canary_redis_leaving;
 
 
 char *
@@ -612,6 +616,7 @@ ngx_http_canary_redis_init_process(ngx_cycle_t *cycle,
     }
 
     ngx_http_canary_redis_worker = rd;
+    ngx_http_canary_redis_leaving = rd;
 
     ngx_http_canary_redis_connected(rd, 0);
 
@@ -631,26 +636,133 @@ ngx_http_canary_redis_exit_process(void)
 
     rd = ngx_http_canary_redis_worker;
 
-    if (rd == NULL) {
+    if (rd) {
+        /* callbacks run from redisAsyncFree() see this and do nothing */
+        rd->exiting = 1;
+
+        if (rd->cmd.ac) {
+            redisAsyncFree(rd->cmd.ac);
+        }
+
+        if (rd->sub.ac) {
+            redisAsyncFree(rd->sub.ac);
+        }
+
+        if (rd->sentinels) {
+            ngx_http_canary_sentinels_close(rd->sentinels);
+        }
+
+        ngx_http_canary_redis_worker = NULL;
+    }
+
+    ngx_http_canary_redis_goodbye();
+}
+
+
+/*
+ * The process exits (a stop, or the end of an old worker after a
+ * reload): this nginx leaves the fleet now, rather than fall silent and
+ * look cut from Redis for NGX_HTTP_CANARY_NODE_SILENT_MAX.  A blocking
+ * round trip within the timeout: no request is served any more.  After
+ * a reload the new syncing worker's records stay (the script checks the
+ * pid).
+ */
+
+static void
+ngx_http_canary_redis_goodbye(void)
+{
+    u_char              *host;
+    ngx_int_t            port;
+    ngx_uint_t           argc;
+    redisReply          *reply;
+    redisContext        *c;
+    const char         **argv;
+    const size_t        *argvlen;
+    struct timeval       tv;
+    ngx_http_canary_redis_t  *rd;
+
+    rd = ngx_http_canary_redis_leaving;
+    ngx_http_canary_redis_leaving = NULL;
+
+    if (rd == NULL || rd->fleet == NULL) {
         return;
     }
 
-    /* callbacks run from redisAsyncFree() see this and do nothing */
-    rd->exiting = 1;
-
-    if (rd->cmd.ac) {
-        redisAsyncFree(rd->cmd.ac);
-    }
-
-    if (rd->sub.ac) {
-        redisAsyncFree(rd->sub.ac);
-    }
+    host = rd->conf->host;
+    port = rd->conf->port;
 
     if (rd->sentinels) {
-        ngx_http_canary_sentinels_close(rd->sentinels);
+        if (rd->master_port == 0) {
+            return;
+        }
+
+        host = rd->master_host;
+        port = rd->master_port;
     }
 
-    ngx_http_canary_redis_worker = NULL;
+    argc = ngx_http_canary_fleet_goodbye(rd->fleet, &argv, &argvlen);
+    if (argc == 0) {
+        return;
+    }
+
+    tv.tv_sec = rd->conf->timeout / 1000;
+    tv.tv_usec = (rd->conf->timeout % 1000) * 1000;
+
+    c = port ? redisConnectWithTimeout((char *) host, port, tv)
+             : redisConnectUnixWithTimeout((char *) host, tv);
+
+    if (c == NULL || c->err || redisSetTimeout(c, tv) != REDIS_OK) {
+        goto failed;
+    }
+
+    if (rd->conf->password.len) {
+        reply = redisCommand(c, "AUTH %b", rd->conf->password.data,
+                             rd->conf->password.len);
+
+        if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+            freeReplyObject(reply);
+            goto failed;
+        }
+
+        freeReplyObject(reply);
+    }
+
+    if (rd->conf->db) {
+        reply = redisCommand(c, "SELECT %d", (int) rd->conf->db);
+
+        if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+            freeReplyObject(reply);
+            goto failed;
+        }
+
+        freeReplyObject(reply);
+    }
+
+    reply = redisCommandArgv(c, (int) argc, argv, argvlen);
+
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        freeReplyObject(reply);
+        goto failed;
+    }
+
+    freeReplyObject(reply);
+    redisFree(c);
+
+    ngx_log_error(NGX_LOG_INFO, rd->log, 0,
+                  "canary_redis: node \"%V\" left the fleet",
+                  &rd->conf->node);
+    return;
+
+failed:
+
+    ngx_log_error(NGX_LOG_INFO, rd->log, 0,
+                  "canary_redis: node \"%V\" could not leave the fleet "
+                  "(%s): its records expire", &rd->conf->node,
+                  c && c->err ? c->errstr : "refused");
+
+    if (c) {
+        redisFree(c);
+    }
 }
 
 

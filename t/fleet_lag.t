@@ -10,7 +10,9 @@
 # rollout (no promotion).  Its record then expires: web-3 is silent,
 # cut from Redis rather than gone (it answered after the generation it
 # lacks was written), and still holds the rollout.  After SIGCONT web-3
-# reports again, follows, and the rollout goes on.
+# reports again, follows, and the rollout goes on.  Then web-3 stops
+# (QUIT: scaled in): it says goodbye, leaves the nodes set, and holds
+# nothing: the rollout completes.
 
 use strict;
 use warnings;
@@ -111,6 +113,19 @@ $s->wait_for(sub { ($s->state_hash->{stage_name} // '') ne $stage
                    || $s->hget('state') eq 'awaiting_resume' },
              10, 'the rollout goes on') or $s->show_log;
 is $s->state_hash->{lagging}, '', 'nothing lags in the state';
+
+# ---- scaled in: web-3 stops, says goodbye, holds nothing -------------------
+
+$s->stop_nginx(2);
+ok !length($s->redis('ZSCORE', $s->key . ':nodes', 'web-3') // ''),
+    'web-3 stopped (QUIT): it left the nodes set at once';
+
+$s->wait_for(sub { $s->hget('state') eq 'awaiting_resume' }, 20,
+             'the rollout reaches its manual stage') or $s->show_log;
+$s->ctl('resume', 'api');
+$s->wait_for(sub { $s->hget('state') eq 'complete' }, 10,
+             'and completes without web-3') or $s->show_log;
+is $s->state_hash->{lagging}, '', 'nothing lags';
 
 $traffic->stop;
 $s->finish;

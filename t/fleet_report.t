@@ -18,8 +18,9 @@
 #
 # nginx B (two splits, node=web-b) has a record for each split; nginx C
 # starts with node=web-b too: the two log that two nginx report as node
-# web-b, with both instances.  A stopped nginx is gone from Redis within
-# 3 intervals: its record expired and its score no longer live.
+# web-b, with both instances.  A reloaded nginx stays live; a stopped
+# one removes its record and its member at once (its goodbye); a killed
+# one's record expires within 3 intervals and its member stays, silent.
 
 use strict;
 use warnings;
@@ -326,14 +327,42 @@ is scalar(grep_lines($dup, $tb->error_log)), 1, 'B warned once';
 $tc->stop;
 $tb->stop;
 
-# ---- gone within 3 intervals -----------------------------------------------
+# ---- leaving: a stop removes the node at once; a death leaves it silent ----
+
+# a reload: the new syncing worker reports, the node stays
+my $pid_a = record('app', 'web-a')->{pid};
+$ta->reload;
+ok wait_until(5, sub { my $r = record('app', 'web-a');
+                       $r && $r->{pid} != $pid_a }),
+    'A reloaded: the new syncing worker reports';
+sleep 4 * $INTERVAL;
+ok live_score('app', 'web-a'), 'A reloaded: still live';
 
 my $t_stop = time;
 $ta->stop;
 
-my $gone = wait_until(3 * $INTERVAL + 1, sub {
-    !r('EXISTS', 'canary:app:node:web-a') && !live_score('app', 'web-a') });
-ok defined $gone, 'A stopped: its record and its live score are gone'
+my $gone = wait_until(3 * $INTERVAL, sub {
+    !r('EXISTS', 'canary:app:node:web-a')
+    && !length(r('ZSCORE', 'canary:app:nodes', 'web-a')) });
+ok defined $gone, 'A stopped (QUIT): its record and its member are gone'
     . (defined $gone ? sprintf(' after %.2f s', time - $t_stop) : '');
+ok $ta->wait_for_log(qr/canary_redis: node "web-a" left the fleet/, 1),
+    'A says it left the fleet';
+
+# killed: nobody says goodbye; the record expires, the member stays
+# with its expired score (silent) for the sidecar to see
+$ta->start;
+ok wait_until(5, sub { live_score('app', 'web-a') }), 'A started again';
+my @pids = ($ta->master_pid, $ta->worker_pids);
+kill 'KILL', @pids;
+$t_stop = time;
+
+$gone = wait_until(3 * $INTERVAL + 1, sub {
+    !r('EXISTS', 'canary:app:node:web-a') && !live_score('app', 'web-a') });
+ok defined $gone, 'A killed: its record expires, it is no longer live'
+    . (defined $gone ? sprintf(' after %.2f s', time - $t_stop) : '');
+cmp_ok r('ZSCORE', 'canary:app:nodes', 'web-a') || 0, '>', 0,
+    'A killed: still a member, silent (expired score)';
+$ta->stop(no_check => 1);
 
 done_testing;

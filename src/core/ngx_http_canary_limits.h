@@ -41,6 +41,14 @@
 /* a node's record expires after this many of its writer's intervals */
 #define NGX_HTTP_CANARY_NODE_TTL_INTERVALS  3
 
+/*
+ * A node whose record expired stays in the split's nodes set, silent,
+ * this long (ms; the writers remove it after): it may be cut from Redis
+ * and still serve.  One that stops gracefully removes itself at once.
+ */
+#define NGX_HTTP_CANARY_NODE_SILENT_MAX     300000
+#define NGX_HTTP_CANARY_NODE_SILENT_TEXT    "300000"
+
 /* the window the module keeps, seconds */
 #define NGX_HTTP_CANARY_WINDOW_MAX      60
 

@@ -100,22 +100,27 @@ cs_lag_check(cs_lag_t *lag, const cs_plan_t *plan,
         suffix = "";
 
         if (e->seen != now) {
-            if (now - e->seen >= CS_LAG_SILENT_MAX) {
+            if (now - e->seen >= CS_LAG_SILENT_MAX
+                || (lag->fleet && !e->silent))
+            {
+                /* forgotten; or, in fleet mode, left the nodes set */
                 free(e->name);
                 *e = lag->nodes[--lag->nnodes];
                 continue;
             }
 
+            e->silent = 0;
             i++;
 
-            /* it followed as long as it answered: it left */
-            if (cs_lag_behind(lag, g, e->seen) == 0) {
+            /* --status: it followed as long as it answered, it left */
+            if (!lag->fleet && cs_lag_behind(lag, g, e->seen) == 0) {
                 continue;
             }
 
             suffix = " (silent)";
 
         } else {
+            e->silent = 0;
             i++;
         }
 
@@ -135,6 +140,22 @@ cs_lag_check(cs_lag_t *lag, const cs_plan_t *plan,
     }
 
     return k;
+}
+
+
+void
+cs_lag_silent(cs_lag_t *lag, const char *name, size_t len)
+{
+    size_t  i;
+
+    for (i = 0; i < lag->nnodes; i++) {
+        if (strlen(lag->nodes[i].name) == len
+            && memcmp(lag->nodes[i].name, name, len) == 0)
+        {
+            lag->nodes[i].silent = 1;
+            return;
+        }
+    }
 }
 
 
@@ -193,6 +214,7 @@ cs_lag_seen(cs_lag_t *lag, const char *name, uint64_t generation,
 
     e->generation = generation;
     e->seen = now;
+    e->silent = 0;
     lag->nnodes++;
 }
 

@@ -8,11 +8,15 @@
  * sidecar's state); by plan->lag_hold it holds the rollout: no
  * promotion until it follows or leaves (analysis.c).
  *
- * A node that stops answering while behind (it answered, at an older
- * generation, after the newer one was written) is cut from Redis or
- * stuck, not gone: it may still serve the old weight.  It stays lagging,
- * "silent", until it answers again or CS_LAG_SILENT_MAX passes; one that
- * stops answering while it follows has left.  Pure: no I/O.
+ * A node that stops answering may be cut from Redis or stuck, not
+ * gone: it may still serve the old weight.  In fleet mode a node that
+ * stops gracefully leaves the nodes set, and one whose record expired
+ * stays in it, silent (cs_lag_silent()): a silent node behind the split
+ * lags like any other, "(silent)", until it answers again or
+ * CS_LAG_SILENT_MAX passes.  With --status nobody says goodbye: a node
+ * that stops answering lags, silent, only if it answered at an older
+ * generation after the newer one was written; one that stops answering
+ * while it follows has left.  Pure: no I/O.
  */
 
 
@@ -23,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ngx_http_canary_limits.h"
 #include "fetch.h"
 #include "plan.h"
 
@@ -30,8 +35,9 @@
 /* the generations whose time is remembered */
 #define CS_LAG_HISTORY      64
 
-/* a node silent this long is forgotten, lagging or not (ms) */
-#define CS_LAG_SILENT_MAX   300000
+/* a node silent this long is forgotten, lagging or not (ms): as long as
+ * the nodes set keeps it */
+#define CS_LAG_SILENT_MAX   NGX_HTTP_CANARY_NODE_SILENT_MAX
 
 
 typedef struct {
@@ -45,6 +51,7 @@ typedef struct {
     char               *name;
     uint64_t            generation;
     int64_t             seen;               /* Redis' unix ms */
+    unsigned            silent:1;           /* this step, fleet mode */
 } cs_lag_node_t;
 
 
@@ -54,6 +61,8 @@ typedef struct {
     cs_lag_node_t      *nodes;
     size_t              nnodes;
     size_t              cap;
+    int                 fleet;              /* the nodes set says who is
+                                               silent */
 } cs_lag_t;
 
 
@@ -79,6 +88,9 @@ size_t cs_lag_check(cs_lag_t *lag, const cs_plan_t *plan,
     char *const *names, const cs_metrics_t *readings, const int *answered,
     size_t n, int64_t now, char *lagging, size_t size, char *held,
     size_t hsize, size_t *holding);
+
+/* fleet mode: a node in the nodes set whose record expired, this step */
+void cs_lag_silent(cs_lag_t *lag, const char *name, size_t len);
 
 void cs_lag_free(cs_lag_t *lag);
 

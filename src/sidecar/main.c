@@ -1177,7 +1177,7 @@ cs_fleet_read(cs_sidecar_t *sc, const char *saved, int live)
     cs_record_e         rc;
     cs_metrics_t       *m;
     redisReply         *reply;
-    const redisReply   *names, *records, *nm, *rec;
+    const redisReply   *names, *records, *silent, *nm, *rec;
 
     reply = NULL;
     names = NULL;
@@ -1185,13 +1185,24 @@ cs_fleet_read(cs_sidecar_t *sc, const char *saved, int live)
     nl = 0;
 
     if (live) {
-        if (cs_redis_fleet(&sc->redis, &t, &reply, &names, &records)
+        if (cs_redis_fleet(&sc->redis, &t, &reply, &names, &records,
+                           &silent)
             != CS_REDIS_OK)
         {
             return -1;
         }
 
         nl = names->elements;
+
+        /* split verification: who is silent rather than gone */
+        sc->lag.fleet = 1;
+
+        for (i = 0; i < silent->elements; i++) {
+            if (silent->element[i]->type == REDIS_REPLY_STRING) {
+                cs_lag_silent(&sc->lag, silent->element[i]->str,
+                              silent->element[i]->len);
+            }
+        }
     }
 
     prev = cs_nodes_names(saved ? saved : "", &np);

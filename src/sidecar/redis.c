@@ -76,9 +76,13 @@ static const char  *cs_redis_fleet_script =
     "local v = got[k] "
     "if v and #v > max then v = #v end "
     "recs[#recs + 1] = v end end "
-    "for i = 1, #names do "
-    "if #names[i] > 64 then names[i] = string.sub(names[i], 1, 64) end end "
-    "return {t[1], t[2], names, recs}";
+    "local silent = redis.call('zrangebyscore', KEYS[1], "
+    "string.format('%.0f', now - " NGX_HTTP_CANARY_NODE_SILENT_TEXT "), "
+    "string.format('%.0f', now), 'limit', 0, tonumber(ARGV[2])) "
+    "for _, l in ipairs({names, silent}) do "
+    "for i = 1, #l do "
+    "if #l[i] > 64 then l[i] = string.sub(l[i], 1, 64) end end end "
+    "return {t[1], t[2], names, recs, silent}";
 
 static const char  *cs_redis_release_script =
     "if redis.call('get', KEYS[1]) == ARGV[1] then "
@@ -574,7 +578,8 @@ done:
 
 int
 cs_redis_fleet(cs_redis_t *r, int64_t *now, redisReply **reply,
-    const redisReply **names, const redisReply **records)
+    const redisReply **names, const redisReply **records,
+    const redisReply **silent)
 {
     char          n[24], max[24];
     cs_args_t     a;
@@ -601,9 +606,10 @@ cs_redis_fleet(cs_redis_t *r, int64_t *now, redisReply **reply,
         return CS_REDIS_ERROR;
     }
 
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 4
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 5
         || rep->element[2]->type != REDIS_REPLY_ARRAY
         || rep->element[3]->type != REDIS_REPLY_ARRAY
+        || rep->element[4]->type != REDIS_REPLY_ARRAY
         || rep->element[2]->elements != rep->element[3]->elements
         || cs_redis_time(rep, now) != 0)
     {
@@ -617,6 +623,7 @@ cs_redis_fleet(cs_redis_t *r, int64_t *now, redisReply **reply,
     *reply = rep;
     *names = rep->element[2];
     *records = rep->element[3];
+    *silent = rep->element[4];
 
     return CS_REDIS_OK;
 }

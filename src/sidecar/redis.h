@@ -147,10 +147,12 @@ int cs_redis_read(cs_redis_t *r, const cs_plan_t *plan, int64_t *now,
  * CS_FLEET_NODES_MAX), and Redis' TIME in *now.  *reply (to free) holds
  * names and records, two arrays of one length: a record is a string,
  * the length (integer) of one over NGX_HTTP_CANARY_NODE_RECORD_MAX, or
- * nil when gone; a name over 64 bytes is cut there.
+ * nil when gone; and silent, the members whose record expired (within
+ * NGX_HTTP_CANARY_NODE_SILENT_MAX); a name over 64 bytes is cut there.
  */
 int cs_redis_fleet(cs_redis_t *r, int64_t *now, redisReply **reply,
-    const redisReply **names, const redisReply **records);
+    const redisReply **names, const redisReply **records,
+    const redisReply **silent);
 
 /*
  * The write of a decision: generation + 1, weight, state, updated_by,

@@ -446,4 +446,59 @@ START_TEST(test_lag_silent_node)
 END_TEST
 
 
+/* fleet mode: the nodes set says who is silent; the others left */
+START_TEST(test_lag_silent_in_the_nodes_set)
+{
+    int                 answered[2] = { 1, 1 };
+    char                lagging[160], held[160];
+    char               *names[2] = { "web-1", "web-2" };
+    size_t              holding;
+    cs_lag_t            lag;
+    cs_plan_t           plan;
+    cs_metrics_t        r[2];
+
+    ck_assert_int_eq(cs_plan_default(&plan), 0);
+    memset(&lag, 0, sizeof(lag));
+    lag.fleet = 1;
+
+    cs_metrics_init(&r[0]);
+    cs_metrics_init(&r[1]);
+    r[0].generation_min = 5;
+    r[1].generation_min = 5;
+
+    cs_lag_generation(&lag, 5, T0);
+    ck_assert_uint_eq(cs_lag_check(&lag, &plan, names, r, answered, 2,
+                                   T0 + 1 * S, lagging, sizeof(lagging),
+                                   held, sizeof(held), &holding), 0);
+
+    /* both stop answering before 6 is written: web-1 is silent (its
+     * record expired), web-2 said goodbye */
+    answered[0] = answered[1] = 0;
+    cs_lag_generation(&lag, 6, T0 + 10 * S);
+
+    cs_lag_silent(&lag, "web-1", 5);
+    ck_assert_uint_eq(cs_lag_check(&lag, &plan, names, r, answered, 2,
+                                   T0 + 12 * S, lagging, sizeof(lagging),
+                                   held, sizeof(held), &holding), 0);
+    ck_assert_uint_eq(lag.nnodes, 1);
+
+    cs_lag_silent(&lag, "web-1", 5);
+    ck_assert_uint_eq(cs_lag_check(&lag, &plan, names, r, answered, 2,
+                                   T0 + 41 * S, lagging, sizeof(lagging),
+                                   held, sizeof(held), &holding), 1);
+    ck_assert_str_eq(lagging, "web-1 at generation 5 (silent)");
+    ck_assert_str_eq(held, "web-1 at generation 5 (silent)");
+
+    /* no longer in the set: gone */
+    ck_assert_uint_eq(cs_lag_check(&lag, &plan, names, r, answered, 2,
+                                   T0 + 42 * S, lagging, sizeof(lagging),
+                                   held, sizeof(held), &holding), 0);
+    ck_assert_uint_eq(lag.nnodes, 0);
+
+    cs_lag_free(&lag);
+    cs_plan_free(&plan);
+}
+END_TEST
+
+
 UNIT_MAIN("sidecar_fleet", NULL, NULL, 0)
