@@ -1,13 +1,13 @@
 #!/usr/bin/perl
 
-# Story: three nginx (node= web-1, web-2, web-3) report split app to one
-# Redis, and canary-ctl reads that fleet and writes only what it reports.
+# Story: five nginx (node= web-1 .. web-5) report split app to one Redis,
+# and canary-ctl reads that fleet and writes only what it reports.
 #
-#   fleet --json lists the three, each applying the hash's generation
+#   fleet --json lists the five, each applying the hash's generation
 #   with its weight, guard armed; under traffic on web-1 its requests/s
 #   show, with the canary's share near the weight.
 #   web-3 stopped: gone from the list within 3 intervals.
-#   web-4 started: joins.
+#   web-6 started: joins.
 #   set-weight on a typo split: exit 2 naming app, Redis untouched;
 #   --force writes it.  A write to app: each node lags until its next
 #   report, then applies it.
@@ -27,17 +27,17 @@ use Traffic;
 
 my $INTERVAL = 0.2;
 
-my @t = map { CanaryTest->new(name => "web-$_") } 1 .. 4;
+my @t = map { CanaryTest->new(name => "web-$_") } 1 .. 6;
 my $redis = '127.0.0.1:' . $t[0]->redis_start;
 
-for my $i (0 .. 3) {
+for my $i (0 .. 5) {
     $t[$i]->write_conf(redis_split_conf($t[$i], weight => 20,
                            redis => "$redis interval=200ms timeout=300ms "
                                     . 'node=web-' . ($i + 1)),
                        workers => 1);
 }
 
-$_->start for @t[0 .. 2];
+$_->start for @t[0 .. 4];
 
 sub fleet {
     my ($rc, $out) = canary_ctl($redis, 'fleet', 'app', '--json');
@@ -51,12 +51,13 @@ sub names {
     return join ' ', sort map { $_->{node} } @{$doc->{nodes}};
 }
 
-ok wait_nodes($redis, 'app', 3), 'three nginx report split app';
-is names(), 'web-1 web-2 web-3', 'fleet --json lists web-1, web-2, web-3';
+ok wait_nodes($redis, 'app', 5), 'five nginx report split app';
+is names(), 'web-1 web-2 web-3 web-4 web-5',
+    'fleet --json lists web-1 .. web-5';
 
 ctl_ok($redis, 'set-weight', 'app', 30);
 ok wait_until(3, sub { my $d = fleet();
-                       $d && 3 == grep { !$_->{lagging} && $_->{weight} == 30 }
+                       $d && 5 == grep { !$_->{lagging} && $_->{weight} == 30 }
                                    @{$d->{nodes}} }),
     'within a report each node applies it: none lagging, weight 30';
 
@@ -97,12 +98,13 @@ $load->stop;
 
 my $t0 = time;
 $t[2]->stop;
-ok wait_until(5, sub { names() eq 'web-1 web-2' }),
+ok wait_until(5, sub { names() eq 'web-1 web-2 web-4 web-5' }),
     'web-3 stopped: gone from fleet';
 cmp_ok time - $t0, '<=', 3 * $INTERVAL + 0.5, 'within 3 intervals';
 
-$t[3]->start;
-ok wait_until(5, sub { names() eq 'web-1 web-2 web-4' }), 'web-4 joins';
+$t[5]->start;
+ok wait_until(5, sub { names() eq 'web-1 web-2 web-4 web-5 web-6' }),
+    'web-6 joins';
 
 # ---- a typo, refused; --force ------------------------------------------------
 
@@ -127,6 +129,6 @@ ok wait_until(5, sub { names() eq 'web-1 web-2 web-4' }), 'web-4 joins';
     is $t[0]->redis_cli('HGET', 'canary:apii', 'weight'), 30, 'weight 30';
 }
 
-$_->stop for @t[0, 1, 3];
+$_->stop for @t[0, 1, 3, 4, 5];
 
 done_testing;
