@@ -13,8 +13,10 @@
 
 static void cs_lag_seen(cs_lag_t *lag, const char *name,
     uint64_t generation, int64_t now);
-static void cs_lag_append(char *buf, size_t size, const char *name,
-    uint64_t generation, const char *suffix);
+static cs_lag_node_t *cs_lag_add(cs_lag_t *lag, const char *name,
+    size_t len);
+static void cs_lag_append(char *buf, size_t size, const cs_lag_node_t *e,
+    const char *suffix);
 
 
 void
@@ -99,7 +101,12 @@ cs_lag_check(cs_lag_t *lag, const cs_plan_t *plan,
         g = e->generation;
         suffix = "";
 
-        if (e->seen != now) {
+        if (e->unknown && e->seen == 0) {
+            /* first noticed now: forgotten CS_LAG_SILENT_MAX later */
+            e->seen = now;
+        }
+
+        if (e->seen != now || e->unknown) {
             if (now - e->seen >= CS_LAG_SILENT_MAX
                 || (lag->fleet && !e->silent))
             {
@@ -124,17 +131,24 @@ cs_lag_check(cs_lag_t *lag, const cs_plan_t *plan,
             i++;
         }
 
-        behind = cs_lag_behind(lag, g, now);
+        if (e->unknown) {
+            /* it may have missed any generation, since long ago */
+            behind = (lag->n && lag->gens[lag->n - 1].generation)
+                     ? INT64_MAX : 0;
+
+        } else {
+            behind = cs_lag_behind(lag, g, now);
+        }
 
         if (behind == 0 || behind < plan->lag) {
             continue;
         }
 
-        cs_lag_append(lagging, size, e->name, g, suffix);
+        cs_lag_append(lagging, size, e, suffix);
         k++;
 
         if (behind >= plan->lag_hold) {
-            cs_lag_append(held, hsize, e->name, g, suffix);
+            cs_lag_append(held, hsize, e, suffix);
             (*holding)++;
         }
     }
@@ -146,7 +160,8 @@ cs_lag_check(cs_lag_t *lag, const cs_plan_t *plan,
 void
 cs_lag_silent(cs_lag_t *lag, const char *name, size_t len)
 {
-    size_t  i;
+    size_t          i;
+    cs_lag_node_t  *e;
 
     for (i = 0; i < lag->nnodes; i++) {
         if (strlen(lag->nodes[i].name) == len
@@ -155,6 +170,13 @@ cs_lag_silent(cs_lag_t *lag, const char *name, size_t len)
             lag->nodes[i].silent = 1;
             return;
         }
+    }
+
+    e = cs_lag_add(lag, name, len);
+
+    if (e) {
+        e->unknown = 1;
+        e->silent = 1;
     }
 }
 
@@ -182,23 +204,45 @@ static void
 cs_lag_seen(cs_lag_t *lag, const char *name, uint64_t generation,
     int64_t now)
 {
-    size_t          i, cap;
+    size_t          i;
     cs_lag_node_t  *e;
+
+    e = NULL;
 
     for (i = 0; i < lag->nnodes; i++) {
         if (strcmp(lag->nodes[i].name, name) == 0) {
-            lag->nodes[i].generation = generation;
-            lag->nodes[i].seen = now;
+            e = &lag->nodes[i];
+            break;
+        }
+    }
+
+    if (e == NULL) {
+        e = cs_lag_add(lag, name, strlen(name));
+        if (e == NULL) {
             return;
         }
     }
+
+    e->generation = generation;
+    e->seen = now;
+    e->unknown = 0;
+}
+
+
+/* a new node, not seen yet; NULL without memory */
+
+static cs_lag_node_t *
+cs_lag_add(cs_lag_t *lag, const char *name, size_t len)
+{
+    size_t          cap;
+    cs_lag_node_t  *e;
 
     if (lag->nnodes == lag->cap) {
         cap = lag->cap ? 2 * lag->cap : 16;
 
         e = realloc(lag->nodes, cap * sizeof(cs_lag_node_t));
         if (e == NULL) {
-            return;
+            return NULL;
         }
 
         lag->nodes = e;
@@ -207,21 +251,24 @@ cs_lag_seen(cs_lag_t *lag, const char *name, uint64_t generation,
 
     e = &lag->nodes[lag->nnodes];
 
-    e->name = strdup(name);
+    e->name = strndup(name, len);
     if (e->name == NULL) {
-        return;
+        return NULL;
     }
 
-    e->generation = generation;
-    e->seen = now;
+    e->generation = 0;
+    e->seen = 0;
     e->silent = 0;
+    e->unknown = 0;
     lag->nnodes++;
+
+    return e;
 }
 
 
 static void
-cs_lag_append(char *buf, size_t size, const char *name,
-    uint64_t generation, const char *suffix)
+cs_lag_append(char *buf, size_t size, const cs_lag_node_t *e,
+    const char *suffix)
 {
     size_t  len;
 
@@ -232,8 +279,15 @@ cs_lag_append(char *buf, size_t size, const char *name,
         return;
     }
 
-    snprintf(buf + len, size - len, "%s%s at generation %llu%s",
-             len ? ", " : "", name, (unsigned long long) generation, suffix);
+    if (e->unknown) {
+        snprintf(buf + len, size - len, "%s%s at an unknown generation%s",
+                 len ? ", " : "", e->name, suffix);
+
+    } else {
+        snprintf(buf + len, size - len, "%s%s at generation %llu%s",
+                 len ? ", " : "", e->name,
+                 (unsigned long long) e->generation, suffix);
+    }
 
     if (strlen(buf) + 1 >= size) {
         memcpy(buf + size - 4, "...", 4);

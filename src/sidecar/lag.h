@@ -52,6 +52,7 @@ typedef struct {
     uint64_t            generation;
     int64_t             seen;               /* Redis' unix ms */
     unsigned            silent:1;           /* this step, fleet mode */
+    unsigned            unknown:1;          /* silent, never seen answer */
 } cs_lag_node_t;
 
 
@@ -89,7 +90,13 @@ size_t cs_lag_check(cs_lag_t *lag, const cs_plan_t *plan,
     size_t n, int64_t now, char *lagging, size_t size, char *held,
     size_t hsize, size_t *holding);
 
-/* fleet mode: a node in the nodes set whose record expired, this step */
+/*
+ * Fleet mode: a node in the nodes set whose record expired, this step.
+ * One never seen answering (the sidecar restarted meanwhile) is at an
+ * unknown generation: it may have missed any, so it holds from when it
+ * is first noticed until it answers, leaves the set or CS_LAG_SILENT_MAX
+ * passes.
+ */
 void cs_lag_silent(cs_lag_t *lag, const char *name, size_t len);
 
 void cs_lag_free(cs_lag_t *lag);

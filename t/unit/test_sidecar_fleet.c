@@ -501,4 +501,78 @@ START_TEST(test_lag_silent_in_the_nodes_set)
 END_TEST
 
 
+/*
+ * Fleet mode, a sidecar restarted while web-2 is silent: it never saw
+ * web-2 answer, and web-2 is behind every generation it knows.
+ */
+START_TEST(test_lag_silent_unknown_generation)
+{
+    int                 answered[1] = { 1 };
+    char                lagging[160], held[160];
+    char               *names[1] = { "web-1" };
+    size_t              holding;
+    cs_lag_t            lag;
+    cs_plan_t           plan;
+    cs_metrics_t        r[1];
+
+    ck_assert_int_eq(cs_plan_default(&plan), 0);
+    memset(&lag, 0, sizeof(lag));
+    lag.fleet = 1;
+
+    cs_metrics_init(&r[0]);
+    r[0].generation_min = 7;
+
+    cs_lag_generation(&lag, 7, T0);
+
+    cs_lag_silent(&lag, "web-2", 5);
+    ck_assert_uint_eq(cs_lag_check(&lag, &plan, names, r, answered, 1,
+                                   T0 + 1 * S, lagging, sizeof(lagging),
+                                   held, sizeof(held), &holding), 1);
+    ck_assert_str_eq(lagging, "web-2 at an unknown generation (silent)");
+    ck_assert_uint_eq(holding, 1);
+
+    cs_lag_silent(&lag, "web-2", 5);
+    ck_assert_uint_eq(cs_lag_check(&lag, &plan, names, r, answered, 1,
+                                   T0 + 31 * S, lagging, sizeof(lagging),
+                                   held, sizeof(held), &holding), 1);
+    ck_assert_uint_eq(holding, 1);
+    ck_assert_str_eq(held, "web-2 at an unknown generation (silent)");
+
+    /* it answers: its generation is known, it follows */
+    r[0].generation_min = 7;
+    names[0] = "web-2";
+    ck_assert_uint_eq(cs_lag_check(&lag, &plan, names, r, answered, 1,
+                                   T0 + 32 * S, lagging, sizeof(lagging),
+                                   held, sizeof(held), &holding), 0);
+
+    /* silent again: at generation 7, which it applies */
+    answered[0] = 0;
+    cs_lag_silent(&lag, "web-2", 5);
+    ck_assert_uint_eq(cs_lag_check(&lag, &plan, names, r, answered, 1,
+                                   T0 + 33 * S, lagging, sizeof(lagging),
+                                   held, sizeof(held), &holding), 0);
+    ck_assert_uint_eq(lag.nnodes, 1);
+
+    /* out of the nodes set: gone */
+    ck_assert_uint_eq(cs_lag_check(&lag, &plan, names, r, answered, 1,
+                                   T0 + 34 * S, lagging, sizeof(lagging),
+                                   held, sizeof(held), &holding), 0);
+    ck_assert_uint_eq(lag.nnodes, 0);
+
+    /* noticed silent, never in the set again: forgotten at once */
+    cs_lag_silent(&lag, "web-3", 5);
+    ck_assert_uint_eq(cs_lag_check(&lag, &plan, names, r, answered, 1,
+                                   T0 + 35 * S, lagging, sizeof(lagging),
+                                   held, sizeof(held), &holding), 1);
+    ck_assert_uint_eq(cs_lag_check(&lag, &plan, names, r, answered, 1,
+                                   T0 + 36 * S, lagging, sizeof(lagging),
+                                   held, sizeof(held), &holding), 0);
+    ck_assert_uint_eq(lag.nnodes, 0);
+
+    cs_lag_free(&lag);
+    cs_plan_free(&plan);
+}
+END_TEST
+
+
 UNIT_MAIN("sidecar_fleet", NULL, NULL, 0)
