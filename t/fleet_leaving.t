@@ -49,7 +49,8 @@ $s->wait_for(sub { ($s->state_hash->{stage_name} // '') eq 's5' },
 my $t2 = $s->nginx(1);
 kill 'KILL', $t2->master_pid, $t2->worker_pids;
 
-$s->wait_for(sub { ($s->state_hash->{lagging} // '') =~ /^web-2 .*\(silent\)$/ },
+$s->wait_for(sub { ($s->state_hash->{lagging} // '')
+                   =~ /^web-2 .*\(silent\)$/ },
              10, 'web-2 is silent and lags') or $s->show_log;
 my $hold = qr/hold: 1 nginx did not apply .*: web-2 at generation \d+ /
            . qr/\(silent\)/;
