@@ -114,8 +114,10 @@ static const char  ngx_http_canary_fleet_script[] =
 
 /*
  * A graceful stop: this nginx leaves the fleet at once.  KEYS as above;
- * ARGV: the node, the pid of the syncing worker.  Only a record this
- * worker wrote goes: after a reload the new syncing worker's stays.
+ * ARGV: the node, the pid of the syncing worker, the instance.  Only a
+ * record this worker wrote goes: after a reload the new syncing
+ * worker's stays, and another nginx's with this node name (in a
+ * container its workers' pids may be the same) too.
  */
 
 static const char  ngx_http_canary_fleet_goodbye_script[] =
@@ -123,7 +125,9 @@ static const char  ngx_http_canary_fleet_goodbye_script[] =
     "local k, z = KEYS[2 * i - 1], KEYS[2 * i] "
     "local o = redis.pcall('GET', k) "
     "if type(o) == 'string' "
-    "and string.match(o, '\"pid\":(%d+)') == ARGV[2] then "
+    "and string.match(o, '\"pid\":(%d+)') == ARGV[2] "
+    "and string.find(o, '\"instance\":\"' .. ARGV[3] .. '\"', 1, true) "
+    "then "
     "redis.call('DEL', k) "
     "redis.pcall('ZREM', z, ARGV[1]) "
     "end "
@@ -361,6 +365,8 @@ ngx_http_canary_fleet_goodbye(ngx_http_canary_fleet_t *fleet,
     fleet->argv[a] = (const char *) fleet->pid;
     fleet->argvlen[a++] = ngx_sprintf(fleet->pid, "%P", ngx_pid)
                           - fleet->pid;
+    fleet->argv[a] = (const char *) fleet->node.instance.data;
+    fleet->argvlen[a++] = fleet->node.instance.len;
 
     *argv = fleet->argv;
     *argvlen = fleet->argvlen;

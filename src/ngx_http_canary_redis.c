@@ -755,9 +755,11 @@ ngx_http_canary_redis_goodbye(void)
 
 failed:
 
+    /* a timeout reads as EAGAIN: say which limit it was */
     ngx_log_error(NGX_LOG_INFO, rd->log, 0,
                   "canary_redis: node \"%V\" could not leave the fleet "
-                  "(%s): its records expire", &rd->conf->node,
+                  "within timeout=%M (%s): its records expire",
+                  &rd->conf->node, rd->conf->timeout,
                   c && c->err ? c->errstr : "refused");
 
     if (c) {
