@@ -164,6 +164,8 @@ static void ngx_http_canary_redis_error(ngx_http_canary_redis_t *rd,
     ngx_uint_t level, const char *fmt, ...);
 static void ngx_http_canary_redis_report_guard(ngx_http_canary_redis_t *rd,
     ngx_uint_t index, ngx_http_canary_guard_trip_t *trip);
+static u_char *ngx_http_canary_redis_uuid(u_char *p);
+static u_char *ngx_http_canary_redis_weight(u_char *p, ngx_uint_t weight);
 static void ngx_http_canary_redis_on_reported(redisAsyncContext *ac,
     void *r, void *data);
 static void ngx_http_canary_redis_report_fleet(ngx_http_canary_redis_t *rd);
@@ -2049,7 +2051,9 @@ ngx_http_canary_redis_tick(void)
  * not undo a script's writes when a later command fails, so what could
  * fail after HINCRBY is checked first: the receipts key must be a stream
  * (or not exist).  An ACL that refuses XADD alone is not foreseen.
- * KEYS: the hash, the receipts; ARGV: updated_by, updated_at, receipt.
+ * KEYS: the hash, the receipts; ARGV: updated_by, updated_at, the
+ * receipt without its generation and closing brace, which the script
+ * adds: the generation is the one HINCRBY makes.
  */
 
 static const char  ngx_http_canary_redis_trip_script[] =
@@ -2065,7 +2069,8 @@ static const char  ngx_http_canary_redis_trip_script[] =
         NGX_HTTP_CANARY_FIELD_UPDATED_BY "', ARGV[1], '"
         NGX_HTTP_CANARY_FIELD_UPDATED_AT "', ARGV[2]) "
     "redis.call('XADD', KEYS[2], 'MAXLEN', '~', '10000', '*', '"
-        NGX_HTTP_CANARY_RECEIPT "', ARGV[3]) "
+        NGX_HTTP_CANARY_RECEIPT "', ARGV[3] .. string.format(',\""
+        NGX_HTTP_CANARY_RECEIPT_GENERATION "\":%d}', g)) "
     "redis.call('PUBLISH', KEYS[1], '" NGX_HTTP_CANARY_OP_GUARD_TRIPPED "') "
     "return g";
 
@@ -2073,8 +2078,10 @@ static void
 ngx_http_canary_redis_report_guard(ngx_http_canary_redis_t *rd,
     ngx_uint_t index, ngx_http_canary_guard_trip_t *trip)
 {
-    u_char                        *p, receipt[1024];
-    ngx_str_t                     *pf, *n, ts;
+    u_char                        *p, receipt[1024], ts[sizeof("1970-01-01"
+                                                   "T00:00:00Z")];
+    ngx_tm_t                       tm;
+    ngx_str_t                     *pf, *n;
     redisAsyncContext             *ac;
     ngx_http_canary_split_t      **splitp;
     ngx_http_canary_shm_split_t   *shs;
@@ -2084,29 +2091,34 @@ ngx_http_canary_redis_report_guard(ngx_http_canary_redis_t *rd,
     pf = &rd->conf->prefix;
     n = &splitp[index]->name;
     ac = rd->cmd.ac;
-    ts.data = ngx_cached_http_log_iso8601.data;
-    ts.len = ngx_cached_http_log_iso8601.len;
+
+    /* UTC, as every writer of a receipt and of updated_at writes it */
+    ngx_gmtime(ngx_time(), &tm);
+
+    (void) ngx_sprintf(ts, "%4d-%02d-%02dT%02d:%02d:%02dZ",
+                       tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
+                       tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec);
 
     /* the reason is our own text: digits, letters, "%", "." and ">" */
-    p = ngx_snprintf(receipt, sizeof(receipt),
-            "{\"" NGX_HTTP_CANARY_RECEIPT_ID "\":"
-            "\"%08xD-%04xD-%04xD-%04xD-%08xD%04xD\","
-            "\"" NGX_HTTP_CANARY_RECEIPT_TIMESTAMP "\":\"%V\","
+    p = ngx_cpymem(receipt, "{\"" NGX_HTTP_CANARY_RECEIPT_ID "\":\"",
+                   sizeof("{\"" NGX_HTTP_CANARY_RECEIPT_ID "\":\"") - 1);
+    p = ngx_http_canary_redis_uuid(p);
+    p = ngx_snprintf(p, receipt + sizeof(receipt) - p,
+            "\",\"" NGX_HTTP_CANARY_RECEIPT_TIMESTAMP "\":\"%*s\","
             "\"" NGX_HTTP_CANARY_RECEIPT_OPERATION "\":\""
                 NGX_HTTP_CANARY_OP_GUARD_TRIPPED "\","
             "\"" NGX_HTTP_CANARY_RECEIPT_SPLIT "\":\"%V\","
             "\"" NGX_HTTP_CANARY_RECEIPT_BY "\":\""
                 NGX_HTTP_CANARY_GUARD_WRITER "%V\","
-            "\"" NGX_HTTP_CANARY_RECEIPT_FROM_WEIGHT "\":%ui.%02ui,"
-            "\"" NGX_HTTP_CANARY_RECEIPT_TO_WEIGHT "\":0,"
+            "\"" NGX_HTTP_CANARY_RECEIPT_FROM_WEIGHT "\":",
+            sizeof(ts) - 1, ts, n, &ngx_cycle->hostname);
+    p = ngx_http_canary_redis_weight(p, (ngx_uint_t) shs->weight);
+    p = ngx_snprintf(p, receipt + sizeof(receipt) - p,
+            ",\"" NGX_HTTP_CANARY_RECEIPT_TO_WEIGHT "\":0,"
+            "\"" NGX_HTTP_CANARY_FIELD_STATE "\":\""
+                NGX_HTTP_CANARY_STATE_GUARD_TRIPPED "\","
             "\"since\":%T,"
-            "\"" NGX_HTTP_CANARY_RECEIPT_REASON "\":\"%*s\"}",
-            (uint32_t) ngx_random(), (uint32_t) ngx_random() & 0xffff,
-            (uint32_t) ngx_random() & 0xffff,
-            (uint32_t) ngx_random() & 0xffff,
-            (uint32_t) ngx_random(), (uint32_t) ngx_random() & 0xffff,
-            &ts, n, &ngx_cycle->hostname,
-            (ngx_uint_t) shs->weight / 100, (ngx_uint_t) shs->weight % 100,
+            "\"" NGX_HTTP_CANARY_RECEIPT_REASON "\":\"%*s\"",
             trip->since, trip->reason_len, trip->reason);
 
     rd->writes[index].in_flight = 1;
@@ -2119,9 +2131,56 @@ ngx_http_canary_redis_report_guard(ngx_http_canary_redis_t *rd,
                       pf->data, pf->len, n->data, n->len,
                       pf->data, pf->len, n->data, n->len,
                       ngx_cycle->hostname.data, ngx_cycle->hostname.len,
-                      ts.data, ts.len, receipt, (size_t) (p - receipt));
+                      ts, sizeof(ts) - 1, receipt, (size_t) (p - receipt));
 
     ngx_http_canary_redis_sent(&rd->cmd);
+}
+
+
+/*
+ * A random (version 4) UUID, as every writer's receipt_id, from the
+ * worker's random(): 31 bits a call, 8 of them taken.
+ */
+
+static u_char *
+ngx_http_canary_redis_uuid(u_char *p)
+{
+    u_char      b[16];
+    ngx_uint_t  i;
+
+    for (i = 0; i < 16; i++) {
+        b[i] = (u_char) (ngx_random() >> 8);
+    }
+
+    b[6] = (u_char) ((b[6] & 0x0f) | 0x40);
+    b[8] = (u_char) ((b[8] & 0x3f) | 0x80);
+
+    for (i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) {
+            *p++ = '-';
+        }
+
+        p = ngx_sprintf(p, "%02xi", (ngx_uint_t) b[i]);
+    }
+
+    return p;
+}
+
+
+/* a weight (hundredths of a percent) as a JSON number of percent: 12.5 */
+
+static u_char *
+ngx_http_canary_redis_weight(u_char *p, ngx_uint_t weight)
+{
+    if (weight % 100 == 0) {
+        return ngx_sprintf(p, "%ui", weight / 100);
+    }
+
+    if (weight % 10 == 0) {
+        return ngx_sprintf(p, "%ui.%ui", weight / 100, weight % 100 / 10);
+    }
+
+    return ngx_sprintf(p, "%ui.%02ui", weight / 100, weight % 100);
 }
 
 
