@@ -27,11 +27,13 @@ use lib "$FindBin::Bin/lib";
 use JSON::PP;
 use Test::More;
 use CanaryTest;
+use ReceiptSchema;
 use RedisStory qw(report_node node_record ctl_run redis_connections
                   redis_snapshot subscribe wait_until);
 
 my $CTL = "$FindBin::Bin/../scripts/canary-ctl";
 my $KEY = 'canary:app';
+my $SCHEMA = ReceiptSchema->load;
 
 my $t = CanaryTest->new(name => 'canary-ctl');
 my $redis = '127.0.0.1:' . $t->redis_start;
@@ -63,6 +65,14 @@ sub ctl { ctl_run($t, $redis, @_) }
 sub r { $t->redis_cli(@_) }
 
 sub hash { my %h = r('HGETALL', $KEY); return \%h }
+
+# the newest receipt as written
+sub last_receipt_text {
+    my @l = r('XREVRANGE', "$KEY:receipts", '+', '-', 'COUNT', 1);
+
+    return $l[2] // '';
+}
+
 
 sub receipts {
     my ($key) = @_;
@@ -164,23 +174,33 @@ my $not_utf8 = "bad \xff \xc3( \xed\xa0\x80 \xf4\x90\x80\x80 \xc0\xaf \xe2\x82";
 (my $not_utf8_read = $not_utf8) =~ s/([\x80-\xff])/chr ord $1/ge;
 
 # args, operation, fields in the hash, the receipt's entries beyond
-# those of every receipt (receipt_id ... previous): exactly these
+# those of every receipt (receipt_id ... previous): exactly these;
+# PREV: from_weight is the weight before (a number), null without one
+use constant PREV => \'previous weight';
+
 my @writes = (
     [ ['set-weight', 'app', '12.5'], 'weight_set',
-      { weight => '12.5' }, { weight => '12.5' } ],
+      { weight => '12.5' }, { weight => 12.5,
+        to_weight => 12.5, from_weight => PREV } ],
     [ ['set-weight', 'app', '20', '--reason', $lines_bytes], 'weight_set',
-      { weight => '20' }, { weight => '20', reason => $lines } ],
+      { weight => '20' }, { weight => 20, reason => $lines,
+        to_weight => 20, from_weight => PREV } ],
     [ ['set-weight', 'app', '--reason=before the weight', '30'], 'weight_set',
-      { weight => '30' }, { weight => '30', reason => 'before the weight' } ],
+      { weight => '30' }, { weight => 30, reason => 'before the weight',
+        to_weight => 30, from_weight => PREV } ],
     [ ['set-weight', '--reason', 'before the split', 'app', '35'],
       'weight_set', { weight => '35' },
-      { weight => '35', reason => 'before the split' } ],
+      { weight => 35, reason => 'before the split',
+        to_weight => 35, from_weight => PREV } ],
     [ ['set-weight', 'app', '40', '--reason', $not_utf8], 'weight_set',
-      { weight => '40' }, { weight => '40', reason => $not_utf8_read } ],
+      { weight => '40' }, { weight => 40, reason => $not_utf8_read,
+        to_weight => 40, from_weight => PREV } ],
     [ ['set-weight', 'app', '100'], 'weight_set',
-      { weight => '100' }, { weight => '100' } ],
+      { weight => '100' }, { weight => 100,
+        to_weight => 100, from_weight => PREV } ],
     [ ['set-weight', 'app', '0.05'], 'weight_set',
-      { weight => '0.05' }, { weight => '0.05' } ],
+      { weight => '0.05' }, { weight => 0.05,
+        to_weight => 0.05, from_weight => PREV } ],
     [ ['disable', 'app'], 'split_disabled', { enabled => 0 },
       { enabled => 0 } ],
     [ ['enable', 'app'], 'split_enabled', { enabled => 1 },
@@ -199,17 +219,20 @@ my @writes = (
       { state => 'running' }, { state => 'running', reason => "ok\n" } ],
     [ ['rollback', 'app', '--reason', $reason_bytes], 'rollback_executed',
       { weight => 0, state => 'rolled_back' },
-      { reason => $reason, trigger => 'manual', weight => '0' } ],
+      { reason => $reason, trigger => 'manual', weight => 0,
+        state => 'rolled_back', to_weight => 0, from_weight => PREV } ],
     [ ['rollback', 'app', '--reason', 'twice'], 'rollback_executed',
       { weight => 0, state => 'rolled_back' },
-      { reason => 'twice', trigger => 'manual', weight => '0' } ],
+      { reason => 'twice', trigger => 'manual', weight => 0,
+        state => 'rolled_back', to_weight => 0, from_weight => PREV } ],
     [ ['disable', 'app'], 'split_disabled', { enabled => 0 },
       { enabled => 0 } ],
     [ ['enable', 'app'], 'split_enabled', { enabled => 1 },
       { enabled => 1 } ],
     [ ['reset', 'app', '--reason', $lines_bytes], 'split_reset',
       { weight => 0, state => 'ready' },
-      { state => 'ready', weight => '0', reason => $lines,
+      { state => 'ready', weight => 0, reason => $lines,
+        to_weight => 0, from_weight => PREV,
         previous_state => 'rolled_back', unpinned => [],
         kept_pins => { canary => 0, stable => 0 },
         sidecar_cleared => JSON::PP::false } ],
@@ -234,7 +257,7 @@ my @writes = (
     [ ['unpin', 'app', 'p1', 'p2', '--reason=after'], 'tenants_unpinned', {},
       { tenants => ['p1', 'p2'], reason => 'after' } ],
     [ ['set-weight', 'app', '5'], 'weight_set', { weight => 5 },
-      { weight => '5' } ],
+      { weight => 5, to_weight => 5, from_weight => PREV } ],
 );
 
 my @EVERY = qw(receipt_id timestamp operation split generation by previous);
@@ -273,11 +296,16 @@ for my $w (@writes) {
         is $r->{generation}, $gen, 'receipt: generation';
         is $r->{by}, 'tester', 'receipt: by';
         like $r->{receipt_id} // '', qr/^[0-9a-f-]{16,}$/, 'receipt: an id';
-        is_deeply $r->{previous}, { weight => $before->{weight} // '',
-                                    enabled => $before->{enabled} // '' },
-            'receipt: the previous weight and enabled';
-        is_deeply $r->{$_}, $in_receipt->{$_}, "receipt: $_"
-            for sort keys %$in_receipt;
+        is_deeply $r->{previous}, { weight => $before->{weight},
+                                    enabled => $before->{enabled} },
+            'receipt: the previous weight and enabled (null: none)';
+        is_deeply [ $SCHEMA->validate(last_receipt_text()) ], [],
+            'receipt: conforms to docs/receipt.schema.json';
+        for my $k (sort keys %$in_receipt) {
+            my $want = $in_receipt->{$k};
+            $want = $before->{weight} if ref $want && $want == PREV;
+            is_deeply $r->{$k}, $want, "receipt: $k";
+        }
         is_deeply [ sort keys %$r ], [ sort @EVERY, keys %$in_receipt ],
             'receipt: these entries and no other (no reason unless given)';
     };
@@ -879,12 +907,12 @@ for my $case ([ 'rolled_back', 'rolled back' ],
                                           reason previous_state unpinned
                                           kept_pins) },
         { operation => 'split_reset', generation => $g + 1, state => 'ready',
-          weight => '0', reason => 'v2 is out', previous_state => 'completed',
+          weight => 0, reason => 'v2 is out', previous_state => 'completed',
           unpinned => ['plan-a', 'plan-b'],
           kept_pins => { canary => scalar @kept, stable => scalar @stable } },
         'the receipt says what the reset did';
     ok $r->{sidecar_cleared}, 'receipt: sidecar_cleared true';
-    is_deeply $r->{previous}, { weight => '100', enabled => '1' },
+    is_deeply $r->{previous}, { weight => 100, enabled => 1 },
         'receipt: the previous weight and enabled';
 
     ok wait_until(3, sub { (published($sub_file))[-1] eq 'split_reset' }),

@@ -58,8 +58,6 @@ my %NOT_CTL = (
     NGX_HTTP_CANARY_STATE_AWAITING => 'written by the sidecar only',
     NGX_HTTP_CANARY_STATE_HALTED => 'written by the sidecar only',
     NGX_HTTP_CANARY_STATE_COMPLETE => 'written by the sidecar only',
-    NGX_HTTP_CANARY_RECEIPT_FROM_WEIGHT => 'the sidecar\'s and guard\'s',
-    NGX_HTTP_CANARY_RECEIPT_TO_WEIGHT => 'the sidecar\'s and guard\'s',
     map { ("NGX_HTTP_CANARY_OP_$_" => 'an operation of the sidecar') }
         qw(STARTED CANARY_DONE PROMOTED AWAITING COMPLETE VIOLATION HALTED
            HALT_CLEARED),

@@ -108,15 +108,21 @@
 /* a receipt: the stream entry's one field, a JSON object in it */
 #define NGX_HTTP_CANARY_RECEIPT             "receipt"
 
-/* the fields every writer's receipt has */
+/*
+ * The fields every writer's receipt has, in one shape for all writers
+ * (README, "Receipts"; docs/receipt.schema.json): receipt_id a random
+ * (version 4) UUID, timestamp "2026-11-22T02:21:05Z" (UTC), generation
+ * the one the change made; numbers as JSON numbers (weights in percent),
+ * null for what was not there.
+ */
 #define NGX_HTTP_CANARY_RECEIPT_ID          "receipt_id"
 #define NGX_HTTP_CANARY_RECEIPT_TIMESTAMP   "timestamp"
 #define NGX_HTTP_CANARY_RECEIPT_OPERATION   "operation"
 #define NGX_HTTP_CANARY_RECEIPT_SPLIT       "split"
 #define NGX_HTTP_CANARY_RECEIPT_BY          "by"
-
-/* and those some have */
 #define NGX_HTTP_CANARY_RECEIPT_GENERATION  "generation"
+
+/* and those some have; a change of the weight has both weights */
 #define NGX_HTTP_CANARY_RECEIPT_REASON      "reason"
 #define NGX_HTTP_CANARY_RECEIPT_FROM_WEIGHT "from_weight"
 #define NGX_HTTP_CANARY_RECEIPT_TO_WEIGHT   "to_weight"
