@@ -165,7 +165,6 @@ static void ngx_http_canary_redis_error(ngx_http_canary_redis_t *rd,
 static void ngx_http_canary_redis_report_guard(ngx_http_canary_redis_t *rd,
     ngx_uint_t index, ngx_http_canary_guard_trip_t *trip);
 static u_char *ngx_http_canary_redis_uuid(u_char *p);
-static u_char *ngx_http_canary_redis_weight(u_char *p, ngx_uint_t weight);
 static void ngx_http_canary_redis_on_reported(redisAsyncContext *ac,
     void *r, void *data);
 static void ngx_http_canary_redis_report_fleet(ngx_http_canary_redis_t *rd);
@@ -2112,7 +2111,7 @@ ngx_http_canary_redis_report_guard(ngx_http_canary_redis_t *rd,
                 NGX_HTTP_CANARY_GUARD_WRITER "%V\","
             "\"" NGX_HTTP_CANARY_RECEIPT_FROM_WEIGHT "\":",
             sizeof(ts) - 1, ts, n, &ngx_cycle->hostname);
-    p = ngx_http_canary_redis_weight(p, (ngx_uint_t) shs->weight);
+    p += ngx_http_canary_format_weight(p, shs->weight);
     p = ngx_snprintf(p, receipt + sizeof(receipt) - p,
             ",\"" NGX_HTTP_CANARY_RECEIPT_TO_WEIGHT "\":0,"
             "\"" NGX_HTTP_CANARY_FIELD_STATE "\":\""
@@ -2164,23 +2163,6 @@ ngx_http_canary_redis_uuid(u_char *p)
     }
 
     return p;
-}
-
-
-/* a weight (hundredths of a percent) as a JSON number of percent: 12.5 */
-
-static u_char *
-ngx_http_canary_redis_weight(u_char *p, ngx_uint_t weight)
-{
-    if (weight % 100 == 0) {
-        return ngx_sprintf(p, "%ui", weight / 100);
-    }
-
-    if (weight % 10 == 0) {
-        return ngx_sprintf(p, "%ui.%ui", weight / 100, weight % 100 / 10);
-    }
-
-    return ngx_sprintf(p, "%ui.%02ui", weight / 100, weight % 100);
 }
 
 
