@@ -661,12 +661,12 @@ ngx_http_canary_redis_exit_process(void)
 
 
 /*
- * The process exits (a stop, or the end of an old worker after a
- * reload): this nginx leaves the fleet now, rather than fall silent and
- * look cut from Redis for NGX_HTTP_CANARY_NODE_SILENT_MAX.  A blocking
- * round trip within the timeout: no request is served any more.  After
- * a reload the new syncing worker's records stay (the script checks the
- * pid).
+ * The process exits on a stop: this nginx leaves the fleet now, rather
+ * than fall silent and look cut from Redis for
+ * NGX_HTTP_CANARY_NODE_SILENT_MAX.  A blocking round trip within the
+ * timeout: no request is served any more.  An old worker after a reload
+ * says nothing; and the script deletes only records this worker wrote
+ * (pid and instance), should another have reported since.
  */
 
 static void
@@ -686,6 +686,16 @@ ngx_http_canary_redis_goodbye(void)
     ngx_http_canary_redis_leaving = NULL;
 
     if (rd == NULL || rd->fleet == NULL) {
+        return;
+    }
+
+    /*
+     * A reload committed a newer configuration: this is an old worker,
+     * and the new syncing worker reports this nginx.  A goodbye now
+     * could remove the node until the new worker's first report (and
+     * canary-ctl refuse the split meanwhile).
+     */
+    if (rd->cmcf->committed != rd->cmcf->sh->generation) {
         return;
     }
 

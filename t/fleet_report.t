@@ -329,14 +329,24 @@ $tb->stop;
 
 # ---- leaving: a stop removes the node at once; a death leaves it silent ----
 
-# a reload: the new syncing worker reports, the node stays
+# a reload: the new syncing worker reports, the node stays; the old
+# syncing worker says no goodbye (it would remove the node until the
+# new one's first report)
 my $pid_a = record('app', 'web-a')->{pid};
+my $mon_pid = open(my $mon, '-|', 'redis-cli', '-p', $ta->redis_port,
+                   'MONITOR') // die "redis-cli MONITOR: $!\n";
+sleep 0.2;
 $ta->reload;
 ok wait_until(5, sub { my $r = record('app', 'web-a');
                        $r && $r->{pid} != $pid_a }),
     'A reloaded: the new syncing worker reports';
 sleep 4 * $INTERVAL;
 ok live_score('app', 'web-a'), 'A reloaded: still live';
+kill 'TERM', $mon_pid;
+my @goodbye = grep { /"(ZREM|DEL)"/ } <$mon>;
+close $mon;
+is scalar(@goodbye), 0, 'A reloaded: no goodbye from the old worker'
+    or diag @goodbye;
 
 my $t_stop = time;
 $ta->stop;
