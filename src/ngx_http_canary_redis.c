@@ -152,6 +152,7 @@ static void ngx_http_canary_redis_reconnect_handler(ngx_event_t *ev);
 static void ngx_http_canary_redis_poll_handler(ngx_event_t *ev);
 static void ngx_http_canary_redis_probe_handler(ngx_event_t *ev);
 static void ngx_http_canary_redis_close(ngx_http_canary_redis_t *rd);
+static void ngx_http_canary_redis_disconnect(ngx_http_canary_redis_t *rd);
 static void ngx_http_canary_redis_goodbye(void);
 static void ngx_http_canary_redis_retire_handler(ngx_event_t *ev);
 static void ngx_http_canary_redis_read_split(ngx_http_canary_redis_t *rd,
@@ -638,25 +639,34 @@ ngx_http_canary_redis_exit_process(void)
     rd = ngx_http_canary_redis_worker;
 
     if (rd) {
-        /* callbacks run from redisAsyncFree() see this and do nothing */
-        rd->exiting = 1;
-
-        if (rd->cmd.ac) {
-            redisAsyncFree(rd->cmd.ac);
-        }
-
-        if (rd->sub.ac) {
-            redisAsyncFree(rd->sub.ac);
-        }
-
-        if (rd->sentinels) {
-            ngx_http_canary_sentinels_close(rd->sentinels);
-        }
-
-        ngx_http_canary_redis_worker = NULL;
+        ngx_http_canary_redis_disconnect(rd);
     }
 
     ngx_http_canary_redis_goodbye();
+}
+
+
+/* every connection closed, none again: the worker exits */
+
+static void
+ngx_http_canary_redis_disconnect(ngx_http_canary_redis_t *rd)
+{
+    /* callbacks run from redisAsyncFree() see this and do nothing */
+    rd->exiting = 1;
+
+    if (rd->cmd.ac) {
+        redisAsyncFree(rd->cmd.ac);
+    }
+
+    if (rd->sub.ac) {
+        redisAsyncFree(rd->sub.ac);
+    }
+
+    if (rd->sentinels) {
+        ngx_http_canary_sentinels_close(rd->sentinels);
+    }
+
+    ngx_http_canary_redis_worker = NULL;
 }
 
 
@@ -1804,20 +1814,7 @@ ngx_http_canary_redis_close(ngx_http_canary_redis_t *rd)
 {
     ngx_msec_t  left;
 
-    /* callbacks run from redisAsyncFree() see this and do nothing */
-    rd->exiting = 1;
-
-    if (rd->cmd.ac) {
-        redisAsyncFree(rd->cmd.ac);
-    }
-
-    if (rd->sub.ac) {
-        redisAsyncFree(rd->sub.ac);
-    }
-
-    if (rd->sentinels) {
-        ngx_http_canary_sentinels_close(rd->sentinels);
-    }
+    ngx_http_canary_redis_disconnect(rd);
 
     if (rd->poll.timer_set) {
         ngx_del_timer(&rd->poll);
@@ -1830,8 +1827,6 @@ ngx_http_canary_redis_close(ngx_http_canary_redis_t *rd)
     if (rd->probe.timer_set) {
         ngx_del_timer(&rd->probe);
     }
-
-    ngx_http_canary_redis_worker = NULL;
 
     ngx_log_error(NGX_LOG_INFO, rd->log, 0,
                   "canary_redis: shutting down, no longer syncing %V",
