@@ -586,12 +586,20 @@ if ($writer == 0) {
 
     my ($next_pins, $n) = (time, 0);
 
+    # TERM waits until a write and its line are both done: killed in
+    # between, the last weight in Redis was missing from $written
+    my $term = POSIX::SigSet->new(POSIX::SIGTERM());
+
     for (;;) {
         my $w = 1 + int rand 99;
+
+        POSIX::sigprocmask(POSIX::SIG_BLOCK(), $term);
 
         print $wfh "$w\n"
             if redis_write('canary:app', weight => $w, state => 'running',
                            updated_by => 'soak');
+
+        POSIX::sigprocmask(POSIX::SIG_UNBLOCK(), $term);
 
         # churn: one tenant in, one out, on the stable side
         if (time >= $next_pins) {
