@@ -100,6 +100,8 @@
 #define NGX_HTTP_CANARY_STATE_COMPLETE      "complete"
 #define NGX_HTTP_CANARY_STATE_ROLLED_BACK   "rolled_back"
 #define NGX_HTTP_CANARY_STATE_GUARD_TRIPPED "guard_tripped"
+/* the sidecar's gradual rollback walks the weight down (not yet 0) */
+#define NGX_HTTP_CANARY_STATE_ROLLING_BACK  "rolling_back"
 
 /* updated_by of a guard's trip, before the host name */
 #define NGX_HTTP_CANARY_GUARD_WRITER        "nginx-guard:"
@@ -162,6 +164,7 @@
 #define NGX_HTTP_CANARY_OP_VIOLATION        "sli_violation_detected"
 #define NGX_HTTP_CANARY_OP_HALTED           "rollout_halted"
 #define NGX_HTTP_CANARY_OP_HALT_CLEARED     "halt_cleared"
+#define NGX_HTTP_CANARY_OP_ROLLBACK_STEP    "rollback_step"
 
 
 #endif /* _NGX_HTTP_CANARY_CONTRACT_H_INCLUDED_ */

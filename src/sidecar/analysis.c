@@ -13,6 +13,16 @@
  *   latency       p99 ratio (and a minimum difference in ms), and the
  *                 always-valid test of requests over that bound
  *
+ *   latency_p95   (issue 18, when the SLO has latency_p95_ratio_max)
+ *                 as latency, for stable's p95 x that ratio
+ *   latency_pNN_max_ms
+ *                 (issue 18, each when set) absolute: the canary's share
+ *                 of requests over the limit against the share the
+ *                 quantile allows (5% for p95), a one-sample always-
+ *                 valid test (cs_seq_share_p); the only checks not
+ *                 against stable
+ *
+ * The SLO is the stage's (the plan's "slo" merged with the stage's).
  * Fewer than min_requests over the stage on either side: no judgement,
  * hold.  What must act at once is judged on the short window: both
  * sides over error_rate_max (an outage: halt), and the critical path.
@@ -42,6 +52,15 @@ static void cs_decide_judged(const cs_plan_t *plan,
     cs_decision_t *d);
 static void cs_decide_violation(const cs_plan_t *plan,
     const cs_split_view_t *view, int64_t now, cs_decision_t *d);
+static void cs_judge_max(const cs_slo_t *slo, const cs_evidence_t *ev,
+    double max_ms, double q, double a, cs_check_t *c);
+static void cs_decide_walk(const cs_plan_t *plan,
+    const cs_split_view_t *view, const cs_metrics_t *m, int64_t now,
+    cs_decision_t *d);
+static void cs_rollback_to(const cs_plan_t *plan,
+    const cs_split_view_t *view, uint32_t weight, int64_t now,
+    cs_decision_t *d);
+static uint32_t cs_rollback_next(const cs_plan_t *plan, uint32_t weight);
 static void cs_decide_forward(const cs_plan_t *plan,
     const cs_split_view_t *view, int64_t now, cs_decision_t *d);
 static void cs_write(cs_decision_t *d, const cs_split_view_t *view,
@@ -61,7 +80,7 @@ static size_t cs_cat(char *buf, size_t size, size_t n, const char *fmt, ...)
 
 static const char  *cs_status_names[] = {
     "new", "running", "awaiting_resume", "paused", "halted", "complete",
-    "rolled_back"
+    "rolled_back", "rolling_back"
 };
 
 
@@ -123,10 +142,42 @@ const char *
 cs_check_name(size_t check)
 {
     static const char  *names[] = {
-        "latency_p99_ms", "error_rate_percent", "availability_percent"
+        "latency_p99_ms", "error_rate_percent", "availability_percent",
+        "latency_p95_ms", "latency_p50_max_ms", "latency_p95_max_ms",
+        "latency_p99_max_ms"
     };
 
     return names[check];
+}
+
+
+size_t
+cs_check_trigger(size_t check)
+{
+    static const size_t  triggers[] = {
+        CS_TRIGGER_LATENCY_P99, CS_TRIGGER_ERROR_RATE,
+        CS_TRIGGER_AVAILABILITY, CS_TRIGGER_LATENCY_P95,
+        CS_TRIGGER_LATENCY_P50, CS_TRIGGER_LATENCY_P95,
+        CS_TRIGGER_LATENCY_P99
+    };
+
+    return triggers[check];
+}
+
+
+void
+cs_trigger_get(const cs_plan_t *plan, size_t trigger, cs_trigger_t *t)
+{
+    if (plan->triggers[trigger].set) {
+        *t = plan->triggers[trigger];
+        return;
+    }
+
+    /* today's: every check waits violation_for, then on_violation */
+    t->set = 0;
+    t->instant = 0;
+    t->wait = plan->violation_for;
+    t->then = plan->on_violation;
 }
 
 
@@ -207,7 +258,7 @@ void
 cs_judge(const cs_plan_t *plan, cs_evidence_t *ev, const cs_metrics_t *m,
     int look, cs_judgement_t *j)
 {
-    int                 v, significant;
+    int                 v, significant, nlat;
     double              alpha, a_errors, a_look, a_latency, ratio_bound,
                         p, phi, strat;
     uint64_t            bound, hist[2], win_errors[2];
@@ -224,6 +275,16 @@ cs_judge(const cs_plan_t *plan, cs_evidence_t *ev, const cs_metrics_t *m,
     a_errors = alpha * CS_ALPHA_ERRORS;
     a_look = alpha * CS_ALPHA_LOOK;
     a_latency = alpha * CS_ALPHA_LATENCY;
+
+    /*
+     * latency's share is split evenly between the latency checks the
+     * SLO has (a union bound): p99's alone, as before, unless it sets
+     * latency_p95_ratio_max or absolute limits
+     */
+    nlat = 1 + (slo->latency_p95_ratio_max > 0)
+           + (slo->latency_p50_max_ms > 0) + (slo->latency_p95_max_ms > 0)
+           + (slo->latency_p99_max_ms > 0);
+    a_latency /= nlat;
 
     j->alpha = alpha;
 
@@ -358,6 +419,43 @@ cs_judge(const cs_plan_t *plan, cs_evidence_t *ev, const cs_metrics_t *m,
 
     j->slow_ms = c->threshold;
 
+    /* latency p95, relative: as p99's, over stable's p95 x the ratio */
+
+    c = &j->checks[CS_CHECK_LATENCY_P95];
+    c->look_p = -1;
+    c->p_value = 1;
+    c->alpha = a_latency;
+
+    if (slo->latency_p95_ratio_max > 0) {
+        bound = cs_slow_bound95_us(plan, ev->v[CS_STABLE].counts);
+
+        c->baseline = cs_hist_quantile_ms(ev->v[CS_STABLE].counts, 0.95);
+        c->canary = cs_hist_quantile_ms(ev->v[CS_CANARY].counts, 0.95);
+        c->threshold = (double) bound / 1000;
+        c->p_value = cs_seq_p_value(&ev->latency95);
+        c->events[CS_STABLE] = bound ? cs_hist_above(
+                                   ev->v[CS_STABLE].counts, bound) : 0;
+        c->events[CS_CANARY] = bound ? cs_hist_above(
+                                   ev->v[CS_CANARY].counts, bound) : 0;
+        c->status = bound == 0 || hist[CS_CANARY] < slo->min_requests
+                    ? CS_NO_DATA
+                    : c->canary > c->threshold && c->p_value < a_latency
+                      ? CS_FAIL : CS_PASS;
+
+    } else {
+        c->off = 1;
+        c->status = CS_NO_DATA;
+    }
+
+    /* absolute limits: each quantile's share over its limit */
+
+    cs_judge_max(slo, ev, slo->latency_p50_max_ms, 0.5, a_latency,
+                 &j->checks[CS_CHECK_P50_MAX]);
+    cs_judge_max(slo, ev, slo->latency_p95_max_ms, 0.05, a_latency,
+                 &j->checks[CS_CHECK_P95_MAX]);
+    cs_judge_max(slo, ev, slo->latency_p99_max_ms, 0.01, a_latency,
+                 &j->checks[CS_CHECK_P99_MAX]);
+
     /*
      * What must act at once is judged on the short window, as before, on
      * CS_WINDOW_ERRORS_MIN errors at least: read every second, one error
@@ -409,7 +507,60 @@ cs_judge(const cs_plan_t *plan, cs_evidence_t *ev, const cs_metrics_t *m,
                        || j->checks[CS_CHECK_LATENCY].status == CS_FAIL
                        || j->checks[CS_CHECK_ERRORS].status == CS_FAIL
                        || j->checks[CS_CHECK_AVAILABILITY].status
-                          == CS_FAIL);
+                          == CS_FAIL
+                       || j->checks[CS_CHECK_LATENCY_P95].status == CS_FAIL
+                       || j->checks[CS_CHECK_P50_MAX].status == CS_FAIL
+                       || j->checks[CS_CHECK_P95_MAX].status == CS_FAIL
+                       || j->checks[CS_CHECK_P99_MAX].status == CS_FAIL);
+}
+
+
+/*
+ * An absolute limit, "pNN <= max_ms": at most a share q of requests
+ * (0.05 for p95) over max_ms.  The histogram's buckets are ranges
+ * (each 1/16 of its octave wide): only requests in buckets whose lower
+ * bound is above max_ms (at max_ms + 1us or more) are counted as over
+ * it, those certainly over; a bucket that straddles max_ms counts as
+ * under.  The count is never more than the true one, so the test stays
+ * valid (it may see a canary just over the limit late, never one under
+ * it as over).  FAIL: the canary's pNN over the limit (effect) and the
+ * always-valid p of its share under alpha (evidence): one slow request,
+ * or a few, never fail it (after one request over, p is at least q).
+ */
+
+static void
+cs_judge_max(const cs_slo_t *slo, const cs_evidence_t *ev, double max_ms,
+    double q, double a, cs_check_t *c)
+{
+    uint64_t         n, k, bound;
+    const uint64_t  *h;
+
+    c->look_p = -1;
+    c->p_value = 1;
+    c->alpha = a;
+
+    if (max_ms <= 0) {
+        c->off = 1;
+        c->status = CS_NO_DATA;
+        return;
+    }
+
+    h = ev->v[CS_CANARY].counts;
+    bound = (uint64_t) (max_ms * 1000) + 1;
+    n = cs_hist_total(h);
+    k = cs_hist_above(h, bound);
+
+    c->baseline = cs_hist_quantile_ms(ev->v[CS_STABLE].counts, 1 - q);
+    c->canary = cs_hist_quantile_ms(h, 1 - q);
+    c->threshold = max_ms;
+    c->events[CS_STABLE] = cs_hist_above(ev->v[CS_STABLE].counts, bound);
+    c->events[CS_CANARY] = k;
+
+    /* slow requests in bursts weigh as the bursts latency's test saw */
+    c->p_value = cs_seq_share_p(k, n, q, cs_seq_phi(&ev->latency));
+
+    c->status = n < slo->min_requests ? CS_NO_DATA
+                : c->canary > max_ms && c->p_value < a ? CS_FAIL : CS_PASS;
 }
 
 
@@ -418,6 +569,18 @@ cs_decide(const cs_plan_t *plan, const cs_split_view_t *view,
     const cs_rollout_t *ro, const cs_metrics_t *m, int64_t now,
     cs_decision_t *d)
 {
+    cs_plan_t  sp;
+
+    /*
+     * the stage's SLO (the plan's merged with the stage's) is the plan's
+     * for everything below: the judge, the evidence's bounds, messages
+     */
+    if (ro->stage < plan->nstages && plan->stage_has_slo[ro->stage]) {
+        sp = *plan;
+        sp.slo = plan->stage_slo[ro->stage];
+        plan = &sp;
+    }
+
     memset(d, 0, sizeof(cs_decision_t));
 
     d->action = CS_ACT_HOLD;
@@ -506,6 +669,12 @@ cs_decide(const cs_plan_t *plan, const cs_split_view_t *view,
                       "more", d->next.stopped_by);
             return;
         }
+    }
+
+    if (d->next.status == CS_STATUS_ROLLING_BACK) {
+        /* down, even blind: every step lowers the canary's share */
+        cs_decide_walk(plan, view, m, now, d);
+        return;
     }
 
     if (m == NULL) {
@@ -854,13 +1023,28 @@ cs_decide_judged(const cs_plan_t *plan, const cs_split_view_t *view,
 }
 
 
+/*
+ * A confirmed violation acts by its checks' triggers: an instant one at
+ * once, a grace one once the violation lasted its "for"; then its
+ * "then" (rollback, or pause).  Several due: a rollback wins over a
+ * pause.  By default every check is grace with violation_for and
+ * on_violation, as before triggers.  "for" counts from the violation's
+ * start (violation_since, any check failing since then without a
+ * break).  The critical path acts at once, with on_violation.  A
+ * rollback walks the plan's "rollback" steps down, unless critical.
+ */
+
 static void
 cs_decide_violation(const cs_plan_t *plan, const cs_split_view_t *view,
     int64_t now, cs_decision_t *d)
 {
-    char                   failed[256], a[24], b[24], when[40];
-    int64_t                held;
+    char                   failed[256], a[24], b[24], when[64], by[64];
+    size_t                 i, due_check;
+    int64_t                held, wait;
+    uint32_t               step;
+    cs_trigger_t           t;
     cs_rollout_t          *nx;
+    cs_on_violation_e      then;
     const cs_judgement_t  *j;
 
     nx = &d->next;
@@ -875,14 +1059,58 @@ cs_decide_violation(const cs_plan_t *plan, const cs_split_view_t *view,
 
     held = cs_elapsed(now, nx->violation_since);
 
-    if (!j->critical && held < plan->violation_for) {
+    /* which failing checks' triggers are due, and the shortest wait */
+    then = CS_ON_VIOLATION_PAUSE;
+    due_check = CS_CHECKS;
+    wait = INT64_MAX;
+    by[0] = '\0';
+
+    for (i = 0; i < CS_CHECKS; i++) {
+        if (j->checks[i].status != CS_FAIL) {
+            continue;
+        }
+
+        cs_trigger_get(plan, cs_check_trigger(i), &t);
+
+        if (!t.instant && held < t.wait) {
+            if (t.wait < wait) {
+                wait = t.wait;
+            }
+
+            continue;
+        }
+
+        if (due_check == CS_CHECKS
+            || (t.then == CS_ON_VIOLATION_ROLLBACK
+                && then != CS_ON_VIOLATION_ROLLBACK))
+        {
+            due_check = i;
+            then = t.then;
+
+            if (t.set) {
+                snprintf(by, sizeof(by), " (trigger %s %s)",
+                         cs_trigger_name(cs_check_trigger(i)),
+                         t.instant ? "instant" : "grace");
+            } else {
+                by[0] = '\0';
+            }
+        }
+    }
+
+    if (!j->critical && due_check == CS_CHECKS) {
         cs_reason(d, "VIOLATION %s for %s/%s", failed,
                   cs_duration_format(held, a, sizeof(a)),
-                  cs_duration_format(plan->violation_for, b, sizeof(b)));
+                  cs_duration_format(wait == INT64_MAX ? 0 : wait, b,
+                                     sizeof(b)));
         return;
     }
 
     if (j->critical) {
+        snprintf(when, sizeof(when), "at once");
+        then = plan->on_violation;
+        by[0] = '\0';
+
+    } else if (held == 0 && by[0]) {
         snprintf(when, sizeof(when), "at once");
 
     } else {
@@ -890,7 +1118,7 @@ cs_decide_violation(const cs_plan_t *plan, const cs_split_view_t *view,
                  cs_duration_format(held, a, sizeof(a)));
     }
 
-    if (plan->on_violation == CS_ON_VIOLATION_PAUSE) {
+    if (then == CS_ON_VIOLATION_PAUSE) {
         if (nx->status == CS_STATUS_PAUSED) {
             cs_reason(d, "VIOLATION %s %s; paused already", failed, when);
             return;
@@ -900,25 +1128,163 @@ cs_decide_violation(const cs_plan_t *plan, const cs_split_view_t *view,
         cs_op(d, NGX_HTTP_CANARY_OP_VIOLATION);
         cs_op(d, NGX_HTTP_CANARY_OP_PAUSED);
         nx->status = CS_STATUS_PAUSED;
+
+        if (by[0]) {
+            cs_reason(d, "PAUSE%s: %s %s", by, failed, when);
+            return;
+        }
+
         cs_reason(d, "PAUSE (on_violation pause): %s %s", failed, when);
         return;
     }
 
-    cs_write(d, view, CS_ACT_ROLLBACK, NGX_HTTP_CANARY_STATE_ROLLED_BACK);
+    step = j->critical ? 0 : cs_rollback_next(plan, nx->weight);
+
+    if (step > 0) {
+        /* a gradual rollback's first step */
+        cs_rollback_to(plan, view, step, now, d);
+        cs_op(d, NGX_HTTP_CANARY_OP_VIOLATION);
+        cs_op(d, NGX_HTTP_CANARY_OP_ROLLBACK_STEP);
+        cs_reason(d, "ROLLING BACK%s: %s %s; to %s%%, then down the "
+                  "rollback steps every %s", by, failed, when,
+                  cs_weight_format(step, a, sizeof(a)),
+                  cs_duration_format(plan->rollback_step_hold, b,
+                                     sizeof(b)));
+        return;
+    }
+
+    cs_rollback_to(plan, view, 0, now, d);
     cs_op(d, NGX_HTTP_CANARY_OP_VIOLATION);
     cs_op(d, NGX_HTTP_CANARY_OP_ROLLBACK);
 
-    d->set_weight = 1;
-    d->weight = 0;
-    d->to_weight = 0;
-    d->pins = plan->npins ? -1 : 0;
+    cs_reason(d, "ROLLBACK%s: %s %s", by, failed, when);
+}
 
+
+/*
+ * Rolling back gradually (status rolling_back, the split's state
+ * rolling_back): each step holds rollback.step_hold (from stage_started,
+ * which each step restarts), then the next is written; the last, 0, is
+ * the rollback proper (rolled_back, pins removed).  Whatever the step,
+ * the critical path, an outage (both sides failing) and the guard send
+ * it to 0 at once.  Violations that clear do not stop it: the decision
+ * was taken.  Kept in the sidecar's state, so that a restarted sidecar
+ * goes on walking.
+ */
+
+static void
+cs_decide_walk(const cs_plan_t *plan, const cs_split_view_t *view,
+    const cs_metrics_t *m, int64_t now, cs_decision_t *d)
+{
+    char                   failed[256], a[24], b[24], w[16], n[16];
+    int64_t                held;
+    uint32_t               step;
+    cs_rollout_t          *nx;
+    const cs_judgement_t  *j;
+
+    nx = &d->next;
+    j = &d->j;
+
+    cs_weight_format(nx->weight, w, sizeof(w));
+
+    if (m != NULL && (j->critical || j->outage || m->guard_tripped)) {
+        failed[0] = '\0';
+
+        if (j->critical) {
+            cs_failed_checks(plan, j, failed, sizeof(failed));
+
+        } else if (j->outage) {
+            snprintf(failed, sizeof(failed), "outage: canary %.2f%% and "
+                     "stable %.2f%% errors over %us",
+                     j->window_error_pct[CS_CANARY],
+                     j->window_error_pct[CS_STABLE], j->window_seconds);
+
+        } else {
+            snprintf(failed, sizeof(failed), "the guard tripped on %zu "
+                     "nginx", m->guard_tripped);
+        }
+
+        cs_rollback_to(plan, view, 0, now, d);
+        cs_op(d, NGX_HTTP_CANARY_OP_VIOLATION);
+        cs_op(d, NGX_HTTP_CANARY_OP_ROLLBACK);
+        cs_reason(d, "ROLLBACK at once from %s%% during the gradual "
+                  "rollback: %s", w, failed);
+        return;
+    }
+
+    held = cs_elapsed(now, nx->stage_started);
+    step = cs_rollback_next(plan, nx->weight);
+
+    if (held < plan->rollback_step_hold) {
+        cs_reason(d, "rolling back: at %s%%, to %s%% after %s/%s", w,
+                  cs_weight_format(step, n, sizeof(n)),
+                  cs_duration_format(held, a, sizeof(a)),
+                  cs_duration_format(plan->rollback_step_hold, b,
+                                     sizeof(b)));
+        return;
+    }
+
+    cs_rollback_to(plan, view, step, now, d);
+
+    if (step > 0) {
+        cs_op(d, NGX_HTTP_CANARY_OP_ROLLBACK_STEP);
+        cs_reason(d, "ROLLING BACK: step from %s%% to %s%% after %s", w,
+                  cs_weight_format(step, n, sizeof(n)),
+                  cs_duration_format(held, a, sizeof(a)));
+        return;
+    }
+
+    cs_op(d, NGX_HTTP_CANARY_OP_ROLLBACK);
+    cs_reason(d, "ROLLBACK: the gradual rollback's last step, from %s%% "
+              "to 0 after %s", w, cs_duration_format(held, a, sizeof(a)));
+}
+
+
+/* a write of the weight down: 0 is the rollback, above a step of it */
+
+static void
+cs_rollback_to(const cs_plan_t *plan, const cs_split_view_t *view,
+    uint32_t weight, int64_t now, cs_decision_t *d)
+{
+    cs_rollout_t  *nx;
+
+    nx = &d->next;
+
+    d->set_weight = 1;
+    d->weight = weight;
+    d->to_weight = weight;
+    nx->weight = weight;
+
+    if (weight > 0) {
+        cs_write(d, view, CS_ACT_ROLLBACK_STEP,
+                 NGX_HTTP_CANARY_STATE_ROLLING_BACK);
+        nx->status = CS_STATUS_ROLLING_BACK;
+        cs_stage_restart(nx, now);
+        return;
+    }
+
+    cs_write(d, view, CS_ACT_ROLLBACK, NGX_HTTP_CANARY_STATE_ROLLED_BACK);
+    d->pins = plan->npins ? -1 : 0;
     nx->status = CS_STATUS_ROLLED_BACK;
-    nx->weight = 0;
     snprintf(nx->stopped_by, sizeof(nx->stopped_by),
              "rolled back by the sidecar");
+}
 
-    cs_reason(d, "ROLLBACK: %s %s", failed, when);
+
+/* the first of the plan's rollback steps under weight; 0: none */
+
+static uint32_t
+cs_rollback_next(const cs_plan_t *plan, uint32_t weight)
+{
+    size_t  i;
+
+    for (i = 0; i < plan->rollback_nsteps; i++) {
+        if (plan->rollback_steps[i] < weight) {
+            return plan->rollback_steps[i];
+        }
+    }
+
+    return 0;
 }
 
 
@@ -1031,7 +1397,7 @@ static void
 cs_failed_checks(const cs_plan_t *plan, const cs_judgement_t *j, char *buf,
     size_t size)
 {
-    size_t             n;
+    size_t             n, i;
     const cs_check_t  *c;
 
     n = 0;
@@ -1068,7 +1434,36 @@ cs_failed_checks(const cs_plan_t *plan, const cs_judgement_t *j, char *buf,
         n = cs_cat(buf, size, n, "%slatency_p99_ms %.1fms > %.1fms "
                    "(stable %.1fms; over %.1fms: ", n ? ", " : "",
                    c->canary, c->threshold, c->baseline, c->threshold);
-        (void) cs_check_evidence(buf, size, n, c, j);
+        n = cs_check_evidence(buf, size, n, c, j);
+    }
+
+    c = &j->checks[CS_CHECK_LATENCY_P95];
+
+    if (c->status == CS_FAIL) {
+        n = cs_cat(buf, size, n, "%slatency_p95_ms %.1fms > %.1fms "
+                   "(stable %.1fms; over %.1fms: ", n ? ", " : "",
+                   c->canary, c->threshold, c->baseline, c->threshold);
+        n = cs_check_evidence(buf, size, n, c, j);
+    }
+
+    /* "latency_p95_max_ms 240.1ms > 200ms (canary 90 of 400 over it,
+     *  5% allowed; always-valid p=0.0001 < 0.0004)" */
+
+    for (i = CS_CHECK_P50_MAX; i <= CS_CHECK_P99_MAX; i++) {
+        c = &j->checks[i];
+
+        if (c->status != CS_FAIL) {
+            continue;
+        }
+
+        n = cs_cat(buf, size, n, "%s%s %.1fms > %gms (canary %llu of %llu "
+                   "over it, %d%% allowed; always-valid p=%.2g < %.2g)",
+                   n ? ", " : "", cs_check_name(i), c->canary,
+                   c->threshold, (unsigned long long) c->events[CS_CANARY],
+                   (unsigned long long) j->requests[CS_CANARY],
+                   i == CS_CHECK_P50_MAX ? 50 : i == CS_CHECK_P95_MAX ? 5
+                                                                      : 1,
+                   c->p_value, c->alpha);
     }
 }
 
@@ -1101,7 +1496,7 @@ cs_decision_line(const cs_plan_t *plan, const char *split,
     const cs_rollout_t *ro, const cs_decision_t *d, char *buf, size_t size)
 {
     char                   w[16];
-    size_t                 n;
+    size_t                 n, i;
     const cs_judgement_t  *j;
 
     n = 0;
@@ -1134,6 +1529,25 @@ cs_decision_line(const cs_plan_t *plan, const char *split,
                j->error_pct[CS_STABLE],
                (unsigned long long) j->requests[CS_STABLE],
                j->p99_ms[CS_CANARY], j->p99_ms[CS_STABLE]);
+
+    /* issue 18's checks, when the stage's SLO has them */
+
+    if (!j->checks[CS_CHECK_LATENCY_P95].off) {
+        n = cs_cat(buf, size, n, "; p95 %.1fms vs %.1fms (p=%.2g)",
+                   j->checks[CS_CHECK_LATENCY_P95].canary,
+                   j->checks[CS_CHECK_LATENCY_P95].baseline,
+                   j->checks[CS_CHECK_LATENCY_P95].p_value);
+    }
+
+    for (i = CS_CHECK_P50_MAX; i <= CS_CHECK_P99_MAX; i++) {
+        if (!j->checks[i].off) {
+            n = cs_cat(buf, size, n, "; %s %g: canary %.1fms %s (p=%.2g)",
+                       cs_check_name(i), j->checks[i].threshold,
+                       j->checks[i].canary,
+                       cs_verdict_name(j->checks[i].status),
+                       j->checks[i].p_value);
+        }
+    }
 
     if (j->asked > 1 || j->instances != j->asked) {
         n = cs_cat(buf, size, n, "; %zu/%zu nginx", j->instances,

@@ -29,7 +29,8 @@ typedef enum {
     CS_STATUS_PAUSED,
     CS_STATUS_HALTED,
     CS_STATUS_COMPLETE,
-    CS_STATUS_ROLLED_BACK
+    CS_STATUS_ROLLED_BACK,
+    CS_STATUS_ROLLING_BACK          /* a gradual rollback walks down */
 } cs_status_e;
 
 
@@ -70,6 +71,11 @@ enum {
     CS_CHECK_LATENCY = 0,
     CS_CHECK_ERRORS,
     CS_CHECK_AVAILABILITY,
+    /* issue 18: off (cs_check_t.off) unless the SLO sets them */
+    CS_CHECK_LATENCY_P95,           /* relative, latency_p95_ratio_max */
+    CS_CHECK_P50_MAX,               /* absolute, latency_p50_max_ms */
+    CS_CHECK_P95_MAX,
+    CS_CHECK_P99_MAX,
     CS_CHECKS
 };
 
@@ -91,6 +97,8 @@ typedef struct {
                                                look; -1: none */
     uint64_t            events[2];          /* bad events over the stage */
     cs_verdict_e        status;
+    int                 off;                /* not in the SLO: not judged,
+                                               not in receipts */
 } cs_check_t;
 
 
@@ -131,7 +139,8 @@ typedef enum {
     CS_ACT_ROLLBACK,
     CS_ACT_PAUSE,
     CS_ACT_HALT,
-    CS_ACT_UNHALT
+    CS_ACT_UNHALT,
+    CS_ACT_ROLLBACK_STEP    /* a gradual rollback's step above 0 */
 } cs_action_e;
 
 
@@ -166,6 +175,13 @@ int cs_rollout_over(const cs_rollout_t *ro);
 int cs_action_writes(cs_action_e action);
 const char *cs_verdict_name(cs_verdict_e v);
 const char *cs_check_name(size_t check);
+
+/* the trigger (CS_TRIGGER_*) that acts for a check */
+size_t cs_check_trigger(size_t check);
+
+/* a trigger as it acts: the plan's, or violation_for and on_violation */
+void cs_trigger_get(const cs_plan_t *plan, size_t trigger,
+    cs_trigger_t *t);
 
 /*
  * The checks of canary against stable over the stage's evidence; the

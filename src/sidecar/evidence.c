@@ -10,6 +10,8 @@
  *   l ...                                                 latency test
  *   s REQUESTS 5XX UPSTREAM_ERRORS BUCKET:COUNT,...       stable
  *   c REQUESTS 5XX UPSTREAM_ERRORS BUCKET:COUNT,...       canary
+ *   q ...                                                 latency p95
+ *                                                         test (5)
  *
  * on one line, separated by spaces; a histogram lists only its buckets
  * that are not empty ("-" when all are).  Doubles in %.17g, so that a
@@ -26,8 +28,11 @@
 #include "evidence.h"
 
 
-/* 4 adds each test's most log M; a version 3 text starts it at its log M */
-#define CS_EVIDENCE_VERSION  4
+/*
+ * 4 adds each test's most log M; a version 3 text starts it at its log M.
+ * 5 adds the p95 test at the end; 3 and 4 start it empty.
+ */
+#define CS_EVIDENCE_VERSION  5
 
 /* no count of a stage comes near this; sums of them stay exact */
 #define CS_EVIDENCE_COUNT_MAX  (1ULL << 53)
@@ -57,7 +62,7 @@ cs_evidence_add(const cs_plan_t *plan, cs_evidence_t *ev,
 {
     int                 v;
     size_t              k;
-    uint64_t            bound, slow[2], n[2], err[2];
+    uint64_t            bound, bound95, slow[2], n[2], err[2];
     const cs_window_t  *d;
 
     if (m == NULL || !m->has_delta) {
@@ -72,6 +77,7 @@ cs_evidence_add(const cs_plan_t *plan, cs_evidence_t *ev,
      */
 
     bound = cs_slow_bound_us(plan, ev->v[CS_STABLE].counts);
+    bound95 = cs_slow_bound95_us(plan, ev->v[CS_STABLE].counts);
 
     for (k = 0; k < (m->node_delta ? m->n_node : 1); k++) {
         d = m->node_delta ? &m->node_delta[2 * k] : m->delta;
@@ -83,6 +89,16 @@ cs_evidence_add(const cs_plan_t *plan, cs_evidence_t *ev,
 
         cs_seq_update(&ev->errors, err[CS_STABLE], n[CS_STABLE],
                       err[CS_CANARY], n[CS_CANARY]);
+
+        if (bound95) {
+            for (v = 0; v < 2; v++) {
+                slow[v] = cs_hist_above(d[v].counts, bound95);
+                n[v] = cs_hist_total(d[v].counts);
+            }
+
+            cs_seq_update(&ev->latency95, slow[CS_STABLE], n[CS_STABLE],
+                          slow[CS_CANARY], n[CS_CANARY]);
+        }
 
         if (bound == 0) {
             continue;
@@ -104,6 +120,12 @@ cs_evidence_add(const cs_plan_t *plan, cs_evidence_t *ev,
     cs_seq_observe(&ev->errors, d[CS_STABLE].errors_5xx
                                 + d[CS_STABLE].upstream_errors,
                    d[CS_STABLE].requests);
+
+    if (bound95) {
+        cs_seq_observe(&ev->latency95,
+                       cs_hist_above(d[CS_STABLE].counts, bound95),
+                       cs_hist_total(d[CS_STABLE].counts));
+    }
 
     if (bound) {
         cs_seq_observe(&ev->latency,
@@ -152,6 +174,36 @@ cs_slow_bound_us(const cs_plan_t *plan, const uint64_t *stable)
 }
 
 
+/*
+ * The same for p95: a request slower than stable's p95 x
+ * latency_p95_ratio_max (and at least + latency_p99_min_delta_ms, the
+ * smallest difference in ms worth a rollback, for both quantiles); 0
+ * when the SLO has no latency_p95_ratio_max.
+ */
+
+uint64_t
+cs_slow_bound95_us(const cs_plan_t *plan, const uint64_t *stable)
+{
+    double    p95, by_ratio, by_delta;
+    uint64_t  bound;
+
+    if (plan->slo.latency_p95_ratio_max <= 0
+        || cs_hist_total(stable) < CS_LATENCY_MIN_STABLE)
+    {
+        return 0;
+    }
+
+    p95 = cs_hist_quantile_ms(stable, 0.95);
+
+    by_ratio = p95 * plan->slo.latency_p95_ratio_max;
+    by_delta = p95 + plan->slo.latency_p99_min_delta_ms;
+
+    bound = (uint64_t) ((by_ratio > by_delta ? by_ratio : by_delta) * 1000);
+
+    return bound ? bound : 1;
+}
+
+
 char *
 cs_evidence_format(const cs_evidence_t *ev)
 {
@@ -159,7 +211,7 @@ cs_evidence_format(const cs_evidence_t *ev)
     size_t   n, size;
 
     /* two full histograms of "322:18446744073709551615," at most */
-    size = 1024 + 2 * CS_HIST_BUCKETS * 26;
+    size = 2048 + 2 * CS_HIST_BUCKETS * 26;
 
     buf = malloc(size);
     if (buf == NULL) {
@@ -171,7 +223,8 @@ cs_evidence_format(const cs_evidence_t *ev)
     n = cs_format_seq(buf, size, n, 'e', &ev->errors);
     n = cs_format_seq(buf, size, n, 'l', &ev->latency);
     n = cs_window_format(buf, size, n, 's', &ev->v[CS_STABLE]);
-    (void) cs_window_format(buf, size, n, 'c', &ev->v[CS_CANARY]);
+    n = cs_window_format(buf, size, n, 'c', &ev->v[CS_CANARY]);
+    (void) cs_format_seq(buf, size, n, 'q', &ev->latency95);
 
     return buf;
 }
@@ -248,7 +301,8 @@ cs_evidence_parse(cs_evidence_t *ev, const char *text, char *err,
     sc.errlen = errlen;
 
     if (cs_scan_uint(&sc, &version) != 0
-        || (version != CS_EVIDENCE_VERSION && version != 3))
+        || (version != CS_EVIDENCE_VERSION && version != 4
+            && version != 3))
     {
         return cs_scan_fail(&sc, "version");
     }
@@ -282,6 +336,11 @@ cs_evidence_parse(cs_evidence_t *ev, const char *text, char *err,
         || cs_scan_window(&sc, 's', &ev->v[CS_STABLE]) != 0
         || cs_scan_window(&sc, 'c', &ev->v[CS_CANARY]) != 0)
     {
+        memset(ev, 0, sizeof(cs_evidence_t));
+        return -1;
+    }
+
+    if (version >= 5 && cs_scan_seq(&sc, 'q', &ev->latency95) != 0) {
         memset(ev, 0, sizeof(cs_evidence_t));
         return -1;
     }

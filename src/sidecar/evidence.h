@@ -44,6 +44,8 @@ typedef struct {
     cs_window_t         v[2];               /* CS_STABLE, CS_CANARY */
     cs_seq_t            errors;             /* errors: 5xx and upstream */
     cs_seq_t            latency;            /* requests over the bound */
+    cs_seq_t            latency95;          /* over stable's p95 x
+                                               latency_p95_ratio_max */
     int                 looked;             /* the stage's one fixed-
                                                horizon look: 0 not yet,
                                                1 passed, -1 failed */
@@ -61,6 +63,9 @@ void cs_evidence_add(const cs_plan_t *plan, cs_evidence_t *ev,
 /* latency's bad-event bound in us from stable's stage histogram; 0:
  * too few requests yet */
 uint64_t cs_slow_bound_us(const cs_plan_t *plan, const uint64_t *stable);
+
+/* the same for p95 and latency_p95_ratio_max; 0: off or too few */
+uint64_t cs_slow_bound95_us(const cs_plan_t *plan, const uint64_t *stable);
 
 /*
  * The evidence as text for the sidecar's state, and back: malloc()ed

@@ -37,7 +37,14 @@ static int cs_plan_stages(cs_plan_ctx_t *ctx, cs_plan_t *plan,
     json_t *stages);
 static int cs_plan_stage(cs_plan_ctx_t *ctx, cs_plan_t *plan, size_t i,
     json_t *st);
-static int cs_plan_slo(cs_plan_ctx_t *ctx, cs_plan_t *plan, json_t *slo);
+static int cs_plan_slo(cs_plan_ctx_t *ctx, cs_slo_t *s, json_t *slo,
+    const char *where);
+static int cs_plan_stage_slos(cs_plan_ctx_t *ctx, cs_plan_t *plan,
+    json_t *stages);
+static int cs_plan_triggers(cs_plan_ctx_t *ctx, cs_plan_t *plan,
+    json_t *triggers);
+static int cs_plan_rollback(cs_plan_ctx_t *ctx, cs_plan_t *plan,
+    json_t *rollback);
 static int cs_plan_pins(cs_plan_ctx_t *ctx, cs_plan_t *plan, json_t *pins);
 static int cs_plan_duration(cs_plan_ctx_t *ctx, json_t *v, const char *where,
     int64_t min, int64_t max, int64_t *ms);
@@ -48,17 +55,40 @@ static int cs_plan_add_pin(cs_plan_t *plan, const char *pin);
 
 static const char  *cs_plan_top_fields[] = {
     "pins", "stages", "slo", "interval", "violation_for", "on_violation",
-    "window", "lag", "lag_hold", NULL
+    "window", "lag", "lag_hold",
+    "triggers", "rollback",
+    NULL
 };
 
 static const char  *cs_plan_stage_fields[] = {
-    "name", "weight", "hold", "manual", NULL
+    "name", "weight", "hold", "manual",
+    "slo",
+    NULL
 };
 
 static const char  *cs_plan_slo_fields[] = {
     "latency_p99_ratio_max", "latency_p99_min_delta_ms",
     "error_rate_ratio_max", "error_rate_max", "availability_min",
-    "min_requests", "confidence", NULL
+    "min_requests", "confidence",
+    "latency_p50_max_ms", "latency_p95_max_ms", "latency_p99_max_ms",
+    "latency_p95_ratio_max",
+    NULL
+};
+
+
+/* the keys of "triggers", in the order of CS_TRIGGER_* */
+
+static const char  *cs_plan_trigger_names[] = {
+    "error_rate", "availability", "latency_p99", "latency_p95",
+    "latency_p50", NULL
+};
+
+static const char  *cs_plan_trigger_fields[] = {
+    "act", "for", "then", NULL
+};
+
+static const char  *cs_plan_rollback_fields[] = {
+    "steps", "step_hold", NULL
 };
 
 
@@ -92,6 +122,7 @@ cs_plan_defaults(cs_plan_t *plan)
     plan->lag = 5000;
     plan->lag_hold = 30000;
     plan->on_violation = CS_ON_VIOLATION_ROLLBACK;
+    plan->rollback_step_hold = 60000;
 }
 
 
@@ -212,7 +243,13 @@ cs_plan_parse(cs_plan_t *plan, const char *text, size_t len,
 
     v = json_object_get(root, "slo");
 
-    if (v != NULL && cs_plan_slo(&ctx, plan, v) != 0) {
+    if (v != NULL && cs_plan_slo(&ctx, &plan->slo, v, "slo") != 0) {
+        goto failed;
+    }
+
+    if (cs_plan_stage_slos(&ctx, plan, json_object_get(root, "stages"))
+        != 0)
+    {
         goto failed;
     }
 
@@ -293,6 +330,20 @@ cs_plan_parse(cs_plan_t *plan, const char *text, size_t len,
             cs_plan_error(&ctx, "on_violation: \"rollback\" or \"pause\"");
             goto failed;
         }
+    }
+
+    /* after violation_for and on_violation: a trigger's defaults */
+
+    v = json_object_get(root, "triggers");
+
+    if (v != NULL && cs_plan_triggers(&ctx, plan, v) != 0) {
+        goto failed;
+    }
+
+    v = json_object_get(root, "rollback");
+
+    if (v != NULL && cs_plan_rollback(&ctx, plan, v) != 0) {
+        goto failed;
     }
 
     json_decref(root);
@@ -536,84 +587,369 @@ cs_plan_stage(cs_plan_ctx_t *ctx, cs_plan_t *plan, size_t i, json_t *st)
 
 
 static int
-cs_plan_slo(cs_plan_ctx_t *ctx, cs_plan_t *plan, json_t *slo)
+cs_plan_slo(cs_plan_ctx_t *ctx, cs_slo_t *s, json_t *slo, const char *where)
 {
-    double     d;
-    json_t    *v;
-    cs_slo_t  *s;
+    char     f[96];
+    double   d;
+    json_t  *v;
 
-    s = &plan->slo;
     d = 0;
 
     if (!json_is_object(slo)) {
-        return cs_plan_error(ctx, "\"slo\" is not an object");
+        return cs_plan_error(ctx, "\"%s\" is not an object", where);
     }
 
-    if (cs_plan_known(ctx, slo, "slo", cs_plan_slo_fields) != 0) {
+    if (cs_plan_known(ctx, slo, where, cs_plan_slo_fields) != 0) {
         return -1;
     }
 
     v = json_object_get(slo, "latency_p99_ratio_max");
-    if (v && cs_plan_number(ctx, v, "slo.latency_p99_ratio_max", 0, 1000,
-                            1, &s->latency_p99_ratio_max) != 0)
+    snprintf(f, sizeof(f), "%s.latency_p99_ratio_max", where);
+    if (v && cs_plan_number(ctx, v, f, 0, 1000, 1,
+                            &s->latency_p99_ratio_max) != 0)
     {
         return -1;
     }
 
     v = json_object_get(slo, "latency_p99_min_delta_ms");
-    if (v && cs_plan_number(ctx, v, "slo.latency_p99_min_delta_ms", 0,
-                            3600000, 0, &s->latency_p99_min_delta_ms) != 0)
+    snprintf(f, sizeof(f), "%s.latency_p99_min_delta_ms", where);
+    if (v && cs_plan_number(ctx, v, f, 0, 3600000, 0,
+                            &s->latency_p99_min_delta_ms) != 0)
     {
         return -1;
     }
 
     v = json_object_get(slo, "error_rate_ratio_max");
-    if (v && cs_plan_number(ctx, v, "slo.error_rate_ratio_max", 0, 1000,
-                            1, &s->error_rate_ratio_max) != 0)
+    snprintf(f, sizeof(f), "%s.error_rate_ratio_max", where);
+    if (v && cs_plan_number(ctx, v, f, 0, 1000, 1,
+                            &s->error_rate_ratio_max) != 0)
     {
         return -1;
     }
 
     v = json_object_get(slo, "error_rate_max");
-    if (v && cs_plan_number(ctx, v, "slo.error_rate_max (percent)", 0, 100,
-                            1, &s->error_rate_max) != 0)
+    snprintf(f, sizeof(f), "%s.error_rate_max (percent)", where);
+    if (v && cs_plan_number(ctx, v, f, 0, 100, 1, &s->error_rate_max) != 0)
     {
         return -1;
     }
 
     v = json_object_get(slo, "availability_min");
-    if (v && cs_plan_number(ctx, v, "slo.availability_min (percent)", 0,
-                            100, 0, &s->availability_min) != 0)
+    snprintf(f, sizeof(f), "%s.availability_min (percent)", where);
+    if (v && cs_plan_number(ctx, v, f, 0, 100, 0, &s->availability_min)
+             != 0)
     {
         return -1;
     }
 
     v = json_object_get(slo, "confidence");
+    snprintf(f, sizeof(f), "%s.confidence", where);
     if (v) {
-        if (cs_plan_number(ctx, v, "slo.confidence", 0.5, 0.999999, 1,
-                           &s->confidence) != 0)
+        if (cs_plan_number(ctx, v, f, 0.5, 0.999999, 1, &s->confidence)
+            != 0)
         {
             return -1;
         }
     }
 
     v = json_object_get(slo, "min_requests");
+    snprintf(f, sizeof(f), "%s.min_requests", where);
     if (v) {
-        if (cs_plan_number(ctx, v, "slo.min_requests", 1, 1e12, 0, &d)
-            != 0)
-        {
+        if (cs_plan_number(ctx, v, f, 1, 1e12, 0, &d) != 0) {
             return -1;
         }
 
         if (!json_is_integer(v)) {
-            return cs_plan_error(ctx, "slo.min_requests: a whole number of "
-                                 "requests");
+            return cs_plan_error(ctx, "%s: a whole number of requests", f);
         }
 
         s->min_requests = (uint64_t) d;
     }
 
+    /* issue 18: absolute limits (ms, above 0; absent: off) */
+
+    v = json_object_get(slo, "latency_p50_max_ms");
+    snprintf(f, sizeof(f), "%s.latency_p50_max_ms", where);
+    if (v && cs_plan_number(ctx, v, f, 0, 3600000, 1,
+                            &s->latency_p50_max_ms) != 0)
+    {
+        return -1;
+    }
+
+    v = json_object_get(slo, "latency_p95_max_ms");
+    snprintf(f, sizeof(f), "%s.latency_p95_max_ms", where);
+    if (v && cs_plan_number(ctx, v, f, 0, 3600000, 1,
+                            &s->latency_p95_max_ms) != 0)
+    {
+        return -1;
+    }
+
+    v = json_object_get(slo, "latency_p99_max_ms");
+    snprintf(f, sizeof(f), "%s.latency_p99_max_ms", where);
+    if (v && cs_plan_number(ctx, v, f, 0, 3600000, 1,
+                            &s->latency_p99_max_ms) != 0)
+    {
+        return -1;
+    }
+
+    v = json_object_get(slo, "latency_p95_ratio_max");
+    snprintf(f, sizeof(f), "%s.latency_p95_ratio_max", where);
+    if (v && cs_plan_number(ctx, v, f, 0, 1000, 1,
+                            &s->latency_p95_ratio_max) != 0)
+    {
+        return -1;
+    }
+
     return 0;
+}
+
+
+/* a stage's "slo" over the plan's, once the plan's is read */
+
+static int
+cs_plan_stage_slos(cs_plan_ctx_t *ctx, cs_plan_t *plan, json_t *stages)
+{
+    char     where[64];
+    size_t   i;
+    json_t  *v;
+
+    for (i = 0; i < plan->nstages; i++) {
+        v = json_object_get(json_array_get(stages, i), "slo");
+
+        if (v == NULL) {
+            continue;
+        }
+
+        snprintf(where, sizeof(where), "stages[%zu].slo", i);
+
+        plan->stage_slo[i] = plan->slo;
+        plan->stage_has_slo[i] = 1;
+
+        if (cs_plan_slo(ctx, &plan->stage_slo[i], v, where) != 0) {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * "triggers": {"error_rate": {"act": "instant"},
+ *              "latency_p95": {"act": "grace", "for": "5m",
+ *                              "then": "pause"}}
+ */
+
+static int
+cs_plan_triggers(cs_plan_ctx_t *ctx, cs_plan_t *plan, json_t *triggers)
+{
+    char           where[64];
+    size_t         i;
+    json_t        *t, *v;
+    const char    *key, *s;
+    cs_trigger_t  *tr;
+
+    if (!json_is_object(triggers)) {
+        return cs_plan_error(ctx, "\"triggers\" is not an object "
+                             "{\"CHECK\": {\"act\": ...}, ...}");
+    }
+
+    json_object_foreach(triggers, key, t) {
+
+        if (key[0] == '/' && key[1] == '/') {
+            continue;
+        }
+
+        for (i = 0; cs_plan_trigger_names[i]; i++) {
+            if (strcmp(key, cs_plan_trigger_names[i]) == 0) {
+                break;
+            }
+        }
+
+        if (cs_plan_trigger_names[i] == NULL) {
+            return cs_plan_error(ctx, "triggers: unknown check \"%.64s\" "
+                                 "(error_rate, availability, latency_p99, "
+                                 "latency_p95, latency_p50)", key);
+        }
+
+        snprintf(where, sizeof(where), "triggers.%s", key);
+
+        if (!json_is_object(t)) {
+            return cs_plan_error(ctx, "%s is not an object {\"act\": "
+                                 "\"instant\" or \"grace\", ...}", where);
+        }
+
+        if (cs_plan_known(ctx, t, where, cs_plan_trigger_fields) != 0) {
+            return -1;
+        }
+
+        tr = &plan->triggers[i];
+        tr->set = 1;
+        tr->wait = plan->violation_for;
+        tr->then = plan->on_violation;
+
+        s = json_string_value(json_object_get(t, "act"));
+
+        if (s != NULL && strcmp(s, "instant") == 0) {
+            tr->instant = 1;
+
+        } else if (s != NULL && strcmp(s, "grace") == 0) {
+            tr->instant = 0;
+
+        } else {
+            return cs_plan_error(ctx, "%s.act: \"instant\" or \"grace\"",
+                                 where);
+        }
+
+        v = json_object_get(t, "for");
+
+        if (v != NULL) {
+            if (tr->instant) {
+                return cs_plan_error(ctx, "%s.for: an instant trigger acts "
+                                     "at once; \"for\" is grace's", where);
+            }
+
+            snprintf(where, sizeof(where), "triggers.%s.for", key);
+
+            if (cs_plan_duration(ctx, v, where, 0, 86400 * 1000, &tr->wait)
+                != 0)
+            {
+                return -1;
+            }
+
+            snprintf(where, sizeof(where), "triggers.%s", key);
+        }
+
+        v = json_object_get(t, "then");
+
+        if (v != NULL) {
+            s = json_string_value(v);
+
+            if (s != NULL && strcmp(s, "rollback") == 0) {
+                tr->then = CS_ON_VIOLATION_ROLLBACK;
+
+            } else if (s != NULL && strcmp(s, "pause") == 0) {
+                tr->then = CS_ON_VIOLATION_PAUSE;
+
+            } else {
+                return cs_plan_error(ctx, "%s.then: \"rollback\" or "
+                                     "\"pause\"", where);
+            }
+        }
+    }
+
+    return 0;
+}
+
+
+/* "rollback": {"steps": [20, 5, 0], "step_hold": "1m"} */
+
+static int
+cs_plan_rollback(cs_plan_ctx_t *ctx, cs_plan_t *plan, json_t *rollback)
+{
+    char     where[64];
+    size_t   i, n;
+    double   w;
+    json_t  *steps, *v;
+
+    if (!json_is_object(rollback)) {
+        return cs_plan_error(ctx, "\"rollback\" is not an object "
+                             "{\"steps\": [20, 5, 0], \"step_hold\": "
+                             "\"1m\"}");
+    }
+
+    if (cs_plan_known(ctx, rollback, "rollback", cs_plan_rollback_fields)
+        != 0)
+    {
+        return -1;
+    }
+
+    steps = json_object_get(rollback, "steps");
+
+    if (steps == NULL || !json_is_array(steps)) {
+        return cs_plan_error(ctx, "rollback.steps is %s: an array of "
+                             "weights down to 0, e.g. [20, 5, 0]",
+                             steps ? "not an array" : "missing");
+    }
+
+    n = json_array_size(steps);
+
+    if (n == 0 || n > CS_ROLLBACK_STEPS_MAX) {
+        return cs_plan_error(ctx, "rollback.steps: 1 to %d weights, %zu "
+                             "given", CS_ROLLBACK_STEPS_MAX, n);
+    }
+
+    for (i = 0; i < n; i++) {
+        v = json_array_get(steps, i);
+
+        if (!json_is_number(v)) {
+            return cs_plan_error(ctx, "rollback.steps[%zu] is not a number "
+                                 "(a percent, 0 to 100)", i);
+        }
+
+        w = json_number_value(v);
+
+        if (!(w >= 0 && w <= 100)) {
+            return cs_plan_error(ctx, "rollback.steps[%zu]: %g is not a "
+                                 "percent 0 to 100", i, w);
+        }
+
+        if (fabs(w * 100 - round(w * 100)) > 1e-6) {
+            return cs_plan_error(ctx, "rollback.steps[%zu]: %g has more "
+                                 "than two decimals", i, w);
+        }
+
+        plan->rollback_steps[i] = (uint32_t) round(w * 100);
+
+        if (i > 0
+            && plan->rollback_steps[i] >= plan->rollback_steps[i - 1])
+        {
+            return cs_plan_error(ctx, "rollback.steps[%zu] %g is not below "
+                                 "rollback.steps[%zu] %g: a rollback walks "
+                                 "down", i, w, i - 1,
+                                 plan->rollback_steps[i - 1] / 100.0);
+        }
+    }
+
+    if (plan->rollback_steps[n - 1] != 0) {
+        return cs_plan_error(ctx, "rollback.steps[%zu]: %g; the last step "
+                             "is 0 (everyone on stable)", n - 1,
+                             plan->rollback_steps[n - 1] / 100.0);
+    }
+
+    plan->rollback_nsteps = n;
+
+    v = json_object_get(rollback, "step_hold");
+
+    if (v != NULL) {
+        snprintf(where, sizeof(where), "rollback.step_hold");
+
+        if (cs_plan_duration(ctx, v, where, 0, 86400 * 1000,
+                             &plan->rollback_step_hold) != 0)
+        {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+const cs_slo_t *
+cs_plan_stage_slo(const cs_plan_t *plan, size_t stage)
+{
+    if (stage < plan->nstages && plan->stage_has_slo[stage]) {
+        return &plan->stage_slo[stage];
+    }
+
+    return &plan->slo;
+}
+
+
+const char *
+cs_trigger_name(size_t trigger)
+{
+    return cs_plan_trigger_names[trigger];
 }
 
 

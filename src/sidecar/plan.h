@@ -38,14 +38,6 @@ typedef enum {
 
 
 typedef struct {
-    char                name[CS_STAGE_NAME_MAX + 1];
-    uint32_t            weight;         /* hundredths of a percent */
-    int64_t             hold;           /* ms */
-    int                 manual;
-} cs_stage_t;
-
-
-typedef struct {
     double              latency_p99_ratio_max;
     double              latency_p99_min_delta_ms;
     double              error_rate_ratio_max;
@@ -53,7 +45,45 @@ typedef struct {
     double              availability_min;       /* percent */
     uint64_t            min_requests;
     double              confidence;             /* of the one-sided tests */
+    /* issue 18: absolute limits and p95's ratio; 0: off */
+    double              latency_p50_max_ms;
+    double              latency_p95_max_ms;
+    double              latency_p99_max_ms;
+    double              latency_p95_ratio_max;
 } cs_slo_t;
+
+
+typedef struct {
+    char                name[CS_STAGE_NAME_MAX + 1];
+    uint32_t            weight;         /* hundredths of a percent */
+    int64_t             hold;           /* ms */
+    int                 manual;
+} cs_stage_t;
+
+
+/*
+ * Trigger tiers: what a failing check does.  The checks a trigger names
+ * (the keys of "triggers"); latency_p95 and latency_p50 are both the
+ * relative and the absolute checks of that quantile, latency_p99 too.
+ */
+enum {
+    CS_TRIGGER_ERROR_RATE = 0,
+    CS_TRIGGER_AVAILABILITY,
+    CS_TRIGGER_LATENCY_P99,
+    CS_TRIGGER_LATENCY_P95,
+    CS_TRIGGER_LATENCY_P50,
+    CS_TRIGGERS
+};
+
+typedef struct {
+    int                 set;            /* 0: violation_for, on_violation */
+    int                 instant;        /* 0: grace */
+    int64_t             wait;           /* ms, grace's "for" */
+    cs_on_violation_e   then;
+} cs_trigger_t;
+
+
+#define CS_ROLLBACK_STEPS_MAX  16
 
 
 typedef struct {
@@ -71,6 +101,16 @@ typedef struct {
     int64_t             lag_hold;               /* ms: so long, it holds
                                                    promotion */
     cs_on_violation_e   on_violation;
+    /* issue 18: per check (CS_TRIGGER_*); by default grace,
+       violation_for, on_violation */
+    cs_trigger_t        triggers[CS_TRIGGERS];
+    /* a stage's "slo" merged over slo (stage_has_slo[i]), else slo */
+    cs_slo_t            stage_slo[CS_STAGES_MAX];
+    int                 stage_has_slo[CS_STAGES_MAX];
+    /* gradual rollback: weights walked down to 0; nsteps 0: at once */
+    uint32_t            rollback_steps[CS_ROLLBACK_STEPS_MAX];
+    size_t              rollback_nsteps;
+    int64_t             rollback_step_hold;     /* ms */
 } cs_plan_t;
 
 
@@ -88,6 +128,12 @@ int cs_plan_load(cs_plan_t *plan, const char *path, char *err,
     size_t errlen);
 
 void cs_plan_free(cs_plan_t *plan);
+
+/* the SLO a stage is judged by: the plan's, merged with the stage's */
+const cs_slo_t *cs_plan_stage_slo(const cs_plan_t *plan, size_t stage);
+
+/* a trigger's key in "triggers": "error_rate", ... */
+const char *cs_trigger_name(size_t trigger);
 
 /*
  * A duration as nginx writes them: "500ms", "30s", "30m", "1h", "1h30m",

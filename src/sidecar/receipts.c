@@ -110,6 +110,13 @@ cs_receipt_checks(const cs_decision_t *d)
     for (i = 0; i < CS_CHECKS; i++) {
         k = &d->j.checks[i];
 
+        /* issue 18's checks appear when the SLO has them */
+        if (i > CS_CHECK_AVAILABILITY
+            && (!d->has_judgement || k->off))
+        {
+            continue;
+        }
+
         if (!d->has_judgement) {
             c = json_pack("{s:n,s:n,s:n,s:s,s:n}", "baseline", "canary",
                           "threshold", "status", "NO_DATA", "p_value");

@@ -184,6 +184,49 @@ cs_seq_p_value(const cs_seq_t *s)
 
 
 double
+cs_seq_share_p(uint64_t k, uint64_t n, double q, double phi)
+{
+    size_t  i;
+    double  odds, q1, lr[CS_SEQ_GRID], max, sum, lm;
+
+    if (n == 0 || k == 0 || !(q > 0 && q < 1)) {
+        return 1;
+    }
+
+    if (k > n) {
+        k = n;
+    }
+
+    if (phi < 1) {
+        phi = 1;
+    }
+
+    odds = q / (1 - q);
+    max = -HUGE_VAL;
+
+    for (i = 0; i < CS_SEQ_GRID; i++) {
+        q1 = odds * cs_seq_theta[i] / (1 + odds * cs_seq_theta[i]);
+        lr[i] = ((double) k * log(q1 / q)
+                 + (double) (n - k) * log((1 - q1) / (1 - q))) / phi;
+
+        if (lr[i] > max) {
+            max = lr[i];
+        }
+    }
+
+    sum = 0;
+
+    for (i = 0; i < CS_SEQ_GRID; i++) {
+        sum += exp(lr[i] - max);
+    }
+
+    lm = max + log(sum / CS_SEQ_GRID);
+
+    return lm <= 0 ? 1 : exp(-lm);
+}
+
+
+double
 cs_binom_sf(uint64_t k, uint64_t n, double p)
 {
     if (k == 0) {

@@ -119,6 +119,24 @@ double cs_seq_log_m(const cs_seq_t *s);
 double cs_seq_p_value(const cs_seq_t *s);
 
 /*
+ * One sample against a fixed share: the always-valid p-value of "the
+ * share of bad events among requests is at most q" after k bad events
+ * in n requests (an absolute limit: latency_p95_max_ms = X says at most
+ * 5% of requests are over X).  Under it each request is bad with chance
+ * at most q; the likelihood ratio of the alternative q1 > q,
+ *
+ *     (q1 / q)^k ((1 - q1) / (1 - q))^(n - k),
+ *
+ * is a nonnegative supermartingale in the requests, and so is its
+ * mixture over q1 = odds(q) x theta for theta in cs_seq_theta (the same
+ * grid of ratios as the two-sample test, on the odds scale so that q1
+ * stays under 1).  Its value depends on k and n only: no state.  Each
+ * log ratio is divided by phi (>= 1) for bursts, as in cs_seq_update.
+ * p = min(1, 1 / M).
+ */
+double cs_seq_share_p(uint64_t k, uint64_t n, double q, double phi);
+
+/*
  * Exact binomial upper tail P(X >= k), X ~ Bin(n, p), by the
  * regularized incomplete beta function I_p(k, n - k + 1).
  */
