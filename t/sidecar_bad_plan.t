@@ -41,8 +41,8 @@ my @bad = (
      '{"stages": [' . stage('a', 0, '"1s"')
      . ', {"name": "b", "weight": 5, "hold": "1s", "wieght": 9}]}',
      qr/unknown field "wieght" in stages\[1\]/],
-    ['unknown field at the top', "{\"stages\": [$ok], \"rollback\": true}",
-     qr/unknown field "rollback" in the top level/],
+    ['unknown field at the top', "{\"stages\": [$ok], \"roll_back\": true}",
+     qr/unknown field "roll_back" in the top level/],
     ['unknown field in slo', "{\"stages\": [$ok], \"slo\": {\"p99\": 1}}",
      qr/unknown field "p99" in slo/],
     ['bad hold', '{"stages": [' . stage('a', 5, '"30 minutes"') . ']}',
@@ -53,6 +53,16 @@ my @bad = (
      qr/window: 5m is out of range 1s to 1m/],
     ['bad on_violation', "{\"stages\": [$ok], \"on_violation\": \"alert\"}",
      qr/on_violation: "rollback" or "pause"/],
+    ['bad stage slo limit', '{"stages": [' . stage('a', 5, '"1s"')
+     . ', {"name": "b", "weight": 9, "hold": "1s",'
+     . ' "slo": {"latency_p95_max_ms": -3}}]}',
+     qr/stages\[1\]\.slo\.latency_p95_max_ms: -3 is out of range/],
+    ['unknown trigger', "{\"stages\": [$ok], \"triggers\":"
+     . ' {"latency_p90": {"act": "instant"}}}',
+     qr/triggers: unknown check "latency_p90"/],
+    ['rollback steps not down to 0', "{\"stages\": [$ok], \"rollback\":"
+     . ' {"steps": [20, 5]}}',
+     qr/rollback\.steps\[1\]: 5; the last step is 0/],
 );
 
 sub connections {
