@@ -10,6 +10,7 @@
 #include <check.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -841,6 +842,38 @@ START_TEST(test_decision_line_and_evidence_have_the_new_checks)
 
     free(text);
     cs_plan_free(&p);
+}
+END_TEST
+
+
+/* conf-examples/plan-triggers.json: the seed runbook's ladder */
+
+START_TEST(test_example_plan_with_triggers)
+{
+    char          path[1024], *p;
+    cs_plan_t     file;
+    cs_trigger_t  t;
+
+    snprintf(path, sizeof(path), "%s", __FILE__);
+    p = strstr(path, "t/unit/");
+    ck_assert_ptr_nonnull(p);
+
+    strcpy(p, "conf-examples/plan-triggers.json");
+    ck_assert_msg(cs_plan_load(&file, path, cs_err, sizeof(cs_err)) == 0,
+                  "%s", cs_err);
+
+    ck_assert_uint_eq(file.nstages, 5);
+    ck_assert(cs_plan_stage_slo(&file, 0)->latency_p99_max_ms == 400);
+    ck_assert(cs_plan_stage_slo(&file, 0)->latency_p95_max_ms == 200);
+    ck_assert(cs_plan_stage_slo(&file, 3)->latency_p99_max_ms == 0);
+
+    cs_trigger_get(&file, CS_TRIGGER_ERROR_RATE, &t);
+    ck_assert_int_eq(t.instant, 1);
+    cs_trigger_get(&file, CS_TRIGGER_LATENCY_P95, &t);
+    ck_assert_int_eq(t.wait, 300 * S);
+    ck_assert_uint_eq(file.rollback_nsteps, 3);
+
+    cs_plan_free(&file);
 }
 END_TEST
 
