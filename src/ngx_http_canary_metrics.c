@@ -88,6 +88,20 @@ ngx_http_canary_log_handler(ngx_http_request_t *r)
         (void) ngx_atomic_fetch_add(&st->responses[status / 100 - 1], 1);
     }
 
+    /*
+     * the cohort whose weight decided ($canary_reason "cohort", or
+     * "random" without a key): its slot is the split's, never freed;
+     * a 5xx here is any the client got, upstream failures included
+     */
+    if (ctx->cohort) {
+        (void) ngx_atomic_fetch_add(&ctx->cohort->requests[ctx->variant], 1);
+
+        if (status >= 500 && status < 600) {
+            (void) ngx_atomic_fetch_add(
+                           &ctx->cohort->responses_5xx[ctx->variant], 1);
+        }
+    }
+
     /* nginx keeps request times in milliseconds */
     tp = ngx_timeofday();
 
@@ -509,6 +523,12 @@ ngx_http_canary_report_split(ngx_http_canary_split_t *split,
         sr->cohorts[v].name.data = shs->cohorts[v].name;
         sr->cohorts[v].name.len = shs->cohorts[v].name_len;
         sr->cohorts[v].weight = (uint32_t) shs->cohorts[v].weight;
+
+        for (b = 0; b < NGX_HTTP_CANARY_VARIANTS; b++) {
+            sr->cohorts[v].requests[b] = shs->cohorts[v].requests[b];
+            sr->cohorts[v].responses_5xx[b] =
+                                          shs->cohorts[v].responses_5xx[b];
+        }
     }
 
     bp = ngx_http_canary_window_base(shs, now, window, 0, &base);

@@ -441,7 +441,10 @@ ngx_http_canary_zone_conf(ngx_http_canary_main_conf_t *cmcf,
     /*
      * cohorts are matched by name: the list may change across reloads;
      * with Redis, one unchanged in nginx.conf keeps the value in force
-     * (Redis's, or an edit that stands), whatever the weight's source
+     * (Redis's, or an edit that stands), whatever the weight's source.
+     * Its counters go with the name, with or without Redis; one new in
+     * nginx.conf starts at 0.  A request that ends while they move may
+     * be counted on the slot the name left (the commit is rare).
      */
 
     keep = !fresh && cmcf->redis;
@@ -460,7 +463,7 @@ ngx_http_canary_zone_conf(ngx_http_canary_main_conf_t *cmcf,
 
         prev = NULL;
 
-        for (j = 0; keep && j < shs->ncohorts; j++) {
+        for (j = 0; !fresh && j < shs->ncohorts; j++) {
             if (old[j].name_len == shc->name_len
                 && ngx_memcmp(old[j].name, shc->name, shc->name_len) == 0)
             {
@@ -469,7 +472,12 @@ ngx_http_canary_zone_conf(ngx_http_canary_main_conf_t *cmcf,
             }
         }
 
-        if (prev == NULL) {
+        for (j = 0; j < NGX_HTTP_CANARY_VARIANTS; j++) {
+            shc->requests[j] = prev ? prev->requests[j] : 0;
+            shc->responses_5xx[j] = prev ? prev->responses_5xx[j] : 0;
+        }
+
+        if (prev == NULL || !keep) {
             continue;
         }
 
