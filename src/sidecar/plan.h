@@ -45,6 +45,29 @@ typedef struct {
 } cs_stage_t;
 
 
+/*
+ * A stage's cohort weights (the module's weight.NAME fields): the full
+ * map from that stage on.  A stage without "cohorts" keeps the map of
+ * the stage before (set 0); a later map names every cohort of the one
+ * before, none lower.  A cohort's name: 1 to NAME_LEN - 1 bytes, printable
+ * ASCII without spaces.
+ */
+#define CS_COHORTS_MAX        NGX_HTTP_CANARY_COHORTS_MAX
+#define CS_COHORT_NAME_MAX    (NGX_HTTP_CANARY_NAME_LEN - 1)
+
+typedef struct {
+    char                name[CS_COHORT_NAME_MAX + 1];
+    uint32_t            weight;         /* hundredths of a percent */
+} cs_cohort_t;
+
+
+typedef struct {
+    cs_cohort_t         cohort[CS_COHORTS_MAX];
+    size_t              n;
+    int                 set;            /* the stage has "cohorts" */
+} cs_cohorts_t;
+
+
 typedef struct {
     double              latency_p99_ratio_max;
     double              latency_p99_min_delta_ms;
@@ -71,6 +94,9 @@ typedef struct {
     int64_t             lag_hold;               /* ms: so long, it holds
                                                    promotion */
     cs_on_violation_e   on_violation;
+
+    /* cohorts[i]: the cohort weights of stages[i] */
+    cs_cohorts_t        cohorts[CS_STAGES_MAX];
 } cs_plan_t;
 
 
@@ -104,6 +130,15 @@ char *cs_weight_format(uint32_t weight, char *buf, size_t size);
 
 /* the module's weight syntax: 0..100, at most two decimals; -1 if bad */
 int64_t cs_weight_parse(const char *s, size_t len);
+
+/*
+ * Whether stages[i]'s cohorts add a cohort to, or raise one of, those of
+ * stages[i - 1] (i > 0): then it may keep that stage's weight.
+ */
+int cs_plan_cohorts_grow(const cs_plan_t *plan, size_t i);
+
+/* whether a cohort of stages[i] has a weight above 0 */
+int cs_plan_cohorts_route(const cs_plan_t *plan, size_t i);
 
 
 #endif /* _CS_PLAN_H_INCLUDED_ */
