@@ -961,15 +961,20 @@ cs_plan_cohorts(cs_plan_ctx_t *ctx, cs_plan_t *plan, size_t i, json_t *map)
                              "{\"COHORT\": percent, ...}", i);
     }
 
-    if (json_object_size(map) > CS_COHORTS_MAX) {
-        return cs_plan_error(ctx, "stages[%zu].cohorts: %zu cohorts, at "
-                             "most %d (the module's weight.COHORT fields)",
-                             i, json_object_size(map), CS_COHORTS_MAX);
-    }
-
     cs->set = 1;
 
     json_object_foreach(map, name, v) {
+        /* a comment, as anywhere in a plan */
+        if (strncmp(name, "//", 2) == 0) {
+            continue;
+        }
+
+        if (cs->n == CS_COHORTS_MAX) {
+            return cs_plan_error(ctx, "stages[%zu].cohorts: more than %d "
+                                 "cohorts (the module's weight.COHORT "
+                                 "fields)", i, CS_COHORTS_MAX);
+        }
+
         if (!cs_plan_cohort_name(name)) {
             return cs_plan_error(ctx, "stages[%zu].cohorts: \"%.64s\" is "
                                  "not a cohort name: 1 to %d printable "

@@ -147,6 +147,14 @@ START_TEST(test_a_raised_cohort_may_keep_the_weight)
     ck_assert_uint_eq(plan.cohorts[1].cohort[0].weight, 2500);
     ck_assert_uint_eq(plan.cohorts[2].cohort[1].weight, 1);
 
+    /* a comment is no cohort */
+    cs_plan_free(&plan);
+    ck_assert_msg(cs_parse(&plan, "{\"stages\":["
+        "{\"name\":\"a\",\"weight\":0,\"cohorts\":{\"beta\":5,"
+        "\"//beta\":\"the opt-in programme\"},\"hold\":\"1m\"}]}") == 0,
+        "%s", cs_err);
+    ck_assert_uint_eq(plan.cohorts[0].n, 1);
+
     /* a cohort at 0 only routes nobody */
     ck_assert_int_eq(cs_plan_cohorts_route(&plan, 0), 1);
     cs_plan_free(&plan);
@@ -201,7 +209,7 @@ START_TEST(test_bad_cohorts_name_the_problem)
            "\"c1\":1,\"c2\":1,\"c3\":1,\"c4\":1,\"c5\":1,\"c6\":1,\"c7\":1,"
            "\"c8\":1,\"c9\":1,\"c10\":1,\"c11\":1,\"c12\":1,\"c13\":1,"
            "\"c14\":1,\"c15\":1,\"c16\":1,\"c17\":1},\"hold\":\"1m\"}]}",
-           "stages[0].cohorts: 17 cohorts, at most 16", NULL);
+           "stages[0].cohorts: more than 16 cohorts", NULL);
 
     cs_bad("{\"stages\":[{\"name\":\"a\",\"weight\":0,"
            "\"cohorts\":{\"a\":1,\"a\":2},\"hold\":\"1m\"}]}",
@@ -246,6 +254,31 @@ START_TEST(test_bad_cohorts_name_the_problem)
            "{\"name\":\"b\",\"weight\":1,\"cohorts\":{\"internal\":100},"
            "\"hold\":\"1m\"}]}",
            "stages[1].weight 1 is not above stages[0].weight 5", NULL);
+}
+END_TEST
+
+
+/* conf-examples/plan-cohorts.json: cohorts.conf's ladder */
+
+START_TEST(test_example_cohort_plan)
+{
+    char       path[1024], *p;
+    cs_plan_t  plan;
+
+    snprintf(path, sizeof(path), "%s", __FILE__);
+    p = strstr(path, "t/unit/");
+    ck_assert_ptr_nonnull(p);
+    strcpy(p, "conf-examples/plan-cohorts.json");
+
+    ck_assert_msg(cs_plan_load(&plan, path, cs_err, sizeof(cs_err)) == 0,
+                  "%s", cs_err);
+    ck_assert_uint_eq(plan.nstages, 7);
+    ck_assert_uint_eq(plan.cohorts[0].n, 1);
+    ck_assert_uint_eq(cs_find(&plan, 1, "friendly")->weight, 2500);
+    ck_assert_uint_eq(cs_find(&plan, 2, "beta")->weight, 2500);
+    ck_assert_uint_eq(cs_find(&plan, 6, "beta")->weight, 10000);
+    ck_assert_int_eq(plan.cohorts[6].set, 0);
+    cs_plan_free(&plan);
 }
 END_TEST
 
