@@ -373,8 +373,12 @@ struct ngx_http_canary_ctx_s {
     ngx_http_canary_reason_e     reason;
     ngx_int_t                    bucket;        /* -1 when not hashed */
     ngx_uint_t                   weight;        /* weight applied */
-    /* the cohort whose weight decided, counted in the log phase; or NULL */
+    /*
+     * the cohort whose weight decided, counted in the log phase if its
+     * slot still has the name (a reload may give it another); or NULL
+     */
     ngx_http_canary_shm_cohort_t  *cohort;
+    ngx_str_t                    cohort_name;
     /* the client address a from= was asked about, or NULL */
     struct sockaddr             *sockaddr;
     /*

@@ -770,6 +770,7 @@ ngx_http_canary_weight(ngx_http_request_t *r, ngx_http_canary_split_t *split,
             ctx->reason = NGX_HTTP_CANARY_REASON_COHORT;
             ctx->weight = shc[i].weight;
             ctx->cohort = &shc[i];
+            ctx->cohort_name = name;
             break;
         }
     }
