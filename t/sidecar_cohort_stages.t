@@ -33,6 +33,9 @@
 # sidecar rolls back, and its write sets weight.internal and
 # weight.friendly to 0 with the weight: internal goes to stable
 # (rolled_back, not a cohort's decision: not counted).
+#
+# Last, conf-examples/plan-cohorts.json passes canary-sidecar --once
+# --dry-run, which would start it at its internal stage.
 
 use strict;
 use warnings;
@@ -313,6 +316,24 @@ cmp_ok $tally{internal}{canary}{'5xx'}, '>', 0,
        "internal's 5xx on canary: $tally{internal}{canary}{'5xx'}";
 $s->stop_traffic;
 counters_match('after the rollback', 0);
+
+
+# ---- conf-examples/plan-cohorts.json: accepted, a dry run starts it ----
+
+$s->kill_sidecar('sidecar-a');
+like $s->ctl('reset', 'api', '--reason', 'for the example'), qr/split_reset/,
+    'reset for the example plan';
+
+my ($rc, $out) = $s->run_sidecar($s->sidecar_args(
+    plan_file => "$SidecarTest::ROOT/conf-examples/plan-cohorts.json",
+    id => 'example', args => ['--dry-run', '--once']));
+is $rc, 0, 'conf-examples/plan-cohorts.json: --once --dry-run exits 0'
+    or diag $out;
+like $out, qr/\[dry run\] api: start: stage internal \(0%\)/,
+    'it would start at stage internal';
+unlike $out, qr/warning: the first stage/,
+    'no warning of a weight-0 first stage: its cohorts route';
+is $s->hget('weight.internal'), '0', 'and wrote nothing';
 
 $s->finish;
 
