@@ -377,7 +377,7 @@ struct ngx_http_canary_ctx_s {
      * the cohort whose weight decided, counted in the log phase if its
      * slot still has the name (a reload may give it another); or NULL
      */
-    ngx_http_canary_shm_cohort_t  *cohort;
+    ngx_http_canary_shm_cohort_t *cohort;
     ngx_str_t                    cohort_name;
     /* the client address a from= was asked about, or NULL */
     struct sockaddr             *sockaddr;

@@ -443,8 +443,9 @@ ngx_http_canary_zone_conf(ngx_http_canary_main_conf_t *cmcf,
      * with Redis, one unchanged in nginx.conf keeps the value in force
      * (Redis's, or an edit that stands), whatever the weight's source.
      * Its counters go with the name, with or without Redis; one new in
-     * nginx.conf starts at 0.  A request that ends while they move may
-     * be counted on the slot the name left (the commit is rare).
+     * nginx.conf starts at 0.  An add that lands while they move (a
+     * request that ends during the commit) may be lost: commits are
+     * rare, and a later request finds its cohort by name (metrics.c).
      */
 
     keep = !fresh && cmcf->redis;
