@@ -19,6 +19,8 @@ static ngx_uint_t ngx_http_canary_upstream_failed(ngx_http_request_t *r,
     ngx_uint_t status);
 static void ngx_http_canary_record_upstream(ngx_http_request_t *r,
     ngx_http_canary_shm_stats_t *st);
+static ngx_http_canary_shm_cohort_t *ngx_http_canary_cohort_moved(
+    ngx_http_canary_shm_split_t *shs, ngx_str_t *name);
 static void ngx_http_canary_snapshot_split(ngx_http_canary_shm_split_t *shs,
     time_t now);
 static void ngx_http_canary_report_redis(ngx_http_canary_main_conf_t *cmcf,
@@ -49,12 +51,13 @@ ngx_http_canary_init_metrics(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_canary_log_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                     ms;
-    ngx_uint_t                    status;
-    ngx_time_t                   *tp;
-    ngx_atomic_int_t              us;
-    ngx_http_canary_ctx_t        *ctx;
-    ngx_http_canary_shm_stats_t  *st;
+    ngx_int_t                      ms;
+    ngx_uint_t                     status;
+    ngx_time_t                    *tp;
+    ngx_atomic_int_t               us;
+    ngx_http_canary_ctx_t         *ctx;
+    ngx_http_canary_shm_stats_t   *st;
+    ngx_http_canary_shm_cohort_t  *shc;
 
     /*
      * a client request is counted once, with what the client got: its
@@ -88,6 +91,34 @@ ngx_http_canary_log_handler(ngx_http_request_t *r)
         (void) ngx_atomic_fetch_add(&st->responses[status / 100 - 1], 1);
     }
 
+    /*
+     * the cohort whose weight decided ($canary_reason "cohort", or
+     * "random" without a key): its slot is the split's, never freed,
+     * but a reload that changed the cohorts may have given it to another
+     * name while the request ran: then the name is looked up again (or
+     * the request is not counted if the cohort is gone), never counted
+     * on another cohort.  A 5xx here is any the client got, upstream
+     * failures included.
+     */
+    shc = ctx->cohort;
+
+    if (shc && (shc->name_len != ctx->cohort_name.len
+                || ngx_memcmp(shc->name, ctx->cohort_name.data,
+                              shc->name_len) != 0))
+    {
+        shc = ngx_http_canary_cohort_moved(ctx->split->sh,
+                                           &ctx->cohort_name);
+    }
+
+    if (shc) {
+        (void) ngx_atomic_fetch_add(&shc->requests[ctx->variant], 1);
+
+        if (status >= 500 && status < 600) {
+            (void) ngx_atomic_fetch_add(&shc->responses_5xx[ctx->variant],
+                                        1);
+        }
+    }
+
     /* nginx keeps request times in milliseconds */
     tp = ngx_timeofday();
 
@@ -102,6 +133,28 @@ ngx_http_canary_log_handler(ngx_http_request_t *r)
     ngx_http_canary_record_upstream(r, st);
 
     return NGX_OK;
+}
+
+
+/* a request's cohort after a reload moved it (rare): by its name */
+
+static ngx_http_canary_shm_cohort_t *
+ngx_http_canary_cohort_moved(ngx_http_canary_shm_split_t *shs,
+    ngx_str_t *name)
+{
+    ngx_uint_t  i, n;
+
+    n = ngx_min(shs->ncohorts, NGX_HTTP_CANARY_COHORTS_MAX);
+
+    for (i = 0; i < n; i++) {
+        if (shs->cohorts[i].name_len == name->len
+            && ngx_memcmp(shs->cohorts[i].name, name->data, name->len) == 0)
+        {
+            return &shs->cohorts[i];
+        }
+    }
+
+    return NULL;
 }
 
 
@@ -509,6 +562,12 @@ ngx_http_canary_report_split(ngx_http_canary_split_t *split,
         sr->cohorts[v].name.data = shs->cohorts[v].name;
         sr->cohorts[v].name.len = shs->cohorts[v].name_len;
         sr->cohorts[v].weight = (uint32_t) shs->cohorts[v].weight;
+
+        for (b = 0; b < NGX_HTTP_CANARY_VARIANTS; b++) {
+            sr->cohorts[v].requests[b] = shs->cohorts[v].requests[b];
+            sr->cohorts[v].responses_5xx[b] =
+                                          shs->cohorts[v].responses_5xx[b];
+        }
     }
 
     bp = ngx_http_canary_window_base(shs, now, window, 0, &base);

@@ -31,7 +31,7 @@
 #define NGX_HTTP_CANARY_WINDOW_SLOTS    64
 
 /* bump when the layout of the shared zone changes */
-#define NGX_HTTP_CANARY_ZONE_LAYOUT     8
+#define NGX_HTTP_CANARY_ZONE_LAYOUT     9
 
 /*
  * The guard's state, one word (guard_tripped): anything but ARMED sends
@@ -63,12 +63,20 @@ typedef enum {
 } ngx_http_canary_source_e;
 
 
-/* one cohort weight in the zone; the name is fixed at configuration */
+/*
+ * One cohort weight in the zone; the name is fixed at configuration.
+ * requests and responses_5xx count, per variant, the requests this
+ * cohort's weight decided (ctx->cohort), with atomic adds in the log
+ * phase; a reload carries them with the name (zone.c).
+ */
 typedef struct {
     u_char                       name[NGX_HTTP_CANARY_NAME_LEN];
     size_t                       name_len;
     ngx_atomic_t                 weight;
     ngx_uint_t                   conf_weight;   /* in the last committed */
+
+    ngx_atomic_t                 requests[NGX_HTTP_CANARY_VARIANTS];
+    ngx_atomic_t                 responses_5xx[NGX_HTTP_CANARY_VARIANTS];
 } ngx_http_canary_shm_cohort_t;
 
 
@@ -365,6 +373,12 @@ struct ngx_http_canary_ctx_s {
     ngx_http_canary_reason_e     reason;
     ngx_int_t                    bucket;        /* -1 when not hashed */
     ngx_uint_t                   weight;        /* weight applied */
+    /*
+     * the cohort whose weight decided, counted in the log phase if its
+     * slot still has the name (a reload may give it another); or NULL
+     */
+    ngx_http_canary_shm_cohort_t *cohort;
+    ngx_str_t                    cohort_name;
     /* the client address a from= was asked about, or NULL */
     struct sockaddr             *sockaddr;
     /*

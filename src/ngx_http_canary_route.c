@@ -371,6 +371,7 @@ ngx_http_canary_decide_split(ngx_http_request_t *r,
     ctx->balancer = 0;
     ctx->bucket = -1;
     ctx->weight = shs->weight;
+    ctx->cohort = NULL;
     ctx->sockaddr = NULL;
     ctx->upstream_read = 0;
 
@@ -768,6 +769,8 @@ ngx_http_canary_weight(ngx_http_request_t *r, ngx_http_canary_split_t *split,
         {
             ctx->reason = NGX_HTTP_CANARY_REASON_COHORT;
             ctx->weight = shc[i].weight;
+            ctx->cohort = &shc[i];
+            ctx->cohort_name = name;
             break;
         }
     }

@@ -441,7 +441,11 @@ ngx_http_canary_zone_conf(ngx_http_canary_main_conf_t *cmcf,
     /*
      * cohorts are matched by name: the list may change across reloads;
      * with Redis, one unchanged in nginx.conf keeps the value in force
-     * (Redis's, or an edit that stands), whatever the weight's source
+     * (Redis's, or an edit that stands), whatever the weight's source.
+     * Its counters go with the name, with or without Redis; one new in
+     * nginx.conf starts at 0.  An add that lands while they move (a
+     * request that ends during the commit) may be lost: commits are
+     * rare, and a later request finds its cohort by name (metrics.c).
      */
 
     keep = !fresh && cmcf->redis;
@@ -460,7 +464,7 @@ ngx_http_canary_zone_conf(ngx_http_canary_main_conf_t *cmcf,
 
         prev = NULL;
 
-        for (j = 0; keep && j < shs->ncohorts; j++) {
+        for (j = 0; !fresh && j < shs->ncohorts; j++) {
             if (old[j].name_len == shc->name_len
                 && ngx_memcmp(old[j].name, shc->name, shc->name_len) == 0)
             {
@@ -469,7 +473,12 @@ ngx_http_canary_zone_conf(ngx_http_canary_main_conf_t *cmcf,
             }
         }
 
-        if (prev == NULL) {
+        for (j = 0; j < NGX_HTTP_CANARY_VARIANTS; j++) {
+            shc->requests[j] = prev ? prev->requests[j] : 0;
+            shc->responses_5xx[j] = prev ? prev->responses_5xx[j] : 0;
+        }
+
+        if (prev == NULL || !keep) {
             continue;
         }
 

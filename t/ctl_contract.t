@@ -141,6 +141,10 @@ for my $call ($flat =~ /^\s*change ("\$\w+" .*)$/mg) {
 
     for my $f (@fields) {
         my ($field, $value) = @$f;
+
+        # a cohort's weight: the header's prefix, then the cohort's name
+        $field = $1 if $field =~ /^"([\w]+\.)\$\d+"$/;
+
         ok $kind{FIELD}{$field}, "canary-ctl's hash field \"$field\" "
                                  . 'is the header\'s';
 
@@ -157,8 +161,8 @@ for my $call ($flat =~ /^\s*change ("\$\w+" .*)$/mg) {
     }
 }
 
-is $changes, 7, 'canary-ctl calls change() in seven places';
-is scalar(keys %ops), 9, 'for its nine operations: ' . join ', ', sort keys
+is $changes, 8, 'canary-ctl calls change() in eight places';
+is scalar(keys %ops), 10, 'for its ten operations: ' . join ', ', sort keys
     %ops;
 
 # the reason, added to a receipt in REASON=(reason s TEXT)
@@ -210,6 +214,10 @@ my ($split_max) = $ctl =~ /valid_split\(\)\ \{\s*\[\[\ "\$1"\ =~
                             \ \^\[[^\]]+\]\{1,(\d+)\}/x;
 is $split_max, $limit{NGX_HTTP_CANARY_NAME_LEN} - 1,
     'a split name: 1 to NAME_LEN - 1 bytes, as the header says';
+
+my ($cohort_max) = $ctl =~ /valid_cohort\(\) \{\s*\[\[ "\$1" =~ \^\[!-~\]\{1,(\d+)\}/;
+is $cohort_max, $limit{NGX_HTTP_CANARY_NAME_LEN} - 1,
+    'a cohort name: 1 to NAME_LEN - 1 bytes, as the header says';
 
 my ($tenant_max) = $ctl =~ /valid_tenants\(\) \{.*?-le (\d+) \]/s;
 is $tenant_max, $limit{NGX_HTTP_CANARY_PIN_KEY_MAX},

@@ -139,6 +139,10 @@
 #define NGX_HTTP_CANARY_RECEIPT_KEPT_PINS   "kept_pins"
 #define NGX_HTTP_CANARY_RECEIPT_CLEARED     "sidecar_cleared"
 
+/* canary-ctl cohort's: the cohort and the weight it set */
+#define NGX_HTTP_CANARY_RECEIPT_COHORT      "cohort"
+#define NGX_HTTP_CANARY_RECEIPT_COHORT_WEIGHT  "cohort_weight"
+
 /* the receipts' operations (also the payload of the PUBLISH) */
 
 /* canary-ctl */
@@ -151,6 +155,7 @@
 #define NGX_HTTP_CANARY_OP_RESET            "split_reset"
 #define NGX_HTTP_CANARY_OP_PINNED           "tenants_pinned"
 #define NGX_HTTP_CANARY_OP_UNPINNED         "tenants_unpinned"
+#define NGX_HTTP_CANARY_OP_COHORT_SET      "cohort_weight_set"
 
 /* the module's guard */
 #define NGX_HTTP_CANARY_OP_GUARD_TRIPPED    "guard_tripped"

@@ -26,6 +26,8 @@ static void ngx_http_canary_json_guard(ngx_http_canary_out_t *out,
     const ngx_http_canary_guard_report_t *g);
 static void ngx_http_canary_json_weight(ngx_http_canary_out_t *out,
     uint32_t weight);
+static void ngx_http_canary_json_cohort_traffic(ngx_http_canary_out_t *out,
+    const ngx_http_canary_split_report_t *s);
 
 
 static const char  *ngx_http_canary_json_variants[] = { "stable", "canary" };
@@ -34,9 +36,13 @@ static const char  *ngx_http_canary_json_variants[] = { "stable", "canary" };
 size_t
 ngx_http_canary_render_estimate(size_t nsplits)
 {
-    /* four histograms of 322 buckets, each bound and count <= 24 bytes */
+    /*
+     * four histograms of 322 buckets, each bound and count <= 24 bytes;
+     * each cohort's name (escaped) and counters in both formats
+     */
     return 4096 + nsplits * (4 * 2 * NGX_HTTP_CANARY_HIST_BUCKETS * 24
-                             + 8192);
+                             + 8192
+                             + NGX_HTTP_CANARY_REPORT_COHORTS * 4096);
 }
 
 
@@ -163,7 +169,10 @@ ngx_http_canary_json_split(ngx_http_canary_out_t *out,
         ngx_http_canary_json_weight(out, s->cohorts[i].weight);
     }
 
-    ngx_http_canary_out_printf(out, "},\"guard\":{\"configured\":%s,"
+    ngx_http_canary_out_printf(out, "}");
+    ngx_http_canary_json_cohort_traffic(out, s);
+
+    ngx_http_canary_out_printf(out, ",\"guard\":{\"configured\":%s,"
                                "\"tripped\":%s,\"since\":%lld,\"reason\":",
                                s->guard.configured ? "true" : "false",
                                s->guard.tripped ? "true" : "false",
@@ -389,4 +398,41 @@ ngx_http_canary_json_weight(ngx_http_canary_out_t *out, uint32_t weight)
     n = ngx_http_canary_format_weight(buf, weight);
 
     ngx_http_canary_out_printf(out, "%.*s", (int) n, buf);
+}
+
+
+/*
+ * "cohort_traffic": per cohort, in nginx.conf's order, its weight and the
+ * requests its weight decided per variant
+ */
+
+static void
+ngx_http_canary_json_cohort_traffic(ngx_http_canary_out_t *out,
+    const ngx_http_canary_split_report_t *s)
+{
+    size_t                                  i, v;
+    const ngx_http_canary_cohort_report_t  *c;
+
+    ngx_http_canary_out_printf(out, ",\"cohort_traffic\":[");
+
+    for (i = 0; i < s->ncohorts; i++) {
+        c = &s->cohorts[i];
+
+        ngx_http_canary_out_printf(out, "%s{\"name\":", i ? "," : "");
+        ngx_http_canary_out_json_string(out, c->name.data, c->name.len);
+        ngx_http_canary_out_printf(out, ",\"weight\":");
+        ngx_http_canary_json_weight(out, c->weight);
+
+        for (v = 0; v < 2; v++) {
+            ngx_http_canary_out_printf(out,
+                ",\"%s\":{\"requests\":%llu,\"5xx\":%llu}",
+                ngx_http_canary_json_variants[v],
+                (unsigned long long) c->requests[v],
+                (unsigned long long) c->responses_5xx[v]);
+        }
+
+        ngx_http_canary_out_printf(out, "}");
+    }
+
+    ngx_http_canary_out_printf(out, "]");
 }

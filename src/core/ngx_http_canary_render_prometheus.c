@@ -24,6 +24,8 @@ static void ngx_http_canary_prom_histogram(ngx_http_canary_out_t *out,
 static void ngx_http_canary_prom_per_split(ngx_http_canary_out_t *out,
     const ngx_http_canary_report_t *rep, const char *name,
     const char *help, int which);
+static void ngx_http_canary_prom_cohorts(ngx_http_canary_out_t *out,
+    const ngx_http_canary_report_t *rep);
 
 
 static const char  *ngx_http_canary_prom_variants[] = { "stable", "canary" };
@@ -90,6 +92,8 @@ ngx_http_canary_render_prometheus(ngx_http_canary_out_t *out,
     ngx_http_canary_prom_per_split(out, rep, "canary_rolled_back",
         "1 while the split is rolled back (state rolled_back): every "
         "request goes to stable until canary-ctl reset.", 4);
+
+    ngx_http_canary_prom_cohorts(out, rep);
 
     if (rep->redis.configured) {
         ngx_http_canary_prom_family(out, "canary_redis_connected", "gauge",
@@ -246,6 +250,74 @@ ngx_http_canary_prom_per_split(ngx_http_canary_out_t *out,
         default:
             ngx_http_canary_out_printf(out, "} %d\n",
                                        s->rolled_back ? 1 : 0);
+        }
+    }
+}
+
+
+/*
+ * Per cohort: its weight, and the requests its weight decided per
+ * variant (which = 0: all, 1: those with a 5xx, upstream failures
+ * included)
+ */
+
+static void
+ngx_http_canary_prom_cohorts(ngx_http_canary_out_t *out,
+    const ngx_http_canary_report_t *rep)
+{
+    size_t                                  i, k, v, n, which;
+    uint64_t                                value;
+    unsigned char                           buf[NGX_HTTP_CANARY_WEIGHT_LEN];
+    const char                             *name;
+    const ngx_http_canary_cohort_report_t  *c;
+    const ngx_http_canary_split_report_t   *s;
+
+    ngx_http_canary_prom_family(out, "canary_cohort_weight_percent",
+        "gauge", "Percent of a cohort's tenants routed to the canary.");
+
+    for (i = 0; i < rep->nsplits; i++) {
+        s = &rep->splits[i];
+
+        for (k = 0; k < s->ncohorts; k++) {
+            c = &s->cohorts[k];
+
+            ngx_http_canary_out_printf(out, "canary_cohort_weight_percent");
+            ngx_http_canary_prom_labels(out, s, NULL);
+            ngx_http_canary_out_printf(out, ",cohort=\"");
+            ngx_http_canary_out_label_value(out, c->name.data, c->name.len);
+            n = ngx_http_canary_format_weight(buf, c->weight);
+            ngx_http_canary_out_printf(out, "\"} %.*s\n", (int) n, buf);
+        }
+    }
+
+    for (which = 0; which < 2; which++) {
+        name = which ? "canary_cohort_responses_5xx_total"
+                     : "canary_cohort_requests_total";
+
+        ngx_http_canary_prom_family(out, name, "counter",
+            which ? "Responses with a 5xx status (upstream failures "
+                    "included) to requests a cohort's weight routed."
+                  : "Requests a cohort's weight routed, by variant.");
+
+        for (i = 0; i < rep->nsplits; i++) {
+            s = &rep->splits[i];
+
+            for (k = 0; k < s->ncohorts; k++) {
+                c = &s->cohorts[k];
+
+                for (v = 0; v < 2; v++) {
+                    value = which ? c->responses_5xx[v] : c->requests[v];
+
+                    ngx_http_canary_out_printf(out, "%s", name);
+                    ngx_http_canary_prom_labels(out, s,
+                                          ngx_http_canary_prom_variants[v]);
+                    ngx_http_canary_out_printf(out, ",cohort=\"");
+                    ngx_http_canary_out_label_value(out, c->name.data,
+                                                    c->name.len);
+                    ngx_http_canary_out_printf(out, "\"} %llu\n",
+                                               (unsigned long long) value);
+                }
+            }
         }
     }
 }

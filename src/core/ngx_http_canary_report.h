@@ -58,6 +58,9 @@ typedef struct {
 typedef struct {
     ngx_http_canary_bytes_t           name;
     uint32_t                          weight;
+    /* the requests its weight decided, per variant (stable, canary) */
+    uint64_t                          requests[2];
+    uint64_t                          responses_5xx[2];
 } ngx_http_canary_cohort_report_t;
 
 

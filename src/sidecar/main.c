@@ -282,7 +282,9 @@ cs_init(cs_sidecar_t *sc, int argc, char **argv)
            sc->plan.on_violation == CS_ON_VIOLATION_PAUSE
            ? "pause" : "rollback");
 
-    if (sc->plan.stages[0].weight == 0 && sc->plan.npins == 0) {
+    if (sc->plan.stages[0].weight == 0 && sc->plan.npins == 0
+        && !cs_plan_cohorts_route(&sc->plan, 0))
+    {
         cs_log("%s: warning: the first stage, %s, has weight 0 and the plan "
                "pins no tenant: only tenants pinned with canary-ctl reach "
                "the canary there, and without them it cannot be judged",

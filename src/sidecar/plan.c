@@ -51,6 +51,11 @@ static int cs_plan_duration(cs_plan_ctx_t *ctx, json_t *v, const char *where,
 static int cs_plan_number(cs_plan_ctx_t *ctx, json_t *v, const char *where,
     double min, double max, int min_open, double *out);
 static int cs_plan_add_pin(cs_plan_t *plan, const char *pin);
+static int cs_plan_cohorts(cs_plan_ctx_t *ctx, cs_plan_t *plan, size_t i,
+    json_t *map);
+static int cs_plan_cohort_name(const char *name);
+static const cs_cohort_t *cs_plan_cohort_find(const cs_cohorts_t *cs,
+    const char *name);
 
 
 static const char  *cs_plan_top_fields[] = {
@@ -62,7 +67,7 @@ static const char  *cs_plan_top_fields[] = {
 
 static const char  *cs_plan_stage_fields[] = {
     "name", "weight", "hold", "manual",
-    "slo",
+    "slo", "cohorts",
     NULL
 };
 
@@ -454,12 +459,22 @@ cs_plan_stages(cs_plan_ctx_t *ctx, cs_plan_t *plan, json_t *stages)
     }
 
     for (i = 1; i < plan->nstages; i++) {
+        /* a cohort stage may keep the weight and add or raise cohorts */
+        if (plan->stages[i].weight == plan->stages[i - 1].weight
+            && cs_plan_cohorts_grow(plan, i))
+        {
+            goto names;
+        }
+
         if (plan->stages[i].weight <= plan->stages[i - 1].weight) {
             return cs_plan_error(ctx, "stages[%zu].weight %g is not above "
                 "stages[%zu].weight %g: weights must increase stage by "
-                "stage", i, plan->stages[i].weight / 100.0, i - 1,
+                "stage (at an equal weight, its \"cohorts\" must add or "
+                "raise a cohort)", i, plan->stages[i].weight / 100.0, i - 1,
                 plan->stages[i - 1].weight / 100.0);
         }
+
+    names:
 
         for (j = 0; j < i; j++) {
             if (strcmp(plan->stages[i].name, plan->stages[j].name) == 0) {
@@ -580,6 +595,11 @@ cs_plan_stage(cs_plan_ctx_t *ctx, cs_plan_t *plan, size_t i, json_t *st)
         }
 
         stage->manual = json_is_true(v);
+    }
+
+    if (cs_plan_cohorts(ctx, plan, i, json_object_get(st, "cohorts")) != 0)
+    {
+        return -1;
     }
 
     return 0;
@@ -1240,4 +1260,195 @@ int64_t
 cs_weight_parse(const char *s, size_t len)
 {
     return ngx_http_canary_parse_weight((const unsigned char *) s, len);
+}
+
+
+/*
+ * stages[i].cohorts: {"NAME": PERCENT, ...}, the full map of cohort
+ * weights from this stage on; missing, the map of the stage before.
+ * Stages are parsed in order: stages[i - 1]'s map is complete.
+ */
+
+static int
+cs_plan_cohorts(cs_plan_ctx_t *ctx, cs_plan_t *plan, size_t i, json_t *map)
+{
+    double              w;
+    size_t              k;
+    json_t             *v;
+    const char         *name;
+    cs_cohort_t        *c;
+    cs_cohorts_t       *cs;
+    const cs_cohort_t  *prev;
+
+    cs = &plan->cohorts[i];
+    memset(cs, 0, sizeof(cs_cohorts_t));
+
+    if (map == NULL) {
+        if (i > 0) {
+            *cs = plan->cohorts[i - 1];
+            cs->set = 0;
+        }
+
+        return 0;
+    }
+
+    if (!json_is_object(map)) {
+        return cs_plan_error(ctx, "stages[%zu].cohorts is not an object "
+                             "{\"COHORT\": percent, ...}", i);
+    }
+
+    cs->set = 1;
+
+    json_object_foreach(map, name, v) {
+        /* a comment, as anywhere in a plan */
+        if (strncmp(name, "//", 2) == 0) {
+            continue;
+        }
+
+        if (cs->n == CS_COHORTS_MAX) {
+            return cs_plan_error(ctx, "stages[%zu].cohorts: more than %d "
+                                 "cohorts (the module's weight.COHORT "
+                                 "fields)", i, CS_COHORTS_MAX);
+        }
+
+        if (!cs_plan_cohort_name(name)) {
+            return cs_plan_error(ctx, "stages[%zu].cohorts: \"%.64s\" is "
+                                 "not a cohort name: 1 to %d printable "
+                                 "characters, no space", i, name,
+                                 CS_COHORT_NAME_MAX);
+        }
+
+        if (!json_is_number(v)) {
+            return cs_plan_error(ctx, "stages[%zu].cohorts.%s is not a "
+                                 "number (a percent, 0 to 100)", i, name);
+        }
+
+        w = json_number_value(v);
+
+        if (!(w >= 0 && w <= 100)) {
+            return cs_plan_error(ctx, "stages[%zu].cohorts.%s: %g is not a "
+                                 "percent 0 to 100", i, name, w);
+        }
+
+        if (fabs(w * 100 - round(w * 100)) > 1e-6) {
+            return cs_plan_error(ctx, "stages[%zu].cohorts.%s: %g has more "
+                                 "than two decimals", i, name, w);
+        }
+
+        c = &cs->cohort[cs->n++];
+        memcpy(c->name, name, strlen(name) + 1);
+        c->weight = (uint32_t) round(w * 100);
+
+        if (i == 0) {
+            continue;
+        }
+
+        prev = cs_plan_cohort_find(&plan->cohorts[i - 1], name);
+
+        if (prev != NULL && c->weight < prev->weight) {
+            return cs_plan_error(ctx, "stages[%zu].cohorts.%s: %g is below "
+                                 "%g in stages[%zu]: a cohort's weight "
+                                 "does not decrease stage by stage", i,
+                                 name, c->weight / 100.0,
+                                 prev->weight / 100.0, i - 1);
+        }
+    }
+
+    if (i == 0) {
+        return 0;
+    }
+
+    /* the map is the full map: one that drops a cohort is a mistake */
+
+    for (k = 0; k < plan->cohorts[i - 1].n; k++) {
+        prev = &plan->cohorts[i - 1].cohort[k];
+
+        if (cs_plan_cohort_find(cs, prev->name) == NULL) {
+            return cs_plan_error(ctx, "stages[%zu].cohorts: \"%s\" of "
+                                 "stages[%zu] is missing: a stage's "
+                                 "cohorts are the full map (keep it with "
+                                 "\"%s\": %g)", i, prev->name, i - 1,
+                                 prev->name, prev->weight / 100.0);
+        }
+    }
+
+    return 0;
+}
+
+
+/* as the module's weight.NAME fields and canary-ctl cohort take them */
+
+static int
+cs_plan_cohort_name(const char *name)
+{
+    size_t  k, len;
+
+    len = strlen(name);
+
+    if (len == 0 || len > CS_COHORT_NAME_MAX) {
+        return 0;
+    }
+
+    for (k = 0; k < len; k++) {
+        if ((unsigned char) name[k] <= 0x20
+            || (unsigned char) name[k] >= 0x7f)
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static const cs_cohort_t *
+cs_plan_cohort_find(const cs_cohorts_t *cs, const char *name)
+{
+    size_t  k;
+
+    for (k = 0; k < cs->n; k++) {
+        if (strcmp(cs->cohort[k].name, name) == 0) {
+            return &cs->cohort[k];
+        }
+    }
+
+    return NULL;
+}
+
+
+int
+cs_plan_cohorts_grow(const cs_plan_t *plan, size_t i)
+{
+    size_t              k;
+    const cs_cohort_t  *c, *prev;
+
+    if (i == 0 || !plan->cohorts[i].set) {
+        return 0;
+    }
+
+    for (k = 0; k < plan->cohorts[i].n; k++) {
+        c = &plan->cohorts[i].cohort[k];
+        prev = cs_plan_cohort_find(&plan->cohorts[i - 1], c->name);
+
+        if (prev == NULL || c->weight > prev->weight) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+int
+cs_plan_cohorts_route(const cs_plan_t *plan, size_t i)
+{
+    size_t  k;
+
+    for (k = 0; k < plan->cohorts[i].n; k++) {
+        if (plan->cohorts[i].cohort[k].weight > 0) {
+            return 1;
+        }
+    }
+
+    return 0;
 }

@@ -37,6 +37,29 @@ typedef enum {
 } cs_on_violation_e;
 
 
+/*
+ * A stage's cohort weights (the module's weight.NAME fields): the full
+ * map from that stage on.  A stage without "cohorts" keeps the map of
+ * the stage before (set 0); a later map names every cohort of the one
+ * before, none lower.  A cohort's name: 1 to NAME_LEN - 1 bytes, printable
+ * ASCII without spaces.
+ */
+#define CS_COHORTS_MAX        NGX_HTTP_CANARY_COHORTS_MAX
+#define CS_COHORT_NAME_MAX    (NGX_HTTP_CANARY_NAME_LEN - 1)
+
+typedef struct {
+    char                name[CS_COHORT_NAME_MAX + 1];
+    uint32_t            weight;         /* hundredths of a percent */
+} cs_cohort_t;
+
+
+typedef struct {
+    cs_cohort_t         cohort[CS_COHORTS_MAX];
+    size_t              n;
+    int                 set;            /* the stage has "cohorts" */
+} cs_cohorts_t;
+
+
 typedef struct {
     double              latency_p99_ratio_max;
     double              latency_p99_min_delta_ms;
@@ -111,6 +134,9 @@ typedef struct {
     uint32_t            rollback_steps[CS_ROLLBACK_STEPS_MAX];
     size_t              rollback_nsteps;
     int64_t             rollback_step_hold;     /* ms */
+
+    /* cohorts[i]: the cohort weights of stages[i] */
+    cs_cohorts_t        cohorts[CS_STAGES_MAX];
 } cs_plan_t;
 
 
@@ -150,6 +176,15 @@ char *cs_weight_format(uint32_t weight, char *buf, size_t size);
 
 /* the module's weight syntax: 0..100, at most two decimals; -1 if bad */
 int64_t cs_weight_parse(const char *s, size_t len);
+
+/*
+ * Whether stages[i]'s cohorts add a cohort to, or raise one of, those of
+ * stages[i - 1] (i > 0): then it may keep that stage's weight.
+ */
+int cs_plan_cohorts_grow(const cs_plan_t *plan, size_t i);
+
+/* whether a cohort of stages[i] has a weight above 0 */
+int cs_plan_cohorts_route(const cs_plan_t *plan, size_t i);
 
 
 #endif /* _CS_PLAN_H_INCLUDED_ */

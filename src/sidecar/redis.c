@@ -88,6 +88,19 @@ static const char  *cs_redis_release_script =
     "if redis.call('get', KEYS[1]) == ARGV[1] then "
     "return redis.call('del', KEYS[1]) end return 0";
 
+/*
+ * A rollback takes every cohort off the canary: each weight.COHORT field
+ * of the split's hash to 0, the plan's and any an operator set, inside
+ * the decision's MULTI (ARGV[1]: the field's prefix).
+ */
+static const char  *cs_redis_cohorts_off_script =
+    "local h = redis.call('hgetall', KEYS[1]) "
+    "local n = 0 "
+    "for i = 1, #h, 2 do "
+    "if string.sub(h[i], 1, #ARGV[1]) == ARGV[1] then "
+    "redis.call('hset', KEYS[1], h[i], '0') n = n + 1 end end "
+    "return n";
+
 
 int
 cs_redis_init(cs_redis_t *r, const char *address, const char *password,
@@ -634,18 +647,19 @@ cs_redis_write(cs_redis_t *r, const cs_plan_t *plan, const cs_decision_t *d,
     uint64_t expect, char *const *receipts, size_t nreceipts,
     const char *readings, int64_t now)
 {
-    int          rc;
-    char         ts[32], w[16];
-    size_t       i, n, ncmds;
-    cs_args_t   *cmds;
-    redisReply  *pub, **replies;
+    int                  rc;
+    char                 ts[32], w[16];
+    size_t               i, n, ncmds;
+    cs_args_t           *cmds;
+    redisReply          *pub, **replies;
+    const cs_cohorts_t  *cohorts;
 
     rc = cs_redis_fence(r, r->key, 1, expect);
     if (rc != CS_REDIS_OK) {
         return rc;
     }
 
-    ncmds = 9 + nreceipts;
+    ncmds = 10 + nreceipts;
     cmds = calloc(ncmds, sizeof(cs_args_t));
     replies = calloc(ncmds, sizeof(redisReply *));
 
@@ -675,12 +689,34 @@ cs_redis_write(cs_redis_t *r, const cs_plan_t *plan, const cs_decision_t *d,
         cs_args_add(&cmds[n], cs_weight_format(d->weight, w, sizeof(w)));
     }
 
+    /* the stage's cohort weights go with its weight, in this HSET */
+    if (d->set_weight && d->action != CS_ACT_ROLLBACK
+        && d->to_stage >= 0 && (size_t) d->to_stage < plan->nstages)
+    {
+        cohorts = &plan->cohorts[d->to_stage];
+
+        for (i = 0; i < cohorts->n; i++) {
+            cs_args_addf(&cmds[n], "%s%s", NGX_HTTP_CANARY_FIELD_COHORT,
+                         cohorts->cohort[i].name);
+            cs_args_add(&cmds[n], cs_weight_format(cohorts->cohort[i].weight,
+                                                   w, sizeof(w)));
+        }
+    }
+
     cs_args_add(&cmds[n], NGX_HTTP_CANARY_FIELD_STATE);
     cs_args_add(&cmds[n], d->state);
     cs_args_add(&cmds[n], NGX_HTTP_CANARY_FIELD_UPDATED_BY);
     cs_args_add(&cmds[n], r->id);
     cs_args_add(&cmds[n], NGX_HTTP_CANARY_FIELD_UPDATED_AT);
     cs_args_add(&cmds[n++], ts);
+
+    if (d->set_weight && d->action == CS_ACT_ROLLBACK) {
+        cs_args_add(&cmds[n], "EVAL");
+        cs_args_add(&cmds[n], cs_redis_cohorts_off_script);
+        cs_args_add(&cmds[n], "1");
+        cs_args_add(&cmds[n], r->key);
+        cs_args_add(&cmds[n++], NGX_HTTP_CANARY_FIELD_COHORT);
+    }
 
     if (d->pins != 0 && plan->npins) {
         /* pinned test tenants: to canary when the rollout starts, off

@@ -56,7 +56,9 @@ a name of their own, by index: C<< { 1 => 'web-1' } >>), C<same_second>
 C<created>), C<intervals> (the
 C<canary_redis interval=> of some nginx, by index: C<< { 2 => '5s' } >>;
 default 200ms), C<canary_faults> (the canary's percent of 500s of some
-nginx, by index, when C<fault_canary> is on; default C<canary_fault>).
+nginx, by index, when C<fault_canary> is on; default C<canary_fault>),
+C<split_conf> (more lines inside C<canary_split api>, e.g. C<cohort> and
+C<cohort_weight>).
 
 =item nginx($i), stop_nginx($i)
 
@@ -215,6 +217,7 @@ sub new {
         same_second  => $o{same_second},
         intervals    => $o{intervals} || {},
         canary_faults => $o{canary_faults} || {},
+        split_conf   => $o{split_conf} || '',
         sidecars     => {},
         traffic      => [],
         owner        => $$,
@@ -308,6 +311,7 @@ sub _conf {
         canary cn;
         key \$http_x_tenant_id;
         $guard
+        $self->{split_conf}
     }
 
     split_clients "\${request_id}" \$cn_bad { $cf% "1"; * ""; }
