@@ -60,7 +60,7 @@ my %NOT_CTL = (
     NGX_HTTP_CANARY_STATE_COMPLETE => 'written by the sidecar only',
     map { ("NGX_HTTP_CANARY_OP_$_" => 'an operation of the sidecar') }
         qw(STARTED CANARY_DONE PROMOTED AWAITING COMPLETE VIOLATION HALTED
-           HALT_CLEARED),
+           HALT_CLEARED ROLLBACK_STEP),
 );
 
 for my $m (sort keys %NOT_CTL) {
