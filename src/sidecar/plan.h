@@ -56,6 +56,28 @@ typedef struct {
 } cs_slo_t;
 
 
+/* notify: where receipts are POSTed (notify.c delivers them) */
+
+#define CS_NOTIFY_TARGETS_MAX 8
+#define CS_NOTIFY_URL_MAX     2048
+#define CS_NOTIFY_SECRET_MAX  4096
+
+typedef enum {
+    CS_NOTIFY_JSON = 0,
+    CS_NOTIFY_SLACK
+} cs_notify_format_e;
+
+
+typedef struct {
+    char               *url;
+    cs_notify_format_e  format;
+    char              **events;         /* operations; NULL: all */
+    size_t              nevents;
+    unsigned char      *secret;         /* secret_file's content, or NULL */
+    size_t              secret_len;
+} cs_notify_target_t;
+
+
 typedef struct {
     cs_stage_t          stages[CS_STAGES_MAX];
     size_t              nstages;
@@ -71,6 +93,8 @@ typedef struct {
     int64_t             lag_hold;               /* ms: so long, it holds
                                                    promotion */
     cs_on_violation_e   on_violation;
+    cs_notify_target_t *notify;
+    size_t              nnotify;
 } cs_plan_t;
 
 
@@ -88,6 +112,10 @@ int cs_plan_load(cs_plan_t *plan, const char *path, char *err,
     size_t errlen);
 
 void cs_plan_free(cs_plan_t *plan);
+
+/* the receipt operations a plan's notify events may name: those
+ * canary-sidecar writes; NULL-terminated */
+extern const char  *cs_plan_notify_events[];
 
 /*
  * A duration as nginx writes them: "500ms", "30s", "30m", "1h", "1h30m",
