@@ -6,11 +6,14 @@
 
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -1013,32 +1016,45 @@ static int
 cs_plan_notify_secret(cs_plan_ctx_t *ctx, cs_notify_target_t *t, size_t i,
     const char *path)
 {
-    int     err;
-    FILE   *f;
-    size_t  n;
+    int          fd;
+    ssize_t      n;
+    struct stat  st;
 
-    f = fopen(path, "r");
-    if (f == NULL) {
+    /* not blocked by a FIFO, nor a device */
+    fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd == -1) {
         return cs_plan_error(ctx, "notify[%zu].secret_file %s: %s", i, path,
                              strerror(errno));
     }
 
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return cs_plan_error(ctx, "notify[%zu].secret_file %s: not a "
+                             "regular file", i, path);
+    }
+
+    if (st.st_size > CS_NOTIFY_SECRET_MAX) {
+        close(fd);
+        return cs_plan_error(ctx, "notify[%zu].secret_file %s: over %d "
+                             "bytes", i, path, CS_NOTIFY_SECRET_MAX);
+    }
+
     t->secret = malloc(CS_NOTIFY_SECRET_MAX + 1);
     if (t->secret == NULL) {
-        fclose(f);
+        close(fd);
         return cs_plan_error(ctx, "no memory");
     }
 
-    n = fread(t->secret, 1, CS_NOTIFY_SECRET_MAX + 1, f);
-    err = ferror(f) ? errno : 0;
-    t->secret_len = n;          /* wiped by cs_plan_free() */
+    n = read(fd, t->secret, CS_NOTIFY_SECRET_MAX + 1);
 
-    fclose(f);
+    close(fd);
 
-    if (err) {
+    if (n < 0) {
         return cs_plan_error(ctx, "notify[%zu].secret_file %s: %s", i, path,
-                             strerror(err));
+                             strerror(errno));
     }
+
+    t->secret_len = (size_t) n;         /* wiped by cs_plan_free() */
 
     if (n > CS_NOTIFY_SECRET_MAX) {
         return cs_plan_error(ctx, "notify[%zu].secret_file %s: over %d "
@@ -1053,12 +1069,12 @@ cs_plan_notify_secret(cs_plan_ctx_t *ctx, cs_notify_target_t *t, size_t i,
         }
     }
 
-    t->secret_len = n;
-
     if (n == 0) {
         return cs_plan_error(ctx, "notify[%zu].secret_file %s: empty", i,
                              path);
     }
+
+    t->secret_len = (size_t) n;
 
     return 0;
 }
