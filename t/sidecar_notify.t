@@ -126,7 +126,10 @@ is_deeply decode_json($s->state_hash->{notify}),
     { sent => @stream + 2, failed => 0, retries => 0, queued => 0 },
     'state: sent, failed, retries, queued';
 
-unlike $s->sidecar_log, qr/notify\[/, 'nothing to say in the log';
+like $s->sidecar_log, qr/notify\[0\]: http:\/\/127\.0\.0\.1:\d+, json signed, every event/,
+    'the receivers in the log at the start';
+unlike $s->sidecar_log, qr/not delivered|gave up|delivered again|queue is full/,
+    'no failure to log';
 
 $s->finish;
 

@@ -179,6 +179,7 @@ cs_init(cs_sidecar_t *sc, int argc, char **argv)
 {
     int               rc;
     char              err[512], a[24], b[24], c[24], *password;
+    size_t            i;
     int64_t           lease;
     struct sigaction  sa;
 
@@ -294,6 +295,16 @@ cs_init(cs_sidecar_t *sc, int argc, char **argv)
            cs_duration_format(sc->plan.violation_for, c, sizeof(c)),
            sc->plan.on_violation == CS_ON_VIOLATION_PAUSE
            ? "pause" : "rollback");
+
+    for (i = 0; i < sc->plan.nnotify; i++) {
+        cs_log("%s: notify[%zu]: %s, %s%s, %s", sc->opt.split, i,
+               cs_notify_url_origin(sc->plan.notify[i].url, err,
+                                    sizeof(err)),
+               sc->plan.notify[i].format == CS_NOTIFY_SLACK ? "slack"
+                                                            : "json",
+               sc->plan.notify[i].secret ? " signed" : "",
+               sc->plan.notify[i].events ? "some events" : "every event");
+    }
 
     if (sc->plan.stages[0].weight == 0 && sc->plan.npins == 0) {
         cs_log("%s: warning: the first stage, %s, has weight 0 and the plan "

@@ -505,7 +505,8 @@ cs_notify_request(cs_notify_queue_t *q, cs_notify_msg_t *m)
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, hs);
     curl_easy_setopt(e, CURLOPT_PRIVATE, (char *) q);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, cs_notify_discard);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long) CS_NOTIFY_CONNECT_MS);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                     (long) CS_NOTIFY_CONNECT_MS);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) CS_NOTIFY_TIMEOUT_MS);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "canary-sidecar");
