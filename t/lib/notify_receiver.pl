@@ -19,7 +19,8 @@ when the request comes:
 
 =over
 
-=item C<ok> (or no file): 200
+=item C<ok> (or no file): 200, and the connection closed (no
+keep-alive: a receiver stopped is down for every connection)
 
 =item C<500>: 500
 
@@ -102,7 +103,10 @@ ForkServer::serve($port, 64, sub {
 
         my $status = $mode eq '500' ? '500 Internal Server Error' : '200 OK';
 
+        # no keep-alive: a receiver stopped is down for every connection
         print $c "HTTP/1.1 $status\r\nContent-Length: 3\r\n"
-                 . "Content-Type: text/plain\r\n\r\nok\n";
+                 . "Content-Type: text/plain\r\nConnection: close\r\n"
+                 . "\r\nok\n";
+        return;
     }
 });

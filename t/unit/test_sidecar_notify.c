@@ -379,4 +379,61 @@ START_TEST(test_stats)
 END_TEST
 
 
+/*
+ * The queue, without a loop to drive it: receipts of the operations a
+ * receiver asked for are queued, 256 at most (then the oldest goes, and
+ * counts as failed); at exit what is left is given up.
+ */
+
+START_TEST(test_queue)
+{
+    char               receipt[256];
+    size_t             i;
+    cs_plan_t          plan;
+    cs_notify_t       *n;
+    cs_notify_stats_t  st;
+
+    ck_assert_msg(cs_parse(&plan, "[{\"url\":\"http://127.0.0.1:9/x\","
+                           "\"events\":[\"rollback_executed\"]}]") == 0,
+                  "%s", cs_err);
+
+    n = cs_notify_create(&plan, "api", cs_err, sizeof(cs_err));
+    ck_assert_ptr_nonnull(n);
+
+    cs_notify_receipt(n, "{\"receipt_id\":\"r\",\"operation\":"
+                         "\"traffic_promoted\",\"split\":\"api\"}");
+    cs_notify_stats(n, &st);
+    ck_assert_uint_eq(st.queued, 0);
+
+    for (i = 0; i < CS_NOTIFY_QUEUE_MAX + 44; i++) {
+        snprintf(receipt, sizeof(receipt), "{\"receipt_id\":\"r%zu\","
+                 "\"operation\":\"rollback_executed\",\"split\":"
+                 "\"api\"}", i);
+        cs_notify_receipt(n, receipt);
+    }
+
+    cs_notify_stats(n, &st);
+    ck_assert_uint_eq(st.queued, CS_NOTIFY_QUEUE_MAX);
+    ck_assert_uint_eq(st.failed, 44);
+    ck_assert_uint_eq(st.sent, 0);
+
+    cs_notify_finish(n, 0);
+
+    cs_notify_stats(n, &st);
+    ck_assert_uint_eq(st.queued, 0);
+    ck_assert_uint_eq(st.failed, CS_NOTIFY_QUEUE_MAX + 44);
+
+    cs_notify_destroy(n);
+    cs_plan_free(&plan);
+
+    /* no receiver: nothing to do, and no error */
+    ck_assert_msg(cs_parse(&plan, "[]") == 0, "%s", cs_err);
+    ck_assert_ptr_null(cs_notify_create(&plan, "api", cs_err,
+                                        sizeof(cs_err)));
+    ck_assert_str_eq(cs_err, "");
+    cs_plan_free(&plan);
+}
+END_TEST
+
+
 UNIT_MAIN("sidecar_notify", cs_setup, cs_teardown, 0)
