@@ -599,9 +599,9 @@ cs_notify_result(cs_notify_t *n, cs_notify_queue_t *q, CURLcode result,
     }
 
     q->failing = 1;
-    next = now + cs_notify_backoff(m->attempts + 1);
+    next = cs_notify_retry_at(m->created, now, m->attempts);
 
-    if (next - m->created > CS_NOTIFY_GIVE_UP_MS) {
+    if (next < 0) {
         cs_notify_log("%s: notify[%zu] %s: gave up on receipt %s (%s) "
                       "after %u attempts over %lds: %s", n->split, q->index,
                       q->origin, m->id, m->op, m->attempts,
@@ -720,6 +720,17 @@ cs_notify_backoff(unsigned attempt)
     ms = (int64_t) CS_NOTIFY_BACKOFF_MS << (attempt - 2);
 
     return ms < CS_NOTIFY_BACKOFF_MAX_MS ? ms : CS_NOTIFY_BACKOFF_MAX_MS;
+}
+
+
+int64_t
+cs_notify_retry_at(int64_t created, int64_t now, unsigned attempts)
+{
+    int64_t  next;
+
+    next = now + cs_notify_backoff(attempts + 1);
+
+    return next - created > CS_NOTIFY_GIVE_UP_MS ? -1 : next;
 }
 
 

@@ -75,6 +75,11 @@ char *cs_notify_stats_format(const cs_notify_stats_t *st, char *buf,
 /* the wait before attempt number "attempt" (2, 3, ...) */
 int64_t cs_notify_backoff(unsigned attempt);
 
+/* after attempt number "attempts" failed at now: when to try again, or
+ * -1: give up (the next would be over CS_NOTIFY_GIVE_UP_MS from the event
+ * created) */
+int64_t cs_notify_retry_at(int64_t created, int64_t now, unsigned attempts);
+
 /* whether t wants a receipt of this operation */
 int cs_notify_wants(const cs_notify_target_t *t, const char *operation);
 

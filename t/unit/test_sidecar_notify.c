@@ -195,6 +195,33 @@ START_TEST(test_plan_notify_errors)
 END_TEST
 
 
+static int64_t  cs_notify_last_attempt;
+
+
+/* attempts until given up, each failing "takes" ms after it starts */
+
+static unsigned
+cs_notify_attempts(int64_t takes)
+{
+    int64_t   now, at;
+    unsigned  a;
+
+    now = 1000000;          /* the event */
+    at = now;
+
+    for (a = 1; a < 1000; a++) {
+        cs_notify_last_attempt = at - 1000000;
+        at = cs_notify_retry_at(1000000, at + takes, a);
+
+        if (at < 0) {
+            return a;
+        }
+    }
+
+    return 0;
+}
+
+
 /* 1s, 2s, 4s ... 30s: 24 attempts in the 10 minutes */
 
 START_TEST(test_backoff)
@@ -229,6 +256,18 @@ START_TEST(test_backoff)
     }
 
     ck_assert_uint_eq(a - 1, 24);
+
+    /* a receiver that always fails at once: 24 attempts, the last at
+     * 571s, then given up; one that takes 10s to fail each time (a
+     * timeout) fewer */
+    ck_assert_uint_eq(cs_notify_attempts(0), 24);
+    ck_assert_int_eq(cs_notify_last_attempt, 571000);
+    ck_assert_uint_eq(cs_notify_attempts(10000), 18);
+    ck_assert_int_le(cs_notify_last_attempt, CS_NOTIFY_GIVE_UP_MS);
+
+    /* an event older than 10 minutes is given up at its first failure */
+    ck_assert_int_eq(cs_notify_retry_at(0, CS_NOTIFY_GIVE_UP_MS, 1), -1);
+    ck_assert_int_eq(cs_notify_retry_at(0, 0, 1), 1000);
 }
 END_TEST
 
