@@ -829,8 +829,11 @@ cs_notify_slack(const char *receipt)
         cs_notify_add_text(&b, json_string_value(v));
     }
 
-    /* stage: the receipt's "stage", or where it went from and to */
-    s = json_string_value(json_object_get(r, "stage"));
+    /* stage: the receipt's "stage" (a name, or an object with one), or
+     * where it went from and to */
+    v = json_object_get(r, "stage");
+    s = json_is_object(v) ? json_string_value(json_object_get(v, "name"))
+                          : json_string_value(v);
     fs = json_string_value(json_object_get(r, "from_stage"));
     ts = json_string_value(json_object_get(r, "to_stage"));
 

@@ -374,6 +374,14 @@ START_TEST(test_slack)
         "weight: 0.25% -> 12.5%");
     free(text);
 
+    /* a stage as an object with a name */
+    text = cs_slack_text("{\"operation\":\"rollout_paused\","
+                         "\"split\":\"web\",\"stage\":{\"name\":\"s1\","
+                         "\"index\":1}}");
+
+    ck_assert_str_eq(text, "*canary web*: rollout_paused\nstage: s1");
+    free(text);
+
     ck_assert_ptr_null(cs_notify_slack("[1]"));
     ck_assert_ptr_null(cs_notify_slack("not json"));
 }
