@@ -36,6 +36,7 @@
 #include "analysis.h"
 #include "redis.h"
 #include "receipts.h"
+#include "notify.h"
 
 #include "ngx_http_canary_parse.h"
 
@@ -43,6 +44,7 @@
 #define CS_FETCH_TIMEOUT    1000        /* ms, connect and total */
 #define CS_LEASE_MIN        3000        /* ms */
 #define CS_REPEAT_LOG       30000       /* ms between repeats of a line */
+#define CS_NOTIFY_STOP_MS   2000        /* deliveries at exit, at most */
 
 
 typedef struct {
@@ -105,6 +107,7 @@ typedef struct {
     char                lagging[384];
     char                lag_held[384];
     char                lag_said[384];      /* lagging as last logged */
+    cs_notify_t        *notify;             /* the plan's receivers */
 } cs_sidecar_t;
 
 
@@ -133,6 +136,7 @@ static int cs_strcmp_p(const void *a, const void *b);
 static int cs_act(cs_sidecar_t *sc, cs_decision_t *d,
     const cs_split_view_t *view, int64_t now, double decision_ms,
     char *line, size_t size);
+static int cs_notify_state(cs_sidecar_t *sc);
 static void cs_log(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 static void cs_log_error(cs_sidecar_t *sc, const char *fmt, ...)
@@ -175,6 +179,7 @@ cs_init(cs_sidecar_t *sc, int argc, char **argv)
 {
     int               rc;
     char              err[512], a[24], b[24], c[24], *password;
+    size_t            i;
     int64_t           lease;
     struct sigaction  sa;
 
@@ -252,6 +257,15 @@ cs_init(cs_sidecar_t *sc, int argc, char **argv)
 
     sc->curl = 1;
 
+    sc->notify = cs_notify_create(&sc->plan, sc->opt.split, err,
+                                  sizeof(err));
+
+    if (sc->notify == NULL && err[0]) {
+        fprintf(stderr, "canary-sidecar: %s\n", err);
+        rc = 1;
+        goto done;
+    }
+
     memset(&sa, 0, sizeof(struct sigaction));
     sa.sa_handler = cs_on_signal;
     sigemptyset(&sa.sa_mask);
@@ -281,6 +295,16 @@ cs_init(cs_sidecar_t *sc, int argc, char **argv)
            cs_duration_format(sc->plan.violation_for, c, sizeof(c)),
            sc->plan.on_violation == CS_ON_VIOLATION_PAUSE
            ? "pause" : "rollback");
+
+    for (i = 0; i < sc->plan.nnotify; i++) {
+        cs_log("%s: notify[%zu]: %s, %s%s, %s", sc->opt.split, i,
+               cs_notify_url_origin(sc->plan.notify[i].url, err,
+                                    sizeof(err)),
+               sc->plan.notify[i].format == CS_NOTIFY_SLACK ? "slack"
+                                                            : "json",
+               sc->plan.notify[i].secret ? " signed" : "",
+               sc->plan.notify[i].events ? "some events" : "every event");
+    }
 
     if (sc->plan.stages[0].weight == 0 && sc->plan.npins == 0
         && !cs_plan_cohorts_route(&sc->plan, 0))
@@ -321,8 +345,15 @@ cs_run(cs_sidecar_t *sc)
             break;
         }
 
+        /* waiting for the next step delivers the notifications */
+        cs_notify_run(sc->notify, start + sc->plan.interval - cs_mono_ms(),
+                      &cs_stop);
+
         cs_sleep_ms(start + sc->plan.interval - cs_mono_ms());
     }
+
+    cs_notify_finish(sc->notify, sc->opt.once ? CS_NOTIFY_TIMEOUT_MS
+                                              : CS_NOTIFY_STOP_MS);
 
     if (sc->redis.leader) {
         cs_redis_release(&sc->redis);
@@ -342,6 +373,7 @@ cs_cleanup(cs_sidecar_t *sc)
 {
     size_t  i;
 
+    cs_notify_destroy(sc->notify);
     cs_redis_free(&sc->redis);
     cs_plan_free(&sc->plan);
 
@@ -888,6 +920,10 @@ cs_step(cs_sidecar_t *sc)
 
     if (restored) {
         d.dirty = 1;            /* back into the Redis that lost it */
+    }
+
+    if (cs_notify_state(sc)) {
+        d.dirty = 1;            /* the counts in the state moved on */
     }
 
     if (d.action == CS_ACT_START
@@ -1587,6 +1623,11 @@ cs_act(cs_sidecar_t *sc, cs_decision_t *d, const cs_split_view_t *view,
         cs_log("%s: receipts file: %s", sc->opt.split, err);
     }
 
+    /* queued only: sent while the loop waits for the next step */
+    for (i = 0; i < n; i++) {
+        cs_notify_receipt(sc->notify, receipts[i]);
+    }
+
     rc = 0;
 
 done:
@@ -1598,6 +1639,31 @@ done:
     }
 
     return rc;
+}
+
+
+/* the notification counts for the state; 1 when they changed */
+
+static int
+cs_notify_state(cs_sidecar_t *sc)
+{
+    char               buf[sizeof(sc->redis.notify)];
+    cs_notify_stats_t  st;
+
+    if (sc->notify == NULL) {
+        return 0;
+    }
+
+    cs_notify_stats(sc->notify, &st);
+    cs_notify_stats_format(&st, buf, sizeof(buf));
+
+    if (strcmp(buf, sc->redis.notify) == 0) {
+        return 0;
+    }
+
+    memcpy(sc->redis.notify, buf, sizeof(buf));
+
+    return 1;
 }
 
 

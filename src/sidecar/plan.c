@@ -6,11 +6,14 @@
 
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -56,12 +59,18 @@ static int cs_plan_cohorts(cs_plan_ctx_t *ctx, cs_plan_t *plan, size_t i,
 static int cs_plan_cohort_name(const char *name);
 static const cs_cohort_t *cs_plan_cohort_find(const cs_cohorts_t *cs,
     const char *name);
+static int cs_plan_notify(cs_plan_ctx_t *ctx, cs_plan_t *plan,
+    json_t *notify);
+static int cs_plan_notify_target(cs_plan_ctx_t *ctx, cs_notify_target_t *t,
+    size_t i, json_t *o);
+static int cs_plan_notify_secret(cs_plan_ctx_t *ctx, cs_notify_target_t *t,
+    size_t i, const char *path);
 
 
 static const char  *cs_plan_top_fields[] = {
     "pins", "stages", "slo", "interval", "violation_for", "on_violation",
     "window", "lag", "lag_hold",
-    "triggers", "rollback",
+    "triggers", "rollback", "notify",
     NULL
 };
 
@@ -70,6 +79,38 @@ static const char  *cs_plan_stage_fields[] = {
     "slo", "cohorts",
     NULL
 };
+
+static const char  *cs_plan_notify_fields[] = {
+    "url", "format", "events", "secret_file", NULL
+};
+
+
+/* the sidecar's own operations (README, Receipts) */
+
+const char  *cs_plan_notify_events[] = {
+    "rollout_started", "canary_phase_complete", "traffic_promoted",
+    "awaiting_resume", "deployment_complete", "sli_violation_detected",
+    "rollback_executed", "rollout_paused", "rollout_halted", "halt_cleared",
+    "rollback_step",
+    NULL
+};
+
+
+/* those of the other writers: named, but never seen by the sidecar */
+
+static const char  *cs_plan_other_events[] = {
+    "weight_set", "canary-ctl set-weight",
+    "split_enabled", "canary-ctl enable",
+    "split_disabled", "canary-ctl disable",
+    "rollout_resumed", "canary-ctl resume",
+    "split_reset", "canary-ctl reset",
+    "tenants_pinned", "canary-ctl pin",
+    "tenants_unpinned", "canary-ctl unpin",
+    "guard_tripped", "the module's guard",
+    "cohort_weight_set", "canary-ctl cohort",
+    NULL
+};
+
 
 static const char  *cs_plan_slo_fields[] = {
     "latency_p99_ratio_max", "latency_p99_min_delta_ms",
@@ -320,6 +361,12 @@ cs_plan_parse(cs_plan_t *plan, const char *text, size_t len,
         goto failed;
     }
 
+    v = json_object_get(root, "notify");
+
+    if (v != NULL && cs_plan_notify(&ctx, plan, v) != 0) {
+        goto failed;
+    }
+
     v = json_object_get(root, "on_violation");
 
     if (v != NULL) {
@@ -367,7 +414,8 @@ failed:
 void
 cs_plan_free(cs_plan_t *plan)
 {
-    size_t  i;
+    size_t               i, k;
+    cs_notify_target_t  *t;
 
     for (i = 0; i < plan->npins; i++) {
         free(plan->pins[i]);
@@ -377,6 +425,28 @@ cs_plan_free(cs_plan_t *plan)
 
     plan->pins = NULL;
     plan->npins = 0;
+
+    for (i = 0; i < plan->nnotify; i++) {
+        t = &plan->notify[i];
+
+        free(t->url);
+
+        for (k = 0; k < t->nevents; k++) {
+            free(t->events[k]);
+        }
+
+        free(t->events);
+
+        if (t->secret) {
+            memset(t->secret, 0, t->secret_len);
+            free(t->secret);
+        }
+    }
+
+    free(plan->notify);
+
+    plan->notify = NULL;
+    plan->nnotify = 0;
 }
 
 
@@ -1095,6 +1165,275 @@ cs_plan_add_pin(cs_plan_t *plan, const char *pin)
     }
 
     plan->npins++;
+
+    return 0;
+}
+
+
+/* "notify": [{"url", "format", "events", "secret_file"}, ...] */
+
+static int
+cs_plan_notify(cs_plan_ctx_t *ctx, cs_plan_t *plan, json_t *notify)
+{
+    size_t  i, n;
+
+    if (!json_is_array(notify)) {
+        return cs_plan_error(ctx, "\"notify\" is not an array of "
+                             "{\"url\": ..., \"format\": ...}");
+    }
+
+    n = json_array_size(notify);
+
+    if (n > CS_NOTIFY_TARGETS_MAX) {
+        return cs_plan_error(ctx, "notify: %zu receivers, at most %d", n,
+                             CS_NOTIFY_TARGETS_MAX);
+    }
+
+    if (n == 0) {
+        return 0;
+    }
+
+    plan->notify = calloc(n, sizeof(cs_notify_target_t));
+    if (plan->notify == NULL) {
+        return cs_plan_error(ctx, "no memory");
+    }
+
+    for (i = 0; i < n; i++) {
+        plan->nnotify++;
+
+        if (cs_plan_notify_target(ctx, &plan->notify[i], i,
+                                  json_array_get(notify, i))
+            != 0)
+        {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+cs_plan_notify_target(cs_plan_ctx_t *ctx, cs_notify_target_t *t, size_t i,
+    json_t *o)
+{
+    char         where[64];
+    size_t       k, j, len;
+    json_t      *v, *ev;
+    const char  *s, *host;
+
+    if (!json_is_object(o)) {
+        return cs_plan_error(ctx, "notify[%zu] is not an object "
+                             "{\"url\", \"format\", \"events\", "
+                             "\"secret_file\"}", i);
+    }
+
+    snprintf(where, sizeof(where), "notify[%zu]", i);
+
+    if (cs_plan_known(ctx, o, where, cs_plan_notify_fields) != 0) {
+        return -1;
+    }
+
+    v = json_object_get(o, "url");
+    s = json_string_value(v);
+
+    if (s == NULL) {
+        return cs_plan_error(ctx, "notify[%zu].url is %s: an http:// or "
+                             "https:// URL", i,
+                             v ? "not a string" : "missing");
+    }
+
+    len = json_string_length(v);
+
+    if (strncmp(s, "http://", 7) == 0) {
+        host = s + 7;
+
+    } else if (strncmp(s, "https://", 8) == 0) {
+        host = s + 8;
+
+    } else {
+        host = NULL;
+    }
+
+    for (k = 0; k < len; k++) {
+        if ((unsigned char) s[k] <= 0x20 || s[k] == 0x7f) {
+            break;
+        }
+    }
+
+    if (host == NULL || *host == '\0' || *host == '/' || k < len
+        || len > CS_NOTIFY_URL_MAX)
+    {
+        return cs_plan_error(ctx, "notify[%zu].url \"%.64s\": an http:// "
+                             "or https:// URL with a host, at most %d "
+                             "bytes, without spaces", i, s,
+                             CS_NOTIFY_URL_MAX);
+    }
+
+    t->url = strdup(s);
+    if (t->url == NULL) {
+        return cs_plan_error(ctx, "no memory");
+    }
+
+    v = json_object_get(o, "format");
+
+    if (v != NULL) {
+        s = json_string_value(v);
+
+        if (s != NULL && strcmp(s, "json") == 0) {
+            t->format = CS_NOTIFY_JSON;
+
+        } else if (s != NULL && strcmp(s, "slack") == 0) {
+            t->format = CS_NOTIFY_SLACK;
+
+        } else {
+            return cs_plan_error(ctx, "notify[%zu].format: \"json\" or "
+                                 "\"slack\"", i);
+        }
+    }
+
+    v = json_object_get(o, "events");
+
+    if (v != NULL) {
+        if (!json_is_array(v) || json_array_size(v) == 0) {
+            return cs_plan_error(ctx, "notify[%zu].events is not a list of "
+                                 "receipt operations (leave it out for "
+                                 "all of them)", i);
+        }
+
+        t->events = calloc(json_array_size(v), sizeof(char *));
+        if (t->events == NULL) {
+            return cs_plan_error(ctx, "no memory");
+        }
+
+        json_array_foreach(v, k, ev) {
+            s = json_string_value(ev);
+
+            if (s == NULL) {
+                return cs_plan_error(ctx, "notify[%zu].events[%zu] is not "
+                                     "a string", i, k);
+            }
+
+            for (j = 0; cs_plan_notify_events[j]; j++) {
+                if (strcmp(s, cs_plan_notify_events[j]) == 0) {
+                    break;
+                }
+            }
+
+            if (cs_plan_notify_events[j] == NULL) {
+                for (j = 0; cs_plan_other_events[j]; j += 2) {
+                    if (strcmp(s, cs_plan_other_events[j]) == 0) {
+                        return cs_plan_error(ctx, "notify[%zu].events[%zu]: "
+                            "\"%s\" is written by %s, not by "
+                            "canary-sidecar, which notifies the receipts "
+                            "it writes", i, k, s,
+                            cs_plan_other_events[j + 1]);
+                    }
+                }
+
+                return cs_plan_error(ctx, "notify[%zu].events[%zu]: "
+                    "unknown operation \"%.64s\" (rollout_started, "
+                    "canary_phase_complete, traffic_promoted, "
+                    "awaiting_resume, deployment_complete, "
+                    "sli_violation_detected, rollback_executed, "
+                    "rollout_paused, rollout_halted, halt_cleared, "
+                    "rollback_step)",
+                    i, k, s);
+            }
+
+            t->events[k] = strdup(s);
+            if (t->events[k] == NULL) {
+                return cs_plan_error(ctx, "no memory");
+            }
+
+            t->nevents++;
+        }
+    }
+
+    v = json_object_get(o, "secret_file");
+
+    if (v != NULL) {
+        s = json_string_value(v);
+
+        if (s == NULL || *s == '\0') {
+            return cs_plan_error(ctx, "notify[%zu].secret_file is not a "
+                                 "file name", i);
+        }
+
+        if (cs_plan_notify_secret(ctx, t, i, s) != 0) {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* the whole file is the secret, but for a final line break */
+
+static int
+cs_plan_notify_secret(cs_plan_ctx_t *ctx, cs_notify_target_t *t, size_t i,
+    const char *path)
+{
+    int          fd;
+    ssize_t      n;
+    struct stat  st;
+
+    /* not blocked by a FIFO, nor a device */
+    fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd == -1) {
+        return cs_plan_error(ctx, "notify[%zu].secret_file %s: %s", i, path,
+                             strerror(errno));
+    }
+
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return cs_plan_error(ctx, "notify[%zu].secret_file %s: not a "
+                             "regular file", i, path);
+    }
+
+    if (st.st_size > CS_NOTIFY_SECRET_MAX) {
+        close(fd);
+        return cs_plan_error(ctx, "notify[%zu].secret_file %s: over %d "
+                             "bytes", i, path, CS_NOTIFY_SECRET_MAX);
+    }
+
+    t->secret = malloc(CS_NOTIFY_SECRET_MAX + 1);
+    if (t->secret == NULL) {
+        close(fd);
+        return cs_plan_error(ctx, "no memory");
+    }
+
+    n = read(fd, t->secret, CS_NOTIFY_SECRET_MAX + 1);
+
+    close(fd);
+
+    if (n < 0) {
+        return cs_plan_error(ctx, "notify[%zu].secret_file %s: %s", i, path,
+                             strerror(errno));
+    }
+
+    t->secret_len = (size_t) n;         /* wiped by cs_plan_free() */
+
+    if (n > CS_NOTIFY_SECRET_MAX) {
+        return cs_plan_error(ctx, "notify[%zu].secret_file %s: over %d "
+                             "bytes", i, path, CS_NOTIFY_SECRET_MAX);
+    }
+
+    if (n && t->secret[n - 1] == '\n') {
+        n--;
+
+        if (n && t->secret[n - 1] == '\r') {
+            n--;
+        }
+    }
+
+    if (n == 0) {
+        return cs_plan_error(ctx, "notify[%zu].secret_file %s: empty", i,
+                             path);
+    }
+
+    t->secret_len = (size_t) n;
 
     return 0;
 }

@@ -76,6 +76,28 @@ typedef struct {
 } cs_slo_t;
 
 
+/* notify: where receipts are POSTed (notify.c delivers them) */
+
+#define CS_NOTIFY_TARGETS_MAX 8
+#define CS_NOTIFY_URL_MAX     2048
+#define CS_NOTIFY_SECRET_MAX  4096
+
+typedef enum {
+    CS_NOTIFY_JSON = 0,
+    CS_NOTIFY_SLACK
+} cs_notify_format_e;
+
+
+typedef struct {
+    char               *url;
+    cs_notify_format_e  format;
+    char              **events;         /* operations; NULL: all */
+    size_t              nevents;
+    unsigned char      *secret;         /* secret_file's content, or NULL */
+    size_t              secret_len;
+} cs_notify_target_t;
+
+
 typedef struct {
     char                name[CS_STAGE_NAME_MAX + 1];
     uint32_t            weight;         /* hundredths of a percent */
@@ -137,6 +159,8 @@ typedef struct {
 
     /* cohorts[i]: the cohort weights of stages[i] */
     cs_cohorts_t        cohorts[CS_STAGES_MAX];
+    cs_notify_target_t *notify;
+    size_t              nnotify;
 } cs_plan_t;
 
 
@@ -160,6 +184,9 @@ const cs_slo_t *cs_plan_stage_slo(const cs_plan_t *plan, size_t stage);
 
 /* a trigger's key in "triggers": "error_rate", ... */
 const char *cs_trigger_name(size_t trigger);
+/* the receipt operations a plan's notify events may name: those
+ * canary-sidecar writes; NULL-terminated */
+extern const char  *cs_plan_notify_events[];
 
 /*
  * A duration as nginx writes them: "500ms", "30s", "30m", "1h", "1h30m",

@@ -1023,6 +1023,11 @@ cs_redis_state_args(cs_redis_t *r, cs_args_t *a, const cs_plan_t *plan,
         cs_args_add(a, "readings");
         cs_args_add(a, readings);
     }
+
+    if (r->notify[0]) {
+        cs_args_add(a, "notify");
+        cs_args_add(a, r->notify);
+    }
 }
 
 

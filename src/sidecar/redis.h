@@ -95,6 +95,9 @@ typedef struct {
     char               *master;
     int                 reask;              /* READONLY, LOADING: again */
     char                news[256];          /* the master found or moved */
+
+    /* notify.c's counts, written into the state when not empty */
+    char                notify[160];
 } cs_redis_t;
 
 
