@@ -12,7 +12,7 @@
  *                  [--redis-db N] [--prefix canary:] --split NAME
  *                  [--status URL ...]
  *                  [--plan FILE] [--receipts FILE] [--id NAME]
- *                  [--once] [--dry-run]
+ *                  [--once] [--dry-run] [--listen ADDR:PORT]
  */
 
 
@@ -36,6 +36,8 @@
 #include "analysis.h"
 #include "redis.h"
 #include "receipts.h"
+#include "report.h"
+#include "listen.h"
 
 #include "ngx_http_canary_parse.h"
 
@@ -60,6 +62,7 @@ typedef struct {
     char               *id;
     int                 once;
     int                 dry_run;
+    char               *listen;
 } cs_options_t;
 
 
@@ -105,6 +108,11 @@ typedef struct {
     char                lagging[384];
     char                lag_held[384];
     char                lag_said[384];      /* lagging as last logged */
+    cs_report_t         report;             /* what --listen serves, as
+                                               each step leaves it */
+    cs_listen_t        *listen;
+    cs_notify_counts_t  notified;           /* notifications sent and
+                                               failed */
 } cs_sidecar_t;
 
 
@@ -142,6 +150,7 @@ static int64_t cs_mono_ms(void);
 static double cs_mono_fms(void);
 static void cs_sleep_ms(int64_t ms);
 static void cs_on_signal(int signo);
+static void cs_redis_failed(cs_sidecar_t *sc);
 
 
 static volatile sig_atomic_t  cs_stop;
@@ -244,6 +253,28 @@ cs_init(cs_sidecar_t *sc, int argc, char **argv)
 
     sc->redis.db = sc->db;
 
+    if (cs_report_init(&sc->report, sc->opt.split, sc->id, &sc->plan,
+                       sc->opt.dry_run, &sc->notified)
+        != 0)
+    {
+        fprintf(stderr, "canary-sidecar: no memory\n");
+        rc = 1;
+        goto done;
+    }
+
+    if (sc->opt.listen) {
+        sc->listen = cs_listen_start(sc->opt.listen, &sc->report, err,
+                                     sizeof(err));
+        if (sc->listen == NULL) {
+            fprintf(stderr, "canary-sidecar: %s\n", err);
+            rc = 2;
+            goto done;
+        }
+
+        cs_log("%s: serving /metrics, /healthz, /readyz and / on %s",
+               sc->opt.split, sc->opt.listen);
+    }
+
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
         fprintf(stderr, "canary-sidecar: cannot initialize libcurl\n");
         rc = 1;
@@ -315,11 +346,27 @@ cs_run(cs_sidecar_t *sc)
 
         failed = cs_step(sc) != 0;
 
+        /* what --listen serves until the next step */
+        sc->report.steps++;
+        sc->report.turned = start;
+        sc->report.step_at = cs_wall_ms();
+        sc->report.step_ms = (double) (cs_mono_ms() - start);
+        sc->report.leader = sc->redis.leader;
+        snprintf(sc->report.holder, sizeof(sc->report.holder), "%s",
+                 sc->holder);
+
         if (sc->opt.once) {
             break;
         }
 
-        cs_sleep_ms(start + sc->plan.interval - cs_mono_ms());
+        if (sc->listen) {
+            cs_listen_serve(sc->listen,
+                            start + sc->plan.interval - cs_mono_ms(),
+                            &cs_stop);
+
+        } else {
+            cs_sleep_ms(start + sc->plan.interval - cs_mono_ms());
+        }
     }
 
     if (sc->redis.leader) {
@@ -340,6 +387,8 @@ cs_cleanup(cs_sidecar_t *sc)
 {
     size_t  i;
 
+    cs_listen_stop(sc->listen);
+    cs_report_free(&sc->report);
     cs_redis_free(&sc->redis);
     cs_plan_free(&sc->plan);
 
@@ -395,6 +444,7 @@ cs_options(cs_options_t *opt, int argc, char **argv)
         { "id",                  required_argument, NULL, 'i' },
         { "once",                no_argument,       NULL, 'o' },
         { "dry-run",             no_argument,       NULL, 'n' },
+        { "listen",              required_argument, NULL, 'L' },
         { "help",                no_argument,       NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -451,6 +501,9 @@ cs_options(cs_options_t *opt, int argc, char **argv)
         case 'n':
             opt->dry_run = 1;
             break;
+        case 'L':
+            opt->listen = optarg;
+            break;
         case 'h':
             cs_usage(stdout);
             return 0;
@@ -489,6 +542,7 @@ cs_usage(FILE *f)
 "                      [--redis-db N] [--prefix canary:] --split NAME\n"
 "                      [--status URL ...] [--plan FILE]\n"
 "                      [--receipts FILE] [--id NAME] [--once] [--dry-run]\n"
+"                      [--listen ADDR:PORT]\n"
 "\n"
 "Walks the split's rollout through the plan's stages, comparing canary\n"
 "with stable across the fleet, and rolls back on its own when the\n"
@@ -513,6 +567,8 @@ cs_usage(FILE *f)
 "                         (default HOSTNAME:PID)\n"
 "  --once                 one step, then exit (1 if it could not decide)\n"
 "  --dry-run              decide and log, write nothing\n"
+"  --listen ADDR:PORT     serve /metrics, /healthz, /readyz and a rollout\n"
+"                         page on / (e.g. 127.0.0.1:9465); off by default\n"
 "\n"
 "Exit status 2: bad options or plan (before Redis is touched).\n");
 }
@@ -640,6 +696,25 @@ cs_check_options(cs_sidecar_t *sc, char **password)
         }
     }
 
+    if (opt->listen) {
+        struct sockaddr_storage  sa;
+        socklen_t                salen;
+        char                     lerr[256];
+
+        if (cs_listen_parse(opt->listen, &sa, &salen, lerr, sizeof(lerr))
+            != 0)
+        {
+            fprintf(stderr, "canary-sidecar: %s\n", lerr);
+            return -1;
+        }
+
+        if (opt->once) {
+            fprintf(stderr, "canary-sidecar: --listen serves between "
+                    "steps: not with --once\n");
+            return -1;
+        }
+    }
+
     if (opt->password_file) {
         *password = cs_read_password(opt->password_file);
 
@@ -714,6 +789,7 @@ cs_step(cs_sidecar_t *sc)
                      sc->opt.split, sc->opt.redis ? sc->opt.redis
                                                   : sc->opt.master,
                      sc->redis.err);
+        cs_redis_failed(sc);
         sc->was_leader = 0;
         return -1;
     }
@@ -729,11 +805,17 @@ cs_step(cs_sidecar_t *sc)
         if (rc < 0) {
             cs_log_error(sc, "%s: redis: %s; holding, retrying",
                          sc->opt.split, sc->redis.err);
+            cs_redis_failed(sc);
             sc->was_leader = 0;
             return -1;
         }
 
+        /* --listen: Redis answered; a standby knows no rollout */
+        sc->report.redis_ok = 1;
+
         if (rc == 0) {
+            sc->report.known = 0;
+
             if (sc->was_leader || strcmp(holder, sc->holder) != 0) {
                 cs_log("%s: standby: %s holds the lease %s", sc->opt.split,
                        holder[0] ? holder : "another sidecar",
@@ -761,8 +843,11 @@ cs_step(cs_sidecar_t *sc)
 
     if (rc != CS_REDIS_OK) {
         cs_log_error(sc, "%s: %s; holding", sc->opt.split, sc->redis.err);
+        cs_redis_failed(sc);
         return -1;
     }
+
+    sc->report.redis_ok = 1;
 
     restored = cs_remember(sc, &view, &ro);
     over = cs_rollout_over(&ro);
@@ -777,10 +862,18 @@ cs_step(cs_sidecar_t *sc)
             free(saved);
             cs_log_error(sc, "%s: %s; holding", sc->opt.split,
                          sc->redis.err);
+            cs_redis_failed(sc);
             return -1;
         }
 
         n = (size_t) got;
+
+        if (!over) {
+            /* --listen: the live nodes whose record could not be read */
+            sc->report.fetch_errors += sc->nlive - n;
+            sc->report.answered = n;
+            sc->report.asked = sc->nlive;
+        }
 
     } else if (!over) {
         if (cs_status_urls(sc, cs_window_seconds(&sc->plan, &ro, now))
@@ -794,6 +887,11 @@ cs_step(cs_sidecar_t *sc)
         n = cs_fetch(sc->urls, sc->names, sc->n, sc->opt.split,
                      CS_FETCH_TIMEOUT, sc->readings, sc->answered, err,
                      sizeof(err));
+
+        /* --listen: the --status URLs that did not answer */
+        sc->report.fetch_errors += sc->n - n;
+        sc->report.answered = n;
+        sc->report.asked = sc->n;
     }
 
     /*
@@ -884,6 +982,10 @@ cs_step(cs_sidecar_t *sc)
 
     cs_decide(&sc->plan, &view, &ro, m, now, &d);
 
+    if (m != NULL) {
+        cs_report_sample(&sc->report, now, ro.stage, m);
+    }
+
     if (restored) {
         d.dirty = 1;            /* back into the Redis that lost it */
     }
@@ -910,12 +1012,15 @@ cs_step(cs_sidecar_t *sc)
     cs_decision_line(&sc->plan, sc->opt.split, &ro, &d, line, sizeof(line));
 
     if (sc->opt.dry_run) {
+        cs_report_decision(&sc->report, now, &d.next, &d);
         fprintf(stderr, "%s [dry run] %s\n",
                 cs_iso8601(now, ts, sizeof(ts)), line);
         return 0;
     }
 
     rc = cs_act(sc, &d, &view, now, cs_mono_fms() - t0, line, sizeof(line));
+
+    cs_report_decision(&sc->report, now, rc == 0 ? &d.next : &ro, &d);
 
     if (rc == 0) {
         sc->memory = d.next;
@@ -966,6 +1071,7 @@ cs_fleet_check(cs_sidecar_t *sc)
             cs_log_error(sc, "%s: redis %s unreachable: %s; holding, "
                          "retrying", sc->opt.split, sc->opt.redis,
                          sc->redis.err);
+            cs_redis_failed(sc);
             return -1;
         }
 
@@ -974,8 +1080,13 @@ cs_fleet_check(cs_sidecar_t *sc)
         if (got < 0) {
             cs_log_error(sc, "%s: %s; holding", sc->opt.split,
                          sc->redis.err);
+            cs_redis_failed(sc);
             return -1;
         }
+
+        sc->report.redis_ok = 1;
+        sc->report.answered = (size_t) got;
+        sc->report.asked = sc->nlive;
 
         if (got == 0) {
             cs_log_error(sc, "%s: not starting: no live node reports this "
@@ -1004,6 +1115,10 @@ cs_fleet_check(cs_sidecar_t *sc)
     n = cs_fetch(sc->urls, sc->opt.status, sc->opt.nstatus, sc->opt.split,
                  CS_FETCH_TIMEOUT, sc->readings, sc->answered, err,
                  sizeof(err));
+
+    sc->report.fetch_errors += sc->opt.nstatus - n;
+    sc->report.answered = n;
+    sc->report.asked = sc->opt.nstatus;
 
     if (n == 0) {
         cs_log_error(sc, "%s: not starting: no nginx answered for this "
@@ -1519,6 +1634,11 @@ cs_act(cs_sidecar_t *sc, cs_decision_t *d, const cs_split_view_t *view,
         if (rc != CS_REDIS_OK) {
             snprintf(line + len, size - len, " [state not saved: %s]",
                      sc->redis.err);
+
+            if (rc != CS_REDIS_CONFLICT) {
+                cs_redis_failed(sc);
+            }
+
             return -1;
         }
 
@@ -1560,8 +1680,13 @@ cs_act(cs_sidecar_t *sc, cs_decision_t *d, const cs_split_view_t *view,
     if (rc != CS_REDIS_OK) {
         snprintf(line + len, size - len, " [not written: %s]",
                  sc->redis.err);
+        cs_redis_failed(sc);
         rc = -1;
         goto done;
+    }
+
+    for (i = 0; i < n; i++) {
+        cs_report_written(&sc->report, d->ops[i], receipts[i]);
     }
 
     /* from now on, every nginx must follow */
@@ -1700,4 +1825,17 @@ cs_on_signal(int signo)
     (void) signo;
 
     cs_stop = 1;
+}
+
+
+/* --listen: the step failed on Redis (readyz says why) */
+
+static void
+cs_redis_failed(cs_sidecar_t *sc)
+{
+    sc->report.redis_ok = 0;
+    sc->report.redis_errors++;
+    snprintf(sc->report.redis_err, sizeof(sc->report.redis_err),
+             "%.64s: %.300s", sc->opt.redis ? sc->opt.redis : sc->opt.master,
+             sc->redis.err);
 }
