@@ -196,12 +196,12 @@ cs_listen_start(const char *address, const cs_report_t *r, char *err,
                                  | (sa.ss_family == AF_INET6
                                     ? MHD_USE_IPv6 : 0),
         0, NULL, NULL, cs_listen_request, l,
+        MHD_OPTION_EXTERNAL_LOGGER, cs_listen_log, l,
         MHD_OPTION_LISTEN_SOCKET, l->fd,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned) CS_LISTEN_CONNECTIONS,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned) CS_LISTEN_PER_IP,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) CS_LISTEN_TIMEOUT,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CS_LISTEN_MEMORY,
-        MHD_OPTION_EXTERNAL_LOGGER, cs_listen_log, l,
         MHD_OPTION_END);
 
     if (l->daemon == NULL) {

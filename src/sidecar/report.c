@@ -856,20 +856,33 @@ cs_report_healthy(const cs_report_t *r, int64_t mono, char *buf,
 int
 cs_report_ready(const cs_report_t *r, char *buf, size_t size)
 {
-    if (!r->redis_ok) {
-        snprintf(buf, size, "not ready: Redis: %s\n",
-                 r->redis_err[0] ? r->redis_err : "not reached yet");
-        return 0;
+    int  n;
+
+    if (r->redis_ok && r->answered) {
+        snprintf(buf, size, "ready: Redis reached, %zu of %zu nginx "
+                 "answered\n", r->answered, r->asked);
+        return 1;
     }
 
-    if (r->answered == 0) {
-        snprintf(buf, size, "not ready: no nginx answered (0 of %zu) at "
-                 "the last reading of the fleet\n", r->asked);
-        return 0;
+    n = snprintf(buf, size, "not ready: ");
+
+    if (!r->redis_ok && n > 0 && (size_t) n < size) {
+        n += snprintf(buf + n, size - n, "Redis: %s%s",
+                      r->redis_err[0] ? r->redis_err : "not reached yet",
+                      r->answered ? "" : "; ");
     }
 
-    snprintf(buf, size, "ready: Redis reached, %zu of %zu nginx "
-             "answered\n", r->answered, r->asked);
+    if (r->answered == 0 && n > 0 && (size_t) n < size) {
+        snprintf(buf + n, size - n, "no nginx answered (0 of %zu) at the "
+                 "last reading of the fleet", r->asked);
+    }
 
-    return 1;
+    n = strlen(buf);
+
+    if ((size_t) n + 1 < size) {
+        buf[n] = '\n';
+        buf[n + 1] = '\0';
+    }
+
+    return 0;
 }
