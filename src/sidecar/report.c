@@ -564,7 +564,7 @@ cs_text_float(cs_text_t *t, double v)
         cs_text(t, "%cInf\n", v > 0 ? '+' : '-');
 
     } else {
-        cs_text(t, "%.10g\n", v);
+        cs_text(t, "%.15g\n", v);
     }
 }
 
