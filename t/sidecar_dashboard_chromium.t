@@ -52,6 +52,12 @@ $s->wait_for(sub {
     'at stage 20_percent with 8 samples of it')
     or $s->show_log;
 
+# an operator's receipt: it goes under the stage it happened at
+note $s->ctl('pin', 'api', 'canary', 'qa-tenant');
+$s->wait_for(sub { grep { $_->{operation} eq 'tenants_pinned' }
+                        @{$status->()->{receipts}} }, 10,
+             'the page\'s JSON has the operator\'s receipt');
+
 my $page = $t->get($lp, '/');
 is($page->{status}, 200, 'the page is served');
 like($page->{headers}{'content-type'}, qr{^text/html}, 'as text/html');
@@ -93,13 +99,15 @@ like($dom, qr/<li class="" data-stage="50_percent">/,
      'timeline: 50_percent to come');
 for my $r (@receipts) {
     my $op = $r->{operation};
-    my $stage = $r->{to_stage};
+    my $stage = $r->{to_stage} // '20_percent';
     like($dom, qr/data-stage="\Q$stage\E">(?:(?!<\/ul>).)*data-receipt="\Q$op\E"/s,
          "timeline: $op under $stage");
 }
 is(scalar(() = $dom =~ /<tr data-receipt="/g), scalar @receipts,
    'the receipts table: one row per receipt in the stream ('
    . scalar(@receipts) . ')');
+like($dom, qr/<td>tenants_pinned<\/td><td>operator<\/td>/,
+     'the operator\'s receipt, by operator');
 
 # the hold and the checks, with their evidence
 like($dom, qr/data-field="hold-progress" data-percent="\d+"/,

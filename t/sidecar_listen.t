@@ -147,7 +147,7 @@ my $json = eval { decode_json(get('/status.json')->{content}) } || {};
 is($json->{rollout}{stage_name}, '50_percent', '/status.json: the stage');
 is_deeply([map { $_->{receipt_id} } @{$json->{receipts}}],
           [map { $_->{receipt_id} } $s->receipts],
-          '/status.json: the receipts it wrote, those of the stream');
+          '/status.json: the receipts of the stream');
 is(get('/nope')->{status}, 404, 'another path: 404');
 is($t->request('POST', $lp, '/metrics', undef, content => 'x')->{status},
    405, 'POST: 405');
@@ -228,6 +228,13 @@ cmp_ok($more, '>=', int($took / 0.25 / 3),
        "the loop kept turning: $more steps in " . sprintf('%.1fs', $took));
 is($m->{qq(canary_sidecar_decisions_total{$sp,operation="deployment_complete"})},
    1, 'decisions_total{operation="deployment_complete"}: 1');
+$json = eval { decode_json(get('/status.json')->{content}) } || {};
+is_deeply([map { "$_->{operation} $_->{by}" } @{$json->{receipts}}[-2, -1]],
+          ['rollout_resumed operator', 'deployment_complete sidecar-a'],
+          "/status.json: the operator's receipt too, read again when the "
+          . 'generation moved');
+unlike($s->sidecar_log, qr/reading the receipts/,
+       'the receipts read without an error');
 
 kill 'KILL', $pid;
 waitpid $pid, 0;

@@ -151,6 +151,7 @@ static double cs_mono_fms(void);
 static void cs_sleep_ms(int64_t ms);
 static void cs_on_signal(int signo);
 static void cs_redis_failed(cs_sidecar_t *sc);
+static void cs_report_read_receipts(cs_sidecar_t *sc, uint64_t generation);
 
 
 static volatile sig_atomic_t  cs_stop;
@@ -1013,6 +1014,7 @@ cs_step(cs_sidecar_t *sc)
 
     if (sc->opt.dry_run) {
         cs_report_decision(&sc->report, now, &d.next, &d);
+        cs_report_read_receipts(sc, view.generation);
         fprintf(stderr, "%s [dry run] %s\n",
                 cs_iso8601(now, ts, sizeof(ts)), line);
         return 0;
@@ -1021,6 +1023,8 @@ cs_step(cs_sidecar_t *sc)
     rc = cs_act(sc, &d, &view, now, cs_mono_fms() - t0, line, sizeof(line));
 
     cs_report_decision(&sc->report, now, rc == 0 ? &d.next : &ro, &d);
+    cs_report_read_receipts(sc, rc == 0 && cs_action_writes(d.action)
+                                ? view.generation + 1 : view.generation);
 
     if (rc == 0) {
         sc->memory = d.next;
@@ -1686,7 +1690,7 @@ cs_act(cs_sidecar_t *sc, cs_decision_t *d, const cs_split_view_t *view,
     }
 
     for (i = 0; i < n; i++) {
-        cs_report_written(&sc->report, d->ops[i], receipts[i]);
+        cs_report_written(&sc->report, d->ops[i]);
     }
 
     /* from now on, every nginx must follow */
@@ -1838,4 +1842,34 @@ cs_redis_failed(cs_sidecar_t *sc)
     snprintf(sc->report.redis_err, sizeof(sc->report.redis_err),
              "%.64s: %.300s", sc->opt.redis ? sc->opt.redis : sc->opt.master,
              sc->redis.err);
+}
+
+
+/*
+ * --listen: the split's last receipts for the rollout page, read again
+ * when its generation moved (every writer raises it with a receipt):
+ * one XREVRANGE after a write, none while nothing changes.
+ */
+
+static void
+cs_report_read_receipts(cs_sidecar_t *sc, uint64_t generation)
+{
+    char    *list[CS_REPORT_RECEIPTS];
+    size_t   n;
+
+    if (sc->listen == NULL
+        || (sc->report.receipts_read
+            && sc->report.receipts_generation == generation))
+    {
+        return;
+    }
+
+    if (cs_redis_receipts(&sc->redis, CS_REPORT_RECEIPTS, list, &n) != 0) {
+        cs_log_error(sc, "%s: redis: reading the receipts for --listen: "
+                     "%s", sc->opt.split, sc->redis.err);
+        cs_redis_failed(sc);
+        return;
+    }
+
+    cs_report_receipts(&sc->report, list, n, generation);
 }

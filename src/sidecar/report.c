@@ -87,10 +87,12 @@ cs_report_free(cs_report_t *r)
 {
     size_t  i;
 
-    for (i = 0; i < CS_REPORT_RECEIPTS; i++) {
+    for (i = 0; i < r->nreceipts; i++) {
         free(r->receipts[i]);
         r->receipts[i] = NULL;
     }
+
+    r->nreceipts = 0;
 
     free(r->samples);
     r->samples = NULL;
@@ -98,10 +100,9 @@ cs_report_free(cs_report_t *r)
 
 
 void
-cs_report_written(cs_report_t *r, const char *op, const char *receipt)
+cs_report_written(cs_report_t *r, const char *op)
 {
-    size_t   i, k;
-    char    *copy;
+    size_t  i;
 
     for (i = 0; i < r->nops; i++) {
         if (strcmp(r->ops[i], op) == 0) {
@@ -117,22 +118,30 @@ cs_report_written(cs_report_t *r, const char *op, const char *receipt)
     if (i < r->nops) {
         r->op_counts[i]++;
     }
+}
 
-    copy = strdup(receipt);
-    if (copy == NULL) {
-        return;
+
+void
+cs_report_receipts(cs_report_t *r, char **list, size_t n,
+    uint64_t generation)
+{
+    size_t  i;
+
+    for (i = 0; i < r->nreceipts; i++) {
+        free(r->receipts[i]);
     }
 
-    if (r->nreceipts < CS_REPORT_RECEIPTS) {
-        k = (r->first + r->nreceipts++) % CS_REPORT_RECEIPTS;
-
-    } else {
-        k = r->first;
-        r->first = (r->first + 1) % CS_REPORT_RECEIPTS;
-        free(r->receipts[k]);
+    for (i = 0; i < n && i < CS_REPORT_RECEIPTS; i++) {
+        r->receipts[i] = list[i];
     }
 
-    r->receipts[k] = copy;
+    for ( /* void */ ; i < n; i++) {
+        free(list[i]);
+    }
+
+    r->nreceipts = n < CS_REPORT_RECEIPTS ? n : CS_REPORT_RECEIPTS;
+    r->receipts_read = 1;
+    r->receipts_generation = generation;
 }
 
 
@@ -636,12 +645,12 @@ cs_report_json(const cs_report_t *r, size_t *len)
                   "notifications_failed",
                   (json_int_t) (r->notify ? r->notify->failed : 0)));
 
-    /* the receipts are this process's own JSON: a bad one is left out */
+    /* the receipts are anyone's text in Redis: one that is not a JSON
+     * object is left out, the others written anew */
     receipts = json_array();
 
     for (i = 0; receipts && i < r->nreceipts; i++) {
-        o = json_loads(r->receipts[(r->first + i) % CS_REPORT_RECEIPTS], 0,
-                       &e);
+        o = json_loads(r->receipts[i], 0, &e);
 
         if (o && json_is_object(o)) {
             json_array_append_new(receipts, o);

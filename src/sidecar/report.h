@@ -2,7 +2,8 @@
 /*
  * What --listen serves, pure: the sidecar's state as each step leaves
  * it (the rollout, the last judgement, counters, a bounded history of
- * per-step samples, the receipts this process wrote), and its renderers:
+ * per-step samples, the last receipts of the split's stream), and its
+ * renderers:
  * Prometheus text for /metrics, JSON for the rollout page, the answers
  * of /healthz and /readyz.  No I/O: main.c fills it during a step,
  * listen.c serves it between steps.
@@ -20,7 +21,7 @@
 
 
 #define CS_REPORT_SAMPLES     1024      /* per stage; then every 2nd */
-#define CS_REPORT_RECEIPTS    64        /* the last this process wrote */
+#define CS_REPORT_RECEIPTS    64        /* the last of the stream */
 #define CS_REPORT_OPS         32        /* receipt operations counted */
 #define CS_REPORT_HEALTHY     3         /* intervals: the loop's pace */
 
@@ -91,10 +92,12 @@ typedef struct {
     unsigned            every;
     unsigned            skipped;
 
-    /* the receipts this process wrote, a ring, oldest at "first" */
+    /* the last receipts of the split's stream, oldest first, as read
+       at the split's generation */
     char               *receipts[CS_REPORT_RECEIPTS];
     size_t              nreceipts;
-    size_t              first;
+    int                 receipts_read;
+    uint64_t            receipts_generation;
 } cs_report_t;
 
 
@@ -103,8 +106,12 @@ int cs_report_init(cs_report_t *r, const char *split, const char *id,
     const cs_plan_t *plan, int dry_run, const cs_notify_counts_t *notify);
 void cs_report_free(cs_report_t *r);
 
-/* a receipt written: its operation counted, its text kept */
-void cs_report_written(cs_report_t *r, const char *op, const char *receipt);
+/* a receipt this process wrote: its operation counted */
+void cs_report_written(cs_report_t *r, const char *op);
+
+/* the stream's last receipts (list: malloc()ed strings, taken over) */
+void cs_report_receipts(cs_report_t *r, char **list, size_t n,
+    uint64_t generation);
 
 /* the decision of a step and the state it left */
 void cs_report_decision(cs_report_t *r, int64_t now, const cs_rollout_t *ro,

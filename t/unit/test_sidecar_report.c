@@ -319,21 +319,18 @@ START_TEST(test_metrics_escape_labels)
 END_TEST
 
 
-START_TEST(test_decisions_counted_receipts_kept)
+START_TEST(test_decisions_counted)
 {
-    int            k;
-    char          *text, buf[128];
-    size_t         len;
-    json_t        *root, *receipts;
-    json_error_t   e;
+    int      k;
+    char    *text;
+    size_t   len;
 
-    cs_report_written(&report, NGX_HTTP_CANARY_OP_PROMOTED, "{\"n\":0}");
-    cs_report_written(&report, NGX_HTTP_CANARY_OP_PROMOTED, "{\"n\":1}");
-    cs_report_written(&report, "rollback_step", "not json");
+    cs_report_written(&report, NGX_HTTP_CANARY_OP_PROMOTED);
+    cs_report_written(&report, NGX_HTTP_CANARY_OP_PROMOTED);
+    cs_report_written(&report, "rollback_step");
 
-    for (k = 3; k < 70; k++) {
-        snprintf(buf, sizeof(buf), "{\"n\":%d}", k);
-        cs_report_written(&report, NGX_HTTP_CANARY_OP_VIOLATION, buf);
+    for (k = 0; k < 67; k++) {
+        cs_report_written(&report, NGX_HTTP_CANARY_OP_VIOLATION);
     }
 
     text = cs_report_metrics(&report, &len);
@@ -344,26 +341,67 @@ START_TEST(test_decisions_counted_receipts_kept)
                        "operation=\"traffic_promoted\"}") == 2);
     ck_assert(cs_value(text, "canary_sidecar_decisions_total{split=\"api\","
                        "operation=\"sli_violation_detected\"}") == 67);
+    ck_assert(cs_value(text, "canary_sidecar_decisions_total{split=\"api\","
+                       "operation=\"deployment_complete\"}") == 0);
     /* an operation it did not know of is counted too */
     ck_assert(cs_value(text, "canary_sidecar_decisions_total{split=\"api\","
                        "operation=\"rollback_step\"}") == 1);
     free(text);
+}
+END_TEST
 
-    /* the last 64, oldest first */
+
+START_TEST(test_receipts_from_the_stream)
+{
+    int            k;
+    char          *text, **list;
+    size_t         len;
+    json_t        *root, *receipts;
+    json_error_t   e;
+
+    /* what Redis had: anyone may have written any of it */
+    list = calloc(70, sizeof(char *));
+
+    for (k = 0; k < 70; k++) {
+        list[k] = malloc(32);
+        snprintf(list[k], 32, "{\"n\":%d}", k);
+    }
+
+    snprintf(list[1], 32, "not json");
+    snprintf(list[2], 32, "[1,2]");
+    snprintf(list[3], 32, "{\"n\":3");
+
+    cs_report_receipts(&report, list, 70, 9);
+    free(list);
+
+    ck_assert_uint_eq(report.nreceipts, CS_REPORT_RECEIPTS);
+    ck_assert_int_eq(report.receipts_read, 1);
+    ck_assert_uint_eq(report.receipts_generation, 9);
+
     text = cs_report_json(&report, &len);
     ck_assert_ptr_nonnull(text);
     root = json_loads(text, 0, &e);
     ck_assert_ptr_nonnull(root);
 
+    /* 64 kept, three of them not a JSON object: left out */
     receipts = json_object_get(root, "receipts");
-    ck_assert_uint_eq(json_array_size(receipts), 64);
+    ck_assert_uint_eq(json_array_size(receipts), CS_REPORT_RECEIPTS - 3);
     ck_assert_int_eq(json_integer_value(json_object_get(
-                         json_array_get(receipts, 0), "n")), 6);
+                         json_array_get(receipts, 0), "n")), 0);
     ck_assert_int_eq(json_integer_value(json_object_get(
-                         json_array_get(receipts, 63), "n")), 69);
+                         json_array_get(receipts, 1), "n")), 4);
 
     json_decref(root);
     free(text);
+
+    /* read again: the old ones go */
+    list = calloc(1, sizeof(char *));
+    list[0] = strdup("{\"n\":100}");
+    cs_report_receipts(&report, list, 1, 10);
+    free(list);
+
+    ck_assert_uint_eq(report.nreceipts, 1);
+    ck_assert_str_eq(report.receipts[0], "{\"n\":100}");
 }
 END_TEST
 
