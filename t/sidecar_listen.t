@@ -152,6 +152,29 @@ is(get('/nope')->{status}, 404, 'another path: 404');
 is($t->request('POST', $lp, '/metrics', undef, content => 'x')->{status},
    405, 'POST: 405');
 
+# ---- a standby, and fleet mode (the nginx that report to Redis) ----------
+
+my $lp3 = $t->port('listen3');
+$s->sidecar(id => 'standby', fleet => 1,
+            args => ['--listen', "127.0.0.1:$lp3"]);
+my $sm;
+$s->wait_for(sub {
+    my $r = $t->get($lp3, '/metrics', undef, timeout => 3);
+    $sm = $r->{content} // '';
+    $sm =~ /^canary_sidecar_steps_total\{$sp\} [1-9]/m }, 10,
+    'the standby serves /metrics');
+like($sm, qr/^canary_sidecar_leader\{$sp\} 0$/m, 'standby: leader 0');
+unlike($sm, qr/^canary_sidecar_stage\{/m,
+       'standby: no rollout it has not read');
+like($sm, qr/^canary_sidecar_nginx_answered\{$sp\} 1$/m,
+     'fleet mode: the node that reports answered');
+like($sm, qr/^canary_sidecar_status_fetch_errors_total\{$sp\} 0$/m,
+     'fleet mode: no fetch error');
+$res = $t->get($lp3, '/readyz', undef, timeout => 3);
+is($res->{status}, 200, 'standby in fleet mode: /readyz 200')
+    or diag($res->{content});
+$s->kill_sidecar('standby');
+
 # ---- a loop that cannot keep its pace: 503; a stopped one: no answer -----
 
 # an "nginx" that accepts and never answers: each step waits its 1s
