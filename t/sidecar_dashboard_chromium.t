@@ -9,7 +9,11 @@
 # and its checks with their p-values and counts, and charts of canary
 # against stable (error rate, p50, p95, p99) over the stage, drawn from
 # the samples the sidecar kept.  A screenshot is kept in
-# build/artifacts/sidecar-dashboard.png.
+# build/artifacts/sidecar-dashboard.png.  Then the canary fails one
+# request in five and the sidecar rolls back: the page says so, the
+# stage is marked stopped, the violation and the rollback are under it,
+# and the error chart shows the canary's errors above stable's
+# (build/artifacts/sidecar-dashboard-rollback.png).
 
 use strict;
 use warnings;
@@ -27,7 +31,7 @@ my $CHROMIUM = (grep { -x } '/usr/bin/chromium', '/usr/bin/chromium-browser')[0]
 plan skip_all => 'chromium is not installed (scripts/install-deps.sh)'
     unless $CHROMIUM;
 
-my $s = SidecarTest->new(name => 'sidecar-dashboard');
+my $s = SidecarTest->new(name => 'sidecar-dashboard', canary_fault => 20);
 my $t = $s->t;
 my $lp = $t->port('listen');
 
@@ -137,6 +141,49 @@ system("$CHROMIUM @flags --user-data-dir=$profile.2 --window-size=1200,1100 "
 is($?, 0, 'chromium --screenshot exits 0');
 ok((-s "$dir/sidecar-dashboard.png" // 0) > 10_000, 'a screenshot is kept in '
    . 'build/artifacts/sidecar-dashboard.png');
+
+# ---- a rollback, as the page shows it -------------------------------------
+
+$s->fault('fault_canary', 1);
+$s->wait_for(sub { $s->hget('state') eq 'rolled_back' }, 30, 'rolled back')
+    or $s->show_log;
+sleep 0.5;
+
+$dom = `$CHROMIUM @flags --user-data-dir=$profile --dump-dom '$url' 2>/dev/null`;
+is($?, 0, 'chromium --dump-dom exits 0 after the rollback');
+like($dom, qr/data-field="status">rolled_back</, 'the status, rolled_back');
+like($dom, qr/data-field="stopped">rolled back by the sidecar</,
+     'who stopped it');
+like($dom, qr/<li class="stopped" data-stage="20_percent">/,
+     'timeline: 20_percent stopped');
+for my $op (qw(sli_violation_detected rollback_executed)) {
+    like($dom, qr/data-stage="20_percent">(?:(?!<\/ul>).)*data-receipt="$op"/s,
+         "timeline: $op under 20_percent");
+}
+like($dom, qr/<tr data-check="error_rate_percent">.*?data-metric="status">FAIL</s,
+     'the error check: FAIL');
+
+# the samples of the stage stay after the rollback: canary's errors over
+# stable's, drawn higher (a smaller y)
+$j = $status->();
+my ($cmax) = sort { $b <=> $a } @{$j->{samples}{canary}{error_percent}};
+my ($smax) = sort { $b <=> $a } @{$j->{samples}{stable}{error_percent}};
+cmp_ok($cmax, '>', $smax, "the samples: canary's error rate up to "
+       . sprintf('%.1f%%, stable %.1f%%', $cmax, $smax));
+my %top;
+for my $v (qw(stable canary)) {
+    my ($pts) = $dom =~ /data-metric="error_percent".*?data-variant="$v" data-points="\d+" points="([^"]*)"/s;
+    ($top{$v}) = sort { $a <=> $b } map { (split /,/)[1] } split / /, $pts // '';
+}
+cmp_ok($top{canary} // 1e9, '<', $top{stable} // 0,
+       'the error chart: canary drawn above stable');
+
+unlink "$dir/sidecar-dashboard-rollback.png";
+system("$CHROMIUM @flags --user-data-dir=$profile.3 --window-size=1200,1100 "
+       . "--screenshot=$dir/sidecar-dashboard-rollback.png '$url' "
+       . '>/dev/null 2>&1');
+ok((-s "$dir/sidecar-dashboard-rollback.png" // 0) > 10_000,
+   'a screenshot is kept in build/artifacts/sidecar-dashboard-rollback.png');
 
 $s->finish;
 
