@@ -482,9 +482,9 @@ cs_listen_log(void *cls, const char *fmt, va_list ap)
         line[--n] = '\0';
     }
 
-    fprintf(stderr, "%s --listen %s: %s%s\n",
+    fprintf(stderr, "%s %s: --listen %s: %s%s\n",
             cs_iso8601((int64_t) time(NULL) * 1000, ts, sizeof(ts)),
-            l->address, line,
+            l->report->split, l->address, line,
             dropped ? " (and lines dropped before it)" : "");
 
     dropped = 0;
