@@ -242,14 +242,13 @@ cs_listen_start(const char *address, const cs_report_t *r, char *err,
 void
 cs_listen_serve(cs_listen_t *l, int64_t ms, volatile sig_atomic_t *stop)
 {
-    int64_t                  deadline, left;
-    struct pollfd            pfd;
-    MHD_UNSIGNED_LONG_LONG   timeout;
+    int64_t        deadline, left, timeout;
+    struct pollfd  pfd;
 
     deadline = cs_listen_mono() + (ms > 0 ? ms : 0);
 
     /* what came during the step, even when the step took its interval */
-    MHD_run(l->daemon);
+    cs_listen_run(l);
 
     while (!*stop) {
         left = deadline - cs_listen_mono();
@@ -258,10 +257,10 @@ cs_listen_serve(cs_listen_t *l, int64_t ms, volatile sig_atomic_t *stop)
             break;
         }
 
-        if (MHD_get_timeout(l->daemon, &timeout) == MHD_YES
-            && (int64_t) timeout < left)
-        {
-            left = (int64_t) timeout;
+        timeout = cs_listen_timeout(l);
+
+        if (timeout >= 0 && timeout < left) {
+            left = timeout;
         }
 
         pfd.fd = l->epoll_fd;
@@ -271,8 +270,35 @@ cs_listen_serve(cs_listen_t *l, int64_t ms, volatile sig_atomic_t *stop)
         /* a signal ends the wait (EINTR): *stop is looked at again */
         (void) poll(&pfd, 1, (int) left);
 
-        MHD_run(l->daemon);
+        cs_listen_run(l);
     }
+}
+
+
+int
+cs_listen_fd(cs_listen_t *l)
+{
+    return l->epoll_fd;
+}
+
+
+int64_t
+cs_listen_timeout(cs_listen_t *l)
+{
+    MHD_UNSIGNED_LONG_LONG  timeout;
+
+    if (MHD_get_timeout(l->daemon, &timeout) != MHD_YES) {
+        return -1;
+    }
+
+    return timeout > INT64_MAX ? INT64_MAX : (int64_t) timeout;
+}
+
+
+void
+cs_listen_run(cs_listen_t *l)
+{
+    MHD_run(l->daemon);
 }
 
 

@@ -51,6 +51,16 @@ cs_listen_t *cs_listen_start(const char *address, const cs_report_t *r,
 void cs_listen_serve(cs_listen_t *l, int64_t ms,
     volatile sig_atomic_t *stop);
 
+/*
+ * For a wait that polls other descriptors too (libcurl's): the one
+ * descriptor to poll for reading, the longest the poll may last in ms
+ * (-1: any), and the work to do after it (never blocks).
+ * cs_listen_serve() is these three in a loop.
+ */
+int cs_listen_fd(cs_listen_t *l);
+int64_t cs_listen_timeout(cs_listen_t *l);
+void cs_listen_run(cs_listen_t *l);
+
 void cs_listen_stop(cs_listen_t *l);
 
 
