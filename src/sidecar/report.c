@@ -320,7 +320,7 @@ cs_report_metrics(const cs_report_t *r, size_t *len)
     cs_series(&t, r, "canary_sidecar_notifications_total",
               "result=\"failed\"", label);
 
-    if (r->known) {
+    if (r->known && r->ro.stage < r->plan->nstages) {
         cs_metrics_rollout(&t, r);
     }
 
@@ -678,7 +678,7 @@ cs_json_rollout(const cs_report_t *r)
 {
     const cs_stage_t  *st;
 
-    if (!r->known) {
+    if (!r->known || r->ro.stage >= r->plan->nstages) {
         return json_null();
     }
 
