@@ -36,6 +36,7 @@ RUN apt-get update \
         libcurl4-openssl-dev \
         libhiredis-dev \
         libjansson-dev \
+        libmicrohttpd-dev \
         libpcre2-dev \
         libssl-dev \
         zlib1g-dev \
@@ -114,6 +115,7 @@ RUN apt-get update \
         libcurl4 \
         libhiredis0.14 \
         libjansson4 \
+        libmicrohttpd12 \
         libpcre2-8-0 \
         libssl3 \
         redis-tools \

@@ -25,8 +25,12 @@ SIDECAR    = $(BUILD)/canary-sidecar
 
 # the sidecar: main.c is the program, the rest links into unit tests too
 SIDECAR_SRCS = $(wildcard src/sidecar/*.c)
-SIDECAR_LIB  = $(filter-out src/sidecar/main.c,$(SIDECAR_SRCS))
-SIDECAR_LIBS = -lhiredis -lcurl -ljansson -lcrypto -lm
+SIDECAR_LIB  = $(filter-out src/sidecar/main.c src/sidecar/listen.c,\
+               $(SIDECAR_SRCS))
+SIDECAR_LIBS = -lhiredis -lcurl -ljansson -lcrypto -lm -lmicrohttpd
+# --listen's rollout page, compiled in as a C string (listen.c, which
+# only the program links: its HTTP is tested by t/sidecar_listen.t)
+SIDECAR_PAGE = $(BUILD)/gen/cs_page.h
 # the pure core the module shares with the sidecar: the weight syntax
 # and the histogram's buckets
 SIDECAR_SHARED = src/core/ngx_http_canary_parse.c \
@@ -75,10 +79,18 @@ module: $(MODULE)
 sidecar: $(if $(SIDECAR_SRCS),$(SIDECAR))
 
 $(SIDECAR): $(SIDECAR_SRCS) $(SIDECAR_SHARED) $(wildcard src/sidecar/*.h) \
-    $(PURE_HDRS)
+    $(PURE_HDRS) $(SIDECAR_PAGE)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS_STD) -Isrc/sidecar $(CORE_INC) -o $@.tmp $(SIDECAR_SRCS) \
-	    $(SIDECAR_SHARED) $(SIDECAR_LIBS) && mv -f $@.tmp $@
+	$(CC) $(CFLAGS_STD) -Isrc/sidecar -I$(BUILD)/gen $(CORE_INC) -o $@.tmp \
+	    $(SIDECAR_SRCS) $(SIDECAR_SHARED) $(SIDECAR_LIBS) && mv -f $@.tmp $@
+
+$(SIDECAR_PAGE): src/sidecar/page.html
+	@mkdir -p $(BUILD)/gen
+	{ echo '/* generated from src/sidecar/page.html */'; \
+	  echo 'static const char  cs_page[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' \
+	      -e 's/$$/\\n"/' $<; \
+	  echo '    ;'; } > $@.tmp && mv -f $@.tmp $@
 
 deps:
 	@sh scripts/install-deps.sh

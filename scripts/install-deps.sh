@@ -12,7 +12,7 @@ set -eu
 
 PKGS="gcc make perl nginx-core nginx-dev libhiredis-dev libpcre2-dev
 zlib1g-dev libssl-dev redis-server redis-tools redis-sentinel
-libcurl4-openssl-dev
+libcurl4-openssl-dev libmicrohttpd-dev
 libjansson-dev check pkg-config prometheus chromium wrk curl procps
 clang libclang-rt-14-dev valgrind gdb python3-yaml docker-compose"
 # npm installs the pinned Dockerfile linter (tools/); a machine that has

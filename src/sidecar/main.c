@@ -12,7 +12,7 @@
  *                  [--redis-db N] [--prefix canary:] --split NAME
  *                  [--status URL ...]
  *                  [--plan FILE] [--receipts FILE] [--id NAME]
- *                  [--once] [--dry-run]
+ *                  [--once] [--dry-run] [--listen ADDR:PORT]
  */
 
 
@@ -37,6 +37,8 @@
 #include "redis.h"
 #include "receipts.h"
 #include "notify.h"
+#include "report.h"
+#include "listen.h"
 
 #include "ngx_http_canary_parse.h"
 
@@ -62,6 +64,7 @@ typedef struct {
     char               *id;
     int                 once;
     int                 dry_run;
+    char               *listen;
 } cs_options_t;
 
 
@@ -108,6 +111,11 @@ typedef struct {
     char                lag_held[384];
     char                lag_said[384];      /* lagging as last logged */
     cs_notify_t        *notify;             /* the plan's receivers */
+    cs_report_t         report;             /* what --listen serves, as
+                                               each step leaves it */
+    cs_listen_t        *listen;
+    cs_notify_counts_t  notified;           /* notifications sent and
+                                               failed */
 } cs_sidecar_t;
 
 
@@ -144,8 +152,10 @@ static void cs_log_error(cs_sidecar_t *sc, const char *fmt, ...)
 static int64_t cs_wall_ms(void);
 static int64_t cs_mono_ms(void);
 static double cs_mono_fms(void);
-static void cs_sleep_ms(int64_t ms);
+static void cs_wait(cs_sidecar_t *sc, int64_t deadline);
 static void cs_on_signal(int signo);
+static void cs_redis_failed(cs_sidecar_t *sc);
+static void cs_report_read_receipts(cs_sidecar_t *sc, uint64_t generation);
 
 
 static volatile sig_atomic_t  cs_stop;
@@ -249,6 +259,28 @@ cs_init(cs_sidecar_t *sc, int argc, char **argv)
 
     sc->redis.db = sc->db;
 
+    if (cs_report_init(&sc->report, sc->opt.split, sc->id, &sc->plan,
+                       sc->opt.dry_run, &sc->notified)
+        != 0)
+    {
+        fprintf(stderr, "canary-sidecar: no memory\n");
+        rc = 1;
+        goto done;
+    }
+
+    if (sc->opt.listen) {
+        sc->listen = cs_listen_start(sc->opt.listen, &sc->report, err,
+                                     sizeof(err));
+        if (sc->listen == NULL) {
+            fprintf(stderr, "canary-sidecar: %s\n", err);
+            rc = 2;
+            goto done;
+        }
+
+        cs_log("%s: serving /metrics, /healthz, /readyz and / on %s",
+               sc->opt.split, sc->opt.listen);
+    }
+
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
         fprintf(stderr, "canary-sidecar: cannot initialize libcurl\n");
         rc = 1;
@@ -341,15 +373,20 @@ cs_run(cs_sidecar_t *sc)
 
         failed = cs_step(sc) != 0;
 
+        /* what --listen serves until the next step */
+        sc->report.steps++;
+        sc->report.turned = start;
+        sc->report.step_at = cs_wall_ms();
+        sc->report.step_ms = (double) (cs_mono_ms() - start);
+        sc->report.leader = sc->redis.leader;
+        snprintf(sc->report.holder, sizeof(sc->report.holder), "%s",
+                 sc->holder);
+
         if (sc->opt.once) {
             break;
         }
 
-        /* waiting for the next step delivers the notifications */
-        cs_notify_run(sc->notify, start + sc->plan.interval - cs_mono_ms(),
-                      &cs_stop);
-
-        cs_sleep_ms(start + sc->plan.interval - cs_mono_ms());
+        cs_wait(sc, start + sc->plan.interval);
     }
 
     cs_notify_finish(sc->notify, sc->opt.once ? CS_NOTIFY_TIMEOUT_MS
@@ -374,6 +411,8 @@ cs_cleanup(cs_sidecar_t *sc)
     size_t  i;
 
     cs_notify_destroy(sc->notify);
+    cs_listen_stop(sc->listen);
+    cs_report_free(&sc->report);
     cs_redis_free(&sc->redis);
     cs_plan_free(&sc->plan);
 
@@ -429,6 +468,7 @@ cs_options(cs_options_t *opt, int argc, char **argv)
         { "id",                  required_argument, NULL, 'i' },
         { "once",                no_argument,       NULL, 'o' },
         { "dry-run",             no_argument,       NULL, 'n' },
+        { "listen",              required_argument, NULL, 'L' },
         { "help",                no_argument,       NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -485,6 +525,9 @@ cs_options(cs_options_t *opt, int argc, char **argv)
         case 'n':
             opt->dry_run = 1;
             break;
+        case 'L':
+            opt->listen = optarg;
+            break;
         case 'h':
             cs_usage(stdout);
             return 0;
@@ -523,6 +566,7 @@ cs_usage(FILE *f)
 "                      [--redis-db N] [--prefix canary:] --split NAME\n"
 "                      [--status URL ...] [--plan FILE]\n"
 "                      [--receipts FILE] [--id NAME] [--once] [--dry-run]\n"
+"                      [--listen ADDR:PORT]\n"
 "\n"
 "Walks the split's rollout through the plan's stages, comparing canary\n"
 "with stable across the fleet, and rolls back on its own when the\n"
@@ -547,6 +591,8 @@ cs_usage(FILE *f)
 "                         (default HOSTNAME:PID)\n"
 "  --once                 one step, then exit (1 if it could not decide)\n"
 "  --dry-run              decide and log, write nothing\n"
+"  --listen ADDR:PORT     serve /metrics, /healthz, /readyz and a rollout\n"
+"                         page on / (e.g. 127.0.0.1:9465); off by default\n"
 "\n"
 "Exit status 2: bad options or plan (before Redis is touched).\n");
 }
@@ -674,6 +720,25 @@ cs_check_options(cs_sidecar_t *sc, char **password)
         }
     }
 
+    if (opt->listen) {
+        struct sockaddr_storage  sa;
+        socklen_t                salen;
+        char                     lerr[256];
+
+        if (cs_listen_parse(opt->listen, &sa, &salen, lerr, sizeof(lerr))
+            != 0)
+        {
+            fprintf(stderr, "canary-sidecar: %s\n", lerr);
+            return -1;
+        }
+
+        if (opt->once) {
+            fprintf(stderr, "canary-sidecar: --listen serves between "
+                    "steps: not with --once\n");
+            return -1;
+        }
+    }
+
     if (opt->password_file) {
         *password = cs_read_password(opt->password_file);
 
@@ -748,6 +813,7 @@ cs_step(cs_sidecar_t *sc)
                      sc->opt.split, sc->opt.redis ? sc->opt.redis
                                                   : sc->opt.master,
                      sc->redis.err);
+        cs_redis_failed(sc);
         sc->was_leader = 0;
         return -1;
     }
@@ -763,11 +829,17 @@ cs_step(cs_sidecar_t *sc)
         if (rc < 0) {
             cs_log_error(sc, "%s: redis: %s; holding, retrying",
                          sc->opt.split, sc->redis.err);
+            cs_redis_failed(sc);
             sc->was_leader = 0;
             return -1;
         }
 
+        /* --listen: Redis answered; a standby knows no rollout */
+        sc->report.redis_ok = 1;
+
         if (rc == 0) {
+            sc->report.known = 0;
+
             if (sc->was_leader || strcmp(holder, sc->holder) != 0) {
                 cs_log("%s: standby: %s holds the lease %s", sc->opt.split,
                        holder[0] ? holder : "another sidecar",
@@ -795,8 +867,11 @@ cs_step(cs_sidecar_t *sc)
 
     if (rc != CS_REDIS_OK) {
         cs_log_error(sc, "%s: %s; holding", sc->opt.split, sc->redis.err);
+        cs_redis_failed(sc);
         return -1;
     }
+
+    sc->report.redis_ok = 1;
 
     restored = cs_remember(sc, &view, &ro);
     over = cs_rollout_over(&ro);
@@ -811,10 +886,18 @@ cs_step(cs_sidecar_t *sc)
             free(saved);
             cs_log_error(sc, "%s: %s; holding", sc->opt.split,
                          sc->redis.err);
+            cs_redis_failed(sc);
             return -1;
         }
 
         n = (size_t) got;
+
+        if (!over) {
+            /* --listen: the live nodes whose record could not be read */
+            sc->report.fetch_errors += sc->nlive - n;
+            sc->report.answered = n;
+            sc->report.asked = sc->nlive;
+        }
 
     } else if (!over) {
         if (cs_status_urls(sc, cs_window_seconds(&sc->plan, &ro, now))
@@ -828,6 +911,11 @@ cs_step(cs_sidecar_t *sc)
         n = cs_fetch(sc->urls, sc->names, sc->n, sc->opt.split,
                      CS_FETCH_TIMEOUT, sc->readings, sc->answered, err,
                      sizeof(err));
+
+        /* --listen: the --status URLs that did not answer */
+        sc->report.fetch_errors += sc->n - n;
+        sc->report.answered = n;
+        sc->report.asked = sc->n;
     }
 
     /*
@@ -918,6 +1006,10 @@ cs_step(cs_sidecar_t *sc)
 
     cs_decide(&sc->plan, &view, &ro, m, now, &d);
 
+    if (m != NULL) {
+        cs_report_sample(&sc->report, now, ro.stage, m);
+    }
+
     if (restored) {
         d.dirty = 1;            /* back into the Redis that lost it */
     }
@@ -948,12 +1040,18 @@ cs_step(cs_sidecar_t *sc)
     cs_decision_line(&sc->plan, sc->opt.split, &ro, &d, line, sizeof(line));
 
     if (sc->opt.dry_run) {
+        cs_report_decision(&sc->report, now, &d.next, &d);
+        cs_report_read_receipts(sc, view.generation);
         fprintf(stderr, "%s [dry run] %s\n",
                 cs_iso8601(now, ts, sizeof(ts)), line);
         return 0;
     }
 
     rc = cs_act(sc, &d, &view, now, cs_mono_fms() - t0, line, sizeof(line));
+
+    cs_report_decision(&sc->report, now, rc == 0 ? &d.next : &ro, &d);
+    cs_report_read_receipts(sc, rc == 0 && cs_action_writes(d.action)
+                                ? view.generation + 1 : view.generation);
 
     if (rc == 0) {
         sc->memory = d.next;
@@ -1004,6 +1102,7 @@ cs_fleet_check(cs_sidecar_t *sc)
             cs_log_error(sc, "%s: redis %s unreachable: %s; holding, "
                          "retrying", sc->opt.split, sc->opt.redis,
                          sc->redis.err);
+            cs_redis_failed(sc);
             return -1;
         }
 
@@ -1012,8 +1111,13 @@ cs_fleet_check(cs_sidecar_t *sc)
         if (got < 0) {
             cs_log_error(sc, "%s: %s; holding", sc->opt.split,
                          sc->redis.err);
+            cs_redis_failed(sc);
             return -1;
         }
+
+        sc->report.redis_ok = 1;
+        sc->report.answered = (size_t) got;
+        sc->report.asked = sc->nlive;
 
         if (got == 0) {
             cs_log_error(sc, "%s: not starting: no live node reports this "
@@ -1042,6 +1146,10 @@ cs_fleet_check(cs_sidecar_t *sc)
     n = cs_fetch(sc->urls, sc->opt.status, sc->opt.nstatus, sc->opt.split,
                  CS_FETCH_TIMEOUT, sc->readings, sc->answered, err,
                  sizeof(err));
+
+    sc->report.fetch_errors += sc->opt.nstatus - n;
+    sc->report.answered = n;
+    sc->report.asked = sc->opt.nstatus;
 
     if (n == 0) {
         cs_log_error(sc, "%s: not starting: no nginx answered for this "
@@ -1557,6 +1665,11 @@ cs_act(cs_sidecar_t *sc, cs_decision_t *d, const cs_split_view_t *view,
         if (rc != CS_REDIS_OK) {
             snprintf(line + len, size - len, " [state not saved: %s]",
                      sc->redis.err);
+
+            if (rc != CS_REDIS_CONFLICT) {
+                cs_redis_failed(sc);
+            }
+
             return -1;
         }
 
@@ -1598,8 +1711,13 @@ cs_act(cs_sidecar_t *sc, cs_decision_t *d, const cs_split_view_t *view,
     if (rc != CS_REDIS_OK) {
         snprintf(line + len, size - len, " [not written: %s]",
                  sc->redis.err);
+        cs_redis_failed(sc);
         rc = -1;
         goto done;
+    }
+
+    for (i = 0; i < n; i++) {
+        cs_report_written(&sc->report, d->ops[i]);
     }
 
     /* from now on, every nginx must follow */
@@ -1746,19 +1864,53 @@ cs_mono_fms(void)
 
 /* returns early on a signal */
 
-static void
-cs_sleep_ms(int64_t ms)
-{
-    struct timespec  ts;
+/*
+ * The wait for the next step is spent on what the step left: the
+ * notifications' deliveries and --listen's clients, in one poll; no
+ * step waits for either.
+ */
 
-    if (ms <= 0 || cs_stop) {
-        return;
+static void
+cs_wait(cs_sidecar_t *sc, int64_t deadline)
+{
+    int                fd;
+    int64_t            ms, t;
+    cs_notify_stats_t  st;
+
+    fd = -1;
+
+    if (sc->listen) {
+        fd = cs_listen_fd(sc->listen);
+
+        /* what came during the step, even when it took its interval */
+        cs_listen_run(sc->listen);
     }
 
-    ts.tv_sec = ms / 1000;
-    ts.tv_nsec = (ms % 1000) * 1000000;
+    while (!cs_stop) {
+        ms = deadline - cs_mono_ms();
 
-    (void) nanosleep(&ts, NULL);
+        if (ms <= 0) {
+            break;
+        }
+
+        if (sc->listen) {
+            t = cs_listen_timeout(sc->listen);
+
+            if (t >= 0 && t < ms) {
+                ms = t;
+            }
+        }
+
+        cs_notify_wait(sc->notify, ms, fd);
+
+        if (sc->listen) {
+            cs_listen_run(sc->listen);
+        }
+    }
+
+    cs_notify_stats(sc->notify, &st);
+    sc->notified.sent = st.sent;
+    sc->notified.failed = st.failed;
 }
 
 
@@ -1768,4 +1920,47 @@ cs_on_signal(int signo)
     (void) signo;
 
     cs_stop = 1;
+}
+
+
+/* --listen: the step failed on Redis (readyz says why) */
+
+static void
+cs_redis_failed(cs_sidecar_t *sc)
+{
+    sc->report.redis_ok = 0;
+    sc->report.redis_errors++;
+    snprintf(sc->report.redis_err, sizeof(sc->report.redis_err),
+             "%.64s: %.300s", sc->opt.redis ? sc->opt.redis : sc->opt.master,
+             sc->redis.err);
+}
+
+
+/*
+ * --listen: the split's last receipts for the rollout page, read again
+ * when its generation moved (every writer raises it with a receipt):
+ * one XREVRANGE after a write, none while nothing changes.
+ */
+
+static void
+cs_report_read_receipts(cs_sidecar_t *sc, uint64_t generation)
+{
+    char    *list[CS_REPORT_RECEIPTS];
+    size_t   n;
+
+    if (sc->listen == NULL
+        || (sc->report.receipts_read
+            && sc->report.receipts_generation == generation))
+    {
+        return;
+    }
+
+    if (cs_redis_receipts(&sc->redis, CS_REPORT_RECEIPTS, list, &n) != 0) {
+        cs_log_error(sc, "%s: redis: reading the receipts for --listen: "
+                     "%s", sc->opt.split, sc->redis.err);
+        cs_redis_failed(sc);
+        return;
+    }
+
+    cs_report_receipts(&sc->report, list, n, generation);
 }

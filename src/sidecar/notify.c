@@ -9,6 +9,7 @@
 
 
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -302,48 +303,49 @@ cs_notify_drop_oldest(cs_notify_t *n)
 
 
 void
-cs_notify_run(cs_notify_t *n, int64_t ms, volatile sig_atomic_t *stop)
+cs_notify_wait(cs_notify_t *n, int64_t ms, int fd)
 {
-    int      running;
-    int64_t  now, deadline, wait, due;
+    int                 running;
+    int64_t             now, due;
+    struct pollfd       pfd;
+    struct curl_waitfd  extra;
+
+    if (ms > CS_NOTIFY_POLL_MS) {
+        ms = CS_NOTIFY_POLL_MS;
+    }
 
     if (n == NULL || n->stats.queued == 0) {
+        /* a signal ends the wait (EINTR) as well */
+        pfd.fd = fd;
+        pfd.events = POLLIN;
+        pfd.revents = 0;
+
+        (void) poll(&pfd, fd >= 0, ms > 0 ? (int) ms : 0);
         return;
     }
 
-    deadline = cs_notify_mono() + ms;
+    now = cs_notify_mono();
 
-    for ( ;; ) {
-        cs_notify_start(n, cs_notify_mono());
+    cs_notify_start(n, now);
+    curl_multi_perform(n->multi, &running);
+    cs_notify_done(n);
 
-        curl_multi_perform(n->multi, &running);
-        cs_notify_done(n);
+    due = cs_notify_next_due(n, now);
 
-        if (n->stats.queued == 0 || (stop && *stop)) {
-            return;
-        }
-
-        now = cs_notify_mono();
-
-        if (now >= deadline) {
-            return;
-        }
-
-        wait = deadline - now;
-        due = cs_notify_next_due(n, now);
-
-        if (due >= 0 && due - now < wait) {
-            wait = due - now;
-        }
-
-        if (wait > CS_NOTIFY_POLL_MS) {
-            wait = CS_NOTIFY_POLL_MS;
-        }
-
-        if (wait > 0) {
-            curl_multi_poll(n->multi, NULL, 0, (int) wait, NULL);
-        }
+    if (due >= 0 && due - now < ms) {
+        ms = due - now;
     }
+
+    if (ms <= 0) {
+        return;
+    }
+
+    extra.fd = fd;
+    extra.events = CURL_WAIT_POLLIN;
+    extra.revents = 0;
+
+    curl_multi_poll(n->multi, fd >= 0 ? &extra : NULL, fd >= 0, (int) ms,
+                    NULL);
 }
 
 

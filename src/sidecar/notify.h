@@ -52,11 +52,12 @@ void cs_notify_destroy(cs_notify_t *n);
 void cs_notify_receipt(cs_notify_t *n, const char *receipt);
 
 /*
- * Delivers for up to ms: returns when the time is up, *stop is set, or
- * nothing is queued any more (the caller sleeps the rest).
+ * One slice of the loop's wait: starts what is due and lets libcurl
+ * work, then waits at most ms (and at most 250 ms, so that a signal is
+ * seen) for libcurl's sockets or for fd (-1: none) to be readable.
+ * With nothing queued (or n NULL) it waits on fd alone.
  */
-void cs_notify_run(cs_notify_t *n, int64_t ms,
-    volatile sig_atomic_t *stop);
+void cs_notify_wait(cs_notify_t *n, int64_t ms, int fd);
 
 /* at exit: what is due is tried once more for up to ms; the rest is
  * given up, with a log line */

@@ -1640,3 +1640,81 @@ cs_strcat3(const char *a, const char *b, const char *c)
 
     return s;
 }
+
+
+/*
+ * --listen: the last n receipts of the split's stream, oldest first,
+ * for the rollout page (XREVRANGE ... COUNT n).  A receipt over
+ * CS_REDIS_RECEIPT_MAX bytes, or an entry without one, is left out.
+ */
+
+int
+cs_redis_receipts(cs_redis_t *r, size_t n, char **out, size_t *count)
+{
+    char               num[24];
+    size_t             i, k, got;
+    redisReply        *reply;
+    const redisReply  *e, *f;
+
+    *count = 0;
+
+    if (r->c == NULL) {
+        snprintf(r->err, sizeof(r->err), "not connected");
+        return CS_REDIS_ERROR;
+    }
+
+    snprintf(num, sizeof(num), "%zu", n);
+
+    reply = redisCommand(r->c, "XREVRANGE %s + - COUNT %s", r->receipts_key,
+                         num);
+
+    if (reply == NULL) {
+        return cs_redis_io_error(r, "XREVRANGE");
+    }
+
+    cs_redis_moved(r, reply);
+
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        snprintf(r->err, sizeof(r->err), "XREVRANGE %s: %.200s",
+                 r->receipts_key, reply->type == REDIS_REPLY_ERROR
+                                  ? reply->str : "not an array");
+        freeReplyObject(reply);
+        return CS_REDIS_ERROR;
+    }
+
+    got = 0;
+
+    /* newest first: each to its place from the end */
+    for (i = 0; i < reply->elements && i < n; i++) {
+        e = reply->element[i];
+
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2
+            || e->element[1]->type != REDIS_REPLY_ARRAY)
+        {
+            continue;
+        }
+
+        f = e->element[1];
+
+        for (k = 0; k + 1 < f->elements; k += 2) {
+            if (f->element[k]->type == REDIS_REPLY_STRING
+                && strcmp(f->element[k]->str, "receipt") == 0
+                && f->element[k + 1]->type == REDIS_REPLY_STRING
+                && f->element[k + 1]->len <= CS_REDIS_RECEIPT_MAX)
+            {
+                out[n - 1 - got] = strndup(f->element[k + 1]->str,
+                                           f->element[k + 1]->len);
+                got += out[n - 1 - got] != NULL;
+                break;
+            }
+        }
+    }
+
+    freeReplyObject(reply);
+
+    /* to the front */
+    memmove(out, out + n - got, got * sizeof(char *));
+    *count = got;
+
+    return CS_REDIS_OK;
+}

@@ -46,6 +46,9 @@
  */
 #define CS_REDIS_ELEMENTS_MAX  65536
 
+/* --listen: a receipt longer than this is left off the rollout page */
+#define CS_REDIS_RECEIPT_MAX   65536
+
 
 /* hiredis' reply functions, createArray counting against the limit */
 typedef struct {
@@ -183,6 +186,12 @@ int cs_redis_save(cs_redis_t *r, const cs_plan_t *plan,
  * lim must live as long as the reader.
  */
 void cs_redis_reader_limit(redisReader *reader, cs_redis_reader_t *lim);
+
+/*
+ * --listen: the last n receipts of the split's stream, oldest first,
+ * malloc()ed into out[0 .. *count - 1]; 0, or -1 with r->err.
+ */
+int cs_redis_receipts(cs_redis_t *r, size_t n, char **out, size_t *count);
 
 /* pure: the hashes as HGETALL returns them */
 void cs_view_from_hash(cs_split_view_t *view, const redisReply *hash);
