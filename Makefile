@@ -26,7 +26,7 @@ SIDECAR    = $(BUILD)/canary-sidecar
 # the sidecar: main.c is the program, the rest links into unit tests too
 SIDECAR_SRCS = $(wildcard src/sidecar/*.c)
 SIDECAR_LIB  = $(filter-out src/sidecar/main.c,$(SIDECAR_SRCS))
-SIDECAR_LIBS = -lhiredis -lcurl -ljansson -lm
+SIDECAR_LIBS = -lhiredis -lcurl -ljansson -lm -lz
 # the pure core the module shares with the sidecar: the weight syntax
 # and the histogram's buckets
 SIDECAR_SHARED = src/core/ngx_http_canary_parse.c \

@@ -67,6 +67,7 @@
 #define NGX_HTTP_CANARY_KEY_LEADER          ":leader"
 #define NGX_HTTP_CANARY_KEY_NODES           ":nodes"
 #define NGX_HTTP_CANARY_KEY_NODE            ":node:"
+#define NGX_HTTP_CANARY_KEY_EVIDENCE        ":evidence"
 
 
 /* a node's record: its version, and the histogram layout it carries */

@@ -101,6 +101,7 @@ START_TEST(test_receipt_fields)
 
     cs_rollback(&d);
 
+    memset(&ctx, 0, sizeof(cs_receipt_ctx_t));
     ctx.split = "api";
     ctx.by = "sidecar-a";
     ctx.now = 1795314065000LL;
@@ -205,6 +206,7 @@ START_TEST(test_receipt_without_metrics)
     cs_decide(&plan, &view, &ro, &m, 1000, &d);
     ck_assert_int_eq(d.action, CS_ACT_START);
 
+    memset(&ctx, 0, sizeof(cs_receipt_ctx_t));
     ctx.split = "api";
     ctx.by = "x";
     ctx.now = 0;
