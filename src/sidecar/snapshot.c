@@ -74,7 +74,8 @@ cs_stage_nodes_add(cs_stage_nodes_t *sn, const char *name,
         sn->n++;
     }
 
-    cs_window_add(sn->nodes[i].v, delta);
+    cs_window_add(&sn->nodes[i].v[CS_STABLE], &delta[CS_STABLE]);
+    cs_window_add(&sn->nodes[i].v[CS_CANARY], &delta[CS_CANARY]);
 
     return 0;
 }
