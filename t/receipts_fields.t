@@ -223,8 +223,9 @@ is $reset->{stages_completed}, 5, 'reset: its stages';
 my $p2 = fast_plan(release => { stable => 'v1.2.3', canary => 'v1.3.0' });
 $p2->{stages}[2]{hold} = '1m';    # stay at 20%
 
+# a directory it cannot write: said once, the decisions go on
 $s->sidecar(plan => $p2, id => 'sidecar-b',
-            args => ['--evidence-dir', $dir]);
+            args => ['--evidence-dir', "$dir/missing"]);
 
 $s->wait_for(sub { ($s->state_hash->{stage_name} // '') eq '20_percent' },
              30, 'the second rollout reaches 20%')
@@ -269,6 +270,12 @@ is $e->{stage_evidence}{canary}{requests}, $rb->{requests}{canary},
 is $e->{checks}{error_rate_percent}{status}, 'FAIL', 'the failed check';
 is $viol->{evidence_key}, $rb->{evidence_key},
     'both receipts of the decision name one snapshot';
+
+my @said = grep { /--evidence-dir: / } split /\n/, $s->sidecar_log('sidecar-b');
+is scalar @said, 1, 'an --evidence-dir it cannot write: logged once'
+    or diag join "\n", @said;
+like $said[0] // '', qr/missing.*No such file/, 'naming the problem';
+ok !-e "$dir/missing", 'nothing written there';
 
 $s->kill_sidecar('sidecar-b');
 
