@@ -195,6 +195,7 @@ for my $r (@changes) {
 
 # the table
 my $table = $s->ctl('evidence', 'api', $at{traffic_promoted}{receipt_id});
+note $table;
 like $table, qr/^evidence \S+: traffic_promoted at \S+ release v1\.2\.2 -> v1\.2\.3$/m,
     'canary-ctl evidence: what, when, which release';
 like $table, qr/^  all \(the stage\)\s+canary\s+\d+\s+\d+\s+[\d.-]+\s+[\d.-]+\s+[\d.-]+$/m,

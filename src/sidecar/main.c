@@ -1592,11 +1592,11 @@ cs_act(cs_sidecar_t *sc, cs_decision_t *d, const cs_split_view_t *view,
                         ? sc->decided_on : &d->next, d, ids[d->nops - 1],
                         now, &sc->stage_nodes, &zlen, NULL);
 
-        evkey = malloc(strlen(sc->redis.key) + sizeof(":evidence:")
-                       + CS_UUID_LEN);
+        evkey = malloc(strlen(sc->redis.key)
+                       + sizeof(NGX_HTTP_CANARY_KEY_EVIDENCE) + CS_UUID_LEN);
 
         if (z != NULL && evkey != NULL) {
-            sprintf(evkey, "%s" NGX_HTTP_CANARY_KEY_EVIDENCE ":%s",
+            sprintf(evkey, "%s" NGX_HTTP_CANARY_KEY_EVIDENCE "%s",
                     sc->redis.key, ids[d->nops - 1]);
             ctx.evidence_key = evkey;
             sc->redis.evidence_id = ids[d->nops - 1];

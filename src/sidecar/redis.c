@@ -963,9 +963,8 @@ cs_redis_evidence_args(cs_redis_t *r, cs_args_t *a)
 {
     char  *key, *index;
 
-    key = cs_strcat3(r->key, NGX_HTTP_CANARY_KEY_EVIDENCE ":",
-                     r->evidence_id);
-    index = cs_strcat3(r->key, NGX_HTTP_CANARY_KEY_EVIDENCE, "");
+    key = cs_strcat3(r->key, NGX_HTTP_CANARY_KEY_EVIDENCE, r->evidence_id);
+    index = cs_strcat3(r->key, NGX_HTTP_CANARY_KEY_EVIDENCE_INDEX, "");
 
     if (key == NULL || index == NULL) {
         free(key);
