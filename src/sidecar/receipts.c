@@ -161,10 +161,12 @@ cs_receipt_rollout(json_t *r, const cs_plan_t *plan, const cs_decision_t *d,
         /* the write follows the decision's own time at once */
         json_object_set_new(r, "detected_at",
             json_string(cs_iso8601(nx->violation_since, ts, sizeof(ts))));
+        /* whole ms, an integer: JSON_REAL_PRECISION(6) would print
+         * an hour's 3600002 as 3.6e+06 */
         json_object_set_new(r, "rollback_duration_ms",
-            cs_receipt_number(round((double) cs_elapsed(ctx->now,
-                                        nx->violation_since)
-                                    + ctx->decision_ms)));
+            json_integer((json_int_t) llround((double) cs_elapsed(ctx->now,
+                                                  nx->violation_since)
+                                              + ctx->decision_ms)));
         json_object_set_new(r, "failed_checks", cs_receipt_failed_checks(d));
     }
 

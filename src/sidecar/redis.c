@@ -1254,23 +1254,18 @@ cs_rollout_from_hash(cs_rollout_t *ro, const cs_plan_t *plan,
         ro->seen = ro->generation;
     }
 
-    /* a state of the version before: the stages before this one */
-    if (!completed) {
-        ro->stages_completed = (uint32_t) ro->stage;
-    }
-
     /* the plan may have changed since: the stage is known by its name */
     if (ro->stage < plan->nstages && name
         && strcmp(plan->stages[ro->stage].name, name) == 0)
     {
-        return 0;
+        goto found;
     }
 
     for (k = 0; name && k < plan->nstages; k++) {
         if (strcmp(plan->stages[k].name, name) == 0) {
             ro->stage = k;
             ro->approved = -1;
-            return 0;
+            goto found;
         }
     }
 
@@ -1279,6 +1274,15 @@ cs_rollout_from_hash(cs_rollout_t *ro, const cs_plan_t *plan,
              "rollout", name ? name : "");
 
     return -1;
+
+found:
+
+    /* a state of the version before: the stages before this one */
+    if (!completed) {
+        ro->stages_completed = (uint32_t) ro->stage;
+    }
+
+    return 0;
 }
 
 
