@@ -15,7 +15,7 @@
 # directory, decompresses to the figures its receipt reports (requests,
 # errors, p-values, p99) and sums per nginx to the stage's; canary-ctl
 # evidence prints it.  Without a sidecar's state, canary-ctl's receipts
-# carry null.
+# carry null.  A snapshot goes when the stream trims its receipt.
 
 use strict;
 use warnings;
@@ -212,6 +212,10 @@ is $s->redis('ZCARD', $s->key . ':evidence'), scalar @changes,
 
 $s->kill_sidecar('sidecar-a');
 
+# the stream loses the first rollout's receipts, as MAXLEN ~ 10000 trims
+# old ones: their snapshots go with the next snapshot written
+$s->redis('XTRIM', $s->key . ':receipts', 'MAXLEN', '0');
+
 
 # ---- a rollout rolled back -------------------------------------------------
 
@@ -283,6 +287,14 @@ is $e->{stage_evidence}{canary}{requests}, $rb->{requests}{canary},
 is $e->{checks}{error_rate_percent}{status}, 'FAIL', 'the failed check';
 is $viol->{evidence_key}, $rb->{evidence_key},
     'both receipts of the decision name one snapshot';
+
+is scalar(grep { $s->redis('EXISTS', $_->{evidence_key}) } @changes), 0,
+    'the snapshots of the trimmed receipts are gone';
+is $s->redis('ZCARD', $s->key . ':evidence'), 4,
+    'the index: the second rollout\'s four (start, two promotions, '
+    . 'the rollback)';
+ok -f "$dir/$changes[1]{receipt_id}.json.z",
+    'the --evidence-dir files stay (the operator\'s to keep)';
 
 my @said = grep { /--evidence-dir: / } split /\n/, $s->sidecar_log('sidecar-b');
 is scalar @said, 1, 'an --evidence-dir it cannot write: logged once'
