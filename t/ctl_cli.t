@@ -47,7 +47,7 @@ report_node($t, 'app', 'web-1', record => node_record(interval_ms => 600000));
 my $dead = '127.0.0.1:' . $t->port('nothing');
 
 my @COMMANDS = qw(status fleet set-weight enable disable pause resume
-                  rollback reset pin unpin receipts);
+                  rollback reset pin unpin receipts evidence);
 my %CHANGES = map { $_ => 1 } qw(set-weight enable disable pause resume
                                  rollback reset pin unpin);
 

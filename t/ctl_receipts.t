@@ -9,7 +9,8 @@
 # only one operation, --since only the receipts of the last DURATION,
 # both together both, N counts the receipts that match, newest first;
 # without the options the command prints what it always did.  A bad
-# --op or --since, or either on another command, exits 2.
+# --op or --since, or either on another command, exits 2.  canary-ctl
+# evidence refuses a bad receipt id and says when there is no snapshot.
 
 use strict;
 use warnings;
@@ -153,6 +154,30 @@ for my $bad (['receipts', 'app', '--since', '5x'],
     is $rc, 2, "canary-ctl @$bad: exit 2";
     like $err, qr/usage: canary-ctl/, 'with the usage line';
 }
+
+for my $bad (['evidence', 'app'],
+             ['evidence', 'app', 'not-a-receipt-id'],
+             ['evidence', 'app', '0b5e2f3c-1111-4222-8333-444455556666', 'x'],
+             ['evidence', 'app', '0b5e2f3c-1111-4222-8333-444455556666',
+              '--op', 'weight_set'],
+             ['receipts', 'app', '--json'])
+{
+    my ($rc, $out, $err) = ctl(@$bad);
+    is $rc, 2, "canary-ctl @$bad: exit 2";
+}
+
+
+# ---- evidence: none, or not a snapshot ----------------------------------
+
+my $id = '0b5e2f3c-1111-4222-8333-444455556666';
+my ($rc, $out, $err) = ctl('evidence', 'app', $id);
+is $rc, 1, 'evidence of a receipt without a snapshot: exit 1';
+like $err, qr/no evidence snapshot canary:app:evidence:$id/, 'saying so';
+
+r('SET', "$KEY:evidence:$id", "not zlib\x01");
+($rc, $out, $err) = ctl('evidence', 'app', $id, '--json');
+is $rc, 1, 'a key that is no snapshot: exit 1';
+like $err, qr/is not an evidence snapshot: not zlib/, 'saying so';
 
 $t->stop;
 
