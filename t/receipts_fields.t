@@ -15,7 +15,8 @@
 # directory, decompresses to the figures its receipt reports (requests,
 # errors, p-values, p99) and sums per nginx to the stage's; canary-ctl
 # evidence prints it.  Without a sidecar's state, canary-ctl's receipts
-# carry null.  A snapshot goes when the stream trims its receipt.
+# carry null.  A snapshot goes when the stream trims its receipt; an
+# index broken by hand never fails a decision.
 
 use strict;
 use warnings;
@@ -237,6 +238,17 @@ $s->wait_for(sub { ($s->state_hash->{stage_name} // '') eq '20_percent' },
              30, 'the second rollout reaches 20%')
     or $s->show_log;
 
+is scalar(grep { $s->redis('EXISTS', $_->{evidence_key}) } @changes), 0,
+    'the snapshots of the trimmed receipts are gone';
+is $s->redis('ZCARD', $s->key . ':evidence'), 3,
+    'the index: the second rollout\'s three (start, two promotions)';
+ok -f "$dir/$changes[1]{receipt_id}.json.z",
+    'the --evidence-dir files stay (the operator\'s to keep)';
+
+# someone breaks the index: the rollback and its snapshot go on all the
+# same (the snapshot's script never fails the decision's EXEC)
+$s->redis('SET', $s->key . ':evidence', 'oops');
+
 sleep 2;
 $s->fault('fault_canary', 1);
 
@@ -288,13 +300,8 @@ is $e->{checks}{error_rate_percent}{status}, 'FAIL', 'the failed check';
 is $viol->{evidence_key}, $rb->{evidence_key},
     'both receipts of the decision name one snapshot';
 
-is scalar(grep { $s->redis('EXISTS', $_->{evidence_key}) } @changes), 0,
-    'the snapshots of the trimmed receipts are gone';
-is $s->redis('ZCARD', $s->key . ':evidence'), 4,
-    'the index: the second rollout\'s four (start, two promotions, '
-    . 'the rollback)';
-ok -f "$dir/$changes[1]{receipt_id}.json.z",
-    'the --evidence-dir files stay (the operator\'s to keep)';
+ok !grep({ /not written/ } split /\n/, $s->sidecar_log('sidecar-b')),
+    'an index that is no sorted set never failed a write';
 
 my @said = grep { /--evidence-dir: / } split /\n/, $s->sidecar_log('sidecar-b');
 is scalar @said, 1, 'an --evidence-dir it cannot write: logged once'

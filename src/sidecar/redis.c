@@ -88,21 +88,28 @@ static const char  *cs_redis_fleet_script =
 
 /*
  * An evidence snapshot, kept as long as its receipt: KEYS the snapshot,
- * the index, the receipts stream; ARGV the bytes.  Runs in the
- * decision's MULTI after its XADD: the stream's newest entry is the
- * receipt, whose time scores the snapshot; those scored before the
- * stream's oldest entry lost their receipt to MAXLEN: deleted.
+ * the index, the receipts stream; ARGV the bytes, the snapshots' key
+ * prefix.  Runs in the decision's MULTI after its XADD: the stream's
+ * newest entry is the receipt, whose time scores the snapshot; those
+ * scored before the stream's oldest entry lost their receipt to MAXLEN:
+ * deleted.  It never fails the decision's EXEC: an index that is not a
+ * sorted set (written by hand) only leaves old snapshots in place, and
+ * it deletes only keys with the snapshots' prefix.
  */
 static const char  *cs_redis_evidence_script =
     "redis.call('SET', KEYS[1], ARGV[1]) "
     "local function ms(e) "
-    "  return e[1] and tonumber(string.match(e[1][1], '^(%d+)')) end "
-    "local t = ms(redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)) "
-    "redis.call('ZADD', KEYS[2], t or 0, KEYS[1]) "
-    "local f = ms(redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', 1)) "
+    "  if type(e) == 'table' and e[1] then "
+    "    return tonumber(string.match(e[1][1], '^(%d+)')) end end "
+    "local t = ms(redis.pcall('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)) "
+    "if type(redis.pcall('ZADD', KEYS[2], t or 0, KEYS[1])) ~= 'number' "
+    "then return 0 end "
+    "local f = ms(redis.pcall('XRANGE', KEYS[3], '-', '+', 'COUNT', 1)) "
     "if not f then return 0 end "
     "local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. f) "
-    "for _, k in ipairs(old) do redis.call('DEL', k) end "
+    "for _, k in ipairs(old) do "
+    "  if string.sub(k, 1, #ARGV[2]) == ARGV[2] then "
+    "    redis.call('DEL', k) end end "
     "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. f) "
     "return #old";
 
@@ -980,6 +987,10 @@ cs_redis_evidence_args(cs_redis_t *r, cs_args_t *a)
     cs_args_add(a, index);
     cs_args_add(a, r->receipts_key);
     cs_args_addb(a, r->evidence, r->evidence_len);
+
+    /* the prefix of every snapshot's key: the key without its id */
+    key[strlen(key) - strlen(r->evidence_id)] = '\0';
+    cs_args_add(a, key);
 
     free(key);
     free(index);
