@@ -1627,10 +1627,6 @@ cs_act(cs_sidecar_t *sc, cs_decision_t *d, const cs_split_view_t *view,
     rc = cs_redis_write(&sc->redis, &sc->plan, d, view->generation,
                         receipts, n, readings, now);
 
-    sc->redis.evidence_id = NULL;
-    sc->redis.evidence = NULL;
-    sc->redis.evidence_len = 0;
-
     if (rc == CS_REDIS_CONFLICT) {
         snprintf(line + len, size - len, " [not written: %s; deciding "
                  "again]", sc->redis.err);
@@ -1687,6 +1683,11 @@ cs_act(cs_sidecar_t *sc, cs_decision_t *d, const cs_split_view_t *view,
     rc = 0;
 
 done:
+
+    /* the snapshot was this write's only */
+    sc->redis.evidence_id = NULL;
+    sc->redis.evidence = NULL;
+    sc->redis.evidence_len = 0;
 
     free(readings);
     free(z);
