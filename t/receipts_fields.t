@@ -162,6 +162,8 @@ for my $r (@changes) {
     my $raw = do { local $/; open my $fh, '<', $file; <$fh> } // '';
     my $json = uncompress($raw);
     is_deeply decode_json($json // 'null'), $e, "$op: the file holds it too";
+    note sprintf '%s: snapshot %d bytes of zlib, %d of JSON', $op,
+                 length $raw, length($json // '');
 
     next if $r->{operation} eq 'rollout_started';
 
