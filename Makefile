@@ -27,7 +27,7 @@ SIDECAR    = $(BUILD)/canary-sidecar
 SIDECAR_SRCS = $(wildcard src/sidecar/*.c)
 SIDECAR_LIB  = $(filter-out src/sidecar/main.c src/sidecar/listen.c,\
                $(SIDECAR_SRCS))
-SIDECAR_LIBS = -lhiredis -lcurl -ljansson -lcrypto -lm -lmicrohttpd
+SIDECAR_LIBS = -lhiredis -lcurl -ljansson -lcrypto -lm -lmicrohttpd -lz
 # --listen's rollout page, compiled in as a C string (listen.c, which
 # only the program links: its HTTP is tested by t/sidecar_listen.t)
 SIDECAR_PAGE = $(BUILD)/gen/cs_page.h

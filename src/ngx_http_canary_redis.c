@@ -2055,9 +2055,12 @@ ngx_http_canary_redis_tick(void)
  * not undo a script's writes when a later command fails, so what could
  * fail after HINCRBY is checked first: the receipts key must be a stream
  * (or not exist).  An ACL that refuses XADD alone is not foreseen.
- * KEYS: the hash, the receipts; ARGV: updated_by, updated_at, the
- * receipt without its generation and closing brace, which the script
- * adds: the generation is the one HINCRBY makes.
+ * KEYS: the hash, the receipts, the sidecar's state; ARGV: updated_by,
+ * updated_at, the receipt without the rollout's fields, its generation
+ * and closing brace, which the script adds: the generation is the one
+ * HINCRBY makes; the rollout's (release, stage, ...: README, "Receipts")
+ * come from the sidecar's state when a sidecar runs the split, null
+ * otherwise, as in canary-ctl's receipts.
  */
 
 static const char  ngx_http_canary_redis_trip_script[] =
@@ -2072,8 +2075,38 @@ static const char  ngx_http_canary_redis_trip_script[] =
         NGX_HTTP_CANARY_STATE_GUARD_TRIPPED "', '"
         NGX_HTTP_CANARY_FIELD_UPDATED_BY "', ARGV[1], '"
         NGX_HTTP_CANARY_FIELD_UPDATED_AT "', ARGV[2]) "
+    "local ro = redis.pcall('HMGET', KEYS[3], 'status', 'release', "
+        "'stage_name', 'stage_started', 'stages_completed', "
+        "'rollout_started', 'rollbacks') "
+    "if type(ro) ~= 'table' or ro.err then ro = {} end "
+    "local t = redis.call('TIME') "
+    "local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+    "local function int(s) "
+        "if s and string.find(s, '^%d+$') then return tonumber(s) end end "
+    "local function secs(v) "
+        "if v and v > 0 and v <= ms then "
+        "return string.format('%d', math.floor((ms - v) / 1000)) end "
+        "return 'null' end "
+    "local rel, st, at, done, el, rb = 'null', 'null', 'null', 'null', "
+        "'null', 'null' "
+    "if ro[2] and ro[2] ~= '' then "
+        "local ok, v = pcall(cjson.decode, ro[2]) "
+        "if ok and type(v) == 'table' and type(v.stable) == 'string' "
+        "and type(v.canary) == 'string' then "
+        "rel = '{\"stable\":' .. cjson.encode(v.stable) .. "
+        "',\"canary\":' .. cjson.encode(v.canary) .. '}' end end "
+    "if ro[1] and ro[1] ~= 'new' then "
+        "st = ro[3] and cjson.encode(ro[3]) or 'null' "
+        "at = secs(int(ro[4])) "
+        "done = int(ro[5]) and string.format('%d', int(ro[5])) or 'null' "
+        "el = secs(int(ro[6])) "
+        "rb = string.format('%d', (int(ro[7]) or 0) + 1) end "
     "redis.call('XADD', KEYS[2], 'MAXLEN', '~', '10000', '*', '"
-        NGX_HTTP_CANARY_RECEIPT "', ARGV[3] .. string.format(',\""
+        NGX_HTTP_CANARY_RECEIPT "', ARGV[3] .. ',\"release\":' .. rel .. "
+        "',\"stage\":' .. st .. ',\"duration_at_stage_seconds\":' .. at "
+        ".. ',\"stages_completed\":' .. done .. "
+        "',\"rollout_elapsed_seconds\":' .. el .. "
+        "',\"rollbacks_triggered\":' .. rb .. string.format(',\""
         NGX_HTTP_CANARY_RECEIPT_GENERATION "\":%d}', g)) "
     "redis.call('PUBLISH', KEYS[1], '" NGX_HTTP_CANARY_OP_GUARD_TRIPPED "') "
     "return g";
@@ -2083,6 +2116,8 @@ ngx_http_canary_redis_report_guard(ngx_http_canary_redis_t *rd,
     ngx_uint_t index, ngx_http_canary_guard_trip_t *trip)
 {
     u_char                        *p, receipt[1024], ts[sizeof("1970-01-01"
+                                                   "T00:00:00Z")],
+                                   detected[sizeof("1970-01-01"
                                                    "T00:00:00Z")];
     ngx_tm_t                       tm;
     ngx_str_t                     *pf, *n;
@@ -2103,7 +2138,15 @@ ngx_http_canary_redis_report_guard(ngx_http_canary_redis_t *rd,
                        tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
                        tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec);
 
+    /* the trip, the guard's confirmed violation: to the second */
+    ngx_gmtime(trip->since, &tm);
+
+    (void) ngx_sprintf(detected, "%4d-%02d-%02dT%02d:%02d:%02dZ",
+                       tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
+                       tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec);
+
     /* the reason is our own text: digits, letters, "%", "." and ">" */
+
     p = ngx_cpymem(receipt, "{\"" NGX_HTTP_CANARY_RECEIPT_ID "\":\"",
                    sizeof("{\"" NGX_HTTP_CANARY_RECEIPT_ID "\":\"") - 1);
     p = ngx_http_canary_redis_uuid(p);
@@ -2122,16 +2165,21 @@ ngx_http_canary_redis_report_guard(ngx_http_canary_redis_t *rd,
             "\"" NGX_HTTP_CANARY_FIELD_STATE "\":\""
                 NGX_HTTP_CANARY_STATE_GUARD_TRIPPED "\","
             "\"since\":%T,"
-            "\"" NGX_HTTP_CANARY_RECEIPT_REASON "\":\"%*s\"",
-            trip->since, trip->reason_len, trip->reason);
+            "\"" NGX_HTTP_CANARY_RECEIPT_REASON "\":\"%*s\","
+            "\"detected_at\":\"%*s\",\"rollback_duration_ms\":null,"
+            "\"failed_checks\":[\"guard_error_rate\"]",
+            trip->since, trip->reason_len, trip->reason,
+            sizeof(detected) - 1, detected);
 
     rd->writes[index].in_flight = 1;
 
     redisAsyncCommand(ac, ngx_http_canary_redis_on_reported,
                       (void *) (uintptr_t) index,
-                      "EVAL %s 2 %b%b %b%b" NGX_HTTP_CANARY_KEY_RECEIPTS " "
+                      "EVAL %s 3 %b%b %b%b" NGX_HTTP_CANARY_KEY_RECEIPTS " "
+                      "%b%b" NGX_HTTP_CANARY_KEY_SIDECAR " "
                       NGX_HTTP_CANARY_GUARD_WRITER "%b %b %b",
                       ngx_http_canary_redis_trip_script,
+                      pf->data, pf->len, n->data, n->len,
                       pf->data, pf->len, n->data, n->len,
                       pf->data, pf->len, n->data, n->len,
                       ngx_cycle->hostname.data, ngx_cycle->hostname.len,

@@ -47,7 +47,7 @@ report_node($t, 'app', 'web-1', record => node_record(interval_ms => 600000));
 my $dead = '127.0.0.1:' . $t->port('nothing');
 
 my @COMMANDS = qw(status fleet set-weight enable disable pause resume
-                  rollback reset pin unpin receipts);
+                  rollback reset pin unpin receipts evidence);
 my %CHANGES = map { $_ => 1 } qw(set-weight enable disable pause resume
                                  rollback reset pin unpin);
 
@@ -220,11 +220,15 @@ my @writes = (
     [ ['rollback', 'app', '--reason', $reason_bytes], 'rollback_executed',
       { weight => 0, state => 'rolled_back' },
       { reason => $reason, trigger => 'manual', weight => 0,
-        state => 'rolled_back', to_weight => 0, from_weight => PREV } ],
+        state => 'rolled_back', to_weight => 0, from_weight => PREV,
+        detected_at => undef, rollback_duration_ms => undef,
+        failed_checks => [] } ],
     [ ['rollback', 'app', '--reason', 'twice'], 'rollback_executed',
       { weight => 0, state => 'rolled_back' },
       { reason => 'twice', trigger => 'manual', weight => 0,
-        state => 'rolled_back', to_weight => 0, from_weight => PREV } ],
+        state => 'rolled_back', to_weight => 0, from_weight => PREV,
+        detected_at => undef, rollback_duration_ms => undef,
+        failed_checks => [] } ],
     [ ['disable', 'app'], 'split_disabled', { enabled => 0 },
       { enabled => 0 } ],
     [ ['enable', 'app'], 'split_enabled', { enabled => 1 },
@@ -260,7 +264,9 @@ my @writes = (
       { weight => 5, to_weight => 5, from_weight => PREV } ],
 );
 
-my @EVERY = qw(receipt_id timestamp operation split generation by previous);
+my @EVERY = qw(receipt_id timestamp operation split generation by previous
+               release stage duration_at_stage_seconds stages_completed
+               rollout_elapsed_seconds rollbacks_triggered);
 
 my $gen = 0;
 my @ops;
@@ -306,6 +312,8 @@ for my $w (@writes) {
             $want = $before->{weight} if ref $want && $want == PREV;
             is_deeply $r->{$k}, $want, "receipt: $k";
         }
+        is_deeply [ map { $r->{$_} } @EVERY[7 .. $#EVERY] ], [(undef) x 6],
+            'receipt: no sidecar state: the rollout fields null';
         is_deeply [ sort keys %$r ], [ sort @EVERY, keys %$in_receipt ],
             'receipt: these entries and no other (no reason unless given)';
     };

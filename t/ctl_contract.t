@@ -53,6 +53,8 @@ for my $m (keys %macro) {
 # what canary-ctl has no business with, and why
 my %NOT_CTL = (
     NGX_HTTP_CANARY_KEY_LEADER => 'the lease of canary-sidecar',
+    NGX_HTTP_CANARY_KEY_EVIDENCE_INDEX => 'the sidecar\'s index of its '
+                                          . 'evidence snapshots',
     NGX_HTTP_CANARY_GUARD_WRITER => 'the guard\'s updated_by (canary-ctl '
                                     . 'goes by the state)',
     NGX_HTTP_CANARY_STATE_AWAITING => 'written by the sidecar only',

@@ -9,7 +9,8 @@
 # line of the sidecar's receipts file, is then checked against the
 # schema: a version-4 receipt_id, a timestamp "YYYY-MM-DDTHH:MM:SSZ",
 # numbers as JSON numbers, null for what was not there, the fields of
-# each operation.
+# each operation.  The sidecar's plan names a release: its receipts carry it,
+# and so do canary-ctl's while the sidecar's state has it.
 
 use strict;
 use warnings;
@@ -60,7 +61,7 @@ for my $args (@ctl) {
 
 # ---- canary-sidecar: promoted, then rolled back on latency ----------------
 
-my $plan = fast_plan();
+my $plan = fast_plan(release => { stable => 'v1.2.2', canary => 'v1.2.3' });
 $plan->{stages}[2]{hold} = '1m';    # stay at 20%
 
 $s->sidecar(plan => $plan);
@@ -68,6 +69,10 @@ $s->sidecar(plan => $plan);
 $s->wait_for(sub { ($s->state_hash->{stage_name} // '') eq '20_percent' },
              30, 'the sidecar promotes to 20%')
     or $s->show_log;
+
+# canary-ctl while the sidecar runs: the rollout's fields from its state
+like $s->ctl('pin', 'api', 'stable', 't3'), qr/tenants_pinned api/,
+    'canary-ctl pin during the rollout';
 
 $s->fault('slow_canary', 1);
 
@@ -123,6 +128,19 @@ for my $op (qw(weight_set split_enabled split_disabled rollout_paused
 
 is_deeply [ sort keys %by ], [qw(canary-ctl guard sidecar)],
     'receipts of all three writers were checked';
+
+# the release: the sidecar's always, canary-ctl's while a sidecar runs
+my %release;
+for (my $i = 0; $i + 2 < @l + 0; $i += 3) {
+    my $r = eval { JSON::PP->new->decode($l[$i + 2]) } // {};
+    my $who = exists $r->{previous} ? 'canary-ctl' : $r->{operation}
+              && $r->{operation} eq 'guard_tripped' ? 'guard' : 'sidecar';
+    $release{$who}{ $r->{release} ? 'set' : 'null' }++;
+}
+ok $release{sidecar}{set} && !$release{sidecar}{null},
+    'every sidecar receipt names the plan\'s release';
+ok $release{'canary-ctl'}{set} && $release{'canary-ctl'}{null},
+    'canary-ctl\'s: with a sidecar\'s state, and null before there was one';
 
 # the file the sidecar appends (--receipts), the same receipts
 my $file = $s->prefix . '/receipts.jsonl';

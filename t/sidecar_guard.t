@@ -6,7 +6,8 @@
 # guard_tripped and its own receipt to Redis.  The sidecar, still holding
 # the violation for its violation_for, sees the guard's write by the
 # generation and stops acting on the rollout: no rollback of its own, no
-# second receipt, and no write that would re-arm the guard.
+# second receipt, and no write that would re-arm the guard.  The guard's
+# receipt carries the rollout's stage and counts from the sidecar's state.
 
 use strict;
 use warnings;
@@ -73,6 +74,20 @@ ok !(grep { $_->{operation} eq 'rollback_executed'
     "no rollback receipt from the sidecar ${violation_for}s after its "
     . 'violation began';
 is $s->hget('generation'), $gen, 'nothing written after the guard';
+
+# the guard's receipt takes the rollout's fields from the sidecar's state
+my $g = $r[-1];
+is $g->{stage}, '20_percent', 'the guard\'s receipt: the sidecar\'s stage';
+is $g->{stages_completed}, 2, 'its stages completed';
+is $g->{rollbacks_triggered}, 1, 'this rollback counted';
+cmp_ok $g->{duration_at_stage_seconds} // -1, '>=', 1,
+    'how long the rollout was at the stage';
+ok defined $g->{rollout_elapsed_seconds}, 'and since it started';
+like $g->{detected_at} // '', qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/,
+    'detected_at: the trip';
+is_deeply $g->{failed_checks}, ['guard_error_rate'], 'what failed';
+is $s->state_hash->{rollbacks}, 1,
+    'the sidecar counts the guard\'s rollback in its state too';
 is $s->hget('weight'), '0', 'the guard\'s weight 0 stands';
 like $s->sidecar_log, qr/stopped: state guard_tripped by nginx-guard/,
     'logged';

@@ -67,6 +67,10 @@
 #define NGX_HTTP_CANARY_KEY_LEADER          ":leader"
 #define NGX_HTTP_CANARY_KEY_NODES           ":nodes"
 #define NGX_HTTP_CANARY_KEY_NODE            ":node:"
+/* a weight change's evidence snapshot: this, then its receipt_id; and
+ * their index (the sidecar's, to drop those whose receipt is gone) */
+#define NGX_HTTP_CANARY_KEY_EVIDENCE        ":evidence:"
+#define NGX_HTTP_CANARY_KEY_EVIDENCE_INDEX  ":evidence"
 
 
 /* a node's record: its version, and the histogram layout it carries */
@@ -142,6 +146,17 @@
 /* canary-ctl cohort's: the cohort and the weight it set */
 #define NGX_HTTP_CANARY_RECEIPT_COHORT      "cohort"
 #define NGX_HTTP_CANARY_RECEIPT_COHORT_WEIGHT  "cohort_weight"
+/* every writer's: the rollout (from the sidecar's state), and a
+ * rollback's (README, "Receipts") */
+#define NGX_HTTP_CANARY_RECEIPT_RELEASE     "release"
+#define NGX_HTTP_CANARY_RECEIPT_STAGE       "stage"
+#define NGX_HTTP_CANARY_RECEIPT_AT_STAGE    "duration_at_stage_seconds"
+#define NGX_HTTP_CANARY_RECEIPT_COMPLETED   "stages_completed"
+#define NGX_HTTP_CANARY_RECEIPT_ELAPSED     "rollout_elapsed_seconds"
+#define NGX_HTTP_CANARY_RECEIPT_ROLLBACKS   "rollbacks_triggered"
+#define NGX_HTTP_CANARY_RECEIPT_DETECTED_AT "detected_at"
+#define NGX_HTTP_CANARY_RECEIPT_ROLLBACK_MS "rollback_duration_ms"
+#define NGX_HTTP_CANARY_RECEIPT_FAILED      "failed_checks"
 
 /* the receipts' operations (also the payload of the PUBLISH) */
 

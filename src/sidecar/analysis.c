@@ -631,6 +631,9 @@ cs_decide(const cs_plan_t *plan, const cs_split_view_t *view,
         cs_judge(plan, &d->next.ev, m, cs_look_due(plan, ro, now), &d->j);
         d->has_judgement = 1;
 
+        /* what the evidence snapshot of a weight change keeps */
+        d->judged = d->next.ev;
+
         if (d->j.looked) {
             d->dirty = 1;
         }
@@ -756,6 +759,11 @@ cs_decide_start(const cs_plan_t *plan, const cs_split_view_t *view,
     nx->stopped_by[0] = '\0';
     nx->held[0] = '\0';
 
+    nx->rollout_started = now;
+    nx->stages_completed = 0;
+    nx->rollbacks = 0;
+    nx->stages_log[0] = '\0';
+
     cs_reason(d, "start: stage %s (%s%%) with %zu pinned tenant%s on "
               "canary", st->name,
               cs_weight_format(st->weight, weight, sizeof(weight)),
@@ -826,6 +834,11 @@ cs_decide_operator(const cs_plan_t *plan, const cs_split_view_t *view,
     if (strcmp(view->state, NGX_HTTP_CANARY_STATE_ROLLED_BACK) == 0
         || strcmp(view->state, NGX_HTTP_CANARY_STATE_GUARD_TRIPPED) == 0)
     {
+        /* in the middle of a gradual rollback: the same one, ended */
+        if (nx->status != CS_STATUS_ROLLING_BACK) {
+            nx->rollbacks++;
+        }
+
         nx->status = CS_STATUS_ROLLED_BACK;
         snprintf(nx->stopped_by, sizeof(nx->stopped_by),
                  "state %s by %s (generation %llu)", view->state, by,
@@ -1250,6 +1263,11 @@ cs_rollback_to(const cs_plan_t *plan, const cs_split_view_t *view,
 
     nx = &d->next;
 
+    /* one rollback, however many steps it walks down */
+    if (nx->status != CS_STATUS_ROLLING_BACK) {
+        nx->rollbacks++;
+    }
+
     d->set_weight = 1;
     d->weight = weight;
     d->to_weight = weight;
@@ -1326,6 +1344,7 @@ cs_decide_forward(const cs_plan_t *plan, const cs_split_view_t *view,
         cs_op(d, NGX_HTTP_CANARY_OP_COMPLETE);
         d->pins = plan->npins ? -1 : 0;
         nx->status = CS_STATUS_COMPLETE;
+        nx->stages_completed++;
         cs_reason(d, "COMPLETE: hold %s at the last stage passed", b);
         return;
     }
@@ -1353,6 +1372,7 @@ cs_decide_forward(const cs_plan_t *plan, const cs_split_view_t *view,
     cs_stage_restart(nx, now);
     nx->weight = next->weight;
     nx->approved = -1;
+    nx->stages_completed++;
 
     cs_weight_format(next->weight, w, sizeof(w));
 
@@ -1361,6 +1381,7 @@ cs_decide_forward(const cs_plan_t *plan, const cs_split_view_t *view,
         cs_op(d, NGX_HTTP_CANARY_OP_COMPLETE);
         d->pins = plan->npins ? -1 : 0;
         nx->status = CS_STATUS_COMPLETE;
+        nx->stages_completed++;     /* the last one, without a hold */
         cs_reason(d, "COMPLETE: hold %s passed, every check PASS; at "
                   "%s (%s%%)", b, next->name, w);
         return;

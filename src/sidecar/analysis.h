@@ -34,6 +34,10 @@ typedef enum {
 } cs_status_e;
 
 
+/* the stages' figures the final receipt sums up, as JSON text */
+#define CS_STAGES_LOG_MAX   16384
+
+
 /* the sidecar's own state: <prefix><split>:sidecar */
 typedef struct {
     cs_status_e         status;
@@ -52,6 +56,15 @@ typedef struct {
     char                lagging[384];       /* the nodes that lag the
                                                split's generation */
     cs_evidence_t       ev;
+
+    /* for the receipts (receipts.c): how far the rollout got */
+    int64_t             rollout_started;    /* unix ms; 0: unknown */
+    uint32_t            stages_completed;
+    uint32_t            rollbacks;          /* rollbacks to 0 seen */
+    char                stages_log[CS_STAGES_LOG_MAX];
+                                            /* each stage left: JSON
+                                               objects, comma separated
+                                               (the summary's stages) */
 } cs_rollout_t;
 
 
@@ -163,6 +176,9 @@ typedef struct {
     int                 dirty;              /* next differs: save it */
     char                reason[384];
     char                note[384];          /* what an operator did */
+    cs_evidence_t       judged;             /* the evidence it decided
+                                               on (the stage's, before a
+                                               new stage clears next.ev) */
 } cs_decision_t;
 
 

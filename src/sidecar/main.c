@@ -13,6 +13,7 @@
  *                  [--status URL ...]
  *                  [--plan FILE] [--receipts FILE] [--id NAME]
  *                  [--once] [--dry-run] [--listen ADDR:PORT]
+ *                  [--evidence-dir DIR]
  */
 
 
@@ -39,6 +40,7 @@
 #include "notify.h"
 #include "report.h"
 #include "listen.h"
+#include "snapshot.h"
 
 #include "ngx_http_canary_parse.h"
 
@@ -65,6 +67,7 @@ typedef struct {
     int                 once;
     int                 dry_run;
     char               *listen;
+    char               *evidence_dir;
 } cs_options_t;
 
 
@@ -116,6 +119,11 @@ typedef struct {
     cs_listen_t        *listen;
     cs_notify_counts_t  notified;           /* notifications sent and
                                                failed */
+
+    /* evidence snapshots (snapshot.c) */
+    cs_stage_nodes_t    stage_nodes;        /* per nginx, the stage */
+    const cs_rollout_t *decided_on;         /* this step's rollout */
+    int                 evidence_dir_failed;    /* said once */
 } cs_sidecar_t;
 
 
@@ -439,6 +447,7 @@ cs_cleanup(cs_sidecar_t *sc)
     free(sc->answered);
     free(sc->deltas);
     free(sc->opt.status);
+    cs_stage_nodes_free(&sc->stage_nodes);
 
     if (sc->curl) {
         curl_global_cleanup();
@@ -469,6 +478,7 @@ cs_options(cs_options_t *opt, int argc, char **argv)
         { "once",                no_argument,       NULL, 'o' },
         { "dry-run",             no_argument,       NULL, 'n' },
         { "listen",              required_argument, NULL, 'L' },
+        { "evidence-dir",        required_argument, NULL, 'E' },
         { "help",                no_argument,       NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -528,6 +538,9 @@ cs_options(cs_options_t *opt, int argc, char **argv)
         case 'L':
             opt->listen = optarg;
             break;
+        case 'E':
+            opt->evidence_dir = optarg;
+            break;
         case 'h':
             cs_usage(stdout);
             return 0;
@@ -567,6 +580,7 @@ cs_usage(FILE *f)
 "                      [--status URL ...] [--plan FILE]\n"
 "                      [--receipts FILE] [--id NAME] [--once] [--dry-run]\n"
 "                      [--listen ADDR:PORT]\n"
+"                      [--evidence-dir DIR]\n"
 "\n"
 "Walks the split's rollout through the plan's stages, comparing canary\n"
 "with stable across the fleet, and rolls back on its own when the\n"
@@ -593,6 +607,8 @@ cs_usage(FILE *f)
 "  --dry-run              decide and log, write nothing\n"
 "  --listen ADDR:PORT     serve /metrics, /healthz, /readyz and a rollout\n"
 "                         page on / (e.g. 127.0.0.1:9465); off by default\n"
+"  --evidence-dir DIR     also write each weight change's evidence\n"
+"                         snapshot to DIR/RECEIPT_ID.json.z (zlib)\n"
 "\n"
 "Exit status 2: bad options or plan (before Redis is touched).\n");
 }
@@ -1004,11 +1020,30 @@ cs_step(cs_sidecar_t *sc)
         }
     }
 
+    /* per nginx, what the stage's evidence gets this step */
+    if (sc->stage_nodes.stage_started != ro.stage_started
+        || ro.status == CS_STATUS_NEW)
+    {
+        cs_stage_nodes_reset(&sc->stage_nodes, ro.stage_started, now);
+    }
+
+    if (m != NULL && m->has_delta && m->node_delta
+        && ro.status != CS_STATUS_NEW && !over)
+    {
+        for (i = 0; i < m->n_node && i < sc->n; i++) {
+            (void) cs_stage_nodes_add(&sc->stage_nodes, sc->names[i],
+                                      &m->node_delta[2 * i]);
+        }
+    }
+
     cs_decide(&sc->plan, &view, &ro, m, now, &d);
 
     if (m != NULL) {
         cs_report_sample(&sc->report, now, ro.stage, m);
     }
+
+    /* the stage it leaves, for the final receipt's summary */
+    cs_stages_log_add(&sc->plan, &ro, &d, now);
 
     if (restored) {
         d.dirty = 1;            /* back into the Redis that lost it */
@@ -1047,11 +1082,14 @@ cs_step(cs_sidecar_t *sc)
         return 0;
     }
 
+    sc->decided_on = &ro;
+
     rc = cs_act(sc, &d, &view, now, cs_mono_fms() - t0, line, sizeof(line));
 
     cs_report_decision(&sc->report, now, rc == 0 ? &d.next : &ro, &d);
     cs_report_read_receipts(sc, rc == 0 && cs_action_writes(d.action)
                                 ? view.generation + 1 : view.generation);
+    sc->decided_on = NULL;
 
     if (rc == 0) {
         sc->memory = d.next;
@@ -1640,8 +1678,10 @@ cs_act(cs_sidecar_t *sc, cs_decision_t *d, const cs_split_view_t *view,
     int64_t now, double decision_ms, char *line, size_t size)
 {
     int               rc;
-    char              id[CS_UUID_LEN + 1], err[512], *receipts[2], *readings;
-    size_t            i, n, len;
+    char              id[CS_UUID_LEN + 1], err[512], *receipts[2], *readings,
+                      ids[2][CS_UUID_LEN + 1], *evkey;
+    size_t            i, n, len, zlen;
+    unsigned char    *z;
     cs_receipt_ctx_t  ctx;
 
     len = strlen(line);
@@ -1681,10 +1721,47 @@ cs_act(cs_sidecar_t *sc, cs_decision_t *d, const cs_split_view_t *view,
     ctx.now = now;
     ctx.decision_ms = decision_ms;
     ctx.generation = view->generation + 1;
+    ctx.before = sc->decided_on;
+    ctx.evidence_key = NULL;
 
     n = 0;
+    z = NULL;
+    zlen = 0;
+    evkey = NULL;
+
+    /*
+     * A weight change keeps the evidence it decided on, under the id of
+     * its last receipt (the one that changes the weight), which both of
+     * its receipts name
+     */
+    for (i = 0; i < d->nops; i++) {
+        cs_uuid(ids[i]);
+    }
+
+    if (d->set_weight && d->nops) {
+        z = cs_snapshot(&sc->plan, sc->opt.split, sc->decided_on
+                        ? sc->decided_on : &d->next, d, ids[d->nops - 1],
+                        now, &sc->stage_nodes, &zlen, NULL);
+
+        evkey = malloc(strlen(sc->redis.key)
+                       + sizeof(NGX_HTTP_CANARY_KEY_EVIDENCE) + CS_UUID_LEN);
+
+        if (z != NULL && evkey != NULL) {
+            sprintf(evkey, "%s" NGX_HTTP_CANARY_KEY_EVIDENCE "%s",
+                    sc->redis.key, ids[d->nops - 1]);
+            ctx.evidence_key = evkey;
+            sc->redis.evidence_id = ids[d->nops - 1];
+            sc->redis.evidence = z;
+            sc->redis.evidence_len = zlen;
+
+        } else {
+            cs_log("%s: evidence snapshot: no memory; the decision goes "
+                   "on without it", sc->opt.split);
+        }
+    }
 
     for (i = 0; i < d->nops; i++) {
+        ctx.receipt_id = ids[i];
         receipts[i] = cs_receipt_json(&sc->plan, d, i, &ctx, id);
 
         if (receipts[i] == NULL) {
@@ -1746,11 +1823,36 @@ cs_act(cs_sidecar_t *sc, cs_decision_t *d, const cs_split_view_t *view,
         cs_notify_receipt(sc->notify, receipts[i]);
     }
 
+    /* after the decision is written: a disk's trouble never delays it */
+    if (z != NULL && sc->opt.evidence_dir) {
+        if (cs_snapshot_file(sc->opt.evidence_dir, ids[d->nops - 1], z,
+                             zlen, err, sizeof(err))
+            != 0)
+        {
+            if (!sc->evidence_dir_failed) {
+                cs_log("%s: --evidence-dir: %s; snapshots stay in Redis "
+                       "only (said once)", sc->opt.split, err);
+            }
+
+            sc->evidence_dir_failed = 1;
+
+        } else {
+            sc->evidence_dir_failed = 0;
+        }
+    }
+
     rc = 0;
 
 done:
 
+    /* the snapshot was this write's only */
+    sc->redis.evidence_id = NULL;
+    sc->redis.evidence = NULL;
+    sc->redis.evidence_len = 0;
+
     free(readings);
+    free(z);
+    free(evkey);
 
     for (i = 0; i < n; i++) {
         free(receipts[i]);

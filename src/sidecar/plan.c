@@ -65,13 +65,19 @@ static int cs_plan_notify_target(cs_plan_ctx_t *ctx, cs_notify_target_t *t,
     size_t i, json_t *o);
 static int cs_plan_notify_secret(cs_plan_ctx_t *ctx, cs_notify_target_t *t,
     size_t i, const char *path);
+static int cs_plan_release(cs_plan_ctx_t *ctx, cs_plan_t *plan,
+    json_t *release);
 
 
 static const char  *cs_plan_top_fields[] = {
     "pins", "stages", "slo", "interval", "violation_for", "on_violation",
     "window", "lag", "lag_hold",
-    "triggers", "rollback", "notify",
+    "triggers", "rollback", "notify", "release",
     NULL
+};
+
+static const char  *cs_plan_release_fields[] = {
+    "stable", "canary", NULL
 };
 
 static const char  *cs_plan_stage_fields[] = {
@@ -395,6 +401,12 @@ cs_plan_parse(cs_plan_t *plan, const char *text, size_t len,
     v = json_object_get(root, "rollback");
 
     if (v != NULL && cs_plan_rollback(&ctx, plan, v) != 0) {
+        goto failed;
+    }
+
+    v = json_object_get(root, "release");
+
+    if (v != NULL && cs_plan_release(&ctx, plan, v) != 0) {
         goto failed;
     }
 
@@ -1142,6 +1154,66 @@ cs_plan_number(cs_plan_ctx_t *ctx, json_t *v, const char *where,
     }
 
     *out = d;
+
+    return 0;
+}
+
+
+/*
+ * "release": {"stable": "v1.2.2", "canary": "v1.2.3"}: both names,
+ * printable ASCII, as every receipt and log line carries them
+ */
+
+static int
+cs_plan_release(cs_plan_ctx_t *ctx, cs_plan_t *plan, json_t *release)
+{
+    size_t       i, k, len;
+    char        *dst;
+    json_t      *v;
+    const char  *name, *s;
+
+    if (!json_is_object(release)) {
+        return cs_plan_error(ctx, "\"release\" is not an object "
+                             "{\"stable\": \"v1.2.2\", \"canary\": "
+                             "\"v1.2.3\"}");
+    }
+
+    if (cs_plan_known(ctx, release, "release", cs_plan_release_fields)
+        != 0)
+    {
+        return -1;
+    }
+
+    for (i = 0; cs_plan_release_fields[i]; i++) {
+        name = cs_plan_release_fields[i];
+        dst = i == 0 ? plan->release_stable : plan->release_canary;
+
+        v = json_object_get(release, name);
+        s = json_string_value(v);
+
+        if (s == NULL) {
+            return cs_plan_error(ctx, "release.%s is %s: the version's "
+                                 "name, a string", name,
+                                 v ? "not a string" : "missing");
+        }
+
+        len = json_string_length(v);
+
+        if (len == 0 || len > CS_RELEASE_MAX) {
+            return cs_plan_error(ctx, "release.%s: \"%.64s\" is not 1 to "
+                                 "%d characters", name, s, CS_RELEASE_MAX);
+        }
+
+        for (k = 0; k < len; k++) {
+            if (s[k] < 0x20 || s[k] >= 0x7f) {
+                return cs_plan_error(ctx, "release.%s: byte %zu of \"%.64s\" "
+                                     "is not printable ASCII", name, k + 1,
+                                     s);
+            }
+        }
+
+        memcpy(dst, s, len + 1);
+    }
 
     return 0;
 }

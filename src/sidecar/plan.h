@@ -20,6 +20,9 @@
 #define CS_STAGE_NAME_MAX     48
 #define CS_PINS_MAX           1000
 
+/* the plan's release names: printable ASCII, 1 to this many bytes */
+#define CS_RELEASE_MAX        64
+
 /* the module's: a pin key, a weight in hundredths of a percent, the
  * window it keeps (ms) */
 #define CS_PIN_MAX            NGX_HTTP_CANARY_PIN_KEY_MAX
@@ -161,6 +164,10 @@ typedef struct {
     cs_cohorts_t        cohorts[CS_STAGES_MAX];
     cs_notify_target_t *notify;
     size_t              nnotify;
+
+    /* "release": {"stable", "canary"}: in every receipt; "" none */
+    char                release_stable[CS_RELEASE_MAX + 1];
+    char                release_canary[CS_RELEASE_MAX + 1];
 } cs_plan_t;
 
 

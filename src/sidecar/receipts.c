@@ -24,6 +24,12 @@ static json_t *cs_receipt_evidence(const cs_plan_t *plan,
 static json_t *cs_receipt_number(double v);
 static json_t *cs_receipt_weight(uint32_t weight);
 static json_t *cs_receipt_checks(const cs_decision_t *d);
+static void cs_receipt_rollout(json_t *r, const cs_plan_t *plan,
+    const cs_decision_t *d, size_t op, const cs_receipt_ctx_t *ctx);
+static json_t *cs_receipt_release(const cs_plan_t *plan);
+static json_t *cs_receipt_failed_checks(const cs_decision_t *d);
+static json_t *cs_receipt_summary(const cs_decision_t *d,
+    const cs_receipt_ctx_t *ctx);
 
 
 char *
@@ -35,7 +41,13 @@ cs_receipt_json(const cs_plan_t *plan, const cs_decision_t *d, size_t op,
     json_t                *r;
     const cs_judgement_t  *j;
 
-    cs_uuid(id);
+    if (ctx->receipt_id) {
+        snprintf(id, CS_UUID_LEN + 1, "%s", ctx->receipt_id);
+
+    } else {
+        cs_uuid(id);
+    }
+
     cs_iso8601(ctx->now, ts, sizeof(ts));
 
     j = &d->j;
@@ -89,12 +101,269 @@ cs_receipt_json(const cs_plan_t *plan, const cs_decision_t *d, size_t op,
                         json_integer((json_int_t) ctx->generation));
     json_object_set_new(r, NGX_HTTP_CANARY_RECEIPT_BY, json_string(ctx->by));
 
+    cs_receipt_rollout(r, plan, d, op, ctx);
+
     out = json_dumps(r, JSON_COMPACT | JSON_REAL_PRECISION(6)
                         | JSON_PRESERVE_ORDER);
 
     json_decref(r);
 
     return out;
+}
+
+
+/*
+ * What every writer's receipt says of the rollout (README, "Receipts"):
+ * the release, the stage it was at and for how long, how far it got;
+ * a violation's receipts when it was first confirmed and what failed;
+ * the final one the summary of its stages.
+ */
+
+static void
+cs_receipt_rollout(json_t *r, const cs_plan_t *plan, const cs_decision_t *d,
+    size_t op, const cs_receipt_ctx_t *ctx)
+{
+    int                  stage;
+    char                 ts[32];
+    int64_t              at_stage;
+    const cs_rollout_t  *ro, *nx;
+
+    ro = ctx->before;
+    nx = &d->next;
+
+    json_object_set_new(r, "release", cs_receipt_release(plan));
+
+    /* the stage it was at when it decided: the first at the start */
+    stage = d->from_stage >= 0 ? d->from_stage : d->to_stage;
+    at_stage = ro && ro->status != CS_STATUS_NEW && d->from_stage >= 0
+               ? cs_elapsed(ctx->now, ro->stage_started) : 0;
+
+    json_object_set_new(r, "stage",
+                        json_string(plan->stages[stage].name));
+    json_object_set_new(r, "duration_at_stage_seconds",
+                        json_integer(at_stage / 1000));
+    json_object_set_new(r, "stages_completed",
+                        json_integer(nx->stages_completed));
+    json_object_set_new(r, "rollout_elapsed_seconds",
+                        nx->rollout_started
+                        ? json_integer(cs_elapsed(ctx->now,
+                                                  nx->rollout_started)
+                                       / 1000)
+                        : json_null());
+    json_object_set_new(r, "rollbacks_triggered",
+                        json_integer(nx->rollbacks));
+    json_object_set_new(r, "evidence_key", ctx->evidence_key
+                        ? json_string(ctx->evidence_key) : json_null());
+
+    if ((d->action == CS_ACT_ROLLBACK || d->action == CS_ACT_PAUSE)
+        && nx->violation_since)
+    {
+        /* the write follows the decision's own time at once */
+        json_object_set_new(r, "detected_at",
+            json_string(cs_iso8601(nx->violation_since, ts, sizeof(ts))));
+        /* whole ms, an integer: JSON_REAL_PRECISION(6) would print
+         * an hour's 3600002 as 3.6e+06 */
+        json_object_set_new(r, "rollback_duration_ms",
+            json_integer((json_int_t) llround((double) cs_elapsed(ctx->now,
+                                                  nx->violation_since)
+                                              + ctx->decision_ms)));
+        json_object_set_new(r, "failed_checks", cs_receipt_failed_checks(d));
+    }
+
+    if (strcmp(d->ops[op], NGX_HTTP_CANARY_OP_COMPLETE) == 0) {
+        json_object_set_new(r, "summary", cs_receipt_summary(d, ctx));
+    }
+}
+
+
+static json_t *
+cs_receipt_release(const cs_plan_t *plan)
+{
+    if (plan->release_canary[0] == '\0') {
+        return json_null();
+    }
+
+    return json_pack("{s:s,s:s}", "stable", plan->release_stable,
+                     "canary", plan->release_canary);
+}
+
+
+char *
+cs_release_json(const cs_plan_t *plan)
+{
+    char    *out;
+    json_t  *r;
+
+    if (plan->release_canary[0] == '\0') {
+        return NULL;
+    }
+
+    r = cs_receipt_release(plan);
+    if (r == NULL) {
+        return NULL;
+    }
+
+    out = json_dumps(r, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(r);
+
+    return out;
+}
+
+
+static json_t *
+cs_receipt_failed_checks(const cs_decision_t *d)
+{
+    size_t   i;
+    json_t  *a;
+
+    a = json_array();
+
+    if (d->j.critical) {
+        json_array_append_new(a, json_string("critical_error_rate"));
+    }
+
+    for (i = 0; i < CS_CHECKS; i++) {
+        if (d->j.checks[i].status == CS_FAIL) {
+            json_array_append_new(a, json_string(cs_check_name(i)));
+        }
+    }
+
+    return a;
+}
+
+
+static json_t *
+cs_receipt_summary(const cs_decision_t *d, const cs_receipt_ctx_t *ctx)
+{
+    char          *text;
+    size_t         len;
+    json_t        *s, *stages;
+    json_error_t   jerr;
+
+    len = strlen(d->next.stages_log);
+    text = malloc(len + 3);
+
+    if (text == NULL) {
+        return json_null();
+    }
+
+    text[0] = '[';
+    memcpy(text + 1, d->next.stages_log, len);
+    text[len + 1] = ']';
+    text[len + 2] = '\0';
+
+    stages = json_loads(text, 0, &jerr);
+    free(text);
+
+    s = json_object();
+    json_object_set_new(s, "stages", stages ? stages : json_array());
+    json_object_set_new(s, "total_duration_seconds",
+                        d->next.rollout_started
+                        ? json_integer(cs_elapsed(ctx->now,
+                                                  d->next.rollout_started)
+                                       / 1000)
+                        : json_null());
+
+    return s;
+}
+
+
+void
+cs_stages_log_add(const cs_plan_t *plan, const cs_rollout_t *ro,
+    cs_decision_t *d, int64_t now)
+{
+    int                    last;
+    char                   ts[32], *text;
+    size_t                 i, n, len;
+    json_t                *e, *p;
+    const cs_judgement_t  *j;
+
+    if (ro->status == CS_STATUS_NEW || ro->stage >= plan->nstages
+        || (d->action != CS_ACT_PROMOTE && d->action != CS_ACT_COMPLETE
+            && d->action != CS_ACT_ROLLBACK))
+    {
+        return;
+    }
+
+    j = &d->j;
+
+    /* a completion that enters the last stage, without a hold: it too */
+    last = d->action == CS_ACT_COMPLETE && d->to_stage != (int) ro->stage;
+
+    for (i = 0; i < (size_t) (last ? 2 : 1); i++) {
+        e = json_object();
+        n = i ? (size_t) d->to_stage : ro->stage;
+
+        json_object_set_new(e, "name", json_string(plan->stages[n].name));
+        json_object_set_new(e, "weight",
+                            cs_receipt_weight(plan->stages[n].weight));
+        json_object_set_new(e, "started",
+            json_string(cs_iso8601(i ? now : ro->stage_started, ts,
+                                   sizeof(ts))));
+        json_object_set_new(e, "duration_seconds",
+            json_integer(i ? 0 : cs_elapsed(now, ro->stage_started) / 1000));
+        json_object_set_new(e, "result", json_string(
+            d->action == CS_ACT_ROLLBACK ? "rolled_back"
+            : d->action == CS_ACT_COMPLETE && (i || !last) ? "complete"
+            : "promoted"));
+
+        if (i || !d->has_judgement) {
+            json_object_set_new(e, "requests", json_null());
+            json_object_set_new(e, "errors", json_null());
+            json_object_set_new(e, "p99_ms", json_null());
+            json_object_set_new(e, "p_values", json_null());
+
+        } else {
+            json_object_set_new(e, "requests", json_pack("{s:I,s:I}",
+                "stable", (json_int_t) j->requests[CS_STABLE],
+                "canary", (json_int_t) j->requests[CS_CANARY]));
+            json_object_set_new(e, "errors", json_pack("{s:I,s:I}",
+                "stable", (json_int_t) j->errors[CS_STABLE],
+                "canary", (json_int_t) j->errors[CS_CANARY]));
+            p = json_object();
+            json_object_set_new(p, "stable",
+                                cs_receipt_number(j->p99_ms[CS_STABLE]));
+            json_object_set_new(p, "canary",
+                                cs_receipt_number(j->p99_ms[CS_CANARY]));
+            json_object_set_new(e, "p99_ms", p);
+
+            p = json_object();
+
+            for (n = 0; n < CS_CHECKS; n++) {
+                json_object_set_new(p, cs_check_name(n),
+                    j->checks[n].status == CS_NO_DATA ? json_null()
+                    : cs_receipt_number(j->checks[n].p_value));
+            }
+
+            json_object_set_new(e, "p_values", p);
+        }
+
+        text = json_dumps(e, JSON_COMPACT | JSON_REAL_PRECISION(6)
+                             | JSON_PRESERVE_ORDER);
+        json_decref(e);
+
+        if (text == NULL) {
+            return;
+        }
+
+        len = strlen(d->next.stages_log);
+
+        /* full (a rollout re-anchored over and over): the first kept */
+        if (len + strlen(text) + 2 < sizeof(d->next.stages_log)) {
+            snprintf(d->next.stages_log + len,
+                     sizeof(d->next.stages_log) - len, "%s%s",
+                     len ? "," : "", text);
+        }
+
+        free(text);
+    }
+}
+
+
+json_t *
+cs_receipt_checks_json(const cs_decision_t *d)
+{
+    return cs_receipt_checks(d);
 }
 
 

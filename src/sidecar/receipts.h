@@ -25,6 +25,11 @@ typedef struct {
     int64_t             now;            /* unix ms */
     double              decision_ms;
     uint64_t            generation;     /* the one the write makes */
+    const cs_rollout_t *before;         /* the rollout it decided on;
+                                           NULL: unknown */
+    const char         *evidence_key;   /* its evidence snapshot; NULL:
+                                           none */
+    const char         *receipt_id;     /* NULL: a fresh UUID */
 } cs_receipt_ctx_t;
 
 
@@ -34,6 +39,22 @@ typedef struct {
  */
 char *cs_receipt_json(const cs_plan_t *plan, const cs_decision_t *d,
     size_t op, const cs_receipt_ctx_t *ctx, char id[CS_UUID_LEN + 1]);
+
+/* the plan's release as JSON {"stable":..,"canary":..}, malloc()ed;
+ * NULL without one or without memory */
+char *cs_release_json(const cs_plan_t *plan);
+
+/*
+ * The stage the decision leaves (a promotion, the completion, a
+ * rollback), appended to d->next.stages_log for the final receipt's
+ * summary: its name, weight, start, duration and figures.
+ */
+void cs_stages_log_add(const cs_plan_t *plan, const cs_rollout_t *ro,
+    cs_decision_t *d, int64_t now);
+
+/* the receipt's "sli_checks" object (a jansson json_t, new reference),
+ * for the evidence snapshot */
+struct json_t *cs_receipt_checks_json(const cs_decision_t *d);
 
 /* a random (version 4) UUID */
 void cs_uuid(char out[CS_UUID_LEN + 1]);

@@ -30,6 +30,8 @@ static void cs_args_add(cs_args_t *a, const char *s);
 static void cs_args_addf(cs_args_t *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void cs_args_free(cs_args_t *a);
+static void cs_args_addb(cs_args_t *a, const void *p, size_t len);
+static void cs_redis_evidence_args(cs_redis_t *r, cs_args_t *a);
 static redisReply *cs_redis_command(cs_redis_t *r, cs_args_t *a);
 static int cs_redis_pipeline(cs_redis_t *r, cs_args_t *cmds, size_t n,
     redisReply **replies);
@@ -83,6 +85,33 @@ static const char  *cs_redis_fleet_script =
     "for i = 1, #l do "
     "if #l[i] > 64 then l[i] = string.sub(l[i], 1, 64) end end end "
     "return {t[1], t[2], names, recs, silent}";
+
+/*
+ * An evidence snapshot, kept as long as its receipt: KEYS the snapshot,
+ * the index, the receipts stream; ARGV the bytes, the snapshots' key
+ * prefix.  Runs in the decision's MULTI after its XADD: the stream's
+ * newest entry is the receipt, whose time scores the snapshot; those
+ * scored before the stream's oldest entry lost their receipt to MAXLEN:
+ * deleted.  It never fails the decision's EXEC: an index that is not a
+ * sorted set (written by hand) only leaves old snapshots in place, and
+ * it deletes only keys with the snapshots' prefix.
+ */
+static const char  *cs_redis_evidence_script =
+    "redis.call('SET', KEYS[1], ARGV[1]) "
+    "local function ms(e) "
+    "  if type(e) == 'table' and e[1] then "
+    "    return tonumber(string.match(e[1][1], '^(%d+)')) end end "
+    "local t = ms(redis.pcall('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)) "
+    "if type(redis.pcall('ZADD', KEYS[2], t or 0, KEYS[1])) ~= 'number' "
+    "then return 0 end "
+    "local f = ms(redis.pcall('XRANGE', KEYS[3], '-', '+', 'COUNT', 1)) "
+    "if not f then return 0 end "
+    "local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. f) "
+    "for _, k in ipairs(old) do "
+    "  if string.sub(k, 1, #ARGV[2]) == ARGV[2] then "
+    "    redis.call('DEL', k) end end "
+    "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. f) "
+    "return #old";
 
 static const char  *cs_redis_release_script =
     "if redis.call('get', KEYS[1]) == ARGV[1] then "
@@ -764,6 +793,10 @@ cs_redis_write(cs_redis_t *r, const cs_plan_t *plan, const cs_decision_t *d,
         cs_args_add(&cmds[n++], receipts[i]);
     }
 
+    if (r->evidence && nreceipts) {
+        cs_redis_evidence_args(r, &cmds[n++]);
+    }
+
     cs_redis_state_args(r, &cmds[n++], plan, &d->next, readings, now);
 
     cs_args_add(&cmds[n++], "EXEC");
@@ -969,6 +1002,38 @@ cs_redis_exec_result(cs_redis_t *r, redisReply *exec)
 
 
 static void
+cs_redis_evidence_args(cs_redis_t *r, cs_args_t *a)
+{
+    char  *key, *index;
+
+    key = cs_strcat3(r->key, NGX_HTTP_CANARY_KEY_EVIDENCE, r->evidence_id);
+    index = cs_strcat3(r->key, NGX_HTTP_CANARY_KEY_EVIDENCE_INDEX, "");
+
+    if (key == NULL || index == NULL) {
+        free(key);
+        free(index);
+        a->failed = 1;
+        return;
+    }
+
+    cs_args_add(a, "EVAL");
+    cs_args_add(a, cs_redis_evidence_script);
+    cs_args_add(a, "3");
+    cs_args_add(a, key);
+    cs_args_add(a, index);
+    cs_args_add(a, r->receipts_key);
+    cs_args_addb(a, r->evidence, r->evidence_len);
+
+    /* the prefix of every snapshot's key: the key without its id */
+    key[strlen(key) - strlen(r->evidence_id)] = '\0';
+    cs_args_add(a, key);
+
+    free(key);
+    free(index);
+}
+
+
+static void
 cs_redis_state_args(cs_redis_t *r, cs_args_t *a, const cs_plan_t *plan,
     const cs_rollout_t *ro, const char *readings, int64_t now)
 {
@@ -1018,6 +1083,33 @@ cs_redis_state_args(cs_redis_t *r, cs_args_t *a, const cs_plan_t *plan,
     cs_args_add(a, "evidence");
     cs_args_add(a, ev);
     free(ev);
+
+    /* for the receipts of every writer: canary-ctl's and the guard's
+     * scripts read these (README, "Receipts") */
+    cs_args_add(a, "rollout_started");
+    cs_args_addf(a, "%lld", (long long) ro->rollout_started);
+    cs_args_add(a, "stages_completed");
+    cs_args_addf(a, "%u", ro->stages_completed);
+    cs_args_add(a, "rollbacks");
+    cs_args_addf(a, "%u", ro->rollbacks);
+    cs_args_add(a, "stages_log");
+    cs_args_add(a, ro->stages_log);
+    cs_args_add(a, "release");
+
+    if (plan->release_canary[0]) {
+        /* the names are printable ASCII: only " and \ to escape */
+        ev = cs_release_json(plan);
+        if (ev == NULL) {
+            a->failed = 1;
+            return;
+        }
+
+        cs_args_add(a, ev);
+        free(ev);
+
+    } else {
+        cs_args_add(a, "");
+    }
 
     if (readings) {
         cs_args_add(a, "readings");
@@ -1083,10 +1175,12 @@ cs_rollout_from_hash(cs_rollout_t *ro, const cs_plan_t *plan,
 {
     size_t              i, k;
     int64_t             w;
+    int                 completed;
     const char         *name, *status, *evidence, *held;
     const redisReply   *f, *v;
 
     cs_rollout_init(ro);
+    completed = 0;
     warn[0] = '\0';
     evidence = NULL;
 
@@ -1157,6 +1251,26 @@ cs_rollout_from_hash(cs_rollout_t *ro, const cs_plan_t *plan,
 
         } else if (strcmp(f->str, "lagging") == 0) {
             snprintf(ro->lagging, sizeof(ro->lagging), "%s", v->str);
+
+        } else if (strcmp(f->str, "rollout_started") == 0) {
+            if (cs_state_time(v, f->str, now, &ro->rollout_started, err,
+                              errlen) != 0)
+            {
+                return -1;
+            }
+
+        } else if (strcmp(f->str, "stages_completed") == 0) {
+            ro->stages_completed = (uint32_t) strtoul(v->str, NULL, 10);
+            completed = 1;
+
+        } else if (strcmp(f->str, "rollbacks") == 0) {
+            ro->rollbacks = (uint32_t) strtoul(v->str, NULL, 10);
+
+        } else if (strcmp(f->str, "stages_log") == 0) {
+            /* text this sidecar wrote; cut, it would not be JSON */
+            if (v->len < sizeof(ro->stages_log)) {
+                memcpy(ro->stages_log, v->str, v->len + 1);
+            }
         }
     }
 
@@ -1196,14 +1310,14 @@ cs_rollout_from_hash(cs_rollout_t *ro, const cs_plan_t *plan,
     if (ro->stage < plan->nstages && name
         && strcmp(plan->stages[ro->stage].name, name) == 0)
     {
-        return 0;
+        goto found;
     }
 
     for (k = 0; name && k < plan->nstages; k++) {
         if (strcmp(plan->stages[k].name, name) == 0) {
             ro->stage = k;
             ro->approved = -1;
-            return 0;
+            goto found;
         }
     }
 
@@ -1212,6 +1326,15 @@ cs_rollout_from_hash(cs_rollout_t *ro, const cs_plan_t *plan,
              "rollout", name ? name : "");
 
     return -1;
+
+found:
+
+    /* a state of the version before: the stages before this one */
+    if (!completed) {
+        ro->stages_completed = (uint32_t) ro->stage;
+    }
+
+    return 0;
 }
 
 
@@ -1616,6 +1739,32 @@ cs_args_free(cs_args_t *a)
     free(a->len);
 
     memset(a, 0, sizeof(cs_args_t));
+}
+
+
+/* binary-safe: the evidence snapshot's zlib bytes */
+
+static void
+cs_args_addb(cs_args_t *a, const void *p, size_t len)
+{
+    char  *copy;
+
+    cs_args_add(a, "");
+
+    if (a->failed) {
+        return;
+    }
+
+    copy = malloc(len ? len : 1);
+    if (copy == NULL) {
+        a->failed = 1;
+        return;
+    }
+
+    memcpy(copy, p, len);
+    free(a->argv[a->n - 1]);
+    a->argv[a->n - 1] = copy;
+    a->len[a->n - 1] = len;
 }
 
 

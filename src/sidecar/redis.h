@@ -12,6 +12,11 @@
  *   <prefix><split>:receipts   the receipts stream
  *   <prefix><split>:pin:canary, :pin:stable
  *   <prefix><split>:pin:plan   the tenants the plan pinned to canary
+ *   <prefix><split>:evidence:<receipt_id>   a weight change's evidence
+ *                              snapshot (zlib JSON, snapshot.c)
+ *   <prefix><split>:evidence   their index: a sorted set, scored by the
+ *                              receipt's stream time, to drop a snapshot
+ *                              when the stream trimmed its receipt
  */
 
 
@@ -101,6 +106,14 @@ typedef struct {
 
     /* notify.c's counts, written into the state when not empty */
     char                notify[160];
+    /*
+     * The evidence snapshot the next cs_redis_write() stores in its
+     * MULTI/EXEC (set by the caller, NULL: none): under
+     * <key>:evidence:<evidence_id>, zlib bytes.
+     */
+    const char         *evidence_id;
+    const unsigned char *evidence;
+    size_t              evidence_len;
 } cs_redis_t;
 
 

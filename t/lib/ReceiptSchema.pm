@@ -15,7 +15,8 @@ ReceiptSchema - validates receipts against docs/receipt.schema.json
 
 A small JSON Schema checker, core Perl only, for what the receipt schema
 uses: C<type> (one or a list; C<integer> is a number without a
-fraction), C<enum>, C<const>, C<pattern>, C<minLength>, C<minimum>,
+fraction), C<enum>, C<const>, C<pattern>, C<minLength>, C<minItems>,
+C<minimum>,
 C<maximum>, C<required>, C<properties>, C<additionalProperties> (a
 schema), C<items>, C<allOf>, C<anyOf>, C<if>/C<then> and C<$ref> to
 C<#/$defs/NAME>.  C<format> is an annotation: the schema's C<pattern>s
@@ -151,6 +152,10 @@ sub _check {
         } elsif ($k eq 'minLength') {
             push @$errors, "$path: shorter than $x"
                 if $type eq 'string' && length $v < $x;
+
+        } elsif ($k eq 'minItems') {
+            push @$errors, "$path: fewer than $x items"
+                if $type eq 'array' && @$v < $x;
 
         } elsif ($k eq 'minimum' || $k eq 'maximum') {
             next unless $type eq 'number' || $type eq 'integer';

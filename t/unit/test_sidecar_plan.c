@@ -419,4 +419,47 @@ START_TEST(test_weights)
 END_TEST
 
 
+#define CS_RELEASE_PLAN(release)                                              \
+    "{\"stages\":[" CS_STAGE("a", "0", "\"1s\"") "],\"release\":" release "}"
+
+
+START_TEST(test_release)
+{
+    cs_plan_t  plan;
+
+    ck_assert_int_eq(cs_parse(&plan, CS_RELEASE_PLAN(
+        "{\"stable\":\"v1.2.2\",\"canary\":\"v1.2.3 (build 7)\"}")), 0);
+    ck_assert_str_eq(plan.release_stable, "v1.2.2");
+    ck_assert_str_eq(plan.release_canary, "v1.2.3 (build 7)");
+    cs_plan_free(&plan);
+
+    /* none: empty, and receipts say null */
+    ck_assert_int_eq(cs_parse(&plan, "{\"stages\":["
+                              CS_STAGE("a", "0", "\"1s\"") "]}"), 0);
+    ck_assert_str_eq(plan.release_canary, "");
+    cs_plan_free(&plan);
+
+    cs_bad(CS_RELEASE_PLAN("\"v1\""), "\"release\" is not an object",
+           NULL);
+    cs_bad(CS_RELEASE_PLAN("{\"stable\":\"v1\"}"), "release.canary",
+           "missing");
+    cs_bad(CS_RELEASE_PLAN("{\"stable\":1,\"canary\":\"v2\"}"),
+           "release.stable", "not a string");
+    cs_bad(CS_RELEASE_PLAN("{\"stable\":\"\",\"canary\":\"v2\"}"),
+           "release.stable", "1 to 64");
+    cs_bad(CS_RELEASE_PLAN("{\"stable\":\"v1\",\"canary\":\"v2\\n\"}"),
+           "release.canary", "byte 3");
+    cs_bad(CS_RELEASE_PLAN("{\"stable\":\"v1\",\"canary\":\"v\u00e9\"}"),
+           "release.canary", "not printable ASCII");
+    cs_bad(CS_RELEASE_PLAN("{\"stable\":\"v1\",\"canary\":\"v2\","
+                           "\"version\":\"v3\"}"),
+           "unknown field \"version\" in release", NULL);
+    cs_bad(CS_RELEASE_PLAN("{\"stable\":\"v1\",\"canary\":\""
+                           "0123456789012345678901234567890123456789"
+                           "01234567890123456789012345\"}"),
+           "release.canary", "1 to 64");
+}
+END_TEST
+
+
 UNIT_MAIN("sidecar_plan", NULL, NULL, 0)

@@ -101,6 +101,7 @@ START_TEST(test_receipt_fields)
 
     cs_rollback(&d);
 
+    memset(&ctx, 0, sizeof(cs_receipt_ctx_t));
     ctx.split = "api";
     ctx.by = "sidecar-a";
     ctx.now = 1795314065000LL;
@@ -183,6 +184,84 @@ START_TEST(test_receipt_fields)
 END_TEST
 
 
+/* the rollout's fields, and a rollback's */
+
+START_TEST(test_receipt_rollout_fields)
+{
+    char              id[CS_UUID_LEN + 1], *s;
+    json_t           *r, *f;
+    json_error_t      jerr;
+    cs_decision_t     d;
+    cs_receipt_ctx_t  ctx;
+
+    cs_rollback(&d);
+
+    memset(&ctx, 0, sizeof(cs_receipt_ctx_t));
+    ctx.split = "api";
+    ctx.by = "sidecar-a";
+    ctx.now = 3600 * 1000;
+    ctx.decision_ms = 3.25;
+    ctx.generation = 7;
+    ctx.receipt_id = "0b5e2f3c-1111-4222-8333-444455556666";
+    ctx.evidence_key = "canary:api:evidence:0b5e2f3c-1111-4222-8333-"
+                       "444455556666";
+
+    strcpy(plan.release_stable, "v1.2.2");
+    strcpy(plan.release_canary, "v1.2.3");
+
+    s = cs_receipt_json(&plan, &d, 1, &ctx, id);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_str_eq(id, ctx.receipt_id);
+
+    r = json_loads(s, 0, &jerr);
+    ck_assert_msg(r != NULL, "%s: %s", s, jerr.text);
+
+    f = json_object_get(r, "release");
+    ck_assert_str_eq(json_string_value(json_object_get(f, "stable")),
+                     "v1.2.2");
+    ck_assert_str_eq(json_string_value(json_object_get(f, "canary")),
+                     "v1.2.3");
+    ck_assert_str_eq(json_string_value(json_object_get(r, "stage")),
+                     "20_percent");
+    ck_assert_int_eq(json_integer_value(json_object_get(r,
+                         "duration_at_stage_seconds")), 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(r,
+                         "rollbacks_triggered")), 1);
+    ck_assert(json_is_integer(json_object_get(r, "stages_completed")));
+    ck_assert(json_is_null(json_object_get(r, "rollout_elapsed_seconds")));
+    ck_assert_str_eq(json_string_value(json_object_get(r, "evidence_key")),
+                     ctx.evidence_key);
+
+    /* violation_since 1 ms, the write at 1h + 3.25 ms */
+    ck_assert_str_eq(json_string_value(json_object_get(r, "detected_at")),
+                     "1970-01-01T00:00:00Z");
+    ck_assert_double_eq(json_number_value(json_object_get(r,
+                            "rollback_duration_ms")), 3600002);
+
+    f = json_object_get(r, "failed_checks");
+    ck_assert_uint_eq(json_array_size(f), 2);
+    ck_assert_str_eq(json_string_value(json_array_get(f, 0)),
+                     "error_rate_percent");
+    ck_assert_str_eq(json_string_value(json_array_get(f, 1)),
+                     "availability_percent");
+    ck_assert_ptr_null(json_object_get(r, "summary"));
+
+    json_decref(r);
+    free(s);
+
+    /* no release in the plan: null */
+    plan.release_stable[0] = '\0';
+    plan.release_canary[0] = '\0';
+    ctx.evidence_key = NULL;
+
+    s = cs_receipt_json(&plan, &d, 0, &ctx, id);
+    ck_assert_ptr_nonnull(strstr(s, "\"release\":null"));
+    ck_assert_ptr_nonnull(strstr(s, "\"evidence_key\":null"));
+    free(s);
+}
+END_TEST
+
+
 START_TEST(test_receipt_without_metrics)
 {
     char              id[CS_UUID_LEN + 1], *s;
@@ -205,6 +284,7 @@ START_TEST(test_receipt_without_metrics)
     cs_decide(&plan, &view, &ro, &m, 1000, &d);
     ck_assert_int_eq(d.action, CS_ACT_START);
 
+    memset(&ctx, 0, sizeof(cs_receipt_ctx_t));
     ctx.split = "api";
     ctx.by = "x";
     ctx.now = 0;
@@ -375,6 +455,14 @@ START_TEST(test_sidecar_state)
         NULL
     };
 
+    /* this version's: the rollout's own counts */
+    static const char  *counted[] = {
+        "status", "running", "stage", "3", "stage_name", "50_percent",
+        "stage_started", "1795314065123", "rollout_started",
+        "1795314000000", "stages_completed", "2", "rollbacks", "1",
+        "stages_log", "{\"name\":\"canary\"}", NULL
+    };
+
     static const char  *none[] = { NULL };
 
     /* a rollout that does not start: why it holds, nothing else */
@@ -400,6 +488,23 @@ START_TEST(test_sidecar_state)
     ck_assert_int_eq(ro.approved, -1);
     ck_assert_str_eq(ro.last_receipt, "abc");
 
+    /* written by the version before: the stages before this one are
+     * completed, the start and the rollbacks unknown */
+    ck_assert_uint_eq(ro.stages_completed, 3);
+    ck_assert_int_eq(ro.rollout_started, 0);
+    ck_assert_uint_eq(ro.rollbacks, 0);
+    ck_assert_str_eq(ro.stages_log, "");
+
+    h = cs_hash(counted);
+    ck_assert_int_eq(cs_rollout_from_hash(&ro, &plan, h, NOW, err,
+                                          sizeof(err), warn, sizeof(warn)),
+                     0);
+    freeReplyObject(h);
+    ck_assert_uint_eq(ro.stages_completed, 2);
+    ck_assert_int_eq(ro.rollout_started, 1795314000000LL);
+    ck_assert_uint_eq(ro.rollbacks, 1);
+    ck_assert_str_eq(ro.stages_log, "{\"name\":\"canary\"}");
+
     /* the plan changed: the stage is found by its name */
     h = cs_hash(moved);
     ck_assert_int_eq(cs_rollout_from_hash(&ro, &plan, h, NOW, err,
@@ -409,6 +514,7 @@ START_TEST(test_sidecar_state)
     ck_assert_uint_eq(ro.stage, 2);
     ck_assert_int_eq(ro.approved, -1);
     ck_assert_uint_eq(ro.seen, 3);
+    ck_assert_uint_eq(ro.stages_completed, 2);
 
     h = cs_hash(gone);
     ck_assert_int_eq(cs_rollout_from_hash(&ro, &plan, h, NOW, err,
