@@ -831,27 +831,23 @@ cs_notify_slack(const char *receipt)
         cs_notify_add_text(&b, json_string_value(v));
     }
 
-    /* stage: the receipt's "stage" (a name, or an object with one), or
-     * where it went from and to */
+    /* stage: where it went from and to when it moved, else the
+     * receipt's "stage" (a name, or an object with one) */
     v = json_object_get(r, "stage");
     s = json_is_object(v) ? json_string_value(json_object_get(v, "name"))
                           : json_string_value(v);
     fs = json_string_value(json_object_get(r, "from_stage"));
     ts = json_string_value(json_object_get(r, "to_stage"));
 
-    if (s) {
+    if (fs && ts && strcmp(fs, ts) != 0) {
         cs_notify_add(&b, "\nstage: ");
-        cs_notify_add_text(&b, s);
-
-    } else if (ts) {
-        cs_notify_add(&b, "\nstage: ");
-
-        if (fs && strcmp(fs, ts) != 0) {
-            cs_notify_add_text(&b, fs);
-            cs_notify_add(&b, " -> ");
-        }
-
+        cs_notify_add_text(&b, fs);
+        cs_notify_add(&b, " -> ");
         cs_notify_add_text(&b, ts);
+
+    } else if (s || ts) {
+        cs_notify_add(&b, "\nstage: ");
+        cs_notify_add_text(&b, s ? s : ts);
     }
 
     from = json_object_get(r, "from_weight");

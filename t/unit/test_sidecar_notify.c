@@ -348,7 +348,7 @@ START_TEST(test_slack)
     text = cs_slack_text(
         "{\"operation\":\"rollback_executed\",\"split\":\"api\","
         "\"release\":{\"stable\":\"v1.2.2\",\"canary\":\"v1.2.3\"},"
-        "\"stage\":\"20_percent\",\"from_stage\":\"5_percent\","
+        "\"stage\":\"20_percent\",\"from_stage\":\"20_percent\","
         "\"to_stage\":\"20_percent\",\"from_weight\":20,\"to_weight\":0,"
         "\"failed_checks\":[\"latency_p95\",{\"check\":\"error_rate\"}],"
         "\"sli_checks\":{\"x\":{\"status\":\"FAIL\"}}}");
