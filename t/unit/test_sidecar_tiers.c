@@ -399,6 +399,30 @@ END_TEST
 
 
 /*
+ * Any share over the allowed one is seen with enough requests: a canary
+ * with 56% of its requests over a p50 limit (its median over it), 6.5%
+ * over a p95 one, 1.3% over a p99 one, on a million requests.  The
+ * share test's alternatives must come near q, not start at twice its
+ * odds: those never see a share under about 1.17 q (0.585 for p50).
+ */
+
+START_TEST(test_share_test_sees_a_share_just_over)
+{
+    ck_assert_msg(cs_seq_share_p(560000, 1000000, 0.5, 1) < 1e-6, "p=%g",
+                  cs_seq_share_p(560000, 1000000, 0.5, 1));
+    ck_assert_msg(cs_seq_share_p(65000, 1000000, 0.05, 1) < 1e-6, "p=%g",
+                  cs_seq_share_p(65000, 1000000, 0.05, 1));
+    ck_assert_msg(cs_seq_share_p(13000, 1000000, 0.01, 1) < 1e-6, "p=%g",
+                  cs_seq_share_p(13000, 1000000, 0.01, 1));
+
+    /* and still never at the share itself, however many requests */
+    ck_assert(cs_seq_share_p(500000, 1000000, 0.5, 1) == 1);
+    ck_assert(cs_seq_share_p(50000000, 1000000000, 0.05, 1) == 1);
+}
+END_TEST
+
+
+/*
  * latency_p95_max_ms 55: stable at 50ms, canary at 60ms (1.2x, inside
  * the relative 1.5 margin): only the absolute limit fails it
  */
