@@ -209,6 +209,8 @@ END_TEST
 
 START_TEST(test_plan_errors_name_the_field_and_place)
 {
+    cs_plan_t  p;
+
     cs_refused("{\"stages\": [{\"name\": \"a\", \"weight\": 1, \"hold\": 0},"
                " {\"name\": \"b\", \"weight\": 2, \"hold\": 0},"
                " {\"name\": \"c\", \"weight\": 3, \"hold\": 0,"
@@ -257,6 +259,21 @@ START_TEST(test_plan_errors_name_the_field_and_place)
     cs_refused("{\"triggers\": [],"
                " \"stages\": [{\"name\": \"a\", \"weight\": 1, \"hold\": 0}]}",
                "\"triggers\" is not an object");
+
+    /* an absolute limit over the histogram's top (67.1s) never fails:
+     * no bucket starts above it */
+    cs_refused("{\"stages\": [{\"name\": \"a\", \"weight\": 1, \"hold\": 0,"
+               " \"slo\": {\"latency_p99_max_ms\": 70000}}]}",
+               "stages[0].slo.latency_p99_max_ms: 70000 is out of range "
+               "above 0 to 67108");
+    cs_refused("{\"slo\": {\"latency_p50_max_ms\": 3600000},"
+               " \"stages\": [{\"name\": \"a\", \"weight\": 1, \"hold\": 0}]}",
+               "slo.latency_p50_max_ms: 3.6e+06 is out of range");
+    ck_assert_int_eq(cs_parse(&p,
+        "{\"slo\": {\"latency_p95_max_ms\": 67108},"
+        " \"stages\": [{\"name\": \"a\", \"weight\": 1, \"hold\": 0}]}"),
+        0);
+    cs_plan_free(&p);
 
     /* rollback */
     cs_refused("{\"rollback\": {\"steps\": [20, 20, 0]},"
