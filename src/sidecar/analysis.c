@@ -842,6 +842,16 @@ cs_decide_operator(const cs_plan_t *plan, const cs_split_view_t *view,
         }
 
     } else if (strcmp(view->state, NGX_HTTP_CANARY_STATE_RUNNING) == 0
+               && nx->status == CS_STATUS_PAUSED && nx->walking)
+    {
+        /* a gradual rollback paused: the decision was taken, it walks on
+         * (never a rollout at a step's weight that promotes again) */
+        nx->status = CS_STATUS_ROLLING_BACK;
+        cs_note(d, "resumed by %s: the gradual rollback goes on from %s%%",
+                by, cs_weight_format(nx->weight, w, sizeof(w)));
+        changed = 1;
+
+    } else if (strcmp(view->state, NGX_HTTP_CANARY_STATE_RUNNING) == 0
                && (nx->status == CS_STATUS_PAUSED
                    || nx->status == CS_STATUS_AWAITING_RESUME
                    || nx->status == CS_STATUS_HALTED))
@@ -1254,6 +1264,8 @@ cs_rollback_to(const cs_plan_t *plan, const cs_split_view_t *view,
     d->weight = weight;
     d->to_weight = weight;
     nx->weight = weight;
+
+    nx->walking = weight > 0;
 
     if (weight > 0) {
         cs_write(d, view, CS_ACT_ROLLBACK_STEP,

@@ -51,6 +51,9 @@ typedef struct {
                                                does not start */
     char                lagging[384];       /* the nodes that lag the
                                                split's generation */
+    int                 walking;            /* a gradual rollback under
+                                               way, kept while an
+                                               operator pauses it */
     cs_evidence_t       ev;
 } cs_rollout_t;
 

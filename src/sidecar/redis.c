@@ -966,6 +966,8 @@ cs_redis_state_args(cs_redis_t *r, cs_args_t *a, const cs_plan_t *plan,
     cs_args_add(a, ro->held);
     cs_args_add(a, "lagging");
     cs_args_add(a, ro->lagging);
+    cs_args_add(a, "walking");
+    cs_args_addf(a, "%d", ro->walking);
     cs_args_add(a, "by");
     cs_args_add(a, r->id);
     cs_args_add(a, "updated_at");
@@ -1116,6 +1118,9 @@ cs_rollout_from_hash(cs_rollout_t *ro, const cs_plan_t *plan,
 
         } else if (strcmp(f->str, "lagging") == 0) {
             snprintf(ro->lagging, sizeof(ro->lagging), "%s", v->str);
+
+        } else if (strcmp(f->str, "walking") == 0) {
+            ro->walking = strcmp(v->str, "1") == 0;
         }
     }
 

@@ -803,6 +803,73 @@ START_TEST(test_critical_or_guard_during_the_walk_goes_to_0)
 END_TEST
 
 
+/*
+ * An operator pauses a gradual rollback at 20%, looks, resumes: the walk
+ * goes on down (the decision was taken), it is not a rollout at 20% that
+ * promotes to the next stage after its hold.
+ */
+
+START_TEST(test_resume_after_a_pause_mid_walk_walks_on)
+{
+    cs_plan_t        p;
+    cs_metrics_t     m;
+    cs_decision_t    d;
+    cs_rollout_t     ro;
+    cs_split_view_t  view;
+
+    ck_assert_int_eq(cs_parse(&p,
+        "{\"violation_for\": \"5s\","
+        " \"rollback\": {\"steps\": [20, 5, 0], \"step_hold\": \"1m\"},"
+        " \"stages\": [{\"name\": \"a\", \"weight\": 10, \"hold\": \"1h\"},"
+        "              {\"name\": \"b\", \"weight\": 50, \"hold\": \"10m\"},"
+        "              {\"name\": \"c\", \"weight\": 100, \"hold\": 0}]}"),
+        0);
+
+    /* walking at 20% */
+    cs_metrics(&m, 5000, 10, 50, 1000, 50, 50, 0, 50);
+    cs_state(&p, &ro, &view, 1, CS_STATUS_RUNNING);
+    ro.violation_since = T0;
+    cs_decide(&p, &view, &ro, &m, T0 + 5 * S, &d);
+    ck_assert_int_eq(d.action, CS_ACT_ROLLBACK_STEP);
+    cs_written(&d, &ro, &view);
+
+    /* paused by an operator; the errors are gone */
+    view.generation++;
+    strcpy(view.state, "paused");
+    strcpy(view.updated_by, "canary-ctl:ops");
+    cs_metrics(&m, 5000, 10, 50, 1000, 2, 50, 0, 50);
+    cs_decide(&p, &view, &ro, &m, T0 + 10 * S, &d);
+    ck_assert_int_eq(d.next.status, CS_STATUS_PAUSED);
+    ck_assert_int_eq(d.action, CS_ACT_HOLD);
+    ro = d.next;
+
+    /* resumed: the walk goes on, at its pace */
+    view.generation = ro.seen + 1;
+    strcpy(view.state, "running");
+    cs_decide(&p, &view, &ro, &m, T0 + 20 * S, &d);
+    ck_assert_msg(d.next.status == CS_STATUS_ROLLING_BACK, "%s: %s",
+                  cs_status_name(d.next.status), d.reason);
+    ck_assert_int_eq(d.action, CS_ACT_HOLD);
+    ck_assert_msg(strstr(d.reason, "rolling back: at 20%, to 5%") != NULL,
+                  "%s", d.reason);
+    ro = d.next;
+
+    /* a step_hold after the 20% step: 5%, and never up to 100% */
+    cs_decide(&p, &view, &ro, &m, T0 + 65 * S, &d);
+    ck_assert_int_eq(d.action, CS_ACT_ROLLBACK_STEP);
+    ck_assert_uint_eq(d.weight, 500);
+    cs_written(&d, &ro, &view);
+
+    cs_decide(&p, &view, &ro, &m, T0 + 20 * 60 * S, &d);
+    ck_assert_int_eq(d.action, CS_ACT_ROLLBACK);
+    ck_assert_uint_eq(d.weight, 0);
+    ck_assert_int_eq(d.next.status, CS_STATUS_ROLLED_BACK);
+
+    cs_plan_free(&p);
+}
+END_TEST
+
+
 START_TEST(test_stage_slo_judges_its_stage)
 {
     cs_plan_t        p;
