@@ -1148,6 +1148,15 @@ cs_decide_violation(const cs_plan_t *plan, const cs_split_view_t *view,
         return;
     }
 
+    if (nx->walking && !j->critical) {
+        /* a walk paused by an operator: the violation goes on, so does
+         * the walk, at its pace (step_hold from the last step) */
+        nx->status = CS_STATUS_ROLLING_BACK;
+        d->dirty = 1;
+        cs_decide_walk(plan, view, NULL, now, d);
+        return;
+    }
+
     step = j->critical ? 0 : cs_rollback_next(plan, nx->weight);
 
     if (step > 0) {

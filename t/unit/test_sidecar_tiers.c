@@ -870,6 +870,62 @@ START_TEST(test_resume_after_a_pause_mid_walk_walks_on)
 END_TEST
 
 
+/*
+ * Paused mid-walk while the violation goes on: the rollback still acts
+ * (as it does on a paused rollout), but at the walk's pace: the next
+ * step a step_hold after the last, not at the next look.
+ */
+
+START_TEST(test_a_pause_mid_walk_does_not_skip_the_step_hold)
+{
+    cs_plan_t        p;
+    cs_metrics_t     m;
+    cs_decision_t    d;
+    cs_rollout_t     ro;
+    cs_split_view_t  view;
+
+    ck_assert_int_eq(cs_parse(&p,
+        "{\"violation_for\": \"5s\","
+        " \"rollback\": {\"steps\": [20, 5, 0], \"step_hold\": \"1m\"},"
+        " \"stages\": [{\"name\": \"a\", \"weight\": 10, \"hold\": \"1h\"},"
+        "              {\"name\": \"b\", \"weight\": 50, \"hold\": \"10m\"},"
+        "              {\"name\": \"c\", \"weight\": 100, \"hold\": 0}]}"),
+        0);
+
+    cs_metrics(&m, 5000, 10, 50, 1000, 50, 50, 0, 50);
+    cs_state(&p, &ro, &view, 1, CS_STATUS_RUNNING);
+    ro.violation_since = T0;
+    cs_decide(&p, &view, &ro, &m, T0 + 5 * S, &d);
+    ck_assert_int_eq(d.action, CS_ACT_ROLLBACK_STEP);
+    ck_assert_uint_eq(d.weight, 2000);
+    cs_written(&d, &ro, &view);
+
+    /* paused at once; the canary still fails */
+    view.generation = ro.seen + 1;
+    strcpy(view.state, "paused");
+    strcpy(view.updated_by, "canary-ctl:ops");
+    cs_decide(&p, &view, &ro, &m, T0 + 6 * S, &d);
+    ck_assert_int_eq(d.j.violation, 1);
+    ck_assert_msg(d.action == CS_ACT_HOLD, "%s", d.reason);
+    ro = d.next;
+
+    /* violation_for (5s) later: the walk, not a step 7s after the last */
+    cs_decide(&p, &view, &ro, &m, T0 + 12 * S, &d);
+    ck_assert_msg(d.action == CS_ACT_HOLD, "%s", d.reason);
+    ck_assert_msg(d.next.status == CS_STATUS_ROLLING_BACK, "%s", d.reason);
+    ck_assert_msg(strstr(d.reason, "rolling back: at 20%, to 5%") != NULL,
+                  "%s", d.reason);
+    ro = d.next;
+
+    cs_decide(&p, &view, &ro, &m, T0 + 65 * S, &d);
+    ck_assert_int_eq(d.action, CS_ACT_ROLLBACK_STEP);
+    ck_assert_uint_eq(d.weight, 500);
+
+    cs_plan_free(&p);
+}
+END_TEST
+
+
 START_TEST(test_stage_slo_judges_its_stage)
 {
     cs_plan_t        p;
