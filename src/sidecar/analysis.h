@@ -54,6 +54,9 @@ typedef struct {
     int                 walking;            /* a gradual rollback under
                                                way, kept while an
                                                operator pauses it */
+    int64_t             trigger_since[CS_TRIGGERS];
+                                            /* unix ms each trigger's
+                                               checks fail since; 0 */
     cs_evidence_t       ev;
 } cs_rollout_t;
 

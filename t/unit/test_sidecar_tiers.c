@@ -18,6 +18,7 @@
 
 #include "analysis.h"
 #include "evidence.h"
+#include "redis.h"
 #include "sequential.h"
 
 
@@ -640,6 +641,177 @@ START_TEST(test_instant_acts_at_once_grace_waits_then_pauses)
     cs_metrics(&m, 5000, 10, 50, 1000, 50, 60, 0, 60);
     cs_decide(&p, &view, &ro, &m, T0 + 22 * S, &d);
     ck_assert_int_eq(d.action, CS_ACT_ROLLBACK);
+
+    cs_plan_free(&p);
+}
+END_TEST
+
+
+/*
+ * Two grace triggers: latency_p95 (10m, then pause) fails from the
+ * start; error_rate (5m, then rollback) starts failing 9 minutes in.
+ * error_rate's grace counts from its own failure, not latency's: no
+ * rollback at 9m, a pause at 10m (latency's grace), the rollback at
+ * 14m (error_rate's).  State saved and read back in between.
+ */
+
+START_TEST(test_grace_counts_from_its_own_checks_failure)
+{
+    cs_plan_t        p;
+    cs_metrics_t     m;
+    cs_decision_t    d;
+    cs_rollout_t     ro;
+    cs_split_view_t  view;
+
+    ck_assert_int_eq(cs_parse(&p,
+        "{\"violation_for\": \"5s\","
+        " \"slo\": {\"latency_p95_max_ms\": 55},"
+        " \"triggers\": {"
+        "   \"error_rate\": {\"act\": \"grace\", \"for\": \"5m\","
+        "                    \"then\": \"rollback\"},"
+        "   \"availability\": {\"act\": \"grace\", \"for\": \"5m\"},"
+        "   \"latency_p95\": {\"act\": \"grace\", \"for\": \"10m\","
+        "                     \"then\": \"pause\"}},"
+        " \"stages\": [{\"name\": \"a\", \"weight\": 10, \"hold\": \"1h\"},"
+        "              {\"name\": \"b\", \"weight\": 100, \"hold\": 0}]}"),
+        0);
+
+    /* slow, no errors */
+    cs_metrics(&m, 5000, 0, 50, 1000, 0, 60, 0, 60);
+    cs_state(&p, &ro, &view, 0, CS_STATUS_RUNNING);
+    cs_decide(&p, &view, &ro, &m, T0 + S, &d);
+    ck_assert_int_eq(d.j.checks[CS_CHECK_P95_MAX].status, CS_FAIL);
+    ck_assert_int_eq(d.j.checks[CS_CHECK_ERRORS].status, CS_PASS);
+    ck_assert_int_eq(d.action, CS_ACT_HOLD);
+    ro = d.next;
+
+    /* 9 minutes in, errors too: error_rate fails for 0s of its 5m */
+    cs_metrics(&m, 5000, 10, 50, 1000, 100, 60, 0, 60);
+    cs_decide(&p, &view, &ro, &m, T0 + 9 * 60 * S, &d);
+    ck_assert_int_eq(d.j.checks[CS_CHECK_ERRORS].status, CS_FAIL);
+    ck_assert_msg(d.action == CS_ACT_HOLD, "%s", d.reason);
+    ck_assert_msg(strstr(d.reason, "for 8m59s/10m") != NULL, "%s", d.reason);
+    ro = d.next;
+
+    /* 10m01s: latency's grace is over: pause */
+    cs_decide(&p, &view, &ro, &m, T0 + 601 * S, &d);
+    ck_assert_msg(d.action == CS_ACT_PAUSE, "%s", d.reason);
+    ck_assert_msg(strstr(d.reason, "PAUSE (trigger latency_p95 grace)")
+                  == d.reason, "%s", d.reason);
+    cs_written(&d, &ro, &view);
+
+    /* 13m59s: error_rate's grace is not over yet */
+    cs_decide(&p, &view, &ro, &m, T0 + 839 * S, &d);
+    ck_assert_msg(d.action == CS_ACT_HOLD, "%s", d.reason);
+    ro = d.next;
+
+    /* 14m: it is; then rollback, whatever the pause */
+    cs_decide(&p, &view, &ro, &m, T0 + 840 * S, &d);
+    ck_assert_msg(d.action == CS_ACT_ROLLBACK, "%s", d.reason);
+    ck_assert_msg(strstr(d.reason, "ROLLBACK (trigger error_rate grace): ")
+                  == d.reason, "%s", d.reason);
+    ck_assert_msg(strstr(d.reason, " for 5m") != NULL, "%s", d.reason);
+
+    cs_plan_free(&p);
+}
+END_TEST
+
+
+/* the sidecar's state as HGETALL returns it */
+
+static redisReply *
+cs_state_hash(const char **kv)
+{
+    size_t       i, n;
+    redisReply  *r, *e;
+
+    for (n = 0; kv[n]; n++) {
+        /* void */
+    }
+
+    r = calloc(1, sizeof(redisReply));
+    r->type = REDIS_REPLY_ARRAY;
+    r->elements = n;
+    r->element = calloc(n ? n : 1, sizeof(redisReply *));
+
+    for (i = 0; i < n; i++) {
+        e = calloc(1, sizeof(redisReply));
+        e->type = REDIS_REPLY_STRING;
+        e->str = strdup(kv[i]);
+        e->len = strlen(kv[i]);
+        r->element[i] = e;
+    }
+
+    return r;
+}
+
+
+/*
+ * trigger_since and walking in the sidecar's state: read back; a state
+ * from before them (no trigger_since) counts every trigger from
+ * violation_since, as that sidecar did; a malformed one is refused by
+ * name
+ */
+
+START_TEST(test_state_keeps_trigger_since_and_walking)
+{
+    char           err[256], warn[256];
+    size_t         i;
+    cs_plan_t      p;
+    redisReply    *h;
+    cs_rollout_t   ro;
+
+    static const char  *kv[] = {
+        "status", "paused", "stage", "0", "stage_name", "a",
+        "stage_started", "1700000000000", "violation_since", "1700000001000",
+        "walking", "1", "trigger_since", NULL, NULL
+    };
+
+    static const char  *bad[] = {
+        "1,2", "1,2,3,4,5,6", "1,,3,4,5", "1,2,3,4,x", "-1,0,0,0,0",
+        "1,2,3,4,5,", "9999999999999,0,0,0,0", NULL
+    };
+
+    ck_assert_int_eq(cs_parse(&p,
+        "{\"stages\": [{\"name\": \"a\", \"weight\": 10, \"hold\": \"1h\"},"
+        "              {\"name\": \"b\", \"weight\": 100, \"hold\": 0}]}"),
+        0);
+
+    kv[13] = "0,1700000002000,0,1700000001000,0";
+    h = cs_state_hash(kv);
+    ck_assert_msg(cs_rollout_from_hash(&ro, &p, h, T0 + 60 * S, err,
+                                       sizeof(err), warn, sizeof(warn))
+                  == 0, "%s", err);
+    freeReplyObject(h);
+    ck_assert_int_eq(ro.walking, 1);
+    ck_assert_int_eq(ro.trigger_since[0], 0);
+    ck_assert_int_eq(ro.trigger_since[1], 1700000002000LL);
+    ck_assert_int_eq(ro.trigger_since[3], 1700000001000LL);
+
+    /* an older sidecar's state */
+    kv[10] = NULL;
+    h = cs_state_hash(kv);
+    ck_assert_int_eq(cs_rollout_from_hash(&ro, &p, h, T0 + 60 * S, err,
+                                          sizeof(err), warn, sizeof(warn)),
+                     0);
+    freeReplyObject(h);
+    ck_assert_int_eq(ro.walking, 0);
+
+    for (i = 0; i < CS_TRIGGERS; i++) {
+        ck_assert_int_eq(ro.trigger_since[i], 1700000001000LL);
+    }
+
+    kv[10] = "walking";
+
+    for (i = 0; bad[i]; i++) {
+        kv[13] = bad[i];
+        h = cs_state_hash(kv);
+        ck_assert_msg(cs_rollout_from_hash(&ro, &p, h, T0 + 60 * S, err,
+                                           sizeof(err), warn, sizeof(warn))
+                      == -1, "trigger_since \"%s\" accepted", bad[i]);
+        freeReplyObject(h);
+        ck_assert_msg(strstr(err, "trigger_since") != NULL, "%s", err);
+    }
 
     cs_plan_free(&p);
 }
