@@ -18,6 +18,7 @@
 
 #include "analysis.h"
 #include "evidence.h"
+#include "receipts.h"
 #include "redis.h"
 #include "sequential.h"
 
@@ -1092,6 +1093,51 @@ START_TEST(test_a_pause_mid_walk_does_not_skip_the_step_hold)
     cs_decide(&p, &view, &ro, &m, T0 + 65 * S, &d);
     ck_assert_int_eq(d.action, CS_ACT_ROLLBACK_STEP);
     ck_assert_uint_eq(d.weight, 500);
+
+    cs_plan_free(&p);
+}
+END_TEST
+
+
+/*
+ * A receipt's evidence states the stage's SLO, not the plan's: a stage
+ * with its own confidence and error margin says "at 90% confidence"
+ */
+
+START_TEST(test_receipt_evidence_is_the_stage_slos)
+{
+    char              *s, id[CS_UUID_LEN + 1];
+    cs_plan_t          p;
+    cs_metrics_t       m;
+    cs_decision_t      d;
+    cs_rollout_t       ro;
+    cs_split_view_t    view;
+    cs_receipt_ctx_t   ctx;
+
+    ck_assert_int_eq(cs_parse(&p,
+        "{\"slo\": {\"confidence\": 0.99, \"error_rate_ratio_max\": 2},"
+        " \"stages\": [{\"name\": \"a\", \"weight\": 10, \"hold\": \"1m\","
+        "               \"slo\": {\"confidence\": 0.9,"
+        "                       \"error_rate_ratio_max\": 50}},"
+        "              {\"name\": \"b\", \"weight\": 100, \"hold\": 0}]}"),
+        0);
+
+    cs_metrics(&m, 50000, 50, 50, 10000, 10, 50, 0, 50);
+    cs_state(&p, &ro, &view, 0, CS_STATUS_RUNNING);
+    cs_decide(&p, &view, &ro, &m, T0 + 2 * 60 * S, &d);
+    ck_assert_msg(d.nops >= 1, "%s", d.reason);
+
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.split = "api";
+    ctx.by = "sidecar-a";
+    ctx.now = T0 + 2 * 60 * S;
+
+    s = cs_receipt_json(&p, &d, 0, &ctx, id);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_msg(strstr(s, "at 90% confidence") != NULL, "%s", s);
+    ck_assert_msg(strstr(s, "\"detectable_error_ratio\":50") != NULL, "%s",
+                  s);
+    free(s);
 
     cs_plan_free(&p);
 }
