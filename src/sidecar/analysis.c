@@ -1044,8 +1044,9 @@ cs_decide_judged(const cs_plan_t *plan, const cs_split_view_t *view,
  * on_violation, as before triggers: violation_for counts from the
  * violation's start (violation_since, any check failing since then
  * without a break).  A trigger the plan sets counts its "for" from when
- * its own checks started failing (trigger_since).  The critical path acts at once, with on_violation.  A
- * rollback walks the plan's "rollback" steps down, unless critical.
+ * its own checks started failing (trigger_since).  The critical path
+ * acts at once, with on_violation.  A rollback walks the plan's
+ * "rollback" steps down, unless critical.
  */
 
 static void
