@@ -1144,6 +1144,55 @@ START_TEST(test_receipt_evidence_is_the_stage_slos)
 END_TEST
 
 
+/* an operator's weight during the walk: the walk goes on from it */
+
+START_TEST(test_an_operators_weight_mid_walk_is_walked_from)
+{
+    cs_plan_t        p;
+    cs_metrics_t     m;
+    cs_decision_t    d;
+    cs_rollout_t     ro;
+    cs_split_view_t  view;
+
+    ck_assert_int_eq(cs_parse(&p,
+        "{\"violation_for\": \"5s\","
+        " \"rollback\": {\"steps\": [20, 5, 0], \"step_hold\": \"1m\"},"
+        " \"stages\": [{\"name\": \"a\", \"weight\": 10, \"hold\": \"1h\"},"
+        "              {\"name\": \"b\", \"weight\": 50, \"hold\": \"10m\"},"
+        "              {\"name\": \"c\", \"weight\": 100, \"hold\": 0}]}"),
+        0);
+
+    cs_metrics(&m, 5000, 10, 50, 1000, 50, 50, 0, 50);
+    cs_state(&p, &ro, &view, 1, CS_STATUS_RUNNING);
+    ro.violation_since = T0;
+    cs_decide(&p, &view, &ro, &m, T0 + 5 * S, &d);
+    ck_assert_int_eq(d.action, CS_ACT_ROLLBACK_STEP);
+    cs_written(&d, &ro, &view);
+
+    /* set to 50% by hand at +30s */
+    cs_metrics(&m, 5000, 10, 50, 1000, 2, 50, 0, 50);
+    view.generation = ro.seen + 1;
+    view.weight = 5000;
+    strcpy(view.updated_by, "canary-ctl:ops");
+    cs_decide(&p, &view, &ro, &m, T0 + 30 * S, &d);
+    ck_assert_int_eq(d.next.status, CS_STATUS_ROLLING_BACK);
+    ck_assert_uint_eq(d.next.weight, 5000);
+    ck_assert_int_eq(d.action, CS_ACT_HOLD);
+    ro = d.next;
+
+    /* a step_hold after it, not after the 20% step: 20% again */
+    cs_decide(&p, &view, &ro, &m, T0 + 80 * S, &d);
+    ck_assert_msg(d.action == CS_ACT_HOLD, "%s", d.reason);
+    cs_decide(&p, &view, &ro, &m, T0 + 90 * S, &d);
+    ck_assert_msg(d.action == CS_ACT_ROLLBACK_STEP, "%s", d.reason);
+    ck_assert_uint_eq(d.weight, 2000);
+    ck_assert_uint_eq(d.from_weight, 5000);
+
+    cs_plan_free(&p);
+}
+END_TEST
+
+
 START_TEST(test_stage_slo_judges_its_stage)
 {
     cs_plan_t        p;
