@@ -1182,6 +1182,11 @@ cs_rollout_from_hash(cs_rollout_t *ro, const cs_plan_t *plan,
         return -1;
     }
 
+    /* a walk's state from before walking was kept */
+    if (ro->status == CS_STATUS_ROLLING_BACK) {
+        ro->walking = 1;
+    }
+
     if (ro->seen < ro->generation) {
         ro->seen = ro->generation;
     }

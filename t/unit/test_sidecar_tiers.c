@@ -802,6 +802,17 @@ START_TEST(test_state_keeps_trigger_since_and_walking)
         ck_assert_int_eq(ro.trigger_since[i], 1700000001000LL);
     }
 
+    /* rolling_back without walking: a walk all the same */
+    kv[1] = "rolling_back";
+    h = cs_state_hash(kv);
+    ck_assert_int_eq(cs_rollout_from_hash(&ro, &p, h, T0 + 60 * S, err,
+                                          sizeof(err), warn, sizeof(warn)),
+                     0);
+    freeReplyObject(h);
+    ck_assert_int_eq(ro.status, CS_STATUS_ROLLING_BACK);
+    ck_assert_int_eq(ro.walking, 1);
+    kv[1] = "paused";
+
     kv[10] = "walking";
 
     for (i = 0; bad[i]; i++) {
