@@ -778,6 +778,7 @@ cs_stage_restart(cs_rollout_t *nx, int64_t now)
 {
     nx->stage_started = now;
     nx->violation_since = 0;
+    memset(nx->trigger_since, 0, sizeof(nx->trigger_since));
     memset(&nx->ev, 0, sizeof(cs_evidence_t));
 }
 
@@ -855,12 +856,23 @@ cs_decide_operator(const cs_plan_t *plan, const cs_split_view_t *view,
         }
 
     } else if (strcmp(view->state, NGX_HTTP_CANARY_STATE_RUNNING) == 0
+               && nx->status == CS_STATUS_PAUSED && nx->walking)
+    {
+        /* a gradual rollback paused: the decision was taken, it walks on
+         * (never a rollout at a step's weight that promotes again) */
+        nx->status = CS_STATUS_ROLLING_BACK;
+        cs_note(d, "resumed by %s: the gradual rollback goes on from %s%%",
+                by, cs_weight_format(nx->weight, w, sizeof(w)));
+        changed = 1;
+
+    } else if (strcmp(view->state, NGX_HTTP_CANARY_STATE_RUNNING) == 0
                && (nx->status == CS_STATUS_PAUSED
                    || nx->status == CS_STATUS_AWAITING_RESUME
                    || nx->status == CS_STATUS_HALTED))
     {
         nx->status = CS_STATUS_RUNNING;
         nx->violation_since = 0;
+        memset(nx->trigger_since, 0, sizeof(nx->trigger_since));
         changed = 1;
 
         st = &plan->stages[nx->stage];
@@ -919,6 +931,7 @@ cs_decide_judged(const cs_plan_t *plan, const cs_split_view_t *view,
     if (j->outage) {
         if (nx->violation_since) {
             nx->violation_since = 0;
+            memset(nx->trigger_since, 0, sizeof(nx->trigger_since));
             d->dirty = 1;
         }
 
@@ -1041,10 +1054,12 @@ cs_decide_judged(const cs_plan_t *plan, const cs_split_view_t *view,
  * once, a grace one once the violation lasted its "for"; then its
  * "then" (rollback, or pause).  Several due: a rollback wins over a
  * pause.  By default every check is grace with violation_for and
- * on_violation, as before triggers.  "for" counts from the violation's
- * start (violation_since, any check failing since then without a
- * break).  The critical path acts at once, with on_violation.  A
- * rollback walks the plan's "rollback" steps down, unless critical.
+ * on_violation, as before triggers: violation_for counts from the
+ * violation's start (violation_since, any check failing since then
+ * without a break).  A trigger the plan sets counts its "for" from when
+ * its own checks started failing (trigger_since).  The critical path
+ * acts at once, with on_violation.  A rollback walks the plan's
+ * "rollback" steps down, unless critical.
  */
 
 static void
@@ -1052,8 +1067,9 @@ cs_decide_violation(const cs_plan_t *plan, const cs_split_view_t *view,
     int64_t now, cs_decision_t *d)
 {
     char                   failed[256], a[24], b[24], when[64], by[64];
-    size_t                 i, due_check;
-    int64_t                held, wait;
+    int                    failing;
+    size_t                 i, k, due_check;
+    int64_t                held, wait, waited, t_held;
     uint32_t               step;
     cs_trigger_t           t;
     cs_rollout_t          *nx;
@@ -1070,12 +1086,36 @@ cs_decide_violation(const cs_plan_t *plan, const cs_split_view_t *view,
         d->dirty = 1;
     }
 
-    held = cs_elapsed(now, nx->violation_since);
+    /*
+     * a trigger the plan sets counts its "for" from when its own checks
+     * started failing (trigger_since), not from another check's
+     * violation: a check that fails 1s into a grace of 5 minutes must
+     * not act because another failed 5 minutes ago
+     */
+    for (k = 0; k < CS_TRIGGERS; k++) {
+        failing = 0;
+
+        for (i = 0; i < CS_CHECKS; i++) {
+            failing |= cs_check_trigger(i) == k
+                       && j->checks[i].status == CS_FAIL;
+        }
+
+        if (failing && nx->trigger_since[k] == 0) {
+            nx->trigger_since[k] = now;
+            d->dirty = 1;
+
+        } else if (!failing && nx->trigger_since[k] != 0) {
+            nx->trigger_since[k] = 0;
+            d->dirty = 1;
+        }
+    }
 
     /* which failing checks' triggers are due, and the shortest wait */
     then = CS_ON_VIOLATION_PAUSE;
     due_check = CS_CHECKS;
     wait = INT64_MAX;
+    waited = 0;
+    held = cs_elapsed(now, nx->violation_since);
     by[0] = '\0';
 
     for (i = 0; i < CS_CHECKS; i++) {
@@ -1085,9 +1125,15 @@ cs_decide_violation(const cs_plan_t *plan, const cs_split_view_t *view,
 
         cs_trigger_get(plan, cs_check_trigger(i), &t);
 
-        if (!t.instant && held < t.wait) {
-            if (t.wait < wait) {
+        /* unset: violation_for from the violation's start, as before */
+        t_held = t.set ? cs_elapsed(now, nx->trigger_since[
+                                             cs_check_trigger(i)])
+                       : cs_elapsed(now, nx->violation_since);
+
+        if (!t.instant && t_held < t.wait) {
+            if (wait == INT64_MAX || t.wait - t_held < wait - waited) {
                 wait = t.wait;
+                waited = t_held;
             }
 
             continue;
@@ -1099,6 +1145,7 @@ cs_decide_violation(const cs_plan_t *plan, const cs_split_view_t *view,
         {
             due_check = i;
             then = t.then;
+            held = t_held;
 
             if (t.set) {
                 snprintf(by, sizeof(by), " (trigger %s %s)",
@@ -1112,7 +1159,8 @@ cs_decide_violation(const cs_plan_t *plan, const cs_split_view_t *view,
 
     if (!j->critical && due_check == CS_CHECKS) {
         cs_reason(d, "VIOLATION %s for %s/%s", failed,
-                  cs_duration_format(held, a, sizeof(a)),
+                  cs_duration_format(wait == INT64_MAX ? held : waited, a,
+                                     sizeof(a)),
                   cs_duration_format(wait == INT64_MAX ? 0 : wait, b,
                                      sizeof(b)));
         return;
@@ -1148,6 +1196,15 @@ cs_decide_violation(const cs_plan_t *plan, const cs_split_view_t *view,
         }
 
         cs_reason(d, "PAUSE (on_violation pause): %s %s", failed, when);
+        return;
+    }
+
+    if (nx->walking && !j->critical) {
+        /* a walk paused by an operator: the violation goes on, so does
+         * the walk, at its pace (step_hold from the last step) */
+        nx->status = CS_STATUS_ROLLING_BACK;
+        d->dirty = 1;
+        cs_decide_walk(plan, view, NULL, now, d);
         return;
     }
 
@@ -1272,6 +1329,8 @@ cs_rollback_to(const cs_plan_t *plan, const cs_split_view_t *view,
     d->weight = weight;
     d->to_weight = weight;
     nx->weight = weight;
+
+    nx->walking = weight > 0;
 
     if (weight > 0) {
         cs_write(d, view, CS_ACT_ROLLBACK_STEP,

@@ -55,6 +55,12 @@ typedef struct {
                                                does not start */
     char                lagging[384];       /* the nodes that lag the
                                                split's generation */
+    int                 walking;            /* a gradual rollback under
+                                               way, kept while an
+                                               operator pauses it */
+    int64_t             trigger_since[CS_TRIGGERS];
+                                            /* unix ms each trigger's
+                                               checks fail since; 0 */
     cs_evidence_t       ev;
 
     /* for the receipts (receipts.c): how far the rollout got */

@@ -19,6 +19,17 @@
 
 #include "plan.h"
 #include "ngx_http_canary_parse.h"
+#include "ngx_http_canary_histogram.h"
+
+
+/*
+ * An absolute latency limit's top: a request is counted over a limit
+ * when its histogram bucket starts above it, and none but the overflow
+ * bucket (67.1s and more) starts above 67108ms: a limit there could
+ * never fail
+ */
+#define CS_LATENCY_LIMIT_MAX_MS                                               \
+    ((double) ((((uint64_t) 1 << NGX_HTTP_CANARY_HIST_MAX_SHIFT) - 1) / 1000))
 
 
 #define CS_DURATION_MAX   (30LL * 86400 * 1000)
@@ -772,7 +783,7 @@ cs_plan_slo(cs_plan_ctx_t *ctx, cs_slo_t *s, json_t *slo, const char *where)
 
     v = json_object_get(slo, "latency_p50_max_ms");
     snprintf(f, sizeof(f), "%s.latency_p50_max_ms", where);
-    if (v && cs_plan_number(ctx, v, f, 0, 3600000, 1,
+    if (v && cs_plan_number(ctx, v, f, 0, CS_LATENCY_LIMIT_MAX_MS, 1,
                             &s->latency_p50_max_ms) != 0)
     {
         return -1;
@@ -780,7 +791,7 @@ cs_plan_slo(cs_plan_ctx_t *ctx, cs_slo_t *s, json_t *slo, const char *where)
 
     v = json_object_get(slo, "latency_p95_max_ms");
     snprintf(f, sizeof(f), "%s.latency_p95_max_ms", where);
-    if (v && cs_plan_number(ctx, v, f, 0, 3600000, 1,
+    if (v && cs_plan_number(ctx, v, f, 0, CS_LATENCY_LIMIT_MAX_MS, 1,
                             &s->latency_p95_max_ms) != 0)
     {
         return -1;
@@ -788,7 +799,7 @@ cs_plan_slo(cs_plan_ctx_t *ctx, cs_slo_t *s, json_t *slo, const char *where)
 
     v = json_object_get(slo, "latency_p99_max_ms");
     snprintf(f, sizeof(f), "%s.latency_p99_max_ms", where);
-    if (v && cs_plan_number(ctx, v, f, 0, 3600000, 1,
+    if (v && cs_plan_number(ctx, v, f, 0, CS_LATENCY_LIMIT_MAX_MS, 1,
                             &s->latency_p99_max_ms) != 0)
     {
         return -1;

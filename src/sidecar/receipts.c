@@ -427,6 +427,7 @@ cs_receipt_evidence(const cs_plan_t *plan, const cs_decision_t *d)
     char                   text[128];
     double                 ratio, margin;
     json_t                *e;
+    const cs_slo_t        *slo;
     const cs_judgement_t  *j;
 
     if (!d->has_judgement) {
@@ -435,17 +436,21 @@ cs_receipt_evidence(const cs_plan_t *plan, const cs_decision_t *d)
 
     j = &d->j;
 
+    /* the SLO the stage was judged by: the plan's merged with its own */
+    slo = cs_plan_stage_slo(plan, d->from_stage < 0 ? 0
+                                  : (size_t) d->from_stage);
+
     ratio = cs_detectable_ratio(j->errors[CS_STABLE], j->requests[CS_STABLE],
                                 j->requests[CS_CANARY],
                                 j->alpha * CS_ALPHA_LOOK, 1000);
 
     /* and never under what the SLO's margin lets fail at all */
-    margin = plan->slo.error_rate_ratio_max;
+    margin = slo->error_rate_ratio_max;
 
     if (j->error_pct[CS_STABLE] > 0
-        && plan->slo.error_rate_max / j->error_pct[CS_STABLE] < margin)
+        && slo->error_rate_max / j->error_pct[CS_STABLE] < margin)
     {
-        margin = plan->slo.error_rate_max / j->error_pct[CS_STABLE];
+        margin = slo->error_rate_max / j->error_pct[CS_STABLE];
     }
 
     if (ratio > 0 && ratio < margin) {
@@ -455,7 +460,7 @@ cs_receipt_evidence(const cs_plan_t *plan, const cs_decision_t *d)
     if (ratio > 0) {
         snprintf(text, sizeof(text), "could show an error rate >= %.1fx "
                  "stable's (its end-of-hold look, at %g%% confidence)",
-                 ratio, 100 * plan->slo.confidence);
+                 ratio, 100 * slo->confidence);
 
     } else {
         snprintf(text, sizeof(text), "too few requests to catch an error "

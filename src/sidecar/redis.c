@@ -48,6 +48,8 @@ static char *cs_strcat3(const char *a, const char *b, const char *c);
 static void *cs_redis_create_array(const redisReadTask *task, int elements);
 static int cs_redis_time(const redisReply *t, int64_t *now);
 static int cs_digits(const char *p, size_t len, size_t max, int64_t *value);
+static int cs_state_trigger_since(const redisReply *v, int64_t now,
+    int64_t *since, char *err, size_t errlen);
 static int cs_state_time(const redisReply *v, const char *field,
     int64_t now, int64_t *t, char *err, size_t errlen);
 
@@ -1037,7 +1039,8 @@ static void
 cs_redis_state_args(cs_redis_t *r, cs_args_t *a, const cs_plan_t *plan,
     const cs_rollout_t *ro, const char *readings, int64_t now)
 {
-    char  ts[32], w[16], *ev;
+    char    ts[32], w[16], *ev, since[CS_TRIGGERS * 21];
+    size_t  k, n;
 
     cs_args_add(a, "HSET");
     cs_args_add(a, r->sidecar_key);
@@ -1067,6 +1070,16 @@ cs_redis_state_args(cs_redis_t *r, cs_args_t *a, const cs_plan_t *plan,
     cs_args_add(a, ro->held);
     cs_args_add(a, "lagging");
     cs_args_add(a, ro->lagging);
+    cs_args_add(a, "walking");
+    cs_args_addf(a, "%d", ro->walking);
+    cs_args_add(a, "trigger_since");
+
+    for (k = 0, n = 0; k < CS_TRIGGERS; k++) {
+        n += snprintf(since + n, sizeof(since) - n, "%s%lld", k ? "," : "",
+                      (long long) ro->trigger_since[k]);
+    }
+
+    cs_args_add(a, since);
     cs_args_add(a, "by");
     cs_args_add(a, r->id);
     cs_args_add(a, "updated_at");
@@ -1173,6 +1186,7 @@ cs_rollout_from_hash(cs_rollout_t *ro, const cs_plan_t *plan,
     const redisReply *hash, int64_t now, char *err, size_t errlen,
     char *warn, size_t warnlen)
 {
+    int                 has_trigger_since;
     size_t              i, k;
     int64_t             w;
     int                 completed;
@@ -1181,6 +1195,7 @@ cs_rollout_from_hash(cs_rollout_t *ro, const cs_plan_t *plan,
 
     cs_rollout_init(ro);
     completed = 0;
+    has_trigger_since = 0;
     warn[0] = '\0';
     evidence = NULL;
 
@@ -1271,6 +1286,26 @@ cs_rollout_from_hash(cs_rollout_t *ro, const cs_plan_t *plan,
             if (v->len < sizeof(ro->stages_log)) {
                 memcpy(ro->stages_log, v->str, v->len + 1);
             }
+
+        } else if (strcmp(f->str, "walking") == 0) {
+            ro->walking = strcmp(v->str, "1") == 0;
+
+        } else if (strcmp(f->str, "trigger_since") == 0) {
+            if (cs_state_trigger_since(v, now, ro->trigger_since, err,
+                                       errlen)
+                != 0)
+            {
+                return -1;
+            }
+
+            has_trigger_since = 1;
+        }
+    }
+
+    /* a state before trigger_since: each trigger since the violation */
+    if (!has_trigger_since) {
+        for (k = 0; k < CS_TRIGGERS; k++) {
+            ro->trigger_since[k] = ro->violation_since;
         }
     }
 
@@ -1300,6 +1335,11 @@ cs_rollout_from_hash(cs_rollout_t *ro, const cs_plan_t *plan,
         snprintf(err, errlen, "the sidecar state has no valid status "
                  "(\"%.32s\")", status ? status : "");
         return -1;
+    }
+
+    /* a walk's state from before walking was kept */
+    if (ro->status == CS_STATUS_ROLLING_BACK) {
+        ro->walking = 1;
     }
 
     if (ro->seen < ro->generation) {
@@ -1371,6 +1411,52 @@ cs_state_time(const redisReply *v, const char *field, int64_t now,
              "the state", field, value);
 
     return -1;
+}
+
+
+/*
+ * trigger_since: CS_TRIGGERS times of the state, "T,T,T,T,T", each as
+ * cs_state_time wants it
+ */
+
+static int
+cs_state_trigger_since(const redisReply *v, int64_t now, int64_t *since,
+    char *err, size_t errlen)
+{
+    size_t       k;
+    const char  *p, *end, *comma;
+    redisReply   part;
+
+    p = v->str;
+    end = v->str + v->len;
+
+    for (k = 0; k < CS_TRIGGERS; k++) {
+        comma = memchr(p, ',', (size_t) (end - p));
+
+        if ((comma == NULL) != (k == CS_TRIGGERS - 1)) {
+            snprintf(err, errlen, "the sidecar state's trigger_since "
+                     "\"%.64s\" is not %d times in unix ms separated by "
+                     "commas; fix or delete the state", v->str,
+                     CS_TRIGGERS);
+            return -1;
+        }
+
+        memset(&part, 0, sizeof(redisReply));
+        part.type = REDIS_REPLY_STRING;
+        part.str = (char *) p;
+        part.len = (size_t) ((comma ? comma : end) - p);
+
+        if (cs_state_time(&part, "trigger_since", now, &since[k], err,
+                          errlen)
+            != 0)
+        {
+            return -1;
+        }
+
+        p = comma ? comma + 1 : end;
+    }
+
+    return 0;
 }
 
 

@@ -183,11 +183,27 @@ cs_seq_p_value(const cs_seq_t *s)
 }
 
 
+/*
+ * The share test's alternatives, odds ratios over q's odds: the two-
+ * sample grid starts at 2, a margin a plan sets; an absolute limit has
+ * none, and with 2 as its nearest alternative the test never sees a
+ * share under about 1.4 q's odds (0.585 over a p50 limit, 7% over a p95
+ * one) however many requests.  From 1.05 it sees any share 2.5% over q
+ * in time; the 5 more alternatives cost log(13/8) = 0.5 nats.
+ */
+
+#define CS_SEQ_SHARE_GRID  13
+
+static const double  cs_seq_share_theta[CS_SEQ_SHARE_GRID] = {
+    1.05, 1.1, 1.25, 1.5, 1.75, 2, 3, 4.5, 7, 10, 15, 25, 40
+};
+
+
 double
 cs_seq_share_p(uint64_t k, uint64_t n, double q, double phi)
 {
     size_t  i;
-    double  odds, q1, lr[CS_SEQ_GRID], max, sum, lm;
+    double  odds, q1, lr[CS_SEQ_SHARE_GRID], max, sum, lm;
 
     if (n == 0 || k == 0 || !(q > 0 && q < 1)) {
         return 1;
@@ -204,8 +220,9 @@ cs_seq_share_p(uint64_t k, uint64_t n, double q, double phi)
     odds = q / (1 - q);
     max = -HUGE_VAL;
 
-    for (i = 0; i < CS_SEQ_GRID; i++) {
-        q1 = odds * cs_seq_theta[i] / (1 + odds * cs_seq_theta[i]);
+    for (i = 0; i < CS_SEQ_SHARE_GRID; i++) {
+        q1 = odds * cs_seq_share_theta[i]
+             / (1 + odds * cs_seq_share_theta[i]);
         lr[i] = ((double) k * log(q1 / q)
                  + (double) (n - k) * log((1 - q1) / (1 - q))) / phi;
 
@@ -216,11 +233,11 @@ cs_seq_share_p(uint64_t k, uint64_t n, double q, double phi)
 
     sum = 0;
 
-    for (i = 0; i < CS_SEQ_GRID; i++) {
+    for (i = 0; i < CS_SEQ_SHARE_GRID; i++) {
         sum += exp(lr[i] - max);
     }
 
-    lm = max + log(sum / CS_SEQ_GRID);
+    lm = max + log(sum / CS_SEQ_SHARE_GRID);
 
     return lm <= 0 ? 1 : exp(-lm);
 }

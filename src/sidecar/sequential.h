@@ -128,10 +128,11 @@ double cs_seq_p_value(const cs_seq_t *s);
  *     (q1 / q)^k ((1 - q1) / (1 - q))^(n - k),
  *
  * is a nonnegative supermartingale in the requests, and so is its
- * mixture over q1 = odds(q) x theta for theta in cs_seq_theta (the same
- * grid of ratios as the two-sample test, on the odds scale so that q1
- * stays under 1).  Its value depends on k and n only: no state.  Each
- * log ratio is divided by phi (>= 1) for bursts, as in cs_seq_update.
+ * mixture over q1 = odds(q) x theta for theta from 1.05 to 40 (on the
+ * odds scale so that q1 stays under 1; nearer 1 than the two-sample
+ * grid, so that any share over q is seen in time).  Its value depends
+ * on k and n only: no state.  Each log ratio is divided by phi (>= 1)
+ * for bursts, as in cs_seq_update.
  * p = min(1, 1 / M).
  */
 double cs_seq_share_p(uint64_t k, uint64_t n, double q, double phi);

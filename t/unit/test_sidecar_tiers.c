@@ -18,6 +18,8 @@
 
 #include "analysis.h"
 #include "evidence.h"
+#include "receipts.h"
+#include "redis.h"
 #include "sequential.h"
 
 
@@ -209,6 +211,8 @@ END_TEST
 
 START_TEST(test_plan_errors_name_the_field_and_place)
 {
+    cs_plan_t  p;
+
     cs_refused("{\"stages\": [{\"name\": \"a\", \"weight\": 1, \"hold\": 0},"
                " {\"name\": \"b\", \"weight\": 2, \"hold\": 0},"
                " {\"name\": \"c\", \"weight\": 3, \"hold\": 0,"
@@ -257,6 +261,21 @@ START_TEST(test_plan_errors_name_the_field_and_place)
     cs_refused("{\"triggers\": [],"
                " \"stages\": [{\"name\": \"a\", \"weight\": 1, \"hold\": 0}]}",
                "\"triggers\" is not an object");
+
+    /* an absolute limit over the histogram's top (67.1s) never fails:
+     * no bucket starts above it */
+    cs_refused("{\"stages\": [{\"name\": \"a\", \"weight\": 1, \"hold\": 0,"
+               " \"slo\": {\"latency_p99_max_ms\": 70000}}]}",
+               "stages[0].slo.latency_p99_max_ms: 70000 is out of range "
+               "above 0 to 67108");
+    cs_refused("{\"slo\": {\"latency_p50_max_ms\": 3600000},"
+               " \"stages\": [{\"name\": \"a\", \"weight\": 1, \"hold\": 0}]}",
+               "slo.latency_p50_max_ms: 3.6e+06 is out of range");
+    ck_assert_int_eq(cs_parse(&p,
+        "{\"slo\": {\"latency_p95_max_ms\": 67108},"
+        " \"stages\": [{\"name\": \"a\", \"weight\": 1, \"hold\": 0}]}"),
+        0);
+    cs_plan_free(&p);
 
     /* rollback */
     cs_refused("{\"rollback\": {\"steps\": [20, 20, 0]},"
@@ -394,6 +413,30 @@ START_TEST(test_share_test_is_always_valid)
     /* bursts weigh less */
     ck_assert(cs_seq_share_p(100, 1000, 0.05, 4)
               > cs_seq_share_p(100, 1000, 0.05, 1));
+}
+END_TEST
+
+
+/*
+ * Any share over the allowed one is seen with enough requests: a canary
+ * with 56% of its requests over a p50 limit (its median over it), 6.5%
+ * over a p95 one, 1.3% over a p99 one, on a million requests.  The
+ * share test's alternatives must come near q, not start at twice its
+ * odds: those never see a share under about 1.17 q (0.585 for p50).
+ */
+
+START_TEST(test_share_test_sees_a_share_just_over)
+{
+    ck_assert_msg(cs_seq_share_p(560000, 1000000, 0.5, 1) < 1e-6, "p=%g",
+                  cs_seq_share_p(560000, 1000000, 0.5, 1));
+    ck_assert_msg(cs_seq_share_p(65000, 1000000, 0.05, 1) < 1e-6, "p=%g",
+                  cs_seq_share_p(65000, 1000000, 0.05, 1));
+    ck_assert_msg(cs_seq_share_p(13000, 1000000, 0.01, 1) < 1e-6, "p=%g",
+                  cs_seq_share_p(13000, 1000000, 0.01, 1));
+
+    /* and still never at the share itself, however many requests */
+    ck_assert(cs_seq_share_p(500000, 1000000, 0.5, 1) == 1);
+    ck_assert(cs_seq_share_p(50000000, 1000000000, 0.05, 1) == 1);
 }
 END_TEST
 
@@ -605,6 +648,188 @@ START_TEST(test_instant_acts_at_once_grace_waits_then_pauses)
 END_TEST
 
 
+/*
+ * Two grace triggers: latency_p95 (10m, then pause) fails from the
+ * start; error_rate (5m, then rollback) starts failing 9 minutes in.
+ * error_rate's grace counts from its own failure, not latency's: no
+ * rollback at 9m, a pause at 10m (latency's grace), the rollback at
+ * 14m (error_rate's).  State saved and read back in between.
+ */
+
+START_TEST(test_grace_counts_from_its_own_checks_failure)
+{
+    cs_plan_t        p;
+    cs_metrics_t     m;
+    cs_decision_t    d;
+    cs_rollout_t     ro;
+    cs_split_view_t  view;
+
+    ck_assert_int_eq(cs_parse(&p,
+        "{\"violation_for\": \"5s\","
+        " \"slo\": {\"latency_p95_max_ms\": 55},"
+        " \"triggers\": {"
+        "   \"error_rate\": {\"act\": \"grace\", \"for\": \"5m\","
+        "                    \"then\": \"rollback\"},"
+        "   \"availability\": {\"act\": \"grace\", \"for\": \"5m\"},"
+        "   \"latency_p95\": {\"act\": \"grace\", \"for\": \"10m\","
+        "                     \"then\": \"pause\"}},"
+        " \"stages\": [{\"name\": \"a\", \"weight\": 10, \"hold\": \"1h\"},"
+        "              {\"name\": \"b\", \"weight\": 100, \"hold\": 0}]}"),
+        0);
+
+    /* slow, no errors */
+    cs_metrics(&m, 5000, 0, 50, 1000, 0, 60, 0, 60);
+    cs_state(&p, &ro, &view, 0, CS_STATUS_RUNNING);
+    cs_decide(&p, &view, &ro, &m, T0 + S, &d);
+    ck_assert_int_eq(d.j.checks[CS_CHECK_P95_MAX].status, CS_FAIL);
+    ck_assert_int_eq(d.j.checks[CS_CHECK_ERRORS].status, CS_PASS);
+    ck_assert_int_eq(d.action, CS_ACT_HOLD);
+    ro = d.next;
+
+    /* 9 minutes in, errors too: error_rate fails for 0s of its 5m */
+    cs_metrics(&m, 5000, 10, 50, 1000, 100, 60, 0, 60);
+    cs_decide(&p, &view, &ro, &m, T0 + 9 * 60 * S, &d);
+    ck_assert_int_eq(d.j.checks[CS_CHECK_ERRORS].status, CS_FAIL);
+    ck_assert_msg(d.action == CS_ACT_HOLD, "%s", d.reason);
+    ck_assert_msg(strstr(d.reason, "for 8m59s/10m") != NULL, "%s", d.reason);
+    ro = d.next;
+
+    /* 10m01s: latency's grace is over: pause */
+    cs_decide(&p, &view, &ro, &m, T0 + 601 * S, &d);
+    ck_assert_msg(d.action == CS_ACT_PAUSE, "%s", d.reason);
+    ck_assert_msg(strstr(d.reason, "PAUSE (trigger latency_p95 grace)")
+                  == d.reason, "%s", d.reason);
+    cs_written(&d, &ro, &view);
+
+    /* 13m59s: error_rate's grace is not over yet */
+    cs_decide(&p, &view, &ro, &m, T0 + 839 * S, &d);
+    ck_assert_msg(d.action == CS_ACT_HOLD, "%s", d.reason);
+    ro = d.next;
+
+    /* 14m: it is; then rollback, whatever the pause */
+    cs_decide(&p, &view, &ro, &m, T0 + 840 * S, &d);
+    ck_assert_msg(d.action == CS_ACT_ROLLBACK, "%s", d.reason);
+    ck_assert_msg(strstr(d.reason, "ROLLBACK (trigger error_rate grace): ")
+                  == d.reason, "%s", d.reason);
+    ck_assert_msg(strstr(d.reason, " for 5m") != NULL, "%s", d.reason);
+
+    cs_plan_free(&p);
+}
+END_TEST
+
+
+/* the sidecar's state as HGETALL returns it */
+
+static redisReply *
+cs_state_hash(const char **kv)
+{
+    size_t       i, n;
+    redisReply  *r, *e;
+
+    for (n = 0; kv[n]; n++) {
+        /* void */
+    }
+
+    r = calloc(1, sizeof(redisReply));
+    r->type = REDIS_REPLY_ARRAY;
+    r->elements = n;
+    r->element = calloc(n ? n : 1, sizeof(redisReply *));
+
+    for (i = 0; i < n; i++) {
+        e = calloc(1, sizeof(redisReply));
+        e->type = REDIS_REPLY_STRING;
+        e->str = strdup(kv[i]);
+        e->len = strlen(kv[i]);
+        r->element[i] = e;
+    }
+
+    return r;
+}
+
+
+/*
+ * trigger_since and walking in the sidecar's state: read back; a state
+ * from before them (no trigger_since) counts every trigger from
+ * violation_since, as that sidecar did; a malformed one is refused by
+ * name
+ */
+
+START_TEST(test_state_keeps_trigger_since_and_walking)
+{
+    char           err[256], warn[256];
+    size_t         i;
+    cs_plan_t      p;
+    redisReply    *h;
+    cs_rollout_t   ro;
+
+    static const char  *kv[] = {
+        "status", "paused", "stage", "0", "stage_name", "a",
+        "stage_started", "1700000000000", "violation_since", "1700000001000",
+        "walking", "1", "trigger_since", NULL, NULL
+    };
+
+    static const char  *bad[] = {
+        "1,2", "1,2,3,4,5,6", "1,,3,4,5", "1,2,3,4,x", "-1,0,0,0,0",
+        "1,2,3,4,5,", "9999999999999,0,0,0,0", NULL
+    };
+
+    ck_assert_int_eq(cs_parse(&p,
+        "{\"stages\": [{\"name\": \"a\", \"weight\": 10, \"hold\": \"1h\"},"
+        "              {\"name\": \"b\", \"weight\": 100, \"hold\": 0}]}"),
+        0);
+
+    kv[13] = "0,1700000002000,0,1700000001000,0";
+    h = cs_state_hash(kv);
+    ck_assert_msg(cs_rollout_from_hash(&ro, &p, h, T0 + 60 * S, err,
+                                       sizeof(err), warn, sizeof(warn))
+                  == 0, "%s", err);
+    freeReplyObject(h);
+    ck_assert_int_eq(ro.walking, 1);
+    ck_assert_int_eq(ro.trigger_since[0], 0);
+    ck_assert_int_eq(ro.trigger_since[1], 1700000002000LL);
+    ck_assert_int_eq(ro.trigger_since[3], 1700000001000LL);
+
+    /* an older sidecar's state */
+    kv[10] = NULL;
+    h = cs_state_hash(kv);
+    ck_assert_int_eq(cs_rollout_from_hash(&ro, &p, h, T0 + 60 * S, err,
+                                          sizeof(err), warn, sizeof(warn)),
+                     0);
+    freeReplyObject(h);
+    ck_assert_int_eq(ro.walking, 0);
+
+    for (i = 0; i < CS_TRIGGERS; i++) {
+        ck_assert_int_eq(ro.trigger_since[i], 1700000001000LL);
+    }
+
+    /* rolling_back without walking: a walk all the same */
+    kv[1] = "rolling_back";
+    h = cs_state_hash(kv);
+    ck_assert_int_eq(cs_rollout_from_hash(&ro, &p, h, T0 + 60 * S, err,
+                                          sizeof(err), warn, sizeof(warn)),
+                     0);
+    freeReplyObject(h);
+    ck_assert_int_eq(ro.status, CS_STATUS_ROLLING_BACK);
+    ck_assert_int_eq(ro.walking, 1);
+    kv[1] = "paused";
+
+    kv[10] = "walking";
+
+    for (i = 0; bad[i]; i++) {
+        kv[13] = bad[i];
+        h = cs_state_hash(kv);
+        ck_assert_msg(cs_rollout_from_hash(&ro, &p, h, T0 + 60 * S, err,
+                                           sizeof(err), warn, sizeof(warn))
+                      == -1, "trigger_since \"%s\" accepted", bad[i]);
+        freeReplyObject(h);
+        ck_assert_msg(strstr(err, "trigger_since") != NULL, "%s", err);
+    }
+
+    cs_plan_free(&p);
+}
+END_TEST
+
+
 START_TEST(test_gradual_rollback_walks_its_steps)
 {
     cs_plan_t        p;
@@ -756,6 +981,223 @@ START_TEST(test_critical_or_guard_during_the_walk_goes_to_0)
     cs_decide(&p, &view, &ro, &m, T0 + 70 * S, &d);
     ck_assert_int_eq(d.next.status, CS_STATUS_PAUSED);
     ck_assert_int_eq(d.action, CS_ACT_HOLD);
+
+    cs_plan_free(&p);
+}
+END_TEST
+
+
+/*
+ * An operator pauses a gradual rollback at 20%, looks, resumes: the walk
+ * goes on down (the decision was taken), it is not a rollout at 20% that
+ * promotes to the next stage after its hold.
+ */
+
+START_TEST(test_resume_after_a_pause_mid_walk_walks_on)
+{
+    cs_plan_t        p;
+    cs_metrics_t     m;
+    cs_decision_t    d;
+    cs_rollout_t     ro;
+    cs_split_view_t  view;
+
+    ck_assert_int_eq(cs_parse(&p,
+        "{\"violation_for\": \"5s\","
+        " \"rollback\": {\"steps\": [20, 5, 0], \"step_hold\": \"1m\"},"
+        " \"stages\": [{\"name\": \"a\", \"weight\": 10, \"hold\": \"1h\"},"
+        "              {\"name\": \"b\", \"weight\": 50, \"hold\": \"10m\"},"
+        "              {\"name\": \"c\", \"weight\": 100, \"hold\": 0}]}"),
+        0);
+
+    /* walking at 20% */
+    cs_metrics(&m, 5000, 10, 50, 1000, 50, 50, 0, 50);
+    cs_state(&p, &ro, &view, 1, CS_STATUS_RUNNING);
+    ro.violation_since = T0;
+    cs_decide(&p, &view, &ro, &m, T0 + 5 * S, &d);
+    ck_assert_int_eq(d.action, CS_ACT_ROLLBACK_STEP);
+    cs_written(&d, &ro, &view);
+
+    /* paused by an operator; the errors are gone */
+    view.generation++;
+    strcpy(view.state, "paused");
+    strcpy(view.updated_by, "canary-ctl:ops");
+    cs_metrics(&m, 5000, 10, 50, 1000, 2, 50, 0, 50);
+    cs_decide(&p, &view, &ro, &m, T0 + 10 * S, &d);
+    ck_assert_int_eq(d.next.status, CS_STATUS_PAUSED);
+    ck_assert_int_eq(d.action, CS_ACT_HOLD);
+    ro = d.next;
+
+    /* resumed: the walk goes on, at its pace */
+    view.generation = ro.seen + 1;
+    strcpy(view.state, "running");
+    cs_decide(&p, &view, &ro, &m, T0 + 20 * S, &d);
+    ck_assert_msg(d.next.status == CS_STATUS_ROLLING_BACK, "%s: %s",
+                  cs_status_name(d.next.status), d.reason);
+    ck_assert_int_eq(d.action, CS_ACT_HOLD);
+    ck_assert_msg(strstr(d.reason, "rolling back: at 20%, to 5%") != NULL,
+                  "%s", d.reason);
+    ro = d.next;
+
+    /* a step_hold after the 20% step: 5%, and never up to 100% */
+    cs_decide(&p, &view, &ro, &m, T0 + 65 * S, &d);
+    ck_assert_int_eq(d.action, CS_ACT_ROLLBACK_STEP);
+    ck_assert_uint_eq(d.weight, 500);
+    cs_written(&d, &ro, &view);
+
+    cs_decide(&p, &view, &ro, &m, T0 + 20 * 60 * S, &d);
+    ck_assert_int_eq(d.action, CS_ACT_ROLLBACK);
+    ck_assert_uint_eq(d.weight, 0);
+    ck_assert_int_eq(d.next.status, CS_STATUS_ROLLED_BACK);
+
+    cs_plan_free(&p);
+}
+END_TEST
+
+
+/*
+ * Paused mid-walk while the violation goes on: the rollback still acts
+ * (as it does on a paused rollout), but at the walk's pace: the next
+ * step a step_hold after the last, not at the next look.
+ */
+
+START_TEST(test_a_pause_mid_walk_does_not_skip_the_step_hold)
+{
+    cs_plan_t        p;
+    cs_metrics_t     m;
+    cs_decision_t    d;
+    cs_rollout_t     ro;
+    cs_split_view_t  view;
+
+    ck_assert_int_eq(cs_parse(&p,
+        "{\"violation_for\": \"5s\","
+        " \"rollback\": {\"steps\": [20, 5, 0], \"step_hold\": \"1m\"},"
+        " \"stages\": [{\"name\": \"a\", \"weight\": 10, \"hold\": \"1h\"},"
+        "              {\"name\": \"b\", \"weight\": 50, \"hold\": \"10m\"},"
+        "              {\"name\": \"c\", \"weight\": 100, \"hold\": 0}]}"),
+        0);
+
+    cs_metrics(&m, 5000, 10, 50, 1000, 50, 50, 0, 50);
+    cs_state(&p, &ro, &view, 1, CS_STATUS_RUNNING);
+    ro.violation_since = T0;
+    cs_decide(&p, &view, &ro, &m, T0 + 5 * S, &d);
+    ck_assert_int_eq(d.action, CS_ACT_ROLLBACK_STEP);
+    ck_assert_uint_eq(d.weight, 2000);
+    cs_written(&d, &ro, &view);
+
+    /* paused at once; the canary still fails */
+    view.generation = ro.seen + 1;
+    strcpy(view.state, "paused");
+    strcpy(view.updated_by, "canary-ctl:ops");
+    cs_decide(&p, &view, &ro, &m, T0 + 6 * S, &d);
+    ck_assert_int_eq(d.j.violation, 1);
+    ck_assert_msg(d.action == CS_ACT_HOLD, "%s", d.reason);
+    ro = d.next;
+
+    /* violation_for (5s) later: the walk, not a step 7s after the last */
+    cs_decide(&p, &view, &ro, &m, T0 + 12 * S, &d);
+    ck_assert_msg(d.action == CS_ACT_HOLD, "%s", d.reason);
+    ck_assert_msg(d.next.status == CS_STATUS_ROLLING_BACK, "%s", d.reason);
+    ck_assert_msg(strstr(d.reason, "rolling back: at 20%, to 5%") != NULL,
+                  "%s", d.reason);
+    ro = d.next;
+
+    cs_decide(&p, &view, &ro, &m, T0 + 65 * S, &d);
+    ck_assert_int_eq(d.action, CS_ACT_ROLLBACK_STEP);
+    ck_assert_uint_eq(d.weight, 500);
+
+    cs_plan_free(&p);
+}
+END_TEST
+
+
+/*
+ * A receipt's evidence states the stage's SLO, not the plan's: a stage
+ * with its own confidence and error margin says "at 90% confidence"
+ */
+
+START_TEST(test_receipt_evidence_is_the_stage_slos)
+{
+    char              *s, id[CS_UUID_LEN + 1];
+    cs_plan_t          p;
+    cs_metrics_t       m;
+    cs_decision_t      d;
+    cs_rollout_t       ro;
+    cs_split_view_t    view;
+    cs_receipt_ctx_t   ctx;
+
+    ck_assert_int_eq(cs_parse(&p,
+        "{\"slo\": {\"confidence\": 0.99, \"error_rate_ratio_max\": 2},"
+        " \"stages\": [{\"name\": \"a\", \"weight\": 10, \"hold\": \"1m\","
+        "               \"slo\": {\"confidence\": 0.9,"
+        "                       \"error_rate_ratio_max\": 50}},"
+        "              {\"name\": \"b\", \"weight\": 100, \"hold\": 0}]}"),
+        0);
+
+    cs_metrics(&m, 50000, 50, 50, 10000, 10, 50, 0, 50);
+    cs_state(&p, &ro, &view, 0, CS_STATUS_RUNNING);
+    cs_decide(&p, &view, &ro, &m, T0 + 2 * 60 * S, &d);
+    ck_assert_msg(d.nops >= 1, "%s", d.reason);
+
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.split = "api";
+    ctx.by = "sidecar-a";
+    ctx.now = T0 + 2 * 60 * S;
+
+    s = cs_receipt_json(&p, &d, 0, &ctx, id);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_msg(strstr(s, "at 90% confidence") != NULL, "%s", s);
+    ck_assert_msg(strstr(s, "\"detectable_error_ratio\":50") != NULL, "%s",
+                  s);
+    free(s);
+
+    cs_plan_free(&p);
+}
+END_TEST
+
+
+/* an operator's weight during the walk: the walk goes on from it */
+
+START_TEST(test_an_operators_weight_mid_walk_is_walked_from)
+{
+    cs_plan_t        p;
+    cs_metrics_t     m;
+    cs_decision_t    d;
+    cs_rollout_t     ro;
+    cs_split_view_t  view;
+
+    ck_assert_int_eq(cs_parse(&p,
+        "{\"violation_for\": \"5s\","
+        " \"rollback\": {\"steps\": [20, 5, 0], \"step_hold\": \"1m\"},"
+        " \"stages\": [{\"name\": \"a\", \"weight\": 10, \"hold\": \"1h\"},"
+        "              {\"name\": \"b\", \"weight\": 50, \"hold\": \"10m\"},"
+        "              {\"name\": \"c\", \"weight\": 100, \"hold\": 0}]}"),
+        0);
+
+    cs_metrics(&m, 5000, 10, 50, 1000, 50, 50, 0, 50);
+    cs_state(&p, &ro, &view, 1, CS_STATUS_RUNNING);
+    ro.violation_since = T0;
+    cs_decide(&p, &view, &ro, &m, T0 + 5 * S, &d);
+    ck_assert_int_eq(d.action, CS_ACT_ROLLBACK_STEP);
+    cs_written(&d, &ro, &view);
+
+    /* set to 50% by hand at +30s */
+    cs_metrics(&m, 5000, 10, 50, 1000, 2, 50, 0, 50);
+    view.generation = ro.seen + 1;
+    view.weight = 5000;
+    strcpy(view.updated_by, "canary-ctl:ops");
+    cs_decide(&p, &view, &ro, &m, T0 + 30 * S, &d);
+    ck_assert_int_eq(d.next.status, CS_STATUS_ROLLING_BACK);
+    ck_assert_uint_eq(d.next.weight, 5000);
+    ck_assert_int_eq(d.action, CS_ACT_HOLD);
+    ro = d.next;
+
+    /* a step_hold after it, not after the 20% step: 20% again */
+    cs_decide(&p, &view, &ro, &m, T0 + 80 * S, &d);
+    ck_assert_msg(d.action == CS_ACT_HOLD, "%s", d.reason);
+    cs_decide(&p, &view, &ro, &m, T0 + 90 * S, &d);
+    ck_assert_msg(d.action == CS_ACT_ROLLBACK_STEP, "%s", d.reason);
+    ck_assert_uint_eq(d.weight, 2000);
+    ck_assert_uint_eq(d.from_weight, 5000);
 
     cs_plan_free(&p);
 }
