@@ -502,5 +502,13 @@ ngx_http_canary_zone_conf(ngx_http_canary_main_conf_t *cmcf,
         shs->conf_override = 1;
     }
 
+    /*
+     * a slot past the list keeps no name: a request an old worker decided
+     * in it then finds its cohort by name, not the slot's stale one
+     */
+    for (i = split->cohorts.nelts; i < NGX_HTTP_CANARY_COHORTS_MAX; i++) {
+        shs->cohorts[i].name_len = 0;
+    }
+
     shs->ncohorts = split->cohorts.nelts;
 }
