@@ -689,8 +689,15 @@ cs_redis_write(cs_redis_t *r, const cs_plan_t *plan, const cs_decision_t *d,
         cs_args_add(&cmds[n], cs_weight_format(d->weight, w, sizeof(w)));
     }
 
-    /* the stage's cohort weights go with its weight, in this HSET */
-    if (d->set_weight && d->action != CS_ACT_ROLLBACK
+    /*
+     * the stage's cohort weights go with its weight, in this HSET, when
+     * the rollout enters a stage; never with a gradual rollback's step,
+     * which lowers the weight and leaves the cohorts as they are (one an
+     * operator took off the canary stays off)
+     */
+    if (d->set_weight
+        && (d->action == CS_ACT_START || d->action == CS_ACT_PROMOTE
+            || d->action == CS_ACT_COMPLETE)
         && d->to_stage >= 0 && (size_t) d->to_stage < plan->nstages)
     {
         cohorts = &plan->cohorts[d->to_stage];
