@@ -48,6 +48,8 @@ static int cs_redis_time(const redisReply *t, int64_t *now);
 static int cs_digits(const char *p, size_t len, size_t max, int64_t *value);
 static int cs_state_time(const redisReply *v, const char *field,
     int64_t now, int64_t *t, char *err, size_t errlen);
+static void cs_redis_later_cohorts_off(cs_args_t *a, const cs_plan_t *plan,
+    const cs_cohorts_t *first);
 
 
 /* renew the lease only while it still holds this id */
@@ -707,6 +709,10 @@ cs_redis_write(cs_redis_t *r, const cs_plan_t *plan, const cs_decision_t *d,
                          cohorts->cohort[i].name);
             cs_args_add(&cmds[n], cs_weight_format(cohorts->cohort[i].weight,
                                                    w, sizeof(w)));
+        }
+
+        if (d->action == CS_ACT_START) {
+            cs_redis_later_cohorts_off(&cmds[n], plan, cohorts);
         }
     }
 
@@ -1641,4 +1647,36 @@ cs_strcat3(const char *a, const char *b, const char *c)
     memcpy(s + la + lb, c, lc + 1);
 
     return s;
+}
+
+
+/*
+ * A rollout starts with the cohorts its later stages add off the canary
+ * (0), not at what the rollout before (complete, then reset) or an
+ * operator left in the hash: each comes on at its own stage.  The last
+ * stage's map names every cohort of the plan (maps only grow).
+ */
+
+static void
+cs_redis_later_cohorts_off(cs_args_t *a, const cs_plan_t *plan,
+    const cs_cohorts_t *first)
+{
+    size_t              i, k;
+    const cs_cohorts_t  *last;
+
+    last = &plan->cohorts[plan->nstages - 1];
+
+    for (i = 0; i < last->n; i++) {
+        for (k = 0; k < first->n; k++) {
+            if (strcmp(first->cohort[k].name, last->cohort[i].name) == 0) {
+                break;
+            }
+        }
+
+        if (k == first->n) {
+            cs_args_addf(a, "%s%s", NGX_HTTP_CANARY_FIELD_COHORT,
+                         last->cohort[i].name);
+            cs_args_add(a, "0");
+        }
+    }
 }
