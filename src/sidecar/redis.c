@@ -1597,17 +1597,44 @@ cs_args_add(cs_args_t *a, const char *s)
 }
 
 
+/*
+ * never cut: a cohort's field ("weight." and up to 63 bytes) is longer
+ * than the numbers this is mostly for
+ */
+
 static void
 cs_args_addf(cs_args_t *a, const char *fmt, ...)
 {
-    char     buf[64];
+    int      n;
+    char     buf[64], *p;
     va_list  args;
 
     va_start(args, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, args);
+    n = vsnprintf(buf, sizeof(buf), fmt, args);
     va_end(args);
 
-    cs_args_add(a, buf);
+    if (n < 0) {
+        a->failed = 1;
+        return;
+    }
+
+    if ((size_t) n < sizeof(buf)) {
+        cs_args_add(a, buf);
+        return;
+    }
+
+    p = malloc((size_t) n + 1);
+    if (p == NULL) {
+        a->failed = 1;
+        return;
+    }
+
+    va_start(args, fmt);
+    vsnprintf(p, (size_t) n + 1, fmt, args);
+    va_end(args);
+
+    cs_args_add(a, p);
+    free(p);
 }
 
 
