@@ -686,10 +686,24 @@ ngx_http_canary_split_cohort_weight(ngx_conf_t *cf,
         return NGX_CONF_ERROR;
     }
 
-    if (value[1].len == 0 || value[1].len >= NGX_HTTP_CANARY_NAME_LEN) {
+    /*
+     * printable ASCII without spaces, as the sidecar's plan and canary-ctl
+     * name a cohort: a Prometheus label value must be UTF-8 (one byte
+     * that is not broke the whole scrape), and JSON showed UTF-8 as bytes
+     */
+    for (i = 0; i < value[1].len; i++) {
+        if (value[1].data[i] <= 0x20 || value[1].data[i] >= 0x7f) {
+            break;
+        }
+    }
+
+    if (value[1].len == 0 || value[1].len >= NGX_HTTP_CANARY_NAME_LEN
+        || i < value[1].len)
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid \"cohort_weight\" cohort \"%V\" in "
-                           "canary_split \"%V\": 1 to %d bytes",
+                           "canary_split \"%V\": 1 to %d bytes, printable "
+                           "ASCII without spaces",
                            &value[1], &split->name,
                            NGX_HTTP_CANARY_NAME_LEN - 1);
         return NGX_CONF_ERROR;

@@ -83,6 +83,8 @@ static void ngx_http_canary_sync_values(ngx_http_canary_sync_t *sync,
     ngx_uint_t index, ngx_http_canary_update_t *u);
 static void ngx_http_canary_sync_cohorts(ngx_http_canary_sync_t *sync,
     ngx_uint_t index, ngx_http_canary_update_t *u);
+static ngx_uint_t ngx_http_canary_sync_unknown_cohort(
+    ngx_http_canary_sync_t *sync, ngx_uint_t index, redisReply *field);
 static void ngx_http_canary_sync_guard(ngx_http_canary_sync_t *sync,
     ngx_uint_t index, ngx_http_canary_update_t *u);
 static void ngx_http_canary_sync_pins(ngx_http_canary_sync_t *sync,
@@ -344,6 +346,12 @@ ngx_http_canary_sync_parse(ngx_http_canary_sync_t *sync, ngx_uint_t index,
             continue;
         }
 
+        if (ngx_http_canary_sync_unknown_cohort(sync, index,
+                                                hash->element[i]))
+        {
+            continue;
+        }
+
         rc = ngx_http_canary_update_field(u,
                  (u_char *) hash->element[i]->str, hash->element[i]->len,
                  (u_char *) hash->element[i + 1]->str,
@@ -487,56 +495,94 @@ ngx_http_canary_sync_values(ngx_http_canary_sync_t *sync, ngx_uint_t index,
 }
 
 
-/* cohort weights by name: only the cohorts nginx.conf has */
+/*
+ * cohort weights by name: only the cohorts nginx.conf has (the others
+ * were ignored as the hash was parsed)
+ */
 
 static void
 ngx_http_canary_sync_cohorts(ngx_http_canary_sync_t *sync, ngx_uint_t index,
     ngx_http_canary_update_t *u)
 {
-    u_char                        *p, esc[4 * 64 + 4];
     size_t                         i, c;
     ngx_http_canary_split_t      **splitp, *split;
     ngx_http_canary_shm_split_t   *shs;
-    ngx_http_canary_shm_cohort_t  *shc;
+
+    splitp = sync->cmcf->splits.elts;
+    split = splitp[index];
+    shs = split->sh;
+
+    for (i = 0; i < u->ncohorts; i++) {
+        for (c = 0; c < shs->ncohorts; c++) {
+            if (shs->cohorts[c].name_len == u->cohorts[i].len
+                && ngx_memcmp(shs->cohorts[c].name, u->cohorts[i].name,
+                              u->cohorts[i].len) == 0)
+            {
+                shs->cohorts[c].weight = u->cohorts[i].weight;
+                break;
+            }
+        }
+    }
+}
+
+
+/*
+ * A weight.COHORT field of a cohort nginx.conf does not have (a typo of
+ * canary-ctl cohort, one removed from nginx.conf; a rollback keeps them
+ * at 0): ignored, and logged once, before the hash's fields are parsed,
+ * so that however many there are they never take the place of one
+ * nginx.conf has (the parse takes NGX_HTTP_CANARY_UPDATE_COHORTS).
+ */
+
+static ngx_uint_t
+ngx_http_canary_sync_unknown_cohort(ngx_http_canary_sync_t *sync,
+    ngx_uint_t index, redisReply *field)
+{
+    u_char                        *name, *p, esc[4 * 64 + 4];
+    size_t                         c, len, n;
+    ngx_http_canary_split_t      **splitp, *split;
+    ngx_http_canary_shm_split_t   *shs;
     ngx_http_canary_sync_split_t  *ss;
+
+    n = sizeof(NGX_HTTP_CANARY_FIELD_COHORT) - 1;
+
+    if (field->len <= n
+        || ngx_memcmp(field->str, NGX_HTTP_CANARY_FIELD_COHORT, n) != 0)
+    {
+        return 0;
+    }
 
     splitp = sync->cmcf->splits.elts;
     split = splitp[index];
     shs = split->sh;
     ss = &sync->splits[index];
 
-    for (i = 0; i < u->ncohorts; i++) {
-        shc = NULL;
+    name = (u_char *) field->str + n;
+    len = field->len - n;
 
-        for (c = 0; c < shs->ncohorts; c++) {
-            if (shs->cohorts[c].name_len == u->cohorts[i].len
-                && ngx_memcmp(shs->cohorts[c].name, u->cohorts[i].name,
-                              u->cohorts[i].len) == 0)
-            {
-                shc = &shs->cohorts[c];
-                break;
-            }
-        }
-
-        if (shc) {
-            shc->weight = u->cohorts[i].weight;
-            continue;
-        }
-
-        ss->rejected++;
-
-        if (ngx_http_canary_sync_first_time(ss, u->cohorts[i].name,
-                u->cohorts[i].len, (u_char *) "cohort", 6))
+    for (c = 0; c < shs->ncohorts; c++) {
+        if (shs->cohorts[c].name_len == len
+            && ngx_memcmp(shs->cohorts[c].name, name, len) == 0)
         {
-            p = ngx_http_canary_sync_escape(esc, u->cohorts[i].name,
-                                            u->cohorts[i].len);
-
-            ngx_log_error(NGX_LOG_ERR, sync->log, 0,
-                          "canary_redis: split \"%V\": ignored "
-                          "\"weight.%*s\": no such cohort_weight in "
-                          "nginx.conf", &split->name, p - esc, esc);
+            return 0;
         }
     }
+
+    if (ss->rejected++ >= NGX_HTTP_CANARY_LOG_MAX
+        || !ngx_http_canary_sync_first_time(ss, name, len,
+                                            (u_char *) "cohort", 6))
+    {
+        return 1;
+    }
+
+    p = ngx_http_canary_sync_escape(esc, name, len);
+
+    ngx_log_error(NGX_LOG_ERR, sync->log, 0,
+                  "canary_redis: split \"%V\": ignored \"weight.%*s\"%s: "
+                  "no such cohort_weight in nginx.conf",
+                  &split->name, p - esc, esc, len > 64 ? "..." : "");
+
+    return 1;
 }
 
 

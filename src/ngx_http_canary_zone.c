@@ -395,7 +395,7 @@ ngx_http_canary_zone_conf(ngx_http_canary_main_conf_t *cmcf,
     ngx_http_canary_split_t *split, ngx_http_canary_shm_split_t *shs,
     ngx_uint_t fresh, ngx_log_t *log)
 {
-    ngx_uint_t                     i, j, w, redis, keep;
+    ngx_uint_t                     i, j, w, redis, keep, same, edited;
     ngx_http_canary_cohort_t      *cohort;
     ngx_http_canary_shm_cohort_t  *shc, *prev,
                                    old[NGX_HTTP_CANARY_COHORTS_MAX];
@@ -443,9 +443,10 @@ ngx_http_canary_zone_conf(ngx_http_canary_main_conf_t *cmcf,
      * with Redis, one unchanged in nginx.conf keeps the value in force
      * (Redis's, or an edit that stands), whatever the weight's source.
      * Its counters go with the name, with or without Redis; one new in
-     * nginx.conf starts at 0.  An add that lands while they move (a
-     * request that ends during the commit) may be lost: commits are
-     * rare, and a later request finds its cohort by name (metrics.c).
+     * nginx.conf starts at 0.  An add to one that changes slots, landing
+     * while it moves (a request that ends during the commit), may be
+     * lost: such commits are rare, and a later request finds its cohort
+     * by name (metrics.c).
      */
 
     keep = !fresh && cmcf->redis;
@@ -457,34 +458,61 @@ ngx_http_canary_zone_conf(ngx_http_canary_main_conf_t *cmcf,
     for (i = 0; i < split->cohorts.nelts; i++) {
         shc = &shs->cohorts[i];
 
-        ngx_memcpy(shc->name, cohort[i].name.data, cohort[i].name.len);
-        shc->name_len = cohort[i].name.len;
-        shc->weight = cohort[i].weight;
-        shc->conf_weight = cohort[i].weight;
-
         prev = NULL;
+        edited = 0;
 
         for (j = 0; !fresh && j < shs->ncohorts; j++) {
-            if (old[j].name_len == shc->name_len
-                && ngx_memcmp(old[j].name, shc->name, shc->name_len) == 0)
+            if (old[j].name_len == cohort[i].name.len
+                && ngx_memcmp(old[j].name, cohort[i].name.data,
+                              cohort[i].name.len) == 0)
             {
                 prev = &old[j];
                 break;
             }
         }
 
-        for (j = 0; j < NGX_HTTP_CANARY_VARIANTS; j++) {
-            shc->requests[j] = prev ? prev->requests[j] : 0;
-            shc->responses_5xx[j] = prev ? prev->responses_5xx[j] : 0;
+        /*
+         * One still in its slot is left in place: old workers go on
+         * routing by its weight and adding to its counters meanwhile
+         * (written aside and back, they would read nginx.conf's weight
+         * for a moment, and their adds would be lost).  Into a slot that
+         * changes hands, the name goes last: until then no request finds
+         * the slot by it.
+         */
+        same = (prev == &old[i]);
+
+        if (!same) {
+            shc->name_len = 0;
+
+            for (j = 0; j < NGX_HTTP_CANARY_VARIANTS; j++) {
+                shc->requests[j] = prev ? prev->requests[j] : 0;
+                shc->responses_5xx[j] = prev ? prev->responses_5xx[j] : 0;
+            }
         }
 
         if (prev == NULL || !keep) {
-            continue;
+            shc->weight = cohort[i].weight;
+
+        } else if (prev->conf_weight == cohort[i].weight) {
+            /* unchanged in nginx.conf: Redis's stays */
+            if (!same) {
+                shc->weight = prev->weight;
+            }
+
+        } else {
+            shc->weight = cohort[i].weight;
+            edited = 1;
         }
 
-        if (prev->conf_weight == shc->conf_weight) {
-            /* unchanged in nginx.conf: Redis's stays */
-            shc->weight = prev->weight;
+        shc->conf_weight = cohort[i].weight;
+
+        if (!same) {
+            ngx_memcpy(shc->name, cohort[i].name.data, cohort[i].name.len);
+            ngx_memory_barrier();
+            shc->name_len = cohort[i].name.len;
+        }
+
+        if (!edited) {
             continue;
         }
 
@@ -500,6 +528,14 @@ ngx_http_canary_zone_conf(ngx_http_canary_main_conf_t *cmcf,
                       shs->generation);
 
         shs->conf_override = 1;
+    }
+
+    /*
+     * a slot past the list keeps no name: a request an old worker decided
+     * in it then finds its cohort by name, not the slot's stale one
+     */
+    for (i = split->cohorts.nelts; i < NGX_HTTP_CANARY_COHORTS_MAX; i++) {
+        shs->cohorts[i].name_len = 0;
     }
 
     shs->ncohorts = split->cohorts.nelts;

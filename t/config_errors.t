@@ -349,6 +349,19 @@ refused('a cohort name of 64 bytes',
         qr/invalid "cohort_weight" cohort "c{64}" in canary_split "app"/,
         qr/1 to 63 bytes/);
 
+# the sidecar and canary-ctl name cohorts so; a byte that is not UTF-8
+# broke Prometheus' whole scrape (promtool: invalid label value)
+for my $name ("lat\xe9", "b\xc3\xaata", '"tab\\there"', '"a b"') {
+    (my $shown = $name) =~ s/^"|"$//g;
+    refused("a cohort name \"$shown\"",
+            conf(split => "stable stable_up; canary canary_up;\n"
+                          . "cohort \$http_x_cohort;\n"
+                          . "cohort_weight $name 1;\n"),
+            'cohort_weight ',
+            qr/invalid "cohort_weight" cohort ".*" in canary_split "app"/,
+            qr/printable ASCII without spaces/);
+}
+
 for my $d (qw(key cohort)) {
     refused("\"$d\" given twice",
             conf(split => "stable stable_up; canary canary_up;\n"

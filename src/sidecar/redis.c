@@ -52,6 +52,8 @@ static int cs_state_trigger_since(const redisReply *v, int64_t now,
     int64_t *since, char *err, size_t errlen);
 static int cs_state_time(const redisReply *v, const char *field,
     int64_t now, int64_t *t, char *err, size_t errlen);
+static void cs_redis_later_cohorts_off(cs_args_t *a, const cs_plan_t *plan,
+    const cs_cohorts_t *first);
 
 
 /* renew the lease only while it still holds this id */
@@ -720,8 +722,15 @@ cs_redis_write(cs_redis_t *r, const cs_plan_t *plan, const cs_decision_t *d,
         cs_args_add(&cmds[n], cs_weight_format(d->weight, w, sizeof(w)));
     }
 
-    /* the stage's cohort weights go with its weight, in this HSET */
-    if (d->set_weight && d->action != CS_ACT_ROLLBACK
+    /*
+     * the stage's cohort weights go with its weight, in this HSET, when
+     * the rollout enters a stage; never with a gradual rollback's step,
+     * which lowers the weight and leaves the cohorts as they are (one an
+     * operator took off the canary stays off)
+     */
+    if (d->set_weight
+        && (d->action == CS_ACT_START || d->action == CS_ACT_PROMOTE
+            || d->action == CS_ACT_COMPLETE)
         && d->to_stage >= 0 && (size_t) d->to_stage < plan->nstages)
     {
         cohorts = &plan->cohorts[d->to_stage];
@@ -731,6 +740,10 @@ cs_redis_write(cs_redis_t *r, const cs_plan_t *plan, const cs_decision_t *d,
                          cohorts->cohort[i].name);
             cs_args_add(&cmds[n], cs_weight_format(cohorts->cohort[i].weight,
                                                    w, sizeof(w)));
+        }
+
+        if (d->action == CS_ACT_START) {
+            cs_redis_later_cohorts_off(&cmds[n], plan, cohorts);
         }
     }
 
@@ -1798,17 +1811,44 @@ cs_args_add(cs_args_t *a, const char *s)
 }
 
 
+/*
+ * never cut: a cohort's field ("weight." and up to 63 bytes) is longer
+ * than the numbers this is mostly for
+ */
+
 static void
 cs_args_addf(cs_args_t *a, const char *fmt, ...)
 {
-    char     buf[64];
+    int      n;
+    char     buf[64], *p;
     va_list  args;
 
     va_start(args, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, args);
+    n = vsnprintf(buf, sizeof(buf), fmt, args);
     va_end(args);
 
-    cs_args_add(a, buf);
+    if (n < 0) {
+        a->failed = 1;
+        return;
+    }
+
+    if ((size_t) n < sizeof(buf)) {
+        cs_args_add(a, buf);
+        return;
+    }
+
+    p = malloc((size_t) n + 1);
+    if (p == NULL) {
+        a->failed = 1;
+        return;
+    }
+
+    va_start(args, fmt);
+    vsnprintf(p, (size_t) n + 1, fmt, args);
+    va_end(args);
+
+    cs_args_add(a, p);
+    free(p);
 }
 
 
@@ -1952,4 +1992,36 @@ cs_redis_receipts(cs_redis_t *r, size_t n, char **out, size_t *count)
     *count = got;
 
     return CS_REDIS_OK;
+}
+
+
+/*
+ * A rollout starts with the cohorts its later stages add off the canary
+ * (0), not at what the rollout before (complete, then reset) or an
+ * operator left in the hash: each comes on at its own stage.  The last
+ * stage's map names every cohort of the plan (maps only grow).
+ */
+
+static void
+cs_redis_later_cohorts_off(cs_args_t *a, const cs_plan_t *plan,
+    const cs_cohorts_t *first)
+{
+    size_t              i, k;
+    const cs_cohorts_t  *last;
+
+    last = &plan->cohorts[plan->nstages - 1];
+
+    for (i = 0; i < last->n; i++) {
+        for (k = 0; k < first->n; k++) {
+            if (strcmp(first->cohort[k].name, last->cohort[i].name) == 0) {
+                break;
+            }
+        }
+
+        if (k == first->n) {
+            cs_args_addf(a, "%s%s", NGX_HTTP_CANARY_FIELD_COHORT,
+                         last->cohort[i].name);
+            cs_args_add(a, "0");
+        }
+    }
 }
