@@ -304,6 +304,45 @@ if (my $p = $svc->{prometheus}) {
        "prometheus.yml scrapes the compose nginx ($targets[0])");
 }
 
+
+# ---- the plans: one for each seed runbook's ladder ------------------------
+
+# each plan in conf-examples, as canary-sidecar reads it: accepted (a bad
+# plan exits 2 naming the field), then the step holds without nginx
+my %runbook = (
+    'plan-default.json'        => 'the governor\'s defaults',
+    'plan-governor.json'       => 'seed 000: a pinned tenant, 5-20-50-100',
+    'plan-cohort-ladder.json'  => 'seed 001: internal, friendly, beta, GA',
+    'plan-header-stages.json'  => 'seed 002: header overrides, 5-25-50-100',
+    'plan-stage-targets.json'  => 'seed 003: per-stage p99, gradual rollback',
+    'plan-triggers.json'       => 'seed 004: 1-5-25-50-100, instant/grace',
+);
+
+ok(-f "$dir/$_", "conf-examples/$_ ($runbook{$_}) exists")
+    for sort keys %runbook;
+
+SKIP: {
+    my $sidecar = $ENV{CANARY_SIDECAR}
+                  || "$CanaryTest::ROOT/build/canary-sidecar";
+    my @plans = sort glob "$dir/plan-*.json";
+    skip "$sidecar is not built", 3 * @plans unless -x $sidecar;
+
+    for my $plan (@plans) {
+        (my $name = $plan) =~ s{.*/}{};
+        my $json = eval { decode_json(slurp($plan)) };
+        ok($json && ref $json->{stages} eq 'ARRAY',
+           "$name: JSON with stages") or diag($@);
+        my ($rc, $out) = run($sidecar, '--redis', '127.0.0.1:1',
+                             '--split', 'api', '--status',
+                             'http://127.0.0.1:1/canary_status',
+                             '--plan', $plan, '--once', '--dry-run');
+        is($rc, 1, "$name: canary-sidecar --once --dry-run accepts it "
+           . 'and holds without nginx (exit 1)') or diag($out);
+        like($out, qr/not starting: no nginx answered for this split/,
+             "$name: it got as far as its step") or diag($out);
+    }
+}
+
 done_testing;
 
 

@@ -350,8 +350,9 @@ cs_init(cs_sidecar_t *sc, int argc, char **argv)
         && !cs_plan_cohorts_route(&sc->plan, 0))
     {
         cs_log("%s: warning: the first stage, %s, has weight 0 and the plan "
-               "pins no tenant: only tenants pinned with canary-ctl reach "
-               "the canary there, and without them it cannot be judged",
+               "pins no tenant: only tenants pinned with canary-ctl and "
+               "requests with an override (header, cookie) reach the "
+               "canary there, and without them it cannot be judged",
                sc->opt.split, sc->plan.stages[0].name);
     }
 
