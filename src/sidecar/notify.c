@@ -511,6 +511,15 @@ cs_notify_request(cs_notify_queue_t *q, cs_notify_msg_t *m)
                      (long) CS_NOTIFY_CONNECT_MS);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) CS_NOTIFY_TIMEOUT_MS);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075700
+    /*
+     * a request that times out while its name is still being resolved:
+     * libcurl would wait for its resolver thread (getaddrinfo(), as long
+     * as the DNS server takes) in our one thread; the thread is left to
+     * end and clean up by itself instead
+     */
+    curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
+#endif
     curl_easy_setopt(e, CURLOPT_USERAGENT, "canary-sidecar");
 #if LIBCURL_VERSION_NUM >= 0x075500
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");

@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include <curl/curl.h>
 #include <jansson.h>
 
 #include "plan.h"
@@ -74,6 +75,8 @@ static int cs_plan_notify(cs_plan_ctx_t *ctx, cs_plan_t *plan,
     json_t *notify);
 static int cs_plan_notify_target(cs_plan_ctx_t *ctx, cs_notify_target_t *t,
     size_t i, json_t *o);
+static int cs_plan_notify_url(cs_plan_ctx_t *ctx, size_t i, const char *s,
+    size_t len);
 static int cs_plan_notify_secret(cs_plan_ctx_t *ctx, cs_notify_target_t *t,
     size_t i, const char *path);
 static int cs_plan_release(cs_plan_ctx_t *ctx, cs_plan_t *plan,
@@ -1301,9 +1304,9 @@ cs_plan_notify_target(cs_plan_ctx_t *ctx, cs_notify_target_t *t, size_t i,
     json_t *o)
 {
     char         where[64];
-    size_t       k, j, len;
+    size_t       k, j;
     json_t      *v, *ev;
-    const char  *s, *host;
+    const char  *s;
 
     if (!json_is_object(o)) {
         return cs_plan_error(ctx, "notify[%zu] is not an object "
@@ -1326,31 +1329,8 @@ cs_plan_notify_target(cs_plan_ctx_t *ctx, cs_notify_target_t *t, size_t i,
                              v ? "not a string" : "missing");
     }
 
-    len = json_string_length(v);
-
-    if (strncmp(s, "http://", 7) == 0) {
-        host = s + 7;
-
-    } else if (strncmp(s, "https://", 8) == 0) {
-        host = s + 8;
-
-    } else {
-        host = NULL;
-    }
-
-    for (k = 0; k < len; k++) {
-        if ((unsigned char) s[k] <= 0x20 || s[k] == 0x7f) {
-            break;
-        }
-    }
-
-    if (host == NULL || *host == '\0' || *host == '/' || k < len
-        || len > CS_NOTIFY_URL_MAX)
-    {
-        return cs_plan_error(ctx, "notify[%zu].url \"%.64s\": an http:// "
-                             "or https:// URL with a host, at most %d "
-                             "bytes, without spaces", i, s,
-                             CS_NOTIFY_URL_MAX);
+    if (cs_plan_notify_url(ctx, i, s, json_string_length(v)) != 0) {
+        return -1;
     }
 
     t->url = strdup(s);
@@ -1447,6 +1427,79 @@ cs_plan_notify_target(cs_plan_ctx_t *ctx, cs_notify_target_t *t, size_t i,
             return -1;
         }
     }
+
+    return 0;
+}
+
+
+/*
+ * An http:// or https:// URL that libcurl parses, with a host.  A bad
+ * one is named by its scheme and host only: its user:password@ and its
+ * path (a Slack webhook's path is its secret) go nowhere, not even into
+ * the plan error.
+ */
+
+static int
+cs_plan_notify_url(cs_plan_ctx_t *ctx, size_t i, const char *s, size_t len)
+{
+    char        *host, shown[160];
+    size_t       o, k, at;
+    CURLU       *u;
+    CURLUcode    rc;
+    const char  *p;
+
+    p = strstr(s, "://");
+    o = p ? (size_t) (p + 3 - s) : 0;
+    k = o + strcspn(s + o, "/?#");
+
+    for (at = k; at > o && s[at - 1] != '@'; at--) { /* void */ }
+
+    snprintf(shown, sizeof(shown), "%.*s%.*s%s", (int) (o < 16 ? o : 16), s,
+             (int) (k - at < 128 ? k - at : 128), s + at,
+             k < len ? "/..." : "");
+
+    if (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0) {
+        return cs_plan_error(ctx, "notify[%zu].url \"%s\": not an http:// "
+                             "or https:// URL", i, shown);
+    }
+
+    if (len > CS_NOTIFY_URL_MAX) {
+        return cs_plan_error(ctx, "notify[%zu].url \"%s\": %zu bytes, at "
+                             "most %d", i, shown, len, CS_NOTIFY_URL_MAX);
+    }
+
+    for (k = 0; k < len; k++) {
+        if ((unsigned char) s[k] <= 0x20 || s[k] == 0x7f) {
+            return cs_plan_error(ctx, "notify[%zu].url \"%s\": a space or "
+                                 "a control character at byte %zu (URLs "
+                                 "are written without spaces: %%20)", i,
+                                 shown, k);
+        }
+    }
+
+    u = curl_url();
+    if (u == NULL) {
+        return cs_plan_error(ctx, "no memory");
+    }
+
+    host = NULL;
+    rc = curl_url_set(u, CURLUPART_URL, s, 0);
+
+    if (rc == CURLUE_OK) {
+        rc = curl_url_get(u, CURLUPART_HOST, &host, 0);
+    }
+
+    curl_url_cleanup(u);
+
+    if (rc != CURLUE_OK || host == NULL || host[0] == '\0') {
+        curl_free(host);
+        return cs_plan_error(ctx, "notify[%zu].url \"%s\": %s (an http:// "
+                             "or https:// URL with a host)", i, shown,
+                             rc != CURLUE_OK ? curl_url_strerror(rc)
+                                             : "no host");
+    }
+
+    curl_free(host);
 
     return 0;
 }

@@ -87,7 +87,8 @@ Starts canary-sidecar with C<--redis>, C<--split api>, C<--status> of
 the nginx (none with opt C<fleet>: the sidecar reads the fleet from
 Redis), C<--receipts> and C<--plan> (opt C<plan>, a hash written as
 JSON; or C<plan_file>), C<--id> (opt C<id>) and C<args>; its stderr goes
-to C<sidecar-ID.log>.  Returns the pid.  C<run_sidecar> runs it to the
+to C<sidecar-ID.log>.  Opt C<wrap>: a command that execs the rest (the
+pid stays the sidecar's), e.g. C<unshare>.  Returns the pid.  C<run_sidecar> runs it to the
 end and returns (exit status, output); a sidecar killed by a signal
 fails a test, and the output is kept in C<sidecar-run-N.log>.
 
@@ -474,7 +475,7 @@ sub sidecar {
         open STDIN, '<', '/dev/null';
         open STDOUT, '>>', $log;
         open STDERR, '>&', \*STDOUT;
-        exec @cmd or _exit(127);
+        exec @{$o{wrap} || []}, @cmd or _exit(127);
     }
 
     $self->{sidecars}{$id} = $pid;

@@ -148,7 +148,7 @@ START_TEST(test_plan_notify_errors)
            "unknown field \"secret\" in notify[0]", NULL);
     cs_bad("[{\"format\":\"json\"}]", "notify[0].url is missing", NULL);
     cs_bad("[{\"url\":\"http://h/\"},{\"url\":\"ftp://h/x\"}]",
-           "notify[1].url \"ftp://h/x\"", "http:// or https://");
+           "notify[1].url \"ftp://h/...\"", "http:// or https://");
     cs_bad("[{\"url\":\"https://\"}]", "notify[0].url", "with a host");
     cs_bad("[{\"url\":\"http://h/a b\"}]", "notify[0].url", "spaces");
     cs_bad("[{\"url\":\"http://h/\",\"format\":\"xml\"}]",
@@ -191,6 +191,73 @@ START_TEST(test_plan_notify_errors)
            "{\"url\":\"http://7/\"},{\"url\":\"http://8/\"},"
            "{\"url\":\"http://9/\"}]", "notify: 9 receivers, at most 8",
            NULL);
+}
+END_TEST
+
+
+/*
+ * A URL libcurl cannot use is a plan error, not ten minutes of failed
+ * deliveries at the first event; and a bad URL's error shows its scheme
+ * and host only: not its password, not a Slack webhook's path.
+ */
+
+START_TEST(test_plan_notify_url)
+{
+    size_t      i;
+    cs_plan_t   plan;
+    char        text[2200], url[2100];
+
+    static const char  *bad[] = {
+        "http://@/", "http://:80/", "http://[::1/", "http://h:99999/",
+        "http://user:pw@/x", "https://?x", "http://#f", NULL
+    };
+
+    static const char  *good[] = {
+        "http://h", "https://h?x", "http://127.0.0.1:9/h",
+        "https://u:p@hooks.example.com:8443/a/b?c=d#e", "http://[::1]:9/",
+        NULL
+    };
+
+    for (i = 0; bad[i]; i++) {
+        snprintf(text, sizeof(text), "[{\"url\":\"%s\"}]", bad[i]);
+        cs_bad(text, "notify[0].url", "with a host");
+    }
+
+    for (i = 0; good[i]; i++) {
+        snprintf(text, sizeof(text), "[{\"url\":\"%s\"}]", good[i]);
+        ck_assert_msg(cs_parse(&plan, text) == 0, "%s: %s", good[i], cs_err);
+        cs_plan_free(&plan);
+    }
+
+    /* a space in a URL with a password, a line break after a webhook */
+    cs_bad("[{\"url\":\"https://deploy:hunter2@hooks.example.com/a b\"}]",
+           "notify[0].url \"https://hooks.example.com/...\"", "spaces");
+    ck_assert_msg(strstr(cs_err, "hunter2") == NULL, "%s", cs_err);
+
+    cs_bad("[{\"url\":\"https://hooks.slack.com/services/T0AAAAAAA/"
+           "B0BBBBBBB/sEcReTtOkEn0123456789xyz\\n\"}]",
+           "notify[0].url \"https://hooks.slack.com/...\"",
+           "control character at byte 77");
+    ck_assert_msg(strstr(cs_err, "B0BBBBBBB") == NULL
+                  && strstr(cs_err, "sEcReT") == NULL, "%s", cs_err);
+
+    cs_bad("[{\"url\":\"ftp://u:hunter2@h/x\"}]",
+           "notify[0].url \"ftp://h/...\"", "http:// or https://");
+    ck_assert_msg(strstr(cs_err, "hunter2") == NULL, "%s", cs_err);
+
+    /* 2048 bytes is the most */
+    memset(url, 'a', sizeof(url));
+    memcpy(url, "http://h/", 9);
+    url[2048] = '\0';
+    snprintf(text, sizeof(text), "[{\"url\":\"%s\"}]", url);
+    ck_assert_msg(cs_parse(&plan, text) == 0, "%s", cs_err);
+    cs_plan_free(&plan);
+
+    url[2048] = 'a';
+    url[2049] = '\0';
+    snprintf(text, sizeof(text), "[{\"url\":\"%s\"}]", url);
+    cs_bad(text, "notify[0].url \"http://h/...\": 2049 bytes",
+           "at most 2048");
 }
 END_TEST
 
