@@ -2060,7 +2060,10 @@ ngx_http_canary_redis_tick(void)
  * and closing brace, which the script adds: the generation is the one
  * HINCRBY makes; the rollout's (release, stage, ...: README, "Receipts")
  * come from the sidecar's state when a sidecar runs the split, null
- * otherwise, as in canary-ctl's receipts.
+ * otherwise, as in canary-ctl's receipts.  That state may be anyone's
+ * writing: a count is read up to 15 digits (%d made one past 2^63
+ * negative), an empty name is null, and a byte past ASCII (the sidecar
+ * writes none) is \u00XX: cjson.encode copies bytes that are no UTF-8.
  */
 
 static const char  ngx_http_canary_redis_trip_script[] =
@@ -2082,7 +2085,12 @@ static const char  ngx_http_canary_redis_trip_script[] =
     "local t = redis.call('TIME') "
     "local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
     "local function int(s) "
-        "if s and string.find(s, '^%d+$') then return tonumber(s) end end "
+        "if s and #s <= 15 and string.find(s, '^%d+$') then "
+        "return tonumber(s) end end "
+    "local function js(s) "
+        "return (string.gsub(cjson.encode(s), '[\\128-\\255]', "
+        "function (c) return string.format('\\\\u%04x', "
+        "string.byte(c)) end)) end "
     "local function secs(v) "
         "if v and v > 0 and v <= ms then "
         "return string.format('%d', math.floor((ms - v) / 1000)) end "
@@ -2092,11 +2100,12 @@ static const char  ngx_http_canary_redis_trip_script[] =
     "if ro[2] and ro[2] ~= '' then "
         "local ok, v = pcall(cjson.decode, ro[2]) "
         "if ok and type(v) == 'table' and type(v.stable) == 'string' "
-        "and type(v.canary) == 'string' then "
-        "rel = '{\"stable\":' .. cjson.encode(v.stable) .. "
-        "',\"canary\":' .. cjson.encode(v.canary) .. '}' end end "
+        "and type(v.canary) == 'string' and v.stable ~= '' "
+        "and v.canary ~= '' then "
+        "rel = '{\"stable\":' .. js(v.stable) .. "
+        "',\"canary\":' .. js(v.canary) .. '}' end end "
     "if ro[1] and ro[1] ~= 'new' then "
-        "st = ro[3] and cjson.encode(ro[3]) or 'null' "
+        "st = ro[3] and ro[3] ~= '' and js(ro[3]) or 'null' "
         "at = secs(int(ro[4])) "
         "done = int(ro[5]) and string.format('%d', int(ro[5])) or 'null' "
         "el = secs(int(ro[6])) "
