@@ -34,8 +34,10 @@ typedef enum {
 } cs_status_e;
 
 
-/* the stages' figures the final receipt sums up, as JSON text */
-#define CS_STAGES_LOG_MAX   16384
+/* the stages' figures the final receipt sums up, as JSON text: an entry
+ * is up to some 600 bytes (a 48-byte name, 20-digit counts, 7 p-values),
+ * CS_STAGES_MAX of them must fit (16384 kept 29 of 32) */
+#define CS_STAGES_LOG_MAX   32768
 
 
 /* the sidecar's own state: <prefix><split>:sidecar */

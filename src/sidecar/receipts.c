@@ -273,7 +273,7 @@ cs_stages_log_add(const cs_plan_t *plan, const cs_rollout_t *ro,
     cs_decision_t *d, int64_t now)
 {
     int                    last;
-    char                   ts[32], *text;
+    char                   ts[32], *text, *next;
     size_t                 i, n, len;
     json_t                *e, *p;
     const cs_judgement_t  *j;
@@ -346,9 +346,21 @@ cs_stages_log_add(const cs_plan_t *plan, const cs_rollout_t *ro,
             return;
         }
 
+        /*
+         * Full (a rollout re-anchored by an operator over and over): the
+         * oldest entries go, so that the summary still ends with how the
+         * rollout ended.  Each entry starts with its name, of letters,
+         * digits, "_", "-" and ".": "},{\"name\":" is a boundary.
+         */
         len = strlen(d->next.stages_log);
 
-        /* full (a rollout re-anchored over and over): the first kept */
+        while (len && len + strlen(text) + 2 >= sizeof(d->next.stages_log)) {
+            next = strstr(d->next.stages_log, "},{\"name\":");
+            next = next ? next + 2 : d->next.stages_log + len;
+            len -= (size_t) (next - d->next.stages_log);
+            memmove(d->next.stages_log, next, len + 1);
+        }
+
         if (len + strlen(text) + 2 < sizeof(d->next.stages_log)) {
             snprintf(d->next.stages_log + len,
                      sizeof(d->next.stages_log) - len, "%s%s",
