@@ -27,7 +27,8 @@ static json_t *cs_receipt_checks(const cs_decision_t *d);
 static void cs_receipt_rollout(json_t *r, const cs_plan_t *plan,
     const cs_decision_t *d, size_t op, const cs_receipt_ctx_t *ctx);
 static json_t *cs_receipt_release(const cs_plan_t *plan);
-static json_t *cs_receipt_failed_checks(const cs_decision_t *d);
+static json_t *cs_receipt_failed_checks(const cs_decision_t *d,
+    uint32_t kept);
 static json_t *cs_receipt_summary(const cs_decision_t *d,
     const cs_receipt_ctx_t *ctx);
 
@@ -125,7 +126,8 @@ cs_receipt_rollout(json_t *r, const cs_plan_t *plan, const cs_decision_t *d,
 {
     int                  stage;
     char                 ts[32];
-    int64_t              at_stage;
+    int64_t              at_stage, detected;
+    uint32_t             failed;
     const cs_rollout_t  *ro, *nx;
 
     ro = ctx->before;
@@ -155,19 +157,29 @@ cs_receipt_rollout(json_t *r, const cs_plan_t *plan, const cs_decision_t *d,
     json_object_set_new(r, "evidence_key", ctx->evidence_key
                         ? json_string(ctx->evidence_key) : json_null());
 
-    if ((d->action == CS_ACT_ROLLBACK || d->action == CS_ACT_PAUSE)
-        && nx->violation_since)
-    {
+    /* a rollback, each step of a gradual one to the last: what it acted
+     * on, kept from its first step (a step restarts violation_since) */
+    detected = d->action == CS_ACT_ROLLBACK
+               || d->action == CS_ACT_ROLLBACK_STEP
+               ? nx->rollback_detected : 0;
+    failed = detected ? nx->rollback_failed : 0;
+
+    if (detected == 0 && d->action == CS_ACT_PAUSE) {
+        detected = nx->violation_since;
+    }
+
+    if (detected) {
         /* the write follows the decision's own time at once */
         json_object_set_new(r, "detected_at",
-            json_string(cs_iso8601(nx->violation_since, ts, sizeof(ts))));
+            json_string(cs_iso8601(detected, ts, sizeof(ts))));
         /* whole ms, an integer: JSON_REAL_PRECISION(6) would print
          * an hour's 3600002 as 3.6e+06 */
         json_object_set_new(r, "rollback_duration_ms",
             json_integer((json_int_t) llround((double) cs_elapsed(ctx->now,
-                                                  nx->violation_since)
+                                                                  detected)
                                               + ctx->decision_ms)));
-        json_object_set_new(r, "failed_checks", cs_receipt_failed_checks(d));
+        json_object_set_new(r, "failed_checks",
+                            cs_receipt_failed_checks(d, failed));
     }
 
     if (strcmp(d->ops[op], NGX_HTTP_CANARY_OP_COMPLETE) == 0) {
@@ -210,20 +222,25 @@ cs_release_json(const cs_plan_t *plan)
 }
 
 
+/* the decision's failed checks, and those kept from the rollback's
+ * first step (cs_failed_mask) */
+
 static json_t *
-cs_receipt_failed_checks(const cs_decision_t *d)
+cs_receipt_failed_checks(const cs_decision_t *d, uint32_t kept)
 {
-    size_t   i;
-    json_t  *a;
+    size_t    i;
+    json_t   *a;
+    uint32_t  mask;
 
     a = json_array();
+    mask = kept | cs_failed_mask(&d->j);
 
-    if (d->j.critical) {
+    if (mask & (1u << CS_CHECKS)) {
         json_array_append_new(a, json_string("critical_error_rate"));
     }
 
     for (i = 0; i < CS_CHECKS; i++) {
-        if (d->j.checks[i].status == CS_FAIL) {
+        if (mask & (1u << i)) {
             json_array_append_new(a, json_string(cs_check_name(i)));
         }
     }
