@@ -2064,6 +2064,8 @@ ngx_http_canary_redis_tick(void)
  * writing: a count is read up to 15 digits (%d made one past 2^63
  * negative), an empty name is null, and a byte past ASCII (the sidecar
  * writes none) is \u00XX: cjson.encode copies bytes that are no UTF-8.
+ * A gradual rollback under way (rolling_back, or walking while paused)
+ * is counted in rollbacks already: the trip ends that one.
  */
 
 static const char  ngx_http_canary_redis_trip_script[] =
@@ -2080,7 +2082,7 @@ static const char  ngx_http_canary_redis_trip_script[] =
         NGX_HTTP_CANARY_FIELD_UPDATED_AT "', ARGV[2]) "
     "local ro = redis.pcall('HMGET', KEYS[3], 'status', 'release', "
         "'stage_name', 'stage_started', 'stages_completed', "
-        "'rollout_started', 'rollbacks') "
+        "'rollout_started', 'rollbacks', 'walking') "
     "if type(ro) ~= 'table' or ro.err then ro = {} end "
     "local t = redis.call('TIME') "
     "local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
@@ -2109,7 +2111,8 @@ static const char  ngx_http_canary_redis_trip_script[] =
         "at = secs(int(ro[4])) "
         "done = int(ro[5]) and string.format('%d', int(ro[5])) or 'null' "
         "el = secs(int(ro[6])) "
-        "rb = string.format('%d', (int(ro[7]) or 0) + 1) end "
+        "rb = string.format('%d', (int(ro[7]) or 0) + ((ro[1] == "
+        "'rolling_back' or ro[8] == '1') and 0 or 1)) end "
     "redis.call('XADD', KEYS[2], 'MAXLEN', '~', '10000', '*', '"
         NGX_HTTP_CANARY_RECEIPT "', ARGV[3] .. ',\"release\":' .. rel .. "
         "',\"stage\":' .. st .. ',\"duration_at_stage_seconds\":' .. at "

@@ -14,7 +14,10 @@
 # the bytes as they were: no JSON), a release that is no JSON, a huge
 # stages_log, times in the future and negative, a state key of the wrong
 # type.  canary-ctl set-weight and rollback on each, then the guard trips
-# on two splits whose states are hostile; every receipt validates.
+# on two splits whose states are hostile; every receipt validates.  A
+# rollback by hand or the guard's trip during a gradual rollback (the
+# sidecar's status rolling_back, or paused with walking 1) ends the
+# rollback the sidecar counted already: rollbacks_triggered stays 1.
 
 use strict;
 use warnings;
@@ -105,9 +108,36 @@ is $rc, 0, 'a state of the wrong type: canary-ctl rollback lands'
     or diag $out . $err;
 valid($_, 'wrong type: canary-ctl') for receipts('ctl_string');
 
+# ---- a gradual rollback under way: ending it is the same rollback ------
+
+my %WALK = (
+    walk => [ status => 'rolling_back', stage_name => 'b', rollbacks => 1,
+              walking => 1, stages_completed => 1 ],
+    paused_walk => [ status => 'paused', stage_name => 'b', rollbacks => 1,
+                     walking => 1, stages_completed => 1 ],
+    running => [ status => 'running', stage_name => 'b', rollbacks => 0,
+                 walking => 0, stages_completed => 1 ],
+);
+
+for my $name (sort keys %WALK) {
+    my $split = "ctl_$name";
+    report_node($t, $split, 'web-1',
+                record => node_record(interval_ms => 600000));
+    r('HSET', "canary:$split:sidecar", @{$WALK{$name}});
+
+    my ($rc, $out, $err) = ctl_run($t, $redis, ['rollback', $split,
+                                                '--reason', 'ops']);
+    is $rc, 0, "$name: canary-ctl rollback" or diag $out . $err;
+    my ($text) = receipts($split);
+    valid($text, "$name: canary-ctl");
+    my %st = @{$WALK{$name}};
+    is decode_json($text)->{rollbacks_triggered}, 1,
+        "$name: rollbacks_triggered 1 (the sidecar's count: $st{rollbacks})";
+}
+
 # ---- the guard ---------------------------------------------------------
 
-my @splits = qw(g_empty g_bytes);
+my @splits = qw(g_empty g_bytes g_walk);
 my $guard = 'guard error_rate=10 min_requests=20 window=10s';
 
 $t->write_conf(<<"EOF");
@@ -116,18 +146,21 @@ $t->write_conf(<<"EOF");
 
 ${\ split_block('g_empty', 'app_stable', 'app_canary', 50, $guard) }
 ${\ split_block('g_bytes', 'app_stable', 'app_canary', 50, $guard) }
+${\ split_block('g_walk', 'app_stable', 'app_canary', 50, $guard) }
 ${\ fault_origins($t) }
-${\ front_server($t, locations => [ ['/e/', 'g_empty'], ['/b/', 'g_bytes'] ]) }
+${\ front_server($t, locations => [ ['/e/', 'g_empty'], ['/b/', 'g_bytes'],
+                                    ['/w/', 'g_walk'] ]) }
 EOF
 
 r('HSET', 'canary:g_empty:sidecar', @{$STATES{empty}});
 r('HSET', 'canary:g_bytes:sidecar', @{$STATES{bytes}});
+r('HSET', 'canary:g_walk:sidecar', @{$WALK{walk}});
 
 $t->start;
 fault($t, 1);
 
 for my $split (@splits) {
-    my $path = $split eq 'g_empty' ? '/e/' : '/b/';
+    my $path = { g_empty => '/e/', g_bytes => '/b/', g_walk => '/w/' }->{$split};
     my $i = 0;
 
     my $tripped = wait_until(20, sub {
@@ -150,6 +183,10 @@ ok exists $d->{stages_completed} && !defined $d->{stages_completed},
     'a count past 2^63 is null, not negative';
 is $d->{release}{stable}, "v1\x{ff}\"\n",
     'a release byte that is no UTF-8 is kept as the code point of the byte (as canary-ctl does)';
+
+my ($w) = grep { /"guard_tripped"/ } receipts('g_walk');
+is eval { decode_json($w)->{rollbacks_triggered} }, 1,
+    'the guard ends a gradual rollback under way: still one rollback';
 
 $t->stop;
 
