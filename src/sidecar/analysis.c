@@ -918,7 +918,10 @@ cs_decide_operator(const cs_plan_t *plan, const cs_split_view_t *view,
     if (view->has_weight && view->weight != ro->weight) {
         k = cs_stage_for_weight(plan, view->weight);
 
+        /* the stages before it are behind the rollout now, no more, no
+         * fewer: a walk up again must not count its stages twice */
         nx->stage = k;
+        nx->stages_completed = (uint32_t) k;
         cs_stage_restart(nx, now);
         nx->weight = view->weight;
         nx->approved = -1;

@@ -302,4 +302,66 @@ START_TEST(test_a_paused_walk_ended_is_one_rollback)
 END_TEST
 
 
+/*
+ * An operator's weight moves the rollout to another stage: the stages
+ * before it are the ones completed, so that the final receipt says all
+ * of the plan's, not more (a walk back up counted its stages twice).
+ */
+
+START_TEST(test_an_operators_weight_sets_the_stages_completed)
+{
+    json_t           *r;
+    cs_metrics_t      m;
+    cs_decision_t     d;
+    cs_rollout_t      ro, before;
+    cs_split_view_t   view;
+
+    cs_metrics(&m, 5000, 10, 1000, 2);
+    cs_state(&ro, &view);
+    ro.violation_since = 0;
+    ro.stages_completed = 1;
+
+    /* back to 10%, stage a */
+    view.generation++;
+    view.weight = 1000;
+    strcpy(view.updated_by, "canary-ctl:ops");
+    cs_decide(&plan, &view, &ro, &m, T0, &d);
+    ck_assert_uint_eq(d.next.stage, 0);
+    ck_assert_uint_eq(d.next.stages_completed, 0);
+    ro = d.next;
+
+    /* the walk up again: a, b, then c (hold 0) completes */
+    cs_decide(&plan, &view, &ro, &m, T0 + 3600 * S, &d);
+    ck_assert_int_eq(d.action, CS_ACT_PROMOTE);
+    ck_assert_uint_eq(d.next.stages_completed, 1);
+    cs_written(&d, &ro, &view);
+
+    before = ro;
+    cs_decide(&plan, &view, &ro, &m, T0 + 7200 * S, &d);
+    ck_assert_int_eq(d.action, CS_ACT_COMPLETE);
+    ck_assert_uint_eq(d.next.stages_completed, plan.nstages);
+
+    r = cs_receipt(&d, &before, d.nops - 1, T0 + 7200 * S);
+    ck_assert_str_eq(json_string_value(json_object_get(r, "operation")),
+                     "deployment_complete");
+    ck_assert_int_eq(json_integer_value(json_object_get(r,
+                         "stages_completed")), plan.nstages);
+    json_decref(r);
+
+    /* up to 100% by hand from b: a and b are behind it, and c (hold 0)
+     * completes at once: all three */
+    cs_state(&ro, &view);
+    ro.violation_since = 0;
+    ro.stages_completed = 1;
+    view.generation++;
+    view.weight = 10000;
+    strcpy(view.updated_by, "canary-ctl:ops");
+    cs_decide(&plan, &view, &ro, &m, T0, &d);
+    ck_assert_uint_eq(d.next.stage, 2);
+    ck_assert_int_eq(d.action, CS_ACT_COMPLETE);
+    ck_assert_uint_eq(d.next.stages_completed, plan.nstages);
+}
+END_TEST
+
+
 UNIT_MAIN("sidecar_rollback_receipts", cs_setup, cs_teardown, 0)
