@@ -163,6 +163,8 @@ static void ngx_http_canary_redis_connected(ngx_http_canary_redis_t *rd,
 static void ngx_http_canary_redis_answered(ngx_http_canary_redis_t *rd);
 static void ngx_http_canary_redis_error(ngx_http_canary_redis_t *rd,
     ngx_uint_t level, const char *fmt, ...);
+static const char *ngx_http_canary_redis_guard_check(
+    ngx_http_canary_guard_trip_t *trip);
 static void ngx_http_canary_redis_report_guard(ngx_http_canary_redis_t *rd,
     ngx_uint_t index, ngx_http_canary_guard_trip_t *trip);
 static u_char *ngx_http_canary_redis_uuid(u_char *p);
@@ -2068,6 +2070,36 @@ ngx_http_canary_redis_tick(void)
  * is counted in rollbacks already: the trip ends that one.
  */
 
+/*
+ * The guard's limit that tripped, as the receipt's failed_checks names
+ * it: the reason starts with the limit (ngx_http_canary_guard_rule.c);
+ * "guard" for a trip finished for a worker that exited while tripping.
+ */
+
+static const char *
+ngx_http_canary_redis_guard_check(ngx_http_canary_guard_trip_t *trip)
+{
+    ngx_uint_t  i;
+
+    static const char  *limits[][2] = {
+        { "error_rate ", "guard_error_rate" },
+        { "upstream_errors ", "guard_upstream_errors" },
+        { "latency_p99 ", "guard_latency_p99" }
+    };
+
+    for (i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+        if (trip->reason_len > ngx_strlen(limits[i][0])
+            && ngx_strncmp(trip->reason, limits[i][0],
+                           ngx_strlen(limits[i][0])) == 0)
+        {
+            return limits[i][1];
+        }
+    }
+
+    return "guard";
+}
+
+
 static const char  ngx_http_canary_redis_trip_script[] =
     "local t = redis.call('TYPE', KEYS[2])['ok'] "
     "if t ~= 'none' and t ~= 'stream' then "
@@ -2179,9 +2211,10 @@ ngx_http_canary_redis_report_guard(ngx_http_canary_redis_t *rd,
             "\"since\":%T,"
             "\"" NGX_HTTP_CANARY_RECEIPT_REASON "\":\"%*s\","
             "\"detected_at\":\"%*s\",\"rollback_duration_ms\":null,"
-            "\"failed_checks\":[\"guard_error_rate\"]",
+            "\"failed_checks\":[\"%s\"]",
             trip->since, trip->reason_len, trip->reason,
-            sizeof(detected) - 1, detected);
+            sizeof(detected) - 1, detected,
+            ngx_http_canary_redis_guard_check(trip));
 
     rd->writes[index].in_flight = 1;
 
