@@ -31,6 +31,7 @@ static json_t *cs_receipt_failed_checks(const cs_decision_t *d,
     uint32_t kept);
 static json_t *cs_receipt_summary(const cs_decision_t *d,
     const cs_receipt_ctx_t *ctx);
+static int cs_receipt_stage_entry(json_t *e);
 
 
 char *
@@ -253,7 +254,7 @@ static json_t *
 cs_receipt_summary(const cs_decision_t *d, const cs_receipt_ctx_t *ctx)
 {
     char          *text;
-    size_t         len;
+    size_t         i, len;
     json_t        *s, *stages;
     json_error_t   jerr;
 
@@ -272,6 +273,22 @@ cs_receipt_summary(const cs_decision_t *d, const cs_receipt_ctx_t *ctx)
     stages = json_loads(text, 0, &jerr);
     free(text);
 
+    /* the state is Redis', anyone may have written it: only entries of
+     * this sidecar's shape (cs_stages_log_add) */
+    for (i = 0; json_is_array(stages) && i < json_array_size(stages); ) {
+        if (cs_receipt_stage_entry(json_array_get(stages, i))) {
+            i++;
+
+        } else {
+            json_array_remove(stages, i);
+        }
+    }
+
+    if (stages && !json_is_array(stages)) {
+        json_decref(stages);
+        stages = NULL;
+    }
+
     s = json_object();
     json_object_set_new(s, "stages", stages ? stages : json_array());
     json_object_set_new(s, "total_duration_seconds",
@@ -282,6 +299,96 @@ cs_receipt_summary(const cs_decision_t *d, const cs_receipt_ctx_t *ctx)
                         : json_null());
 
     return s;
+}
+
+
+/* an entry of stages_log as cs_stages_log_add() writes it */
+
+static int
+cs_receipt_stage_entry(json_t *e)
+{
+    size_t       i, k;
+    json_t      *v, *n;
+    const char  *s, *key;
+
+    static const char   iso[] = "dddd-dd-ddTdd:dd:ddZ";
+    static const char  *figures[] = {
+        "requests", "errors", "p99_ms", "p_values"
+    };
+
+    if (!json_is_object(e)) {
+        return 0;
+    }
+
+    s = json_string_value(json_object_get(e, "name"));
+    if (s == NULL || s[0] == '\0') {
+        return 0;
+    }
+
+    v = json_object_get(e, "weight");
+    if (!json_is_number(v) || json_number_value(v) < 0
+        || json_number_value(v) > 100)
+    {
+        return 0;
+    }
+
+    /* ISO 8601 Z, to the second: "d" a digit */
+    s = json_string_value(json_object_get(e, "started"));
+    if (s == NULL || strlen(s) != sizeof(iso) - 1) {
+        return 0;
+    }
+
+    for (i = 0; s[i]; i++) {
+        if (iso[i] == 'd' ? s[i] < '0' || s[i] > '9' : s[i] != iso[i]) {
+            return 0;
+        }
+    }
+
+    v = json_object_get(e, "duration_seconds");
+    if (!json_is_integer(v) || json_integer_value(v) < 0) {
+        return 0;
+    }
+
+    s = json_string_value(json_object_get(e, "result"));
+    if (s == NULL || (strcmp(s, "promoted") != 0
+                      && strcmp(s, "complete") != 0
+                      && strcmp(s, "rolled_back") != 0))
+    {
+        return 0;
+    }
+
+    /* {"stable": N, "canary": N} (numbers or null), or null; p_values
+     * an object of numbers or null */
+    for (i = 0; i < sizeof(figures) / sizeof(figures[0]); i++) {
+        v = json_object_get(e, figures[i]);
+
+        if (json_is_null(v)) {
+            continue;
+        }
+
+        if (!json_is_object(v)) {
+            return 0;
+        }
+
+        if (i == 3) {
+            json_object_foreach(v, key, n) {
+                if (!json_is_number(n) && !json_is_null(n)) {
+                    return 0;
+                }
+            }
+
+            continue;
+        }
+
+        for (k = 0; k < 2; k++) {
+            n = json_object_get(v, k ? "canary" : "stable");
+            if (n == NULL || !(json_is_number(n) || json_is_null(n))) {
+                return 0;
+            }
+        }
+    }
+
+    return 1;
 }
 
 

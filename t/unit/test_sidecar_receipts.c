@@ -793,4 +793,76 @@ START_TEST(test_summary_of_the_longest_plan)
 END_TEST
 
 
+/* a stages_log written by someone else: only entries of its shape */
+
+START_TEST(test_summary_of_a_hostile_stages_log)
+{
+    char              id[CS_UUID_LEN + 1], *s;
+    size_t            i;
+    json_t           *r, *st;
+    json_error_t      jerr;
+    cs_decision_t     d;
+    cs_receipt_ctx_t  ctx;
+
+    static const char  *logs[][2] = {
+        { "1,\"s\",null,[],{\"name\":\"x\"},"
+          "{\"name\":\"a\",\"weight\":5,\"started\":"
+          "\"2026-11-22T02:10:11Z\",\"duration_seconds\":60,"
+          "\"result\":\"promoted\",\"requests\":null,\"errors\":null,"
+          "\"p99_ms\":{\"stable\":1.5,\"canary\":null},"
+          "\"p_values\":{\"latency_p99_ms\":0.5}},"
+          "{\"name\":\"b\",\"weight\":500,\"started\":"
+          "\"2026-11-22T02:10:11Z\",\"duration_seconds\":60,"
+          "\"result\":\"promoted\",\"requests\":null,\"errors\":null,"
+          "\"p99_ms\":null,\"p_values\":null},"
+          "{\"name\":\"c\",\"weight\":5,\"started\":\"yesterday at 5\","
+          "\"duration_seconds\":60,\"result\":\"promoted\","
+          "\"requests\":null,\"errors\":null,\"p99_ms\":null,"
+          "\"p_values\":{\"x\":\"low\"}},"
+          "{\"name\":\"d\",\"weight\":5,\"started\":"
+          "\"2026-11-22T02:10:11Z\",\"duration_seconds\":-1,"
+          "\"result\":\"promoted\",\"requests\":{\"stable\":\"7\"},"
+          "\"errors\":null,\"p99_ms\":null,\"p_values\":null}", "a" },
+        { "{\"name\":\"a\"}],\"x\":[1", "" },
+        { "not json", "" },
+    };
+
+    cs_rollback(&d);
+    d.nops = 1;
+    d.ops[0] = NGX_HTTP_CANARY_OP_COMPLETE;
+
+    memset(&ctx, 0, sizeof(cs_receipt_ctx_t));
+    ctx.split = "api";
+    ctx.by = "sidecar-a";
+    ctx.now = 3600 * 1000;
+    ctx.generation = 7;
+
+    for (i = 0; i < sizeof(logs) / sizeof(logs[0]); i++) {
+        snprintf(d.next.stages_log, sizeof(d.next.stages_log), "%s",
+                 logs[i][0]);
+
+        s = cs_receipt_json(&plan, &d, 0, &ctx, id);
+        ck_assert_ptr_nonnull(s);
+        r = json_loads(s, 0, &jerr);
+        ck_assert_msg(r != NULL, "%s", jerr.text);
+
+        st = json_object_get(json_object_get(r, "summary"), "stages");
+        ck_assert(json_is_array(st));
+
+        if (logs[i][1][0]) {
+            ck_assert_msg(json_array_size(st) == 1, "%s", s);
+            ck_assert_str_eq(json_string_value(json_object_get(
+                json_array_get(st, 0), "name")), logs[i][1]);
+
+        } else {
+            ck_assert_msg(json_array_size(st) == 0, "%s", s);
+        }
+
+        json_decref(r);
+        free(s);
+    }
+}
+END_TEST
+
+
 UNIT_MAIN("sidecar_receipts", cs_setup, cs_teardown, 0)
