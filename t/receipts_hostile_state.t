@@ -51,7 +51,8 @@ my %STATES = (
                rollout_started => 1, rollbacks => $HUGE ],
     bytes => [ status => 'running', stage_name => $BAD,
                release => qq({"stable":"v1\xff\\"\\n","canary":"\xc3\x28"}),
-               stage_started => $HUGE, stages_completed => '18446744073709551616',
+               stage_started => $HUGE,
+               stages_completed => '18446744073709551616',
                rollout_started => '-5', rollbacks => '18446744073709551615',
                stages_log => 'x' x 20000 ],
     nojson => [ status => 'rolling_back', stage_name => '10_percent',
@@ -89,7 +90,9 @@ for my $name (sort keys %STATES) {
                 record => node_record(interval_ms => 600000));
     r('HSET', "canary:$split:sidecar", @{$STATES{$name}});
 
-    for my $args (['set-weight', $split, '5'], ['rollback', $split, '--reason', 'hostile']) {
+    for my $args (['set-weight', $split, '5'],
+                  ['rollback', $split, '--reason', 'hostile'])
+    {
         my ($rc, $out, $err) = ctl_run($t, $redis, $args);
         is $rc, 0, "$name: canary-ctl @$args lands" or diag $out . $err;
     }
@@ -103,7 +106,8 @@ for my $name (sort keys %STATES) {
 report_node($t, 'ctl_string', 'web-1',
             record => node_record(interval_ms => 600000));
 r('SET', 'canary:ctl_string:sidecar', 'x');
-my ($rc, $out, $err) = ctl_run($t, $redis, ['rollback', 'ctl_string', '--reason', 'x']);
+my ($rc, $out, $err) = ctl_run($t, $redis, ['rollback', 'ctl_string',
+                                            '--reason', 'x']);
 is $rc, 0, 'a state of the wrong type: canary-ctl rollback lands'
     or diag $out . $err;
 valid($_, 'wrong type: canary-ctl') for receipts('ctl_string');
@@ -160,7 +164,8 @@ $t->start;
 fault($t, 1);
 
 for my $split (@splits) {
-    my $path = { g_empty => '/e/', g_bytes => '/b/', g_walk => '/w/' }->{$split};
+    my $path = { g_empty => '/e/', g_bytes => '/b/',
+                 g_walk => '/w/' }->{$split};
     my $i = 0;
 
     my $tripped = wait_until(20, sub {
@@ -182,7 +187,8 @@ $d //= {};
 ok exists $d->{stages_completed} && !defined $d->{stages_completed},
     'a count past 2^63 is null, not negative';
 is $d->{release}{stable}, "v1\x{ff}\"\n",
-    'a release byte that is no UTF-8 is kept as the code point of the byte (as canary-ctl does)';
+    'a release byte past ASCII: \u00XX, the byte\'s code point '
+    . '(as canary-ctl writes a byte that is no UTF-8)';
 
 my ($w) = grep { /"guard_tripped"/ } receipts('g_walk');
 is eval { decode_json($w)->{rollbacks_triggered} }, 1,
