@@ -163,6 +163,8 @@ static void ngx_http_canary_redis_connected(ngx_http_canary_redis_t *rd,
 static void ngx_http_canary_redis_answered(ngx_http_canary_redis_t *rd);
 static void ngx_http_canary_redis_error(ngx_http_canary_redis_t *rd,
     ngx_uint_t level, const char *fmt, ...);
+static const char *ngx_http_canary_redis_guard_check(
+    ngx_http_canary_guard_trip_t *trip);
 static void ngx_http_canary_redis_report_guard(ngx_http_canary_redis_t *rd,
     ngx_uint_t index, ngx_http_canary_guard_trip_t *trip);
 static u_char *ngx_http_canary_redis_uuid(u_char *p);
@@ -2060,8 +2062,43 @@ ngx_http_canary_redis_tick(void)
  * and closing brace, which the script adds: the generation is the one
  * HINCRBY makes; the rollout's (release, stage, ...: README, "Receipts")
  * come from the sidecar's state when a sidecar runs the split, null
- * otherwise, as in canary-ctl's receipts.
+ * otherwise, as in canary-ctl's receipts.  That state may be anyone's
+ * writing: a count is read up to 15 digits (%d made one past 2^63
+ * negative), an empty name is null, and a byte past ASCII (the sidecar
+ * writes none) is \u00XX: cjson.encode copies bytes that are no UTF-8.
+ * A gradual rollback under way (rolling_back, or walking while paused)
+ * is counted in rollbacks already: the trip ends that one.
  */
+
+/*
+ * The guard's limit that tripped, as the receipt's failed_checks names
+ * it: the reason starts with the limit (ngx_http_canary_guard_rule.c);
+ * "guard" for a trip finished for a worker that exited while tripping.
+ */
+
+static const char *
+ngx_http_canary_redis_guard_check(ngx_http_canary_guard_trip_t *trip)
+{
+    ngx_uint_t  i;
+
+    static const char  *limits[][2] = {
+        { "error_rate ", "guard_error_rate" },
+        { "upstream_errors ", "guard_upstream_errors" },
+        { "latency_p99 ", "guard_latency_p99" }
+    };
+
+    for (i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+        if (trip->reason_len > ngx_strlen(limits[i][0])
+            && ngx_strncmp(trip->reason, limits[i][0],
+                           ngx_strlen(limits[i][0])) == 0)
+        {
+            return limits[i][1];
+        }
+    }
+
+    return "guard";
+}
+
 
 static const char  ngx_http_canary_redis_trip_script[] =
     "local t = redis.call('TYPE', KEYS[2])['ok'] "
@@ -2077,12 +2114,17 @@ static const char  ngx_http_canary_redis_trip_script[] =
         NGX_HTTP_CANARY_FIELD_UPDATED_AT "', ARGV[2]) "
     "local ro = redis.pcall('HMGET', KEYS[3], 'status', 'release', "
         "'stage_name', 'stage_started', 'stages_completed', "
-        "'rollout_started', 'rollbacks') "
+        "'rollout_started', 'rollbacks', 'walking') "
     "if type(ro) ~= 'table' or ro.err then ro = {} end "
     "local t = redis.call('TIME') "
     "local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
     "local function int(s) "
-        "if s and string.find(s, '^%d+$') then return tonumber(s) end end "
+        "if s and #s <= 15 and string.find(s, '^%d+$') then "
+        "return tonumber(s) end end "
+    "local function js(s) "
+        "return (string.gsub(cjson.encode(s), '[\\128-\\255]', "
+        "function (c) return string.format('\\\\u%04x', "
+        "string.byte(c)) end)) end "
     "local function secs(v) "
         "if v and v > 0 and v <= ms then "
         "return string.format('%d', math.floor((ms - v) / 1000)) end "
@@ -2092,15 +2134,17 @@ static const char  ngx_http_canary_redis_trip_script[] =
     "if ro[2] and ro[2] ~= '' then "
         "local ok, v = pcall(cjson.decode, ro[2]) "
         "if ok and type(v) == 'table' and type(v.stable) == 'string' "
-        "and type(v.canary) == 'string' then "
-        "rel = '{\"stable\":' .. cjson.encode(v.stable) .. "
-        "',\"canary\":' .. cjson.encode(v.canary) .. '}' end end "
+        "and type(v.canary) == 'string' and v.stable ~= '' "
+        "and v.canary ~= '' then "
+        "rel = '{\"stable\":' .. js(v.stable) .. "
+        "',\"canary\":' .. js(v.canary) .. '}' end end "
     "if ro[1] and ro[1] ~= 'new' then "
-        "st = ro[3] and cjson.encode(ro[3]) or 'null' "
+        "st = ro[3] and ro[3] ~= '' and js(ro[3]) or 'null' "
         "at = secs(int(ro[4])) "
         "done = int(ro[5]) and string.format('%d', int(ro[5])) or 'null' "
         "el = secs(int(ro[6])) "
-        "rb = string.format('%d', (int(ro[7]) or 0) + 1) end "
+        "rb = string.format('%d', (int(ro[7]) or 0) + ((ro[1] == "
+        "'rolling_back' or ro[8] == '1') and 0 or 1)) end "
     "redis.call('XADD', KEYS[2], 'MAXLEN', '~', '10000', '*', '"
         NGX_HTTP_CANARY_RECEIPT "', ARGV[3] .. ',\"release\":' .. rel .. "
         "',\"stage\":' .. st .. ',\"duration_at_stage_seconds\":' .. at "
@@ -2167,9 +2211,10 @@ ngx_http_canary_redis_report_guard(ngx_http_canary_redis_t *rd,
             "\"since\":%T,"
             "\"" NGX_HTTP_CANARY_RECEIPT_REASON "\":\"%*s\","
             "\"detected_at\":\"%*s\",\"rollback_duration_ms\":null,"
-            "\"failed_checks\":[\"guard_error_rate\"]",
+            "\"failed_checks\":[\"%s\"]",
             trip->since, trip->reason_len, trip->reason,
-            sizeof(detected) - 1, detected);
+            sizeof(detected) - 1, detected,
+            ngx_http_canary_redis_guard_check(trip));
 
     rd->writes[index].in_flight = 1;
 

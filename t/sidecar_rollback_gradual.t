@@ -16,6 +16,7 @@ use lib "$FindBin::Bin/lib";
 
 use Test::More;
 use Time::HiRes qw(sleep time);
+use ReceiptSchema;
 use SidecarTest qw(fast_plan);
 
 my $s = SidecarTest->new(name => 'rollback-gradual', slow_ms => 150);
@@ -76,6 +77,31 @@ is_deeply [map { [$_->{from_weight}, $_->{to_weight}] } @r[-3 .. -1]],
 is $r[-3]{state}, 'rolling_back', 'a step\'s receipt: rolling_back';
 is $r[-2]{by}, 'sidecar-b', 'the restarted sidecar went on';
 like $r[-3]{reason}, qr/^ROLLING BACK: .*latency_p95_max_ms/, 'why';
+
+# every receipt of the walk conforms: the last step's rollback_executed
+# too, though each step restarted the stage's evidence (it had no
+# detected_at, rollback_duration_ms, failed_checks), and sidecar-b took
+# over mid-walk
+my $schema = ReceiptSchema->load;
+my @l = $s->redis('XRANGE', $s->key . ':receipts', '-', '+');
+for my $text (map { $l[$_] } grep { $_ % 3 == 2 } 0 .. $#l) {
+    my @err = $schema->validate($text);
+    ok !@err, 'the receipt conforms: ' . substr($text, 0, 140)
+        or diag join "\n", @err;
+}
+like $r[-4]{detected_at} // '', qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/,
+    'the violation\'s receipt says when it was detected';
+is $r[-1]{detected_at}, $r[-4]{detected_at},
+    'the rollback, after a restart mid-walk: the same detection';
+my %last = map { $_ => 1 } @{ $r[-1]{failed_checks} || [] };
+ok $last{latency_p95_max_ms}
+   && !grep({ !$last{$_} } @{ $r[-4]{failed_checks} || [] }),
+    'and what failed then: '
+    . join(', ', @{ $r[-4]{failed_checks} || [] }) . ' -> '
+    . join(', ', sort keys %last);
+cmp_ok $r[-1]{rollback_duration_ms}, '>=', 4000,
+    'its duration: from then, over both step holds';
+is $r[-1]{rollbacks_triggered}, 1, 'one rollback, however many steps';
 
 $s->finish;
 

@@ -151,6 +151,27 @@ cs_check_name(size_t check)
 }
 
 
+/* the checks a judgement failed, as cs_rollout_t.rollback_failed has
+ * them: bit i check i, bit CS_CHECKS the critical path */
+
+uint32_t
+cs_failed_mask(const cs_judgement_t *j)
+{
+    size_t    i;
+    uint32_t  mask;
+
+    mask = j->critical ? 1u << CS_CHECKS : 0;
+
+    for (i = 0; i < CS_CHECKS; i++) {
+        if (j->checks[i].status == CS_FAIL) {
+            mask |= 1u << i;
+        }
+    }
+
+    return mask;
+}
+
+
 size_t
 cs_check_trigger(size_t check)
 {
@@ -763,6 +784,9 @@ cs_decide_start(const cs_plan_t *plan, const cs_split_view_t *view,
     nx->stages_completed = 0;
     nx->rollbacks = 0;
     nx->stages_log[0] = '\0';
+    nx->rollback_detected = 0;
+    nx->rollback_failed = 0;
+    nx->walking = 0;
 
     cs_reason(d, "start: stage %s (%s%%) with %zu pinned tenant%s on "
               "canary", st->name,
@@ -835,8 +859,9 @@ cs_decide_operator(const cs_plan_t *plan, const cs_split_view_t *view,
     if (strcmp(view->state, NGX_HTTP_CANARY_STATE_ROLLED_BACK) == 0
         || strcmp(view->state, NGX_HTTP_CANARY_STATE_GUARD_TRIPPED) == 0)
     {
-        /* in the middle of a gradual rollback: the same one, ended */
-        if (nx->status != CS_STATUS_ROLLING_BACK) {
+        /* in the middle of a gradual rollback (walking, or paused by
+         * an operator mid-walk): the same one, ended */
+        if (nx->status != CS_STATUS_ROLLING_BACK && !nx->walking) {
             nx->rollbacks++;
         }
 
@@ -893,7 +918,10 @@ cs_decide_operator(const cs_plan_t *plan, const cs_split_view_t *view,
     if (view->has_weight && view->weight != ro->weight) {
         k = cs_stage_for_weight(plan, view->weight);
 
+        /* the stages before it are behind the rollout now, no more, no
+         * fewer: a walk up again must not count its stages twice */
         nx->stage = k;
+        nx->stages_completed = (uint32_t) k;
         cs_stage_restart(nx, now);
         nx->weight = view->weight;
         nx->approved = -1;
@@ -1320,10 +1348,21 @@ cs_rollback_to(const cs_plan_t *plan, const cs_split_view_t *view,
 
     nx = &d->next;
 
-    /* one rollback, however many steps it walks down */
-    if (nx->status != CS_STATUS_ROLLING_BACK) {
+    /* one rollback, however many steps it walks down; what it acts on
+     * is kept for its receipts to the last step (each step restarts the
+     * stage's evidence, violation_since with it) */
+    if (nx->status != CS_STATUS_ROLLING_BACK && !nx->walking) {
         nx->rollbacks++;
+        nx->rollback_detected = nx->violation_since;
+        nx->rollback_failed = 0;
     }
+
+    if (nx->rollback_detected == 0) {
+        nx->rollback_detected = nx->violation_since ? nx->violation_since
+                                                    : now;
+    }
+
+    nx->rollback_failed |= cs_failed_mask(&d->j);
 
     d->set_weight = 1;
     d->weight = weight;

@@ -34,8 +34,10 @@ typedef enum {
 } cs_status_e;
 
 
-/* the stages' figures the final receipt sums up, as JSON text */
-#define CS_STAGES_LOG_MAX   16384
+/* the stages' figures the final receipt sums up, as JSON text: an entry
+ * is up to some 600 bytes (a 48-byte name, 20-digit counts, 7 p-values),
+ * CS_STAGES_MAX of them must fit (16384 kept 29 of 32) */
+#define CS_STAGES_LOG_MAX   32768
 
 
 /* the sidecar's own state: <prefix><split>:sidecar */
@@ -71,6 +73,13 @@ typedef struct {
                                             /* each stage left: JSON
                                                objects, comma separated
                                                (the summary's stages) */
+    int64_t             rollback_detected;  /* unix ms: the violation
+                                               the rollback under way
+                                               acts on (a walk restarts
+                                               violation_since); 0 */
+    uint32_t            rollback_failed;    /* its failed checks: bit i
+                                               check i, bit CS_CHECKS
+                                               the critical path */
 } cs_rollout_t;
 
 
@@ -197,6 +206,7 @@ int cs_rollout_over(const cs_rollout_t *ro);
 int cs_action_writes(cs_action_e action);
 const char *cs_verdict_name(cs_verdict_e v);
 const char *cs_check_name(size_t check);
+uint32_t cs_failed_mask(const cs_judgement_t *j);
 
 /* the trigger (CS_TRIGGER_*) that acts for a check */
 size_t cs_check_trigger(size_t check);

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <curl/curl.h>
 
@@ -199,6 +200,7 @@ cs_init(cs_sidecar_t *sc, int argc, char **argv)
     char              err[512], a[24], b[24], c[24], *password;
     size_t            i;
     int64_t           lease;
+    struct stat       st;
     struct sigaction  sa;
 
     rc = cs_options(&sc->opt, argc, argv);
@@ -354,6 +356,29 @@ cs_init(cs_sidecar_t *sc, int argc, char **argv)
                "requests with an override (header, cookie) reach the "
                "canary there, and without them it cannot be judged",
                sc->opt.split, sc->plan.stages[0].name);
+    }
+
+    /* a typo in --evidence-dir is told now, not at the first weight
+     * change, hours later; the snapshots go to Redis either way */
+    if (sc->opt.evidence_dir) {
+        err[0] = '\0';
+
+        if (stat(sc->opt.evidence_dir, &st) != 0
+            || (S_ISDIR(st.st_mode)
+                && access(sc->opt.evidence_dir, W_OK | X_OK) != 0))
+        {
+            snprintf(err, sizeof(err), "%s", strerror(errno));
+
+        } else if (!S_ISDIR(st.st_mode)) {
+            snprintf(err, sizeof(err), "not a directory");
+        }
+
+        if (err[0]) {
+            cs_log("%s: --evidence-dir: %s: %s; snapshots stay in Redis only "
+                   "until it can be written (said once)", sc->opt.split,
+                   sc->opt.evidence_dir, err);
+            sc->evidence_dir_failed = 1;
+        }
     }
 
 done:

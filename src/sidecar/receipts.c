@@ -27,9 +27,11 @@ static json_t *cs_receipt_checks(const cs_decision_t *d);
 static void cs_receipt_rollout(json_t *r, const cs_plan_t *plan,
     const cs_decision_t *d, size_t op, const cs_receipt_ctx_t *ctx);
 static json_t *cs_receipt_release(const cs_plan_t *plan);
-static json_t *cs_receipt_failed_checks(const cs_decision_t *d);
+static json_t *cs_receipt_failed_checks(const cs_decision_t *d,
+    uint32_t kept);
 static json_t *cs_receipt_summary(const cs_decision_t *d,
     const cs_receipt_ctx_t *ctx);
+static int cs_receipt_stage_entry(json_t *e);
 
 
 char *
@@ -125,7 +127,8 @@ cs_receipt_rollout(json_t *r, const cs_plan_t *plan, const cs_decision_t *d,
 {
     int                  stage;
     char                 ts[32];
-    int64_t              at_stage;
+    int64_t              at_stage, detected;
+    uint32_t             failed;
     const cs_rollout_t  *ro, *nx;
 
     ro = ctx->before;
@@ -155,19 +158,29 @@ cs_receipt_rollout(json_t *r, const cs_plan_t *plan, const cs_decision_t *d,
     json_object_set_new(r, "evidence_key", ctx->evidence_key
                         ? json_string(ctx->evidence_key) : json_null());
 
-    if ((d->action == CS_ACT_ROLLBACK || d->action == CS_ACT_PAUSE)
-        && nx->violation_since)
-    {
+    /* a rollback, each step of a gradual one to the last: what it acted
+     * on, kept from its first step (a step restarts violation_since) */
+    detected = d->action == CS_ACT_ROLLBACK
+               || d->action == CS_ACT_ROLLBACK_STEP
+               ? nx->rollback_detected : 0;
+    failed = detected ? nx->rollback_failed : 0;
+
+    if (detected == 0 && d->action == CS_ACT_PAUSE) {
+        detected = nx->violation_since;
+    }
+
+    if (detected) {
         /* the write follows the decision's own time at once */
         json_object_set_new(r, "detected_at",
-            json_string(cs_iso8601(nx->violation_since, ts, sizeof(ts))));
+            json_string(cs_iso8601(detected, ts, sizeof(ts))));
         /* whole ms, an integer: JSON_REAL_PRECISION(6) would print
          * an hour's 3600002 as 3.6e+06 */
         json_object_set_new(r, "rollback_duration_ms",
             json_integer((json_int_t) llround((double) cs_elapsed(ctx->now,
-                                                  nx->violation_since)
+                                                                  detected)
                                               + ctx->decision_ms)));
-        json_object_set_new(r, "failed_checks", cs_receipt_failed_checks(d));
+        json_object_set_new(r, "failed_checks",
+                            cs_receipt_failed_checks(d, failed));
     }
 
     if (strcmp(d->ops[op], NGX_HTTP_CANARY_OP_COMPLETE) == 0) {
@@ -210,20 +223,25 @@ cs_release_json(const cs_plan_t *plan)
 }
 
 
+/* the decision's failed checks, and those kept from the rollback's
+ * first step (cs_failed_mask) */
+
 static json_t *
-cs_receipt_failed_checks(const cs_decision_t *d)
+cs_receipt_failed_checks(const cs_decision_t *d, uint32_t kept)
 {
-    size_t   i;
-    json_t  *a;
+    size_t    i;
+    json_t   *a;
+    uint32_t  mask;
 
     a = json_array();
+    mask = kept | cs_failed_mask(&d->j);
 
-    if (d->j.critical) {
+    if (mask & (1u << CS_CHECKS)) {
         json_array_append_new(a, json_string("critical_error_rate"));
     }
 
     for (i = 0; i < CS_CHECKS; i++) {
-        if (d->j.checks[i].status == CS_FAIL) {
+        if (mask & (1u << i)) {
             json_array_append_new(a, json_string(cs_check_name(i)));
         }
     }
@@ -236,7 +254,7 @@ static json_t *
 cs_receipt_summary(const cs_decision_t *d, const cs_receipt_ctx_t *ctx)
 {
     char          *text;
-    size_t         len;
+    size_t         i, len;
     json_t        *s, *stages;
     json_error_t   jerr;
 
@@ -255,6 +273,22 @@ cs_receipt_summary(const cs_decision_t *d, const cs_receipt_ctx_t *ctx)
     stages = json_loads(text, 0, &jerr);
     free(text);
 
+    /* the state is Redis', anyone may have written it: only entries of
+     * this sidecar's shape (cs_stages_log_add) */
+    for (i = 0; json_is_array(stages) && i < json_array_size(stages); ) {
+        if (cs_receipt_stage_entry(json_array_get(stages, i))) {
+            i++;
+
+        } else {
+            json_array_remove(stages, i);
+        }
+    }
+
+    if (stages && !json_is_array(stages)) {
+        json_decref(stages);
+        stages = NULL;
+    }
+
     s = json_object();
     json_object_set_new(s, "stages", stages ? stages : json_array());
     json_object_set_new(s, "total_duration_seconds",
@@ -268,12 +302,102 @@ cs_receipt_summary(const cs_decision_t *d, const cs_receipt_ctx_t *ctx)
 }
 
 
+/* an entry of stages_log as cs_stages_log_add() writes it */
+
+static int
+cs_receipt_stage_entry(json_t *e)
+{
+    size_t       i, k;
+    json_t      *v, *n;
+    const char  *s, *key;
+
+    static const char   iso[] = "dddd-dd-ddTdd:dd:ddZ";
+    static const char  *figures[] = {
+        "requests", "errors", "p99_ms", "p_values"
+    };
+
+    if (!json_is_object(e)) {
+        return 0;
+    }
+
+    s = json_string_value(json_object_get(e, "name"));
+    if (s == NULL || s[0] == '\0') {
+        return 0;
+    }
+
+    v = json_object_get(e, "weight");
+    if (!json_is_number(v) || json_number_value(v) < 0
+        || json_number_value(v) > 100)
+    {
+        return 0;
+    }
+
+    /* ISO 8601 Z, to the second: "d" a digit */
+    s = json_string_value(json_object_get(e, "started"));
+    if (s == NULL || strlen(s) != sizeof(iso) - 1) {
+        return 0;
+    }
+
+    for (i = 0; s[i]; i++) {
+        if (iso[i] == 'd' ? s[i] < '0' || s[i] > '9' : s[i] != iso[i]) {
+            return 0;
+        }
+    }
+
+    v = json_object_get(e, "duration_seconds");
+    if (!json_is_integer(v) || json_integer_value(v) < 0) {
+        return 0;
+    }
+
+    s = json_string_value(json_object_get(e, "result"));
+    if (s == NULL || (strcmp(s, "promoted") != 0
+                      && strcmp(s, "complete") != 0
+                      && strcmp(s, "rolled_back") != 0))
+    {
+        return 0;
+    }
+
+    /* {"stable": N, "canary": N} (numbers or null), or null; p_values
+     * an object of numbers or null */
+    for (i = 0; i < sizeof(figures) / sizeof(figures[0]); i++) {
+        v = json_object_get(e, figures[i]);
+
+        if (json_is_null(v)) {
+            continue;
+        }
+
+        if (!json_is_object(v)) {
+            return 0;
+        }
+
+        if (i == 3) {
+            json_object_foreach(v, key, n) {
+                if (!json_is_number(n) && !json_is_null(n)) {
+                    return 0;
+                }
+            }
+
+            continue;
+        }
+
+        for (k = 0; k < 2; k++) {
+            n = json_object_get(v, k ? "canary" : "stable");
+            if (n == NULL || !(json_is_number(n) || json_is_null(n))) {
+                return 0;
+            }
+        }
+    }
+
+    return 1;
+}
+
+
 void
 cs_stages_log_add(const cs_plan_t *plan, const cs_rollout_t *ro,
     cs_decision_t *d, int64_t now)
 {
     int                    last;
-    char                   ts[32], *text;
+    char                   ts[32], *text, *next;
     size_t                 i, n, len;
     json_t                *e, *p;
     const cs_judgement_t  *j;
@@ -346,9 +470,21 @@ cs_stages_log_add(const cs_plan_t *plan, const cs_rollout_t *ro,
             return;
         }
 
+        /*
+         * Full (a rollout re-anchored by an operator over and over): the
+         * oldest entries go, so that the summary still ends with how the
+         * rollout ended.  Each entry starts with its name, of letters,
+         * digits, "_", "-" and ".": "},{\"name\":" is a boundary.
+         */
         len = strlen(d->next.stages_log);
 
-        /* full (a rollout re-anchored over and over): the first kept */
+        while (len && len + strlen(text) + 2 >= sizeof(d->next.stages_log)) {
+            next = strstr(d->next.stages_log, "},{\"name\":");
+            next = next ? next + 2 : d->next.stages_log + len;
+            len -= (size_t) (next - d->next.stages_log);
+            memmove(d->next.stages_log, next, len + 1);
+        }
+
         if (len + strlen(text) + 2 < sizeof(d->next.stages_log)) {
             snprintf(d->next.stages_log + len,
                      sizeof(d->next.stages_log) - len, "%s%s",

@@ -1120,6 +1120,10 @@ cs_redis_state_args(cs_redis_t *r, cs_args_t *a, const cs_plan_t *plan,
     cs_args_addf(a, "%u", ro->rollbacks);
     cs_args_add(a, "stages_log");
     cs_args_add(a, ro->stages_log);
+    cs_args_add(a, "rollback_detected");
+    cs_args_addf(a, "%lld", (long long) ro->rollback_detected);
+    cs_args_add(a, "rollback_failed");
+    cs_args_addf(a, "%u", ro->rollback_failed);
     cs_args_add(a, "release");
 
     if (plan->release_canary[0]) {
@@ -1293,6 +1297,17 @@ cs_rollout_from_hash(cs_rollout_t *ro, const cs_plan_t *plan,
 
         } else if (strcmp(f->str, "rollbacks") == 0) {
             ro->rollbacks = (uint32_t) strtoul(v->str, NULL, 10);
+
+        } else if (strcmp(f->str, "rollback_detected") == 0) {
+            if (cs_state_time(v, f->str, now, &ro->rollback_detected, err,
+                              errlen) != 0)
+            {
+                return -1;
+            }
+
+        } else if (strcmp(f->str, "rollback_failed") == 0) {
+            ro->rollback_failed = (uint32_t) strtoul(v->str, NULL, 10)
+                                  & ((2u << CS_CHECKS) - 1);
 
         } else if (strcmp(f->str, "stages_log") == 0) {
             /* text this sidecar wrote; cut, it would not be JSON */

@@ -676,4 +676,193 @@ START_TEST(test_redis_replies_of_huge_arrays_are_refused)
 END_TEST
 
 
+/*
+ * The summary of the longest plan: 32 stages of 48-character names,
+ * every check judged, figures as large as they come.  Each entry is
+ * about 560 bytes: the whole rollout is some 18 KB of stages_log.
+ */
+
+START_TEST(test_summary_of_the_longest_plan)
+{
+    char              id[CS_UUID_LEN + 1], *s;
+    size_t            i, k;
+    json_t           *r, *st, *e;
+    json_error_t      jerr;
+    cs_rollout_t      ro;
+    cs_decision_t     d;
+    cs_receipt_ctx_t  ctx;
+
+    cs_rollback(&d);
+
+    plan.nstages = CS_STAGES_MAX;
+
+    for (i = 0; i < CS_STAGES_MAX; i++) {
+        snprintf(plan.stages[i].name, sizeof(plan.stages[i].name),
+                 "stage_%02zu_%.*s", i, CS_STAGE_NAME_MAX - 9,
+                 "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz");
+        plan.stages[i].weight = (uint32_t) (i * 312 + 1);
+        plan.stages[i].hold = 86400 * 1000;
+    }
+
+    for (k = 0; k < CS_CHECKS; k++) {
+        d.j.checks[k].status = CS_PASS;
+        d.j.checks[k].p_value = 1.23456789e-05;
+    }
+
+    d.j.requests[CS_STABLE] = 12345678901234ULL;
+    d.j.requests[CS_CANARY] = 12345678901234ULL;
+    d.j.errors[CS_STABLE] = 1234567890123ULL;
+    d.j.errors[CS_CANARY] = 1234567890123ULL;
+    d.j.p99_ms[CS_STABLE] = 1.23456789e+06;
+    d.j.p99_ms[CS_CANARY] = 1.23456789e+06;
+    d.has_judgement = 1;
+    d.next.stages_log[0] = '\0';
+
+    cs_rollout_init(&ro);
+    ro.status = CS_STATUS_RUNNING;
+
+    /* promoted out of each stage but the last, which completes */
+    for (i = 0; i < CS_STAGES_MAX; i++) {
+        ro.stage = i;
+        ro.stage_started = 1795314065123LL + (int64_t) i * 86400 * 1000;
+        d.action = i + 1 < CS_STAGES_MAX ? CS_ACT_PROMOTE : CS_ACT_COMPLETE;
+        d.to_stage = (int) (i + 1 < CS_STAGES_MAX ? i + 1 : i);
+        cs_stages_log_add(&plan, &ro, &d, ro.stage_started + 86400 * 1000);
+    }
+
+    d.nops = 1;
+    d.ops[0] = NGX_HTTP_CANARY_OP_COMPLETE;
+    d.next.rollout_started = 1795314065123LL;
+
+    memset(&ctx, 0, sizeof(cs_receipt_ctx_t));
+    ctx.split = "api";
+    ctx.by = "sidecar-a";
+    ctx.now = 1795314065123LL + (int64_t) CS_STAGES_MAX * 86400 * 1000;
+    ctx.generation = 40;
+
+    s = cs_receipt_json(&plan, &d, 0, &ctx, id);
+    ck_assert_ptr_nonnull(s);
+
+    r = json_loads(s, 0, &jerr);
+    ck_assert_msg(r != NULL, "%s", jerr.text);
+
+    st = json_object_get(json_object_get(r, "summary"), "stages");
+    ck_assert_msg(json_array_size(st) == CS_STAGES_MAX,
+                  "%zu of %d stages in the summary (stages_log %zu bytes)",
+                  json_array_size(st), CS_STAGES_MAX,
+                  strlen(d.next.stages_log));
+
+    e = json_array_get(st, CS_STAGES_MAX - 1);
+    ck_assert_str_eq(json_string_value(json_object_get(e, "name")),
+                     plan.stages[CS_STAGES_MAX - 1].name);
+    ck_assert_str_eq(json_string_value(json_object_get(e, "result")),
+                     "complete");
+
+    json_decref(r);
+    free(s);
+
+    /* an operator who moved it back 40 times: the oldest entries go, the
+     * summary still ends with the completion */
+    for (i = 0; i < 40 + CS_STAGES_MAX; i++) {
+        ro.stage = i < 40 ? 0 : i - 40;
+        d.action = ro.stage + 1 < CS_STAGES_MAX ? CS_ACT_PROMOTE
+                                                : CS_ACT_COMPLETE;
+        d.to_stage = (int) (ro.stage + 1 < CS_STAGES_MAX ? ro.stage + 1
+                                                         : ro.stage);
+        cs_stages_log_add(&plan, &ro, &d, ro.stage_started + 1000);
+    }
+
+    s = cs_receipt_json(&plan, &d, 0, &ctx, id);
+    r = json_loads(s, 0, &jerr);
+    ck_assert_msg(r != NULL, "%s", jerr.text);
+
+    st = json_object_get(json_object_get(r, "summary"), "stages");
+    ck_assert_uint_ge(json_array_size(st), CS_STAGES_MAX);
+    e = json_array_get(st, json_array_size(st) - 1);
+    ck_assert_str_eq(json_string_value(json_object_get(e, "name")),
+                     plan.stages[CS_STAGES_MAX - 1].name);
+    ck_assert_str_eq(json_string_value(json_object_get(e, "result")),
+                     "complete");
+    e = json_array_get(st, json_array_size(st) - CS_STAGES_MAX);
+    ck_assert_str_eq(json_string_value(json_object_get(e, "name")),
+                     plan.stages[0].name);
+
+    json_decref(r);
+    free(s);
+}
+END_TEST
+
+
+/* a stages_log written by someone else: only entries of its shape */
+
+START_TEST(test_summary_of_a_hostile_stages_log)
+{
+    char              id[CS_UUID_LEN + 1], *s;
+    size_t            i;
+    json_t           *r, *st;
+    json_error_t      jerr;
+    cs_decision_t     d;
+    cs_receipt_ctx_t  ctx;
+
+    static const char  *logs[][2] = {
+        { "1,\"s\",null,[],{\"name\":\"x\"},"
+          "{\"name\":\"a\",\"weight\":5,\"started\":"
+          "\"2026-11-22T02:10:11Z\",\"duration_seconds\":60,"
+          "\"result\":\"promoted\",\"requests\":null,\"errors\":null,"
+          "\"p99_ms\":{\"stable\":1.5,\"canary\":null},"
+          "\"p_values\":{\"latency_p99_ms\":0.5}},"
+          "{\"name\":\"b\",\"weight\":500,\"started\":"
+          "\"2026-11-22T02:10:11Z\",\"duration_seconds\":60,"
+          "\"result\":\"promoted\",\"requests\":null,\"errors\":null,"
+          "\"p99_ms\":null,\"p_values\":null},"
+          "{\"name\":\"c\",\"weight\":5,\"started\":\"yesterday at 5\","
+          "\"duration_seconds\":60,\"result\":\"promoted\","
+          "\"requests\":null,\"errors\":null,\"p99_ms\":null,"
+          "\"p_values\":{\"x\":\"low\"}},"
+          "{\"name\":\"d\",\"weight\":5,\"started\":"
+          "\"2026-11-22T02:10:11Z\",\"duration_seconds\":-1,"
+          "\"result\":\"promoted\",\"requests\":{\"stable\":\"7\"},"
+          "\"errors\":null,\"p99_ms\":null,\"p_values\":null}", "a" },
+        { "{\"name\":\"a\"}],\"x\":[1", "" },
+        { "not json", "" },
+    };
+
+    cs_rollback(&d);
+    d.nops = 1;
+    d.ops[0] = NGX_HTTP_CANARY_OP_COMPLETE;
+
+    memset(&ctx, 0, sizeof(cs_receipt_ctx_t));
+    ctx.split = "api";
+    ctx.by = "sidecar-a";
+    ctx.now = 3600 * 1000;
+    ctx.generation = 7;
+
+    for (i = 0; i < sizeof(logs) / sizeof(logs[0]); i++) {
+        snprintf(d.next.stages_log, sizeof(d.next.stages_log), "%s",
+                 logs[i][0]);
+
+        s = cs_receipt_json(&plan, &d, 0, &ctx, id);
+        ck_assert_ptr_nonnull(s);
+        r = json_loads(s, 0, &jerr);
+        ck_assert_msg(r != NULL, "%s", jerr.text);
+
+        st = json_object_get(json_object_get(r, "summary"), "stages");
+        ck_assert(json_is_array(st));
+
+        if (logs[i][1][0]) {
+            ck_assert_msg(json_array_size(st) == 1, "%s", s);
+            ck_assert_str_eq(json_string_value(json_object_get(
+                json_array_get(st, 0), "name")), logs[i][1]);
+
+        } else {
+            ck_assert_msg(json_array_size(st) == 0, "%s", s);
+        }
+
+        json_decref(r);
+        free(s);
+    }
+}
+END_TEST
+
+
 UNIT_MAIN("sidecar_receipts", cs_setup, cs_teardown, 0)
