@@ -10,8 +10,9 @@
 # receipts under it (before, the page kept the receipts by stage in a
 # plain object: "constructor" found Object's constructor there, and the
 # page stopped at "cannot load status.json: ... is not a function"), and
-# the markup is text: no element, no handler run (the CSP allows inline
-# scripts, so the page's textContent is what stops them).
+# the markup is text: no element, no handler run (the page's textContent
+# stops them; its CSP, which allows only the page's own script by its
+# hash, would too).
 
 use strict;
 use warnings;
@@ -63,6 +64,12 @@ my $xss = q{<img src=x onerror="document.body.setAttribute('data-pwned',1)">}
 $s->wait_for(sub { grep { $_->{operation} eq 'tenants_pinned' }
                         @{$status->()->{receipts} || []} }, 10,
              'the page\'s JSON has the operator\'s receipt');
+
+my $csp = $t->get($lp, '/')->{headers}{'content-security-policy'} // '';
+like($csp, qr/script-src 'sha256-[A-Za-z0-9+\/]+=*';/,
+     'the CSP allows the page\'s own script by its hash');
+unlike($csp, qr/script-src[^;]*'unsafe-inline'/,
+       'and no other inline script or handler');
 
 my @flags = ('--headless', '--no-sandbox', '--disable-gpu', '--disable-quic',
              '--no-first-run', '--disable-background-networking',
