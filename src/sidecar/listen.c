@@ -8,7 +8,9 @@
  * the report the last step left.  Bounded: CS_LISTEN_CONNECTIONS at
  * once (CS_LISTEN_PER_IP from one address), each closed after
  * CS_LISTEN_TIMEOUT idle seconds, CS_LISTEN_MEMORY bytes of request
- * each.
+ * each, and closed CS_LISTEN_DEADLINE ms after it opened whatever it
+ * does: a client that sends a byte every few seconds (slowloris) would
+ * otherwise keep its slot for ever, and 64 of them every slot.
  */
 
 
@@ -25,6 +27,7 @@
 #include <unistd.h>
 
 #include <microhttpd.h>
+#include <openssl/evp.h>
 
 #include "listen.h"
 #include "receipts.h"
@@ -33,6 +36,14 @@
 
 
 #define CS_LISTEN_LOG_EVERY     30000   /* ms: libmicrohttpd's lines */
+
+
+/* an open connection, for its deadline */
+typedef struct {
+    int                     fd;             /* -1: a free slot */
+    int                     shut;
+    int64_t                 opened;         /* monotonic ms */
+} cs_listen_conn_t;
 
 
 struct cs_listen_s {
@@ -47,6 +58,9 @@ struct cs_listen_s {
     struct MHD_Response    *metrics;
     struct MHD_Response    *json;
     struct MHD_Response    *page;
+
+    /* the connections libmicrohttpd has open (at most its limit) */
+    cs_listen_conn_t        conns[CS_LISTEN_CONNECTIONS];
 };
 
 
@@ -59,6 +73,10 @@ static enum MHD_Result cs_listen_text(struct MHD_Connection *c,
 static struct MHD_Response *cs_listen_made(char *body, size_t len,
     const char *type);
 static void cs_listen_forget(cs_listen_t *l);
+static void cs_listen_notify(void *cls, struct MHD_Connection *c,
+    void **socket_context, enum MHD_ConnectionNotificationCode code);
+static int cs_listen_deadline(cs_listen_t *l);
+static int cs_listen_csp(char *buf, size_t size);
 static void cs_listen_log(void *cls, const char *fmt, va_list ap);
 static int64_t cs_listen_mono(void);
 
@@ -152,6 +170,8 @@ cs_listen_start(const char *address, const cs_report_t *r, char *err,
     size_t errlen)
 {
     int                       on;
+    char                      csp[256];
+    size_t                    i;
     socklen_t                 len;
     cs_listen_t              *l;
     struct sockaddr_storage   sa;
@@ -169,6 +189,10 @@ cs_listen_start(const char *address, const cs_report_t *r, char *err,
 
     l->report = r;
     snprintf(l->address, sizeof(l->address), "%s", address);
+
+    for (i = 0; i < CS_LISTEN_CONNECTIONS; i++) {
+        l->conns[i].fd = -1;
+    }
 
     /* our own socket: a bind that fails says why */
     l->fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
@@ -202,6 +226,7 @@ cs_listen_start(const char *address, const cs_report_t *r, char *err,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned) CS_LISTEN_PER_IP,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) CS_LISTEN_TIMEOUT,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CS_LISTEN_MEMORY,
+        MHD_OPTION_NOTIFY_CONNECTION, cs_listen_notify, l,
         MHD_OPTION_END);
 
     if (l->daemon == NULL) {
@@ -219,9 +244,11 @@ cs_listen_start(const char *address, const cs_report_t *r, char *err,
                                               (void *) cs_page,
                                               MHD_RESPMEM_PERSISTENT);
 
-    if (l->epoll_fd == -1 || l->page == NULL) {
-        snprintf(err, errlen, "--listen %s: libmicrohttpd has no epoll",
-                 address);
+    if (l->epoll_fd == -1 || l->page == NULL || cs_listen_csp(csp,
+                                                              sizeof(csp)))
+    {
+        snprintf(err, errlen, "--listen %s: libmicrohttpd has no epoll, "
+                 "or no memory", address);
         cs_listen_stop(l);
         return NULL;
     }
@@ -229,10 +256,7 @@ cs_listen_start(const char *address, const cs_report_t *r, char *err,
     MHD_add_response_header(l->page, MHD_HTTP_HEADER_CONTENT_TYPE,
                             "text/html; charset=utf-8");
     /* the page is self-contained: it may load nothing from elsewhere */
-    MHD_add_response_header(l->page, "Content-Security-Policy",
-                            "default-src 'none'; script-src 'unsafe-inline'; "
-                            "style-src 'unsafe-inline'; connect-src 'self'; "
-                            "img-src data:");
+    MHD_add_response_header(l->page, "Content-Security-Policy", csp);
     MHD_add_response_header(l->page, "X-Content-Type-Options", "nosniff");
 
     return l;
@@ -263,6 +287,11 @@ void
 cs_listen_run(cs_listen_t *l)
 {
     MHD_run(l->daemon);
+
+    /* those shut now are closed by the daemon at once */
+    if (cs_listen_deadline(l)) {
+        MHD_run(l->daemon);
+    }
 }
 
 
@@ -438,6 +467,121 @@ cs_listen_forget(cs_listen_t *l)
         MHD_destroy_response(l->json);
         l->json = NULL;
     }
+}
+
+
+/*
+ * The page's Content-Security-Policy: nothing from elsewhere, and of
+ * inline scripts only the page's own, by its SHA-256 (not
+ * 'unsafe-inline', which would also let an inline handler such as
+ * onerror= run, were text from Redis ever inserted as markup).  Inline
+ * style stays allowed: the hold's bar is a style attribute.
+ */
+
+static int
+cs_listen_csp(char *buf, size_t size)
+{
+    int             n;
+    unsigned        len;
+    const char     *start, *end;
+    unsigned char   md[EVP_MAX_MD_SIZE], b64[4 * EVP_MAX_MD_SIZE / 3 + 4];
+
+    start = strstr(cs_page, "<script>");
+    end = start ? strstr(start, "</script>") : NULL;
+
+    if (end == NULL) {
+        return -1;
+    }
+
+    start += sizeof("<script>") - 1;
+
+    if (EVP_Digest(start, end - start, md, &len, EVP_sha256(), NULL) != 1) {
+        return -1;
+    }
+
+    EVP_EncodeBlock(b64, md, (int) len);
+
+    n = snprintf(buf, size, "default-src 'none'; script-src 'sha256-%s'; "
+                 "style-src 'unsafe-inline'; connect-src 'self'; "
+                 "img-src data:", b64);
+
+    return n > 0 && (size_t) n < size ? 0 : -1;
+}
+
+
+/* the connections as libmicrohttpd opens and closes them */
+
+static void
+cs_listen_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+    enum MHD_ConnectionNotificationCode code)
+{
+    size_t                          i;
+    cs_listen_t                    *l;
+    cs_listen_conn_t               *conn;
+    const union MHD_ConnectionInfo *info;
+
+    l = cls;
+
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        conn = *socket_context;
+
+        if (conn) {
+            conn->fd = -1;
+            *socket_context = NULL;
+        }
+
+        return;
+    }
+
+    info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+    if (info == NULL) {
+        return;
+    }
+
+    for (i = 0; i < CS_LISTEN_CONNECTIONS; i++) {
+        conn = &l->conns[i];
+
+        if (conn->fd == -1) {
+            conn->fd = info->connect_fd;
+            conn->shut = 0;
+            conn->opened = cs_listen_mono();
+            *socket_context = conn;
+            return;
+        }
+    }
+}
+
+
+/*
+ * The connections past their deadline are shut down: the daemon reads
+ * the end of them and closes them.  1 when one was.
+ */
+
+static int
+cs_listen_deadline(cs_listen_t *l)
+{
+    int                 shut;
+    size_t              i;
+    int64_t             now;
+    cs_listen_conn_t   *conn;
+
+    now = cs_listen_mono();
+    shut = 0;
+
+    for (i = 0; i < CS_LISTEN_CONNECTIONS; i++) {
+        conn = &l->conns[i];
+
+        if (conn->fd != -1 && !conn->shut
+            && now - conn->opened >= CS_LISTEN_DEADLINE)
+        {
+            (void) shutdown(conn->fd, SHUT_RDWR);
+            conn->shut = 1;
+            shut = 1;
+        }
+    }
+
+    return shut;
 }
 
 

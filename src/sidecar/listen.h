@@ -28,6 +28,9 @@
 #define CS_LISTEN_PER_IP        16      /* at once, from one address */
 #define CS_LISTEN_TIMEOUT       5       /* s: an idle connection closes */
 #define CS_LISTEN_MEMORY        16384   /* bytes a connection may buffer */
+#define CS_LISTEN_DEADLINE      10000   /* ms: any connection closes, busy
+                                           or not (a byte now and then
+                                           restarts the idle timeout) */
 
 
 typedef struct cs_listen_s  cs_listen_t;

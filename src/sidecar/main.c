@@ -2001,7 +2001,7 @@ cs_mono_fms(void)
 static void
 cs_wait(cs_sidecar_t *sc, int64_t deadline)
 {
-    int                fd;
+    int                fd, late;
     int64_t            ms, t;
     cs_notify_stats_t  st;
 
@@ -2017,8 +2017,15 @@ cs_wait(cs_sidecar_t *sc, int64_t deadline)
     while (!cs_stop) {
         ms = deadline - cs_mono_ms();
 
-        if (ms <= 0) {
-            break;
+        /*
+         * a step that took its interval (an nginx that hangs makes each
+         * wait its fetch timeout) still lets the deliveries go on: once,
+         * without waiting
+         */
+        late = ms <= 0;
+
+        if (late) {
+            ms = 0;
         }
 
         if (sc->listen) {
@@ -2033,6 +2040,10 @@ cs_wait(cs_sidecar_t *sc, int64_t deadline)
 
         if (sc->listen) {
             cs_listen_run(sc->listen);
+        }
+
+        if (late) {
+            break;
         }
     }
 

@@ -42,6 +42,9 @@ static json_t *cs_json_pair_real(double stable, double canary);
 static json_t *cs_json_pair_int(uint64_t stable, uint64_t canary);
 static json_t *cs_json_real(double v);
 static double cs_hold_elapsed(const cs_report_t *r);
+static char *cs_utf8(const char *s);
+static size_t cs_utf8_char(const unsigned char *p);
+static json_t *cs_json_text(const char *s);
 
 
 /* the operations the sidecar writes: counted from 0 */
@@ -593,11 +596,11 @@ cs_report_json(const cs_report_t *r, size_t *len)
         return NULL;
     }
 
-    json_object_set_new(root, "split", json_string(r->split));
-    json_object_set_new(root, "id", json_string(r->id));
+    json_object_set_new(root, "split", cs_json_text(r->split));
+    json_object_set_new(root, "id", cs_json_text(r->id));
     json_object_set_new(root, "dry_run", json_boolean(r->dry_run));
     json_object_set_new(root, "leader", json_boolean(r->leader));
-    json_object_set_new(root, "holder", json_string(r->holder));
+    json_object_set_new(root, "holder", cs_json_text(r->holder));
     json_object_set_new(root, "interval_seconds",
                         json_real((double) r->plan->interval / 1000));
     json_object_set_new(root, "steps", json_integer((json_int_t) r->steps));
@@ -605,7 +608,7 @@ cs_report_json(const cs_report_t *r, size_t *len)
                         json_real((double) r->step_at / 1000));
     json_object_set_new(root, "step_seconds", json_real(r->step_ms / 1000));
     json_object_set_new(root, "redis_ok", json_boolean(r->redis_ok));
-    json_object_set_new(root, "redis_error", json_string(r->redis_err));
+    json_object_set_new(root, "redis_error", cs_json_text(r->redis_err));
     json_object_set_new(root, "nginx",
                         json_pack("{s:I,s:I}",
                                   "answered", (json_int_t) r->answered,
@@ -646,11 +649,14 @@ cs_report_json(const cs_report_t *r, size_t *len)
                   (json_int_t) (r->notify ? r->notify->failed : 0)));
 
     /* the receipts are anyone's text in Redis: one that is not a JSON
-     * object is left out, the others written anew */
+     * object is left out, the others written anew (bytes that are not
+     * UTF-8 as U+FFFD: a receipt is not lost for a name in Latin-1) */
     receipts = json_array();
 
     for (i = 0; receipts && i < r->nreceipts; i++) {
-        o = json_loads(r->receipts[i], 0, &e);
+        s = cs_utf8(r->receipts[i]);
+        o = s ? json_loads(s, 0, &e) : NULL;
+        free(s);
 
         if (o && json_is_object(o)) {
             json_array_append_new(receipts, o);
@@ -684,7 +690,10 @@ cs_json_rollout(const cs_report_t *r)
 
     st = &r->plan->stages[r->ro.stage];
 
-    return json_pack("{s:s,s:I,s:s,s:f,s:f,s:f,s:f,s:s,s:s,s:s,s:f,s:s}",
+    /* who stopped it, the nodes that lag and the reason hold text from
+     * Redis (any client's "updated_by") and may be cut in the middle
+     * of a character: not always UTF-8 */
+    return json_pack("{s:s,s:I,s:s,s:f,s:f,s:f,s:f,s:o,s:o,s:o,s:f,s:o}",
         "status", cs_status_name(r->ro.status),
         "stage", (json_int_t) r->ro.stage,
         "stage_name", st->name,
@@ -692,11 +701,11 @@ cs_json_rollout(const cs_report_t *r)
         "hold_elapsed_seconds", cs_hold_elapsed(r),
         "hold_required_seconds", (double) st->hold / 1000,
         "stage_started", (double) r->ro.stage_started / 1000,
-        "stopped_by", r->ro.stopped_by,
-        "last_receipt", r->ro.last_receipt,
-        "lagging", r->ro.lagging,
+        "stopped_by", cs_json_text(r->ro.stopped_by),
+        "last_receipt", cs_json_text(r->ro.last_receipt),
+        "lagging", cs_json_text(r->ro.lagging),
         "violation_since", (double) r->ro.violation_since / 1000,
-        "reason", r->reason);
+        "reason", cs_json_text(r->reason));
 }
 
 
@@ -830,6 +839,104 @@ static json_t *
 cs_json_real(double v)
 {
     return isfinite(v) ? json_real(v) : json_null();
+}
+
+
+/* a JSON string of text that may not be UTF-8 (NULL without memory) */
+
+static json_t *
+cs_json_text(const char *s)
+{
+    char    *u;
+    json_t  *v;
+
+    u = cs_utf8(s);
+    if (u == NULL) {
+        return NULL;
+    }
+
+    v = json_string(u);
+    free(u);
+
+    return v;
+}
+
+
+/*
+ * A copy of s with each byte that does not begin a well-formed UTF-8
+ * character (a stray continuation byte, a character cut short, an
+ * overlong form, a surrogate, over U+10FFFF) as U+FFFD; malloc()ed,
+ * NULL without memory.
+ */
+
+static char *
+cs_utf8(const char *s)
+{
+    char                 *u, *q;
+    size_t                n;
+    const unsigned char  *p;
+
+    u = malloc(3 * strlen(s) + 1);
+    if (u == NULL) {
+        return NULL;
+    }
+
+    p = (const unsigned char *) s;
+    q = u;
+
+    while (*p) {
+        n = cs_utf8_char(p);
+
+        if (n == 0) {
+            memcpy(q, "\xef\xbf\xbd", 3);
+            q += 3;
+            p++;
+            continue;
+        }
+
+        memcpy(q, p, n);
+        q += n;
+        p += n;
+    }
+
+    *q = '\0';
+
+    return u;
+}
+
+
+/* the length of the well-formed character at p, 0 if there is none
+ * (never reads past a NUL) */
+
+static size_t
+cs_utf8_char(const unsigned char *p)
+{
+    unsigned char  lo, hi;
+
+    if (p[0] < 0x80) {
+        return 1;
+    }
+
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+        return (p[1] & 0xc0) == 0x80 ? 2 : 0;
+    }
+
+    if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        lo = p[0] == 0xe0 ? 0xa0 : 0x80;
+        hi = p[0] == 0xed ? 0x9f : 0xbf;
+
+        return p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80 ? 3 : 0;
+    }
+
+    if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        lo = p[0] == 0xf0 ? 0x90 : 0x80;
+        hi = p[0] == 0xf4 ? 0x8f : 0xbf;
+
+        return p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80
+               && (p[3] & 0xc0) == 0x80 ? 4 : 0;
+    }
+
+    return 0;
 }
 
 

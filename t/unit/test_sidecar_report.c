@@ -476,6 +476,75 @@ START_TEST(test_json_of_a_rollout)
 END_TEST
 
 
+/*
+ * Text from Redis (who stopped the rollout: its "updated_by", as any
+ * client wrote it; a note cut at its buffer in the middle of a UTF-8
+ * character; a receipt written by hand) is not always UTF-8, which
+ * JSON must be: such bytes become U+FFFD, and nothing is left out of
+ * the page's JSON (before, the whole "rollout" and such receipts went).
+ */
+
+START_TEST(test_json_of_text_that_is_not_utf8)
+{
+    char          *text, **list;
+    size_t         len;
+    json_t        *root, *ro, *receipts;
+    json_error_t   e;
+    cs_decision_t  d;
+
+    cs_running_at_20(&d);
+    snprintf(d.next.stopped_by, sizeof(d.next.stopped_by),
+             "state rolled_back by op\xe9 (generation 4)");
+    /* "caf\xc3\xa9" cut after its first byte, then a stray \xff */
+    snprintf(d.note, sizeof(d.note), "paused by caf\xc3");
+    snprintf(d.reason, sizeof(d.reason), "\xff ok \xe2\x82\xac");
+    cs_report_decision(&report, NOW, &d.next, &d);
+
+    snprintf(report.holder, sizeof(report.holder), "b\xe9");
+    snprintf(report.redis_err, sizeof(report.redis_err), "x\xc0\xafy");
+
+    list = calloc(2, sizeof(char *));
+    list[0] = strdup("{\"n\":0,\"reason\":\"caf\xe9 \xed\xa0\x80\"}");
+    list[1] = strdup("{\"n\":1,\"by\":\"op\xc3\xa9\"}");
+    cs_report_receipts(&report, list, 2, 3);
+    free(list);
+
+    text = cs_report_json(&report, &len);
+    ck_assert_ptr_nonnull(text);
+
+    root = json_loads(text, 0, &e);
+    ck_assert_msg(root != NULL, "%s: %s", e.text, text);
+
+    ro = json_object_get(root, "rollout");
+    ck_assert_msg(json_is_object(ro), "rollout: %s", text);
+    ck_assert_str_eq(json_string_value(json_object_get(ro, "stopped_by")),
+                     "state rolled_back by op\xef\xbf\xbd (generation 4)");
+    ck_assert_str_eq(json_string_value(json_object_get(ro, "reason")),
+                     "paused by caf\xef\xbf\xbd; \xef\xbf\xbd ok "
+                     "\xe2\x82\xac");
+    ck_assert_str_eq(json_string_value(json_object_get(ro, "stage_name")),
+                     "20_percent");
+    ck_assert_str_eq(json_string_value(json_object_get(root, "holder")),
+                     "b\xef\xbf\xbd");
+    ck_assert_str_eq(json_string_value(json_object_get(root,
+                                                       "redis_error")),
+                     "x\xef\xbf\xbd\xef\xbf\xbdy");
+
+    receipts = json_object_get(root, "receipts");
+    ck_assert_uint_eq(json_array_size(receipts), 2);
+    ck_assert_str_eq(json_string_value(json_object_get(
+                         json_array_get(receipts, 0), "reason")),
+                     "caf\xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+    ck_assert_str_eq(json_string_value(json_object_get(
+                         json_array_get(receipts, 1), "by")),
+                     "op\xc3\xa9");
+
+    json_decref(root);
+    free(text);
+}
+END_TEST
+
+
 START_TEST(test_samples_quantiles_and_bounds)
 {
     size_t        i;
