@@ -13,10 +13,10 @@
  *   latency       p99 ratio (and a minimum difference in ms), and the
  *                 always-valid test of requests over that bound
  *
- *   latency_p95   (issue 18, when the SLO has latency_p95_ratio_max)
+ *   latency_p95   (when the SLO has latency_p95_ratio_max)
  *                 as latency, for stable's p95 x that ratio
  *   latency_pNN_max_ms
- *                 (issue 18, each when set) absolute: the canary's share
+ *                 (each when set) absolute: the canary's share
  *                 of requests over the limit against the share the
  *                 quantile allows (5% for p95), a one-sample always-
  *                 valid test (cs_seq_share_p); the only checks not
@@ -1649,7 +1649,7 @@ cs_decision_line(const cs_plan_t *plan, const char *split,
                (unsigned long long) j->requests[CS_STABLE],
                j->p99_ms[CS_CANARY], j->p99_ms[CS_STABLE]);
 
-    /* issue 18's checks, when the stage's SLO has them */
+    /* the latency limits, when the stage's SLO has them */
 
     if (!j->checks[CS_CHECK_LATENCY_P95].off) {
         n = cs_cat(buf, size, n, "; p95 %.1fms vs %.1fms (p=%.2g)",

@@ -99,7 +99,7 @@ enum {
     CS_CHECK_LATENCY = 0,
     CS_CHECK_ERRORS,
     CS_CHECK_AVAILABILITY,
-    /* issue 18: off (cs_check_t.off) unless the SLO sets them */
+    /* off (cs_check_t.off) unless the SLO sets them */
     CS_CHECK_LATENCY_P95,           /* relative, latency_p95_ratio_max */
     CS_CHECK_P50_MAX,               /* absolute, latency_p50_max_ms */
     CS_CHECK_P95_MAX,

@@ -782,7 +782,7 @@ cs_plan_slo(cs_plan_ctx_t *ctx, cs_slo_t *s, json_t *slo, const char *where)
         s->min_requests = (uint64_t) d;
     }
 
-    /* issue 18: absolute limits (ms, above 0; absent: off) */
+    /* absolute limits (ms, above 0; absent: off) */
 
     v = json_object_get(slo, "latency_p50_max_ms");
     snprintf(f, sizeof(f), "%s.latency_p50_max_ms", where);

@@ -71,7 +71,7 @@ typedef struct {
     double              availability_min;       /* percent */
     uint64_t            min_requests;
     double              confidence;             /* of the one-sided tests */
-    /* issue 18: absolute limits and p95's ratio; 0: off */
+    /* absolute limits and p95's ratio; 0: off */
     double              latency_p50_max_ms;
     double              latency_p95_max_ms;
     double              latency_p99_max_ms;
@@ -149,7 +149,7 @@ typedef struct {
     int64_t             lag_hold;               /* ms: so long, it holds
                                                    promotion */
     cs_on_violation_e   on_violation;
-    /* issue 18: per check (CS_TRIGGER_*); by default grace,
+    /* per check (CS_TRIGGER_*); by default grace,
        violation_for, on_violation */
     cs_trigger_t        triggers[CS_TRIGGERS];
     /* a stage's "slo" merged over slo (stage_has_slo[i]), else slo */

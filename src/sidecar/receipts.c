@@ -515,7 +515,7 @@ cs_receipt_checks(const cs_decision_t *d)
     for (i = 0; i < CS_CHECKS; i++) {
         k = &d->j.checks[i];
 
-        /* issue 18's checks appear when the SLO has them */
+        /* the latency limits appear when the SLO has them */
         if (i > CS_CHECK_AVAILABILITY
             && (!d->has_judgement || k->off))
         {
