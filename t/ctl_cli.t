@@ -927,7 +927,8 @@ for my $case ([ 'rolled_back', 'rolled back' ],
         'PUBLISHed split_reset';
 
     # again: nothing of the plan left; a kill switch that is on says so
-    ctl(['disable', 'app']);
+    ($rc, $out, $err) = ctl(['disable', 'app']);
+    is $rc, 0, 'the kill switch on' or diag "$out$err";
     ($rc, $out, $err) = ctl(['reset', 'app', '--reason', 'again']);
     is $rc, 0, 'reset again' or diag $err;
     like $out, qr/^  the plan's pins removed from canary: 0$/m,
