@@ -10,6 +10,9 @@
 #   make judge-bench         the judge on simulated rollouts, against the
 #                            judge as it landed before
 #   make soak                five minutes of everything at once
+#   make install             module, sidecar, canary-ctl, systemd unit
+#                            (DESTDIR, PREFIX=/usr/local)
+#   make deb                 build/libnginx-mod-http-canary_*.deb
 
 SHELL      := /bin/bash
 NGINX_SRC  ?= /usr/share/nginx/src
@@ -211,6 +214,20 @@ $(BUILD)/judge/sim-landed: bench/judge/judge_sim.c
 
 judge-bench: $(BUILD)/judge/sim-stage $(BUILD)/judge/sim-landed
 	BUILD=$(BUILD) bench/judge/run
+
+# install and the Debian package: the file tree is packaging/install's,
+# the package packaging/build-deb's (README: Install)
+PREFIX  ?= /usr/local
+DESTDIR ?=
+
+.PHONY: install deb
+
+install: all
+	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" BUILD="$(BUILD)" \
+	    sh packaging/install
+
+deb: all
+	BUILD="$(BUILD)" NGINX_SRC="$(NGINX_SRC)" sh packaging/build-deb
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
