@@ -119,7 +119,7 @@ like $unit, qr{^EnvironmentFile=/etc/canary/%i\.env$}m,
 like $unit, qr{^ExecStart=/usr/bin/canary-sidecar --split %i \$CANARY_SIDECAR_OPTS$}m,
     'and runs /usr/bin/canary-sidecar for split %i';
 like deb_file("$DOC/examples/canary.env.example"),
-    qr/^CANARY_SIDECAR_OPTS=--redis \S+/m,
+    qr/^CANARY_SIDECAR_OPTS="--redis \S+/m,
     'the example env file sets CANARY_SIDECAR_OPTS';
 is deb_file($SO), do { local (@ARGV, $/) = "$ROOT/build/ngx_http_canary_module.so"; <> },
     'the packaged module is build/ngx_http_canary_module.so';
