@@ -129,6 +129,29 @@ like $postinst, qr{ln -sf /usr/share/nginx/modules-available/\$from}, 'postinst 
 like $postinst, qr{dpkg-trigger --no-await nginx-reload},
     'postinst reloads nginx through its trigger (only if it runs)';
 
+# ---- make install: the same tree under another PREFIX ---------------------
+
+{
+    my $d = tempdir('install-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    ($rc, $out) = run("cd " . sh_quote($ROOT) . " && DESTDIR=" . sh_quote($d)
+                      . " PREFIX=/usr/local MODULESDIR=/usr/lib/nginx/modules"
+                      . " sh packaging/install");
+    is $rc, 0, 'packaging/install (make install) DESTDIR=... PREFIX=/usr/local'
+        or diag $out;
+    for my $f ('/usr/local/bin/canary-sidecar', '/usr/local/bin/canary-ctl',
+               $SO, "/usr/local/share/nginx/modules-available/mod-http-canary.conf",
+               "/usr/local/share/doc/$PKG/examples/canary.env.example")
+    {
+        ok -f "$d$f", "installs $f";
+    }
+    my $u = do {
+        local (@ARGV, $/) = "$d/usr/local/lib/systemd/system/canary-sidecar\@.service";
+        <>;
+    };
+    like $u // '', qr{^ExecStart=/usr/local/bin/canary-sidecar }m,
+        'its unit runs the sidecar from PREFIX/bin';
+}
+
 # ---- installed into this machine's nginx ---------------------------------
 
 my $installed = 0;
