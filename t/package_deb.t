@@ -118,6 +118,8 @@ like $unit, qr{^EnvironmentFile=/etc/canary/%i\.env$}m,
     'the unit template reads /etc/canary/SPLIT.env';
 like $unit, qr{^ExecStart=/usr/bin/canary-sidecar --split %i \$CANARY_SIDECAR_OPTS$}m,
     'and runs /usr/bin/canary-sidecar for split %i';
+like $unit, qr{^Documentation=file://$DOC/README\.md\.gz$}m,
+    'its Documentation= is the packaged README';
 like deb_file("$DOC/examples/canary.env.example"),
     qr/^CANARY_SIDECAR_OPTS="--redis \S+/m,
     'the example env file sets CANARY_SIDECAR_OPTS';
