@@ -116,18 +116,21 @@ is deb_file($AVAIL), "load_module $SO;\n",
 my $unit = deb_file($UNIT);
 like $unit, qr{^EnvironmentFile=/etc/canary/%i\.env$}m,
     'the unit template reads /etc/canary/SPLIT.env';
-like $unit, qr{^ExecStart=/usr/bin/canary-sidecar --split %i \$CANARY_SIDECAR_OPTS$}m,
+like $unit,
+    qr{^ExecStart=/usr/bin/canary-sidecar --split %i \$CANARY_SIDECAR_OPTS$}m,
     'and runs /usr/bin/canary-sidecar for split %i';
 like $unit, qr{^Documentation=file://$DOC/README\.md\.gz$}m,
     'its Documentation= is the packaged README';
 like deb_file("$DOC/examples/canary.env.example"),
     qr/^CANARY_SIDECAR_OPTS="--redis \S+/m,
     'the example env file sets CANARY_SIDECAR_OPTS';
-is deb_file($SO), do { local (@ARGV, $/) = "$ROOT/build/ngx_http_canary_module.so"; <> },
+is deb_file($SO),
+    do { local (@ARGV, $/) = "$ROOT/build/ngx_http_canary_module.so"; <> },
     'the packaged module is build/ngx_http_canary_module.so';
 
 my $postinst = qx{dpkg-deb -I $deb postinst};
-like $postinst, qr{ln -sf /usr/share/nginx/modules-available/\$from}, 'postinst links the module';
+like $postinst, qr{ln -sf /usr/share/nginx/modules-available/\$from},
+    'postinst links the module';
 like $postinst, qr{dpkg-trigger --no-await nginx-reload},
     'postinst reloads nginx through its trigger (only if it runs)';
 
@@ -141,13 +144,15 @@ like $postinst, qr{dpkg-trigger --no-await nginx-reload},
     is $rc, 0, 'packaging/install (make install) DESTDIR=... PREFIX=/usr/local'
         or diag $out;
     for my $f ('/usr/local/bin/canary-sidecar', '/usr/local/bin/canary-ctl',
-               $SO, "/usr/local/share/nginx/modules-available/mod-http-canary.conf",
+               $SO,
+               '/usr/local/share/nginx/modules-available/mod-http-canary.conf',
                "/usr/local/share/doc/$PKG/examples/canary.env.example")
     {
         ok -f "$d$f", "installs $f";
     }
     my $u = do {
-        local (@ARGV, $/) = "$d/usr/local/lib/systemd/system/canary-sidecar\@.service";
+        local (@ARGV, $/) =
+            "$d/usr/local/lib/systemd/system/canary-sidecar\@.service";
         <>;
     };
     like $u // '', qr{^ExecStart=/usr/local/bin/canary-sidecar }m,

@@ -49,7 +49,8 @@ my $conf = $block;
 my %origin = (api_v1 => ['stable', $t->port('v1')],
               api_v2 => ['canary', $t->port('v2')]);
 for my $up (sort keys %origin) {
-    ok $conf =~ s/^(\s*upstream\s+$up\s*\{).*?\}/$1 server 127.0.0.1:$origin{$up}[1]; }/m,
+    my $addr = "127.0.0.1:$origin{$up}[1]";
+    ok $conf =~ s/^(\s*upstream\s+$up\s*\{).*?\}/$1 server $addr; }/m,
         "upstream $up gets a loopback origin";
 }
 ok $conf =~ s/^(\s*listen\s+)\d+;/${1}127.0.0.1:$port;/m, 'listen: a test port';
