@@ -212,7 +212,7 @@ like($out, qr/^    canary-ctl: api: guard tripped: canary-ctl reset first$/m,
 like($out, re(qr/^>>> the guard is armed, routing by weight again: /m,
               qr/opt-in -> canary \(header\)/),
      'another reset re-arms the guard');
-like($out, qr/rollback_executed.*split_reset.*weight_set.*guard\ pulled.*
+like($out, qr/rollback_executed.*reset\ api:.*weight\ api:.*guard\ pulled.*
                reset\ first.*guard\ is\ armed/sx,
      'in that order');
 my ($guard) = $out =~ /the guard pulled the canary ([\d.]+)s/;
