@@ -25,6 +25,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 
+use IO::Socket::INET;
 use JSON::PP;
 use POSIX qw(strftime);
 use Time::Local qw(timegm);
@@ -297,6 +298,25 @@ my $sock = $t->prefix . '/tmp/none.sock';
 is $rc, 1, 'a unix socket that is not there: exit 1';
 is $err, "canary-ctl: cannot reach Redis at unix:$sock: "
          . "No such file or directory\n", 'names the socket';
+
+# a sentinel (t/lib/fake_sentinel.pl) that names a master on a closed
+# port: the error names the master's address and the sentinel
+my $sdir = $t->prefix . '/sentinel';
+my $sport = $t->port('sentinel');
+mkdir $sdir;
+my ($dport) = $dead =~ /:(\d+)$/;
+open my $ask, '>', "$sdir/ask" or die;
+printf $ask '*2\r\n$9\r\n127.0.0.1\r\n$%d\r\n%s\r\n', length $dport, $dport;
+close $ask;
+$t->spawn('perl', "$FindBin::Bin/lib/fake_sentinel.pl", $sport, $sdir);
+my $deadline = time + 5;
+sleep 0.05 until IO::Socket::INET->new("127.0.0.1:$sport") || time > $deadline;
+($rc, $out, $err) = ctl_run($t, undef, ['--sentinel', "127.0.0.1:$sport",
+                                        '--master', 'm', 'status', 'app']);
+is $rc, 1, 'the master a sentinel names is down: exit 1';
+is $err, "canary-ctl: cannot reach Redis at $dead (master m, from sentinel "
+         . "127.0.0.1:$sport): Connection refused\n",
+    'names the address, the master and the sentinel that gave it';
 
 ($rc, $out, $err) = ctl_run($t, $redis, ['set-weight', 'badgen', 9, '--force']);
 r('HSET', 'canary:badgen', 'generation', 'abc');
