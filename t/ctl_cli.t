@@ -288,8 +288,10 @@ for my $w (@writes) {
 
     subtest "canary-ctl $what: hash, generation, receipt" => sub {
         # what changed, before -> after (exact texts: t/ctl_people.t)
-        my %says = (weight_set => 'weight app', split_enabled => 'split app',
-                    split_disabled => 'split app', rollout_paused => 'state app',
+        my %says = (weight_set => 'weight app',
+                    split_enabled => 'split app',
+                    split_disabled => 'split app',
+                    rollout_paused => 'state app',
                     rollout_resumed => 'state app',
                     rollback_executed => 'rollback app',
                     split_reset => 'reset app', tenants_pinned => 'pin app',
@@ -378,7 +380,9 @@ is_deeply [ published($sub_file) ], \@ops,
     like $out, qr/^\s+generation\s+$gen$/m, 'status: generation';
     like $out, qr/^\s+state\s+ready$/m, 'status: state';
     like $out, qr/pins\s+canary 1, stable 1/, 'status: pins on each side';
-    like $out, qr/last receipt\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ tenants_pinned .*, generation $gen, by tester$/m,
+    my $iso = qr/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ/;
+    like $out,
+        qr/last receipt\s+$iso tenants_pinned .*, generation $gen, by tester$/m,
         'status: the last receipt, one line for people';
 
     ($rc, $out) = ctl(['status', 'other']);
@@ -888,8 +892,10 @@ for my $case ([ 'rolled_back', 'rolled back' ],
                        split /\n/, $block ] ];
     };
 
-    like $out, qr/^reset app: state \S+ -> ready, weight \S+ -> 0% \(generation ${\ ($g + 1)}\)$/m,
-        'prints: reset app: state ... -> ready, ... (generation ' . ($g + 1) . ')';
+    my $g1 = $g + 1;
+    like $out,
+        qr/^reset app: state \S+ -> ready, weight \S+ -> 0% \(generation $g1\)$/m,
+        "prints: reset app: state ... -> ready, ... (generation $g1)";
     like $out, qr/sidecar's saved rollout deleted/,
         "says the sidecar's rollout is deleted";
     is_deeply $listed->("the plan's pins removed from canary"),
