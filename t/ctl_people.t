@@ -104,6 +104,14 @@ says ['unpin', 'app', 'nobody'],
     "unpin app: 0 tenant(s) unpinned, 1 not pinned (generation 13)\n"
     . "  not pinned (nothing to remove): 1\n    nobody\n";
 
+# many: the first 50 of a list, and how many more
+my ($rc, $out, $err) = ctl('unpin', 'app', map { "many-$_" } 1 .. 60);
+is $rc, 0, 'unpin 60 tenants pinned nowhere: exit 0' or diag $err;
+is $out, "unpin app: 0 tenant(s) unpinned, 60 not pinned (generation 14)\n"
+         . "  not pinned (nothing to remove): 60\n"
+         . join('', map { "    many-$_\n" } 1 .. 50) . "    ... and 10 more\n",
+    'the first 50 named, and 10 more';
+
 for my $bad (['pins'], ['pins', 'app', 'both'], ['pins', 'app', 'canary', 'x'],
              ['pins', 'app', '--reason', 'x'])
 {
@@ -117,12 +125,12 @@ for my $bad (['pins'], ['pins', 'app', 'both'], ['pins', 'app', 'canary', 'x'],
 
 says ['rollback', 'app', '--reason', 'p99 "up"'],
     "rollback app: weight 20% -> 0%, state running -> rolled_back"
-    . " (generation 14)\n"
+    . " (generation 15)\n"
     . "  every request of app on stable until canary-ctl reset\n";
-my ($rc, $out, $err) = ctl('reset', 'app', '--reason', 'fixed');
+($rc, $out, $err) = ctl('reset', 'app', '--reason', 'fixed');
 is $rc, 0, 'reset: exit 0' or diag $err;
 like $out, qr/\Areset\ app:\ state\ rolled_back\ ->\ ready,
-               \ weight\ 0%\ ->\ 0%\ \(generation\ 15\)\n
+               \ weight\ 0%\ ->\ 0%\ \(generation\ 16\)\n
                \ \ state\ ready,\ weight\ 0/x,
     'reset app: state and weight, before -> after';
 
@@ -133,14 +141,14 @@ like $out, qr/\Areset\ app:\ state\ rolled_back\ ->\ ready,
 r('XADD', 'canary:app:receipts', '*', 'receipt', encode_json({
     receipt_id => '0a1b2c3d-0000-4000-8000-000000000002',
     timestamp => '2026-11-22T03:21:05.731+01:00',
-    operation => 'rollback_executed', split => 'app', generation => 16,
+    operation => 'rollback_executed', split => 'app', generation => 17,
     by => 'sidecar-a', from_stage => '10_percent', to_stage => '10_percent',
     from_weight => 10, to_weight => 0, state => 'rolled_back',
     failed_checks => ['error_rate_percent', 'availability_percent'],
     reason => "ROLLBACK: error_rate\n1.65% > 0.98%" }));
 r('XADD', 'canary:app:receipts', '*', 'receipt', encode_json({
     timestamp => '2026-11-22T02:10:11Z', operation => 'traffic_promoted',
-    split => 'app', generation => 17, by => 'sidecar-a',
+    split => 'app', generation => 18, by => 'sidecar-a',
     from_stage => 'canary-10', to_stage => 'canary-25',
     from_weight => 10, to_weight => 25, reason => 'PROMOTE' }));
 r('XADD', 'canary:app:receipts', '*', 'receipt', 'written by hand');
@@ -209,7 +217,7 @@ is $rc, 0, 'receipts app 30: exit 0' or diag $err;
 my @lines = split /\n/, $out;
 
 is scalar(@lines), scalar(@json), 'as many lines as --json prints';
-is scalar(@json), 18, 'the 15 changes, the 2 receipts and the entry by hand';
+is scalar(@json), 19, 'the 16 changes, the 2 receipts and the entry by hand';
 like $lines[0], qr/^\S+Z \(not JSON\) written by hand$/,
     'an entry that is no JSON: its stream time, said so, as it is';
 is $json[0], 'written by hand', '--json: as it is';
@@ -222,11 +230,11 @@ for my $i (1 .. $#json) {
 
 is $lines[2], '2026-11-22T02:21:05Z rollback_executed   stage 10_percent, '
     . 'weight 10% -> 0%, state rolled_back, failed error_rate_percent, '
-    . 'availability_percent, generation 16, by sidecar-a, '
+    . 'availability_percent, generation 17, by sidecar-a, '
     . 'reason: ROLLBACK: error_rate?1.65% > 0.98%',
     'a sidecar\'s rollback: UTC to the second, one line';
 is $lines[1], '2026-11-22T02:10:11Z traffic_promoted    stage canary-10 -> '
-    . 'canary-25, weight 10% -> 25%, generation 17, by sidecar-a, '
+    . 'canary-25, weight 10% -> 25%, generation 18, by sidecar-a, '
     . 'reason: PROMOTE', 'a promotion: the stage and the weight move';
 like $lines[-1], qr/^\S+Z\ weight_set\ {10}weight\ \(none\)\ ->\ 5%,
                     \ generation\ 1,\ by\ tester$/x,
