@@ -287,8 +287,23 @@ for my $w (@writes) {
     my $r = $rec[-1] // {};
 
     subtest "canary-ctl $what: hash, generation, receipt" => sub {
-        like $out, qr/^\Q$op\E app: generation $gen by tester$/m,
-            "prints: $op app: generation $gen";
+        # what changed, before -> after (exact texts: t/ctl_people.t)
+        my %says = (weight_set => 'weight app',
+                    split_enabled => 'split app',
+                    split_disabled => 'split app',
+                    rollout_paused => 'state app',
+                    rollout_resumed => 'state app',
+                    rollback_executed => 'rollback app',
+                    split_reset => 'reset app', tenants_pinned => 'pin app',
+                    tenants_unpinned => 'unpin app');
+        like $out, qr/^\Q$says{$op}\E.*: .* \(generation $gen\)$/m,
+            "prints: $says{$op}...: ... (generation $gen)";
+        if ($op eq 'weight_set') {
+            my $was = defined $before->{weight} ? "$before->{weight}%"
+                                                : '(none)';
+            like $out, qr/^weight app: \Q$was\E -> \Q$fields->{weight}\E% /m,
+                "weight app: $was -> $fields->{weight}%";
+        }
         is $h->{generation}, $gen, "generation $gen";
         is $h->{$_}, $fields->{$_}, "$_ = $fields->{$_}" for sort keys %$fields;
         is $h->{updated_by}, 'tester', 'updated_by from CANARY_ACTOR';
@@ -344,8 +359,8 @@ is_deeply [ published($sub_file) ], \@ops,
 # ---- reading ---------------------------------------------------------------
 
 {
-    my ($rc, $out, $err) = ctl(['receipts', 'app', 3]);
-    is $rc, 0, 'canary-ctl receipts app 3' or diag $err;
+    my ($rc, $out, $err) = ctl(['receipts', 'app', 3, '--json']);
+    is $rc, 0, 'canary-ctl receipts app 3 --json' or diag $err;
 
     my @lines = split /\n/, $out;
     is scalar(@lines), 3, 'three lines';
@@ -356,6 +371,8 @@ is_deeply [ published($sub_file) ], \@ops,
 
     ($rc, $out) = ctl(['receipts', 'app']);
     is scalar(split /\n/, $out), 10, 'receipts app: the last 10 by default';
+    ($rc, $out) = ctl(['receipts', 'app', '--json']);
+    is scalar(split /\n/, $out), 10, 'receipts app --json: the last 10 too';
 
     ($rc, $out, $err) = ctl(['status', 'app']);
     is $rc, 0, 'canary-ctl status app' or diag $err;
@@ -363,8 +380,10 @@ is_deeply [ published($sub_file) ], \@ops,
     like $out, qr/^\s+generation\s+$gen$/m, 'status: generation';
     like $out, qr/^\s+state\s+ready$/m, 'status: state';
     like $out, qr/pins\s+canary 1, stable 1/, 'status: pins on each side';
-    like $out, qr/last receipt\s+\{.*"operation":"tenants_pinned"/,
-        'status: the last receipt';
+    my $iso = qr/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ/;
+    like $out,
+        qr/last receipt\s+$iso tenants_pinned .*, generation $gen, by tester$/m,
+        'status: the last receipt, one line for people';
 
     ($rc, $out) = ctl(['status', 'other']);
     is $rc, 0, 'status of a split without state exits 0';
@@ -731,7 +750,7 @@ for my $args (@calls) {
     my ($rc, $out, $err) = ctl(['set-weight', 'badgen', 9, '--force']);
     isnt $rc, 0, 'set-weight on a hash with a non-integer generation fails';
     isnt $rc, 2, 'not as for bad arguments';
-    like $err, qr/Redis refused the change:\n.*not an integer/,
+    like $err, qr/Redis at \Q$redis\E refused the change:\n.*not an integer/,
         'and says what Redis said';
     is $out, '', 'nothing on stdout';
     is join(',', sort(r('HGETALL', 'canary:badgen'))), $before,
@@ -873,8 +892,10 @@ for my $case ([ 'rolled_back', 'rolled back' ],
                        split /\n/, $block ] ];
     };
 
-    like $out, qr/^split_reset app: generation ${\ ($g + 1)} by tester$/m,
-        'prints: split_reset app: generation ' . ($g + 1);
+    my $g1 = $g + 1;
+    like $out,
+        qr/^reset app: state \S+ -> ready, weight \S+ -> 0% \(generation $g1\)$/m,
+        "prints: reset app: state ... -> ready, ... (generation $g1)";
     like $out, qr/sidecar's saved rollout deleted/,
         "says the sidecar's rollout is deleted";
     is_deeply $listed->("the plan's pins removed from canary"),

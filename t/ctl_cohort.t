@@ -61,14 +61,18 @@ my @TENANTS = map { "i-$_" } 1 .. 100;
 
 # ---- 100: every internal tenant on canary --------------------------------
 
-like $s->ctl('set-weight', 'api', '5'), qr/weight_set api/, 'weight 5';
+like $s->ctl('set-weight', 'api', '5'), qr/^weight api: \S+ -> 5% /m,
+    'weight 5';
 my $g = gen();
 
+# the cohort's weight before, as the confirmation says it
+my $was = $s->hget('weight.internal');
+$was = defined $was && length $was ? "$was%" : '(none)';
 my ($rc, $out, $err) = ctl('cohort', 'api', 'internal', '100',
                            '--reason', 'dogfood "now"');
 is $rc, 0, 'cohort api internal 100: exit 0' or diag $err;
-like $out, qr/^cohort_weight_set api: generation \Q${\($g + 1)}\E by tester$/m,
-    'it says the operation and the generation';
+like $out, qr/^cohort internal api: \Q$was\E -> 100% \(generation \Q${\($g + 1)}\E\)$/m,
+    'it says the cohort, its weight before and after, the generation';
 is gen(), $g + 1, 'the generation raised by one';
 is $s->hget('weight.internal'), '100', 'weight.internal 100 in the hash';
 is $s->hget('weight'), '5', 'the split\'s weight stays 5';
@@ -168,7 +172,7 @@ is scalar $t->redis_cli('HGET', 'canary:nosuch', 'weight.internal'), '5',
 
 # ---- rolled back: refused until reset --------------------------------------
 
-like $s->ctl('rollback', 'api', '--reason', 'bad'), qr/rollback_executed/,
+like $s->ctl('rollback', 'api', '--reason', 'bad'), qr/^rollback api: /m,
     'rolled back';
 $g = gen();
 
@@ -178,7 +182,7 @@ like $err, qr/api: rolled back: canary-ctl reset first/, 'says why';
 is gen(), $g, 'nothing written';
 is $s->hget('weight.internal'), '12.5', 'weight.internal stays';
 
-like $s->ctl('reset', 'api', '--reason', 'ok'), qr/split_reset/, 'reset';
+like $s->ctl('reset', 'api', '--reason', 'ok'), qr/^reset api: /m, 'reset';
 ($rc, $out, $err) = ctl('cohort', 'api', 'internal', '50');
 is $rc, 0, 'after reset: exit 0' or diag $err;
 is $s->hget('weight.internal'), '50', 'weight.internal 50';

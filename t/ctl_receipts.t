@@ -38,10 +38,24 @@ sub ctl {
 }
 
 # the receipts printed, decoded
+# the receipts --json prints; and without --json, as many lines for
+# people, each with its receipt's time and operation
 sub printed {
-    my ($rc, $out, $err) = ctl(@_);
+    my ($rc, $out, $err) = ctl(@_, '--json');
+    is $rc, 0, "canary-ctl @_ --json" or diag $err;
+    my @r = map { decode_json($_) } grep { length } split /\n/, $out;
+
+    ($rc, $out, $err) = ctl(@_);
     is $rc, 0, "canary-ctl @_" or diag $err;
-    return map { decode_json($_) } grep { length } split /\n/, $out;
+    my @l = grep { length } split /\n/, $out;
+    my $iso = qr/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ/;
+    # a receipt by hand here has no timestamp: any time (the stream's)
+    is_deeply [ map { /^($iso) (\S+) / ? "$1 $2" : $_ } @l ],
+              [ map { ($_->{timestamp} // ($l[$_->{i}] =~ /^($iso)/)[0] // '')
+                      . " $_->{operation}" }
+                map { { %{ $r[$_] }, i => $_ } } 0 .. $#r ],
+        "canary-ctl @_: one line a receipt, its time and operation";
+    return @r;
 }
 
 my ($sec) = r('TIME');
@@ -160,7 +174,7 @@ for my $bad (['evidence', 'app'],
              ['evidence', 'app', '0b5e2f3c-1111-4222-8333-444455556666', 'x'],
              ['evidence', 'app', '0b5e2f3c-1111-4222-8333-444455556666',
               '--op', 'weight_set'],
-             ['receipts', 'app', '--json'])
+             ['pins', 'app', '--json'])
 {
     my ($rc, $out, $err) = ctl(@$bad);
     is $rc, 2, "canary-ctl @$bad: exit 2";

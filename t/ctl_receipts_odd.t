@@ -49,14 +49,14 @@ r('XADD', 'canary:app:receipts', '*', 'note', 'no receipt field');
 r('XADD', 'canary:app:receipts', '*', 'receipt',
   '{"operation":"rollback_executed","n":2}');
 
-my ($rc, $out, $err) = ctl('receipts', 'app', '--since', '1h');
+my ($rc, $out, $err) = ctl('receipts', 'app', '--since', '1h', '--json');
 is $rc, 0, 'receipts --since 1h over an entry that is no JSON: exit 0'
     or diag $err;
 is $out, qq({"operation":"rollback_executed","n":2}\nwritten by hand\n)
          . qq({"operation":"weight_set","n":1}\n),
     'the last hour\'s receipts as the stream has them, newest first';
 
-($rc, $out, $err) = ctl('receipts', 'app', '--op', 'rollback_executed');
+($rc, $out, $err) = ctl('receipts', 'app', '--op', 'rollback_executed', '--json');
 is $rc, 0, '--op rollback_executed: exit 0' or diag $err;
 is $out, qq({"operation":"rollback_executed","n":2}\n), 'the rollback';
 

@@ -193,7 +193,7 @@ like($out, re(qr/the sidecar rolled the canary back: weight 0, state /,
               qr/opt-in -> stable \(rolled_back\), /),
      'after the rollback an opt-in goes to stable, by rolled_back');
 like($out, re(qr/^    \$ canary-ctl reset api --reason 'v2 fixed'\n/m,
-              qr/    split_reset api: generation \d+ by \S+\n/,
+              qr/    reset api: state \S+ -> ready, weight \S+ -> 0% .*\n/,
               qr/      state ready, weight 0/),
      'the operator resets the split with canary-ctl');
 like($out, qr/^      pins that stay on canary \(yours\): \d+$/m,
@@ -201,7 +201,7 @@ like($out, qr/^      pins that stay on canary \(yours\): \d+$/m,
 like($out, qr/^>>> routing by weight again: opt-in -> canary \(header\)/m,
      'after the reset the opt-in reaches canary again');
 like($out, re(qr/^    \$ canary-ctl set-weight api 50\n/m,
-              qr/    weight_set api: generation \d+/),
+              qr/    weight api: \S+ -> 50% \(generation \d+\)/),
      "then the operator's weight");
 like($out, qr/^>>> at 50%: .*tenant-qa-1 -> canary \(hash\)/m,
      'at 50% a tenant goes to canary by the hash');
@@ -212,7 +212,7 @@ like($out, qr/^    canary-ctl: api: guard tripped: canary-ctl reset first$/m,
 like($out, re(qr/^>>> the guard is armed, routing by weight again: /m,
               qr/opt-in -> canary \(header\)/),
      'another reset re-arms the guard');
-like($out, qr/rollback_executed.*split_reset.*weight_set.*guard\ pulled.*
+like($out, qr/rollback_executed.*reset\ api:.*weight\ api:.*guard\ pulled.*
                reset\ first.*guard\ is\ armed/sx,
      'in that order');
 my ($guard) = $out =~ /the guard pulled the canary ([\d.]+)s/;

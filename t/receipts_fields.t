@@ -56,8 +56,9 @@ $s->wait_for(sub { $s->hget('state') eq 'awaiting_resume' }, 40,
     or $s->show_log;
 
 like $s->ctl('pin', 'api', 'canary', 'vip-1', '--reason', 'a try'),
-    qr/tenants_pinned api/, 'an operator pins a tenant at the gate';
-like $s->ctl('resume', 'api'), qr/rollout_resumed api/, 'and resumes';
+    qr/^pin api canary: 1 tenant\(s\) \(generation \d+\)$/m,
+    'an operator pins a tenant at the gate';
+like $s->ctl('resume', 'api'), qr/^state api: \S+ -> running /m, 'and resumes';
 
 $s->wait_for(sub { $s->hget('state') eq 'complete' }, 15, 'completed')
     or $s->show_log;
@@ -222,7 +223,7 @@ $s->redis('XTRIM', $s->key . ':receipts', 'MAXLEN', '0');
 
 # ---- a rollout rolled back -------------------------------------------------
 
-like $s->ctl('reset', 'api', '--reason', 'again'), qr/split_reset api/,
+like $s->ctl('reset', 'api', '--reason', 'again'), qr/^reset api: /m,
     'reset';
 
 my $reset = ($s->receipts)[-1];
@@ -316,9 +317,10 @@ $s->kill_sidecar('sidecar-b');
 
 # ---- no sidecar state: null -------------------------------------------------
 
-like $s->ctl('reset', 'api', '--reason', 'done'), qr/split_reset api/,
+like $s->ctl('reset', 'api', '--reason', 'done'), qr/^reset api: /m,
     'reset deletes the sidecar\'s state';
-like $s->ctl('set-weight', 'api', '0'), qr/weight_set api/, 'set-weight';
+like $s->ctl('set-weight', 'api', '0'), qr/^weight api: \S+ -> 0% /m,
+    'set-weight';
 
 my $last = ($s->receipts)[-1];
 is_deeply [map { $last->{$_} } @FIELDS], [(undef) x 6],

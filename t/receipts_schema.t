@@ -54,7 +54,7 @@ my @ctl = (
 
 for my $args (@ctl) {
     my $out = $s->ctl(@$args);
-    like $out, qr/ api: generation \d+ by operator$/m, "canary-ctl @$args"
+    like $out, qr/^\S+ api\b.*: .*\(generation \d+\)$/m, "canary-ctl @$args"
         or diag $out;
 }
 
@@ -71,7 +71,7 @@ $s->wait_for(sub { ($s->state_hash->{stage_name} // '') eq '20_percent' },
     or $s->show_log;
 
 # canary-ctl while the sidecar runs: the rollout's fields from its state
-like $s->ctl('pin', 'api', 'stable', 't3'), qr/tenants_pinned api/,
+like $s->ctl('pin', 'api', 'stable', 't3'), qr/^pin api stable: /m,
     'canary-ctl pin during the rollout';
 
 $s->fault('slow_canary', 1);
@@ -87,8 +87,9 @@ $s->kill_sidecar('a');
 # ---- the guard: trips on the canary's errors ------------------------------
 
 like $s->ctl('reset', 'api', '--reason', 'for the guard'),
-    qr/split_reset api/, 'reset for the guard';
-like $s->ctl('set-weight', 'api', '50'), qr/weight_set api/, 'weight 50';
+    qr/^reset api: /m, 'reset for the guard';
+like $s->ctl('set-weight', 'api', '50'), qr/^weight api: \S+ -> 50% /m,
+    'weight 50';
 
 sleep 1;
 $s->fault('fault_canary', 1);

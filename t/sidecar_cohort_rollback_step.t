@@ -48,7 +48,8 @@ $s->wait_for(sub { ($s->state_hash->{stage_name} // '') eq '20_percent' },
 is $s->hget('weight.internal'), '100', 'weight.internal 100 from the plan';
 
 like $s->ctl('cohort', 'api', 'internal', '0', '--reason', 'off, by hand'),
-    qr/^cohort_weight_set api: generation \d+/, 'canary-ctl cohort: 0';
+    qr/^cohort internal api: \S+ -> 0% \(generation \d+\)$/m,
+    'canary-ctl cohort: 0';
 is $s->hget('weight.internal'), '0', 'weight.internal 0 by hand';
 
 $s->fault('slow_canary', 1);

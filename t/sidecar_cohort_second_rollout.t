@@ -43,7 +43,7 @@ $s->redis('HSET', $s->key, 'weight', '100', 'weight.internal', '100',
           'updated_by', 'sidecar-old');
 $s->wait_for(sub { (status()->{generation} // 0) == 7 }, 10,
              'nginx has the rollout before');
-like $s->ctl('reset', 'api', '--reason', 'v1.2.3 is out'), qr/split_reset/,
+like $s->ctl('reset', 'api', '--reason', 'v1.2.3 is out'), qr/^reset api: /m,
     'canary-ctl reset';
 is $s->hget('weight.friendly'), '100', 'reset leaves the cohorts';
 

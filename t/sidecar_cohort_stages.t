@@ -321,7 +321,7 @@ counters_match('after the rollback', 0);
 # ---- conf-examples/plan-cohorts.json: accepted, a dry run starts it ----
 
 $s->kill_sidecar('sidecar-a');
-like $s->ctl('reset', 'api', '--reason', 'for the example'), qr/split_reset/,
+like $s->ctl('reset', 'api', '--reason', 'for the example'), qr/^reset api: /m,
     'reset for the example plan';
 
 my ($rc, $out) = $s->run_sidecar($s->sidecar_args(
