@@ -230,7 +230,7 @@ check_split(json_t *o, const ngx_http_canary_split_report_t *s)
 {
     char     name[2 * 64 + 1];
     size_t   c, n;
-    json_t  *cohorts, *guard, *pins, *variants;
+    json_t  *cohorts, *guard, *pins, *variants, *current;
 
     check_weight(member(o, "weight", "split"), s->weight, "weight");
     check_bool(member(o, "enabled", "split"), s->enabled, "enabled");
@@ -274,6 +274,23 @@ check_split(json_t *o, const ngx_http_canary_split_report_t *s)
     check_string(member(guard, "reason", "guard"),
                  (const unsigned char *) s->guard.reason,
                  strlen(s->guard.reason), "guard.reason");
+
+    /* the guard's own window now: null without a guard */
+    current = member(guard, "current", "guard");
+
+    if (!s->guard.configured) {
+        fuzz_assert(json_is_null(current), "guard.current is not null");
+
+    } else {
+        check_uint(member(current, "seconds", "guard.current"),
+                   s->guard.now_seconds, "guard.current.seconds");
+        check_uint(member(member(current, "stable", "guard.current"),
+                          "requests", "guard.current.stable"),
+                   s->guard.now[0].requests, "guard.current requests");
+        check_uint(member(member(current, "canary", "guard.current"),
+                          "errors", "guard.current.canary"),
+                   s->guard.now[1].errors, "guard.current errors");
+    }
 
     variants = member(o, "variants", "split");
 

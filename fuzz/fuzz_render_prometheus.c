@@ -17,7 +17,7 @@
  *     are cumulative (never decrease), the last is le="+Inf" and equals
  *     _count; _sum and _count follow;
  *   - the gauges carry the report's numbers (weight as a percent, Redis
- *     connected and last sync).
+ *     connected and last sync, the split's info 1, its pins per side).
  */
 
 
@@ -26,7 +26,7 @@
 #include "fuzz_report.h"
 
 
-#define FUZZ_FAMILIES  16
+#define FUZZ_FAMILIES  24
 
 
 typedef struct {
@@ -129,7 +129,8 @@ label_is(const char *name, size_t len, const char *want)
 
 /* the gauges carry the report's numbers */
 static void
-gauge(const fuzz_report_t *fr, const char *base, long split, double value)
+gauge(const fuzz_report_t *fr, const char *base, long split,
+    const char *variant, double value)
 {
     uint32_t                               w;
     const ngx_http_canary_split_report_t  *s;
@@ -145,6 +146,22 @@ gauge(const fuzz_report_t *fr, const char *base, long split, double value)
         fuzz_assert(fr->rep.redis.configured
                     && value == (double) fr->rep.redis.last_sync,
                     "redis last sync %g", value);
+        return;
+    }
+
+    if (strcmp(base, "canary_split_info") == 0) {
+        fuzz_assert(split >= 0 && value == 1, "split info %g", value);
+        return;
+    }
+
+    if (strcmp(base, "canary_pinned_tenants") == 0) {
+        fuzz_assert(split >= 0, "pins without a split label");
+        s = &fr->splits[split];
+        fuzz_assert((strcmp(variant, "stable") == 0
+                     && value == (double) s->pins[0])
+                    || (strcmp(variant, "canary") == 0
+                        && value == (double) s->pins[1]),
+                    "pins %s %g", variant, value);
         return;
     }
 
@@ -310,7 +327,7 @@ sample(reader_t *rd, const fuzz_report_t *fr, const char *line,
             && strcmp(base, "canary_requests_total") != 0
             && strcmp(base, "canary_upstream_errors_total") != 0)
         {
-            gauge(fr, base, split, value);
+            gauge(fr, base, split, variant, value);
         }
 
         return;

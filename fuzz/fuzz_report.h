@@ -224,6 +224,17 @@ fuzz_report_build(fuzz_report_t *fr, const uint8_t *data, size_t size)
             vr->window.upstream_errors = fuzz_in_uint(&in, 4);
             fuzz_report_hist(&in, &vr->window.latency);
         }
+
+        /* the guard's window now: read last, so older inputs keep
+         * their meaning */
+        s->guard.now_seconds = fuzz_in_u8(&in) % 61;
+
+        for (v = 0; v < 2; v++) {
+            s->guard.now[v].requests = fuzz_in_uint(&in, 4);
+            s->guard.now[v].errors = fuzz_in_uint(&in, 4);
+            s->guard.now[v].upstream_errors = fuzz_in_uint(&in, 4);
+            s->guard.now[v].p99_us = fuzz_in_uint(&in, 4);
+        }
     }
 }
 

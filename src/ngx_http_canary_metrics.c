@@ -27,6 +27,8 @@ static void ngx_http_canary_report_redis(ngx_http_canary_main_conf_t *cmcf,
     ngx_http_canary_redis_report_t *rr);
 static size_t ngx_http_canary_report_text(u_char *dst, size_t size,
     u_char *src, ngx_atomic_t *len);
+static void ngx_http_canary_report_guard_now(ngx_http_canary_split_t *split,
+    time_t now, ngx_http_canary_guard_report_t *gr);
 
 
 ngx_int_t
@@ -551,6 +553,10 @@ ngx_http_canary_report_split(ngx_http_canary_split_t *split,
         sr->guard.window[1] = shs->guard_window[1];
     }
 
+    if (split->has_guard) {
+        ngx_http_canary_report_guard_now(split, now, &sr->guard);
+    }
+
     (void) ngx_http_canary_report_text((u_char *) sr->guard.reason,
                                        sizeof(sr->guard.reason) - 1,
                                        shs->guard_reason,
@@ -615,5 +621,55 @@ ngx_http_canary_report_split(ngx_http_canary_split_t *split,
             vr->window.latency.counts[b] = w.latency[b];
             vr->window.latency.count += w.latency[b];
         }
+    }
+}
+
+
+/*
+ * The guard's window as its next check counts it (its length, from its
+ * re-arm on), so that the page never puts a rate of another window next
+ * to the guard's state.
+ */
+
+static void
+ngx_http_canary_report_guard_now(ngx_http_canary_split_t *split, time_t now,
+    ngx_http_canary_guard_report_t *gr)
+{
+    time_t                               armed;
+    ngx_uint_t                           v, b;
+    uint64_t                             counts[NGX_HTTP_CANARY_HIST_BUCKETS];
+    ngx_http_canary_shm_snap_t           base, *bp;
+    ngx_http_canary_shm_split_t         *shs;
+    ngx_http_canary_guard_window_t      *w;
+    ngx_http_canary_shm_snap_variant_t   d;
+
+    shs = split->sh;
+    armed = (time_t) shs->guard_armed_at;
+
+    bp = ngx_http_canary_window_base(shs, now, split->guard.window, armed,
+                                     &base);
+
+    /* re-armed this second: nothing counted yet */
+    if (bp == NULL && armed) {
+        return;
+    }
+
+    gr->now_seconds = (unsigned) (now - (bp ? (time_t) bp->sec
+                                            : shs->created));
+
+    for (v = 0; v < NGX_HTTP_CANARY_VARIANTS; v++) {
+        w = &gr->now[v];
+
+        ngx_http_canary_window(shs, v, bp, &d);
+
+        w->requests = d.requests;
+        w->upstream_errors = d.upstream_errors;
+        w->errors = (uint64_t) d.upstream_errors + d.responses_5xx;
+
+        for (b = 0; b < NGX_HTTP_CANARY_HIST_BUCKETS; b++) {
+            counts[b] = d.latency[b];
+        }
+
+        w->p99_us = (uint64_t) ngx_http_canary_hist_quantile(counts, 0.99);
     }
 }

@@ -139,7 +139,7 @@ for my $g (@{$rules->{groups} || []}) {
 my %alerts = map { $_->[0] => 1 } grep { !$recorded{$_->[0]} } @rule_exprs;
 ok($alerts{$_}, "prometheus-rules.yml alerts on $_")
     for qw(CanaryErrorRateHigh CanaryLatencyP99High CanaryGuardTripped
-           CanaryRedisStale);
+           CanaryRedisStale CanarySplitStuck);
 
 for my $r (@rule_exprs) {
     my @bad = unknown_in_promql($r->[1], \%recorded);
@@ -191,7 +191,7 @@ ok($seen_metric{$_}, "the dashboard shows $_")
     for qw(canary_request_duration_seconds_count
            canary_request_duration_seconds_bucket canary_requests_total
            canary_upstream_errors_total canary_weight_percent
-           canary_guard_tripped);
+           canary_guard_tripped canary_split_info canary_pinned_tenants);
 
 like(join("\n", map { $_->[1] } @exprs),
      qr/histogram_quantile\(0\.99,.*canary_request_duration_seconds_bucket/,

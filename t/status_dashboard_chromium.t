@@ -6,6 +6,12 @@
 # JSON itself and shows, per split, weight and state and both variants
 # side by side with the numbers the JSON has.  A screenshot is kept in
 # build/artifacts/dashboard.png.
+#
+# It says what the proxy knows: latency under nginx's 1 ms resolution as
+# "< 1 ms" (and that nginx measures whole milliseconds); the guard's own
+# window and numbers beside its state (a trip's numbers are the trip's);
+# the split's state and pin counts from Redis; and a window selector
+# whose 10 s link shows other numbers than the 60 s view.
 
 use strict;
 use warnings;
@@ -13,10 +19,12 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 
+use Encode qw(decode);
 use File::Path qw(make_path);
 use JSON::PP;
 use Test::More;
 use CanaryTest;
+use RedisStory qw(ctl_ok status_json wait_until);
 
 my $CHROMIUM = (grep { -x } '/usr/bin/chromium', '/usr/bin/chromium-browser')[0];
 plan skip_all => 'chromium is not installed (scripts/install-deps.sh)'
@@ -25,15 +33,24 @@ plan skip_all => 'chromium is not installed (scripts/install-deps.sh)'
 my $t = CanaryTest->new;
 my $port = $t->port('http');
 my $cn = $t->port('canary');
+my $rport = $t->redis_start;
+my $redis = "127.0.0.1:$rport";
 
 $t->write_conf(<<"EOF", workers => 2);
     canary_zone canary 4m;
+    canary_redis $redis interval=200ms;
 
     upstream cn { server 127.0.0.1:$cn; }
 
     canary_split checkout {
         stable stable_up; canary cn; weight 30;
-        guard error_rate=90 min_requests=100000;
+        guard error_rate=90 min_requests=100000 window=60s;
+    }
+
+    # every canary request fails: its guard trips
+    canary_split pay {
+        stable stable_up; canary cn; weight 50;
+        guard error_rate=10 min_requests=20;
     }
 
     ${\ $t->origins }
@@ -54,6 +71,11 @@ $t->write_conf(<<"EOF", workers => 2);
             proxy_pass http://\$canary_upstream;
         }
 
+        location /pay {
+            canary pay;
+            proxy_pass http://\$canary_upstream;
+        }
+
         location = /canary_status {
             canary_status;
             access_log ${\ $t->prefix }/status_access.log;
@@ -65,13 +87,31 @@ $t->write_conf(<<"EOF", workers => 2);
 EOF
 $t->start;
 
+# a state and pins from Redis
+ctl_ok($redis, 'set-weight', 'checkout', '30');
+ctl_ok($redis, 'pin', 'checkout', 'canary', 'vip1', 'vip2');
+ctl_ok($redis, 'pin', 'checkout', 'stable', 'vip3');
+ctl_ok($redis, 'pause', 'checkout', '--reason', 'dashboard test');
+ok(wait_until(10, sub { my $c = status_json($t)->{splits}{checkout};
+                        ($c->{state} // '') eq 'paused'
+                        && $c->{pins}{canary} == 2
+                        && $c->{pins}{stable} == 1 }), 'nginx has the state and the pins from Redis');
+
 # canary tenants fail one request in five
 my @reqs = map { { path => '/?fail=' . ($_ % 5 == 0 ? 1 : ''),
                    headers => ['X-Tenant-Id' => "t$_"] } } 1 .. 600;
 $t->request_many($port, \@reqs);
 
+# every canary request of split pay fails: its guard trips on them
+$t->request_many($port, [ map { { path => '/pay?fail=1',
+                                  headers => ['X-Tenant-Id' => "p$_"] } }
+                          1 .. 200 ]);
+ok(wait_until(10, sub { status_json($t)->{splits}{pay}{guard}{tripped} }),
+   "pay's guard tripped");
+
 my $json = decode_json($t->get($port, '/canary_status')->{content});
 my $s = $json->{splits}{checkout};
+my $pay = $json->{splits}{pay};
 
 my $page = $t->get($port, '/canary_status?format=html');
 is($page->{status}, 200, 'the dashboard is served');
@@ -96,13 +136,23 @@ my $url = "http://127.0.0.1:$port/canary_status?format=html";
 my $profile = $t->prefix . '/chromium';
 my $dom = `$CHROMIUM @flags --user-data-dir=$profile --dump-dom '$url' 2>/dev/null`;
 is($?, 0, 'chromium --dump-dom exits 0 (no crash, no signal)');
+$dom = decode('UTF-8', $dom);
+
+# an element's text as shown: entities undone
+sub text {
+    my ($html) = @_;
+    $html =~ s/&lt;/</g;
+    $html =~ s/&gt;/>/g;
+    $html =~ s/&amp;/&/g;
+    return $html;
+}
 ok(length $dom > 1000, 'chromium rendered the page');
 
 my %shown;
 while ($dom =~ /data-variant="(stable|canary)".*?(?=data-variant="(?:stable|canary)"|$)/gs) {
     my ($variant, $box) = ($1, $&);
-    while ($box =~ /data-metric="([a-z0-9-]+)">([^<]*)</g) {
-        $shown{$variant}{$1} //= $2;
+    while ($box =~ /data-metric="([a-z0-9-]+)"[^>]*>([^<]*)</g) {
+        $shown{$variant}{$1} //= text($2);
     }
 }
 
@@ -117,9 +167,57 @@ for my $v (qw(stable canary)) {
     is($shown{$v}{requests}, $s->{variants}{$v}{requests},
        "$v: total requests as the JSON has them");
     like($shown{$v}{rate} // '', qr/^\d+\.\d \/s$/, "$v: a request rate");
-    like($shown{$v}{$_} // '', qr/^\d+\.\d+ ms$/, "$v: a $_")
-        for qw(p50 p95 p99);
+    like($shown{$v}{$_} // '', qr/^(?:< 1|\d+) ms$/,
+         "$v: a $_ in whole ms, or < 1 ms") for qw(p50 p95 p99);
 }
+
+# the origins answer at once: nginx measures 0 ms, the histogram's
+# quantile says a fraction of a millisecond, the page says "< 1 ms"
+my $p50 = $s->{variants}{stable}{window}{p50_ms};
+cmp_ok($p50, '<', 1, "stable's p50 in the JSON is under 1 ms ($p50)");
+is($shown{stable}{p50}, '< 1 ms', 'and the page says "< 1 ms"');
+unlike($dom, qr/>\d+\.\d+ ms</, 'no latency with sub-millisecond digits');
+like($dom, qr/data-field="latency-note">[^<]*whole\s+milliseconds/,
+     'the page says nginx measures in whole milliseconds');
+like($dom, qr/<td [^>]*data-metric="p99"[^>]*title="[^"]*whole millisec/,
+     'and the latency cells say it in a tooltip');
+
+# the state and the pins, from Redis
+like($dom, qr/data-field="state">paused</, 'the state from Redis, paused');
+like($dom, qr/data-field="pins">canary 2 \x{b7} stable 1</,
+     'the pin counts, canary 2, stable 1');
+
+# the guard's own window beside its state (60 s here) with its numbers
+sub guard_shown {
+    my ($dom, $split) = @_;
+    my ($card) = $dom =~ /data-split="\Q$split\E"(.*?)(?:data-split=|$)/s;
+    my %g;
+    $g{$1} = text($2)
+        while ($card // '') =~ /data-field="(guard[a-z-]*)">([^<]*)</g;
+    return \%g;
+}
+
+my $g = guard_shown($dom, 'checkout');
+my $cur = $s->{guard}{current};
+is($cur->{canary}{requests} + $cur->{stable}{requests}, 600,
+   'JSON guard.current counts the 600 requests of its window');
+is($g->{'guard-window-seconds'}, '60 s', "checkout's guard window: 60 s");
+is($g->{'guard-canary'}, "$cur->{canary}{errors} errors of "
+   . "$cur->{canary}{requests} requests", "its canary numbers, as the JSON");
+is($g->{'guard-canary-rate'}, sprintf('%.2f %%', $cur->{canary}{error_rate}),
+   "its canary error rate, $g->{'guard-canary-rate'}");
+like($g->{'guard-limit'} // '', qr/^error rate 90\.00 %, from 100000 canary/,
+     'its limit');
+
+# a trip shows the numbers it tripped on, from the guard's 10 s window
+my $gp = guard_shown($dom, 'pay');
+my $tw = $pay->{guard}{windows};
+like($gp->{guard} // '', qr/^TRIPPED: /, "pay's guard: TRIPPED");
+is($gp->{'guard-window-seconds'}, '10 s', 'beside it, its 10 s window');
+is($gp->{'guard-canary'}, "$tw->{canary}{errors} errors of "
+   . "$tw->{canary}{requests} requests", 'the canary numbers it tripped on');
+is($gp->{'guard-canary-rate'}, '100.00 %', 'its rate then, 100.00 %');
+like($dom, qr/data-split="pay".*tripped on its/s, 'said as the trip\'s');
 
 # it refreshes itself from the JSON: every 2 s, and Chromium's virtual
 # clock ran 4 s
@@ -137,6 +235,52 @@ is($shown{stable}{'error-rate'}, '0.00 %', 'stable error rate 0.00 %');
 like($dom, qr/<svg[^>]*class="hist"[^>]*data-variant="canary"/,
      'the canary latency histogram is drawn');
 
+# ---- the window selector ---------------------------------------------
+like($dom, qr/<a data-window="60" href="[^"]*" class="on"/,
+     'the selector marks 60 s, the default');
+my ($href) = map { text($_) } $dom =~ /<a data-window="10" href="([^"]+)"/;
+like($href // '', qr/^\?(?=.*format=html)(?=.*window=10)/,
+     "its 10 s link keeps format=html: $href");
+
+# after 10 quiet seconds, 200 requests without a failure: the 10 s window
+# has only those, the 60 s one the failures too
+ok(wait_until(30, sub { my $w = decode_json($t->get($port,
+                            '/canary_status?window=10')->{content})
+                            ->{splits}{checkout}{variants}{canary}{window};
+                        $w->{requests} == 0 }, 0.2),
+   'the 10 s window is empty of the first requests');
+$t->request_many($port, [ map { { path => '/',
+                                  headers => ['X-Tenant-Id' => "t$_"] } }
+                          1 .. 200 ]);
+my $j60 = decode_json($t->get($port, '/canary_status')->{content});
+my $w60 = $j60->{splits}{checkout}{variants}{canary}{window};
+cmp_ok($w60->{'5xx'}, '>', 0, '60 s: the failures are in the window');
+
+my $url10 = "http://127.0.0.1:$port/canary_status$href";
+my $dom10 = `$CHROMIUM @flags --user-data-dir=$profile --dump-dom '$url10' 2>/dev/null`;
+is($?, 0, 'chromium follows the 10 s link');
+$dom10 = decode('UTF-8', $dom10);
+like($dom10, qr/<a data-window="10" href="[^"]*" class="on"/,
+     'the selector marks 10 s');
+my ($rate10) = $dom10 =~ /data-split="checkout".*?data-variant="canary"
+                          .*?data-metric="error-rate">([^<]*)</sx;
+my ($label10) = $dom10 =~ /data-split="checkout".*?<td>(error rate[^<]*)</s;
+is($rate10, '0.00 %', 'the 10 s view: canary error rate 0.00 %');
+is($label10, 'error rate (10 s)', 'labelled with its window');
+my $r60 = sprintf '%.2f %%', 100 * ($w60->{'5xx'} + $w60->{upstream_errors})
+                             / $w60->{requests};
+isnt($rate10, $r60, "the 60 s view's canary error rate, $r60, is another");
+is($shown{canary}{'error-rate'}, $rate, "the page at 60 s showed $rate");
+
+# the guard keeps its own window whatever the selector says
+my $g10 = guard_shown($dom10, 'checkout');
+my $cur60 = $j60->{splits}{checkout}{guard}{current};
+is($g10->{'guard-window-seconds'}, '60 s', 'the guard still says 60 s');
+is($g10->{'guard-canary-rate'},
+   sprintf('%.2f %%', $cur60->{canary}{error_rate}),
+   "with its own rate, $g10->{'guard-canary-rate'}, not the 10 s one");
+cmp_ok($cur60->{canary}{errors}, '>', 0, 'which counts the failures');
+
 my $dir = "$FindBin::Bin/../build/artifacts";
 make_path($dir);
 unlink "$dir/dashboard.png";
@@ -146,6 +290,7 @@ is($?, 0, 'chromium --screenshot exits 0');
 ok(-s "$dir/dashboard.png" > 10_000, 'a screenshot is kept in '
    . 'build/artifacts/dashboard.png');
 
+$t->allow_log(qr/canary guard tripped|canary_redis/);
 $t->stop;
 
 done_testing;

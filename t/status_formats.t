@@ -23,7 +23,8 @@ $t->write_conf(<<"EOF");
     canary_zone canary 4m;
 
     canary_split api { stable stable_up; canary canary_up; weight 12.5;
-                       cohort \$http_x_cohort; cohort_weight beta 25; }
+                       cohort \$http_x_cohort; cohort_weight beta 25;
+                       guard error_rate=50 min_requests=100000 window=60s; }
     canary_split "web\\"x" { stable stable_up; canary canary_up; weight 0; }
 
     ${\ $t->origins }
@@ -65,6 +66,26 @@ is(scalar @{$v->{latency}{le_ms}}, 322, '322 bucket bounds');
 is(scalar @{$v->{latency}{counts}}, 322, '322 bucket counts');
 is($v->{latency}{le_ms}[-1], undef, 'the last bound is null: +Inf');
 is($v->{latency}{le_ms}[0], 0.064, 'the first bound is 0.064 ms');
+
+# the guard's own window now, beside its state: its length, its numbers
+my $g = $j->{splits}{api}{guard};
+is($g->{limits}{window_seconds}, 60, "api's guard window: 60 s");
+ok($g->{current}{seconds} <= 60, 'guard.current.seconds is within it');
+is($g->{current}{canary}{requests} + $g->{current}{stable}{requests},
+   $j->{splits}{api}{variants}{canary}{requests}
+   + $j->{splits}{api}{variants}{stable}{requests},
+   "guard.current counts the split's 100 requests");
+is($g->{current}{stable}{requests}
+   + $g->{current}{canary}{requests}, 100, 'all 100 of them');
+for my $side (qw(stable canary)) {
+    is_deeply([ sort keys %{$g->{current}{$side}} ],
+              [ qw(error_rate errors p99_ms requests upstream_errors) ],
+              "guard.current.$side: the fields of guard.windows");
+}
+is($g->{windows}, undef, 'windows: null, it did not trip');
+ok(exists $j->{splits}{'web"x'}{guard}{current}
+   && !defined $j->{splits}{'web"x'}{guard}{current},
+   'guard.current is null without a guard');
 
 $r = $t->get($port, '/canary_status?split=api');
 is_deeply([ keys %{decode_json($r->{content})->{splits}} ], ['api'],
@@ -118,10 +139,16 @@ like($prom, qr/^canary_requests_total\{split="web\\"x",variant="stable",code="2x
 for my $m (qw(canary_upstream_errors_total canary_request_duration_seconds
               canary_upstream_response_seconds canary_enabled
               canary_generation canary_guard_tripped canary_zone_size_bytes
-              canary_zone_used_bytes))
+              canary_zone_used_bytes canary_split_info
+              canary_pinned_tenants))
 {
     like($prom, qr/^# TYPE $m /m, "$m has HELP and TYPE");
 }
+
+like($prom, qr/^canary_split_info\{split="api",state=""\} 1$/m,
+     'canary_split_info without Redis: state ""');
+like($prom, qr/^canary_pinned_tenants\{split="web\\"x",variant="canary"\} 0$/m,
+     'canary_pinned_tenants, the split name escaped');
 
 SKIP: {
     skip 'promtool is not installed', 2 unless -x '/usr/bin/promtool';

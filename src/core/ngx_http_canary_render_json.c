@@ -24,6 +24,8 @@ static void ngx_http_canary_json_quantiles(ngx_http_canary_out_t *out,
     const ngx_http_canary_hist_t *h);
 static void ngx_http_canary_json_guard(ngx_http_canary_out_t *out,
     const ngx_http_canary_guard_report_t *g);
+static void ngx_http_canary_json_guard_sides(ngx_http_canary_out_t *out,
+    const ngx_http_canary_guard_window_t *windows);
 static void ngx_http_canary_json_weight(ngx_http_canary_out_t *out,
     uint32_t weight);
 static void ngx_http_canary_json_cohort_traffic(ngx_http_canary_out_t *out,
@@ -315,16 +317,14 @@ ngx_http_canary_json_quantiles(ngx_http_canary_out_t *out,
 /*
  * The guard's limits (null: no such limit) and, when it tripped here, the
  * windows it tripped on; null when it did not, or followed another
- * nginx's trip from Redis.
+ * nginx's trip from Redis.  "current": its window now (null: no guard).
  */
 
 static void
 ngx_http_canary_json_guard(ngx_http_canary_out_t *out,
     const ngx_http_canary_guard_report_t *g)
 {
-    size_t                                 i;
     const ngx_http_canary_guard_limits_t  *l;
-    const ngx_http_canary_guard_window_t  *w;
 
     l = &g->limits;
 
@@ -362,13 +362,37 @@ ngx_http_canary_json_guard(ngx_http_canary_out_t *out,
 
     if (!g->seen) {
         ngx_http_canary_out_printf(out, ",\"windows\":null");
+
+    } else {
+        ngx_http_canary_out_printf(out, ",\"windows\":{");
+        ngx_http_canary_json_guard_sides(out, g->window);
+        ngx_http_canary_out_printf(out, "}");
+    }
+
+    /* its own window now: the numbers its next check judges */
+    if (!g->configured) {
+        ngx_http_canary_out_printf(out, ",\"current\":null");
         return;
     }
 
-    ngx_http_canary_out_printf(out, ",\"windows\":{");
+    ngx_http_canary_out_printf(out, ",\"current\":{\"seconds\":%u,",
+                               g->now_seconds);
+    ngx_http_canary_json_guard_sides(out, g->now);
+    ngx_http_canary_out_printf(out, "}");
+}
+
+
+/* "stable":{...},"canary":{...}: the caller adds the braces */
+
+static void
+ngx_http_canary_json_guard_sides(ngx_http_canary_out_t *out,
+    const ngx_http_canary_guard_window_t *windows)
+{
+    size_t                                 i;
+    const ngx_http_canary_guard_window_t  *w;
 
     for (i = 0; i < 2; i++) {
-        w = &g->window[i];
+        w = &windows[i];
 
         ngx_http_canary_out_printf(out, "%s\"%s\":{\"requests\":%llu,"
                                    "\"errors\":%llu,\"upstream_errors\":%llu,"
@@ -384,8 +408,6 @@ ngx_http_canary_json_guard(ngx_http_canary_out_t *out,
                                    : 0.0,
                                    (double) w->p99_us / 1000);
     }
-
-    ngx_http_canary_out_printf(out, "}");
 }
 
 

@@ -26,6 +26,8 @@ static void ngx_http_canary_prom_per_split(ngx_http_canary_out_t *out,
     const char *help, int which);
 static void ngx_http_canary_prom_cohorts(ngx_http_canary_out_t *out,
     const ngx_http_canary_report_t *rep);
+static void ngx_http_canary_prom_state(ngx_http_canary_out_t *out,
+    const ngx_http_canary_report_t *rep);
 
 
 static const char  *ngx_http_canary_prom_variants[] = { "stable", "canary" };
@@ -94,6 +96,7 @@ ngx_http_canary_render_prometheus(ngx_http_canary_out_t *out,
         "request goes to stable until canary-ctl reset.", 4);
 
     ngx_http_canary_prom_cohorts(out, rep);
+    ngx_http_canary_prom_state(out, rep);
 
     if (rep->redis.configured) {
         ngx_http_canary_prom_family(out, "canary_redis_connected", "gauge",
@@ -318,6 +321,49 @@ ngx_http_canary_prom_cohorts(ngx_http_canary_out_t *out,
                                                (unsigned long long) value);
                 }
             }
+        }
+    }
+}
+
+
+/*
+ * The split's state as a label (canary_split_info, always 1: Grafana
+ * shows "awaiting_resume", an alert can wait on "halted") and its pins
+ */
+
+static void
+ngx_http_canary_prom_state(ngx_http_canary_out_t *out,
+    const ngx_http_canary_report_t *rep)
+{
+    size_t                                 i, v;
+    const ngx_http_canary_split_report_t  *s;
+
+    ngx_http_canary_prom_family(out, "canary_split_info", "gauge",
+        "Always 1; state is the split's state from Redis (running, "
+        "awaiting_resume, halted, rolled_back, ...), empty without one.");
+
+    for (i = 0; i < rep->nsplits; i++) {
+        s = &rep->splits[i];
+
+        ngx_http_canary_out_printf(out, "canary_split_info");
+        ngx_http_canary_prom_labels(out, s, NULL);
+        ngx_http_canary_out_printf(out, ",state=\"");
+        ngx_http_canary_out_label_value(out, s->state, s->state_len);
+        ngx_http_canary_out_printf(out, "\"} 1\n");
+    }
+
+    ngx_http_canary_prom_family(out, "canary_pinned_tenants", "gauge",
+        "Tenants pinned to a variant (canary-ctl pin), as read from Redis.");
+
+    for (i = 0; i < rep->nsplits; i++) {
+        s = &rep->splits[i];
+
+        for (v = 0; v < 2; v++) {
+            ngx_http_canary_out_printf(out, "canary_pinned_tenants");
+            ngx_http_canary_prom_labels(out, s,
+                                        ngx_http_canary_prom_variants[v]);
+            ngx_http_canary_out_printf(out, "} %llu\n",
+                                       (unsigned long long) s->pins[v]);
         }
     }
 }

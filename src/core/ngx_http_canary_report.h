@@ -74,6 +74,10 @@ typedef struct {
     ngx_http_canary_guard_limits_t    limits;
     int                               seen;       /* window[] is set */
     ngx_http_canary_guard_window_t    window[2];  /* stable, canary */
+
+    /* the guard's own window now, as its next check counts it */
+    unsigned                          now_seconds;
+    ngx_http_canary_guard_window_t    now[2];     /* stable, canary */
 } ngx_http_canary_guard_report_t;
 
 
