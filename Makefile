@@ -6,6 +6,7 @@
 #   make check               the suite again on an AddressSanitizer and
 #                            UBSan build, and every fuzzer for a while
 #   make demo                a whole rollout on loopback
+#   make demo KEEP=1         ... then everything stays up until Ctrl-C
 #   make bench               benchmarks (not part of make test)
 #   make judge-bench         the judge on simulated rollouts, against the
 #                            judge as it landed before
@@ -179,7 +180,7 @@ soak: deps all
 	CANARY_SOAK=1 $(NO_SKIP) prove -v t/soak.t
 
 demo: deps all
-	scripts/demo $(if $(FAULT),--fault $(FAULT))
+	scripts/demo $(if $(FAULT),--fault $(FAULT)) $(if $(KEEP),--stay)
 
 bench: all
 	@sh scripts/install-deps.sh --bench

@@ -17,6 +17,8 @@ libcurl4-openssl-dev libmicrohttpd-dev
 libjansson-dev check pkg-config prometheus chromium wrk curl procps
 clang libclang-rt-14-dev valgrind gdb python3-yaml docker-compose
 dpkg-dev"
+# tmux: t/demo_tmux.t runs the demo in a real terminal (a detached pane)
+PKGS="$PKGS tmux"
 # npm installs the pinned Dockerfile linter (tools/); a machine that has
 # Node.js and npm from elsewhere keeps them
 if ! command -v npm >/dev/null 2>&1; then
