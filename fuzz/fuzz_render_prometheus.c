@@ -202,10 +202,10 @@ sample(reader_t *rd, const fuzz_report_t *fr, const char *line,
     size_t len)
 {
     char            base[64], variant[8], le[32];
-    size_t          n, nlen, vlen, k;
+    size_t          n, nlen, vlen, k, slen;
     long            split;
     double          value, lev;
-    uint8_t         val[4 * 64];
+    uint8_t         val[4 * 64], state[4 * 64];
     family_t       *f;
     const char     *p, *end, *suffix, *lname;
 
@@ -246,6 +246,7 @@ sample(reader_t *rd, const fuzz_report_t *fr, const char *line,
     split = -1;
     variant[0] = '\0';
     le[0] = '\0';
+    slen = (size_t) -1;
 
     if (p < end && *p == '{') {
         p++;
@@ -302,6 +303,11 @@ sample(reader_t *rd, const fuzz_report_t *fr, const char *line,
             } else if (label_is(lname, k, "le") && vlen < sizeof(le)) {
                 memcpy(le, val, vlen);
                 le[vlen] = '\0';
+
+            } else if (label_is(lname, k, "state")) {
+                fuzz_assert(slen == (size_t) -1, "state twice");
+                memcpy(state, val, vlen);
+                slen = vlen;
             }
 
             if (p < end && *p == ',') {
@@ -321,6 +327,14 @@ sample(reader_t *rd, const fuzz_report_t *fr, const char *line,
     p++;
 
     value = number(p, (size_t) (end - p), base);
+
+    /* the split's state, unescaped, is the report's: byte for byte */
+    if (strcmp(base, "canary_split_info") == 0) {
+        fuzz_assert(split >= 0 && slen == fr->splits[split].state_len
+                    && memcmp(state, fr->splits[split].state, slen) == 0,
+                    "state label is not the split's state: %.*s",
+                    (int) len, line);
+    }
 
     if (!f->histogram) {
         if (strncmp(base, "canary_zone_", 12) != 0

@@ -272,6 +272,28 @@ my $r60 = sprintf '%.2f %%', 100 * ($w60->{'5xx'} + $w60->{upstream_errors})
 isnt($rate10, $r60, "the 60 s view's canary error rate, $r60, is another");
 is($shown{canary}{'error-rate'}, $rate, "the page at 60 s showed $rate");
 
+# nginx reads its arguments whatever their case: ?Window=10 is a 10 s
+# view, and the selector says so; its 30 s link asks for 30 s (a
+# Window=10 left before window=30 would win), and ?FORMAT=html still
+# loads the JSON
+my $urlc = "http://127.0.0.1:$port/canary_status?FORMAT=html&Window=10";
+my $domc = `$CHROMIUM @flags --user-data-dir=$profile --dump-dom '$urlc' 2>/dev/null`;
+is($?, 0, 'chromium loads ?FORMAT=html&Window=10');
+$domc = decode('UTF-8', $domc);
+like($domc, qr/<div id="error"><\/div>/, 'the page loads its JSON');
+like($domc, qr/<td>error rate \(10 s\)</, 'a 10 s view');
+like($domc, qr/<a data-window="10" href="[^"]*" class="on"/,
+     'and the selector marks 10 s');
+my ($href30) = map { text($_) }
+               $domc =~ /<a data-window="30" href="([^"]+)"/;
+unlike($href30 // '', qr/window=10/i, "its 30 s link: $href30");
+(my $json30 = $href30 // '') =~ s/format=html/format=json/i;
+my $c30 = $t->get($port, "/canary_status$json30")->{content};
+# (a window is as long as the zone is old, here over 10 s and under 30 s)
+cmp_ok(eval { decode_json($c30)->{splits}{checkout}{variants}{canary}
+              {window}{seconds} } // 0, '>', 10,
+       'which nginx serves as more than 10 s');
+
 # the guard keeps its own window whatever the selector says
 my $g10 = guard_shown($dom10, 'checkout');
 my $cur60 = $j60->{splits}{checkout}{guard}{current};
