@@ -132,6 +132,7 @@ typedef struct {
     char                said[1024];         /* what the last decision
                                                line said, numbers out */
     int64_t             said_at;            /* mono ms */
+    char                verdicts[CS_CHECKS + 1];    /* as last said */
     unsigned            quiet;              /* steps not logged since */
     int                 redis_down;         /* said unreachable */
 } cs_sidecar_t;
@@ -1999,8 +2000,8 @@ cs_log_decision(cs_sidecar_t *sc, const cs_rollout_t *ro,
     const cs_decision_t *d, int wrote, int64_t now, const char *line)
 {
     int          summary;
-    char         said[sizeof(sc->said)], ts[32];
-    size_t       n, i;
+    char         said[sizeof(sc->said)], ts[32], changed[256];
+    size_t       n, i, k;
     int64_t      mono;
     const char  *p;
 
@@ -2041,11 +2042,25 @@ cs_log_decision(cs_sidecar_t *sc, const cs_rollout_t *ro,
     }
 
     said[n++] = ' ';
+    k = 0;
+    changed[0] = '\0';
 
     if (d->has_judgement) {
         for (i = 0; i < CS_CHECKS; i++) {
             said[n++] = d->j.checks[i].off ? '-'
                                            : '0' + d->j.checks[i].status;
+
+            /* a check that changed its verdict since the last line */
+            if (sc->verdicts[0] && said[n - 1] != sc->verdicts[i]
+                && said[n - 1] != '-' && sc->verdicts[i] != '-'
+                && k < sizeof(changed) - 64)
+            {
+                k += snprintf(changed + k, sizeof(changed) - k,
+                              "%s%s %s -> %s", k ? ", " : "; ",
+                              cs_check_name(i),
+                              cs_verdict_name(sc->verdicts[i] - '0'),
+                              cs_verdict_name(d->j.checks[i].status));
+            }
         }
     }
 
@@ -2063,8 +2078,8 @@ cs_log_decision(cs_sidecar_t *sc, const cs_rollout_t *ro,
         summary = sc->log_every > 0;
     }
 
-    fprintf(stderr, "%s %s%s", cs_iso8601(now, ts, sizeof(ts)),
-            sc->opt.dry_run ? "[dry run] " : "", line);
+    fprintf(stderr, "%s %s%s%s", cs_iso8601(now, ts, sizeof(ts)),
+            sc->opt.dry_run ? "[dry run] " : "", line, changed);
 
     if (summary) {
         fprintf(stderr, " (summary: %u step%s since the last line, nothing "
@@ -2076,6 +2091,13 @@ cs_log_decision(cs_sidecar_t *sc, const cs_rollout_t *ro,
     memcpy(sc->said, said, n + 1);
     sc->said_at = mono;
     sc->quiet = 0;
+
+    if (d->has_judgement) {
+        memcpy(sc->verdicts, said + n - CS_CHECKS, CS_CHECKS + 1);
+
+    } else {
+        sc->verdicts[0] = '\0';
+    }
 }
 
 
