@@ -1999,7 +1999,7 @@ static void
 cs_log_decision(cs_sidecar_t *sc, const cs_rollout_t *ro,
     const cs_decision_t *d, int wrote, int64_t now, const char *line)
 {
-    int          summary;
+    int          summary, same;
     char         said[sizeof(sc->said)], ts[32], changed[256];
     size_t       n, i, k;
     int64_t      mono;
@@ -2045,13 +2045,15 @@ cs_log_decision(cs_sidecar_t *sc, const cs_rollout_t *ro,
     k = 0;
     changed[0] = '\0';
 
+    /* only a check's verdict is new: the line names it */
+    same = sc->verdicts[0] && strncmp(said, sc->said, n) == 0;
+
     if (d->has_judgement) {
         for (i = 0; i < CS_CHECKS; i++) {
             said[n++] = d->j.checks[i].off ? '-'
                                            : '0' + d->j.checks[i].status;
 
-            /* a check that changed its verdict since the last line */
-            if (sc->verdicts[0] && said[n - 1] != sc->verdicts[i]
+            if (same && said[n - 1] != sc->verdicts[i]
                 && said[n - 1] != '-' && sc->verdicts[i] != '-'
                 && k < sizeof(changed) - 64)
             {
