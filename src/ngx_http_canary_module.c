@@ -904,11 +904,22 @@ ngx_http_canary_postconfiguration(ngx_conf_t *cf)
     if (cmcf->shm_zone->shm.size < needed) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "canary_zone \"%V\" is too small: %uzk for %ui "
-                      "splits, at least %uzk needed",
+                      "split%s, at least %uzk needed",
                       &cmcf->shm_zone->shm.name,
                       cmcf->shm_zone->shm.size / 1024,
-                      cmcf->splits.nelts, (needed + 1023) / 1024);
+                      cmcf->splits.nelts,
+                      cmcf->splits.nelts == 1 ? "" : "s",
+                      (needed + 1023) / 1024);
         return NGX_ERROR;
+    }
+
+    if (ngx_test_config && !ngx_quiet_mode) {
+        /* nginx -t says the size needed, beside "syntax is ok" */
+        ngx_log_stderr(0, "canary_zone \"%V\": %uzk, %ui split%s need "
+                       "%uzk", &cmcf->shm_zone->shm.name,
+                       cmcf->shm_zone->shm.size / 1024, cmcf->splits.nelts,
+                       cmcf->splits.nelts == 1 ? "" : "s",
+                       (needed + 1023) / 1024);
     }
 
     if (ngx_http_canary_init_route(cf) != NGX_OK) {

@@ -354,6 +354,9 @@ typedef struct {
     /* where the first "canary" directive is, for a missing canary_zone */
     u_char                      *used_file;
     ngx_uint_t                   used_line;
+
+    /* a reload resized the zone: the old size, for one notice */
+    size_t                       resized_from;
 } ngx_http_canary_main_conf_t;
 
 

@@ -42,6 +42,7 @@ static ngx_int_t ngx_http_canary_zone_attach(ngx_shm_zone_t *shm_zone,
 static void ngx_http_canary_zone_conf(ngx_http_canary_main_conf_t *cmcf,
     ngx_http_canary_split_t *split, ngx_http_canary_shm_split_t *shs,
     ngx_uint_t fresh, ngx_log_t *log);
+static size_t ngx_http_canary_zone_old_size(ngx_shm_zone_t *shm_zone);
 
 
 /*
@@ -89,6 +90,8 @@ ngx_http_canary_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         cmcf->sh = cmcf->shpool->data;
 
     } else {
+        cmcf->resized_from = ngx_http_canary_zone_old_size(shm_zone);
+
         cmcf->sh = ngx_slab_calloc(cmcf->shpool,
                                    sizeof(ngx_http_canary_shm_t));
         if (cmcf->sh == NULL) {
@@ -136,6 +139,52 @@ ngx_http_canary_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * A reload with another size gets a new zone (nginx reuses a zone only
+ * at the same size), and every counter starts over: the running cycle's
+ * zone of that name, if any, says from what size.  0: none.
+ */
+
+static size_t
+ngx_http_canary_zone_old_size(ngx_shm_zone_t *shm_zone)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_shm_zone_t   *oshm_zone;
+
+    /* during the reload's ngx_init_cycle(), ngx_cycle is the old one */
+    if (ngx_cycle == NULL || ngx_is_init_cycle(ngx_cycle)) {
+        return 0;
+    }
+
+    part = (ngx_list_part_t *) &ngx_cycle->shared_memory.part;
+    oshm_zone = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return 0;
+            }
+
+            part = part->next;
+            oshm_zone = part->elts;
+            i = 0;
+        }
+
+        if (oshm_zone[i].tag == shm_zone->tag
+            && oshm_zone[i].shm.name.len == shm_zone->shm.name.len
+            && ngx_strncmp(oshm_zone[i].shm.name.data,
+                           shm_zone->shm.name.data,
+                           shm_zone->shm.name.len) == 0
+            && oshm_zone[i].shm.size != shm_zone->shm.size)
+        {
+            return oshm_zone[i].shm.size;
+        }
+    }
 }
 
 
@@ -301,13 +350,14 @@ ngx_http_canary_zone_attach(ngx_shm_zone_t *shm_zone,
             ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
                           "canary_zone \"%V\" is too small for "
                           "canary_split \"%V\": %uzk, at least %uzk needed "
-                          "for %ui splits and %ui kept for removed splits "
+                          "for %ui split%s and %ui kept for removed splits "
                           "whose old workers still run",
                           &shm_zone->shm.name, &split->name,
                           shm_zone->shm.size / 1024,
                           (ngx_http_canary_zone_size_needed(
                                cmcf->splits.nelts + kept) + 1023) / 1024,
-                          cmcf->splits.nelts, kept);
+                          cmcf->splits.nelts,
+                          cmcf->splits.nelts == 1 ? "" : "s", kept);
             return NGX_ERROR;
         }
 
@@ -348,6 +398,16 @@ ngx_http_canary_zone_commit(ngx_http_canary_main_conf_t *cmcf, ngx_log_t *log)
     }
 
     ngx_shmtx_unlock(&cmcf->shpool->mutex);
+
+    if (cmcf->resized_from) {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "canary_zone \"%V\" resized from %uzk to %uzk: "
+                      "counters reset (a new zone: every split's counters "
+                      "and windows start from 0)",
+                      &cmcf->shm_zone->shm.name, cmcf->resized_from / 1024,
+                      cmcf->shm_zone->shm.size / 1024);
+        cmcf->resized_from = 0;
+    }
 }
 
 

@@ -223,7 +223,7 @@ refused('canary_zone with a size that is no size',
 
 refused('canary_zone too small for its splits',
         conf(zone => 'canary_zone canary 40k;'), undef,
-        qr/canary_zone "canary" is too small: 40k for 1 splits/,
+        qr/canary_zone "canary" is too small: 40k for 1 split,/,
         qr/at least \d+k needed/);
 
 refused('canary_zone twice',

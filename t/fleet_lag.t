@@ -70,7 +70,8 @@ $s->wait_for(sub { $s->sidecar_log =~ /did not apply generation/ }, 10,
 my $stage = $s->state_hash->{stage_name} // '';
 my $log = $s->sidecar_log;
 
-my $said = qr/api: 1 nginx lag: not at the split's generation \d+ 4\.5s/
+# the plan's lag as it wrote it: 4500ms
+my $said = qr/api: 1 nginx lag: not at the split's generation \d+ 4500ms/
            . qr/ after it was written: web-3 at generation (\d+)\n/;
 my ($gen) = $log =~ /$said/m;
 ok defined $gen, 'the log names web-3 lagging, with its generation '

@@ -2,7 +2,9 @@
 
 # Story: the counters live in the shared zone.  "nginx -s reload" keeps
 # them (same zone name and size) while the new workers go on counting;
-# a restart starts from zero.
+# a reload with another zone size gets a new zone, from zero, and says so
+# in one notice; a restart starts from zero.  nginx -t says the size the
+# configuration needs, also when it fits.
 
 use strict;
 use warnings;
@@ -62,7 +64,14 @@ sub settle {
 }
 
 $t->write_conf($conf, workers => 2);
+
+my ($ok, $out) = $t->nginx_t;
+ok($ok, 'nginx -t: ok');
+like($out, qr/canary_zone "canary": 4096k, 1 split need (\d+)k/,
+     'nginx -t says the size needed, though the zone is big enough');
+
 $t->start;
+my $mark = $t->log_mark;
 
 is(send_n(500, 'a'), 500, '500 requests before the reload');
 is(settle(500), 500, 'counted 500');
@@ -84,13 +93,33 @@ $t->reload;
 is(total(), 800, 'a reload with another weight keeps the counts');
 my $d = decode_json($t->get($port, '/canary_status')->{content});
 is($d->{splits}{app}{weight}, 0, 'and applies the edited weight');
+unlike($t->log_since($mark), qr/resized/,
+       'reloads at the same size: no resize notice');
+
+# a reload with a bigger zone: a new zone, the counters start over
+(my $bigger = $edited) =~ s/canary_zone canary 4m;/canary_zone canary 8m;/;
+$t->write_conf($bigger, workers => 2);
+$mark = $t->log_mark;
+$t->reload;
+is(total(), 0, 'a reload with a bigger zone starts the counters over');
+my @notices = grep { /resized/ } split /\n/, $t->log_since($mark);
+is(scalar(@notices), 1, 'one notice says so') or diag join "\n", @notices;
+like($notices[0] // '',
+     qr/\[notice\] .*canary_zone "canary" resized from 4096k to 8192k: (?#
+        )counters reset/,
+     'with the zone, both sizes and what it means');
+is(send_n(10, 'd'), 10, '10 requests after the resize');
+is(settle(10), 10, 'counted from zero: 10');
 
 $t->stop;
 
 # a restart: a new zone, from zero
 $t->write_conf($conf, workers => 2);
+$mark = $t->log_mark;
 $t->start;
 is(total(), 0, 'after a restart the counters start from zero');
+unlike($t->log_since($mark), qr/resized/,
+       'a start is not a resize, though the size differs from before');
 is(send_n(10, 'c'), 10, '10 requests after the restart');
 is(settle(10), 10, 'counted 10');
 

@@ -50,9 +50,12 @@ my @bad = (
     ['bad interval', "{\"stages\": [$ok], \"interval\": \"fast\"}",
      qr/interval: "fast" is not a duration/],
     ['window over 60s', "{\"stages\": [$ok], \"window\": \"5m\"}",
-     qr/window: 5m is out of range 1s to 1m/],
+     qr/window: 5m is out of range 1s to 60s/],
+    # as the plan wrote it: 90s, not 1m30s
+    ['window of 90s', "{\"stages\": [$ok], \"window\": \"90s\"}",
+     qr/window: 90s is out of range 1s to 60s$/m],
     ['bad on_violation', "{\"stages\": [$ok], \"on_violation\": \"alert\"}",
-     qr/on_violation: "rollback" or "pause"/],
+     qr/on_violation: "alert" is not "rollback" or "pause"/],
     ['bad stage slo limit', '{"stages": [' . stage('a', 5, '"1s"')
      . ', {"name": "b", "weight": 9, "hold": "1s",'
      . ' "slo": {"latency_p95_max_ms": -3}}]}',
@@ -103,6 +106,12 @@ is $rc, 2, 'bad split name: exit 2';
 ($rc, $out) = $s->run_sidecar($s->sidecar_args(args => ['--bogus']));
 is $rc, 2, 'unknown option: exit 2';
 like $out, qr/unknown option --bogus/, 'names it';
+
+($rc, $out) = $s->run_sidecar($s->sidecar_args(args => ['--log-every',
+                                                         '1 minute']));
+is $rc, 2, 'bad --log-every: exit 2';
+like $out, qr/invalid --log-every "1 minute": a duration \(30s, 5m/,
+    'echoes the value and the syntax';
 
 ($rc, $out) = $s->run_sidecar($s->sidecar_args(args => ['--status',
                                                          'ftp://x/']));

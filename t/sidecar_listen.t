@@ -301,6 +301,15 @@ $t->redis_start;
 $s->wait_for(sub { get('/readyz')->{status} == 200 }, 10,
              '/readyz: 200 with Redis back');
 
+# the log says both changes, once each
+$s->wait_for(sub { $s->sidecar_log =~ /api: redis \S+ answers again$/m }, 10,
+             'the log says Redis answers again') or $s->show_log;
+my @down = grep { /api: redis\b.*(unreachable|holding, retrying)/ }
+           split /\n/, $s->sidecar_log;
+cmp_ok(scalar @down, '>=', 1, 'and that it did not') or $s->show_log;
+my @back = grep { /answers again/ } split /\n/, $s->sidecar_log;
+is(scalar @back, 1, 'Redis back: one line');
+
 $s->finish;
 
 done_testing;

@@ -1068,7 +1068,8 @@ cs_decide_judged(const cs_plan_t *plan, const cs_split_view_t *view,
                   "%s or more: %s; no promotion on a fleet that did not "
                   "follow, until they follow or leave", m->lag_holding,
                   (unsigned long long) view->generation,
-                  cs_duration_format(plan->lag_hold, a, sizeof(a)),
+                  cs_duration_said(plan->said.lag_hold, plan->lag_hold, a,
+                                   sizeof(a)),
                   m->lag_held ? m->lag_held : "?");
         return;
     }
@@ -1102,10 +1103,12 @@ cs_decide_violation(const cs_plan_t *plan, const cs_split_view_t *view,
     cs_trigger_t           t;
     cs_rollout_t          *nx;
     cs_on_violation_e      then;
+    const char            *wait_said;
     const cs_judgement_t  *j;
 
     nx = &d->next;
     j = &d->j;
+    wait_said = NULL;
 
     cs_failed_checks(plan, j, failed, sizeof(failed));
 
@@ -1162,6 +1165,10 @@ cs_decide_violation(const cs_plan_t *plan, const cs_split_view_t *view,
             if (wait == INT64_MAX || t.wait - t_held < wait - waited) {
                 wait = t.wait;
                 waited = t_held;
+                k = cs_check_trigger(i);
+                wait_said = t.set && plan->said.trigger_wait[k][0]
+                            ? plan->said.trigger_wait[k]
+                            : plan->said.violation_for;
             }
 
             continue;
@@ -1189,8 +1196,9 @@ cs_decide_violation(const cs_plan_t *plan, const cs_split_view_t *view,
         cs_reason(d, "VIOLATION %s for %s/%s", failed,
                   cs_duration_format(wait == INT64_MAX ? held : waited, a,
                                      sizeof(a)),
-                  cs_duration_format(wait == INT64_MAX ? 0 : wait, b,
-                                     sizeof(b)));
+                  wait == INT64_MAX ? "0s"
+                                    : cs_duration_said(wait_said, wait, b,
+                                                       sizeof(b)));
         return;
     }
 
@@ -1246,8 +1254,8 @@ cs_decide_violation(const cs_plan_t *plan, const cs_split_view_t *view,
         cs_reason(d, "ROLLING BACK%s: %s %s; to %s%%, then down the "
                   "rollback steps every %s", by, failed, when,
                   cs_weight_format(step, a, sizeof(a)),
-                  cs_duration_format(plan->rollback_step_hold, b,
-                                     sizeof(b)));
+                  cs_duration_said(plan->said.rollback_step_hold,
+                                   plan->rollback_step_hold, b, sizeof(b)));
         return;
     }
 
@@ -1317,8 +1325,8 @@ cs_decide_walk(const cs_plan_t *plan, const cs_split_view_t *view,
         cs_reason(d, "rolling back: at %s%%, to %s%% after %s/%s", w,
                   cs_weight_format(step, n, sizeof(n)),
                   cs_duration_format(held, a, sizeof(a)),
-                  cs_duration_format(plan->rollback_step_hold, b,
-                                     sizeof(b)));
+                  cs_duration_said(plan->said.rollback_step_hold,
+                                   plan->rollback_step_hold, b, sizeof(b)));
         return;
     }
 
@@ -1410,6 +1418,7 @@ cs_decide_forward(const cs_plan_t *plan, const cs_split_view_t *view,
 {
     char                a[24], b[24], w[16];
     size_t              to, last;
+    const char         *hold;
     int64_t             held;
     cs_rollout_t       *nx;
     const cs_stage_t   *st, *next;
@@ -1428,14 +1437,14 @@ cs_decide_forward(const cs_plan_t *plan, const cs_split_view_t *view,
         return;
     }
 
+    hold = cs_duration_said(plan->said.hold[nx->stage], st->hold, b,
+                            sizeof(b));
+
     if (held < st->hold) {
-        cs_reason(d, "hold %s/%s",
-                  cs_duration_format(held, a, sizeof(a)),
-                  cs_duration_format(st->hold, b, sizeof(b)));
+        cs_reason(d, "hold %s/%s", cs_duration_format(held, a, sizeof(a)),
+                  hold);
         return;
     }
-
-    cs_duration_format(st->hold, b, sizeof(b));
 
     if (nx->stage == last) {
         cs_write(d, view, CS_ACT_COMPLETE, NGX_HTTP_CANARY_STATE_COMPLETE);
@@ -1443,7 +1452,7 @@ cs_decide_forward(const cs_plan_t *plan, const cs_split_view_t *view,
         d->pins = plan->npins ? -1 : 0;
         nx->status = CS_STATUS_COMPLETE;
         nx->stages_completed++;
-        cs_reason(d, "COMPLETE: hold %s at the last stage passed", b);
+        cs_reason(d, "COMPLETE: hold %s at the last stage passed", hold);
         return;
     }
 
@@ -1457,7 +1466,7 @@ cs_decide_forward(const cs_plan_t *plan, const cs_split_view_t *view,
         d->to_weight = next->weight;
         nx->status = CS_STATUS_AWAITING_RESUME;
         cs_reason(d, "hold %s passed, every check PASS; stage %s is "
-                  "manual: awaiting canary-ctl resume", b, next->name);
+                  "manual: awaiting canary-ctl resume", hold, next->name);
         return;
     }
 
@@ -1481,7 +1490,7 @@ cs_decide_forward(const cs_plan_t *plan, const cs_split_view_t *view,
         nx->status = CS_STATUS_COMPLETE;
         nx->stages_completed++;     /* the last one, without a hold */
         cs_reason(d, "COMPLETE: hold %s passed, every check PASS; at "
-                  "%s (%s%%)", b, next->name, w);
+                  "%s (%s%%)", hold, next->name, w);
         return;
     }
 
@@ -1490,7 +1499,7 @@ cs_decide_forward(const cs_plan_t *plan, const cs_split_view_t *view,
                                 : NGX_HTTP_CANARY_OP_PROMOTED);
     nx->status = CS_STATUS_RUNNING;
     cs_reason(d, "PROMOTE to %s (%s%%): hold %s passed, every check PASS",
-              next->name, w, b);
+              next->name, w, hold);
 }
 
 

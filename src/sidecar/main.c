@@ -69,6 +69,7 @@ typedef struct {
     int                 dry_run;
     char               *listen;
     char               *evidence_dir;
+    char               *log_every;
 } cs_options_t;
 
 
@@ -125,6 +126,15 @@ typedef struct {
     cs_stage_nodes_t    stage_nodes;        /* per nginx, the stage */
     const cs_rollout_t *decided_on;         /* this step's rollout */
     int                 evidence_dir_failed;    /* said once */
+
+    /* the log: decisions when they change, else a summary */
+    int64_t             log_every;          /* ms; 0: every step */
+    char                said[1024];         /* what the last decision
+                                               line said, numbers out */
+    int64_t             said_at;            /* mono ms */
+    char                verdicts[CS_CHECKS + 1];    /* as last said */
+    unsigned            quiet;              /* steps not logged since */
+    int                 redis_down;         /* said unreachable */
 } cs_sidecar_t;
 
 
@@ -154,6 +164,8 @@ static int cs_act(cs_sidecar_t *sc, cs_decision_t *d,
     const cs_split_view_t *view, int64_t now, double decision_ms,
     char *line, size_t size);
 static int cs_notify_state(cs_sidecar_t *sc);
+static void cs_log_decision(cs_sidecar_t *sc, const cs_rollout_t *ro,
+    const cs_decision_t *d, int wrote, int64_t now, const char *line);
 static void cs_log(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 static void cs_log_error(cs_sidecar_t *sc, const char *fmt, ...)
@@ -325,18 +337,24 @@ cs_init(cs_sidecar_t *sc, int argc, char **argv)
     }
 
     cs_log("%s: canary-sidecar %s%s: redis %s key %s, %s, plan %s "
-           "(%zu stages), interval %s, window %s, violation_for %s, "
-           "on_violation %s", sc->opt.split, sc->id,
+           "(%zu stage%s), interval %s, window %s, violation_for %s, "
+           "on_violation %s; a summary line every %s while nothing "
+           "changes", sc->opt.split, sc->id,
            sc->opt.dry_run ? " (dry run: writes nothing)" : "",
            sc->opt.redis ? sc->opt.redis : sc->opt.master, sc->redis.key,
            err,
            sc->opt.plan_file ? sc->opt.plan_file : "default",
-           sc->plan.nstages,
-           cs_duration_format(sc->plan.interval, a, sizeof(a)),
-           cs_duration_format(sc->plan.window, b, sizeof(b)),
-           cs_duration_format(sc->plan.violation_for, c, sizeof(c)),
+           sc->plan.nstages, sc->plan.nstages == 1 ? "" : "s",
+           cs_duration_said(sc->plan.said.interval, sc->plan.interval, a,
+                            sizeof(a)),
+           cs_duration_said(sc->plan.said.window, sc->plan.window, b,
+                            sizeof(b)),
+           cs_duration_said(sc->plan.said.violation_for,
+                            sc->plan.violation_for, c, sizeof(c)),
            sc->plan.on_violation == CS_ON_VIOLATION_PAUSE
-           ? "pause" : "rollback");
+           ? "pause" : "rollback",
+           sc->log_every ? (sc->opt.log_every ? sc->opt.log_every : "60s")
+                         : "interval");
 
     for (i = 0; i < sc->plan.nnotify; i++) {
         cs_log("%s: notify[%zu]: %s, %s%s, %s", sc->opt.split, i,
@@ -505,6 +523,7 @@ cs_options(cs_options_t *opt, int argc, char **argv)
         { "dry-run",             no_argument,       NULL, 'n' },
         { "listen",              required_argument, NULL, 'L' },
         { "evidence-dir",        required_argument, NULL, 'E' },
+        { "log-every",           required_argument, NULL, 'l' },
         { "help",                no_argument,       NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -567,6 +586,9 @@ cs_options(cs_options_t *opt, int argc, char **argv)
         case 'E':
             opt->evidence_dir = optarg;
             break;
+        case 'l':
+            opt->log_every = optarg;
+            break;
         case 'h':
             cs_usage(stdout);
             return 0;
@@ -606,7 +628,7 @@ cs_usage(FILE *f)
 "                      [--status URL ...] [--plan FILE]\n"
 "                      [--receipts FILE] [--id NAME] [--once] [--dry-run]\n"
 "                      [--listen ADDR:PORT]\n"
-"                      [--evidence-dir DIR]\n"
+"                      [--evidence-dir DIR] [--log-every DURATION]\n"
 "\n"
 "Walks the split's rollout through the plan's stages, comparing canary\n"
 "with stable across the fleet, and rolls back on its own when the\n"
@@ -635,6 +657,9 @@ cs_usage(FILE *f)
 "                         page on / (e.g. 127.0.0.1:9465); off by default\n"
 "  --evidence-dir DIR     also write each weight change's evidence\n"
 "                         snapshot to DIR/RECEIPT_ID.json.z (zlib)\n"
+"  --log-every DURATION   a summary line so often while nothing changes\n"
+"                         (60s); decisions and changes are logged when\n"
+"                         they happen; 0: a line every interval\n"
 "\n"
 "Exit status 2: bad options or plan (before Redis is touched).\n");
 }
@@ -781,6 +806,17 @@ cs_check_options(cs_sidecar_t *sc, char **password)
         }
     }
 
+    sc->log_every = 60000;
+
+    if (opt->log_every
+        && cs_duration_parse(opt->log_every, &sc->log_every) != 0)
+    {
+        fprintf(stderr, "canary-sidecar: invalid --log-every \"%s\": a "
+                "duration (30s, 5m, 1h, 1h30m or a number of seconds; 0 "
+                "for a line every interval)\n", opt->log_every);
+        return -1;
+    }
+
     if (opt->password_file) {
         *password = cs_read_password(opt->password_file);
 
@@ -834,7 +870,7 @@ cs_step(cs_sidecar_t *sc)
 {
     int              rc, restored, over;
     long             got;
-    char             holder[128], line[2048], err[1024], ts[32];
+    char             holder[128], line[2048], err[1024];
     char            *saved;
     double           t0;
     size_t           i, n, restarted, other, bad;
@@ -857,7 +893,14 @@ cs_step(cs_sidecar_t *sc)
                      sc->redis.err);
         cs_redis_failed(sc);
         sc->was_leader = 0;
+        sc->redis_down = 1;
         return -1;
+    }
+
+    if (sc->redis_down) {
+        cs_log("%s: redis %s answers again", sc->opt.split,
+               sc->opt.redis ? sc->opt.redis : sc->opt.master);
+        sc->redis_down = 0;
     }
 
     if (sc->redis.news[0]) {
@@ -873,6 +916,7 @@ cs_step(cs_sidecar_t *sc)
                          sc->opt.split, sc->redis.err);
             cs_redis_failed(sc);
             sc->was_leader = 0;
+            sc->redis_down = 1;
             return -1;
         }
 
@@ -897,10 +941,11 @@ cs_step(cs_sidecar_t *sc)
         }
 
         if (!sc->was_leader) {
-            cs_log("%s: %s is the leader (lease %s, %lldms)", sc->opt.split,
+            cs_log("%s: %s is the leader (lease %s, %s)", sc->opt.split,
                    sc->id, sc->redis.leader_key,
-                   (long long) sc->redis.lease_ms);
+                   cs_duration_format(sc->redis.lease_ms, err, 32));
             sc->was_leader = 1;
+            sc->said[0] = '\0';        /* its first decision is said */
             sc->holder[0] = '\0';
         }
     }
@@ -1103,8 +1148,7 @@ cs_step(cs_sidecar_t *sc)
     if (sc->opt.dry_run) {
         cs_report_decision(&sc->report, now, &d.next, &d);
         cs_report_read_receipts(sc, view.generation);
-        fprintf(stderr, "%s [dry run] %s\n",
-                cs_iso8601(now, ts, sizeof(ts)), line);
+        cs_log_decision(sc, &ro, &d, 0, now, line);
         return 0;
     }
 
@@ -1126,23 +1170,8 @@ cs_step(cs_sidecar_t *sc)
         rc = -1;
     }
 
-    if ((d.action == CS_ACT_IDLE
-         || (d.action == CS_ACT_HOLD && ro.status == CS_STATUS_NEW))
-        && !d.note[0])
-    {
-        /* a finished rollout, or one that does not start: say so once,
-         * not every second */
-        if (strcmp(sc->idle, line) == 0) {
-            return rc;
-        }
-
-        snprintf(sc->idle, sizeof(sc->idle), "%s", line);
-
-    } else {
-        sc->idle[0] = '\0';
-    }
-
-    fprintf(stderr, "%s %s\n", cs_iso8601(now, ts, sizeof(ts)), line);
+    cs_log_decision(sc, &ro, &d, rc == 0 && cs_action_writes(d.action),
+                    now, line);
 
     return rc;
 }
@@ -1648,7 +1677,8 @@ cs_lag_report(cs_sidecar_t *sc, const cs_split_view_t *view, int64_t now,
         cs_log("%s: %zu nginx lag: not at the split's generation %llu "
                "%s after it was written: %s", sc->opt.split, k,
                (unsigned long long) view->generation,
-               cs_duration_format(sc->plan.lag, a, sizeof(a)),
+               cs_duration_said(sc->plan.said.lag, sc->plan.lag, a,
+                                sizeof(a)),
                sc->lagging);
 
     } else {
@@ -1954,6 +1984,122 @@ cs_log_error(cs_sidecar_t *sc, const char *fmt, ...)
     sc->last_error_at = now;
 
     cs_log("%s", buf);
+}
+
+
+/*
+ * A decision line when it says something new: a write, an operator's
+ * note, another action, stage, status, reason or verdict.  The same hold
+ * with other numbers ("hold 3s/5s", then "hold 4s/5s") is a summary
+ * every --log-every.  A finished rollout, or one that does not start,
+ * is said once.
+ */
+
+static void
+cs_log_decision(cs_sidecar_t *sc, const cs_rollout_t *ro,
+    const cs_decision_t *d, int wrote, int64_t now, const char *line)
+{
+    int          summary, same;
+    char         said[sizeof(sc->said)], ts[32], changed[256];
+    size_t       n, i, k;
+    int64_t      mono;
+    const char  *p;
+
+    if ((d->action == CS_ACT_IDLE
+         || (d->action == CS_ACT_HOLD && ro->status == CS_STATUS_NEW))
+        && !d->note[0] && !wrote)
+    {
+        if (strcmp(sc->idle, line) == 0) {
+            return;
+        }
+
+        snprintf(sc->idle, sizeof(sc->idle), "%s", line);
+        sc->said[0] = '\0';
+
+        fprintf(stderr, "%s %s%s\n", cs_iso8601(now, ts, sizeof(ts)),
+                sc->opt.dry_run ? "[dry run] " : "", line);
+        return;
+    }
+
+    sc->idle[0] = '\0';
+
+    n = (size_t) snprintf(said, sizeof(said), "%d %d %lu %u ",
+                          (int) d->action, (int) ro->status,
+                          (unsigned long) ro->stage, ro->weight);
+
+    /* the reason without its numbers */
+
+    for (p = d->reason; *p && n < sizeof(said) - CS_CHECKS - 2; p++) {
+        if ((*p >= '0' && *p <= '9') || *p == '.') {
+            if (said[n - 1] != '#') {
+                said[n++] = '#';
+            }
+
+            continue;
+        }
+
+        said[n++] = *p;
+    }
+
+    said[n++] = ' ';
+    k = 0;
+    changed[0] = '\0';
+
+    /* only a check's verdict is new: the line names it */
+    same = sc->verdicts[0] && strncmp(said, sc->said, n) == 0;
+
+    if (d->has_judgement) {
+        for (i = 0; i < CS_CHECKS; i++) {
+            said[n++] = d->j.checks[i].off ? '-'
+                                           : '0' + d->j.checks[i].status;
+
+            if (same && said[n - 1] != sc->verdicts[i]
+                && said[n - 1] != '-' && sc->verdicts[i] != '-'
+                && k < sizeof(changed) - 64)
+            {
+                k += snprintf(changed + k, sizeof(changed) - k,
+                              "%s%s %s -> %s", k ? ", " : "; ",
+                              cs_check_name(i),
+                              cs_verdict_name(sc->verdicts[i] - '0'),
+                              cs_verdict_name(d->j.checks[i].status));
+            }
+        }
+    }
+
+    said[n] = '\0';
+
+    mono = cs_mono_ms();
+    summary = 0;
+
+    if (!wrote && !d->note[0] && strcmp(said, sc->said) == 0) {
+        if (sc->log_every > 0 && mono - sc->said_at < sc->log_every) {
+            sc->quiet++;
+            return;
+        }
+
+        summary = sc->log_every > 0;
+    }
+
+    fprintf(stderr, "%s %s%s%s", cs_iso8601(now, ts, sizeof(ts)),
+            sc->opt.dry_run ? "[dry run] " : "", line, changed);
+
+    if (summary) {
+        fprintf(stderr, " (summary: %u step%s since the last line, nothing "
+                "new)", sc->quiet + 1, sc->quiet ? "s" : "");
+    }
+
+    fputc('\n', stderr);
+
+    memcpy(sc->said, said, n + 1);
+    sc->said_at = mono;
+    sc->quiet = 0;
+
+    if (d->has_judgement) {
+        memcpy(sc->verdicts, said + n - CS_CHECKS, CS_CHECKS + 1);
+
+    } else {
+        sc->verdicts[0] = '\0';
+    }
 }
 
 

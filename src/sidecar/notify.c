@@ -614,8 +614,9 @@ cs_notify_result(cs_notify_t *n, cs_notify_queue_t *q, CURLcode result,
 
     if (next < 0) {
         cs_notify_log("%s: notify[%zu] %s: gave up on receipt %s (%s) "
-                      "after %u attempts over %lds: %s", n->split, q->index,
-                      q->origin, m->id, m->op, m->attempts,
+                      "after %u attempt%s over %lds: %s", n->split,
+                      q->index, q->origin, m->id, m->op, m->attempts,
+                      m->attempts == 1 ? "" : "s",
                       (long) ((now - m->created) / 1000), m->why);
 
         n->stats.failed++;

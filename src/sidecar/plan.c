@@ -34,6 +34,7 @@
 
 
 #define CS_DURATION_MAX   (30LL * 86400 * 1000)
+#define CS_VALUE_TEXT     72        /* "...": 60 characters, quoted */
 
 
 typedef struct {
@@ -62,10 +63,11 @@ static int cs_plan_rollback(cs_plan_ctx_t *ctx, cs_plan_t *plan,
     json_t *rollback);
 static int cs_plan_pins(cs_plan_ctx_t *ctx, cs_plan_t *plan, json_t *pins);
 static int cs_plan_duration(cs_plan_ctx_t *ctx, json_t *v, const char *where,
-    int64_t min, int64_t max, int64_t *ms);
+    int64_t min, int64_t max, int64_t *ms, char *said);
 static int cs_plan_number(cs_plan_ctx_t *ctx, json_t *v, const char *where,
     double min, double max, int min_open, double *out);
 static int cs_plan_add_pin(cs_plan_t *plan, const char *pin);
+static char *cs_plan_value(json_t *v, char *buf, size_t size);
 static int cs_plan_cohorts(cs_plan_ctx_t *ctx, cs_plan_t *plan, size_t i,
     json_t *map);
 static int cs_plan_cohort_name(const char *name);
@@ -265,6 +267,7 @@ int
 cs_plan_parse(cs_plan_t *plan, const char *text, size_t len,
     const char *source, char *err, size_t errlen)
 {
+    char            a[CS_VALUE_TEXT], b[CS_VALUE_TEXT];
     json_t         *root, *v;
     const char     *s;
     json_error_t    jerr;
@@ -329,7 +332,7 @@ cs_plan_parse(cs_plan_t *plan, const char *text, size_t len,
 
     if (v != NULL
         && cs_plan_duration(&ctx, v, "interval", 100, 3600 * 1000,
-                            &plan->interval) != 0)
+                            &plan->interval, plan->said.interval) != 0)
     {
         goto failed;
     }
@@ -338,7 +341,8 @@ cs_plan_parse(cs_plan_t *plan, const char *text, size_t len,
 
     if (v != NULL
         && cs_plan_duration(&ctx, v, "violation_for", 0, 86400 * 1000,
-                            &plan->violation_for) != 0)
+                            &plan->violation_for,
+                            plan->said.violation_for) != 0)
     {
         goto failed;
     }
@@ -347,13 +351,14 @@ cs_plan_parse(cs_plan_t *plan, const char *text, size_t len,
 
     if (v != NULL) {
         if (cs_plan_duration(&ctx, v, "window", 1000, CS_WINDOW_MAX,
-                             &plan->window) != 0)
+                             &plan->window, plan->said.window) != 0)
         {
             goto failed;
         }
 
         if (plan->window % 1000) {
-            cs_plan_error(&ctx, "window: whole seconds, 1s to 60s");
+            cs_plan_error(&ctx, "window: %s is not whole seconds (1s to "
+                          "60s)", plan->said.window);
             goto failed;
         }
     }
@@ -361,7 +366,8 @@ cs_plan_parse(cs_plan_t *plan, const char *text, size_t len,
     v = json_object_get(root, "lag");
 
     if (v != NULL
-        && cs_plan_duration(&ctx, v, "lag", 100, 3600 * 1000, &plan->lag)
+        && cs_plan_duration(&ctx, v, "lag", 100, 3600 * 1000, &plan->lag,
+                            plan->said.lag)
            != 0)
     {
         goto failed;
@@ -371,13 +377,17 @@ cs_plan_parse(cs_plan_t *plan, const char *text, size_t len,
 
     if (v != NULL
         && cs_plan_duration(&ctx, v, "lag_hold", 100, 86400 * 1000,
-                            &plan->lag_hold) != 0)
+                            &plan->lag_hold, plan->said.lag_hold) != 0)
     {
         goto failed;
     }
 
     if (plan->lag_hold < plan->lag) {
-        cs_plan_error(&ctx, "lag_hold: shorter than lag");
+        cs_plan_error(&ctx, "lag_hold: %s is shorter than lag (%s)",
+                      cs_duration_said(plan->said.lag_hold, plan->lag_hold,
+                                       a, sizeof(a)),
+                      cs_duration_said(plan->said.lag, plan->lag, b,
+                                       sizeof(b)));
         goto failed;
     }
 
@@ -399,7 +409,8 @@ cs_plan_parse(cs_plan_t *plan, const char *text, size_t len,
             plan->on_violation = CS_ON_VIOLATION_PAUSE;
 
         } else {
-            cs_plan_error(&ctx, "on_violation: \"rollback\" or \"pause\"");
+            cs_plan_error(&ctx, "on_violation: %s is not \"rollback\" or "
+                          "\"pause\"", cs_plan_value(v, a, sizeof(a)));
             goto failed;
         }
     }
@@ -676,7 +687,8 @@ cs_plan_stage(cs_plan_ctx_t *ctx, cs_plan_t *plan, size_t i, json_t *st)
 
     snprintf(where, sizeof(where), "stages[%zu].hold", i);
 
-    if (cs_plan_duration(ctx, v, where, 0, CS_DURATION_MAX, &stage->hold)
+    if (cs_plan_duration(ctx, v, where, 0, CS_DURATION_MAX, &stage->hold,
+                         plan->said.hold[i])
         != 0)
     {
         return -1;
@@ -859,7 +871,7 @@ cs_plan_stage_slos(cs_plan_ctx_t *ctx, cs_plan_t *plan, json_t *stages)
 static int
 cs_plan_triggers(cs_plan_ctx_t *ctx, cs_plan_t *plan, json_t *triggers)
 {
-    char           where[64];
+    char           where[64], val[CS_VALUE_TEXT];
     size_t         i;
     json_t        *t, *v;
     const char    *key, *s;
@@ -904,7 +916,8 @@ cs_plan_triggers(cs_plan_ctx_t *ctx, cs_plan_t *plan, json_t *triggers)
         tr->wait = plan->violation_for;
         tr->then = plan->on_violation;
 
-        s = json_string_value(json_object_get(t, "act"));
+        v = json_object_get(t, "act");
+        s = json_string_value(v);
 
         if (s != NULL && strcmp(s, "instant") == 0) {
             tr->instant = 1;
@@ -913,8 +926,9 @@ cs_plan_triggers(cs_plan_ctx_t *ctx, cs_plan_t *plan, json_t *triggers)
             tr->instant = 0;
 
         } else {
-            return cs_plan_error(ctx, "%s.act: \"instant\" or \"grace\"",
-                                 where);
+            return cs_plan_error(ctx, "%s.act: %s is not \"instant\" or "
+                                 "\"grace\"", where,
+                                 cs_plan_value(v, val, sizeof(val)));
         }
 
         v = json_object_get(t, "for");
@@ -927,7 +941,8 @@ cs_plan_triggers(cs_plan_ctx_t *ctx, cs_plan_t *plan, json_t *triggers)
 
             snprintf(where, sizeof(where), "triggers.%s.for", key);
 
-            if (cs_plan_duration(ctx, v, where, 0, 86400 * 1000, &tr->wait)
+            if (cs_plan_duration(ctx, v, where, 0, 86400 * 1000, &tr->wait,
+                                 plan->said.trigger_wait[i])
                 != 0)
             {
                 return -1;
@@ -948,8 +963,9 @@ cs_plan_triggers(cs_plan_ctx_t *ctx, cs_plan_t *plan, json_t *triggers)
                 tr->then = CS_ON_VIOLATION_PAUSE;
 
             } else {
-                return cs_plan_error(ctx, "%s.then: \"rollback\" or "
-                                     "\"pause\"", where);
+                return cs_plan_error(ctx, "%s.then: %s is not \"rollback\" "
+                                     "or \"pause\"", where,
+                                     cs_plan_value(v, val, sizeof(val)));
             }
         }
     }
@@ -1041,7 +1057,8 @@ cs_plan_rollback(cs_plan_ctx_t *ctx, cs_plan_t *plan, json_t *rollback)
         snprintf(where, sizeof(where), "rollback.step_hold");
 
         if (cs_plan_duration(ctx, v, where, 0, 86400 * 1000,
-                             &plan->rollback_step_hold) != 0)
+                             &plan->rollback_step_hold,
+                             plan->said.rollback_step_hold) != 0)
         {
             return -1;
         }
@@ -1107,12 +1124,14 @@ cs_plan_pins(cs_plan_ctx_t *ctx, cs_plan_t *plan, json_t *pins)
 }
 
 
+/* said: CS_DURATION_TEXT bytes, the duration as the plan wrote it */
+
 static int
 cs_plan_duration(cs_plan_ctx_t *ctx, json_t *v, const char *where,
-    int64_t min, int64_t max, int64_t *ms)
+    int64_t min, int64_t max, int64_t *ms, char *said)
 {
     double       d;
-    char         val[32], lo[32], hi[32];
+    char         val[CS_DURATION_TEXT], lo[32], hi[32];
     const char  *s;
 
     if (json_is_string(v)) {
@@ -1122,6 +1141,13 @@ cs_plan_duration(cs_plan_ctx_t *ctx, json_t *v, const char *where,
             return cs_plan_error(ctx, "%s: \"%.64s\" is not a duration "
                                  "(500ms, 30s, 30m, 1h, 1h30m or a number "
                                  "of seconds)", where, s);
+        }
+
+        if (strlen(s) < sizeof(val)) {
+            snprintf(val, sizeof(val), "%s", s);
+
+        } else {
+            cs_duration_format(*ms, val, sizeof(val));
         }
 
     } else if (json_is_number(v)) {
@@ -1134,17 +1160,28 @@ cs_plan_duration(cs_plan_ctx_t *ctx, json_t *v, const char *where,
 
         *ms = (int64_t) llround(d * 1000);
 
+        /* a number of seconds: 90 is said 90s */
+        snprintf(val, sizeof(val), "%gs", d);
+
     } else {
         return cs_plan_error(ctx, "%s is not a duration (\"30s\", \"30m\" "
                              "or a number of seconds)", where);
     }
 
     if (*ms < min || *ms > max) {
+        cs_duration_format(min, lo, sizeof(lo));
+        cs_duration_format(max, hi, sizeof(hi));
+
+        if (max <= 60000 && max % 1000 == 0) {
+            /* the window's 60s, not 1m */
+            snprintf(hi, sizeof(hi), "%llds", (long long) max / 1000);
+        }
+
         return cs_plan_error(ctx, "%s: %s is out of range %s to %s", where,
-                             cs_duration_format(*ms, val, sizeof(val)),
-                             cs_duration_format(min, lo, sizeof(lo)),
-                             cs_duration_format(max, hi, sizeof(hi)));
+                             val, lo, hi);
     }
+
+    memcpy(said, val, sizeof(val));
 
     return 0;
 }
@@ -1303,7 +1340,7 @@ static int
 cs_plan_notify_target(cs_plan_ctx_t *ctx, cs_notify_target_t *t, size_t i,
     json_t *o)
 {
-    char         where[64];
+    char         where[64], val[CS_VALUE_TEXT];
     size_t       k, j;
     json_t      *v, *ev;
     const char  *s;
@@ -1350,8 +1387,9 @@ cs_plan_notify_target(cs_plan_ctx_t *ctx, cs_notify_target_t *t, size_t i,
             t->format = CS_NOTIFY_SLACK;
 
         } else {
-            return cs_plan_error(ctx, "notify[%zu].format: \"json\" or "
-                                 "\"slack\"", i);
+            return cs_plan_error(ctx, "notify[%zu].format: %s is not "
+                                 "\"json\" or \"slack\"", i,
+                                 cs_plan_value(v, val, sizeof(val)));
         }
     }
 
@@ -1687,8 +1725,11 @@ cs_duration_format(int64_t ms, char *buf, size_t size)
         return buf;
     }
 
-    if (ms < 10000 && ms % 1000) {
-        snprintf(buf, size, "%.1fs", ms / 1000.0);
+    /* a tenth under 10s when there is one: "3s", "3.4s", never "3.0s" */
+
+    if (ms < 10000 && ms % 1000 >= 100) {
+        snprintf(buf, size, "%lld.%llds", (long long) (ms / 1000),
+                 (long long) (ms % 1000 / 100));
         return buf;
     }
 
@@ -1712,6 +1753,49 @@ cs_duration_format(int64_t ms, char *buf, size_t size)
     }
 
     return buf;
+}
+
+
+/*
+ * A bad value as the plan wrote it, for its error: "rolback", 3, a list;
+ * buf: CS_VALUE_TEXT bytes
+ */
+
+static char *
+cs_plan_value(json_t *v, char *buf, size_t size)
+{
+    if (v == NULL) {
+        snprintf(buf, size, "missing");
+
+    } else if (json_is_string(v)) {
+        snprintf(buf, size, "\"%.60s%s\"", json_string_value(v),
+                 strlen(json_string_value(v)) > 60 ? "..." : "");
+
+    } else if (json_is_number(v)) {
+        snprintf(buf, size, "%g", json_number_value(v));
+
+    } else if (json_is_boolean(v)) {
+        snprintf(buf, size, "%s", json_is_true(v) ? "true" : "false");
+
+    } else if (json_is_null(v)) {
+        snprintf(buf, size, "null");
+
+    } else {
+        snprintf(buf, size, "%s", json_is_array(v) ? "a list" : "an object");
+    }
+
+    return buf;
+}
+
+
+const char *
+cs_duration_said(const char *said, int64_t ms, char *buf, size_t size)
+{
+    if (said != NULL && said[0]) {
+        return said;
+    }
+
+    return cs_duration_format(ms, buf, size);
 }
 
 

@@ -132,6 +132,20 @@ typedef struct {
 
 
 #define CS_ROLLBACK_STEPS_MAX  16
+#define CS_DURATION_TEXT       32
+
+
+/* the plan's durations as it wrote them ("90s", not 1m30s); "": unset */
+typedef struct {
+    char                interval[CS_DURATION_TEXT];
+    char                violation_for[CS_DURATION_TEXT];
+    char                window[CS_DURATION_TEXT];
+    char                lag[CS_DURATION_TEXT];
+    char                lag_hold[CS_DURATION_TEXT];
+    char                rollback_step_hold[CS_DURATION_TEXT];
+    char                hold[CS_STAGES_MAX][CS_DURATION_TEXT];
+    char                trigger_wait[CS_TRIGGERS][CS_DURATION_TEXT];
+} cs_plan_said_t;
 
 
 typedef struct {
@@ -168,6 +182,8 @@ typedef struct {
     /* "release": {"stable", "canary"}: in every receipt; "" none */
     char                release_stable[CS_RELEASE_MAX + 1];
     char                release_canary[CS_RELEASE_MAX + 1];
+
+    cs_plan_said_t      said;                   /* durations as written */
 } cs_plan_t;
 
 
@@ -204,6 +220,13 @@ int cs_duration_parse(const char *s, int64_t *ms);
 
 /* "1h30m", "12s", "1.5s", "250ms" into buf; returns buf */
 char *cs_duration_format(int64_t ms, char *buf, size_t size);
+
+/*
+ * A plan's duration for the log: as the plan wrote it (said), else
+ * cs_duration_format(ms); returns said or buf
+ */
+const char *cs_duration_said(const char *said, int64_t ms, char *buf,
+    size_t size);
 
 /* weight in hundredths as the module writes it: "5", "20.5", "0.25" */
 char *cs_weight_format(uint32_t weight, char *buf, size_t size);

@@ -957,8 +957,10 @@ cs_report_healthy(const cs_report_t *r, int64_t mono, char *buf,
     cs_duration_format((int64_t) r->step_ms, c, sizeof(c));
 
     if (r->steps == 0 || ago > limit) {
-        snprintf(buf, size, "stuck: the last step began %s ago, over %d "
-                 "intervals (%s); it took %s\n", a, CS_REPORT_HEALTHY, b, c);
+        snprintf(buf, size, "stuck: the last step began %s%s ago, over %d "
+                 "intervals (%s); it took %s\n",
+                 strcmp(a, b) == 0 ? "more than " : "", a,
+                 CS_REPORT_HEALTHY, b, c);
         return 0;
     }
 

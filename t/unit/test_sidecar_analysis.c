@@ -1202,4 +1202,54 @@ START_TEST(test_log_line_has_the_numbers)
 END_TEST
 
 
+
+/*
+ * The log's durations: the plan's as it wrote them ("90s", 300 seconds:
+ * "300s"), what was measured in one format ("3s", never "3.0s")
+ */
+
+START_TEST(test_log_durations_as_written)
+{
+    char             err[256];
+    cs_plan_t        p;
+    cs_metrics_t     m;
+    cs_decision_t    d;
+    cs_rollout_t     ro;
+    cs_split_view_t  view;
+
+    static const char  text[] =
+        "{\"stages\": [{\"name\": \"a\", \"weight\": 0, \"hold\": \"90s\"},"
+        " {\"name\": \"b\", \"weight\": 5, \"hold\": 300},"
+        " {\"name\": \"c\", \"weight\": 100, \"hold\": \"0s\"}]}";
+
+    ck_assert_msg(cs_plan_parse(&p, text, sizeof(text) - 1, "plan.json",
+                                err, sizeof(err)) == 0, "%s", err);
+
+    cs_healthy(&m);
+    cs_state(&ro, &view, 0, CS_STATUS_RUNNING);
+    ro.weight = 0;
+
+    cs_decide(&p, &view, &ro, &m, T0 + 3040, &d);
+    ck_assert_str_eq(d.reason, "hold 3s/90s");
+
+    cs_decide(&p, &view, &ro, &m, T0 + 75 * S, &d);
+    ck_assert_str_eq(d.reason, "hold 1m15s/90s");
+
+    cs_decide(&p, &view, &ro, &m, T0 + 90 * S, &d);
+    ck_assert_int_eq(d.action, CS_ACT_PROMOTE);
+    ck_assert_msg(strstr(d.reason, "hold 90s passed") != NULL, "%s",
+                  d.reason);
+
+    ro.stage = 1;
+    ro.weight = 500;
+    view.weight = 500;
+
+    cs_decide(&p, &view, &ro, &m, T0 + 3400, &d);
+    ck_assert_str_eq(d.reason, "hold 3.4s/300s");
+
+    cs_plan_free(&p);
+}
+END_TEST
+
+
 UNIT_MAIN("sidecar_analysis", cs_setup, cs_teardown, 0)

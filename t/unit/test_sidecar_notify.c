@@ -152,7 +152,7 @@ START_TEST(test_plan_notify_errors)
     cs_bad("[{\"url\":\"https://\"}]", "notify[0].url", "with a host");
     cs_bad("[{\"url\":\"http://h/a b\"}]", "notify[0].url", "spaces");
     cs_bad("[{\"url\":\"http://h/\",\"format\":\"xml\"}]",
-           "notify[0].format", "\"json\" or \"slack\"");
+           "notify[0].format", "\"xml\" is not \"json\" or \"slack\"");
     cs_bad("[{\"url\":\"http://h/\",\"events\":\"rollback_executed\"}]",
            "notify[0].events is not a list", NULL);
     cs_bad("[{\"url\":\"http://h/\",\"events\":[]}]",

@@ -129,6 +129,16 @@ START_TEST(test_full_plan)
     ck_assert_int_eq(plan.window, 60000);
     ck_assert_int_eq(plan.on_violation, CS_ON_VIOLATION_PAUSE);
 
+    /* echoed as written: "1h30m" and 90 (seconds), not one format */
+    ck_assert_str_eq(plan.said.hold[0], "500ms");
+    ck_assert_str_eq(plan.said.hold[1], "90s");
+    ck_assert_str_eq(plan.said.hold[2], "1h30m");
+    ck_assert_str_eq(plan.said.hold[3], "1.5s");
+    ck_assert_str_eq(plan.said.interval, "2s");
+    ck_assert_str_eq(plan.said.violation_for, "0s");
+    ck_assert_str_eq(plan.said.window, "60s");
+    ck_assert_str_eq(plan.said.lag, "");
+
     cs_plan_free(&plan);
 }
 END_TEST
@@ -232,9 +242,15 @@ START_TEST(test_bad_plans_name_the_problem)
     cs_bad("{\"stages\": [" CS_STAGE("a", "5", "\"1s\"") "],"
            " \"interval\": \"10ms\"}", "interval", "out of range");
     cs_bad("{\"stages\": [" CS_STAGE("a", "5", "\"1s\"") "],"
-           " \"window\": \"90s\"}", "window", "out of range");
+           " \"window\": \"90s\"}", "window",
+           "90s is out of range 1s to 60s");
     cs_bad("{\"stages\": [" CS_STAGE("a", "5", "\"1s\"") "],"
-           " \"window\": 1.5}", "window", "whole seconds");
+           " \"window\": \"1m30s\"}", "window",
+           "1m30s is out of range 1s to 60s");
+    cs_bad("{\"stages\": [" CS_STAGE("a", "5", "\"1s\"") "],"
+           " \"window\": 90}", "window", "90s is out of range 1s to 60s");
+    cs_bad("{\"stages\": [" CS_STAGE("a", "5", "\"1s\"") "],"
+           " \"window\": 1.5}", "window", "1.5s is not whole seconds");
     cs_bad("{\"stages\": [" CS_STAGE("a", "5", "\"1s\"") "],"
            " \"violation_for\": \"5x\"}", "violation_for",
            "not a duration");
@@ -248,7 +264,15 @@ START_TEST(test_bad_plans_name_the_problem)
     cs_bad("{\"stages\": [{\"name\": \"a\", \"weight\": 5, \"hold\": "
            "\"1s\", \"manual\": true}]}", "stages[0].manual", NULL);
     cs_bad("{\"stages\": [" CS_STAGE("a", "5", "\"1s\"") "],"
-           " \"on_violation\": \"panic\"}", "on_violation", "rollback");
+           " \"on_violation\": \"panic\"}",
+           "on_violation: \"panic\" is not \"rollback\" or \"pause\"",
+           NULL);
+    cs_bad("{\"stages\": [" CS_STAGE("a", "5", "\"1s\"") "],"
+           " \"on_violation\": 1}",
+           "on_violation: 1 is not \"rollback\" or \"pause\"", NULL);
+    cs_bad("{\"stages\": [" CS_STAGE("a", "5", "\"1s\"") "],"
+           " \"lag\": \"10s\", \"lag_hold\": 5}",
+           "lag_hold: 5s is shorter than lag (10s)", NULL);
     cs_bad("{\"stages\": [" CS_STAGE("a", "5", "\"1s\"") "],"
            " \"slo\": {\"min_requests\": 0}}", "slo.min_requests",
            "out of range");
@@ -383,6 +407,10 @@ START_TEST(test_durations)
     ck_assert_str_eq(cs_duration_format(0, buf, sizeof(buf)), "0s");
     ck_assert_str_eq(cs_duration_format(250, buf, sizeof(buf)), "250ms");
     ck_assert_str_eq(cs_duration_format(1500, buf, sizeof(buf)), "1.5s");
+    /* one format: a tenth when there is one, never "3.0s" beside "3s" */
+    ck_assert_str_eq(cs_duration_format(3040, buf, sizeof(buf)), "3s");
+    ck_assert_str_eq(cs_duration_format(3000, buf, sizeof(buf)), "3s");
+    ck_assert_str_eq(cs_duration_format(3999, buf, sizeof(buf)), "3.9s");
     ck_assert_str_eq(cs_duration_format(12000, buf, sizeof(buf)), "12s");
     ck_assert_str_eq(cs_duration_format(12999, buf, sizeof(buf)), "12s");
     ck_assert_str_eq(cs_duration_format(1800000, buf, sizeof(buf)), "30m");

@@ -238,10 +238,12 @@ START_TEST(test_plan_errors_name_the_field_and_place)
                "availability, latency_p99, latency_p95, latency_p50)");
     cs_refused("{\"triggers\": {\"error_rate\": {\"act\": \"now\"}},"
                " \"stages\": [{\"name\": \"a\", \"weight\": 1, \"hold\": 0}]}",
-               "triggers.error_rate.act: \"instant\" or \"grace\"");
+               "triggers.error_rate.act: \"now\" is not \"instant\" or "
+               "\"grace\"");
     cs_refused("{\"triggers\": {\"error_rate\": {}},"
                " \"stages\": [{\"name\": \"a\", \"weight\": 1, \"hold\": 0}]}",
-               "triggers.error_rate.act: \"instant\" or \"grace\"");
+               "triggers.error_rate.act: missing is not \"instant\" or "
+               "\"grace\"");
     cs_refused("{\"triggers\": {\"error_rate\": {\"act\": \"instant\","
                " \"for\": \"5m\"}},"
                " \"stages\": [{\"name\": \"a\", \"weight\": 1, \"hold\": 0}]}",
@@ -253,7 +255,8 @@ START_TEST(test_plan_errors_name_the_field_and_place)
     cs_refused("{\"triggers\": {\"latency_p95\": {\"act\": \"grace\","
                " \"then\": \"halt\"}},"
                " \"stages\": [{\"name\": \"a\", \"weight\": 1, \"hold\": 0}]}",
-               "triggers.latency_p95.then: \"rollback\" or \"pause\"");
+               "triggers.latency_p95.then: \"halt\" is not \"rollback\" "
+               "or \"pause\"");
     cs_refused("{\"triggers\": {\"latency_p95\": {\"act\": \"grace\","
                " \"wait\": \"1m\"}},"
                " \"stages\": [{\"name\": \"a\", \"weight\": 1, \"hold\": 0}]}",
