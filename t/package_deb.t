@@ -134,6 +134,36 @@ like $postinst, qr{ln -sf /usr/share/nginx/modules-available/\$from},
 like $postinst, qr{dpkg-trigger --no-await nginx-reload},
     'postinst reloads nginx through its trigger (only if it runs)';
 
+# ---- the ABI is that of the nginx the module was compiled against -------
+
+# make configures build/nginx from NGINX_SRC once; a later make with
+# another NGINX_SRC (or back to the default) reuses that copy.  A module
+# built against another nginx (here: its headers say 1.25.3) must not be
+# packaged as nginx-dev's ABI, which the installed nginx would accept
+# and then refuse to load ("module ... version 1025003 instead of ...").
+{
+    my $b = tempdir('other-nginx-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    mkdir "$b/nginx" or die "$b/nginx: $!";
+    system('cp', '-a', "$NGINX_SRC/src", "$b/nginx/src") == 0 or die;
+    system('cp', "$ROOT/build/ngx_http_canary_module.so",
+           "$ROOT/build/canary-sidecar", $b) == 0 or die;
+    my $h = "$b/nginx/src/core/nginx.h";
+    my $text = do { local (@ARGV, $/) = $h; <> };
+    $text =~ s/^(#define NGINX_VERSION\s+)"[^"]+"/$1"1.25.3"/m or die;
+    open my $fh, '>', $h or die "$h: $!";
+    print $fh $text;
+    close $fh;
+
+    my ($rc, $out) = run("cd " . sh_quote($ROOT) . " && BUILD=" . sh_quote($b)
+                         . " OUT=" . sh_quote($b) . " sh packaging/build-deb");
+    isnt $rc, 0, 'build-deb refuses a module built against another nginx '
+        . 'source than NGINX_SRC' or diag $out;
+    like $out, qr/\Q$NGINX_SRC\E.*1\.25\.3|1\.25\.3.*\Q$NGINX_SRC\E/s,
+        'and names both' or diag $out;
+    my @debs = glob("$b/*.deb");
+    is "@debs", '', 'no package written';
+}
+
 # ---- make install: the same tree under another PREFIX ---------------------
 
 {
