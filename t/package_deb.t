@@ -215,7 +215,10 @@ sub dpkg {
 END {
     local $?;    # the test's exit status is the test's
 
-    if ($installed && pkg_status() =~ /installed|config-files|half/) {
+    # any state dpkg may leave it in: "install ok unpacked" too (dpkg -i
+    # whose dependencies failed), not only installed, half-*, config-files
+    my $status = pkg_status();
+    if ($installed && $status =~ /\S/ && $status !~ /not-installed$/) {
         my ($rc, $out) = run('dpkg', '-P', $PKG);
         print STDERR "# END: dpkg -P $PKG: exit $rc\n$out" if $rc;
     }
