@@ -189,6 +189,31 @@ like $postinst, qr{dpkg-trigger --no-await nginx-reload},
         'its unit runs the sidecar from PREFIX/bin';
 }
 
+# DESTDIR with a space, through make; PREFIX and MODULESDIR are written
+# into the unit's ExecStart= and the load_module line, which a relative
+# path (or a space, which ExecStart= splits at) would break
+{
+    my $d = tempdir('install-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    ($rc, $out) = run("cd " . sh_quote($ROOT) . " && make -s install"
+                      . " DESTDIR=" . sh_quote("$d/staging root")
+                      . " PREFIX=/opt/canary");
+    is $rc, 0, 'make install DESTDIR="... staging root" PREFIX=/opt/canary'
+        or diag $out;
+    ok -x "$d/staging root/opt/canary/bin/canary-sidecar",
+        'installs under the DESTDIR with a space';
+
+    for my $bad (['PREFIX', 'usr/local'], ['PREFIX', '/opt/my canary'],
+                 ['MODULESDIR', 'lib/nginx/modules'])
+    {
+        my ($var, $value) = @$bad;
+        ($rc, $out) = run("cd " . sh_quote($ROOT) . " && DESTDIR="
+                          . sh_quote($d) . " $var=" . sh_quote($value)
+                          . " sh packaging/install");
+        isnt $rc, 0, "packaging/install refuses $var=$value" or diag $out;
+        like $out, qr/\Q$var\E.*\Q$value\E/, 'naming it' or diag $out;
+    }
+}
+
 # ---- installed into this machine's nginx ---------------------------------
 
 my $installed = 0;
