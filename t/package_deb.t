@@ -128,6 +128,21 @@ is deb_file($SO),
     do { local (@ARGV, $/) = "$ROOT/build/ngx_http_canary_module.so"; <> },
     'the packaged module is build/ngx_http_canary_module.so';
 
+# the unit's command with a hostile env file: CANARY_SIDECAR_OPTS naming
+# another split must not make canary-sidecar@api roll out that split
+{
+    my ($exec) = $unit =~ /^ExecStart=(.*)$/m;
+    my @argv = map { $_ eq '$CANARY_SIDECAR_OPTS'
+                     ? qw(--redis 127.0.0.1:1 --split web) : $_ }
+               map { s/%i/api/gr } split ' ', $exec;
+    $argv[0] = "$ROOT/build/canary-sidecar";
+    ($rc, $out) = run('timeout', '10', map { sh_quote($_) } @argv);
+    is $rc, 2, 'canary-sidecar@api with --split web in its env file: '
+        . 'exit 2 (bad options, not restarted)' or diag $out;
+    like $out, qr/--split.*\bapi\b.*\bweb\b|--split.*\bweb\b.*\bapi\b/,
+        'naming both splits' or diag $out;
+}
+
 my $postinst = qx{dpkg-deb -I $deb postinst};
 like $postinst, qr{ln -sf /usr/share/nginx/modules-available/\$from},
     'postinst links the module';
