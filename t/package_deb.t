@@ -18,6 +18,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
 use File::Temp qw(tempdir);
+use IO::Socket::INET;
 use Time::HiRes qw(sleep time);
 use CanaryTest;
 
@@ -141,6 +142,60 @@ is deb_file($SO),
         . 'exit 2 (bad options, not restarted)' or diag $out;
     like $out, qr/--split.*\bapi\b.*\bweb\b|--split.*\bweb\b.*\bapi\b/,
         'naming both splits' or diag $out;
+}
+
+# the example env file, as a reader uses it for split api: its options
+# are the sidecar's (a renamed option would exit 2 here), and what it
+# writes is inside the unit's StateDirectory=, the only directory
+# systemd creates for the dynamic user and lets it write (a
+# subdirectory of it does not exist and root cannot make it the
+# dynamic user's)
+{
+    my $example = deb_file("$DOC/examples/canary.env.example");
+    my ($state) = $unit =~ /^StateDirectory=(\S+)$/m;
+    ok $state, "the unit has one StateDirectory= ($state)";
+    my $writable = '/var/lib/' . (($state // '') =~ s/%i/api/gr);
+    (my $text = $example) =~ s/SPLIT/api/g;
+    my @writes;
+    while ($text =~ /--(receipts|evidence-dir)\s+(\S+)/g) {
+        my ($opt, $path) = ($1, $2);
+        $path =~ s{/[^/]+$}{} if $opt eq 'receipts';
+        push @writes, "--$opt $path";
+    }
+    ok @writes >= 2, 'it shows --receipts and --evidence-dir';
+    is "@{[ grep { !m{ \Q$writable\E$} } @writes ]}", '',
+        "each writes into $writable itself";
+
+    my ($opts) = $example =~ /^CANARY_SIDECAR_OPTS="([^"]*)"$/m;
+    my $states = tempdir('state-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    my $listen = do {
+        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
+                                      LocalPort => 0, Listen => 1)
+            or die "listen: $!";
+        $s->sockport;
+    };
+    my @argv = map { s{^/etc/canary/api\.plan\.json$}
+                      {$ROOT/conf-examples/plan-default.json}r
+                     =~ s{^/var/lib/canary/api}{$states}r
+                     =~ s{^127\.0\.0\.1:6379$}{127.0.0.1:1}r
+                     =~ s{^127\.0\.0\.1:9465$}{127.0.0.1:$listen}r }
+               split ' ', $opts // '';
+    # it runs (options and plan taken) once it waits for its Redis
+    my $pid = open my $fh, '-|',
+        join(' ', 'exec timeout 30', map({ sh_quote($_) }
+             "$ROOT/build/canary-sidecar", '--split', 'api', @argv,
+             '--dry-run'), '2>&1')
+        or die "canary-sidecar: $!";
+    $out = '';
+    while (my $line = <$fh>) {
+        $out .= $line;
+        last if $line =~ /unreachable.*retrying/;
+    }
+    kill 'TERM', $pid;
+    close $fh;
+    like $out, qr/api: canary-sidecar .*plan \S+plan-default\.json/,
+        'its CANARY_SIDECAR_OPTS are options the sidecar takes, and it '
+        . 'runs with the packaged plan' or diag $out;
 }
 
 my $postinst = qx{dpkg-deb -I $deb postinst};
