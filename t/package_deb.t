@@ -234,6 +234,27 @@ like $postinst, qr{dpkg-trigger --no-await nginx-reload},
     is "@debs", '', 'no package written';
 }
 
+# README's "dpkg -i build/libnginx-mod-http-canary_*.deb" after a second
+# make deb (a pull, a local change: "+dirty" sorts before the clean
+# version of the same commit) must match that package only, not the old
+# one too (dpkg unpacks each in turn and keeps the last)
+{
+    my $b = tempdir('rebuild-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    mkdir "$b/nginx" or die "$b/nginx: $!";
+    system('cp', '-a', "$NGINX_SRC/src", "$b/nginx/src") == 0 or die;
+    system('cp', "$ROOT/build/ngx_http_canary_module.so",
+           "$ROOT/build/canary-sidecar", $b) == 0 or die;
+    my $old = "$b/${PKG}_0~git20200101000000.0000000_$f{Architecture}.deb";
+    system('cp', $deb, $old) == 0 or die;
+    my ($rc, $out) = run("cd " . sh_quote($ROOT) . " && BUILD=" . sh_quote($b)
+                         . " VERSION=0~git20200101000000.0000000+dirty"
+                         . " sh packaging/build-deb");
+    is $rc, 0, 'build-deb again in the same build directory' or diag $out;
+    my @debs = map { s{.*/}{}r } glob("$b/${PKG}_*.deb");
+    is "@debs", "${PKG}_0~git20200101000000.0000000+dirty_"
+        . "$f{Architecture}.deb", 'only the new package is in it';
+}
+
 # ---- make install: the same tree under another PREFIX ---------------------
 
 {
