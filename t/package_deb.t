@@ -308,6 +308,7 @@ like $postinst, qr{dpkg-trigger --no-await nginx-reload},
 # ---- installed into this machine's nginx ---------------------------------
 
 my $installed = 0;
+my $OWN = "$MODS/10-local-canary-test.conf";
 
 sub pkg_status {
     my $s = qx{dpkg-query -W -f='\${Status}' $PKG 2>/dev/null};
@@ -330,6 +331,8 @@ sub dpkg {
 
 END {
     local $?;    # the test's exit status is the test's
+
+    unlink $OWN if $installed;
 
     # any state dpkg may leave it in: "install ok unpacked" too (dpkg -i
     # whose dependencies failed), not only installed, half-*, config-files
@@ -459,6 +462,26 @@ EOF
         . '(remove keeps a .removed link, as dh_nginx does)';
     ok !-e $DOC, "$DOC is gone";
     is pkg_status(), '', 'dpkg knows no more of it';
+
+    # an administrator who loads the module already (README's first
+    # configuration before the package: load_module at the top of their
+    # nginx.conf; here a modules-enabled file of their own): the package
+    # must not load it a second time, which nginx refuses
+    open my $fh, '>', $OWN or die "$OWN: $!";
+    print $fh "load_module $SO;\n";
+    close $fh;
+    ($rc, $out) = dpkg('-i', $deb);
+    is $rc, 0, "dpkg -i with the administrator's own $OWN" or diag $out;
+    ok !-e $LINK && !-l $LINK, 'no second load_module link';
+    like $out, qr/\Q$OWN\E loads the module already/,
+        'postinst says which file loads it';
+    ($ok, $t_out) = $t->nginx_t;
+    ok $ok, 'nginx -t: the module loaded once' or diag $t_out;
+    ($rc, $out) = dpkg('-P', $PKG);
+    is $rc, 0, 'dpkg -P' or diag $out;
+    is readlink($OWN) // (-f $OWN ? 'a file' : 'gone'), 'a file',
+        "the administrator's $OWN is left alone";
+    unlink $OWN;
 }
 
 done_testing;
