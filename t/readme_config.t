@@ -95,6 +95,39 @@ EOF
 
 my ($ok, $out) = $t->nginx_t;
 ok $ok, "nginx -t accepts README's configuration" or diag $out;
+
+# and under this machine's own Debian nginx.conf, as README says: a copy
+# of /etc/nginx (its default site, its other modules, its http settings)
+# with README's block as conf.d/canary.conf and the module enabled
+SKIP: {
+    skip "nginx -t of Debian's nginx.conf opens /var/log/nginx: needs root", 1
+        if $> != 0;
+    skip "optional: no Debian /etc/nginx/nginx.conf here", 1
+        unless -f '/etc/nginx/nginx.conf' && -d '/etc/nginx/modules-enabled';
+
+    my $etc = "$p/etc-nginx";
+    system('cp', '-a', '/etc/nginx', $etc) == 0 or die "cp /etc/nginx";
+    unlink glob("$etc/conf.d/*"), glob("$etc/modules-enabled/*canary*");
+    my $main = do { local (@ARGV, $/) = "$etc/nginx.conf"; <> };
+    $main =~ s{/etc/nginx/}{$etc/}g;
+    for (["$etc/nginx.conf", $main],
+         ["$etc/modules-enabled/50-mod-http-canary.conf",
+          "load_module $p/ngx_http_canary_module.so;\n"],
+         ["$etc/conf.d/canary.conf", $block])
+    {
+        open my $w, '>', $_->[0] or die "$_->[0]: $!";
+        print $w $_->[1];
+        close $w;
+    }
+    # Debian's other modules are named relative to its prefix
+    my %env = CanaryTest::_nginx_env();
+    local @ENV{keys %env} = values %env;
+    my ($rc, $r) = CanaryTest::_run($CanaryTest::NGINX, '-t',
+        '-p', '/usr/share/nginx/', '-c', "$etc/nginx.conf",
+        '-e', "$p/debian-t.log");
+    is $rc, 0, "nginx -t: README's block, unchanged, as conf.d/canary.conf "
+        . "of Debian's /etc/nginx/nginx.conf" or diag $r;
+}
 $t->start;
 
 # what the README's add_header says is who answered
