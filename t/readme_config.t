@@ -161,6 +161,15 @@ ok $n{canary} && $n{stable},
 is side({ 'X-Tenant-Id' => 'tenant-1' }), side({ 'X-Tenant-Id' => 'tenant-1' }),
     'a tenant stays on its side';
 
+# the tenants README's Install steps name, on the sides it says
+my @named = $readme =~ /-H 'X-Tenant-Id: (\S+)'[^\n]*\n\s*# X-Canary: (\w+)/g;
+push @named, $readme =~ /e\.g\. (tenant-\d+), get (canary)/;
+ok @named >= 4, 'README names tenants and their sides: '
+    . "@named[map { $_ * 2 } 0 .. $#named / 2]";
+while (my ($key, $want) = splice @named, 0, 2) {
+    is side({ 'X-Tenant-Id' => $key }), $want, "README: $key gets $want";
+}
+
 my ($on_stable) = grep { !CanaryTest::is_canary($salt, $_, $weight) }
                   map { "tenant-$_" } 1 .. 200;
 is side({ 'X-Tenant-Id' => $on_stable, 'X-Canary-Opt-In' => 'true' }),
