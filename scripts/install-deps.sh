@@ -8,7 +8,9 @@
 # examples with PyYAML and validates the compose file (docker-compose
 # config needs no Docker engine).  redis-sentinel: the failover test
 # (t/redis_sentinel_failover.t) runs three sentinels on loopback.
-# dpkg-dev: make deb's dpkg-shlibdeps (t/package_deb.t).
+# dpkg-dev: make deb's dpkg-shlibdeps (t/package_deb.t); systemd: its
+# systemd-analyze verify of the packaged unit (only the package, no
+# systemd is started).
 set -eu
 
 PKGS="gcc make perl nginx-core nginx-dev libhiredis-dev libpcre2-dev
@@ -16,7 +18,7 @@ zlib1g-dev libssl-dev redis-server redis-tools redis-sentinel
 libcurl4-openssl-dev libmicrohttpd-dev
 libjansson-dev check pkg-config prometheus chromium wrk curl procps
 clang libclang-rt-14-dev valgrind gdb python3-yaml docker-compose
-dpkg-dev"
+dpkg-dev systemd"
 # tmux: t/demo_tmux.t runs the demo in a real terminal (a detached pane)
 PKGS="$PKGS tmux"
 # npm installs the pinned Dockerfile linter (tools/); a machine that has

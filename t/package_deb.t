@@ -18,6 +18,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
 use File::Temp qw(tempdir);
+use IO::Socket::INET;
 use Time::HiRes qw(sleep time);
 use CanaryTest;
 
@@ -128,11 +129,131 @@ is deb_file($SO),
     do { local (@ARGV, $/) = "$ROOT/build/ngx_http_canary_module.so"; <> },
     'the packaged module is build/ngx_http_canary_module.so';
 
+# the unit's command with a hostile env file: CANARY_SIDECAR_OPTS naming
+# another split must not make canary-sidecar@api roll out that split
+{
+    my ($exec) = $unit =~ /^ExecStart=(.*)$/m;
+    my @argv = map { $_ eq '$CANARY_SIDECAR_OPTS'
+                     ? qw(--redis 127.0.0.1:1 --split web) : $_ }
+               map { s/%i/api/gr } split ' ', $exec;
+    $argv[0] = "$ROOT/build/canary-sidecar";
+    ($rc, $out) = run('timeout', '10', map { sh_quote($_) } @argv);
+    is $rc, 2, 'canary-sidecar@api with --split web in its env file: '
+        . 'exit 2 (bad options, not restarted)' or diag $out;
+    like $out, qr/--split.*\bapi\b.*\bweb\b|--split.*\bweb\b.*\bapi\b/,
+        'naming both splits' or diag $out;
+}
+
+# the example env file, as a reader uses it for split api: its options
+# are the sidecar's (a renamed option would exit 2 here), and what it
+# writes is inside the unit's StateDirectory=, the only directory
+# systemd creates for the dynamic user and lets it write (a
+# subdirectory of it does not exist and root cannot make it the
+# dynamic user's)
+{
+    my $example = deb_file("$DOC/examples/canary.env.example");
+    my ($state) = $unit =~ /^StateDirectory=(\S+)$/m;
+    ok $state, "the unit has one StateDirectory= ($state)";
+    my $writable = '/var/lib/' . (($state // '') =~ s/%i/api/gr);
+    (my $text = $example) =~ s/SPLIT/api/g;
+    my @writes;
+    while ($text =~ /--(receipts|evidence-dir)\s+(\S+)/g) {
+        my ($opt, $path) = ($1, $2);
+        $path =~ s{/[^/]+$}{} if $opt eq 'receipts';
+        push @writes, "--$opt $path";
+    }
+    ok @writes >= 2, 'it shows --receipts and --evidence-dir';
+    is "@{[ grep { !m{ \Q$writable\E$} } @writes ]}", '',
+        "each writes into $writable itself";
+
+    my ($opts) = $example =~ /^CANARY_SIDECAR_OPTS="([^"]*)"$/m;
+    my $states = tempdir('state-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    my $listen = do {
+        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
+                                      LocalPort => 0, Listen => 1)
+            or die "listen: $!";
+        $s->sockport;
+    };
+    my @argv = map { s{^/etc/canary/api\.plan\.json$}
+                      {$ROOT/conf-examples/plan-default.json}r
+                     =~ s{^/var/lib/canary/api}{$states}r
+                     =~ s{^127\.0\.0\.1:6379$}{127.0.0.1:1}r
+                     =~ s{^127\.0\.0\.1:9465$}{127.0.0.1:$listen}r }
+               split ' ', $opts // '';
+    # it runs (options and plan taken) once it waits for its Redis
+    my $pid = open my $fh, '-|',
+        join(' ', 'exec timeout 30', map({ sh_quote($_) }
+             "$ROOT/build/canary-sidecar", '--split', 'api', @argv,
+             '--dry-run'), '2>&1')
+        or die "canary-sidecar: $!";
+    $out = '';
+    while (my $line = <$fh>) {
+        $out .= $line;
+        last if $line =~ /unreachable.*retrying/;
+    }
+    kill 'TERM', $pid;
+    close $fh;
+    like $out, qr/api: canary-sidecar .*plan \S+plan-default\.json/,
+        'its CANARY_SIDECAR_OPTS are options the sidecar takes, and it '
+        . 'runs with the packaged plan' or diag $out;
+}
+
 my $postinst = qx{dpkg-deb -I $deb postinst};
 like $postinst, qr{ln -sf /usr/share/nginx/modules-available/\$from},
     'postinst links the module';
 like $postinst, qr{dpkg-trigger --no-await nginx-reload},
     'postinst reloads nginx through its trigger (only if it runs)';
+
+# ---- the ABI is that of the nginx the module was compiled against -------
+
+# make configures build/nginx from NGINX_SRC once; a later make with
+# another NGINX_SRC (or back to the default) reuses that copy.  A module
+# built against another nginx (here: its headers say 1.25.3) must not be
+# packaged as nginx-dev's ABI, which the installed nginx would accept
+# and then refuse to load ("module ... version 1025003 instead of ...").
+{
+    my $b = tempdir('other-nginx-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    mkdir "$b/nginx" or die "$b/nginx: $!";
+    system('cp', '-a', "$NGINX_SRC/src", "$b/nginx/src") == 0 or die;
+    system('cp', "$ROOT/build/ngx_http_canary_module.so",
+           "$ROOT/build/canary-sidecar", $b) == 0 or die;
+    my $h = "$b/nginx/src/core/nginx.h";
+    my $text = do { local (@ARGV, $/) = $h; <> };
+    $text =~ s/^(#define NGINX_VERSION\s+)"[^"]+"/$1"1.25.3"/m or die;
+    open my $fh, '>', $h or die "$h: $!";
+    print $fh $text;
+    close $fh;
+
+    my ($rc, $out) = run("cd " . sh_quote($ROOT) . " && BUILD=" . sh_quote($b)
+                         . " OUT=" . sh_quote($b) . " sh packaging/build-deb");
+    isnt $rc, 0, 'build-deb refuses a module built against another nginx '
+        . 'source than NGINX_SRC' or diag $out;
+    like $out, qr/\Q$NGINX_SRC\E.*1\.25\.3|1\.25\.3.*\Q$NGINX_SRC\E/s,
+        'and names both' or diag $out;
+    my @debs = glob("$b/*.deb");
+    is "@debs", '', 'no package written';
+}
+
+# README's "dpkg -i build/libnginx-mod-http-canary_*.deb" after a second
+# make deb (a pull, a local change: "+dirty" sorts before the clean
+# version of the same commit) must match that package only, not the old
+# one too (dpkg unpacks each in turn and keeps the last)
+{
+    my $b = tempdir('rebuild-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    mkdir "$b/nginx" or die "$b/nginx: $!";
+    system('cp', '-a', "$NGINX_SRC/src", "$b/nginx/src") == 0 or die;
+    system('cp', "$ROOT/build/ngx_http_canary_module.so",
+           "$ROOT/build/canary-sidecar", $b) == 0 or die;
+    my $old = "$b/${PKG}_0~git20200101000000.0000000_$f{Architecture}.deb";
+    system('cp', $deb, $old) == 0 or die;
+    my ($rc, $out) = run("cd " . sh_quote($ROOT) . " && BUILD=" . sh_quote($b)
+                         . " VERSION=0~git20200101000000.0000000+dirty"
+                         . " sh packaging/build-deb");
+    is $rc, 0, 'build-deb again in the same build directory' or diag $out;
+    my @debs = map { s{.*/}{}r } glob("$b/${PKG}_*.deb");
+    is "@debs", "${PKG}_0~git20200101000000.0000000+dirty_"
+        . "$f{Architecture}.deb", 'only the new package is in it';
+}
 
 # ---- make install: the same tree under another PREFIX ---------------------
 
@@ -159,9 +280,35 @@ like $postinst, qr{dpkg-trigger --no-await nginx-reload},
         'its unit runs the sidecar from PREFIX/bin';
 }
 
+# DESTDIR with a space, through make; PREFIX and MODULESDIR are written
+# into the unit's ExecStart= and the load_module line, which a relative
+# path (or a space, which ExecStart= splits at) would break
+{
+    my $d = tempdir('install-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    ($rc, $out) = run("cd " . sh_quote($ROOT) . " && make -s install"
+                      . " DESTDIR=" . sh_quote("$d/staging root")
+                      . " PREFIX=/opt/canary");
+    is $rc, 0, 'make install DESTDIR="... staging root" PREFIX=/opt/canary'
+        or diag $out;
+    ok -x "$d/staging root/opt/canary/bin/canary-sidecar",
+        'installs under the DESTDIR with a space';
+
+    for my $bad (['PREFIX', 'usr/local'], ['PREFIX', '/opt/my canary'],
+                 ['MODULESDIR', 'lib/nginx/modules'])
+    {
+        my ($var, $value) = @$bad;
+        ($rc, $out) = run("cd " . sh_quote($ROOT) . " && DESTDIR="
+                          . sh_quote($d) . " $var=" . sh_quote($value)
+                          . " sh packaging/install");
+        isnt $rc, 0, "packaging/install refuses $var=$value" or diag $out;
+        like $out, qr/\Q$var\E.*\Q$value\E/, 'naming it' or diag $out;
+    }
+}
+
 # ---- installed into this machine's nginx ---------------------------------
 
 my $installed = 0;
+my $OWN = "$MODS/10-local-canary-test.conf";
 
 sub pkg_status {
     my $s = qx{dpkg-query -W -f='\${Status}' $PKG 2>/dev/null};
@@ -185,7 +332,12 @@ sub dpkg {
 END {
     local $?;    # the test's exit status is the test's
 
-    if ($installed && pkg_status() =~ /installed|config-files|half/) {
+    unlink $OWN if $installed;
+
+    # any state dpkg may leave it in: "install ok unpacked" too (dpkg -i
+    # whose dependencies failed), not only installed, half-*, config-files
+    my $status = pkg_status();
+    if ($installed && $status =~ /\S/ && $status !~ /not-installed$/) {
         my ($rc, $out) = run('dpkg', '-P', $PKG);
         print STDERR "# END: dpkg -P $PKG: exit $rc\n$out" if $rc;
     }
@@ -271,7 +423,9 @@ EOF
 
     SKIP: {
         my ($sa) = grep { -x "$_/systemd-analyze" } split /:/, $ENV{PATH};
-        skip "optional: no systemd-analyze", 1 unless $sa;
+        # not optional: CI installs systemd (install-deps), else the
+        # unit would never be checked there
+        skip "systemd-analyze not found (systemd)", 1 unless $sa;
 
         # an instance, as systemctl would start it; without a running
         # systemd the missing targets are not the unit's fault
@@ -308,6 +462,26 @@ EOF
         . '(remove keeps a .removed link, as dh_nginx does)';
     ok !-e $DOC, "$DOC is gone";
     is pkg_status(), '', 'dpkg knows no more of it';
+
+    # an administrator who loads the module already (README's first
+    # configuration before the package: load_module at the top of their
+    # nginx.conf; here a modules-enabled file of their own): the package
+    # must not load it a second time, which nginx refuses
+    open my $fh, '>', $OWN or die "$OWN: $!";
+    print $fh "load_module $SO;\n";
+    close $fh;
+    ($rc, $out) = dpkg('-i', $deb);
+    is $rc, 0, "dpkg -i with the administrator's own $OWN" or diag $out;
+    ok !-e $LINK && !-l $LINK, 'no second load_module link';
+    like $out, qr/\Q$OWN\E loads the module already/,
+        'postinst says which file loads it';
+    ($ok, $t_out) = $t->nginx_t;
+    ok $ok, 'nginx -t: the module loaded once' or diag $t_out;
+    ($rc, $out) = dpkg('-P', $PKG);
+    is $rc, 0, 'dpkg -P' or diag $out;
+    is readlink($OWN) // (-f $OWN ? 'a file' : 'gone'), 'a file',
+        "the administrator's $OWN is left alone";
+    unlink $OWN;
 }
 
 done_testing;

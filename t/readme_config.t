@@ -95,6 +95,42 @@ EOF
 
 my ($ok, $out) = $t->nginx_t;
 ok $ok, "nginx -t accepts README's configuration" or diag $out;
+
+# and under this machine's own Debian nginx.conf, as README says: a copy
+# of /etc/nginx (its default site, its other modules, its http settings)
+# with README's block as conf.d/canary.conf and the module enabled
+SKIP: {
+    skip "nginx -t of Debian's nginx.conf opens /var/log/nginx: needs root", 1
+        if $> != 0;
+    skip "optional: no Debian /etc/nginx/nginx.conf here", 1
+        unless -f '/etc/nginx/nginx.conf' && -d '/etc/nginx/modules-enabled';
+
+    my $etc = "$p/etc-nginx";
+    # t/package_deb.t may add or remove a canary file there meanwhile
+    # (prove -j2): those go anyway
+    system('cp', '-a', '/etc/nginx', $etc);
+    -f "$etc/nginx.conf" or die "cp -a /etc/nginx $etc failed";
+    unlink glob("$etc/conf.d/*"), glob("$etc/modules-enabled/*canary*");
+    my $main = do { local (@ARGV, $/) = "$etc/nginx.conf"; <> };
+    $main =~ s{/etc/nginx/}{$etc/}g;
+    for (["$etc/nginx.conf", $main],
+         ["$etc/modules-enabled/50-mod-http-canary.conf",
+          "load_module $p/ngx_http_canary_module.so;\n"],
+         ["$etc/conf.d/canary.conf", $block])
+    {
+        open my $w, '>', $_->[0] or die "$_->[0]: $!";
+        print $w $_->[1];
+        close $w;
+    }
+    # Debian's other modules are named relative to its prefix
+    my %env = CanaryTest::_nginx_env();
+    local @ENV{keys %env} = values %env;
+    my ($rc, $r) = CanaryTest::_run($CanaryTest::NGINX, '-t',
+        '-p', '/usr/share/nginx/', '-c', "$etc/nginx.conf",
+        '-e', "$p/debian-t.log");
+    is $rc, 0, "nginx -t: README's block, unchanged, as conf.d/canary.conf "
+        . "of Debian's /etc/nginx/nginx.conf" or diag $r;
+}
 $t->start;
 
 # what the README's add_header says is who answered
@@ -124,6 +160,15 @@ ok $n{canary} && $n{stable},
     "both sides serve: canary $n{canary}, stable $n{stable}";
 is side({ 'X-Tenant-Id' => 'tenant-1' }), side({ 'X-Tenant-Id' => 'tenant-1' }),
     'a tenant stays on its side';
+
+# the tenants README's Install steps name, on the sides it says
+my @named = $readme =~ /-H 'X-Tenant-Id: (\S+)'[^\n]*\n\s*# X-Canary: (\w+)/g;
+push @named, $readme =~ /e\.g\. (tenant-\d+), get (canary)/;
+ok @named >= 4, 'README names tenants and their sides: '
+    . "@named[map { $_ * 2 } 0 .. $#named / 2]";
+while (my ($key, $want) = splice @named, 0, 2) {
+    is side({ 'X-Tenant-Id' => $key }), $want, "README: $key gets $want";
+}
 
 my ($on_stable) = grep { !CanaryTest::is_canary($salt, $_, $weight) }
                   map { "tenant-$_" } 1 .. 200;

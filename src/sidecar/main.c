@@ -553,6 +553,17 @@ cs_options(cs_options_t *opt, int argc, char **argv)
             opt->prefix = optarg;
             break;
         case 's':
+            /*
+             * canary-sidecar@api.service passes --split api before the
+             * env file's options: another --split there would silently
+             * roll out that split instead
+             */
+            if (opt->split != NULL && strcmp(opt->split, optarg) != 0) {
+                fprintf(stderr, "canary-sidecar: --split %s and --split "
+                        "%s: one split per sidecar\n", opt->split, optarg);
+                return 2;
+            }
+
             opt->split = optarg;
             break;
         case 'u':
