@@ -1,0 +1,133 @@
+#!/usr/bin/perl
+
+# Story: what canary-ctl prints for people comes from Redis, which anyone
+# with its address writes; an operator's terminal must get text, never
+# escape sequences, and one line per receipt.
+#
+#   * A receipt (by hand or by canary-ctl) whose strings hold ESC, C1
+#     controls (U+0080..U+009F: CSI, NEL, as xterm reads them in UTF-8),
+#     a raw byte 0x9b, bidi overrides or bytes that are no UTF-8: the
+#     receipts line and status's last receipt have none of them.
+#   * A huge reason is cut: the line stays a line a person reads.
+#   * status prints the hash: a value with ESC and a newline (an actor's
+#     name) is one line, and the lines after it keep their meaning.
+#   * Tenants with such characters: pin, unpin and pins print them as
+#     JSON strings, escaped.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use IO::Socket::INET;
+use JSON::PP;
+use Test::More;
+use CanaryTest;
+use RedisStory qw(ctl_run);
+
+my $t = CanaryTest->new(name => 'ctl-hostile');
+my $redis = '127.0.0.1:' . $t->redis_start;
+
+sub r { $t->redis_cli(@_) }
+
+sub ctl { ctl_run($t, $redis, [@_]) }
+
+# text a terminal shows as it is: valid UTF-8, no C0, DEL, C1 or bidi
+# controls
+sub terminal_safe {
+    my ($s, $name) = @_;
+    my $u = $s;
+
+    unless (utf8::decode($u)) {
+        return fail("$name: not valid UTF-8");
+    }
+    my $c = '\x00-\x09\x0b-\x1f\x7f-\x9f\x{200e}\x{200f}\x{202a}-\x{202e}'
+            . '\x{2066}-\x{2069}';
+    my @bad = $u =~ /([$c])/g;
+    ok !@bad, "$name: no control characters"
+        or diag 'found: ' . join ' ', map { sprintf 'U+%04X', ord } @bad;
+}
+
+my $evil = "a\e[31mESC \x{9b}31mCSI \x{85}NEL \x{202e}RLO end";
+
+# ---- receipts: by hand, and by canary-ctl --------------------------------
+
+r('XADD', 'canary:h:receipts', '*', 'receipt',
+  JSON::PP->new->ascii->encode({
+      timestamp => '2026-11-22T02:10:11Z', operation => "weight_set$evil",
+      split => 'h', generation => 3, by => "mallory$evil",
+      from_stage => $evil, to_stage => 's2', from_weight => 1,
+      to_weight => 2, tenants => [$evil], side => $evil, reason => $evil }));
+# a raw byte 0x9b (no UTF-8, no JSON escape): CSI to an 8-bit terminal
+r('XADD', 'canary:h:receipts', '*', 'receipt',
+  qq({"operation":"weight_set","generation":4,"by":"x\x9b31m",)
+  . qq("reason":"raw\x9b2J\xff"}));
+my ($rc, $out, $err) = ctl('set-weight', 'h', '5', '--force', '--reason',
+                           "by ctl \x9b31m \xc2\x85 \xe2\x80\xae");
+is $rc, 0, 'set-weight with such a reason: exit 0' or diag $err;
+
+($rc, $out, $err) = ctl('receipts', 'h');
+is $rc, 0, 'receipts h: exit 0' or diag $err;
+my @lines = split /\n/, $out, -1;
+is scalar(@lines), 4, 'three receipts, three lines (and the last newline)';
+terminal_safe($out, 'receipts h');
+like $lines[2], qr/ by mallory\S+/, 'the by of the hostile receipt is there';
+
+($rc, $out, $err) = ctl('status', 'h');
+is $rc, 0, 'status h: exit 0' or diag $err;
+terminal_safe($out, 'status h');
+
+# ---- a huge reason ---------------------------------------------------------
+
+r('XADD', 'canary:huge:receipts', '*', 'receipt', encode_json({
+    operation => 'weight_set', generation => 1, by => 'x',
+    reason => 'y' x 100_000 }));
+($rc, $out, $err) = ctl('receipts', 'huge');
+is $rc, 0, 'receipts of a 100 kB reason: exit 0' or diag $err;
+cmp_ok length($out), '<', 2000, 'the line is cut (' . length($out) . ')';
+like $out, qr/reason: y+\.\.\. \(100000 bytes\)\n\z/,
+    'and says how long the reason was';
+
+# ---- status: the hash's values ----------------------------------------
+
+($rc, $out, $err) = ctl_run($t, $redis, ['set-weight', 'st', '5', '--force'],
+                            CANARY_ACTOR => "eve\e]0;pwned\a\nstate x\x9b");
+is $rc, 0, 'a change by a strange actor: exit 0' or diag $err;
+($rc, $out, $err) = ctl('status', 'st');
+is $rc, 0, 'status st: exit 0' or diag $err;
+terminal_safe($out, 'status st');
+like $out, qr/^  pins           canary 0, stable 0$/m,
+    'the pins line is the pins line';
+like $out, qr/^  last receipt   \S+Z weight_set /m, 'the last receipt too';
+like $out, qr/^  updated_at     \S+Z$/m, 'the field after it too';
+
+# ---- tenants ------------------------------------------------------------
+
+my @t = ("c1\xc2\x9b31m", "nel\xc2\x85", "rlo\xe2\x80\xae");
+($rc, $out, $err) = ctl('pin', 'h', 'canary', '--force', @t);
+is $rc, 0, 'pin such tenants: exit 0' or diag $err;
+terminal_safe($out, 'pin');
+like $out, qr/^    "c1\\u009b31m"$/m, 'a C1 control as a JSON escape';
+like $out, qr/^    "rlo\\u202e"$/m, 'a bidi override as a JSON escape';
+($rc, $out, $err) = ctl('pins', 'h', 'canary');
+is $rc, 0, 'pins h canary: exit 0' or diag $err;
+terminal_safe($out, 'pins');
+is $out, "\"c1\\u009b31m\"\n\"nel\\u0085\"\n\"rlo\\u202e\"\n",
+    'pins: each as a JSON string, sorted';
+($rc, $out, $err) = ctl('unpin', 'h', '--force', @t);
+is $rc, 0, 'unpin them: exit 0' or diag $err;
+terminal_safe($out, 'unpin');
+is_deeply [ r('SMEMBERS', 'canary:h:pin:canary') ], [],
+    'the very tenants were unpinned';
+
+# ---- the value before a change -------------------------------------------
+
+r('HSET', 'canary:h', 'weight', "\xc2\x9b31m", 'state', "\xe2\x80\xaex");
+($rc, $out, $err) = ctl('pause', 'h', '--force');
+is $rc, 0, 'pause: exit 0' or diag $err;
+terminal_safe($out, 'pause');
+($rc, $out, $err) = ctl('set-weight', 'h', '7', '--force');
+terminal_safe($out, 'set-weight');
+
+done_testing();
