@@ -13,6 +13,8 @@
 #     name) is one line, and the lines after it keep their meaning.
 #   * Tenants with such characters: pin, unpin and pins print them as
 #     JSON strings, escaped.
+#   * A --redis (or CANARY_REDIS) with a password in it (a URL) is
+#     refused, and no message prints the password.
 
 use strict;
 use warnings;
@@ -129,5 +131,21 @@ is $rc, 0, 'pause: exit 0' or diag $err;
 terminal_safe($out, 'pause');
 ($rc, $out, $err) = ctl('set-weight', 'h', '7', '--force');
 terminal_safe($out, 'set-weight');
+
+# ---- a password in the address -------------------------------------------
+
+my ($port) = $redis =~ /:(\d+)$/;
+for my $case ([['--redis', "redis://:s3cret\@127.0.0.1:$port", 'status', 'h']],
+              [['--redis', "u:s3cret\@127.0.0.1:$port", 'status', 'h']],
+              [['status', 'h'], CANARY_REDIS => "redis://u:s3cret\@x:$port/0"],
+              [['--sentinel', "u:s3cret\@127.0.0.1:$port", '--master', 'm',
+                'status', 'h']])
+{
+    my ($args, %env) = @$case;
+    ($rc, $out, $err) = ctl_run($t, $redis, $args, %env);
+    is $rc, 2, "canary-ctl @$args: exit 2 (a usage error)";
+    unlike $err, qr/s3cret/, 'the password is not printed' or diag $err;
+    like $err, qr/--password-file/, 'says where a password goes';
+}
 
 done_testing();
