@@ -15,6 +15,8 @@
 #     JSON strings, escaped.
 #   * A --redis (or CANARY_REDIS) with a password in it (a URL) is
 #     refused, and no message prints the password.
+#   * A change whose reply is lost (Redis closed the connection after
+#     running it) does not say "cannot reach Redis": it may be written.
 
 use strict;
 use warnings;
@@ -22,7 +24,9 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 
+use IO::Select;
 use IO::Socket::INET;
+use POSIX ();
 use JSON::PP;
 use Test::More;
 use CanaryTest;
@@ -147,5 +151,45 @@ for my $case ([['--redis', "redis://:s3cret\@127.0.0.1:$port", 'status', 'h']],
     unlike $err, qr/s3cret/, 'the password is not printed' or diag $err;
     like $err, qr/--password-file/, 'says where a password goes';
 }
+
+# ---- the reply of a change lost -----------------------------------------
+
+# a proxy: its first connection reaches Redis, which runs the change, and
+# is closed before the reply; the connections after it pass
+my $ls = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+                               Listen => 5, ReuseAddr => 1) or die $!;
+my $proxy = '127.0.0.1:' . $ls->sockport;
+my $ppid = fork // die "fork: $!";
+if ($ppid == 0) {
+    # CanaryTest's handler would run the test's END blocks here
+    $SIG{TERM} = $SIG{INT} = 'DEFAULT';
+    my $drop = 1;
+    while (my $c = $ls->accept) {
+        my $s = IO::Socket::INET->new($redis) or POSIX::_exit(1);
+        my $sel = IO::Select->new($c, $s);
+        LOOP: while (my @ready = $sel->can_read(10)) {
+            for my $h (@ready) {
+                my $n = sysread $h, my $buf, 65536;
+                last LOOP if !$n || ($h == $s && $drop);
+                syswrite $h == $c ? $s : $c, $buf;
+            }
+        }
+        close $c;
+        close $s;
+        $drop = 0;
+    }
+    POSIX::_exit(0);
+}
+close $ls;
+($rc, $out, $err) = ctl_run($t, $proxy, ['set-weight', 'lost', '5', '--force']);
+is $rc, 1, 'a change whose reply is lost: exit 1';
+is r('HGET', 'canary:lost', 'generation'), 1, 'the change was written';
+unlike $err, qr/cannot reach/, 'it does not say Redis was not reached';
+like $err, qr/^canary-ctl:\ no\ reply\ from\ Redis\ at\ \Q$proxy\E
+               \ to\ the\ change\ of\ lost:\ it\ may\ have\ been\ written/x,
+    'it says the change may be written' or diag $err;
+like $err, qr/canary-ctl receipts lost 1/, 'and how to see';
+kill 'TERM', $ppid;
+waitpid $ppid, 0;
 
 done_testing();
