@@ -84,6 +84,20 @@ like $lines[2], qr/ by mallory\S+/, 'the by of the hostile receipt is there';
 is $rc, 0, 'status h: exit 0' or diag $err;
 terminal_safe($out, 'status h');
 
+# ---- receipts --json: the exit status is the command's -------------------
+
+# an entry with another field after the receipt, one with no receipt
+r('XADD', 'canary:odd2:receipts', '*', 'receipt', '{"operation":"x"}',
+  'note', 'by hand');
+($rc, $out, $err) = ctl('receipts', 'odd2', '--json');
+is $rc, 0, 'receipts --json, a field after the receipt: exit 0' or diag $err;
+is $out, qq({"operation":"x"}\n), 'the receipt';
+r('XADD', 'canary:odd2:receipts', '*', 'note', 'no receipt');
+($rc, $out, $err) = ctl('receipts', 'odd2', '1', '--json');
+is $rc, 0, 'receipts 1 --json, the last entry no receipt: exit 0'
+    or diag $err;
+is $out, '', 'nothing printed';
+
 # ---- a huge reason ---------------------------------------------------------
 
 r('XADD', 'canary:huge:receipts', '*', 'receipt', encode_json({
