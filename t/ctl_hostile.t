@@ -15,6 +15,8 @@
 #     JSON strings, escaped.
 #   * A --redis (or CANARY_REDIS) with a password in it (a URL) is
 #     refused, and no message prints the password.
+#   * A wrong password (or none where Redis wants one) is said so, not
+#     only Redis' "NOAUTH Authentication required.".
 #   * A change whose reply is lost (Redis closed the connection after
 #     running it) does not say "cannot reach Redis": it may be written.
 
@@ -205,5 +207,29 @@ like $err, qr/^canary-ctl:\ no\ reply\ from\ Redis\ at\ \Q$proxy\E
 like $err, qr/canary-ctl receipts lost 1/, 'and how to see';
 kill 'TERM', $ppid;
 waitpid $ppid, 0;
+
+# ---- a password Redis refuses, none where it wants one (last: r() has
+# no password) ---------------------------------------------------------
+
+my $pw = $t->prefix . '/tmp/pw';
+open my $fh, '>', $pw or die;
+print $fh "wrong-s3cret\n";
+close $fh;
+r('CONFIG', 'SET', 'requirepass', 'pw-s3cret');
+for my $args (['status', 'h'], ['receipts', 'h'], ['receipts', 'h', '--json'],
+              ['pins', 'h'], ['fleet', 'h'], ['set-weight', 'h', '5'])
+{
+    ($rc, $out, $err) = ctl_run($t, $redis, ['--password-file', $pw, @$args]);
+    is $rc, 1, "canary-ctl @$args, a wrong password: exit 1";
+    my $said = "canary-ctl: Redis at $redis refused the password of $pw";
+    like $err, qr/^\Q$said\E$/m,
+        'says the password was refused'
+        or diag $err;
+    unlike $err, qr/s3cret/, 'and does not print it';
+    ($rc, $out, $err) = ctl(@$args);
+    is $rc, 1, "canary-ctl @$args, no password: exit 1";
+    like $err, qr/^canary-ctl: Redis at \Q$redis\E needs a password: --pas/m,
+        'says it needs one' or diag $err;
+}
 
 done_testing();
