@@ -15,6 +15,10 @@
 #     JSON strings, escaped.
 #   * A --redis (or CANARY_REDIS) with a password in it (a URL) is
 #     refused, and no message prints the password.
+#   * pins and receipts (for people) of a split that Redis has nothing
+#     of (a typo: no hash, no pins, no receipts, no live nginx) exit 1
+#     and say so, naming the splits the fleet reports, rather than
+#     "canary: 0" or nothing with exit 0.
 #   * A wrong password (or none where Redis wants one) is said so, not
 #     only Redis' "NOAUTH Authentication required.".
 #   * A change whose reply is lost (Redis closed the connection after
@@ -32,7 +36,7 @@ use POSIX ();
 use JSON::PP;
 use Test::More;
 use CanaryTest;
-use RedisStory qw(ctl_run);
+use RedisStory qw(ctl_run report_node node_record);
 
 my $t = CanaryTest->new(name => 'ctl-hostile');
 my $redis = '127.0.0.1:' . $t->redis_start;
@@ -166,6 +170,33 @@ for my $case ([['--redis', "redis://:s3cret\@127.0.0.1:$port", 'status', 'h']],
     is $rc, 2, "canary-ctl @$args: exit 2 (a usage error)";
     unlike $err, qr/s3cret/, 'the password is not printed' or diag $err;
     like $err, qr/--password-file/, 'says where a password goes';
+}
+
+# ---- a split Redis has nothing of: a typo ----------------------------
+
+report_node($t, 'api', 'web-1', record => node_record(interval_ms => 600000));
+for my $args (['pins', 'ap'], ['pins', 'ap', 'canary'], ['receipts', 'ap'],
+              ['receipts', 'ap', '--since', '1h'])
+{
+    ($rc, $out, $err) = ctl(@$args);
+    is $rc, 1, "canary-ctl @$args, a split Redis has nothing of: exit 1";
+    is $out, '', 'nothing on stdout';
+    is $err, qq{canary-ctl: Redis at $redis has nothing of split "ap" (no }
+             . 'hash, pins, receipts or live nginx): a typo? the fleet '
+             . "reports: api\n", 'says so, and the splits there are';
+}
+($rc, $out, $err) = ctl('receipts', 'ap', '--json');
+is "$rc $out $err", '0  ', 'receipts --json: as it always was (tools)';
+# a split with a hash only (before its deploy), pins only, receipts only
+r('HSET', 'canary:h1', 'weight', '0');
+r('SADD', 'canary:p1:pin:stable', 'x');
+r('XADD', 'canary:r1:receipts', '*', 'receipt', '{}');
+for my $args (['pins', 'h1'], ['receipts', 'h1'], ['pins', 'p1'],
+              ['receipts', 'p1'], ['pins', 'r1'], ['receipts', 'r1'],
+              ['pins', 'api'], ['receipts', 'api'])
+{
+    ($rc, $out, $err) = ctl(@$args);
+    is "$rc $err", '0 ', "canary-ctl @$args, a split Redis knows: exit 0";
 }
 
 # ---- the reply of a change lost -----------------------------------------
