@@ -21,6 +21,9 @@
 #     "canary: 0" or nothing with exit 0.
 #   * A wrong password (or none where Redis wants one) is said so, not
 #     only Redis' "NOAUTH Authentication required.".
+#   * A pin of so many tenants that redis-cli cannot be started (over
+#     the system's limit on arguments, though canary-ctl was) says
+#     nothing was written, not that Redis was not reached.
 #   * A change whose reply is lost (Redis closed the connection after
 #     running it) does not say "cannot reach Redis": it may be written.
 
@@ -197,6 +200,28 @@ for my $args (['pins', 'h1'], ['receipts', 'h1'], ['pins', 'p1'],
 {
     ($rc, $out, $err) = ctl(@$args);
     is "$rc $err", '0 ', "canary-ctl @$args, a split Redis knows: exit 0";
+}
+
+# ---- a pin over the system's limit on arguments --------------------------
+
+# canary-ctl's own arguments just under ARG_MAX (each string, its NUL and
+# its pointer count, the environment too): redis-cli's, the change's
+# script (14 kB) more, are over it
+chomp(my $argmax = `getconf ARG_MAX 2>/dev/null` // '');
+SKIP: {
+    skip 'optional: no getconf ARG_MAX', 4 unless $argmax =~ /^\d+$/;
+    my $env = 0;
+    $env += length($_) + length($ENV{$_}) + 10 for keys %ENV;
+    my $n = int(($argmax - 7000 - $env - 1000) / (256 + 1 + 8));
+    my @many = map { sprintf 'x%0255d', $_ } 1 .. $n;
+    ($rc, $out, $err) = ctl('pin', 'e2big', 'canary', '--force', @many);
+    is $rc, 1, "a pin of $n tenants of 256 bytes: exit 1";
+    like $err, qr/^canary-ctl:\ could\ not\ start\ redis-cli\ for\ the\ change
+                  \ of\ e2big\ \(exit\ 126\):\ nothing\ written/x,
+        'says redis-cli did not start, nothing written' or diag $err;
+    unlike $err, qr/cannot reach|may have been written/,
+        'not that Redis was not reached, or may be written';
+    is r('EXISTS', 'canary:e2big'), 0, 'nothing was written';
 }
 
 # ---- the reply of a change lost -----------------------------------------
