@@ -24,6 +24,9 @@
 #   * A pin of so many tenants that redis-cli cannot be started (over
 #     the system's limit on arguments, though canary-ctl was) says
 #     nothing was written, not that Redis was not reached.
+#   * --db N that Redis does not have (redis-cli says "SELECT failed"
+#     on stderr and goes on in db 0): nothing read or written in db 0,
+#     exit 1 with Redis' error.
 #   * A change whose reply is lost (Redis closed the connection after
 #     running it) does not say "cannot reach Redis": it may be written.
 
@@ -201,6 +204,22 @@ for my $args (['pins', 'h1'], ['receipts', 'h1'], ['pins', 'p1'],
     ($rc, $out, $err) = ctl(@$args);
     is "$rc $err", '0 ', "canary-ctl @$args, a split Redis knows: exit 0";
 }
+
+# ---- a --db that Redis does not have ------------------------------------
+
+my ($gen, $weight) = r('HMGET', 'canary:h', 'generation', 'weight');
+for my $args (['set-weight', 'h', '9', '--force'], ['status', 'h'],
+              ['pins', 'h'], ['receipts', 'h'], ['receipts', 'h', '--json'],
+              ['receipts', 'h', '--since', '1h', '--json'], ['fleet', 'h'],
+              ['unpin', 'h', '--force', 'x'])
+{
+    ($rc, $out, $err) = ctl('--db', '99', @$args);
+    is $rc, 1, "canary-ctl --db 99 @$args (16 databases): exit 1";
+    like $err, qr/DB index is out of range/, 'with Redis\' error'
+        or diag "$out$err";
+}
+is r('HGET', 'canary:h', 'generation'), $gen, 'nothing written in db 0';
+is r('HGET', 'canary:h', 'weight'), $weight, 'the weight of db 0 stays';
 
 # ---- a pin over the system's limit on arguments --------------------------
 
