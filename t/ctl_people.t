@@ -87,7 +87,14 @@ says ['pins', 'app'],
 says ['pins', 'app', 'canary'], "\"q\\\"x\"\nt2\n",
     'pins app canary: the tenants only, sorted';
 says ['pins', 'app', 'stable'], "t1\nt3\nt4\n", 'pins app stable';
-says ['pins', 'nothing'], "canary: 0\nstable: 0\n", 'pins of a split without';
+# a split Redis has nothing of (a typo): exit 1, not "canary: 0" (more
+# in t/ctl_hostile.t); one with a hash and no pins: the zeros
+my ($rc, $out, $err) = ctl('pins', 'nothing');
+is "$rc $out", '1 ', 'pins of a split Redis has nothing of: exit 1';
+like $err, qr/^canary-ctl: Redis at \Q$redis\E has nothing of split "nothing"/,
+    'and says so';
+r('HSET', 'canary:nopins', 'weight', '0');
+says ['pins', 'nopins'], "canary: 0\nstable: 0\n", 'pins of a split without';
 r('SADD', 'canary:app:pin:plan', 't2');
 like((ctl('pins', 'app'))[1], qr/^canary: 2 \(the plan's: 1\)$/m,
      "pins app: how many are the plan's");
@@ -105,7 +112,7 @@ says ['unpin', 'app', 'nobody'],
     . "  not pinned (nothing to remove): 1\n    nobody\n";
 
 # many: the first 50 of a list, and how many more
-my ($rc, $out, $err) = ctl('unpin', 'app', map { "many-$_" } 1 .. 60);
+($rc, $out, $err) = ctl('unpin', 'app', map { "many-$_" } 1 .. 60);
 is $rc, 0, 'unpin 60 tenants pinned nowhere: exit 0' or diag $err;
 is $out, "unpin app: 0 tenant(s) unpinned, 60 not pinned (generation 14)\n"
          . "  not pinned (nothing to remove): 60\n"
