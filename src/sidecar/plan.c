@@ -487,11 +487,20 @@ cs_plan_free(cs_plan_t *plan)
 }
 
 
+/*
+ * The error echoes values from the plan: a control byte in one (a
+ * newline) is escaped, "\n", "\x1b", so that the error stays one line
+ * of the log and cannot forge another
+ */
+
 static int
 cs_plan_error(cs_plan_ctx_t *ctx, const char *fmt, ...)
 {
-    int      n;
-    va_list  args;
+    int                   n;
+    char                  msg[1024];
+    size_t                k;
+    va_list               args;
+    const unsigned char  *p;
 
     n = snprintf(ctx->err, ctx->errlen, "%s: ", ctx->source);
 
@@ -500,8 +509,25 @@ cs_plan_error(cs_plan_ctx_t *ctx, const char *fmt, ...)
     }
 
     va_start(args, fmt);
-    vsnprintf(ctx->err + n, ctx->errlen - n, fmt, args);
+    vsnprintf(msg, sizeof(msg), fmt, args);
     va_end(args);
+
+    k = n;
+
+    for (p = (const unsigned char *) msg; *p && k + 5 <= ctx->errlen; p++) {
+        if (*p >= 0x20 && *p != 0x7f) {
+            ctx->err[k++] = *p;
+
+        } else if (*p == '\n' || *p == '\r' || *p == '\t') {
+            ctx->err[k++] = '\\';
+            ctx->err[k++] = *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't';
+
+        } else {
+            k += snprintf(ctx->err + k, ctx->errlen - k, "\\x%02x", *p);
+        }
+    }
+
+    ctx->err[k] = '\0';
 
     return -1;
 }

@@ -294,6 +294,47 @@ START_TEST(test_bad_plans_name_the_problem)
 END_TEST
 
 
+/*
+ * A plan's value echoed in its error is one line: a newline in it would
+ * forge a log line ("...\n2026-... api ROLLBACK") for whoever reads the
+ * log; control bytes are escaped, the rest echoed as written.
+ */
+
+START_TEST(test_bad_values_echo_on_one_line)
+{
+    size_t       i;
+    const char  *p;
+
+    static const char  *plans[] = {
+        "{\"stages\": [" CS_STAGE("a", "5", "\"1s\"") "],"
+        " \"on_violation\": \"rollback\\n2026-01-01T00:00:00Z api "
+        "ROLLBACK\"}",
+        "{\"stages\": [" CS_STAGE("a", "5", "\"1s\\r\\n2m\"") "]}",
+        "{\"stages\": [" CS_STAGE("a", "5", "\"1s\"") "],"
+        " \"triggers\": {\"latency_p99\": {\"act\": \"now\\u001b[2J\"}}}",
+        "{\"stages\": [" CS_STAGE("a", "5", "\"1s\"") "],"
+        " \"triggers\": {\"latency\\np99\": {\"act\": \"grace\"}}}",
+        NULL
+    };
+
+    for (i = 0; plans[i]; i++) {
+        cs_bad(plans[i], "plan.json: ", NULL);
+
+        for (p = cs_err; *p; p++) {
+            ck_assert_msg((unsigned char) *p >= 0x20 && *p != 0x7f,
+                          "byte 0x%02x at %zu of: %s", (unsigned char) *p,
+                          (size_t) (p - cs_err), cs_err);
+        }
+    }
+
+    cs_bad(plans[0], "on_violation: \"rollback\\n2026-01-01T00:00:00Z",
+           NULL);
+    cs_bad(plans[1], "\"1s\\r\\n2m\" is not a duration", NULL);
+    cs_bad(plans[2], "\"now\\x1b[2J\" is not", NULL);
+}
+END_TEST
+
+
 START_TEST(test_plan_file)
 {
     FILE       *f;
