@@ -67,8 +67,12 @@ $t->write_conf($conf, workers => 2);
 
 my ($ok, $out) = $t->nginx_t;
 ok($ok, 'nginx -t: ok');
-like($out, qr/canary_zone "canary": 4096k, 1 split need (\d+)k/,
+like($out, qr/canary_zone "canary": 4096k, 1 split needs (\d+)k/,
      'nginx -t says the size needed, though the zone is big enough');
+
+($ok, $out) = $t->nginx_t('-q');
+ok($ok, 'nginx -t -q: ok');
+is($out, '', 'nginx -t -q: quiet, no size') or diag $out;
 
 $t->start;
 my $mark = $t->log_mark;
