@@ -1180,14 +1180,14 @@ cs_plan_duration(cs_plan_ctx_t *ctx, json_t *v, const char *where,
         d = json_number_value(v);
 
         if (!(d >= 0 && d <= (double) CS_DURATION_MAX / 1000)) {
-            return cs_plan_error(ctx, "%s: %g is not a duration in "
+            return cs_plan_error(ctx, "%s: %.15g is not a duration in "
                                  "seconds", where, d);
         }
 
         *ms = (int64_t) llround(d * 1000);
 
-        /* a number of seconds: 90 is said 90s */
-        snprintf(val, sizeof(val), "%gs", d);
+        /* a number of seconds: 90 is said 90s, 1209600 1209600s */
+        snprintf(val, sizeof(val), "%.15gs", d);
 
     } else {
         return cs_plan_error(ctx, "%s is not a duration (\"30s\", \"30m\" "
@@ -1226,7 +1226,7 @@ cs_plan_number(cs_plan_ctx_t *ctx, json_t *v, const char *where,
     d = json_number_value(v);
 
     if (!(d <= max && (min_open ? d > min : d >= min))) {
-        return cs_plan_error(ctx, "%s: %g is out of range %s%g to %g",
+        return cs_plan_error(ctx, "%s: %.15g is out of range %s%g to %g",
                              where, d, min_open ? "above " : "", min, max);
     }
 
@@ -1798,7 +1798,7 @@ cs_plan_value(json_t *v, char *buf, size_t size)
                  strlen(json_string_value(v)) > 60 ? "..." : "");
 
     } else if (json_is_number(v)) {
-        snprintf(buf, size, "%g", json_number_value(v));
+        snprintf(buf, size, "%.15g", json_number_value(v));
 
     } else if (json_is_boolean(v)) {
         snprintf(buf, size, "%s", json_is_true(v) ? "true" : "false");

@@ -300,6 +300,32 @@ END_TEST
  * log; control bytes are escaped, the rest echoed as written.
  */
 
+/*
+ * A number of seconds is echoed as the plan wrote it: a 14-day hold of
+ * 1209600 is "1209600s", not "1.2096e+06s"
+ */
+
+START_TEST(test_numbers_of_seconds_said_as_written)
+{
+    cs_plan_t  plan;
+
+    ck_assert_msg(cs_parse(&plan, "{\"stages\": ["
+                           CS_STAGE("a", "5", "1209600") ","
+                           CS_STAGE("b", "9", "2592000") ","
+                           CS_STAGE("c", "20", "0.25") ","
+                           CS_STAGE("d", "50", "604800") "],"
+                           " \"violation_for\": 86400}") == 0,
+                  "%s", cs_err);
+
+    ck_assert_str_eq(plan.said.hold[0], "1209600s");
+    ck_assert_str_eq(plan.said.hold[1], "2592000s");
+    ck_assert_str_eq(plan.said.hold[2], "0.25s");
+    ck_assert_str_eq(plan.said.hold[3], "604800s");
+    ck_assert_str_eq(plan.said.violation_for, "86400s");
+}
+END_TEST
+
+
 START_TEST(test_bad_values_echo_on_one_line)
 {
     size_t       i;
