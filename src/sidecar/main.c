@@ -2213,6 +2213,11 @@ cs_on_signal(int signo)
 static void
 cs_redis_failed(cs_sidecar_t *sc)
 {
+    if (sc->redis.c == NULL) {
+        /* the connection is lost (and closed): its return is said */
+        sc->redis_down = 1;
+    }
+
     sc->report.redis_ok = 0;
     sc->report.redis_errors++;
     snprintf(sc->report.redis_err, sizeof(sc->report.redis_err),
