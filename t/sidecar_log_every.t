@@ -86,7 +86,8 @@ unlike $after, qr{/1m30s}, 'the hold is echoed as written, not 1m30s';
 # that answers again, and says that too, not a minute later in a summary
 $s->kill_sidecar('sidecar-a');
 my $dry = fast_plan(interval => '3s');
-$s->sidecar(id => 'dry', plan => $dry, args => ['--dry-run']);
+$s->sidecar(id => 'dry', plan => $dry,
+            args => ['--dry-run', '--log-every', '6s']);
 $s->wait_for(sub { $s->sidecar_log('dry') =~ /\[dry run\] api/ }, 15,
              'dry run: a first decision') or $s->show_log('dry');
 
@@ -100,6 +101,17 @@ $s->wait_for(sub { $s->sidecar_log('dry') =~ /api: .*closed.*; holding$/m },
 $s->wait_for(sub { $s->sidecar_log('dry')
                    =~ /api: redis \S+ answers again$/m },
              15, 'and Redis answering again') or $s->show_log('dry');
+
+# it restarted empty: the dry run goes on from memory, and says so once,
+# not every step (it writes nothing back, so the loss stays)
+$s->wait_for(sub { $s->sidecar_log('dry') =~ /\(summary: .*nothing new\)$/m },
+             20, 'dry run: a summary after the restart')
+    or $s->show_log('dry');
+my @lost = grep { /Redis has lost the sidecar's state/ }
+           split /\n/, $s->sidecar_log('dry');
+is(scalar @lost, 1, 'the lost state is said once') or $s->show_log('dry');
+unlike($lost[0] // '', qr/writing back/,
+       'and not as written back: a dry run writes nothing');
 
 $s->finish;
 
