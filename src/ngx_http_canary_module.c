@@ -915,10 +915,11 @@ ngx_http_canary_postconfiguration(ngx_conf_t *cf)
 
     if (ngx_test_config && !ngx_quiet_mode) {
         /* nginx -t says the size needed, beside "syntax is ok" */
-        ngx_log_stderr(0, "canary_zone \"%V\": %uzk, %ui split%s need "
+        ngx_log_stderr(0, "canary_zone \"%V\": %uzk, %ui split%s need%s "
                        "%uzk", &cmcf->shm_zone->shm.name,
                        cmcf->shm_zone->shm.size / 1024, cmcf->splits.nelts,
                        cmcf->splits.nelts == 1 ? "" : "s",
+                       cmcf->splits.nelts == 1 ? "s" : "",
                        (needed + 1023) / 1024);
     }
 

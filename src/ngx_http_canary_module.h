@@ -357,6 +357,8 @@ typedef struct {
 
     /* a reload resized the zone: the old size, for one notice */
     size_t                       resized_from;
+    /* or renamed it: the old name (the old cycle's, alive till commit) */
+    ngx_str_t                    renamed_from;
 } ngx_http_canary_main_conf_t;
 
 

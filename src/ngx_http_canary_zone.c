@@ -42,7 +42,7 @@ static ngx_int_t ngx_http_canary_zone_attach(ngx_shm_zone_t *shm_zone,
 static void ngx_http_canary_zone_conf(ngx_http_canary_main_conf_t *cmcf,
     ngx_http_canary_split_t *split, ngx_http_canary_shm_split_t *shs,
     ngx_uint_t fresh, ngx_log_t *log);
-static size_t ngx_http_canary_zone_old_size(ngx_shm_zone_t *shm_zone);
+static ngx_shm_zone_t *ngx_http_canary_zone_old(ngx_shm_zone_t *shm_zone);
 
 
 /*
@@ -76,6 +76,7 @@ ngx_http_canary_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     size_t                         len;
     ngx_uint_t                     i, kept;
+    ngx_shm_zone_t                *oshm_zone;
     ngx_http_canary_split_t      **splitp;
     ngx_http_canary_main_conf_t   *cmcf;
 
@@ -90,7 +91,21 @@ ngx_http_canary_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         cmcf->sh = cmcf->shpool->data;
 
     } else {
-        cmcf->resized_from = ngx_http_canary_zone_old_size(shm_zone);
+        oshm_zone = ngx_http_canary_zone_old(shm_zone);
+
+        if (oshm_zone) {
+            if (oshm_zone->shm.name.len != shm_zone->shm.name.len
+                || ngx_strncmp(oshm_zone->shm.name.data,
+                               shm_zone->shm.name.data,
+                               shm_zone->shm.name.len) != 0)
+            {
+                cmcf->renamed_from = oshm_zone->shm.name;
+                cmcf->resized_from = oshm_zone->shm.size;
+
+            } else if (oshm_zone->shm.size != shm_zone->shm.size) {
+                cmcf->resized_from = oshm_zone->shm.size;
+            }
+        }
 
         cmcf->sh = ngx_slab_calloc(cmcf->shpool,
                                    sizeof(ngx_http_canary_shm_t));
@@ -143,13 +158,14 @@ ngx_http_canary_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
 
 /*
- * A reload with another size gets a new zone (nginx reuses a zone only
- * at the same size), and every counter starts over: the running cycle's
- * zone of that name, if any, says from what size.  0: none.
+ * A reload with another size or name gets a new zone (nginx reuses a
+ * zone only with the same name and size), and every counter starts over:
+ * the running cycle's canary_zone (one per cycle), if any, says which.
+ * NULL: none.
  */
 
-static size_t
-ngx_http_canary_zone_old_size(ngx_shm_zone_t *shm_zone)
+static ngx_shm_zone_t *
+ngx_http_canary_zone_old(ngx_shm_zone_t *shm_zone)
 {
     ngx_uint_t        i;
     ngx_list_part_t  *part;
@@ -157,7 +173,7 @@ ngx_http_canary_zone_old_size(ngx_shm_zone_t *shm_zone)
 
     /* during the reload's ngx_init_cycle(), ngx_cycle is the old one */
     if (ngx_cycle == NULL || ngx_is_init_cycle(ngx_cycle)) {
-        return 0;
+        return NULL;
     }
 
     part = (ngx_list_part_t *) &ngx_cycle->shared_memory.part;
@@ -167,7 +183,7 @@ ngx_http_canary_zone_old_size(ngx_shm_zone_t *shm_zone)
 
         if (i >= part->nelts) {
             if (part->next == NULL) {
-                return 0;
+                return NULL;
             }
 
             part = part->next;
@@ -175,14 +191,8 @@ ngx_http_canary_zone_old_size(ngx_shm_zone_t *shm_zone)
             i = 0;
         }
 
-        if (oshm_zone[i].tag == shm_zone->tag
-            && oshm_zone[i].shm.name.len == shm_zone->shm.name.len
-            && ngx_strncmp(oshm_zone[i].shm.name.data,
-                           shm_zone->shm.name.data,
-                           shm_zone->shm.name.len) == 0
-            && oshm_zone[i].shm.size != shm_zone->shm.size)
-        {
-            return oshm_zone[i].shm.size;
+        if (oshm_zone[i].tag == shm_zone->tag) {
+            return &oshm_zone[i];
         }
     }
 }
@@ -399,7 +409,18 @@ ngx_http_canary_zone_commit(ngx_http_canary_main_conf_t *cmcf, ngx_log_t *log)
 
     ngx_shmtx_unlock(&cmcf->shpool->mutex);
 
-    if (cmcf->resized_from) {
+    if (cmcf->renamed_from.len) {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "canary_zone \"%V\" replaces \"%V\" (%uzk to %uzk): "
+                      "counters reset (a new zone: every split's counters "
+                      "and windows start from 0)",
+                      &cmcf->shm_zone->shm.name, &cmcf->renamed_from,
+                      cmcf->resized_from / 1024,
+                      cmcf->shm_zone->shm.size / 1024);
+        ngx_str_null(&cmcf->renamed_from);
+        cmcf->resized_from = 0;
+
+    } else if (cmcf->resized_from) {
         ngx_log_error(NGX_LOG_NOTICE, log, 0,
                       "canary_zone \"%V\" resized from %uzk to %uzk: "
                       "counters reset (a new zone: every split's counters "

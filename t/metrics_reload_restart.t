@@ -2,9 +2,9 @@
 
 # Story: the counters live in the shared zone.  "nginx -s reload" keeps
 # them (same zone name and size) while the new workers go on counting;
-# a reload with another zone size gets a new zone, from zero, and says so
-# in one notice; a restart starts from zero.  nginx -t says the size the
-# configuration needs, also when it fits.
+# a reload with another zone size (or name) gets a new zone, from zero,
+# and says so in one notice; a restart starts from zero.  nginx -t says
+# the size the configuration needs, also when it fits.
 
 use strict;
 use warnings;
@@ -67,8 +67,12 @@ $t->write_conf($conf, workers => 2);
 
 my ($ok, $out) = $t->nginx_t;
 ok($ok, 'nginx -t: ok');
-like($out, qr/canary_zone "canary": 4096k, 1 split need (\d+)k/,
+like($out, qr/canary_zone "canary": 4096k, 1 split needs (\d+)k/,
      'nginx -t says the size needed, though the zone is big enough');
+
+($ok, $out) = $t->nginx_t('-q');
+ok($ok, 'nginx -t -q: ok');
+is($out, '', 'nginx -t -q: quiet, no size') or diag $out;
 
 $t->start;
 my $mark = $t->log_mark;
@@ -109,6 +113,21 @@ like($notices[0] // '',
         )counters reset/,
      'with the zone, both sizes and what it means');
 is(send_n(10, 'd'), 10, '10 requests after the resize');
+is(settle(10), 10, 'counted from zero: 10');
+
+# a reload with the zone renamed: a new zone too, said the same way
+(my $renamed = $bigger) =~ s/canary_zone canary 8m;/canary_zone canary2 8m;/;
+$t->write_conf($renamed, workers => 2);
+$mark = $t->log_mark;
+$t->reload;
+is(total(), 0, 'a reload with the zone renamed starts the counters over');
+@notices = grep { /counters reset/ } split /\n/, $t->log_since($mark);
+is(scalar(@notices), 1, 'one notice says so') or diag join "\n", @notices;
+like($notices[0] // '',
+     qr/\[notice\] .*canary_zone "canary2" replaces "canary" (?#
+        )\(8192k to 8192k\): counters reset/,
+     'with both names and sizes');
+is(send_n(10, 'e'), 10, '10 requests after the rename');
 is(settle(10), 10, 'counted from zero: 10');
 
 $t->stop;

@@ -6,7 +6,8 @@
 # traffic the first stage holds for "too little traffic" step after step;
 # that is said once, then summed up.  When traffic comes, the new reason
 # is logged at once.  The plan's durations are echoed as it wrote them:
-# violation_for "90s" and a hold of "90s" are 90s, not 1m30s.
+# violation_for "90s" and a hold of "90s" are 90s, not 1m30s.  A dry run
+# whose Redis restarts between two steps says it answers again.
 
 use strict;
 use warnings;
@@ -79,6 +80,38 @@ $s->wait_for(sub { substr($s->sidecar_log, $mark)
 
 my $after = substr $s->sidecar_log, $mark;
 unlike $after, qr{/1m30s}, 'the hold is echoed as written, not 1m30s';
+
+# Redis restarted between two steps of a dry run (no lease to renew):
+# the step after fails on the dead connection and says so; the one after
+# that answers again, and says that too, not a minute later in a summary
+$s->kill_sidecar('sidecar-a');
+my $dry = fast_plan(interval => '3s');
+$s->sidecar(id => 'dry', plan => $dry,
+            args => ['--dry-run', '--log-every', '6s']);
+$s->wait_for(sub { $s->sidecar_log('dry') =~ /\[dry run\] api/ }, 15,
+             'dry run: a first decision') or $s->show_log('dry');
+
+my $t = $s->t;
+$t->redis_stop;
+$t->redis_start;
+
+$s->wait_for(sub { $s->sidecar_log('dry') =~ /api: .*closed.*; holding$/m },
+             15, 'dry run: the dead connection is said')
+    or $s->show_log('dry');
+$s->wait_for(sub { $s->sidecar_log('dry')
+                   =~ /api: redis \S+ answers again$/m },
+             15, 'and Redis answering again') or $s->show_log('dry');
+
+# it restarted empty: the dry run goes on from memory, and says so once,
+# not every step (it writes nothing back, so the loss stays)
+$s->wait_for(sub { $s->sidecar_log('dry') =~ /\(summary: .*nothing new\)$/m },
+             20, 'dry run: a summary after the restart')
+    or $s->show_log('dry');
+my @lost = grep { /Redis has lost the sidecar's state/ }
+           split /\n/, $s->sidecar_log('dry');
+is(scalar @lost, 1, 'the lost state is said once') or $s->show_log('dry');
+unlike($lost[0] // '', qr/writing back/,
+       'and not as written back: a dry run writes nothing');
 
 $s->finish;
 

@@ -135,6 +135,8 @@ typedef struct {
     char                verdicts[CS_CHECKS + 1];    /* as last said */
     unsigned            quiet;              /* steps not logged since */
     int                 redis_down;         /* said unreachable */
+    int                 lost_said;          /* Redis lost the state: said
+                                               (a dry run, once) */
 } cs_sidecar_t;
 
 
@@ -1291,16 +1293,26 @@ cs_remember(cs_sidecar_t *sc, const cs_split_view_t *view, cs_rollout_t *ro)
         || strcmp(view->state, NGX_HTTP_CANARY_STATE_READY) == 0)
     {
         *mem = *ro;
+        sc->lost_said = 0;
         return 0;
     }
 
-    cs_log("%s: Redis has lost the sidecar's state %s (flushed, or "
-           "restarted empty?) but the split was not reset: writing back "
-           "what %s did: %s at stage %s, generation %llu%s%s",
-           sc->opt.split, sc->redis.sidecar_key, sc->id,
-           cs_status_name(mem->status), sc->plan.stages[mem->stage].name,
-           (unsigned long long) mem->seen,
-           mem->stopped_by[0] ? ", " : "", mem->stopped_by);
+    /* a dry run writes nothing back: the loss stays, said once */
+
+    if (!sc->opt.dry_run || !sc->lost_said) {
+        cs_log("%s: Redis has lost the sidecar's state %s (flushed, or "
+               "restarted empty?) but the split was not reset: %s what %s "
+               "did: %s at stage %s, generation %llu%s%s",
+               sc->opt.split, sc->redis.sidecar_key,
+               sc->opt.dry_run ? "going on (dry run: not written) from"
+                               : "writing back",
+               sc->id, cs_status_name(mem->status),
+               sc->plan.stages[mem->stage].name,
+               (unsigned long long) mem->seen,
+               mem->stopped_by[0] ? ", " : "", mem->stopped_by);
+    }
+
+    sc->lost_said = 1;
 
     *ro = *mem;
 
@@ -2224,6 +2236,11 @@ cs_on_signal(int signo)
 static void
 cs_redis_failed(cs_sidecar_t *sc)
 {
+    if (sc->redis.c == NULL) {
+        /* the connection is lost (and closed): its return is said */
+        sc->redis_down = 1;
+    }
+
     sc->report.redis_ok = 0;
     sc->report.redis_errors++;
     snprintf(sc->report.redis_err, sizeof(sc->report.redis_err),

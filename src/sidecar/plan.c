@@ -487,11 +487,20 @@ cs_plan_free(cs_plan_t *plan)
 }
 
 
+/*
+ * The error echoes values from the plan: a control byte in one (a
+ * newline) is escaped, "\n", "\x1b", so that the error stays one line
+ * of the log and cannot forge another
+ */
+
 static int
 cs_plan_error(cs_plan_ctx_t *ctx, const char *fmt, ...)
 {
-    int      n;
-    va_list  args;
+    int                   n;
+    char                  msg[1024];
+    size_t                k;
+    va_list               args;
+    const unsigned char  *p;
 
     n = snprintf(ctx->err, ctx->errlen, "%s: ", ctx->source);
 
@@ -500,8 +509,25 @@ cs_plan_error(cs_plan_ctx_t *ctx, const char *fmt, ...)
     }
 
     va_start(args, fmt);
-    vsnprintf(ctx->err + n, ctx->errlen - n, fmt, args);
+    vsnprintf(msg, sizeof(msg), fmt, args);
     va_end(args);
+
+    k = n;
+
+    for (p = (const unsigned char *) msg; *p && k + 5 <= ctx->errlen; p++) {
+        if (*p >= 0x20 && *p != 0x7f) {
+            ctx->err[k++] = *p;
+
+        } else if (*p == '\n' || *p == '\r' || *p == '\t') {
+            ctx->err[k++] = '\\';
+            ctx->err[k++] = *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't';
+
+        } else {
+            k += snprintf(ctx->err + k, ctx->errlen - k, "\\x%02x", *p);
+        }
+    }
+
+    ctx->err[k] = '\0';
 
     return -1;
 }
@@ -1154,14 +1180,14 @@ cs_plan_duration(cs_plan_ctx_t *ctx, json_t *v, const char *where,
         d = json_number_value(v);
 
         if (!(d >= 0 && d <= (double) CS_DURATION_MAX / 1000)) {
-            return cs_plan_error(ctx, "%s: %g is not a duration in "
+            return cs_plan_error(ctx, "%s: %.15g is not a duration in "
                                  "seconds", where, d);
         }
 
         *ms = (int64_t) llround(d * 1000);
 
-        /* a number of seconds: 90 is said 90s */
-        snprintf(val, sizeof(val), "%gs", d);
+        /* a number of seconds: 90 is said 90s, 1209600 1209600s */
+        snprintf(val, sizeof(val), "%.15gs", d);
 
     } else {
         return cs_plan_error(ctx, "%s is not a duration (\"30s\", \"30m\" "
@@ -1200,7 +1226,7 @@ cs_plan_number(cs_plan_ctx_t *ctx, json_t *v, const char *where,
     d = json_number_value(v);
 
     if (!(d <= max && (min_open ? d > min : d >= min))) {
-        return cs_plan_error(ctx, "%s: %g is out of range %s%g to %g",
+        return cs_plan_error(ctx, "%s: %.15g is out of range %s%g to %g",
                              where, d, min_open ? "above " : "", min, max);
     }
 
@@ -1772,7 +1798,7 @@ cs_plan_value(json_t *v, char *buf, size_t size)
                  strlen(json_string_value(v)) > 60 ? "..." : "");
 
     } else if (json_is_number(v)) {
-        snprintf(buf, size, "%g", json_number_value(v));
+        snprintf(buf, size, "%.15g", json_number_value(v));
 
     } else if (json_is_boolean(v)) {
         snprintf(buf, size, "%s", json_is_true(v) ? "true" : "false");

@@ -133,11 +133,12 @@ C<X-Canary-Weight>, C<X-Canary-Upstream>, C<X-Worker-Pid>.
 
 =over
 
-=item $t->nginx_t
+=item $t->nginx_t(MORE_OPTIONS)
 
-Runs C<nginx -t> on the written configuration without starting anything;
-returns C<(exit_ok, output_text)>.  What it logs is not checked as a bad
-error log (it is the output).
+Runs C<nginx -t> (and MORE_OPTIONS, e.g. C<-q>) on the written
+configuration without starting anything; returns C<(exit_ok,
+output_text)>.  What it logs is not checked as a bad error log (it is the
+output).
 
 =item $t->start
 
@@ -633,7 +634,7 @@ sub _nginx_args {
 
 
 sub nginx_t {
-    my ($self) = @_;
+    my ($self, @args) = @_;     # more options: '-q'
 
     die "CanaryTest: write_conf first\n" unless $self->{conf};
 
@@ -642,7 +643,7 @@ sub nginx_t {
     push @{$self->{pending_bad}}, $self->bad_log_lines($self->{log_off});
     $self->{stderr_off} = -s "$self->{prefix}/stderr.log" || 0;
 
-    my ($rc, $out) = $self->_run_nginx('-t');
+    my ($rc, $out) = $self->_run_nginx('-t', @args);
 
     $self->{log_off} = $self->log_mark;
 

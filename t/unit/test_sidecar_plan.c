@@ -294,6 +294,73 @@ START_TEST(test_bad_plans_name_the_problem)
 END_TEST
 
 
+/*
+ * A plan's value echoed in its error is one line: a newline in it would
+ * forge a log line ("...\n2026-... api ROLLBACK") for whoever reads the
+ * log; control bytes are escaped, the rest echoed as written.
+ */
+
+/*
+ * A number of seconds is echoed as the plan wrote it: a 14-day hold of
+ * 1209600 is "1209600s", not "1.2096e+06s"
+ */
+
+START_TEST(test_numbers_of_seconds_said_as_written)
+{
+    cs_plan_t  plan;
+
+    ck_assert_msg(cs_parse(&plan, "{\"stages\": ["
+                           CS_STAGE("a", "5", "1209600") ","
+                           CS_STAGE("b", "9", "2592000") ","
+                           CS_STAGE("c", "20", "0.25") ","
+                           CS_STAGE("d", "50", "604800") "],"
+                           " \"violation_for\": 86400}") == 0,
+                  "%s", cs_err);
+
+    ck_assert_str_eq(plan.said.hold[0], "1209600s");
+    ck_assert_str_eq(plan.said.hold[1], "2592000s");
+    ck_assert_str_eq(plan.said.hold[2], "0.25s");
+    ck_assert_str_eq(plan.said.hold[3], "604800s");
+    ck_assert_str_eq(plan.said.violation_for, "86400s");
+}
+END_TEST
+
+
+START_TEST(test_bad_values_echo_on_one_line)
+{
+    size_t       i;
+    const char  *p;
+
+    static const char  *plans[] = {
+        "{\"stages\": [" CS_STAGE("a", "5", "\"1s\"") "],"
+        " \"on_violation\": \"rollback\\n2026-01-01T00:00:00Z api "
+        "ROLLBACK\"}",
+        "{\"stages\": [" CS_STAGE("a", "5", "\"1s\\r\\n2m\"") "]}",
+        "{\"stages\": [" CS_STAGE("a", "5", "\"1s\"") "],"
+        " \"triggers\": {\"latency_p99\": {\"act\": \"now\\u001b[2J\"}}}",
+        "{\"stages\": [" CS_STAGE("a", "5", "\"1s\"") "],"
+        " \"triggers\": {\"latency\\np99\": {\"act\": \"grace\"}}}",
+        NULL
+    };
+
+    for (i = 0; plans[i]; i++) {
+        cs_bad(plans[i], "plan.json: ", NULL);
+
+        for (p = cs_err; *p; p++) {
+            ck_assert_msg((unsigned char) *p >= 0x20 && *p != 0x7f,
+                          "byte 0x%02x at %zu of: %s", (unsigned char) *p,
+                          (size_t) (p - cs_err), cs_err);
+        }
+    }
+
+    cs_bad(plans[0], "on_violation: \"rollback\\n2026-01-01T00:00:00Z",
+           NULL);
+    cs_bad(plans[1], "\"1s\\r\\n2m\" is not a duration", NULL);
+    cs_bad(plans[2], "\"now\\x1b[2J\" is not", NULL);
+}
+END_TEST
+
+
 START_TEST(test_plan_file)
 {
     FILE       *f;

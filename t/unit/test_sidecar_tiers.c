@@ -273,7 +273,7 @@ START_TEST(test_plan_errors_name_the_field_and_place)
                "above 0 to 67108");
     cs_refused("{\"slo\": {\"latency_p50_max_ms\": 3600000},"
                " \"stages\": [{\"name\": \"a\", \"weight\": 1, \"hold\": 0}]}",
-               "slo.latency_p50_max_ms: 3.6e+06 is out of range");
+               "slo.latency_p50_max_ms: 3600000 is out of range");
     ck_assert_int_eq(cs_parse(&p,
         "{\"slo\": {\"latency_p95_max_ms\": 67108},"
         " \"stages\": [{\"name\": \"a\", \"weight\": 1, \"hold\": 0}]}"),
