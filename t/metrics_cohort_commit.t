@@ -70,7 +70,10 @@ ok wait_until(3, sub { a_counts() eq '0/3' }), 'a counts 0/3';
 # for a cohort's name among the slots copied aside (run for every one)
 my $src = "$FindBin::Bin/../src/ngx_http_canary_zone.c";
 open my $fh, '<', $src or die "$src: $!";
-my ($line) = grep { <$fh> =~ /^\s+if \(old\[j\]\.name_len == / } 1 .. 2000;
+my $line;
+while (<$fh>) {
+    if (/^\s+if \(old\[j\]\.name_len == /) { $line = $.; last }
+}
 close $fh;
 ok $line, "zone.c: the cohort loop's look by name at line $line"
     or BAIL_OUT('no line for gdb');
