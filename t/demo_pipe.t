@@ -1,0 +1,198 @@
+#!/usr/bin/perl
+
+# Story: a newcomer pipes the demo: "make demo | head", "| less" then q,
+# "make demo KEEP=1 | tee demo.log" then Ctrl-C.  Whoever reads its output
+# goes away first; the demo must still stop everything it started and
+# remove its directory (a SIGPIPE used to kill it on the spot and leave
+# Redis, both nginx, the sidecar and its traffic running).  And in a
+# terminal that cannot erase (TERM=dumb: Emacs' M-x shell) it prints
+# plain lines, no escape codes.  Each case stops the demo within seconds
+# of its start; no story is run.
+
+use strict;
+use warnings;
+
+use FindBin;
+use File::Path qw(remove_tree);
+use File::Temp qw(tempdir);
+use IO::Socket::INET;
+use POSIX qw(WNOHANG);
+use Test::More;
+use Time::HiRes qw(sleep time);
+
+my $demo = "$FindBin::Bin/../scripts/demo";
+my $tmp = tempdir('canary-demo-pipe-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+
+plan skip_all => 'build first: make'
+    unless -x "$FindBin::Bin/../build/canary-sidecar";
+
+# Starts the demo, its output into a pipe, in a process group of its own
+# as a shell's job; reads up to its "ports:" line.  Returns the pid, the
+# read end and what the demo said: its directory and ports.
+sub start_demo {
+    my @args = @_;
+
+    pipe my $r, my $w or die "pipe: $!\n";
+    my $pid = fork // die "fork: $!\n";
+
+    if ($pid == 0) {
+        setpgrp(0, 0);
+        close $r;
+        open STDOUT, '>&', $w or die "stdout: $!\n";
+        exec $^X, $demo, @args or POSIX::_exit(127);
+    }
+
+    close $w;
+
+    my ($dir, %port);
+    local $SIG{ALRM} = sub { die "no ports line from the demo\n" };
+    alarm 60;
+
+    while (my $line = <$r>) {
+        $dir = $1 if $line =~ /^demo in (\S+) /;
+        if ($line =~ /^ports: (.*)/) {
+            %port = map { split /=/ } split ' ', $1;
+            last;
+        }
+    }
+
+    alarm 0;
+    return ($pid, $r, $dir, \%port);
+}
+
+# waits for the demo's exit: its status as the shell reports it
+sub wait_demo {
+    my ($pid) = @_;
+    my $until = time + 30;
+
+    while (time < $until) {
+        if (waitpid($pid, WNOHANG) == $pid) {
+            return $? & 127 ? 'signal ' . ($? & 127) : 'exit ' . ($? >> 8);
+        }
+        sleep 0.05;
+    }
+
+    kill 'KILL', $pid;
+    waitpid $pid, 0;
+    return 'still running after 30 s';
+}
+
+# every port the demo listened on is closed: nothing it started is left
+sub ports_closed {
+    my ($port) = @_;
+    my $until = time + 10;
+    my @open;
+
+    do {
+        @open = grep { IO::Socket::INET->new(PeerAddr => "127.0.0.1:$_",
+                                             Timeout => 1) } values %$port;
+        return 1 unless @open;
+        sleep 0.1;
+    } while (time < $until);
+
+    diag("still listening: @open");
+    return 0;
+}
+
+# what a failed case left running: the processes that name its directory
+# or its Redis, and its traffic (a fork: the demo's own command line, which
+# only this file runs); stopped, so that the next tests start clean
+sub sweep {
+    my ($dir, $port) = @_;
+    my ($redis, $slow) = ($port->{redis} // 'none', $port->{slow} // 'none');
+
+    for (`ps -eo pid=,args=`) {
+        my ($pid, $args) = /^\s*(\d+)\s+(.*?)\s*$/ or next;
+        kill 'KILL', $pid
+            if index($args, $dir) >= 0
+               || $args =~ /^redis-server 127\.0\.0\.1:$redis\b/
+               || $args =~ /slow_origin\.pl $slow /
+               || $args eq "$^X $demo --stay";
+    }
+
+    remove_tree($dir) if $dir =~ m{/canary-demo-\w+$};
+}
+
+# --- "| head": the reader goes, the demo goes on writing -----------------
+
+{
+    my ($pid, $r, $dir, $port) = start_demo('--stay');
+    ok($dir && -d $dir && keys %$port == 5, "the demo started in $dir");
+
+    close $r;
+    is(wait_demo($pid), 'exit 141',
+       'its reader gone, the demo ends at its next line, as SIGPIPE would');
+    my ($closed, $gone) = (ports_closed($port), !-e $dir);
+    ok($closed, 'but only after stopping all it started');
+    ok($gone, 'and removing its directory');
+    sweep($dir, $port) unless $closed && $gone;
+}
+
+# --- "| tee" and Ctrl-C: the reader and the demo interrupted at once -----
+
+{
+    my ($pid, $r, $dir, $port) = start_demo('--stay');
+    ok($dir && -d $dir, "the demo started in $dir");
+
+    # the terminal's Ctrl-C ends tee first or the demo first: tee first is
+    # the case that matters, the demo's "interrupted" then has no reader
+    close $r;
+    kill 'INT', -$pid;
+    is(wait_demo($pid), 'exit 130', 'Ctrl-C: the demo is interrupted');
+    my ($closed, $gone) = (ports_closed($port), !-e $dir);
+    ok($closed, 'everything it started is stopped');
+    ok($gone, 'and its directory removed');
+    sweep($dir, $port) unless $closed && $gone;
+}
+
+# --- TERM=dumb in a real terminal (script(1) gives it a pty) -------------
+
+SKIP: {
+    skip 'script(1) is not installed', 3
+        unless grep { -x "$_/script" } split /:/, $ENV{PATH};
+
+    my $raw = "$tmp/typescript";
+    my $pid = fork // die "fork: $!\n";
+
+    if ($pid == 0) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', '/dev/null';
+        setpgrp(0, 0);
+        exec 'script', '-qfec', "exec env TERM=dumb $^X $demo --stay", $raw
+            or POSIX::_exit(127);
+    }
+
+    # up to two status lines: the live one would have been redrawn by then
+    my $text = '';
+    my $until = time + 60;
+
+    my $STATUS = qr/(?<![\d.])[\d.]+s  [a-z_]+ +stage /;
+
+    until (time > $until || (() = $text =~ /$STATUS/g) >= 2) {
+        sleep 0.2;
+        open my $fh, '<', $raw or next;
+        local $/;
+        $text = <$fh> // '';
+    }
+
+    my ($dir) = $text =~ /^demo in (\S+) /m;
+    my ($ports) = $text =~ /^ports: (.*?)\r?$/m;
+    my %port = map { split /=/ } split ' ', $ports // '';
+
+    my $all = () = $text =~ /$STATUS/g;
+    my $lines = () = $text =~ /^ *$STATUS[^\r\n\e]*\r?$/mg;
+    ok($all >= 2 && $lines == $all,
+       "TERM=dumb: the status line comes as plain lines ($lines of $all)")
+        or diag($text);
+    unlike($text, qr/\e/, 'and no escape code') or diag(explain($text));
+
+    # script passes the hang-up on: the demo cleans up as at a closed
+    # terminal
+    kill 'TERM', $pid;
+    wait_demo($pid);
+    ok(keys %port == 5 && ports_closed(\%port) && $dir && !-e $dir,
+       'and it stops as a closed terminal stops it')
+        or $dir && sweep($dir, \%port);
+}
+
+done_testing;
