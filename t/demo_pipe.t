@@ -6,8 +6,9 @@
 # remove its directory (a SIGPIPE used to kill it on the spot and leave
 # Redis, both nginx, the sidecar and its traffic running).  And in a
 # terminal that cannot erase (TERM=dumb: Emacs' M-x shell) it prints
-# plain lines, no escape codes.  Each case stops the demo within seconds
-# of its start; no story is run.
+# plain lines, no escape codes.  Run from another directory, the
+# canary-ctl command it prints is one that works there.  Each case stops
+# the demo within seconds of its start; no story is run.
 
 use strict;
 use warnings;
@@ -37,6 +38,7 @@ sub start_demo {
 
     if ($pid == 0) {
         setpgrp(0, 0);
+        chdir $tmp or die "$tmp: $!\n";     # not where the demo lives
         close $r;
         open STDOUT, '>&', $w or die "stdout: $!\n";
         exec $^X, $demo, @args or POSIX::_exit(127);
@@ -44,20 +46,21 @@ sub start_demo {
 
     close $w;
 
-    my ($dir, %port);
+    my ($dir, %port, $ctl);
     local $SIG{ALRM} = sub { die "no ports line from the demo\n" };
     alarm 60;
 
     while (my $line = <$r>) {
         $dir = $1 if $line =~ /^demo in (\S+) /;
+        $ctl = $1 if $line =~ /^operate it: (\S+)/;
         if ($line =~ /^ports: (.*)/) {
             %port = map { split /=/ } split ' ', $1;
-            last;
         }
+        last if $ctl && %port;
     }
 
     alarm 0;
-    return ($pid, $r, $dir, \%port);
+    return ($pid, $r, $dir, \%port, $ctl);
 }
 
 # waits for the demo's exit: its status as the shell reports it
@@ -116,8 +119,12 @@ sub sweep {
 # --- "| head": the reader goes, the demo goes on writing -----------------
 
 {
-    my ($pid, $r, $dir, $port) = start_demo('--stay');
+    my ($pid, $r, $dir, $port, $ctl) = start_demo('--stay');
     ok($dir && -d $dir && keys %$port == 5, "the demo started in $dir");
+
+    # it ran from another directory: its canary-ctl command works there
+    ok($ctl && -x ($ctl =~ m{^/} ? $ctl : "$tmp/$ctl"),
+       "the canary-ctl it prints can be run from there ($ctl)");
 
     close $r;
     is(wait_demo($pid), 'exit 141',
