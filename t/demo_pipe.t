@@ -6,9 +6,10 @@
 # remove its directory (a SIGPIPE used to kill it on the spot and leave
 # Redis, both nginx, the sidecar and its traffic running).  And in a
 # terminal that cannot erase (TERM=dumb: Emacs' M-x shell) it prints
-# plain lines, no escape codes.  Run from another directory, the
-# canary-ctl command it prints is one that works there.  Each case stops
-# the demo within seconds of its start; no story is run.
+# plain lines, no escape codes.  Under nohup a hang-up leaves it up.
+# Run from another directory, the canary-ctl command it prints is one
+# that works there.  Each case stops the demo within seconds of its
+# start; no story is run.
 
 use strict;
 use warnings;
@@ -149,6 +150,41 @@ sub sweep {
     my ($closed, $gone) = (ports_closed($port), !-e $dir);
     ok($closed, 'everything it started is stopped');
     ok($gone, 'and its directory removed');
+    sweep($dir, $port) unless $closed && $gone;
+}
+
+# --- nohup: started with HUP ignored, it outlives the terminal ----------
+
+{
+    local $SIG{HUP} = 'IGNORE';         # what nohup does, inherited
+    my ($pid, $r, $dir, $port) = start_demo('--stay');
+
+    # SigIgn in /proc: bit 0 is SIGHUP
+    open my $fh, '<', "/proc/$pid/status";
+    my ($ign) = join('', <$fh>) =~ /^SigIgn:\s*([0-9a-f]+)/m;
+    ok(defined $ign && hex(substr $ign, -1) & 1,
+       'nohup: the demo keeps HUP ignored') or diag("SigIgn $ign");
+
+    # the terminal closes; a line later it is all still up
+    kill 'HUP', -$pid;
+    my $line = <$r>;
+    my @down = grep { !IO::Socket::INET->new(PeerAddr => "127.0.0.1:$_") }
+               values %$port;
+
+    # the sidecar stops at HUP whatever it inherits, an interval later:
+    # out of the terminal's process group, the hang-up does not reach it
+    my ($sidecar) = grep { /canary-sidecar .*\Q$dir\E/ } `ps -eo pgid=,args=`;
+    push @down, 'canary-sidecar (in the terminal\'s process group)'
+        unless $sidecar && $sidecar =~ /^\s*(\d+)/ && $1 != $pid;
+    ok(defined $line && $line !~ /interrupted/
+       && waitpid($pid, WNOHANG) == 0 && !@down,
+       'and a hang-up leaves it and all it started up')
+        or diag($line // 'no line', "closed: @down");
+
+    kill 'TERM', $pid;
+    is(wait_demo($pid), 'exit 130', 'TERM then ends it as Ctrl-C does');
+    my ($closed, $gone) = (ports_closed($port), !-e $dir);
+    ok($closed && $gone, 'all it started stopped, its directory removed');
     sweep($dir, $port) unless $closed && $gone;
 }
 
