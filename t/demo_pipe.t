@@ -7,6 +7,7 @@
 # Redis, both nginx, the sidecar and its traffic running).  And in a
 # terminal that cannot erase (TERM=dumb: Emacs' M-x shell) it prints
 # plain lines, no escape codes.  Under nohup a hang-up leaves it up.
+# A process it started that dies ends it at once, named, logs kept.
 # Run from another directory, the canary-ctl command it prints is one
 # that works there.  Each case stops the demo within seconds of its
 # start; no story is run.
@@ -151,6 +152,35 @@ sub sweep {
     ok($closed, 'everything it started is stopped');
     ok($gone, 'and its directory removed');
     sweep($dir, $port) unless $closed && $gone;
+}
+
+# --- a process it started dies: it says which, stops, keeps its logs ----
+
+{
+    my ($pid, $r, $dir, $port) = start_demo('--stay');
+
+    my ($sidecar) = map { /^\s*(\d+)/ }
+                    grep { /canary-sidecar .*\Q$dir\E/ } `ps -eo pid=,args=`;
+    ok($sidecar, "the sidecar runs ($sidecar)");
+    kill 'KILL', $sidecar;
+
+    # well before the story's 100 s deadline, the time it took before
+    my $said = '';
+    local $SIG{ALRM} = sub { die "timeout\n" };
+    eval {
+        alarm 30;
+        while (my $line = <$r>) { $said .= $line }
+        alarm 0;
+    };
+    my $want = 'sidecar exited by itself (signal 9): the demo stops; '
+               . "logs in $dir";
+    like($said, qr/^\Q$want\E$/m, 'a killed sidecar: the demo says so')
+        or diag($said || $@);
+    is(wait_demo($pid), 'exit 1', 'and fails');
+    my $closed = ports_closed($port);
+    ok($closed && -f "$dir/sidecar.log",
+       'all it started stopped, its logs kept');
+    sweep($dir, $port);
 }
 
 # --- nohup: started with HUP ignored, it outlives the terminal ----------
