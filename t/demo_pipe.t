@@ -16,6 +16,8 @@ use strict;
 use warnings;
 
 use FindBin;
+use lib "$FindBin::Bin/lib";
+use CanaryTest;                 # CANARY_NO_SKIP: a skip fails in CI
 use File::Path qw(remove_tree);
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
