@@ -81,6 +81,16 @@ $t->write_conf(<<"EOF", workers => 2);
             access_log ${\ $t->prefix }/status_access.log;
         }
 
+        # the page with counters read mid-update (fake.json, below)
+        location = /torn/canary_status {
+            if (\$arg_format = json) { rewrite ^ /fake.json last; }
+            canary_status;
+        }
+        location = /fake.json {
+            root ${\ $t->prefix };
+            default_type application/json;
+        }
+
         # the browser asks for it: not a routed request
         location = /favicon.ico { return 204; }
     }
@@ -302,6 +312,29 @@ is($g10->{'guard-canary-rate'},
    sprintf('%.2f %%', $cur60->{canary}{error_rate}),
    "with its own rate, $g10->{'guard-canary-rate'}, not the 10 s one");
 cmp_ok($cur60->{canary}{errors}, '>', 0, 'which counts the failures');
+
+# a worker's window read mid-update (its errors counted after its
+# requests): 13 errors of 10 requests.  The page shows 100 %, not 130 %
+my $torn = decode_json(encode_json($j60));
+my $tc = $torn->{splits}{checkout};
+@{$tc->{variants}{canary}{window}}{qw(requests 5xx upstream_errors)}
+    = (10, 12, 1);
+$tc->{guard}{current}{canary} = { %{$tc->{guard}{current}{canary}},
+                                  requests => 10, errors => 13,
+                                  error_rate => 130 };
+open my $fj, '>', $t->prefix . '/fake.json' or die $!;
+print $fj encode_json($torn);
+close $fj;
+my $urlt = "http://127.0.0.1:$port/torn/canary_status?format=html";
+my $domt = `$CHROMIUM @flags --user-data-dir=$profile --dump-dom '$urlt' 2>/dev/null`;
+$domt = decode('UTF-8', $domt);
+my ($ratet) = $domt =~ /data-split="checkout".*?data-variant="canary"
+                        .*?data-metric="error-rate">([^<]*)</sx;
+is($ratet, '100.00 %', '13 errors of 10 requests: the page says 100.00 %');
+my $gt = guard_shown($domt, 'checkout');
+is($gt->{'guard-canary'}, '10 errors of 10 requests',
+   'the guard line: errors no more than requests');
+is($gt->{'guard-canary-rate'}, '100.00 %', 'and 100.00 %');
 
 my $dir = "$FindBin::Bin/../build/artifacts";
 make_path($dir);
