@@ -15,7 +15,9 @@
 #   * receipts prints one line per receipt, and each line is what the
 #     same receipt's JSON (receipts --json) says: time, operation, stage
 #     and weight moves, generation, who, reason; status's last receipt
-#     is the newest of those lines.
+#     is the newest of those lines: an entry's receipt field, whatever
+#     other fields it has; a pin set of another type is an error naming
+#     its key, exit 1, not a count.
 #   * Every error that concerns Redis names the address it tried, with
 #     redis-cli's reason: a closed port, a missing unix socket.
 
@@ -358,5 +360,28 @@ r('HSET', 'canary:badgen', 'generation', 'abc');
 ($rc, $out, $err) = ctl_run($t, $redis, ['set-weight', 'badgen', 9, '--force']);
 like $err, qr/^canary-ctl: Redis at \Q$redis\E refused the change:$/m,
     'a refusal names the address too';
+
+# ---- status: a pin set of the wrong type, a stream entry not only a
+# receipt ---------------------------------------------------------------
+
+ctl('set-weight', 'odd', '5', '--force');
+r('SET', 'canary:odd:pin:canary', 'not a set');
+($rc, $out, $err) = ctl('status', 'odd');
+is $rc, 1, 'status, a pin set of the wrong type: exit 1';
+like $err, qr/^canary-ctl:[ ]cannot[ ]count[ ]the[ ]pins[ ]in[ ]canary:odd:pin:canary
+              [ ]\(Redis[ ]at[ ]\Q$redis\E\):[ ]WRONGTYPE/mx,
+    'an error naming the key, with Redis\' reason' or diag $err;
+unlike $out, qr/WRONGTYPE/, 'not printed as the count';
+r('DEL', 'canary:odd:pin:canary');
+
+# an entry whose first field is not the receipt (written by hand)
+my ($newest) = split /\n/, (ctl('receipts', 'odd', '1'))[1];
+my $json = (ctl('receipts', 'odd', '1', '--json'))[1];
+chomp $json;
+r('XADD', 'canary:odd:receipts', '*', 'note', 'by hand', 'receipt', $json);
+($rc, $out, $err) = ctl('status', 'odd');
+is $rc, 0, 'status odd: exit 0' or diag $err;
+like $out, qr/^  last receipt   \Q$newest\E$/m,
+    "the last receipt is the entry's receipt field, not its first";
 
 done_testing();
