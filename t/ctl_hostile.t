@@ -292,7 +292,8 @@ print $fh "wrong-s3cret\n";
 close $fh;
 r('CONFIG', 'SET', 'requirepass', 'pw-s3cret');
 for my $args (['status', 'h'], ['receipts', 'h'], ['receipts', 'h', '--json'],
-              ['pins', 'h'], ['fleet', 'h'], ['set-weight', 'h', '5'])
+              ['pins', 'h'], ['fleet', 'h'], ['set-weight', 'h', '5'],
+              ['evidence', 'h', '0a1b2c3d-0000-4000-8000-000000000001'])
 {
     ($rc, $out, $err) = ctl_run($t, $redis, ['--password-file', $pw, @$args]);
     is $rc, 1, "canary-ctl @$args, a wrong password: exit 1";

@@ -16,7 +16,9 @@
 #   * A snapshot that decompresses to JSON of another shape: a clear
 #     error naming the key, exit 1 (perl died: "cannot reach Redis").
 #   * A snapshot whose strings hold control bytes (an escape sequence in
-#     a node's name): the table prints none of them to the terminal.
+#     a node's name): the table prints none of them to the terminal,
+#     nor C1 or bidi controls or bytes that are no UTF-8 (as receipts'
+#     tty()), as JSON escapes or raw.
 
 use strict;
 use warnings;
@@ -139,5 +141,35 @@ is $rc, 0, 'a snapshot with control bytes in its strings: printed'
 unlike $out, qr/[\x00-\x08\x0b-\x1f\x7f]/, 'without a control byte';
 like $out, qr/^reason: two\?lines$/m, 'each one a "?"';
 like $out, qr/web\?\[1m/, 'a node name\'s too';
+
+# C1 and bidi controls, bytes that are no UTF-8, as tty() cleans them for
+# receipts and status: JSON escapes (\u009b, \u202e) and raw bytes
+my $evil = "ESC\e[31m CSI\x{9b}31m NEL\x{85} RLO\x{202e} end";
+snapshot(JSON::PP->new->ascii->encode(
+    { receipt_id => $evil, operations => [$evil], reason => $evil,
+      nodes => [{ node => $evil, stable => { requests => "9\x{9b}2J" } }],
+      checks => { $evil => { status => $evil } } }));
+($rc, $out, $err) = ctl('evidence', 'app', $id);
+is $rc, 0, 'a snapshot with C1 and bidi controls: printed' or diag $err;
+terminal_safe($out, 'JSON escapes');
+like $out, qr/^reason: ESC\?\[31m CSI\?31m NEL\? RLO\? end$/m,
+    'each one a "?"';
+snapshot(qq({"reason":"raw\x9b2J \xc2\x85 \xe2\x80\xae \xff \xc3\xa9"}));
+($rc, $out, $err) = ctl('evidence', 'app', $id);
+terminal_safe($out, 'raw bytes');
+like $out, qr/^reason: raw\?2J \? \? \? \xc3\xa9$/m,
+    'each one a "?", UTF-8 kept';
+
+# text a terminal shows as it is: valid UTF-8, no C0 (but \n), DEL, C1
+# or bidi controls
+sub terminal_safe {
+    my ($s, $name) = @_;
+    return fail("$name: not valid UTF-8") unless utf8::decode($s);
+    my $c = '\x00-\x09\x0b-\x1f\x7f-\x9f\x{200e}\x{200f}\x{202a}-\x{202e}'
+            . '\x{2066}-\x{2069}';
+    my @bad = $s =~ /([$c])/g;
+    ok !@bad, "$name: no control characters"
+        or diag 'found: ' . join ' ', map { sprintf 'U+%04X', ord } @bad;
+}
 
 done_testing;
