@@ -12,6 +12,7 @@
 # Deleting the sidecar's state does not start a new rollout (it writes
 # back what it remembers); canary-ctl reset does; the module's guard
 # tripping (weight 0, state guard_tripped, its own receipt) stops it too.
+# A name from Redis with a newline stays on its log line, escaped.
 
 use strict;
 use warnings;
@@ -27,19 +28,32 @@ my $s = SidecarTest->new(name => 'operator');
 $s->start;
 $s->traffic(clients => 3, rate => 100);
 
-$s->sidecar(plan => fast_plan());
+$s->sidecar(plan => fast_plan(), args => ['--log-every', '0']);
 
 sub stage { $s->state_hash->{stage_name} // '' }
 sub sidecar_receipts { grep { $_->{by} eq 'sidecar-a' } $s->receipts }
 
 $s->wait_for(sub { stage() eq '5_percent' }, 20, 'at 5%') or $s->show_log;
 
-note $s->ctl('pause', 'api');
+like((split /\n/, $s->sidecar_log)[0], qr/; a line every interval$/,
+     '--log-every 0: the start line says a line every interval');
+
+# paused by hand in Redis, by a name with a newline: the log line keeps
+# it escaped, and no line of the log is forged
+$s->redis('EVAL', <<'LUA', 1, $s->key);
+redis.call('HINCRBY', KEYS[1], 'generation', 1)
+redis.call('HSET', KEYS[1], 'state', 'paused',
+           'updated_by', 'operator\n2026-01-01T00:00:00Z api FORGED')
+return 1
+LUA
 sleep 3;
 is stage(), '5_percent', 'paused: still at 5% after more than its hold';
 is $s->hget('state'), 'paused', 'state paused';
 is $s->state_hash->{status}, 'paused', 'the sidecar knows';
-like $s->sidecar_log, qr/operator: paused by operator/, 'logged';
+like $s->sidecar_log, qr/operator: paused by operator\\n2026-01-01T/,
+    'logged, its newline as \\n';
+unlike $s->sidecar_log, qr/^2026-01-01T00:00:00Z api FORGED/m,
+    'no line forged';
 like $s->sidecar_log, qr/paused: holding until canary-ctl resume/,
     'and why it holds';
 

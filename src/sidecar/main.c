@@ -340,8 +340,7 @@ cs_init(cs_sidecar_t *sc, int argc, char **argv)
 
     cs_log("%s: canary-sidecar %s%s: redis %s key %s, %s, plan %s "
            "(%zu stage%s), interval %s, window %s, violation_for %s, "
-           "on_violation %s; a summary line every %s while nothing "
-           "changes", sc->opt.split, sc->id,
+           "on_violation %s; %s%s%s", sc->opt.split, sc->id,
            sc->opt.dry_run ? " (dry run: writes nothing)" : "",
            sc->opt.redis ? sc->opt.redis : sc->opt.master, sc->redis.key,
            err,
@@ -355,8 +354,10 @@ cs_init(cs_sidecar_t *sc, int argc, char **argv)
                             sc->plan.violation_for, c, sizeof(c)),
            sc->plan.on_violation == CS_ON_VIOLATION_PAUSE
            ? "pause" : "rollback",
+           sc->log_every ? "a summary line every " : "a line every interval",
            sc->log_every ? (sc->opt.log_every ? sc->opt.log_every : "60s")
-                         : "interval");
+                         : "",
+           sc->log_every ? " while nothing changes" : "");
 
     for (i = 0; i < sc->plan.nnotify; i++) {
         cs_log("%s: notify[%zu]: %s, %s%s, %s", sc->opt.split, i,
@@ -1969,16 +1970,18 @@ cs_notify_state(cs_sidecar_t *sc)
 static void
 cs_log(const char *fmt, ...)
 {
-    char     ts[32];
+    char     ts[32], msg[4096], line[8192];
     va_list  args;
 
-    fprintf(stderr, "%s ", cs_iso8601(cs_wall_ms(), ts, sizeof(ts)));
-
     va_start(args, fmt);
-    vfprintf(stderr, fmt, args);
+    vsnprintf(msg, sizeof(msg), fmt, args);
     va_end(args);
 
-    fputc('\n', stderr);
+    /* values from Redis (updated_by, state) stay on the line */
+    cs_escape(line, sizeof(line), msg);
+
+    fprintf(stderr, "%s %s\n", cs_iso8601(cs_wall_ms(), ts, sizeof(ts)),
+            line);
 }
 
 
@@ -2023,7 +2026,7 @@ cs_log_decision(cs_sidecar_t *sc, const cs_rollout_t *ro,
     const cs_decision_t *d, int wrote, int64_t now, const char *line)
 {
     int          summary, same;
-    char         said[sizeof(sc->said)], ts[32], changed[256];
+    char         said[sizeof(sc->said)], ts[32], changed[256], safe[4096];
     size_t       n, i, k;
     int64_t      mono;
     const char  *p;
@@ -2039,8 +2042,10 @@ cs_log_decision(cs_sidecar_t *sc, const cs_rollout_t *ro,
         snprintf(sc->idle, sizeof(sc->idle), "%s", line);
         sc->said[0] = '\0';
 
+        cs_escape(safe, sizeof(safe), line);
+
         fprintf(stderr, "%s %s%s\n", cs_iso8601(now, ts, sizeof(ts)),
-                sc->opt.dry_run ? "[dry run] " : "", line);
+                sc->opt.dry_run ? "[dry run] " : "", safe);
         return;
     }
 
@@ -2103,8 +2108,11 @@ cs_log_decision(cs_sidecar_t *sc, const cs_rollout_t *ro,
         summary = sc->log_every > 0;
     }
 
+    /* an operator's note holds values from Redis: one line still */
+    cs_escape(safe, sizeof(safe), line);
+
     fprintf(stderr, "%s %s%s%s", cs_iso8601(now, ts, sizeof(ts)),
-            sc->opt.dry_run ? "[dry run] " : "", line, changed);
+            sc->opt.dry_run ? "[dry run] " : "", safe, changed);
 
     if (summary) {
         fprintf(stderr, " (summary: %u step%s since the last line, nothing "

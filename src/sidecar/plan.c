@@ -489,18 +489,16 @@ cs_plan_free(cs_plan_t *plan)
 
 /*
  * The error echoes values from the plan: a control byte in one (a
- * newline) is escaped, "\n", "\x1b", so that the error stays one line
- * of the log and cannot forge another
+ * newline) is escaped (cs_escape), so that the error stays one line of
+ * the log and cannot forge another
  */
 
 static int
 cs_plan_error(cs_plan_ctx_t *ctx, const char *fmt, ...)
 {
-    int                   n;
-    char                  msg[1024];
-    size_t                k;
-    va_list               args;
-    const unsigned char  *p;
+    int      n;
+    char     msg[1024];
+    va_list  args;
 
     n = snprintf(ctx->err, ctx->errlen, "%s: ", ctx->source);
 
@@ -512,24 +510,36 @@ cs_plan_error(cs_plan_ctx_t *ctx, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, args);
     va_end(args);
 
-    k = n;
+    cs_escape(ctx->err + n, ctx->errlen - n, msg);
 
-    for (p = (const unsigned char *) msg; *p && k + 5 <= ctx->errlen; p++) {
+    return -1;
+}
+
+
+size_t
+cs_escape(char *dst, size_t size, const char *src)
+{
+    size_t                k;
+    const unsigned char  *p;
+
+    k = 0;
+
+    for (p = (const unsigned char *) src; *p && k + 5 <= size; p++) {
         if (*p >= 0x20 && *p != 0x7f) {
-            ctx->err[k++] = *p;
+            dst[k++] = *p;
 
         } else if (*p == '\n' || *p == '\r' || *p == '\t') {
-            ctx->err[k++] = '\\';
-            ctx->err[k++] = *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't';
+            dst[k++] = '\\';
+            dst[k++] = *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't';
 
         } else {
-            k += snprintf(ctx->err + k, ctx->errlen - k, "\\x%02x", *p);
+            k += snprintf(dst + k, size - k, "\\x%02x", *p);
         }
     }
 
-    ctx->err[k] = '\0';
+    dst[k] = '\0';
 
-    return -1;
+    return k;
 }
 
 

@@ -218,6 +218,14 @@ extern const char  *cs_plan_notify_events[];
  */
 int cs_duration_parse(const char *s, int64_t *ms);
 
+/*
+ * src into dst (size bytes, at least 1) as one line of a log: a control
+ * byte (a newline, ESC) as "\n", "\x1b", so that a value from a plan or
+ * from Redis cannot break the line or forge another; cut where dst is
+ * full.  Returns the length written.
+ */
+size_t cs_escape(char *dst, size_t size, const char *src);
+
 /* "1h30m", "12s", "1.5s", "250ms" into buf; returns buf */
 char *cs_duration_format(int64_t ms, char *buf, size_t size);
 
