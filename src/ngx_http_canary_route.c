@@ -33,6 +33,10 @@ static ngx_int_t ngx_http_canary_key_header(
 static void ngx_http_canary_scan_headers(ngx_http_request_t *r,
     ngx_http_canary_split_t *split, ngx_str_t *name,
     ngx_http_canary_scan_t *scan);
+static ngx_uint_t ngx_http_canary_scan_patterns(ngx_http_request_t *r,
+    ngx_http_canary_split_t *split, ngx_http_canary_scan_t *scan);
+static ngx_int_t ngx_http_canary_pattern_match(ngx_http_request_t *r,
+    ngx_http_canary_pattern_t *pt, ngx_str_t *s);
 static ngx_uint_t ngx_http_canary_trusted(ngx_http_request_t *r,
     ngx_array_t *from, ngx_http_canary_scan_t *scan);
 static ngx_int_t ngx_http_canary_pin_lookup(
@@ -303,12 +307,13 @@ ngx_http_canary_decide_split(ngx_http_request_t *r,
 {
     ngx_int_t                     pinned;
     ngx_str_t                     key, name;
-    ngx_uint_t                    weight;
+    ngx_uint_t                    k, weight;
     ngx_http_request_t           *mr;
     ngx_http_canary_ctx_t        *ctx, *main_ctx;
     ngx_http_canary_scan_t        scan;
     ngx_http_variable_value_t    *vv;
     ngx_http_canary_override_t   *ov;
+    ngx_http_canary_pattern_t    *pt;
     ngx_http_canary_shm_split_t  *shs;
 
     mr = r->main;
@@ -431,6 +436,22 @@ ngx_http_canary_decide_split(ngx_http_request_t *r,
         ctx->variant = ov[scan.override].variant;
         ctx->reason = NGX_HTTP_CANARY_REASON_HEADER;
         goto done;
+    }
+
+    /* the regex overrides: after the exact ones, as nginx's locations */
+    if (split->patterns.nelts) {
+        k = ngx_http_canary_scan_patterns(r, split, &scan);
+
+        if (scan.by_address) {
+            ctx->sockaddr = r->connection->sockaddr;
+        }
+
+        if (k < split->patterns.nelts) {
+            pt = split->patterns.elts;
+            ctx->variant = pt[k].variant;
+            ctx->reason = NGX_HTTP_CANARY_REASON_HEADER;
+            goto done;
+        }
     }
 
     if (scan.cookie != -1) {
@@ -684,6 +705,153 @@ ngx_http_canary_scan_headers(ngx_http_request_t *r,
             }
         }
     }
+}
+
+
+/*
+ * The first pattern override, in configuration order, that a header line
+ * matches (name case-insensitively, the line's value by the regex): a
+ * header given several times is matched line by line, as the exact form
+ * is, not joined.  The address is checked before the regex, so that a
+ * client not trusted never makes the worker run it.  Returns its index,
+ * or nelts: none.
+ */
+
+static ngx_uint_t
+ngx_http_canary_scan_patterns(ngx_http_request_t *r,
+    ngx_http_canary_split_t *split, ngx_http_canary_scan_t *scan)
+{
+    ngx_uint_t                  i, k, found;
+    ngx_list_part_t            *part;
+    ngx_table_elt_t            *h;
+    ngx_http_canary_pattern_t  *pt;
+
+    pt = split->patterns.elts;
+    found = split->patterns.nelts;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        for (k = 0; k < found; k++) {
+
+            if (h[i].key.len != pt[k].name.len
+                || ngx_strncmp(h[i].lowcase_key, pt[k].name.data,
+                               pt[k].name.len) != 0)
+            {
+                continue;
+            }
+
+            if (!ngx_http_canary_trusted(r, pt[k].from, scan)) {
+                continue;
+            }
+
+            if (ngx_http_canary_pattern_match(r, &pt[k], &h[i].value)
+                == NGX_OK)
+            {
+                found = k;
+                break;
+            }
+        }
+    }
+
+    return found;
+}
+
+
+#if (NGX_PCRE2)
+
+/* this worker's, made at the first pattern matched, kept to its exit */
+static pcre2_match_data     *ngx_http_canary_match_data;
+static pcre2_match_context  *ngx_http_canary_match_context;
+static time_t                ngx_http_canary_match_logged;
+
+#endif
+
+
+/*
+ * NGX_OK: the value matches; NGX_DECLINED: it does not, or PCRE stopped
+ * (a limit: logged at most once a second, as a hostile client may send
+ * such a value with every request)
+ */
+
+static ngx_int_t
+ngx_http_canary_pattern_match(ngx_http_request_t *r,
+    ngx_http_canary_pattern_t *pt, ngx_str_t *s)
+{
+#if (NGX_PCRE2)
+
+    int                  rc;
+    pcre2_match_data    *md;
+    pcre2_match_context *mc;
+
+    md = ngx_http_canary_match_data;
+    mc = ngx_http_canary_match_context;
+
+    if (md == NULL) {
+        md = pcre2_match_data_create(1, NULL);
+        mc = pcre2_match_context_create(NULL);
+
+        if (md == NULL || mc == NULL) {
+            if (md) {
+                pcre2_match_data_free(md);
+            }
+
+            if (mc) {
+                pcre2_match_context_free(mc);
+            }
+
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                          "canary: no memory for PCRE2 match data");
+            return NGX_DECLINED;
+        }
+
+        pcre2_set_match_limit(mc, NGX_HTTP_CANARY_PATTERN_MATCH_LIMIT);
+        pcre2_set_heap_limit(mc, NGX_HTTP_CANARY_PATTERN_HEAP_LIMIT);
+
+        ngx_http_canary_match_data = md;
+        ngx_http_canary_match_context = mc;
+    }
+
+    rc = pcre2_match(pt->regex, s->data, s->len, 0, 0, md, mc);
+
+    /* 0: a match whose captures did not fit the one pair asked for */
+    if (rc >= 0) {
+        return NGX_OK;
+    }
+
+    if (rc != PCRE2_ERROR_NOMATCH
+        && ngx_http_canary_match_logged != ngx_time())
+    {
+        ngx_http_canary_match_logged = ngx_time();
+
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "canary: \"override\" regex \"%V\" for header "
+                      "\"%V\" stopped on a value of %uz bytes: "
+                      "pcre2_match() error %d, taken as no match",
+                      &pt->value, &pt->name, s->len, rc);
+    }
+
+    return NGX_DECLINED;
+
+#else
+
+    /* PCRE1 (nginx built without PCRE2): its default limits */
+    return (ngx_regex_exec(pt->regex, s, NULL, 0) >= 0)
+           ? NGX_OK : NGX_DECLINED;
+
+#endif
 }
 
 
