@@ -33,7 +33,8 @@ static ngx_int_t ngx_http_canary_key_header(
 static void ngx_http_canary_scan_headers(ngx_http_request_t *r,
     ngx_http_canary_split_t *split, ngx_str_t *name,
     ngx_http_canary_scan_t *scan);
-static ngx_uint_t ngx_http_canary_scan_patterns(ngx_http_request_t *r,
+/* not static: see its definition */
+ngx_uint_t ngx_http_canary_scan_patterns(ngx_http_request_t *r,
     ngx_http_canary_split_t *split, ngx_http_canary_scan_t *scan);
 static ngx_int_t ngx_http_canary_pattern_match(ngx_http_request_t *r,
     ngx_http_canary_pattern_t *pt, ngx_str_t *s);
@@ -714,10 +715,11 @@ ngx_http_canary_scan_headers(ngx_http_request_t *r,
  * header given several times is matched line by line, as the exact form
  * is, not joined.  The address is checked before the regex, so that a
  * client not trusted never makes the worker run it.  Returns its index,
- * or nelts: none.
+ * or nelts: none.  Not static, so that the compiler keeps it out of
+ * ngx_http_canary_decide_split(): a split without patterns pays one test.
  */
 
-static ngx_uint_t
+ngx_uint_t
 ngx_http_canary_scan_patterns(ngx_http_request_t *r,
     ngx_http_canary_split_t *split, ngx_http_canary_scan_t *scan)
 {
