@@ -45,6 +45,7 @@ my $rules = <<'EOF';
         override X-Tilde          \~literal       canary;
         override X-Tilde-Re       ~^~x            canary;
         override X-Slow           ~^(a+)+$        canary;
+        override X-Slow-Trusted   ~^(a+)+$        canary from=127.0.0.2;
         override X-Anything       ~^              canary;
         cookie   canary;
         cohort   $http_x_cohort;
@@ -284,13 +285,24 @@ check('"~^~x": "xyz" does not match', '/w0',
 {
     my $mark = $t->log_mark;
 
+    # from= is checked first: an untrusted client never runs the regex
+    check('X-Slow-Trusted "a" x 20 . "!" from an untrusted address',
+          '/w0', [@T, 'X-Slow-Trusted' => ('a' x 20) . '!'],
+          'stable', 'hash');
+    check('X-Slow-Trusted "aaaa" from an untrusted address: ignored',
+          '/w0', [@T, 'X-Slow-Trusted' => 'aaaa'], 'stable', 'hash');
+    check('X-Slow-Trusted "aaaa" from a trusted address', '/w0',
+          [@T, 'X-Slow-Trusted' => 'aaaa'], 'canary', 'header',
+          from => '127.0.0.2');
+
     check('X-Slow "aaaa" matches ~^(a+)+$', '/w0',
           [@T, 'X-Slow' => 'aaaa'], 'canary', 'header');
     check('X-Slow "a" x 10 . "!" : a small backtrack, no match, no log',
           '/w0', [@T, 'X-Slow' => ('a' x 10) . '!'], 'stable', 'hash');
 
     unlike($t->log_since($mark), qr/stopped on a value/,
-           'no limit reached below 100,000 steps');
+           'no limit reached below 100,000 steps, nor by the untrusted '
+           . 'client\'s value (its regex never ran)');
 
     # ~1,000,000 steps: under PCRE2's default limit, over the module's
     my $d = check('X-Slow "a" x 20 . "!": stopped at the match limit, '
