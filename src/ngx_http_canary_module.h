@@ -284,6 +284,13 @@ typedef struct {
 #define NGX_HTTP_CANARY_PATTERN_MATCH_LIMIT  100000
 #define NGX_HTTP_CANARY_PATTERN_HEAP_LIMIT   4096
 
+/*
+ * and the header lines of one request that the patterns are run on (a
+ * regex per pattern of that header's name): a request with more lines
+ * than that of the headers patterns match is hostile, or broken
+ */
+#define NGX_HTTP_CANARY_PATTERN_LINES_MAX    8
+
 
 /*
  * override HEADER ~REGEX or ~*REGEX: apart from the exact overrides, so

@@ -38,6 +38,8 @@ ngx_uint_t ngx_http_canary_scan_patterns(ngx_http_request_t *r,
     ngx_http_canary_split_t *split, ngx_http_canary_scan_t *scan);
 static ngx_int_t ngx_http_canary_pattern_match(ngx_http_request_t *r,
     ngx_http_canary_pattern_t *pt, ngx_str_t *s);
+static void ngx_http_canary_pattern_log(ngx_http_request_t *r,
+    ngx_http_canary_pattern_t *pt, ngx_str_t *s, int rc);
 static ngx_uint_t ngx_http_canary_trusted(ngx_http_request_t *r,
     ngx_array_t *from, ngx_http_canary_scan_t *scan);
 static ngx_int_t ngx_http_canary_pin_lookup(
@@ -723,13 +725,15 @@ ngx_uint_t
 ngx_http_canary_scan_patterns(ngx_http_request_t *r,
     ngx_http_canary_split_t *split, ngx_http_canary_scan_t *scan)
 {
-    ngx_uint_t                  i, k, found;
+    ngx_int_t                   rc;
+    ngx_uint_t                  i, k, found, lines, ran;
     ngx_list_part_t            *part;
     ngx_table_elt_t            *h;
     ngx_http_canary_pattern_t  *pt;
 
     pt = split->patterns.elts;
     found = split->patterns.nelts;
+    lines = 0;
 
     part = &r->headers_in.headers.part;
     h = part->elts;
@@ -746,6 +750,8 @@ ngx_http_canary_scan_patterns(ngx_http_request_t *r,
             i = 0;
         }
 
+        ran = 0;
+
         for (k = 0; k < found; k++) {
 
             if (h[i].key.len != pt[k].name.len
@@ -759,13 +765,28 @@ ngx_http_canary_scan_patterns(ngx_http_request_t *r,
                 continue;
             }
 
-            if (ngx_http_canary_pattern_match(r, &pt[k], &h[i].value)
-                == NGX_OK)
-            {
+            /* a client's lines bound what one request costs */
+            if (lines == NGX_HTTP_CANARY_PATTERN_LINES_MAX) {
+                ngx_http_canary_pattern_log(r, &pt[k], &h[i].value, 0);
+                return found;
+            }
+
+            ran = 1;
+
+            rc = ngx_http_canary_pattern_match(r, &pt[k], &h[i].value);
+
+            if (rc == NGX_OK) {
                 found = k;
                 break;
             }
+
+            /* a limit reached: no more regexes for this request */
+            if (rc == NGX_ABORT) {
+                return found;
+            }
         }
+
+        lines += ran;
     }
 
     return found;
@@ -777,15 +798,13 @@ ngx_http_canary_scan_patterns(ngx_http_request_t *r,
 /* this worker's, made at the first pattern matched, kept to its exit */
 static pcre2_match_data     *ngx_http_canary_match_data;
 static pcre2_match_context  *ngx_http_canary_match_context;
-static time_t                ngx_http_canary_match_logged;
 
 #endif
 
 
 /*
- * NGX_OK: the value matches; NGX_DECLINED: it does not, or PCRE stopped
- * (a limit: logged at most once a second, as a hostile client may send
- * such a value with every request)
+ * NGX_OK: the value matches; NGX_DECLINED: it does not; NGX_ABORT: PCRE
+ * stopped (a limit), taken as no match
  */
 
 static ngx_int_t
@@ -816,7 +835,7 @@ ngx_http_canary_pattern_match(ngx_http_request_t *r,
 
             ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                           "canary: no memory for PCRE2 match data");
-            return NGX_DECLINED;
+            return NGX_ABORT;
         }
 
         pcre2_set_match_limit(mc, NGX_HTTP_CANARY_PATTERN_MATCH_LIMIT);
@@ -833,27 +852,71 @@ ngx_http_canary_pattern_match(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    if (rc != PCRE2_ERROR_NOMATCH
-        && ngx_http_canary_match_logged != ngx_time())
-    {
-        ngx_http_canary_match_logged = ngx_time();
-
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "canary: \"override\" regex \"%V\" for header "
-                      "\"%V\" stopped on a value of %uz bytes: "
-                      "pcre2_match() error %d, taken as no match",
-                      &pt->value, &pt->name, s->len, rc);
+    if (rc == PCRE2_ERROR_NOMATCH) {
+        return NGX_DECLINED;
     }
 
-    return NGX_DECLINED;
+    ngx_http_canary_pattern_log(r, pt, s, rc);
+
+    return NGX_ABORT;
 
 #else
 
+    ngx_int_t  rc;
+
     /* PCRE1 (nginx built without PCRE2): its default limits */
-    return (ngx_regex_exec(pt->regex, s, NULL, 0) >= 0)
-           ? NGX_OK : NGX_DECLINED;
+    rc = ngx_regex_exec(pt->regex, s, NULL, 0);
+
+    if (rc >= 0) {
+        return NGX_OK;
+    }
+
+    if (rc == NGX_REGEX_NO_MATCHED) {
+        return NGX_DECLINED;
+    }
+
+    ngx_http_canary_pattern_log(r, pt, s, rc);
+
+    return NGX_ABORT;
 
 #endif
+}
+
+
+/*
+ * Why a request's patterns stopped: PCRE's error "rc", or 0: too many
+ * lines.  Each at most once a second, as a hostile client may send such
+ * headers with every request.
+ */
+
+static void
+ngx_http_canary_pattern_log(ngx_http_request_t *r,
+    ngx_http_canary_pattern_t *pt, ngx_str_t *s, int rc)
+{
+    ngx_uint_t     why;
+    static time_t  logged[2];
+
+    why = (rc != 0);
+
+    if (logged[why] == ngx_time()) {
+        return;
+    }
+
+    logged[why] = ngx_time();
+
+    if (rc == 0) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "canary: more than %d lines of \"override\" regex "
+                      "headers, \"%V\" and the rest taken as no match",
+                      NGX_HTTP_CANARY_PATTERN_LINES_MAX, &pt->name);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "canary: \"override\" regex \"%V\" for header \"%V\" "
+                  "stopped on a value of %uz bytes: " ngx_regex_exec_n
+                  " error %d, taken as no match, and the request's other "
+                  "patterns too", &pt->value, &pt->name, s->len, rc);
 }
 
 

@@ -327,6 +327,15 @@ check('"~^~x": "xyz" does not match', '/w0',
        "the limit is logged at most once a second ($lines lines for 21 "
        . "stops)");
 
+    # a stop ends the request's patterns: a later line is not looked at
+    check('X-Slow stopped, then X-User beta-1: no pattern applies',
+          '/w0', [@T, 'X-Slow' => ('a' x 20) . '!', 'X-User' => 'beta-1'],
+          'stable', 'hash');
+    check('X-User beta-1 first (its pattern before X-Slow\'s): it applies, '
+          . 'X-Slow\'s regex is not run', '/w0',
+          [@T, 'X-User' => 'beta-1', 'X-Slow' => ('a' x 20) . '!'],
+          'canary', 'header');
+
     # a big honest value still matches: the limit bounds backtracking,
     # not the length
     my $big = ('x' x 60000) . '@example.com';
@@ -339,6 +348,30 @@ check('"~^~x": "xyz" does not match', '/w0',
           [@T, 'X-User' => 'beta-' . ('7' x 59994) . 'x'], 'stable', 'hash');
     check('binary bytes in the value: no match, no error', '/w0',
           [@T, 'X-User' => "beta-\x80\xff\x01"], 'stable', 'hash');
+}
+
+
+# ---- lines a request may make the patterns look at -------------------------------
+
+{
+    my $mark = $t->log_mark;
+
+    check('8 lines of X-User, the 8th matches', '/w0',
+          [@T, (map { ('X-User' => "nobody-$_") } 1 .. 7),
+           'X-User' => 'beta-8'], 'canary', 'header');
+    check('9 lines of X-User, the 9th matches: past the 8 lines looked at',
+          '/w0', [@T, (map { ('X-User' => "nobody-$_") } 1 .. 8),
+           'X-User' => 'beta-9'], 'stable', 'hash');
+    check('lines of headers no pattern names do not count', '/w0',
+          [@T, (map { ('X-Other' => "o-$_") } 1 .. 20),
+           'X-User' => 'beta-1'], 'canary', 'header');
+    check('lines of an untrusted from= pattern do not count', '/w0',
+          [@T, (map { ('X-Slow-Trusted' => "a") } 1 .. 20),
+           'X-User' => 'beta-1'], 'canary', 'header');
+
+    ok($t->wait_for_log(qr/\[warn\].*canary: more than 8 lines of "override" regex headers, "x-user" and the rest taken as no match/,
+                        5, $mark),
+       'the 9th line is logged');
 }
 
 $t->stop;
