@@ -597,9 +597,9 @@ ngx_http_canary_split_pattern(ngx_conf_t *cf, ngx_http_canary_split_t *split,
     ngx_uint_t variant)
 {
     u_char                      errstr[NGX_MAX_CONF_ERRSTR];
-    ngx_str_t                   *value;
-    ngx_regex_compile_t          rc;
-    ngx_http_canary_pattern_t   *pt;
+    ngx_str_t                  *value;
+    ngx_regex_compile_t         rc;
+    ngx_http_canary_pattern_t  *pt;
 
     value = cf->args->elts;
 

@@ -813,9 +813,9 @@ ngx_http_canary_pattern_match(ngx_http_request_t *r,
 {
 #if (NGX_PCRE2)
 
-    int                  rc;
-    pcre2_match_data    *md;
-    pcre2_match_context *mc;
+    int                   rc;
+    pcre2_match_data     *md;
+    pcre2_match_context  *mc;
 
     md = ngx_http_canary_match_data;
     mc = ngx_http_canary_match_context;
