@@ -8,7 +8,10 @@
 #
 # The issue's example, as written, behind a balancer at 127.0.0.2 that
 # realip trusts: an employee at 10.1.2.3 goes to canary, the same header
-# from 192.168.1.5 (or forged straight from 127.0.0.1) does not.  Around
+# from 192.168.1.5 (or forged straight from 127.0.0.1) does not; the
+# same with realip in the location and the decision read before realip
+# ran (decided again with the client's address).  The upstream form
+# (canary_balancer) decides alike.  Around
 # it: match / no match, with and without case, from=, a header given on
 # several lines (matched line by line, as the exact form is, never
 # joined), precedence (exact overrides first, then the patterns in
@@ -33,7 +36,7 @@ use Test::More;
 use CanaryTest;
 
 my $t = CanaryTest->new;
-my %port = map { $_ => $t->port($_) } qw(http lb);
+my %port = map { $_ => $t->port($_) } qw(http lb loc);
 
 my $rules = <<'EOF';
         override X-Canary         never stable;
@@ -81,9 +84,19 @@ $rules
         override X-Summit-Employee ~*\@example\\.com\$ canary from=10.0.0.0/8;
     }
 
+    # the upstream form decides with the same code
+    upstream api_w0 {
+        canary_balancer w0;
+    }
+
 ${\ $t->origins }
     server {
         listen 127.0.0.1:$port{http};
+
+        location /up {
+${\ CanaryTest::expose_vars() }
+            proxy_pass http://api_w0;
+        }
 
         location /w0 {
             canary w0;
@@ -108,6 +121,22 @@ ${\ CanaryTest::expose_vars() }
             canary issue;
 ${\ CanaryTest::expose_vars() }
             add_header X-Remote-Addr \$remote_addr always;
+            proxy_pass http://\$canary_upstream;
+        }
+    }
+
+    # realip in the location (preaccess), and the decision asked for in
+    # the rewrite phase before it ran ("set"): decided again with the
+    # client's address
+    server {
+        listen 127.0.0.1:$port{loc};
+
+        location / {
+            set_real_ip_from 127.0.0.2;
+            real_ip_header   X-Forwarded-For;
+            canary issue;
+            set \$early \$canary_variant;
+${\ CanaryTest::expose_vars() }
             proxy_pass http://\$canary_upstream;
         }
     }
@@ -188,6 +217,17 @@ check('~^ matches any value, the empty one too', '/w0',
       [@T, 'X-Anything' => ''], 'canary', 'header');
 
 
+check('upstream form (canary_balancer): a pattern match', '/up',
+      [@T, 'X-User' => 'beta-5'], 'canary', 'header');
+check('upstream form: no match', '/up', [@T, 'X-User' => 'gamma-5'],
+      'stable', 'hash');
+check('upstream form: a trusted from= pattern', '/up',
+      [@T, 'X-Summit-Employee' => 'ann@example.com'], 'canary', 'header',
+      from => '127.0.0.2');
+check('upstream form: the same untrusted', '/up',
+      [@T, 'X-Summit-Employee' => 'ann@example.com'], 'stable', 'hash');
+
+
 # ---- from= -------------------------------------------------------------------
 
 check('employee from an untrusted address (127.0.0.1)', '/w0',
@@ -222,6 +262,17 @@ check('issue example: employee at 10.1.2.3, another domain', '/',
       [@T, 'X-Forwarded-For' => '10.1.2.3',
        'X-Summit-Employee' => 'bob@example.com.evil.net'], 'stable', 'hash',
       port => $port{lb}, from => '127.0.0.2');
+
+
+check('issue example, realip in the location, decision read before it: '
+      . 'employee at 10.1.2.3', '/',
+      [@T, 'X-Forwarded-For' => '10.1.2.3',
+       'X-Summit-Employee' => 'bob@example.com'], 'canary', 'header',
+      port => $port{loc}, from => '127.0.0.2');
+check('the same from 192.168.1.5', '/',
+      [@T, 'X-Forwarded-For' => '192.168.1.5',
+       'X-Summit-Employee' => 'bob@example.com'], 'stable', 'hash',
+      port => $port{loc}, from => '127.0.0.2');
 
 
 # ---- a header on several lines -------------------------------------------------
