@@ -519,7 +519,8 @@ ngx_http_canary_split_line(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
  * override HEADER ~REGEX|~*REGEX canary|stable [from=CIDR ...];
  *
  * As nginx's map: a VALUE that starts with "~" is a regex ("~*": without
- * case), and a leading "\" is dropped, so "\~a" is the exact value "~a".
+ * case); "\~a" is the exact value "~a".  Unlike map, only a "\" before a
+ * "~" is dropped: exact values written before patterns keep their meaning.
  */
 
 static char *
@@ -560,7 +561,10 @@ ngx_http_canary_split_override(ngx_conf_t *cf, ngx_http_canary_split_t *split)
         return ngx_http_canary_split_pattern(cf, split, variant);
     }
 
-    if (value[2].len && value[2].data[0] == '\\') {
+    /* "\~a" is the exact "~a"; any other "\" is kept, as before */
+    if (value[2].len > 1 && value[2].data[0] == '\\'
+        && value[2].data[1] == '~')
+    {
         value[2].len--;
         value[2].data++;
     }

@@ -50,6 +50,7 @@ my $rules = <<'EOF';
         override X-Order          ~^y             canary;
         override X-Tilde          \~literal       canary;
         override X-Tilde-Re       ~^~x            canary;
+        override X-Backslash      \secret         canary;
         override X-Slow           ~^(a+)+$        canary;
         override X-Slow-Trusted   ~^(a+)+$        canary from=127.0.0.2;
         override X-Anything       ~^              canary;
@@ -332,6 +333,13 @@ check('"~^~x": a regex for values starting with "~x"', '/w0',
       [@T, 'X-Tilde-Re' => '~xyz'], 'canary', 'header');
 check('"~^~x": "xyz" does not match', '/w0',
       [@T, 'X-Tilde-Re' => 'xyz'], 'stable', 'hash');
+
+# an exact value that starts with "\" but not "\~" means what it meant
+# before pattern overrides: only "\~" needs the escape
+check('"\\secret" is still the exact value "\\secret"', '/w0',
+      [@T, 'X-Backslash' => '\\secret'], 'canary', 'header');
+check('"\\secret": "secret" does not match', '/w0',
+      [@T, 'X-Backslash' => 'secret'], 'stable', 'hash');
 
 
 # ---- hostile values ------------------------------------------------------------
