@@ -35,6 +35,9 @@ static char *ngx_http_canary_split_override(ngx_conf_t *cf,
     ngx_http_canary_split_t *split);
 static char *ngx_http_canary_split_pattern(ngx_conf_t *cf,
     ngx_http_canary_split_t *split, ngx_uint_t variant);
+#if (NGX_PCRE2)
+static void ngx_http_canary_pattern_free(void *data);
+#endif
 static char *ngx_http_canary_split_cookie(ngx_conf_t *cf,
     ngx_http_canary_split_t *split);
 static char *ngx_http_canary_split_from(ngx_conf_t *cf,
@@ -604,6 +607,11 @@ ngx_http_canary_split_pattern(ngx_conf_t *cf, ngx_http_canary_split_t *split,
     ngx_str_t                  *value;
     ngx_regex_compile_t         rc;
     ngx_http_canary_pattern_t  *pt;
+#if (NGX_PCRE2)
+    int                         errcode;
+    PCRE2_SIZE                  erroff;
+    ngx_pool_cleanup_t         *cln;
+#endif
 
     value = cf->args->elts;
 
@@ -654,11 +662,48 @@ ngx_http_canary_split_pattern(ngx_conf_t *cf, ngx_http_canary_split_t *split,
 
     pt->value = value[2];
     pt->regex = rc.regex;
+
+#if (NGX_PCRE2)
+    /* the copy that is matched, its cost bounded: see the header */
+    pt->code = pcre2_compile(rc.pattern.data, rc.pattern.len,
+                             PCRE2_AUTO_CALLOUT
+                             | ((rc.options & NGX_REGEX_CASELESS)
+                                ? PCRE2_CASELESS : 0),
+                             &errcode, &erroff, NULL);
+    if (pt->code == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"override\" regex \"%V\" for header "
+                           "\"%V\" in canary_split \"%V\": pcre2_compile() "
+                           "failed: error %d", &value[2], &value[1],
+                           &split->name, errcode);
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        pcre2_code_free(pt->code);
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_http_canary_pattern_free;
+    cln->data = pt->code;
+#endif
     pt->variant = variant;
     pt->from = NULL;
 
     return ngx_http_canary_split_from(cf, split, 4, &pt->from);
 }
+
+
+#if (NGX_PCRE2)
+
+static void
+ngx_http_canary_pattern_free(void *data)
+{
+    pcre2_code_free(data);
+}
+
+#endif
 
 
 /* cookie NAME [from=CIDR ...]; */

@@ -285,6 +285,15 @@ typedef struct {
 #define NGX_HTTP_CANARY_PATTERN_HEAP_LIMIT   4096
 
 /*
+ * The match limit is counted afresh at each start position of an
+ * unanchored regex ("\d*\d*x$" on 8 KB: 42 s, never stopped), so the
+ * module's own copy of each regex has PCRE2's automatic callouts, and a
+ * match stops after that many: what a match costs is then bounded
+ * whatever its start
+ */
+#define NGX_HTTP_CANARY_PATTERN_CALLOUTS     10000
+
+/*
  * and the header lines of one request that the patterns are run on (a
  * regex per pattern of that header's name): a request with more lines
  * than that of the headers patterns match is hostile, or broken
@@ -300,6 +309,9 @@ typedef struct {
     ngx_str_t                    name;          /* lowercased */
     ngx_str_t                    value;         /* as written, with ~ */
     ngx_regex_t                 *regex;
+#if (NGX_PCRE2)
+    pcre2_code                  *code;          /* with auto callouts */
+#endif
     ngx_uint_t                   variant;
     ngx_array_t                 *from;          /* of ngx_cidr_t, or NULL */
 } ngx_http_canary_pattern_t;

@@ -798,6 +798,20 @@ ngx_http_canary_scan_patterns(ngx_http_request_t *r,
 /* this worker's, made at the first pattern matched, kept to its exit */
 static pcre2_match_data     *ngx_http_canary_match_data;
 static pcre2_match_context  *ngx_http_canary_match_context;
+static ngx_uint_t            ngx_http_canary_callouts;
+
+
+/* a step of a match (an automatic callout): stop past the budget */
+
+static int
+ngx_http_canary_pattern_callout(pcre2_callout_block *cb, void *data)
+{
+    if (++ngx_http_canary_callouts > NGX_HTTP_CANARY_PATTERN_CALLOUTS) {
+        return PCRE2_ERROR_MATCHLIMIT;
+    }
+
+    return 0;
+}
 
 #endif
 
@@ -840,12 +854,15 @@ ngx_http_canary_pattern_match(ngx_http_request_t *r,
 
         pcre2_set_match_limit(mc, NGX_HTTP_CANARY_PATTERN_MATCH_LIMIT);
         pcre2_set_heap_limit(mc, NGX_HTTP_CANARY_PATTERN_HEAP_LIMIT);
+        pcre2_set_callout(mc, ngx_http_canary_pattern_callout, NULL);
 
         ngx_http_canary_match_data = md;
         ngx_http_canary_match_context = mc;
     }
 
-    rc = pcre2_match(pt->regex, s->data, s->len, 0, 0, md, mc);
+    ngx_http_canary_callouts = 0;
+
+    rc = pcre2_match(pt->code, s->data, s->len, 0, 0, md, mc);
 
     /* 0: a match whose captures did not fit the one pair asked for */
     if (rc >= 0) {
