@@ -288,8 +288,8 @@ typedef struct {
  * The match limit is counted afresh at each start position of an
  * unanchored regex ("\d*\d*x$" on 8 KB: 42 s, never stopped), so the
  * module's own copy of each regex has PCRE2's automatic callouts, and a
- * match stops after that many: what a match costs is then bounded
- * whatever its start
+ * request's matches stop after that many in all: what a request's
+ * patterns cost is then bounded whatever its lines and starts
  */
 #define NGX_HTTP_CANARY_PATTERN_CALLOUTS     10000
 

@@ -711,6 +711,12 @@ ngx_http_canary_scan_headers(ngx_http_request_t *r,
 }
 
 
+#if (NGX_PCRE2)
+/* the automatic callouts of the request's matches so far */
+static ngx_uint_t  ngx_http_canary_callouts;
+#endif
+
+
 /*
  * The first pattern override, in configuration order, that a header line
  * matches (name case-insensitively, the line's value by the regex): a
@@ -734,6 +740,11 @@ ngx_http_canary_scan_patterns(ngx_http_request_t *r,
     pt = split->patterns.elts;
     found = split->patterns.nelts;
     lines = 0;
+
+#if (NGX_PCRE2)
+    /* one budget of steps for all the request's matches, not one each */
+    ngx_http_canary_callouts = 0;
+#endif
 
     part = &r->headers_in.headers.part;
     h = part->elts;
@@ -798,7 +809,6 @@ ngx_http_canary_scan_patterns(ngx_http_request_t *r,
 /* this worker's, made at the first pattern matched, kept to its exit */
 static pcre2_match_data     *ngx_http_canary_match_data;
 static pcre2_match_context  *ngx_http_canary_match_context;
-static ngx_uint_t            ngx_http_canary_callouts;
 
 
 /* a step of a match (an automatic callout): stop past the budget */
@@ -859,8 +869,6 @@ ngx_http_canary_pattern_match(ngx_http_request_t *r,
         ngx_http_canary_match_data = md;
         ngx_http_canary_match_context = mc;
     }
-
-    ngx_http_canary_callouts = 0;
 
     rc = pcre2_match(pt->code, s->data, s->len, 0, 0, md, mc);
 

@@ -464,6 +464,37 @@ check('"\\secret": "secret" does not match', '/w0',
 }
 
 
+# ---- the callouts are one budget for all of a request's lines ---------------
+#
+# "\d*\d*x$" against "1" x 65 . "x!" takes 6,699 callouts (libpcre2-8
+# 10.42): one such line is under the 10,000 and is not stopped; two lines
+# of it are 13,398, so the second is stopped.  With a budget per match
+# eight such lines would cost eight times one.
+
+{
+    my $v = ('1' x 65) . 'x!';
+
+    select(undef, undef, undef, 1.1);    # past the once-a-second log limit
+    my $mark = $t->log_mark;
+
+    check('one X-Digits line of 67 bytes: decided by the hash', '/w0',
+          [@T, 'X-Digits' => $v], 'stable', 'hash');
+
+    # past the log limit again, so that a stop of that request would show
+    select(undef, undef, undef, 1.1);
+
+    check('two X-Digits lines of 67 bytes: decided by the hash', '/w0',
+          [@T, 'X-Digits' => $v, 'X-Digits' => $v], 'stable', 'hash');
+
+    ok($t->wait_for_log(qr/canary: "override" regex "~\\d\*\\d\*x\$" for header "x-digits" stopped on a value of 67 bytes/,
+                        3, $mark),
+       'two lines under the limit each are stopped together');
+
+    my @stops = ($t->log_since($mark) // '') =~ /stopped on a value of 67 bytes/g;
+    is(scalar @stops, 1, 'once: the one-line request was not stopped');
+}
+
+
 # ---- reload: compiled again with the new configuration ---------------------------
 
 {
