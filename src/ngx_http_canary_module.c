@@ -33,6 +33,11 @@ static char *ngx_http_canary_split_line(ngx_conf_t *cf, ngx_command_t *dummy,
     void *conf);
 static char *ngx_http_canary_split_override(ngx_conf_t *cf,
     ngx_http_canary_split_t *split);
+static char *ngx_http_canary_split_pattern(ngx_conf_t *cf,
+    ngx_http_canary_split_t *split, ngx_uint_t variant);
+#if (NGX_PCRE2)
+static void ngx_http_canary_pattern_free(void *data);
+#endif
 static char *ngx_http_canary_split_cookie(ngx_conf_t *cf,
     ngx_http_canary_split_t *split);
 static char *ngx_http_canary_split_from(ngx_conf_t *cf,
@@ -280,6 +285,9 @@ ngx_http_canary_get_split(ngx_conf_t *cf, ngx_http_canary_main_conf_t *cmcf,
         != NGX_OK
         || ngx_array_init(&split->cohorts, cf->pool, 2,
                           sizeof(ngx_http_canary_cohort_t))
+           != NGX_OK
+        || ngx_array_init(&split->patterns, cf->pool, 1,
+                          sizeof(ngx_http_canary_pattern_t))
            != NGX_OK)
     {
         return NULL;
@@ -509,7 +517,14 @@ ngx_http_canary_split_line(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
 }
 
 
-/* override HEADER VALUE canary|stable [from=CIDR ...]; */
+/*
+ * override HEADER VALUE canary|stable [from=CIDR ...];
+ * override HEADER ~REGEX|~*REGEX canary|stable [from=CIDR ...];
+ *
+ * As nginx's map: a VALUE that starts with "~" is a regex ("~*": without
+ * case); "\~a" is the exact value "~a".  Unlike map, only a "\" before a
+ * "~" is dropped: exact values written before patterns keep their meaning.
+ */
 
 static char *
 ngx_http_canary_split_override(ngx_conf_t *cf, ngx_http_canary_split_t *split)
@@ -545,6 +560,18 @@ ngx_http_canary_split_override(ngx_conf_t *cf, ngx_http_canary_split_t *split)
         return NGX_CONF_ERROR;
     }
 
+    if (value[2].len && value[2].data[0] == '~') {
+        return ngx_http_canary_split_pattern(cf, split, variant);
+    }
+
+    /* "\~a" is the exact "~a"; any other "\" is kept, as before */
+    if (value[2].len > 1 && value[2].data[0] == '\\'
+        && value[2].data[1] == '~')
+    {
+        value[2].len--;
+        value[2].data++;
+    }
+
     ov = ngx_array_push(&split->overrides);
     if (ov == NULL) {
         return NGX_CONF_ERROR;
@@ -565,6 +592,118 @@ ngx_http_canary_split_override(ngx_conf_t *cf, ngx_http_canary_split_t *split)
 
     return ngx_http_canary_split_from(cf, split, 4, &ov->from);
 }
+
+
+/*
+ * The ~REGEX form of "override", compiled here, once: a regex that PCRE
+ * refuses fails "nginx -t" with PCRE's message.
+ */
+
+static char *
+ngx_http_canary_split_pattern(ngx_conf_t *cf, ngx_http_canary_split_t *split,
+    ngx_uint_t variant)
+{
+    u_char                      errstr[NGX_MAX_CONF_ERRSTR];
+    ngx_str_t                  *value;
+    ngx_regex_compile_t         rc;
+    ngx_http_canary_pattern_t  *pt;
+#if (NGX_PCRE2)
+    int                         errcode;
+    PCRE2_SIZE                  erroff;
+    ngx_pool_cleanup_t         *cln;
+#endif
+
+    value = cf->args->elts;
+
+    ngx_memzero(&rc, sizeof(ngx_regex_compile_t));
+
+    rc.pattern.data = value[2].data + 1;
+    rc.pattern.len = value[2].len - 1;
+
+    if (rc.pattern.len && rc.pattern.data[0] == '*') {
+        rc.pattern.data++;
+        rc.pattern.len--;
+        rc.options = NGX_REGEX_CASELESS;
+    }
+
+    /* "~" alone would match every value: say "~^" for that */
+    if (rc.pattern.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "empty \"override\" regex \"%V\" for header "
+                           "\"%V\" in canary_split \"%V\" (\"~^\" matches "
+                           "any value)", &value[2], &value[1], &split->name);
+        return NGX_CONF_ERROR;
+    }
+
+    rc.pool = cf->pool;
+    rc.err.len = NGX_MAX_CONF_ERRSTR;
+    rc.err.data = errstr;
+
+    if (ngx_regex_compile(&rc) != NGX_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"override\" regex \"%V\" for header "
+                           "\"%V\" in canary_split \"%V\": %V",
+                           &value[2], &value[1], &split->name, &rc.err);
+        return NGX_CONF_ERROR;
+    }
+
+    pt = ngx_array_push(&split->patterns);
+    if (pt == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    pt->name.len = value[1].len;
+    pt->name.data = ngx_pnalloc(cf->pool, value[1].len);
+    if (pt->name.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_strlow(pt->name.data, value[1].data, value[1].len);
+
+    pt->value = value[2];
+    pt->regex = rc.regex;
+
+#if (NGX_PCRE2)
+    /* the copy that is matched, its cost bounded: see the header */
+    pt->code = pcre2_compile(rc.pattern.data, rc.pattern.len,
+                             PCRE2_AUTO_CALLOUT
+                             | ((rc.options & NGX_REGEX_CASELESS)
+                                ? PCRE2_CASELESS : 0),
+                             &errcode, &erroff, NULL);
+    if (pt->code == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"override\" regex \"%V\" for header "
+                           "\"%V\" in canary_split \"%V\": pcre2_compile() "
+                           "failed: error %d", &value[2], &value[1],
+                           &split->name, errcode);
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        pcre2_code_free(pt->code);
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_http_canary_pattern_free;
+    cln->data = pt->code;
+#endif
+    pt->variant = variant;
+    pt->from = NULL;
+
+    return ngx_http_canary_split_from(cf, split, 4, &pt->from);
+}
+
+
+#if (NGX_PCRE2)
+
+static void
+ngx_http_canary_pattern_free(void *data)
+{
+    pcre2_code_free(data);
+}
+
+#endif
 
 
 /* cookie NAME [from=CIDR ...]; */

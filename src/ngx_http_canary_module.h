@@ -275,6 +275,48 @@ typedef struct {
 } ngx_http_canary_override_t;
 
 
+/*
+ * What one pattern may cost on one header value, PCRE2's match limit
+ * (steps of backtracking, 10,000,000 by default) and heap limit (KiB, for
+ * the backtracking frames): a regex that backtracks catastrophically on a
+ * hostile value stops there, as no match, instead of holding the worker
+ */
+#define NGX_HTTP_CANARY_PATTERN_MATCH_LIMIT  100000
+#define NGX_HTTP_CANARY_PATTERN_HEAP_LIMIT   4096
+
+/*
+ * The match limit is counted afresh at each start position of an
+ * unanchored regex ("\d*\d*x$" on 8 KB: 42 s, never stopped), so the
+ * module's own copy of each regex has PCRE2's automatic callouts, and a
+ * request's matches stop after that many in all: what a request's
+ * patterns cost is then bounded whatever its lines and starts
+ */
+#define NGX_HTTP_CANARY_PATTERN_CALLOUTS     10000
+
+/*
+ * and the header lines of one request that the patterns are run on (a
+ * regex per pattern of that header's name): a request with more lines
+ * than that of the headers patterns match is hostile, or broken
+ */
+#define NGX_HTTP_CANARY_PATTERN_LINES_MAX    8
+
+
+/*
+ * override HEADER ~REGEX or ~*REGEX: apart from the exact overrides, so
+ * that a split without patterns scans its headers as before
+ */
+typedef struct {
+    ngx_str_t                    name;          /* lowercased */
+    ngx_str_t                    value;         /* as written, with ~ */
+    ngx_regex_t                 *regex;
+#if (NGX_PCRE2)
+    pcre2_code                  *code;          /* with auto callouts */
+#endif
+    ngx_uint_t                   variant;
+    ngx_array_t                 *from;          /* of ngx_cidr_t, or NULL */
+} ngx_http_canary_pattern_t;
+
+
 typedef struct {
     ngx_str_t                    name;
     ngx_uint_t                   weight;        /* hundredths of percent */
@@ -296,6 +338,7 @@ typedef struct {
 
     ngx_array_t                  overrides;     /* ngx_http_canary_override_t */
     ngx_array_t                  cohorts;       /* ngx_http_canary_cohort_t */
+    ngx_array_t                  patterns;      /* ngx_http_canary_pattern_t */
 
     ngx_http_canary_guard_limits_t  guard;
 

@@ -33,6 +33,13 @@ static ngx_int_t ngx_http_canary_key_header(
 static void ngx_http_canary_scan_headers(ngx_http_request_t *r,
     ngx_http_canary_split_t *split, ngx_str_t *name,
     ngx_http_canary_scan_t *scan);
+/* not static: see its definition */
+ngx_uint_t ngx_http_canary_scan_patterns(ngx_http_request_t *r,
+    ngx_http_canary_split_t *split, ngx_http_canary_scan_t *scan);
+static ngx_int_t ngx_http_canary_pattern_match(ngx_http_request_t *r,
+    ngx_http_canary_pattern_t *pt, ngx_str_t *s);
+static void ngx_http_canary_pattern_log(ngx_http_request_t *r,
+    ngx_http_canary_pattern_t *pt, ngx_str_t *s, int rc);
 static ngx_uint_t ngx_http_canary_trusted(ngx_http_request_t *r,
     ngx_array_t *from, ngx_http_canary_scan_t *scan);
 static ngx_int_t ngx_http_canary_pin_lookup(
@@ -303,12 +310,13 @@ ngx_http_canary_decide_split(ngx_http_request_t *r,
 {
     ngx_int_t                     pinned;
     ngx_str_t                     key, name;
-    ngx_uint_t                    weight;
+    ngx_uint_t                    k, weight;
     ngx_http_request_t           *mr;
     ngx_http_canary_ctx_t        *ctx, *main_ctx;
     ngx_http_canary_scan_t        scan;
     ngx_http_variable_value_t    *vv;
     ngx_http_canary_override_t   *ov;
+    ngx_http_canary_pattern_t    *pt;
     ngx_http_canary_shm_split_t  *shs;
 
     mr = r->main;
@@ -431,6 +439,22 @@ ngx_http_canary_decide_split(ngx_http_request_t *r,
         ctx->variant = ov[scan.override].variant;
         ctx->reason = NGX_HTTP_CANARY_REASON_HEADER;
         goto done;
+    }
+
+    /* the regex overrides: after the exact ones, as nginx's locations */
+    if (split->patterns.nelts) {
+        k = ngx_http_canary_scan_patterns(r, split, &scan);
+
+        if (scan.by_address) {
+            ctx->sockaddr = r->connection->sockaddr;
+        }
+
+        if (k < split->patterns.nelts) {
+            pt = split->patterns.elts;
+            ctx->variant = pt[k].variant;
+            ctx->reason = NGX_HTTP_CANARY_REASON_HEADER;
+            goto done;
+        }
     }
 
     if (scan.cookie != -1) {
@@ -684,6 +708,240 @@ ngx_http_canary_scan_headers(ngx_http_request_t *r,
             }
         }
     }
+}
+
+
+#if (NGX_PCRE2)
+/* the automatic callouts of the request's matches so far */
+static ngx_uint_t  ngx_http_canary_callouts;
+#endif
+
+
+/*
+ * The first pattern override, in configuration order, that a header line
+ * matches (name case-insensitively, the line's value by the regex): a
+ * header given several times is matched line by line, as the exact form
+ * is, not joined.  The address is checked before the regex, so that a
+ * client not trusted never makes the worker run it.  Returns its index,
+ * or nelts: none.  Not static, so that the compiler keeps it out of
+ * ngx_http_canary_decide_split(): a split without patterns pays one test.
+ */
+
+ngx_uint_t
+ngx_http_canary_scan_patterns(ngx_http_request_t *r,
+    ngx_http_canary_split_t *split, ngx_http_canary_scan_t *scan)
+{
+    ngx_int_t                   rc;
+    ngx_uint_t                  i, k, found, lines, ran;
+    ngx_list_part_t            *part;
+    ngx_table_elt_t            *h;
+    ngx_http_canary_pattern_t  *pt;
+
+    pt = split->patterns.elts;
+    found = split->patterns.nelts;
+    lines = 0;
+
+#if (NGX_PCRE2)
+    /* one budget of steps for all the request's matches, not one each */
+    ngx_http_canary_callouts = 0;
+#endif
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        ran = 0;
+
+        for (k = 0; k < found; k++) {
+
+            if (h[i].key.len != pt[k].name.len
+                || ngx_strncmp(h[i].lowcase_key, pt[k].name.data,
+                               pt[k].name.len) != 0)
+            {
+                continue;
+            }
+
+            if (!ngx_http_canary_trusted(r, pt[k].from, scan)) {
+                continue;
+            }
+
+            /* a client's lines bound what one request costs */
+            if (lines == NGX_HTTP_CANARY_PATTERN_LINES_MAX) {
+                ngx_http_canary_pattern_log(r, &pt[k], &h[i].value, 0);
+                return found;
+            }
+
+            ran = 1;
+
+            rc = ngx_http_canary_pattern_match(r, &pt[k], &h[i].value);
+
+            if (rc == NGX_OK) {
+                found = k;
+                break;
+            }
+
+            /* a limit reached: no more regexes for this request */
+            if (rc == NGX_ABORT) {
+                return found;
+            }
+        }
+
+        lines += ran;
+    }
+
+    return found;
+}
+
+
+#if (NGX_PCRE2)
+
+/* this worker's, made at the first pattern matched, kept to its exit */
+static pcre2_match_data     *ngx_http_canary_match_data;
+static pcre2_match_context  *ngx_http_canary_match_context;
+
+
+/* a step of a match (an automatic callout): stop past the budget */
+
+static int
+ngx_http_canary_pattern_callout(pcre2_callout_block *cb, void *data)
+{
+    if (++ngx_http_canary_callouts > NGX_HTTP_CANARY_PATTERN_CALLOUTS) {
+        return PCRE2_ERROR_MATCHLIMIT;
+    }
+
+    return 0;
+}
+
+#endif
+
+
+/*
+ * NGX_OK: the value matches; NGX_DECLINED: it does not; NGX_ABORT: PCRE
+ * stopped (a limit), taken as no match
+ */
+
+static ngx_int_t
+ngx_http_canary_pattern_match(ngx_http_request_t *r,
+    ngx_http_canary_pattern_t *pt, ngx_str_t *s)
+{
+#if (NGX_PCRE2)
+
+    int                   rc;
+    pcre2_match_data     *md;
+    pcre2_match_context  *mc;
+
+    md = ngx_http_canary_match_data;
+    mc = ngx_http_canary_match_context;
+
+    if (md == NULL) {
+        md = pcre2_match_data_create(1, NULL);
+        mc = pcre2_match_context_create(NULL);
+
+        if (md == NULL || mc == NULL) {
+            if (md) {
+                pcre2_match_data_free(md);
+            }
+
+            if (mc) {
+                pcre2_match_context_free(mc);
+            }
+
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                          "canary: no memory for PCRE2 match data");
+            return NGX_ABORT;
+        }
+
+        pcre2_set_match_limit(mc, NGX_HTTP_CANARY_PATTERN_MATCH_LIMIT);
+        pcre2_set_heap_limit(mc, NGX_HTTP_CANARY_PATTERN_HEAP_LIMIT);
+        pcre2_set_callout(mc, ngx_http_canary_pattern_callout, NULL);
+
+        ngx_http_canary_match_data = md;
+        ngx_http_canary_match_context = mc;
+    }
+
+    rc = pcre2_match(pt->code, s->data, s->len, 0, 0, md, mc);
+
+    /* 0: a match whose captures did not fit the one pair asked for */
+    if (rc >= 0) {
+        return NGX_OK;
+    }
+
+    if (rc == PCRE2_ERROR_NOMATCH) {
+        return NGX_DECLINED;
+    }
+
+    ngx_http_canary_pattern_log(r, pt, s, rc);
+
+    return NGX_ABORT;
+
+#else
+
+    ngx_int_t  rc;
+
+    /* PCRE1 (nginx built without PCRE2): its default limits */
+    rc = ngx_regex_exec(pt->regex, s, NULL, 0);
+
+    if (rc >= 0) {
+        return NGX_OK;
+    }
+
+    if (rc == NGX_REGEX_NO_MATCHED) {
+        return NGX_DECLINED;
+    }
+
+    ngx_http_canary_pattern_log(r, pt, s, rc);
+
+    return NGX_ABORT;
+
+#endif
+}
+
+
+/*
+ * Why a request's patterns stopped: PCRE's error "rc", or 0: too many
+ * lines.  Each at most once a second, as a hostile client may send such
+ * headers with every request.
+ */
+
+static void
+ngx_http_canary_pattern_log(ngx_http_request_t *r,
+    ngx_http_canary_pattern_t *pt, ngx_str_t *s, int rc)
+{
+    ngx_uint_t     why;
+    static time_t  logged[2];
+
+    why = (rc != 0);
+
+    if (logged[why] == ngx_time()) {
+        return;
+    }
+
+    logged[why] = ngx_time();
+
+    if (rc == 0) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "canary: more than %d lines of \"override\" regex "
+                      "headers, \"%V\" and the rest taken as no match",
+                      NGX_HTTP_CANARY_PATTERN_LINES_MAX, &pt->name);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "canary: \"override\" regex \"%V\" for header \"%V\" "
+                  "stopped on a value of %uz bytes: " ngx_regex_exec_n
+                  " error %d, taken as no match, and the request's other "
+                  "patterns too", &pt->value, &pt->name, s->len, rc);
 }
 
 
