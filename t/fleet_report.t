@@ -333,7 +333,7 @@ $tb->stop;
 # syncing worker says no goodbye (it would remove the node until the
 # new one's first report)
 my $pid_a = record('app', 'web-a')->{pid};
-my $mon_pid = open(my $mon, '-|', 'redis-cli', '-p', $ta->redis_port,
+my $mon_pid = open(my $reload_mon, '-|', 'redis-cli', '-p', $ta->redis_port,
                    'MONITOR') // die "redis-cli MONITOR: $!\n";
 sleep 0.2;
 $ta->reload;
@@ -343,8 +343,8 @@ ok wait_until(5, sub { my $r = record('app', 'web-a');
 sleep 4 * $INTERVAL;
 ok live_score('app', 'web-a'), 'A reloaded: still live';
 kill 'TERM', $mon_pid;
-my @goodbye = grep { /"(ZREM|DEL)"/ } <$mon>;
-close $mon;
+my @goodbye = grep { /"(ZREM|DEL)"/ } <$reload_mon>;
+close $reload_mon;
 is scalar(@goodbye), 0, 'A reloaded: no goodbye from the old worker'
     or diag @goodbye;
 
