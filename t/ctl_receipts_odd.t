@@ -160,6 +160,17 @@ terminal_safe($out, 'raw bytes');
 like $out, qr/^reason: raw\?2J \? \? \? \xc3\xa9$/m,
     'each one a "?", UTF-8 kept';
 
+# more errors than requests: the errors column shows the requests, as
+# cleaned as the requests column
+snapshot(JSON::PP->new->ascii->encode(
+    { reason => 'torn', nodes => [{ node => 'web1',
+      stable => { requests => "9\x{9b}2J", errors_5xx => 50 } }] }));
+($rc, $out, $err) = ctl('evidence', 'app', $id);
+is $rc, 0, 'more errors than requests, a control in requests: printed'
+    or diag $err;
+terminal_safe($out, 'the errors column');
+like $out, qr/^  web1 +stable +9\?2J +9\?2J /m, 'the errors as the requests';
+
 # text a terminal shows as it is: valid UTF-8, no C0 (but \n), DEL, C1
 # or bidi controls
 sub terminal_safe {
