@@ -43,7 +43,8 @@ like((split /\n/, $s->sidecar_log)[0], qr/; a line every interval$/,
 $s->redis('EVAL', <<'LUA', 1, $s->key);
 redis.call('HINCRBY', KEYS[1], 'generation', 1)
 redis.call('HSET', KEYS[1], 'state', 'paused',
-           'updated_by', 'operator\n2026-01-01T00:00:00Z api FORGED')
+           'updated_by', 'operator\n2026-01-01T00:00:00Z api FORGED'
+                         .. ' \194\1552J \226\128\174rlo \255')
 return 1
 LUA
 sleep 3;
@@ -54,6 +55,10 @@ like $s->sidecar_log, qr/operator: paused by operator\\n2026-01-01T/,
     'logged, its newline as \\n';
 unlike $s->sidecar_log, qr/^2026-01-01T00:00:00Z api FORGED/m,
     'no line forged';
+like $s->sidecar_log, qr/FORGED \\xc2\\x9b2J \\xe2\\x80\\xaerlo \\xff/,
+    'a C1 (CSI), a bidi control, a byte that is no UTF-8: escaped';
+unlike $s->sidecar_log, qr/\xc2[\x80-\x9f]|\xe2\x80\xae|\xff/,
+    'none of them raw in the log';
 like $s->sidecar_log, qr/paused: holding until canary-ctl resume/,
     'and why it holds';
 

@@ -68,6 +68,8 @@ static int cs_plan_number(cs_plan_ctx_t *ctx, json_t *v, const char *where,
     double min, double max, int min_open, double *out);
 static int cs_plan_add_pin(cs_plan_t *plan, const char *pin);
 static char *cs_plan_value(json_t *v, char *buf, size_t size);
+static size_t cs_utf8_len(const unsigned char *p);
+static size_t cs_utf8_len_of(const unsigned char *p);
 static int cs_plan_cohorts(cs_plan_ctx_t *ctx, cs_plan_t *plan, size_t i,
     json_t *map);
 static int cs_plan_cohort_name(const char *name);
@@ -519,27 +521,131 @@ cs_plan_error(cs_plan_ctx_t *ctx, const char *fmt, ...)
 size_t
 cs_escape(char *dst, size_t size, const char *src)
 {
-    size_t                k;
+    size_t                k, n, i;
     const unsigned char  *p;
 
     k = 0;
 
-    for (p = (const unsigned char *) src; *p && k + 5 <= size; p++) {
-        if (*p >= 0x20 && *p != 0x7f) {
+    for (p = (const unsigned char *) src; *p && k + 5 <= size; p += n) {
+        n = cs_utf8_len(p);
+
+        if (n > 1 && k + n + 1 <= size) {
+            /* UTF-8 as it is; no half of a character at a cut */
+            memcpy(dst + k, p, n);
+            k += n;
+
+        } else if (n > 1) {
+            break;
+
+        } else if (*p >= 0x20 && *p < 0x7f) {
             dst[k++] = *p;
+            n = 1;
 
         } else if (*p == '\n' || *p == '\r' || *p == '\t') {
             dst[k++] = '\\';
             dst[k++] = *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't';
+            n = 1;
 
         } else {
-            k += snprintf(dst + k, size - k, "\\x%02x", *p);
+            /*
+             * C0, DEL, a byte that is no UTF-8, or each byte of a C1 or
+             * bidi control (n is 0 then: its length negated)
+             */
+            n = n ? 1 : cs_utf8_len_of(p);
+
+            for (i = 0; i < n && k + 5 <= size; i++) {
+                k += snprintf(dst + k, size - k, "\\x%02x", p[i]);
+            }
         }
     }
 
     dst[k] = '\0';
 
     return k;
+}
+
+
+/*
+ * The length of the UTF-8 character at p when it is valid and no control
+ * a terminal acts on; 0 for a valid C1 (U+0080..U+009F) or bidi control
+ * (U+200E, U+200F, U+202A..U+202E, U+2066..U+2069); 1 for an ASCII byte
+ * and for a byte that starts no valid character (overlong, surrogate,
+ * over U+10FFFF, cut short).
+ */
+
+static size_t
+cs_utf8_len(const unsigned char *p)
+{
+    size_t         n, i;
+    unsigned char  lo, hi;
+
+    n = cs_utf8_len_of(p);
+
+    if (n == 0) {
+        return 1;
+    }
+
+    lo = 0x80;
+    hi = 0xbf;
+
+    if (p[0] == 0xe0) {
+        lo = 0xa0;
+
+    } else if (p[0] == 0xed) {
+        hi = 0x9f;
+
+    } else if (p[0] == 0xf0) {
+        lo = 0x90;
+
+    } else if (p[0] == 0xf4) {
+        hi = 0x8f;
+    }
+
+    if (n > 1 && (p[1] < lo || p[1] > hi)) {
+        return 1;
+    }
+
+    for (i = 2; i < n; i++) {
+        if (p[i] < 0x80 || p[i] > 0xbf) {
+            return 1;
+        }
+    }
+
+    if ((p[0] == 0xc2 && p[1] <= 0x9f)
+        || (p[0] == 0xe2 && p[1] == 0x80
+            && (p[2] == 0x8e || p[2] == 0x8f
+                || (p[2] >= 0xaa && p[2] <= 0xae)))
+        || (p[0] == 0xe2 && p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9))
+    {
+        return 0;
+    }
+
+    return n;
+}
+
+
+/* the length a lead byte says, 1 for ASCII, 0 for no lead byte */
+
+static size_t
+cs_utf8_len_of(const unsigned char *p)
+{
+    if (p[0] < 0x80) {
+        return 1;
+    }
+
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+        return 2;
+    }
+
+    if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        return 3;
+    }
+
+    if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        return 4;
+    }
+
+    return 0;
 }
 
 

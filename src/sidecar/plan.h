@@ -221,8 +221,10 @@ int cs_duration_parse(const char *s, int64_t *ms);
 /*
  * src into dst (size bytes, at least 1) as one line of a log: a control
  * byte (a newline, ESC) as "\n", "\x1b", so that a value from a plan or
- * from Redis cannot break the line or forge another; cut where dst is
- * full.  Returns the length written.
+ * from Redis cannot break the line or forge another; so too each byte of
+ * a C1 or bidi control in UTF-8 and each byte that is no UTF-8 ("\xc2\x9b",
+ * "\xff"); cut where dst is full, never inside a character.  Returns the
+ * length written.
  */
 size_t cs_escape(char *dst, size_t size, const char *src);
 

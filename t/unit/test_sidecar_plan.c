@@ -557,4 +557,43 @@ START_TEST(test_release)
 END_TEST
 
 
+/*
+ * cs_escape, for the log: a value from Redis (an updated_by) is UTF-8 or
+ * bytes.  What a terminal tailing the log would act on, C1 controls
+ * (U+009B is CSI in UTF-8) and bidi ones (U+202E), is escaped as C0 is,
+ * so are bytes that are no UTF-8 (overlong, surrogates, 0xff); other
+ * UTF-8 is kept, and a cut never leaves half a character.
+ */
+
+START_TEST(test_escape_c1_bidi_invalid)
+{
+    char    buf[64];
+    size_t  n;
+
+    cs_escape(buf, sizeof(buf), "caf\xc3\xa9 \xe2\x82\xac");
+    ck_assert_str_eq(buf, "caf\xc3\xa9 \xe2\x82\xac");
+
+    cs_escape(buf, sizeof(buf), "a\xc2\x9b" "2J b\xc2\x85" "c");
+    ck_assert_str_eq(buf, "a\\xc2\\x9b" "2J b\\xc2\\x85" "c");
+
+    cs_escape(buf, sizeof(buf), "x\xe2\x80\xae" "y\xe2\x81\xa6" "z"
+              "\xe2\x80\x8e");
+    ck_assert_str_eq(buf, "x\\xe2\\x80\\xae" "y\\xe2\\x81\\xa6" "z"
+                     "\\xe2\\x80\\x8e");
+
+    cs_escape(buf, sizeof(buf), "\xff \xc0\xaf \xed\xa0\x80 \xe2\x82");
+    ck_assert_str_eq(buf, "\\xff \\xc0\\xaf \\xed\\xa0\\x80 \\xe2\\x82");
+
+    /* "ab" then U+20AC (3 bytes): 5 bytes fit "ab" and no half of it */
+    n = cs_escape(buf, 6, "ab\xe2\x82\xac");
+    ck_assert_str_eq(buf, "ab");
+    ck_assert_uint_eq(n, 2);
+
+    n = cs_escape(buf, 6, "a\xe2\x82\xac");
+    ck_assert_str_eq(buf, "a\xe2\x82\xac");
+    ck_assert_uint_eq(n, 4);
+}
+END_TEST
+
+
 UNIT_MAIN("sidecar_plan", NULL, NULL, 0)
