@@ -313,6 +313,15 @@ ngx_http_canary_decide_split(ngx_http_request_t *r,
 
     mr = r->main;
 
+    /* a shadow subrequest goes to the canary (ngx_http_canary_shadow.c) */
+    if (r != mr) {
+        ctx = ngx_http_canary_own_ctx(r);
+
+        if (ctx && ctx->shadow) {
+            return ctx;
+        }
+    }
+
     ctx = ngx_http_canary_get_ctx(mr);
     main_ctx = ctx;
 

@@ -1,0 +1,218 @@
+#!/usr/bin/perl
+
+# Story: "shadow 100" in a split at weight 0 mirrors every GET to the
+# canary in the background and compares the two responses.  Identical
+# origins match; a canary whose JSON differs in one field is a body
+# mismatch, with an example; the same field under shadow_ignore matches;
+# a gzip-encoding canary against a plain stable with the same content
+# matches; compare=status ignores the body and counts a 404 canary as a
+# status mismatch; a body above max_body is skipped; POST is not
+# mirrored.  The client always gets stable's response, and the shadows
+# are not in the canary's variant counters.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use Test::More;
+use JSON::PP;
+use Time::HiRes qw(sleep);
+use CanaryTest;
+
+my $t = CanaryTest->new;
+my $port = $t->port('http');
+
+my $json_stable = '{"id":7,"v":1,"name":"x"}';
+my $json_canary = '{"id":7,"v":2,"name":"x"}';
+my $big = 'b' x 2048;
+
+# name => the location's body of an origin server
+my %origin = (
+    st_same => 'return 200 "same body\n";',
+    ca_same => 'return 200 "same body\n";',
+    st_json => "default_type application/json; return 200 '$json_stable';",
+    ca_json => "default_type application/json; return 200 '$json_canary';",
+    ca_gzip => "default_type application/json; gzip on; gzip_min_length 1; "
+               . "gzip_http_version 1.0; gzip_types application/json; "
+               . "return 200 '$json_stable';",
+    ca_404  => 'return 404 "nope\n";',
+    st_big  => "return 200 '$big';",
+    ca_big  => "return 200 '$big';",
+);
+
+my $origins = '';
+
+for my $name (sort keys %origin) {
+    my $p = $t->port("origin:$name");
+
+    $origins .= <<"END";
+    upstream $name { server 127.0.0.1:$p; }
+    server {
+        listen 127.0.0.1:$p;
+        location / { $origin{$name} }
+    }
+END
+}
+
+# split => [stable, canary, extra lines]
+my %split = (
+    same   => ['st_same', 'ca_same', ''],
+    field  => ['st_json', 'ca_json', ''],
+    ignore => ['st_json', 'ca_json', q{shadow_ignore '"v":\d+';}],
+    gz     => ['st_json', 'ca_gzip', ''],
+    status => ['st_json', 'ca_404', ''],
+    big    => ['st_big', 'ca_big', ''],
+);
+
+my %shadow = (status => 'shadow 100 compare=status;',
+              big    => 'shadow 100 max_body=1k;');
+
+my ($splits, $locations) = ('', '');
+
+for my $name (sort keys %split) {
+    my ($st, $ca, $extra) = @{$split{$name}};
+    my $sh = $shadow{$name} || 'shadow 100;';
+
+    $splits .= <<"END";
+    canary_split $name {
+        stable $st;
+        canary $ca;
+        weight 0;
+        $sh
+        $extra
+    }
+END
+
+    $locations .= <<"END";
+        location /$name {
+            canary $name;
+            add_header X-Shadow \$canary_shadow always;
+            proxy_pass http://\$canary_upstream;
+        }
+END
+}
+
+$t->write_conf(<<"END");
+    canary_zone canary 4m;
+
+$splits
+$origins
+    server {
+        listen 127.0.0.1:$port;
+
+$locations
+        location = /canary_status { canary_status; }
+    }
+END
+
+$t->start;
+
+sub status {
+    my $r = $t->get($port, '/canary_status');
+    return decode_json($r->{content})->{splits};
+}
+
+# every shadow sent has its verdict (compared, or counted aside)
+sub settled {
+    my ($name, $want) = @_;
+    my $sh;
+
+    for (1 .. 100) {
+        $sh = status()->{$name}{shadow};
+        my $done = $sh->{compared} + $sh->{canary_errors} + $sh->{timeouts}
+                   + $sh->{skipped}{body_too_large};
+        last if $sh->{requests} >= $want && $done == $sh->{requests};
+        sleep 0.1;
+    }
+
+    return $sh;
+}
+
+# the gzip canary really answers gzip (else its test proves nothing)
+{
+    my $r = $t->get($t->port('origin:ca_gzip'), '/gz',
+                    { 'Accept-Encoding' => 'gzip' });
+    is($r->{headers}{'content-encoding'}, 'gzip',
+       'the gzip canary origin compresses');
+}
+
+my $n = 5;
+my %want_body = (same => "same body\n", field => $json_stable,
+                 ignore => $json_stable, gz => $json_stable,
+                 status => $json_stable, big => $big);
+
+for my $name (sort keys %split) {
+    for my $i (1 .. $n) {
+        my $r = $t->get($port, "/$name/x?a=$i",
+                        { 'Accept-Encoding' => 'gzip' });
+
+        next unless $i == 1;
+
+        is($r->{status}, 200, "$name: the client gets stable's status");
+        is($r->{content}, $want_body{$name}, "$name: and stable's body");
+        is($r->{headers}{'x-shadow'}, '1', "$name: \$canary_shadow is 1");
+    }
+}
+
+my $same = settled('same', $n);
+is($same->{requests}, $n, 'same: every GET mirrored');
+is($same->{compared}, $n, 'same: every one compared');
+is($same->{matched}, $n, 'same: identical origins match');
+cmp_ok($same->{match_rate}, '==', 100, 'same: match_rate 100');
+is_deeply($same->{examples}, [], 'same: no mismatch example');
+is($same->{percent}, 100, 'same: percent');
+
+my $field = settled('field', $n);
+is($field->{compared}, $n, 'field: compared');
+is($field->{matched}, 0, 'field: none matched');
+is($field->{mismatched}{body}, $n, 'field: body mismatches');
+is($field->{mismatched}{status}, 0, 'field: same status');
+ok(defined $field->{match_rate} && $field->{match_rate} == 0,
+   'field: match_rate 0');
+is(scalar @{$field->{examples}}, $n, 'field: an example each');
+my $ex = $field->{examples}[0];
+is($ex->{uri}, "/field/x?a=$n", 'field: the newest example first, its URI');
+is($ex->{stable_status}, 200, 'field: example stable_status');
+is($ex->{canary_status}, 200, 'field: example canary_status');
+is($ex->{stable_bytes}, length $json_stable, 'field: example stable_bytes');
+is($ex->{canary_bytes}, length $json_canary, 'field: example canary_bytes');
+ok($ex->{at} > time - 60 && $ex->{at} <= time + 1, 'field: example at');
+
+my $ignore = settled('ignore', $n);
+is($ignore->{matched}, $n, 'ignore: the field under shadow_ignore matches');
+is($ignore->{mismatched}{body}, 0, 'ignore: no body mismatch');
+
+my $gz = settled('gz', $n);
+is($gz->{matched}, $n, 'gz: a gzip canary matches a plain stable');
+
+my $st = settled('status', $n);
+is($st->{mismatched}{status}, $n, 'status: a 404 canary mismatches');
+is($st->{examples}[0]{canary_status}, 404, 'status: example says 404');
+
+my $bigs = settled('big', $n);
+is($bigs->{skipped}{body_too_large}, $n, 'big: above max_body: skipped');
+is($bigs->{compared}, 0, 'big: not compared');
+is($bigs->{match_rate}, undef, 'big: match_rate null');
+
+# POST is not mirrored by default
+{
+    my $r = $t->request('POST', $port, '/same/p', {}, content => 'x=1');
+    is($r->{status}, 200, 'POST: served by stable');
+    is($r->{headers}{'x-shadow'}, '0', 'POST: $canary_shadow is 0');
+    my $s = settled('same', $n);
+    is($s->{requests}, $n, 'POST: no shadow sent');
+    is($s->{skipped}{method}, 1, 'POST: counted in skipped.method');
+}
+
+# shadows are not canary traffic
+my $all = status();
+for my $name (sort keys %split) {
+    is($all->{$name}{variants}{canary}{requests}, 0,
+       "$name: no shadow in the canary's variant counters");
+}
+
+$t->stop;
+
+done_testing;
