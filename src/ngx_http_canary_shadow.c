@@ -291,10 +291,11 @@ ngx_http_canary_shadow_ignore_conf(ngx_conf_t *cf,
     rc.err.len = NGX_MAX_CONF_ERRSTR;
     rc.err.data = errstr;
 
+    /* PCRE's message quotes the pattern */
     if (ngx_regex_compile(&rc) != NGX_OK) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid \"shadow_ignore\" \"%V\" in canary_split "
-                           "\"%V\": %V", &value[1], &split->name, &rc.err);
+                           "invalid \"shadow_ignore\" in canary_split "
+                           "\"%V\": %V", &split->name, &rc.err);
         return NGX_CONF_ERROR;
     }
 
