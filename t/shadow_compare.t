@@ -206,6 +206,39 @@ is($bigs->{match_rate}, undef, 'big: match_rate null');
     is($s->{skipped}{method}, 1, 'POST: counted in skipped.method');
 }
 
+# the same in Prometheus, and promtool accepts it
+{
+    my $r = $t->get($port, '/canary_status?format=prometheus');
+    my $text = $r->{content};
+
+    like($text, qr/^canary_shadow_requests_total\{split="same"\} $n$/m,
+         'prometheus: canary_shadow_requests_total');
+    like($text,
+         qr/^canary_shadow_mismatches_total\{split="field",kind="body"\} $n$/m,
+         'prometheus: canary_shadow_mismatches_total body');
+    like($text,
+         qr/^canary_shadow_mismatches_total\{split="status",kind="status"\} $n$/m,
+         'prometheus: canary_shadow_mismatches_total status');
+    like($text, qr/^canary_shadow_match_ratio\{split="same"\} 1\.0+$/m,
+         'prometheus: canary_shadow_match_ratio 1');
+    like($text, qr/^canary_shadow_match_ratio\{split="field"\} 0\.0+$/m,
+         'prometheus: canary_shadow_match_ratio 0');
+    unlike($text, qr/^canary_shadow_match_ratio\{split="big"\}/m,
+           'prometheus: no ratio while nothing was compared');
+
+    SKIP: {
+        skip 'promtool is not installed', 1 unless -x '/usr/bin/promtool';
+
+        my $file = $t->prefix . '/metrics.txt';
+        open my $fh, '>', $file or die "$file: $!";
+        print $fh $text;
+        close $fh;
+
+        my $out = `/usr/bin/promtool check metrics < $file 2>&1`;
+        is($?, 0, 'prometheus: promtool check metrics passes') or diag($out);
+    }
+}
+
 # shadows are not canary traffic
 my $all = status();
 for my $name (sort keys %split) {
