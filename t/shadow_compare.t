@@ -94,6 +94,26 @@ END
 END
 }
 
+# the upstream-level form: canary_balancer picks the canary's group
+$splits .= <<"END";
+    canary_split bal {
+        stable st_json;
+        canary ca_json;
+        weight 0;
+        shadow 100;
+    }
+
+    upstream bal_up { canary_balancer bal; }
+END
+
+$locations .= <<"END";
+        location /bal {
+            canary bal;
+            add_header X-Shadow \$canary_shadow always;
+            proxy_pass http://bal_up;
+        }
+END
+
 $t->write_conf(<<"END");
     canary_zone canary 4m;
 
@@ -187,6 +207,16 @@ is($ignore->{mismatched}{body}, 0, 'ignore: no body mismatch');
 my $gz = settled('gz', $n);
 is($gz->{matched}, $n, 'gz: a gzip canary matches a plain stable');
 
+# the upstream-level form
+for my $i (1 .. $n) {
+    my $r = $t->get($port, "/bal/$i");
+    is($r->{content}, $json_stable, 'bal: the client gets stable') if $i == 1;
+}
+
+my $bal = settled('bal', $n);
+is($bal->{mismatched}{body}, $n,
+   'bal: canary_balancer sends the shadows to the canary group');
+
 my $st = settled('status', $n);
 is($st->{mismatched}{status}, $n, 'status: a 404 canary mismatches');
 is($st->{examples}[0]{canary_status}, 404, 'status: example says 404');
@@ -241,7 +271,7 @@ is($bigs->{match_rate}, undef, 'big: match_rate null');
 
 # shadows are not canary traffic
 my $all = status();
-for my $name (sort keys %split) {
+for my $name (sort(keys %split), 'bal') {
     is($all->{$name}{variants}{canary}{requests}, 0,
        "$name: no shadow in the canary's variant counters");
 }
