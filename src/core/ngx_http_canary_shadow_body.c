@@ -17,6 +17,8 @@ static void ngx_http_canary_shadow_emit(ngx_http_canary_shadow_body_t *b,
     const unsigned char *p, size_t len);
 static int ngx_http_canary_shadow_start(ngx_http_canary_shadow_body_t *b,
     const unsigned char *p, size_t len);
+static void ngx_http_canary_shadow_inflate(ngx_http_canary_shadow_body_t *b,
+    const unsigned char *p, size_t len);
 static int ngx_http_canary_shadow_is(const unsigned char *p, size_t len,
     const char *name);
 
@@ -92,6 +94,8 @@ ngx_http_canary_shadow_body_init(ngx_http_canary_shadow_body_t *b,
     b->zs.zalloc = zalloc;
     b->zs.zfree = zfree;
     b->zs.opaque = opaque;
+    b->first = 0;
+    b->has_first = 0;
     b->z_started = 0;
     b->z_ended = 0;
 }
@@ -101,9 +105,7 @@ void
 ngx_http_canary_shadow_body_feed(ngx_http_canary_shadow_body_t *b,
     const unsigned char *p, size_t len)
 {
-    int            rc;
-    size_t         n;
-    unsigned char  out[NGX_HTTP_CANARY_SHADOW_CHUNK];
+    unsigned char  head[2];
 
     b->raw_bytes += len;
 
@@ -118,10 +120,51 @@ ngx_http_canary_shadow_body_feed(ngx_http_canary_shadow_body_t *b,
         return;
     }
 
-    if (!b->z_started && ngx_http_canary_shadow_start(b, p, len) != 0) {
-        b->state = NGX_HTTP_CANARY_SHADOW_BODY_BAD;
-        return;
+    if (!b->z_started) {
+
+        /* "deflate" is told by its first two bytes: wait for the second */
+        if (b->encoding == NGX_HTTP_CANARY_SHADOW_DEFLATE) {
+
+            if (!b->has_first && len == 1) {
+                b->first = p[0];
+                b->has_first = 1;
+                return;
+            }
+
+            if (b->has_first) {
+                head[0] = b->first;
+                head[1] = p[0];
+
+                if (ngx_http_canary_shadow_start(b, head, 2) != 0) {
+                    b->state = NGX_HTTP_CANARY_SHADOW_BODY_BAD;
+                    return;
+                }
+
+                ngx_http_canary_shadow_inflate(b, head, 1);
+
+                if (b->state != NGX_HTTP_CANARY_SHADOW_BODY_OK) {
+                    return;
+                }
+            }
+        }
+
+        if (!b->z_started && ngx_http_canary_shadow_start(b, p, len) != 0) {
+            b->state = NGX_HTTP_CANARY_SHADOW_BODY_BAD;
+            return;
+        }
     }
+
+    ngx_http_canary_shadow_inflate(b, p, len);
+}
+
+
+static void
+ngx_http_canary_shadow_inflate(ngx_http_canary_shadow_body_t *b,
+    const unsigned char *p, size_t len)
+{
+    int            rc;
+    size_t         n;
+    unsigned char  out[NGX_HTTP_CANARY_SHADOW_CHUNK];
 
     if (b->z_ended) {
         /* bytes after the end of the compressed stream: corrupt */
@@ -237,7 +280,7 @@ void
 ngx_http_canary_shadow_body_last(ngx_http_canary_shadow_body_t *b)
 {
     if (b->state == NGX_HTTP_CANARY_SHADOW_BODY_OK
-        && b->z_started && !b->z_ended)
+        && ((b->z_started && !b->z_ended) || (b->has_first && !b->z_started)))
     {
         b->state = NGX_HTTP_CANARY_SHADOW_BODY_BAD;
     }

@@ -42,6 +42,8 @@ typedef struct {
     size_t              kept;
 
     z_stream            zs;
+    unsigned char       first;          /* "deflate": a lone first byte */
+    unsigned            has_first:1;
     unsigned            z_started:1;    /* inflateInit2 done */
     unsigned            z_ended:1;      /* stream end: no more */
 } ngx_http_canary_shadow_body_t;
