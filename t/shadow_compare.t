@@ -39,6 +39,10 @@ my %origin = (
                . "return 200 '$json_stable';",
     ca_404  => 'return 404 "nope\n";',
     st_big  => "return 200 '$big';",
+    # these read the request body before they answer (proxy buffering)
+    st_body => 'proxy_pass http://body_inner;',
+    ca_body => 'proxy_pass http://body_inner;',
+    body_inner => 'return 200 "length $http_content_length\n";',
     ca_big  => "return 200 '$big';",
 );
 
@@ -93,6 +97,26 @@ END
         }
 END
 }
+
+# POST listed in methods=: mirrored with its body (a canary origin that
+# got the Content-Length without the body would wait for it, and the
+# shadow would end at its timeout instead of matching)
+$splits .= <<"END";
+    canary_split post {
+        stable st_body;
+        canary ca_body;
+        weight 0;
+        shadow 100 methods=GET,POST timeout=30s;
+    }
+END
+
+$locations .= <<"END";
+        location /post {
+            canary post;
+            add_header X-Shadow \$canary_shadow always;
+            proxy_pass http://\$canary_upstream;
+        }
+END
 
 # the upstream-level form: canary_balancer picks the canary's group
 $splits .= <<"END";
@@ -267,6 +291,19 @@ is($bigs->{match_rate}, undef, 'big: match_rate null');
         my $out = `/usr/bin/promtool check metrics < $file 2>&1`;
         is($?, 0, 'prometheus: promtool check metrics passes') or diag($out);
     }
+}
+
+# POST with methods=GET,POST: mirrored, body and all
+{
+    my $body = 'k=' . ('v' x 5000);
+    my $r = $t->request('POST', $port, '/post/p', {}, content => $body);
+    is($r->{status}, 200, 'methods=GET,POST: POST served by stable');
+    is($r->{content}, "length 5002\n", 'methods=GET,POST: stable read it');
+    is($r->{headers}{'x-shadow'}, '1', 'methods=GET,POST: POST mirrored');
+
+    my $s = settled('post', 1);
+    is($s->{matched}, 1, 'methods=GET,POST: the canary got the body');
+    is($s->{timeouts}, 0, 'methods=GET,POST: no timeout');
 }
 
 # shadows are not canary traffic
