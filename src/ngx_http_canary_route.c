@@ -305,7 +305,7 @@ ngx_http_canary_decide_split(ngx_http_request_t *r,
     ngx_str_t                     key, name;
     ngx_uint_t                    weight;
     ngx_http_request_t           *mr;
-    ngx_http_canary_ctx_t        *ctx, *main_ctx;
+    ngx_http_canary_ctx_t        *ctx, *main_ctx, *own;
     ngx_http_canary_scan_t        scan;
     ngx_http_variable_value_t    *vv;
     ngx_http_canary_override_t   *ov;
@@ -313,27 +313,27 @@ ngx_http_canary_decide_split(ngx_http_request_t *r,
 
     mr = r->main;
 
-    /* a shadow subrequest goes to the canary (ngx_http_canary_shadow.c) */
-    if (r != mr) {
-        ctx = ngx_http_canary_own_ctx(r);
-
-        if (ctx && ctx->shadow) {
-            return ctx;
-        }
-    }
-
     ctx = ngx_http_canary_get_ctx(mr);
     main_ctx = ctx;
 
-    /*
-     * a subrequest under another split than the one its request decided
-     * on (an auth_request to a service with a rollout of its own) decides
-     * for itself: the request keeps its decision, and is counted on it,
-     * the subrequest on its own
-     */
-    if (r != mr && ctx && ctx->split != split) {
-        mr = r;
-        ctx = ngx_http_canary_own_ctx(r);
+    if (r != mr) {
+        own = ngx_http_canary_own_ctx(r);
+
+        /* a shadow goes to the canary (ngx_http_canary_shadow.c) */
+        if (own && own->shadow) {
+            return own;
+        }
+
+        /*
+         * a subrequest under another split than the one its request
+         * decided on (an auth_request to a service with a rollout of its
+         * own) decides for itself: the request keeps its decision, and
+         * is counted on it, the subrequest on its own
+         */
+        if (ctx && ctx->split != split) {
+            mr = r;
+            ctx = own;
+        }
     }
 
     /*

@@ -600,9 +600,7 @@ ngx_http_canary_shadow_done(ngx_http_request_t *r, void *data,
 
     side = &st->side[NGX_HTTP_CANARY_SHADOW_CANARY];
 
-    if (!side->header || rc == NGX_ERROR || r->connection->error
-        || (rc >= NGX_HTTP_SPECIAL_RESPONSE && !side->header))
-    {
+    if (!side->header || rc == NGX_ERROR || r->connection->error) {
         st->canary_error = 1;
     }
 

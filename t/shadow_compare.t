@@ -250,6 +250,15 @@ is($bigs->{skipped}{body_too_large}, $n, 'big: above max_body: skipped');
 is($bigs->{compared}, 0, 'big: not compared');
 is($bigs->{match_rate}, undef, 'big: match_rate null');
 
+# HEAD is mirrored: no body on either side
+{
+    my $r = $t->request('HEAD', $port, '/gz/h', { 'Accept-Encoding' => 'gzip' });
+    is($r->{status}, 200, 'HEAD: served');
+    is($r->{headers}{'x-shadow'}, '1', 'HEAD: mirrored');
+    my $s = settled('gz', $n + 1);
+    is($s->{matched}, $n + 1, 'HEAD: compared and matched');
+}
+
 # POST is not mirrored by default
 {
     my $r = $t->request('POST', $port, '/same/p', {}, content => 'x=1');
