@@ -584,6 +584,8 @@ ngx_http_canary_ctx_t *ngx_http_canary_own_ctx(ngx_http_request_t *r);
 ngx_http_canary_ctx_t *ngx_http_canary_decide(ngx_http_request_t *r);
 ngx_http_canary_ctx_t *ngx_http_canary_decide_split(ngx_http_request_t *r,
     ngx_http_canary_split_t *split);
+void ngx_http_canary_set_ctx(ngx_http_request_t *r,
+    ngx_http_canary_ctx_t *ctx);
 
 /* ngx_http_canary_shadow.c */
 char *ngx_http_canary_shadow_conf(ngx_conf_t *cf,

@@ -257,6 +257,29 @@ ngx_http_canary_own_ctx(ngx_http_request_t *r)
 }
 
 
+/*
+ * A decision made elsewhere (a shadow request's, ngx_http_canary_shadow.c)
+ * set on a main request as decide_split() sets its own: in the context
+ * and in the variable slot that internal redirects keep.
+ */
+
+void
+ngx_http_canary_set_ctx(ngx_http_request_t *r, ngx_http_canary_ctx_t *ctx)
+{
+    ngx_http_variable_value_t  *vv;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_canary_module);
+
+    vv = &r->variables[ngx_http_canary_ctx_index];
+    vv->len = 0;
+    vv->valid = 1;
+    vv->no_cacheable = 0;
+    vv->not_found = 0;
+    vv->escape = 0;
+    vv->data = (u_char *) ctx;
+}
+
+
 /* $canary_ctx_ read by name: empty, it carries nothing to configuration */
 
 static ngx_int_t
@@ -305,7 +328,7 @@ ngx_http_canary_decide_split(ngx_http_request_t *r,
     ngx_str_t                     key, name;
     ngx_uint_t                    weight;
     ngx_http_request_t           *mr;
-    ngx_http_canary_ctx_t        *ctx, *main_ctx, *own;
+    ngx_http_canary_ctx_t        *ctx, *main_ctx;
     ngx_http_canary_scan_t        scan;
     ngx_http_variable_value_t    *vv;
     ngx_http_canary_override_t   *ov;
@@ -316,24 +339,15 @@ ngx_http_canary_decide_split(ngx_http_request_t *r,
     ctx = ngx_http_canary_get_ctx(mr);
     main_ctx = ctx;
 
-    if (r != mr) {
-        own = ngx_http_canary_own_ctx(r);
-
-        /* a shadow goes to the canary (ngx_http_canary_shadow.c) */
-        if (own && own->shadow) {
-            return own;
-        }
-
-        /*
-         * a subrequest under another split than the one its request
-         * decided on (an auth_request to a service with a rollout of its
-         * own) decides for itself: the request keeps its decision, and
-         * is counted on it, the subrequest on its own
-         */
-        if (ctx && ctx->split != split) {
-            mr = r;
-            ctx = own;
-        }
+    /*
+     * a subrequest under another split than the one its request decided
+     * on (an auth_request to a service with a rollout of its own) decides
+     * for itself: the request keeps its decision, and is counted on it,
+     * the subrequest on its own
+     */
+    if (r != mr && ctx && ctx->split != split) {
+        mr = r;
+        ctx = ngx_http_canary_own_ctx(r);
     }
 
     /*

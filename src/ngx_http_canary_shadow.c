@@ -12,6 +12,12 @@
  *         shadow 10 methods=GET,HEAD compare=body max_body=256k timeout=5s;
  *         shadow_ignore "\"ts\":\d+";
  *     }
+ *
+ * The shadow is a request of its own, on a connection of its own with
+ * no client behind it (a socket pair that nobody writes), made from a
+ * copy of the client's request and run through the same location: the
+ * client's request ends (and its keep-alive connection goes on) without
+ * waiting for it, as a background subrequest would not allow.
  */
 
 
@@ -35,47 +41,56 @@ typedef struct {
     ngx_http_canary_shadow_body_t  body;
     unsigned                       header:1;    /* its header was seen */
     unsigned                       last:1;      /* its last buffer */
+    unsigned                       complete:1;  /* decided as it ended */
 } ngx_http_canary_shadow_side_t;
 
 
-/* a mirrored request, in the client request's pool */
+/*
+ * A mirrored request's comparison, on the heap: either request may end
+ * first, each drops its reference as its pool goes, the later compares
+ * and frees
+ */
 struct ngx_http_canary_shadow_s {
-    ngx_http_request_t            *request;     /* the client's */
-    ngx_http_request_t            *sr;          /* the shadow */
+    ngx_uint_t                     refs;
+    ngx_http_request_t            *request;     /* the client's, or NULL */
+    ngx_http_request_t            *sr;          /* the shadow, or NULL */
     ngx_http_canary_split_t       *split;
     ngx_event_t                    timer;
     ngx_http_canary_shadow_side_t  side[2];     /* stable, canary */
 
-    unsigned                       canary_done:1;
-    unsigned                       canary_error:1;
+    u_char                         uri[NGX_HTTP_CANARY_SHADOW_URI_LEN];
+    size_t                         uri_len;
+
     unsigned                       timed_out:1;
-    unsigned                       released:1;  /* in-flight slot */
-    unsigned                       counted:1;
 };
 
 
 static ngx_int_t ngx_http_canary_shadow_handler(ngx_http_request_t *r);
 static void ngx_http_canary_shadow_body_handler(ngx_http_request_t *r);
-static ngx_int_t ngx_http_canary_shadow_start(ngx_http_request_t *r,
+static void ngx_http_canary_shadow_start(ngx_http_request_t *r,
     ngx_http_canary_ctx_t *ctx);
-static ngx_int_t ngx_http_canary_shadow_done(ngx_http_request_t *r,
-    void *data, ngx_int_t rc);
+static ngx_http_request_t *ngx_http_canary_shadow_request(
+    ngx_http_request_t *r, ngx_http_canary_shadow_t *st);
+static ngx_int_t ngx_http_canary_shadow_copy(ngx_http_request_t *r,
+    ngx_http_request_t *sr);
+static ngx_int_t ngx_http_canary_shadow_copy_body(ngx_http_request_t *r,
+    ngx_http_request_t *sr);
+static void ngx_http_canary_shadow_run(ngx_event_t *ev);
+static void ngx_http_canary_shadow_event(ngx_event_t *ev);
+static void ngx_http_canary_shadow_close_pair(void *data);
 static void ngx_http_canary_shadow_timeout(ngx_event_t *ev);
-static void ngx_http_canary_shadow_release(ngx_http_canary_shadow_t *st);
-static void ngx_http_canary_shadow_cleanup(void *data);
+static void ngx_http_canary_shadow_stable_end(void *data);
+static void ngx_http_canary_shadow_canary_end(void *data);
+static void ngx_http_canary_shadow_unref(ngx_http_canary_shadow_t *st);
 static ngx_http_canary_shadow_t *ngx_http_canary_shadow_state(
     ngx_http_request_t *r, ngx_uint_t *side);
 static ngx_int_t ngx_http_canary_shadow_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_canary_shadow_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
-static ngx_int_t ngx_http_canary_shadow_log_handler(ngx_http_request_t *r);
 static void ngx_http_canary_shadow_compare(ngx_http_canary_shadow_t *st);
 static uint64_t ngx_http_canary_shadow_digest(ngx_http_canary_shadow_t *st,
     ngx_http_canary_shadow_side_t *side);
 static void ngx_http_canary_shadow_example(ngx_http_canary_shadow_t *st);
-static voidpf ngx_http_canary_shadow_zalloc(voidpf opaque, uInt items,
-    uInt size);
-static void ngx_http_canary_shadow_zfree(voidpf opaque, voidpf address);
 static ngx_int_t ngx_http_canary_shadow_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
@@ -336,7 +351,7 @@ ngx_http_canary_shadow_add_variables(ngx_conf_t *cf)
 
 
 /*
- * The handlers and filters are installed only when a split has "shadow":
+ * The handler and filters are installed only when a split has "shadow":
  * without it the request path is what it was, instruction for
  * instruction.
  */
@@ -379,13 +394,6 @@ ngx_http_canary_shadow_init(ngx_conf_t *cf,
 
     *h = ngx_http_canary_shadow_handler;
 
-    h = ngx_array_push(&core->phases[NGX_HTTP_LOG_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    *h = ngx_http_canary_shadow_log_handler;
-
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_canary_shadow_header_filter;
 
@@ -399,7 +407,7 @@ ngx_http_canary_shadow_init(ngx_conf_t *cf,
 /*
  * PRECONTENT: a request of a location with a shadowed split, routed to
  * stable, is mirrored with the split's percent, once (the decision keeps
- * that across internal redirects).
+ * that across internal redirects); never a shadow, nor a subrequest.
  */
 
 static ngx_int_t
@@ -425,7 +433,9 @@ ngx_http_canary_shadow_handler(ngx_http_request_t *r)
 
     ctx = ngx_http_canary_get_ctx(r);
 
-    if (ctx == NULL || ctx->split != split || ctx->shadow_tried) {
+    if (ctx == NULL || ctx->split != split || ctx->shadow_tried
+        || ctx->shadow)
+    {
         return NGX_DECLINED;
     }
 
@@ -455,7 +465,8 @@ ngx_http_canary_shadow_handler(ngx_http_request_t *r)
     }
 
     if (r->headers_in.content_length_n <= 0 && !r->headers_in.chunked) {
-        return ngx_http_canary_shadow_start(r, ctx);
+        ngx_http_canary_shadow_start(r, ctx);
+        return NGX_DECLINED;
     }
 
     /*
@@ -463,12 +474,9 @@ ngx_http_canary_shadow_handler(ngx_http_request_t *r)
      * mirror does, so that both requests send it; then the phases
      * resume and this handler declines
      */
-    ngx_http_canary_shadow_inflight++;
-
     rc = ngx_http_read_client_request_body(r,
                                            ngx_http_canary_shadow_body_handler);
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        ngx_http_canary_shadow_inflight--;
         return rc;
     }
 
@@ -483,12 +491,10 @@ ngx_http_canary_shadow_body_handler(ngx_http_request_t *r)
 {
     ngx_http_canary_ctx_t  *ctx;
 
-    ngx_http_canary_shadow_inflight--;
-
     ctx = ngx_http_canary_get_ctx(r);
 
     if (ctx) {
-        (void) ngx_http_canary_shadow_start(r, ctx);
+        ngx_http_canary_shadow_start(r, ctx);
     }
 
     r->preserve_body = 1;
@@ -499,128 +505,481 @@ ngx_http_canary_shadow_body_handler(ngx_http_request_t *r)
 
 
 /*
- * The shadow: a background subrequest to the same URI, so the same
- * location proxies it, with its own decision (variant canary, "shadow")
- * that decide_split() returns to $canary_upstream or canary_balancer.
- * Whatever fails here only costs the shadow: the request goes on.
+ * Whatever fails here only costs the shadow (logged, not counted as
+ * sent): the client's request goes on.
  */
 
-static ngx_int_t
+static void
 ngx_http_canary_shadow_start(ngx_http_request_t *r,
     ngx_http_canary_ctx_t *ctx)
 {
-    ngx_http_request_t           *sr;
-    ngx_pool_cleanup_t           *cln;
-    ngx_http_canary_ctx_t        *sctx;
-    ngx_http_canary_shadow_t     *st;
-    ngx_http_post_subrequest_t   *ps;
+    ngx_pool_cleanup_t        *cln;
+    ngx_http_request_t        *sr;
+    ngx_http_canary_shadow_t  *st;
 
-    st = ngx_pcalloc(r->pool, sizeof(ngx_http_canary_shadow_t));
-    ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
-    sctx = ngx_pcalloc(r->pool, sizeof(ngx_http_canary_ctx_t));
     cln = ngx_pool_cleanup_add(r->pool, 0);
-
-    if (st == NULL || ps == NULL || sctx == NULL || cln == NULL) {
-        return NGX_DECLINED;
+    if (cln == NULL) {
+        return;
     }
 
-    ps->handler = ngx_http_canary_shadow_done;
-    ps->data = st;
-
-    if (ngx_http_subrequest(r, &r->uri, &r->args, &sr, ps,
-                            NGX_HTTP_SUBREQUEST_BACKGROUND)
-        != NGX_OK)
-    {
-        return NGX_DECLINED;
+    st = ngx_calloc(sizeof(ngx_http_canary_shadow_t), r->connection->log);
+    if (st == NULL) {
+        return;
     }
 
-    sr->method = r->method;
-    sr->method_name = r->method_name;
-
-    st->request = r;
-    st->sr = sr;
     st->split = ctx->split;
-    st->side[NGX_HTTP_CANARY_SHADOW_STABLE].status = 0;
-    st->side[NGX_HTTP_CANARY_SHADOW_CANARY].status = 0;
+    st->request = r;
+    st->refs = 1;
 
-    sctx->split = ctx->split;
-    sctx->variant = NGX_HTTP_CANARY_CANARY;
-    sctx->reason = ctx->reason;
-    sctx->bucket = ctx->bucket;
-    sctx->weight = ctx->weight;
-    sctx->shadow = 1;
-    sctx->shadow_state = st;
+    st->uri_len = ngx_min(r->unparsed_uri.len,
+                          NGX_HTTP_CANARY_SHADOW_URI_LEN);
+    ngx_memcpy(st->uri, r->unparsed_uri.data, st->uri_len);
 
-    /* found again after an internal redirect of the subrequest */
-    sctx->request = sr;
-    sctx->next = ctx->next;
-    ctx->next = sctx;
-
-    ngx_http_set_ctx(sr, sctx, ngx_http_canary_module);
+    /* the client's request holds a reference from now on */
+    cln->handler = ngx_http_canary_shadow_stable_end;
+    cln->data = st;
 
     ctx->shadow_state = st;
+
+    sr = ngx_http_canary_shadow_request(r, st);
+    if (sr == NULL) {
+        ctx->shadow_state = NULL;
+        st->request = NULL;
+        cln->handler = NULL;
+        ngx_free(st);
+        return;
+    }
+
     ctx->shadowed = 1;
 
-    cln->handler = ngx_http_canary_shadow_cleanup;
-    cln->data = st;
+    st->sr = sr;
+    st->refs++;
 
     st->timer.handler = ngx_http_canary_shadow_timeout;
     st->timer.data = st;
-    st->timer.log = r->connection->log;
+    st->timer.log = ngx_cycle->log;
     st->timer.cancelable = 1;
     ngx_add_timer(&st->timer, ctx->split->shadow.timeout);
 
     ngx_http_canary_shadow_inflight++;
 
     (void) ngx_atomic_fetch_add(&ctx->split->sh->shadow.requests, 1);
-
-    return NGX_DECLINED;
 }
 
 
 /*
- * The shadow ended (possibly more than once: an error response is made
- * and finalized again): its status when nginx made the response, and
- * whether the canary answered at all.
+ * The shadow: a request on a connection of its own, whose socket is one
+ * end of a socket pair nobody writes to (so that nginx's events and its
+ * close work on it as on any), run once the client's request has gone
+ * on (a posted event).  Its decision is the canary's, marked "shadow".
+ */
+
+static ngx_http_request_t *
+ngx_http_canary_shadow_request(ngx_http_request_t *r,
+    ngx_http_canary_shadow_t *st)
+{
+    int                       fds[2];
+    ngx_log_t                *log;
+    ngx_connection_t         *c, *rc;
+    ngx_pool_cleanup_t       *cln;
+    ngx_http_request_t       *sr;
+    ngx_http_log_ctx_t       *lctx;
+    ngx_http_canary_ctx_t    *sctx, *ctx;
+    ngx_http_connection_t    *hc;
+
+    rc = r->connection;
+    ctx = ngx_http_canary_get_ctx(r);
+
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == -1) {
+        ngx_log_error(NGX_LOG_ERR, rc->log, ngx_socket_errno,
+                      "canary shadow: socketpair() failed");
+        return NULL;
+    }
+
+    if (ngx_nonblocking(fds[0]) == -1 || ngx_nonblocking(fds[1]) == -1) {
+        ngx_log_error(NGX_LOG_ERR, rc->log, ngx_socket_errno,
+                      "canary shadow: " ngx_nonblocking_n " failed");
+        goto failed_fds;
+    }
+
+    c = ngx_get_connection(fds[0], rc->log);
+    if (c == NULL) {
+        goto failed_fds;
+    }
+
+    c->pool = ngx_create_pool(1024, rc->log);
+    if (c->pool == NULL) {
+        ngx_free_connection(c);
+        goto failed_fds;
+    }
+
+    cln = ngx_pool_cleanup_add(c->pool, sizeof(int));
+    if (cln == NULL) {
+        goto failed;
+    }
+
+    cln->handler = ngx_http_canary_shadow_close_pair;
+    *(int *) cln->data = fds[1];
+    fds[1] = -1;
+
+    log = ngx_palloc(c->pool, sizeof(ngx_log_t));
+    lctx = ngx_pcalloc(c->pool, sizeof(ngx_http_log_ctx_t));
+    hc = ngx_pcalloc(c->pool, sizeof(ngx_http_connection_t));
+    c->buffer = ngx_create_temp_buf(c->pool, 1);
+    c->sockaddr = ngx_palloc(c->pool, rc->socklen);
+    c->addr_text.data = ngx_pnalloc(c->pool, rc->addr_text.len);
+
+    if (log == NULL || lctx == NULL || hc == NULL || c->buffer == NULL
+        || c->sockaddr == NULL || c->addr_text.data == NULL)
+    {
+        goto failed;
+    }
+
+    *log = *rc->log;
+    lctx->connection = c;
+    log->data = lctx;
+    log->action = NULL;
+
+    c->log = log;
+    c->read->log = log;
+    c->write->log = log;
+    c->log_error = rc->log_error;
+
+    ngx_memcpy(c->sockaddr, rc->sockaddr, rc->socklen);
+    c->socklen = rc->socklen;
+    ngx_memcpy(c->addr_text.data, rc->addr_text.data, rc->addr_text.len);
+    c->addr_text.len = rc->addr_text.len;
+
+    if (rc->local_sockaddr) {
+        c->local_sockaddr = ngx_palloc(c->pool, rc->local_socklen);
+        if (c->local_sockaddr == NULL) {
+            goto failed;
+        }
+
+        ngx_memcpy(c->local_sockaddr, rc->local_sockaddr, rc->local_socklen);
+        c->local_socklen = rc->local_socklen;
+    }
+
+    c->listening = rc->listening;
+    c->type = SOCK_STREAM;
+    c->recv = ngx_recv;
+    c->send = ngx_send;
+    c->recv_chain = ngx_recv_chain;
+    c->send_chain = ngx_send_chain;
+    c->number = ngx_atomic_fetch_add(ngx_connection_counter, 1);
+    c->start_time = ngx_current_msec;
+
+    /* the client's server and address (no buffers: none are read) */
+    hc->addr_conf = r->http_connection->addr_conf;
+    hc->conf_ctx = r->http_connection->conf_ctx;
+    c->data = hc;
+
+    c->read->handler = ngx_http_canary_shadow_event;
+    c->write->handler = ngx_http_canary_shadow_event;
+
+#if (NGX_STAT_STUB)
+    (void) ngx_atomic_fetch_add(ngx_stat_active, 1);
+#endif
+
+    sr = ngx_http_create_request(c);
+    if (sr == NULL) {
+#if (NGX_STAT_STUB)
+        (void) ngx_atomic_fetch_add(ngx_stat_active, -1);
+#endif
+        goto failed;
+    }
+
+    c->data = sr;
+
+    cln = ngx_pool_cleanup_add(sr->pool, 0);
+    sctx = ngx_pcalloc(sr->pool, sizeof(ngx_http_canary_ctx_t));
+
+    if (cln == NULL || sctx == NULL
+        || ngx_http_canary_shadow_copy(r, sr) != NGX_OK)
+    {
+        ngx_http_free_request(sr, 0);
+        ngx_http_close_connection(c);
+        return NULL;
+    }
+
+    /* from here the shadow's end drops its reference */
+    cln->handler = ngx_http_canary_shadow_canary_end;
+    cln->data = st;
+
+    sctx->split = ctx->split;
+    sctx->variant = NGX_HTTP_CANARY_CANARY;
+    sctx->reason = ctx->reason;
+    sctx->bucket = ctx->bucket;
+    sctx->weight = ctx->weight;
+    sctx->cohort = NULL;
+    sctx->shadow = 1;
+    sctx->shadow_tried = 1;
+    sctx->shadow_state = st;
+
+    ngx_http_canary_set_ctx(sr, sctx);
+
+    /* once the client's request has gone on */
+    c->write->handler = ngx_http_canary_shadow_run;
+    ngx_post_event(c->write, &ngx_posted_events);
+
+    return sr;
+
+failed:
+
+    ngx_close_connection(c);
+    ngx_destroy_pool(c->pool);
+
+    if (fds[1] != -1) {
+        (void) ngx_close_socket(fds[1]);
+    }
+
+    return NULL;
+
+failed_fds:
+
+    (void) ngx_close_socket(fds[0]);
+    (void) ngx_close_socket(fds[1]);
+
+    return NULL;
+}
+
+
+/*
+ * The client's request line, headers (through nginx's own header
+ * handlers, as when they were read), body, server and location
+ * configuration, copied into the shadow's pool: the client's request may
+ * be freed long before the shadow ends.
  */
 
 static ngx_int_t
-ngx_http_canary_shadow_done(ngx_http_request_t *r, void *data,
-    ngx_int_t rc)
+ngx_http_canary_shadow_copy(ngx_http_request_t *r, ngx_http_request_t *sr)
 {
-    ngx_http_canary_shadow_t *st = data;
+    ngx_uint_t                  i;
+    ngx_list_part_t            *part;
+    ngx_table_elt_t            *h, *sh;
+    ngx_http_header_t          *hh;
+    ngx_http_core_main_conf_t  *cmcf;
 
-    ngx_http_canary_shadow_side_t  *side;
-
-    if (st->canary_done) {
-        return rc;
+#define ngx_http_canary_shadow_dup(field)                                    \
+    sr->field.len = r->field.len;                                            \
+    if (r->field.len) {                                                      \
+        sr->field.data = ngx_pstrdup(sr->pool, &r->field);                   \
+        if (sr->field.data == NULL) {                                        \
+            return NGX_ERROR;                                                \
+        }                                                                    \
     }
 
-    st->canary_done = 1;
+    ngx_http_canary_shadow_dup(request_line);
+    ngx_http_canary_shadow_dup(method_name);
+    ngx_http_canary_shadow_dup(http_protocol);
+    ngx_http_canary_shadow_dup(unparsed_uri);
+    ngx_http_canary_shadow_dup(uri);
+    ngx_http_canary_shadow_dup(args);
+    ngx_http_canary_shadow_dup(exten);
+    ngx_http_canary_shadow_dup(schema);
 
-    side = &st->side[NGX_HTTP_CANARY_SHADOW_CANARY];
+#undef ngx_http_canary_shadow_dup
 
-    if (!side->header || rc == NGX_ERROR || r->connection->error) {
-        st->canary_error = 1;
+    sr->method = r->method;
+    sr->http_version = r->http_version;
+    sr->http_major = r->http_major;
+    sr->http_minor = r->http_minor;
+    sr->valid_unparsed_uri = r->valid_unparsed_uri;
+    sr->request_length = r->request_length;
+
+    sr->main_conf = r->main_conf;
+    sr->srv_conf = r->srv_conf;
+    sr->loc_conf = r->loc_conf;
+
+    if (ngx_list_init(&sr->headers_in.headers, sr->pool, 20,
+                      sizeof(ngx_table_elt_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
-    if (side->header && !side->last && !r->header_only && rc != NGX_OK) {
-        /* the body was cut short */
-        st->canary_error = 1;
+    /* the virtual server is the client's: the Host handler keeps it */
+    sr->headers_in.server.len = r->headers_in.server.len;
+    sr->headers_in.server.data = ngx_pstrdup(sr->pool, &r->headers_in.server);
+
+    if (sr->headers_in.server.data == NULL && r->headers_in.server.len) {
+        return NGX_ERROR;
     }
 
-    ngx_http_canary_shadow_release(st);
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_core_module);
 
-    return rc;
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        sh = ngx_list_push(&sr->headers_in.headers);
+        if (sh == NULL) {
+            return NGX_ERROR;
+        }
+
+        sh->hash = h[i].hash;
+        sh->key.len = h[i].key.len;
+        sh->key.data = ngx_pstrdup(sr->pool, &h[i].key);
+        sh->value.len = h[i].value.len;
+        sh->value.data = ngx_pnalloc(sr->pool, h[i].value.len + 1);
+        sh->lowcase_key = ngx_pnalloc(sr->pool, h[i].key.len);
+
+        if (sh->key.data == NULL || sh->value.data == NULL
+            || sh->lowcase_key == NULL)
+        {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(sh->value.data, h[i].value.data, h[i].value.len);
+        sh->value.data[h[i].value.len] = '\0';
+        ngx_memcpy(sh->lowcase_key, h[i].lowcase_key, h[i].key.len);
+
+        if (sh->hash == 0) {
+            continue;
+        }
+
+        hh = ngx_hash_find(&cmcf->headers_in_hash, sh->hash,
+                           sh->lowcase_key, sh->key.len);
+
+        if (hh && hh->handler(sr, sh, hh->offset) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    sr->headers_in.content_length_n = r->headers_in.content_length_n;
+    sr->headers_in.chunked = r->headers_in.chunked;
+
+    if (r->request_body) {
+        return ngx_http_canary_shadow_copy_body(r, sr);
+    }
+
+    return NGX_OK;
+}
+
+
+/* the client's body, when in memory (client_body_buffer_size) */
+
+static ngx_int_t
+ngx_http_canary_shadow_copy_body(ngx_http_request_t *r,
+    ngx_http_request_t *sr)
+{
+    size_t                    len;
+    ngx_buf_t                *b;
+    ngx_chain_t              *cl;
+    ngx_http_request_body_t  *rb;
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        if (cl->buf->in_file || !ngx_buf_in_memory(cl->buf)) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "canary shadow: the request body is in a file, "
+                          "not mirrored");
+            return NGX_ERROR;
+        }
+
+        len += cl->buf->last - cl->buf->pos;
+    }
+
+    rb = ngx_pcalloc(sr->pool, sizeof(ngx_http_request_body_t));
+    b = ngx_create_temp_buf(sr->pool, len ? len : 1);
+    cl = ngx_alloc_chain_link(sr->pool);
+
+    if (rb == NULL || b == NULL || cl == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (cl->buf = r->request_body->bufs ? r->request_body->bufs->buf : NULL,
+         cl->next = r->request_body->bufs;
+         cl->next;
+         cl->next = cl->next->next)
+    {
+        b->last = ngx_cpymem(b->last, cl->next->buf->pos,
+                             cl->next->buf->last - cl->next->buf->pos);
+    }
+
+    b->last_buf = 1;
+
+    cl->buf = b;
+    cl->next = NULL;
+
+    rb->bufs = cl;
+    rb->rest = 0;
+
+    sr->request_body = rb;
+    sr->headers_in.content_length_n = len;
+    sr->headers_in.chunked = 0;
+
+    return NGX_OK;
+}
+
+
+/* the shadow starts: its phases, from the server's rewrites on */
+
+static void
+ngx_http_canary_shadow_run(ngx_event_t *ev)
+{
+    ngx_connection_t    *c;
+    ngx_http_request_t  *sr;
+
+    c = ev->data;
+    sr = c->data;
+
+    c->write->handler = ngx_http_canary_shadow_event;
+
+    sr->internal = 1;
+
+    ngx_http_handler(sr);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* as nginx's request handler: the request's own event handlers */
+
+static void
+ngx_http_canary_shadow_event(ngx_event_t *ev)
+{
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    c = ev->data;
+    r = c->data;
+
+    if (ev->write) {
+        r->write_event_handler(r);
+
+    } else {
+        r->read_event_handler(r);
+    }
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_canary_shadow_close_pair(void *data)
+{
+    int  *fd = data;
+
+    (void) ngx_close_socket(*fd);
 }
 
 
 /*
  * The canary took longer than timeout=: counted, and its upstream is
- * ended the way nginx ends it when the client goes away, so that a hung
- * canary holds neither the client's request nor an in-flight slot.
- * Nothing of st is touched after that: the client's request (its pool)
- * may be freed by it.
+ * ended the way nginx ends it when a client goes away.  That may free
+ * the shadow, and st with it: nothing of st is touched after.
  */
 
 static void
@@ -631,20 +990,18 @@ ngx_http_canary_shadow_timeout(ngx_event_t *ev)
     ngx_http_request_t   *sr;
     ngx_http_upstream_t  *u;
 
-    if (st->canary_done) {
+    sr = st->sr;
+
+    if (sr == NULL) {
         return;
     }
 
     st->timed_out = 1;
-    st->canary_done = 1;
 
-    ngx_http_canary_shadow_release(st);
-
-    sr = st->sr;
-    u = sr->upstream;
-
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ev->log, 0,
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
                    "canary shadow of \"%V\" timed out", &sr->uri);
+
+    u = sr->upstream;
 
     if (u && u->cleanup) {
         sr->write_event_handler = ngx_http_request_empty_handler;
@@ -653,33 +1010,80 @@ ngx_http_canary_shadow_timeout(ngx_event_t *ev)
 }
 
 
+/* the client's request is freed: stable's side is what it got */
+
 static void
-ngx_http_canary_shadow_release(ngx_http_canary_shadow_t *st)
+ngx_http_canary_shadow_stable_end(void *data)
 {
+    ngx_http_canary_shadow_t *st = data;
+
+    ngx_http_request_t             *r;
+    ngx_http_canary_shadow_side_t  *side;
+
+    r = st->request;
+    side = &st->side[NGX_HTTP_CANARY_SHADOW_STABLE];
+
+    /* the client that went away before the response ended: no verdict */
+    side->complete = side->header && (side->last || r->header_only);
+
+    st->request = NULL;
+
+    ngx_http_canary_shadow_unref(st);
+}
+
+
+/* the shadow is freed: the canary answered, failed, or timed out */
+
+static void
+ngx_http_canary_shadow_canary_end(void *data)
+{
+    ngx_http_canary_shadow_t *st = data;
+
+    ngx_http_request_t             *sr;
+    ngx_http_canary_shadow_side_t  *side;
+
+    sr = st->sr;
+    side = &st->side[NGX_HTTP_CANARY_SHADOW_CANARY];
+
+    side->complete = side->header
+                     && (side->last || sr->header_only
+                         || sr->method == NGX_HTTP_HEAD);
+
+    st->sr = NULL;
+
     if (st->timer.timer_set) {
         ngx_del_timer(&st->timer);
     }
 
-    if (!st->released) {
-        st->released = 1;
-        ngx_http_canary_shadow_inflight--;
-    }
+    ngx_http_canary_shadow_inflight--;
+
+    ngx_http_canary_shadow_unref(st);
 }
 
 
-/* the client's request is freed: nothing may stay armed */
-
 static void
-ngx_http_canary_shadow_cleanup(void *data)
+ngx_http_canary_shadow_unref(ngx_http_canary_shadow_t *st)
 {
-    ngx_http_canary_shadow_t *st = data;
+    if (--st->refs) {
+        return;
+    }
 
-    if (st->request) {
-        ngx_http_canary_shadow_release(st);
+    if (st->sr == NULL && st->side[0].header) {
+        ngx_http_canary_shadow_compare(st);
     }
 
     ngx_http_canary_shadow_body_done(&st->side[0].body);
     ngx_http_canary_shadow_body_done(&st->side[1].body);
+
+    if (st->side[0].body.keep) {
+        ngx_free(st->side[0].body.keep);
+    }
+
+    if (st->side[1].body.keep) {
+        ngx_free(st->side[1].body.keep);
+    }
+
+    ngx_free(st);
 }
 
 
@@ -690,17 +1094,20 @@ ngx_http_canary_shadow_state(ngx_http_request_t *r, ngx_uint_t *side)
 {
     ngx_http_canary_ctx_t  *ctx;
 
-    if (r == r->main) {
-        ctx = ngx_http_canary_get_ctx(r);
-        *side = NGX_HTTP_CANARY_SHADOW_STABLE;
-
-        return (ctx && !ctx->shadow) ? ctx->shadow_state : NULL;
+    if (r != r->main) {
+        return NULL;
     }
 
-    ctx = ngx_http_canary_own_ctx(r);
-    *side = NGX_HTTP_CANARY_SHADOW_CANARY;
+    ctx = ngx_http_canary_get_ctx(r);
 
-    return (ctx && ctx->shadow) ? ctx->shadow_state : NULL;
+    if (ctx == NULL || ctx->shadow_state == NULL) {
+        return NULL;
+    }
+
+    *side = ctx->shadow ? NGX_HTTP_CANARY_SHADOW_CANARY
+                        : NGX_HTTP_CANARY_SHADOW_STABLE;
+
+    return ctx->shadow_state;
 }
 
 
@@ -710,14 +1117,14 @@ ngx_http_canary_shadow_header_filter(ngx_http_request_t *r)
     u_char                         *keep;
     ngx_str_t                       enc;
     ngx_uint_t                      n;
-    ngx_http_canary_shadow_t       *st;
     ngx_http_upstream_t            *u;
+    ngx_http_canary_shadow_t       *st;
     ngx_http_canary_shadow_side_t  *side;
     ngx_http_canary_shadow_conf_t  *sc;
 
     st = ngx_http_canary_shadow_state(r, &n);
 
-    if (st == NULL || st->counted) {
+    if (st == NULL) {
         return ngx_http_next_header_filter(r);
     }
 
@@ -726,11 +1133,6 @@ ngx_http_canary_shadow_header_filter(ngx_http_request_t *r)
 
     side->status = r->headers_out.status;
     side->last = 0;
-
-    if (n == NGX_HTTP_CANARY_SHADOW_CANARY) {
-        /* as nginx's own header filter marks a subrequest's */
-        r->header_sent = 1;
-    }
 
     /* the canary's own answer, not a 502/504 nginx made for it */
     u = r->upstream;
@@ -749,29 +1151,34 @@ ngx_http_canary_shadow_header_filter(ngx_http_request_t *r)
             enc = r->headers_out.content_encoding->value;
         }
 
-        keep = NULL;
+        keep = side->body.keep;
 
-        if (sc->ignore) {
-            keep = ngx_pnalloc(st->request->pool, sc->max_body);
+        if (sc->ignore && keep == NULL) {
+            keep = ngx_alloc(sc->max_body, r->connection->log);
             if (keep == NULL) {
                 return NGX_ERROR;
             }
         }
 
+        /* zlib with malloc and free: st outlives either pool */
         ngx_http_canary_shadow_body_init(&side->body,
                                    ngx_http_canary_shadow_encoding(enc.data,
                                                                    enc.len),
-                                   sc->max_body, keep,
-                                   ngx_http_canary_shadow_zalloc,
-                                   ngx_http_canary_shadow_zfree,
-                                   st->request->pool);
+                                   sc->max_body, keep, Z_NULL, Z_NULL,
+                                   Z_NULL);
     }
 
     if (n == NGX_HTTP_CANARY_SHADOW_STABLE) {
         return ngx_http_next_header_filter(r);
     }
 
-    /* the shadow's response goes no further */
+    /* the shadow's response goes to nobody */
+    r->header_sent = 1;
+
+    if (r->method == NGX_HTTP_HEAD) {
+        r->header_only = 1;
+    }
+
     return NGX_OK;
 }
 
@@ -786,7 +1193,7 @@ ngx_http_canary_shadow_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
     st = ngx_http_canary_shadow_state(r, &n);
 
-    if (st == NULL || st->counted) {
+    if (st == NULL) {
         return ngx_http_next_body_filter(r, in);
     }
 
@@ -806,10 +1213,8 @@ ngx_http_canary_shadow_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
             side->body.state = NGX_HTTP_CANARY_SHADOW_BODY_TOO_LARGE;
         }
 
-        if (cl->buf->last_buf || cl->buf->last_in_chain) {
-            if (cl->buf->last_buf || r != r->main) {
-                side->last = 1;
-            }
+        if (cl->buf->last_buf) {
+            side->last = 1;
         }
 
         if (n == NGX_HTTP_CANARY_SHADOW_CANARY) {
@@ -823,55 +1228,19 @@ ngx_http_canary_shadow_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         return ngx_http_next_body_filter(r, in);
     }
 
-    /*
-     * never passed on: a background subrequest's output would wait in
-     * the postpone filter for ever
-     */
+    /* the shadow's response goes to nobody */
     return NGX_OK;
 }
 
 
-/*
- * LOG of the client's request: it is freed only after its background
- * subrequest ended (r->main->count), so both sides are complete here,
- * whichever finished first.
- */
-
-static ngx_int_t
-ngx_http_canary_shadow_log_handler(ngx_http_request_t *r)
-{
-    ngx_http_canary_ctx_t     *ctx;
-    ngx_http_canary_shadow_t  *st;
-
-    if (r != r->main) {
-        return NGX_OK;
-    }
-
-    ctx = ngx_http_canary_get_ctx(r);
-
-    if (ctx == NULL || ctx->shadow_state == NULL) {
-        return NGX_OK;
-    }
-
-    st = ctx->shadow_state;
-
-    if (!st->counted) {
-        st->counted = 1;
-        ngx_http_canary_shadow_compare(st);
-    }
-
-    return NGX_OK;
-}
-
+/* both ended: the verdict */
 
 static void
 ngx_http_canary_shadow_compare(ngx_http_canary_shadow_t *st)
 {
-    ngx_http_request_t             *r;
     ngx_http_canary_shm_shadow_t   *shd;
     ngx_http_canary_shadow_side_t  *s, *c;
 
-    r = st->request;
     shd = &st->split->sh->shadow;
     s = &st->side[NGX_HTTP_CANARY_SHADOW_STABLE];
     c = &st->side[NGX_HTTP_CANARY_SHADOW_CANARY];
@@ -881,13 +1250,12 @@ ngx_http_canary_shadow_compare(ngx_http_canary_shadow_t *st)
         return;
     }
 
-    if (st->canary_error || !st->canary_done) {
+    if (!c->complete) {
         (void) ngx_atomic_fetch_add(&shd->canary_errors, 1);
         return;
     }
 
-    /* the client went away before stable's response ended: no verdict */
-    if (!s->header || !(s->last || r->header_only)) {
+    if (!s->complete) {
         return;
     }
 
@@ -994,13 +1362,10 @@ ngx_http_canary_shadow_digest(ngx_http_canary_shadow_t *st,
 static void
 ngx_http_canary_shadow_example(ngx_http_canary_shadow_t *st)
 {
-    size_t                          len;
     ngx_uint_t                      i;
-    ngx_http_request_t             *r;
     ngx_http_canary_shm_shadow_t   *shd;
     ngx_http_canary_shm_example_t  *ex;
 
-    r = st->request;
     shd = &st->split->sh->shadow;
 
     i = ngx_atomic_fetch_add(&shd->next, 1) % NGX_HTTP_CANARY_SHADOW_EXAMPLES;
@@ -1009,9 +1374,8 @@ ngx_http_canary_shadow_example(ngx_http_canary_shadow_t *st)
     ex->at = 0;
     ngx_memory_barrier();
 
-    len = ngx_min(r->unparsed_uri.len, NGX_HTTP_CANARY_SHADOW_URI_LEN);
-    ngx_memcpy(ex->uri, r->unparsed_uri.data, len);
-    ex->uri_len = len;
+    ngx_memcpy(ex->uri, st->uri, st->uri_len);
+    ex->uri_len = st->uri_len;
 
     ex->stable_status = st->side[0].status;
     ex->canary_status = st->side[1].status;
@@ -1023,22 +1387,6 @@ ngx_http_canary_shadow_example(ngx_http_canary_shadow_t *st)
 }
 
 
-/* zlib's memory, from the client request's pool: freed with it */
-
-static voidpf
-ngx_http_canary_shadow_zalloc(voidpf opaque, uInt items, uInt size)
-{
-    return ngx_palloc((ngx_pool_t *) opaque, (size_t) items * size);
-}
-
-
-static void
-ngx_http_canary_shadow_zfree(voidpf opaque, voidpf address)
-{
-    /* the pool frees it */
-}
-
-
 /* $canary_shadow: "1" in a mirrored request and in its shadow */
 
 static ngx_int_t
@@ -1047,12 +1395,7 @@ ngx_http_canary_shadow_variable(ngx_http_request_t *r,
 {
     ngx_http_canary_ctx_t  *ctx;
 
-    ctx = (r == r->main) ? ngx_http_canary_get_ctx(r)
-                         : ngx_http_canary_own_ctx(r);
-
-    if (ctx == NULL) {
-        ctx = ngx_http_canary_get_ctx(r->main);
-    }
+    ctx = ngx_http_canary_get_ctx(r->main);
 
     v->len = 1;
     v->data = (u_char *) ((ctx && (ctx->shadowed || ctx->shadow))

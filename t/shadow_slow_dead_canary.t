@@ -130,6 +130,33 @@ sub settled {
     is($sh->{matched}, $n, 'slow canary: and matched');
 }
 
+# the same on one keep-alive connection: the next request does not wait
+# for the shadow of the one before
+{
+    my $n = 5;
+    my ($ok, $pending) = (0, 0);
+    my $start = time;
+    my $before = shadow('slow');
+
+    for my $i (1 .. $n) {
+        my $r = $t->get($port, "/slow/k$i", {}, keep_alive => 1);
+        $ok++ if $r->{status} == 200 && $r->{content} eq "stable body\n";
+
+        my $sh = shadow('slow');
+        $pending++ if $sh->{compared} == $before->{compared};
+    }
+
+    my $took = time - $start;
+
+    is($ok, $n, 'keep-alive: every client got stable\'s whole response');
+    is($pending, $n, 'keep-alive: all while the shadows were in flight');
+    cmp_ok($took, '<', 2, "keep-alive: $n requests before one canary answer");
+
+    my $sh = settled('slow', $before->{requests} + $n, 20);
+    is($sh->{matched}, $before->{matched} + $n,
+       'keep-alive: each shadow compared once the canary answered');
+}
+
 # a dead canary: the clients see nothing of it
 {
     my $n = 10;

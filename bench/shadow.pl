@@ -1,0 +1,138 @@
+#!/usr/bin/perl
+
+# bench/shadow.pl: what shadow traffic costs the proxy (issue 20).
+#
+#   1. CPU per request of the proxy's worker (utime + stime from
+#      /proc/PID/stat over N requests) at shadow 0 (the directive absent),
+#      shadow 10 and shadow 100, the origins in another nginx so that
+#      their CPU is not counted; compare=body, identical bodies of 1 KB.
+#   2. Memory per shadow in flight: the worker's RSS with 0 and with
+#      BENCH_SHADOW_HELD shadows held by a canary that accepts and never
+#      answers (timeout=60s), divided by that number.
+#
+# Core Perl and t/lib (real nginx, loopback).  Settings: BENCH_REQUESTS
+# (20000), BENCH_SHADOW_HELD (60, under the 64 in flight per worker).
+# Prints a small table; numbers vary with the machine: run it idle.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/../t/lib";
+
+use IO::Socket::INET;
+use POSIX qw(sysconf);
+use Time::HiRes qw(sleep time);
+use CanaryTest;
+
+my $N = $ENV{BENCH_REQUESTS} || 20000;
+my $HELD = $ENV{BENCH_SHADOW_HELD} || 60;
+my $TICK = sysconf(POSIX::_SC_CLK_TCK()) || 100;
+
+my $body = 'x' x 1024;
+
+# the origins, alone in their nginx
+my $o = CanaryTest->new(name => 'origins');
+my ($sp, $cp) = ($o->port('stable'), $o->port('canary'));
+
+$o->write_conf(<<"END", workers => 1);
+    server { listen 127.0.0.1:$sp; location / { return 200 '$body'; } }
+    server { listen 127.0.0.1:$cp; location / { return 200 '$body'; } }
+END
+$o->start;
+
+my $hang = CanaryTest->new(name => 'hang')->port('hang');
+my $listener = IO::Socket::INET->new(LocalAddr => "127.0.0.1:$hang",
+                                     Listen => 1024, ReuseAddr => 1)
+    or die "listen: $!\n";
+
+sub proxy {
+    my ($shadow, $canary) = @_;
+
+    my $t = CanaryTest->new(name => "proxy shadow $shadow");
+    my $port = $t->port('http');
+    my $line = defined $shadow ? "shadow $shadow timeout=60s;" : '';
+
+    $t->write_conf(<<"END", workers => 1);
+    canary_zone canary 4m;
+    upstream stable_up { server 127.0.0.1:$sp; keepalive 16; }
+    upstream canary_up { server 127.0.0.1:$canary; keepalive 16; }
+    canary_split app {
+        stable stable_up;
+        canary canary_up;
+        weight 0;
+        $line
+    }
+    server {
+        listen 127.0.0.1:$port;
+        location / {
+            canary app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass http://\$canary_upstream;
+        }
+    }
+END
+    $t->start;
+
+    return ($t, $port);
+}
+
+sub cpu {
+    my ($pid) = @_;
+    open my $fh, '<', "/proc/$pid/stat" or die "$pid: $!\n";
+    my @f = split / /, (<$fh> =~ s/^.*\) //r);
+    return ($f[11] + $f[12]) / $TICK;
+}
+
+sub rss_kb {
+    my ($pid) = @_;
+    open my $fh, '<', "/proc/$pid/status" or die "$pid: $!\n";
+    while (<$fh>) { return $1 if /^VmRSS:\s+(\d+)/ }
+    return 0;
+}
+
+printf "%-12s %14s\n", 'shadow', 'CPU us/request';
+
+for my $shadow (undef, 10, 100) {
+    my ($t, $port) = proxy($shadow, $cp);
+    my ($w) = $t->worker_pids;
+    my @reqs = map { { path => "/r$_" } } 1 .. $N;
+
+    $t->request_many($port, [ @reqs[0 .. 999] ], clients => 2);  # warm
+    my $c0 = cpu($w);
+    my $res = $t->request_many($port, \@reqs, clients => 2);
+    my $c1 = cpu($w);
+
+    my $bad = grep { $_->{status} != 200 } @$res;
+    die "$bad requests failed\n" if $bad;
+
+    printf "%-12s %14.1f\n", defined $shadow ? $shadow : 'absent',
+           ($c1 - $c0) * 1e6 / $N;
+    $t->stop;
+}
+
+# memory: shadows held by a canary that never answers
+{
+    my ($t, $port) = proxy(100, $hang);
+    my ($w) = $t->worker_pids;
+
+    $t->request_many($port, [ map { { path => "/w$_" } } 1 .. 200 ],
+                     clients => 1);
+    my $before = rss_kb($w);
+
+    # one connection per request: each is answered, its shadow stays
+    for my $i (1 .. $HELD) {
+        my $r = $t->get($port, "/held$i");
+        die "request $i: $r->{status}\n" unless $r->{status} == 200;
+    }
+
+    sleep 0.5;
+    my $after = rss_kb($w);
+
+    printf "memory per shadow in flight: %.1f KB (RSS %d -> %d KB, %d held)\n",
+           ($after - $before) / $HELD, $before, $after, $HELD;
+    $t->stop;
+}
+
+$o->stop;
