@@ -79,6 +79,7 @@ static void ngx_http_canary_shadow_run(ngx_event_t *ev);
 static void ngx_http_canary_shadow_event(ngx_event_t *ev);
 static void ngx_http_canary_shadow_close_pair(void *data);
 static void ngx_http_canary_shadow_timeout(ngx_event_t *ev);
+static void ngx_http_canary_shadow_abort(ngx_http_canary_shadow_t *st);
 static void ngx_http_canary_shadow_stable_end(void *data);
 static void ngx_http_canary_shadow_canary_end(void *data);
 static void ngx_http_canary_shadow_unref(ngx_http_canary_shadow_t *st);
@@ -677,6 +678,9 @@ ngx_http_canary_shadow_request(ngx_http_request_t *r,
     c->read->handler = ngx_http_canary_shadow_event;
     c->write->handler = ngx_http_canary_shadow_event;
 
+    /* a worker that shuts down ends its shadows at once (c->close) */
+    c->idle = 1;
+
 #if (NGX_STAT_STUB)
     (void) ngx_atomic_fetch_add(ngx_stat_active, 1);
 #endif
@@ -945,16 +949,29 @@ ngx_http_canary_shadow_run(ngx_event_t *ev)
 }
 
 
-/* as nginx's request handler: the request's own event handlers */
+/*
+ * As nginx's request handler: the request's own event handlers; or, when
+ * the worker shuts down, the end of the shadow.
+ */
 
 static void
 ngx_http_canary_shadow_event(ngx_event_t *ev)
 {
-    ngx_connection_t    *c;
-    ngx_http_request_t  *r;
+    ngx_connection_t       *c;
+    ngx_http_request_t     *r;
+    ngx_http_canary_ctx_t  *ctx;
 
     c = ev->data;
     r = c->data;
+
+    if (c->close) {
+        ctx = ngx_http_canary_get_ctx(r);
+
+        if (ctx && ctx->shadow_state) {
+            ngx_http_canary_shadow_abort(ctx->shadow_state);
+            return;
+        }
+    }
 
     if (ev->write) {
         r->write_event_handler(r);
@@ -976,17 +993,24 @@ ngx_http_canary_shadow_close_pair(void *data)
 }
 
 
-/*
- * The canary took longer than timeout=: counted, and its upstream is
- * ended the way nginx ends it when a client goes away.  That may free
- * the shadow, and st with it: nothing of st is touched after.
- */
+/* the canary took longer than timeout= */
 
 static void
 ngx_http_canary_shadow_timeout(ngx_event_t *ev)
 {
-    ngx_http_canary_shadow_t *st = ev->data;
+    ngx_http_canary_shadow_abort(ev->data);
+}
 
+
+/*
+ * Counted in timeouts, and the shadow's upstream is ended the way nginx
+ * ends it when a client goes away.  That may free the shadow, and st
+ * with it: nothing of st is touched after.
+ */
+
+static void
+ngx_http_canary_shadow_abort(ngx_http_canary_shadow_t *st)
+{
     ngx_http_request_t   *sr;
     ngx_http_upstream_t  *u;
 

@@ -54,6 +54,13 @@ $t->write_conf(<<"END");
         shadow 100;
     }
 
+    canary_split hanglong {
+        stable stable_up;
+        canary hang_up;
+        weight 0;
+        shadow 100 timeout=120s;
+    }
+
     canary_split hang {
         stable stable_up;
         canary hang_up;
@@ -77,6 +84,11 @@ $t->write_conf(<<"END");
         location /slow { canary slow; proxy_pass http://\$canary_upstream; }
         location /dead { canary dead; proxy_pass http://\$canary_upstream; }
         location /hang { canary hang; proxy_pass http://\$canary_upstream; }
+        location /long {
+            canary hanglong;
+            proxy_read_timeout 120s;
+            proxy_pass http://\$canary_upstream;
+        }
 
         location = /canary_status { canary_status; }
     }
@@ -191,6 +203,26 @@ sub settled {
     is($sh->{compared}, 0, 'timeout: not compared');
     is($sh->{skipped}{in_flight}, 0, 'timeout: none skipped');
     is($sh->{canary_errors}, 0, 'timeout: not a canary error');
+}
+
+# a worker that shuts down (a reload, a stop) ends its shadows at once,
+# not when a canary that never answers would time out (120 s here)
+{
+    for my $i (1 .. 3) {
+        is($t->get($port, "/long/$i")->{status}, 200, "long $i: served");
+    }
+
+    is(shadow('hanglong')->{requests}, 3, 'three shadows in flight');
+
+    my $start = time;
+    $t->reload;
+    cmp_ok(time - $start, '<', 60,
+           'a reload: the old worker did not wait for its shadows');
+
+    my $sh = shadow('hanglong');
+    is($sh->{timeouts}, 3, 'ended at the reload, counted in timeouts');
+
+    is($t->get($port, "/long/4")->{status}, 200, 'after the reload: served');
 }
 
 $t->stop;
