@@ -514,9 +514,21 @@ static void
 ngx_http_canary_shadow_start(ngx_http_request_t *r,
     ngx_http_canary_ctx_t *ctx)
 {
+    ngx_chain_t               *cl;
     ngx_pool_cleanup_t        *cln;
     ngx_http_request_t        *sr;
     ngx_http_canary_shadow_t  *st;
+
+    /* a request body nginx wrote to a file is not copied: too large */
+    if (r->request_body) {
+        for (cl = r->request_body->bufs; cl; cl = cl->next) {
+            if (cl->buf->in_file || !ngx_buf_in_memory(cl->buf)) {
+                (void) ngx_atomic_fetch_add(
+                           &ctx->split->sh->shadow.skipped_body_too_large, 1);
+                return;
+            }
+        }
+    }
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {
@@ -872,7 +884,7 @@ ngx_http_canary_shadow_copy(ngx_http_request_t *r, ngx_http_request_t *sr)
 }
 
 
-/* the client's body, when in memory (client_body_buffer_size) */
+/* the client's body, in memory (client_body_buffer_size): checked before */
 
 static ngx_int_t
 ngx_http_canary_shadow_copy_body(ngx_http_request_t *r,
@@ -886,13 +898,6 @@ ngx_http_canary_shadow_copy_body(ngx_http_request_t *r,
     len = 0;
 
     for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        if (cl->buf->in_file || !ngx_buf_in_memory(cl->buf)) {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "canary shadow: the request body is in a file, "
-                          "not mirrored");
-            return NGX_ERROR;
-        }
-
         len += cl->buf->last - cl->buf->pos;
     }
 

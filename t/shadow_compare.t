@@ -313,6 +313,17 @@ is($bigs->{match_rate}, undef, 'big: match_rate null');
     my $s = settled('post', 1);
     is($s->{matched}, 1, 'methods=GET,POST: the canary got the body');
     is($s->{timeouts}, 0, 'methods=GET,POST: no timeout');
+
+    # above client_body_buffer_size nginx writes the body to a file: not
+    # copied into a shadow, counted as too large
+    my $big_body = 'k=' . ('v' x 100_000);
+    $r = $t->request('POST', $port, '/post/big', {}, content => $big_body);
+    is($r->{content}, "length 100002\n", 'a body in a file: stable got it');
+    is($r->{headers}{'x-shadow'}, '0', 'a body in a file: not mirrored');
+    $s = status()->{post}{shadow};       # counted before the response
+    is($s->{skipped}{body_too_large}, 1,
+       'a body in a file: counted in skipped.body_too_large');
+    is($s->{requests}, 1, 'a body in a file: no shadow sent');
 }
 
 # shadows are not canary traffic
