@@ -118,6 +118,30 @@ $locations .= <<"END";
         }
 END
 
+# an internal redirect of the shadow keeps its decision: the canary's 404
+# goes to a named location that proxies by $canary_upstream again
+$splits .= <<"END";
+    canary_split redir {
+        stable st_json;
+        canary ca_404;
+        weight 0;
+        shadow 100;
+    }
+END
+
+$locations .= <<"END";
+        location /redir {
+            canary redir;
+            proxy_intercept_errors on;
+            error_page 404 = \@redir_again;
+            proxy_pass http://\$canary_upstream;
+        }
+
+        location \@redir_again {
+            proxy_pass http://\$canary_upstream;
+        }
+END
+
 # the upstream-level form: canary_balancer picks the canary's group
 $splits .= <<"END";
     canary_split bal {
@@ -148,6 +172,12 @@ $origins
 
 $locations
         location = /canary_status { canary_status; }
+    }
+
+    server {
+        listen 127.0.0.1:${\ $t->port('h2') } http2;
+
+$locations
     }
 END
 
@@ -240,6 +270,27 @@ for my $i (1 .. $n) {
 my $bal = settled('bal', $n);
 is($bal->{mismatched}{body}, $n,
    'bal: canary_balancer sends the shadows to the canary group');
+
+# the shadow's internal redirect
+{
+    my $r = $t->get($port, '/redir/1');
+    is($r->{content}, $json_stable, 'redir: the client gets stable');
+    my $s = settled('redir', 1);
+    is($s->{mismatched}{status}, 1,
+       'redir: after its error_page the shadow still went to the canary');
+    is($s->{examples}[0]{canary_status}, 404, 'redir: the canary\'s 404');
+}
+
+# an HTTP/2 client's request is mirrored the same
+SKIP: {
+    skip 'curl is not installed', 2 unless -x '/usr/bin/curl';
+
+    my $h2 = $t->port('h2');
+    my $out = `/usr/bin/curl -s --http2-prior-knowledge http://127.0.0.1:$h2/ignore/h2 2>&1`;
+    is($out, $json_stable, 'HTTP/2: the client gets stable');
+    my $s = settled('ignore', $n + 1);
+    is($s->{matched}, $n + 1, 'HTTP/2: its shadow matched');
+}
 
 my $st = settled('status', $n);
 is($st->{mismatched}{status}, $n, 'status: a 404 canary mismatches');
