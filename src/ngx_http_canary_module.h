@@ -459,11 +459,11 @@ struct ngx_http_canary_ctx_s {
     unsigned                     upstream_read:1; /* $canary_upstream read */
 
     /*
-     * shadow traffic: the request's comparison, once mirrored (in the
-     * request's context and in its shadow subrequest's)
+     * shadow traffic (ngx_http_canary_shadow.c), bits of the same word:
+     * the context keeps its size, and a request its instructions; the
+     * comparison is found from the request's pool cleanup
      */
-    ngx_http_canary_shadow_t    *shadow_state;
-    unsigned                     shadow:1;      /* the shadow subrequest */
+    unsigned                     shadow:1;      /* the shadow request */
     unsigned                     shadowed:1;    /* a shadow was sent */
     unsigned                     shadow_tried:1; /* decided once */
 };

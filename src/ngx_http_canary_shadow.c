@@ -85,6 +85,8 @@ static void ngx_http_canary_shadow_canary_end(void *data);
 static void ngx_http_canary_shadow_unref(ngx_http_canary_shadow_t *st);
 static ngx_http_canary_shadow_t *ngx_http_canary_shadow_state(
     ngx_http_request_t *r, ngx_uint_t *side);
+static ngx_http_canary_shadow_t *ngx_http_canary_shadow_find(
+    ngx_http_request_t *r, ngx_pool_cleanup_pt handler);
 static ngx_int_t ngx_http_canary_shadow_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_canary_shadow_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
@@ -552,11 +554,8 @@ ngx_http_canary_shadow_start(ngx_http_request_t *r,
     cln->handler = ngx_http_canary_shadow_stable_end;
     cln->data = st;
 
-    ctx->shadow_state = st;
-
     sr = ngx_http_canary_shadow_request(r, st);
     if (sr == NULL) {
-        ctx->shadow_state = NULL;
         st->request = NULL;
         cln->handler = NULL;
         ngx_free(st);
@@ -730,7 +729,6 @@ ngx_http_canary_shadow_request(ngx_http_request_t *r,
     sctx->cohort = NULL;
     sctx->shadow = 1;
     sctx->shadow_tried = 1;
-    sctx->shadow_state = st;
 
     ngx_http_canary_set_ctx(sr, sctx);
 
@@ -962,18 +960,18 @@ ngx_http_canary_shadow_run(ngx_event_t *ev)
 static void
 ngx_http_canary_shadow_event(ngx_event_t *ev)
 {
-    ngx_connection_t       *c;
-    ngx_http_request_t     *r;
-    ngx_http_canary_ctx_t  *ctx;
+    ngx_connection_t          *c;
+    ngx_http_request_t        *r;
+    ngx_http_canary_shadow_t  *st;
 
     c = ev->data;
     r = c->data;
 
     if (c->close) {
-        ctx = ngx_http_canary_get_ctx(r);
-
-        if (ctx && ctx->shadow_state) {
-            ngx_http_canary_shadow_abort(ctx->shadow_state);
+        st = ngx_http_canary_shadow_find(r,
+                                         ngx_http_canary_shadow_canary_end);
+        if (st) {
+            ngx_http_canary_shadow_abort(st);
             return;
         }
     }
@@ -1129,14 +1127,41 @@ ngx_http_canary_shadow_state(ngx_http_request_t *r, ngx_uint_t *side)
 
     ctx = ngx_http_canary_get_ctx(r);
 
-    if (ctx == NULL || ctx->shadow_state == NULL) {
+    if (ctx == NULL) {
         return NULL;
     }
 
-    *side = ctx->shadow ? NGX_HTTP_CANARY_SHADOW_CANARY
-                        : NGX_HTTP_CANARY_SHADOW_STABLE;
+    if (ctx->shadow) {
+        *side = NGX_HTTP_CANARY_SHADOW_CANARY;
+        return ngx_http_canary_shadow_find(r,
+                                           ngx_http_canary_shadow_canary_end);
+    }
 
-    return ctx->shadow_state;
+    if (ctx->shadowed) {
+        *side = NGX_HTTP_CANARY_SHADOW_STABLE;
+        return ngx_http_canary_shadow_find(r,
+                                           ngx_http_canary_shadow_stable_end);
+    }
+
+    return NULL;
+}
+
+
+/* the comparison a request's pool cleanup holds (a short list) */
+
+static ngx_http_canary_shadow_t *
+ngx_http_canary_shadow_find(ngx_http_request_t *r,
+    ngx_pool_cleanup_pt handler)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == handler) {
+            return cln->data;
+        }
+    }
+
+    return NULL;
 }
 
 
