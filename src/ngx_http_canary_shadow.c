@@ -706,6 +706,14 @@ ngx_http_canary_shadow_request(ngx_http_request_t *r,
 
     c->data = sr;
 
+#if (NGX_STAT_STUB)
+    /* its "request" is read already: as nginx counts one being served */
+    (void) ngx_atomic_fetch_add(ngx_stat_reading, -1);
+    sr->stat_reading = 0;
+    (void) ngx_atomic_fetch_add(ngx_stat_writing, 1);
+    sr->stat_writing = 1;
+#endif
+
     cln = ngx_pool_cleanup_add(sr->pool, 0);
     sctx = ngx_pcalloc(sr->pool, sizeof(ngx_http_canary_ctx_t));
 
