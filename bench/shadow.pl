@@ -9,6 +9,9 @@
 #   2. Memory per shadow in flight: the worker's RSS with 0 and with
 #      BENCH_SHADOW_HELD shadows held by a canary that accepts and never
 #      answers (timeout=60s), divided by that number.
+#   3. The client's latency (wrk, keep-alive, p50/p99) without shadow and
+#      at shadow 100 with a canary that answers after 2 s (timeout=5s):
+#      the client must not see the canary.
 #
 # Core Perl and t/lib (real nginx, loopback).  Settings: BENCH_REQUESTS
 # (20000), BENCH_SHADOW_HELD (60, under the 64 in flight per worker).
@@ -135,6 +138,42 @@ for my $shadow (undef, 10, 100) {
 
     $t->allow_log(qr/./);
     $t->stop;
+}
+
+# latency: a canary that answers after 2 s, keep-alive clients
+if (-x '/usr/bin/wrk') {
+    my $slow = $o->port('slow');
+    my $pid = fork // die "fork: $!\n";
+
+    if ($pid == 0) {
+        exec $^X, "$FindBin::Bin/../t/lib/slow_origin.pl", $slow, 2000,
+             $body;
+        exit 127;
+    }
+
+    sleep 1;
+
+    printf "%-12s %10s %10s %10s\n", 'shadow', 'requests', 'p50 ms',
+           'p99 ms';
+
+    for my $shadow (undef, 100) {
+        my ($t, $port) = proxy($shadow, $slow);
+        my $out = `wrk -t1 -c16 -d5s --latency http://127.0.0.1:$port/ 2>&1`;
+        my ($p50) = $out =~ /^\s+50%\s+([\d.]+)(us|ms|s)/m;
+        my ($p99, $u99) = $out =~ /^\s+99%\s+([\d.]+)(us|ms|s)/m;
+        my ($u50) = $out =~ /^\s+50%\s+[\d.]+(us|ms|s)/m;
+        my ($n) = $out =~ /(\d+) requests in/;
+        my %f = (us => 0.001, ms => 1, s => 1000);
+
+        printf "%-12s %10s %10.2f %10.2f\n", $shadow // 'absent', $n // '?',
+               ($p50 // 0) * $f{$u50 // 'ms'}, ($p99 // 0) * $f{$u99 // 'ms'};
+
+        $t->allow_log(qr/./);
+        $t->stop;
+    }
+
+    kill 'TERM', $pid;
+    waitpid $pid, 0;
 }
 
 $o->stop;
