@@ -34,7 +34,7 @@ Traffic::slow_origin($t, $slow, 2000, "stable body\n");
 # a canary that never answers: connections are made (the backlog) and
 # wait for ever; a shadow that ends was ended by timeout=
 my $hang_listener = IO::Socket::INET->new(LocalAddr => "127.0.0.1:$hang",
-                                          Listen => 64, ReuseAddr => 1)
+                                          Listen => 256, ReuseAddr => 1)
     or die "listen on $hang: $!\n";
 
 $t->write_conf(<<"END");
@@ -55,6 +55,13 @@ $t->write_conf(<<"END");
     }
 
     canary_split hanglong {
+        stable stable_up;
+        canary hang_up;
+        weight 0;
+        shadow 100 timeout=120s;
+    }
+
+    canary_split bound {
         stable stable_up;
         canary hang_up;
         weight 0;
@@ -84,6 +91,11 @@ $t->write_conf(<<"END");
         location /slow { canary slow; proxy_pass http://\$canary_upstream; }
         location /dead { canary dead; proxy_pass http://\$canary_upstream; }
         location /hang { canary hang; proxy_pass http://\$canary_upstream; }
+        location /bound {
+            canary bound;
+            proxy_read_timeout 120s;
+            proxy_pass http://\$canary_upstream;
+        }
         location /long {
             canary hanglong;
             proxy_read_timeout 120s;
@@ -223,6 +235,22 @@ sub settled {
     is($sh->{timeouts}, 3, 'ended at the reload, counted in timeouts');
 
     is($t->get($port, "/long/4")->{status}, 200, 'after the reload: served');
+}
+
+# at most 64 shadows in flight per worker (one worker here, one shadow
+# of /long/4 in flight already): 63 more are sent, the rest skipped and
+# counted, and every client is served
+{
+    my $ok = 0;
+
+    for my $i (1 .. 70) {
+        $ok++ if $t->get($port, "/bound/$i")->{status} == 200;
+    }
+
+    my $sh = shadow('bound');
+    is($ok, 70, 'the bound: every client served');
+    is($sh->{requests}, 63, 'the bound: 64 shadows in flight at most');
+    is($sh->{skipped}{in_flight}, 7, 'the bound: the others skipped, counted');
 }
 
 $t->stop;
