@@ -524,7 +524,9 @@ ngx_http_canary_shadow_start(ngx_http_request_t *r,
     /* a request body nginx wrote to a file is not copied: too large */
     if (r->request_body) {
         for (cl = r->request_body->bufs; cl; cl = cl->next) {
-            if (cl->buf->in_file || !ngx_buf_in_memory(cl->buf)) {
+            if (cl->buf->in_file
+                || !(ngx_buf_in_memory(cl->buf) || ngx_buf_special(cl->buf)))
+            {
                 (void) ngx_atomic_fetch_add(
                            &ctx->split->sh->shadow.skipped_body_too_large, 1);
                 return;
@@ -898,13 +900,15 @@ ngx_http_canary_shadow_copy_body(ngx_http_request_t *r,
 {
     size_t                    len;
     ngx_buf_t                *b;
-    ngx_chain_t              *cl;
+    ngx_chain_t              *cl, *in;
     ngx_http_request_body_t  *rb;
 
     len = 0;
 
     for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        len += cl->buf->last - cl->buf->pos;
+        if (!ngx_buf_special(cl->buf)) {
+            len += cl->buf->last - cl->buf->pos;
+        }
     }
 
     rb = ngx_pcalloc(sr->pool, sizeof(ngx_http_request_body_t));
@@ -915,13 +919,11 @@ ngx_http_canary_shadow_copy_body(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    for (cl->buf = r->request_body->bufs ? r->request_body->bufs->buf : NULL,
-         cl->next = r->request_body->bufs;
-         cl->next;
-         cl->next = cl->next->next)
-    {
-        b->last = ngx_cpymem(b->last, cl->next->buf->pos,
-                             cl->next->buf->last - cl->next->buf->pos);
+    for (in = r->request_body->bufs; in; in = in->next) {
+        if (!ngx_buf_special(in->buf)) {
+            b->last = ngx_cpymem(b->last, in->buf->pos,
+                                 in->buf->last - in->buf->pos);
+        }
     }
 
     b->last_buf = 1;

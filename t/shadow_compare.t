@@ -365,6 +365,15 @@ is($bigs->{match_rate}, undef, 'big: match_rate null');
     is($s->{matched}, 1, 'methods=GET,POST: the canary got the body');
     is($s->{timeouts}, 0, 'methods=GET,POST: no timeout');
 
+    # a chunked body: read whole, sent with its length
+    my @chunks = ('a=' . ('1' x 300), '&b=' . ('2' x 300));
+    $r = $t->request('POST', $port, '/post/chunked', {},
+                     content => sub { shift @chunks });
+    is($r->{content}, "length 605\n", 'a chunked body: stable got 605 bytes');
+    is($r->{headers}{'x-shadow'}, '1', 'a chunked body: mirrored');
+    $s = settled('post', 2);
+    is($s->{matched}, 2, 'a chunked body: the canary got the same');
+
     # above client_body_buffer_size nginx writes the body to a file: not
     # copied into a shadow, counted as too large
     my $big_body = 'k=' . ('v' x 100_000);
@@ -374,7 +383,7 @@ is($bigs->{match_rate}, undef, 'big: match_rate null');
     $s = status()->{post}{shadow};       # counted before the response
     is($s->{skipped}{body_too_large}, 1,
        'a body in a file: counted in skipped.body_too_large');
-    is($s->{requests}, 1, 'a body in a file: no shadow sent');
+    is($s->{requests}, 2, 'a body in a file: no shadow sent');
 }
 
 # shadows are not canary traffic
