@@ -43,6 +43,11 @@ my %origin = (
     st_body => 'proxy_pass http://body_inner;',
     ca_body => 'proxy_pass http://body_inner;',
     body_inner => 'return 200 "length $http_content_length\n";',
+    # these echo request headers: a shadow that lost one differs
+    st_echo => 'return 200 "c=$http_cookie x=$http_x_forwarded_for '
+               . 'm=$http_x_many a=$arg_a\n";',
+    ca_echo => 'return 200 "c=$http_cookie x=$http_x_forwarded_for '
+               . 'm=$http_x_many a=$arg_a\n";',
     ca_big  => "return 200 '$big';",
 );
 
@@ -68,6 +73,7 @@ my %split = (
     gz     => ['st_json', 'ca_gzip', ''],
     status => ['st_json', 'ca_404', ''],
     big    => ['st_big', 'ca_big', ''],
+    hdrs   => ['st_echo', 'ca_echo', ''],
 );
 
 my %shadow = (status => 'shadow 100 compare=status;',
@@ -215,7 +221,8 @@ sub settled {
 my $n = 5;
 my %want_body = (same => "same body\n", field => $json_stable,
                  ignore => $json_stable, gz => $json_stable,
-                 status => $json_stable, big => $big);
+                 status => $json_stable, big => $big,
+                 hdrs => "c= x= m= a=1\n");
 
 for my $name (sort keys %split) {
     for my $i (1 .. $n) {
@@ -270,6 +277,22 @@ for my $i (1 .. $n) {
 my $bal = settled('bal', $n);
 is($bal->{mismatched}{body}, $n,
    'bal: canary_balancer sends the shadows to the canary group');
+
+# a request with cookies, repeated headers and X-Forwarded-For: every
+# header is copied into the shadow through nginx's own handlers
+{
+    my $r = $t->get($port, '/hdrs/h?a=%41', {
+        'Cookie' => ['a=1; b=2', 'c=3'],
+        'X-Forwarded-For' => ['10.0.0.1', '10.0.0.2'],
+        'X-Many' => ['1', '2', '3'],
+        'User-Agent' => 'MSIE 6.0; Opera',
+        'Accept-Encoding' => 'gzip',
+    });
+    like($r->{content}, qr/^c=a=1; b=2; c=3 x=10\.0\.0\.1, 10\.0\.0\.2 m=1 a=%41$/,
+         'headers: stable got them');
+    my $s = settled('hdrs', $n + 1);
+    is($s->{matched}, $n + 1, 'headers: the shadow matched');
+}
 
 # the shadow's internal redirect
 {
