@@ -124,7 +124,7 @@ $(SIDECAR_UNIT): $(BUILD)/unit/test_sidecar_%: t/unit/test_sidecar_%.c t/unit/un
 $(BUILD)/unit/%: t/unit/%.c t/unit/unit.h $(PURE_SRCS) $(PURE_HDRS)
 	@mkdir -p $(BUILD)/unit
 	$(CC) $(CFLAGS_STD) $(CHECK_CFLAGS) $(UNIT_LIST) $(CORE_INC) -o $@ $< \
-	    $(PURE_SRCS) $(CHECK_LIBS) -lm
+	    $(PURE_SRCS) $(CHECK_LIBS) -lm -lz
 
 unit: $(UNIT_TESTS)
 	@for t in $(UNIT_TESTS); do echo "# $$t"; $$t || exit 1; done

@@ -225,6 +225,10 @@ check_variant(json_t *o, const ngx_http_canary_variant_report_t *v)
 }
 
 
+static void check_shadow(json_t *o,
+    const ngx_http_canary_shadow_report_t *sh);
+
+
 static void
 check_split(json_t *o, const ngx_http_canary_split_report_t *s)
 {
@@ -298,6 +302,66 @@ check_split(json_t *o, const ngx_http_canary_split_report_t *s)
 
     check_variant(member(variants, "stable", "variants"), &s->variants[0]);
     check_variant(member(variants, "canary", "variants"), &s->variants[1]);
+
+    check_shadow(member(o, "shadow", "split"), &s->shadow);
+}
+
+
+/* null without "shadow"; the counters, and the examples' URIs as bytes */
+static void
+check_shadow(json_t *o, const ngx_http_canary_shadow_report_t *sh)
+{
+    size_t                                   i;
+    json_t                                  *ex, *e, *rate;
+    const ngx_http_canary_shadow_example_t  *x;
+
+    if (!sh->configured) {
+        fuzz_assert(json_is_null(o), "shadow is not null");
+        return;
+    }
+
+    check_weight(member(o, "percent", "shadow"), sh->percent,
+                 "shadow.percent");
+    check_uint(member(o, "requests", "shadow"), sh->requests,
+               "shadow.requests");
+    check_uint(member(o, "compared", "shadow"), sh->compared,
+               "shadow.compared");
+    check_uint(member(o, "matched", "shadow"), sh->matched,
+               "shadow.matched");
+    check_uint(member(member(o, "mismatched", "shadow"), "status",
+                      "mismatched"), sh->mismatched_status,
+               "shadow.mismatched.status");
+    check_uint(member(member(o, "mismatched", "shadow"), "body",
+                      "mismatched"), sh->mismatched_body,
+               "shadow.mismatched.body");
+    check_uint(member(o, "canary_errors", "shadow"), sh->canary_errors,
+               "shadow.canary_errors");
+    check_uint(member(o, "timeouts", "shadow"), sh->timeouts,
+               "shadow.timeouts");
+    check_uint(member(member(o, "skipped", "shadow"), "in_flight",
+                      "skipped"), sh->skipped_in_flight,
+               "shadow.skipped.in_flight");
+
+    rate = member(o, "match_rate", "shadow");
+    fuzz_assert(sh->compared ? json_is_number(rate) : json_is_null(rate),
+                "shadow.match_rate");
+
+    ex = member(o, "examples", "shadow");
+    fuzz_assert(json_is_array(ex) && json_array_size(ex) == sh->nexamples,
+                "shadow.examples: %zu, not %zu", json_array_size(ex),
+                sh->nexamples);
+
+    for (i = 0; i < sh->nexamples; i++) {
+        x = &sh->examples[i];
+        e = json_array_get(ex, i);
+
+        check_string(member(e, "uri", "example"), x->uri, x->uri_len,
+                     "example uri");
+        check_uint(member(e, "stable_status", "example"), x->stable_status,
+                   "example stable_status");
+        check_uint(member(e, "canary_bytes", "example"), x->canary_bytes,
+                   "example canary_bytes");
+    }
 }
 
 

@@ -26,7 +26,7 @@
 #include "fuzz_report.h"
 
 
-#define FUZZ_FAMILIES  24
+#define FUZZ_FAMILIES  32
 
 
 typedef struct {

@@ -235,6 +235,33 @@ fuzz_report_build(fuzz_report_t *fr, const uint8_t *data, size_t size)
             s->guard.now[v].upstream_errors = fuzz_in_uint(&in, 4);
             s->guard.now[v].p99_us = fuzz_in_uint(&in, 4);
         }
+
+        /* shadow traffic, read after the rest for the same reason */
+        s->shadow.configured = fuzz_in_u8(&in) & 1;
+        s->shadow.percent = (uint32_t) fuzz_in_uint(&in, 2) % 10001;
+        s->shadow.requests = fuzz_report_counter(&in);
+        s->shadow.compared = fuzz_report_counter(&in);
+        s->shadow.matched = fuzz_report_counter(&in);
+        s->shadow.mismatched_status = fuzz_report_counter(&in);
+        s->shadow.mismatched_body = fuzz_report_counter(&in);
+        s->shadow.canary_errors = fuzz_report_counter(&in);
+        s->shadow.timeouts = fuzz_report_counter(&in);
+        s->shadow.skipped_method = fuzz_report_counter(&in);
+        s->shadow.skipped_body_too_large = fuzz_report_counter(&in);
+        s->shadow.skipped_in_flight = fuzz_report_counter(&in);
+        s->shadow.nexamples = fuzz_in_u8(&in)
+                              % (NGX_HTTP_CANARY_SHADOW_EXAMPLES + 1);
+
+        for (c = 0; c < s->shadow.nexamples; c++) {
+            s->shadow.examples[c].uri_len = fuzz_in_bytes(&in,
+                                                s->shadow.examples[c].uri,
+                                                NGX_HTTP_CANARY_SHADOW_URI_LEN);
+            s->shadow.examples[c].stable_status = fuzz_in_uint(&in, 2);
+            s->shadow.examples[c].canary_status = fuzz_in_uint(&in, 2);
+            s->shadow.examples[c].stable_bytes = fuzz_report_counter(&in);
+            s->shadow.examples[c].canary_bytes = fuzz_report_counter(&in);
+            s->shadow.examples[c].at = (time_t) fuzz_in_uint(&in, 4);
+        }
     }
 }
 

@@ -70,7 +70,9 @@ ngx_http_canary_log_handler(ngx_http_request_t *r)
      */
     ctx = (r == r->main) ? ngx_http_canary_get_ctx(r)
                          : ngx_http_canary_own_ctx(r);
-    if (ctx == NULL) {
+
+    /* a shadow (ngx_http_canary_shadow.c) is no canary traffic */
+    if (ctx == NULL || ctx->shadow) {
         return NGX_OK;
     }
 
@@ -561,6 +563,8 @@ ngx_http_canary_report_split(ngx_http_canary_split_t *split,
                                        sizeof(sr->guard.reason) - 1,
                                        shs->guard_reason,
                                        &shs->guard_reason_len);
+
+    ngx_http_canary_shadow_report(split, &sr->shadow);
 
     sr->ncohorts = ngx_min(shs->ncohorts, NGX_HTTP_CANARY_REPORT_COHORTS);
 

@@ -147,7 +147,11 @@ static ngx_str_t  ngx_http_canary_default_key =
 static ngx_int_t
 ngx_http_canary_preconfiguration(ngx_conf_t *cf)
 {
-    return ngx_http_canary_add_variables(cf);
+    if (ngx_http_canary_add_variables(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_canary_shadow_add_variables(cf);
 }
 
 
@@ -421,6 +425,14 @@ ngx_http_canary_split_line(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
 
     if (ngx_http_canary_is("guard")) {
         return ngx_http_canary_guard_conf(cf, split);
+    }
+
+    if (ngx_http_canary_is("shadow")) {
+        return ngx_http_canary_shadow_conf(cf, split);
+    }
+
+    if (ngx_http_canary_is("shadow_ignore")) {
+        return ngx_http_canary_shadow_ignore_conf(cf, split);
     }
 
     if (n != 2) {
@@ -1066,7 +1078,11 @@ ngx_http_canary_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    return ngx_http_canary_init_metrics(cf);
+    if (ngx_http_canary_init_metrics(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_canary_shadow_init(cf, cmcf);
 }
 
 

@@ -21,6 +21,7 @@
 #include "ngx_http_canary_parse.h"
 #include "ngx_http_canary_pins.h"
 #include "ngx_http_canary_report.h"
+#include "ngx_http_canary_shadow_body.h"
 
 
 #define NGX_HTTP_CANARY_STABLE          0
@@ -31,7 +32,7 @@
 #define NGX_HTTP_CANARY_WINDOW_SLOTS    64
 
 /* bump when the layout of the shared zone changes */
-#define NGX_HTTP_CANARY_ZONE_LAYOUT     9
+#define NGX_HTTP_CANARY_ZONE_LAYOUT     10
 
 /*
  * The guard's state, one word (guard_tripped): anything but ARMED sends
@@ -116,6 +117,48 @@ typedef struct {
     ngx_atomic_t                 sec;           /* 0 while being written */
     ngx_http_canary_shm_snap_variant_t  v[NGX_HTTP_CANARY_VARIANTS];
 } ngx_http_canary_shm_snap_t;
+
+
+/*
+ * One mismatch of shadow traffic, in a ring of the last 16.  at is 0
+ * while the slot is written: a reader copies the slot and keeps it only
+ * when at is not 0 and did not move meanwhile.
+ */
+typedef struct {
+    ngx_atomic_t                 at;
+    u_char                       uri[NGX_HTTP_CANARY_SHADOW_URI_LEN];
+    ngx_atomic_t                 uri_len;
+    ngx_atomic_t                 stable_status;
+    ngx_atomic_t                 canary_status;
+    ngx_atomic_t                 stable_bytes;
+    ngx_atomic_t                 canary_bytes;
+} ngx_http_canary_shm_example_t;
+
+
+/*
+ * A split's shadow traffic (ngx_http_canary_shadow.c): the percent in
+ * force (nginx.conf's, or Redis's field "shadow"), counters updated with
+ * atomic adds, and the last mismatches.
+ */
+typedef struct {
+    ngx_atomic_t                 percent;       /* hundredths */
+    ngx_atomic_t                 redis;         /* percent from Redis */
+
+    ngx_atomic_t                 requests;
+    ngx_atomic_t                 compared;
+    ngx_atomic_t                 matched;
+    ngx_atomic_t                 mismatched_status;
+    ngx_atomic_t                 mismatched_body;
+    ngx_atomic_t                 canary_errors;
+    ngx_atomic_t                 timeouts;
+    ngx_atomic_t                 skipped_method;
+    ngx_atomic_t                 skipped_body_too_large;
+    ngx_atomic_t                 skipped_in_flight;
+
+    ngx_atomic_t                 next;          /* examples written */
+    ngx_http_canary_shm_example_t
+                                 examples[NGX_HTTP_CANARY_SHADOW_EXAMPLES];
+} ngx_http_canary_shm_shadow_t;
 
 
 /*
@@ -215,6 +258,8 @@ typedef struct {
 
     ngx_atomic_t                 snap_sec;      /* last second snapshotted */
     ngx_http_canary_shm_snap_t   window[NGX_HTTP_CANARY_WINDOW_SLOTS];
+
+    ngx_http_canary_shm_shadow_t shadow;
 } ngx_http_canary_shm_split_t;
 
 
@@ -323,6 +368,21 @@ typedef struct {
 } ngx_http_canary_cohort_t;
 
 
+/* "shadow" and "shadow_ignore" of a canary_split */
+typedef struct {
+    ngx_uint_t                   percent;       /* hundredths of percent */
+    ngx_uint_t                   methods;       /* NGX_HTTP_GET | ... */
+    size_t                       max_body;
+    ngx_msec_t                   timeout;
+    ngx_array_t                 *ignore;        /* ngx_regex_t *, or NULL */
+    unsigned                     configured:1;
+    unsigned                     compare_body:1;
+} ngx_http_canary_shadow_conf_t;
+
+
+typedef struct ngx_http_canary_shadow_s  ngx_http_canary_shadow_t;
+
+
 typedef struct {
     ngx_str_t                    name;
     ngx_str_t                    upstream[NGX_HTTP_CANARY_VARIANTS];
@@ -351,6 +411,8 @@ typedef struct {
     ngx_uint_t                   used_line;
 
     ngx_http_canary_shm_split_t *sh;
+
+    ngx_http_canary_shadow_conf_t  shadow;
 } ngx_http_canary_split_t;
 
 
@@ -438,6 +500,15 @@ struct ngx_http_canary_ctx_s {
     ngx_http_canary_ctx_t       *next;
     unsigned                     balancer:1;    /* made by canary_balancer */
     unsigned                     upstream_read:1; /* $canary_upstream read */
+
+    /*
+     * shadow traffic (ngx_http_canary_shadow.c), bits of the same word:
+     * the context keeps its size, and a request its instructions; the
+     * comparison is found from the request's pool cleanup
+     */
+    unsigned                     shadow:1;      /* the shadow request */
+    unsigned                     shadowed:1;    /* a shadow was sent */
+    unsigned                     shadow_tried:1; /* decided once */
 };
 
 
@@ -556,6 +627,19 @@ ngx_http_canary_ctx_t *ngx_http_canary_own_ctx(ngx_http_request_t *r);
 ngx_http_canary_ctx_t *ngx_http_canary_decide(ngx_http_request_t *r);
 ngx_http_canary_ctx_t *ngx_http_canary_decide_split(ngx_http_request_t *r,
     ngx_http_canary_split_t *split);
+void ngx_http_canary_set_ctx(ngx_http_request_t *r,
+    ngx_http_canary_ctx_t *ctx);
+
+/* ngx_http_canary_shadow.c */
+char *ngx_http_canary_shadow_conf(ngx_conf_t *cf,
+    ngx_http_canary_split_t *split);
+char *ngx_http_canary_shadow_ignore_conf(ngx_conf_t *cf,
+    ngx_http_canary_split_t *split);
+ngx_int_t ngx_http_canary_shadow_add_variables(ngx_conf_t *cf);
+ngx_int_t ngx_http_canary_shadow_init(ngx_conf_t *cf,
+    ngx_http_canary_main_conf_t *cmcf);
+void ngx_http_canary_shadow_report(ngx_http_canary_split_t *split,
+    ngx_http_canary_shadow_report_t *rep);
 
 /* ngx_http_canary_balancer.c */
 char *ngx_http_canary_balancer(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -264,6 +264,29 @@ ngx_http_canary_own_ctx(ngx_http_request_t *r)
 }
 
 
+/*
+ * A decision made elsewhere (a shadow request's, ngx_http_canary_shadow.c)
+ * set on a main request as decide_split() sets its own: in the context
+ * and in the variable slot that internal redirects keep.
+ */
+
+void
+ngx_http_canary_set_ctx(ngx_http_request_t *r, ngx_http_canary_ctx_t *ctx)
+{
+    ngx_http_variable_value_t  *vv;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_canary_module);
+
+    vv = &r->variables[ngx_http_canary_ctx_index];
+    vv->len = 0;
+    vv->valid = 1;
+    vv->no_cacheable = 0;
+    vv->not_found = 0;
+    vv->escape = 0;
+    vv->data = (u_char *) ctx;
+}
+
+
 /* $canary_ctx_ read by name: empty, it carries nothing to configuration */
 
 static ngx_int_t

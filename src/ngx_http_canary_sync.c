@@ -474,6 +474,12 @@ ngx_http_canary_sync_values(ngx_http_canary_sync_t *sync, ngx_uint_t index,
         shs->enabled = u->enabled;
     }
 
+    /* shadow traffic's percent; a hash without it leaves it as it is */
+    if (u->has_shadow) {
+        shs->shadow.percent = u->shadow;
+        shs->shadow.redis = 1;
+    }
+
     if (u->has_state) {
         ngx_http_canary_sync_text(shs->state, &shs->state_len,
                                   u->state, u->state_len);

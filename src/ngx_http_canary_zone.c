@@ -519,6 +519,12 @@ ngx_http_canary_zone_conf(ngx_http_canary_main_conf_t *cmcf,
 
     shs->conf_weight = split->weight;
 
+    /* shadow: nginx.conf's percent, unless Redis's field "shadow" set it */
+    if (fresh || cmcf->redis == NULL || !shs->shadow.redis) {
+        shs->shadow.percent = split->shadow.percent;
+        shs->shadow.redis = 0;
+    }
+
     /*
      * cohorts are matched by name: the list may change across reloads;
      * with Redis, one unchanged in nginx.conf keeps the value in force

@@ -90,6 +90,8 @@
 #define NGX_HTTP_CANARY_FIELD_STATE         "state"
 #define NGX_HTTP_CANARY_FIELD_UPDATED_BY    "updated_by"
 #define NGX_HTTP_CANARY_FIELD_UPDATED_AT    "updated_at"
+/* shadow traffic's percent, validated like weight */
+#define NGX_HTTP_CANARY_FIELD_SHADOW        "shadow"
 
 /* a cohort's weight: this, then the cohort's name */
 #define NGX_HTTP_CANARY_FIELD_COHORT        "weight."

@@ -60,4 +60,9 @@
 #define NGX_HTTP_CANARY_ADDRESS_LEN     64
 
 
+/* shadow traffic: mismatch examples kept per split, and their URIs */
+#define NGX_HTTP_CANARY_SHADOW_EXAMPLES  16
+#define NGX_HTTP_CANARY_SHADOW_URI_LEN   256
+
+
 #endif /* _NGX_HTTP_CANARY_LIMITS_H_INCLUDED_ */

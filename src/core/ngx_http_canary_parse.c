@@ -169,6 +169,17 @@ ngx_http_canary_update_field(ngx_http_canary_update_t *u,
         return NGX_HTTP_CANARY_FIELD_OK;
     }
 
+    if (ngx_http_canary_field_is(NGX_HTTP_CANARY_FIELD_SHADOW)) {
+        w = ngx_http_canary_parse_weight(v, vlen);
+        if (w < 0) {
+            return NGX_HTTP_CANARY_FIELD_BAD_VALUE;
+        }
+
+        u->shadow = (uint32_t) w;
+        u->has_shadow = 1;
+        return NGX_HTTP_CANARY_FIELD_OK;
+    }
+
     if (ngx_http_canary_field_is(NGX_HTTP_CANARY_FIELD_ENABLED)) {
         e = ngx_http_canary_parse_enabled(v, vlen);
         if (e < 0) {

@@ -74,6 +74,10 @@ typedef struct {
         size_t               len;
         uint32_t             weight;
     }                       cohorts[NGX_HTTP_CANARY_UPDATE_COHORTS];
+
+    /* "shadow" */
+    unsigned                has_shadow:1;
+    uint32_t                shadow;
 } ngx_http_canary_update_t;
 
 

@@ -32,6 +32,10 @@ static void ngx_http_canary_json_cohort_traffic(ngx_http_canary_out_t *out,
     const ngx_http_canary_split_report_t *s);
 
 
+static void ngx_http_canary_json_shadow(ngx_http_canary_out_t *out,
+    const ngx_http_canary_shadow_report_t *sh);
+
+
 static const char  *ngx_http_canary_json_variants[] = { "stable", "canary" };
 
 
@@ -44,7 +48,9 @@ ngx_http_canary_render_estimate(size_t nsplits)
      */
     return 4096 + nsplits * (4 * 2 * NGX_HTTP_CANARY_HIST_BUCKETS * 24
                              + 8192
-                             + NGX_HTTP_CANARY_REPORT_COHORTS * 4096);
+                             + NGX_HTTP_CANARY_REPORT_COHORTS * 4096
+                             + NGX_HTTP_CANARY_SHADOW_EXAMPLES
+                               * (NGX_HTTP_CANARY_SHADOW_URI_LEN * 6 + 256));
 }
 
 
@@ -201,7 +207,9 @@ ngx_http_canary_json_split(ngx_http_canary_out_t *out,
         ngx_http_canary_json_variant(out, &s->variants[i]);
     }
 
-    ngx_http_canary_out_printf(out, "}}");
+    ngx_http_canary_out_printf(out, "}");
+    ngx_http_canary_json_shadow(out, &s->shadow);
+    ngx_http_canary_out_printf(out, "}");
 }
 
 
@@ -457,4 +465,73 @@ ngx_http_canary_json_cohort_traffic(ngx_http_canary_out_t *out,
     }
 
     ngx_http_canary_out_printf(out, "]");
+}
+
+
+/*
+ * "shadow": null without "shadow" in the split; match_rate is a percent
+ * (matched of compared), null while nothing was compared; examples
+ * newest first
+ */
+
+static void
+ngx_http_canary_json_shadow(ngx_http_canary_out_t *out,
+    const ngx_http_canary_shadow_report_t *sh)
+{
+    size_t                                   i;
+    const ngx_http_canary_shadow_example_t  *e;
+
+    if (!sh->configured) {
+        ngx_http_canary_out_printf(out, ",\"shadow\":null");
+        return;
+    }
+
+    ngx_http_canary_out_printf(out, ",\"shadow\":{\"percent\":");
+    ngx_http_canary_json_weight(out, sh->percent);
+    ngx_http_canary_out_printf(out, ",\"requests\":%llu,\"compared\":%llu,"
+                               "\"matched\":%llu,\"mismatched\":"
+                               "{\"status\":%llu,\"body\":%llu},"
+                               "\"canary_errors\":%llu,\"timeouts\":%llu,"
+                               "\"skipped\":{\"method\":%llu,"
+                               "\"body_too_large\":%llu,\"in_flight\":%llu},"
+                               "\"match_rate\":",
+                               (unsigned long long) sh->requests,
+                               (unsigned long long) sh->compared,
+                               (unsigned long long) sh->matched,
+                               (unsigned long long) sh->mismatched_status,
+                               (unsigned long long) sh->mismatched_body,
+                               (unsigned long long) sh->canary_errors,
+                               (unsigned long long) sh->timeouts,
+                               (unsigned long long) sh->skipped_method,
+                               (unsigned long long)
+                                   sh->skipped_body_too_large,
+                               (unsigned long long) sh->skipped_in_flight);
+
+    if (sh->compared) {
+        ngx_http_canary_out_printf(out, "%.3f",
+                                   100.0 * (double) sh->matched
+                                   / (double) sh->compared);
+
+    } else {
+        ngx_http_canary_out_printf(out, "null");
+    }
+
+    ngx_http_canary_out_printf(out, ",\"examples\":[");
+
+    for (i = 0; i < sh->nexamples; i++) {
+        e = &sh->examples[i];
+
+        ngx_http_canary_out_printf(out, "%s{\"uri\":", i ? "," : "");
+        ngx_http_canary_out_json_string(out, e->uri, e->uri_len);
+        ngx_http_canary_out_printf(out, ",\"stable_status\":%u,"
+                                   "\"canary_status\":%u,"
+                                   "\"stable_bytes\":%llu,"
+                                   "\"canary_bytes\":%llu,\"at\":%lld}",
+                                   e->stable_status, e->canary_status,
+                                   (unsigned long long) e->stable_bytes,
+                                   (unsigned long long) e->canary_bytes,
+                                   (long long) e->at);
+    }
+
+    ngx_http_canary_out_printf(out, "]}");
 }

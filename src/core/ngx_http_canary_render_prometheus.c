@@ -15,6 +15,8 @@
 #define NGX_HTTP_CANARY_PROM_STEP  4
 
 
+static void ngx_http_canary_prom_shadow(ngx_http_canary_out_t *out,
+    const ngx_http_canary_report_t *rep);
 static void ngx_http_canary_prom_family(ngx_http_canary_out_t *out,
     const char *name, const char *type, const char *help);
 static void ngx_http_canary_prom_labels(ngx_http_canary_out_t *out,
@@ -97,6 +99,7 @@ ngx_http_canary_render_prometheus(ngx_http_canary_out_t *out,
 
     ngx_http_canary_prom_cohorts(out, rep);
     ngx_http_canary_prom_state(out, rep);
+    ngx_http_canary_prom_shadow(out, rep);
 
     if (rep->redis.configured) {
         ngx_http_canary_prom_family(out, "canary_redis_connected", "gauge",
@@ -364,6 +367,130 @@ ngx_http_canary_prom_state(ngx_http_canary_out_t *out,
                                         ngx_http_canary_prom_variants[v]);
             ngx_http_canary_out_printf(out, "} %llu\n",
                                        (unsigned long long) s->pins[v]);
+        }
+    }
+}
+
+
+/*
+ * Shadow traffic, for the splits with "shadow" (no family at all without
+ * one); the match ratio only once something was compared
+ */
+
+static void
+ngx_http_canary_prom_shadow(ngx_http_canary_out_t *out,
+    const ngx_http_canary_report_t *rep)
+{
+    size_t                                  i, k, n;
+    uint64_t                                value;
+    unsigned char                           buf[NGX_HTTP_CANARY_WEIGHT_LEN];
+    const ngx_http_canary_shadow_report_t  *sh;
+
+    static const struct {
+        const char  *name;
+        const char  *type;
+        const char  *help;
+    } families[] = {
+        { "canary_shadow_percent", "gauge",
+          "Percent of the requests routed to stable also sent to the "
+          "canary as shadows." },
+        { "canary_shadow_requests_total", "counter",
+          "Shadow requests sent to the canary." },
+        { "canary_shadow_compared_total", "counter",
+          "Shadows whose response was compared with stable's." },
+        { "canary_shadow_mismatches_total", "counter",
+          "Compared shadows that differed, by kind (status first)." },
+        { "canary_shadow_canary_errors_total", "counter",
+          "Shadows the canary gave no complete response to." },
+        { "canary_shadow_timeouts_total", "counter",
+          "Shadows ended at their timeout." },
+        { "canary_shadow_skipped_total", "counter",
+          "Shadows not sent (method, in_flight) or not compared "
+          "(body_too_large)." },
+        { "canary_shadow_match_ratio", "gauge",
+          "Matched of compared shadows, 0 to 1." }
+    };
+
+    for (i = 0; i < rep->nsplits; i++) {
+        if (rep->splits[i].shadow.configured) {
+            break;
+        }
+    }
+
+    if (i == rep->nsplits) {
+        return;
+    }
+
+    for (k = 0; k < sizeof(families) / sizeof(families[0]); k++) {
+
+        ngx_http_canary_prom_family(out, families[k].name, families[k].type,
+                                    families[k].help);
+
+        for (i = 0; i < rep->nsplits; i++) {
+            sh = &rep->splits[i].shadow;
+
+            if (!sh->configured || (k == 7 && sh->compared == 0)) {
+                continue;
+            }
+
+            ngx_http_canary_out_printf(out, "%s", families[k].name);
+            ngx_http_canary_prom_labels(out, &rep->splits[i], NULL);
+
+            switch (k) {
+
+            case 0:
+                n = ngx_http_canary_format_weight(buf, sh->percent);
+                ngx_http_canary_out_printf(out, "} %.*s\n", (int) n, buf);
+                continue;
+
+            case 3:
+                ngx_http_canary_out_printf(out, ",kind=\"status\"} %llu\n",
+                    (unsigned long long) sh->mismatched_status);
+                ngx_http_canary_out_printf(out, "%s", families[k].name);
+                ngx_http_canary_prom_labels(out, &rep->splits[i], NULL);
+                ngx_http_canary_out_printf(out, ",kind=\"body\"} %llu\n",
+                    (unsigned long long) sh->mismatched_body);
+                continue;
+
+            case 6:
+                ngx_http_canary_out_printf(out, ",reason=\"method\"} %llu\n",
+                    (unsigned long long) sh->skipped_method);
+                ngx_http_canary_out_printf(out, "%s", families[k].name);
+                ngx_http_canary_prom_labels(out, &rep->splits[i], NULL);
+                ngx_http_canary_out_printf(out,
+                    ",reason=\"body_too_large\"} %llu\n",
+                    (unsigned long long) sh->skipped_body_too_large);
+                ngx_http_canary_out_printf(out, "%s", families[k].name);
+                ngx_http_canary_prom_labels(out, &rep->splits[i], NULL);
+                ngx_http_canary_out_printf(out,
+                    ",reason=\"in_flight\"} %llu\n",
+                    (unsigned long long) sh->skipped_in_flight);
+                continue;
+
+            case 7:
+                ngx_http_canary_out_printf(out, "} %.6f\n",
+                                           (double) sh->matched
+                                           / (double) sh->compared);
+                continue;
+
+            case 1:
+                value = sh->requests;
+                break;
+
+            case 2:
+                value = sh->compared;
+                break;
+
+            case 4:
+                value = sh->canary_errors;
+                break;
+
+            default:
+                value = sh->timeouts;
+            }
+
+            ngx_http_canary_out_printf(out, "} %llu\n",
+                                       (unsigned long long) value);
         }
     }
 }

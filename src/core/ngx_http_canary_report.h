@@ -81,6 +81,36 @@ typedef struct {
 } ngx_http_canary_guard_report_t;
 
 
+/* a split's shadow traffic (splits.NAME.shadow) */
+typedef struct {
+    unsigned char                     uri[NGX_HTTP_CANARY_SHADOW_URI_LEN];
+    size_t                            uri_len;
+    unsigned                          stable_status;
+    unsigned                          canary_status;
+    uint64_t                          stable_bytes;
+    uint64_t                          canary_bytes;
+    time_t                            at;
+} ngx_http_canary_shadow_example_t;
+
+
+typedef struct {
+    int                               configured;
+    uint32_t                          percent;          /* hundredths */
+    uint64_t                          requests;
+    uint64_t                          compared;
+    uint64_t                          matched;
+    uint64_t                          mismatched_status;
+    uint64_t                          mismatched_body;
+    uint64_t                          canary_errors;
+    uint64_t                          timeouts;
+    uint64_t                          skipped_method;
+    uint64_t                          skipped_body_too_large;
+    uint64_t                          skipped_in_flight;
+    size_t                            nexamples;        /* newest first */
+    ngx_http_canary_shadow_example_t  examples[NGX_HTTP_CANARY_SHADOW_EXAMPLES];
+} ngx_http_canary_shadow_report_t;
+
+
 typedef struct {
     ngx_http_canary_bytes_t           name;
     uint32_t                          weight;           /* hundredths */
@@ -103,6 +133,8 @@ typedef struct {
     ngx_http_canary_guard_report_t    guard;
 
     ngx_http_canary_variant_report_t  variants[2];      /* stable, canary */
+
+    ngx_http_canary_shadow_report_t   shadow;
 } ngx_http_canary_split_report_t;
 
 
