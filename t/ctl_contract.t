@@ -163,8 +163,8 @@ for my $call ($flat =~ /^\s*change ("\$\w+" .*)$/mg) {
     }
 }
 
-is $changes, 8, 'canary-ctl calls change() in eight places';
-is scalar(keys %ops), 10, 'for its ten operations: ' . join ', ', sort keys
+is $changes, 9, 'canary-ctl calls change() in nine places';
+is scalar(keys %ops), 11, 'for its eleven operations: ' . join ', ', sort keys
     %ops;
 
 # the reason, added to a receipt in REASON=(reason s TEXT)

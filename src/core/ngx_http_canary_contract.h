@@ -148,6 +148,8 @@
 /* canary-ctl cohort's: the cohort and the weight it set */
 #define NGX_HTTP_CANARY_RECEIPT_COHORT      "cohort"
 #define NGX_HTTP_CANARY_RECEIPT_COHORT_WEIGHT  "cohort_weight"
+/* canary-ctl shadow's: the percent it set */
+#define NGX_HTTP_CANARY_RECEIPT_SHADOW      "shadow"
 /* every writer's: the rollout (from the sidecar's state), and a
  * rollback's (README, "Receipts") */
 #define NGX_HTTP_CANARY_RECEIPT_RELEASE     "release"
@@ -173,6 +175,7 @@
 #define NGX_HTTP_CANARY_OP_PINNED           "tenants_pinned"
 #define NGX_HTTP_CANARY_OP_UNPINNED         "tenants_unpinned"
 #define NGX_HTTP_CANARY_OP_COHORT_SET      "cohort_weight_set"
+#define NGX_HTTP_CANARY_OP_SHADOW_SET      "shadow_set"
 
 /* the module's guard */
 #define NGX_HTTP_CANARY_OP_GUARD_TRIPPED    "guard_tripped"

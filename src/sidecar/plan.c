@@ -132,6 +132,7 @@ static const char  *cs_plan_other_events[] = {
     "tenants_unpinned", "canary-ctl unpin",
     "guard_tripped", "the module's guard",
     "cohort_weight_set", "canary-ctl cohort",
+    "shadow_set", "canary-ctl shadow",
     NULL
 };
 
