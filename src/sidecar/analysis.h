@@ -104,6 +104,9 @@ enum {
     CS_CHECK_P50_MAX,               /* absolute, latency_p50_max_ms */
     CS_CHECK_P95_MAX,
     CS_CHECK_P99_MAX,
+    /* a shadow stage's match rate, shadow_match_min; off unless the
+       stage mirrors and its SLO sets it */
+    CS_CHECK_SHADOW,
     CS_CHECKS
 };
 
@@ -154,6 +157,11 @@ typedef struct {
                                                availability_min only */
     int                 critical;
     int                 violation;          /* a FAIL or critical */
+
+    /* the shadow's comparisons over the stage (evidence.h) and the
+       least the shadow check needs */
+    cs_shadow_t         shadow;
+    uint64_t            shadow_min_compared;
 } cs_judgement_t;
 
 
