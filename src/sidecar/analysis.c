@@ -155,7 +155,7 @@ cs_check_name(size_t check)
 
 
 /* the checks a judgement failed, as cs_rollout_t.rollback_failed has
- * them: bit i check i, bit CS_CHECKS the critical path */
+ * them (cs_failed_bit, CS_FAILED_CRITICAL) */
 
 uint32_t
 cs_failed_mask(const cs_judgement_t *j)
@@ -163,11 +163,11 @@ cs_failed_mask(const cs_judgement_t *j)
     size_t    i;
     uint32_t  mask;
 
-    mask = j->critical ? 1u << CS_CHECKS : 0;
+    mask = j->critical ? CS_FAILED_CRITICAL : 0;
 
     for (i = 0; i < CS_CHECKS; i++) {
         if (j->checks[i].status == CS_FAIL) {
-            mask |= 1u << i;
+            mask |= cs_failed_bit(i);
         }
     }
 

@@ -237,12 +237,12 @@ cs_receipt_failed_checks(const cs_decision_t *d, uint32_t kept)
     a = json_array();
     mask = kept | cs_failed_mask(&d->j);
 
-    if (mask & (1u << CS_CHECKS)) {
+    if (mask & CS_FAILED_CRITICAL) {
         json_array_append_new(a, json_string("critical_error_rate"));
     }
 
     for (i = 0; i < CS_CHECKS; i++) {
-        if (mask & (1u << i)) {
+        if (mask & cs_failed_bit(i)) {
             json_array_append_new(a, json_string(cs_check_name(i)));
         }
     }

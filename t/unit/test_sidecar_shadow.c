@@ -228,7 +228,8 @@ START_TEST(test_mismatching_rolls_back)
     ck_assert_msg(strstr(d.reason, "shadow_match_percent 95.000% < 99.9% "
                          "(50 of 1000 compared mismatched: 0 status, 50 "
                          "body") != NULL, "%s", d.reason);
-    ck_assert(cs_failed_mask(&d.j) & (1u << CS_CHECK_SHADOW));
+    ck_assert(cs_failed_mask(&d.j) & cs_failed_bit(CS_CHECK_SHADOW));
+    ck_assert(!(cs_failed_mask(&d.j) & CS_FAILED_CRITICAL));
 
     cs_decision_line(&plan, "api", &ro, &d, line, sizeof(line));
     ck_assert_msg(strstr(line, "shadow 950/1000 matched, min 99.9%: FAIL")
