@@ -27,6 +27,7 @@ use lib "$FindBin::Bin/lib";
 
 use Test::More;
 use JSON::PP;
+use Compress::Zlib qw(uncompress);
 use ReceiptSchema;
 use SidecarTest qw(fast_plan);
 
@@ -76,7 +77,9 @@ sub watch_hash {
                              split_conf => 'shadow 0;');
     $s->start;
     $s->traffic(clients => 2, rate => 80, pinned_share => 0);
-    $s->sidecar(plan => shadow_plan());
+    my $dir = $s->prefix . '/evidence';
+    mkdir $dir or die "$dir: $!";
+    $s->sidecar(plan => shadow_plan(), args => ['--evidence-dir', $dir]);
 
     my @seen;
     $s->wait_for(sub { watch_hash($s, \@seen);
@@ -107,6 +110,17 @@ sub watch_hash {
     is $done->{sli_checks}{shadow_match_percent}{status}, 'PASS',
         'sli_checks.shadow_match_percent PASS';
     is $done->{to_stage}, '50_percent', 'promoted to 50_percent';
+
+    # the evidence snapshot of that weight change has the shadow too
+    my $file = "$dir/$done->{receipt_id}.json.z";
+    my $snap = -f $file && eval {
+        open my $fh, '<:raw', $file or die "$file: $!";
+        local $/;
+        decode_json(uncompress(scalar <$fh>));
+    };
+    ok $snap, 'the promotion\'s --evidence-dir snapshot' or diag $@;
+    is_deeply $snap && $snap->{shadow}, $sh,
+        'its shadow: the receipt\'s evidence.shadow';
 
     my ($next) = grep { $_->{operation} eq 'deployment_complete' }
                  $s->receipts;

@@ -504,6 +504,17 @@ cs_receipt_checks_json(const cs_decision_t *d)
 }
 
 
+json_t *
+cs_receipt_shadow_json(const cs_decision_t *d)
+{
+    if (!d->has_judgement || d->j.checks[CS_CHECK_SHADOW].off) {
+        return NULL;
+    }
+
+    return cs_receipt_shadow(&d->j);
+}
+
+
 static json_t *
 cs_receipt_checks(const cs_decision_t *d)
 {
