@@ -188,6 +188,39 @@ sub watch_hash {
 }
 
 
+# ---- fleet mode: the nodes' records carry the shadow's counters ------------
+
+{
+    my $s = SidecarTest->new(name => 'sidecar-shadow-fleet', nodes => 1,
+                             canary_body => 'stable st',
+                             split_conf => 'shadow 0;');
+    $s->start;
+    $s->traffic(clients => 2, rate => 80, pinned_share => 0);
+    $s->sidecar(plan => shadow_plan(), fleet => 1);
+
+    $s->wait_for(sub { $s->hget('weight') eq '50'
+                       || $s->hget('state') eq 'complete' }, 60,
+                 'fleet mode: the shadow stage is promoted')
+        or $s->show_log;
+
+    my $rec = $s->redis('GET', $s->key . ':node:web-1');
+    my $node = eval { decode_json($rec) } || {};
+    ok ref $node->{shadow} eq 'HASH'
+       && $node->{shadow}{compared} > 0
+       && $node->{shadow}{matched} == $node->{shadow}{compared},
+        'the node record has the shadow\'s counters' or diag $rec;
+
+    my ($done) = grep { $_->{operation} eq 'canary_phase_complete' }
+                 $s->receipts;
+    cmp_ok $done && $done->{evidence}{shadow}{compared} // 0, '>=', 40,
+        'fleet mode: promoted on at least shadow_min_compared compared';
+    is $done && $done->{evidence}{shadow}{status}, 'PASS', 'shadow PASS';
+
+    check_schema($s, 'fleet');
+    $s->finish;
+}
+
+
 # ---- a plan without a shadow stage leaves the field alone ------------------
 
 {

@@ -34,7 +34,6 @@ static size_t cs_fetch_write(char *ptr, size_t size, size_t nmemb,
 static int cs_fetch_variant(json_t *variants, const char *name,
     cs_window_t *w, cs_window_t *total, unsigned *seconds, char *err,
     size_t errlen);
-static void cs_fetch_shadow(json_t *sh, cs_shadow_t *out);
 static int cs_fetch_counts(json_t *counts, uint64_t *out);
 static int cs_fetch_uint(json_t *obj, const char *key, uint64_t *out);
 static void cs_fetch_append(char *err, size_t errlen, const char *name,
@@ -524,7 +523,7 @@ cs_fetch_variant(json_t *variants, const char *name, cs_window_t *w,
  * more)
  */
 
-static void
+void
 cs_fetch_shadow(json_t *sh, cs_shadow_t *out)
 {
     uint64_t  n;
@@ -549,15 +548,17 @@ cs_fetch_shadow(json_t *sh, cs_shadow_t *out)
     o = json_object_get(sh, "skipped");
 
     if (cs_fetch_uint(o, "method", &n) == 0) {
-        out->skipped += n;
+        out->skipped = n;
     }
 
     if (cs_fetch_uint(o, "body_too_large", &n) == 0) {
-        out->skipped += n;
+        out->skipped = n > UINT64_MAX - out->skipped ? UINT64_MAX
+                                                     : out->skipped + n;
     }
 
     if (cs_fetch_uint(o, "in_flight", &n) == 0) {
-        out->skipped += n;
+        out->skipped = n > UINT64_MAX - out->skipped ? UINT64_MAX
+                                                     : out->skipped + n;
     }
 
     /* matched is never more than compared: a count beyond it is none */

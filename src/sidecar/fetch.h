@@ -106,6 +106,14 @@ void cs_metrics_add(cs_metrics_t *sum, const cs_metrics_t *one);
 /* a += b, variant by variant */
 void cs_window_add(cs_window_t *a, const cs_window_t *b);
 
+/*
+ * a split's "shadow" object (the status JSON's, a node record's) into
+ * out: a count missing or not one reads 0; NULL or not an object: all 0.
+ * (a jansson json_t)
+ */
+struct json_t;
+void cs_fetch_shadow(struct json_t *sh, cs_shadow_t *out);
+
 /* a += b; a - b into out (0 and 1 when a counter of a is under b's) */
 void cs_shadow_add(cs_shadow_t *a, const cs_shadow_t *b);
 int cs_shadow_sub(cs_shadow_t *out, const cs_shadow_t *a,
