@@ -1119,7 +1119,9 @@ cs_decide_judged(const cs_plan_t *plan, const cs_split_view_t *view,
      * stage's hold must pass with every check passing, so it starts over.
      */
 
-    if (j->enough && nx->violation_since) {
+    if ((j->enough || j->checks[CS_CHECK_SHADOW].status == CS_PASS)
+        && nx->violation_since)
+    {
         held = cs_elapsed(now, nx->violation_since);
         cs_stage_restart(nx, now);
         d->dirty = 1;

@@ -238,6 +238,36 @@ START_TEST(test_mismatching_rolls_back)
 END_TEST
 
 
+/* a shadow violation that clears before violation_for: no rollback, the
+ * hold starts over (as for the other checks), even at weight 0 */
+
+START_TEST(test_cleared_violation_restarts_hold)
+{
+    cs_metrics_t     m;
+    cs_decision_t    d;
+    cs_rollout_t     ro;
+    cs_split_view_t  view;
+
+    cs_metrics(&m, 20000, 1000, 950);
+    cs_state(&ro, &view, 0);
+
+    cs_decide(&plan, &view, &ro, &m, T0 + 60 * S, &d);
+    ck_assert_int_eq(d.j.checks[CS_CHECK_SHADOW].status, CS_FAIL);
+
+    /* 100,000 more, all matching: 99.95% over the stage */
+    ro = d.next;
+    cs_metrics(&m, 20000, 100000, 100000);
+    cs_decide(&plan, &view, &ro, &m, T0 + 62 * S, &d);
+    ck_assert_int_eq(d.j.checks[CS_CHECK_SHADOW].status, CS_PASS);
+    ck_assert_msg(d.action == CS_ACT_HOLD, "%s", d.reason);
+    ck_assert_msg(strstr(d.reason, "violation cleared") != NULL, "%s",
+                  d.reason);
+    ck_assert_int_eq(d.next.violation_since, 0);
+    ck_assert_int_eq(d.next.stage_started, T0 + 62 * S);
+}
+END_TEST
+
+
 /* just under the minimum, within chance: neither FAIL nor promoted */
 
 START_TEST(test_just_under_is_not_yet_a_failure)
