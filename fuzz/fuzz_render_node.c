@@ -172,6 +172,34 @@ check_side(json_t *o, const ngx_http_canary_variant_report_t *v,
 }
 
 
+
+static void
+check_shadow(json_t *o, const ngx_http_canary_shadow_report_t *sh)
+{
+    json_t  *m;
+
+    check_uint(member(o, "requests"), sh->requests, "shadow requests");
+    check_uint(member(o, "compared"), sh->compared, "shadow compared");
+    check_uint(member(o, "matched"), sh->matched, "shadow matched");
+    m = member(o, "mismatched");
+    check_uint(member(m, "status"), sh->mismatched_status,
+               "shadow mismatched.status");
+    check_uint(member(m, "body"), sh->mismatched_body,
+               "shadow mismatched.body");
+    check_uint(member(o, "canary_errors"), sh->canary_errors,
+               "shadow canary_errors");
+    check_uint(member(o, "timeouts"), sh->timeouts, "shadow timeouts");
+    m = member(o, "skipped");
+    check_uint(member(m, "method"), sh->skipped_method,
+               "shadow skipped.method");
+    check_uint(member(m, "body_too_large"), sh->skipped_body_too_large,
+               "shadow skipped.body_too_large");
+    check_uint(member(m, "in_flight"), sh->skipped_in_flight,
+               "shadow skipped.in_flight");
+    fuzz_assert(json_object_size(o) == 7, "shadow: %zu fields, not 7",
+                json_object_size(o));
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -259,8 +287,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_side(member(root, "stable"), &split->variants[0], "stable");
         check_side(member(root, "canary"), &split->variants[1], "canary");
 
-        fuzz_assert(json_object_size(root) == 14, "%zu fields, not 14",
-                    json_object_size(root));
+        /* "shadow" only with shadow in the split: its counters */
+        if (split->shadow.configured) {
+            check_shadow(member(root, "shadow"), &split->shadow);
+        }
+
+        fuzz_assert(json_object_size(root)
+                    == 14 + (split->shadow.configured ? 1 : 0),
+                    "%zu fields, not 14 (+ shadow)", json_object_size(root));
 
         json_decref(root);
         free(out);

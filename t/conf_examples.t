@@ -316,6 +316,7 @@ my %runbook = (
     'plan-header-stages.json'  => 'seed 002: header overrides, 5-25-50-100',
     'plan-stage-targets.json'  => 'seed 003: per-stage p99, gradual rollback',
     'plan-triggers.json'       => 'seed 004: 1-5-25-50-100, instant/grace',
+    'plan-shadow.json'         => 'seed 003: shadow mode first, then 5-50',
 );
 
 ok(-f "$dir/$_", "conf-examples/$_ ($runbook{$_}) exists")

@@ -66,6 +66,41 @@ my @bad = (
     ['rollback steps not down to 0', "{\"stages\": [$ok], \"rollback\":"
      . ' {"steps": [20, 5]}}',
      qr/rollback\.steps\[1\]: 5; the last step is 0/],
+    # a shadow stage (issue 20): shadow as weight, its SLO's fields
+    ['shadow 150', '{"stages": [{"name": "s", "weight": 0, "shadow": 150,'
+     . ' "hold": "1s"}]}',
+     qr/stages\[0\]\.shadow: 150 is not a percent 0 to 100/],
+    ['negative shadow', '{"stages": [{"name": "s", "weight": 0,'
+     . ' "shadow": -1, "hold": "1s"}]}',
+     qr/stages\[0\]\.shadow: -1 is not a percent 0 to 100/],
+    ['shadow 1.234', '{"stages": [{"name": "s", "weight": 0,'
+     . ' "shadow": 1.234, "hold": "1s"}]}',
+     qr/stages\[0\]\.shadow: 1\.234 has more than two decimals/],
+    ['shadow a string', '{"stages": [{"name": "s", "weight": 0,'
+     . ' "shadow": "10%", "hold": "1s"}]}',
+     qr/stages\[0\]\.shadow is not a number/],
+    ['shadow_match_min 0', '{"stages": [{"name": "s", "weight": 0,'
+     . ' "shadow": 10, "hold": "1s", "slo": {"shadow_match_min": 0}}]}',
+     qr/stages\[0\]\.slo\.shadow_match_min \(percent\): 0 is out of range (?#
+       )above 0 to 100/],
+    ['shadow_match_min 100.5', '{"stages": [{"name": "s", "weight": 0,'
+     . ' "shadow": 10, "hold": "1s", "slo": {"shadow_match_min": 100.5}}]}',
+     qr/stages\[0\]\.slo\.shadow_match_min \(percent\): 100\.5 is out of (?#
+       )range/],
+    ['shadow_min_compared 2.5', '{"stages": [{"name": "s", "weight": 0,'
+     . ' "shadow": 10, "hold": "1s", "slo": {"shadow_min_compared": 2.5}}]}',
+     qr/stages\[0\]\.slo\.shadow_min_compared: a whole number/],
+    ['shadow_min_compared 0', '{"stages": [{"name": "s", "weight": 0,'
+     . ' "shadow": 10, "hold": "1s", "slo": {"shadow_min_compared": 0}}]}',
+     qr/stages\[0\]\.slo\.shadow_min_compared: 0 is out of range 1 to/],
+    ['shadow_match_min where nothing is mirrored', '{"stages": ['
+     . '{"name": "s", "weight": 0, "shadow": 10, "hold": "1s"},'
+     . ' {"name": "b", "weight": 5, "hold": "1s",'
+     . ' "slo": {"shadow_match_min": 99}}]}',
+     qr/stages\[1\]\.slo\.shadow_match_min: stages\[1\] mirrors nothing/],
+    ['shadow_match_min in a plan without shadow',
+     "{\"stages\": [$ok], \"slo\": {\"shadow_match_min\": 99.9}}",
+     qr/slo\.shadow_match_min: no stage says "shadow"/],
 );
 
 sub connections {

@@ -51,6 +51,30 @@ ngx_http_canary_render_node(ngx_http_canary_out_t *out,
     ngx_http_canary_node_variant(out, NGX_HTTP_CANARY_SIDE_CANARY,
                                  &s->variants[1]);
 
+    /*
+     * a split with "shadow": its cumulative counters, as the status
+     * JSON's splits.NAME.shadow has them, for the sidecar's shadow
+     * stages in fleet mode; none without
+     */
+    if (s->shadow.configured) {
+        ngx_http_canary_out_printf(out,
+            ",\"shadow\":{\"requests\":%llu,\"compared\":%llu,"
+            "\"matched\":%llu,\"mismatched\":{\"status\":%llu,"
+            "\"body\":%llu},\"canary_errors\":%llu,\"timeouts\":%llu,"
+            "\"skipped\":{\"method\":%llu,\"body_too_large\":%llu,"
+            "\"in_flight\":%llu}}",
+            (unsigned long long) s->shadow.requests,
+            (unsigned long long) s->shadow.compared,
+            (unsigned long long) s->shadow.matched,
+            (unsigned long long) s->shadow.mismatched_status,
+            (unsigned long long) s->shadow.mismatched_body,
+            (unsigned long long) s->shadow.canary_errors,
+            (unsigned long long) s->shadow.timeouts,
+            (unsigned long long) s->shadow.skipped_method,
+            (unsigned long long) s->shadow.skipped_body_too_large,
+            (unsigned long long) s->shadow.skipped_in_flight);
+    }
+
     ngx_http_canary_out_printf(out, "}");
 }
 

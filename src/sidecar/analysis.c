@@ -30,6 +30,7 @@
  */
 
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -54,6 +55,8 @@ static void cs_decide_violation(const cs_plan_t *plan,
     const cs_split_view_t *view, int64_t now, cs_decision_t *d);
 static void cs_judge_max(const cs_slo_t *slo, const cs_evidence_t *ev,
     double max_ms, double q, double a, cs_check_t *c);
+static void cs_judge_shadow(const cs_slo_t *slo, const cs_evidence_t *ev,
+    double a, cs_judgement_t *j);
 static void cs_decide_walk(const cs_plan_t *plan,
     const cs_split_view_t *view, const cs_metrics_t *m, int64_t now,
     cs_decision_t *d);
@@ -144,7 +147,7 @@ cs_check_name(size_t check)
     static const char  *names[] = {
         "latency_p99_ms", "error_rate_percent", "availability_percent",
         "latency_p95_ms", "latency_p50_max_ms", "latency_p95_max_ms",
-        "latency_p99_max_ms"
+        "latency_p99_max_ms", "shadow_match_percent"
     };
 
     return names[check];
@@ -152,7 +155,7 @@ cs_check_name(size_t check)
 
 
 /* the checks a judgement failed, as cs_rollout_t.rollback_failed has
- * them: bit i check i, bit CS_CHECKS the critical path */
+ * them (cs_failed_bit, CS_FAILED_CRITICAL) */
 
 uint32_t
 cs_failed_mask(const cs_judgement_t *j)
@@ -160,11 +163,11 @@ cs_failed_mask(const cs_judgement_t *j)
     size_t    i;
     uint32_t  mask;
 
-    mask = j->critical ? 1u << CS_CHECKS : 0;
+    mask = j->critical ? CS_FAILED_CRITICAL : 0;
 
     for (i = 0; i < CS_CHECKS; i++) {
         if (j->checks[i].status == CS_FAIL) {
-            mask |= 1u << i;
+            mask |= cs_failed_bit(i);
         }
     }
 
@@ -179,7 +182,9 @@ cs_check_trigger(size_t check)
         CS_TRIGGER_LATENCY_P99, CS_TRIGGER_ERROR_RATE,
         CS_TRIGGER_AVAILABILITY, CS_TRIGGER_LATENCY_P95,
         CS_TRIGGER_LATENCY_P50, CS_TRIGGER_LATENCY_P95,
-        CS_TRIGGER_LATENCY_P99
+        CS_TRIGGER_LATENCY_P99,
+        /* a canary that answers wrong fails as one that errs */
+        CS_TRIGGER_ERROR_RATE
     };
 
     return triggers[check];
@@ -281,7 +286,7 @@ cs_judge(const cs_plan_t *plan, cs_evidence_t *ev, const cs_metrics_t *m,
 {
     int                 v, significant, nlat;
     double              alpha, a_errors, a_look, a_latency, ratio_bound,
-                        p, phi, strat;
+                        p, phi, strat, a_shadow;
     uint64_t            bound, hist[2], win_errors[2];
     cs_check_t         *c;
     cs_ztest_t          zs, zc;
@@ -293,6 +298,13 @@ cs_judge(const cs_plan_t *plan, cs_evidence_t *ev, const cs_metrics_t *m,
     memset(j, 0, sizeof(cs_judgement_t));
 
     alpha = cs_stage_alpha(plan);
+    a_shadow = 0;
+
+    if (slo->shadow_match_min > 0) {
+        a_shadow = alpha * CS_ALPHA_SHADOW;
+        alpha -= a_shadow;
+    }
+
     a_errors = alpha * CS_ALPHA_ERRORS;
     a_look = alpha * CS_ALPHA_LOOK;
     a_latency = alpha * CS_ALPHA_LATENCY;
@@ -477,6 +489,10 @@ cs_judge(const cs_plan_t *plan, cs_evidence_t *ev, const cs_metrics_t *m,
     cs_judge_max(slo, ev, slo->latency_p99_max_ms, 0.01, a_latency,
                  &j->checks[CS_CHECK_P99_MAX]);
 
+    /* the shadow's match rate over the stage */
+
+    cs_judge_shadow(slo, ev, a_shadow, j);
+
     /*
      * What must act at once is judged on the short window, as before, on
      * CS_WINDOW_ERRORS_MIN errors at least: read every second, one error
@@ -532,7 +548,81 @@ cs_judge(const cs_plan_t *plan, cs_evidence_t *ev, const cs_metrics_t *m,
                        || j->checks[CS_CHECK_LATENCY_P95].status == CS_FAIL
                        || j->checks[CS_CHECK_P50_MAX].status == CS_FAIL
                        || j->checks[CS_CHECK_P95_MAX].status == CS_FAIL
-                       || j->checks[CS_CHECK_P99_MAX].status == CS_FAIL);
+                       || j->checks[CS_CHECK_P99_MAX].status == CS_FAIL
+                       || j->checks[CS_CHECK_SHADOW].status == CS_FAIL);
+}
+
+
+/*
+ * A shadow stage's match rate, "matched / compared >= shadow_match_min":
+ * an absolute limit on the share q = 1 - shadow_match_min / 100 of
+ * comparisons that mismatch, judged as the latency limits are: FAIL on
+ * the effect (the stage's match rate under the minimum) and the
+ * evidence (the always-valid p of "the mismatch share is at most q"
+ * under a), never before shadow_min_compared comparisons (NO_DATA).
+ * PASS needs both the comparisons and the rate; a rate under the
+ * minimum without the evidence yet is NO_DATA: not a failure, not a
+ * pass (promotion waits for one or the other).  Mismatches are taken as
+ * independent (phi 1): each comparison is another request.  With
+ * shadow_match_min 100 (q 0) one mismatch is certain evidence.
+ */
+
+static void
+cs_judge_shadow(const cs_slo_t *slo, const cs_evidence_t *ev, double a,
+    cs_judgement_t *j)
+{
+    uint64_t     n, k, min;
+    cs_check_t  *c;
+
+    c = &j->checks[CS_CHECK_SHADOW];
+
+    j->shadow = ev->shadow;
+
+    /* racy readings of two counters: never more matched than compared */
+    if (j->shadow.matched > j->shadow.compared) {
+        j->shadow.matched = j->shadow.compared;
+    }
+
+    min = slo->shadow_min_compared ? slo->shadow_min_compared
+                                   : slo->min_requests;
+    j->shadow_min_compared = min;
+
+    c->look_p = -1;
+    c->p_value = 1;
+    c->alpha = a;
+
+    if (slo->shadow_match_min <= 0) {
+        c->off = 1;
+        c->status = CS_NO_DATA;
+        return;
+    }
+
+    n = j->shadow.compared;
+    k = n - j->shadow.matched;
+
+    c->baseline = 100;                  /* stable, against itself */
+    c->canary = n ? 100.0 * (double) j->shadow.matched / (double) n : NAN;
+    c->threshold = slo->shadow_match_min;
+    c->events[CS_STABLE] = 0;
+    c->events[CS_CANARY] = k;
+
+    if (slo->shadow_match_min >= 100) {
+        c->p_value = k ? 0 : 1;
+
+    } else {
+        c->p_value = cs_seq_share_p(k, n, 1 - slo->shadow_match_min / 100,
+                                    1);
+    }
+
+    if (n < min) {
+        c->status = CS_NO_DATA;
+
+    } else if (c->canary < c->threshold) {
+        c->status = c->p_value < a ? CS_FAIL : CS_NO_DATA;
+
+    } else {
+        c->status = CS_PASS;
+    }
 }
 
 
@@ -1029,7 +1119,9 @@ cs_decide_judged(const cs_plan_t *plan, const cs_split_view_t *view,
      * stage's hold must pass with every check passing, so it starts over.
      */
 
-    if (j->enough && nx->violation_since) {
+    if ((j->enough || j->checks[CS_CHECK_SHADOW].status == CS_PASS)
+        && nx->violation_since)
+    {
         held = cs_elapsed(now, nx->violation_since);
         cs_stage_restart(nx, now);
         d->dirty = 1;
@@ -1417,8 +1509,10 @@ cs_decide_forward(const cs_plan_t *plan, const cs_split_view_t *view,
     int64_t now, cs_decision_t *d)
 {
     char                a[24], b[24], w[16];
+    int                 shadow_only;
     size_t              to, last;
     const char         *hold;
+    const cs_check_t   *sh;
     int64_t             held;
     cs_rollout_t       *nx;
     const cs_stage_t   *st, *next;
@@ -1428,7 +1522,19 @@ cs_decide_forward(const cs_plan_t *plan, const cs_split_view_t *view,
     last = plan->nstages - 1;
     held = cs_elapsed(now, nx->stage_started);
 
-    if (!d->j.enough && nx->stage != last) {
+    /*
+     * a shadow stage at weight 0 sends no user to the canary (no pins,
+     * no cohorts): its shadow's comparisons are the canary's evidence,
+     * stable's requests must still be enough
+     */
+    shadow_only = !d->j.checks[CS_CHECK_SHADOW].off && st->weight == 0
+                  && plan->npins == 0 && !cs_plan_cohorts_route(plan,
+                                                                nx->stage);
+
+    if (!d->j.enough && nx->stage != last
+        && !(shadow_only
+             && d->j.requests[CS_STABLE] >= plan->slo.min_requests))
+    {
         cs_reason(d, "hold: too little traffic to judge (canary n=%llu, "
                   "stable n=%llu, min %llu each)",
                   (unsigned long long) d->j.requests[CS_CANARY],
@@ -1443,6 +1549,26 @@ cs_decide_forward(const cs_plan_t *plan, const cs_split_view_t *view,
     if (held < st->hold) {
         cs_reason(d, "hold %s/%s", cs_duration_format(held, a, sizeof(a)),
                   hold);
+        return;
+    }
+
+    /* promotion out of a shadow stage needs its match rate (PASS) */
+    sh = &d->j.checks[CS_CHECK_SHADOW];
+
+    if (!sh->off && sh->status != CS_PASS) {
+        if (d->j.shadow.compared < d->j.shadow_min_compared) {
+            cs_reason(d, "hold: the shadow compared %llu responses, "
+                      "shadow_min_compared %llu (hold %s passed)",
+                      (unsigned long long) d->j.shadow.compared,
+                      (unsigned long long) d->j.shadow_min_compared, hold);
+            return;
+        }
+
+        cs_reason(d, "hold: shadow match rate %.3f%% < shadow_match_min "
+                  "%g%% over %llu compared, not yet beyond chance "
+                  "(always-valid p=%.2g, fails under %.2g)", sh->canary,
+                  sh->threshold, (unsigned long long) d->j.shadow.compared,
+                  sh->p_value, sh->alpha);
         return;
     }
 
@@ -1593,6 +1719,23 @@ cs_failed_checks(const cs_plan_t *plan, const cs_judgement_t *j, char *buf,
                                                                       : 1,
                    c->p_value, c->alpha);
     }
+
+    /* "shadow_match_percent 80.000% < 99.9% (40 of 200 compared
+     *  mismatched; always-valid p=1e-30 < 0.001)" */
+
+    c = &j->checks[CS_CHECK_SHADOW];
+
+    if (c->status == CS_FAIL) {
+        n = cs_cat(buf, size, n, "%sshadow_match_percent %.3f%% < %g%% "
+                   "(%llu of %llu compared mismatched: %llu status, %llu "
+                   "body; always-valid p=%.2g < %.2g)", n ? ", " : "",
+                   c->canary, c->threshold,
+                   (unsigned long long) c->events[CS_CANARY],
+                   (unsigned long long) j->shadow.compared,
+                   (unsigned long long) j->shadow.mismatched_status,
+                   (unsigned long long) j->shadow.mismatched_body,
+                   c->p_value, c->alpha);
+    }
 }
 
 
@@ -1675,6 +1818,16 @@ cs_decision_line(const cs_plan_t *plan, const char *split,
                        cs_verdict_name(j->checks[i].status),
                        j->checks[i].p_value);
         }
+    }
+
+    if (!j->checks[CS_CHECK_SHADOW].off) {
+        n = cs_cat(buf, size, n, "; shadow %llu/%llu matched, min %g%%: "
+                   "%s (p=%.2g)",
+                   (unsigned long long) j->shadow.matched,
+                   (unsigned long long) j->shadow.compared,
+                   j->checks[CS_CHECK_SHADOW].threshold,
+                   cs_verdict_name(j->checks[CS_CHECK_SHADOW].status),
+                   j->checks[CS_CHECK_SHADOW].p_value);
     }
 
     if (j->asked > 1 || j->instances != j->asked) {

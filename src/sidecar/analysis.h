@@ -77,9 +77,10 @@ typedef struct {
                                                the rollback under way
                                                acts on (a walk restarts
                                                violation_since); 0 */
-    uint32_t            rollback_failed;    /* its failed checks: bit i
-                                               check i, bit CS_CHECKS
-                                               the critical path */
+    uint32_t            rollback_failed;    /* its failed checks:
+                                               cs_failed_bit(i) check i,
+                                               CS_FAILED_CRITICAL the
+                                               critical path */
 } cs_rollout_t;
 
 
@@ -104,6 +105,9 @@ enum {
     CS_CHECK_P50_MAX,               /* absolute, latency_p50_max_ms */
     CS_CHECK_P95_MAX,
     CS_CHECK_P99_MAX,
+    /* a shadow stage's match rate, shadow_match_min; off unless the
+       stage mirrors and its SLO sets it */
+    CS_CHECK_SHADOW,
     CS_CHECKS
 };
 
@@ -154,6 +158,11 @@ typedef struct {
                                                availability_min only */
     int                 critical;
     int                 violation;          /* a FAIL or critical */
+
+    /* the shadow's comparisons over the stage (evidence.h) and the
+       least the shadow check needs */
+    cs_shadow_t         shadow;
+    uint64_t            shadow_min_compared;
 } cs_judgement_t;
 
 
@@ -207,6 +216,15 @@ int cs_action_writes(cs_action_e action);
 const char *cs_verdict_name(cs_verdict_e v);
 const char *cs_check_name(size_t check);
 uint32_t cs_failed_mask(const cs_judgement_t *j);
+
+/*
+ * A check's bit in that mask, and the critical path's: bits 0-6 the
+ * checks before the shadow's, bit 7 the critical path, as states saved
+ * before the shadow check have them; the shadow check bit 8
+ */
+#define CS_FAILED_CRITICAL      (1u << CS_CHECK_SHADOW)
+#define cs_failed_bit(check)                                                  \
+    ((check) == CS_CHECK_SHADOW ? 1u << CS_CHECKS : 1u << (check))
 
 /* the trigger (CS_TRIGGER_*) that acts for a check */
 size_t cs_check_trigger(size_t check);

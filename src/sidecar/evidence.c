@@ -144,6 +144,9 @@ cs_evidence_add(const cs_plan_t *plan, cs_evidence_t *ev,
 
     cs_window_add(&ev->v[CS_STABLE], &m->delta[CS_STABLE]);
     cs_window_add(&ev->v[CS_CANARY], &m->delta[CS_CANARY]);
+
+    /* the shadow's comparisons, summed over the fleet as the requests */
+    cs_shadow_add(&ev->shadow, &m->shadow_delta);
 }
 
 
@@ -211,7 +214,7 @@ cs_evidence_format(const cs_evidence_t *ev)
     size_t   n, size;
 
     /* two full histograms of "322:18446744073709551615," at most */
-    size = 2048 + 2 * CS_HIST_BUCKETS * 26;
+    size = 2048 + 2 * CS_HIST_BUCKETS * 26 + CS_SHADOW_TEXT_MAX;
 
     buf = malloc(size);
     if (buf == NULL) {
@@ -224,7 +227,8 @@ cs_evidence_format(const cs_evidence_t *ev)
     n = cs_format_seq(buf, size, n, 'l', &ev->latency);
     n = cs_window_format(buf, size, n, 's', &ev->v[CS_STABLE]);
     n = cs_window_format(buf, size, n, 'c', &ev->v[CS_CANARY]);
-    (void) cs_format_seq(buf, size, n, 'q', &ev->latency95);
+    n = cs_format_seq(buf, size, n, 'q', &ev->latency95);
+    (void) cs_shadow_format(buf, size, n, &ev->shadow);
 
     return buf;
 }
@@ -345,12 +349,80 @@ cs_evidence_parse(cs_evidence_t *ev, const char *text, char *err,
         return -1;
     }
 
+    /* the shadow's counters: written only when there are some */
+    if (sc.p[0] == ' ' && sc.p[1] == 'h') {
+        sc.p = cs_shadow_parse(sc.p, &ev->shadow);
+
+        if (sc.p == NULL) {
+            memset(ev, 0, sizeof(cs_evidence_t));
+            snprintf(err, errlen, "evidence: the shadow's counters");
+            return -1;
+        }
+    }
+
     if (*sc.p != '\0') {
         memset(ev, 0, sizeof(cs_evidence_t));
         return cs_scan_fail(&sc, "the end");
     }
 
     return 0;
+}
+
+
+size_t
+cs_shadow_format(char *buf, size_t size, size_t n, const cs_shadow_t *sh)
+{
+    if (sh->requests == 0 && sh->compared == 0 && sh->skipped == 0
+        && sh->canary_errors == 0 && sh->timeouts == 0)
+    {
+        return n;
+    }
+
+    n += (size_t) snprintf(buf + n, size - n,
+                           " h %llu %llu %llu %llu %llu %llu %llu %llu",
+                           (unsigned long long) sh->requests,
+                           (unsigned long long) sh->compared,
+                           (unsigned long long) sh->matched,
+                           (unsigned long long) sh->mismatched_status,
+                           (unsigned long long) sh->mismatched_body,
+                           (unsigned long long) sh->canary_errors,
+                           (unsigned long long) sh->timeouts,
+                           (unsigned long long) sh->skipped);
+
+    return n < size ? n : size - 1;
+}
+
+
+const char *
+cs_shadow_parse(const char *p, cs_shadow_t *sh)
+{
+    char       err[8];
+    cs_scan_t  sc;
+
+    memset(sh, 0, sizeof(cs_shadow_t));
+
+    sc.p = p;
+    sc.err = err;
+    sc.errlen = sizeof(err);
+    sc.version = CS_EVIDENCE_VERSION;
+
+    if (cs_scan_tag(&sc, 'h') != 0
+        || cs_scan_uint(&sc, &sh->requests) != 0
+        || cs_scan_uint(&sc, &sh->compared) != 0
+        || cs_scan_uint(&sc, &sh->matched) != 0
+        || cs_scan_uint(&sc, &sh->mismatched_status) != 0
+        || cs_scan_uint(&sc, &sh->mismatched_body) != 0
+        || cs_scan_uint(&sc, &sh->canary_errors) != 0
+        || cs_scan_uint(&sc, &sh->timeouts) != 0
+        || cs_scan_uint(&sc, &sh->skipped) != 0
+        || sh->compared > CS_EVIDENCE_COUNT_MAX
+        || sh->matched > sh->compared)
+    {
+        memset(sh, 0, sizeof(cs_shadow_t));
+        return NULL;
+    }
+
+    return sc.p;
 }
 
 

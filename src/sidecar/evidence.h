@@ -33,6 +33,14 @@
 #define CS_ALPHA_LATENCY        0.15
 #endif
 
+/*
+ * A stage whose SLO has shadow_match_min: this part of its share goes to
+ * the shadow's test, the rest is split as above (a union bound still)
+ */
+#ifndef CS_ALPHA_SHADOW
+#define CS_ALPHA_SHADOW         0.5
+#endif
+
 /* errors in the short window before it may say "outage" or "critical" */
 #define CS_WINDOW_ERRORS_MIN    5
 
@@ -46,6 +54,8 @@ typedef struct {
     cs_seq_t            latency;            /* requests over the bound */
     cs_seq_t            latency95;          /* over stable's p95 x
                                                latency_p95_ratio_max */
+    cs_shadow_t         shadow;             /* the shadow's counters
+                                               over the stage */
     int                 looked;             /* the stage's one fixed-
                                                horizon look: 0 not yet,
                                                1 passed, -1 failed */
@@ -84,6 +94,17 @@ int cs_evidence_parse(cs_evidence_t *ev, const char *text, char *err,
 size_t cs_window_format(char *buf, size_t size, size_t n, char tag,
     const cs_window_t *w);
 const char *cs_window_parse(const char *p, char tag, cs_window_t *w);
+
+/*
+ * Shadow counters as " h REQUESTS COMPARED MATCHED STATUS BODY ERRORS
+ * TIMEOUTS SKIPPED" (none when all are 0), and back from p (at " h "):
+ * the position after it, or NULL.
+ */
+#define CS_SHADOW_TEXT_MAX      (4 + 8 * 21)
+
+size_t cs_shadow_format(char *buf, size_t size, size_t n,
+    const cs_shadow_t *sh);
+const char *cs_shadow_parse(const char *p, cs_shadow_t *sh);
 
 
 #endif /* _CS_EVIDENCE_H_INCLUDED_ */

@@ -84,6 +84,48 @@ cs_window_add(cs_window_t *a, const cs_window_t *b)
 
 
 void
+cs_shadow_add(cs_shadow_t *a, const cs_shadow_t *b)
+{
+    a->requests += b->requests;
+    a->compared += b->compared;
+    a->matched += b->matched;
+    a->mismatched_status += b->mismatched_status;
+    a->mismatched_body += b->mismatched_body;
+    a->canary_errors += b->canary_errors;
+    a->timeouts += b->timeouts;
+    a->skipped += b->skipped;
+}
+
+
+int
+cs_shadow_sub(cs_shadow_t *out, const cs_shadow_t *a, const cs_shadow_t *b)
+{
+    memset(out, 0, sizeof(cs_shadow_t));
+
+    if (a->requests < b->requests || a->compared < b->compared
+        || a->matched < b->matched
+        || a->mismatched_status < b->mismatched_status
+        || a->mismatched_body < b->mismatched_body
+        || a->canary_errors < b->canary_errors
+        || a->timeouts < b->timeouts || a->skipped < b->skipped)
+    {
+        return 1;
+    }
+
+    out->requests = a->requests - b->requests;
+    out->compared = a->compared - b->compared;
+    out->matched = a->matched - b->matched;
+    out->mismatched_status = a->mismatched_status - b->mismatched_status;
+    out->mismatched_body = a->mismatched_body - b->mismatched_body;
+    out->canary_errors = a->canary_errors - b->canary_errors;
+    out->timeouts = a->timeouts - b->timeouts;
+    out->skipped = a->skipped - b->skipped;
+
+    return 0;
+}
+
+
+void
 cs_metrics_add(cs_metrics_t *sum, const cs_metrics_t *one)
 {
     cs_window_add(&sum->v[0], &one->v[0]);
@@ -378,6 +420,9 @@ cs_fetch_parse(const char *body, size_t len, const char *split,
         m->disabled = 1;
     }
 
+    /* null, or absent from an older module: no shadow, all 0 */
+    cs_fetch_shadow(json_object_get(s, "shadow"), &m->shadow_total);
+
     m->instances = 1;
     rc = 0;
 
@@ -469,6 +514,57 @@ cs_fetch_variant(json_t *variants, const char *name, cs_window_t *w,
     }
 
     return 0;
+}
+
+
+/*
+ * splits.NAME.shadow's cumulative counters; a count that is missing or
+ * not one reads as 0 (the shadow check then sees fewer comparisons, never
+ * more)
+ */
+
+void
+cs_fetch_shadow(json_t *sh, cs_shadow_t *out)
+{
+    uint64_t  n;
+    json_t   *o;
+
+    memset(out, 0, sizeof(cs_shadow_t));
+
+    if (!json_is_object(sh)) {
+        return;
+    }
+
+    (void) cs_fetch_uint(sh, "requests", &out->requests);
+    (void) cs_fetch_uint(sh, "compared", &out->compared);
+    (void) cs_fetch_uint(sh, "matched", &out->matched);
+    (void) cs_fetch_uint(sh, "canary_errors", &out->canary_errors);
+    (void) cs_fetch_uint(sh, "timeouts", &out->timeouts);
+
+    o = json_object_get(sh, "mismatched");
+    (void) cs_fetch_uint(o, "status", &out->mismatched_status);
+    (void) cs_fetch_uint(o, "body", &out->mismatched_body);
+
+    o = json_object_get(sh, "skipped");
+
+    if (cs_fetch_uint(o, "method", &n) == 0) {
+        out->skipped = n;
+    }
+
+    if (cs_fetch_uint(o, "body_too_large", &n) == 0) {
+        out->skipped = n > UINT64_MAX - out->skipped ? UINT64_MAX
+                                                     : out->skipped + n;
+    }
+
+    if (cs_fetch_uint(o, "in_flight", &n) == 0) {
+        out->skipped = n > UINT64_MAX - out->skipped ? UINT64_MAX
+                                                     : out->skipped + n;
+    }
+
+    /* matched is never more than compared: a count beyond it is none */
+    if (out->matched > out->compared) {
+        out->matched = out->compared;
+    }
 }
 
 

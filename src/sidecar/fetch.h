@@ -29,6 +29,19 @@ typedef struct {
 } cs_window_t;
 
 
+/* a split's shadow counters (the module's splits.NAME.shadow) */
+typedef struct {
+    uint64_t            requests;           /* mirrored */
+    uint64_t            compared;
+    uint64_t            matched;
+    uint64_t            mismatched_status;
+    uint64_t            mismatched_body;
+    uint64_t            canary_errors;
+    uint64_t            timeouts;
+    uint64_t            skipped;            /* method, too large, bound */
+} cs_shadow_t;
+
+
 typedef struct {
     cs_window_t         v[2];               /* CS_STABLE, CS_CANARY */
     cs_window_t         total[2];           /* one nginx: its cumulative
@@ -59,6 +72,11 @@ typedef struct {
                                                plan->lag_hold: no
                                                promotion */
     size_t              lag_holding;
+
+    cs_shadow_t         shadow_total;       /* one nginx: cumulative; 0
+                                               without shadow */
+    cs_shadow_t         shadow_delta;       /* the fleet: new since the
+                                               previous step */
 } cs_metrics_t;
 
 
@@ -87,6 +105,19 @@ void cs_metrics_add(cs_metrics_t *sum, const cs_metrics_t *one);
 
 /* a += b, variant by variant */
 void cs_window_add(cs_window_t *a, const cs_window_t *b);
+
+/*
+ * a split's "shadow" object (the status JSON's, a node record's) into
+ * out: a count missing or not one reads 0; NULL or not an object: all 0.
+ * (a jansson json_t)
+ */
+struct json_t;
+void cs_fetch_shadow(struct json_t *sh, cs_shadow_t *out);
+
+/* a += b; a - b into out (0 and 1 when a counter of a is under b's) */
+void cs_shadow_add(cs_shadow_t *a, const cs_shadow_t *b);
+int cs_shadow_sub(cs_shadow_t *out, const cs_shadow_t *a,
+    const cs_shadow_t *b);
 
 
 #endif /* _CS_FETCH_H_INCLUDED_ */

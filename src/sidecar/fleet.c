@@ -192,6 +192,8 @@ cs_fleet_parse(const char *name, size_t name_len, const char *record,
     }
 
     if (rc == CS_RECORD_OK) {
+        /* absent without "shadow" in the split: all 0 */
+        cs_fetch_shadow(json_object_get(root, "shadow"), &m->shadow_total);
         m->instances = 1;
     }
 

@@ -369,8 +369,11 @@ cs_init(cs_sidecar_t *sc, int argc, char **argv)
                sc->plan.notify[i].events ? "some events" : "every event");
     }
 
+    /* a shadow stage is judged on its shadow's comparisons */
     if (sc->plan.stages[0].weight == 0 && sc->plan.npins == 0
-        && !cs_plan_cohorts_route(&sc->plan, 0))
+        && !cs_plan_cohorts_route(&sc->plan, 0)
+        && !(sc->plan.stages[0].shadow
+             && cs_plan_stage_slo(&sc->plan, 0)->shadow_match_min > 0))
     {
         cs_log("%s: warning: the first stage, %s, has weight 0 and the plan "
                "pins no tenant: only tenants pinned with canary-ctl and "

@@ -4,7 +4,7 @@
  * as text:
  *
  *   URL CREATED NEWEST READ_AT s REQUESTS 5XX UPSTREAM BUCKET:COUNT,... c
- *   ... [i INSTANCE]
+ *   ... [i INSTANCE] [h SHADOW COUNTERS]
  *
  * one record per nginx, separated by ";" (a --status URL has neither
  * ";" nor spaces), in the format of evidence.c's variants; a node of the
@@ -24,7 +24,8 @@
 #include "nodes.h"
 
 
-#define CS_NODE_LINE_MAX    (64 + 2 * 64 + 2 * CS_HIST_BUCKETS * 26 + 24)
+#define CS_NODE_LINE_MAX    (64 + 2 * 64 + 2 * CS_HIST_BUCKETS * 26 + 24    \
+                             + CS_SHADOW_TEXT_MAX)
 
 
 static int cs_window_went_down(const cs_window_t *now,
@@ -42,6 +43,7 @@ cs_node_read(cs_node_t *node, const cs_metrics_t *m, int64_t now,
     size_t  v;
 
     memset(delta, 0, 2 * sizeof(cs_window_t));
+    memset(&node->shadow_new, 0, sizeof(cs_shadow_t));
 
     if (!node->seen) {
         rc = CS_NODE_FIRST;
@@ -64,11 +66,20 @@ cs_node_read(cs_node_t *node, const cs_metrics_t *m, int64_t now,
     {
         /* the old counters were read before they went: all is new */
         memcpy(delta, m->total, 2 * sizeof(cs_window_t));
+        node->shadow_new = m->shadow_total;
         rc = CS_NODE_RESTARTED;
 
     } else {
         for (v = 0; v < 2; v++) {
             cs_window_sub(&delta[v], &m->total[v], &node->total[v]);
+        }
+
+        /* shadow counters that went down alone (the shadow's block
+         * started over): what they count now is new */
+        if (cs_shadow_sub(&node->shadow_new, &m->shadow_total,
+                          &node->shadow))
+        {
+            node->shadow_new = m->shadow_total;
         }
 
         rc = CS_NODE_COUNTED;
@@ -83,6 +94,7 @@ cs_node_read(cs_node_t *node, const cs_metrics_t *m, int64_t now,
         node->newest = m->created;
     }
     memcpy(node->total, m->total, 2 * sizeof(cs_window_t));
+    node->shadow = m->shadow_total;
 
     return rc;
 }
@@ -130,6 +142,7 @@ cs_nodes_sum(cs_node_t *nodes, const cs_metrics_t *readings,
 
         cs_window_add(&sum->delta[0], &delta[0]);
         cs_window_add(&sum->delta[1], &delta[1]);
+        cs_shadow_add(&sum->shadow_delta, &nodes[i].shadow_new);
         sum->has_delta = 1;
     }
 }
@@ -172,6 +185,8 @@ cs_nodes_format(const cs_node_t *nodes, char *const *names, size_t n)
             len += (size_t) snprintf(buf + len, size - len, " i %llx",
                                      (unsigned long long) nodes[i].instance);
         }
+
+        len = cs_shadow_format(buf, size, len, &nodes[i].shadow);
     }
 
     return buf;
@@ -338,6 +353,10 @@ cs_node_parse(cs_node_t *node, const char *p)
 
         p = (errno || end == p + 3 || !isxdigit((unsigned char) p[3]))
             ? NULL : end;
+    }
+
+    if (p && p[0] == ' ' && p[1] == 'h' && p[2] == ' ') {
+        p = cs_shadow_parse(p, &node->shadow);
     }
 
     node->seen = p != NULL;

@@ -47,6 +47,9 @@ typedef struct {
                                                writer (fleet.h); 0
                                                unknown */
     cs_window_t         total[2];
+    cs_shadow_t         shadow;             /* its shadow counters */
+    cs_shadow_t         shadow_new;         /* what the last reading
+                                               added to them */
 } cs_node_t;
 
 

@@ -101,6 +101,7 @@ static const char  *cs_plan_release_fields[] = {
 static const char  *cs_plan_stage_fields[] = {
     "name", "weight", "hold", "manual",
     "slo", "cohorts",
+    "shadow",
     NULL
 };
 
@@ -143,6 +144,7 @@ static const char  *cs_plan_slo_fields[] = {
     "min_requests", "confidence",
     "latency_p50_max_ms", "latency_p95_max_ms", "latency_p99_max_ms",
     "latency_p95_ratio_max",
+    "shadow_match_min", "shadow_min_compared",
     NULL
 };
 
@@ -166,11 +168,11 @@ static const char  *cs_plan_rollback_fields[] = {
 /* the governor runbook: one pinned test tenant, then 5, 20, 50, 100 */
 
 static const cs_stage_t  cs_plan_default_stages[] = {
-    { "canary",      0,     30 * 60 * 1000, 0 },
-    { "5_percent",   500,   30 * 60 * 1000, 0 },
-    { "20_percent",  2000,  60 * 60 * 1000, 0 },
-    { "50_percent",  5000,  60 * 60 * 1000, 0 },
-    { "100_percent", 10000, 0,              1 }
+    { "canary",      0,     30 * 60 * 1000, 0, 0 },
+    { "5_percent",   500,   30 * 60 * 1000, 0, 0 },
+    { "20_percent",  2000,  60 * 60 * 1000, 0, 0 },
+    { "50_percent",  5000,  60 * 60 * 1000, 0, 0 },
+    { "100_percent", 10000, 0,              1, 0 }
 };
 
 
@@ -853,6 +855,33 @@ cs_plan_stage(cs_plan_ctx_t *ctx, cs_plan_t *plan, size_t i, json_t *st)
         return -1;
     }
 
+    /* the module's shadow PERCENT: as weight */
+
+    v = json_object_get(st, "shadow");
+
+    if (v != NULL) {
+        if (!json_is_number(v)) {
+            return cs_plan_error(ctx, "stages[%zu].shadow is not a number "
+                                 "(a percent of stable's requests "
+                                 "mirrored to the canary, 0 to 100)", i);
+        }
+
+        w = json_number_value(v);
+
+        if (!(w >= 0 && w <= 100)) {
+            return cs_plan_error(ctx, "stages[%zu].shadow: %g is not a "
+                                 "percent 0 to 100", i, w);
+        }
+
+        if (fabs(w * 100 - round(w * 100)) > 1e-6) {
+            return cs_plan_error(ctx, "stages[%zu].shadow: %g has more "
+                                 "than two decimals", i, w);
+        }
+
+        stage->shadow = (uint32_t) round(w * 100);
+        plan->shadow = 1;
+    }
+
     return 0;
 }
 
@@ -971,6 +1000,31 @@ cs_plan_slo(cs_plan_ctx_t *ctx, cs_slo_t *s, json_t *slo, const char *where)
         return -1;
     }
 
+    /* a shadow stage's match rate (percent) and comparisons */
+
+    v = json_object_get(slo, "shadow_match_min");
+    snprintf(f, sizeof(f), "%s.shadow_match_min (percent)", where);
+    if (v && cs_plan_number(ctx, v, f, 0, 100, 1, &s->shadow_match_min)
+             != 0)
+    {
+        return -1;
+    }
+
+    v = json_object_get(slo, "shadow_min_compared");
+    snprintf(f, sizeof(f), "%s.shadow_min_compared", where);
+    if (v) {
+        if (cs_plan_number(ctx, v, f, 1, 1e12, 0, &d) != 0) {
+            return -1;
+        }
+
+        if (!json_is_integer(v)) {
+            return cs_plan_error(ctx, "%s: a whole number of comparisons",
+                                 f);
+        }
+
+        s->shadow_min_compared = (uint64_t) d;
+    }
+
     return 0;
 }
 
@@ -998,6 +1052,37 @@ cs_plan_stage_slos(cs_plan_ctx_t *ctx, cs_plan_t *plan, json_t *stages)
 
         if (cs_plan_slo(ctx, &plan->stage_slo[i], v, where) != 0) {
             return -1;
+        }
+
+        /* a match rate where nothing is mirrored could never be met */
+        if (plan->stages[i].shadow == 0
+            && (json_object_get(v, "shadow_match_min") != NULL
+                || json_object_get(v, "shadow_min_compared") != NULL))
+        {
+            return cs_plan_error(ctx, "stages[%zu].slo.%s: stages[%zu] "
+                                 "mirrors nothing (no \"shadow\" above 0): "
+                                 "there is no match rate to judge", i,
+                                 json_object_get(v, "shadow_match_min")
+                                 ? "shadow_match_min"
+                                 : "shadow_min_compared", i);
+        }
+    }
+
+    if (plan->slo.shadow_match_min > 0 && !plan->shadow) {
+        return cs_plan_error(ctx, "slo.shadow_match_min: no stage says "
+                             "\"shadow\": there is no match rate to "
+                             "judge");
+    }
+
+    /* the plan's shadow_match_min judges the stages that mirror only */
+    for (i = 0; i < plan->nstages; i++) {
+        if (plan->stages[i].shadow == 0 && plan->slo.shadow_match_min > 0) {
+            if (!plan->stage_has_slo[i]) {
+                plan->stage_slo[i] = plan->slo;
+                plan->stage_has_slo[i] = 1;
+            }
+
+            plan->stage_slo[i].shadow_match_min = 0;
         }
     }
 

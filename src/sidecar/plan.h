@@ -76,6 +76,10 @@ typedef struct {
     double              latency_p95_max_ms;
     double              latency_p99_max_ms;
     double              latency_p95_ratio_max;
+    /* a shadow stage's: the match rate over the stage (percent; 0: not
+       judged) and the comparisons it needs (0: min_requests) */
+    double              shadow_match_min;
+    uint64_t            shadow_min_compared;
 } cs_slo_t;
 
 
@@ -106,6 +110,8 @@ typedef struct {
     uint32_t            weight;         /* hundredths of a percent */
     int64_t             hold;           /* ms */
     int                 manual;
+    uint32_t            shadow;         /* hundredths of a percent of
+                                           stable's requests mirrored */
 } cs_stage_t;
 
 
@@ -184,6 +190,10 @@ typedef struct {
     char                release_canary[CS_RELEASE_MAX + 1];
 
     cs_plan_said_t      said;                   /* durations as written */
+
+    /* a stage says "shadow": every stage's write sets the split's
+       field shadow (0 where a stage does not say it), a rollback too */
+    int                 shadow;
 } cs_plan_t;
 
 

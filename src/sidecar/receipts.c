@@ -19,6 +19,7 @@
 #include "receipts.h"
 
 
+static json_t *cs_receipt_shadow(const cs_judgement_t *j);
 static json_t *cs_receipt_evidence(const cs_plan_t *plan,
     const cs_decision_t *d);
 static json_t *cs_receipt_number(double v);
@@ -236,12 +237,12 @@ cs_receipt_failed_checks(const cs_decision_t *d, uint32_t kept)
     a = json_array();
     mask = kept | cs_failed_mask(&d->j);
 
-    if (mask & (1u << CS_CHECKS)) {
+    if (mask & CS_FAILED_CRITICAL) {
         json_array_append_new(a, json_string("critical_error_rate"));
     }
 
     for (i = 0; i < CS_CHECKS; i++) {
-        if (mask & (1u << i)) {
+        if (mask & cs_failed_bit(i)) {
             json_array_append_new(a, json_string(cs_check_name(i)));
         }
     }
@@ -503,6 +504,17 @@ cs_receipt_checks_json(const cs_decision_t *d)
 }
 
 
+json_t *
+cs_receipt_shadow_json(const cs_decision_t *d)
+{
+    if (!d->has_judgement || d->j.checks[CS_CHECK_SHADOW].off) {
+        return NULL;
+    }
+
+    return cs_receipt_shadow(&d->j);
+}
+
+
 static json_t *
 cs_receipt_checks(const cs_decision_t *d)
 {
@@ -616,7 +628,54 @@ cs_receipt_evidence(const cs_plan_t *plan, const cs_decision_t *d)
                         j->slow_ms > 0 ? cs_receipt_number(j->slow_ms)
                                        : json_null());
 
+    /* a shadow stage's comparisons, when its SLO judges them */
+    if (!j->checks[CS_CHECK_SHADOW].off) {
+        json_object_set_new(e, "shadow", cs_receipt_shadow(j));
+    }
+
     return e;
+}
+
+
+/* "shadow": {"compared", "matched", "mismatched": {"status", "body"},
+ *  "canary_errors", "timeouts", "skipped", "match_rate", "threshold",
+ *  "min_compared", "status", "p_value", "alpha"} */
+
+static json_t *
+cs_receipt_shadow(const cs_judgement_t *j)
+{
+    json_t             *sh;
+    const cs_check_t   *c;
+    const cs_shadow_t  *s;
+
+    c = &j->checks[CS_CHECK_SHADOW];
+    s = &j->shadow;
+
+    sh = json_object();
+
+    json_object_set_new(sh, "compared", json_integer(
+                            (json_int_t) s->compared));
+    json_object_set_new(sh, "matched", json_integer(
+                            (json_int_t) s->matched));
+    json_object_set_new(sh, "mismatched", json_pack("{s:I,s:I}",
+                            "status", (json_int_t) s->mismatched_status,
+                            "body", (json_int_t) s->mismatched_body));
+    json_object_set_new(sh, "canary_errors", json_integer(
+                            (json_int_t) s->canary_errors));
+    json_object_set_new(sh, "timeouts", json_integer(
+                            (json_int_t) s->timeouts));
+    json_object_set_new(sh, "skipped", json_integer(
+                            (json_int_t) s->skipped));
+    json_object_set_new(sh, "match_rate", cs_receipt_number(c->canary));
+    json_object_set_new(sh, "threshold", cs_receipt_number(c->threshold));
+    json_object_set_new(sh, "min_compared", json_integer(
+                            (json_int_t) j->shadow_min_compared));
+    json_object_set_new(sh, "status",
+                        json_string(cs_verdict_name(c->status)));
+    json_object_set_new(sh, "p_value", cs_receipt_number(c->p_value));
+    json_object_set_new(sh, "alpha", cs_receipt_number(c->alpha));
+
+    return sh;
 }
 
 

@@ -56,6 +56,10 @@ void cs_stages_log_add(const cs_plan_t *plan, const cs_rollout_t *ro,
  * for the evidence snapshot */
 struct json_t *cs_receipt_checks_json(const cs_decision_t *d);
 
+/* a shadow stage's evidence over the fleet, as receipts' evidence.shadow
+ * has it; NULL when the stage's SLO does not judge it */
+struct json_t *cs_receipt_shadow_json(const cs_decision_t *d);
+
 /* a random (version 4) UUID */
 void cs_uuid(char out[CS_UUID_LEN + 1]);
 

@@ -747,6 +747,30 @@ cs_redis_write(cs_redis_t *r, const cs_plan_t *plan, const cs_decision_t *d,
         }
     }
 
+    /*
+     * a plan with a shadow stage: the stage's shadow percent goes with
+     * its weight, in this HSET (0 where a stage does not say it, so the
+     * shadow ends with its stage), and a rollback ends it; a plan
+     * without one leaves the field (nginx.conf's shadow) alone
+     */
+    if (plan->shadow && d->set_weight) {
+        if ((d->action == CS_ACT_START || d->action == CS_ACT_PROMOTE
+             || d->action == CS_ACT_COMPLETE)
+            && d->to_stage >= 0 && (size_t) d->to_stage < plan->nstages)
+        {
+            cs_args_add(&cmds[n], NGX_HTTP_CANARY_FIELD_SHADOW);
+            cs_args_add(&cmds[n],
+                        cs_weight_format(plan->stages[d->to_stage].shadow,
+                                         w, sizeof(w)));
+
+        } else if (d->action == CS_ACT_ROLLBACK
+                   || d->action == CS_ACT_ROLLBACK_STEP)
+        {
+            cs_args_add(&cmds[n], NGX_HTTP_CANARY_FIELD_SHADOW);
+            cs_args_add(&cmds[n], "0");
+        }
+    }
+
     cs_args_add(&cmds[n], NGX_HTTP_CANARY_FIELD_STATE);
     cs_args_add(&cmds[n], d->state);
     cs_args_add(&cmds[n], NGX_HTTP_CANARY_FIELD_UPDATED_BY);

@@ -100,7 +100,7 @@ cs_snapshot(const cs_plan_t *plan, const char *split, const cs_rollout_t *ro,
     char            ts[32], *text, *release;
     size_t          i, tlen;
     uLongf          zlen;
-    json_t         *s, *ops, *nodes, *node, *ev;
+    json_t         *s, *ops, *nodes, *node, *ev, *sh;
     unsigned char  *z;
 
     s = json_object();
@@ -161,6 +161,13 @@ cs_snapshot(const cs_plan_t *plan, const char *split, const cs_rollout_t *ro,
                   "stable", (json_int_t) d->j.errors[CS_STABLE],
                   "canary", (json_int_t) d->j.errors[CS_CANARY]));
     json_object_set_new(s, "checks", cs_receipt_checks_json(d));
+
+    /* a shadow stage's comparisons, summed over the fleet */
+    sh = cs_receipt_shadow_json(d);
+
+    if (sh != NULL) {
+        json_object_set_new(s, "shadow", sh);
+    }
 
     /* per nginx: what this process read of the stage, since nodes_since */
     nodes = json_array();

@@ -18,7 +18,7 @@ uses: C<type> (one or a list; C<integer> is a number without a
 fraction), C<enum>, C<const>, C<pattern>, C<minLength>, C<minItems>,
 C<minimum>,
 C<maximum>, C<required>, C<properties>, C<additionalProperties> (a
-schema), C<items>, C<allOf>, C<anyOf>, C<if>/C<then> and C<$ref> to
+schema, or C<false>: no other property), C<items>, C<allOf>, C<anyOf>, C<if>/C<then> and C<$ref> to
 C<#/$defs/NAME>.  C<format> is an annotation: the schema's C<pattern>s
 say what a C<uuid> (version 4) and a timestamp are.  A keyword it does
 not know dies, so the schema cannot grow past what is checked.
@@ -119,6 +119,13 @@ sub _ref {
 
 sub _check {
     my ($self, $s, $v, $path, $errors) = @_;
+
+    # a boolean schema: true allows anything, false nothing (as
+    # "additionalProperties": false)
+    if (ref $s eq 'JSON::PP::Boolean') {
+        push @$errors, "$path: not allowed here" unless $s;
+        return;
+    }
 
     my $type = type_of($v);
 

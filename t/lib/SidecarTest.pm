@@ -57,7 +57,9 @@ C<created>), C<intervals> (the
 C<canary_redis interval=> of some nginx, by index: C<< { 2 => '5s' } >>;
 default 200ms), C<canary_faults> (the canary's percent of 500s of some
 nginx, by index, when C<fault_canary> is on; default C<canary_fault>),
-C<split_conf> (more lines inside C<canary_split api>, e.g. C<cohort> and
+C<canary_body> (what the canary answers when it answers 200, without the
+newline; default C<canary cn>: a shadow comparing bodies sees it differ
+from stable's C<stable st>), C<split_conf> (more lines inside C<canary_split api>, e.g. C<cohort> and
 C<cohort_weight>).
 
 =item nginx($i), stop_nginx($i)
@@ -219,6 +221,7 @@ sub new {
         intervals    => $o{intervals} || {},
         canary_faults => $o{canary_faults} || {},
         split_conf   => $o{split_conf} || '',
+        canary_body  => $o{canary_body} || 'canary cn',
         sidecars     => {},
         traffic      => [],
         owner        => $$,
@@ -344,7 +347,7 @@ sub _conf {
             if (-f $p/fault_canary) { set \$fault "on"; }
             set \$hit "\${fault}\${cn_bad}";
             if (\$hit = "on1") { return 500 "canary cn\\n"; }
-            return 200 "canary cn\\n";
+            return 200 "$self->{canary_body}\\n";
         }
 
         location = /slow {

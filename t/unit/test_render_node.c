@@ -174,6 +174,40 @@ START_TEST(no_requests_no_pairs)
 END_TEST
 
 
+/* a split with "shadow": its counters last; none without */
+START_TEST(shadow_counters_only_with_shadow)
+{
+    char    *rec;
+    size_t   len;
+
+    rec = render(&len);
+    ck_assert_ptr_null(strstr(rec, "shadow"));
+    free(rec);
+
+    split->shadow.configured = 1;
+    split->shadow.requests = 12;
+    split->shadow.compared = 10;
+    split->shadow.matched = 7;
+    split->shadow.mismatched_status = 1;
+    split->shadow.mismatched_body = 2;
+    split->shadow.canary_errors = 3;
+    split->shadow.timeouts = 4;
+    split->shadow.skipped_method = 5;
+    split->shadow.skipped_body_too_large = 6;
+    split->shadow.skipped_in_flight = 18446744073709551615ULL;
+
+    rec = render(&len);
+    ck_assert_msg(strstr(rec, ",\"shadow\":{\"requests\":12,\"compared\":10,"
+                         "\"matched\":7,\"mismatched\":{\"status\":1,"
+                         "\"body\":2},\"canary_errors\":3,\"timeouts\":4,"
+                         "\"skipped\":{\"method\":5,\"body_too_large\":6,"
+                         "\"in_flight\":18446744073709551615}}}") != NULL,
+                  "%s", rec);
+    free(rec);
+}
+END_TEST
+
+
 START_TEST(the_first_and_last_buckets_in_order)
 {
     char    *rec;
@@ -255,6 +289,19 @@ START_TEST(the_worst_case_fits_the_contract)
             vr->latency.counts[i] = UINT64_MAX / NGX_HTTP_CANARY_HIST_BUCKETS;
         }
     }
+
+    /* and a shadow with every counter at its widest */
+    split->shadow.configured = 1;
+    split->shadow.requests = UINT64_MAX;
+    split->shadow.compared = UINT64_MAX;
+    split->shadow.matched = UINT64_MAX;
+    split->shadow.mismatched_status = UINT64_MAX;
+    split->shadow.mismatched_body = UINT64_MAX;
+    split->shadow.canary_errors = UINT64_MAX;
+    split->shadow.timeouts = UINT64_MAX;
+    split->shadow.skipped_method = UINT64_MAX;
+    split->shadow.skipped_body_too_large = UINT64_MAX;
+    split->shadow.skipped_in_flight = UINT64_MAX;
 
     rec = render(&len);
 
