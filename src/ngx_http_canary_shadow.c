@@ -104,6 +104,9 @@ static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 /* this worker's shadows in flight */
 static ngx_uint_t  ngx_http_canary_shadow_inflight;
 
+/* a keep buffer of max_body failed: said once per worker */
+static ngx_uint_t  ngx_http_canary_shadow_nokeep_logged;
+
 
 static ngx_str_t  ngx_http_canary_shadow_var = ngx_string("canary_shadow");
 
@@ -654,7 +657,9 @@ ngx_http_canary_shadow_request(ngx_http_request_t *r,
     log->data = lctx;
     log->action = NULL;
 
+    /* the client's log goes with its connection: the shadow's stays */
     c->log = log;
+    c->pool->log = log;
     c->read->log = log;
     c->write->log = log;
     c->log_error = rc->log_error;
@@ -1024,6 +1029,7 @@ ngx_http_canary_shadow_timeout(ngx_event_t *ev)
 static void
 ngx_http_canary_shadow_abort(ngx_http_canary_shadow_t *st)
 {
+    ngx_connection_t     *c;
     ngx_http_request_t   *sr;
     ngx_http_upstream_t  *u;
 
@@ -1043,7 +1049,18 @@ ngx_http_canary_shadow_abort(ngx_http_canary_shadow_t *st)
     if (u && u->cleanup) {
         sr->write_event_handler = ngx_http_request_empty_handler;
         (*u->cleanup)(sr);
+        return;
     }
+
+    /*
+     * still in its phases, before its upstream (a limit_req delay, an
+     * access check's subrequest): nothing would end it (its connection
+     * is closed at shutdown, its timeout has fired), so it ends here
+     */
+    c = sr->connection;
+
+    ngx_http_finalize_request(sr, NGX_ERROR);
+    ngx_http_run_posted_requests(c);
 }
 
 
@@ -1218,9 +1235,18 @@ ngx_http_canary_shadow_header_filter(ngx_http_request_t *r)
         keep = side->body.keep;
 
         if (sc->ignore && keep == NULL) {
-            keep = ngx_alloc(sc->max_body, r->connection->log);
-            if (keep == NULL) {
-                return NGX_ERROR;
+            /*
+             * on failure only this comparison is lost (not compared,
+             * said once per worker): never the client's response
+             */
+            keep = malloc(sc->max_body);
+
+            if (keep == NULL && !ngx_http_canary_shadow_nokeep_logged) {
+                ngx_http_canary_shadow_nokeep_logged = 1;
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, ngx_errno,
+                              "canary_split \"%V\": shadow_ignore cannot "
+                              "keep a body of max_body=%uz bytes, not "
+                              "compared", &st->split->name, sc->max_body);
             }
         }
 
@@ -1230,6 +1256,10 @@ ngx_http_canary_shadow_header_filter(ngx_http_request_t *r)
                                                                    enc.len),
                                    sc->max_body, keep, Z_NULL, Z_NULL,
                                    Z_NULL);
+
+        if (sc->ignore && keep == NULL) {
+            side->body.state = NGX_HTTP_CANARY_SHADOW_BODY_TOO_LARGE;
+        }
     }
 
     if (n == NGX_HTTP_CANARY_SHADOW_STABLE) {
@@ -1397,8 +1427,17 @@ ngx_http_canary_shadow_digest(ngx_http_canary_shadow_t *st,
                 break;
             }
 
-            /* an empty match removes nothing: step over one byte */
+            /*
+             * an empty match removes nothing: step over one byte; at the
+             * very end ("\s*\z" on a body without the space) there is
+             * no byte to step over, and none to keep
+             */
             if (captures[1] == captures[0]) {
+
+                if ((size_t) captures[0] >= subject.len) {
+                    break;
+                }
+
                 captures[1]++;
                 captures[0]++;
             }
