@@ -73,6 +73,8 @@ static ngx_http_request_t *ngx_http_canary_shadow_request(
     ngx_http_request_t *r, ngx_http_canary_shadow_t *st);
 static ngx_int_t ngx_http_canary_shadow_copy(ngx_http_request_t *r,
     ngx_http_request_t *sr);
+static ngx_int_t ngx_http_canary_shadow_uri(ngx_http_request_t *r,
+    ngx_http_request_t *sr);
 static ngx_int_t ngx_http_canary_shadow_copy_body(ngx_http_request_t *r,
     ngx_http_request_t *sr);
 static void ngx_http_canary_shadow_run(ngx_event_t *ev);
@@ -820,6 +822,12 @@ ngx_http_canary_shadow_copy(ngx_http_request_t *r, ngx_http_request_t *sr)
     sr->srv_conf = r->srv_conf;
     sr->loc_conf = r->loc_conf;
 
+    if (r->uri_start && r->uri_end
+        && ngx_http_canary_shadow_uri(r, sr) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     if (ngx_list_init(&sr->headers_in.headers, sr->pool, 20,
                       sizeof(ngx_table_elt_t))
         != NGX_OK)
@@ -892,6 +900,106 @@ ngx_http_canary_shadow_copy(ngx_http_request_t *r, ngx_http_request_t *sr)
     if (r->request_body) {
         return ngx_http_canary_shadow_copy_body(r, sr);
     }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The client's URI as it came, before a rewrite of the server or of the
+ * location changed r->uri: the shadow runs from the server's rewrites
+ * on, and from the server's locations, as an internal redirect does, so
+ * it goes the client's way and no rewrite is applied twice.  As nginx's
+ * ngx_http_process_request_uri(), without finalizing a request that is
+ * not started; the client's URI was parsed the same way already.
+ */
+
+static ngx_int_t
+ngx_http_canary_shadow_uri(ngx_http_request_t *r, ngx_http_request_t *sr)
+{
+    size_t                     len;
+    ngx_http_core_srv_conf_t  *cscf;
+
+    sr->uri_start = r->uri_start;
+    sr->uri_end = r->uri_end;
+    sr->args_start = r->args_start;
+    sr->uri_ext = r->uri_ext;
+
+    if (r->args_start) {
+        len = r->args_start - 1 - r->uri_start;
+
+    } else {
+        len = r->uri_end - r->uri_start;
+    }
+
+    if (r->complex_uri || r->quoted_uri || r->empty_path_in_uri) {
+
+        if (r->empty_path_in_uri) {
+            len++;
+        }
+
+        sr->uri.data = ngx_pnalloc(sr->pool, len);
+        if (sr->uri.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        sr->complex_uri = r->complex_uri;
+        sr->quoted_uri = r->quoted_uri;
+        sr->empty_path_in_uri = r->empty_path_in_uri;
+
+        cscf = ngx_http_get_module_srv_conf(sr, ngx_http_core_module);
+
+        if (ngx_http_parse_complex_uri(sr, cscf->merge_slashes) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+    } else {
+        sr->uri.data = ngx_pnalloc(sr->pool, len);
+        if (sr->uri.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(sr->uri.data, r->uri_start, len);
+        sr->uri.len = len;
+
+        if (sr->uri_ext) {
+            sr->uri_ext = sr->uri.data + (r->uri_ext - r->uri_start);
+        }
+    }
+
+    ngx_str_null(&sr->exten);
+
+    if (sr->uri_ext) {
+        sr->exten.len = sr->uri.data + sr->uri.len - sr->uri_ext;
+        sr->exten.data = sr->uri_ext;
+    }
+
+    ngx_str_null(&sr->args);
+
+    if (sr->args_start && sr->uri_end > sr->args_start) {
+        sr->args.len = sr->uri_end - sr->args_start;
+        sr->args.data = ngx_pnalloc(sr->pool, sr->args.len);
+        if (sr->args.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(sr->args.data, sr->args_start, sr->args.len);
+    }
+
+    sr->valid_unparsed_uri = r->empty_path_in_uri ? 0 : 1;
+
+    /* they point into the client's buffers */
+    sr->uri_start = NULL;
+    sr->uri_end = NULL;
+    sr->args_start = NULL;
+    sr->uri_ext = NULL;
+
+    /* the location is found again, from the server's */
+    cscf = ngx_http_get_module_srv_conf(sr, ngx_http_core_module);
+    sr->loc_conf = cscf->ctx->loc_conf;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
+                   "canary shadow uri: \"%V\"", &sr->uri);
 
     return NGX_OK;
 }

@@ -8,7 +8,9 @@
 #   more; a stable without the newline and a canary with it match.
 # - a location that rewrites its URI with "break" before it proxies: the
 #   shadow replays the client's request, and lands in the same location
-#   (not in the one the rewritten URI would find).
+#   (not in the one the rewritten URI would find), and a rewrite that
+#   is not idempotent is not applied twice: it is replayed from the
+#   client's URI as it came.
 # - a shadow held in its phases, before its upstream (a limit_req
 #   delay): its timeout= ends it (counted in timeouts), and a reload
 #   ends it at once, with no "open socket left" alert from the old
@@ -73,6 +75,20 @@ $t->write_conf(<<"END");
         shadow 100;
     }
 
+    canary_split rwtwice {
+        stable st_same;
+        canary ca_same;
+        weight 0;
+        shadow 100;
+    }
+
+    canary_split rwlast {
+        stable st_same;
+        canary ca_same;
+        weight 0;
+        shadow 100;
+    }
+
     canary_split delay_to {
         stable st_same;
         canary ca_same;
@@ -107,6 +123,22 @@ $origins
         location /rw/ {
             canary rw;
             rewrite ^/rw/(.*)\$ /\$1 break;
+            proxy_pass http://\$canary_upstream;
+        }
+
+        # a rewrite that is not idempotent: run twice, it differs
+        location /twice/ {
+            canary rwtwice;
+            rewrite ^(.*)\$ /api\$1 break;
+            proxy_pass http://\$canary_upstream;
+        }
+
+        location /old/ {
+            rewrite ^/old/(.*)\$ /new/\$1 last;
+        }
+
+        location /new/ {
+            canary rwlast;
             proxy_pass http://\$canary_upstream;
         }
 
@@ -188,6 +220,36 @@ sub settled {
     is($sh->{canary_errors}, 0,
        'rw: the shadow reached the canary (not another location)');
     is($sh->{matched}, $n, 'rw: and matched');
+}
+
+# a location's rewrite is not applied twice to the shadow: it replays
+# the client's request as it came (the canary gets the URI stable got)
+{
+    my $n = 3;
+
+    for my $i (1 .. $n) {
+        my $r = $t->get($port, "/twice/y$i");
+        is($r->{content}, "same body /api/twice/y$i\n",
+           "twice $i: stable's body") if $i == 1;
+    }
+
+    # a complex URI (escapes, dot segments) and arguments: parsed again
+    my $r = $t->get($port, '/twice/q%41/../r%20s?b=%2F&c');
+    is($r->{content}, "same body /api/twice/r s\n",
+       'twice: a complex URI, stable\'s body');
+
+    my $sh = settled('rwtwice', $n + 1);
+    is($sh->{compared}, $n + 1, 'twice: compared');
+    is($sh->{matched}, $n + 1, 'twice: the canary got the URI stable got');
+
+    for my $i (1 .. $n) {
+        my $r = $t->get($port, "/old/z$i");
+        is($r->{content}, "same body /new/z$i\n",
+           "last $i: stable's body, after the redirect") if $i == 1;
+    }
+
+    $sh = settled('rwlast', $n);
+    is($sh->{matched}, $n, 'rewrite last: the shadow follows the redirect');
 }
 
 # timeout= ends a shadow still in its phases (a limit_req delay)
