@@ -283,7 +283,8 @@ sub settled {
 SKIP: {
     # AddressSanitizer's allocator aborts on such a size instead of
     # returning NULL (allocator_may_return_null=0)
-    skip 'malloc of 64 TB under AddressSanitizer', 4 if $ENV{CANARY_CHECK};
+    skip 'optional: no malloc of 64 TB under AddressSanitizer', 4
+        if $ENV{CANARY_CHECK};
 
     my $r = $t->get($port, '/huge/1');
     is($r->{status}, 200, 'huge max_body: the client gets 200');
