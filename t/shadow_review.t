@@ -27,6 +27,7 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use JSON::PP;
 use Time::HiRes qw(sleep time);
+use IO::Socket::INET;
 use CanaryTest;
 
 my $t = CanaryTest->new;
@@ -38,6 +39,23 @@ my %origin = (
     st_same  => 'return 200 "same body $uri\n";',
     ca_same  => 'return 200 "same body $uri\n";',
 );
+
+# a 16 KB file: served at once, or trickled (1 KB then 1 KB/s)
+my $www = $t->prefix . '/www';
+mkdir $www;
+{
+    open my $fh, '>', "$www/f" or die "$www/f: $!";
+    print $fh 'f' x 16384;
+    close $fh;
+}
+
+my $file = "root $www; try_files /f =404;";
+my $trickle = "$file limit_rate 1k; limit_rate_after 1k;";
+
+$origin{st_file} = $file;
+$origin{ca_file} = $file;
+$origin{st_trickle} = $trickle;
+$origin{ca_trickle} = $trickle;
 
 my $origins = '';
 
@@ -103,6 +121,27 @@ $t->write_conf(<<"END");
         shadow 100 timeout=120s;
     }
 
+    canary_split midto {
+        stable st_file;
+        canary ca_trickle;
+        weight 0;
+        shadow 100 timeout=1s;
+    }
+
+    canary_split midre {
+        stable st_file;
+        canary ca_trickle;
+        weight 0;
+        shadow 100 timeout=120s;
+    }
+
+    canary_split gone {
+        stable st_trickle;
+        canary ca_file;
+        weight 0;
+        shadow 100;
+    }
+
     canary_split huge {
         stable st_plain;
         canary ca_nl;
@@ -151,6 +190,21 @@ $origins
         location /re {
             canary delay_re;
             limit_req zone=slow_re burst=5;
+            proxy_pass http://\$canary_upstream;
+        }
+
+        location /midto {
+            canary midto;
+            proxy_pass http://\$canary_upstream;
+        }
+
+        location /midre {
+            canary midre;
+            proxy_pass http://\$canary_upstream;
+        }
+
+        location /gone {
+            canary gone;
             proxy_pass http://\$canary_upstream;
         }
 
@@ -276,6 +330,70 @@ sub settled {
     cmp_ok(time - $start, '<', 15, 'reload: within seconds');
 
     $t->check_log('reload with a shadow held in its phases');
+}
+
+# a canary that stalls in the middle of its body: ended at timeout=
+{
+    my $r = $t->get($port, '/midto/f');
+    is(length $r->{content}, 16384, 'mid-body: the client gets the file');
+
+    my $sh = settled('midto', 1, 15);
+    is($sh->{timeouts}, 1, 'mid-body: the stalled canary ended at timeout=');
+    is($sh->{compared}, 0, 'mid-body: not compared');
+}
+
+# and a reload ends it at once
+{
+    my $r = $t->get($port, '/midre/f');
+    is(length $r->{content}, 16384, 'mid-body reload: the client is served');
+
+    my $start = time;
+    my $ok = eval { $t->reload; 1 };
+    ok($ok, 'mid-body reload: finished') or diag($@);
+    cmp_ok(time - $start, '<', 10, 'mid-body reload: within seconds');
+
+    my $sh = settled('midre', 1, 5);
+    is($sh->{timeouts}, 1, 'mid-body reload: counted in timeouts');
+
+    $t->check_log('reload with a shadow in the middle of its body');
+}
+
+# a client that goes away in the middle of stable's (slow) response,
+# after its shadow ended: no verdict, no error, and the next is served
+{
+    my $sock = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port",
+                                     Timeout => 5)
+        or die "connect: $!";
+
+    print $sock "GET /gone/f HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    my $head = '';
+    while ($head !~ /\r\n\r\n/) {
+        sysread($sock, $head, 4096, length $head) or last;
+    }
+    like($head, qr{^HTTP/1.1 200}, 'client gone: it got the header');
+
+    # the canary's whole file is in before the client leaves
+    my $sh;
+    for (1 .. 50) {
+        $sh = shadow('gone');
+        last if $sh->{requests} == 1;
+        sleep 0.1;
+    }
+    sleep 0.5;
+    close $sock;
+
+    for (1 .. 50) {
+        $sh = shadow('gone');
+        sleep 0.1;
+    }
+
+    is($sh->{requests}, 1, 'client gone: mirrored');
+    is($sh->{compared} + $sh->{canary_errors} + $sh->{timeouts}, 0,
+       'client gone: no verdict on a response the client did not get');
+
+    my $r = $t->get($port, '/tail/after');
+    is($r->{status}, 200, 'client gone: the next request is served');
 }
 
 # a keep buffer nginx cannot allocate costs the comparison, not the
