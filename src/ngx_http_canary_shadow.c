@@ -31,6 +31,9 @@
 /* shadows in flight per worker; above it a shadow is skipped, counted */
 #define NGX_HTTP_CANARY_SHADOW_INFLIGHT  64
 
+/* backtracking steps of one shadow_ignore search (PCRE2's: 10,000,000) */
+#define NGX_HTTP_CANARY_SHADOW_MATCH_LIMIT  100000
+
 #define NGX_HTTP_CANARY_SHADOW_STABLE    0
 #define NGX_HTTP_CANARY_SHADOW_CANARY    1
 
@@ -108,6 +111,9 @@ static ngx_uint_t  ngx_http_canary_shadow_inflight;
 
 /* a keep buffer of max_body failed: said once per worker */
 static ngx_uint_t  ngx_http_canary_shadow_nokeep_logged;
+
+/* a shadow_ignore search over its limit: said once per worker */
+static ngx_uint_t  ngx_http_canary_shadow_limit_logged;
 
 
 static ngx_str_t  ngx_http_canary_shadow_var = ngx_string("canary_shadow");
@@ -1440,6 +1446,7 @@ ngx_http_canary_shadow_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 static void
 ngx_http_canary_shadow_compare(ngx_http_canary_shadow_t *st)
 {
+    uint64_t                        ds, dc;
     ngx_http_canary_shm_shadow_t   *shd;
     ngx_http_canary_shadow_side_t  *s, *c;
 
@@ -1473,6 +1480,17 @@ ngx_http_canary_shadow_compare(ngx_http_canary_shadow_t *st)
         ngx_http_canary_shadow_body_last(&s->body);
         ngx_http_canary_shadow_body_last(&c->body);
 
+        ds = 0;
+        dc = 0;
+
+        /* a shadow_ignore over its match limit marks its side too large */
+        if (s->body.state == NGX_HTTP_CANARY_SHADOW_BODY_OK
+            && c->body.state == NGX_HTTP_CANARY_SHADOW_BODY_OK)
+        {
+            ds = ngx_http_canary_shadow_digest(st, s);
+            dc = ngx_http_canary_shadow_digest(st, c);
+        }
+
         if (s->body.state == NGX_HTTP_CANARY_SHADOW_BODY_TOO_LARGE
             || c->body.state == NGX_HTTP_CANARY_SHADOW_BODY_TOO_LARGE)
         {
@@ -1482,8 +1500,7 @@ ngx_http_canary_shadow_compare(ngx_http_canary_shadow_t *st)
 
         if (s->body.state != NGX_HTTP_CANARY_SHADOW_BODY_OK
             || c->body.state != NGX_HTTP_CANARY_SHADOW_BODY_OK
-            || ngx_http_canary_shadow_digest(st, s)
-               != ngx_http_canary_shadow_digest(st, c))
+            || ds != dc)
         {
             (void) ngx_atomic_fetch_add(&shd->compared, 1);
             (void) ngx_atomic_fetch_add(&shd->mismatched_body, 1);
@@ -1500,23 +1517,47 @@ ngx_http_canary_shadow_compare(ngx_http_canary_shadow_t *st)
 /*
  * The digest of a side; a kept body (shadow_ignore) first loses every
  * match of each regex, in place, left to right (each regex over what
- * the ones before it left).
+ * the ones before it left).  Each search has a match limit far below
+ * PCRE2's default (10,000,000, some 150 ms of a worker on a backtracking
+ * regex): a regex that reaches it leaves the side not compared (too
+ * large), said once per worker.
  */
 
 static uint64_t
 ngx_http_canary_shadow_digest(ngx_http_canary_shadow_t *st,
     ngx_http_canary_shadow_side_t *side)
 {
-    int            captures[3];
-    u_char        *w, *pos, *end;
-    ngx_int_t      rc;
-    ngx_str_t      subject;
-    ngx_uint_t     i;
-    ngx_regex_t  **re;
+    u_char                *w, *pos, *end;
+    size_t                 m0, m1;
+    ngx_int_t              rc;
+    ngx_uint_t             i;
+    ngx_regex_t          **re;
+#if (NGX_PCRE2)
+    PCRE2_SIZE            *ov;
+    pcre2_match_data      *md;
+    pcre2_match_context   *mc;
+#else
+    int                    captures[3];
+    ngx_str_t              subject;
+#endif
 
     if (side->body.keep == NULL) {
         return side->body.digest;
     }
+
+#if (NGX_PCRE2)
+    mc = pcre2_match_context_create(NULL);
+    md = pcre2_match_data_create(1, NULL);
+
+    if (mc == NULL || md == NULL
+        || pcre2_set_match_limit(mc, NGX_HTTP_CANARY_SHADOW_MATCH_LIMIT) != 0
+        || pcre2_set_depth_limit(mc, NGX_HTTP_CANARY_SHADOW_MATCH_LIMIT) != 0)
+    {
+        rc = PCRE2_ERROR_NOMEMORY;
+        i = 0;
+        goto failed;
+    }
+#endif
 
     re = st->split->shadow.ignore->elts;
     end = side->body.keep + side->body.kept;
@@ -1526,32 +1567,56 @@ ngx_http_canary_shadow_digest(ngx_http_canary_shadow_t *st,
         w = pos;
 
         while (pos < end) {
+
+#if (NGX_PCRE2)
+            rc = pcre2_match(re[i], pos, end - pos, 0, 0, md, mc);
+
+            if (rc == PCRE2_ERROR_NOMATCH) {
+                break;
+            }
+
+            if (rc < 0) {
+                goto failed;
+            }
+
+            ov = pcre2_get_ovector_pointer(md);
+            m0 = ov[0];
+            m1 = ov[1];
+#else
             subject.data = pos;
             subject.len = end - pos;
 
             rc = ngx_regex_exec(re[i], &subject, captures, 3);
 
-            if (rc < 0) {
+            if (rc == NGX_REGEX_NO_MATCHED) {
                 break;
             }
+
+            if (rc < 0) {
+                goto failed;
+            }
+
+            m0 = captures[0];
+            m1 = captures[1];
+#endif
 
             /*
              * an empty match removes nothing: step over one byte; at the
              * very end ("\s*\z" on a body without the space) there is
              * no byte to step over, and none to keep
              */
-            if (captures[1] == captures[0]) {
+            if (m1 == m0) {
 
-                if ((size_t) captures[0] >= subject.len) {
+                if (m0 >= (size_t) (end - pos)) {
                     break;
                 }
 
-                captures[1]++;
-                captures[0]++;
+                m1++;
+                m0++;
             }
 
-            w = ngx_movemem(w, pos, captures[0]);
-            pos += captures[1];
+            w = ngx_movemem(w, pos, m0);
+            pos += m1;
         }
 
         if (pos < end) {
@@ -1561,10 +1626,42 @@ ngx_http_canary_shadow_digest(ngx_http_canary_shadow_t *st,
         end = w;
     }
 
+#if (NGX_PCRE2)
+    pcre2_match_data_free(md);
+    pcre2_match_context_free(mc);
+#endif
+
     side->body.kept = end - side->body.keep;
 
     return ngx_http_canary_fnv1a(NGX_HTTP_CANARY_FNV_BASIS, side->body.keep,
                                  side->body.kept);
+
+failed:
+
+#if (NGX_PCRE2)
+    if (md) {
+        pcre2_match_data_free(md);
+    }
+
+    if (mc) {
+        pcre2_match_context_free(mc);
+    }
+#endif
+
+    side->body.state = NGX_HTTP_CANARY_SHADOW_BODY_TOO_LARGE;
+
+    if (!ngx_http_canary_shadow_limit_logged) {
+        ngx_http_canary_shadow_limit_logged = 1;
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "canary_split \"%V\": shadow_ignore #%ui failed on "
+                      "a body of %uz bytes (" ngx_regex_exec_n " %i; "
+                      "match limit %d): not compared, counted in "
+                      "skipped.body_too_large", &st->split->name, i + 1,
+                      side->body.kept, rc,
+                      NGX_HTTP_CANARY_SHADOW_MATCH_LIMIT);
+    }
+
+    return 0;
 }
 
 

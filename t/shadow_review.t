@@ -15,6 +15,8 @@
 #   delay): its timeout= ends it (counted in timeouts), and a reload
 #   ends it at once, with no "open socket left" alert from the old
 #   worker.
+# - a shadow_ignore that backtracks (ReDoS) ends at a match limit of
+#   its own, the side not compared; said once.
 # - shadow_ignore with a max_body nginx cannot allocate: the client's
 #   response is whole; the comparison is skipped (body_too_large).
 
@@ -36,6 +38,8 @@ my $port = $t->port('http');
 my %origin = (
     st_plain => q{default_type application/json; return 200 '{"a":1}';},
     ca_nl    => q{default_type application/json; return 200 '{"a":1}\n';},
+    st_aaa   => "return 200 '${\ ('a' x 30) }!';",
+    ca_aaa   => "return 200 '${\ ('a' x 30) }!';",
     st_same  => 'return 200 "same body $uri\n";',
     ca_same  => 'return 200 "same body $uri\n";',
 );
@@ -142,6 +146,15 @@ $t->write_conf(<<"END");
         shadow 100;
     }
 
+    # backtracking: 2^30 paths on 30 "a" and a "!"
+    canary_split redos {
+        stable st_aaa;
+        canary ca_aaa;
+        weight 0;
+        shadow 100;
+        shadow_ignore '(a+)+\$';
+    }
+
     canary_split huge {
         stable st_plain;
         canary ca_nl;
@@ -205,6 +218,11 @@ $origins
 
         location /gone {
             canary gone;
+            proxy_pass http://\$canary_upstream;
+        }
+
+        location /redos {
+            canary redos;
             proxy_pass http://\$canary_upstream;
         }
 
@@ -394,6 +412,29 @@ sub settled {
 
     my $r = $t->get($port, '/tail/after');
     is($r->{status}, 200, 'client gone: the next request is served');
+}
+
+# a shadow_ignore that backtracks stops at its match limit (not PCRE2's
+# 10,000,000: ~150 ms of the worker per side): not compared, said once
+{
+    my $mark = $t->log_mark;
+
+    for my $i (1 .. 3) {
+        my $r = $t->get($port, "/redos/$i");
+        is($r->{content}, ('a' x 30) . '!', "redos $i: stable's body")
+            if $i == 1;
+    }
+
+    my $sh = settled('redos', 3);
+    is($sh->{compared}, 0, 'redos: not compared');
+    is($sh->{skipped}{body_too_large}, 3,
+       'redos: counted in skipped.body_too_large');
+
+    my @lines = grep { /shadow_ignore #1 failed/ }
+                split /\n/, $t->log_since($mark);
+    is(scalar @lines, 1, 'redos: said once');
+    like($lines[0] // '', qr/canary_split "redos".*match limit 100000/,
+         'redos: the split and the limit named');
 }
 
 # a keep buffer nginx cannot allocate costs the comparison, not the
