@@ -468,7 +468,11 @@ ngx_http_canary_shadow_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    if (!(r->method & split->shadow.methods)) {
+    /*
+     * a WebSocket handshake (Upgrade) would open a live session on the
+     * canary for timeout= seconds: not mirrored, as a method not listed
+     */
+    if (!(r->method & split->shadow.methods) || r->headers_in.upgrade) {
         (void) ngx_atomic_fetch_add(&shd->skipped_method, 1);
         return NGX_DECLINED;
     }
@@ -689,6 +693,14 @@ ngx_http_canary_shadow_request(ngx_http_request_t *r,
 
     c->listening = rc->listening;
     c->type = SOCK_STREAM;
+
+    /*
+     * a unix socket, whatever the client's address: no TCP_NODELAY
+     * (proxy_buffering off, an upgrade) nor TCP_NOPUSH on it, as nginx
+     * does for a unix listener (else an alert and a failed shadow)
+     */
+    c->tcp_nodelay = NGX_TCP_NODELAY_DISABLED;
+    c->tcp_nopush = NGX_TCP_NOPUSH_DISABLED;
     c->recv = ngx_recv;
     c->send = ngx_send;
     c->recv_chain = ngx_recv_chain;

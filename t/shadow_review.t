@@ -17,6 +17,9 @@
 #   worker.
 # - a shadow_ignore that backtracks (ReDoS) ends at a match limit of
 #   its own, the side not compared; said once.
+# - proxy_buffering off: no TCP_NODELAY on the shadow's unix socket
+#   (an alert, and a failed shadow, each time); a WebSocket handshake
+#   is not mirrored.
 # - shadow_ignore with a max_body nginx cannot allocate: the client's
 #   response is whole; the comparison is skipped (body_too_large).
 
@@ -40,6 +43,8 @@ my %origin = (
     ca_nl    => q{default_type application/json; return 200 '{"a":1}\n';},
     st_aaa   => "return 200 '${\ ('a' x 30) }!';",
     ca_aaa   => "return 200 '${\ ('a' x 30) }!';",
+    st_101   => 'return 101;',
+    ca_101   => 'return 101;',
     st_same  => 'return 200 "same body $uri\n";',
     ca_same  => 'return 200 "same body $uri\n";',
 );
@@ -155,6 +160,20 @@ $t->write_conf(<<"END");
         shadow_ignore '(a+)+\$';
     }
 
+    canary_split unbuf {
+        stable st_same;
+        canary ca_same;
+        weight 0;
+        shadow 100;
+    }
+
+    canary_split ws {
+        stable st_101;
+        canary ca_101;
+        weight 0;
+        shadow 100;
+    }
+
     canary_split huge {
         stable st_plain;
         canary ca_nl;
@@ -223,6 +242,20 @@ $origins
 
         location /redos {
             canary redos;
+            proxy_pass http://\$canary_upstream;
+        }
+
+        location /unbuf {
+            canary unbuf;
+            proxy_buffering off;
+            proxy_pass http://\$canary_upstream;
+        }
+
+        location /ws {
+            canary ws;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade \$http_upgrade;
+            proxy_set_header Connection upgrade;
             proxy_pass http://\$canary_upstream;
         }
 
@@ -435,6 +468,51 @@ sub settled {
     is(scalar @lines, 1, 'redos: said once');
     like($lines[0] // '', qr/canary_split "redos".*match limit 100000/,
          'redos: the split and the limit named');
+}
+
+# proxy_buffering off: nginx sets TCP_NODELAY on the client's connection,
+# the shadow's is a unix socket pair: no alert, the shadow compared
+{
+    my $mark = $t->log_mark;
+
+    for my $i (1 .. 3) {
+        my $r = $t->get($port, "/unbuf/u$i");
+        is($r->{content}, "same body /unbuf/u$i\n", "unbuf $i: stable's body")
+            if $i == 1;
+    }
+
+    my $sh = settled('unbuf', 3);
+    is($sh->{canary_errors}, 0, 'unbuf: no canary error');
+    is($sh->{matched}, 3, 'unbuf: compared and matched');
+
+    my @bad = grep { /\[alert\]/ } split /\n/, $t->log_since($mark);
+    is(scalar @bad, 0, 'unbuf: no alert') or diag(join "\n", @bad);
+}
+
+# a WebSocket handshake (Upgrade) is not mirrored: the canary would get
+# a live session for timeout= seconds; counted in skipped.method
+{
+    my $mark = $t->log_mark;
+    my $sock = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port",
+                                     Timeout => 5)
+        or die "connect: $!";
+
+    print $sock "GET /ws/chat HTTP/1.1\r\nHost: x\r\n"
+                . "Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+
+    my $head = '';
+    while ($head !~ /\r\n\r\n/) {
+        sysread($sock, $head, 4096, length $head) or last;
+    }
+    like($head, qr{^HTTP/1.1 101}, 'ws: the client switches protocols');
+    close $sock;
+
+    my $sh = settled('ws', 0, 1);
+    is($sh->{requests}, 0, 'ws: not mirrored');
+    is($sh->{skipped}{method}, 1, 'ws: counted in skipped.method');
+
+    my @bad = grep { /\[alert\]/ } split /\n/, $t->log_since($mark);
+    is(scalar @bad, 0, 'ws: no alert') or diag(join "\n", @bad);
 }
 
 # a keep buffer nginx cannot allocate costs the comparison, not the
