@@ -68,6 +68,12 @@ struct ngx_http_canary_shadow_s {
 };
 
 
+static ngx_int_t ngx_http_canary_shadow_wrap(
+    ngx_http_core_main_conf_t *core);
+static ngx_int_t ngx_http_canary_shadow_scheme(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_canary_shadow_https(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_canary_shadow_handler(ngx_http_request_t *r);
 static void ngx_http_canary_shadow_body_handler(ngx_http_request_t *r);
 static void ngx_http_canary_shadow_start(ngx_http_request_t *r,
@@ -105,6 +111,10 @@ static ngx_int_t ngx_http_canary_shadow_variable(ngx_http_request_t *r,
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
+
+/* nginx's $scheme and $https, wrapped for the shadow */
+static ngx_http_get_variable_pt          ngx_http_canary_shadow_scheme_get;
+static ngx_http_get_variable_pt          ngx_http_canary_shadow_https_get;
 
 /* this worker's shadows in flight */
 static ngx_uint_t  ngx_http_canary_shadow_inflight;
@@ -408,6 +418,10 @@ ngx_http_canary_shadow_init(ngx_conf_t *cf,
 
     *h = ngx_http_canary_shadow_handler;
 
+    if (ngx_http_canary_shadow_wrap(core) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_canary_shadow_header_filter;
 
@@ -415,6 +429,96 @@ ngx_http_canary_shadow_init(ngx_conf_t *cf,
     ngx_http_top_body_filter = ngx_http_canary_shadow_body_filter;
 
     return NGX_OK;
+}
+
+
+/*
+ * The shadow's connection is a socket pair, without TLS: $scheme and
+ * $https would say "http" and "" where the client's said "https" and
+ * "on", and the canary would get another X-Forwarded-Proto than stable
+ * (or a server's "if ($scheme = http) { return 301 ...; }" would answer
+ * the shadow itself).  Their handlers are wrapped, before nginx indexes
+ * the variables, to answer for a shadow what they answered its client.
+ */
+
+static ngx_int_t
+ngx_http_canary_shadow_wrap(ngx_http_core_main_conf_t *core)
+{
+    ngx_uint_t            i;
+    ngx_hash_key_t       *key;
+    ngx_http_variable_t  *v;
+
+    if (core->variables_keys == NULL) {
+        return NGX_OK;
+    }
+
+    key = core->variables_keys->keys.elts;
+
+    for (i = 0; i < core->variables_keys->keys.nelts; i++) {
+        v = key[i].value;
+
+        if (v->name.len == sizeof("scheme") - 1
+            && ngx_strncmp(v->name.data, "scheme", v->name.len) == 0
+            && v->get_handler != ngx_http_canary_shadow_scheme)
+        {
+            ngx_http_canary_shadow_scheme_get = v->get_handler;
+            v->get_handler = ngx_http_canary_shadow_scheme;
+        }
+
+        if (v->name.len == sizeof("https") - 1
+            && ngx_strncmp(v->name.data, "https", v->name.len) == 0
+            && v->get_handler != ngx_http_canary_shadow_https)
+        {
+            ngx_http_canary_shadow_https_get = v->get_handler;
+            v->get_handler = ngx_http_canary_shadow_https;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_canary_shadow_scheme(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_canary_ctx_t  *ctx;
+
+    ctx = ngx_http_canary_get_ctx(r->main);
+
+    if (ctx && ctx->shadow && ctx->shadow_https) {
+        v->len = sizeof("https") - 1;
+        v->valid = 1;
+        v->no_cacheable = 0;
+        v->not_found = 0;
+        v->data = (u_char *) "https";
+
+        return NGX_OK;
+    }
+
+    return ngx_http_canary_shadow_scheme_get(r, v, data);
+}
+
+
+static ngx_int_t
+ngx_http_canary_shadow_https(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_canary_ctx_t  *ctx;
+
+    ctx = ngx_http_canary_get_ctx(r->main);
+
+    if (ctx && ctx->shadow && ctx->shadow_https) {
+        v->len = sizeof("on") - 1;
+        v->valid = 1;
+        v->no_cacheable = 0;
+        v->not_found = 0;
+        v->data = (u_char *) "on";
+
+        return NGX_OK;
+    }
+
+    return ngx_http_canary_shadow_https_get(r, v, data);
 }
 
 
@@ -764,6 +868,11 @@ ngx_http_canary_shadow_request(ngx_http_request_t *r,
     sctx->cohort = NULL;
     sctx->shadow = 1;
     sctx->shadow_tried = 1;
+
+#if (NGX_HTTP_SSL)
+    /* $scheme and $https say what they said to the client */
+    sctx->shadow_https = (rc->ssl != NULL);
+#endif
 
     ngx_http_canary_set_ctx(sr, sctx);
 

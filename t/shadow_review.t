@@ -20,6 +20,8 @@
 # - proxy_buffering off: no TCP_NODELAY on the shadow's unix socket
 #   (an alert, and a failed shadow, each time); a WebSocket handshake
 #   is not mirrored.
+# - a TLS client's shadow has its $scheme and $https (a server's
+#   "if ($scheme = http)" redirect, X-Forwarded-Proto).
 # - shadow_ignore with a max_body nginx cannot allocate: the client's
 #   response is whole; the comparison is skipped (body_too_large).
 
@@ -65,6 +67,18 @@ $origin{st_file} = $file;
 $origin{ca_file} = $file;
 $origin{st_trickle} = $trickle;
 $origin{ca_trickle} = $trickle;
+
+# a TLS client: the shadow's $scheme and $https are its client's
+my $tls = $t->port('tls');
+my $cert = $t->prefix . '/cert.pem';
+my $key = $t->prefix . '/key.pem';
+
+system("openssl req -x509 -newkey rsa:2048 -nodes -keyout $key "
+       . "-out $cert -days 2 -subj /CN=x 2>/dev/null") == 0
+    or die "openssl req: $?";
+
+$origin{st_proto} = 'return 200 "proto=$http_x_proto https=$http_x_https\n";';
+$origin{ca_proto} = $origin{st_proto};
 
 my $origins = '';
 
@@ -174,6 +188,13 @@ $t->write_conf(<<"END");
         shadow 100;
     }
 
+    canary_split tls {
+        stable st_proto;
+        canary ca_proto;
+        weight 0;
+        shadow 100;
+    }
+
     canary_split huge {
         stable st_plain;
         canary ca_nl;
@@ -265,6 +286,24 @@ $origins
         }
 
         location = /canary_status { canary_status; }
+    }
+
+    server {
+        listen 127.0.0.1:$tls ssl http2;
+        ssl_certificate $cert;
+        ssl_certificate_key $key;
+
+        # the usual guard of a server that listens on both
+        if (\$scheme = http) {
+            return 301 https://\$host\$request_uri;
+        }
+
+        location /tls {
+            canary tls;
+            proxy_set_header X-Proto \$scheme;
+            proxy_set_header X-Https \$https;
+            proxy_pass http://\$canary_upstream;
+        }
     }
 END
 
@@ -513,6 +552,23 @@ sub settled {
 
     my @bad = grep { /\[alert\]/ } split /\n/, $t->log_since($mark);
     is(scalar @bad, 0, 'ws: no alert') or diag(join "\n", @bad);
+}
+
+# a TLS client (HTTP/1.1 and HTTP/2): the shadow is not answered by the
+# server's "if ($scheme = http)" redirect, and the canary gets the
+# X-Forwarded-Proto stable got
+{
+    for my $v ('--http1.1', '--http2') {
+        for my $i (1 .. 2) {
+            my $out = `curl -sk $v https://127.0.0.1:$tls/tls/$i`;
+            is($out, "proto=https https=on\n", "tls $v $i: stable's body")
+                if $i == 1;
+        }
+    }
+
+    my $sh = settled('tls', 4);
+    is($sh->{canary_errors}, 0, 'tls: no shadow answered by the redirect');
+    is($sh->{matched}, 4, 'tls: the canary got https, as stable did');
 }
 
 # a keep buffer nginx cannot allocate costs the comparison, not the
