@@ -77,6 +77,9 @@ system("openssl req -x509 -newkey rsa:2048 -nodes -keyout $key "
        . "-out $cert -days 2 -subj /CN=x 2>/dev/null") == 0
     or die "openssl req: $?";
 
+$origin{st_told} = 'return 200 "x-shadow=$http_x_shadow\n";';
+$origin{ca_told} = $origin{st_told};
+
 $origin{st_proto} = 'return 200 "proto=$http_x_proto https=$http_x_https\n";';
 $origin{ca_proto} = $origin{st_proto};
 
@@ -195,6 +198,26 @@ $t->write_conf(<<"END");
         shadow 100;
     }
 
+    canary_split told {
+        stable st_told;
+        canary ca_told;
+        weight 0;
+        shadow 100;
+    }
+
+    canary_split toldmap {
+        stable st_told;
+        canary ca_told;
+        weight 0;
+        shadow 100;
+    }
+
+    # README's recipe: 1 in the shadow only, not in its client's request
+    map "\$canary_shadow:\$canary_variant" \$canary_is_shadow {
+        "1:canary"  1;
+        default     0;
+    }
+
     canary_split huge {
         stable st_plain;
         canary ca_nl;
@@ -277,6 +300,18 @@ $origins
             proxy_http_version 1.1;
             proxy_set_header Upgrade \$http_upgrade;
             proxy_set_header Connection upgrade;
+            proxy_pass http://\$canary_upstream;
+        }
+
+        location /told/ {
+            canary told;
+            proxy_set_header X-Shadow \$canary_shadow;
+            proxy_pass http://\$canary_upstream;
+        }
+
+        location /toldmap/ {
+            canary toldmap;
+            proxy_set_header X-Shadow \$canary_is_shadow;
             proxy_pass http://\$canary_upstream;
         }
 
@@ -569,6 +604,25 @@ sub settled {
     my $sh = settled('tls', 4);
     is($sh->{canary_errors}, 0, 'tls: no shadow answered by the redirect');
     is($sh->{matched}, 4, 'tls: the canary got https, as stable did');
+}
+
+# $canary_shadow is 1 in the mirrored client's request too (the issue's
+# "1 when this request was mirrored"): as X-Shadow it tells stable that
+# a real request is a shadow.  README's recipe tells the shadow only.
+{
+    my $r = $t->get($port, '/told/1');
+    is($r->{content}, "x-shadow=1\n",
+       '$canary_shadow: stable is told 1 for a mirrored real request');
+
+    $r = $t->get($port, '/toldmap/1');
+    is($r->{content}, "x-shadow=0\n",
+       'the recipe: stable is told 0 for the real request');
+
+    my $sh = settled('toldmap', 1);
+    is($sh->{mismatched}{body}, 1,
+       'the recipe: the canary is told 1 (its echo differs)');
+    is($sh->{examples}[0]{canary_bytes}, length "x-shadow=1\n",
+       'the recipe: the canary\'s echo');
 }
 
 # a keep buffer nginx cannot allocate costs the comparison, not the
