@@ -80,6 +80,13 @@ system("openssl req -x509 -newkey rsa:2048 -nodes -keyout $key "
 $origin{st_told} = 'return 200 "x-shadow=$http_x_shadow\n";';
 $origin{ca_told} = $origin{st_told};
 
+$origin{st_1024} = "return 200 '${\ ('x' x 1024) }';";
+$origin{ca_1024} = $origin{st_1024};
+$origin{st_1025} = "return 200 '${\ ('x' x 1025) }';";
+$origin{ca_1025} = $origin{st_1025};
+$origin{st_204} = 'return 204;';
+$origin{ca_204} = 'return 204;';
+
 $origin{st_proto} = 'return 200 "proto=$http_x_proto https=$http_x_https\n";';
 $origin{ca_proto} = $origin{st_proto};
 
@@ -218,6 +225,34 @@ $t->write_conf(<<"END");
         default     0;
     }
 
+    canary_split at_max {
+        stable st_1024;
+        canary ca_1024;
+        weight 0;
+        shadow 100 max_body=1k;
+    }
+
+    canary_split over_max {
+        stable st_1025;
+        canary ca_1025;
+        weight 0;
+        shadow 100 max_body=1k;
+    }
+
+    canary_split cond {
+        stable st_file;
+        canary ca_file;
+        weight 0;
+        shadow 100;
+    }
+
+    canary_split nocontent {
+        stable st_204;
+        canary ca_204;
+        weight 0;
+        shadow 100;
+    }
+
     canary_split huge {
         stable st_plain;
         canary ca_nl;
@@ -312,6 +347,26 @@ $origins
         location /toldmap/ {
             canary toldmap;
             proxy_set_header X-Shadow \$canary_is_shadow;
+            proxy_pass http://\$canary_upstream;
+        }
+
+        location /at_max {
+            canary at_max;
+            proxy_pass http://\$canary_upstream;
+        }
+
+        location /over_max {
+            canary over_max;
+            proxy_pass http://\$canary_upstream;
+        }
+
+        location /cond {
+            canary cond;
+            proxy_pass http://\$canary_upstream;
+        }
+
+        location /nocontent {
+            canary nocontent;
             proxy_pass http://\$canary_upstream;
         }
 
@@ -623,6 +678,37 @@ sub settled {
        'the recipe: the canary is told 1 (its echo differs)');
     is($sh->{examples}[0]{canary_bytes}, length "x-shadow=1\n",
        'the recipe: the canary\'s echo');
+}
+
+# what held: max_body exactly (compared) and one byte above (skipped);
+# 304 (If-None-Match), 206 (Range) and 204 on both sides match
+{
+    $t->get($port, '/at_max/1');
+    my $sh = settled('at_max', 1);
+    is($sh->{matched}, 1, 'max_body: a body of exactly max_body compared');
+
+    $t->get($port, '/over_max/1');
+    $sh = settled('over_max', 1);
+    is($sh->{skipped}{body_too_large}, 1, 'max_body: one byte above skipped');
+
+    my $r = $t->get($port, '/cond/1');
+    my $etag = $r->{headers}{etag};
+    ok($etag, 'cond: the file has an ETag');
+
+    $r = $t->get($port, '/cond/2', { 'If-None-Match' => $etag });
+    is($r->{status}, 304, 'cond: the client gets 304');
+
+    $r = $t->get($port, '/cond/3', { 'Range' => 'bytes=0-9' });
+    is($r->{status}, 206, 'cond: the client gets 206');
+    is($r->{content}, 'f' x 10, 'cond: ten bytes');
+
+    $sh = settled('cond', 3);
+    is($sh->{matched}, 3, 'cond: 200, 304 and 206 each matched');
+
+    $r = $t->get($port, '/nocontent/1');
+    is($r->{status}, 204, 'nocontent: the client gets 204');
+    $sh = settled('nocontent', 1);
+    is($sh->{matched}, 1, 'nocontent: matched');
 }
 
 # a keep buffer nginx cannot allocate costs the comparison, not the
