@@ -916,7 +916,7 @@ ngx_http_canary_shadow_copy(ngx_http_request_t *r, ngx_http_request_t *sr)
     ngx_list_part_t            *part;
     ngx_table_elt_t            *h, *sh;
     ngx_http_header_t          *hh;
-    ngx_http_core_main_conf_t  *cmcf;
+    ngx_http_core_main_conf_t  *cmcf, *core;
 
 #define ngx_http_canary_shadow_dup(field)                                    \
     sr->field.len = r->field.len;                                            \
@@ -949,10 +949,26 @@ ngx_http_canary_shadow_copy(ngx_http_request_t *r, ngx_http_request_t *sr)
     sr->srv_conf = r->srv_conf;
     sr->loc_conf = r->loc_conf;
 
-    if (r->uri_start && r->uri_end
-        && ngx_http_canary_shadow_uri(r, sr) != NGX_OK)
+    core = ngx_http_get_module_main_conf(r, ngx_http_core_module);
+
+    if (r->uri_changes == NGX_HTTP_MAX_URI_CHANGES + 1
+        && r->uri_start && r->uri_end)
     {
-        return NGX_ERROR;
+        /* not redirected: the client's URI as it came, from the top */
+        if (ngx_http_canary_shadow_uri(r, sr) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        sr->phase_handler = core->phase_engine.server_rewrite_index;
+
+    } else {
+        /*
+         * redirected (X-Accel-Redirect, error_page, try_files, "rewrite
+         * ... last"): from the client's location and URI, the find
+         * config phase on (the one before its rewrites), so that what
+         * came before (an upstream that redirected) is not asked again
+         */
+        sr->phase_handler = core->phase_engine.location_rewrite_index - 1;
     }
 
     if (ngx_list_init(&sr->headers_in.headers, sr->pool, 20,
@@ -1024,7 +1040,13 @@ ngx_http_canary_shadow_copy(ngx_http_request_t *r, ngx_http_request_t *sr)
     sr->headers_in.content_length_n = r->headers_in.content_length_n;
     sr->headers_in.chunked = r->headers_in.chunked;
 
-    if (r->request_body) {
+    /*
+     * a body the client sent; a request without one may have an empty
+     * request_body by now (read by an upstream before a redirect)
+     */
+    if (r->request_body
+        && (r->headers_in.content_length_n > 0 || r->headers_in.chunked))
+    {
         return ngx_http_canary_shadow_copy_body(r, sr);
     }
 
@@ -1152,10 +1174,23 @@ ngx_http_canary_shadow_copy_body(ngx_http_request_t *r,
     }
 
     rb = ngx_pcalloc(sr->pool, sizeof(ngx_http_request_body_t));
-    b = ngx_create_temp_buf(sr->pool, len ? len : 1);
+    if (rb == NULL) {
+        return NGX_ERROR;
+    }
+
+    sr->request_body = rb;
+    sr->headers_in.content_length_n = len;
+    sr->headers_in.chunked = 0;
+
+    if (len == 0) {
+        /* a chunked body of no bytes: no buffer ("zero size buf") */
+        return NGX_OK;
+    }
+
+    b = ngx_create_temp_buf(sr->pool, len);
     cl = ngx_alloc_chain_link(sr->pool);
 
-    if (rb == NULL || b == NULL || cl == NULL) {
+    if (b == NULL || cl == NULL) {
         return NGX_ERROR;
     }
 
@@ -1174,15 +1209,15 @@ ngx_http_canary_shadow_copy_body(ngx_http_request_t *r,
     rb->bufs = cl;
     rb->rest = 0;
 
-    sr->request_body = rb;
-    sr->headers_in.content_length_n = len;
-    sr->headers_in.chunked = 0;
-
     return NGX_OK;
 }
 
 
-/* the shadow starts: its phases, from the server's rewrites on */
+/*
+ * the shadow starts: its phases, from the one the copy chose (as
+ * ngx_http_handler() does for an internal request, which would start
+ * from the server's rewrites)
+ */
 
 static void
 ngx_http_canary_shadow_run(ngx_event_t *ev)
@@ -1194,10 +1229,13 @@ ngx_http_canary_shadow_run(ngx_event_t *ev)
     sr = c->data;
 
     c->write->handler = ngx_http_canary_shadow_event;
+    c->log->action = NULL;
 
     sr->internal = 1;
+    sr->valid_location = 1;
+    sr->write_event_handler = ngx_http_core_run_phases;
 
-    ngx_http_handler(sr);
+    ngx_http_core_run_phases(sr);
     ngx_http_run_posted_requests(c);
 }
 

@@ -11,6 +11,9 @@
 #   (not in the one the rewritten URI would find), and a rewrite that
 #   is not idempotent is not applied twice: it is replayed from the
 #   client's URI as it came.
+# - a client redirected (X-Accel-Redirect) to the split's location: its
+#   shadow starts there (the app is not asked twice), and the client's
+#   empty request_body is not copied as a zero-size buffer (an alert).
 # - a shadow held in its phases, before its upstream (a limit_req
 #   delay): its timeout= ends it (counted in timeouts), and a reload
 #   ends it at once, with no "open socket left" alert from the old
@@ -86,6 +89,11 @@ $origin{st_1025} = "return 200 '${\ ('x' x 1025) }';";
 $origin{ca_1025} = $origin{st_1025};
 $origin{st_204} = 'return 204;';
 $origin{ca_204} = 'return 204;';
+
+# answers every request with an X-Accel-Redirect, and logs each one
+my $xa_log = $t->prefix . '/xa.log';
+$origin{xa} = "access_log $xa_log; add_header X-Accel-Redirect /xin\$uri; "
+              . 'return 200 "";';
 
 $origin{st_proto} = 'return 200 "proto=$http_x_proto https=$http_x_https\n";';
 $origin{ca_proto} = $origin{st_proto};
@@ -253,6 +261,13 @@ $t->write_conf(<<"END");
         shadow 100;
     }
 
+    canary_split xin {
+        stable st_same;
+        canary ca_same;
+        weight 0;
+        shadow 100;
+    }
+
     canary_split huge {
         stable st_plain;
         canary ca_nl;
@@ -370,6 +385,17 @@ $origins
             proxy_pass http://\$canary_upstream;
         }
 
+        # the app answers with X-Accel-Redirect to the split's location
+        location /xa/ {
+            proxy_pass http://xa;
+        }
+
+        location /xin/ {
+            internal;
+            canary xin;
+            proxy_pass http://\$canary_upstream;
+        }
+
         location /huge {
             canary huge;
             proxy_pass http://\$canary_upstream;
@@ -484,6 +510,31 @@ sub settled {
 
     $sh = settled('rwlast', $n);
     is($sh->{matched}, $n, 'rewrite last: the shadow follows the redirect');
+}
+
+# a client redirected (X-Accel-Redirect) to the split's location: the
+# shadow starts there, it does not ask the app again
+{
+    my $n = 3;
+    my $mark = $t->log_mark;
+
+    for my $i (1 .. $n) {
+        my $r = $t->get($port, "/xa/k$i");
+        is($r->{content}, "same body /xin/xa/k$i\n",
+           "x-accel $i: stable's body") if $i == 1;
+    }
+
+    my $sh = settled('xin', $n);
+    is($sh->{matched}, $n, 'x-accel: the shadows matched');
+
+    open my $fh, '<', $xa_log or die "$xa_log: $!";
+    my @hits = <$fh>;
+    is(scalar @hits, $n, 'x-accel: the app got each request once');
+
+    # the client's empty request_body (read by the first upstream) was
+    # copied as a zero-size buffer: "[alert] zero size buf in output"
+    my @bad = grep { /\[alert\]/ } split /\n/, $t->log_since($mark);
+    is(scalar @bad, 0, 'x-accel: no alert') or diag(join "\n", @bad);
 }
 
 # timeout= ends a shadow still in its phases (a limit_req delay)
