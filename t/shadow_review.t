@@ -39,6 +39,7 @@ use JSON::PP;
 use Time::HiRes qw(sleep time);
 use IO::Socket::INET;
 use CanaryTest;
+use Traffic;
 
 my $t = CanaryTest->new;
 my $port = $t->port('http');
@@ -98,6 +99,10 @@ $origin{xa} = "access_log $xa_log; add_header X-Accel-Redirect /xin\$uri; "
 $origin{st_proto} = 'return 200 "proto=$http_x_proto https=$http_x_https\n";';
 $origin{ca_proto} = $origin{st_proto};
 
+# an auth_request endpoint that answers after 2.5 s
+my $slow_auth = $t->port('slow_auth');
+Traffic::slow_origin($t, $slow_auth, 2500, '');
+
 my $origins = '';
 
 for my $name (sort keys %origin) {
@@ -113,7 +118,7 @@ END
 }
 
 $t->write_conf(<<"END");
-    canary_zone canary 4m;
+    canary_zone canary 8m;
 
     # one request a minute: a shadow after its client waits ~60 s
     limit_req_zone \$binary_remote_addr zone=slow_to:1m rate=1r/m;
@@ -268,6 +273,22 @@ $t->write_conf(<<"END");
         shadow 100;
     }
 
+    upstream slow_auth { server 127.0.0.1:$slow_auth; }
+
+    canary_split auth_to {
+        stable st_same;
+        canary ca_same;
+        weight 0;
+        shadow 100 timeout=1s;
+    }
+
+    canary_split auth_re {
+        stable st_same;
+        canary ca_same;
+        weight 0;
+        shadow 100 timeout=120s;
+    }
+
     canary_split huge {
         stable st_plain;
         canary ca_nl;
@@ -394,6 +415,25 @@ $origins
             internal;
             canary xin;
             proxy_pass http://\$canary_upstream;
+        }
+
+        location /auth_to/ {
+            canary auth_to;
+            auth_request /slow_auth;
+            proxy_pass http://\$canary_upstream;
+        }
+
+        location /auth_re/ {
+            canary auth_re;
+            auth_request /slow_auth;
+            proxy_pass http://\$canary_upstream;
+        }
+
+        location = /slow_auth {
+            internal;
+            proxy_pass http://slow_auth;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
         }
 
         location /huge {
@@ -561,6 +601,28 @@ sub settled {
     cmp_ok(time - $start, '<', 15, 'reload: within seconds');
 
     $t->check_log('reload with a shadow held in its phases');
+}
+
+# a shadow in its auth_request subrequest (the main request has no
+# upstream yet): its timeout ends it, and so does a reload, at once
+{
+    my $r = $t->get($port, '/auth_to/1');
+    is($r->{status}, 200, 'auth timeout: the client is served');
+
+    my $sh = settled('auth_to', 1, 15);
+    is($sh->{timeouts}, 1, 'auth timeout: ended at timeout=, counted');
+
+    $r = $t->get($port, '/auth_re/1');
+    is($r->{status}, 200, 'auth reload: the client is served');
+
+    my $start = time;
+    my $ok = eval { $t->reload; 1 };
+    ok($ok, 'auth reload: finished') or diag($@);
+    cmp_ok(time - $start, '<', 2.5,
+           'auth reload: before the auth endpoint would have answered');
+    is(shadow('auth_re')->{timeouts}, 1, 'auth reload: counted');
+
+    $t->check_log('reload with a shadow in its auth_request');
 }
 
 # a canary that stalls in the middle of its body: ended at timeout=
