@@ -581,6 +581,16 @@ ngx_http_canary_shadow_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
+    /*
+     * a worker that shuts down closed its idle connections, the shadows'
+     * among them, already: one started now would hold it until its
+     * canary answered (a request that got here late: a slow auth, a
+     * limit_req delay across a reload)
+     */
+    if (ngx_exiting || ngx_terminate) {
+        return NGX_DECLINED;
+    }
+
     if (ngx_http_canary_shadow_inflight >= NGX_HTTP_CANARY_SHADOW_INFLIGHT) {
         (void) ngx_atomic_fetch_add(&shd->skipped_in_flight, 1);
         return NGX_DECLINED;

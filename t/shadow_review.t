@@ -103,6 +103,10 @@ $origin{ca_proto} = $origin{st_proto};
 my $slow_auth = $t->port('slow_auth');
 Traffic::slow_origin($t, $slow_auth, 2500, '');
 
+# a canary that answers after a minute
+my $slow_canary = $t->port('slow_canary');
+Traffic::slow_origin($t, $slow_canary, 60000, "late\n");
+
 my $origins = '';
 
 for my $name (sort keys %origin) {
@@ -289,6 +293,15 @@ $t->write_conf(<<"END");
         shadow 100 timeout=120s;
     }
 
+    upstream slow_canary { server 127.0.0.1:$slow_canary; }
+
+    canary_split leaving {
+        stable st_same;
+        canary slow_canary;
+        weight 0;
+        shadow 100 timeout=120s;
+    }
+
     canary_split huge {
         stable st_plain;
         canary ca_nl;
@@ -434,6 +447,12 @@ $origins
             proxy_pass http://slow_auth;
             proxy_pass_request_body off;
             proxy_set_header Content-Length "";
+        }
+
+        location /leaving/ {
+            canary leaving;
+            auth_request /slow_auth;
+            proxy_pass http://\$canary_upstream;
         }
 
         location /huge {
@@ -623,6 +642,34 @@ sub settled {
     is(shadow('auth_re')->{timeouts}, 1, 'auth reload: counted');
 
     $t->check_log('reload with a shadow in its auth_request');
+}
+
+# a client request that reaches the mirror in a worker already shutting
+# down (held 2.5 s by its auth_request across a reload): no shadow is
+# started there, so the old worker is not held by a minute-long canary
+{
+    my $sock = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port",
+                                     Timeout => 5)
+        or die "connect: $!";
+
+    print $sock "GET /leaving/1 HTTP/1.1\r\nHost: x\r\n"
+                . "Connection: close\r\n\r\n";
+    sleep 0.5;
+
+    my $start = time;
+    my $ok = eval { $t->reload; 1 };
+    ok($ok, 'leaving: the reload finished') or diag($@);
+    cmp_ok(time - $start, '<', 15,
+           'leaving: the old worker did not wait for the slow canary');
+
+    my $res = '';
+    while (sysread($sock, $res, 4096, length $res)) { }
+    like($res, qr{^HTTP/1.1 200}, 'leaving: the client was served');
+
+    is(shadow('leaving')->{requests}, 0,
+       'leaving: no shadow from a worker that shuts down');
+
+    $t->check_log('reload with a request on its way to the mirror');
 }
 
 # a canary that stalls in the middle of its body: ended at timeout=
