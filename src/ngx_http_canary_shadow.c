@@ -926,7 +926,7 @@ ngx_http_canary_shadow_copy(ngx_http_request_t *r, ngx_http_request_t *sr)
     ngx_list_part_t            *part;
     ngx_table_elt_t            *h, *sh;
     ngx_http_header_t          *hh;
-    ngx_http_core_main_conf_t  *cmcf, *core;
+    ngx_http_core_main_conf_t  *cmcf;
 
 #define ngx_http_canary_shadow_dup(field)                                    \
     sr->field.len = r->field.len;                                            \
@@ -959,7 +959,7 @@ ngx_http_canary_shadow_copy(ngx_http_request_t *r, ngx_http_request_t *sr)
     sr->srv_conf = r->srv_conf;
     sr->loc_conf = r->loc_conf;
 
-    core = ngx_http_get_module_main_conf(r, ngx_http_core_module);
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_core_module);
 
     if (r->uri_changes == NGX_HTTP_MAX_URI_CHANGES + 1
         && r->uri_start && r->uri_end)
@@ -969,7 +969,7 @@ ngx_http_canary_shadow_copy(ngx_http_request_t *r, ngx_http_request_t *sr)
             return NGX_ERROR;
         }
 
-        sr->phase_handler = core->phase_engine.server_rewrite_index;
+        sr->phase_handler = cmcf->phase_engine.server_rewrite_index;
 
     } else {
         /*
@@ -978,7 +978,7 @@ ngx_http_canary_shadow_copy(ngx_http_request_t *r, ngx_http_request_t *sr)
          * config phase on (the one before its rewrites), so that what
          * came before (an upstream that redirected) is not asked again
          */
-        sr->phase_handler = core->phase_engine.location_rewrite_index - 1;
+        sr->phase_handler = cmcf->phase_engine.location_rewrite_index - 1;
     }
 
     if (ngx_list_init(&sr->headers_in.headers, sr->pool, 20,
@@ -995,8 +995,6 @@ ngx_http_canary_shadow_copy(ngx_http_request_t *r, ngx_http_request_t *sr)
     if (sr->headers_in.server.data == NULL && r->headers_in.server.len) {
         return NGX_ERROR;
     }
-
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_core_module);
 
     part = &r->headers_in.headers.part;
     h = part->elts;
