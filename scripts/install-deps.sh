@@ -21,6 +21,8 @@ clang libclang-rt-14-dev valgrind gdb python3-yaml docker-compose
 dpkg-dev systemd"
 # tmux: t/demo_tmux.t runs the demo in a real terminal (a detached pane)
 PKGS="$PKGS tmux"
+# openssl: t/shadow_review.t makes a self-signed certificate (TLS client)
+PKGS="$PKGS openssl"
 # npm installs the pinned Dockerfile linter (tools/); a machine that has
 # Node.js and npm from elsewhere keeps them
 if ! command -v npm >/dev/null 2>&1; then

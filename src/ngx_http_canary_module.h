@@ -509,6 +509,7 @@ struct ngx_http_canary_ctx_s {
     unsigned                     shadow:1;      /* the shadow request */
     unsigned                     shadowed:1;    /* a shadow was sent */
     unsigned                     shadow_tried:1; /* decided once */
+    unsigned                     shadow_https:1; /* its client's was TLS */
 };
 
 

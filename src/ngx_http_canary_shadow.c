@@ -31,6 +31,9 @@
 /* shadows in flight per worker; above it a shadow is skipped, counted */
 #define NGX_HTTP_CANARY_SHADOW_INFLIGHT  64
 
+/* backtracking steps of one shadow_ignore search (PCRE2's: 10,000,000) */
+#define NGX_HTTP_CANARY_SHADOW_MATCH_LIMIT  100000
+
 #define NGX_HTTP_CANARY_SHADOW_STABLE    0
 #define NGX_HTTP_CANARY_SHADOW_CANARY    1
 
@@ -65,6 +68,12 @@ struct ngx_http_canary_shadow_s {
 };
 
 
+static ngx_int_t ngx_http_canary_shadow_wrap(
+    ngx_http_core_main_conf_t *core);
+static ngx_int_t ngx_http_canary_shadow_scheme(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_canary_shadow_https(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_canary_shadow_handler(ngx_http_request_t *r);
 static void ngx_http_canary_shadow_body_handler(ngx_http_request_t *r);
 static void ngx_http_canary_shadow_start(ngx_http_request_t *r,
@@ -72,6 +81,8 @@ static void ngx_http_canary_shadow_start(ngx_http_request_t *r,
 static ngx_http_request_t *ngx_http_canary_shadow_request(
     ngx_http_request_t *r, ngx_http_canary_shadow_t *st);
 static ngx_int_t ngx_http_canary_shadow_copy(ngx_http_request_t *r,
+    ngx_http_request_t *sr);
+static ngx_int_t ngx_http_canary_shadow_uri(ngx_http_request_t *r,
     ngx_http_request_t *sr);
 static ngx_int_t ngx_http_canary_shadow_copy_body(ngx_http_request_t *r,
     ngx_http_request_t *sr);
@@ -101,8 +112,18 @@ static ngx_int_t ngx_http_canary_shadow_variable(ngx_http_request_t *r,
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 
+/* nginx's $scheme and $https, wrapped for the shadow */
+static ngx_http_get_variable_pt          ngx_http_canary_shadow_scheme_get;
+static ngx_http_get_variable_pt          ngx_http_canary_shadow_https_get;
+
 /* this worker's shadows in flight */
 static ngx_uint_t  ngx_http_canary_shadow_inflight;
+
+/* a keep buffer of max_body failed: said once per worker */
+static ngx_uint_t  ngx_http_canary_shadow_nokeep_logged;
+
+/* a shadow_ignore search over its limit: said once per worker */
+static ngx_uint_t  ngx_http_canary_shadow_limit_logged;
 
 
 static ngx_str_t  ngx_http_canary_shadow_var = ngx_string("canary_shadow");
@@ -397,6 +418,10 @@ ngx_http_canary_shadow_init(ngx_conf_t *cf,
 
     *h = ngx_http_canary_shadow_handler;
 
+    if (ngx_http_canary_shadow_wrap(core) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_canary_shadow_header_filter;
 
@@ -404,6 +429,96 @@ ngx_http_canary_shadow_init(ngx_conf_t *cf,
     ngx_http_top_body_filter = ngx_http_canary_shadow_body_filter;
 
     return NGX_OK;
+}
+
+
+/*
+ * The shadow's connection is a socket pair, without TLS: $scheme and
+ * $https would say "http" and "" where the client's said "https" and
+ * "on", and the canary would get another X-Forwarded-Proto than stable
+ * (or a server's "if ($scheme = http) { return 301 ...; }" would answer
+ * the shadow itself).  Their handlers are wrapped, before nginx indexes
+ * the variables, to answer for a shadow what they answered its client.
+ */
+
+static ngx_int_t
+ngx_http_canary_shadow_wrap(ngx_http_core_main_conf_t *core)
+{
+    ngx_uint_t            i;
+    ngx_hash_key_t       *key;
+    ngx_http_variable_t  *v;
+
+    if (core->variables_keys == NULL) {
+        return NGX_OK;
+    }
+
+    key = core->variables_keys->keys.elts;
+
+    for (i = 0; i < core->variables_keys->keys.nelts; i++) {
+        v = key[i].value;
+
+        if (v->name.len == sizeof("scheme") - 1
+            && ngx_strncmp(v->name.data, "scheme", v->name.len) == 0
+            && v->get_handler != ngx_http_canary_shadow_scheme)
+        {
+            ngx_http_canary_shadow_scheme_get = v->get_handler;
+            v->get_handler = ngx_http_canary_shadow_scheme;
+        }
+
+        if (v->name.len == sizeof("https") - 1
+            && ngx_strncmp(v->name.data, "https", v->name.len) == 0
+            && v->get_handler != ngx_http_canary_shadow_https)
+        {
+            ngx_http_canary_shadow_https_get = v->get_handler;
+            v->get_handler = ngx_http_canary_shadow_https;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_canary_shadow_scheme(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_canary_ctx_t  *ctx;
+
+    ctx = ngx_http_canary_get_ctx(r->main);
+
+    if (ctx && ctx->shadow && ctx->shadow_https) {
+        v->len = sizeof("https") - 1;
+        v->valid = 1;
+        v->no_cacheable = 0;
+        v->not_found = 0;
+        v->data = (u_char *) "https";
+
+        return NGX_OK;
+    }
+
+    return ngx_http_canary_shadow_scheme_get(r, v, data);
+}
+
+
+static ngx_int_t
+ngx_http_canary_shadow_https(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_canary_ctx_t  *ctx;
+
+    ctx = ngx_http_canary_get_ctx(r->main);
+
+    if (ctx && ctx->shadow && ctx->shadow_https) {
+        v->len = sizeof("on") - 1;
+        v->valid = 1;
+        v->no_cacheable = 0;
+        v->not_found = 0;
+        v->data = (u_char *) "on";
+
+        return NGX_OK;
+    }
+
+    return ngx_http_canary_shadow_https_get(r, v, data);
 }
 
 
@@ -457,8 +572,22 @@ ngx_http_canary_shadow_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    if (!(r->method & split->shadow.methods)) {
+    /*
+     * a WebSocket handshake (Upgrade) would open a live session on the
+     * canary for timeout= seconds: not mirrored, as a method not listed
+     */
+    if (!(r->method & split->shadow.methods) || r->headers_in.upgrade) {
         (void) ngx_atomic_fetch_add(&shd->skipped_method, 1);
+        return NGX_DECLINED;
+    }
+
+    /*
+     * a worker that shuts down closed its idle connections, the shadows'
+     * among them, already: one started now would hold it until its
+     * canary answered (a request that got here late: a slow auth, a
+     * limit_req delay across a reload)
+     */
+    if (ngx_exiting || ngx_terminate) {
         return NGX_DECLINED;
     }
 
@@ -654,7 +783,9 @@ ngx_http_canary_shadow_request(ngx_http_request_t *r,
     log->data = lctx;
     log->action = NULL;
 
+    /* the client's log goes with its connection: the shadow's stays */
     c->log = log;
+    c->pool->log = log;
     c->read->log = log;
     c->write->log = log;
     c->log_error = rc->log_error;
@@ -676,6 +807,14 @@ ngx_http_canary_shadow_request(ngx_http_request_t *r,
 
     c->listening = rc->listening;
     c->type = SOCK_STREAM;
+
+    /*
+     * a unix socket, whatever the client's address: no TCP_NODELAY
+     * (proxy_buffering off, an upgrade) nor TCP_NOPUSH on it, as nginx
+     * does for a unix listener (else an alert and a failed shadow)
+     */
+    c->tcp_nodelay = NGX_TCP_NODELAY_DISABLED;
+    c->tcp_nopush = NGX_TCP_NOPUSH_DISABLED;
     c->recv = ngx_recv;
     c->send = ngx_send;
     c->recv_chain = ngx_recv_chain;
@@ -739,6 +878,11 @@ ngx_http_canary_shadow_request(ngx_http_request_t *r,
     sctx->cohort = NULL;
     sctx->shadow = 1;
     sctx->shadow_tried = 1;
+
+#if (NGX_HTTP_SSL)
+    /* $scheme and $https say what they said to the client */
+    sctx->shadow_https = (rc->ssl != NULL);
+#endif
 
     ngx_http_canary_set_ctx(sr, sctx);
 
@@ -815,6 +959,28 @@ ngx_http_canary_shadow_copy(ngx_http_request_t *r, ngx_http_request_t *sr)
     sr->srv_conf = r->srv_conf;
     sr->loc_conf = r->loc_conf;
 
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_core_module);
+
+    if (r->uri_changes == NGX_HTTP_MAX_URI_CHANGES + 1
+        && r->uri_start && r->uri_end)
+    {
+        /* not redirected: the client's URI as it came, from the top */
+        if (ngx_http_canary_shadow_uri(r, sr) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        sr->phase_handler = cmcf->phase_engine.server_rewrite_index;
+
+    } else {
+        /*
+         * redirected (X-Accel-Redirect, error_page, try_files, "rewrite
+         * ... last"): from the client's location and URI, the find
+         * config phase on (the one before its rewrites), so that what
+         * came before (an upstream that redirected) is not asked again
+         */
+        sr->phase_handler = cmcf->phase_engine.location_rewrite_index - 1;
+    }
+
     if (ngx_list_init(&sr->headers_in.headers, sr->pool, 20,
                       sizeof(ngx_table_elt_t))
         != NGX_OK)
@@ -829,8 +995,6 @@ ngx_http_canary_shadow_copy(ngx_http_request_t *r, ngx_http_request_t *sr)
     if (sr->headers_in.server.data == NULL && r->headers_in.server.len) {
         return NGX_ERROR;
     }
-
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_core_module);
 
     part = &r->headers_in.headers.part;
     h = part->elts;
@@ -884,9 +1048,115 @@ ngx_http_canary_shadow_copy(ngx_http_request_t *r, ngx_http_request_t *sr)
     sr->headers_in.content_length_n = r->headers_in.content_length_n;
     sr->headers_in.chunked = r->headers_in.chunked;
 
-    if (r->request_body) {
+    /*
+     * a body the client sent; a request without one may have an empty
+     * request_body by now (read by an upstream before a redirect)
+     */
+    if (r->request_body
+        && (r->headers_in.content_length_n > 0 || r->headers_in.chunked))
+    {
         return ngx_http_canary_shadow_copy_body(r, sr);
     }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The client's URI as it came, before a rewrite of the server or of the
+ * location changed r->uri: the shadow runs from the server's rewrites
+ * on, and from the server's locations, as an internal redirect does, so
+ * it goes the client's way and no rewrite is applied twice.  As nginx's
+ * ngx_http_process_request_uri(), without finalizing a request that is
+ * not started; the client's URI was parsed the same way already.
+ */
+
+static ngx_int_t
+ngx_http_canary_shadow_uri(ngx_http_request_t *r, ngx_http_request_t *sr)
+{
+    size_t                     len;
+    ngx_http_core_srv_conf_t  *cscf;
+
+    sr->uri_start = r->uri_start;
+    sr->uri_end = r->uri_end;
+    sr->args_start = r->args_start;
+    sr->uri_ext = r->uri_ext;
+
+    if (r->args_start) {
+        len = r->args_start - 1 - r->uri_start;
+
+    } else {
+        len = r->uri_end - r->uri_start;
+    }
+
+    if (r->complex_uri || r->quoted_uri || r->empty_path_in_uri) {
+
+        if (r->empty_path_in_uri) {
+            len++;
+        }
+
+        sr->uri.data = ngx_pnalloc(sr->pool, len);
+        if (sr->uri.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        sr->complex_uri = r->complex_uri;
+        sr->quoted_uri = r->quoted_uri;
+        sr->empty_path_in_uri = r->empty_path_in_uri;
+
+        cscf = ngx_http_get_module_srv_conf(sr, ngx_http_core_module);
+
+        if (ngx_http_parse_complex_uri(sr, cscf->merge_slashes) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+    } else {
+        sr->uri.data = ngx_pnalloc(sr->pool, len);
+        if (sr->uri.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(sr->uri.data, r->uri_start, len);
+        sr->uri.len = len;
+
+        if (sr->uri_ext) {
+            sr->uri_ext = sr->uri.data + (r->uri_ext - r->uri_start);
+        }
+    }
+
+    ngx_str_null(&sr->exten);
+
+    if (sr->uri_ext) {
+        sr->exten.len = sr->uri.data + sr->uri.len - sr->uri_ext;
+        sr->exten.data = sr->uri_ext;
+    }
+
+    ngx_str_null(&sr->args);
+
+    if (sr->args_start && sr->uri_end > sr->args_start) {
+        sr->args.len = sr->uri_end - sr->args_start;
+        sr->args.data = ngx_pnalloc(sr->pool, sr->args.len);
+        if (sr->args.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(sr->args.data, sr->args_start, sr->args.len);
+    }
+
+    sr->valid_unparsed_uri = r->empty_path_in_uri ? 0 : 1;
+
+    /* they point into the client's buffers */
+    sr->uri_start = NULL;
+    sr->uri_end = NULL;
+    sr->args_start = NULL;
+    sr->uri_ext = NULL;
+
+    /* the location is found again, from the server's */
+    cscf = ngx_http_get_module_srv_conf(sr, ngx_http_core_module);
+    sr->loc_conf = cscf->ctx->loc_conf;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
+                   "canary shadow uri: \"%V\"", &sr->uri);
 
     return NGX_OK;
 }
@@ -912,10 +1182,23 @@ ngx_http_canary_shadow_copy_body(ngx_http_request_t *r,
     }
 
     rb = ngx_pcalloc(sr->pool, sizeof(ngx_http_request_body_t));
-    b = ngx_create_temp_buf(sr->pool, len ? len : 1);
+    if (rb == NULL) {
+        return NGX_ERROR;
+    }
+
+    sr->request_body = rb;
+    sr->headers_in.content_length_n = len;
+    sr->headers_in.chunked = 0;
+
+    if (len == 0) {
+        /* a chunked body of no bytes: no buffer ("zero size buf") */
+        return NGX_OK;
+    }
+
+    b = ngx_create_temp_buf(sr->pool, len);
     cl = ngx_alloc_chain_link(sr->pool);
 
-    if (rb == NULL || b == NULL || cl == NULL) {
+    if (b == NULL || cl == NULL) {
         return NGX_ERROR;
     }
 
@@ -934,15 +1217,15 @@ ngx_http_canary_shadow_copy_body(ngx_http_request_t *r,
     rb->bufs = cl;
     rb->rest = 0;
 
-    sr->request_body = rb;
-    sr->headers_in.content_length_n = len;
-    sr->headers_in.chunked = 0;
-
     return NGX_OK;
 }
 
 
-/* the shadow starts: its phases, from the server's rewrites on */
+/*
+ * the shadow starts: its phases, from the one the copy chose (as
+ * ngx_http_handler() does for an internal request, which would start
+ * from the server's rewrites)
+ */
 
 static void
 ngx_http_canary_shadow_run(ngx_event_t *ev)
@@ -954,10 +1237,13 @@ ngx_http_canary_shadow_run(ngx_event_t *ev)
     sr = c->data;
 
     c->write->handler = ngx_http_canary_shadow_event;
+    c->log->action = NULL;
 
     sr->internal = 1;
+    sr->valid_location = 1;
+    sr->write_event_handler = ngx_http_core_run_phases;
 
-    ngx_http_handler(sr);
+    ngx_http_core_run_phases(sr);
     ngx_http_run_posted_requests(c);
 }
 
@@ -1024,6 +1310,7 @@ ngx_http_canary_shadow_timeout(ngx_event_t *ev)
 static void
 ngx_http_canary_shadow_abort(ngx_http_canary_shadow_t *st)
 {
+    ngx_connection_t     *c;
     ngx_http_request_t   *sr;
     ngx_http_upstream_t  *u;
 
@@ -1043,7 +1330,18 @@ ngx_http_canary_shadow_abort(ngx_http_canary_shadow_t *st)
     if (u && u->cleanup) {
         sr->write_event_handler = ngx_http_request_empty_handler;
         (*u->cleanup)(sr);
+        return;
     }
+
+    /*
+     * still in its phases, before its upstream (a limit_req delay, an
+     * access check's subrequest): nothing would end it (its connection
+     * is closed at shutdown, its timeout has fired), so it ends here
+     */
+    c = sr->connection;
+
+    ngx_http_finalize_request(sr, NGX_ERROR);
+    ngx_http_run_posted_requests(c);
 }
 
 
@@ -1218,9 +1516,18 @@ ngx_http_canary_shadow_header_filter(ngx_http_request_t *r)
         keep = side->body.keep;
 
         if (sc->ignore && keep == NULL) {
-            keep = ngx_alloc(sc->max_body, r->connection->log);
-            if (keep == NULL) {
-                return NGX_ERROR;
+            /*
+             * on failure only this comparison is lost (not compared,
+             * said once per worker): never the client's response
+             */
+            keep = malloc(sc->max_body);
+
+            if (keep == NULL && !ngx_http_canary_shadow_nokeep_logged) {
+                ngx_http_canary_shadow_nokeep_logged = 1;
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, ngx_errno,
+                              "canary_split \"%V\": shadow_ignore cannot "
+                              "keep a body of max_body=%uz bytes, not "
+                              "compared", &st->split->name, sc->max_body);
             }
         }
 
@@ -1230,6 +1537,10 @@ ngx_http_canary_shadow_header_filter(ngx_http_request_t *r)
                                                                    enc.len),
                                    sc->max_body, keep, Z_NULL, Z_NULL,
                                    Z_NULL);
+
+        if (sc->ignore && keep == NULL) {
+            side->body.state = NGX_HTTP_CANARY_SHADOW_BODY_TOO_LARGE;
+        }
     }
 
     if (n == NGX_HTTP_CANARY_SHADOW_STABLE) {
@@ -1302,6 +1613,7 @@ ngx_http_canary_shadow_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 static void
 ngx_http_canary_shadow_compare(ngx_http_canary_shadow_t *st)
 {
+    uint64_t                        ds, dc;
     ngx_http_canary_shm_shadow_t   *shd;
     ngx_http_canary_shadow_side_t  *s, *c;
 
@@ -1335,6 +1647,17 @@ ngx_http_canary_shadow_compare(ngx_http_canary_shadow_t *st)
         ngx_http_canary_shadow_body_last(&s->body);
         ngx_http_canary_shadow_body_last(&c->body);
 
+        ds = 0;
+        dc = 0;
+
+        /* a shadow_ignore over its match limit marks its side too large */
+        if (s->body.state == NGX_HTTP_CANARY_SHADOW_BODY_OK
+            && c->body.state == NGX_HTTP_CANARY_SHADOW_BODY_OK)
+        {
+            ds = ngx_http_canary_shadow_digest(st, s);
+            dc = ngx_http_canary_shadow_digest(st, c);
+        }
+
         if (s->body.state == NGX_HTTP_CANARY_SHADOW_BODY_TOO_LARGE
             || c->body.state == NGX_HTTP_CANARY_SHADOW_BODY_TOO_LARGE)
         {
@@ -1344,8 +1667,7 @@ ngx_http_canary_shadow_compare(ngx_http_canary_shadow_t *st)
 
         if (s->body.state != NGX_HTTP_CANARY_SHADOW_BODY_OK
             || c->body.state != NGX_HTTP_CANARY_SHADOW_BODY_OK
-            || ngx_http_canary_shadow_digest(st, s)
-               != ngx_http_canary_shadow_digest(st, c))
+            || ds != dc)
         {
             (void) ngx_atomic_fetch_add(&shd->compared, 1);
             (void) ngx_atomic_fetch_add(&shd->mismatched_body, 1);
@@ -1362,23 +1684,47 @@ ngx_http_canary_shadow_compare(ngx_http_canary_shadow_t *st)
 /*
  * The digest of a side; a kept body (shadow_ignore) first loses every
  * match of each regex, in place, left to right (each regex over what
- * the ones before it left).
+ * the ones before it left).  Each search has a match limit far below
+ * PCRE2's default (10,000,000, some 150 ms of a worker on a backtracking
+ * regex): a regex that reaches it leaves the side not compared (too
+ * large), said once per worker.
  */
 
 static uint64_t
 ngx_http_canary_shadow_digest(ngx_http_canary_shadow_t *st,
     ngx_http_canary_shadow_side_t *side)
 {
-    int            captures[3];
-    u_char        *w, *pos, *end;
-    ngx_int_t      rc;
-    ngx_str_t      subject;
-    ngx_uint_t     i;
-    ngx_regex_t  **re;
+    u_char                *w, *pos, *end;
+    size_t                 m0, m1;
+    ngx_int_t              rc;
+    ngx_uint_t             i;
+    ngx_regex_t          **re;
+#if (NGX_PCRE2)
+    PCRE2_SIZE            *ov;
+    pcre2_match_data      *md;
+    pcre2_match_context   *mc;
+#else
+    int                    captures[3];
+    ngx_str_t              subject;
+#endif
 
     if (side->body.keep == NULL) {
         return side->body.digest;
     }
+
+#if (NGX_PCRE2)
+    mc = pcre2_match_context_create(NULL);
+    md = pcre2_match_data_create(1, NULL);
+
+    if (mc == NULL || md == NULL
+        || pcre2_set_match_limit(mc, NGX_HTTP_CANARY_SHADOW_MATCH_LIMIT) != 0
+        || pcre2_set_depth_limit(mc, NGX_HTTP_CANARY_SHADOW_MATCH_LIMIT) != 0)
+    {
+        rc = PCRE2_ERROR_NOMEMORY;
+        i = 0;
+        goto failed;
+    }
+#endif
 
     re = st->split->shadow.ignore->elts;
     end = side->body.keep + side->body.kept;
@@ -1388,23 +1734,56 @@ ngx_http_canary_shadow_digest(ngx_http_canary_shadow_t *st,
         w = pos;
 
         while (pos < end) {
+
+#if (NGX_PCRE2)
+            rc = pcre2_match(re[i], pos, end - pos, 0, 0, md, mc);
+
+            if (rc == PCRE2_ERROR_NOMATCH) {
+                break;
+            }
+
+            if (rc < 0) {
+                goto failed;
+            }
+
+            ov = pcre2_get_ovector_pointer(md);
+            m0 = ov[0];
+            m1 = ov[1];
+#else
             subject.data = pos;
             subject.len = end - pos;
 
             rc = ngx_regex_exec(re[i], &subject, captures, 3);
 
-            if (rc < 0) {
+            if (rc == NGX_REGEX_NO_MATCHED) {
                 break;
             }
 
-            /* an empty match removes nothing: step over one byte */
-            if (captures[1] == captures[0]) {
-                captures[1]++;
-                captures[0]++;
+            if (rc < 0) {
+                goto failed;
             }
 
-            w = ngx_movemem(w, pos, captures[0]);
-            pos += captures[1];
+            m0 = captures[0];
+            m1 = captures[1];
+#endif
+
+            /*
+             * an empty match removes nothing: step over one byte; at the
+             * very end ("\s*\z" on a body without the space) there is
+             * no byte to step over, and none to keep
+             */
+            if (m1 == m0) {
+
+                if (m0 >= (size_t) (end - pos)) {
+                    break;
+                }
+
+                m1++;
+                m0++;
+            }
+
+            w = ngx_movemem(w, pos, m0);
+            pos += m1;
         }
 
         if (pos < end) {
@@ -1414,10 +1793,42 @@ ngx_http_canary_shadow_digest(ngx_http_canary_shadow_t *st,
         end = w;
     }
 
+#if (NGX_PCRE2)
+    pcre2_match_data_free(md);
+    pcre2_match_context_free(mc);
+#endif
+
     side->body.kept = end - side->body.keep;
 
     return ngx_http_canary_fnv1a(NGX_HTTP_CANARY_FNV_BASIS, side->body.keep,
                                  side->body.kept);
+
+failed:
+
+#if (NGX_PCRE2)
+    if (md) {
+        pcre2_match_data_free(md);
+    }
+
+    if (mc) {
+        pcre2_match_context_free(mc);
+    }
+#endif
+
+    side->body.state = NGX_HTTP_CANARY_SHADOW_BODY_TOO_LARGE;
+
+    if (!ngx_http_canary_shadow_limit_logged) {
+        ngx_http_canary_shadow_limit_logged = 1;
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "canary_split \"%V\": shadow_ignore #%ui failed on "
+                      "a body of %uz bytes (" ngx_regex_exec_n " %i; "
+                      "match limit %d): not compared, counted in "
+                      "skipped.body_too_large", &st->split->name, i + 1,
+                      side->body.kept, rc,
+                      NGX_HTTP_CANARY_SHADOW_MATCH_LIMIT);
+    }
+
+    return 0;
 }
 
 
