@@ -25,7 +25,8 @@
 # rounds and figures are medians over the rounds, with the spread.
 #
 # Settings: BENCH_SHADOW_ROUNDS (5) BENCH_SHADOW_SECONDS (3: a CPU run)
-# BENCH_SHADOW_LAT_SECONDS (3: a latency run) BENCH_SHADOW_LAT_ROUNDS (11) BENCH_SHADOW_HELD (60)
+# BENCH_SHADOW_LAT_SECONDS (3: a latency run) BENCH_SHADOW_LAT_ROUNDS
+# (11) BENCH_SHADOW_HELD (60)
 # BENCH_SHADOW_MEM_RUNS (3) BENCH_SHADOW_CONNECTIONS (16)
 # BENCH_SHADOW_CG_TOL (0.15: percent) BENCH_SHADOW_BASE (unset)
 # BENCH_SHADOW_SECTIONS (callgrind,cpu,memory,latency) BENCH_CG_REQUESTS
@@ -224,7 +225,10 @@ sub wrk {
 
     my ($non2xx) = $text =~ /Non-2xx or 3xx responses: (\d+)/;
     my $sock = 0;
-    if ($text =~ /Socket errors: connect (\d+), read (\d+), write (\d+), (?:timeout|timeouts) (\d+)/) {
+    my $re = 'Socket errors: connect (\d+), read (\d+), write (\d+), '
+             . 'timeouts? (\d+)';
+
+    if ($text =~ /$re/) {
         $sock = $1 + $2 + $3 + $4;
     }
     $r{errors} = ($non2xx // 0) + $sock;
@@ -683,7 +687,12 @@ if ($want{latency}) {
     # pass when the whole interval of the median ratio is under 1.10,
     # fail when it is all above; otherwise (or when two identical proxies
     # disagree for sure) this run cannot tell 10%: no verdict
-    if ($hi <= 1.10 && $aa_lo->[0] <= 1 && $aa_hi >= 1) {
+    if ($lo->[1] eq 'min-max') {
+        push @targets, ['NOISY', $what, $measured
+                        . ': too few rounds for an interval (5 or more)'];
+        out('  %-5s %s: %s (too few rounds for an interval: no verdict)',
+            'NOISY', $what, $measured);
+    } elsif ($hi <= 1.10 && $aa_lo->[0] <= 1 && $aa_hi >= 1) {
         target(1, $what, $measured);
     } elsif ($lo->[0] > 1.10) {
         target(0, $what, $measured);
