@@ -486,7 +486,9 @@ if ($want{cpu}) {
     }
 
     for my $round (1 .. $cfg{rounds}) {
-        for my $c (@conf) {
+        my $first = ($round - 1) % @conf;
+
+        for my $c (@conf[$first .. $#conf, 0 .. $first - 1]) {
             my $p = $p{$c->[0]};
             my ($w) = $p->worker_pids;
             my $s0 = shadow_status($p);
@@ -624,8 +626,12 @@ if ($want{latency}) {
         $s0{$c->[0]} = shadow_status($p{$c->[0]});
     }
 
+    # each round starts with another proxy: whichever runs first in a
+    # round would otherwise be favoured (or not) every time
     for my $round (1 .. $cfg{lat_rounds}) {
-        for my $c (@conf) {
+        my $first = ($round - 1) % @conf;
+
+        for my $c (@conf[$first .. $#conf, 0 .. $first - 1]) {
             my $r = wrk($p{$c->[0]}{port}, $cfg{lat_seconds},
                         $cfg{lat_conns});
 
