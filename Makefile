@@ -185,6 +185,7 @@ demo: deps all
 bench: all
 	@sh scripts/install-deps.sh --bench
 	bench/run
+	bench/shadow.pl
 	bench/fleet/run
 	bench/judge/stack
 
