@@ -377,18 +377,26 @@ sub cg_diff_functions {
 # same instructions: the same allocator calls, and the Ir outside the
 # allocator within the tolerance (the allocator's own Ir moves with the
 # heap layout a configuration leaves: bench/README.md)
+# cg_compare(WHAT, X, Y[, MAX_IR]): Y costs what X does (within
+# BENCH_SHADOW_CG_TOL percent), or at most MAX_IR instructions more
 sub cg_compare {
-    my ($what, $x, $y) = @_;
+    my ($what, $x, $y, $max_ir) = @_;
 
     my $core_a = $x->{ir} - $x->{heap} - $x->{tick};
     my $core_b = $y->{ir} - $y->{heap} - $y->{tick};
     my $pct = 100 * ($core_b - $core_a) / $core_a;
-    my $ok = abs($pct) <= $cfg{cg_tol}
-             && abs($x->{allocs} - $y->{allocs}) < 0.01;
+    my $same_allocs = abs($x->{allocs} - $y->{allocs}) < 0.01;
+    my $ok = (defined $max_ir ? $core_b - $core_a <= $max_ir
+                              : abs($pct) <= $cfg{cg_tol})
+             && $same_allocs;
+    my $claim = defined $max_ir
+                ? "at most $max_ir instructions more (outside malloc/free "
+                  . "and the 100 ms timer), the same allocator calls"
+                : "the same instructions (outside malloc/free and the "
+                  . "100 ms timer within $cfg{cg_tol}%, the same allocator "
+                  . "calls)";
 
-    target($ok, "$what: the same instructions (outside malloc/free and the "
-                . "100 ms timer within $cfg{cg_tol}%, the same allocator "
-                . "calls)",
+    target($ok, "$what: $claim",
            sprintf('%s vs %s Ir/request (%+.0f); outside malloc/free and '
                    . 'the timer %s vs '
                    . '%s (%+.0f, %+.3f%%); allocator calls %.2f vs %.2f; '
@@ -452,8 +460,11 @@ if ($want{callgrind} && !have('valgrind')) {
                                  : 'not given (BENCH_SHADOW_BASE)');
 
     for my $id (qw(d g)) {
+        # shadow 0 keeps a PRECONTENT handler and two filters installed,
+        # so that Redis can raise the percent without a reload: their
+        # price (a phase call, one test per filter call) is all it may add
         cg_compare("callgrind ($id) shadow 0 vs no shadow, same build",
-                   $cg{"$id-absent"}, $cg{"$id-0"});
+                   $cg{"$id-absent"}, $cg{"$id-0"}, 150);
         cg_compare("callgrind ($id) no shadow vs before shadow (base)",
                    $cg{"$id-base"}, $cg{"$id-absent"})
             if $cg{"$id-base"};

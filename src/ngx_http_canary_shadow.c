@@ -119,6 +119,13 @@ static ngx_http_get_variable_pt          ngx_http_canary_shadow_https_get;
 /* this worker's shadows in flight */
 static ngx_uint_t  ngx_http_canary_shadow_inflight;
 
+/*
+ * this worker's comparisons not yet freed: while there is none, the
+ * filters pass every response on at the cost of one test (shadow 0 costs
+ * what no shadow does)
+ */
+static ngx_uint_t  ngx_http_canary_shadow_live;
+
 /* a keep buffer of max_body failed: said once per worker */
 static ngx_uint_t  ngx_http_canary_shadow_nokeep_logged;
 
@@ -549,6 +556,14 @@ ngx_http_canary_shadow_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
+    /* before the decision is looked up: shadow 0 costs next to nothing */
+    shd = &split->sh->shadow;
+    percent = shd->percent;
+
+    if (percent == 0) {
+        return NGX_DECLINED;
+    }
+
     ctx = ngx_http_canary_get_ctx(r);
 
     if (ctx == NULL || ctx->split != split || ctx->shadow_tried
@@ -563,12 +578,7 @@ ngx_http_canary_shadow_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    shd = &split->sh->shadow;
-    percent = shd->percent;
-
-    if (percent == 0
-        || (ngx_uint_t) ngx_random() % NGX_HTTP_CANARY_WEIGHT_MAX >= percent)
-    {
+    if ((ngx_uint_t) ngx_random() % NGX_HTTP_CANARY_WEIGHT_MAX >= percent) {
         return NGX_DECLINED;
     }
 
@@ -673,6 +683,8 @@ ngx_http_canary_shadow_start(ngx_http_request_t *r,
         return;
     }
 
+    ngx_http_canary_shadow_live++;
+
     st->split = ctx->split;
     st->request = r;
     st->refs = 1;
@@ -690,6 +702,7 @@ ngx_http_canary_shadow_start(ngx_http_request_t *r,
         st->request = NULL;
         cln->handler = NULL;
         ngx_free(st);
+        ngx_http_canary_shadow_live--;
         return;
     }
 
@@ -1419,6 +1432,7 @@ ngx_http_canary_shadow_unref(ngx_http_canary_shadow_t *st)
     }
 
     ngx_free(st);
+    ngx_http_canary_shadow_live--;
 }
 
 
@@ -1483,6 +1497,10 @@ ngx_http_canary_shadow_header_filter(ngx_http_request_t *r)
     ngx_http_canary_shadow_t       *st;
     ngx_http_canary_shadow_side_t  *side;
     ngx_http_canary_shadow_conf_t  *sc;
+
+    if (ngx_http_canary_shadow_live == 0) {
+        return ngx_http_next_header_filter(r);
+    }
 
     st = ngx_http_canary_shadow_state(r, &n);
 
@@ -1565,6 +1583,10 @@ ngx_http_canary_shadow_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
     ngx_chain_t                    *cl;
     ngx_http_canary_shadow_t       *st;
     ngx_http_canary_shadow_side_t  *side;
+
+    if (ngx_http_canary_shadow_live == 0) {
+        return ngx_http_next_body_filter(r, in);
+    }
 
     st = ngx_http_canary_shadow_state(r, &n);
 
