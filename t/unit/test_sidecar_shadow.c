@@ -12,12 +12,14 @@
 #include <check.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "unit.h"
 
 #include "analysis.h"
+#include "fleet.h"
 #include "nodes.h"
 
 
@@ -376,6 +378,7 @@ START_TEST(test_nodes_shadow_deltas)
     r[0].instances = r[1].instances = 1;
     r[0].created = r[1].created = 1700000000;
     r[0].total[0].requests = r[1].total[0].requests = 100;
+    r[0].shadow_seen = r[1].shadow_seen = 1;
     r[0].shadow_total.compared = 10;
     r[0].shadow_total.matched = 10;
     r[1].shadow_total.compared = 20;
@@ -468,6 +471,170 @@ START_TEST(test_evidence_text_keeps_shadow)
 
     /* more matched than compared: not this sidecar's */
     ck_assert_ptr_null(cs_shadow_parse(" h 1 2 3 0 0 0 0 0", &back.shadow));
+}
+END_TEST
+
+
+/* a node record of split "api" with the shadow object SHADOW (or none) */
+
+static const char  cs_record_head[] =
+    "{\"v\":1,\"node\":\"web-1\",\"instance\":\"1765100000.4242\","
+    "\"pid\":4243,\"split\":\"api\",\"generation\":7,\"weight\":0,"
+    "\"enabled\":true,\"guard_tripped\":false,\"created\":1765100000,"
+    "\"interval_ms\":1000,\"hist\":\"us64x16x20\","
+    "\"stable\":{\"requests\":2517,\"responses\":[0,2517,0,0,0],"
+    "\"upstream_errors\":0,\"latency\":\"17:2517\","
+    "\"window_s\":5,\"window_requests\":400},"
+    "\"canary\":{\"requests\":0,\"responses\":[0,0,0,0,0],"
+    "\"upstream_errors\":0,\"latency\":\"\",\"window_s\":5,"
+    "\"window_requests\":0}";
+
+
+static cs_record_e
+cs_record_shadow(const char *shadow, cs_metrics_t *m, char *err)
+{
+    char  rec[4096];
+
+    snprintf(rec, sizeof(rec), "%s%s%s}", cs_record_head,
+             shadow ? ",\"shadow\":" : "", shadow ? shadow : "");
+
+    return cs_fleet_parse("web-1", 5, rec, strlen(rec), "api", m, err, 256);
+}
+
+
+#define CS_GOOD_SHADOW(compared, matched)                                     \
+    "{\"requests\":" compared ",\"compared\":" compared ",\"matched\":"       \
+    matched ",\"mismatched\":{\"status\":0,\"body\":0},\"canary_errors\":0,"  \
+    "\"timeouts\":0,\"skipped\":{\"method\":0,\"body_too_large\":0,"          \
+    "\"in_flight\":0}}"
+
+
+/*
+ * A node record whose shadow is not the module's (wrong type, a count
+ * missing, negative, a fraction, a string, huge) is refused with a
+ * reason naming "shadow", as a record with a bad "requests" is: read as
+ * zeros, "compared" without "matched" was that many mismatches (a good
+ * canary rolled back on one bad record), a huge "matched" a pass.
+ */
+
+START_TEST(test_hostile_record_shadow)
+{
+    char          err[256];
+    size_t        i;
+    cs_metrics_t  m;
+
+    static const char  *bad[] = {
+        "\"x\"",
+        "[1,2]",
+        "17",
+        "{\"compared\":1000}",
+        "{\"requests\":1000,\"compared\":1000,\"mismatched\":{\"status\":0,"
+        "\"body\":0},\"canary_errors\":0,\"timeouts\":0}",
+        CS_GOOD_SHADOW("-5", "0"),
+        CS_GOOD_SHADOW("1000", "1.5e3"),
+        CS_GOOD_SHADOW("1000", "\"1000\""),
+        CS_GOOD_SHADOW("4611686018427387904", "4611686018427387904"),
+        "{\"requests\":10,\"compared\":10,\"matched\":10,\"mismatched\":7,"
+        "\"canary_errors\":0,\"timeouts\":0}",
+    };
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_msg(cs_record_shadow(bad[i], &m, err) != CS_RECORD_OK,
+                      "shadow %s taken", bad[i]);
+        ck_assert_msg(strstr(err, "shadow") != NULL, "%s: %s", bad[i],
+                      err);
+        ck_assert_uint_eq(m.shadow_total.compared, 0);
+        ck_assert_uint_eq(m.instances, 0);
+    }
+
+    /* the module's own, none (a split without shadow) and null: read */
+    ck_assert_int_eq(cs_record_shadow(CS_GOOD_SHADOW("1000", "990"), &m,
+                                      err), CS_RECORD_OK);
+    ck_assert_uint_eq(m.shadow_total.compared, 1000);
+    ck_assert_uint_eq(m.shadow_total.matched, 990);
+    ck_assert_int_eq(cs_record_shadow(NULL, &m, err), CS_RECORD_OK);
+    ck_assert_uint_eq(m.shadow_total.compared, 0);
+    ck_assert_int_eq(cs_record_shadow("null", &m, err), CS_RECORD_OK);
+}
+END_TEST
+
+
+/*
+ * An nginx that reported no shadow for a reading (the "shadow"
+ * directive out of nginx.conf for a reload, then back: its counters
+ * live in the zone across reloads), or whose shadow counters went down
+ * while its other counters did not: what it reports next is not all
+ * new to the stage.  Counting it was counting the comparisons of
+ * earlier stages, earlier rollouts, in this stage.
+ */
+
+START_TEST(test_nodes_shadow_history_not_counted)
+{
+    char           *text, *names[1] = { "http://a/s" };
+    int             answered[1] = { 1 };
+    size_t          restarted, other;
+    cs_node_t       nodes[1], back[1];
+    cs_window_t     deltas[2];
+    cs_metrics_t    r[1], sum;
+
+    memset(nodes, 0, sizeof(nodes));
+    cs_metrics_init(&r[0]);
+    r[0].instances = 1;
+    r[0].created = 1700000000;
+    r[0].total[0].requests = 100;
+    r[0].shadow_seen = 1;
+
+    /* a past rollout's canary: 5000 comparisons, 2000 mismatched */
+    r[0].shadow_total.compared = 5000;
+    r[0].shadow_total.matched = 3000;
+    cs_nodes_sum(nodes, r, answered, 1, T0, deltas, &sum, &restarted,
+                 &other);
+    ck_assert_uint_eq(sum.shadow_delta.compared, 0);
+
+    /* a reading without shadow (null) */
+    memset(&r[0].shadow_total, 0, sizeof(cs_shadow_t));
+    r[0].shadow_seen = 0;
+    r[0].total[0].requests = 110;
+    cs_nodes_sum(nodes, r, answered, 1, T0 + S, deltas, &sum, &restarted,
+                 &other);
+    ck_assert_uint_eq(sum.shadow_delta.compared, 0);
+
+    /* back: the first reading again, then only what is new */
+    r[0].shadow_seen = 1;
+    r[0].shadow_total.compared = 5000;
+    r[0].shadow_total.matched = 3000;
+    r[0].total[0].requests = 115;
+    cs_nodes_sum(nodes, r, answered, 1, T0 + 2 * S, deltas, &sum,
+                 &restarted, &other);
+    ck_assert_msg(sum.shadow_delta.compared == 0,
+                  "%llu compared counted in the stage, none were new",
+                  (unsigned long long) sum.shadow_delta.compared);
+
+    r[0].shadow_total.compared = 5100;
+    r[0].shadow_total.matched = 3100;
+    r[0].total[0].requests = 120;
+    cs_nodes_sum(nodes, r, answered, 1, T0 + 3 * S, deltas, &sum,
+                 &restarted, &other);
+    ck_assert_uint_eq(restarted, 0);
+    ck_assert_uint_eq(sum.shadow_delta.compared, 100);
+    ck_assert_uint_eq(sum.shadow_delta.compared - sum.shadow_delta.matched,
+                      0);
+
+    /* seen, kept so in the state's text, at 0 too */
+    text = cs_nodes_format(nodes, names, 1);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_uint_eq(cs_nodes_parse(back, names, 1, text), 0);
+    ck_assert_int_eq(back[0].shadow_seen, 1);
+    ck_assert_uint_eq(back[0].shadow.compared, 5100);
+    free(text);
+
+    memset(&nodes[0].shadow, 0, sizeof(cs_shadow_t));
+    text = cs_nodes_format(nodes, names, 1);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_msg(strstr(text, " h 0 0 0 0 0 0 0 0") != NULL, "%s", text);
+    ck_assert_uint_eq(cs_nodes_parse(back, names, 1, text), 0);
+    ck_assert_int_eq(back[0].shadow_seen, 1);
+    free(text);
 }
 END_TEST
 
