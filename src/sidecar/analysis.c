@@ -352,6 +352,7 @@ cs_judge(const cs_plan_t *plan, cs_evidence_t *ev, const cs_metrics_t *m,
     j->window_seconds = m->window_seconds;
     j->instances = m->instances;
     j->asked = m->asked;
+    j->shadow_nginx = m->shadow_seen;
 
     j->enough = j->requests[CS_STABLE] >= slo->min_requests
                 && j->requests[CS_CANARY] >= slo->min_requests;
@@ -1556,11 +1557,26 @@ cs_decide_forward(const cs_plan_t *plan, const cs_split_view_t *view,
     sh = &d->j.checks[CS_CHECK_SHADOW];
 
     if (!sh->off && sh->status != CS_PASS) {
+        /* nothing mirrored: the Redis field does nothing there */
+        if (d->j.shadow.compared == 0 && d->j.shadow_nginx == 0) {
+            cs_reason(d, "hold: no nginx reports a shadow for the split "
+                      "(its canary_split in nginx.conf needs a \"shadow\" "
+                      "directive, e.g. shadow 0;): nothing is compared "
+                      "(hold %s passed)", hold);
+            return;
+        }
+
         if (d->j.shadow.compared < d->j.shadow_min_compared) {
             cs_reason(d, "hold: the shadow compared %llu responses, "
-                      "shadow_min_compared %llu (hold %s passed)",
+                      "shadow_min_compared %llu (hold %s passed; of %llu "
+                      "mirrored: %llu canary errors, %llu timeouts, %llu "
+                      "skipped)",
                       (unsigned long long) d->j.shadow.compared,
-                      (unsigned long long) d->j.shadow_min_compared, hold);
+                      (unsigned long long) d->j.shadow_min_compared, hold,
+                      (unsigned long long) d->j.shadow.requests,
+                      (unsigned long long) d->j.shadow.canary_errors,
+                      (unsigned long long) d->j.shadow.timeouts,
+                      (unsigned long long) d->j.shadow.skipped);
             return;
         }
 

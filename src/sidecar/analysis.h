@@ -163,6 +163,8 @@ typedef struct {
        least the shadow check needs */
     cs_shadow_t         shadow;
     uint64_t            shadow_min_compared;
+    size_t              shadow_nginx;       /* nginx that report their
+                                               shadow this step */
 } cs_judgement_t;
 
 

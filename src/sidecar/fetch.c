@@ -144,6 +144,7 @@ cs_metrics_add(cs_metrics_t *sum, const cs_metrics_t *one)
     sum->instances += one->instances;
     sum->guard_tripped += one->guard_tripped;
     sum->disabled += one->disabled;
+    sum->shadow_seen += one->shadow_seen;
 }
 
 

@@ -78,6 +78,7 @@ cs_metrics(cs_metrics_t *m, uint64_t n, uint64_t compared,
     m->shadow_delta.compared = compared;
     m->shadow_delta.matched = matched;
     m->shadow_delta.mismatched_body = compared - matched;
+    m->shadow_seen = 1;
 
     m->instances = 1;
     m->asked = 1;
@@ -635,6 +636,45 @@ START_TEST(test_nodes_shadow_history_not_counted)
     ck_assert_uint_eq(cs_nodes_parse(back, names, 1, text), 0);
     ck_assert_int_eq(back[0].shadow_seen, 1);
     free(text);
+}
+END_TEST
+
+
+/*
+ * A shadow stage on nginx whose canary_split has no "shadow" directive
+ * (the Redis field does nothing there), or a canary that answers none
+ * of the mirrored requests: nothing is ever compared and the stage
+ * holds.  The hold says why, not only "compared 0".
+ */
+
+START_TEST(test_nothing_compared_says_why)
+{
+    cs_metrics_t     m;
+    cs_decision_t    d;
+    cs_rollout_t     ro;
+    cs_split_view_t  view;
+
+    cs_metrics(&m, 20000, 0, 0);
+    m.shadow_seen = 0;
+    cs_state(&ro, &view, 0);
+
+    cs_decide(&plan, &view, &ro, &m, T0 + 60 * 60 * S, &d);
+    ck_assert_int_eq(d.action, CS_ACT_HOLD);
+    ck_assert_msg(strstr(d.reason, "no nginx reports a shadow") != NULL
+                  && strstr(d.reason, "\"shadow\" directive") != NULL,
+                  "%s", d.reason);
+
+    /* mirrored, the canary down: its errors and timeouts said */
+    cs_metrics(&m, 20000, 0, 0);
+    m.shadow_delta.requests = 900;
+    m.shadow_delta.canary_errors = 700;
+    m.shadow_delta.timeouts = 200;
+    cs_state(&ro, &view, 0);
+
+    cs_decide(&plan, &view, &ro, &m, T0 + 60 * 60 * S, &d);
+    ck_assert_int_eq(d.action, CS_ACT_HOLD);
+    ck_assert_msg(strstr(d.reason, "700 canary errors, 200 timeouts")
+                  != NULL, "%s", d.reason);
 }
 END_TEST
 
