@@ -1512,6 +1512,7 @@ cs_decide_forward(const cs_plan_t *plan, const cs_split_view_t *view,
     char                a[24], b[24], w[16];
     int                 shadow_only;
     size_t              to, last;
+    uint64_t            min;
     const char         *hold;
     const cs_check_t   *sh;
     int64_t             held;
@@ -1532,15 +1533,17 @@ cs_decide_forward(const cs_plan_t *plan, const cs_split_view_t *view,
                   && plan->npins == 0 && !cs_plan_cohorts_route(plan,
                                                                 nx->stage);
 
+    /* the stage's min_requests, as j->enough has it */
+    min = cs_plan_stage_slo(plan, nx->stage)->min_requests;
+
     if (!d->j.enough && nx->stage != last
-        && !(shadow_only
-             && d->j.requests[CS_STABLE] >= plan->slo.min_requests))
+        && !(shadow_only && d->j.requests[CS_STABLE] >= min))
     {
         cs_reason(d, "hold: too little traffic to judge (canary n=%llu, "
                   "stable n=%llu, min %llu each)",
                   (unsigned long long) d->j.requests[CS_CANARY],
                   (unsigned long long) d->j.requests[CS_STABLE],
-                  (unsigned long long) plan->slo.min_requests);
+                  (unsigned long long) min);
         return;
     }
 

@@ -679,4 +679,81 @@ START_TEST(test_nothing_compared_says_why)
 END_TEST
 
 
+/*
+ * A stage at weight 100 sends stable nothing to mirror: a match rate
+ * there is never met, the rollout held for ever at its last stage.  The
+ * plan is refused, naming the field.  And a weight-0 shadow stage needs
+ * stable's min_requests of its own SLO, as "enough" does, not the
+ * plan's.
+ */
+
+START_TEST(test_shadow_edges)
+{
+    char             err[256];
+    cs_plan_t        p;
+    cs_metrics_t     m;
+    cs_decision_t    d;
+    cs_rollout_t     ro;
+    cs_split_view_t  view;
+
+    static const char  last[] =
+        "{\"stages\": ["
+        " {\"name\": \"a\", \"weight\": 5, \"hold\": \"1s\"},"
+        " {\"name\": \"b\", \"weight\": 100, \"shadow\": 10, \"hold\": \"0s\","
+        "  \"slo\": {\"shadow_match_min\": 99}}]}";
+    static const char  top[] =
+        "{\"stages\": ["
+        " {\"name\": \"a\", \"weight\": 0, \"shadow\": 10, \"hold\": \"1s\"},"
+        " {\"name\": \"b\", \"weight\": 100, \"shadow\": 10, \"hold\": \"0s\"}],"
+        " \"slo\": {\"shadow_match_min\": 99}}";
+    static const char  stage_min[] =
+        "{\"stages\": ["
+        " {\"name\": \"s\", \"weight\": 0, \"shadow\": 10, \"hold\": \"1s\","
+        "  \"slo\": {\"shadow_match_min\": 99, \"shadow_min_compared\": 100,"
+        "           \"min_requests\": 5000}},"
+        " {\"name\": \"b\", \"weight\": 100, \"hold\": \"0s\"}],"
+        " \"slo\": {\"min_requests\": 50}}";
+
+    ck_assert_int_eq(cs_plan_parse(&p, last, sizeof(last) - 1, "plan.json",
+                                   err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "stages[1].slo.shadow_match_min") != NULL
+                  && strstr(err, "weight 100") != NULL, "%s", err);
+
+    ck_assert_int_eq(cs_plan_parse(&p, top, sizeof(top) - 1, "plan.json",
+                                   err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "slo.shadow_match_min") != NULL
+                  && strstr(err, "stages[1]") != NULL
+                  && strstr(err, "weight 100") != NULL, "%s", err);
+
+    ck_assert_msg(cs_plan_parse(&p, stage_min, sizeof(stage_min) - 1,
+                                "plan.json", err, sizeof(err)) == 0,
+                  "%s", err);
+
+    cs_metrics(&m, 1000, 1000, 1000);
+    cs_rollout_init(&ro);
+    ro.status = CS_STATUS_RUNNING;
+    ro.stage = 0;
+    ro.stage_started = T0;
+    ro.generation = 7;
+    ro.seen = 7;
+    memset(&view, 0, sizeof(view));
+    view.exists = 1;
+    view.has_weight = 1;
+    view.enabled = -1;
+    view.generation = 7;
+    strcpy(view.state, "running");
+    strcpy(view.updated_by, "sidecar-a");
+
+    cs_decide(&p, &view, &ro, &m, T0 + 60 * S, &d);
+    ck_assert_int_eq(d.j.checks[CS_CHECK_SHADOW].status, CS_PASS);
+    ck_assert_msg(d.action == CS_ACT_HOLD
+                  && strstr(d.reason, "too little traffic") != NULL
+                  && strstr(d.reason, "min 5000") != NULL,
+                  "%d %s", d.action, d.reason);
+
+    cs_plan_free(&p);
+}
+END_TEST
+
+
 UNIT_MAIN("sidecar_shadow", cs_setup, cs_teardown, 0)
