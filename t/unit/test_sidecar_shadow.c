@@ -704,8 +704,8 @@ START_TEST(test_shadow_edges)
     static const char  top[] =
         "{\"stages\": ["
         " {\"name\": \"a\", \"weight\": 0, \"shadow\": 10, \"hold\": \"1s\"},"
-        " {\"name\": \"b\", \"weight\": 100, \"shadow\": 10, \"hold\": \"0s\"}],"
-        " \"slo\": {\"shadow_match_min\": 99}}";
+        " {\"name\": \"b\", \"weight\": 100, \"shadow\": 10,"
+        "  \"hold\": \"0s\"}], \"slo\": {\"shadow_match_min\": 99}}";
     static const char  stage_min[] =
         "{\"stages\": ["
         " {\"name\": \"s\", \"weight\": 0, \"shadow\": 10, \"hold\": \"1s\","
