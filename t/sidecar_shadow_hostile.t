@@ -12,6 +12,11 @@
 # - nginx.conf's canary_split without a "shadow" directive: the Redis
 #   field does nothing, nothing is compared, the stage holds; the hold
 #   says why (not only "compared 0").
+# - stable answers 500 for a fifth of the requests, the canary 200 with
+#   stable's body: nginx counts status mismatches, stable's failures;
+#   at weight 0 no outage is seen (the canary has no request).  They
+#   were the canary's: a good canary rolled back.  Now as many status
+#   mismatches as stable's 5xx are not compared: promoted.
 
 use strict;
 use warnings;
@@ -149,6 +154,42 @@ sub check_schema {
     my @ops = $s->operations;
     ok !(grep { $_ eq 'canary_phase_complete' } @ops), 'no promotion';
 
+    $s->finish;
+}
+
+
+# ---- stable fails, the canary answers: stable's fault ----------------------
+
+{
+    my $s = SidecarTest->new(name => 'sidecar-shadow-stable5xx',
+                             canary_body => 'stable st', stable_fault => 20,
+                             split_conf => 'shadow 0;');
+    $s->start;
+    $s->fault('fault_stable', 1);
+    $s->traffic(clients => 2, rate => 80, pinned_share => 0);
+    $s->sidecar(plan => shadow_plan());
+
+    $s->wait_for(sub { $s->hget('weight') eq '50'
+                       || $s->hget('state') =~ /^(complete|rolled_back)$/ },
+                 60, 'stable 5xx: the shadow stage is decided')
+        or $s->show_log;
+
+    isnt $s->hget('state'), 'rolled_back',
+        'stable\'s 500s against the canary\'s 200s: not rolled back';
+    my ($done) = grep { $_->{operation} eq 'canary_phase_complete' }
+                 $s->receipts;
+    ok $done, 'the shadow stage was promoted';
+    my $sh = $done ? $done->{evidence}{shadow} : {};
+    cmp_ok $sh->{mismatched}{status} // 0, '>', 0,
+        'nginx counted status mismatches';
+    cmp_ok $sh->{stable_5xx_excused} // 0, '>', 0,
+        'stable\'s 5xx accounted for them';
+    # (a body cut short under load is rare, and no concern here)
+    cmp_ok $sh->{mismatched}{body} // 0, '<=', ($sh->{compared} // 0) / 100,
+        'hardly a body mismatch' or diag explain $sh;
+    is $sh->{status}, 'PASS', 'shadow check PASS';
+
+    check_schema($s, 'stable5xx');
     $s->finish;
 }
 

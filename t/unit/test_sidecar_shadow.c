@@ -793,4 +793,53 @@ START_TEST(test_evidence_matched_over_compared)
 END_TEST
 
 
+/*
+ * Stable's own 5xx: the module compares the client's response as it is,
+ * so a stable 502 against a canary 200 is a status mismatch.  A stable
+ * outage during a weight-0 shadow stage (no canary request: no outage
+ * seen) failed a good canary and rolled it back.  Status mismatches up
+ * to stable's 5xx over the stage are stable's, not compared; a body
+ * that differs is the canary's still.
+ */
+
+START_TEST(test_stable_errors_not_the_canary)
+{
+    cs_metrics_t     m;
+    cs_decision_t    d;
+    cs_rollout_t     ro;
+    cs_split_view_t  view;
+
+    cs_metrics(&m, 20000, 2000, 1900);
+    m.shadow_delta.mismatched_body = 0;
+    m.shadow_delta.mismatched_status = 100;
+    m.delta[CS_STABLE].errors_5xx = 400;
+    cs_state(&ro, &view, 0);
+
+    cs_decide(&plan, &view, &ro, &m, T0 + 30 * 60 * S, &d);
+    ck_assert_int_ne(d.j.checks[CS_CHECK_SHADOW].status, CS_FAIL);
+    ck_assert_int_eq(d.j.violation, 0);
+    ck_assert_msg(d.action == CS_ACT_PROMOTE, "%d %s", d.action, d.reason);
+
+    /* bodies that differ: the canary's */
+    cs_metrics(&m, 20000, 2000, 1900);
+    m.delta[CS_STABLE].errors_5xx = 400;
+    cs_state(&ro, &view, 0);
+
+    cs_decide(&plan, &view, &ro, &m, T0 + 30 * 60 * S, &d);
+    ck_assert_int_eq(d.j.checks[CS_CHECK_SHADOW].status, CS_FAIL);
+
+    /* more status mismatches than stable's 5xx: the rest count */
+    cs_metrics(&m, 20000, 2000, 1900);
+    m.shadow_delta.mismatched_body = 0;
+    m.shadow_delta.mismatched_status = 100;
+    m.delta[CS_STABLE].errors_5xx = 10;
+    cs_state(&ro, &view, 0);
+
+    cs_decide(&plan, &view, &ro, &m, T0 + 30 * 60 * S, &d);
+    ck_assert_int_eq(d.j.checks[CS_CHECK_SHADOW].status, CS_FAIL);
+    ck_assert_uint_eq(d.j.checks[CS_CHECK_SHADOW].events[CS_CANARY], 90);
+}
+END_TEST
+
+
 UNIT_MAIN("sidecar_shadow", cs_setup, cs_teardown, 0)
