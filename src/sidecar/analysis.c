@@ -572,6 +572,7 @@ static void
 cs_judge_shadow(const cs_slo_t *slo, const cs_evidence_t *ev, double a,
     cs_judgement_t *j)
 {
+    double       share;
     uint64_t     n, k, min;
     cs_check_t  *c;
 
@@ -603,12 +604,22 @@ cs_judge_shadow(const cs_slo_t *slo, const cs_evidence_t *ev, double a,
      * against a canary's answer is a status mismatch, stable's (an
      * outage of stable at weight 0 is no outage seen, the canary has no
      * request); as many status mismatches as stable's 5xx over the stage
-     * are not compared
+     * had among the mirrored requests (its 5xx share of them: at shadow
+     * 10 a tenth; all its 5xx would excuse a canary's own) are not
+     * compared
      */
     j->shadow_excused = j->shadow.mismatched_status;
+    share = 0;
 
-    if (j->shadow_excused > ev->v[CS_STABLE].errors_5xx) {
-        j->shadow_excused = ev->v[CS_STABLE].errors_5xx;
+    if (ev->v[CS_STABLE].requests) {
+        share = (double) ev->v[CS_STABLE].errors_5xx
+                / (double) ev->v[CS_STABLE].requests;
+        share = share > 1 ? 1 : share;
+    }
+
+    if ((double) j->shadow_excused > share * (double) j->shadow.requests) {
+        j->shadow_excused = (uint64_t) (share
+                                        * (double) j->shadow.requests);
     }
 
     if (j->shadow_excused > j->shadow.compared - j->shadow.matched) {
