@@ -101,6 +101,12 @@ my @bad = (
     ['shadow_match_min in a plan without shadow',
      "{\"stages\": [$ok], \"slo\": {\"shadow_match_min\": 99.9}}",
      qr/slo\.shadow_match_min: no stage says "shadow"/],
+    ['shadow_match_min at weight 100', '{"stages": ['
+     . '{"name": "s", "weight": 0, "hold": "1s"},'
+     . ' {"name": "b", "weight": 100, "shadow": 10, "hold": "0s",'
+     . ' "slo": {"shadow_match_min": 99}}]}',
+     qr/stages\[1\]\.slo\.shadow_match_min: stages\[1\] has weight 100: (?#
+       )stable serves nothing to mirror/],
 );
 
 sub connections {

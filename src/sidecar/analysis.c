@@ -352,6 +352,7 @@ cs_judge(const cs_plan_t *plan, cs_evidence_t *ev, const cs_metrics_t *m,
     j->window_seconds = m->window_seconds;
     j->instances = m->instances;
     j->asked = m->asked;
+    j->shadow_nginx = m->shadow_seen;
 
     j->enough = j->requests[CS_STABLE] >= slo->min_requests
                 && j->requests[CS_CANARY] >= slo->min_requests;
@@ -571,6 +572,7 @@ static void
 cs_judge_shadow(const cs_slo_t *slo, const cs_evidence_t *ev, double a,
     cs_judgement_t *j)
 {
+    double       share;
     uint64_t     n, k, min;
     cs_check_t  *c;
 
@@ -597,7 +599,34 @@ cs_judge_shadow(const cs_slo_t *slo, const cs_evidence_t *ev, double a,
         return;
     }
 
-    n = j->shadow.compared;
+    /*
+     * the module compares the client's response as it is: stable's 5xx
+     * against a canary's answer is a status mismatch, stable's (an
+     * outage of stable at weight 0 is no outage seen, the canary has no
+     * request); as many status mismatches as stable's 5xx over the stage
+     * had among the mirrored requests (its 5xx share of them: at shadow
+     * 10 a tenth; all its 5xx would excuse a canary's own) are not
+     * compared
+     */
+    j->shadow_excused = j->shadow.mismatched_status;
+    share = 0;
+
+    if (ev->v[CS_STABLE].requests) {
+        share = (double) ev->v[CS_STABLE].errors_5xx
+                / (double) ev->v[CS_STABLE].requests;
+        share = share > 1 ? 1 : share;
+    }
+
+    if ((double) j->shadow_excused > share * (double) j->shadow.requests) {
+        j->shadow_excused = (uint64_t) (share
+                                        * (double) j->shadow.requests);
+    }
+
+    if (j->shadow_excused > j->shadow.compared - j->shadow.matched) {
+        j->shadow_excused = j->shadow.compared - j->shadow.matched;
+    }
+
+    n = j->shadow.compared - j->shadow_excused;
     k = n - j->shadow.matched;
 
     c->baseline = 100;                  /* stable, against itself */
@@ -1511,6 +1540,7 @@ cs_decide_forward(const cs_plan_t *plan, const cs_split_view_t *view,
     char                a[24], b[24], w[16];
     int                 shadow_only;
     size_t              to, last;
+    uint64_t            min;
     const char         *hold;
     const cs_check_t   *sh;
     int64_t             held;
@@ -1531,15 +1561,17 @@ cs_decide_forward(const cs_plan_t *plan, const cs_split_view_t *view,
                   && plan->npins == 0 && !cs_plan_cohorts_route(plan,
                                                                 nx->stage);
 
+    /* the stage's min_requests, as j->enough has it */
+    min = cs_plan_stage_slo(plan, nx->stage)->min_requests;
+
     if (!d->j.enough && nx->stage != last
-        && !(shadow_only
-             && d->j.requests[CS_STABLE] >= plan->slo.min_requests))
+        && !(shadow_only && d->j.requests[CS_STABLE] >= min))
     {
         cs_reason(d, "hold: too little traffic to judge (canary n=%llu, "
                   "stable n=%llu, min %llu each)",
                   (unsigned long long) d->j.requests[CS_CANARY],
                   (unsigned long long) d->j.requests[CS_STABLE],
-                  (unsigned long long) plan->slo.min_requests);
+                  (unsigned long long) min);
         return;
     }
 
@@ -1556,11 +1588,29 @@ cs_decide_forward(const cs_plan_t *plan, const cs_split_view_t *view,
     sh = &d->j.checks[CS_CHECK_SHADOW];
 
     if (!sh->off && sh->status != CS_PASS) {
-        if (d->j.shadow.compared < d->j.shadow_min_compared) {
+        /* nothing mirrored: the Redis field does nothing there */
+        if (d->j.shadow.compared == 0 && d->j.shadow_nginx == 0) {
+            cs_reason(d, "hold: no nginx reports a shadow for the split "
+                      "(its canary_split in nginx.conf needs a \"shadow\" "
+                      "directive, e.g. shadow 0;): nothing is compared "
+                      "(hold %s passed)", hold);
+            return;
+        }
+
+        if (d->j.shadow.compared - d->j.shadow_excused
+            < d->j.shadow_min_compared)
+        {
             cs_reason(d, "hold: the shadow compared %llu responses, "
-                      "shadow_min_compared %llu (hold %s passed)",
-                      (unsigned long long) d->j.shadow.compared,
-                      (unsigned long long) d->j.shadow_min_compared, hold);
+                      "shadow_min_compared %llu (hold %s passed; of %llu "
+                      "mirrored: %llu canary errors, %llu timeouts, %llu "
+                      "skipped)",
+                      (unsigned long long) (d->j.shadow.compared
+                                            - d->j.shadow_excused),
+                      (unsigned long long) d->j.shadow_min_compared, hold,
+                      (unsigned long long) d->j.shadow.requests,
+                      (unsigned long long) d->j.shadow.canary_errors,
+                      (unsigned long long) d->j.shadow.timeouts,
+                      (unsigned long long) d->j.shadow.skipped);
             return;
         }
 
@@ -1731,8 +1781,10 @@ cs_failed_checks(const cs_plan_t *plan, const cs_judgement_t *j, char *buf,
                    "body; always-valid p=%.2g < %.2g)", n ? ", " : "",
                    c->canary, c->threshold,
                    (unsigned long long) c->events[CS_CANARY],
-                   (unsigned long long) j->shadow.compared,
-                   (unsigned long long) j->shadow.mismatched_status,
+                   (unsigned long long) (j->shadow.compared
+                                         - j->shadow_excused),
+                   (unsigned long long) (j->shadow.mismatched_status
+                                         - j->shadow_excused),
                    (unsigned long long) j->shadow.mismatched_body,
                    c->p_value, c->alpha);
     }
@@ -1824,7 +1876,8 @@ cs_decision_line(const cs_plan_t *plan, const char *split,
         n = cs_cat(buf, size, n, "; shadow %llu/%llu matched, min %g%%: "
                    "%s (p=%.2g)",
                    (unsigned long long) j->shadow.matched,
-                   (unsigned long long) j->shadow.compared,
+                   (unsigned long long) (j->shadow.compared
+                                         - j->shadow_excused),
                    j->checks[CS_CHECK_SHADOW].threshold,
                    cs_verdict_name(j->checks[CS_CHECK_SHADOW].status),
                    j->checks[CS_CHECK_SHADOW].p_value);

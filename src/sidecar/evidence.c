@@ -147,6 +147,14 @@ cs_evidence_add(const cs_plan_t *plan, cs_evidence_t *ev,
 
     /* the shadow's comparisons, summed over the fleet as the requests */
     cs_shadow_add(&ev->shadow, &m->shadow_delta);
+
+    /*
+     * the module adds to compared before matched: a comparison read
+     * between the two at the stage's start lands its matched alone
+     */
+    if (ev->shadow.matched > ev->shadow.compared) {
+        ev->shadow.matched = ev->shadow.compared;
+    }
 }
 
 

@@ -36,6 +36,8 @@ static int cs_fetch_variant(json_t *variants, const char *name,
     size_t errlen);
 static int cs_fetch_counts(json_t *counts, uint64_t *out);
 static int cs_fetch_uint(json_t *obj, const char *key, uint64_t *out);
+static int cs_fetch_shadow_count(json_t *obj, const char *key,
+    uint64_t *out);
 static void cs_fetch_append(char *err, size_t errlen, const char *name,
     const char *why);
 
@@ -142,6 +144,7 @@ cs_metrics_add(cs_metrics_t *sum, const cs_metrics_t *one)
     sum->instances += one->instances;
     sum->guard_tripped += one->guard_tripped;
     sum->disabled += one->disabled;
+    sum->shadow_seen += one->shadow_seen;
 }
 
 
@@ -358,7 +361,7 @@ int
 cs_fetch_parse(const char *body, size_t len, const char *split,
     cs_metrics_t *m, char *err, size_t errlen)
 {
-    int            rc;
+    int            rc, shadow;
     json_t        *root, *s, *v, *guard;
     uint64_t       gen;
     unsigned       sec[2];
@@ -421,7 +424,14 @@ cs_fetch_parse(const char *body, size_t len, const char *split,
     }
 
     /* null, or absent from an older module: no shadow, all 0 */
-    cs_fetch_shadow(json_object_get(s, "shadow"), &m->shadow_total);
+    shadow = cs_fetch_shadow(json_object_get(s, "shadow"), &m->shadow_total,
+                             err, errlen);
+
+    if (shadow == -1) {
+        goto done;
+    }
+
+    m->shadow_seen = shadow == 0;
 
     m->instances = 1;
     rc = 0;
@@ -518,53 +528,100 @@ cs_fetch_variant(json_t *variants, const char *name, cs_window_t *w,
 
 
 /*
- * splits.NAME.shadow's cumulative counters; a count that is missing or
- * not one reads as 0 (the shadow check then sees fewer comparisons, never
- * more)
+ * splits.NAME.shadow's cumulative counters: 1 none (absent, null: a
+ * split without "shadow", an older module), 0 read, -1 not the module's
+ * (not an object, a count missing, not a count, over
+ * CS_SHADOW_COUNT_MAX) and err.  Read as zeros, such an object was a
+ * stage's worth of counts: "compared" without "matched" as many
+ * mismatches, and the next good reading all new.
  */
 
-void
-cs_fetch_shadow(json_t *sh, cs_shadow_t *out)
+int
+cs_fetch_shadow(json_t *sh, cs_shadow_t *out, char *err, size_t errlen)
 {
-    uint64_t  n;
-    json_t   *o;
+    size_t       i;
+    uint64_t     n;
+    json_t      *o;
+    const char  *bad;
+
+    static const char  *skips[] = { "method", "body_too_large",
+                                    "in_flight" };
 
     memset(out, 0, sizeof(cs_shadow_t));
 
-    if (!json_is_object(sh)) {
-        return;
+    if (sh == NULL || json_is_null(sh)) {
+        return 1;
     }
 
-    (void) cs_fetch_uint(sh, "requests", &out->requests);
-    (void) cs_fetch_uint(sh, "compared", &out->compared);
-    (void) cs_fetch_uint(sh, "matched", &out->matched);
-    (void) cs_fetch_uint(sh, "canary_errors", &out->canary_errors);
-    (void) cs_fetch_uint(sh, "timeouts", &out->timeouts);
+    if (!json_is_object(sh)) {
+        snprintf(err, errlen, "\"shadow\" is not an object");
+        return -1;
+    }
 
     o = json_object_get(sh, "mismatched");
-    (void) cs_fetch_uint(o, "status", &out->mismatched_status);
-    (void) cs_fetch_uint(o, "body", &out->mismatched_body);
 
+    bad = cs_fetch_shadow_count(sh, "requests", &out->requests)
+          ? "requests"
+          : cs_fetch_shadow_count(sh, "compared", &out->compared)
+          ? "compared"
+          : cs_fetch_shadow_count(sh, "matched", &out->matched)
+          ? "matched"
+          : cs_fetch_shadow_count(o, "status", &out->mismatched_status)
+          ? "mismatched.status"
+          : cs_fetch_shadow_count(o, "body", &out->mismatched_body)
+          ? "mismatched.body"
+          : cs_fetch_shadow_count(sh, "canary_errors", &out->canary_errors)
+          ? "canary_errors"
+          : cs_fetch_shadow_count(sh, "timeouts", &out->timeouts)
+          ? "timeouts" : NULL;
+
+    /* skipped is told, not judged: its counts may be absent */
     o = json_object_get(sh, "skipped");
 
-    if (cs_fetch_uint(o, "method", &n) == 0) {
-        out->skipped = n;
+    for (i = 0; bad == NULL && i < 3; i++) {
+        if (json_object_get(o, skips[i]) == NULL) {
+            continue;
+        }
+
+        if (cs_fetch_shadow_count(o, skips[i], &n)) {
+            bad = skips[i];
+            break;
+        }
+
+        out->skipped += n;
     }
 
-    if (cs_fetch_uint(o, "body_too_large", &n) == 0) {
-        out->skipped = n > UINT64_MAX - out->skipped ? UINT64_MAX
-                                                     : out->skipped + n;
+    if (bad != NULL) {
+        memset(out, 0, sizeof(cs_shadow_t));
+        snprintf(err, errlen, "\"shadow\": %s is not a count up to %llu",
+                 bad, (unsigned long long) CS_SHADOW_COUNT_MAX);
+        return -1;
     }
 
-    if (cs_fetch_uint(o, "in_flight", &n) == 0) {
-        out->skipped = n > UINT64_MAX - out->skipped ? UINT64_MAX
-                                                     : out->skipped + n;
-    }
-
-    /* matched is never more than compared: a count beyond it is none */
+    /*
+     * matched is never more than compared; the module adds to compared
+     * first, and one comparison may end between the two reads: a count
+     * beyond it is none
+     */
     if (out->matched > out->compared) {
         out->matched = out->compared;
     }
+
+    return 0;
+}
+
+
+/* 0, or 1: missing, not a count, over CS_SHADOW_COUNT_MAX */
+
+static int
+cs_fetch_shadow_count(json_t *obj, const char *key, uint64_t *out)
+{
+    if (cs_fetch_uint(obj, key, out) != 0 || *out > CS_SHADOW_COUNT_MAX) {
+        *out = 0;
+        return 1;
+    }
+
+    return 0;
 }
 
 

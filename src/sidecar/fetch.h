@@ -75,6 +75,9 @@ typedef struct {
 
     cs_shadow_t         shadow_total;       /* one nginx: cumulative; 0
                                                without shadow */
+    size_t              shadow_seen;        /* one nginx: 1 it reported
+                                               its shadow; the fleet:
+                                               the nginx that did */
     cs_shadow_t         shadow_delta;       /* the fleet: new since the
                                                previous step */
 } cs_metrics_t;
@@ -106,13 +109,18 @@ void cs_metrics_add(cs_metrics_t *sum, const cs_metrics_t *one);
 /* a += b, variant by variant */
 void cs_window_add(cs_window_t *a, const cs_window_t *b);
 
+/* a shadow count beyond it is not the module's (as CS_FLEET_COUNT_MAX) */
+#define CS_SHADOW_COUNT_MAX     (1ULL << 48)
+
 /*
  * a split's "shadow" object (the status JSON's, a node record's) into
- * out: a count missing or not one reads 0; NULL or not an object: all 0.
- * (a jansson json_t)
+ * out: 0 read; 1 none (NULL, null: all 0); -1 not the module's (not an
+ * object, a count missing or not one) and err, out all 0.  (a jansson
+ * json_t)
  */
 struct json_t;
-void cs_fetch_shadow(struct json_t *sh, cs_shadow_t *out);
+int cs_fetch_shadow(struct json_t *sh, cs_shadow_t *out, char *err,
+    size_t errlen);
 
 /* a += b; a - b into out (0 and 1 when a counter of a is under b's) */
 void cs_shadow_add(cs_shadow_t *a, const cs_shadow_t *b);

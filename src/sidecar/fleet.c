@@ -57,6 +57,7 @@ cs_fleet_parse(const char *name, size_t name_len, const char *record,
     size_t len, const char *split, cs_metrics_t *m, char *err,
     size_t errlen)
 {
+    int            shadow;
     json_t        *root, *v;
     json_int_t     n;
     cs_record_e    rc;
@@ -193,7 +194,15 @@ cs_fleet_parse(const char *name, size_t name_len, const char *record,
 
     if (rc == CS_RECORD_OK) {
         /* absent without "shadow" in the split: all 0 */
-        cs_fetch_shadow(json_object_get(root, "shadow"), &m->shadow_total);
+        shadow = cs_fetch_shadow(json_object_get(root, "shadow"),
+                                 &m->shadow_total, err, errlen);
+
+        if (shadow == -1) {
+            rc = CS_RECORD_FIELD;
+            goto done;
+        }
+
+        m->shadow_seen = shadow == 0;
         m->instances = 1;
     }
 

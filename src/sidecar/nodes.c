@@ -74,10 +74,18 @@ cs_node_read(cs_node_t *node, const cs_metrics_t *m, int64_t now,
             cs_window_sub(&delta[v], &m->total[v], &node->total[v]);
         }
 
-        /* shadow counters that went down alone (the shadow's block
-         * started over): what they count now is new */
-        if (cs_shadow_sub(&node->shadow_new, &m->shadow_total,
-                          &node->shadow))
+        /*
+         * shadow counters that went down alone (the shadow's block
+         * started over): what they count now is new.  Not so after a
+         * reading without them (null for a reload without "shadow": the
+         * zone kept them): they are counted from this reading on, or a
+         * past stage's comparisons were this one's.
+         */
+        if (!node->shadow_seen) {
+            /* nothing new yet */
+
+        } else if (cs_shadow_sub(&node->shadow_new, &m->shadow_total,
+                                 &node->shadow))
         {
             node->shadow_new = m->shadow_total;
         }
@@ -95,6 +103,7 @@ cs_node_read(cs_node_t *node, const cs_metrics_t *m, int64_t now,
     }
     memcpy(node->total, m->total, 2 * sizeof(cs_window_t));
     node->shadow = m->shadow_total;
+    node->shadow_seen = m->shadow_seen != 0;
 
     return rc;
 }
@@ -152,7 +161,7 @@ char *
 cs_nodes_format(const cs_node_t *nodes, char *const *names, size_t n)
 {
     char    *buf;
-    size_t   i, len, size;
+    size_t   i, len, size, mark;
 
     size = 1;
 
@@ -186,7 +195,14 @@ cs_nodes_format(const cs_node_t *nodes, char *const *names, size_t n)
                                      (unsigned long long) nodes[i].instance);
         }
 
+        /* seen at 0: "h" all the same, the next reading is counted */
+        mark = len;
         len = cs_shadow_format(buf, size, len, &nodes[i].shadow);
+
+        if (nodes[i].shadow_seen && len == mark) {
+            len += (size_t) snprintf(buf + len, size - len,
+                                     " h 0 0 0 0 0 0 0 0");
+        }
     }
 
     return buf;
@@ -357,6 +373,7 @@ cs_node_parse(cs_node_t *node, const char *p)
 
     if (p && p[0] == ' ' && p[1] == 'h' && p[2] == ' ') {
         p = cs_shadow_parse(p, &node->shadow);
+        node->shadow_seen = p != NULL;
     }
 
     node->seen = p != NULL;

@@ -48,6 +48,8 @@ typedef struct {
                                                unknown */
     cs_window_t         total[2];
     cs_shadow_t         shadow;             /* its shadow counters */
+    int                 shadow_seen;        /* the last reading had them
+                                               (not null, not absent) */
     cs_shadow_t         shadow_new;         /* what the last reading
                                                added to them */
 } cs_node_t;

@@ -1086,6 +1086,27 @@ cs_plan_stage_slos(cs_plan_ctx_t *ctx, cs_plan_t *plan, json_t *stages)
         }
     }
 
+    /* at weight 100 stable serves nothing to mirror: never promoted */
+    for (i = 0; i < plan->nstages; i++) {
+        if (plan->stages[i].weight == 10000 && plan->stages[i].shadow > 0
+            && cs_plan_stage_slo(plan, i)->shadow_match_min > 0)
+        {
+            v = json_object_get(json_array_get(stages, i), "slo");
+
+            if (json_object_get(v, "shadow_match_min") != NULL) {
+                snprintf(where, sizeof(where), "stages[%zu].", i);
+
+            } else {
+                where[0] = '\0';
+            }
+
+            return cs_plan_error(ctx, "%sslo.shadow_match_min: stages[%zu] "
+                                 "has weight 100: stable serves nothing to "
+                                 "mirror, its match rate could never be "
+                                 "met", where, i);
+        }
+    }
+
     return 0;
 }
 

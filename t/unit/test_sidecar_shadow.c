@@ -12,12 +12,14 @@
 #include <check.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "unit.h"
 
 #include "analysis.h"
+#include "fleet.h"
 #include "nodes.h"
 
 
@@ -76,6 +78,7 @@ cs_metrics(cs_metrics_t *m, uint64_t n, uint64_t compared,
     m->shadow_delta.compared = compared;
     m->shadow_delta.matched = matched;
     m->shadow_delta.mismatched_body = compared - matched;
+    m->shadow_seen = 1;
 
     m->instances = 1;
     m->asked = 1;
@@ -376,6 +379,7 @@ START_TEST(test_nodes_shadow_deltas)
     r[0].instances = r[1].instances = 1;
     r[0].created = r[1].created = 1700000000;
     r[0].total[0].requests = r[1].total[0].requests = 100;
+    r[0].shadow_seen = r[1].shadow_seen = 1;
     r[0].shadow_total.compared = 10;
     r[0].shadow_total.matched = 10;
     r[1].shadow_total.compared = 20;
@@ -468,6 +472,378 @@ START_TEST(test_evidence_text_keeps_shadow)
 
     /* more matched than compared: not this sidecar's */
     ck_assert_ptr_null(cs_shadow_parse(" h 1 2 3 0 0 0 0 0", &back.shadow));
+}
+END_TEST
+
+
+/* a node record of split "api" with the shadow object SHADOW (or none) */
+
+static const char  cs_record_head[] =
+    "{\"v\":1,\"node\":\"web-1\",\"instance\":\"1765100000.4242\","
+    "\"pid\":4243,\"split\":\"api\",\"generation\":7,\"weight\":0,"
+    "\"enabled\":true,\"guard_tripped\":false,\"created\":1765100000,"
+    "\"interval_ms\":1000,\"hist\":\"us64x16x20\","
+    "\"stable\":{\"requests\":2517,\"responses\":[0,2517,0,0,0],"
+    "\"upstream_errors\":0,\"latency\":\"17:2517\","
+    "\"window_s\":5,\"window_requests\":400},"
+    "\"canary\":{\"requests\":0,\"responses\":[0,0,0,0,0],"
+    "\"upstream_errors\":0,\"latency\":\"\",\"window_s\":5,"
+    "\"window_requests\":0}";
+
+
+static cs_record_e
+cs_record_shadow(const char *shadow, cs_metrics_t *m, char *err)
+{
+    char  rec[4096];
+
+    snprintf(rec, sizeof(rec), "%s%s%s}", cs_record_head,
+             shadow ? ",\"shadow\":" : "", shadow ? shadow : "");
+
+    return cs_fleet_parse("web-1", 5, rec, strlen(rec), "api", m, err, 256);
+}
+
+
+#define CS_GOOD_SHADOW(compared, matched)                                     \
+    "{\"requests\":" compared ",\"compared\":" compared ",\"matched\":"       \
+    matched ",\"mismatched\":{\"status\":0,\"body\":0},\"canary_errors\":0,"  \
+    "\"timeouts\":0,\"skipped\":{\"method\":0,\"body_too_large\":0,"          \
+    "\"in_flight\":0}}"
+
+
+/*
+ * A node record whose shadow is not the module's (wrong type, a count
+ * missing, negative, a fraction, a string, huge) is refused with a
+ * reason naming "shadow", as a record with a bad "requests" is: read as
+ * zeros, "compared" without "matched" was that many mismatches (a good
+ * canary rolled back on one bad record), a huge "matched" a pass.
+ */
+
+START_TEST(test_hostile_record_shadow)
+{
+    char          err[256];
+    size_t        i;
+    cs_metrics_t  m;
+
+    static const char  *bad[] = {
+        "\"x\"",
+        "[1,2]",
+        "17",
+        "{\"compared\":1000}",
+        "{\"requests\":1000,\"compared\":1000,\"mismatched\":{\"status\":0,"
+        "\"body\":0},\"canary_errors\":0,\"timeouts\":0}",
+        CS_GOOD_SHADOW("-5", "0"),
+        CS_GOOD_SHADOW("1000", "1.5e3"),
+        CS_GOOD_SHADOW("1000", "\"1000\""),
+        CS_GOOD_SHADOW("4611686018427387904", "4611686018427387904"),
+        "{\"requests\":10,\"compared\":10,\"matched\":10,\"mismatched\":7,"
+        "\"canary_errors\":0,\"timeouts\":0}",
+    };
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_msg(cs_record_shadow(bad[i], &m, err) != CS_RECORD_OK,
+                      "shadow %s taken", bad[i]);
+        ck_assert_msg(strstr(err, "shadow") != NULL, "%s: %s", bad[i],
+                      err);
+        ck_assert_uint_eq(m.shadow_total.compared, 0);
+        ck_assert_uint_eq(m.instances, 0);
+    }
+
+    /* the module's own, none (a split without shadow) and null: read */
+    ck_assert_int_eq(cs_record_shadow(CS_GOOD_SHADOW("1000", "990"), &m,
+                                      err), CS_RECORD_OK);
+    ck_assert_uint_eq(m.shadow_total.compared, 1000);
+    ck_assert_uint_eq(m.shadow_total.matched, 990);
+    ck_assert_int_eq(cs_record_shadow(NULL, &m, err), CS_RECORD_OK);
+    ck_assert_uint_eq(m.shadow_total.compared, 0);
+    ck_assert_int_eq(cs_record_shadow("null", &m, err), CS_RECORD_OK);
+}
+END_TEST
+
+
+/*
+ * An nginx that reported no shadow for a reading (the "shadow"
+ * directive out of nginx.conf for a reload, then back: its counters
+ * live in the zone across reloads), or whose shadow counters went down
+ * while its other counters did not: what it reports next is not all
+ * new to the stage.  Counting it was counting the comparisons of
+ * earlier stages, earlier rollouts, in this stage.
+ */
+
+START_TEST(test_nodes_shadow_history_not_counted)
+{
+    char           *text, *names[1] = { "http://a/s" };
+    int             answered[1] = { 1 };
+    size_t          restarted, other;
+    cs_node_t       nodes[1], back[1];
+    cs_window_t     deltas[2];
+    cs_metrics_t    r[1], sum;
+
+    memset(nodes, 0, sizeof(nodes));
+    cs_metrics_init(&r[0]);
+    r[0].instances = 1;
+    r[0].created = 1700000000;
+    r[0].total[0].requests = 100;
+    r[0].shadow_seen = 1;
+
+    /* a past rollout's canary: 5000 comparisons, 2000 mismatched */
+    r[0].shadow_total.compared = 5000;
+    r[0].shadow_total.matched = 3000;
+    cs_nodes_sum(nodes, r, answered, 1, T0, deltas, &sum, &restarted,
+                 &other);
+    ck_assert_uint_eq(sum.shadow_delta.compared, 0);
+
+    /* a reading without shadow (null) */
+    memset(&r[0].shadow_total, 0, sizeof(cs_shadow_t));
+    r[0].shadow_seen = 0;
+    r[0].total[0].requests = 110;
+    cs_nodes_sum(nodes, r, answered, 1, T0 + S, deltas, &sum, &restarted,
+                 &other);
+    ck_assert_uint_eq(sum.shadow_delta.compared, 0);
+
+    /* back: the first reading again, then only what is new */
+    r[0].shadow_seen = 1;
+    r[0].shadow_total.compared = 5000;
+    r[0].shadow_total.matched = 3000;
+    r[0].total[0].requests = 115;
+    cs_nodes_sum(nodes, r, answered, 1, T0 + 2 * S, deltas, &sum,
+                 &restarted, &other);
+    ck_assert_msg(sum.shadow_delta.compared == 0,
+                  "%llu compared counted in the stage, none were new",
+                  (unsigned long long) sum.shadow_delta.compared);
+
+    r[0].shadow_total.compared = 5100;
+    r[0].shadow_total.matched = 3100;
+    r[0].total[0].requests = 120;
+    cs_nodes_sum(nodes, r, answered, 1, T0 + 3 * S, deltas, &sum,
+                 &restarted, &other);
+    ck_assert_uint_eq(restarted, 0);
+    ck_assert_uint_eq(sum.shadow_delta.compared, 100);
+    ck_assert_uint_eq(sum.shadow_delta.compared - sum.shadow_delta.matched,
+                      0);
+
+    /* seen, kept so in the state's text, at 0 too */
+    text = cs_nodes_format(nodes, names, 1);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_uint_eq(cs_nodes_parse(back, names, 1, text), 0);
+    ck_assert_int_eq(back[0].shadow_seen, 1);
+    ck_assert_uint_eq(back[0].shadow.compared, 5100);
+    free(text);
+
+    memset(&nodes[0].shadow, 0, sizeof(cs_shadow_t));
+    text = cs_nodes_format(nodes, names, 1);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_msg(strstr(text, " h 0 0 0 0 0 0 0 0") != NULL, "%s", text);
+    ck_assert_uint_eq(cs_nodes_parse(back, names, 1, text), 0);
+    ck_assert_int_eq(back[0].shadow_seen, 1);
+    free(text);
+}
+END_TEST
+
+
+/*
+ * A shadow stage on nginx whose canary_split has no "shadow" directive
+ * (the Redis field does nothing there), or a canary that answers none
+ * of the mirrored requests: nothing is ever compared and the stage
+ * holds.  The hold says why, not only "compared 0".
+ */
+
+START_TEST(test_nothing_compared_says_why)
+{
+    cs_metrics_t     m;
+    cs_decision_t    d;
+    cs_rollout_t     ro;
+    cs_split_view_t  view;
+
+    cs_metrics(&m, 20000, 0, 0);
+    m.shadow_seen = 0;
+    cs_state(&ro, &view, 0);
+
+    cs_decide(&plan, &view, &ro, &m, T0 + 60 * 60 * S, &d);
+    ck_assert_int_eq(d.action, CS_ACT_HOLD);
+    ck_assert_msg(strstr(d.reason, "no nginx reports a shadow") != NULL
+                  && strstr(d.reason, "\"shadow\" directive") != NULL,
+                  "%s", d.reason);
+
+    /* mirrored, the canary down: its errors and timeouts said */
+    cs_metrics(&m, 20000, 0, 0);
+    m.shadow_delta.requests = 900;
+    m.shadow_delta.canary_errors = 700;
+    m.shadow_delta.timeouts = 200;
+    cs_state(&ro, &view, 0);
+
+    cs_decide(&plan, &view, &ro, &m, T0 + 60 * 60 * S, &d);
+    ck_assert_int_eq(d.action, CS_ACT_HOLD);
+    ck_assert_msg(strstr(d.reason, "700 canary errors, 200 timeouts")
+                  != NULL, "%s", d.reason);
+}
+END_TEST
+
+
+/*
+ * A stage at weight 100 sends stable nothing to mirror: a match rate
+ * there is never met, the rollout held for ever at its last stage.  The
+ * plan is refused, naming the field.  And a weight-0 shadow stage needs
+ * stable's min_requests of its own SLO, as "enough" does, not the
+ * plan's.
+ */
+
+START_TEST(test_shadow_edges)
+{
+    char             err[256];
+    cs_plan_t        p;
+    cs_metrics_t     m;
+    cs_decision_t    d;
+    cs_rollout_t     ro;
+    cs_split_view_t  view;
+
+    static const char  last[] =
+        "{\"stages\": ["
+        " {\"name\": \"a\", \"weight\": 5, \"hold\": \"1s\"},"
+        " {\"name\": \"b\", \"weight\": 100, \"shadow\": 10, \"hold\": \"0s\","
+        "  \"slo\": {\"shadow_match_min\": 99}}]}";
+    static const char  top[] =
+        "{\"stages\": ["
+        " {\"name\": \"a\", \"weight\": 0, \"shadow\": 10, \"hold\": \"1s\"},"
+        " {\"name\": \"b\", \"weight\": 100, \"shadow\": 10,"
+        "  \"hold\": \"0s\"}], \"slo\": {\"shadow_match_min\": 99}}";
+    static const char  stage_min[] =
+        "{\"stages\": ["
+        " {\"name\": \"s\", \"weight\": 0, \"shadow\": 10, \"hold\": \"1s\","
+        "  \"slo\": {\"shadow_match_min\": 99, \"shadow_min_compared\": 100,"
+        "           \"min_requests\": 5000}},"
+        " {\"name\": \"b\", \"weight\": 100, \"hold\": \"0s\"}],"
+        " \"slo\": {\"min_requests\": 50}}";
+
+    ck_assert_int_eq(cs_plan_parse(&p, last, sizeof(last) - 1, "plan.json",
+                                   err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "stages[1].slo.shadow_match_min") != NULL
+                  && strstr(err, "weight 100") != NULL, "%s", err);
+
+    ck_assert_int_eq(cs_plan_parse(&p, top, sizeof(top) - 1, "plan.json",
+                                   err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "slo.shadow_match_min") != NULL
+                  && strstr(err, "stages[1]") != NULL
+                  && strstr(err, "weight 100") != NULL, "%s", err);
+
+    ck_assert_msg(cs_plan_parse(&p, stage_min, sizeof(stage_min) - 1,
+                                "plan.json", err, sizeof(err)) == 0,
+                  "%s", err);
+
+    cs_metrics(&m, 1000, 1000, 1000);
+    cs_rollout_init(&ro);
+    ro.status = CS_STATUS_RUNNING;
+    ro.stage = 0;
+    ro.stage_started = T0;
+    ro.generation = 7;
+    ro.seen = 7;
+    memset(&view, 0, sizeof(view));
+    view.exists = 1;
+    view.has_weight = 1;
+    view.enabled = -1;
+    view.generation = 7;
+    strcpy(view.state, "running");
+    strcpy(view.updated_by, "sidecar-a");
+
+    cs_decide(&p, &view, &ro, &m, T0 + 60 * S, &d);
+    ck_assert_int_eq(d.j.checks[CS_CHECK_SHADOW].status, CS_PASS);
+    ck_assert_msg(d.action == CS_ACT_HOLD
+                  && strstr(d.reason, "too little traffic") != NULL
+                  && strstr(d.reason, "min 5000") != NULL,
+                  "%d %s", d.action, d.reason);
+
+    cs_plan_free(&p);
+}
+END_TEST
+
+
+/*
+ * The module adds to "compared" before "matched": a reading between the
+ * two, at the stage's start, is the baseline; its comparison's "matched"
+ * then lands in the stage without its "compared" (0 compared, 1 matched
+ * after one step).  Such evidence was saved as text that the next
+ * sidecar (a restart, a new leader) refused: the whole stage's evidence,
+ * every check's, lost.
+ */
+
+START_TEST(test_evidence_matched_over_compared)
+{
+    char           *text, err[128];
+    cs_metrics_t    m;
+    cs_evidence_t   ev, back;
+
+    memset(&ev, 0, sizeof(ev));
+    cs_seq_init(&ev.errors);
+    cs_seq_init(&ev.latency);
+    cs_seq_init(&ev.latency95);
+
+    cs_metrics(&m, 100, 0, 0);
+    m.shadow_delta.requests = 3;
+    m.shadow_delta.matched = 1;
+    cs_evidence_add(&plan, &ev, &m);
+
+    ck_assert_uint_le(ev.shadow.matched, ev.shadow.compared);
+
+    text = cs_evidence_format(&ev);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_msg(cs_evidence_parse(&back, text, err, sizeof(err)) == 0,
+                  "%s: %s", text, err);
+    ck_assert_uint_eq(back.v[CS_STABLE].requests, 100);
+    free(text);
+}
+END_TEST
+
+
+/*
+ * Stable's own 5xx: the module compares the client's response as it is,
+ * so a stable 502 against a canary 200 is a status mismatch.  A stable
+ * outage during a weight-0 shadow stage (no canary request: no outage
+ * seen) failed a good canary and rolled it back.  Status mismatches up
+ * to stable's 5xx over the stage are stable's, not compared; a body
+ * that differs is the canary's still.
+ */
+
+START_TEST(test_stable_errors_not_the_canary)
+{
+    cs_metrics_t     m;
+    cs_decision_t    d;
+    cs_rollout_t     ro;
+    cs_split_view_t  view;
+
+    /* 2000 of 20000 mirrored; stable 5xx on a fifth of its requests */
+    cs_metrics(&m, 20000, 2000, 1900);
+    m.shadow_delta.mismatched_body = 0;
+    m.shadow_delta.mismatched_status = 100;
+    m.delta[CS_STABLE].errors_5xx = 4000;
+    cs_state(&ro, &view, 0);
+
+    cs_decide(&plan, &view, &ro, &m, T0 + 30 * 60 * S, &d);
+    ck_assert_int_ne(d.j.checks[CS_CHECK_SHADOW].status, CS_FAIL);
+    ck_assert_int_eq(d.j.violation, 0);
+    ck_assert_msg(d.action == CS_ACT_PROMOTE, "%d %s", d.action, d.reason);
+
+    /* bodies that differ: the canary's */
+    cs_metrics(&m, 20000, 2000, 1900);
+    m.delta[CS_STABLE].errors_5xx = 4000;
+    cs_state(&ro, &view, 0);
+
+    cs_decide(&plan, &view, &ro, &m, T0 + 30 * 60 * S, &d);
+    ck_assert_int_eq(d.j.checks[CS_CHECK_SHADOW].status, CS_FAIL);
+
+    /*
+     * stable's 100 5xx in 20000, a tenth mirrored: about 10 of the
+     * canary's 100 status mismatches are stable's, not all 100 (the
+     * canary's own 500s excused by stable's errors elsewhere)
+     */
+    cs_metrics(&m, 20000, 2000, 1900);
+    m.shadow_delta.mismatched_body = 0;
+    m.shadow_delta.mismatched_status = 100;
+    m.delta[CS_STABLE].errors_5xx = 100;
+    cs_state(&ro, &view, 0);
+
+    cs_decide(&plan, &view, &ro, &m, T0 + 30 * 60 * S, &d);
+    ck_assert_int_eq(d.j.checks[CS_CHECK_SHADOW].status, CS_FAIL);
+    ck_assert_uint_eq(d.j.shadow_excused, 10);
+    ck_assert_uint_eq(d.j.checks[CS_CHECK_SHADOW].events[CS_CANARY], 90);
 }
 END_TEST
 
