@@ -341,6 +341,9 @@ check_shadow(json_t *o, const ngx_http_canary_shadow_report_t *sh)
     check_uint(member(member(o, "skipped", "shadow"), "in_flight",
                       "skipped"), sh->skipped_in_flight,
                "shadow.skipped.in_flight");
+    check_uint(member(member(o, "skipped", "shadow"), "stable_error",
+                      "skipped"), sh->skipped_stable_error,
+               "shadow.skipped.stable_error");
 
     rate = member(o, "match_rate", "shadow");
     fuzz_assert(sh->compared ? json_is_number(rate) : json_is_null(rate),

@@ -196,6 +196,8 @@ check_shadow(json_t *o, const ngx_http_canary_shadow_report_t *sh)
                "shadow skipped.body_too_large");
     check_uint(member(m, "in_flight"), sh->skipped_in_flight,
                "shadow skipped.in_flight");
+    check_uint(member(m, "stable_error"), sh->skipped_stable_error,
+               "shadow skipped.stable_error");
     fuzz_assert(json_object_size(o) == 7, "shadow: %zu fields, not 7",
                 json_object_size(o));
 }

@@ -249,6 +249,7 @@ fuzz_report_build(fuzz_report_t *fr, const uint8_t *data, size_t size)
         s->shadow.skipped_method = fuzz_report_counter(&in);
         s->shadow.skipped_body_too_large = fuzz_report_counter(&in);
         s->shadow.skipped_in_flight = fuzz_report_counter(&in);
+        s->shadow.skipped_stable_error = fuzz_report_counter(&in);
         s->shadow.nexamples = fuzz_in_u8(&in)
                               % (NGX_HTTP_CANARY_SHADOW_EXAMPLES + 1);
 

@@ -154,6 +154,7 @@ typedef struct {
     ngx_atomic_t                 skipped_method;
     ngx_atomic_t                 skipped_body_too_large;
     ngx_atomic_t                 skipped_in_flight;
+    ngx_atomic_t                 skipped_stable_error;
 
     ngx_atomic_t                 next;          /* examples written */
     ngx_http_canary_shm_example_t

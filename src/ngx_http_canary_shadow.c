@@ -1657,9 +1657,25 @@ ngx_http_canary_shadow_compare(ngx_http_canary_shadow_t *st)
         return;
     }
 
+    /*
+     * the canary is compared with a healthy stable: stable's own 5xx
+     * says nothing of the canary (at weight 0 it would be the canary's
+     * only "failure"), so the pair is not compared
+     */
+    if (s->status >= NGX_HTTP_INTERNAL_SERVER_ERROR && s->status < 600) {
+        (void) ngx_atomic_fetch_add(&shd->skipped_stable_error, 1);
+        return;
+    }
+
+    /*
+     * the verdict's counter first, then compared: a reader (who reads
+     * compared first, see ngx_http_canary_shadow_report()) may see a
+     * match not yet compared, never a compared pair not yet matched,
+     * that is, never a mismatch that is not there
+     */
     if (s->status != c->status) {
-        (void) ngx_atomic_fetch_add(&shd->compared, 1);
         (void) ngx_atomic_fetch_add(&shd->mismatched_status, 1);
+        (void) ngx_atomic_fetch_add(&shd->compared, 1);
         ngx_http_canary_shadow_example(st);
         return;
     }
@@ -1691,15 +1707,15 @@ ngx_http_canary_shadow_compare(ngx_http_canary_shadow_t *st)
             || c->body.state != NGX_HTTP_CANARY_SHADOW_BODY_OK
             || ds != dc)
         {
-            (void) ngx_atomic_fetch_add(&shd->compared, 1);
             (void) ngx_atomic_fetch_add(&shd->mismatched_body, 1);
+            (void) ngx_atomic_fetch_add(&shd->compared, 1);
             ngx_http_canary_shadow_example(st);
             return;
         }
     }
 
-    (void) ngx_atomic_fetch_add(&shd->compared, 1);
     (void) ngx_atomic_fetch_add(&shd->matched, 1);
+    (void) ngx_atomic_fetch_add(&shd->compared, 1);
 }
 
 
@@ -1922,8 +1938,20 @@ ngx_http_canary_shadow_report(ngx_http_canary_split_t *split,
     rep->configured = split->shadow.configured;
     rep->percent = shd->percent;
     rep->requests = shd->requests;
+
+    /*
+     * compared before the verdicts (the writers add them in the other
+     * order, see ngx_http_canary_shadow_compare()): the verdicts read
+     * may count pairs not yet compared, so matched is cut to compared
+     */
     rep->compared = shd->compared;
+    ngx_memory_barrier();
     rep->matched = shd->matched;
+
+    if (rep->matched > rep->compared) {
+        rep->matched = rep->compared;
+    }
+
     rep->mismatched_status = shd->mismatched_status;
     rep->mismatched_body = shd->mismatched_body;
     rep->canary_errors = shd->canary_errors;
@@ -1931,6 +1959,7 @@ ngx_http_canary_shadow_report(ngx_http_canary_split_t *split,
     rep->skipped_method = shd->skipped_method;
     rep->skipped_body_too_large = shd->skipped_body_too_large;
     rep->skipped_in_flight = shd->skipped_in_flight;
+    rep->skipped_stable_error = shd->skipped_stable_error;
     rep->nexamples = 0;
 
     next = shd->next;

@@ -7,7 +7,9 @@
 # a gzip-encoding canary against a plain stable with the same content
 # matches; compare=status ignores the body and counts a 404 canary as a
 # status mismatch; a body above max_body is skipped; POST is not
-# mirrored.  The client always gets stable's response, and the shadows
+# mirrored; a stable 5xx is not compared (skipped.stable_error: the
+# canary is compared with a healthy stable), a canary 5xx against a
+# stable 200 is a status mismatch.  The client always gets stable's response, and the shadows
 # are not in the canary's variant counters.
 
 use strict;
@@ -49,6 +51,8 @@ my %origin = (
     ca_echo => 'return 200 "c=$http_cookie x=$http_x_forwarded_for '
                . 'm=$http_x_many a=$arg_a\n";',
     ca_big  => "return 200 '$big';",
+    st_500  => 'return 500 "stable failed\n";',
+    ca_500  => 'return 500 "canary failed\n";',
 );
 
 my $origins = '';
@@ -148,6 +152,29 @@ $locations .= <<"END";
         }
 END
 
+# stable's 5xx against a canary's 200, and the other way round
+for my $pair (['st5xx', 'st_500', 'ca_same'], ['ca5xx', 'st_same', 'ca_500'])
+{
+    my ($name, $st, $ca) = @$pair;
+
+    $splits .= <<"END";
+    canary_split $name {
+        stable $st;
+        canary $ca;
+        weight 0;
+        shadow 100;
+    }
+END
+
+    $locations .= <<"END";
+        location /$name {
+            canary $name;
+            add_header X-Shadow \$canary_shadow always;
+            proxy_pass http://\$canary_upstream;
+        }
+END
+}
+
 # the upstream-level form: canary_balancer picks the canary's group
 $splits .= <<"END";
     canary_split bal {
@@ -202,7 +229,8 @@ sub settled {
     for (1 .. 100) {
         $sh = status()->{$name}{shadow};
         my $done = $sh->{compared} + $sh->{canary_errors} + $sh->{timeouts}
-                   + $sh->{skipped}{body_too_large};
+                   + $sh->{skipped}{body_too_large}
+                   + $sh->{skipped}{stable_error};
         last if $sh->{requests} >= $want && $done == $sh->{requests};
         sleep 0.1;
     }
@@ -343,6 +371,29 @@ is($bigs->{match_rate}, undef, 'big: match_rate null');
     is($s->{skipped}{method}, 1, 'POST: counted in skipped.method');
 }
 
+# stable's 500 says nothing of the canary: not compared; the canary's
+# 500 against stable's 200 is the canary's: a status mismatch
+{
+    my $r = $t->get($port, '/st5xx/1');
+    is($r->{status}, 500, 'st5xx: the client gets stable\'s 500');
+    is($r->{headers}{'x-shadow'}, '1', 'st5xx: mirrored');
+    my $s = settled('st5xx', 1);
+    is($s->{skipped}{stable_error}, 1, 'st5xx: skipped.stable_error 1');
+    is($s->{compared}, 0, 'st5xx: not compared');
+    is($s->{mismatched}{status}, 0, 'st5xx: no status mismatch');
+    is($s->{canary_errors}, 0, 'st5xx: no canary error');
+    is($s->{match_rate}, undef, 'st5xx: match_rate null');
+    is_deeply($s->{examples}, [], 'st5xx: no mismatch example');
+
+    $r = $t->get($port, '/ca5xx/1');
+    is($r->{status}, 200, 'ca5xx: the client gets stable\'s 200');
+    $s = settled('ca5xx', 1);
+    is($s->{compared}, 1, 'ca5xx: compared');
+    is($s->{mismatched}{status}, 1, 'ca5xx: a status mismatch');
+    is($s->{skipped}{stable_error}, 0, 'ca5xx: skipped.stable_error 0');
+    is($s->{examples}[0]{canary_status}, 500, 'ca5xx: example says 500');
+}
+
 # the same in Prometheus, and promtool accepts it
 {
     my $r = $t->get($port, '/canary_status?format=prometheus');
@@ -360,6 +411,12 @@ is($bigs->{match_rate}, undef, 'big: match_rate null');
          'prometheus: canary_shadow_match_ratio 1');
     like($text, qr/^canary_shadow_match_ratio\{split="field"\} 0\.0+$/m,
          'prometheus: canary_shadow_match_ratio 0');
+    like($text,
+         qr/^canary_shadow_skipped_total\{split="st5xx",reason="stable_error"\} 1$/m,
+         'prometheus: canary_shadow_skipped_total stable_error');
+    like($text,
+         qr/^canary_shadow_mismatches_total\{split="ca5xx",kind="status"\} 1$/m,
+         'prometheus: a canary 500 is a status mismatch');
     unlike($text, qr/^canary_shadow_match_ratio\{split="big"\}/m,
            'prometheus: no ratio while nothing was compared');
 
@@ -411,7 +468,7 @@ is($bigs->{match_rate}, undef, 'big: match_rate null');
 
 # shadows are not canary traffic
 my $all = status();
-for my $name (sort(keys %split), 'bal') {
+for my $name (sort(keys %split), 'bal', 'st5xx', 'ca5xx') {
     is($all->{$name}{variants}{canary}{requests}, 0,
        "$name: no shadow in the canary's variant counters");
 }

@@ -493,7 +493,8 @@ ngx_http_canary_json_shadow(ngx_http_canary_out_t *out,
                                "{\"status\":%llu,\"body\":%llu},"
                                "\"canary_errors\":%llu,\"timeouts\":%llu,"
                                "\"skipped\":{\"method\":%llu,"
-                               "\"body_too_large\":%llu,\"in_flight\":%llu},"
+                               "\"body_too_large\":%llu,\"in_flight\":%llu,"
+                               "\"stable_error\":%llu},"
                                "\"match_rate\":",
                                (unsigned long long) sh->requests,
                                (unsigned long long) sh->compared,
@@ -505,7 +506,9 @@ ngx_http_canary_json_shadow(ngx_http_canary_out_t *out,
                                (unsigned long long) sh->skipped_method,
                                (unsigned long long)
                                    sh->skipped_body_too_large,
-                               (unsigned long long) sh->skipped_in_flight);
+                               (unsigned long long) sh->skipped_in_flight,
+                               (unsigned long long)
+                                   sh->skipped_stable_error);
 
     if (sh->compared) {
         ngx_http_canary_out_printf(out, "%.3f",

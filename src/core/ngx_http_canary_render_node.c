@@ -62,7 +62,7 @@ ngx_http_canary_render_node(ngx_http_canary_out_t *out,
             "\"matched\":%llu,\"mismatched\":{\"status\":%llu,"
             "\"body\":%llu},\"canary_errors\":%llu,\"timeouts\":%llu,"
             "\"skipped\":{\"method\":%llu,\"body_too_large\":%llu,"
-            "\"in_flight\":%llu}}",
+            "\"in_flight\":%llu,\"stable_error\":%llu}}",
             (unsigned long long) s->shadow.requests,
             (unsigned long long) s->shadow.compared,
             (unsigned long long) s->shadow.matched,
@@ -72,7 +72,8 @@ ngx_http_canary_render_node(ngx_http_canary_out_t *out,
             (unsigned long long) s->shadow.timeouts,
             (unsigned long long) s->shadow.skipped_method,
             (unsigned long long) s->shadow.skipped_body_too_large,
-            (unsigned long long) s->shadow.skipped_in_flight);
+            (unsigned long long) s->shadow.skipped_in_flight,
+            (unsigned long long) s->shadow.skipped_stable_error);
     }
 
     ngx_http_canary_out_printf(out, "}");

@@ -406,7 +406,7 @@ ngx_http_canary_prom_shadow(ngx_http_canary_out_t *out,
           "Shadows ended at their timeout." },
         { "canary_shadow_skipped_total", "counter",
           "Shadows not sent (method, in_flight) or not compared "
-          "(body_too_large)." },
+          "(body_too_large, stable_error)." },
         { "canary_shadow_match_ratio", "gauge",
           "Matched of compared shadows, 0 to 1." }
     };
@@ -465,6 +465,11 @@ ngx_http_canary_prom_shadow(ngx_http_canary_out_t *out,
                 ngx_http_canary_out_printf(out,
                     ",reason=\"in_flight\"} %llu\n",
                     (unsigned long long) sh->skipped_in_flight);
+                ngx_http_canary_out_printf(out, "%s", families[k].name);
+                ngx_http_canary_prom_labels(out, &rep->splits[i], NULL);
+                ngx_http_canary_out_printf(out,
+                    ",reason=\"stable_error\"} %llu\n",
+                    (unsigned long long) sh->skipped_stable_error);
                 continue;
 
             case 7:

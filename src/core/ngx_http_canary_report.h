@@ -106,6 +106,7 @@ typedef struct {
     uint64_t                          skipped_method;
     uint64_t                          skipped_body_too_large;
     uint64_t                          skipped_in_flight;
+    uint64_t                          skipped_stable_error;
     size_t                            nexamples;        /* newest first */
     ngx_http_canary_shadow_example_t  examples[NGX_HTTP_CANARY_SHADOW_EXAMPLES];
 } ngx_http_canary_shadow_report_t;

@@ -572,7 +572,6 @@ static void
 cs_judge_shadow(const cs_slo_t *slo, const cs_evidence_t *ev, double a,
     cs_judgement_t *j)
 {
-    double       share;
     uint64_t     n, k, min;
     cs_check_t  *c;
 
@@ -599,34 +598,7 @@ cs_judge_shadow(const cs_slo_t *slo, const cs_evidence_t *ev, double a,
         return;
     }
 
-    /*
-     * the module compares the client's response as it is: stable's 5xx
-     * against a canary's answer is a status mismatch, stable's (an
-     * outage of stable at weight 0 is no outage seen, the canary has no
-     * request); as many status mismatches as stable's 5xx over the stage
-     * had among the mirrored requests (its 5xx share of them: at shadow
-     * 10 a tenth; all its 5xx would excuse a canary's own) are not
-     * compared
-     */
-    j->shadow_excused = j->shadow.mismatched_status;
-    share = 0;
-
-    if (ev->v[CS_STABLE].requests) {
-        share = (double) ev->v[CS_STABLE].errors_5xx
-                / (double) ev->v[CS_STABLE].requests;
-        share = share > 1 ? 1 : share;
-    }
-
-    if ((double) j->shadow_excused > share * (double) j->shadow.requests) {
-        j->shadow_excused = (uint64_t) (share
-                                        * (double) j->shadow.requests);
-    }
-
-    if (j->shadow_excused > j->shadow.compared - j->shadow.matched) {
-        j->shadow_excused = j->shadow.compared - j->shadow.matched;
-    }
-
-    n = j->shadow.compared - j->shadow_excused;
+    n = j->shadow.compared;
     k = n - j->shadow.matched;
 
     c->baseline = 100;                  /* stable, against itself */
@@ -1597,15 +1569,12 @@ cs_decide_forward(const cs_plan_t *plan, const cs_split_view_t *view,
             return;
         }
 
-        if (d->j.shadow.compared - d->j.shadow_excused
-            < d->j.shadow_min_compared)
-        {
+        if (d->j.shadow.compared < d->j.shadow_min_compared) {
             cs_reason(d, "hold: the shadow compared %llu responses, "
                       "shadow_min_compared %llu (hold %s passed; of %llu "
                       "mirrored: %llu canary errors, %llu timeouts, %llu "
                       "skipped)",
-                      (unsigned long long) (d->j.shadow.compared
-                                            - d->j.shadow_excused),
+                      (unsigned long long) d->j.shadow.compared,
                       (unsigned long long) d->j.shadow_min_compared, hold,
                       (unsigned long long) d->j.shadow.requests,
                       (unsigned long long) d->j.shadow.canary_errors,
@@ -1781,10 +1750,8 @@ cs_failed_checks(const cs_plan_t *plan, const cs_judgement_t *j, char *buf,
                    "body; always-valid p=%.2g < %.2g)", n ? ", " : "",
                    c->canary, c->threshold,
                    (unsigned long long) c->events[CS_CANARY],
-                   (unsigned long long) (j->shadow.compared
-                                         - j->shadow_excused),
-                   (unsigned long long) (j->shadow.mismatched_status
-                                         - j->shadow_excused),
+                   (unsigned long long) j->shadow.compared,
+                   (unsigned long long) j->shadow.mismatched_status,
                    (unsigned long long) j->shadow.mismatched_body,
                    c->p_value, c->alpha);
     }
@@ -1876,8 +1843,7 @@ cs_decision_line(const cs_plan_t *plan, const char *split,
         n = cs_cat(buf, size, n, "; shadow %llu/%llu matched, min %g%%: "
                    "%s (p=%.2g)",
                    (unsigned long long) j->shadow.matched,
-                   (unsigned long long) (j->shadow.compared
-                                         - j->shadow_excused),
+                   (unsigned long long) j->shadow.compared,
                    j->checks[CS_CHECK_SHADOW].threshold,
                    cs_verdict_name(j->checks[CS_CHECK_SHADOW].status),
                    j->checks[CS_CHECK_SHADOW].p_value);

@@ -165,9 +165,6 @@ typedef struct {
     uint64_t            shadow_min_compared;
     size_t              shadow_nginx;       /* nginx that report their
                                                shadow this step */
-    uint64_t            shadow_excused;     /* status mismatches that
-                                               stable's 5xx account for:
-                                               not compared */
 } cs_judgement_t;
 
 

@@ -544,8 +544,9 @@ cs_fetch_shadow(json_t *sh, cs_shadow_t *out, char *err, size_t errlen)
     json_t      *o;
     const char  *bad;
 
+    /* stable_error: an nginx before it has none */
     static const char  *skips[] = { "method", "body_too_large",
-                                    "in_flight" };
+                                    "in_flight", "stable_error" };
 
     memset(out, 0, sizeof(cs_shadow_t));
 
@@ -578,7 +579,8 @@ cs_fetch_shadow(json_t *sh, cs_shadow_t *out, char *err, size_t errlen)
     /* skipped is told, not judged: its counts may be absent */
     o = json_object_get(sh, "skipped");
 
-    for (i = 0; bad == NULL && i < 3; i++) {
+    for (i = 0; bad == NULL && i < sizeof(skips) / sizeof(skips[0]); i++)
+    {
         if (json_object_get(o, skips[i]) == NULL) {
             continue;
         }

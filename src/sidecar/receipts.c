@@ -666,9 +666,6 @@ cs_receipt_shadow(const cs_judgement_t *j)
                             (json_int_t) s->timeouts));
     json_object_set_new(sh, "skipped", json_integer(
                             (json_int_t) s->skipped));
-    /* match_rate is matched / (compared - this) */
-    json_object_set_new(sh, "stable_5xx_excused", json_integer(
-                            (json_int_t) j->shadow_excused));
     json_object_set_new(sh, "match_rate", cs_receipt_number(c->canary));
     json_object_set_new(sh, "threshold", cs_receipt_number(c->threshold));
     json_object_set_new(sh, "min_compared", json_integer(

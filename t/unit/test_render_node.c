@@ -195,13 +195,15 @@ START_TEST(shadow_counters_only_with_shadow)
     split->shadow.skipped_method = 5;
     split->shadow.skipped_body_too_large = 6;
     split->shadow.skipped_in_flight = 18446744073709551615ULL;
+    split->shadow.skipped_stable_error = 8;
 
     rec = render(&len);
     ck_assert_msg(strstr(rec, ",\"shadow\":{\"requests\":12,\"compared\":10,"
                          "\"matched\":7,\"mismatched\":{\"status\":1,"
                          "\"body\":2},\"canary_errors\":3,\"timeouts\":4,"
                          "\"skipped\":{\"method\":5,\"body_too_large\":6,"
-                         "\"in_flight\":18446744073709551615}}}") != NULL,
+                         "\"in_flight\":18446744073709551615,"
+                         "\"stable_error\":8}}}") != NULL,
                   "%s", rec);
     free(rec);
 }
@@ -302,6 +304,7 @@ START_TEST(the_worst_case_fits_the_contract)
     split->shadow.skipped_method = UINT64_MAX;
     split->shadow.skipped_body_too_large = UINT64_MAX;
     split->shadow.skipped_in_flight = UINT64_MAX;
+    split->shadow.skipped_stable_error = UINT64_MAX;
 
     rec = render(&len);
 
