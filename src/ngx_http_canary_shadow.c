@@ -4,7 +4,7 @@
  * in the background, to the canary upstream; both responses are compared
  * (status, then a digest of the body) and counted in the split's slot of
  * the zone, with the last 16 mismatches.  The client gets stable's
- * response only and never waits for the canary's.  NOTES-shadow.md has
+ * response only and never waits for the canary's.  docs/shadow.md has
  * the design.
  *
  *     canary_split api {
