@@ -93,6 +93,15 @@ is $r->{reason}, 'diff "v2"', 'and the reason';
 is $r->{generation}, $g + 1, 'and the generation';
 is_deeply [ $SCHEMA->validate($text) ], [], 'the receipt fits the schema';
 
+# the lines for people say what was set, as they do for a weight
+($rc, $out) = ctl('receipts', 'api', '1', '--op', 'shadow_set');
+like $out, qr/ shadow_set +shadow -> 100%, generation \Q${\($g + 1)}\E, /,
+    'receipts --op shadow_set: the line says the percent set';
+($rc, $out) = ctl('status', 'api');
+like $out, qr/^  shadow +100$/m, 'status: the shadow field';
+like $out, qr/^  last receipt .* shadow_set +shadow -> 100%, /m,
+    'status: the last receipt says the percent set';
+
 ok $s->wait_for(sub { (shadow()->{percent} // -1) == 100 }, 10,
                 'nginx applies it'), 'nginx mirrors 100%';
 is mirrored(), 20, 'each of 20 stable requests mirrored';
