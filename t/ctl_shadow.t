@@ -122,9 +122,9 @@ is mirrored(), 0, 'no request mirrored';
 $g = gen();
 
 for my $case (
-    [ [qw(shadow api 101)], qr/weight "101" over 100/ ],
-    [ [qw(shadow api 1.234)], qr/invalid weight "1\.234"/ ],
-    [ [qw(shadow api abc)], qr/invalid weight "abc"/ ],
+    [ [qw(shadow api 101)], qr/shadow percent "101" over 100/ ],
+    [ [qw(shadow api 1.234)], qr/invalid shadow percent "1\.234"/ ],
+    [ [qw(shadow api abc)], qr/invalid shadow percent "abc"/ ],
     [ [qw(shadow api -1)], qr/unknown option "-1"/ ],
     [ [qw(shadow api)], qr/wrong number of arguments/ ],
     [ [qw(shadow api 5 6)], qr/wrong number of arguments/ ],
@@ -135,6 +135,7 @@ for my $case (
     my $name = join ' ', @$args;
     is $c, 2, "$name: exit 2";
     like $e, $msg, "$name: says why" or diag $e;
+    unlike $e, qr/weight/, "$name: not about the weight";
     like $e, qr/usage: canary-ctl shadow SPLIT PCT/,
         "$name: with the usage line";
 }
