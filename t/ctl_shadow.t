@@ -77,6 +77,7 @@ my $was = $s->hget('shadow');
 $was = defined $was && length $was ? "$was%" : '(none)';
 my ($rc, $out, $err) = ctl('shadow', 'api', '100', '--reason', 'diff "v2"');
 is $rc, 0, 'shadow api 100: exit 0' or diag $err;
+is $err, '', 'no warning: nginx has the shadow directive';
 like $out, qr/^shadow api: \Q$was\E -> 100% \(generation \Q${\($g + 1)}\E\)$/m,
     'it says the percent before and after, the generation';
 is gen(), $g + 1, 'the generation raised by one';
@@ -176,5 +177,26 @@ is $s->hget('shadow'), '50', 'shadow 50';
 is $s->hget('state'), 'rolled_back', 'the split stays rolled back';
 
 $s->finish;
+
+
+# ---- a split without nginx.conf's shadow directive: written, a warning -----
+
+my $n = SidecarTest->new(name => 'ctl-shadow-none', nodes => 1);
+$n->start;
+my $nt = $n->t;
+my $nredis = '127.0.0.1:' . $nt->redis_port;
+
+($rc, $out, $err) = ctl_run($nt, $nredis, ['shadow', 'api', '10']);
+is $rc, 0, 'no shadow directive: still written, exit 0' or diag $err;
+is $n->hget('shadow'), '10', 'shadow 10 in the hash';
+like $err, qr/warning: none of the 1 live nginx of split api has a/,
+    'a warning: no live nginx has the directive';
+like $err, qr/has a shadow directive .*: nothing is mirrored/,
+    'so nothing is mirrored';
+
+($rc, $out, $err) = ctl_run($nt, $nredis, ['shadow', 'api', '0']);
+is $err, '', 'setting 0: no warning';
+
+$n->finish;
 
 done_testing;
