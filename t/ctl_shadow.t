@@ -92,15 +92,16 @@ is $r->{operation}, 'shadow_set', 'a receipt shadow_set';
 like $text, qr/"shadow":100[,}]/, 'its percent a number, 100';
 is $r->{reason}, 'diff "v2"', 'and the reason';
 is $r->{generation}, $g + 1, 'and the generation';
+ok exists $r->{previous}{shadow}, 'the percent it replaces: previous.shadow';
 is_deeply [ $SCHEMA->validate($text) ], [], 'the receipt fits the schema';
 
 # the lines for people say what was set, as they do for a weight
 ($rc, $out) = ctl('receipts', 'api', '1', '--op', 'shadow_set');
-like $out, qr/ shadow_set +shadow -> 100%, generation \Q${\($g + 1)}\E, /,
+like $out, qr/ shadow_set +shadow \Q$was\E -> 100%, generation \Q${\($g + 1)}\E, /,
     'receipts --op shadow_set: the line says the percent set';
 ($rc, $out) = ctl('status', 'api');
 like $out, qr/^  shadow +100$/m, 'status: the shadow field';
-like $out, qr/^  last receipt .* shadow_set +shadow -> 100%, /m,
+like $out, qr/^  last receipt .* shadow_set +shadow \Q$was\E -> 100%, /m,
     'status: the last receipt says the percent set';
 
 ok $s->wait_for(sub { (shadow()->{percent} // -1) == 100 }, 10,
@@ -113,6 +114,12 @@ is mirrored(), 20, 'each of 20 stable requests mirrored';
 ($rc, $out, $err) = ctl('shadow', 'api', '0');
 is $rc, 0, 'shadow api 0: exit 0' or diag $err;
 like $out, qr/^shadow api: 100% -> 0% /m, 'from 100% to 0%';
+($rc, $out) = ctl('receipts', 'api', '1');
+like $out, qr/ shadow_set +shadow 100% -> 0%, /, 'receipts: 100% -> 0%';
+@l = $t->redis_cli('XREVRANGE', $s->key . ':receipts', '+', '-', 'COUNT', 1);
+like $l[2] // '', qr/"previous":\{[^}]*"shadow":100[,}]/,
+    'its previous.shadow a number, 100';
+is_deeply [ $SCHEMA->validate($l[2] // '') ], [], 'it fits the schema';
 ok $s->wait_for(sub { (shadow()->{percent} // -1) == 0 }, 10,
                 'nginx applies 0'), 'nginx mirrors 0%';
 is mirrored(), 0, 'no request mirrored';
