@@ -77,6 +77,7 @@ my $was = $s->hget('shadow');
 $was = defined $was && length $was ? "$was%" : '(none)';
 my ($rc, $out, $err) = ctl('shadow', 'api', '100', '--reason', 'diff "v2"');
 is $rc, 0, 'shadow api 100: exit 0' or diag $err;
+is $err, '', 'no warning: nginx has the shadow directive';
 like $out, qr/^shadow api: \Q$was\E -> 100% \(generation \Q${\($g + 1)}\E\)$/m,
     'it says the percent before and after, the generation';
 is gen(), $g + 1, 'the generation raised by one';
@@ -91,7 +92,17 @@ is $r->{operation}, 'shadow_set', 'a receipt shadow_set';
 like $text, qr/"shadow":100[,}]/, 'its percent a number, 100';
 is $r->{reason}, 'diff "v2"', 'and the reason';
 is $r->{generation}, $g + 1, 'and the generation';
+ok exists $r->{previous}{shadow}, 'the percent it replaces: previous.shadow';
 is_deeply [ $SCHEMA->validate($text) ], [], 'the receipt fits the schema';
+
+# the lines for people say what was set, as they do for a weight
+($rc, $out) = ctl('receipts', 'api', '1', '--op', 'shadow_set');
+like $out, qr/ shadow_set +shadow \Q$was\E -> 100%, generation \Q${\($g + 1)}\E, /,
+    'receipts --op shadow_set: the line says the percent set';
+($rc, $out) = ctl('status', 'api');
+like $out, qr/^  shadow +100$/m, 'status: the shadow field';
+like $out, qr/^  last receipt .* shadow_set +shadow \Q$was\E -> 100%, /m,
+    'status: the last receipt says the percent set';
 
 ok $s->wait_for(sub { (shadow()->{percent} // -1) == 100 }, 10,
                 'nginx applies it'), 'nginx mirrors 100%';
@@ -103,6 +114,12 @@ is mirrored(), 20, 'each of 20 stable requests mirrored';
 ($rc, $out, $err) = ctl('shadow', 'api', '0');
 is $rc, 0, 'shadow api 0: exit 0' or diag $err;
 like $out, qr/^shadow api: 100% -> 0% /m, 'from 100% to 0%';
+($rc, $out) = ctl('receipts', 'api', '1');
+like $out, qr/ shadow_set +shadow 100% -> 0%, /, 'receipts: 100% -> 0%';
+@l = $t->redis_cli('XREVRANGE', $s->key . ':receipts', '+', '-', 'COUNT', 1);
+like $l[2] // '', qr/"previous":\{[^}]*"shadow":100[,}]/,
+    'its previous.shadow a number, 100';
+is_deeply [ $SCHEMA->validate($l[2] // '') ], [], 'it fits the schema';
 ok $s->wait_for(sub { (shadow()->{percent} // -1) == 0 }, 10,
                 'nginx applies 0'), 'nginx mirrors 0%';
 is mirrored(), 0, 'no request mirrored';
@@ -113,9 +130,9 @@ is mirrored(), 0, 'no request mirrored';
 $g = gen();
 
 for my $case (
-    [ [qw(shadow api 101)], qr/weight "101" over 100/ ],
-    [ [qw(shadow api 1.234)], qr/invalid weight "1\.234"/ ],
-    [ [qw(shadow api abc)], qr/invalid weight "abc"/ ],
+    [ [qw(shadow api 101)], qr/shadow percent "101" over 100/ ],
+    [ [qw(shadow api 1.234)], qr/invalid shadow percent "1\.234"/ ],
+    [ [qw(shadow api abc)], qr/invalid shadow percent "abc"/ ],
     [ [qw(shadow api -1)], qr/unknown option "-1"/ ],
     [ [qw(shadow api)], qr/wrong number of arguments/ ],
     [ [qw(shadow api 5 6)], qr/wrong number of arguments/ ],
@@ -126,6 +143,7 @@ for my $case (
     my $name = join ' ', @$args;
     is $c, 2, "$name: exit 2";
     like $e, $msg, "$name: says why" or diag $e;
+    unlike $e, qr/weight/, "$name: not about the weight";
     like $e, qr/usage: canary-ctl shadow SPLIT PCT/,
         "$name: with the usage line";
 }
@@ -166,5 +184,26 @@ is $s->hget('shadow'), '50', 'shadow 50';
 is $s->hget('state'), 'rolled_back', 'the split stays rolled back';
 
 $s->finish;
+
+
+# ---- a split without nginx.conf's shadow directive: written, a warning -----
+
+my $n = SidecarTest->new(name => 'ctl-shadow-none', nodes => 1);
+$n->start;
+my $nt = $n->t;
+my $nredis = '127.0.0.1:' . $nt->redis_port;
+
+($rc, $out, $err) = ctl_run($nt, $nredis, ['shadow', 'api', '10']);
+is $rc, 0, 'no shadow directive: still written, exit 0' or diag $err;
+is $n->hget('shadow'), '10', 'shadow 10 in the hash';
+like $err, qr/warning: none of the 1 live nginx of split api has a/,
+    'a warning: no live nginx has the directive';
+like $err, qr/has a shadow directive .*: nothing is mirrored/,
+    'so nothing is mirrored';
+
+($rc, $out, $err) = ctl_run($nt, $nredis, ['shadow', 'api', '0']);
+is $err, '', 'setting 0: no warning';
+
+$n->finish;
 
 done_testing;
