@@ -167,9 +167,19 @@ ngx_http_canary_shadow_inflate(ngx_http_canary_shadow_body_t *b,
     unsigned char  out[NGX_HTTP_CANARY_SHADOW_CHUNK];
 
     if (b->z_ended) {
-        /* bytes after the end of the compressed stream: corrupt */
-        b->state = NGX_HTTP_CANARY_SHADOW_BODY_BAD;
-        return;
+        /*
+         * a gzip member ended with the previous buffer: another one may
+         * follow (RFC 1952), as when both come in one buffer below;
+         * anything else after the end of the stream is corrupt
+         */
+        if (b->encoding != NGX_HTTP_CANARY_SHADOW_GZIP
+            || inflateReset(&b->zs) != Z_OK)
+        {
+            b->state = NGX_HTTP_CANARY_SHADOW_BODY_BAD;
+            return;
+        }
+
+        b->z_ended = 0;
     }
 
     b->zs.next_in = (unsigned char *) p;
