@@ -99,7 +99,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         /* what the field's grammar says */
 
-        if (is(f[i], fl[i], NGX_HTTP_CANARY_FIELD_WEIGHT)) {
+        if (is(f[i], fl[i], NGX_HTTP_CANARY_FIELD_WEIGHT)
+            || is(f[i], fl[i], NGX_HTTP_CANARY_FIELD_SHADOW))
+        {
             want = ngx_http_canary_parse_weight(v[i], vl[i]) >= 0
                    ? NGX_HTTP_CANARY_FIELD_OK
                    : NGX_HTTP_CANARY_FIELD_BAD_VALUE;
@@ -150,6 +152,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             w = ngx_http_canary_parse_weight(v[i], vl[i]);
             fuzz_assert(u.has_weight && u.weight == (uint32_t) w,
                         "weight %u, not %d", u.weight, w);
+
+        } else if (is(f[i], fl[i], NGX_HTTP_CANARY_FIELD_SHADOW)) {
+            w = ngx_http_canary_parse_weight(v[i], vl[i]);
+            fuzz_assert(u.has_shadow && u.shadow == (uint32_t) w,
+                        "shadow %u, not %d", u.shadow, w);
 
         } else if (is(f[i], fl[i], NGX_HTTP_CANARY_FIELD_ENABLED)) {
             fuzz_assert(u.has_enabled && u.enabled == v[i][0] - '0',
