@@ -183,6 +183,23 @@ sub status_of {
            ->{splits}{$split};
 }
 
+# the log phase runs just after the response is sent, so a client can read
+# its response and ask for the status before the worker counted it: wait
+# (up to 2s) until the split counted $want requests
+sub settled_status {
+    my ($split, $want) = @_;
+    my $s;
+
+    for (1 .. 40) {
+        $s = status_of($split);
+        my $v = $s->{variants};
+        last if $v->{stable}{requests} + $v->{canary}{requests} >= $want;
+        select undef, undef, undef, 0.05;
+    }
+
+    return $s;
+}
+
 my @tenants = map { "tenant-$_" } 1 .. 600;
 
 # ---- round robin, with weights ---------------------------------------------
@@ -280,7 +297,7 @@ cmp_ok scalar(@failed_over), '>=', 1, scalar(@failed_over) . ' requests '
 is scalar(@other), 0, 'fo: no request went anywhere else (stable included)'
     or diag join "\n", map { $_->{addr} } @other[0 .. 2];
 
-my $fs = status_of('fo')->{variants}{canary};
+my $fs = settled_status('fo', 40)->{variants}{canary};
 is $fs->{requests}, 40, 'fo: the module counted the 40 canary requests';
 is $fs->{responses}{'2xx'}, 40, 'as served (2xx)';
 is $fs->{upstream_errors}, 0, 'not as upstream errors: the failover worked';
@@ -289,7 +306,7 @@ is $fs->{upstream_errors}, 0, 'not as upstream errors: the failover worked';
 my %sent = (rr => 600, hs => 600, lc => 300, ka => 200, nk => 200);
 
 for my $name (sort keys %sent) {
-    my $v = status_of($name)->{variants};
+    my $v = settled_status($name, $sent{$name})->{variants};
     is $v->{stable}{requests} + $v->{canary}{requests}, $sent{$name},
         "$name: the module counted $sent{$name} requests";
 }
