@@ -220,6 +220,18 @@ sub forget {
 }
 
 
+# pins running processes (every thread) to CPUS ("0", "1", "0-1")
+sub set_cpus {
+    my ($cpus, @pids) = @_;
+
+    for my $pid (grep { $_ } @pids) {
+        my ($rc, $out) = run_cmd(['taskset', '-a', '-p', '-c', $cpus, $pid],
+                                 name => 'taskset');
+        die "bench: taskset -a -p -c $cpus $pid: $out\n" if $rc;
+    }
+}
+
+
 # runs a command to completion; returns (exit code, output)
 sub run_cmd {
     my ($cmd, %o) = @_;
@@ -585,8 +597,10 @@ sub redis_cli {
 # The same mix for wrk (bench/tenants.lua reads the file) and for the
 # callgrind client: request i carries X-Tenant-Id tenant-<i>, and a few
 # carry an override: X-Canary always (1 in 50), X-Canary never (1 in 50),
-# Cookie canary=always (1 in 100); $plain: tenants only.  write_mix
-# writes it one request a line, "Header: value<TAB>Header: value...".
+# Cookie canary=always (1 in 100); $plain: tenants only; $plain 'seed'
+# (issue 21's mix): 1 in 50 carries X-Canary-Opt-In: true, no other
+# override.  write_mix writes it one request a line, "Header:
+# value<TAB>Header: value...".
 sub request_mix {
     my ($n, $plain) = @_;
 
@@ -595,7 +609,9 @@ sub request_mix {
     for my $i (1 .. $n) {
         my @h = ('X-Tenant-Id' => sprintf('tenant-%05d', $i));
 
-        if ($plain) {
+        if ($plain && $plain eq 'seed') {
+            push @h, 'X-Canary-Opt-In' => 'true' if $i % 50 == 0;
+        } elsif ($plain) {
             # tenants only (the rollback runs: an override would keep
             # sending its request to canary whatever the weight)
         } elsif ($i % 50 == 0) {

@@ -41,7 +41,8 @@ sub one_run {
     my $t1 = time;
 
     my $total = $cfg->{cg_warmup} + $n;
-    my ($ok, $bad) = seq_requests($v->{port}, $cfg->{mix}, $total);
+    my ($ok, $bad) = seq_requests($v->{port}, $v->{mix} || $cfg->{mix},
+                                  $total);
     my $t2 = time;
 
     # Under valgrind a signal is seen only when epoll_wait returns, and
@@ -142,28 +143,149 @@ sub functions {
 sub alloc_calls {
     my ($out) = @_;
 
+    return call_graph($out)->{alloc_calls};
+}
+
+
+# What the call arcs of a callgrind output say (one pass over the file):
+#
+#   entries:      { module function => inclusive Ir of the arcs into it
+#                   from outside ngx_http_canary_module.so }: what nginx
+#                   spends in the module's entry points, with everything
+#                   they call;
+#   nested:       { "caller -> callee" => Ir } arcs into the module whose
+#                   caller outside it is also called from the module: a
+#                   possible nested entry (counted twice if it is one);
+#   alloc_calls:  calls of malloc, free and posix_memalign;
+#   printf_calls: calls from outside libc into libc's printf family
+#                 (snprintf, vsnprintf, ...: one per formatted string).
+#
+# Format: "ob=", "fn=", "cob=", "cfn=" name an object or a function,
+# "(id) name" the first time and "(id)" after; "calls=N ..." is followed
+# by one cost line, "position Ir", the inclusive cost of those calls.
+sub call_graph {
+    my ($out) = @_;
+
     open my $fh, '<', $out or die "bench: $out: $!\n";
 
-    my (%name, $callee);
-    my $calls = 0;
+    my (%oname, %fname, $ob, $fn, $cob, $cfn, $pending, %g);
+    my (%entries, %arcs, %from_mod);
+
+    $g{alloc_calls} = 0;
+    $g{printf_calls} = 0;
+
+    my $is_mod = sub { ($_[0] // '') =~ /ngx_http_canary_module\.so$/ };
+    my $is_libc = sub { ($_[0] // '') =~ m{/libc[.-][^/]*$} };
 
     while (my $line = <$fh>) {
-        if ($line =~ /^(c?)fn=\((\d+)\)(?: (.*?))?\s*$/) {
-            $name{$2} = $3 if defined $3;
-            $callee = $1 ? $name{$2} : undef;
+        if ($pending) {
+            my ($n, $callee, $cobj) = @$pending;
+            $pending = undef;
+
+            my ($ir) = $line =~ /^\S+\s+(\d+)/ or next;
+            my $caller = $fname{$fn} // '?';
+            my $cname = $fname{$callee} // '?';
+            my $from = $oname{$ob // ''};
+            my $to = $oname{$cobj // ''};
+
+            $g{alloc_calls} += $n
+                if $cname =~ /^(?:malloc|free|posix_memalign)$/;
+            $g{printf_calls} += $n
+                if $cname =~ /printf/ && $is_libc->($to)
+                   && !$is_libc->($from);
+
+            if ($is_mod->($to) && !$is_mod->($from)) {
+                $entries{$cname} += $ir;
+                $arcs{"$caller -> $cname"} += $ir;
+            }
+
+            if ($is_mod->($from) && !$is_mod->($to)) {
+                $from_mod{$cname} = 1;
+            }
+
             next;
         }
 
-        if (defined $callee && $line =~ /^calls=(\d+)/) {
-            my $n = $1;
-            $calls += $n if $callee =~ /^(?:malloc|free|posix_memalign)$/;
-            $callee = undef;
+        if ($line =~ /^(c?)(ob|fn)=\((\d+)\)(?: (.*?))?\s*$/) {
+            my ($c, $kind, $id, $name) = ($1, $2, $3, $4);
+            my $names = $kind eq 'ob' ? \%oname : \%fname;
+
+            $names->{$id} = $name if defined $name;
+
+            if ($kind eq 'ob') {
+                $c ? ($cob = $id) : ($ob = $id, $cob = undef);
+            } else {
+                $c ? ($cfn = $id) : ($fn = $id, $cob = undef);
+            }
+            next;
+        }
+
+        if ($line =~ /^calls=(\d+)/) {
+            $pending = [$1, $cfn, $cob // $ob];
+            $cob = undef;
         }
     }
 
     close $fh;
 
-    return $calls;
+    my %nested;
+
+    for my $arc (keys %arcs) {
+        my ($caller) = $arc =~ /^(.*) -> /;
+        $nested{$arc} = $arcs{$arc} if $from_mod{$caller};
+    }
+
+    $g{entries} = \%entries;
+    $g{arcs} = \%arcs;
+    $g{nested} = \%nested;
+
+    return \%g;
+}
+
+
+# $big minus $small, per request (each a hash of numbers)
+sub diff_per {
+    my ($small, $big, $n) = @_;
+
+    my %d;
+
+    for my $k (keys %$big) {
+        $d{$k} = ($big->{$k} - ($small->{$k} // 0)) / $n;
+    }
+
+    return \%d;
+}
+
+
+# The module's own instructions per request: the inclusive Ir of every
+# arc from nginx (or anything outside the module) into the module, i.e.
+# its entry points (phase handlers, variable handlers, balancer, filters,
+# the log handler) with what they call, nginx's functions included; an
+# entry point is counted once per call from outside, so nothing is
+# counted twice unless the module calls back into itself through nginx
+# ("nested", printed).  ngx_http_canary_tick (a 100 ms timer, ~100x its
+# production share under valgrind) is left out and given apart.
+sub module_own {
+    my ($g1, $g2, $n) = @_;
+
+    my $e = diff_per($g1->{entries}, $g2->{entries}, $n);
+    my $arcs = diff_per($g1->{arcs}, $g2->{arcs}, $n);
+    my $nested = diff_per($g1->{nested}, $g2->{nested}, $n);
+    my ($own, $timer) = (0, 0);
+
+    for my $f (keys %$e) {
+        if ($f =~ /^ngx_http_canary_tick$/) {
+            $timer += $e->{$f};
+        } else {
+            $own += $e->{$f};
+        }
+    }
+
+    my $nest = 0;
+    $nest += $_ for values %$nested;
+
+    return { own => $own, timer => $timer, entries => $e, arcs => $arcs,
+             nested => $nested, nested_ir => $nest };
 }
 
 
@@ -226,9 +348,13 @@ sub run {
                           \s\[libc\.so\.6\]$/x;
         }
 
-        my $allocs = (alloc_calls($r2->{out}) - alloc_calls($r1->{out})) / $n;
+        my $g1 = call_graph($r1->{out});
+        my $g2 = call_graph($r2->{out});
+        my $allocs = ($g2->{alloc_calls} - $g1->{alloc_calls}) / $n;
+        my $own = module_own($g1, $g2, $n);
 
         $res{$v->{id}} = { ir => $per, heap => $heap, allocs => $allocs,
+                           own => $own,
                            all => [map { $_->[2] } @pairs],
                            ir_n => $r1->{ir},
                            ir_2n => $r2->{ir}, self => $self,
@@ -236,8 +362,9 @@ sub run {
                            out_2n => $r2->{out} };
 
         Bench::log_msg("  %-2s %-40s %8.0f Ir/request, %5.0f of them in "
-                       . "malloc/free  (%.0fs)", $v->{id}, $v->{name}, $per,
-                       $heap, time - $t0);
+                       . "malloc/free (%.2f calls), module's own %.0f  "
+                       . "(%.0fs)", $v->{id}, $v->{name}, $per, $heap,
+                       $allocs, $own->{own}, time - $t0);
     }
 
     return { n => $n, warmup => $cfg->{cg_warmup}, per => \%res,

@@ -68,8 +68,9 @@ sub run {
                    . "-c%d, proxy %d worker(s) on cpu %s, origins and wrk "
                    . "on cpu %s", scalar(@v), $cfg->{rounds},
                    $cfg->{seconds}, $cfg->{threads}, $cfg->{connections},
-                   $cfg->{workers}, $cfg->{proxy_cpus} || 'any',
-                   $cfg->{client_cpus} || 'any');
+                   $cfg->{workers},
+                   length $cfg->{proxy_cpus} ? $cfg->{proxy_cpus} : 'any',
+                   length $cfg->{client_cpus} ? $cfg->{client_cpus} : 'any');
 
     check_routing($cfg, $_) for @v;
 
