@@ -197,7 +197,10 @@ sub write {
         . "BENCH_CG_REQUESTS=$cfg->{cg_requests} "
         . "BENCH_PROP_WRITES=$cfg->{prop_writes} "
         . "BENCH_GUARD_RUNS=$cfg->{guard_runs} "
-        . "BENCH_SIDECAR_RUNS=$cfg->{sidecar_runs} BENCH_PINS=$cfg->{pins}.",
+        . "BENCH_SIDECAR_RUNS=$cfg->{sidecar_runs} BENCH_PINS=$cfg->{pins} "
+        . "BENCH_SCRAPE_SECONDS=$cfg->{scrape_seconds} "
+        . "BENCH_SCRAPE_TRAFFIC=$cfg->{scrape_traffic} "
+        . "BENCH_SCRAPE_CG=$cfg->{scrape_cg}.",
         '', 'How each figure is measured: bench/README.md.  Raw data: the '
         . 'CSV files beside this one.', '';
 
@@ -246,11 +249,12 @@ sub write {
 
         csv("$out/throughput.csv",
             [qw(mode round variant rps p50_us p90_us p99_us p999_us mean_us
-                max_us errors cpu_us proxy_util others requests
+                max_us errors cpu_us proxy_util client_util others requests
                 duration_us)],
             [map { +{ %$_, rps => sprintf('%.1f', $_->{rps}),
                       cpu_us => sprintf('%.2f', $_->{cpu_us}),
                       proxy_util => sprintf('%.3f', $_->{proxy_util}),
+                      client_util => sprintf('%.3f', $_->{client_util}),
                       others => sprintf('%.3f', $_->{others}) } } @csv]);
 
         my $s = $tp->{summary};
@@ -315,10 +319,13 @@ sub write {
             push @targets,
                 ['pinned: the proxy is the bottleneck (its worker busy '
                  . '>= 90% of its CPU, median over all runs)',
-                 sprintf('%.0f%% (per variant: %s)', 100 * $bott,
+                 sprintf('%.0f%% (per variant: %s); wrk and the origins '
+                         . 'together on CPU 1: %.0f%%', 100 * $bott,
                          join(', ', map { sprintf('(%s) %.0f%%', $_,
                                                   100 * $s->{$_}{util}) }
-                                    sort keys %$s)),
+                                    sort keys %$s),
+                         100 * Bench::median(map { $_->{client_util} }
+                                             @{$tp->{rows}})),
                  $bott >= 0.90];
         }
 
@@ -948,7 +955,9 @@ sub readme_block {
     my $path = "$Bench::ROOT/README.md";
     my $text = Bench::slurp($path) // die "bench: no $path\n";
 
-    if ($text !~ s/^<!-- bench:targets begin[^\n]*-->\n.*?^<!-- bench:targets end -->\n/$block/ms)
+    if ($text !~ s/^<!--\ bench:targets\ begin[^\n]*-->\n
+                   .*?
+                   ^<!--\ bench:targets\ end\ -->\n/$block/msx)
     {
         Bench::log_msg("README.md has no bench:targets markers: not "
                        . "rewritten (the block is in %s/readme-targets.md)",

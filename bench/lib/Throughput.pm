@@ -142,6 +142,7 @@ sub run {
             p99_us  => Bench::median(map { $_->{p99_us} } @mine),
             cpu_us  => Bench::median(map { $_->{cpu_us} } @mine),
             util    => Bench::median(map { $_->{proxy_util} } @mine),
+            client_util => Bench::median(map { $_->{client_util} } @mine),
             others  => Bench::median(map { $_->{others} } @mine),
             errors  => eval { my $e = 0; $e += $_->{errors} for @mine; $e },
             rounds  => scalar(@mine),
@@ -241,6 +242,10 @@ sub measure {
     $r->{cpu_us} = $r->{requests}
                    ? ($cpu1 - $cpu0) * 1e6 / $r->{requests} : 0;
     $r->{proxy_util} = ($cpu1 - $cpu0) / ($r->{duration_us} / 1e6);
+
+    # wrk and the origins together (one CPU's worth when pinned): when
+    # they are near 100% and the proxy is not, they are the bottleneck
+    $r->{client_util} = ($orig1 - $orig0 + $wrk) / ($r->{duration_us} / 1e6);
 
     # CPU time on the machine that is not ours (other jobs), as a
     # share of all CPUs over the run
