@@ -68,8 +68,13 @@ ngx_http_canary_log_handler(ngx_http_request_t *r)
      * split (an auth_request to a service with a rollout of its own)
      * decided for itself and is counted on that split
      */
-    ctx = (r == r->main) ? ngx_http_canary_get_ctx(r)
-                         : ngx_http_canary_own_ctx(r);
+    ctx = ngx_http_get_module_ctx(r, ngx_http_canary_module);
+
+    /* what get_ctx() and own_ctx() return first, without the calls */
+    if (ctx == NULL) {
+        ctx = (r == r->main) ? ngx_http_canary_get_ctx(r)
+                             : ngx_http_canary_own_ctx(r);
+    }
 
     /* a shadow (ngx_http_canary_shadow.c) is no canary traffic */
     if (ctx == NULL || ctx->shadow) {
