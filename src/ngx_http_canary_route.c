@@ -577,8 +577,11 @@ ngx_http_canary_decide_split(ngx_http_request_t *r,
         goto done;
     }
 
-    ctx->bucket = ngx_http_canary_bucket(split->salt.data, split->salt.len,
-                                         key.data, key.len);
+    /* ngx_http_canary_bucket(), one call less */
+    ctx->bucket = ngx_http_canary_bucket_of(
+                      ngx_http_canary_murmur2(split->salt.data,
+                                              split->salt.len,
+                                              key.data, key.len));
 
     ctx->variant = ((ngx_uint_t) ctx->bucket < weight)
                    ? NGX_HTTP_CANARY_CANARY : NGX_HTTP_CANARY_STABLE;

@@ -153,9 +153,6 @@ uint32_t
 ngx_http_canary_bucket(const unsigned char *salt, size_t salt_len,
     const unsigned char *key, size_t key_len)
 {
-    uint64_t  h;
-
-    h = ngx_http_canary_murmur2(salt, salt_len, key, key_len);
-
-    return (uint32_t) ((h * NGX_HTTP_CANARY_BUCKETS) >> 32);
+    return ngx_http_canary_bucket_of(
+               ngx_http_canary_murmur2(salt, salt_len, key, key_len));
 }
