@@ -406,6 +406,8 @@ typedef struct {
     ngx_array_t                  overrides;     /* ngx_http_canary_override_t */
     /* bit len % 64 set for the length of each override's header name */
     uint64_t                     override_lens;
+    /* and of "cookie" and the key header: the headers worth a look */
+    uint64_t                     scan_lens;
     ngx_array_t                  cohorts;       /* ngx_http_canary_cohort_t */
     ngx_array_t                  patterns;      /* ngx_http_canary_pattern_t */
 

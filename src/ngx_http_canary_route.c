@@ -625,6 +625,12 @@ ngx_http_canary_init_key_headers(ngx_cycle_t *cycle,
         ngx_str_null(&splitp[i]->key_dashed);
         splitp[i]->key_hash = 0;
 
+        splitp[i]->scan_lens = splitp[i]->override_lens;
+
+        if (splitp[i]->cookie.len) {
+            splitp[i]->scan_lens |= (uint64_t) 1 << (sizeof("cookie") - 1);
+        }
+
         if (splitp[i]->key == NULL
             || ngx_http_canary_key_header(core, splitp[i]->key,
                                           &splitp[i]->key_header,
@@ -634,6 +640,9 @@ ngx_http_canary_init_key_headers(ngx_cycle_t *cycle,
             ngx_str_null(&splitp[i]->key_header);
             continue;
         }
+
+        splitp[i]->scan_lens |=
+                         (uint64_t) 1 << (splitp[i]->key_header.len % 64);
 
         ngx_http_canary_key_dashed(cycle->pool, splitp[i]);
     }
@@ -780,7 +789,11 @@ ngx_http_canary_scan_headers(ngx_http_request_t *r,
             i = 0;
         }
 
-        /* most headers have no override's length: not one compared */
+        /* most headers have none of the lengths looked for */
+        if (!(split->scan_lens & ((uint64_t) 1 << (h[i].key.len % 64)))) {
+            continue;
+        }
+
         k = (split->override_lens & ((uint64_t) 1 << (h[i].key.len % 64)))
             ? 0 : found;
 

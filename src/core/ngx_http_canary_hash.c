@@ -96,10 +96,13 @@ uint32_t
 ngx_http_canary_murmur2(const unsigned char *salt, size_t salt_len,
     const unsigned char *key, size_t key_len)
 {
-    size_t    n, m;
+    size_t    n, m, whole;
     uint32_t  h, k, w;
 
     h = (uint32_t) (salt_len + 1 + key_len);
+
+    /* a key of a word or more: its partial words as shifted words */
+    whole = (key_len >= 4);
 
     for ( /* void */ ; salt_len >= 4; salt_len -= 4, salt += 4) {
         k = ngx_http_canary_murmur_word(salt);
@@ -117,7 +120,10 @@ ngx_http_canary_murmur2(const unsigned char *salt, size_t salt_len,
     if (n < 4) {
         m = (key_len < 4 - n) ? key_len : 4 - n;
 
-        w |= ngx_http_canary_murmur_part(key, m) << (8 * n);
+        /* the key's first word, its last bytes shifted out */
+        w |= (whole ? ngx_http_canary_murmur_word(key)
+                    : ngx_http_canary_murmur_part(key, m))
+             << (8 * n);
         n += m;
         key += m;
         key_len -= m;
@@ -132,7 +138,17 @@ ngx_http_canary_murmur2(const unsigned char *salt, size_t salt_len,
         }
 
         n = key_len;
-        w = ngx_http_canary_murmur_part(key, n);
+
+        /*
+         * the last word of the key, whose first bytes were hashed
+         * already, shifted out; a shift by 32 bits is avoided (n == 0)
+         */
+        if (whole && n) {
+            w = ngx_http_canary_murmur_word(key + n - 4) >> (8 * (4 - n));
+
+        } else {
+            w = ngx_http_canary_murmur_part(key, n);
+        }
     }
 
     if (n) {
