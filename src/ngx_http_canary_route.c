@@ -54,6 +54,11 @@ static ngx_int_t ngx_http_canary_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_inline ngx_http_canary_ctx_t *ngx_http_canary_decided(
     ngx_http_request_t *r, ngx_http_canary_split_t *split);
+static ngx_str_t *ngx_http_canary_variable_str(ngx_http_canary_ctx_t *ctx,
+    uintptr_t data);
+/* not static: see its definition */
+ngx_int_t ngx_http_canary_variable_value(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data, ngx_http_canary_ctx_t *ctx);
 
 
 typedef enum {
@@ -1241,15 +1246,68 @@ static ngx_int_t
 ngx_http_canary_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     uintptr_t data)
 {
-    u_char                      *p;
     ngx_str_t                   *s;
     ngx_http_canary_ctx_t       *ctx;
     ngx_http_canary_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_canary_module);
 
-    /* the usual case first: read after the preaccess phase decided */
+    /*
+     * the usual case first, without a call: a name read after the
+     * preaccess phase decided
+     */
     ctx = clcf->split ? ngx_http_canary_decided(r, clcf->split) : NULL;
+
+    if (ctx == NULL || (s = ngx_http_canary_variable_str(ctx, data)) == NULL)
+    {
+        return ngx_http_canary_variable_value(r, v, data, ctx);
+    }
+
+    v->len = s->len;
+    v->data = s->data;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/* the value of a variable that is a name: NULL for the numbers */
+
+static ngx_str_t *
+ngx_http_canary_variable_str(ngx_http_canary_ctx_t *ctx, uintptr_t data)
+{
+    switch (data) {
+
+    case NGX_HTTP_CANARY_VAR_UPSTREAM:
+        ctx->upstream_read = 1;
+        return &ctx->split->upstream[ctx->variant];
+
+    case NGX_HTTP_CANARY_VAR_VARIANT:
+        return &ngx_http_canary_variant_names[ctx->variant];
+
+    case NGX_HTTP_CANARY_VAR_REASON:
+        return &ngx_http_canary_reason_names[ctx->reason];
+
+    default:
+        return NULL;
+    }
+}
+
+
+/*
+ * Any variable, ctx NULL: not decided yet.  Not static, so that the
+ * compiler keeps it out of ngx_http_canary_variable(), whose usual case
+ * then makes no call and saves no register.
+ */
+
+ngx_int_t
+ngx_http_canary_variable_value(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data, ngx_http_canary_ctx_t *ctx)
+{
+    u_char     *p;
+    ngx_str_t  *s;
 
     if (ctx == NULL) {
         ctx = ngx_http_canary_decide(r);
@@ -1260,22 +1318,14 @@ ngx_http_canary_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
         return NGX_OK;
     }
 
-    s = NULL;
+    s = ngx_http_canary_variable_str(ctx, data);
     p = NULL;
 
     switch (data) {
 
     case NGX_HTTP_CANARY_VAR_UPSTREAM:
-        s = &ctx->split->upstream[ctx->variant];
-        ctx->upstream_read = 1;
-        break;
-
     case NGX_HTTP_CANARY_VAR_VARIANT:
-        s = &ngx_http_canary_variant_names[ctx->variant];
-        break;
-
     case NGX_HTTP_CANARY_VAR_REASON:
-        s = &ngx_http_canary_reason_names[ctx->reason];
         break;
 
     case NGX_HTTP_CANARY_VAR_BUCKET:
