@@ -19,6 +19,9 @@ static ngx_uint_t ngx_http_canary_upstream_failed(ngx_http_request_t *r,
     ngx_uint_t status);
 static void ngx_http_canary_record_upstream(ngx_http_request_t *r,
     ngx_http_canary_shm_stats_t *st);
+/* not static: see its definition */
+void ngx_http_canary_record_cohort(ngx_http_canary_ctx_t *ctx,
+    ngx_uint_t status);
 static ngx_http_canary_shm_cohort_t *ngx_http_canary_cohort_moved(
     ngx_http_canary_shm_split_t *shs, ngx_str_t *name);
 static void ngx_http_canary_snapshot_split(ngx_http_canary_shm_split_t *shs,
@@ -59,7 +62,6 @@ ngx_http_canary_log_handler(ngx_http_request_t *r)
     ngx_atomic_int_t               us;
     ngx_http_canary_ctx_t         *ctx;
     ngx_http_canary_shm_stats_t   *st;
-    ngx_http_canary_shm_cohort_t  *shc;
 
     /*
      * a client request is counted once, with what the client got: its
@@ -68,8 +70,13 @@ ngx_http_canary_log_handler(ngx_http_request_t *r)
      * split (an auth_request to a service with a rollout of its own)
      * decided for itself and is counted on that split
      */
-    ctx = (r == r->main) ? ngx_http_canary_get_ctx(r)
-                         : ngx_http_canary_own_ctx(r);
+    ctx = ngx_http_get_module_ctx(r, ngx_http_canary_module);
+
+    /* what get_ctx() and own_ctx() return first, without the calls */
+    if (ctx == NULL) {
+        ctx = (r == r->main) ? ngx_http_canary_get_ctx(r)
+                             : ngx_http_canary_own_ctx(r);
+    }
 
     /* a shadow (ngx_http_canary_shadow.c) is no canary traffic */
     if (ctx == NULL || ctx->shadow) {
@@ -104,23 +111,8 @@ ngx_http_canary_log_handler(ngx_http_request_t *r)
      * on another cohort.  A 5xx here is any the client got, upstream
      * failures included.
      */
-    shc = ctx->cohort;
-
-    if (shc && (shc->name_len != ctx->cohort_name.len
-                || ngx_memcmp(shc->name, ctx->cohort_name.data,
-                              shc->name_len) != 0))
-    {
-        shc = ngx_http_canary_cohort_moved(ctx->split->sh,
-                                           &ctx->cohort_name);
-    }
-
-    if (shc) {
-        (void) ngx_atomic_fetch_add(&shc->requests[ctx->variant], 1);
-
-        if (status >= 500 && status < 600) {
-            (void) ngx_atomic_fetch_add(&shc->responses_5xx[ctx->variant],
-                                        1);
-        }
+    if (ctx->cohort) {
+        ngx_http_canary_record_cohort(ctx, status);
     }
 
     /* nginx keeps request times in milliseconds */
@@ -137,6 +129,36 @@ ngx_http_canary_log_handler(ngx_http_request_t *r)
     ngx_http_canary_record_upstream(r, st);
 
     return NGX_OK;
+}
+
+
+/*
+ * Not static, so that the compiler keeps it out of the log handler: a
+ * request without a cohort pays one test.
+ */
+
+void
+ngx_http_canary_record_cohort(ngx_http_canary_ctx_t *ctx, ngx_uint_t status)
+{
+    ngx_http_canary_shm_cohort_t  *shc;
+
+    shc = ctx->cohort;
+
+    if (shc->name_len != ctx->cohort_name.len
+        || ngx_memcmp(shc->name, ctx->cohort_name.data, shc->name_len) != 0)
+    {
+        shc = ngx_http_canary_cohort_moved(ctx->split->sh,
+                                           &ctx->cohort_name);
+    }
+
+    if (shc) {
+        (void) ngx_atomic_fetch_add(&shc->requests[ctx->variant], 1);
+
+        if (status >= 500 && status < 600) {
+            (void) ngx_atomic_fetch_add(&shc->responses_5xx[ctx->variant],
+                                        1);
+        }
+    }
 }
 
 

@@ -598,6 +598,8 @@ ngx_http_canary_split_override(ngx_conf_t *cf, ngx_http_canary_split_t *split)
 
     ngx_strlow(ov->name.data, value[1].data, value[1].len);
 
+    split->override_lens |= (uint64_t) 1 << (value[1].len % 64);
+
     ov->value = value[2];
     ov->variant = variant;
     ov->from = NULL;
@@ -926,7 +928,8 @@ ngx_http_canary(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_canary_loc_conf_t *clcf = conf;
 
-    ngx_str_t  *value;
+    ngx_str_t                    *value;
+    ngx_http_canary_main_conf_t  *cmcf;
 
     if (clcf->split != NGX_CONF_UNSET_PTR) {
         return "is duplicate";
@@ -942,6 +945,9 @@ ngx_http_canary(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     clcf->off = 0;
     clcf->split = ngx_http_canary_use_split(cf, &value[1]);
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_canary_module);
+    cmcf->preaccess = 1;
 
     return clcf->split ? NGX_CONF_OK : NGX_CONF_ERROR;
 }

@@ -391,6 +391,12 @@ typedef struct {
     ngx_http_complex_value_t    *key;
     ngx_str_t                    key_header;    /* NAME of a $http_NAME key */
     ngx_uint_t                   key_index;     /* that variable's index */
+    /*
+     * NAME with "-" for "_", and the hash nginx gives a header of that
+     * name (h->hash), when NAME is of [a-z0-9_] (else len 0, hash 0)
+     */
+    ngx_str_t                    key_dashed;
+    ngx_uint_t                   key_hash;
     ngx_http_complex_value_t    *cohort;
     ngx_str_t                    salt;
     ngx_uint_t                   weight;        /* hundredths of percent */
@@ -398,6 +404,10 @@ typedef struct {
     ngx_array_t                 *cookie_from;   /* of ngx_cidr_t, or NULL */
 
     ngx_array_t                  overrides;     /* ngx_http_canary_override_t */
+    /* bit len % 64 set for the length of each override's header name */
+    uint64_t                     override_lens;
+    /* and of "cookie" and the key header: the headers worth a look */
+    uint64_t                     scan_lens;
     ngx_array_t                  cohorts;       /* ngx_http_canary_cohort_t */
     ngx_array_t                  patterns;      /* ngx_http_canary_pattern_t */
 
@@ -460,6 +470,8 @@ typedef struct {
     /* where the first "canary" directive is, for a missing canary_zone */
     u_char                      *used_file;
     ngx_uint_t                   used_line;
+    /* a "canary SPLIT" in a server or location: decide in preaccess */
+    ngx_uint_t                   preaccess;
 
     /* a reload resized the zone: the old size, for one notice */
     size_t                       resized_from;

@@ -30,6 +30,10 @@ static ngx_int_t ngx_http_canary_ctx_variable(ngx_http_request_t *r,
 static ngx_int_t ngx_http_canary_key_header(
     ngx_http_core_main_conf_t *cmcf, ngx_http_complex_value_t *cv,
     ngx_str_t *name, ngx_uint_t *index);
+static void ngx_http_canary_key_dashed(ngx_pool_t *pool,
+    ngx_http_canary_split_t *split);
+static ngx_inline ngx_uint_t ngx_http_canary_equal(const u_char *a,
+    const u_char *b, size_t len);
 static void ngx_http_canary_scan_headers(ngx_http_request_t *r,
     ngx_http_canary_split_t *split, ngx_str_t *name,
     ngx_http_canary_scan_t *scan);
@@ -48,6 +52,13 @@ static ngx_uint_t ngx_http_canary_weight(ngx_http_request_t *r,
     ngx_http_canary_split_t *split, ngx_http_canary_ctx_t *ctx);
 static ngx_int_t ngx_http_canary_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_inline ngx_http_canary_ctx_t *ngx_http_canary_decided(
+    ngx_http_request_t *r, ngx_http_canary_split_t *split);
+static ngx_str_t *ngx_http_canary_variable_str(ngx_http_canary_ctx_t *ctx,
+    uintptr_t data);
+/* not static: see its definition */
+ngx_int_t ngx_http_canary_variable_value(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data, ngx_http_canary_ctx_t *ctx);
 
 
 typedef enum {
@@ -87,6 +98,9 @@ static ngx_http_variable_t  ngx_http_canary_vars[] = {
  */
 static ngx_str_t   ngx_http_canary_ctx_name = ngx_string("canary_ctx_");
 static ngx_int_t   ngx_http_canary_ctx_index = NGX_ERROR;
+
+
+static const ngx_http_canary_ctx_t  ngx_http_canary_ctx_zero;
 
 
 static ngx_str_t  ngx_http_canary_variant_names[] = {
@@ -144,9 +158,20 @@ ngx_http_canary_add_variables(ngx_conf_t *cf)
 ngx_int_t
 ngx_http_canary_init_route(ngx_conf_t *cf)
 {
-    ngx_array_t                *a;
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
+    ngx_array_t                  *a;
+    ngx_http_handler_pt          *h;
+    ngx_http_core_main_conf_t    *cmcf;
+    ngx_http_canary_main_conf_t  *ccf;
+
+    /*
+     * Only a "canary SPLIT" makes the handler decide: without one (only
+     * canary_balancer), requests need not pass through it.
+     */
+    ccf = ngx_http_conf_get_module_main_conf(cf, ngx_http_canary_module);
+
+    if (!ccf->preaccess) {
+        return NGX_OK;
+    }
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
@@ -182,7 +207,11 @@ ngx_http_canary_preaccess_handler(ngx_http_request_t *r)
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_canary_module);
 
-    if (clcf->split && ngx_http_canary_decide(r) == NULL) {
+    /* as ngx_http_canary_decide() with a split, one call less */
+    if (clcf->split
+        && ngx_http_canary_decided(r, clcf->split) == NULL
+        && ngx_http_canary_decide_split(r, clcf->split) == NULL)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -318,12 +347,38 @@ ngx_http_canary_decide(ngx_http_request_t *r)
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_canary_module);
 
     if (clcf->split) {
-        return ngx_http_canary_decide_split(r, clcf->split);
+        ctx = ngx_http_canary_decided(r, clcf->split);
+
+        return ctx ? ctx : ngx_http_canary_decide_split(r, clcf->split);
     }
 
     ctx = ngx_http_canary_get_ctx(r);
 
     return (ctx && (ctx->balancer || !clcf->off)) ? ctx : NULL;
+}
+
+
+/*
+ * A main request's decision under "split" already made (a variable read
+ * after the preaccess phase), as decide_split() returns it then; or NULL:
+ * ask decide_split()
+ */
+
+static ngx_inline ngx_http_canary_ctx_t *
+ngx_http_canary_decided(ngx_http_request_t *r, ngx_http_canary_split_t *split)
+{
+    ngx_http_canary_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_canary_module);
+
+    if (ctx && r == r->main && ctx->split == split
+        && (ctx->sockaddr == NULL || ctx->upstream_read
+            || ctx->sockaddr == r->connection->sockaddr))
+    {
+        return ctx;
+    }
+
+    return NULL;
 }
 
 
@@ -344,7 +399,13 @@ ngx_http_canary_decide_split(ngx_http_request_t *r,
 
     mr = r->main;
 
-    ctx = ngx_http_canary_get_ctx(mr);
+    /* what get_ctx() returns but after a redirect, without the call */
+    ctx = ngx_http_get_module_ctx(mr, ngx_http_canary_module);
+
+    if (ctx == NULL && (mr->internal || mr->filter_finalize)) {
+        ctx = ngx_http_canary_get_ctx(mr);
+    }
+
     main_ctx = ctx;
 
     /*
@@ -373,10 +434,13 @@ ngx_http_canary_decide_split(ngx_http_request_t *r,
     }
 
     if (ctx == NULL) {
-        ctx = ngx_pcalloc(mr->pool, sizeof(ngx_http_canary_ctx_t));
+        ctx = ngx_palloc(mr->pool, sizeof(ngx_http_canary_ctx_t));
         if (ctx == NULL) {
             return NULL;
         }
+
+        /* zeroed in place: a few stores, not a call of memset() */
+        *ctx = ngx_http_canary_ctx_zero;
 
         ngx_http_set_ctx(mr, ctx, ngx_http_canary_module);
 
@@ -518,8 +582,11 @@ ngx_http_canary_decide_split(ngx_http_request_t *r,
         goto done;
     }
 
-    ctx->bucket = ngx_http_canary_bucket(split->salt.data, split->salt.len,
-                                         key.data, key.len);
+    /* ngx_http_canary_bucket(), one call less */
+    ctx->bucket = ngx_http_canary_bucket_of(
+                      ngx_http_canary_murmur2(split->salt.data,
+                                              split->salt.len,
+                                              key.data, key.len));
 
     ctx->variant = ((ngx_uint_t) ctx->bucket < weight)
                    ? NGX_HTTP_CANARY_CANARY : NGX_HTTP_CANARY_STABLE;
@@ -560,6 +627,15 @@ ngx_http_canary_init_key_headers(ngx_cycle_t *cycle,
     splitp = cmcf->splits.elts;
 
     for (i = 0; i < cmcf->splits.nelts; i++) {
+        ngx_str_null(&splitp[i]->key_dashed);
+        splitp[i]->key_hash = 0;
+
+        splitp[i]->scan_lens = splitp[i]->override_lens;
+
+        if (splitp[i]->cookie.len) {
+            splitp[i]->scan_lens |= (uint64_t) 1 << (sizeof("cookie") - 1);
+        }
+
         if (splitp[i]->key == NULL
             || ngx_http_canary_key_header(core, splitp[i]->key,
                                           &splitp[i]->key_header,
@@ -567,8 +643,56 @@ ngx_http_canary_init_key_headers(ngx_cycle_t *cycle,
                != NGX_OK)
         {
             ngx_str_null(&splitp[i]->key_header);
+            continue;
         }
+
+        splitp[i]->scan_lens |=
+                         (uint64_t) 1 << (splitp[i]->key_header.len % 64);
+
+        ngx_http_canary_key_dashed(cycle->pool, splitp[i]);
     }
+}
+
+
+/*
+ * The key header's usual spelling, "_" written "-", and the hash nginx
+ * computes for such a header name as it parses it (h->hash: the
+ * lowercased name's ngx_hash_key(), HTTP/1.x and HTTP/2 alike), when the
+ * name is of [a-z0-9_]: then a header of that hash and lowercased name
+ * is the key header.  Without memory, no shortcut: every header is
+ * compared character by character.
+ */
+
+static void
+ngx_http_canary_key_dashed(ngx_pool_t *pool, ngx_http_canary_split_t *split)
+{
+    u_char      c, *p;
+    ngx_uint_t  i, hash;
+
+    p = ngx_pnalloc(pool, split->key_header.len);
+    if (p == NULL) {
+        return;
+    }
+
+    hash = 0;
+
+    for (i = 0; i < split->key_header.len; i++) {
+        c = split->key_header.data[i];
+
+        if (c == '_') {
+            c = '-';
+
+        } else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))) {
+            return;
+        }
+
+        p[i] = c;
+        hash = ngx_hash(hash, c);
+    }
+
+    split->key_dashed.len = split->key_header.len;
+    split->key_dashed.data = p;
+    split->key_hash = hash;
 }
 
 
@@ -640,7 +764,8 @@ ngx_http_canary_scan_headers(ngx_http_request_t *r,
 {
     u_char                       ch;
     size_t                       len;
-    ngx_uint_t                   i, k, n, nov;
+    ngx_int_t                    cookie;
+    ngx_uint_t                   i, k, n, nov, found, key_hash;
     const u_char                *val;
     ngx_list_part_t             *part;
     ngx_table_elt_t             *h;
@@ -648,6 +773,11 @@ ngx_http_canary_scan_headers(ngx_http_request_t *r,
 
     ov = split->overrides.elts;
     nov = split->overrides.nelts;
+
+    /* in locals, not in *scan: the compiler keeps them in registers */
+    found = nov;
+    cookie = split->cookie.len ? -1 : NGX_HTTP_CANARY_VARIANTS;
+    key_hash = name->len ? split->key_hash : 0;
 
     part = &r->headers_in.headers.part;
     h = part->elts;
@@ -664,7 +794,15 @@ ngx_http_canary_scan_headers(ngx_http_request_t *r,
             i = 0;
         }
 
-        for (k = 0; k < scan->override; k++) {
+        /* most headers have none of the lengths looked for */
+        if (!(split->scan_lens & ((uint64_t) 1 << (h[i].key.len % 64)))) {
+            continue;
+        }
+
+        k = (split->override_lens & ((uint64_t) 1 << (h[i].key.len % 64)))
+            ? 0 : found;
+
+        for ( /* void */ ; k < found; k++) {
 
             if (h[i].key.len != ov[k].name.len
                 || h[i].value.len != ov[k].value.len
@@ -681,14 +819,14 @@ ngx_http_canary_scan_headers(ngx_http_request_t *r,
                 continue;
             }
 
-            scan->override = k;
+            found = k;
             break;
         }
 
-        if (split->cookie.len
-            && scan->cookie == -1
-            && scan->override == nov
+        if (cookie == -1
+            && found == nov
             && h[i].key.len == 6
+            && h[i].lowcase_key[0] == 'c'
             && ngx_strncmp(h[i].lowcase_key, "cookie", 6) == 0
             && ngx_http_canary_find_cookie(h[i].value.data, h[i].value.len,
                                            split->cookie.data,
@@ -696,29 +834,43 @@ ngx_http_canary_scan_headers(ngx_http_request_t *r,
             && ngx_http_canary_trusted(r, split->cookie_from, scan))
         {
             if (len == 6 && ngx_strncmp(val, "always", 6) == 0) {
-                scan->cookie = NGX_HTTP_CANARY_CANARY;
+                cookie = NGX_HTTP_CANARY_CANARY;
 
             } else if (len == 5 && ngx_strncmp(val, "never", 5) == 0) {
-                scan->cookie = NGX_HTTP_CANARY_STABLE;
+                cookie = NGX_HTTP_CANARY_STABLE;
             }
         }
 
-        if (name->len == 0 || h[i].key.len != name->len || h[i].hash == 0) {
+        if (h[i].key.len != name->len || name->len == 0 || h[i].hash == 0) {
             continue;
         }
 
-        for (n = 0; n < name->len; n++) {
-            ch = h[i].key.data[n];
+        /*
+         * nginx's own hash of the lowercased name (h->hash) tells the
+         * usual spelling (X-Tenant-Id) at once; a name spelled another
+         * way (X_Tenant_Id, with underscores_in_headers) is compared as
+         * ngx_http_variable_unknown_header() does
+         */
+        if (h[i].hash == key_hash
+            && ngx_http_canary_equal(h[i].lowcase_key,
+                                     split->key_dashed.data, name->len))
+        {
+            n = name->len;
 
-            if (ch >= 'A' && ch <= 'Z') {
-                ch |= 0x20;
+        } else {
+            for (n = 0; n < name->len; n++) {
+                ch = h[i].key.data[n];
 
-            } else if (ch == '-') {
-                ch = '_';
-            }
+                if (ch >= 'A' && ch <= 'Z') {
+                    ch |= 0x20;
 
-            if (name->data[n] != ch) {
-                break;
+                } else if (ch == '-') {
+                    ch = '_';
+                }
+
+                if (name->data[n] != ch) {
+                    break;
+                }
             }
         }
 
@@ -731,6 +883,36 @@ ngx_http_canary_scan_headers(ngx_http_request_t *r,
             }
         }
     }
+
+    scan->override = found;
+
+    if (cookie != NGX_HTTP_CANARY_VARIANTS) {
+        scan->cookie = cookie;
+    }
+}
+
+
+/*
+ * Whether "len" bytes at "a" and "b" are the same: names of 8 to 16
+ * bytes (the usual key header) in two overlapping 8-byte loads each,
+ * inline, other lengths by memcmp()
+ */
+
+static ngx_inline ngx_uint_t
+ngx_http_canary_equal(const u_char *a, const u_char *b, size_t len)
+{
+    uint64_t  x, y, u, v;
+
+    if (len < 8 || len > 16) {
+        return ngx_memcmp(a, b, len) == 0;
+    }
+
+    ngx_memcpy(&x, a, 8);
+    ngx_memcpy(&y, b, 8);
+    ngx_memcpy(&u, a + len - 8, 8);
+    ngx_memcpy(&v, b + len - 8, 8);
+
+    return x == y && u == v;
 }
 
 
@@ -1064,33 +1246,86 @@ static ngx_int_t
 ngx_http_canary_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     uintptr_t data)
 {
-    u_char                 *p;
-    ngx_str_t              *s;
-    ngx_http_canary_ctx_t  *ctx;
+    ngx_str_t                   *s;
+    ngx_http_canary_ctx_t       *ctx;
+    ngx_http_canary_loc_conf_t  *clcf;
 
-    ctx = ngx_http_canary_decide(r);
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_canary_module);
+
+    /*
+     * the usual case first, without a call: a name read after the
+     * preaccess phase decided
+     */
+    ctx = clcf->split ? ngx_http_canary_decided(r, clcf->split) : NULL;
+
+    if (ctx == NULL || (s = ngx_http_canary_variable_str(ctx, data)) == NULL)
+    {
+        return ngx_http_canary_variable_value(r, v, data, ctx);
+    }
+
+    v->len = s->len;
+    v->data = s->data;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/* the value of a variable that is a name: NULL for the numbers */
+
+static ngx_str_t *
+ngx_http_canary_variable_str(ngx_http_canary_ctx_t *ctx, uintptr_t data)
+{
+    switch (data) {
+
+    case NGX_HTTP_CANARY_VAR_UPSTREAM:
+        ctx->upstream_read = 1;
+        return &ctx->split->upstream[ctx->variant];
+
+    case NGX_HTTP_CANARY_VAR_VARIANT:
+        return &ngx_http_canary_variant_names[ctx->variant];
+
+    case NGX_HTTP_CANARY_VAR_REASON:
+        return &ngx_http_canary_reason_names[ctx->reason];
+
+    default:
+        return NULL;
+    }
+}
+
+
+/*
+ * Any variable, ctx NULL: not decided yet.  Not static, so that the
+ * compiler keeps it out of ngx_http_canary_variable(), whose usual case
+ * then makes no call and saves no register.
+ */
+
+ngx_int_t
+ngx_http_canary_variable_value(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data, ngx_http_canary_ctx_t *ctx)
+{
+    u_char     *p;
+    ngx_str_t  *s;
+
+    if (ctx == NULL) {
+        ctx = ngx_http_canary_decide(r);
+    }
 
     if (ctx == NULL) {
         v->not_found = 1;
         return NGX_OK;
     }
 
-    s = NULL;
+    s = ngx_http_canary_variable_str(ctx, data);
     p = NULL;
 
     switch (data) {
 
     case NGX_HTTP_CANARY_VAR_UPSTREAM:
-        s = &ctx->split->upstream[ctx->variant];
-        ctx->upstream_read = 1;
-        break;
-
     case NGX_HTTP_CANARY_VAR_VARIANT:
-        s = &ngx_http_canary_variant_names[ctx->variant];
-        break;
-
     case NGX_HTTP_CANARY_VAR_REASON:
-        s = &ngx_http_canary_reason_names[ctx->reason];
         break;
 
     case NGX_HTTP_CANARY_VAR_BUCKET:

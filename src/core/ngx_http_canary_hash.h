@@ -28,4 +28,13 @@ uint32_t ngx_http_canary_bucket(const unsigned char *salt, size_t salt_len,
     const unsigned char *key, size_t key_len);
 
 
+/* the bucket of a hash: inline, for a caller that has the hash */
+
+static inline uint32_t
+ngx_http_canary_bucket_of(uint32_t hash)
+{
+    return (uint32_t) (((uint64_t) hash * NGX_HTTP_CANARY_BUCKETS) >> 32);
+}
+
+
 #endif /* _NGX_HTTP_CANARY_HASH_H_INCLUDED_ */
