@@ -146,6 +146,56 @@ ngx_http_canary_out_uint(ngx_http_canary_out_t *out, uint64_t n)
 }
 
 
+/*
+ * A list of numbers, comma-separated: a histogram's counts, mostly 0.
+ * With room for the longest, written in place, without counting each.
+ */
+
+void
+ngx_http_canary_out_uints(ngx_http_canary_out_t *out, const uint64_t *v,
+    size_t n)
+{
+    size_t          i, len;
+    unsigned char  *p, *q, buf[NGX_HTTP_CANARY_OUT_UINT_LEN];
+
+    if ((size_t) (out->end - out->pos)
+        < n * (NGX_HTTP_CANARY_OUT_UINT_LEN + 1))
+    {
+        for (i = 0; i < n; i++) {
+            if (i) {
+                ngx_http_canary_out_literal(out, ",");
+            }
+
+            ngx_http_canary_out_uint(out, v[i]);
+        }
+
+        return;
+    }
+
+    p = out->pos;
+
+    for (i = 0; i < n; i++) {
+        if (i) {
+            *p++ = ',';
+        }
+
+        if (v[i] < 10) {
+            *p++ = (unsigned char) ('0' + v[i]);
+            continue;
+        }
+
+        q = ngx_http_canary_out_digits(buf + sizeof(buf), v[i]);
+        len = (size_t) (buf + sizeof(buf) - q);
+
+        memcpy(p, q, len);
+        p += len;
+    }
+
+    out->need += (size_t) (p - out->pos);
+    out->pos = p;
+}
+
+
 void
 ngx_http_canary_out_int(ngx_http_canary_out_t *out, int64_t n)
 {
@@ -170,22 +220,44 @@ ngx_http_canary_out_fixed(ngx_http_canary_out_t *out, uint64_t n,
     unsigned digits)
 {
     unsigned       i;
-    uint64_t       frac;
+    uint32_t       frac, r;
     unsigned char  buf[NGX_HTTP_CANARY_OUT_UINT_LEN + 1 + 9], *p;
-
-    if (digits > 9) {
-        digits = 9;
-    }
 
     p = buf + sizeof(buf);
 
     if (digits) {
-        frac = n % ngx_http_canary_out_pow10[digits];
-        n /= ngx_http_canary_out_pow10[digits];
 
-        for (i = 0; i < digits; i++) {
-            *--p = (unsigned char) ('0' + frac % 10);
-            frac /= 10;
+        /* the renderers' milliseconds and seconds: constant divisors */
+        switch (digits) {
+
+        case 3:
+            frac = (uint32_t) (n % 1000);
+            n /= 1000;
+            break;
+
+        case 6:
+            frac = (uint32_t) (n % 1000000);
+            n /= 1000000;
+            break;
+
+        default:
+            if (digits > 9) {
+                digits = 9;
+            }
+
+            frac = (uint32_t) (n % ngx_http_canary_out_pow10[digits]);
+            n /= ngx_http_canary_out_pow10[digits];
+        }
+
+        for (i = digits; i >= 2; i -= 2) {
+            r = frac % 100;
+            frac /= 100;
+            p -= 2;
+            memcpy(p, &ngx_http_canary_out_two[2 * r], 2);
+        }
+
+        if (i) {
+            *--p = (unsigned char) ('0' + frac);
         }
 
         *--p = '.';

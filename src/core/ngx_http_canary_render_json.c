@@ -363,18 +363,8 @@ static void
 ngx_http_canary_json_counts(ngx_http_canary_out_t *out,
     const uint64_t *counts)
 {
-    size_t  i;
-
     ngx_http_canary_out_literal(out, "\"counts\":[");
-
-    for (i = 0; i < NGX_HTTP_CANARY_HIST_BUCKETS; i++) {
-        if (i) {
-            ngx_http_canary_out_literal(out, ",");
-        }
-
-        ngx_http_canary_out_uint(out, counts[i]);
-    }
-
+    ngx_http_canary_out_uints(out, counts, NGX_HTTP_CANARY_HIST_BUCKETS);
     ngx_http_canary_out_literal(out, "]");
 }
 
@@ -383,15 +373,18 @@ static void
 ngx_http_canary_json_quantiles(ngx_http_canary_out_t *out,
     const ngx_http_canary_hist_t *h)
 {
+    double  us[3];
+
+    static const double  qs[3] = { 0.50, 0.95, 0.99 };
+
+    ngx_http_canary_hist_quantiles(h->counts, qs, 3, us);
+
     ngx_http_canary_out_literal(out, "\"p50_ms\":");
-    ngx_http_canary_out_double(out,
-        ngx_http_canary_hist_quantile(h->counts, 0.50) / 1000, 3);
+    ngx_http_canary_out_double(out, us[0] / 1000, 3);
     ngx_http_canary_out_literal(out, ",\"p95_ms\":");
-    ngx_http_canary_out_double(out,
-        ngx_http_canary_hist_quantile(h->counts, 0.95) / 1000, 3);
+    ngx_http_canary_out_double(out, us[1] / 1000, 3);
     ngx_http_canary_out_literal(out, ",\"p99_ms\":");
-    ngx_http_canary_out_double(out,
-        ngx_http_canary_hist_quantile(h->counts, 0.99) / 1000, 3);
+    ngx_http_canary_out_double(out, us[2] / 1000, 3);
 }
 
 

@@ -214,6 +214,8 @@ ngx_http_canary_prom_histogram(ngx_http_canary_out_t *out, const char *name,
 {
     size_t                                 i, v, b, len;
     uint64_t                               cum, le;
+    unsigned char                          series[512];
+    ngx_http_canary_out_t                  so;
     const ngx_http_canary_hist_t          *h;
     const ngx_http_canary_split_report_t  *s;
 
@@ -231,6 +233,16 @@ ngx_http_canary_prom_histogram(ngx_http_canary_out_t *out, const char *name,
                          : &s->variants[v].latency;
             cum = 0;
 
+            /* NAME_bucket{split="...",variant="...": once for 81 lines */
+            so.pos = series;
+            so.end = series + sizeof(series);
+            so.need = 0;
+
+            ngx_http_canary_out_bytes(&so, name, len);
+            ngx_http_canary_out_literal(&so, "_bucket");
+            ngx_http_canary_prom_labels(&so, s,
+                                        ngx_http_canary_prom_variants[v]);
+
             for (b = 0; b < NGX_HTTP_CANARY_HIST_BUCKETS - 1; b++) {
                 cum += h->counts[b];
 
@@ -240,10 +252,17 @@ ngx_http_canary_prom_histogram(ngx_http_canary_out_t *out, const char *name,
 
                 le = ngx_http_canary_hist_upper(b);
 
-                ngx_http_canary_out_bytes(out, name, len);
-                ngx_http_canary_out_literal(out, "_bucket");
-                ngx_http_canary_prom_labels(out, s,
+                if (so.need <= sizeof(series)) {
+                    ngx_http_canary_out_bytes(out, series, so.need);
+
+                } else {
+                    /* a name too long to keep aside: written each time */
+                    ngx_http_canary_out_bytes(out, name, len);
+                    ngx_http_canary_out_literal(out, "_bucket");
+                    ngx_http_canary_prom_labels(out, s,
                                             ngx_http_canary_prom_variants[v]);
+                }
+
                 ngx_http_canary_out_literal(out, ",le=\"");
                 ngx_http_canary_out_fixed(out, le, 6);
                 ngx_http_canary_out_literal(out, "\"}");

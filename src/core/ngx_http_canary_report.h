@@ -192,13 +192,16 @@ typedef struct {
 
 /*
  * The renderers' numbers are written by hand, as ngx_sprintf() does:
- * _uint and _int as "%llu" and "%lld"; _fixed(n, d) as "%llu.%0*llu" of
+ * _uint and _int as "%llu" and "%lld"; _uints as "%llu" of each of n,
+ * comma-separated; _fixed(n, d) as "%llu.%0*llu" of
  * n / 10^d and n % 10^d (d 0 to 9; no point with 0); _double(x, d) as
  * printf's "%.*f", byte for byte (the exact value of x, rounded half to
  * even, as glibc does).
  */
 void ngx_http_canary_out_uint(ngx_http_canary_out_t *out, uint64_t n);
 void ngx_http_canary_out_int(ngx_http_canary_out_t *out, int64_t n);
+void ngx_http_canary_out_uints(ngx_http_canary_out_t *out, const uint64_t *v,
+    size_t n);
 void ngx_http_canary_out_fixed(ngx_http_canary_out_t *out, uint64_t n,
     unsigned digits);
 void ngx_http_canary_out_double(ngx_http_canary_out_t *out, double x,
