@@ -10,13 +10,55 @@
  *
  * Checked: every value falls in the bucket whose bounds hold it (the
  * sidecar links the same code); a quantile is a bucket midpoint (or the
- * last bucket's lower bound) and grows with q.
+ * last bucket's lower bound) and grows with q; it is the rank's bucket
+ * as a plain scan finds it, also when several are asked at once
+ * (_quantiles, in any order).
  */
 
+
+#include <math.h>
 
 #include "fuzz_input.h"
 
 #include "ngx_http_canary_histogram.h"
+
+
+/* the definition, plainly: the bucket where the rank ceil(q * total) is */
+static double
+reference_quantile(const uint64_t *counts, double q)
+{
+    size_t    i;
+    uint64_t  total, rank, seen;
+
+    total = 0;
+
+    for (i = 0; i < NGX_HTTP_CANARY_HIST_BUCKETS; i++) {
+        total += counts[i];
+    }
+
+    if (total == 0) {
+        return 0;
+    }
+
+    rank = (uint64_t) ceil(q * (double) total);
+
+    if (rank == 0) {
+        rank = 1;
+    }
+
+    seen = 0;
+
+    for (i = 0; i < NGX_HTTP_CANARY_HIST_BUCKETS - 1; i++) {
+        seen += counts[i];
+
+        if (seen >= rank) {
+            return ((double) ngx_http_canary_hist_lower(i)
+                    + (double) ngx_http_canary_hist_upper(i)) / 2;
+        }
+    }
+
+    return (double) ngx_http_canary_hist_lower(i);
+}
 
 
 int
@@ -67,7 +109,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     size_t     i, n, b;
-    double     q, qs[4], v, prev;
+    double     q, qs[5], all[5], v, alone, prev;
     uint64_t   us, counts[NGX_HTTP_CANARY_HIST_BUCKETS];
     fuzz_in_t  in;
 
@@ -125,6 +167,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     v = ngx_http_canary_hist_quantile(counts, q);
 
     fuzz_assert(midpoint_or_last(v), "q %g: %g", q, v);
+
+    /* at once, q last (below the others or not): the plain scan's */
+    qs[4] = q;
+
+    ngx_http_canary_hist_quantiles(counts, qs, 5, all);
+
+    for (i = 0; i < 5; i++) {
+        v = reference_quantile(counts, qs[i]);
+        alone = ngx_http_canary_hist_quantile(counts, qs[i]);
+
+        fuzz_assert(all[i] == v && alone == v,
+                    "q %g: %g at once, %g alone, %g by a plain scan", qs[i],
+                    all[i], alone, v);
+    }
 
     return 0;
 }

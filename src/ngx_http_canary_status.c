@@ -41,6 +41,15 @@ static ngx_str_t  ngx_http_canary_types[] = {
 };
 
 
+/*
+ * Bytes per split of this worker's last page in each format (JSON,
+ * Prometheus): a size hint, nothing more, so that a scrape allocates
+ * and renders once.  A wrong hint costs a second rendering, never a
+ * wrong page.
+ */
+static size_t  ngx_http_canary_status_per_split[2];
+
+
 char *
 ngx_http_canary_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
@@ -213,19 +222,32 @@ ngx_http_canary_status_format(ngx_http_request_t *r,
 }
 
 
-/* render into a buffer of the estimated size; if short, once more exact */
+/*
+ * Render into a buffer of the size the last page had per split, an
+ * eighth and 8k more (counters gain digits, the Prometheus help text is
+ * per page); if short, once more into one of exactly the size counted.
+ * Without a last page, the estimate: the most the page can take.
+ */
 
 static ngx_int_t
 ngx_http_canary_status_render(ngx_http_request_t *r,
     ngx_http_canary_format_e format, ngx_http_canary_report_t *rep,
     ngx_buf_t **out)
 {
-    size_t                 size;
+    size_t                 size, *per_split;
     ngx_buf_t             *b;
     ngx_uint_t             pass;
     ngx_http_canary_out_t  o;
 
-    size = ngx_http_canary_render_estimate(rep->nsplits);
+    per_split = &ngx_http_canary_status_per_split[
+                    format == NGX_HTTP_CANARY_FORMAT_PROMETHEUS ? 1 : 0];
+
+    if (*per_split) {
+        size = rep->nsplits * (*per_split + *per_split / 8) + 8192;
+
+    } else {
+        size = ngx_http_canary_render_estimate(rep->nsplits);
+    }
 
     for (pass = 0; pass < 2; pass++) {
         b = ngx_create_temp_buf(r->pool, size + 1);
@@ -244,11 +266,22 @@ ngx_http_canary_status_render(ngx_http_request_t *r,
             ngx_http_canary_render_json(&o, rep);
         }
 
+        if (rep->nsplits) {
+            *per_split = o.need / rep->nsplits + 1;
+        }
+
         if (o.need <= size) {
             b->last = b->pos + o.need;
             *out = b;
             return NGX_OK;
         }
+
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "canary status: %uz bytes, over the %uz expected",
+                       o.need, size);
+
+        /* a large block of the pool: it can go now */
+        (void) ngx_pfree(r->pool, b->start);
 
         size = o.need;
     }

@@ -45,8 +45,20 @@ ngx_http_canary_hist_upper(size_t i)
 double
 ngx_http_canary_hist_quantile(const uint64_t *counts, double q)
 {
-    size_t    i;
-    uint64_t  total, rank, seen;
+    double  v;
+
+    ngx_http_canary_hist_quantiles(counts, &q, 1, &v);
+
+    return v;
+}
+
+
+void
+ngx_http_canary_hist_quantiles(const uint64_t *counts, const double *qs,
+    size_t n, double *values)
+{
+    size_t    i, k;
+    uint64_t  total, rank, last, seen;
 
     total = 0;
 
@@ -54,27 +66,45 @@ ngx_http_canary_hist_quantile(const uint64_t *counts, double q)
         total += counts[i];
     }
 
-    if (total == 0) {
-        return 0;
-    }
-
-    rank = (uint64_t) ceil(q * (double) total);
-
-    if (rank == 0) {
-        rank = 1;
-    }
-
+    i = 0;
     seen = 0;
+    last = 0;
 
-    for (i = 0; i < NGX_HTTP_CANARY_HIST_BUCKETS - 1; i++) {
-        seen += counts[i];
+    for (k = 0; k < n; k++) {
+        if (total == 0) {
+            values[k] = 0;
+            continue;
+        }
 
-        if (seen >= rank) {
-            return ((double) ngx_http_canary_hist_lower(i)
-                    + (double) ngx_http_canary_hist_upper(i)) / 2;
+        rank = (uint64_t) ceil(qs[k] * (double) total);
+
+        if (rank == 0) {
+            rank = 1;
+        }
+
+        /* a lower rank than the last: scan from the start again */
+        if (rank < last) {
+            i = 0;
+            seen = 0;
+        }
+
+        last = rank;
+
+        /* the first bucket where the requests seen reach the rank */
+        while (i < NGX_HTTP_CANARY_HIST_BUCKETS - 1
+               && seen + counts[i] < rank)
+        {
+            seen += counts[i];
+            i++;
+        }
+
+        if (i < NGX_HTTP_CANARY_HIST_BUCKETS - 1) {
+            values[k] = ((double) ngx_http_canary_hist_lower(i)
+                         + (double) ngx_http_canary_hist_upper(i)) / 2;
+
+        } else {
+            /* the overflow bucket has no upper bound: its lower one */
+            values[k] = (double) ngx_http_canary_hist_lower(i);
         }
     }
-
-    /* the overflow bucket has no upper bound: report its lower one */
-    return (double) ngx_http_canary_hist_lower(i);
 }

@@ -68,5 +68,9 @@ uint64_t ngx_http_canary_hist_lower(size_t i);
  */
 double ngx_http_canary_hist_quantile(const uint64_t *counts, double q);
 
+/* n quantiles at once, each as _quantile() gives it: one pass if qs grow */
+void ngx_http_canary_hist_quantiles(const uint64_t *counts, const double *qs,
+    size_t n, double *values);
+
 
 #endif /* _NGX_HTTP_CANARY_HISTOGRAM_H_INCLUDED_ */

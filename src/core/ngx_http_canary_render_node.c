@@ -14,6 +14,7 @@
 
 static void ngx_http_canary_node_variant(ngx_http_canary_out_t *out,
     const char *name, const ngx_http_canary_variant_report_t *v);
+static void ngx_http_canary_node_bool(ngx_http_canary_out_t *out, int b);
 
 
 void
@@ -26,25 +27,32 @@ ngx_http_canary_render_node(ngx_http_canary_out_t *out,
 
     n = ngx_http_canary_format_weight(weight, s->weight);
 
-    ngx_http_canary_out_printf(out, "{\"v\":%d,\"node\":",
-                               NGX_HTTP_CANARY_NODE_VERSION);
+    ngx_http_canary_out_literal(out, "{\"v\":");
+    ngx_http_canary_out_int(out, NGX_HTTP_CANARY_NODE_VERSION);
+    ngx_http_canary_out_literal(out, ",\"node\":");
     ngx_http_canary_out_json_string(out, node->node.data, node->node.len);
-    ngx_http_canary_out_printf(out, ",\"instance\":");
+    ngx_http_canary_out_literal(out, ",\"instance\":");
     ngx_http_canary_out_json_string(out, node->instance.data,
                                     node->instance.len);
-    ngx_http_canary_out_printf(out, ",\"pid\":%lld,\"split\":",
-                               (long long) node->pid);
+    ngx_http_canary_out_literal(out, ",\"pid\":");
+    ngx_http_canary_out_int(out, node->pid);
+    ngx_http_canary_out_literal(out, ",\"split\":");
     ngx_http_canary_out_json_string(out, s->name.data, s->name.len);
 
-    ngx_http_canary_out_printf(out,
-        ",\"generation\":%llu,\"weight\":%.*s,\"enabled\":%s,"
-        "\"guard_tripped\":%s,\"created\":%lld,\"interval_ms\":%llu,"
-        "\"hist\":\"" NGX_HTTP_CANARY_NODE_HIST "\"",
-        (unsigned long long) s->generation, (int) n, weight,
-        s->enabled ? "true" : "false",
-        s->guard.tripped ? "true" : "false",
-        (long long) s->created,
-        (unsigned long long) node->interval_ms);
+    ngx_http_canary_out_literal(out, ",\"generation\":");
+    ngx_http_canary_out_uint(out, s->generation);
+    ngx_http_canary_out_literal(out, ",\"weight\":");
+    ngx_http_canary_out_bytes(out, weight, n);
+    ngx_http_canary_out_literal(out, ",\"enabled\":");
+    ngx_http_canary_node_bool(out, s->enabled);
+    ngx_http_canary_out_literal(out, ",\"guard_tripped\":");
+    ngx_http_canary_node_bool(out, s->guard.tripped);
+    ngx_http_canary_out_literal(out, ",\"created\":");
+    ngx_http_canary_out_int(out, s->created);
+    ngx_http_canary_out_literal(out, ",\"interval_ms\":");
+    ngx_http_canary_out_uint(out, node->interval_ms);
+    ngx_http_canary_out_literal(out,
+        ",\"hist\":\"" NGX_HTTP_CANARY_NODE_HIST "\"");
 
     ngx_http_canary_node_variant(out, NGX_HTTP_CANARY_SIDE_STABLE,
                                  &s->variants[0]);
@@ -57,26 +65,32 @@ ngx_http_canary_render_node(ngx_http_canary_out_t *out,
      * stages in fleet mode; none without
      */
     if (s->shadow.configured) {
-        ngx_http_canary_out_printf(out,
-            ",\"shadow\":{\"requests\":%llu,\"compared\":%llu,"
-            "\"matched\":%llu,\"mismatched\":{\"status\":%llu,"
-            "\"body\":%llu},\"canary_errors\":%llu,\"timeouts\":%llu,"
-            "\"skipped\":{\"method\":%llu,\"body_too_large\":%llu,"
-            "\"in_flight\":%llu,\"stable_error\":%llu}}",
-            (unsigned long long) s->shadow.requests,
-            (unsigned long long) s->shadow.compared,
-            (unsigned long long) s->shadow.matched,
-            (unsigned long long) s->shadow.mismatched_status,
-            (unsigned long long) s->shadow.mismatched_body,
-            (unsigned long long) s->shadow.canary_errors,
-            (unsigned long long) s->shadow.timeouts,
-            (unsigned long long) s->shadow.skipped_method,
-            (unsigned long long) s->shadow.skipped_body_too_large,
-            (unsigned long long) s->shadow.skipped_in_flight,
-            (unsigned long long) s->shadow.skipped_stable_error);
+        ngx_http_canary_out_literal(out, ",\"shadow\":{\"requests\":");
+        ngx_http_canary_out_uint(out, s->shadow.requests);
+        ngx_http_canary_out_literal(out, ",\"compared\":");
+        ngx_http_canary_out_uint(out, s->shadow.compared);
+        ngx_http_canary_out_literal(out, ",\"matched\":");
+        ngx_http_canary_out_uint(out, s->shadow.matched);
+        ngx_http_canary_out_literal(out, ",\"mismatched\":{\"status\":");
+        ngx_http_canary_out_uint(out, s->shadow.mismatched_status);
+        ngx_http_canary_out_literal(out, ",\"body\":");
+        ngx_http_canary_out_uint(out, s->shadow.mismatched_body);
+        ngx_http_canary_out_literal(out, "},\"canary_errors\":");
+        ngx_http_canary_out_uint(out, s->shadow.canary_errors);
+        ngx_http_canary_out_literal(out, ",\"timeouts\":");
+        ngx_http_canary_out_uint(out, s->shadow.timeouts);
+        ngx_http_canary_out_literal(out, ",\"skipped\":{\"method\":");
+        ngx_http_canary_out_uint(out, s->shadow.skipped_method);
+        ngx_http_canary_out_literal(out, ",\"body_too_large\":");
+        ngx_http_canary_out_uint(out, s->shadow.skipped_body_too_large);
+        ngx_http_canary_out_literal(out, ",\"in_flight\":");
+        ngx_http_canary_out_uint(out, s->shadow.skipped_in_flight);
+        ngx_http_canary_out_literal(out, ",\"stable_error\":");
+        ngx_http_canary_out_uint(out, s->shadow.skipped_stable_error);
+        ngx_http_canary_out_literal(out, "}}");
     }
 
-    ngx_http_canary_out_printf(out, "}");
+    ngx_http_canary_out_literal(out, "}");
 }
 
 
@@ -84,36 +98,58 @@ static void
 ngx_http_canary_node_variant(ngx_http_canary_out_t *out, const char *name,
     const ngx_http_canary_variant_report_t *v)
 {
-    size_t       i;
-    const char  *sep;
+    size_t  i, r, n;
 
-    ngx_http_canary_out_printf(out,
-        ",\"%s\":{\"requests\":%llu,\"responses\":[%llu,%llu,%llu,%llu,"
-        "%llu],\"upstream_errors\":%llu,\"latency\":\"",
-        name,
-        (unsigned long long) v->requests,
-        (unsigned long long) v->responses[0],
-        (unsigned long long) v->responses[1],
-        (unsigned long long) v->responses[2],
-        (unsigned long long) v->responses[3],
-        (unsigned long long) v->responses[4],
-        (unsigned long long) v->upstream_errors);
+    ngx_http_canary_out_literal(out, ",\"");
+    ngx_http_canary_out_cstr(out, name);
+    ngx_http_canary_out_literal(out, "\":{\"requests\":");
+    ngx_http_canary_out_uint(out, v->requests);
+    ngx_http_canary_out_literal(out, ",\"responses\":[");
+
+    for (r = 0; r < 5; r++) {
+        if (r) {
+            ngx_http_canary_out_literal(out, ",");
+        }
+
+        ngx_http_canary_out_uint(out, v->responses[r]);
+    }
+
+    ngx_http_canary_out_literal(out, "],\"upstream_errors\":");
+    ngx_http_canary_out_uint(out, v->upstream_errors);
+    ngx_http_canary_out_literal(out, ",\"latency\":\"");
 
     /* only the buckets that hold requests: a few dozen of 322 */
-    sep = "";
+    n = 0;
 
     for (i = 0; i < NGX_HTTP_CANARY_HIST_BUCKETS; i++) {
         if (v->latency.counts[i] == 0) {
             continue;
         }
 
-        ngx_http_canary_out_printf(out, "%s%zu:%llu", sep, i,
-                                   (unsigned long long) v->latency.counts[i]);
-        sep = ",";
+        if (n++) {
+            ngx_http_canary_out_literal(out, ",");
+        }
+
+        ngx_http_canary_out_uint(out, i);
+        ngx_http_canary_out_literal(out, ":");
+        ngx_http_canary_out_uint(out, v->latency.counts[i]);
     }
 
-    ngx_http_canary_out_printf(out, "\",\"window_s\":%u,"
-                               "\"window_requests\":%llu}",
-                               v->window.seconds,
-                               (unsigned long long) v->window.requests);
+    ngx_http_canary_out_literal(out, "\",\"window_s\":");
+    ngx_http_canary_out_uint(out, v->window.seconds);
+    ngx_http_canary_out_literal(out, ",\"window_requests\":");
+    ngx_http_canary_out_uint(out, v->window.requests);
+    ngx_http_canary_out_literal(out, "}");
+}
+
+
+static void
+ngx_http_canary_node_bool(ngx_http_canary_out_t *out, int b)
+{
+    if (b) {
+        ngx_http_canary_out_literal(out, "true");
+
+    } else {
+        ngx_http_canary_out_literal(out, "false");
+    }
 }

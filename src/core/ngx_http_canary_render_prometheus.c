@@ -8,6 +8,8 @@
  */
 
 
+#include <string.h>
+
 #include "ngx_http_canary_parse.h"
 #include "ngx_http_canary_report.h"
 
@@ -30,6 +32,12 @@ static void ngx_http_canary_prom_cohorts(ngx_http_canary_out_t *out,
     const ngx_http_canary_report_t *rep);
 static void ngx_http_canary_prom_state(ngx_http_canary_out_t *out,
     const ngx_http_canary_report_t *rep);
+static void ngx_http_canary_prom_value(ngx_http_canary_out_t *out,
+    uint64_t value);
+static void ngx_http_canary_prom_flag(ngx_http_canary_out_t *out, int flag);
+static void ngx_http_canary_prom_weight(ngx_http_canary_out_t *out,
+    uint32_t weight);
+static void ngx_http_canary_prom_le(ngx_http_canary_out_t *out, size_t b);
 
 
 static const char  *ngx_http_canary_prom_variants[] = { "stable", "canary" };
@@ -54,11 +62,13 @@ ngx_http_canary_render_prometheus(ngx_http_canary_out_t *out,
             vr = &s->variants[v];
 
             for (c = 0; c < 5; c++) {
-                ngx_http_canary_out_printf(out, "canary_requests_total");
+                ngx_http_canary_out_literal(out, "canary_requests_total");
                 ngx_http_canary_prom_labels(out, s,
                                             ngx_http_canary_prom_variants[v]);
-                ngx_http_canary_out_printf(out, ",code=\"%zuxx\"} %llu\n",
-                    c + 1, (unsigned long long) vr->responses[c]);
+                ngx_http_canary_out_literal(out, ",code=\"");
+                ngx_http_canary_out_uint(out, c + 1);
+                ngx_http_canary_out_literal(out, "xx\"}");
+                ngx_http_canary_prom_value(out, vr->responses[c]);
             }
         }
     }
@@ -72,11 +82,11 @@ ngx_http_canary_render_prometheus(ngx_http_canary_out_t *out,
         s = &rep->splits[i];
 
         for (v = 0; v < 2; v++) {
-            ngx_http_canary_out_printf(out, "canary_upstream_errors_total");
+            ngx_http_canary_out_literal(out, "canary_upstream_errors_total");
             ngx_http_canary_prom_labels(out, s,
                                         ngx_http_canary_prom_variants[v]);
-            ngx_http_canary_out_printf(out, "} %llu\n",
-                (unsigned long long) s->variants[v].upstream_errors);
+            ngx_http_canary_out_literal(out, "}");
+            ngx_http_canary_prom_value(out, s->variants[v].upstream_errors);
         }
     }
 
@@ -104,26 +114,27 @@ ngx_http_canary_render_prometheus(ngx_http_canary_out_t *out,
     if (rep->redis.configured) {
         ngx_http_canary_prom_family(out, "canary_redis_connected", "gauge",
             "1 while the syncing worker has both Redis connections up.");
-        ngx_http_canary_out_printf(out, "canary_redis_connected %d\n",
-                                   rep->redis.connected ? 1 : 0);
+        ngx_http_canary_out_literal(out, "canary_redis_connected");
+        ngx_http_canary_prom_flag(out, rep->redis.connected);
 
         ngx_http_canary_prom_family(out,
             "canary_redis_last_sync_timestamp_seconds", "gauge",
             "When the weights were last read from Redis (0: never).");
-        ngx_http_canary_out_printf(out,
-            "canary_redis_last_sync_timestamp_seconds %lld\n",
-            (long long) rep->redis.last_sync);
+        ngx_http_canary_out_literal(out,
+            "canary_redis_last_sync_timestamp_seconds ");
+        ngx_http_canary_out_int(out, rep->redis.last_sync);
+        ngx_http_canary_out_literal(out, "\n");
     }
 
     ngx_http_canary_prom_family(out, "canary_zone_size_bytes", "gauge",
         "Size of the canary shared memory zone.");
-    ngx_http_canary_out_printf(out, "canary_zone_size_bytes %zu\n",
-                               rep->zone_size);
+    ngx_http_canary_out_literal(out, "canary_zone_size_bytes");
+    ngx_http_canary_prom_value(out, rep->zone_size);
 
     ngx_http_canary_prom_family(out, "canary_zone_used_bytes", "gauge",
         "Bytes of the canary shared memory zone in use.");
-    ngx_http_canary_out_printf(out, "canary_zone_used_bytes %zu\n",
-                               rep->zone_used);
+    ngx_http_canary_out_literal(out, "canary_zone_used_bytes");
+    ngx_http_canary_prom_value(out, rep->zone_used);
 }
 
 
@@ -131,8 +142,52 @@ static void
 ngx_http_canary_prom_family(ngx_http_canary_out_t *out, const char *name,
     const char *type, const char *help)
 {
-    ngx_http_canary_out_printf(out, "# HELP %s %s\n# TYPE %s %s\n",
-                               name, help, name, type);
+    ngx_http_canary_out_literal(out, "# HELP ");
+    ngx_http_canary_out_cstr(out, name);
+    ngx_http_canary_out_literal(out, " ");
+    ngx_http_canary_out_cstr(out, help);
+    ngx_http_canary_out_literal(out, "\n# TYPE ");
+    ngx_http_canary_out_cstr(out, name);
+    ngx_http_canary_out_literal(out, " ");
+    ngx_http_canary_out_cstr(out, type);
+    ngx_http_canary_out_literal(out, "\n");
+}
+
+
+/* " VALUE\n": a sample's value ends its line */
+
+static void
+ngx_http_canary_prom_value(ngx_http_canary_out_t *out, uint64_t value)
+{
+    ngx_http_canary_out_literal(out, " ");
+    ngx_http_canary_out_uint(out, value);
+    ngx_http_canary_out_literal(out, "\n");
+}
+
+
+static void
+ngx_http_canary_prom_flag(ngx_http_canary_out_t *out, int flag)
+{
+    if (flag) {
+        ngx_http_canary_out_literal(out, " 1\n");
+
+    } else {
+        ngx_http_canary_out_literal(out, " 0\n");
+    }
+}
+
+
+static void
+ngx_http_canary_prom_weight(ngx_http_canary_out_t *out, uint32_t weight)
+{
+    size_t         n;
+    unsigned char  buf[NGX_HTTP_CANARY_WEIGHT_LEN];
+
+    n = ngx_http_canary_format_weight(buf, weight);
+
+    ngx_http_canary_out_literal(out, " ");
+    ngx_http_canary_out_bytes(out, buf, n);
+    ngx_http_canary_out_literal(out, "\n");
 }
 
 
@@ -142,12 +197,14 @@ static void
 ngx_http_canary_prom_labels(ngx_http_canary_out_t *out,
     const ngx_http_canary_split_report_t *s, const char *variant)
 {
-    ngx_http_canary_out_printf(out, "{split=\"");
+    ngx_http_canary_out_literal(out, "{split=\"");
     ngx_http_canary_out_label_value(out, s->name.data, s->name.len);
-    ngx_http_canary_out_printf(out, "\"");
+    ngx_http_canary_out_literal(out, "\"");
 
     if (variant) {
-        ngx_http_canary_out_printf(out, ",variant=\"%s\"", variant);
+        ngx_http_canary_out_literal(out, ",variant=\"");
+        ngx_http_canary_out_cstr(out, variant);
+        ngx_http_canary_out_literal(out, "\"");
     }
 }
 
@@ -156,10 +213,14 @@ static void
 ngx_http_canary_prom_histogram(ngx_http_canary_out_t *out, const char *name,
     const ngx_http_canary_report_t *rep, int upstream)
 {
-    size_t                                 i, v, b;
-    uint64_t                               cum, le;
+    size_t                                 i, v, b, len;
+    uint64_t                               cum;
+    unsigned char                          series[512];
+    ngx_http_canary_out_t                  so;
     const ngx_http_canary_hist_t          *h;
     const ngx_http_canary_split_report_t  *s;
+
+    len = strlen(name);
 
     ngx_http_canary_prom_family(out, name, "histogram",
         upstream ? "Upstream response time of routed requests."
@@ -173,6 +234,16 @@ ngx_http_canary_prom_histogram(ngx_http_canary_out_t *out, const char *name,
                          : &s->variants[v].latency;
             cum = 0;
 
+            /* NAME_bucket{split="...",variant="...": once for 81 lines */
+            so.pos = series;
+            so.end = series + sizeof(series);
+            so.need = 0;
+
+            ngx_http_canary_out_bytes(&so, name, len);
+            ngx_http_canary_out_literal(&so, "_bucket");
+            ngx_http_canary_prom_labels(&so, s,
+                                        ngx_http_canary_prom_variants[v]);
+
             for (b = 0; b < NGX_HTTP_CANARY_HIST_BUCKETS - 1; b++) {
                 cum += h->counts[b];
 
@@ -180,38 +251,92 @@ ngx_http_canary_prom_histogram(ngx_http_canary_out_t *out, const char *name,
                     continue;
                 }
 
-                le = ngx_http_canary_hist_upper(b);
+                if (so.need <= sizeof(series)) {
+                    ngx_http_canary_out_bytes(out, series, so.need);
 
-                ngx_http_canary_out_printf(out, "%s_bucket", name);
-                ngx_http_canary_prom_labels(out, s,
+                } else {
+                    /* a name too long to keep aside: written each time */
+                    ngx_http_canary_out_bytes(out, name, len);
+                    ngx_http_canary_out_literal(out, "_bucket");
+                    ngx_http_canary_prom_labels(out, s,
                                             ngx_http_canary_prom_variants[v]);
-                ngx_http_canary_out_printf(out,
-                    ",le=\"%llu.%06llu\"} %llu\n",
-                    (unsigned long long) le / 1000000,
-                    (unsigned long long) le % 1000000,
-                    (unsigned long long) cum);
+                }
+
+                ngx_http_canary_out_literal(out, ",le=\"");
+                ngx_http_canary_prom_le(out, b);
+                ngx_http_canary_out_literal(out, "\"}");
+                ngx_http_canary_prom_value(out, cum);
             }
 
-            ngx_http_canary_out_printf(out, "%s_bucket", name);
+            ngx_http_canary_out_bytes(out, name, len);
+            ngx_http_canary_out_literal(out, "_bucket");
             ngx_http_canary_prom_labels(out, s,
                                         ngx_http_canary_prom_variants[v]);
-            ngx_http_canary_out_printf(out, ",le=\"+Inf\"} %llu\n",
-                                       (unsigned long long) h->count);
+            ngx_http_canary_out_literal(out, ",le=\"+Inf\"}");
+            ngx_http_canary_prom_value(out, h->count);
 
-            ngx_http_canary_out_printf(out, "%s_sum", name);
+            ngx_http_canary_out_bytes(out, name, len);
+            ngx_http_canary_out_literal(out, "_sum");
             ngx_http_canary_prom_labels(out, s,
                                         ngx_http_canary_prom_variants[v]);
-            ngx_http_canary_out_printf(out, "} %llu.%06llu\n",
-                (unsigned long long) h->sum_us / 1000000,
-                (unsigned long long) h->sum_us % 1000000);
+            ngx_http_canary_out_literal(out, "} ");
+            ngx_http_canary_out_fixed(out, h->sum_us, 6);
+            ngx_http_canary_out_literal(out, "\n");
 
-            ngx_http_canary_out_printf(out, "%s_count", name);
+            ngx_http_canary_out_bytes(out, name, len);
+            ngx_http_canary_out_literal(out, "_count");
             ngx_http_canary_prom_labels(out, s,
                                         ngx_http_canary_prom_variants[v]);
-            ngx_http_canary_out_printf(out, "} %llu\n",
-                                       (unsigned long long) h->count);
+            ngx_http_canary_out_literal(out, "}");
+            ngx_http_canary_prom_value(out, h->count);
         }
     }
+}
+
+
+/*
+ * Bucket b's upper bound in seconds ("%llu.%06llu"); the bounds are the
+ * layout's, the same in every histogram: their text is made once per
+ * process (3,240 lines of a page of 10 splits)
+ */
+
+static void
+ngx_http_canary_prom_le(ngx_http_canary_out_t *out, size_t b)
+{
+    size_t                 i;
+    ngx_http_canary_out_t  o;
+
+    /* "67.108864" at most; len 0: not made yet */
+    static unsigned char   text[NGX_HTTP_CANARY_HIST_BUCKETS
+                                / NGX_HTTP_CANARY_PROM_STEP + 1][16];
+    static unsigned char   len[NGX_HTTP_CANARY_HIST_BUCKETS
+                               / NGX_HTTP_CANARY_PROM_STEP + 1];
+
+    i = b / NGX_HTTP_CANARY_PROM_STEP;
+
+    if (b % NGX_HTTP_CANARY_PROM_STEP == 0
+        && i < sizeof(len) && len[i] == 0)
+    {
+        o.pos = text[i];
+        o.end = text[i] + sizeof(text[i]);
+        o.need = 0;
+
+        ngx_http_canary_out_fixed(&o, ngx_http_canary_hist_upper(b), 6);
+
+        /* cannot be longer: the bounds are constants */
+        if (o.need <= sizeof(text[i])) {
+            len[i] = (unsigned char) o.need;
+        }
+    }
+
+    if (b % NGX_HTTP_CANARY_PROM_STEP == 0
+        && i < sizeof(len) && len[i] != 0)
+    {
+        ngx_http_canary_out_bytes(out, text[i], len[i]);
+        return;
+    }
+
+    ngx_http_canary_out_fixed(out, ngx_http_canary_hist_upper(b), 6);
 }
 
 
@@ -220,8 +345,7 @@ ngx_http_canary_prom_per_split(ngx_http_canary_out_t *out,
     const ngx_http_canary_report_t *rep, const char *name, const char *help,
     int which)
 {
-    size_t                                 i, n;
-    unsigned char                          buf[NGX_HTTP_CANARY_WEIGHT_LEN];
+    size_t                                 i;
     const ngx_http_canary_split_report_t  *s;
 
     ngx_http_canary_prom_family(out, name, "gauge", help);
@@ -229,33 +353,30 @@ ngx_http_canary_prom_per_split(ngx_http_canary_out_t *out,
     for (i = 0; i < rep->nsplits; i++) {
         s = &rep->splits[i];
 
-        ngx_http_canary_out_printf(out, "%s", name);
+        ngx_http_canary_out_cstr(out, name);
         ngx_http_canary_prom_labels(out, s, NULL);
+        ngx_http_canary_out_literal(out, "}");
 
         switch (which) {
 
         case 0:
-            n = ngx_http_canary_format_weight(buf, s->weight);
-            ngx_http_canary_out_printf(out, "} %.*s\n", (int) n, buf);
+            ngx_http_canary_prom_weight(out, s->weight);
             break;
 
         case 1:
-            ngx_http_canary_out_printf(out, "} %d\n", s->enabled ? 1 : 0);
+            ngx_http_canary_prom_flag(out, s->enabled);
             break;
 
         case 2:
-            ngx_http_canary_out_printf(out, "} %llu\n",
-                                       (unsigned long long) s->generation);
+            ngx_http_canary_prom_value(out, s->generation);
             break;
 
         case 3:
-            ngx_http_canary_out_printf(out, "} %d\n",
-                                       s->guard.tripped ? 1 : 0);
+            ngx_http_canary_prom_flag(out, s->guard.tripped);
             break;
 
         default:
-            ngx_http_canary_out_printf(out, "} %d\n",
-                                       s->rolled_back ? 1 : 0);
+            ngx_http_canary_prom_flag(out, s->rolled_back);
         }
     }
 }
@@ -271,9 +392,8 @@ static void
 ngx_http_canary_prom_cohorts(ngx_http_canary_out_t *out,
     const ngx_http_canary_report_t *rep)
 {
-    size_t                                  i, k, v, n, which;
+    size_t                                  i, k, v, which;
     uint64_t                                value;
-    unsigned char                           buf[NGX_HTTP_CANARY_WEIGHT_LEN];
     const char                             *name;
     const ngx_http_canary_cohort_report_t  *c;
     const ngx_http_canary_split_report_t   *s;
@@ -287,12 +407,12 @@ ngx_http_canary_prom_cohorts(ngx_http_canary_out_t *out,
         for (k = 0; k < s->ncohorts; k++) {
             c = &s->cohorts[k];
 
-            ngx_http_canary_out_printf(out, "canary_cohort_weight_percent");
+            ngx_http_canary_out_literal(out, "canary_cohort_weight_percent");
             ngx_http_canary_prom_labels(out, s, NULL);
-            ngx_http_canary_out_printf(out, ",cohort=\"");
+            ngx_http_canary_out_literal(out, ",cohort=\"");
             ngx_http_canary_out_label_value(out, c->name.data, c->name.len);
-            n = ngx_http_canary_format_weight(buf, c->weight);
-            ngx_http_canary_out_printf(out, "\"} %.*s\n", (int) n, buf);
+            ngx_http_canary_out_literal(out, "\"}");
+            ngx_http_canary_prom_weight(out, c->weight);
         }
     }
 
@@ -314,14 +434,14 @@ ngx_http_canary_prom_cohorts(ngx_http_canary_out_t *out,
                 for (v = 0; v < 2; v++) {
                     value = which ? c->responses_5xx[v] : c->requests[v];
 
-                    ngx_http_canary_out_printf(out, "%s", name);
+                    ngx_http_canary_out_cstr(out, name);
                     ngx_http_canary_prom_labels(out, s,
                                           ngx_http_canary_prom_variants[v]);
-                    ngx_http_canary_out_printf(out, ",cohort=\"");
+                    ngx_http_canary_out_literal(out, ",cohort=\"");
                     ngx_http_canary_out_label_value(out, c->name.data,
                                                     c->name.len);
-                    ngx_http_canary_out_printf(out, "\"} %llu\n",
-                                               (unsigned long long) value);
+                    ngx_http_canary_out_literal(out, "\"}");
+                    ngx_http_canary_prom_value(out, value);
                 }
             }
         }
@@ -348,11 +468,11 @@ ngx_http_canary_prom_state(ngx_http_canary_out_t *out,
     for (i = 0; i < rep->nsplits; i++) {
         s = &rep->splits[i];
 
-        ngx_http_canary_out_printf(out, "canary_split_info");
+        ngx_http_canary_out_literal(out, "canary_split_info");
         ngx_http_canary_prom_labels(out, s, NULL);
-        ngx_http_canary_out_printf(out, ",state=\"");
+        ngx_http_canary_out_literal(out, ",state=\"");
         ngx_http_canary_out_label_value(out, s->state, s->state_len);
-        ngx_http_canary_out_printf(out, "\"} 1\n");
+        ngx_http_canary_out_literal(out, "\"} 1\n");
     }
 
     ngx_http_canary_prom_family(out, "canary_pinned_tenants", "gauge",
@@ -362,11 +482,11 @@ ngx_http_canary_prom_state(ngx_http_canary_out_t *out,
         s = &rep->splits[i];
 
         for (v = 0; v < 2; v++) {
-            ngx_http_canary_out_printf(out, "canary_pinned_tenants");
+            ngx_http_canary_out_literal(out, "canary_pinned_tenants");
             ngx_http_canary_prom_labels(out, s,
                                         ngx_http_canary_prom_variants[v]);
-            ngx_http_canary_out_printf(out, "} %llu\n",
-                                       (unsigned long long) s->pins[v]);
+            ngx_http_canary_out_literal(out, "}");
+            ngx_http_canary_prom_value(out, s->pins[v]);
         }
     }
 }
@@ -381,9 +501,8 @@ static void
 ngx_http_canary_prom_shadow(ngx_http_canary_out_t *out,
     const ngx_http_canary_report_t *rep)
 {
-    size_t                                  i, k, n;
+    size_t                                  i, k;
     uint64_t                                value;
-    unsigned char                           buf[NGX_HTTP_CANARY_WEIGHT_LEN];
     const ngx_http_canary_shadow_report_t  *sh;
 
     static const struct {
@@ -433,49 +552,49 @@ ngx_http_canary_prom_shadow(ngx_http_canary_out_t *out,
                 continue;
             }
 
-            ngx_http_canary_out_printf(out, "%s", families[k].name);
+            ngx_http_canary_out_cstr(out, families[k].name);
             ngx_http_canary_prom_labels(out, &rep->splits[i], NULL);
 
             switch (k) {
 
             case 0:
-                n = ngx_http_canary_format_weight(buf, sh->percent);
-                ngx_http_canary_out_printf(out, "} %.*s\n", (int) n, buf);
+                ngx_http_canary_out_literal(out, "}");
+                ngx_http_canary_prom_weight(out, sh->percent);
                 continue;
 
             case 3:
-                ngx_http_canary_out_printf(out, ",kind=\"status\"} %llu\n",
-                    (unsigned long long) sh->mismatched_status);
-                ngx_http_canary_out_printf(out, "%s", families[k].name);
+                ngx_http_canary_out_literal(out, ",kind=\"status\"}");
+                ngx_http_canary_prom_value(out, sh->mismatched_status);
+                ngx_http_canary_out_cstr(out, families[k].name);
                 ngx_http_canary_prom_labels(out, &rep->splits[i], NULL);
-                ngx_http_canary_out_printf(out, ",kind=\"body\"} %llu\n",
-                    (unsigned long long) sh->mismatched_body);
+                ngx_http_canary_out_literal(out, ",kind=\"body\"}");
+                ngx_http_canary_prom_value(out, sh->mismatched_body);
                 continue;
 
             case 6:
-                ngx_http_canary_out_printf(out, ",reason=\"method\"} %llu\n",
-                    (unsigned long long) sh->skipped_method);
-                ngx_http_canary_out_printf(out, "%s", families[k].name);
+                ngx_http_canary_out_literal(out, ",reason=\"method\"}");
+                ngx_http_canary_prom_value(out, sh->skipped_method);
+                ngx_http_canary_out_cstr(out, families[k].name);
                 ngx_http_canary_prom_labels(out, &rep->splits[i], NULL);
-                ngx_http_canary_out_printf(out,
-                    ",reason=\"body_too_large\"} %llu\n",
-                    (unsigned long long) sh->skipped_body_too_large);
-                ngx_http_canary_out_printf(out, "%s", families[k].name);
+                ngx_http_canary_out_literal(out,
+                                            ",reason=\"body_too_large\"}");
+                ngx_http_canary_prom_value(out, sh->skipped_body_too_large);
+                ngx_http_canary_out_cstr(out, families[k].name);
                 ngx_http_canary_prom_labels(out, &rep->splits[i], NULL);
-                ngx_http_canary_out_printf(out,
-                    ",reason=\"in_flight\"} %llu\n",
-                    (unsigned long long) sh->skipped_in_flight);
-                ngx_http_canary_out_printf(out, "%s", families[k].name);
+                ngx_http_canary_out_literal(out, ",reason=\"in_flight\"}");
+                ngx_http_canary_prom_value(out, sh->skipped_in_flight);
+                ngx_http_canary_out_cstr(out, families[k].name);
                 ngx_http_canary_prom_labels(out, &rep->splits[i], NULL);
-                ngx_http_canary_out_printf(out,
-                    ",reason=\"stable_error\"} %llu\n",
-                    (unsigned long long) sh->skipped_stable_error);
+                ngx_http_canary_out_literal(out,
+                                            ",reason=\"stable_error\"}");
+                ngx_http_canary_prom_value(out, sh->skipped_stable_error);
                 continue;
 
             case 7:
-                ngx_http_canary_out_printf(out, "} %.6f\n",
-                                           (double) sh->matched
-                                           / (double) sh->compared);
+                ngx_http_canary_out_literal(out, "} ");
+                ngx_http_canary_out_double(out, (double) sh->matched
+                                                / (double) sh->compared, 6);
+                ngx_http_canary_out_literal(out, "\n");
                 continue;
 
             case 1:
@@ -494,8 +613,8 @@ ngx_http_canary_prom_shadow(ngx_http_canary_out_t *out,
                 value = sh->timeouts;
             }
 
-            ngx_http_canary_out_printf(out, "} %llu\n",
-                                       (unsigned long long) value);
+            ngx_http_canary_out_literal(out, "}");
+            ngx_http_canary_prom_value(out, value);
         }
     }
 }

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 #include "ngx_http_canary_guard_rule.h"
@@ -179,7 +180,8 @@ typedef struct {
 
 /*
  * An output buffer that never overflows: what does not fit is counted in
- * "need", so the caller can allocate that much and render again.
+ * "need", so the caller can allocate that much and render again.  Once a
+ * piece did not fit, nothing more is written: what was is a prefix.
  */
 typedef struct {
     unsigned char                    *pos;
@@ -187,6 +189,24 @@ typedef struct {
     size_t                            need;
 } ngx_http_canary_out_t;
 
+
+/*
+ * The renderers' numbers are written by hand, as ngx_sprintf() does:
+ * _uint and _int as "%llu" and "%lld"; _uints as "%llu" of each of n,
+ * comma-separated; _fixed(n, d) as "%llu.%0*llu" of
+ * n / 10^d and n % 10^d (d 0 to 9; no point with 0); _double(x, d) as
+ * printf's "%.*f", byte for byte (the exact value of x, rounded half to
+ * even, as glibc does).
+ */
+void ngx_http_canary_out_uint(ngx_http_canary_out_t *out, uint64_t n);
+void ngx_http_canary_out_int(ngx_http_canary_out_t *out, int64_t n);
+void ngx_http_canary_out_uints(ngx_http_canary_out_t *out, const uint64_t *v,
+    size_t n);
+void ngx_http_canary_out_fixed(ngx_http_canary_out_t *out, uint64_t n,
+    unsigned digits);
+void ngx_http_canary_out_double(ngx_http_canary_out_t *out, double x,
+    unsigned digits);
+void ngx_http_canary_out_cstr(ngx_http_canary_out_t *out, const char *s);
 
 void ngx_http_canary_out_printf(ngx_http_canary_out_t *out,
     const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -210,6 +230,33 @@ void ngx_http_canary_render_node(ngx_http_canary_out_t *out,
 
 /* bytes a rendering of nsplits splits takes at most, to size the buffer */
 size_t ngx_http_canary_render_estimate(size_t nsplits);
+
+
+/* the renderers' strings: copied as they are */
+
+static inline void
+ngx_http_canary_out_bytes(ngx_http_canary_out_t *out, const void *p,
+    size_t len)
+{
+    out->need += len;
+
+    if (len == 0) {
+        return;
+    }
+
+    if (len <= (size_t) (out->end - out->pos)) {
+        memcpy(out->pos, p, len);
+        out->pos += len;
+        return;
+    }
+
+    /* did not fit: stop writing, keep counting */
+    out->end = out->pos;
+}
+
+
+#define ngx_http_canary_out_literal(out, s)                                   \
+    ngx_http_canary_out_bytes(out, s, sizeof(s) - 1)
 
 
 #endif /* _NGX_HTTP_CANARY_REPORT_H_INCLUDED_ */
