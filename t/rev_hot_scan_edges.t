@@ -9,7 +9,7 @@
 # overrides on several lines (the first in configuration order wins), the
 # key as the last line of a request with more headers than the first
 # part of nginx's header list holds (20), key header names shorter than
-# 8 and longer than 64 bytes, and HTTP/2, whose header hash nginx
+# 8 and longer than 64 bytes, spelled with "_", and HTTP/2, whose header hash nginx
 # computes elsewhere.
 
 use strict;
@@ -66,6 +66,7 @@ ${\ $t->origins }
     server {
         listen 127.0.0.1:$port;
         listen 127.0.0.1:$h2 http2;
+        underscores_in_headers on;
 
         location / {
             canary app;
@@ -159,8 +160,10 @@ forced(ask('/', 'Cookie: canary=never', "$long: yes"), 'header', 'canary',
 hashed(ask('/long', @fill, "$lkey_h: t-70"), 't-70', '70-byte key header');
 hashed(ask('/long', uc($lkey_h) . ": t-71"), 't-71',
        '70-byte key header, uppercase');
-hashed(ask('/long', "$lkey: t-72"), 't-72',
-       '70-byte key header with "_" dropped') if 0;
+hashed(ask('/long', @fill, "$lkey: t-72"), 't-72',
+       '70-byte key header spelled with "_"');
+hashed(ask('/', @fill, 'X_Tenant_Id: u-1'), 'u-1',
+       'X_Tenant_Id (underscores_in_headers on) after 24 lines');
 forced(ask('/long', @fill, 'Cookie2: yes', "$lkey_h: t"), 'header',
        'canary', 'override of 7 bytes beside the long key');
 
@@ -172,7 +175,7 @@ hashed(ask('/short', 'ab: k3', 'Cookie: canary=always'), 'k3',
 # HTTP/2: nginx hashes the header names itself (ngx_hash_key)
 SKIP: {
     my $curl = `curl --version 2>/dev/null`;
-    skip 'no curl with HTTP/2', 12 unless $curl =~ /HTTP2/;
+    skip 'no curl with HTTP/2', 15 unless $curl =~ /HTTP2/;
 
     my $get = sub {
         my ($path, @h) = @_;
@@ -195,6 +198,8 @@ SKIP: {
     hashed($get->('/', 'X-Tenant-Id: h2-1'), 'h2-1', 'HTTP/2 key');
     hashed($get->('/', (map { "X-G$_: v" } 1 .. 25), 'X-Tenant-Id: h2-2'),
            'h2-2', 'HTTP/2 key after 25 lines');
+    hashed($get->('/', 'x_tenant_id: h2-4'), 'h2-4',
+           'HTTP/2 key spelled with "_"');
     forced($get->('/', "$long: yes", 'X-Tenant-Id: h2-3'), 'header',
            'canary', 'HTTP/2 override of 70 bytes');
     forced($get->('/', 'Cookie: a=1', 'Cookie: canary=never'), 'cookie',
