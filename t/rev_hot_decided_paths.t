@@ -7,7 +7,8 @@
 # counts exactly the requests it counted before; internal redirects
 # (rewrite ... last, error_page to a named location, try_files) keep or
 # remake the decision as before ("canary off" has none), and a location of another split after a
-# server-level one decides again.
+# server-level one decides again, and SSI subrequests decide for
+# themselves under another split only.
 
 use strict;
 use warnings;
@@ -191,6 +192,21 @@ ${\ CanaryTest::expose_vars() }
             proxy_pass http://stable_up;
         }
 
+        location = /ssi {
+            ssi on;
+            default_type text/html;
+            return 200 'A:\$canary_bucket <!--# include virtual="/sub_other" --> <!--# include virtual="/sub_same" --> <!--# echo var="canary_reason" -->';
+        }
+
+        location = /sub_other {
+            canary other;
+            return 200 'O:\$canary_bucket';
+        }
+
+        location = /sub_same {
+            return 200 'S:\$canary_bucket';
+        }
+
         location = /canary_status { canary_status; }
     }
 EOF
@@ -222,6 +238,12 @@ for my $key ('k1', 'k2', 'tenant-33', 'x') {
     is $d->{status}, 200, 'try_files to a "canary off" location';
     is $d->{bucket}, undef,
        "try_files to \"canary off\": no decision there ($key)";
+
+    my $res2 = $t2->get($p2, '/ssi', $h);
+    my ($ba, $bo) = map { CanaryTest::bucket($_, $key) } qw(s1 other-salt);
+    is $res2->{content}, "A:$ba O:$bo S:$ba hash",
+       "SSI: a subrequest of another split decides for itself, one of the "
+       . "same split shares the request's ($key)";
 }
 
 $t2->stop;
