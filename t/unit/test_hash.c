@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "unit.h"
 
@@ -126,6 +128,70 @@ START_TEST(streaming_hash_equals_nginx_murmur2_unaligned_and_long)
             }
         }
     }
+}
+END_TEST
+
+
+/*
+ * The word loads never leave the salt or the key: each is put against an
+ * unreadable page, at its end and at its start, so that a load of a byte
+ * outside faults (without ASan too): salts of 0 to 9 bytes (":" at every
+ * place of a word), keys of 0 to 23.
+ */
+START_TEST(streaming_hash_reads_only_salt_and_key)
+{
+    long            pg;
+    size_t          salt_len, key_len, i, a, b;
+    unsigned char  *m, *spage, *kpage, salt[16], key[32], joined[64];
+    const unsigned char  *sp, *kp;
+
+    pg = sysconf(_SC_PAGESIZE);
+
+    /* unreadable, salt page, unreadable, key page, unreadable */
+    m = mmap(NULL, 5 * pg, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne(m, MAP_FAILED);
+    ck_assert_int_eq(mprotect(m, pg, PROT_NONE), 0);
+    ck_assert_int_eq(mprotect(m + 2 * pg, pg, PROT_NONE), 0);
+    ck_assert_int_eq(mprotect(m + 4 * pg, pg, PROT_NONE), 0);
+
+    spage = m + pg;
+    kpage = m + 3 * pg;
+
+    srand(3);
+
+    for (salt_len = 0; salt_len <= 9; salt_len++) {
+        for (key_len = 0; key_len < 24; key_len++) {
+
+            for (i = 0; i < salt_len; i++) {
+                salt[i] = (unsigned char) rand();
+            }
+
+            for (i = 0; i < key_len; i++) {
+                key[i] = (unsigned char) rand();
+            }
+
+            memcpy(joined, salt, salt_len);
+            joined[salt_len] = ':';
+            memcpy(joined + salt_len + 1, key, key_len);
+
+            for (a = 0; a < 2; a++) {
+                for (b = 0; b < 2; b++) {
+                    sp = a ? spage : spage + pg - salt_len;
+                    kp = b ? kpage : kpage + pg - key_len;
+
+                    memcpy((unsigned char *) sp, salt, salt_len);
+                    memcpy((unsigned char *) kp, key, key_len);
+
+                    ck_assert_uint_eq(
+                        ngx_http_canary_murmur2(sp, salt_len, kp, key_len),
+                        reference_murmur2(joined, salt_len + 1 + key_len));
+                }
+            }
+        }
+    }
+
+    munmap(m, 5 * pg);
 }
 END_TEST
 
