@@ -19,7 +19,8 @@ static ngx_uint_t ngx_http_canary_upstream_failed(ngx_http_request_t *r,
     ngx_uint_t status);
 static void ngx_http_canary_record_upstream(ngx_http_request_t *r,
     ngx_http_canary_shm_stats_t *st);
-/* not static: see its definition */
+/* not static: see its definition; hidden: no PLT */
+NGX_HTTP_CANARY_HIDDEN
 void ngx_http_canary_record_cohort(ngx_http_canary_ctx_t *ctx,
     ngx_uint_t status);
 static ngx_http_canary_shm_cohort_t *ngx_http_canary_cohort_moved(

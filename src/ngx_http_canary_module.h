@@ -12,6 +12,20 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+#include <zlib.h>
+
+/*
+ * The module's own functions are hidden: a call between its files is
+ * then a direct call, not one through the PLT.  nginx's dlsym() needs
+ * only ngx_modules, ngx_module_names and ngx_module_order (in the
+ * generated ngx_http_canary_module_modules.c, which does not include
+ * this header) and the module struct stays visible too.  System
+ * headers go above, so that libc and zlib are not declared hidden.
+ */
+#pragma GCC visibility push(hidden)
+
+/* for a function declared outside this header */
+#define NGX_HTTP_CANARY_HIDDEN  __attribute__((visibility("hidden")))
 
 #include "ngx_http_canary_contract.h"
 #include "ngx_http_canary_limits.h"
@@ -526,7 +540,8 @@ struct ngx_http_canary_ctx_s {
 };
 
 
-extern ngx_module_t  ngx_http_canary_module;
+extern ngx_module_t  ngx_http_canary_module
+    __attribute__((visibility("default")));
 
 
 /* ngx_http_canary_module.c */
@@ -658,6 +673,9 @@ void ngx_http_canary_shadow_report(ngx_http_canary_split_t *split,
 /* ngx_http_canary_balancer.c */
 char *ngx_http_canary_balancer(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+
+
+#pragma GCC visibility pop
 
 
 #endif /* _NGX_HTTP_CANARY_MODULE_H_INCLUDED_ */

@@ -37,7 +37,8 @@ static ngx_inline ngx_uint_t ngx_http_canary_equal(const u_char *a,
 static void ngx_http_canary_scan_headers(ngx_http_request_t *r,
     ngx_http_canary_split_t *split, ngx_str_t *name,
     ngx_http_canary_scan_t *scan);
-/* not static: see its definition */
+/* not static: see its definition; hidden: no PLT */
+NGX_HTTP_CANARY_HIDDEN
 ngx_uint_t ngx_http_canary_scan_patterns(ngx_http_request_t *r,
     ngx_http_canary_split_t *split, ngx_http_canary_scan_t *scan);
 static ngx_int_t ngx_http_canary_pattern_match(ngx_http_request_t *r,
@@ -56,7 +57,8 @@ static ngx_inline ngx_http_canary_ctx_t *ngx_http_canary_decided(
     ngx_http_request_t *r, ngx_http_canary_split_t *split);
 static ngx_str_t *ngx_http_canary_variable_str(ngx_http_canary_ctx_t *ctx,
     uintptr_t data);
-/* not static: see its definition */
+/* not static: see its definition; hidden: no PLT */
+NGX_HTTP_CANARY_HIDDEN
 ngx_int_t ngx_http_canary_variable_value(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data, ngx_http_canary_ctx_t *ctx);
 
