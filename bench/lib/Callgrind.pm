@@ -169,7 +169,7 @@ sub call_graph {
     open my $fh, '<', $out or die "bench: $out: $!\n";
 
     my (%oname, %fname, $ob, $fn, $cob, $cfn, $pending, %g);
-    my (%entries, %arcs, %from_mod);
+    my (%entries, %arcs, %from_mod, %delegated);
 
     $g{alloc_calls} = 0;
     $g{printf_calls} = 0;
@@ -201,6 +201,12 @@ sub call_graph {
 
             if ($is_mod->($from) && !$is_mod->($to)) {
                 $from_mod{$cname} = 1;
+
+                # canary_balancer hands the request to the chosen group's
+                # own balancer (group->peer.init): the plain proxy makes
+                # that call too, from ngx_http_upstream_init_request
+                $delegated{"$caller -> $cname"} += $ir
+                    if $caller eq 'ngx_http_canary_balancer_init_peer';
             }
 
             next;
@@ -238,6 +244,7 @@ sub call_graph {
     $g{entries} = \%entries;
     $g{arcs} = \%arcs;
     $g{nested} = \%nested;
+    $g{delegated} = \%delegated;
 
     return \%g;
 }
@@ -264,14 +271,18 @@ sub diff_per {
 # entry point is counted once per call from outside, so nothing is
 # counted twice unless the module calls back into itself through nginx
 # ("nested", printed).  ngx_http_canary_tick (a 100 ms timer, ~100x its
-# production share under valgrind) is left out and given apart.
+# production share under valgrind) is left out and given apart, and so
+# is the chosen group's own balancer that canary_balancer's init_peer
+# calls ("delegated": the plain proxy calls it too).
 sub module_own {
     my ($g1, $g2, $n) = @_;
 
     my $e = diff_per($g1->{entries}, $g2->{entries}, $n);
     my $arcs = diff_per($g1->{arcs}, $g2->{arcs}, $n);
     my $nested = diff_per($g1->{nested}, $g2->{nested}, $n);
-    my ($own, $timer) = (0, 0);
+    my $delegated = diff_per($g1->{delegated} // {},
+                             $g2->{delegated} // {}, $n);
+    my ($own, $timer, $deleg) = (0, 0, 0);
 
     for my $f (keys %$e) {
         if ($f =~ /^ngx_http_canary_tick$/) {
@@ -281,11 +292,16 @@ sub module_own {
         }
     }
 
+    # what the chosen group's balancer does is nginx's, not the module's
+    $deleg += $_ for values %$delegated;
+    $own -= $deleg;
+
     my $nest = 0;
     $nest += $_ for values %$nested;
 
     return { own => $own, timer => $timer, entries => $e, arcs => $arcs,
-             nested => $nested, nested_ir => $nest };
+             nested => $nested, nested_ir => $nest,
+             delegated => $delegated, delegated_ir => $deleg };
 }
 
 

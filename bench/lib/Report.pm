@@ -485,8 +485,13 @@ sub write {
                 ["callgrind: $xn module's own instructions <= 400 "
                  . 'Ir/request (entry points with what they call, the '
                  . '100 ms timer left out)',
-                 $X ? sprintf('%s Ir/request (%s)', fmt_num($X->{own}{own}),
-                              own_top($X->{own}))
+                 $X ? sprintf('%s Ir/request (%s%s)', fmt_num($X->{own}{own}),
+                              own_top($X->{own}),
+                              ($X->{own}{delegated_ir} // 0) >= 0.5
+                              ? sprintf('; less %.0f in the chosen group\'s '
+                                        . 'own balancer',
+                                        $X->{own}{delegated_ir})
+                              : '')
                     : $why,
                  $X ? $X->{own}{own} <= 400 : undef];
 
@@ -1013,7 +1018,10 @@ sub own_breakdown {
         . 'calls: listed as "nested" when it happens per request).  '
         . '`ngx_http_canary_tick`, a 100 ms timer, is left out: under '
         . 'valgrind a request takes ~100x longer, so its share here is '
-        . '~100x what it is in production; it is given apart.', '',
+        . '~100x what it is in production; it is given apart.  So is '
+        . 'the call canary_balancer\'s init_peer makes to the chosen '
+        . 'group\'s own balancer (keepalive, round robin): the plain '
+        . 'proxy makes that call too.', '',
         '| variant | entry point (caller) | Ir/request |', '|---|---|---|');
 
     for my $id (@$ids) {
@@ -1030,6 +1038,15 @@ sub own_breakdown {
                               $fn eq 'ngx_http_canary_tick'
                                   ? ' timer, left out' : '',
                               $arcs->{$arc});
+        }
+
+        my $dl = $o->{delegated} // {};
+
+        for my $arc (grep { abs($dl->{$_}) >= 0.5 } sort keys %$dl) {
+            push @md, sprintf('| (%s) | `%s`: the chosen group\'s own '
+                              . 'balancer, which the plain proxy calls '
+                              . 'too: left out | -%.0f |', $id, $arc,
+                              $dl->{$arc});
         }
 
         my @nest = grep { abs($o->{nested}{$_}) >= 0.5 }
